@@ -1,0 +1,452 @@
+//! Request and response bodies of `/api/v1`.
+//!
+//! Requests arrive as loosely typed structs (every field optional) so that a missing field is
+//! reported as a 422 naming it; each has a `parse` that turns it into a validated command or the
+//! list of fields that were refused.
+
+use crate::domain::{
+    Body, DisplayName, EmailAddress, ExpiresIn, FieldError, Password, Subject, Username,
+};
+use crate::ids::{MessageId, ThreadId, UserId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+fn required<'a>(
+    field: &'static str,
+    value: &'a Option<String>,
+    errors: &mut Vec<FieldError>,
+) -> Option<&'a str> {
+    if value.is_none() {
+        errors.push(FieldError::new(field, "is required"));
+    }
+    value.as_deref()
+}
+
+fn collect<T>(result: Result<T, FieldError>, errors: &mut Vec<FieldError>) -> Option<T> {
+    result.map_err(|e| errors.push(e)).ok()
+}
+
+/// `POST /api/v1/users`.
+#[derive(Clone, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateUserRequest {
+    /// 3-32 characters of `a-z 0-9 _ . -` (upper case is folded).
+    pub username: Option<String>,
+    /// Unique, case-insensitively.
+    pub email: Option<String>,
+    /// 8-256 characters.
+    pub password: Option<String>,
+    /// Defaults to the username.
+    pub display_name: Option<String>,
+}
+
+impl fmt::Debug for CreateUserRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreateUserRequest")
+            .field("username", &self.username)
+            .field("email", &self.email)
+            .field("display_name", &self.display_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A validated sign-up.
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    /// The login name.
+    pub username: Username,
+    /// The address notifications go to.
+    pub email: EmailAddress,
+    /// The password to hash.
+    pub password: Password,
+    /// The name shown to others.
+    pub display_name: DisplayName,
+}
+
+impl CreateUserRequest {
+    /// Validates every field, reporting all refusals at once.
+    pub fn parse(&self) -> Result<NewUser, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let username = required("username", &self.username, &mut errors)
+            .and_then(|u| collect(Username::parse(u), &mut errors));
+        let email = required("email", &self.email, &mut errors)
+            .and_then(|e| collect(EmailAddress::parse(e), &mut errors));
+        let password = required("password", &self.password, &mut errors)
+            .and_then(|p| collect(Password::parse(p), &mut errors));
+        let display_name = match &self.display_name {
+            Some(d) => collect(DisplayName::parse(d), &mut errors),
+            None => username.as_ref().map(DisplayName::from_username),
+        };
+        match (username, email, password, display_name) {
+            (Some(username), Some(email), Some(password), Some(display_name))
+                if errors.is_empty() =>
+            {
+                Ok(NewUser {
+                    username,
+                    email,
+                    password,
+                    display_name,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+/// `POST /api/v1/sessions`.
+#[derive(Clone, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateSessionRequest {
+    /// The username (any case).
+    pub username: Option<String>,
+    /// The password.
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for CreateSessionRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreateSessionRequest")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `PATCH /api/v1/me`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UpdateMeRequest {
+    /// A new display name.
+    pub display_name: Option<String>,
+    /// Settings to change; absent ones stay as they are.
+    pub settings: Option<SettingsPatch>,
+}
+
+/// The settings part of `PATCH /api/v1/me`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SettingsPatch {
+    /// Whether new messages are announced by email.
+    pub email_notifications: Option<bool>,
+}
+
+/// A validated profile change.
+#[derive(Clone, Debug, Default)]
+pub struct ProfileChange {
+    /// A new display name, if one was sent.
+    pub display_name: Option<DisplayName>,
+    /// A new email setting, if one was sent.
+    pub email_notifications: Option<bool>,
+}
+
+impl UpdateMeRequest {
+    /// Validates the change.
+    pub fn parse(&self) -> Result<ProfileChange, Vec<FieldError>> {
+        let display_name = match &self.display_name {
+            Some(d) => Some(DisplayName::parse(d).map_err(|e| vec![e])?),
+            None => None,
+        };
+        Ok(ProfileChange {
+            display_name,
+            email_notifications: self.settings.as_ref().and_then(|s| s.email_notifications),
+        })
+    }
+}
+
+/// `POST /api/v1/messages`: starts a thread.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateMessageRequest {
+    /// The recipient's username.
+    pub recipient: Option<String>,
+    /// 1-140 characters.
+    pub subject: Option<String>,
+    /// 1-64,000 characters.
+    pub body: Option<String>,
+    /// Seconds until the message disappears for both sides (10 to 2,592,000).
+    pub expires_in: Option<i64>,
+    /// The recipient can open the body once.
+    pub read_once: Option<bool>,
+}
+
+/// `POST /api/v1/threads/{id}/messages`: a reply. Any `subject` sent is ignored.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateReplyRequest {
+    /// 1-64,000 characters.
+    pub body: Option<String>,
+    /// Seconds until the message disappears for both sides (10 to 2,592,000).
+    pub expires_in: Option<i64>,
+    /// The recipient can open the body once.
+    pub read_once: Option<bool>,
+}
+
+/// The validated content of a message, new thread or reply.
+#[derive(Clone, Debug)]
+pub struct NewContent {
+    /// The text.
+    pub body: Body,
+    /// The lifetime of an ephemeral message.
+    pub expires_in: Option<ExpiresIn>,
+    /// Whether the recipient can read it once only.
+    pub read_once: bool,
+}
+
+/// A validated request to start a thread.
+#[derive(Clone, Debug)]
+pub struct NewThread {
+    /// Who it goes to.
+    pub recipient: Username,
+    /// The thread's subject.
+    pub subject: Subject,
+    /// The first message.
+    pub content: NewContent,
+}
+
+fn parse_content(
+    body: &Option<String>,
+    expires_in: Option<i64>,
+    read_once: Option<bool>,
+    errors: &mut Vec<FieldError>,
+) -> Option<NewContent> {
+    let body = required("body", body, errors).and_then(|b| collect(Body::parse(b), errors));
+    let expires_in = match expires_in {
+        Some(s) => Some(collect(ExpiresIn::parse(s), errors)?),
+        None => None,
+    };
+    Some(NewContent {
+        body: body?,
+        expires_in,
+        read_once: read_once.unwrap_or(false),
+    })
+}
+
+impl CreateMessageRequest {
+    /// Validates every field, reporting all refusals at once.
+    pub fn parse(&self) -> Result<NewThread, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let recipient = required("recipient", &self.recipient, &mut errors)
+            .and_then(|r| collect(Username::parse_field("recipient", r), &mut errors));
+        let subject = required("subject", &self.subject, &mut errors)
+            .and_then(|s| collect(Subject::parse(s), &mut errors));
+        let content = parse_content(&self.body, self.expires_in, self.read_once, &mut errors);
+        match (recipient, subject, content) {
+            (Some(recipient), Some(subject), Some(content)) if errors.is_empty() => Ok(NewThread {
+                recipient,
+                subject,
+                content,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+impl CreateReplyRequest {
+    /// Validates every field, reporting all refusals at once.
+    pub fn parse(&self) -> Result<NewContent, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        match parse_content(&self.body, self.expires_in, self.read_once, &mut errors) {
+            Some(content) if errors.is_empty() => Ok(content),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// A user as the account owner sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct User {
+    /// Opaque id.
+    pub id: UserId,
+    /// Login name, lower case.
+    pub username: String,
+    /// Notification address.
+    pub email: String,
+    /// Name shown to others.
+    pub display_name: String,
+    /// Whether this account may use the admin routes.
+    pub is_admin: bool,
+    /// When the account was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// How other people see a user: in the directory and on messages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UserSummary {
+    /// Opaque id.
+    pub id: UserId,
+    /// Login name.
+    pub username: String,
+    /// Name shown to others.
+    pub display_name: String,
+}
+
+/// The caller's settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Settings {
+    /// Whether new messages are announced by email.
+    pub email_notifications: bool,
+}
+
+/// `GET /api/v1/me`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Me {
+    /// The account.
+    #[serde(flatten)]
+    pub user: User,
+    /// Unread messages in threads that are not archived.
+    pub unread_count: i64,
+    /// The caller's settings.
+    pub settings: Settings,
+}
+
+/// `POST /api/v1/sessions` answer. The token is shown this once.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Session {
+    /// Bearer token for `Authorization: Bearer <token>`.
+    pub token: String,
+    /// Who it belongs to.
+    pub user: User,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One message, from the caller's point of view.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Message {
+    /// Opaque id.
+    pub id: MessageId,
+    /// The thread it belongs to.
+    pub thread_id: ThreadId,
+    /// The thread's subject (messages have none of their own).
+    pub subject: String,
+    /// The text; `null` for read-once messages outside the one read that consumes them.
+    pub body: Option<String>,
+    /// Who wrote it.
+    pub sender: UserSummary,
+    /// Who it went to.
+    pub recipient: UserSummary,
+    /// The caller's own read flag (a sender's own message starts read).
+    pub is_read: bool,
+    /// When it was sent.
+    pub created_at: DateTime<Utc>,
+    /// The message it answers.
+    pub in_reply_to: Option<MessageId>,
+    /// When it disappears, for ephemeral messages.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Whether the recipient can read the body once only.
+    pub read_once: bool,
+}
+
+/// The newest message of a thread the caller can see, in a thread listing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LastMessage {
+    /// Its id.
+    pub id: MessageId,
+    /// Who wrote it.
+    pub sender: UserSummary,
+    /// The first 100 characters on one line; `null` for read-once messages.
+    pub body_excerpt: Option<String>,
+    /// When it was sent.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A thread, from the caller's point of view.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Thread {
+    /// Opaque id.
+    pub id: ThreadId,
+    /// The subject every message in it shares.
+    pub subject: String,
+    /// Both people in the conversation.
+    pub participants: Vec<UserSummary>,
+    /// Messages the caller can see.
+    pub message_count: i64,
+    /// Of those, the ones the caller has not read.
+    pub unread_count: i64,
+    /// The newest message the caller can see.
+    pub last_message: Option<LastMessage>,
+    /// Time of the last activity in the thread.
+    pub last_message_at: DateTime<Utc>,
+    /// Archived by the caller.
+    pub archived: bool,
+    /// Muted by the caller.
+    pub muted: bool,
+}
+
+/// A page of a keyset-paginated listing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Page<T> {
+    /// This page's items.
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A plain list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Items<T> {
+    /// The items.
+    pub items: Vec<T>,
+}
+
+/// `GET /healthz` and `GET /readyz`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Health {
+    /// `ok` or `unavailable`.
+    pub status: String,
+    /// Per dependency: `ok` or what failed.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub checks: std::collections::BTreeMap<String, String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_request_reports_every_bad_field() {
+        let req = CreateMessageRequest {
+            recipient: None,
+            subject: Some("x".repeat(141)),
+            body: Some(String::new()),
+            expires_in: Some(5),
+            read_once: None,
+        };
+        let fields: Vec<_> = req
+            .parse()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["recipient", "subject", "body", "expires_in"]);
+    }
+
+    #[test]
+    fn create_user_debug_hides_the_password() {
+        let req = CreateUserRequest {
+            password: Some("hunter2hunter2".into()),
+            ..Default::default()
+        };
+        assert!(!format!("{req:?}").contains("hunter2"));
+    }
+}

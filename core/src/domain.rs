@@ -1,0 +1,478 @@
+//! Domain newtypes: every piece of user text is parsed here once, at the edge.
+//!
+//! Lengths count Unicode scalar values (Rust `char`s), not bytes, so a 140-emoji subject is
+//! valid. Text containing NUL (U+0000) is always refused: PostgreSQL cannot store it in `text`,
+//! and it has no business in a message.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Why one field of a request was refused: the field's name and a sentence for the caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    /// The request field, as named on the wire.
+    pub field: &'static str,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+impl FieldError {
+    /// A refusal of `field` for `reason`.
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+fn check_text(field: &'static str, raw: &str, min: usize, max: usize) -> Result<(), FieldError> {
+    if raw.contains('\0') {
+        return Err(FieldError::new(
+            field,
+            "must not contain NUL (U+0000) characters",
+        ));
+    }
+    let len = raw.chars().count();
+    if len < min || raw.trim().is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if len > max {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters (got {len})"),
+        ));
+    }
+    Ok(())
+}
+
+fn reject_control(field: &'static str, raw: &str) -> Result<(), FieldError> {
+    if raw.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            field,
+            "must be a single line without control characters",
+        ));
+    }
+    Ok(())
+}
+
+macro_rules! text_newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl $name {
+            /// The parsed value as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The parsed value, by value.
+            pub fn into_inner(self) -> String {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+text_newtype!(
+    /// A login name: 3 to 32 characters of `a-z 0-9 _ . -`, stored lower-case so that
+    /// uniqueness is case-insensitive.
+    Username
+);
+text_newtype!(
+    /// An email address: one `@`, a non-empty local part, a dotted domain, at most 254
+    /// characters, no spaces.
+    EmailAddress
+);
+text_newtype!(
+    /// The name shown next to messages: 1 to 64 characters on one line.
+    DisplayName
+);
+text_newtype!(
+    /// A thread's subject: 1 to 140 characters on one line.
+    Subject
+);
+text_newtype!(
+    /// A message body: 1 to 64,000 characters; line breaks allowed.
+    Body
+);
+
+impl Username {
+    /// Shortest accepted username.
+    pub const MIN: usize = 3;
+    /// Longest accepted username.
+    pub const MAX: usize = 32;
+
+    /// Parses a username, folding ASCII upper case to lower case (`Alice` is `alice`).
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        Self::parse_field("username", raw)
+    }
+
+    /// Like [`Username::parse`], reporting errors against another field name (e.g. `recipient`).
+    pub fn parse_field(field: &'static str, raw: &str) -> Result<Self, FieldError> {
+        let folded = raw.to_ascii_lowercase();
+        let len = folded.chars().count();
+        if !(Self::MIN..=Self::MAX).contains(&len) {
+            return Err(FieldError::new(
+                field,
+                format!(
+                    "must be {} to {} characters (got {len})",
+                    Self::MIN,
+                    Self::MAX
+                ),
+            ));
+        }
+        if !folded
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'))
+        {
+            return Err(FieldError::new(
+                field,
+                "may only contain a-z, 0-9, '_', '.' and '-'",
+            ));
+        }
+        Ok(Self(folded))
+    }
+}
+
+impl EmailAddress {
+    /// Longest accepted address (RFC 5321's path limit).
+    pub const MAX: usize = 254;
+
+    /// Parses an email address. Deliberately modest: deliverability is proven by sending.
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        const FIELD: &str = "email";
+        check_text(FIELD, raw, 3, Self::MAX)?;
+        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(FieldError::new(
+                FIELD,
+                "must not contain spaces or control characters",
+            ));
+        }
+        let Some((local, domain)) = raw.rsplit_once('@') else {
+            return Err(FieldError::new(
+                FIELD,
+                "must be an address like name@example.com",
+            ));
+        };
+        let domain_ok = domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains("..");
+        if local.is_empty() || local.contains('@') || !domain_ok {
+            return Err(FieldError::new(
+                FIELD,
+                "must be an address like name@example.com",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+}
+
+impl DisplayName {
+    /// Longest accepted display name.
+    pub const MAX: usize = 64;
+
+    /// Parses a display name, trimming surrounding whitespace.
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        const FIELD: &str = "display_name";
+        let trimmed = raw.trim();
+        check_text(FIELD, trimmed, 1, Self::MAX)?;
+        reject_control(FIELD, trimmed)?;
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    /// The display name a new account gets when none is given: its username.
+    pub fn from_username(username: &Username) -> Self {
+        Self(username.as_str().to_owned())
+    }
+}
+
+impl Subject {
+    /// Longest accepted subject, in characters.
+    pub const MAX: usize = 140;
+
+    /// Parses a subject. The text is kept exactly as sent.
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        check_text("subject", raw, 1, Self::MAX)?;
+        reject_control("subject", raw)?;
+        Ok(Self(raw.to_owned()))
+    }
+}
+
+impl Body {
+    /// Longest accepted body, in characters ("64k" taken as 64,000, as the service it replaces).
+    pub const MAX: usize = 64_000;
+
+    /// Parses a body. The text is kept exactly as sent.
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        check_text("body", raw, 1, Self::MAX)?;
+        Ok(Self(raw.to_owned()))
+    }
+}
+
+/// A password as typed: 8 to 256 characters. Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Shortest accepted password.
+    pub const MIN: usize = 8;
+    /// Longest accepted password; bounds the hashing work one request can ask for.
+    pub const MAX: usize = 256;
+
+    /// Parses a new password.
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        const FIELD: &str = "password";
+        if raw.contains('\0') {
+            return Err(FieldError::new(
+                FIELD,
+                "must not contain NUL (U+0000) characters",
+            ));
+        }
+        let len = raw.chars().count();
+        if !(Self::MIN..=Self::MAX).contains(&len) {
+            return Err(FieldError::new(
+                FIELD,
+                format!(
+                    "must be {} to {} characters (got {len})",
+                    Self::MIN,
+                    Self::MAX
+                ),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The password's text, for hashing or verifying.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+/// How long an ephemeral message lives: 10 seconds to 30 days.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpiresIn(u32);
+
+impl ExpiresIn {
+    /// Shortest lifetime, in seconds.
+    pub const MIN: i64 = 10;
+    /// Longest lifetime, in seconds (30 days).
+    pub const MAX: i64 = 2_592_000;
+
+    /// Parses a lifetime in seconds.
+    pub fn parse(seconds: i64) -> Result<Self, FieldError> {
+        if !(Self::MIN..=Self::MAX).contains(&seconds) {
+            return Err(FieldError::new(
+                "expires_in",
+                format!("must be between {} and {} seconds", Self::MIN, Self::MAX),
+            ));
+        }
+        Ok(Self(u32::try_from(seconds).unwrap_or(u32::MAX)))
+    }
+
+    /// The lifetime in seconds.
+    pub fn seconds(&self) -> u32 {
+        self.0
+    }
+}
+
+/// A client-chosen `Idempotency-Key`: 1 to 255 visible ASCII characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// Longest accepted key.
+    pub const MAX: usize = 255;
+
+    /// Parses the header's value.
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let ok =
+            !raw.is_empty() && raw.len() <= Self::MAX && raw.bytes().all(|b| b.is_ascii_graphic());
+        if !ok {
+            return Err(FieldError::new(
+                "Idempotency-Key",
+                format!("must be 1 to {} visible ASCII characters", Self::MAX),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The key's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The first `max` characters of `body` on one line, with `…` when cut.
+pub fn excerpt(body: &str, max: usize) -> String {
+    let mut flat = String::with_capacity(body.len().min(max * 4));
+    let mut count = 0;
+    let mut cut = false;
+    for word in body.split_whitespace() {
+        let sep = usize::from(count > 0);
+        if count + sep + word.chars().count() > max {
+            cut = true;
+            // Fill the rest of the line with the start of the word, so a long word still shows.
+            if count + sep < max {
+                if sep == 1 {
+                    flat.push(' ');
+                    count += 1;
+                }
+                flat.extend(word.chars().take(max - count));
+            }
+            break;
+        }
+        if sep == 1 {
+            flat.push(' ');
+        }
+        flat.push_str(word);
+        count += sep + word.chars().count();
+    }
+    if cut {
+        flat.push('…');
+    }
+    flat
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn subject_limit_counts_characters_not_bytes() {
+        let emoji = "🦀".repeat(140);
+        assert_eq!(Subject::parse(&emoji).unwrap().as_str(), emoji);
+        assert!(Subject::parse(&"🦀".repeat(141)).is_err());
+        assert!(Subject::parse(&"漢".repeat(140)).is_ok());
+    }
+
+    #[test]
+    fn body_limit_is_64000_characters() {
+        assert!(Body::parse(&"é".repeat(64_000)).is_ok());
+        let err = Body::parse(&"é".repeat(64_001)).unwrap_err();
+        assert_eq!(err.field, "body");
+    }
+
+    #[test]
+    fn nul_is_refused_everywhere() {
+        assert!(Subject::parse("a\0b").is_err());
+        assert!(Body::parse("a\0b").is_err());
+        assert!(Password::parse("password\0").is_err());
+        assert!(DisplayName::parse("a\0").is_err());
+        assert!(EmailAddress::parse("a\0@b.c").is_err());
+    }
+
+    #[test]
+    fn blank_text_is_refused() {
+        assert!(Subject::parse("   ").is_err());
+        assert!(Body::parse("\n\n").is_err());
+    }
+
+    #[test]
+    fn usernames_fold_to_lower_case_and_refuse_other_characters() {
+        assert_eq!(Username::parse("Alice").unwrap().as_str(), "alice");
+        assert!(Username::parse("al").is_err());
+        assert!(Username::parse(&"a".repeat(33)).is_err());
+        assert!(Username::parse("al ice").is_err());
+        assert!(Username::parse("ålice").is_err());
+        assert!(Username::parse("a_b.c-d").is_ok());
+    }
+
+    #[test]
+    fn emails_need_a_local_part_and_a_dotted_domain() {
+        assert!(EmailAddress::parse("alice@example.com").is_ok());
+        for bad in [
+            "alice",
+            "@example.com",
+            "alice@example",
+            "a b@example.com",
+            "a@.com",
+        ] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn password_debug_does_not_leak() {
+        let p = Password::parse("correct horse").unwrap();
+        assert!(!format!("{p:?}").contains("horse"));
+    }
+
+    #[test]
+    fn expires_in_bounds() {
+        assert!(ExpiresIn::parse(9).is_err());
+        assert!(ExpiresIn::parse(10).is_ok());
+        assert!(ExpiresIn::parse(2_592_000).is_ok());
+        assert!(ExpiresIn::parse(2_592_001).is_err());
+    }
+
+    #[test]
+    fn excerpt_flattens_and_cuts() {
+        assert_eq!(excerpt("hello\n\nworld", 100), "hello world");
+        assert_eq!(excerpt("one two three", 7), "one two…");
+        assert_eq!(excerpt(&"x".repeat(10), 4), "xxxx…");
+    }
+
+    proptest! {
+        #[test]
+        fn any_subject_that_parses_round_trips_and_fits(s in "\\PC{0,200}") {
+            if let Ok(subject) = Subject::parse(&s) {
+                prop_assert_eq!(subject.as_str(), s.as_str());
+                prop_assert!(subject.as_str().chars().count() <= Subject::MAX);
+                prop_assert!(!subject.as_str().contains('\0'));
+            }
+        }
+
+        #[test]
+        fn any_body_that_parses_fits(s in "\\PC{0,300}") {
+            if let Ok(body) = Body::parse(&s) {
+                prop_assert!(body.as_str().chars().count() <= Body::MAX);
+            }
+        }
+
+        #[test]
+        fn parsed_usernames_are_valid_and_lower_case(s in "[A-Za-z0-9_.\\- ]{0,40}") {
+            if let Ok(u) = Username::parse(&s) {
+                prop_assert_eq!(u.as_str(), s.to_ascii_lowercase());
+                prop_assert!((3..=32).contains(&u.as_str().len()));
+            }
+        }
+
+        #[test]
+        fn excerpt_never_exceeds_its_limit(s in "\\PC{0,300}", max in 1usize..120) {
+            let e = excerpt(&s, max);
+            prop_assert!(e.trim_end_matches('…').chars().count() <= max);
+        }
+    }
+}

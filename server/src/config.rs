@@ -1,0 +1,191 @@
+//! Layered settings: built-in defaults, then an optional TOML file, then environment variables.
+//!
+//! The file is `$CONVOS_CONFIG` if set, else `convos.toml` in the working directory if present.
+//! Environment variables win: `DATABASE_URL`, `REDIS_URL`, and every other setting as
+//! `CONVOS_<NAME>` (e.g. `CONVOS_ADDR`, `CONVOS_SEND_RATE_PER_MIN`).
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// The secret used when none is configured; refused in production.
+pub const DEV_SECRET_KEY: &str = "convos-development-secret-do-not-use-in-production";
+
+/// Where the process runs, which picks log format and safety checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// Pretty logs, default secrets allowed.
+    Development,
+    /// JSON logs; refuses to start with default secrets.
+    Production,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, coloured.
+    Pretty,
+    /// One JSON object a line.
+    Json,
+}
+
+/// Every server setting. Missing values take [`Settings::default`].
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// `development` (default) or `production`.
+    pub env: Environment,
+    /// Listen address (`CONVOS_ADDR`), default `127.0.0.1:8080`.
+    pub addr: SocketAddr,
+    /// PostgreSQL URL (`DATABASE_URL`).
+    pub database_url: SecretString,
+    /// Redis URL (`REDIS_URL`).
+    pub redis_url: SecretString,
+    /// Prefix of every Redis key this server writes, so several deployments or tests can share
+    /// one Redis.
+    pub redis_prefix: String,
+    /// Messages (new threads and replies) one user may send a minute.
+    pub send_rate_per_min: u32,
+    /// Failed logins allowed per username a minute.
+    pub login_failures_per_min: u32,
+    /// Signs tokens in links (e.g. unsubscribe). Must be set in production.
+    pub secret_key: SecretString,
+    /// The URL users reach this server at, for links.
+    pub public_url: String,
+    /// Apply pending migrations at start-up.
+    pub migrate_on_start: bool,
+    /// Upper bound of PostgreSQL connections this process opens.
+    pub db_max_connections: u32,
+    /// `pretty` or `json`; defaults to pretty in development and JSON in production.
+    pub log_format: Option<LogFormat>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            env: Environment::Development,
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: SecretString::from("postgres://localhost/convos"),
+            redis_url: SecretString::from("redis://127.0.0.1:6379"),
+            redis_prefix: "convos:".into(),
+            send_rate_per_min: 30,
+            login_failures_per_min: 10,
+            secret_key: SecretString::from(DEV_SECRET_KEY),
+            public_url: "http://127.0.0.1:8080".into(),
+            migrate_on_start: true,
+            db_max_connections: 20,
+            log_format: None,
+        }
+    }
+}
+
+/// Why the settings could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A source could not be read or a value has the wrong type.
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    /// A production deployment is missing a setting that has an unsafe default.
+    #[error("refusing to start in production: {0}")]
+    UnsafeInProduction(String),
+}
+
+impl Settings {
+    /// Loads settings from defaults, the optional file and the process environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::from_figment(Self::figment())
+    }
+
+    /// The layered sources, for tests that want to add their own on top.
+    pub fn figment() -> Figment {
+        let file = std::env::var("CONVOS_CONFIG").unwrap_or_else(|_| "convos.toml".into());
+        Figment::from(Toml::file(file))
+            .merge(Env::raw().only(&["DATABASE_URL", "REDIS_URL"]))
+            .merge(Env::prefixed("CONVOS_").ignore(&["CONFIG", "SERVER", "TOKEN"]))
+    }
+
+    /// Extracts and checks settings from `figment`.
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let settings: Settings = figment.extract().map_err(Box::new)?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.env == Environment::Production && self.secret_key.expose_secret() == DEV_SECRET_KEY
+        {
+            return Err(ConfigError::UnsafeInProduction(
+                "CONVOS_SECRET_KEY is not set (the built-in development secret is not allowed)"
+                    .into(),
+            ));
+        }
+        if self.secret_key.expose_secret().len() < 32 {
+            return Err(ConfigError::UnsafeInProduction(
+                "CONVOS_SECRET_KEY must be at least 32 characters".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The log format in force.
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format.unwrap_or(match self.env {
+            Environment::Development => LogFormat::Pretty,
+            Environment::Production => LogFormat::Json,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn environment_overrides_the_file_which_overrides_defaults() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "convos.toml",
+                "send_rate_per_min = 5\naddr = \"0.0.0.0:9000\"",
+            )?;
+            jail.set_env("CONVOS_SEND_RATE_PER_MIN", "7");
+            jail.set_env("DATABASE_URL", "postgres://db.example/convos");
+            let s = Settings::load().expect("settings load");
+            assert_eq!(s.send_rate_per_min, 7);
+            assert_eq!(s.addr.port(), 9000);
+            assert_eq!(
+                s.database_url.expose_secret(),
+                "postgres://db.example/convos"
+            );
+            assert_eq!(s.login_failures_per_min, 10);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn production_refuses_the_default_secret_and_names_the_setting() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CONVOS_ENV", "production");
+            let err = Settings::load().unwrap_err().to_string();
+            assert!(err.contains("CONVOS_SECRET_KEY"), "{err}");
+            jail.set_env(
+                "CONVOS_SECRET_KEY",
+                "a-real-secret-that-is-long-enough-0123456789",
+            );
+            let s = Settings::load().expect("settings load");
+            assert_eq!(s.log_format(), LogFormat::Json);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn debug_output_does_not_leak_secrets() {
+        let s = Settings::default();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains(DEV_SECRET_KEY));
+    }
+}

@@ -1,0 +1,136 @@
+//! The server's one error type and its mapping to HTTP, in one place.
+//!
+//! Client mistakes map to precise 4xx answers with the shared [`ErrorBody`]; anything else is a
+//! 500 whose body says nothing about the cause, which is logged instead.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use convos_core::{ErrorBody, FieldError};
+use convos_store::StoreError;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Shorthand for handler results.
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON, or not a JSON object.
+    #[error("{0}")]
+    MalformedJson(String),
+    /// The query string cannot be decoded.
+    #[error("{0}")]
+    MalformedQuery(String),
+    /// The body is not `application/json`.
+    #[error("expected a request body with Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// The body is over the limit.
+    #[error("the request body is larger than the 1 MiB limit")]
+    PayloadTooLarge,
+    /// One or more fields were refused.
+    #[error("the request has invalid fields")]
+    Validation(Vec<FieldError>),
+    /// No valid bearer token.
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    /// Wrong username or password (one answer for both, so accounts cannot be probed).
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    /// Missing, or not the caller's to see.
+    #[error("not found")]
+    NotFound,
+    /// The route exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// A unique value is already taken.
+    #[error("{0} is already taken")]
+    Conflict(&'static str),
+    /// Too many requests; try again after the given time.
+    #[error("too many requests; retry in {} seconds", .0.as_secs())]
+    RateLimited(Duration),
+    /// A dependency is down.
+    #[error("service unavailable")]
+    Unavailable,
+    /// A bug or an infrastructure failure.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// One refused field.
+    pub fn field(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, reason)])
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
+            ApiError::MalformedQuery(_) => (StatusCode::BAD_REQUEST, "malformed_query"),
+            ApiError::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::Conflict(field) => ApiError::Conflict(field),
+            StoreError::IdempotencyMismatch => ApiError::field(
+                "Idempotency-Key",
+                "was already used for a different request; use a new key",
+            ),
+            StoreError::Database(e) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match &self {
+            ApiError::Internal(e) => {
+                tracing::error!(error.cause_chain = ?e, "request failed");
+                "something went wrong on our side; it has been logged".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut body = ErrorBody::new(code, message);
+        if let ApiError::Validation(fields) = &self {
+            let map: BTreeMap<String, String> = fields
+                .iter()
+                .map(|f| (f.field.to_owned(), f.reason.clone()))
+                .collect();
+            body.error.fields = Some(map);
+        }
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::Unauthorized | ApiError::InvalidCredentials => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::RateLimited(wait) => {
+                let secs = wait.as_millis().div_ceil(1000).max(1);
+                if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
+                    headers.insert(header::RETRY_AFTER, value);
+                }
+            }
+            _ => {}
+        }
+        response
+    }
+}

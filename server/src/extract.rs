@@ -1,0 +1,212 @@
+//! Request extractors that turn every malformed input into an [`ApiError`].
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use convos_core::api::{Settings, User};
+use convos_core::{FieldError, IdempotencyKey};
+use convos_store::tokens::{self, TokenId};
+use serde::de::DeserializeOwned;
+use std::str::FromStr;
+
+/// The largest request body accepted.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// A JSON request body: 415 for another content type, 413 over the limit, 400 when it is not a
+/// JSON object, 422 naming the field when a value has the wrong type.
+#[derive(Debug)]
+pub struct ApiJson<T> {
+    /// The decoded body.
+    pub value: T,
+    /// The raw bytes, for fingerprinting idempotent requests.
+    pub raw: Bytes,
+}
+
+fn is_json(content_type: &str) -> bool {
+    let Some(mime) = content_type.split(';').next() else {
+        return false;
+    };
+    let mime = mime.trim().to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        if !content_type.is_some_and(is_json) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let raw = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::MalformedJson(format!("could not read the request body: {rejection}"))
+            }
+        })?;
+        let value: serde_json::Value = serde_json::from_slice(&raw)
+            .map_err(|e| ApiError::MalformedJson(format!("the body is not valid JSON: {e}")))?;
+        if !value.is_object() {
+            return Err(ApiError::MalformedJson(
+                "the body must be a JSON object".into(),
+            ));
+        }
+        let value = serde_path_to_error::deserialize(value).map_err(|e| {
+            let field = leak_field_name(e.path().to_string());
+            ApiError::Validation(vec![FieldError::new(field, e.into_inner().to_string())])
+        })?;
+        Ok(Self { value, raw })
+    }
+}
+
+/// Field names are `&'static str` everywhere else; a wrong-type error names a path that is not
+/// known statically, so map it back onto the known request fields.
+fn leak_field_name(path: String) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "username",
+        "email",
+        "password",
+        "display_name",
+        "settings",
+        "settings.email_notifications",
+        "recipient",
+        "subject",
+        "body",
+        "expires_in",
+        "read_once",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| **k == path)
+        .copied()
+        .unwrap_or("request")
+}
+
+/// The authenticated caller, from `Authorization: Bearer <token>`.
+#[derive(Clone, Debug)]
+pub struct AuthUser {
+    /// The account.
+    pub user: User,
+    /// Its settings.
+    pub settings: Settings,
+    /// The token used, so the session can be ended.
+    pub token: TokenId,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::Unauthorized)?;
+        let (token, user, settings) = tokens::authenticate(&state.db, token)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        Ok(Self {
+            user,
+            settings,
+            token,
+        })
+    }
+}
+
+/// Query parameters; a query string that cannot be decoded is a 400 with our error body.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Self(v))
+            .map_err(|e| ApiError::MalformedQuery(e.body_text()))
+    }
+}
+
+/// A path id; anything that does not parse is answered exactly like a missing id.
+pub fn parse_id<T: FromStr>(raw: &str) -> Result<T, ApiError> {
+    raw.parse().map_err(|_| ApiError::NotFound)
+}
+
+/// The optional `Idempotency-Key` header.
+pub struct IdempotencyHeader(pub Option<IdempotencyKey>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyHeader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get("idempotency-key") else {
+            return Ok(Self(None));
+        };
+        let raw = value
+            .to_str()
+            .map_err(|_| ApiError::field("Idempotency-Key", "must be visible ASCII characters"))?;
+        Ok(Self(Some(
+            IdempotencyKey::parse(raw).map_err(|e| ApiError::Validation(vec![e]))?,
+        )))
+    }
+}
+
+/// Parses an optional `limit` query parameter within `1..=max`.
+pub fn parse_limit(raw: Option<&str>, default: i64, max: i64) -> Result<i64, ApiError> {
+    match raw {
+        None => Ok(default),
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::field(
+                "limit",
+                format!("must be a number from 1 to {max}"),
+            )),
+        },
+    }
+}
+
+/// Parses an optional boolean query parameter.
+pub fn parse_bool(field: &'static str, raw: Option<&str>) -> Result<bool, ApiError> {
+    match raw {
+        None => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(_) => Err(ApiError::field(field, "must be true or false")),
+    }
+}
+
+/// Parses an optional keyset cursor.
+pub fn parse_cursor(raw: Option<&str>) -> Result<Option<convos_store::cursor::Cursor>, ApiError> {
+    raw.map(|c| {
+        convos_store::cursor::Cursor::decode(c)
+            .ok_or_else(|| ApiError::field("cursor", "is not a cursor returned by this API"))
+    })
+    .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json;
+
+    #[test]
+    fn json_content_types() {
+        assert!(is_json("application/json"));
+        assert!(is_json("application/json; charset=utf-8"));
+        assert!(is_json("application/merge-patch+json"));
+        assert!(!is_json("text/plain"));
+        assert!(!is_json("application/x-www-form-urlencoded"));
+    }
+}

@@ -1,0 +1,18 @@
+//! The Convos HTTP API server.
+//!
+//! `main.rs` only parses the command line; everything else is here so tests can boot the real
+//! application on a free port with [`startup::Application`].
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod rate_limit;
+pub mod routes;
+pub mod seed;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+
+pub use convos_store::MIGRATOR;

@@ -1,0 +1,182 @@
+//! Accounts: sign-up, sessions, the caller's profile and the user directory.
+
+use crate::auth;
+use crate::error::{ApiError, Result};
+use crate::extract::{ApiJson, ApiQuery, AuthUser, parse_limit};
+use crate::rate_limit::Decision;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use convos_core::api::{
+    CreateSessionRequest, CreateUserRequest, Items, Me, Session, UpdateMeRequest, User, UserSummary,
+};
+use convos_core::{ErrorBody, FieldError};
+use convos_store::{threads, tokens, users};
+use serde::Deserialize;
+use std::time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_user, list_users))
+        .routes(routes!(create_session))
+        .routes(routes!(delete_session))
+        .routes(routes!(get_me, update_me))
+}
+
+/// Creates an account.
+#[utoipa::path(post, path = "/api/v1/users", tag = "accounts",
+    request_body = CreateUserRequest,
+    responses(
+        (status = 201, description = "Created", body = User),
+        (status = 409, description = "Username or email taken", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody)))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    body: ApiJson<CreateUserRequest>,
+) -> Result<(StatusCode, Json<User>)> {
+    let new = body.value.parse().map_err(ApiError::Validation)?;
+    let password = new.password.clone();
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(anyhow::Error::from)??;
+    let user = users::insert(
+        &state.db,
+        &new.username,
+        &new.email,
+        &new.display_name,
+        &hash,
+        false,
+    )
+    .await?;
+    tracing::info!(user.id = %user.id, "account created");
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Logs in and returns a bearer token (shown this once).
+#[utoipa::path(post, path = "/api/v1/sessions", tag = "accounts",
+    request_body = CreateSessionRequest,
+    responses(
+        (status = 201, description = "Logged in", body = Session),
+        (status = 401, description = "Wrong username or password", body = ErrorBody),
+        (status = 429, description = "Too many failed logins for this username", body = ErrorBody)))]
+pub async fn create_session(
+    State(state): State<AppState>,
+    body: ApiJson<CreateSessionRequest>,
+) -> Result<(StatusCode, Json<Session>)> {
+    let req = body.value;
+    let mut missing = Vec::new();
+    if req.username.is_none() {
+        missing.push(FieldError::new("username", "is required"));
+    }
+    if req.password.is_none() {
+        missing.push(FieldError::new("password", "is required"));
+    }
+    let (Some(username), Some(password)) = (req.username, req.password) else {
+        return Err(ApiError::Validation(missing));
+    };
+    let subject = username.to_lowercase();
+    let limit = state.settings.login_failures_per_min;
+    if let Decision::Limited(wait) = state.limiter.check("login", &subject, limit).await {
+        return Err(ApiError::RateLimited(wait));
+    }
+    let found = users::credentials(&state.db, &username).await?;
+    let phc = found
+        .as_ref()
+        .map_or_else(|| state.dummy_hash.to_string(), |(_, h)| h.clone());
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &phc))
+        .await
+        .map_err(anyhow::Error::from)?;
+    let user_id = match (ok, found) {
+        (true, Some((id, _))) => id,
+        _ => {
+            state
+                .limiter
+                .hit("login", &subject, limit, Duration::from_secs(60))
+                .await;
+            return Err(ApiError::InvalidCredentials);
+        }
+    };
+    let token = auth::new_token();
+    tokens::insert(&state.db, user_id, &token).await?;
+    let (user, _) = users::get(&state.db, user_id).await?;
+    Ok((StatusCode::CREATED, Json(Session { token, user })))
+}
+
+/// Logs out: the token used for this request stops working.
+#[utoipa::path(delete, path = "/api/v1/sessions/current", tag = "accounts",
+    security(("bearer" = [])),
+    responses((status = 204, description = "Logged out"),
+        (status = 401, description = "No valid token", body = ErrorBody)))]
+pub async fn delete_session(State(state): State<AppState>, caller: AuthUser) -> Result<StatusCode> {
+    tokens::revoke(&state.db, caller.token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's account, unread total and settings.
+#[utoipa::path(get, path = "/api/v1/me", tag = "accounts",
+    security(("bearer" = [])),
+    responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+pub async fn get_me(State(state): State<AppState>, caller: AuthUser) -> Result<Json<Me>> {
+    let unread_count = threads::unread_total(&state.db, caller.user.id).await?;
+    Ok(Json(Me {
+        user: caller.user,
+        unread_count,
+        settings: caller.settings,
+    }))
+}
+
+/// Changes the caller's display name and settings.
+#[utoipa::path(patch, path = "/api/v1/me", tag = "accounts",
+    security(("bearer" = [])),
+    request_body = UpdateMeRequest,
+    responses((status = 200, body = Me), (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn update_me(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    body: ApiJson<UpdateMeRequest>,
+) -> Result<Json<Me>> {
+    let change = body.value.parse().map_err(ApiError::Validation)?;
+    let (user, settings) = users::update_profile(&state.db, caller.user.id, &change).await?;
+    let unread_count = threads::unread_total(&state.db, caller.user.id).await?;
+    Ok(Json(Me {
+        user,
+        unread_count,
+        settings,
+    }))
+}
+
+/// Query of `GET /api/v1/users`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct DirectoryQuery {
+    /// Username prefix (case-insensitive); empty lists everyone.
+    q: Option<String>,
+    /// 1 to 100, default 20.
+    limit: Option<String>,
+}
+
+/// The directory for picking a recipient: usernames starting with `q`, excluding the caller.
+#[utoipa::path(get, path = "/api/v1/users", tag = "accounts",
+    security(("bearer" = [])),
+    params(DirectoryQuery),
+    responses((status = 200, body = Items<UserSummary>), (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiQuery(query): ApiQuery<DirectoryQuery>,
+) -> Result<Json<Items<UserSummary>>> {
+    let limit = parse_limit(query.limit.as_deref(), 20, 100)?;
+    let prefix = query.q.unwrap_or_default();
+    if prefix.contains('\0') || prefix.chars().count() > 64 {
+        return Err(ApiError::field(
+            "q",
+            "must be at most 64 characters without NUL",
+        ));
+    }
+    let items = users::directory(&state.db, caller.user.id, prefix.trim(), limit).await?;
+    Ok(Json(Items { items }))
+}

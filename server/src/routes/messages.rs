@@ -1,0 +1,159 @@
+//! Messages: starting a thread, reading, read flags and delete-for-me.
+
+use crate::error::{ApiError, Result};
+use crate::extract::{ApiJson, AuthUser, IdempotencyHeader, parse_id};
+use crate::rate_limit::Decision;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use convos_core::api::{CreateMessageRequest, Message};
+use convos_core::{ErrorBody, MessageId, UserId};
+use convos_store::messages::{self, Created, Idempotency};
+use convos_store::users;
+use std::time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_message))
+        .routes(routes!(get_message, delete_message))
+        .routes(routes!(mark_read))
+        .routes(routes!(mark_unread))
+}
+
+/// Counts one send against the caller's per-minute limit.
+pub(crate) async fn check_send_rate(state: &AppState, sender: UserId) -> Result<()> {
+    let limit = state.settings.send_rate_per_min;
+    match state
+        .limiter
+        .hit("send", &sender.to_string(), limit, Duration::from_secs(60))
+        .await
+    {
+        Decision::Allowed => Ok(()),
+        Decision::Limited(wait) => Err(ApiError::RateLimited(wait)),
+    }
+}
+
+/// The answer to a create: 201 with the message; a replay carries `Idempotent-Replayed: true`.
+pub(crate) async fn created_response(
+    state: &AppState,
+    caller: UserId,
+    created: Created,
+) -> Result<Response> {
+    let message = messages::get(&state.db, caller, created.id()).await?;
+    let mut headers = HeaderMap::new();
+    if matches!(created, Created::Replayed(_)) {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok((StatusCode::CREATED, headers, Json(message)).into_response())
+}
+
+/// Starts a new thread with its first message. The sender is always the caller.
+#[utoipa::path(post, path = "/api/v1/messages", tag = "messages",
+    security(("bearer" = [])),
+    request_body = CreateMessageRequest,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Repeat a create safely: the same key within 24 hours returns the original message")),
+    responses(
+        (status = 201, description = "Sent", body = Message),
+        (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, description = "Sending too fast; see Retry-After", body = ErrorBody)))]
+pub async fn create_message(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    IdempotencyHeader(key): IdempotencyHeader,
+    body: ApiJson<CreateMessageRequest>,
+) -> Result<Response> {
+    let new = body.value.parse().map_err(ApiError::Validation)?;
+    let recipient = users::find_by_username(&state.db, &new.recipient)
+        .await?
+        .ok_or_else(|| ApiError::field("recipient", "no user has this username"))?;
+    if recipient.id == caller.user.id {
+        return Err(ApiError::field(
+            "recipient",
+            "you cannot send a message to yourself",
+        ));
+    }
+    check_send_rate(&state, caller.user.id).await?;
+    let idem = key.map(|k| Idempotency::new(k, "POST /api/v1/messages", &body.raw));
+    let created = messages::create_thread(
+        &state.db,
+        caller.user.id,
+        recipient.id,
+        &new.subject,
+        &new.content,
+        idem.as_ref(),
+    )
+    .await?;
+    created_response(&state, caller.user.id, created).await
+}
+
+/// One message. For the recipient of a read-once message this is the one read that returns
+/// its body; afterwards it is gone for both sides. Otherwise reading changes nothing.
+#[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Message id")),
+    responses((status = 200, body = Message), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn get_message(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Message>> {
+    let id: MessageId = parse_id(&id)?;
+    let opened = messages::open(&state.db, caller.user.id, id).await?;
+    Ok(Json(opened.message))
+}
+
+/// Deletes the caller's copy; the other participant keeps theirs.
+#[utoipa::path(delete, path = "/api/v1/messages/{id}", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Message id")),
+    responses((status = 204, description = "Deleted for the caller"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_message(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    let id: MessageId = parse_id(&id)?;
+    messages::delete_for_me(&state.db, caller.user.id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Marks the message read for the caller only; idempotent.
+#[utoipa::path(post, path = "/api/v1/messages/{id}/read", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Message id")),
+    responses((status = 200, body = Message), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn mark_read(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Message>> {
+    let id: MessageId = parse_id(&id)?;
+    Ok(Json(
+        messages::set_read(&state.db, caller.user.id, id, true).await?,
+    ))
+}
+
+/// Marks the message unread for the caller only; idempotent.
+#[utoipa::path(post, path = "/api/v1/messages/{id}/unread", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Message id")),
+    responses((status = 200, body = Message), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn mark_unread(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Message>> {
+    let id: MessageId = parse_id(&id)?;
+    Ok(Json(
+        messages::set_read(&state.db, caller.user.id, id, false).await?,
+    ))
+}

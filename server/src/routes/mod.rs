@@ -1,0 +1,37 @@
+//! The API's routes, one module per resource, merged into one router with its OpenAPI document.
+
+pub mod accounts;
+pub mod health;
+pub mod messages;
+pub mod threads;
+
+use crate::error::ApiError;
+use crate::openapi::ApiDoc;
+use crate::state::AppState;
+use axum::Router;
+use utoipa::OpenApi;
+use utoipa::openapi::OpenApi as OpenApiDoc;
+use utoipa_axum::router::OpenApiRouter;
+
+/// Every route (plus `/api/v1/openapi.json` serving the document), and the OpenAPI document
+/// generated from the same declarations.
+pub fn router() -> (Router<AppState>, OpenApiDoc) {
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .merge(accounts::router())
+        .merge(messages::router())
+        .merge(threads::router())
+        .split_for_parts();
+    let shared = std::sync::Arc::new(doc.clone());
+    let router = router
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || {
+                let doc = shared.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+    (router, doc)
+}

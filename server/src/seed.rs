@@ -1,0 +1,91 @@
+//! Demo data for `cargo xtask dev`: three people and a few conversations between them.
+
+use crate::auth;
+use anyhow::Context;
+use convos_core::api::NewContent;
+use convos_core::{Body, DisplayName, EmailAddress, Password, Subject, UserId, Username};
+use convos_store::{messages, users};
+use sqlx::PgPool;
+
+/// The demo accounts: username and display name.
+pub const DEMO_USERS: [(&str, &str); 3] = [
+    ("alice", "Alice Liddell"),
+    ("bob", "Bob Builder"),
+    ("carol", "Carol Danvers"),
+];
+
+/// Creates the demo accounts and threads unless they exist. Returns false if already seeded.
+pub async fn seed_demo(db: &PgPool, password: &str) -> anyhow::Result<bool> {
+    if users::credentials(db, "alice").await?.is_some() {
+        return Ok(false);
+    }
+    let password = Password::parse(password).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hash = auth::hash_password(&password)?;
+    let mut ids = Vec::new();
+    for (name, display) in DEMO_USERS {
+        let user = users::insert(
+            db,
+            &Username::parse(name)?,
+            &EmailAddress::parse(&format!("{name}@example.com"))?,
+            &DisplayName::parse(display)?,
+            &hash,
+            name == "alice",
+        )
+        .await
+        .with_context(|| format!("could not create demo user {name}"))?;
+        ids.push(user.id);
+    }
+    let (alice, bob, carol) = (ids[0], ids[1], ids[2]);
+    let conversations: [(UserId, UserId, &str, &[&str]); 3] = [
+        (
+            bob,
+            alice,
+            "Lunch on Friday?",
+            &[
+                "Hi Alice, are you free for lunch on Friday? The new ramen place opened.",
+                "Sounds great! 12:30 works for me.",
+                "Perfect, I'll book a table for two.",
+            ],
+        ),
+        (
+            carol,
+            alice,
+            "Quarterly report draft",
+            &[
+                "Here's the first draft of the quarterly report. Could you check the numbers in section 3 before Thursday?",
+            ],
+        ),
+        (
+            alice,
+            bob,
+            "Welcome to Convos 🎉",
+            &[
+                "Hi Bob! This is Convos: short mail-style messages, threaded, with read state.\n\nReply to try it out.",
+            ],
+        ),
+    ];
+    for (from, to, subject, bodies) in conversations {
+        let content = |b: &str| -> anyhow::Result<NewContent> {
+            Ok(NewContent {
+                body: Body::parse(b)?,
+                expires_in: None,
+                read_once: false,
+            })
+        };
+        let first = messages::create_thread(
+            db,
+            from,
+            to,
+            &Subject::parse(subject)?,
+            &content(bodies[0])?,
+            None,
+        )
+        .await?;
+        let thread = messages::get(db, from, first.id()).await?.thread_id;
+        for (i, body) in bodies.iter().enumerate().skip(1) {
+            let sender = if i % 2 == 1 { to } else { from };
+            messages::reply(db, sender, thread, &content(body)?, None).await?;
+        }
+    }
+    Ok(true)
+}

@@ -1,0 +1,156 @@
+//! Building and running the application: bind first, serve until a shutdown future resolves.
+
+use crate::auth;
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::extract::BODY_LIMIT;
+use crate::rate_limit::RateLimiter;
+use crate::routes;
+use crate::state::AppState;
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::HeaderName;
+use axum::response::IntoResponse;
+use convos_core::Password;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use secrecy::ExposeSecret;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A bound, ready-to-serve server.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+/// Opens a Redis connection manager that tolerates slow answers and reconnects by itself.
+pub async fn connect_redis(url: &str) -> anyhow::Result<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(Duration::from_secs(5)))
+        .set_connection_timeout(Some(Duration::from_secs(5)));
+    let client = redis::Client::open(url).context("invalid REDIS_URL")?;
+    client
+        .get_connection_manager_with_config(config)
+        .await
+        .context("could not connect to redis")
+}
+
+impl Application {
+    /// Connects to PostgreSQL and Redis, migrates if configured, and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = convos_store::connect(
+            settings.database_url.expose_secret(),
+            settings.db_max_connections,
+        )
+        .await
+        .context("could not connect to postgres")?;
+        if settings.migrate_on_start {
+            convos_store::MIGRATOR
+                .run(&db)
+                .await
+                .context("could not apply migrations")?;
+        }
+        let redis = connect_redis(settings.redis_url.expose_secret()).await?;
+        let dummy_hash = tokio::task::spawn_blocking(|| {
+            let random = crate::auth::new_token();
+            Password::parse(&random)
+                .map_err(anyhow::Error::from)
+                .and_then(|p| auth::hash_password(&p))
+        })
+        .await??;
+        let state = AppState {
+            limiter: RateLimiter::new(redis.clone(), settings.redis_prefix.clone()),
+            db,
+            redis,
+            dummy_hash: Arc::from(dummy_hash),
+            settings: Arc::new(settings),
+        };
+        let listener = TcpListener::bind(state.settings.addr)
+            .await
+            .with_context(|| format!("could not listen on {}", state.settings.addr))?;
+        Ok(Self {
+            listener,
+            router: app(state),
+        })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tracing::info!(addr = ?self.listener.local_addr().ok(), "listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+/// The whole HTTP application over `state`.
+pub fn app(state: AppState) -> Router {
+    let (api, _) = routes::router();
+    api.layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(MatchedPath::as_str);
+            let request_id = req
+                .headers()
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            tracing::info_span!("request", method = %req.method(), route, request_id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "could not listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,23 @@
+//! What every handler can reach.
+
+use crate::config::Settings;
+use crate::rate_limit::RateLimiter;
+use redis::aio::ConnectionManager;
+use sqlx::PgPool;
+use std::sync::Arc;
+
+/// Shared application state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// PostgreSQL pool.
+    pub db: PgPool,
+    /// Redis connection (multiplexed).
+    pub redis: ConnectionManager,
+    /// Abuse limits.
+    pub limiter: RateLimiter,
+    /// Settings in force.
+    pub settings: Arc<Settings>,
+    /// A real argon2 hash of a random password, verified against when a login names an unknown
+    /// user, so that unknown and known usernames take the same time to refuse.
+    pub dummy_hash: Arc<str>,
+}

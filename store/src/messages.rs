@@ -1,0 +1,492 @@
+//! Sending, reading, flagging and deleting messages.
+//!
+//! Every write that changes what a participant sees also updates that participant's
+//! `thread_participants` counters in the same transaction. Writes to one thread first lock the
+//! thread's row, so they are serialised per thread and can never deadlock on the two
+//! participant rows.
+
+use crate::visibility::{message_select, visible_to_caller};
+use crate::{Result, StoreError};
+use chrono::{DateTime, Utc};
+use convos_core::api::{Message, NewContent, UserSummary};
+use convos_core::{IdempotencyKey, MessageId, Subject, ThreadId, UserId};
+use sha2::{Digest, Sha256};
+// Dynamic SQL below only splices in column names chosen from fixed lists, never input.
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+/// A message row as the caller sees it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct MessageRow {
+    id: Uuid,
+    thread_id: Uuid,
+    subject: String,
+    body: Option<String>,
+    read_once: bool,
+    created_at: DateTime<Utc>,
+    in_reply_to: Option<Uuid>,
+    expires_at: Option<DateTime<Utc>>,
+    is_read: bool,
+    sender_id: Uuid,
+    sender_username: String,
+    sender_display_name: String,
+    recipient_id: Uuid,
+    recipient_username: String,
+    recipient_display_name: String,
+}
+
+impl MessageRow {
+    /// The keyset position of this message in its thread.
+    pub(crate) fn cursor(&self) -> crate::cursor::Cursor {
+        crate::cursor::Cursor {
+            at: self.created_at,
+            id: self.id,
+        }
+    }
+
+    /// The API shape. Read-once bodies are withheld unless `reveal` (the consuming read).
+    pub(crate) fn into_api(self, reveal: bool) -> Message {
+        Message {
+            id: self.id.into(),
+            thread_id: self.thread_id.into(),
+            subject: self.subject,
+            body: if self.read_once && !reveal {
+                None
+            } else {
+                self.body
+            },
+            sender: UserSummary {
+                id: self.sender_id.into(),
+                username: self.sender_username,
+                display_name: self.sender_display_name,
+            },
+            recipient: UserSummary {
+                id: self.recipient_id.into(),
+                username: self.recipient_username,
+                display_name: self.recipient_display_name,
+            },
+            is_read: self.is_read,
+            created_at: self.created_at,
+            in_reply_to: self.in_reply_to.map(Into::into),
+            expires_at: self.expires_at,
+            read_once: self.read_once,
+        }
+    }
+}
+
+/// An `Idempotency-Key` with the fingerprint of the request that carried it.
+#[derive(Clone, Debug)]
+pub struct Idempotency {
+    key: IdempotencyKey,
+    request_hash: Vec<u8>,
+}
+
+impl Idempotency {
+    /// Binds `key` to this request: its route and its body.
+    pub fn new(key: IdempotencyKey, route: &str, body: &[u8]) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(route.as_bytes());
+        hasher.update([0]);
+        hasher.update(body);
+        Self {
+            key,
+            request_hash: hasher.finalize().to_vec(),
+        }
+    }
+}
+
+/// What a create produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Created {
+    /// A new message.
+    New(MessageId),
+    /// The message an earlier request with the same `Idempotency-Key` created.
+    Replayed(MessageId),
+}
+
+impl Created {
+    /// The message's id, either way.
+    pub fn id(&self) -> MessageId {
+        match self {
+            Created::New(id) | Created::Replayed(id) => *id,
+        }
+    }
+}
+
+/// Claims `idem` for `message`; if an earlier request holds it, returns that request's message.
+async fn claim_key(
+    tx: &mut PgConnection,
+    sender: UserId,
+    idem: &Idempotency,
+    message: MessageId,
+) -> Result<Option<MessageId>> {
+    // Keys are honoured for 24 hours; an older claim is released first.
+    sqlx::query(
+        "delete from idempotency_keys \
+         where user_id = $1 and key = $2 and created_at < now() - interval '24 hours'",
+    )
+    .bind(sender.as_uuid())
+    .bind(idem.key.as_str())
+    .execute(&mut *tx)
+    .await?;
+    // A concurrent request with the same key blocks here until the first one commits.
+    let claimed = sqlx::query(
+        "insert into idempotency_keys (user_id, key, request_hash, message_id) \
+         values ($1, $2, $3, $4) on conflict (user_id, key) do nothing",
+    )
+    .bind(sender.as_uuid())
+    .bind(idem.key.as_str())
+    .bind(&idem.request_hash)
+    .bind(message.as_uuid())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if claimed == 1 {
+        return Ok(None);
+    }
+    let (hash, original): (Vec<u8>, Uuid) = sqlx::query_as(
+        "select request_hash, message_id from idempotency_keys where user_id = $1 and key = $2",
+    )
+    .bind(sender.as_uuid())
+    .bind(idem.key.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    if hash != idem.request_hash {
+        return Err(StoreError::IdempotencyMismatch);
+    }
+    Ok(Some(original.into()))
+}
+
+async fn insert_message(
+    tx: &mut PgConnection,
+    id: MessageId,
+    thread: ThreadId,
+    sender: UserId,
+    recipient: UserId,
+    content: &NewContent,
+    in_reply_to: Option<Uuid>,
+) -> Result<DateTime<Utc>> {
+    let created_at: DateTime<Utc> = sqlx::query_scalar(
+        "insert into messages \
+           (id, thread_id, sender_id, recipient_id, body, in_reply_to, expires_at, read_once) \
+         values ($1, $2, $3, $4, $5, $6, \
+                 clock_timestamp() + make_interval(secs => $7::int), $8) \
+         returning created_at",
+    )
+    .bind(id.as_uuid())
+    .bind(thread.as_uuid())
+    .bind(sender.as_uuid())
+    .bind(recipient.as_uuid())
+    .bind(content.body.as_str())
+    .bind(in_reply_to)
+    .bind(
+        content
+            .expires_in
+            .map(|e| i32::try_from(e.seconds()).unwrap_or(i32::MAX)),
+    )
+    .bind(content.read_once)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(created_at)
+}
+
+/// Counts a new message on both participants' rows; a message into an archived thread brings
+/// it back to the recipient's inbox.
+async fn count_new_message(
+    tx: &mut PgConnection,
+    thread: ThreadId,
+    sender: UserId,
+    recipient: UserId,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "insert into thread_participants \
+           (thread_id, user_id, peer_id, sent_count, received_count, unread_count, \
+            last_activity_at) \
+         values ($1, $2, $3, 1, 0, 0, $4), ($1, $3, $2, 0, 1, 1, $4) \
+         on conflict (thread_id, user_id) do update set \
+           sent_count = thread_participants.sent_count + excluded.sent_count, \
+           received_count = thread_participants.received_count + excluded.received_count, \
+           unread_count = thread_participants.unread_count + excluded.unread_count, \
+           archived = thread_participants.archived and excluded.received_count = 0, \
+           last_activity_at = greatest(thread_participants.last_activity_at, \
+                                       excluded.last_activity_at)",
+    )
+    .bind(thread.as_uuid())
+    .bind(sender.as_uuid())
+    .bind(recipient.as_uuid())
+    .bind(at)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Starts a thread with its first message from `sender` to `recipient`.
+pub async fn create_thread(
+    db: &PgPool,
+    sender: UserId,
+    recipient: UserId,
+    subject: &Subject,
+    content: &NewContent,
+    idem: Option<&Idempotency>,
+) -> Result<Created> {
+    let mut tx = db.begin().await?;
+    let id = MessageId::generate();
+    if let Some(idem) = idem {
+        if let Some(original) = claim_key(&mut tx, sender, idem, id).await? {
+            return Ok(Created::Replayed(original));
+        }
+    }
+    let thread = ThreadId::generate();
+    sqlx::query("insert into threads (id, subject, created_by) values ($1, $2, $3)")
+        .bind(thread.as_uuid())
+        .bind(subject.as_str())
+        .bind(sender.as_uuid())
+        .execute(&mut *tx)
+        .await?;
+    let at = insert_message(&mut tx, id, thread, sender, recipient, content, None).await?;
+    count_new_message(&mut tx, thread, sender, recipient, at).await?;
+    tx.commit().await?;
+    Ok(Created::New(id))
+}
+
+/// Locks thread `thread` for a write by `caller` and returns the other participant, or
+/// `NotFound` when the caller is not a participant who can still see the thread.
+pub(crate) async fn lock_thread(
+    tx: &mut Transaction<'_, Postgres>,
+    caller: UserId,
+    thread: ThreadId,
+) -> Result<UserId> {
+    let peer: Option<Uuid> = sqlx::query_scalar(
+        "select tp.peer_id from thread_participants tp join threads t on t.id = tp.thread_id \
+         where tp.thread_id = $2 and tp.user_id = $1 for no key update of t",
+    )
+    .bind(caller.as_uuid())
+    .bind(thread.as_uuid())
+    .fetch_optional(&mut **tx)
+    .await?;
+    let peer = peer.ok_or(StoreError::NotFound)?;
+    let visible: bool = sqlx::query_scalar(concat!(
+        "select exists (select 1 from messages m where m.thread_id = $2 and ",
+        visible_to_caller!(),
+        ")"
+    ))
+    .bind(caller.as_uuid())
+    .bind(thread.as_uuid())
+    .fetch_one(&mut **tx)
+    .await?;
+    if visible {
+        Ok(peer.into())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
+
+/// Replies in `thread`: the recipient is the other participant and the reply answers the
+/// thread's newest message.
+pub async fn reply(
+    db: &PgPool,
+    sender: UserId,
+    thread: ThreadId,
+    content: &NewContent,
+    idem: Option<&Idempotency>,
+) -> Result<Created> {
+    let mut tx = db.begin().await?;
+    let recipient = lock_thread(&mut tx, sender, thread).await?;
+    let id = MessageId::generate();
+    if let Some(idem) = idem {
+        if let Some(original) = claim_key(&mut tx, sender, idem, id).await? {
+            return Ok(Created::Replayed(original));
+        }
+    }
+    let newest: Option<Uuid> = sqlx::query_scalar(
+        "select id from messages where thread_id = $1 order by created_at desc, id desc limit 1",
+    )
+    .bind(thread.as_uuid())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let at = insert_message(&mut tx, id, thread, sender, recipient, content, newest).await?;
+    count_new_message(&mut tx, thread, sender, recipient, at).await?;
+    tx.commit().await?;
+    Ok(Created::New(id))
+}
+
+/// The message as `caller` sees it, without changing anything (read-once bodies withheld).
+pub async fn get(db: &PgPool, caller: UserId, id: MessageId) -> Result<Message> {
+    let row: Option<MessageRow> = sqlx::query_as(concat!(
+        message_select!(),
+        "where m.id = $2 and ",
+        visible_to_caller!()
+    ))
+    .bind(caller.as_uuid())
+    .bind(id.as_uuid())
+    .fetch_optional(db)
+    .await?;
+    row.map(|r| r.into_api(false)).ok_or(StoreError::NotFound)
+}
+
+/// Like [`get`], but inside a transaction and locking the message row.
+async fn get_for_update(
+    tx: &mut Transaction<'_, Postgres>,
+    caller: UserId,
+    id: MessageId,
+) -> Result<MessageRow> {
+    let row: Option<MessageRow> = sqlx::query_as(concat!(
+        message_select!(),
+        "where m.id = $2 and ",
+        visible_to_caller!(),
+        " for update of m"
+    ))
+    .bind(caller.as_uuid())
+    .bind(id.as_uuid())
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.ok_or(StoreError::NotFound)
+}
+
+async fn thread_of(db: &PgPool, id: MessageId) -> Result<ThreadId> {
+    let thread: Option<Uuid> = sqlx::query_scalar("select thread_id from messages where id = $1")
+        .bind(id.as_uuid())
+        .fetch_optional(db)
+        .await?;
+    thread.map(Into::into).ok_or(StoreError::NotFound)
+}
+
+/// What the caller's read of a message did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Opened {
+    /// The message, with its body.
+    pub message: Message,
+    /// True when this read consumed a read-once message (it is gone for both sides now).
+    pub consumed: bool,
+}
+
+/// The recipient's read of a message: for a read-once message it returns the body exactly once
+/// and consumes the message atomically; any other message is returned as by [`get`].
+pub async fn open(db: &PgPool, caller: UserId, id: MessageId) -> Result<Opened> {
+    let message = get(db, caller, id).await?;
+    if !(message.read_once && message.recipient.id == caller) {
+        return Ok(Opened {
+            message,
+            consumed: false,
+        });
+    }
+    let mut tx = db.begin().await?;
+    let peer = lock_thread(&mut tx, caller, message.thread_id).await?;
+    // Under the thread lock a concurrent opener has either committed (the row is no longer
+    // visible) or not started: exactly one of them gets the body.
+    let row = get_for_update(&mut tx, caller, id).await?;
+    let was_read = row.is_read;
+    let (sender_read, sender_deleted): (bool, bool) = sqlx::query_as(
+        "update messages set consumed_at = clock_timestamp(), recipient_read = true \
+         where id = $1 returning sender_read, sender_deleted_at is not null",
+    )
+    .bind(id.as_uuid())
+    .fetch_one(&mut *tx)
+    .await?;
+    // The message leaves both participants' counts.
+    uncount(
+        &mut tx,
+        message.thread_id,
+        caller,
+        Side::Received,
+        !was_read,
+    )
+    .await?;
+    if !sender_deleted {
+        uncount(&mut tx, message.thread_id, peer, Side::Sent, !sender_read).await?;
+    }
+    tx.commit().await?;
+    Ok(Opened {
+        message: row.into_api(true),
+        consumed: true,
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Sent,
+    Received,
+}
+
+async fn uncount(
+    tx: &mut PgConnection,
+    thread: ThreadId,
+    user: UserId,
+    side: Side,
+    was_unread: bool,
+) -> Result<()> {
+    sqlx::query(
+        "update thread_participants set \
+           sent_count = sent_count - $3::int, received_count = received_count - $4::int, \
+           unread_count = unread_count - $5::int \
+         where thread_id = $1 and user_id = $2",
+    )
+    .bind(thread.as_uuid())
+    .bind(user.as_uuid())
+    .bind(i32::from(side == Side::Sent))
+    .bind(i32::from(side == Side::Received))
+    .bind(i32::from(was_unread))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Sets the caller's own read flag on a message; idempotent.
+pub async fn set_read(db: &PgPool, caller: UserId, id: MessageId, read: bool) -> Result<Message> {
+    let thread = thread_of(db, id).await?;
+    let mut tx = db.begin().await?;
+    lock_thread(&mut tx, caller, thread).await?;
+    let row = get_for_update(&mut tx, caller, id).await?;
+    if row.is_read != read {
+        let column = if row.sender_id == caller.as_uuid() {
+            "sender_read"
+        } else {
+            "recipient_read"
+        };
+        sqlx::query(AssertSqlSafe(format!(
+            "update messages set {column} = $2 where id = $1"
+        )))
+        .bind(id.as_uuid())
+        .bind(read)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "update thread_participants set unread_count = unread_count + $3 \
+             where thread_id = $1 and user_id = $2",
+        )
+        .bind(thread.as_uuid())
+        .bind(caller.as_uuid())
+        .bind(if read { -1i32 } else { 1 })
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    get(db, caller, id).await
+}
+
+/// Deletes the caller's copy of a message; the other participant keeps theirs.
+pub async fn delete_for_me(db: &PgPool, caller: UserId, id: MessageId) -> Result<()> {
+    let thread = thread_of(db, id).await?;
+    let mut tx = db.begin().await?;
+    lock_thread(&mut tx, caller, thread).await?;
+    let row = get_for_update(&mut tx, caller, id).await?;
+    let side = if row.sender_id == caller.as_uuid() {
+        Side::Sent
+    } else {
+        Side::Received
+    };
+    let column = match side {
+        Side::Sent => "sender_deleted_at",
+        Side::Received => "recipient_deleted_at",
+    };
+    sqlx::query(AssertSqlSafe(format!(
+        "update messages set {column} = now() where id = $1"
+    )))
+    .bind(id.as_uuid())
+    .execute(&mut *tx)
+    .await?;
+    uncount(&mut tx, thread, caller, side, !row.is_read).await?;
+    tx.commit().await?;
+    Ok(())
+}

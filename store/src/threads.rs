@@ -1,0 +1,399 @@
+//! Mailbox listings and thread-wide actions, from one participant's point of view.
+
+use crate::cursor::Cursor;
+use crate::messages::{MessageRow, lock_thread};
+use crate::visibility::{expired_correction, message_select, visible_to_caller};
+use crate::{Result, StoreError};
+use chrono::{DateTime, Utc};
+use convos_core::api::{LastMessage, Message, Page, Thread, UserSummary};
+use convos_core::{ThreadId, UserId, excerpt};
+// Dynamic SQL below only splices in fragments and column names from this crate, never input.
+use sqlx::{AssertSqlSafe, PgPool};
+use uuid::Uuid;
+
+/// Characters of body shown in a thread listing's excerpt.
+pub const EXCERPT_CHARS: usize = 100;
+
+/// A mailbox folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Folder {
+    /// Threads where the caller received a visible message and has not archived.
+    Inbox,
+    /// Threads where the caller sent a visible message.
+    Sent,
+    /// Threads the caller archived.
+    Archive,
+    /// Every thread the caller can see.
+    All,
+}
+
+impl Folder {
+    /// Parses the `folder` query parameter.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "inbox" => Some(Self::Inbox),
+            "sent" => Some(Self::Sent),
+            "archive" => Some(Self::Archive),
+            "all" => Some(Self::All),
+            _ => None,
+        }
+    }
+
+    /// The predicate selecting this folder. The part before `and (` repeats the partial
+    /// index's own predicate word for word, so the planner picks that index; the rest
+    /// discounts messages that expired since they were counted.
+    fn predicate(self) -> &'static str {
+        match self {
+            Folder::Inbox => {
+                "tp.received_count > 0 and not tp.archived and (tp.received_count > x.received)"
+            }
+            Folder::Sent => "tp.sent_count > 0 and (tp.sent_count > x.sent)",
+            Folder::Archive => {
+                "tp.archived and tp.received_count + tp.sent_count > 0 \
+                 and (tp.received_count + tp.sent_count > x.received + x.sent)"
+            }
+            Folder::All => {
+                "tp.received_count + tp.sent_count > 0 \
+                 and (tp.received_count + tp.sent_count > x.received + x.sent)"
+            }
+        }
+    }
+}
+
+/// Columns of a thread row; pairs with [`ThreadRow`].
+macro_rules! thread_select {
+    () => {
+        concat!(
+            "select tp.thread_id, t.subject, tp.archived, tp.muted, tp.last_activity_at, \
+                    (tp.received_count + tp.sent_count - x.received - x.sent)::int8 as message_count, \
+                    (tp.unread_count - x.unread)::int8 as unread_count, \
+                    me.id as me_id, me.username as me_username, me.display_name as me_display_name, \
+                    peer.id as peer_id, peer.username as peer_username, \
+                    peer.display_name as peer_display_name, \
+                    lm.id as lm_id, lm.sender_id as lm_sender_id, lm.body as lm_body, \
+                    lm.read_once as lm_read_once, lm.created_at as lm_created_at \
+             from thread_participants tp \
+             join threads t on t.id = tp.thread_id \
+             join users me on me.id = tp.user_id \
+             join users peer on peer.id = tp.peer_id ",
+            expired_correction!(),
+            "left join lateral ( \
+                select m.id, m.sender_id, m.body, m.read_once, m.created_at from messages m \
+                where m.thread_id = tp.thread_id and ",
+            visible_to_caller!(),
+            " order by m.created_at desc, m.id desc limit 1 \
+             ) lm on true "
+        )
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct ThreadRow {
+    thread_id: Uuid,
+    subject: String,
+    archived: bool,
+    muted: bool,
+    last_activity_at: DateTime<Utc>,
+    message_count: i64,
+    unread_count: i64,
+    me_id: Uuid,
+    me_username: String,
+    me_display_name: String,
+    peer_id: Uuid,
+    peer_username: String,
+    peer_display_name: String,
+    lm_id: Option<Uuid>,
+    lm_sender_id: Option<Uuid>,
+    lm_body: Option<String>,
+    lm_read_once: Option<bool>,
+    lm_created_at: Option<DateTime<Utc>>,
+}
+
+impl ThreadRow {
+    fn into_api(self) -> Thread {
+        let me = UserSummary {
+            id: self.me_id.into(),
+            username: self.me_username,
+            display_name: self.me_display_name,
+        };
+        let peer = UserSummary {
+            id: self.peer_id.into(),
+            username: self.peer_username,
+            display_name: self.peer_display_name,
+        };
+        let last_message = match (self.lm_id, self.lm_sender_id, self.lm_created_at) {
+            (Some(id), Some(sender), Some(created_at)) => Some(LastMessage {
+                id: id.into(),
+                sender: if sender == self.me_id {
+                    me.clone()
+                } else {
+                    peer.clone()
+                },
+                body_excerpt: if self.lm_read_once == Some(true) {
+                    None
+                } else {
+                    self.lm_body.as_deref().map(|b| excerpt(b, EXCERPT_CHARS))
+                },
+                created_at,
+            }),
+            _ => None,
+        };
+        Thread {
+            id: self.thread_id.into(),
+            subject: self.subject,
+            participants: vec![me, peer],
+            message_count: self.message_count.max(0),
+            unread_count: self.unread_count.max(0),
+            last_message,
+            last_message_at: self.last_activity_at,
+            archived: self.archived,
+            muted: self.muted,
+        }
+    }
+
+    fn cursor(&self) -> Cursor {
+        Cursor {
+            at: self.last_activity_at,
+            id: self.thread_id,
+        }
+    }
+}
+
+/// The far end of every listing, used when no cursor is given.
+fn start_cursor() -> Cursor {
+    Cursor {
+        at: DateTime::<Utc>::MAX_UTC,
+        id: Uuid::max(),
+    }
+}
+
+/// One page of `folder`, newest activity first.
+pub async fn list(
+    db: &PgPool,
+    caller: UserId,
+    folder: Folder,
+    unread_only: bool,
+    limit: i64,
+    after: Option<Cursor>,
+) -> Result<Page<Thread>> {
+    let after = after.unwrap_or_else(start_cursor);
+    let sql = format!(
+        "{} where tp.user_id = $1 and {} {} \
+           and (tp.last_activity_at, tp.thread_id) < ($2, $3) \
+         order by tp.last_activity_at desc, tp.thread_id desc limit $4",
+        thread_select!(),
+        folder.predicate(),
+        if unread_only {
+            "and tp.unread_count > x.unread"
+        } else {
+            ""
+        },
+    );
+    let mut rows: Vec<ThreadRow> = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(caller.as_uuid())
+        .bind(after.at)
+        .bind(after.id)
+        .bind(limit + 1)
+        .fetch_all(db)
+        .await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.cursor().encode())
+    } else {
+        None
+    };
+    Ok(Page {
+        items: rows.into_iter().map(ThreadRow::into_api).collect(),
+        next_cursor,
+    })
+}
+
+/// One thread, if the caller can see any message in it.
+pub async fn get(db: &PgPool, caller: UserId, thread: ThreadId) -> Result<Thread> {
+    let row: Option<ThreadRow> = sqlx::query_as(concat!(
+        thread_select!(),
+        "where tp.user_id = $1 and tp.thread_id = $2 \
+           and tp.received_count + tp.sent_count > x.received + x.sent"
+    ))
+    .bind(caller.as_uuid())
+    .bind(thread.as_uuid())
+    .fetch_optional(db)
+    .await?;
+    row.map(ThreadRow::into_api).ok_or(StoreError::NotFound)
+}
+
+/// Message order within a thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Newest first (the default).
+    Desc,
+    /// Oldest first.
+    Asc,
+}
+
+/// One page of the messages the caller can see in a thread.
+pub async fn messages(
+    db: &PgPool,
+    caller: UserId,
+    thread: ThreadId,
+    order: Order,
+    limit: i64,
+    after: Option<Cursor>,
+) -> Result<Page<Message>> {
+    // Visibility of the thread itself first: a stranger learns nothing, not even emptiness.
+    get(db, caller, thread).await?;
+    let (cmp, dir, start) = match order {
+        Order::Desc => ("<", "desc", start_cursor()),
+        Order::Asc => (
+            ">",
+            "asc",
+            Cursor {
+                at: DateTime::<Utc>::MIN_UTC,
+                id: Uuid::nil(),
+            },
+        ),
+    };
+    let after = after.unwrap_or(start);
+    let sql = format!(
+        "{} where m.thread_id = $2 and {} and (m.created_at, m.id) {cmp} ($3, $4) \
+         order by m.created_at {dir}, m.id {dir} limit $5",
+        message_select!(),
+        visible_to_caller!(),
+    );
+    let mut rows: Vec<MessageRow> = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(caller.as_uuid())
+        .bind(thread.as_uuid())
+        .bind(after.at)
+        .bind(after.id)
+        .bind(limit + 1)
+        .fetch_all(db)
+        .await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(MessageRow::cursor).map(|c| c.encode())
+    } else {
+        None
+    };
+    Ok(Page {
+        items: rows.into_iter().map(|r| r.into_api(false)).collect(),
+        next_cursor,
+    })
+}
+
+/// Recomputes the caller's counters for a thread from its messages (after thread-wide writes).
+async fn recount(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    caller: UserId,
+    thread: ThreadId,
+) -> Result<()> {
+    sqlx::query(
+        "update thread_participants tp set \
+           received_count = c.received, sent_count = c.sent, unread_count = c.unread \
+         from ( \
+           select \
+             count(*) filter (where m.recipient_id = $1 and m.recipient_deleted_at is null) \
+               as received, \
+             count(*) filter (where m.sender_id = $1 and m.sender_deleted_at is null) as sent, \
+             count(*) filter (where (m.recipient_id = $1 and m.recipient_deleted_at is null \
+                                     and not m.recipient_read) \
+                                 or (m.sender_id = $1 and m.sender_deleted_at is null \
+                                     and not m.sender_read)) as unread \
+           from messages m \
+           where m.thread_id = $2 and m.consumed_at is null and m.purged_at is null \
+         ) c \
+         where tp.thread_id = $2 and tp.user_id = $1",
+    )
+    .bind(caller.as_uuid())
+    .bind(thread.as_uuid())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Marks every message the caller can see in the thread as read.
+pub async fn mark_read(db: &PgPool, caller: UserId, thread: ThreadId) -> Result<Thread> {
+    let mut tx = db.begin().await?;
+    lock_thread(&mut tx, caller, thread).await?;
+    sqlx::query(concat!(
+        "update messages m set \
+           sender_read = sender_read or m.sender_id = $1, \
+           recipient_read = recipient_read or m.recipient_id = $1 \
+         where m.thread_id = $2 and ",
+        visible_to_caller!()
+    ))
+    .bind(caller.as_uuid())
+    .bind(thread.as_uuid())
+    .execute(&mut *tx)
+    .await?;
+    recount(&mut tx, caller, thread).await?;
+    tx.commit().await?;
+    get(db, caller, thread).await
+}
+
+/// A per-participant thread flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flag {
+    /// Out of the inbox until the next message arrives.
+    Archived,
+    /// No notifications.
+    Muted,
+}
+
+/// Sets or clears a flag on the caller's view of a thread.
+pub async fn set_flag(
+    db: &PgPool,
+    caller: UserId,
+    thread: ThreadId,
+    flag: Flag,
+    on: bool,
+) -> Result<Thread> {
+    get(db, caller, thread).await?;
+    let column = match flag {
+        Flag::Archived => "archived",
+        Flag::Muted => "muted",
+    };
+    sqlx::query(AssertSqlSafe(format!(
+        "update thread_participants set {column} = $3 where thread_id = $2 and user_id = $1"
+    )))
+    .bind(caller.as_uuid())
+    .bind(thread.as_uuid())
+    .bind(on)
+    .execute(db)
+    .await?;
+    get(db, caller, thread).await
+}
+
+/// Deletes every copy the caller has in the thread; the other participant keeps theirs.
+pub async fn delete_for_me(db: &PgPool, caller: UserId, thread: ThreadId) -> Result<()> {
+    let mut tx = db.begin().await?;
+    lock_thread(&mut tx, caller, thread).await?;
+    sqlx::query(
+        "update messages m set \
+           sender_deleted_at = case when m.sender_id = $1 \
+             then coalesce(sender_deleted_at, now()) else sender_deleted_at end, \
+           recipient_deleted_at = case when m.recipient_id = $1 \
+             then coalesce(recipient_deleted_at, now()) else recipient_deleted_at end \
+         where m.thread_id = $2",
+    )
+    .bind(caller.as_uuid())
+    .bind(thread.as_uuid())
+    .execute(&mut *tx)
+    .await?;
+    recount(&mut tx, caller, thread).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Unread messages in the caller's threads that are not archived.
+pub async fn unread_total(db: &PgPool, caller: UserId) -> Result<i64> {
+    let total: i64 = sqlx::query_scalar(concat!(
+        "select coalesce(sum(greatest(tp.unread_count - x.unread, 0)), 0)::int8 \
+         from thread_participants tp ",
+        expired_correction!(),
+        "where tp.user_id = $1 and tp.unread_count > 0 and not tp.archived"
+    ))
+    .bind(caller.as_uuid())
+    .fetch_one(db)
+    .await?;
+    Ok(total)
+}

@@ -1,0 +1,57 @@
+//! The SQL that decides what a participant can see, written once.
+//!
+//! Queries here always bind the caller's user id as `$1`. A message is visible to a participant
+//! while they have not deleted their copy, it has not expired, it has not been consumed (read
+//! once) and its body has not been purged. Expiry is checked against `now()` at read time, so an
+//! expired message disappears immediately, before any purge job runs.
+
+/// `true` when message `m` is visible to user `$1`.
+macro_rules! visible_to_caller {
+    () => {
+        "(m.consumed_at is null and m.purged_at is null \
+          and (m.expires_at is null or m.expires_at > now()) \
+          and ((m.sender_id = $1 and m.sender_deleted_at is null) \
+            or (m.recipient_id = $1 and m.recipient_deleted_at is null)))"
+    };
+}
+pub(crate) use visible_to_caller;
+
+/// Columns of a message as the caller `$1` sees it; pairs with [`crate::messages::MessageRow`].
+macro_rules! message_select {
+    () => {
+        "select m.id, m.thread_id, t.subject, m.body, m.read_once, m.created_at, m.in_reply_to, \
+                m.expires_at, \
+                case when m.sender_id = $1 then m.sender_read else m.recipient_read end as is_read, \
+                s.id as sender_id, s.username as sender_username, \
+                s.display_name as sender_display_name, \
+                r.id as recipient_id, r.username as recipient_username, \
+                r.display_name as recipient_display_name \
+         from messages m \
+         join threads t on t.id = m.thread_id \
+         join users s on s.id = m.sender_id \
+         join users r on r.id = m.recipient_id "
+    };
+}
+pub(crate) use message_select;
+
+/// Per thread `tp`, how many of the caller's counted messages have expired but are not yet
+/// purged; listings subtract these from the participant counters.
+macro_rules! expired_correction {
+    () => {
+        "cross join lateral ( \
+            select \
+              count(*) filter (where m.recipient_id = $1 and m.recipient_deleted_at is null)::int \
+                as received, \
+              count(*) filter (where m.sender_id = $1 and m.sender_deleted_at is null)::int \
+                as sent, \
+              count(*) filter (where (m.recipient_id = $1 and m.recipient_deleted_at is null \
+                                      and not m.recipient_read) \
+                                  or (m.sender_id = $1 and m.sender_deleted_at is null \
+                                      and not m.sender_read))::int as unread \
+            from messages m \
+            where m.thread_id = tp.thread_id and m.expires_at is not null \
+              and m.purged_at is null and m.consumed_at is null and m.expires_at <= now() \
+         ) x "
+    };
+}
+pub(crate) use expired_correction;
