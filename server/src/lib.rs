@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod rate_limit;
+pub mod redis_conn;
 pub mod routes;
 pub mod seed;
 pub mod startup;

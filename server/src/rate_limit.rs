@@ -4,7 +4,7 @@
 //! If Redis cannot be reached the limit is not enforced (and the failure is logged): an outage
 //! of the counter store must not stop people from sending or logging in.
 
-use redis::aio::ConnectionManager;
+use crate::redis_conn::RedisConn;
 use std::time::Duration;
 
 /// The outcome of counting one attempt.
@@ -19,13 +19,13 @@ pub enum Decision {
 /// Redis-backed counters.
 #[derive(Clone)]
 pub struct RateLimiter {
-    redis: ConnectionManager,
+    redis: RedisConn,
     prefix: String,
 }
 
 impl RateLimiter {
     /// Counters under `prefix` in `redis`.
-    pub fn new(redis: ConnectionManager, prefix: impl Into<String>) -> Self {
+    pub fn new(redis: RedisConn, prefix: impl Into<String>) -> Self {
         Self {
             redis,
             prefix: prefix.into(),
@@ -39,18 +39,22 @@ impl RateLimiter {
     /// Counts one attempt and decides whether it may proceed.
     pub async fn hit(&self, kind: &str, subject: &str, limit: u32, window: Duration) -> Decision {
         let key = self.key(kind, subject);
-        let mut conn = self.redis.clone();
-        let result: redis::RedisResult<(u64, i64)> = redis::pipe()
-            .atomic()
-            .incr(&key, 1)
-            .cmd("PEXPIRE")
-            .arg(&key)
-            .arg(window.as_millis() as u64)
-            .arg("NX")
-            .ignore()
-            .pttl(&key)
-            .query_async(&mut conn)
-            .await;
+        let result: redis::RedisResult<(u64, i64)> = match self.redis.get().await {
+            Err(e) => Err(e),
+            Ok(mut conn) => {
+                redis::pipe()
+                    .atomic()
+                    .incr(&key, 1)
+                    .cmd("PEXPIRE")
+                    .arg(&key)
+                    .arg(window.as_millis() as u64)
+                    .arg("NX")
+                    .ignore()
+                    .pttl(&key)
+                    .query_async(&mut conn)
+                    .await
+            }
+        };
         match result {
             Ok((count, ttl_ms)) if count > u64::from(limit) => {
                 Decision::Limited(Duration::from_millis(ttl_ms.max(1000) as u64))
@@ -66,12 +70,16 @@ impl RateLimiter {
     /// Whether `subject` is currently over `limit` without counting an attempt.
     pub async fn check(&self, kind: &str, subject: &str, limit: u32) -> Decision {
         let key = self.key(kind, subject);
-        let mut conn = self.redis.clone();
-        let result: redis::RedisResult<(Option<u64>, i64)> = redis::pipe()
-            .get(&key)
-            .pttl(&key)
-            .query_async(&mut conn)
-            .await;
+        let result: redis::RedisResult<(Option<u64>, i64)> = match self.redis.get().await {
+            Err(e) => Err(e),
+            Ok(mut conn) => {
+                redis::pipe()
+                    .get(&key)
+                    .pttl(&key)
+                    .query_async(&mut conn)
+                    .await
+            }
+        };
         match result {
             Ok((Some(count), ttl_ms)) if count >= u64::from(limit) => {
                 Decision::Limited(Duration::from_millis(ttl_ms.max(1000) as u64))

@@ -5,6 +5,7 @@ use crate::config::Settings;
 use crate::error::ApiError;
 use crate::extract::BODY_LIMIT;
 use crate::rate_limit::RateLimiter;
+use crate::redis_conn::RedisConn;
 use crate::routes;
 use crate::state::AppState;
 use anyhow::Context;
@@ -13,11 +14,9 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::HeaderName;
 use axum::response::IntoResponse;
 use convos_core::Password;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::ExposeSecret;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -29,18 +28,6 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct Application {
     listener: TcpListener,
     router: Router,
-}
-
-/// Opens a Redis connection manager that tolerates slow answers and reconnects by itself.
-pub async fn connect_redis(url: &str) -> anyhow::Result<ConnectionManager> {
-    let config = ConnectionManagerConfig::new()
-        .set_response_timeout(Some(Duration::from_secs(5)))
-        .set_connection_timeout(Some(Duration::from_secs(5)));
-    let client = redis::Client::open(url).context("invalid REDIS_URL")?;
-    client
-        .get_connection_manager_with_config(config)
-        .await
-        .context("could not connect to redis")
 }
 
 impl Application {
@@ -58,7 +45,16 @@ impl Application {
                 .await
                 .context("could not apply migrations")?;
         }
-        let redis = connect_redis(settings.redis_url.expose_secret()).await?;
+        Self::with_pool(settings, db).await
+    }
+
+    /// Like [`Application::build`] over an existing pool (tests get one database each).
+    pub async fn with_pool(settings: Settings, db: sqlx::PgPool) -> anyhow::Result<Self> {
+        let redis =
+            RedisConn::new(settings.redis_url.expose_secret()).context("invalid REDIS_URL")?;
+        if let Err(e) = redis.get().await {
+            tracing::warn!(error = %e, "redis is unreachable; starting anyway (rate limits off)");
+        }
         let dummy_hash = tokio::task::spawn_blocking(|| {
             let random = crate::auth::new_token();
             Password::parse(&random)

@@ -2,7 +2,7 @@
 
 use crate::config::Settings;
 use crate::rate_limit::RateLimiter;
-use redis::aio::ConnectionManager;
+use crate::redis_conn::RedisConn;
 use sqlx::PgPool;
 use std::sync::Arc;
 
@@ -11,8 +11,8 @@ use std::sync::Arc;
 pub struct AppState {
     /// PostgreSQL pool.
     pub db: PgPool,
-    /// Redis connection (multiplexed).
-    pub redis: ConnectionManager,
+    /// Redis, connected on demand.
+    pub redis: RedisConn,
     /// Abuse limits.
     pub limiter: RateLimiter,
     /// Settings in force.

@@ -159,12 +159,39 @@ impl ThreadRow {
     }
 }
 
-/// The far end of every listing, used when no cursor is given.
+/// Where a newest-first listing starts when no cursor is given: after anything storable.
 fn start_cursor() -> Cursor {
+    // Year 9999, well inside PostgreSQL's timestamptz range (chrono's MAX_UTC is not).
+    let at = DateTime::from_timestamp(253_402_300_799, 0).unwrap_or_default();
     Cursor {
-        at: DateTime::<Utc>::MAX_UTC,
+        at,
         id: Uuid::max(),
     }
+}
+
+/// Where an oldest-first listing starts: before any message could have been sent.
+fn oldest_cursor() -> Cursor {
+    Cursor {
+        at: DateTime::<Utc>::UNIX_EPOCH,
+        id: Uuid::nil(),
+    }
+}
+
+/// The SQL of [`list`]: binds the caller (`$1`), the cursor (`$2`, `$3`) and the limit (`$4`).
+/// Public so that tests can check its query plan.
+pub fn list_sql(folder: Folder, unread_only: bool) -> String {
+    format!(
+        "{} where tp.user_id = $1 and {} {} \
+           and (tp.last_activity_at, tp.thread_id) < ($2, $3) \
+         order by tp.last_activity_at desc, tp.thread_id desc limit $4",
+        thread_select!(),
+        folder.predicate(),
+        if unread_only {
+            "and tp.unread_count > x.unread"
+        } else {
+            ""
+        },
+    )
 }
 
 /// One page of `folder`, newest activity first.
@@ -177,18 +204,7 @@ pub async fn list(
     after: Option<Cursor>,
 ) -> Result<Page<Thread>> {
     let after = after.unwrap_or_else(start_cursor);
-    let sql = format!(
-        "{} where tp.user_id = $1 and {} {} \
-           and (tp.last_activity_at, tp.thread_id) < ($2, $3) \
-         order by tp.last_activity_at desc, tp.thread_id desc limit $4",
-        thread_select!(),
-        folder.predicate(),
-        if unread_only {
-            "and tp.unread_count > x.unread"
-        } else {
-            ""
-        },
-    );
+    let sql = list_sql(folder, unread_only);
     let mut rows: Vec<ThreadRow> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(caller.as_uuid())
         .bind(after.at)
@@ -244,14 +260,7 @@ pub async fn messages(
     get(db, caller, thread).await?;
     let (cmp, dir, start) = match order {
         Order::Desc => ("<", "desc", start_cursor()),
-        Order::Asc => (
-            ">",
-            "asc",
-            Cursor {
-                at: DateTime::<Utc>::MIN_UTC,
-                id: Uuid::nil(),
-            },
-        ),
+        Order::Asc => (">", "asc", oldest_cursor()),
     };
     let after = after.unwrap_or(start);
     let sql = format!(

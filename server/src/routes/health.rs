@@ -32,9 +32,11 @@ pub async fn healthz() -> Json<Health> {
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     const LIMIT: Duration = Duration::from_secs(2);
     let db = tokio::time::timeout(LIMIT, sqlx::query("select 1").execute(&state.db)).await;
-    let mut redis = state.redis.clone();
-    let ping =
-        tokio::time::timeout(LIMIT, redis::cmd("PING").query_async::<String>(&mut redis)).await;
+    let ping = tokio::time::timeout(LIMIT, async {
+        let mut conn = state.redis.get().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    })
+    .await;
     let mut checks = BTreeMap::new();
     checks.insert(
         "postgres".to_owned(),

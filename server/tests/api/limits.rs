@@ -1,0 +1,82 @@
+//! Abuse limits, kept in Redis so they hold across server processes.
+
+use crate::helpers::TestApp;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use sqlx::PgPool;
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn sending_is_rate_limited_per_user_across_server_processes(db: PgPool) {
+    let first = TestApp::spawn_with(db.clone(), |s| s.send_rate_per_min = 3).await;
+    let second = TestApp::spawn_sharing(db, &first.redis_prefix, |s| s.send_rate_per_min = 3).await;
+    let alice = first.user("alice").await;
+    let bob = first.user("bob").await;
+    let m = first.send(&alice, &bob, "1", "one").await;
+    second.send(&alice, &bob, "2", "two").await;
+    first
+        .reply(&alice, m["thread_id"].as_str().unwrap(), "three")
+        .await;
+    let limited = second
+        .post(
+            "/api/v1/messages",
+            &alice,
+            json!({"recipient": "bob", "subject": "4", "body": "four"}),
+        )
+        .await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.code(), "rate_limited");
+    let wait: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
+    let reply = first
+        .post(
+            &format!(
+                "/api/v1/threads/{}/messages",
+                m["thread_id"].as_str().unwrap()
+            ),
+            &alice,
+            json!({"body": "5"}),
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "replies count too"
+    );
+    assert_eq!(first.message_rows().await, 3);
+    first
+        .send(&bob, &alice, "bob", "bob has his own budget")
+        .await;
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn failed_logins_are_limited_per_username(db: PgPool) {
+    let app = TestApp::spawn_with(db, |s| s.login_failures_per_min = 3).await;
+    app.user("alice").await;
+    let login = |password: &'static str| {
+        app.call(
+            Method::POST,
+            "/api/v1/sessions",
+            None,
+            Some(json!({"username": "alice", "password": password})),
+        )
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            login("wrong password").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let limited = login("password-alice").await;
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits"
+    );
+    assert!(limited.headers.contains_key("retry-after"));
+    let other = app.user("bob").await;
+    assert!(!other.token.is_empty(), "other usernames are unaffected");
+}

@@ -1,0 +1,13 @@
+//! End-to-end tests of the HTTP API: the real server on a free port, each test with its own
+//! PostgreSQL database (`#[sqlx::test]`) and its own Redis key prefix.
+
+mod accounts;
+mod ephemeral;
+mod errors;
+mod helpers;
+mod idempotency;
+mod limits;
+mod messages;
+mod openapi;
+mod operations;
+mod threads;
