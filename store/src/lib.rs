@@ -51,14 +51,12 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
 
 /// Maps a unique violation on `constraint` to [`StoreError::Conflict`] naming `field`.
 pub(crate) fn on_unique(err: sqlx::Error, map: &[(&str, &'static str)]) -> StoreError {
-    if let sqlx::Error::Database(db) = &err {
-        if db.is_unique_violation() {
-            if let Some(constraint) = db.constraint() {
-                if let Some((_, field)) = map.iter().find(|(c, _)| *c == constraint) {
-                    return StoreError::Conflict(field);
-                }
-            }
-        }
+    if let sqlx::Error::Database(db) = &err
+        && db.is_unique_violation()
+        && let Some(constraint) = db.constraint()
+        && let Some((_, field)) = map.iter().find(|(c, _)| *c == constraint)
+    {
+        return StoreError::Conflict(field);
     }
     StoreError::Database(err)
 }

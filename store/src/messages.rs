@@ -232,10 +232,10 @@ pub async fn create_thread(
 ) -> Result<Created> {
     let mut tx = db.begin().await?;
     let id = MessageId::generate();
-    if let Some(idem) = idem {
-        if let Some(original) = claim_key(&mut tx, sender, idem, id).await? {
-            return Ok(Created::Replayed(original));
-        }
+    if let Some(idem) = idem
+        && let Some(original) = claim_key(&mut tx, sender, idem, id).await?
+    {
+        return Ok(Created::Replayed(original));
     }
     let thread = ThreadId::generate();
     sqlx::query("insert into threads (id, subject, created_by) values ($1, $2, $3)")
@@ -294,10 +294,10 @@ pub async fn reply(
     let mut tx = db.begin().await?;
     let recipient = lock_thread(&mut tx, sender, thread).await?;
     let id = MessageId::generate();
-    if let Some(idem) = idem {
-        if let Some(original) = claim_key(&mut tx, sender, idem, id).await? {
-            return Ok(Created::Replayed(original));
-        }
+    if let Some(idem) = idem
+        && let Some(original) = claim_key(&mut tx, sender, idem, id).await?
+    {
+        return Ok(Created::Replayed(original));
     }
     let newest: Option<Uuid> = sqlx::query_scalar(
         "select id from messages where thread_id = $1 order by created_at desc, id desc limit 1",

@@ -106,7 +106,7 @@ async fn an_expired_message_is_gone_everywhere_at_once_for_both_sides(db: PgPool
             "a thread whose only message expired is gone"
         );
         let all = app.get("/api/v1/threads?folder=all", user).await;
-        assert_eq!(all.ids(), [thread.clone()]);
+        assert_eq!(all.ids(), [thread.as_str()]);
     }
     assert_eq!(
         app.unread_total(&bob).await,

@@ -153,7 +153,7 @@ async fn unread_filter_mark_thread_read_and_mute(db: PgPool) {
     app.act(&format!("/api/v1/threads/{t2}/read"), &alice).await;
 
     let unread = app.get("/api/v1/threads?unread=true", &alice).await;
-    assert_eq!(unread.ids(), [t1.clone()]);
+    assert_eq!(unread.ids(), [t1.as_str()]);
     let read = app.act(&format!("/api/v1/threads/{t1}/read"), &alice).await;
     assert_eq!(read.body["unread_count"], 0);
     assert!(
