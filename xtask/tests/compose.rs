@@ -31,22 +31,45 @@ fn compose_names_every_service_of_the_stack() {
         .keys()
         .map(|k| k.as_str().unwrap())
         .collect();
-    assert_eq!(services, BTreeSet::from(["mailpit", "postgres", "redis", "server", "worker"]));
+    assert_eq!(
+        services,
+        BTreeSet::from(["mailpit", "postgres", "redis", "server", "worker"])
+    );
 }
 
 #[test]
 fn server_and_worker_are_built_here_and_wait_for_their_stores() {
     let doc = compose();
     let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).expect("Dockerfile");
-    assert!(dockerfile.matches("FROM ").count() >= 2, "the Dockerfile is multi-stage");
+    assert!(
+        dockerfile.matches("FROM ").count() >= 2,
+        "the Dockerfile is multi-stage"
+    );
     for (name, binary) in [("server", "convos-server"), ("worker", "convos-worker")] {
         let service = &doc["services"][name];
-        assert_eq!(service["build"]["dockerfile"].as_str(), Some("Dockerfile"), "{name}");
-        assert_eq!(service["command"][0].as_str(), Some(binary), "{name} runs {binary}");
-        assert!(dockerfile.contains(&format!("-p {binary}")), "the image builds {binary}");
-        assert!(dockerfile.contains(&format!("/usr/local/bin/{binary}")), "the image ships {binary}");
+        assert_eq!(
+            service["build"]["dockerfile"].as_str(),
+            Some("Dockerfile"),
+            "{name}"
+        );
+        assert_eq!(
+            service["command"][0].as_str(),
+            Some(binary),
+            "{name} runs {binary}"
+        );
+        assert!(
+            dockerfile.contains(&format!("-p {binary}")),
+            "the image builds {binary}"
+        );
+        assert!(
+            dockerfile.contains(&format!("/usr/local/bin/{binary}")),
+            "the image ships {binary}"
+        );
         let env = env_names(service);
-        assert!(env.contains("DATABASE_URL") && env.contains("REDIS_URL"), "{name}: {env:?}");
+        assert!(
+            env.contains("DATABASE_URL") && env.contains("REDIS_URL"),
+            "{name}: {env:?}"
+        );
         for store in ["postgres", "redis"] {
             assert_eq!(
                 service["depends_on"][store]["condition"].as_str(),
@@ -60,9 +83,16 @@ fn server_and_worker_are_built_here_and_wait_for_their_stores() {
     for setting in ["CONVOS_ADDR", "CONVOS_ENV", "CONVOS_SECRET_KEY"] {
         assert!(env.contains(setting), "server sets {setting}");
     }
-    assert_eq!(server["environment"]["CONVOS_ENV"].as_str(), Some("production"));
+    assert_eq!(
+        server["environment"]["CONVOS_ENV"].as_str(),
+        Some("production")
+    );
     assert!(
-        server["ports"].as_sequence().unwrap().iter().any(|p| p.as_str() == Some("8080:8080")),
+        server["ports"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str() == Some("8080:8080")),
         "the API is published on 8080"
     );
 }

@@ -1,0 +1,76 @@
+//! The worker binary starts against real PostgreSQL and Redis and stops cleanly on SIGTERM.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn the_worker_starts_reports_ready_and_stops_on_sigterm() {
+    let database_url =
+        std::env::var("DATABASE_URL").expect("DATABASE_URL (run via cargo xtask test)");
+    let redis_url = std::env::var("REDIS_URL").expect("REDIS_URL (run via cargo xtask test)");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_convos-worker"))
+        .env("DATABASE_URL", database_url)
+        .env("REDIS_URL", redis_url)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("worker starts");
+    let mut stdout = child.stdout.take().unwrap();
+    // Read until the ready line, in a thread so a hung worker cannot hang the test.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = String::new();
+        let mut buf = [0u8; 256];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            let _ = tx.send(seen.clone());
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("worker printed something");
+        if seen.contains("worker ready") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no ready line: {seen}");
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "worker did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn the_worker_fails_loudly_when_postgres_is_unreachable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(env!("CARGO_BIN_EXE_convos-worker"))
+        .env(
+            "DATABASE_URL",
+            format!("postgres://nobody@127.0.0.1:{port}/none"),
+        )
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("could not connect to postgres"));
+}
