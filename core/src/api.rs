@@ -267,7 +267,7 @@ pub struct User {
     pub email: String,
     /// Name shown to others.
     pub display_name: String,
-    /// Whether this account may use the admin routes.
+    /// Whether this account is an operator (the admin routes arrive with the ops issue).
     pub is_admin: bool,
     /// When the account was created.
     pub created_at: DateTime<Utc>,

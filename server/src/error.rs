@@ -48,10 +48,10 @@ pub enum ApiError {
     #[error("{0} is already taken")]
     Conflict(&'static str),
     /// Too many requests; try again after the given time.
-    #[error("too many requests; retry in {} seconds", .0.as_secs())]
+    #[error("too many requests; retry in {} seconds", .0.as_millis().div_ceil(1000).max(1))]
     RateLimited(Duration),
-    /// A dependency is down.
-    #[error("service unavailable")]
+    /// PostgreSQL cannot be reached (pool timeout or connection failure).
+    #[error("the service is temporarily unavailable; try again shortly")]
     Unavailable,
     /// A bug or an infrastructure failure.
     #[error(transparent)]
@@ -94,6 +94,10 @@ impl From<StoreError> for ApiError {
                 "Idempotency-Key",
                 "was already used for a different request; use a new key",
             ),
+            StoreError::Database(e @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_))) => {
+                tracing::error!(error = %e, "postgres unavailable");
+                ApiError::Unavailable
+            }
             StoreError::Database(e) => ApiError::Internal(e.into()),
         }
     }

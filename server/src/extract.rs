@@ -21,8 +21,9 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub struct ApiJson<T> {
     /// The decoded body.
     pub value: T,
-    /// The raw bytes, for fingerprinting idempotent requests.
-    pub raw: Bytes,
+    /// The body in canonical form (object keys sorted, no spacing), for fingerprinting
+    /// idempotent requests: the same JSON written differently is the same request.
+    pub canonical: Vec<u8>,
 }
 
 fn is_json(content_type: &str) -> bool {
@@ -58,11 +59,27 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 "the body must be a JSON object".into(),
             ));
         }
+        let canonical = serde_json::to_vec(&canonicalize(&value)).unwrap_or_default();
         let value = serde_path_to_error::deserialize(value).map_err(|e| {
             let field = leak_field_name(e.path().to_string());
             ApiError::Validation(vec![FieldError::new(field, e.into_inner().to_string())])
         })?;
-        Ok(Self { value, raw })
+        Ok(Self { value, canonical })
+    }
+}
+
+/// The same JSON value with every object's keys in sorted order.
+fn canonicalize(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let sorted: std::collections::BTreeMap<&String, serde_json::Value> =
+                map.iter().map(|(k, v)| (k, canonicalize(v))).collect();
+            serde_json::Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.iter().map(canonicalize).collect())
+        }
+        other => other.clone(),
     }
 }
 

@@ -113,6 +113,30 @@ impl Created {
     }
 }
 
+/// The message an earlier request with the same key created, if the key is still live (24
+/// hours); `IdempotencyMismatch` if that request was a different one. A read-only check that
+/// lets the API answer a replay before spending the caller's rate limit; [`create_thread`] and
+/// [`reply`] still claim the key atomically.
+pub async fn replayed(
+    db: &PgPool,
+    sender: UserId,
+    idem: &Idempotency,
+) -> Result<Option<MessageId>> {
+    let row: Option<(Vec<u8>, Uuid)> = sqlx::query_as(
+        "select request_hash, message_id from idempotency_keys \
+         where user_id = $1 and key = $2 and created_at >= now() - interval '24 hours'",
+    )
+    .bind(sender.as_uuid())
+    .bind(idem.key.as_str())
+    .fetch_optional(db)
+    .await?;
+    match row {
+        None => Ok(None),
+        Some((hash, _)) if hash != idem.request_hash => Err(StoreError::IdempotencyMismatch),
+        Some((_, id)) => Ok(Some(id.into())),
+    }
+}
+
 /// Claims `idem` for `message`; if an earlier request holds it, returns that request's message.
 async fn claim_key(
     tx: &mut PgConnection,
@@ -375,8 +399,9 @@ pub async fn open(db: &PgPool, caller: UserId, id: MessageId) -> Result<Opened> 
     let peer = lock_thread(&mut tx, caller, message.thread_id).await?;
     // Under the thread lock a concurrent opener has either committed (the row is no longer
     // visible) or not started: exactly one of them gets the body.
-    let row = get_for_update(&mut tx, caller, id).await?;
+    let mut row = get_for_update(&mut tx, caller, id).await?;
     let was_read = row.is_read;
+    row.is_read = true;
     let (sender_read, sender_deleted): (bool, bool) = sqlx::query_as(
         "update messages set consumed_at = clock_timestamp(), recipient_read = true \
          where id = $1 returning sender_read, sender_deleted_at is not null",

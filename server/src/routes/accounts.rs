@@ -151,6 +151,7 @@ pub async fn update_me(
 
 /// Query of `GET /api/v1/users`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DirectoryQuery {
     /// Username prefix (case-insensitive); empty lists everyone.
     q: Option<String>,

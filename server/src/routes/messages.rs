@@ -77,8 +77,13 @@ pub async fn create_message(
             "you cannot send a message to yourself",
         ));
     }
+    let idem = key.map(|k| Idempotency::new(k, "POST /api/v1/messages", &body.canonical));
+    if let Some(idem) = &idem
+        && let Some(original) = messages::replayed(&state.db, caller.user.id, idem).await?
+    {
+        return created_response(&state, caller.user.id, Created::Replayed(original)).await;
+    }
     check_send_rate(&state, caller.user.id).await?;
-    let idem = key.map(|k| Idempotency::new(k, "POST /api/v1/messages", &body.raw));
     let created = messages::create_thread(
         &state.db,
         caller.user.id,

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use convos_core::api::{CreateReplyRequest, Message, Page, Thread};
 use convos_core::{ErrorBody, ThreadId};
-use convos_store::messages::{self, Idempotency};
+use convos_store::messages::{self, Created, Idempotency};
 use convos_store::threads::{self, Flag, Folder, Order};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -32,6 +32,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 
 /// Query of `GET /api/v1/threads`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ThreadListQuery {
     /// `inbox` (default), `sent`, `archive` or `all`.
     folder: Option<String>,
@@ -99,6 +100,7 @@ pub async fn delete_thread(
 
 /// Query of `GET /api/v1/threads/{id}/messages`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MessageListQuery {
     /// 1 to 100, default 15.
     limit: Option<String>,
@@ -155,9 +157,14 @@ pub async fn reply(
     let content = body.value.parse().map_err(ApiError::Validation)?;
     // A stranger learns nothing and spends no quota: check the thread before counting.
     threads::get(&state.db, caller.user.id, id).await?;
-    check_send_rate(&state, caller.user.id).await?;
     let route = format!("POST /api/v1/threads/{id}/messages");
-    let idem = key.map(|k| Idempotency::new(k, &route, &body.raw));
+    let idem = key.map(|k| Idempotency::new(k, &route, &body.canonical));
+    if let Some(idem) = &idem
+        && let Some(original) = messages::replayed(&state.db, caller.user.id, idem).await?
+    {
+        return created_response(&state, caller.user.id, Created::Replayed(original)).await;
+    }
+    check_send_rate(&state, caller.user.id).await?;
     let created = messages::reply(&state.db, caller.user.id, id, &content, idem.as_ref()).await?;
     created_response(&state, caller.user.id, created).await
 }

@@ -161,6 +161,7 @@ async fn a_read_once_body_is_shown_once_to_the_recipient_then_gone_for_both(db: 
     let opened = app.get(&path, &bob).await;
     assert_eq!(opened.status, StatusCode::OK);
     assert_eq!(opened.body["body"], "the code is 1234");
+    assert_eq!(opened.body["is_read"], true, "the one read marks it read");
     assert_eq!(app.get(&path, &bob).await.status, StatusCode::NOT_FOUND);
     assert_eq!(app.get(&path, &alice).await.status, StatusCode::NOT_FOUND);
     assert_eq!(app.unread_total(&bob).await, 0);

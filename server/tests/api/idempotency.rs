@@ -132,3 +132,51 @@ async fn keys_expire_after_24_hours_and_bad_keys_are_refused(db: PgPool) {
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.field("Idempotency-Key").contains("1 to 255"));
 }
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_replay_is_recognised_whatever_the_json_spacing_and_spends_no_rate_limit(db: PgPool) {
+    let app = TestApp::spawn_with(db, |s| s.send_rate_per_min = 1).await;
+    let alice = app.user("alice").await;
+    app.user("bob").await;
+    let send = |body: &'static str| {
+        app.http
+            .post(format!("{}/api/v1/messages", app.base))
+            .bearer_auth(&alice.token)
+            .header("Idempotency-Key", "lost-connection")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let first = TestApp::answer(
+        send(r#"{"recipient":"bob","subject":"s","body":"b"}"#)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let again = TestApp::answer(
+        send("{ \"body\": \"b\",\n  \"subject\": \"s\", \"recipient\": \"bob\" }")
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        again.status,
+        StatusCode::CREATED,
+        "a replay is not rate limited: {again:?}"
+    );
+    assert_eq!(again.body["id"], first.body["id"]);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    let fresh = app
+        .post(
+            "/api/v1/messages",
+            &alice,
+            json!({"recipient": "bob", "subject": "t", "body": "c"}),
+        )
+        .await;
+    assert_eq!(
+        fresh.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a new message is"
+    );
+}

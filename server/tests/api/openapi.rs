@@ -55,6 +55,15 @@ async fn the_openapi_document_lists_exactly_the_routes_served(db: PgPool) {
     expected.sort();
     assert_eq!(documented, expected);
     assert!(res.body["components"]["securitySchemes"]["bearer"].is_object());
+    let params = res.body["paths"]["/api/v1/threads"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    for p in params {
+        assert_eq!(p["in"], "query", "{p}");
+        assert_eq!(p["required"], false, "{p}");
+    }
+    let names: Vec<&str> = params.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["folder", "unread", "limit", "cursor"]);
     for schema in ["Message", "Thread", "ErrorBody", "User", "Me", "Session"] {
         assert!(
             res.body["components"]["schemas"][schema].is_object(),
