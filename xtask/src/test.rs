@@ -2,7 +2,9 @@
 
 use crate::run::{self, step};
 use crate::services::{Profile, Services};
-use std::process::Command;
+use anyhow::{Context, bail};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 
 /// Options of `cargo xtask test`.
@@ -43,7 +45,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
     }
     let services = Services::start(Profile::Test)?;
     step("running the test suite");
-    run::run(
+    let totals = run_counting(
         Command::new(&cargo)
             .current_dir(&root)
             .args(["test", "--workspace"])
@@ -61,5 +63,66 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
         )?;
     }
     step("all checks passed");
+    // One closing line for the whole suite (cargo prints one per test binary).
+    println!("tests: {} passed, {} failed", totals.passed, totals.failed);
     Ok(())
+}
+
+/// Tests counted over every `test result:` line of a `cargo test` run.
+#[derive(Default)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+}
+
+/// Runs `cargo test`, echoing its output, and adds up its per-binary summaries.
+fn run_counting(cmd: &mut Command) -> anyhow::Result<Totals> {
+    eprintln!("\x1b[2m$ {}\x1b[0m", run::display(cmd));
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("could not start cargo test")?;
+    let stdout = child.stdout.take().context("cargo test has no stdout")?;
+    let mut totals = Totals::default();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(summary) = line.strip_prefix("test result: ") {
+            totals.passed += count(summary, "passed");
+            totals.failed += count(summary, "failed");
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        println!(
+            "tests: {} passed, {} failed",
+            totals.passed,
+            totals.failed.max(1)
+        );
+        bail!("`{}` failed with {status}", run::display(cmd));
+    }
+    Ok(totals)
+}
+
+/// The number before `word` in a summary like `ok. 3 passed; 0 failed; ...`.
+fn count(summary: &str, word: &str) -> u64 {
+    let words: Vec<&str> = summary.split([' ', ';']).collect();
+    words
+        .windows(2)
+        .find(|w| w[1] == word)
+        .and_then(|w| w[0].parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count;
+
+    #[test]
+    fn summaries_are_added_up() {
+        let line =
+            "ok. 45 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 5.97s";
+        assert_eq!(count(line, "passed"), 45);
+        assert_eq!(count(line, "failed"), 2);
+    }
 }
