@@ -7,7 +7,10 @@
 pub mod api;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod ids;
+pub mod jobs;
+pub mod unsubscribe;
 
 pub use domain::{
     Body, DisplayName, EmailAddress, ExpiresIn, FieldError, IdempotencyKey, Password, Subject,

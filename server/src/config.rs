@@ -56,6 +56,11 @@ pub struct Settings {
     pub secret_key: SecretString,
     /// The URL users reach this server at, for links.
     pub public_url: String,
+    /// Seconds a notification email waits for the recipient to read the message first
+    /// (`CONVOS_NOTIFY_DELAY_SECS`).
+    pub notify_delay_secs: u64,
+    /// Seconds between SSE heartbeat comments on idle event streams.
+    pub sse_heartbeat_secs: u64,
     /// Apply pending migrations at start-up.
     pub migrate_on_start: bool,
     /// Upper bound of PostgreSQL connections this process opens.
@@ -76,6 +81,8 @@ impl Default for Settings {
             login_failures_per_min: 10,
             secret_key: SecretString::from(DEV_SECRET_KEY),
             public_url: "http://127.0.0.1:8080".into(),
+            notify_delay_secs: 120,
+            sse_heartbeat_secs: 15,
             migrate_on_start: true,
             db_max_connections: 20,
             log_format: None,

@@ -4,6 +4,7 @@ use crate::auth;
 use anyhow::Context;
 use convos_core::api::NewContent;
 use convos_core::{Body, DisplayName, EmailAddress, Password, Subject, UserId, Username};
+use convos_store::jobs::Outbox;
 use convos_store::{messages, users};
 use sqlx::PgPool;
 
@@ -74,6 +75,7 @@ pub async fn seed_demo(db: &PgPool, password: &str) -> anyhow::Result<bool> {
         };
         let first = messages::create_thread(
             db,
+            &Outbox::default(),
             from,
             to,
             &Subject::parse(subject)?,
@@ -84,7 +86,15 @@ pub async fn seed_demo(db: &PgPool, password: &str) -> anyhow::Result<bool> {
         let thread = messages::get(db, from, first.id()).await?.thread_id;
         for (i, body) in bodies.iter().enumerate().skip(1) {
             let sender = if i % 2 == 1 { to } else { from };
-            messages::reply(db, sender, thread, &content(body)?, None).await?;
+            messages::reply(
+                db,
+                &Outbox::default(),
+                sender,
+                thread,
+                &content(body)?,
+                None,
+            )
+            .await?;
         }
     }
     Ok(true)

@@ -64,6 +64,9 @@ impl Application {
         .await??;
         let state = AppState {
             limiter: RateLimiter::new(redis.clone(), settings.redis_prefix.clone()),
+            outbox: convos_store::jobs::Outbox {
+                notify_delay: std::time::Duration::from_secs(settings.notify_delay_secs),
+            },
             db,
             redis,
             dummy_hash: Arc::from(dummy_hash),

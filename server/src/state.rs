@@ -15,6 +15,8 @@ pub struct AppState {
     pub redis: RedisConn,
     /// Abuse limits.
     pub limiter: RateLimiter,
+    /// How sends enqueue their jobs.
+    pub outbox: convos_store::jobs::Outbox,
     /// Settings in force.
     pub settings: Arc<Settings>,
     /// A real argon2 hash of a random password, verified against when a login names an unknown

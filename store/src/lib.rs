@@ -5,7 +5,10 @@
 //! enforced in SQL, so no caller can forget them.
 
 pub mod cursor;
+pub mod deliveries;
+pub mod jobs;
 pub mod messages;
+pub mod purge;
 pub mod threads;
 pub mod tokens;
 pub mod users;

@@ -5,10 +5,12 @@
 //! thread's row, so they are serialised per thread and can never deadlock on the two
 //! participant rows.
 
+use crate::jobs::{self, Outbox};
 use crate::visibility::{message_select, visible_to_caller};
 use crate::{Result, StoreError};
 use chrono::{DateTime, Utc};
 use convos_core::api::{Message, NewContent, UserSummary};
+use convos_core::events::Event;
 use convos_core::{IdempotencyKey, MessageId, Subject, ThreadId, UserId};
 use sha2::{Digest, Sha256};
 // Dynamic SQL below only splices in column names chosen from fixed lists, never input.
@@ -245,9 +247,44 @@ async fn count_new_message(
     Ok(())
 }
 
+/// The jobs a new message causes, in its own transaction: the live event for both
+/// participants, and the recipient's email notification.
+async fn enqueue_new_message(
+    tx: &mut PgConnection,
+    outbox: &Outbox,
+    id: MessageId,
+    thread: ThreadId,
+    sender: UserId,
+    recipient: UserId,
+) -> Result<()> {
+    let event = Event::MessageCreated {
+        message_id: id,
+        thread_id: thread,
+    };
+    jobs::enqueue_event(
+        tx,
+        &format!("event:message.created:{id}"),
+        event,
+        vec![recipient, sender],
+    )
+    .await?;
+    jobs::enqueue_notification(tx, outbox, id, thread, recipient).await
+}
+
+/// Tells `users`' other sessions that something changed; each call is its own event.
+pub(crate) async fn announce(
+    tx: &mut PgConnection,
+    event: Event,
+    users: Vec<UserId>,
+) -> Result<()> {
+    let key = format!("event:{}:{}", event.name(), Uuid::now_v7());
+    jobs::enqueue_event(tx, &key, event, users).await
+}
+
 /// Starts a thread with its first message from `sender` to `recipient`.
 pub async fn create_thread(
     db: &PgPool,
+    outbox: &Outbox,
     sender: UserId,
     recipient: UserId,
     subject: &Subject,
@@ -270,6 +307,7 @@ pub async fn create_thread(
         .await?;
     let at = insert_message(&mut tx, id, thread, sender, recipient, content, None).await?;
     count_new_message(&mut tx, thread, sender, recipient, at).await?;
+    enqueue_new_message(&mut tx, outbox, id, thread, sender, recipient).await?;
     tx.commit().await?;
     Ok(Created::New(id))
 }
@@ -310,6 +348,7 @@ pub(crate) async fn lock_thread(
 /// thread's newest message.
 pub async fn reply(
     db: &PgPool,
+    outbox: &Outbox,
     sender: UserId,
     thread: ThreadId,
     content: &NewContent,
@@ -331,6 +370,7 @@ pub async fn reply(
     .await?;
     let at = insert_message(&mut tx, id, thread, sender, recipient, content, newest).await?;
     count_new_message(&mut tx, thread, sender, recipient, at).await?;
+    enqueue_new_message(&mut tx, outbox, id, thread, sender, recipient).await?;
     tx.commit().await?;
     Ok(Created::New(id))
 }
@@ -421,6 +461,14 @@ pub async fn open(db: &PgPool, caller: UserId, id: MessageId) -> Result<Opened> 
     if !sender_deleted {
         uncount(&mut tx, message.thread_id, peer, Side::Sent, !sender_read).await?;
     }
+    announce(
+        &mut tx,
+        Event::ThreadUpdated {
+            thread_id: message.thread_id,
+        },
+        vec![caller, peer],
+    )
+    .await?;
     tx.commit().await?;
     Ok(Opened {
         message: row.into_api(true),
@@ -485,6 +533,11 @@ pub async fn set_read(db: &PgPool, caller: UserId, id: MessageId, read: bool) ->
         .bind(if read { -1i32 } else { 1 })
         .execute(&mut *tx)
         .await?;
+        let event = Event::MessageRead {
+            message_id: id,
+            thread_id: thread,
+        };
+        announce(&mut tx, event, vec![caller]).await?;
     }
     tx.commit().await?;
     get(db, caller, id).await
@@ -512,6 +565,12 @@ pub async fn delete_for_me(db: &PgPool, caller: UserId, id: MessageId) -> Result
     .execute(&mut *tx)
     .await?;
     uncount(&mut tx, thread, caller, side, !row.is_read).await?;
+    announce(
+        &mut tx,
+        Event::ThreadUpdated { thread_id: thread },
+        vec![caller],
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

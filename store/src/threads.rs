@@ -1,11 +1,12 @@
 //! Mailbox listings and thread-wide actions, from one participant's point of view.
 
 use crate::cursor::Cursor;
-use crate::messages::{MessageRow, lock_thread};
+use crate::messages::{MessageRow, announce, lock_thread};
 use crate::visibility::{expired_correction, message_select, visible_to_caller};
 use crate::{Result, StoreError};
 use chrono::{DateTime, Utc};
 use convos_core::api::{LastMessage, Message, Page, Thread, UserSummary};
+use convos_core::events::Event;
 use convos_core::{ThreadId, UserId, excerpt};
 // Dynamic SQL below only splices in fragments and column names from this crate, never input.
 use sqlx::{AssertSqlSafe, PgPool};
@@ -335,6 +336,12 @@ pub async fn mark_read(db: &PgPool, caller: UserId, thread: ThreadId) -> Result<
     .execute(&mut *tx)
     .await?;
     recount(&mut tx, caller, thread).await?;
+    announce(
+        &mut tx,
+        Event::ThreadUpdated { thread_id: thread },
+        vec![caller],
+    )
+    .await?;
     tx.commit().await?;
     get(db, caller, thread).await
 }
@@ -361,14 +368,26 @@ pub async fn set_flag(
         Flag::Archived => "archived",
         Flag::Muted => "muted",
     };
-    sqlx::query(AssertSqlSafe(format!(
-        "update thread_participants set {column} = $3 where thread_id = $2 and user_id = $1"
+    let mut tx = db.begin().await?;
+    let changed = sqlx::query(AssertSqlSafe(format!(
+        "update thread_participants set {column} = $3 \
+         where thread_id = $2 and user_id = $1 and {column} <> $3"
     )))
     .bind(caller.as_uuid())
     .bind(thread.as_uuid())
     .bind(on)
-    .execute(db)
-    .await?;
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed > 0 {
+        announce(
+            &mut tx,
+            Event::ThreadUpdated { thread_id: thread },
+            vec![caller],
+        )
+        .await?;
+    }
+    tx.commit().await?;
     get(db, caller, thread).await
 }
 
@@ -389,6 +408,12 @@ pub async fn delete_for_me(db: &PgPool, caller: UserId, thread: ThreadId) -> Res
     .execute(&mut *tx)
     .await?;
     recount(&mut tx, caller, thread).await?;
+    announce(
+        &mut tx,
+        Event::ThreadUpdated { thread_id: thread },
+        vec![caller],
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

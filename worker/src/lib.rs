@@ -1,58 +1,150 @@
-//! The Convos background worker.
+//! The Convos background worker: relays due jobs from the PostgreSQL ledger to apalis queues on
+//! Redis and runs them (live event delivery, email notifications, ephemeral purge).
 //!
-//! This release connects to PostgreSQL and Redis, reports readiness and waits for a shutdown
-//! signal; the job handlers (delivery, email notification, purge) arrive with the jobs issue.
+//! Several worker processes can run at once: the ledger decides who runs what, so each job has
+//! one effect however many workers see it.
 
+pub mod config;
+pub mod email;
+pub mod jobs;
+pub mod mailer;
+pub mod queue;
+pub mod relay;
+
+use crate::config::WorkerSettings;
+use crate::email::EmailSettings;
+use crate::mailer::Mailer;
 use anyhow::Context;
+use apalis::layers::WorkerBuilderExt;
+use apalis::prelude::*;
+use convos_core::jobs::JobKind;
+use redis::aio::ConnectionManager;
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
-/// Connection settings of the worker, from the environment.
-#[derive(Clone, Debug)]
-pub struct WorkerSettings {
-    /// PostgreSQL URL.
-    pub database_url: String,
-    /// Redis URL.
-    pub redis_url: String,
+/// What every job can reach.
+pub struct Ctx {
+    /// This process's name in the ledger's attempt history.
+    pub name: String,
+    /// PostgreSQL.
+    pub db: PgPool,
+    /// Redis (multiplexed), for events and queue depth.
+    pub redis: ConnectionManager,
+    /// Where email goes.
+    pub mailer: Mailer,
+    /// Email content settings.
+    pub email: EmailSettings,
+    /// Settings in force.
+    pub settings: WorkerSettings,
 }
 
-impl WorkerSettings {
-    /// Reads `DATABASE_URL` and `REDIS_URL`, with the same defaults as the server.
-    pub fn from_env() -> Self {
-        Self {
-            database_url: std::env::var("DATABASE_URL")
-                .unwrap_or_else(|_| "postgres://localhost/convos".into()),
-            redis_url: std::env::var("REDIS_URL")
-                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-        }
-    }
+/// A unique name per process start: apalis-redis refuses a name it saw recently, and two
+/// processes sharing one would hide each other's crashes.
+fn unique_name(role: &str) -> String {
+    format!("{role}-{}-{}", std::process::id(), ulid::Ulid::generate())
 }
 
-/// Connects to both stores, proving they answer, then runs until `shutdown` resolves.
+/// Connects, then runs the relay and one apalis worker per job kind until `shutdown`
+/// resolves; in-flight jobs finish first.
 pub async fn run(
     settings: WorkerSettings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let db = convos_store::connect(&settings.database_url, 4)
+    let db = convos_store::connect(settings.database_url.expose_secret(), 10)
         .await
         .context("could not connect to postgres")?;
     sqlx::query("select 1")
         .execute(&db)
         .await
         .context("postgres did not answer")?;
-    let client = redis::Client::open(settings.redis_url.as_str()).context("invalid REDIS_URL")?;
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_response_timeout(Some(Duration::from_secs(5)))
-        .set_connection_timeout(Some(Duration::from_secs(5)));
-    let mut redis = client
-        .get_connection_manager_with_config(config)
+    let redis = queue::connect(settings.redis_url.expose_secret())
         .await
         .context("could not connect to redis")?;
-    let _: String = redis::cmd("PING")
-        .query_async(&mut redis)
-        .await
-        .context("redis did not answer")?;
-    tracing::info!("worker ready (no job kinds registered yet)");
+    let mailer = Mailer::from_url(settings.smtp_url.expose_secret())?;
+    let from: lettre::message::Mailbox = settings
+        .mail_from
+        .parse()
+        .context("CONVOS_MAIL_FROM is not an email address")?;
+    let email = EmailSettings {
+        domain: from.email.domain().to_owned(),
+        from,
+        public_url: settings.public_url.clone(),
+        secret_key: settings.secret_key.expose_secret().to_owned(),
+    };
+    let ctx = Arc::new(Ctx {
+        name: unique_name("convos-worker"),
+        db,
+        redis: redis.clone(),
+        mailer,
+        email,
+        settings,
+    });
+    let cancel = CancellationToken::new();
+    let queues: HashMap<JobKind, queue::Queue> = JobKind::ALL
+        .into_iter()
+        .map(|k| {
+            (
+                k,
+                queue::storage(redis.clone(), &ctx.settings.redis_prefix, k),
+            )
+        })
+        .collect();
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(relay::run(ctx.clone(), queues.clone(), cancel.clone()));
+    for kind in JobKind::ALL {
+        tasks.spawn(supervise(
+            ctx.clone(),
+            queues[&kind].clone(),
+            kind,
+            cancel.clone(),
+        ));
+    }
+    tracing::info!(worker = %ctx.name, "worker ready");
     shutdown.await;
+    tracing::info!("worker stopping: finishing in-flight jobs");
+    cancel.cancel();
+    while tasks.join_next().await.is_some() {}
     tracing::info!("worker stopped");
     Ok(())
+}
+
+/// Runs the apalis worker of one queue, restarting it (under a new name, after a pause) if it
+/// stops before shutdown, e.g. while Redis is unreachable.
+async fn supervise(ctx: Arc<Ctx>, queue: queue::Queue, kind: JobKind, cancel: CancellationToken) {
+    let mut pause = Duration::from_millis(500);
+    loop {
+        let name = unique_name(&format!("convos-{}", kind.as_str()));
+        let stop = cancel.clone();
+        let worker = WorkerBuilder::new(name.as_str())
+            .backend(
+                queue
+                    .clone()
+                    .poll_with_interval(Duration::from_millis(ctx.settings.poll_ms)),
+            )
+            .concurrency(ctx.settings.concurrency)
+            .timeout(ctx.settings.deadline())
+            .enable_tracing()
+            .data(ctx.clone())
+            .build(jobs::handle);
+        let result = worker
+            .run_until(async move {
+                stop.cancelled().await;
+                Ok::<(), std::io::Error>(())
+            })
+            .await;
+        if cancel.is_cancelled() {
+            return;
+        }
+        tracing::warn!(queue = kind.as_str(), ?result, retry_in = ?pause, "queue worker stopped; restarting");
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(Duration::from_secs(10));
+    }
 }

@@ -86,6 +86,7 @@ pub async fn create_message(
     check_send_rate(&state, caller.user.id).await?;
     let created = messages::create_thread(
         &state.db,
+        &state.outbox,
         caller.user.id,
         recipient.id,
         &new.subject,

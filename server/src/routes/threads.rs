@@ -165,7 +165,15 @@ pub async fn reply(
         return created_response(&state, caller.user.id, Created::Replayed(original)).await;
     }
     check_send_rate(&state, caller.user.id).await?;
-    let created = messages::reply(&state.db, caller.user.id, id, &content, idem.as_ref()).await?;
+    let created = messages::reply(
+        &state.db,
+        &state.outbox,
+        caller.user.id,
+        id,
+        &content,
+        idem.as_ref(),
+    )
+    .await?;
     created_response(&state, caller.user.id, created).await
 }
 

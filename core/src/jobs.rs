@@ -1,0 +1,81 @@
+//! Background job kinds and their payloads: one definition for the producer and the consumer.
+
+use crate::events::Event;
+use crate::ids::{ThreadId, UserId};
+use serde::{Deserialize, Serialize};
+
+/// What a job does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Publish a live event to users' event streams.
+    Deliver,
+    /// Email a recipient about new messages in a thread.
+    NotifyEmail,
+    /// Erase the bodies of expired and consumed ephemeral messages.
+    PurgeExpired,
+}
+
+impl JobKind {
+    /// Every kind, e.g. for one worker per queue.
+    pub const ALL: [JobKind; 3] = [
+        JobKind::Deliver,
+        JobKind::NotifyEmail,
+        JobKind::PurgeExpired,
+    ];
+
+    /// The stored name, which is also the queue's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Deliver => "deliver",
+            JobKind::NotifyEmail => "notify_email",
+            JobKind::PurgeExpired => "purge_expired",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == raw)
+    }
+
+    /// Attempts before a job of this kind is dead.
+    pub fn max_attempts(self) -> i32 {
+        match self {
+            JobKind::Deliver => 10,
+            JobKind::NotifyEmail => 8,
+            JobKind::PurgeExpired => 3,
+        }
+    }
+}
+
+/// Payload of a `deliver` job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliverJob {
+    /// The event.
+    pub event: Event,
+    /// Everyone it goes to.
+    pub users: Vec<UserId>,
+}
+
+/// Payload of a `notify_email` job: every queued delivery of the thread to the recipient.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyEmailJob {
+    /// The thread.
+    pub thread_id: ThreadId,
+    /// Who may get the email.
+    pub recipient_id: UserId,
+}
+
+/// Payload of a `purge_expired` job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeExpiredJob {
+    /// The period this run belongs to (seconds since the epoch divided by the period).
+    pub period: i64,
+}
+
+/// What travels through Redis to a worker: only the ledger row's id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobTicket {
+    /// The `jobs` row.
+    pub job_id: uuid::Uuid,
+}

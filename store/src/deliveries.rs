@@ -1,0 +1,308 @@
+//! Email notification bookkeeping: what is queued per thread and recipient, what the worker
+//! decided for each message, and what the sender may see of it.
+
+use crate::{Result, StoreError};
+use chrono::{DateTime, Utc};
+use convos_core::api::UserSummary;
+use convos_core::{MessageId, ThreadId, UserId};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Everything the notify job needs to decide, read at send time.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    /// The recipient.
+    pub recipient: Recipient,
+    /// The thread's subject.
+    pub subject: String,
+    /// Whether the recipient muted the thread.
+    pub muted: bool,
+    /// Emails sent to the recipient in the last 24 hours.
+    pub sent_last_day: i64,
+    /// The queued messages, oldest first.
+    pub messages: Vec<QueuedMessage>,
+    /// Ids of the thread's messages before the newest queued one, oldest first (for the
+    /// `References` header).
+    pub earlier: Vec<MessageId>,
+}
+
+/// The person an email would go to.
+#[derive(Clone, Debug)]
+pub struct Recipient {
+    /// Their id.
+    pub id: UserId,
+    /// Their address.
+    pub email: String,
+    /// Their name.
+    pub display_name: String,
+    /// Whether they want emails at all.
+    pub email_notifications: bool,
+}
+
+/// One message waiting for a notification decision.
+#[derive(Clone, Debug)]
+pub struct QueuedMessage {
+    /// The message.
+    pub id: MessageId,
+    /// Its sender.
+    pub sender: UserSummary,
+    /// Its text (`None` once purged).
+    pub body: Option<String>,
+    /// Read-once messages never show their body in an email.
+    pub read_once: bool,
+    /// When it was sent.
+    pub created_at: DateTime<Utc>,
+    /// The message it answers.
+    pub in_reply_to: Option<MessageId>,
+    /// The recipient has read it.
+    pub read: bool,
+    /// The recipient deleted it, or it was consumed.
+    pub deleted: bool,
+    /// It expired.
+    pub expired: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct QueuedRow {
+    id: Uuid,
+    sender_id: Uuid,
+    sender_username: String,
+    sender_display_name: String,
+    body: Option<String>,
+    read_once: bool,
+    created_at: DateTime<Utc>,
+    in_reply_to: Option<Uuid>,
+    read: bool,
+    deleted: bool,
+    expired: bool,
+}
+
+/// The queued deliveries of `thread` to `recipient`, with the facts to decide on them.
+pub async fn pending(db: &PgPool, thread: ThreadId, recipient: UserId) -> Result<Pending> {
+    let (id, email, display_name, email_notifications): (Uuid, String, String, bool) =
+        sqlx::query_as(
+            "select id, email, display_name, email_notifications from users where id = $1",
+        )
+        .bind(recipient.as_uuid())
+        .fetch_optional(db)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let (subject, muted): (String, bool) = sqlx::query_as(
+        "select t.subject, coalesce(tp.muted, false) from threads t \
+         left join thread_participants tp on tp.thread_id = t.id and tp.user_id = $2 \
+         where t.id = $1",
+    )
+    .bind(thread.as_uuid())
+    .bind(recipient.as_uuid())
+    .fetch_optional(db)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    let sent_last_day: i64 = sqlx::query_scalar(
+        "select count(*) from emails where recipient_id = $1 and sent_at > now() - interval '1 day'",
+    )
+    .bind(recipient.as_uuid())
+    .fetch_one(db)
+    .await?;
+    let rows: Vec<QueuedRow> = sqlx::query_as(
+        "select m.id, s.id as sender_id, s.username as sender_username, \
+                s.display_name as sender_display_name, m.body, m.read_once, m.created_at, \
+                m.in_reply_to, m.recipient_read as read, \
+                (m.recipient_deleted_at is not null or m.consumed_at is not null) as deleted, \
+                (m.expires_at is not null and m.expires_at <= now()) as expired \
+         from deliveries d join messages m on m.id = d.message_id \
+         join users s on s.id = m.sender_id \
+         where d.thread_id = $1 and d.recipient_id = $2 and d.status = 'queued' \
+         order by m.created_at, m.id",
+    )
+    .bind(thread.as_uuid())
+    .bind(recipient.as_uuid())
+    .fetch_all(db)
+    .await?;
+    let newest = rows.last().map(|r| r.created_at);
+    let earlier: Vec<Uuid> = match newest {
+        Some(at) => {
+            sqlx::query_scalar(
+                "select id from messages where thread_id = $1 and created_at < $2 \
+             order by created_at, id",
+            )
+            .bind(thread.as_uuid())
+            .bind(at)
+            .fetch_all(db)
+            .await?
+        }
+        None => Vec::new(),
+    };
+    Ok(Pending {
+        recipient: Recipient {
+            id: id.into(),
+            email,
+            display_name,
+            email_notifications,
+        },
+        subject,
+        muted,
+        sent_last_day,
+        messages: rows
+            .into_iter()
+            .map(|r| QueuedMessage {
+                id: r.id.into(),
+                sender: UserSummary {
+                    id: r.sender_id.into(),
+                    username: r.sender_username,
+                    display_name: r.sender_display_name,
+                },
+                body: r.body,
+                read_once: r.read_once,
+                created_at: r.created_at,
+                in_reply_to: r.in_reply_to.map(Into::into),
+                read: r.read,
+                deleted: r.deleted,
+                expired: r.expired,
+            })
+            .collect(),
+        earlier: earlier.into_iter().map(Into::into).collect(),
+    })
+}
+
+/// Records that an email about `messages` went to `recipient`; `newest` names it.
+pub async fn record_sent(
+    db: &PgPool,
+    thread: ThreadId,
+    recipient: UserId,
+    newest: MessageId,
+    messages: &[MessageId],
+) -> Result<Uuid> {
+    let email = Uuid::now_v7();
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "insert into emails (id, recipient_id, thread_id, message_id) values ($1, $2, $3, $4)",
+    )
+    .bind(email)
+    .bind(recipient.as_uuid())
+    .bind(thread.as_uuid())
+    .bind(newest.as_uuid())
+    .execute(&mut *tx)
+    .await?;
+    let ids: Vec<Uuid> = messages.iter().map(MessageId::as_uuid).collect();
+    sqlx::query(
+        "update deliveries set status = 'sent', reason = null, email_id = $3, updated_at = now() \
+         where recipient_id = $1 and message_id = any($2) and status = 'queued'",
+    )
+    .bind(recipient.as_uuid())
+    .bind(&ids)
+    .bind(email)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(email)
+}
+
+/// Records a final decision other than sending for one queued delivery.
+pub async fn record(
+    db: &PgPool,
+    message: MessageId,
+    recipient: UserId,
+    status: &str,
+    reason: &str,
+) -> Result<()> {
+    sqlx::query(
+        "update deliveries set status = $3, reason = $4, updated_at = now() \
+         where message_id = $1 and recipient_id = $2 and status = 'queued'",
+    )
+    .bind(message.as_uuid())
+    .bind(recipient.as_uuid())
+    .bind(status)
+    .bind(reason)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Notes a transient failure on queued deliveries without deciding them.
+pub async fn note_error(
+    db: &PgPool,
+    messages: &[MessageId],
+    recipient: UserId,
+    error: &str,
+) -> Result<()> {
+    let ids: Vec<Uuid> = messages.iter().map(MessageId::as_uuid).collect();
+    sqlx::query(
+        "update deliveries set reason = $3, updated_at = now() \
+         where recipient_id = $1 and message_id = any($2) and status = 'queued'",
+    )
+    .bind(recipient.as_uuid())
+    .bind(&ids)
+    .bind(error)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// One delivery as the sender sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Delivery {
+    /// Who the notification was for.
+    pub recipient: UserSummary,
+    /// Always `email` for now.
+    pub channel: String,
+    /// `queued`, `sent`, `skipped` or `failed`.
+    pub status: String,
+    /// For `skipped`, why (`already_read`, `deleted`, `expired`, `muted`, `email_off`,
+    /// `daily_cap`, `coalesced`); for `failed`, the error; for `queued`, the last transient
+    /// error if any.
+    pub reason: Option<String>,
+    /// When the status last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The deliveries of a message the caller sent; `NotFound` for anyone else.
+pub async fn for_sender(db: &PgPool, caller: UserId, message: MessageId) -> Result<Vec<Delivery>> {
+    let sent: Option<bool> = sqlx::query_scalar(
+        "select true from messages where id = $1 and sender_id = $2 and sender_deleted_at is null",
+    )
+    .bind(message.as_uuid())
+    .bind(caller.as_uuid())
+    .fetch_optional(db)
+    .await?;
+    if sent.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    let rows: Vec<(Uuid, String, String, String, Option<String>, DateTime<Utc>)> = sqlx::query_as(
+        "select u.id, u.username, u.display_name, d.status, d.reason, d.updated_at \
+         from deliveries d join users u on u.id = d.recipient_id where d.message_id = $1",
+    )
+    .bind(message.as_uuid())
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, username, display_name, status, reason, updated_at)| Delivery {
+                recipient: UserSummary {
+                    id: id.into(),
+                    username,
+                    display_name,
+                },
+                channel: "email".into(),
+                status,
+                reason,
+                updated_at,
+            },
+        )
+        .collect())
+}
+
+/// Turns email notifications off for a user (one-click unsubscribe). Returns whether the user
+/// exists.
+pub async fn unsubscribe(db: &PgPool, user: UserId) -> Result<bool> {
+    let updated = sqlx::query(
+        "update users set email_notifications = false, updated_at = now() where id = $1",
+    )
+    .bind(user.as_uuid())
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}

@@ -1,0 +1,84 @@
+//! Erasing the bodies of expired and consumed ephemeral messages.
+//!
+//! Read paths already hide these messages (and discount expired ones from the counters); the
+//! purge makes the erasure real and settles the counters, one thread lock at a time so it never
+//! races a send, a read or a delete in the same thread.
+
+use crate::Result;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// What one purge run did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Expired messages erased.
+    pub expired: u64,
+    /// Consumed read-once messages erased.
+    pub consumed: u64,
+}
+
+/// Erases up to `batch` expired and `batch` consumed messages.
+pub async fn run(db: &PgPool, batch: i64) -> Result<Purged> {
+    let consumed = sqlx::query(
+        "update messages set body = null, purged_at = now() where id in ( \
+           select id from messages where consumed_at is not null and purged_at is null \
+           limit $1 for update skip locked)",
+    )
+    .bind(batch)
+    .execute(db)
+    .await?
+    .rows_affected();
+
+    let due: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "select id, thread_id from messages \
+         where expires_at <= now() and purged_at is null and consumed_at is null \
+         order by expires_at limit $1",
+    )
+    .bind(batch)
+    .fetch_all(db)
+    .await?;
+    let mut expired = 0;
+    for (message, thread) in due {
+        let mut tx = db.begin().await?;
+        sqlx::query("select 1 from threads where id = $1 for no key update")
+            .bind(thread)
+            .execute(&mut *tx)
+            .await?;
+        // Re-checked under the lock: a concurrent purge may have taken it.
+        let row: Option<(Uuid, Uuid, bool, bool, bool, bool)> = sqlx::query_as(
+            "update messages set body = null, purged_at = now() \
+             where id = $1 and purged_at is null and consumed_at is null \
+             returning sender_id, recipient_id, sender_deleted_at is null, \
+                       recipient_deleted_at is null, sender_read, recipient_read",
+        )
+        .bind(message)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((sender, recipient, sender_has, recipient_has, sender_read, recipient_read)) =
+            row
+        {
+            for (user, has, read, sent) in [
+                (sender, sender_has, sender_read, 1),
+                (recipient, recipient_has, recipient_read, 0),
+            ] {
+                if has {
+                    sqlx::query(
+                        "update thread_participants set sent_count = sent_count - $3, \
+                           received_count = received_count - (1 - $3), \
+                           unread_count = unread_count - $4 \
+                         where thread_id = $1 and user_id = $2",
+                    )
+                    .bind(thread)
+                    .bind(user)
+                    .bind(sent)
+                    .bind(i32::from(!read))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            expired += 1;
+        }
+        tx.commit().await?;
+    }
+    Ok(Purged { expired, consumed })
+}

@@ -1,0 +1,91 @@
+//! Worker settings: built-in defaults, an optional TOML file, then the environment, which wins.
+//! The names match the server's (`DATABASE_URL`, `REDIS_URL`, `CONVOS_<NAME>`).
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Every worker setting. Missing values take [`WorkerSettings::default`].
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct WorkerSettings {
+    /// PostgreSQL URL (`DATABASE_URL`).
+    pub database_url: SecretString,
+    /// Redis URL (`REDIS_URL`).
+    pub redis_url: SecretString,
+    /// Prefix of the Redis keys of events and queues (`CONVOS_REDIS_PREFIX`).
+    pub redis_prefix: String,
+    /// Where notification email goes (`CONVOS_SMTP_URL`): `smtp://host:port` (plain),
+    /// `smtp://user:pass@host:587?tls=required` (STARTTLS), `smtps://user:pass@host:465`, or
+    /// `file:///path/to/folder` to write `.eml` files instead.
+    pub smtp_url: SecretString,
+    /// The sender address of notifications (`CONVOS_MAIL_FROM`).
+    pub mail_from: String,
+    /// The URL people reach Convos at, for links in emails (`CONVOS_PUBLIC_URL`).
+    pub public_url: String,
+    /// Signs unsubscribe links; must match the server's (`CONVOS_SECRET_KEY`).
+    pub secret_key: SecretString,
+    /// Emails one recipient may get per 24 hours (`CONVOS_EMAIL_DAILY_CAP`).
+    pub email_daily_cap: i64,
+    /// Seconds between purges of expired messages (`CONVOS_PURGE_EVERY_SECS`).
+    pub purge_every_secs: u64,
+    /// Seconds a dispatched or running job may go without an outcome before it is presumed
+    /// lost and dispatched again (`CONVOS_JOB_DEADLINE_SECS`).
+    pub job_deadline_secs: u64,
+    /// Milliseconds between relay passes (`CONVOS_RELAY_INTERVAL_MS`).
+    pub relay_interval_ms: u64,
+    /// Most tasks of one kind waiting in Redis at once; the backlog waits in PostgreSQL
+    /// (`CONVOS_QUEUE_CEILING`).
+    pub queue_ceiling: i64,
+    /// Jobs of one kind run concurrently by this process (`CONVOS_WORKER_CONCURRENCY`).
+    pub concurrency: usize,
+    /// Milliseconds of the first retry delay; later ones double, with jitter
+    /// (`CONVOS_RETRY_BASE_MS`).
+    pub retry_base_ms: u64,
+    /// Longest retry delay in seconds (`CONVOS_RETRY_MAX_SECS`).
+    pub retry_max_secs: u64,
+    /// Milliseconds a worker waits between polls of an empty queue (`CONVOS_POLL_MS`).
+    pub poll_ms: u64,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            database_url: SecretString::from("postgres://localhost/convos"),
+            redis_url: SecretString::from("redis://127.0.0.1:6379"),
+            redis_prefix: "convos:".into(),
+            smtp_url: SecretString::from("smtp://127.0.0.1:2525"),
+            mail_from: "Convos <notifications@convos.localhost>".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            secret_key: SecretString::from("convos-development-secret-do-not-use-in-production"),
+            email_daily_cap: 20,
+            purge_every_secs: 60,
+            job_deadline_secs: 120,
+            relay_interval_ms: 200,
+            queue_ceiling: 500,
+            concurrency: 16,
+            retry_base_ms: 5_000,
+            retry_max_secs: 3_600,
+            poll_ms: 250,
+        }
+    }
+}
+
+impl WorkerSettings {
+    /// Loads settings from defaults, the optional file and the process environment.
+    pub fn load() -> Result<Self, Box<figment::Error>> {
+        let file = std::env::var("CONVOS_CONFIG").unwrap_or_else(|_| "convos.toml".into());
+        Figment::from(Toml::file(file))
+            .merge(Env::raw().only(&["DATABASE_URL", "REDIS_URL"]))
+            .merge(Env::prefixed("CONVOS_").ignore(&["CONFIG", "SERVER", "TOKEN"]))
+            .extract()
+            .map_err(Box::new)
+    }
+
+    /// The job deadline.
+    pub fn deadline(&self) -> Duration {
+        Duration::from_secs(self.job_deadline_secs.max(1))
+    }
+}

@@ -1,0 +1,57 @@
+//! `deliver`: append an event to each user's retained stream and announce it to every server.
+//!
+//! One Lua script per user makes it atomic and idempotent: a marker per (job, user) means a job
+//! that runs twice still appends each event once.
+
+use super::{JobError, JobResult};
+use crate::Ctx;
+use convos_core::events::{RETENTION_SECS, channel, stream_key};
+use convos_core::jobs::DeliverJob;
+use convos_store::jobs::{Outcome, Running};
+use std::sync::LazyLock;
+
+static APPEND: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+        if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[4]) then
+          local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', 'event', ARGV[2])
+          redis.call('EXPIRE', KEYS[1], ARGV[4])
+          redis.call('PUBLISH', ARGV[3],
+            '{"user":"' .. ARGV[5] .. '","id":"' .. id .. '","event":' .. ARGV[2] .. '}')
+          return id
+        end
+        return false
+        "#,
+    )
+});
+
+/// Runs a `deliver` job.
+pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
+    let payload: DeliverJob = serde_json::from_value(job.payload.clone())
+        .map_err(|e| JobError::Permanent(format!("malformed payload: {e}")))?;
+    let event = serde_json::to_string(&payload.event)
+        .map_err(|e| JobError::Permanent(format!("unserialisable event: {e}")))?;
+    let prefix = &ctx.settings.redis_prefix;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let min_id = now_ms - (RETENTION_SECS as i64) * 1000;
+    let mut conn = ctx.redis.clone();
+    let mut appended = 0;
+    for user in &payload.users {
+        let marker = format!("{prefix}delivered:{}:{user}", job.id);
+        let id: Option<String> = APPEND
+            .key(stream_key(prefix, *user))
+            .key(marker)
+            .arg(min_id)
+            .arg(&event)
+            .arg(channel(prefix))
+            .arg(RETENTION_SECS)
+            .arg(user.to_string())
+            .invoke_async(&mut conn)
+            .await?;
+        appended += usize::from(id.is_some());
+    }
+    Ok(Outcome::Done(format!(
+        "{} to {appended} stream(s)",
+        payload.event.name()
+    )))
+}

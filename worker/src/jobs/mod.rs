@@ -1,0 +1,88 @@
+//! Running one job: claim it in the ledger, do it, record the outcome there.
+//!
+//! The ledger, not apalis, owns retries: a transient failure is recorded as `retry` with an
+//! exponential, jittered delay, and the relay hands it back when due; a permanent failure, or the
+//! last allowed attempt, is recorded as `dead` with its error. The handler then returns `Ok`, so
+//! apalis' own retry path never runs.
+
+pub mod deliver;
+pub mod notify_email;
+pub mod purge;
+
+use crate::Ctx;
+use apalis::prelude::*;
+use chrono::Utc;
+use convos_core::jobs::{JobKind, JobTicket};
+use convos_store::jobs::{self, Outcome, backoff};
+use futures::FutureExt;
+use rand::Rng;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a job did not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Worth trying again later (network, SMTP, Redis).
+    #[error("{0}")]
+    Transient(String),
+    /// Trying again cannot help (a malformed payload).
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl From<convos_store::StoreError> for JobError {
+    fn from(e: convos_store::StoreError) -> Self {
+        JobError::Transient(format!("database: {e}"))
+    }
+}
+
+impl From<redis::RedisError> for JobError {
+    fn from(e: redis::RedisError) -> Self {
+        JobError::Transient(format!("redis: {e}"))
+    }
+}
+
+/// What a job that worked reports: done, or skipped with a reason.
+pub type JobResult = Result<Outcome, JobError>;
+
+/// The apalis handler for every queue. A panicking job is reported as an error; its ledger row
+/// stays `running` until its deadline makes it due again.
+pub async fn handle(ticket: JobTicket, ctx: Data<Arc<Ctx>>) -> Result<(), BoxDynError> {
+    let ctx: Arc<Ctx> = (*ctx).clone();
+    match AssertUnwindSafe(run_one(ticket, ctx)).catch_unwind().await {
+        Ok(result) => result,
+        Err(_) => Err("the job panicked".into()),
+    }
+}
+
+async fn run_one(ticket: JobTicket, ctx: Arc<Ctx>) -> Result<(), BoxDynError> {
+    let deadline = ctx.settings.deadline();
+    let Some(job) = jobs::start(&ctx.db, ticket.job_id, &ctx.name, deadline).await? else {
+        // Already taken or finished: a duplicate ticket (relay re-dispatch, orphan recovery).
+        return Ok(());
+    };
+    let started = std::time::Instant::now();
+    let result = match job.kind {
+        JobKind::Deliver => deliver::run(&ctx, &job).await,
+        JobKind::NotifyEmail => notify_email::run(&ctx, &job).await,
+        JobKind::PurgeExpired => purge::run(&ctx, &job).await,
+    };
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(JobError::Transient(error)) if !job.is_last_attempt() => {
+            let base = Duration::from_millis(ctx.settings.retry_base_ms);
+            let cap = Duration::from_secs(ctx.settings.retry_max_secs);
+            let wait = backoff(job.attempt, base, cap, rand::rng().random::<f64>());
+            let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+            Outcome::Retry { error, at }
+        }
+        Err(e) => Outcome::Dead(e.to_string()),
+    };
+    tracing::info!(
+        job.id = %job.id, job.kind = job.kind.as_str(), attempt = job.attempt,
+        elapsed_ms = started.elapsed().as_millis() as u64, outcome = ?outcome, "job finished"
+    );
+    jobs::finish(&ctx.db, &job, &outcome).await?;
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! `notify_email`: one email about the new messages of a thread, if it is still useful.
+//!
+//! At send time the job re-reads the state and decides per message, with a recorded reason, in
+//! the pure [`decide`]; the messages still worth telling about share one email.
+
+use super::{JobError, JobResult};
+use crate::Ctx;
+use crate::email;
+use convos_core::jobs::NotifyEmailJob;
+use convos_store::deliveries::{self, QueuedMessage};
+use convos_store::jobs::{Outcome, Running};
+
+/// Why no email is sent about a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SkipReason {
+    /// The recipient read it within the delay window.
+    AlreadyRead,
+    /// The recipient deleted it, or it was a read-once message already opened.
+    Deleted,
+    /// It expired.
+    Expired,
+    /// The recipient muted the thread.
+    Muted,
+    /// The recipient turned email notifications off.
+    EmailOff,
+    /// The recipient already got the day's maximum of emails.
+    DailyCap,
+}
+
+impl SkipReason {
+    /// The recorded reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::AlreadyRead => "already_read",
+            SkipReason::Deleted => "deleted",
+            SkipReason::Expired => "expired",
+            SkipReason::Muted => "muted",
+            SkipReason::EmailOff => "email_off",
+            SkipReason::DailyCap => "daily_cap",
+        }
+    }
+}
+
+/// What is known about one message when its email would go out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// The recipient read it.
+    pub read: bool,
+    /// The recipient deleted it (or it was consumed).
+    pub deleted: bool,
+    /// It expired.
+    pub expired: bool,
+    /// The thread is muted by the recipient.
+    pub muted: bool,
+    /// The recipient turned email off.
+    pub email_off: bool,
+    /// The recipient's daily cap is reached.
+    pub cap_reached: bool,
+}
+
+/// Send, or skip with a reason. The first reason that applies wins, most specific first.
+pub fn decide(facts: &Facts) -> Result<(), SkipReason> {
+    if facts.deleted {
+        Err(SkipReason::Deleted)
+    } else if facts.expired {
+        Err(SkipReason::Expired)
+    } else if facts.read {
+        Err(SkipReason::AlreadyRead)
+    } else if facts.email_off {
+        Err(SkipReason::EmailOff)
+    } else if facts.muted {
+        Err(SkipReason::Muted)
+    } else if facts.cap_reached {
+        Err(SkipReason::DailyCap)
+    } else {
+        Ok(())
+    }
+}
+
+/// Runs a `notify_email` job.
+pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
+    let payload: NotifyEmailJob = serde_json::from_value(job.payload.clone())
+        .map_err(|e| JobError::Permanent(format!("malformed payload: {e}")))?;
+    let pending = deliveries::pending(&ctx.db, payload.thread_id, payload.recipient_id).await?;
+    if pending.messages.is_empty() {
+        return Ok(Outcome::Skipped("nothing queued".into()));
+    }
+    let cap_reached = pending.sent_last_day >= ctx.settings.email_daily_cap;
+    let mut send: Vec<&QueuedMessage> = Vec::new();
+    let mut skipped = Vec::new();
+    for message in &pending.messages {
+        let facts = Facts {
+            read: message.read,
+            deleted: message.deleted,
+            expired: message.expired,
+            muted: pending.muted,
+            email_off: !pending.recipient.email_notifications,
+            cap_reached,
+        };
+        match decide(&facts) {
+            Ok(()) => send.push(message),
+            Err(reason) => skipped.push((message.id, reason)),
+        }
+    }
+    for (message, reason) in &skipped {
+        deliveries::record(
+            &ctx.db,
+            *message,
+            pending.recipient.id,
+            "skipped",
+            reason.as_str(),
+        )
+        .await?;
+    }
+    if send.is_empty() {
+        let reasons: Vec<&str> = skipped.iter().map(|(_, r)| r.as_str()).collect();
+        return Ok(Outcome::Skipped(format!("skipped: {}", reasons.join(", "))));
+    }
+    let message = email::render(&ctx.email, &pending, &send)
+        .map_err(|e| JobError::Permanent(format!("could not build the email: {e}")))?;
+    let ids: Vec<_> = send.iter().map(|m| m.id).collect();
+    if let Err(error) = ctx.mailer.send(message).await {
+        let error = format!("smtp: {error}");
+        if job.is_last_attempt() {
+            for id in &ids {
+                deliveries::record(&ctx.db, *id, pending.recipient.id, "failed", &error).await?;
+            }
+        } else {
+            deliveries::note_error(&ctx.db, &ids, pending.recipient.id, &error).await?;
+        }
+        return Err(JobError::Transient(error));
+    }
+    let newest = ids[ids.len() - 1];
+    deliveries::record_sent(
+        &ctx.db,
+        payload.thread_id,
+        pending.recipient.id,
+        newest,
+        &ids,
+    )
+    .await?;
+    Ok(Outcome::Done(format!(
+        "sent: {} message(s) in one email",
+        ids.len()
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unread_visible_message_is_sent() {
+        assert_eq!(decide(&Facts::default()), Ok(()));
+    }
+
+    #[test]
+    fn every_reason_to_skip_is_recorded() {
+        let cases = [
+            (
+                Facts {
+                    read: true,
+                    ..Facts::default()
+                },
+                SkipReason::AlreadyRead,
+            ),
+            (
+                Facts {
+                    deleted: true,
+                    ..Facts::default()
+                },
+                SkipReason::Deleted,
+            ),
+            (
+                Facts {
+                    expired: true,
+                    ..Facts::default()
+                },
+                SkipReason::Expired,
+            ),
+            (
+                Facts {
+                    muted: true,
+                    ..Facts::default()
+                },
+                SkipReason::Muted,
+            ),
+            (
+                Facts {
+                    email_off: true,
+                    ..Facts::default()
+                },
+                SkipReason::EmailOff,
+            ),
+            (
+                Facts {
+                    cap_reached: true,
+                    ..Facts::default()
+                },
+                SkipReason::DailyCap,
+            ),
+        ];
+        for (facts, reason) in cases {
+            assert_eq!(decide(&facts), Err(reason), "{facts:?}");
+        }
+    }
+
+    #[test]
+    fn the_most_specific_reason_wins() {
+        let facts = Facts {
+            read: true,
+            muted: true,
+            cap_reached: true,
+            ..Facts::default()
+        };
+        assert_eq!(decide(&facts), Err(SkipReason::AlreadyRead));
+        let facts = Facts {
+            deleted: true,
+            read: true,
+            ..Facts::default()
+        };
+        assert_eq!(decide(&facts), Err(SkipReason::Deleted));
+    }
+}
