@@ -18,6 +18,8 @@ use utoipa::{Modify, OpenApi};
         (name = "accounts", description = "Sign-up, sessions, profile, directory"),
         (name = "messages", description = "Starting threads and acting on one message"),
         (name = "threads", description = "Folders, thread views, replies, thread actions"),
+        (name = "events", description = "Live events (server-sent events)"),
+        (name = "notifications", description = "Email notification preferences"),
         (name = "operations", description = "Health probes"),
     )
 )]

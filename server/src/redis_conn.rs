@@ -35,6 +35,11 @@ impl RedisConn {
         })
     }
 
+    /// The client, for dedicated connections (pub/sub).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
     /// The connection, opening it if needed.
     pub async fn get(&self) -> redis::RedisResult<ConnectionManager> {
         let mut state = self.state.lock().await;

@@ -3,6 +3,7 @@
 use crate::auth;
 use crate::config::Settings;
 use crate::error::ApiError;
+use crate::events::Hub;
 use crate::extract::BODY_LIMIT;
 use crate::rate_limit::RateLimiter;
 use crate::redis_conn::RedisConn;
@@ -18,6 +19,7 @@ use secrecy::ExposeSecret;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -28,6 +30,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    shutdown: CancellationToken,
 }
 
 impl Application {
@@ -62,8 +65,16 @@ impl Application {
                 .and_then(|p| auth::hash_password(&p))
         })
         .await??;
+        let shutdown = CancellationToken::new();
+        let hub = Hub::start(
+            redis.clone(),
+            settings.redis_prefix.clone(),
+            shutdown.clone(),
+        );
         let state = AppState {
             limiter: RateLimiter::new(redis.clone(), settings.redis_prefix.clone()),
+            hub,
+            shutdown: shutdown.clone(),
             outbox: convos_store::jobs::Outbox {
                 notify_delay: std::time::Duration::from_secs(settings.notify_delay_secs),
             },
@@ -76,6 +87,7 @@ impl Application {
             .await
             .with_context(|| format!("could not listen on {}", state.settings.addr))?;
         Ok(Self {
+            shutdown,
             listener,
             router: app(state),
         })
@@ -95,9 +107,17 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(addr = ?self.listener.local_addr().ok(), "listening");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        let token = self.shutdown.clone();
+        let signal = async move {
+            shutdown.await;
+            // Ends event streams and the hub, which would otherwise hold shutdown open.
+            token.cancel();
+        };
+        let result = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(signal)
+            .await;
+        self.shutdown.cancel();
+        result
     }
 }
 

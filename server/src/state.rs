@@ -17,6 +17,10 @@ pub struct AppState {
     pub limiter: RateLimiter,
     /// How sends enqueue their jobs.
     pub outbox: convos_store::jobs::Outbox,
+    /// The live event fan-out of this process.
+    pub hub: crate::events::Hub,
+    /// Fires when shutdown starts, ending long-lived streams so in-flight requests can finish.
+    pub shutdown: tokio_util::sync::CancellationToken,
     /// Settings in force.
     pub settings: Arc<Settings>,
     /// A real argon2 hash of a random password, verified against when a login names an unknown

@@ -269,7 +269,7 @@ pub async fn for_sender(db: &PgPool, caller: UserId, message: MessageId) -> Resu
     if sent.is_none() {
         return Err(StoreError::NotFound);
     }
-    let rows: Vec<(Uuid, String, String, String, Option<String>, DateTime<Utc>)> = sqlx::query_as(
+    let rows: Vec<DeliveryRow> = sqlx::query_as(
         "select u.id, u.username, u.display_name, d.status, d.reason, d.updated_at \
          from deliveries d join users u on u.id = d.recipient_id where d.message_id = $1",
     )
@@ -278,20 +278,28 @@ pub async fn for_sender(db: &PgPool, caller: UserId, message: MessageId) -> Resu
     .await?;
     Ok(rows
         .into_iter()
-        .map(
-            |(id, username, display_name, status, reason, updated_at)| Delivery {
-                recipient: UserSummary {
-                    id: id.into(),
-                    username,
-                    display_name,
-                },
-                channel: "email".into(),
-                status,
-                reason,
-                updated_at,
+        .map(|r| Delivery {
+            recipient: UserSummary {
+                id: r.id.into(),
+                username: r.username,
+                display_name: r.display_name,
             },
-        )
+            channel: "email".into(),
+            status: r.status,
+            reason: r.reason,
+            updated_at: r.updated_at,
+        })
         .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct DeliveryRow {
+    id: Uuid,
+    username: String,
+    display_name: String,
+    status: String,
+    reason: Option<String>,
+    updated_at: DateTime<Utc>,
 }
 
 /// Turns email notifications off for a user (one-click unsubscribe). Returns whether the user

@@ -296,18 +296,42 @@ pub async fn finish(db: &PgPool, job: &Running, outcome: &Outcome) -> Result<()>
     Ok(())
 }
 
-/// Makes a dead job due again with a fresh attempt budget. Returns whether it was dead.
+/// Makes a dead job due again with a fresh budget of attempts on top of those it used, which
+/// stay in its history (for operators; no SQL needed).
+/// For an email job, the deliveries it gave up on are queued again. Returns whether it was
+/// dead.
 pub async fn retry_dead(db: &PgPool, id: Uuid) -> Result<bool> {
-    let moved = sqlx::query(
-        "update jobs set state = 'retry', attempts = 0, next_run_at = now(), \
+    let mut tx = db.begin().await?;
+    let row: Option<(String, serde_json::Value)> = sqlx::query_as(
+        "update jobs set state = 'retry', max_attempts = attempts + $2, next_run_at = now(), \
            updated_at = now(), finished_at = null \
-         where id = $1 and state = 'dead'",
+         where id = $1 and state = 'dead' returning kind, payload",
     )
     .bind(id)
-    .execute(db)
-    .await?
-    .rows_affected();
-    Ok(moved == 1)
+    .bind(
+        JobKind::NotifyEmail
+            .max_attempts()
+            .max(JobKind::Deliver.max_attempts()),
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((kind, payload)) = row else {
+        return Ok(false);
+    };
+    if JobKind::parse(&kind) == Some(JobKind::NotifyEmail)
+        && let Ok(job) = serde_json::from_value::<NotifyEmailJob>(payload)
+    {
+        sqlx::query(
+            "update deliveries set status = 'queued', updated_at = now() \
+             where thread_id = $1 and recipient_id = $2 and status = 'failed'",
+        )
+        .bind(job.thread_id.as_uuid())
+        .bind(job.recipient_id.as_uuid())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// Exponential backoff with full jitter: a random time in `[0, min(cap, base·2^(attempt-1))]`,

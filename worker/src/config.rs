@@ -40,7 +40,7 @@ pub struct WorkerSettings {
     /// (`CONVOS_QUEUE_CEILING`).
     pub queue_ceiling: i64,
     /// Jobs of one kind run concurrently by this process (`CONVOS_WORKER_CONCURRENCY`).
-    pub concurrency: usize,
+    pub worker_concurrency: usize,
     /// Milliseconds of the first retry delay; later ones double, with jitter
     /// (`CONVOS_RETRY_BASE_MS`).
     pub retry_base_ms: u64,
@@ -65,7 +65,7 @@ impl Default for WorkerSettings {
             job_deadline_secs: 120,
             relay_interval_ms: 200,
             queue_ceiling: 500,
-            concurrency: 16,
+            worker_concurrency: 16,
             retry_base_ms: 5_000,
             retry_max_secs: 3_600,
             poll_ms: 250,

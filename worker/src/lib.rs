@@ -126,8 +126,10 @@ async fn supervise(ctx: Arc<Ctx>, queue: queue::Queue, kind: JobKind, cancel: Ca
                     .clone()
                     .poll_with_interval(Duration::from_millis(ctx.settings.poll_ms)),
             )
-            .concurrency(ctx.settings.concurrency)
-            .timeout(ctx.settings.deadline())
+            .concurrency(ctx.settings.worker_concurrency)
+            // A job is cut off before its ledger deadline, so it is never presumed lost (and run
+            // again elsewhere) while it is still running here.
+            .timeout(ctx.settings.deadline().mul_f64(0.8))
             .enable_tracing()
             .data(ctx.clone())
             .build(jobs::handle);

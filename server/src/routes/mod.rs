@@ -1,8 +1,10 @@
 //! The API's routes, one module per resource, merged into one router with its OpenAPI document.
 
 pub mod accounts;
+pub mod events;
 pub mod health;
 pub mod messages;
+pub mod notifications;
 pub mod threads;
 
 use crate::error::ApiError;
@@ -21,6 +23,8 @@ pub fn router() -> (Router<AppState>, OpenApiDoc) {
         .merge(accounts::router())
         .merge(messages::router())
         .merge(threads::router())
+        .merge(events::router())
+        .merge(notifications::router())
         .split_for_parts();
     let shared = std::sync::Arc::new(doc.clone());
     let router = router

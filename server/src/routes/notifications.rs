@@ -1,0 +1,90 @@
+//! Email notification routes: the sender's view of deliveries, and one-click unsubscribe.
+
+use crate::error::{ApiError, Result};
+use crate::extract::{AuthUser, parse_id};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::Html;
+use convos_core::api::Items;
+use convos_core::{ErrorBody, MessageId};
+use convos_store::deliveries::{self, Delivery};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_deliveries))
+        .routes(routes!(unsubscribe, unsubscribe_page))
+}
+
+/// What became of the email notifications of a message the caller sent: `queued`, `sent`,
+/// `skipped` with the reason, or `failed` with the error.
+#[utoipa::path(get, path = "/api/v1/messages/{id}/deliveries", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Message id")),
+    responses((status = 200, body = Items<Delivery>), (status = 401, body = ErrorBody),
+        (status = 404, description = "Not a message the caller sent", body = ErrorBody)))]
+pub async fn list_deliveries(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Items<Delivery>>> {
+    let id: MessageId = parse_id(&id)?;
+    let items = deliveries::for_sender(&state.db, caller.user.id, id).await?;
+    Ok(Json(Items { items }))
+}
+
+/// The answer to an unsubscribe.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Unsubscribed {
+    /// Always `unsubscribed`.
+    pub status: String,
+}
+
+/// One-click unsubscribe (RFC 8058): no login; the signed token in the URL names the user,
+/// whose email notifications are turned off. A forged token is a 404.
+#[utoipa::path(post, path = "/api/v1/unsubscribe/{token}", tag = "notifications",
+    params(("token" = String, Path, description = "The signed token from the email")),
+    responses((status = 200, body = Unsubscribed), (status = 404, body = ErrorBody)))]
+pub async fn unsubscribe(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Json<Unsubscribed>> {
+    let user = convos_core::unsubscribe::verify(state.settings.secret_key.expose_secret(), &token)
+        .ok_or(ApiError::NotFound)?;
+    if !deliveries::unsubscribe(&state.db, user).await? {
+        return Err(ApiError::NotFound);
+    }
+    tracing::info!(user.id = %user, "unsubscribed from email notifications");
+    Ok(Json(Unsubscribed {
+        status: "unsubscribed".into(),
+    }))
+}
+
+/// The page behind the link, for people who open it in a browser: a button that sends the
+/// POST. A GET never unsubscribes, since mail scanners follow links.
+#[utoipa::path(get, path = "/api/v1/unsubscribe/{token}", tag = "notifications",
+    params(("token" = String, Path, description = "The signed token from the email")),
+    responses((status = 200, description = "An HTML page with a confirmation button", content_type = "text/html", body = String),
+        (status = 404, body = ErrorBody)))]
+pub async fn unsubscribe_page(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Html<String>> {
+    convos_core::unsubscribe::verify(state.settings.secret_key.expose_secret(), &token)
+        .ok_or(ApiError::NotFound)?;
+    let escaped = token
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;");
+    Ok(Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Unsubscribe</title></head>\
+         <body><h1>Stop Convos email notifications?</h1>\
+         <form method=\"post\" action=\"/api/v1/unsubscribe/{escaped}\">\
+         <button type=\"submit\">Unsubscribe</button></form>\
+         <p>You can turn them back on in Convos settings.</p></body></html>"
+    )))
+}

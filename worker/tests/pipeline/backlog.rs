@@ -1,0 +1,139 @@
+//! A 20,000-message backlog drains completely, once, without the worker ever stopping and
+//! without Redis ever holding more than the relay's ceiling.
+
+use crate::stack::{
+    InProcessWorker, SmtpSink, StackConfig, all_jobs_finished, database_url, job_states,
+};
+use convos_core::api::NewContent;
+use convos_core::jobs::JobKind;
+use convos_core::{Body, DisplayName, EmailAddress, Subject, Username};
+use convos_store::jobs::Outbox;
+use sqlx::PgPool;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+const MESSAGES: usize = 20_000;
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_20000_message_backlog_drains_once_with_redis_kept_shallow(db: PgPool) {
+    let config = StackConfig::new();
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    // Senders and recipients: every message is its own thread, so every one gets an email.
+    let mut users = Vec::new();
+    for i in 0..20 {
+        let user = convos_store::users::insert(
+            &db,
+            &Username::parse(&format!("user{i:02}")).unwrap(),
+            &EmailAddress::parse(&format!("user{i:02}@example.com")).unwrap(),
+            &DisplayName::parse(&format!("User {i}")).unwrap(),
+            "not-a-real-hash",
+            false,
+        )
+        .await
+        .unwrap();
+        users.push(user.id);
+    }
+    // The daily cap would (rightly) stop most of these emails; lift it for this test.
+    let outbox = Outbox {
+        notify_delay: Duration::ZERO,
+    };
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..8 {
+        let db = db.clone();
+        let users = users.clone();
+        tasks.spawn(async move {
+            for n in (worker..MESSAGES).step_by(8) {
+                let from = users[n % users.len()];
+                let to = users[(n + 1 + n / users.len()) % users.len()];
+                let to = if to == from {
+                    users[(n + 2) % users.len()]
+                } else {
+                    to
+                };
+                let content = NewContent {
+                    body: Body::parse(&format!("message {n}")).unwrap(),
+                    expires_in: None,
+                    read_once: false,
+                };
+                convos_store::messages::create_thread(
+                    &db,
+                    &outbox,
+                    from,
+                    to,
+                    &Subject::parse(&format!("Backlog {n}")).unwrap(),
+                    &content,
+                    None,
+                )
+                .await
+                .unwrap();
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    eprintln!(
+        "backlog of {MESSAGES} messages written in {:?}",
+        started.elapsed()
+    );
+    let pending: i64 = sqlx::query_scalar("select count(*) from jobs where state = 'pending'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(
+        pending,
+        2 * MESSAGES as i64,
+        "a deliver and a notify job per message, all waiting"
+    );
+
+    let mut settings = config.worker_settings(&database_url(&db).await);
+    settings.email_daily_cap = i64::MAX;
+    settings.queue_ceiling = 500;
+    let ceiling = settings.queue_ceiling;
+    let worker = InProcessWorker::start(settings);
+    let redis = convos_worker::queue::connect(&config.redis_url)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut deepest = 0;
+    while !all_jobs_finished(&db).await {
+        assert!(worker.is_running(), "the worker never exits");
+        for kind in JobKind::ALL {
+            let depth = convos_worker::queue::depth(&mut redis.clone(), &config.prefix, kind)
+                .await
+                .unwrap();
+            deepest = deepest.max(depth);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "the backlog drains: {:?}",
+            job_states(&db).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "drained in {:?}; deepest Redis queue {deepest}",
+        started.elapsed()
+    );
+    assert!(
+        deepest <= ceiling,
+        "Redis held {deepest} tasks, over the ceiling of {ceiling}"
+    );
+    let states = job_states(&db).await;
+    assert_eq!(states.get("dead"), None, "{states:?}");
+    let twice: i64 = sqlx::query_scalar("select count(*) from (select job_id from job_attempts group by job_id having count(*) > 1) t")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(twice, 0, "no job ran twice");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mails = smtp.mails();
+    let ids: HashSet<String> = mails
+        .iter()
+        .filter_map(|m| m.header("Message-ID"))
+        .collect();
+    assert_eq!(mails.len(), MESSAGES, "one email per message");
+    assert_eq!(ids.len(), MESSAGES, "no email twice");
+    worker.stop().await;
+}

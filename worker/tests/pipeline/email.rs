@@ -1,0 +1,334 @@
+//! Notification emails over real SMTP.
+
+use crate::stack::{
+    Api, InProcessWorker, SmtpSink, StackConfig, all_jobs_finished, database_url, eventually,
+};
+use reqwest::Method;
+use sqlx::PgPool;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn the_email_arrives_with_threading_and_one_click_unsubscribe_headers(db: PgPool) {
+    let config = StackConfig::new();
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = Api::start(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+
+    let first = api
+        .send(
+            &alice,
+            &bob,
+            "Lunch on Friday?",
+            "Are you free at noon? <b>ramen</b>",
+        )
+        .await;
+    eventually(WAIT, "the first email", || async {
+        smtp.mails().len() == 1
+    })
+    .await;
+    let mail = &smtp.mails()[0];
+    assert_eq!(mail.to, ["bob@example.com"]);
+    assert_eq!(
+        mail.header("Subject").as_deref(),
+        Some("[Convos] Lunch on Friday?")
+    );
+    let from = mail.header("From").unwrap();
+    assert!(
+        from.contains("alice via Convos") && from.contains("notify@convos.test"),
+        "{from}"
+    );
+    let first_id = format!("<{}@convos.test>", first["id"].as_str().unwrap());
+    assert_eq!(
+        mail.header("Message-ID").as_deref(),
+        Some(first_id.as_str())
+    );
+    assert_eq!(
+        mail.header("In-Reply-To"),
+        None,
+        "the first message answers nothing"
+    );
+    let unsubscribe = mail.header("List-Unsubscribe").unwrap();
+    assert!(
+        unsubscribe.starts_with("<https://convos.test/api/v1/unsubscribe/"),
+        "{unsubscribe}"
+    );
+    assert_eq!(
+        mail.header("List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    assert!(mail.raw.contains("multipart/alternative"));
+    assert!(mail.raw.contains("text/plain") && mail.raw.contains("text/html"));
+    let (text, html) = (mail.part("text/plain"), mail.part("text/html"));
+    assert!(
+        text.contains("Are you free at noon? <b>ramen</b>"),
+        "the excerpt: {text}"
+    );
+    assert!(
+        html.contains("&lt;b&gt;ramen&lt;/b&gt;"),
+        "HTML is escaped in the HTML part: {html}"
+    );
+    for part in [&text, &html] {
+        assert!(
+            part.contains("You got this email because"),
+            "the footer says why"
+        );
+        assert!(
+            part.contains("https://convos.test/api/v1/unsubscribe/"),
+            "and how to stop"
+        );
+    }
+
+    let reply = api
+        .reply(&alice, first["thread_id"].as_str().unwrap(), "Or Saturday?")
+        .await;
+    eventually(WAIT, "the reply's email", || async {
+        smtp.mails().len() == 2
+    })
+    .await;
+    let second = &smtp.mails()[1];
+    let reply_id = format!("<{}@convos.test>", reply["id"].as_str().unwrap());
+    assert_eq!(
+        second.header("Message-ID").as_deref(),
+        Some(reply_id.as_str())
+    );
+    assert_eq!(
+        second.header("In-Reply-To").as_deref(),
+        Some(first_id.as_str())
+    );
+    assert!(second.header("References").unwrap().contains(&first_id));
+    assert_eq!(
+        second.header("Subject").as_deref(),
+        Some("[Convos] Lunch on Friday?")
+    );
+
+    let (status, deliveries) = api
+        .call(
+            Method::GET,
+            &format!(
+                "/api/v1/messages/{}/deliveries",
+                first["id"].as_str().unwrap()
+            ),
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(deliveries["items"][0]["status"], "sent");
+    assert_eq!(deliveries["items"][0]["recipient"]["username"], "bob");
+    let (status, _) = api
+        .call(
+            Method::GET,
+            &format!(
+                "/api/v1/messages/{}/deliveries",
+                first["id"].as_str().unwrap()
+            ),
+            Some(&bob.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "only the sender sees deliveries");
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn reading_within_the_window_means_no_email_and_a_recorded_reason(db: PgPool) {
+    let mut config = StackConfig::new();
+    config.notify_delay_secs = 2;
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = Api::start(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let sent = api.send(&alice, &bob, "Quick one", "seen it?").await;
+    let id = sent["id"].as_str().unwrap();
+    api.call(
+        Method::POST,
+        &format!("/api/v1/messages/{id}/read"),
+        Some(&bob.token),
+        None,
+    )
+    .await;
+    let deliveries = format!("/api/v1/messages/{id}/deliveries");
+    let (_, queued) = api
+        .call(Method::GET, &deliveries, Some(&alice.token), None)
+        .await;
+    assert_eq!(
+        queued["items"][0]["status"], "queued",
+        "waiting for its window"
+    );
+    eventually(WAIT, "the notify job", || all_jobs_finished(&db)).await;
+    let (_, decided) = api
+        .call(Method::GET, &deliveries, Some(&alice.token), None)
+        .await;
+    assert_eq!(decided["items"][0]["status"], "skipped");
+    assert_eq!(decided["items"][0]["reason"], "already_read");
+    assert!(smtp.mails().is_empty());
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn several_messages_in_one_window_make_one_email(db: PgPool) {
+    let mut config = StackConfig::new();
+    config.notify_delay_secs = 2;
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = Api::start(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let first = api.send(&alice, &bob, "Burst", "one").await;
+    let thread = first["thread_id"].as_str().unwrap();
+    api.reply(&alice, thread, "two").await;
+    let last = api.reply(&alice, thread, "three").await;
+    eventually(WAIT, "jobs to finish", || all_jobs_finished(&db)).await;
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1, "one email for the burst");
+    let text = mails[0].part("text/plain");
+    for body in ["one", "two", "three"] {
+        assert!(
+            text.contains(&format!("\n\n{body}\n")),
+            "{body} is in the email: {text}"
+        );
+    }
+    let newest = format!("<{}@convos.test>", last["id"].as_str().unwrap());
+    assert_eq!(
+        mails[0].header("Message-ID").as_deref(),
+        Some(newest.as_str())
+    );
+    let sent: i64 = sqlx::query_scalar("select count(*) from deliveries where status = 'sent'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(sent, 3, "each message's delivery is recorded as sent");
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn one_click_unsubscribe_needs_no_login_and_refuses_forgeries(db: PgPool) {
+    let config = StackConfig::new();
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = Api::start(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    api.send(&alice, &bob, "Hello", "hi").await;
+    eventually(WAIT, "the email", || async { smtp.mails().len() == 1 }).await;
+    let link = smtp.mails()[0].header("List-Unsubscribe").unwrap();
+    let path = link
+        .trim_matches(['<', '>'])
+        .strip_prefix("https://convos.test")
+        .unwrap()
+        .to_owned();
+    let token = path.rsplit('/').next().unwrap().to_owned();
+
+    let forged_user = format!("{}.{}", alice.id, token.split_once('.').unwrap().1);
+    for forged in [
+        forged_user.as_str(),
+        "not-a-token",
+        &format!("{}.00ff", bob.id),
+    ] {
+        let res = api
+            .http
+            .post(format!("{}/api/v1/unsubscribe/{forged}", api.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{forged}");
+    }
+    let page = api
+        .http
+        .get(format!("{}{path}", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("<form method=\"post\""));
+    let (_, me) = api
+        .call(Method::GET, "/api/v1/me", Some(&bob.token), None)
+        .await;
+    assert_eq!(
+        me["settings"]["email_notifications"], true,
+        "opening the page changes nothing"
+    );
+
+    let res = api
+        .http
+        .post(format!("{}{path}", api.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (_, me) = api
+        .call(Method::GET, "/api/v1/me", Some(&bob.token), None)
+        .await;
+    assert_eq!(me["settings"]["email_notifications"], false);
+    let (_, alice_me) = api
+        .call(Method::GET, "/api/v1/me", Some(&alice.token), None)
+        .await;
+    assert_eq!(
+        alice_me["settings"]["email_notifications"], true,
+        "forgeries changed nothing"
+    );
+
+    let later = api.send(&alice, &bob, "Again", "still there?").await;
+    eventually(WAIT, "jobs to finish", || all_jobs_finished(&db)).await;
+    assert_eq!(smtp.mails().len(), 1, "no more email");
+    let (_, d) = api
+        .call(
+            Method::GET,
+            &format!(
+                "/api/v1/messages/{}/deliveries",
+                later["id"].as_str().unwrap()
+            ),
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(d["items"][0]["reason"], "email_off");
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_muted_thread_sends_no_email(db: PgPool) {
+    let config = StackConfig::new();
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = Api::start(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let first = api.send(&alice, &bob, "Noisy", "1").await;
+    eventually(WAIT, "the first email", || async {
+        smtp.mails().len() == 1
+    })
+    .await;
+    let thread = first["thread_id"].as_str().unwrap();
+    api.call(
+        Method::POST,
+        &format!("/api/v1/threads/{thread}/mute"),
+        Some(&bob.token),
+        None,
+    )
+    .await;
+    let muted = api.reply(&alice, thread, "2").await;
+    eventually(WAIT, "jobs to finish", || all_jobs_finished(&db)).await;
+    assert_eq!(smtp.mails().len(), 1);
+    let (_, d) = api
+        .call(
+            Method::GET,
+            &format!(
+                "/api/v1/messages/{}/deliveries",
+                muted["id"].as_str().unwrap()
+            ),
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(d["items"][0]["status"], "skipped");
+    assert_eq!(d["items"][0]["reason"], "muted");
+    worker.stop().await;
+}

@@ -1,0 +1,163 @@
+//! Live events over SSE, fanned out through Redis.
+
+use crate::sse::Events;
+use crate::stack::{
+    Api, InProcessWorker, SmtpSink, StackConfig, all_jobs_finished, database_url, eventually,
+};
+use sqlx::PgPool;
+use std::time::{Duration, Instant};
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_sent_message_reaches_the_recipient_live_and_nobody_else(db: PgPool) {
+    let config = StackConfig::new();
+    let _smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = Api::start(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let mallory = api.user("mallory").await;
+
+    let mut bob_events = Events::connect(&api, &bob, None).await;
+    let hello = bob_events
+        .next(Duration::from_secs(2))
+        .await
+        .expect("a first event");
+    assert_eq!(
+        hello.event, "reset",
+        "without Last-Event-ID the client is told to refetch"
+    );
+    assert_eq!(hello.json()["reason"], "no_last_event_id");
+    let mut mallory_events = Events::connect(&api, &mallory, None).await;
+    let mut alice_other_session = Events::connect(&api, &alice, None).await;
+
+    let started = Instant::now();
+    let sent = api.send(&alice, &bob, "Lunch?", "Friday at noon?").await;
+    let frame = bob_events
+        .next_event(Duration::from_secs(1))
+        .await
+        .expect("the event arrives within 1 s");
+    let latency = started.elapsed();
+    assert_eq!(frame.event, "message.created");
+    assert_eq!(frame.json()["message_id"], sent["id"]);
+    assert_eq!(frame.json()["thread_id"], sent["thread_id"]);
+    assert!(
+        !frame.data.contains("Friday"),
+        "events carry ids only: {}",
+        frame.data
+    );
+    assert!(frame.id.is_some(), "every event has an id to resume from");
+    assert!(latency < Duration::from_secs(1), "{latency:?}");
+
+    let own = alice_other_session
+        .next_event(Duration::from_secs(1))
+        .await
+        .expect("sender's session");
+    assert_eq!(own.json()["message_id"], sent["id"]);
+    assert!(
+        mallory_events
+            .next_event(Duration::from_millis(500))
+            .await
+            .is_none(),
+        "a stranger gets nothing"
+    );
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn reconnecting_with_last_event_id_replays_what_was_missed(db: PgPool) {
+    let config = StackConfig::new();
+    let _smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = Api::start(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+
+    let mut events = Events::connect(&api, &bob, None).await;
+    let first = api.send(&alice, &bob, "One", "1").await;
+    let seen = events.next_event(Duration::from_secs(2)).await.unwrap();
+    assert_eq!(seen.json()["message_id"], first["id"]);
+    drop(events);
+
+    let second = api.send(&alice, &bob, "Two", "2").await;
+    let third = api
+        .reply(&alice, first["thread_id"].as_str().unwrap(), "3")
+        .await;
+    eventually(Duration::from_secs(10), "jobs to finish", || {
+        all_jobs_finished(&db)
+    })
+    .await;
+
+    let mut resumed = Events::connect(&api, &bob, seen.id.as_deref()).await;
+    let a = resumed.next(Duration::from_secs(2)).await.unwrap();
+    let b = resumed.next(Duration::from_secs(2)).await.unwrap();
+    assert_eq!(
+        (a.event.as_str(), b.event.as_str()),
+        ("message.created", "message.created")
+    );
+    // Both missed events, each once (jobs run concurrently, so their order may vary).
+    let mut got = vec![
+        a.json()["message_id"].clone(),
+        b.json()["message_id"].clone(),
+    ];
+    let mut want = vec![second["id"].clone(), third["id"].clone()];
+    got.sort_by_key(ToString::to_string);
+    want.sort_by_key(ToString::to_string);
+    assert_eq!(got, want);
+    assert!(
+        resumed.next(Duration::from_millis(300)).await.is_none(),
+        "nothing twice"
+    );
+
+    let mut stale = Events::connect(&api, &bob, Some("1-0")).await;
+    let reset = stale.next(Duration::from_secs(2)).await.unwrap();
+    assert_eq!(reset.event, "reset");
+    assert_eq!(reset.json()["reason"], "too_old");
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn idle_streams_get_heartbeats_and_read_state_syncs_across_sessions(db: PgPool) {
+    let config = StackConfig::new();
+    let _smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = Api::start(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let mut events = Events::connect(&api, &bob, None).await;
+    let heartbeat = tokio::time::timeout(Duration::from_secs(3), events.comments.recv()).await;
+    assert_eq!(heartbeat.ok().flatten().as_deref(), Some("heartbeat"));
+
+    let sent = api.send(&alice, &bob, "Sync", "read me").await;
+    events.next_event(Duration::from_secs(2)).await.unwrap();
+    let id = sent["id"].as_str().unwrap();
+    let (status, _) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/messages/{id}/read"),
+            Some(&bob.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let read = events
+        .next_event(Duration::from_secs(2))
+        .await
+        .expect("message.read");
+    assert_eq!(read.event, "message.read");
+    assert_eq!(read.json()["message_id"], sent["id"]);
+    let thread = sent["thread_id"].as_str().unwrap();
+    api.call(
+        reqwest::Method::POST,
+        &format!("/api/v1/threads/{thread}/archive"),
+        Some(&bob.token),
+        None,
+    )
+    .await;
+    let updated = events
+        .next_event(Duration::from_secs(2))
+        .await
+        .expect("thread.updated");
+    assert_eq!(updated.event, "thread.updated");
+    assert_eq!(updated.json()["thread_id"], sent["thread_id"]);
+    worker.stop().await;
+}

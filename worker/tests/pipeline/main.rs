@@ -1,0 +1,11 @@
+//! End-to-end tests of the job pipeline: the API writes messages and their jobs to PostgreSQL,
+//! the worker relays them through Redis and runs them against a real SMTP server, and clients
+//! receive events over SSE. Real PostgreSQL, Redis and SMTP throughout.
+
+mod backlog;
+mod email;
+mod events;
+mod resilience;
+mod sse;
+mod stack;
+mod workers;

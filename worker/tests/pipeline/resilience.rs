@@ -1,0 +1,325 @@
+//! Outages and crashes: nothing accepted by the API is lost, and nothing happens twice.
+
+use crate::stack::{
+    Api, InProcessWorker, OwnRedis, SmtpSink, StackConfig, all_jobs_finished, database_url,
+    eventually, job_states,
+};
+use convos_core::events::stream_key;
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// `message.created` events per message id in a user's stream.
+async fn created_events(redis_url: &str, prefix: &str, user: &str) -> HashMap<String, usize> {
+    let client = redis::Client::open(redis_url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let key = stream_key(prefix, user.parse().unwrap());
+    #[allow(clippy::type_complexity)]
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(key)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut counts = HashMap::new();
+    for (_, fields) in entries {
+        let event: serde_json::Value = serde_json::from_str(&fields[0].1).unwrap();
+        if event["type"] == "message.created" {
+            *counts
+                .entry(event["message_id"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+    }
+    counts
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_redis_outage_loses_nothing_and_duplicates_nothing(db: PgPool) {
+    let mut redis = OwnRedis::start();
+    let mut config = StackConfig::new();
+    config.redis_url = redis.url();
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = Api::start(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+
+    redis.stop();
+    let mut sent = Vec::new();
+    for i in 0..5 {
+        sent.push(
+            api.send(&alice, &bob, &format!("During the outage {i}"), "hello")
+                .await,
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        smtp.mails().is_empty(),
+        "nothing can go out while Redis is down"
+    );
+    assert!(worker.is_running(), "the worker survives the outage");
+    redis.restart();
+
+    eventually(WAIT, "every job to finish", || all_jobs_finished(&db)).await;
+    eventually(WAIT, "every email", || async { smtp.mails().len() >= 5 }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 5, "one email per message");
+    for message in &sent {
+        let id = message["id"].as_str().unwrap();
+        let header = format!("<{id}@convos.test>");
+        let all: Vec<_> = mails.iter().map(|m| m.header("Message-ID")).collect();
+        assert_eq!(
+            mails
+                .iter()
+                .filter(|m| m.header("Message-ID").as_deref() == Some(header.as_str()))
+                .count(),
+            1,
+            "{header} in {all:?}"
+        );
+        for user in [&bob.id, &alice.id] {
+            let events = created_events(&config.redis_url, &config.prefix, user).await;
+            assert_eq!(
+                events.get(id),
+                Some(&1),
+                "exactly one event for {id} to {user}"
+            );
+        }
+    }
+    assert_eq!(job_states(&db).await.get("dead"), None);
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn smtp_down_means_retries_with_backoff_until_it_is_back(db: PgPool) {
+    let config = StackConfig::new();
+    let api = Api::start(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let sent = api
+        .send(&alice, &bob, "Are you there?", "SMTP is down")
+        .await;
+
+    let failures = || async {
+        sqlx::query_scalar::<_, i32>(
+            "select attempts from jobs where kind = 'notify_email' and state = 'retry'",
+        )
+        .fetch_optional(&db)
+        .await
+        .unwrap()
+        .unwrap_or(0)
+    };
+    eventually(WAIT, "two failed attempts", || async {
+        failures().await >= 2
+    })
+    .await;
+    let (error, delay): (String, f64) = sqlx::query_as(
+        "select last_error, extract(epoch from next_run_at - updated_at)::float8 from jobs where kind = 'notify_email'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert!(error.starts_with("smtp:"), "{error}");
+    assert!(delay > 0.0, "the retry waits: {delay}");
+    let (_, d) = api
+        .call(
+            reqwest::Method::GET,
+            &format!(
+                "/api/v1/messages/{}/deliveries",
+                sent["id"].as_str().unwrap()
+            ),
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(d["items"][0]["status"], "queued");
+    assert!(
+        d["items"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("smtp:"),
+        "the sender sees why"
+    );
+
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    eventually(WAIT, "the email once SMTP is back", || async {
+        smtp.mails().len() == 1
+    })
+    .await;
+    eventually(WAIT, "the job to finish", || all_jobs_finished(&db)).await;
+    let (state, attempts): (String, i32) =
+        sqlx::query_as("select state, attempts from jobs where kind = 'notify_email'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(state, "done");
+    assert!(attempts >= 3, "{attempts}");
+    let logged: i64 = sqlx::query_scalar(
+        "select count(*) from job_attempts a join jobs j on j.id = a.job_id \
+         where j.kind = 'notify_email' and a.error like 'smtp:%'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(
+        logged,
+        i64::from(attempts - 1),
+        "every failed attempt is in the history"
+    );
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn smtp_down_past_the_last_attempt_leaves_a_dead_job_that_can_be_retried(db: PgPool) {
+    let config = StackConfig::new();
+    let api = Api::start(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let sent = api.send(&alice, &bob, "Doomed", "nobody listens").await;
+    let dead = || async {
+        sqlx::query_scalar::<_, uuid::Uuid>(
+            "select id from jobs where kind = 'notify_email' and state = 'dead'",
+        )
+        .fetch_optional(&db)
+        .await
+        .unwrap()
+    };
+    eventually(WAIT, "the job to die", || async { dead().await.is_some() }).await;
+    let (error, attempts): (String, i32) =
+        sqlx::query_as("select last_error, attempts from jobs where kind = 'notify_email'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert!(
+        error.starts_with("smtp:"),
+        "the dead job keeps its last error: {error}"
+    );
+    assert_eq!(
+        attempts,
+        convos_core::jobs::JobKind::NotifyEmail.max_attempts()
+    );
+    let (_, d) = api
+        .call(
+            reqwest::Method::GET,
+            &format!(
+                "/api/v1/messages/{}/deliveries",
+                sent["id"].as_str().unwrap()
+            ),
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(d["items"][0]["status"], "failed");
+
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let id = dead().await.unwrap();
+    assert!(convos_store::jobs::retry_dead(&db, id).await.unwrap());
+    let jobs_now = || async {
+        sqlx::query_as::<_, (String, String, i32, Option<String>)>(
+            "select kind, state, attempts, last_error from jobs",
+        )
+        .fetch_all(&db)
+        .await
+        .unwrap()
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while smtp.mails().len() != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no retried email: {:?}",
+            jobs_now().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eventually(WAIT, "the job to finish", || all_jobs_finished(&db)).await;
+    let (_, d) = api
+        .call(
+            reqwest::Method::GET,
+            &format!(
+                "/api/v1/messages/{}/deliveries",
+                sent["id"].as_str().unwrap()
+            ),
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(d["items"][0]["status"], "sent");
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_worker_killed_mid_job_finishes_everything_after_restart_without_duplicates(db: PgPool) {
+    let config = StackConfig::new();
+    // Slow SMTP, so the kill lands while emails are being sent.
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::from_millis(400));
+    let api = Api::start(db.clone(), &config).await;
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let mut sent = Vec::new();
+    for i in 0..12 {
+        sent.push(
+            api.send(&alice, &bob, &format!("Message {i}"), "hello")
+                .await,
+        );
+    }
+    let url = database_url(&db).await;
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_convos-worker"))
+            .env("DATABASE_URL", &url)
+            .env("REDIS_URL", &config.redis_url)
+            .env("CONVOS_REDIS_PREFIX", &config.prefix)
+            .env(
+                "CONVOS_SMTP_URL",
+                format!("smtp://127.0.0.1:{}", config.smtp_port),
+            )
+            .env("CONVOS_MAIL_FROM", "Convos <notify@convos.test>")
+            .env("CONVOS_JOB_DEADLINE_SECS", "3")
+            .env("CONVOS_RELAY_INTERVAL_MS", "50")
+            .env("CONVOS_POLL_MS", "50")
+            .env("CONVOS_WORKER_CONCURRENCY", "1")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("worker starts")
+    };
+    let mut first = spawn();
+    eventually(WAIT, "some emails to be sent", || async {
+        smtp.mails().len() >= 2
+    })
+    .await;
+    // Land inside the next email's SMTP exchange (held 400 ms before its body is accepted), not
+    // in the instant between an accepted email and its ledger update, where any SMTP sender
+    // can duplicate.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    first.kill().expect("SIGKILL");
+    first.wait().unwrap();
+    let before = smtp.mails().len();
+    assert!(
+        before < sent.len(),
+        "killed mid-way ({before} of {})",
+        sent.len()
+    );
+
+    let mut second = spawn();
+    eventually(WAIT, "every job to finish", || all_jobs_finished(&db)).await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &second.id().to_string()])
+        .status();
+    second.wait().unwrap();
+    let mails = smtp.mails();
+    for message in &sent {
+        let header = format!("<{}@convos.test>", message["id"].as_str().unwrap());
+        let copies = mails
+            .iter()
+            .filter(|m| m.header("Message-ID").as_deref() == Some(header.as_str()))
+            .count();
+        assert_eq!(copies, 1, "{header} was sent {copies} times");
+    }
+    assert_eq!(job_states(&db).await.get("dead"), None);
+}

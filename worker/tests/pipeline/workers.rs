@@ -1,0 +1,179 @@
+//! Several workers at once: each job runs once, and the periodic purge once per period.
+
+use crate::stack::{
+    Api, InProcessWorker, SmtpSink, StackConfig, all_jobs_finished, database_url, eventually,
+};
+use serde_json::json;
+use sqlx::PgPool;
+use std::collections::HashSet;
+use std::time::Duration;
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn two_workers_run_each_job_once(db: PgPool) {
+    let config = StackConfig::new();
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = Api::start(db.clone(), &config).await;
+    let url = database_url(&db).await;
+    let mut settings = config.worker_settings(&url);
+    settings.email_daily_cap = 1000;
+    let one = InProcessWorker::start(settings.clone());
+    let two = InProcessWorker::start(settings);
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let mut sent = Vec::new();
+    for i in 0..40 {
+        sent.push(
+            api.send(&alice, &bob, &format!("Parallel {i}"), "x").await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    eventually(Duration::from_secs(60), "every job", || {
+        all_jobs_finished(&db)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let runs: Vec<(i64,)> = sqlx::query_as("select count(*) from job_attempts group by job_id")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    let repeated: Vec<(String, i32, Option<String>, String)> = sqlx::query_as(
+        "select j.kind, a.attempt, a.error, a.worker from job_attempts a join jobs j on j.id = a.job_id \
+         where a.job_id in (select job_id from job_attempts group by job_id having count(*) > 1)",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert!(
+        runs.iter().all(|(n,)| *n == 1),
+        "every job ran exactly once: {repeated:?}"
+    );
+    let workers: i64 = sqlx::query_scalar("select count(distinct worker) from job_attempts")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(workers, 2, "both workers took jobs");
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), sent.len());
+    let ids: HashSet<String> = mails
+        .iter()
+        .filter_map(|m| m.header("Message-ID"))
+        .collect();
+    assert_eq!(ids.len(), sent.len(), "no email twice");
+    one.stop().await;
+    two.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn the_purge_runs_once_per_period_across_workers_and_erases_expired_bodies(db: PgPool) {
+    let mut config = StackConfig::new();
+    config.purge_every_secs = 1;
+    let _smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = Api::start(db.clone(), &config).await;
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let (_, keep) = api
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/messages",
+            Some(&alice.token),
+            Some(json!({"recipient": "bob", "subject": "Mixed", "body": "stays"})),
+        )
+        .await;
+    let thread = keep["thread_id"].as_str().unwrap().to_owned();
+    let (_, gone) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/threads/{thread}/messages"),
+            Some(&alice.token),
+            Some(json!({"body": "secret", "expires_in": 10})),
+        )
+        .await;
+    let (_, once) = api
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/messages",
+            Some(&alice.token),
+            Some(json!({"recipient": "bob", "subject": "Once", "body": "read me once", "read_once": true})),
+        )
+        .await;
+    let once_id = once["id"].as_str().unwrap();
+    api.call(
+        reqwest::Method::GET,
+        &format!("/api/v1/messages/{once_id}"),
+        Some(&bob.token),
+        None,
+    )
+    .await;
+    sqlx::query("update messages set expires_at = now() - interval '1 second' where id = $1::uuid")
+        .bind(gone["id"].as_str().unwrap())
+        .execute(&db)
+        .await
+        .unwrap();
+
+    let url = database_url(&db).await;
+    let one = InProcessWorker::start(config.worker_settings(&url));
+    let two = InProcessWorker::start(config.worker_settings(&url));
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    one.stop().await;
+    two.stop().await;
+
+    let periods: Vec<(String, String, i32)> = sqlx::query_as(
+        "select key, state, attempts from jobs where kind = 'purge_expired' order by key",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let keys: HashSet<&String> = periods.iter().map(|(k, _, _)| k).collect();
+    assert_eq!(keys.len(), periods.len(), "one purge job per period");
+    assert!(
+        (3..=5).contains(&periods.len()),
+        "about one per second over 3.5 s: {periods:?}"
+    );
+    let runs: i64 = sqlx::query_scalar(
+        "select count(*) from job_attempts a join jobs j on j.id = a.job_id where j.kind = 'purge_expired'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    let finished = periods.iter().filter(|(_, s, _)| s == "done").count() as i64;
+    assert_eq!(runs, finished, "each period's purge ran once");
+
+    let bodies: Vec<(String, Option<String>, bool)> = sqlx::query_as(
+        "select id::text, body, purged_at is not null from messages order by created_at",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let find = |id: &str| bodies.iter().find(|(i, _, _)| i == id).unwrap().clone();
+    assert_eq!(
+        find(keep["id"].as_str().unwrap()).1.as_deref(),
+        Some("stays")
+    );
+    assert_eq!(
+        find(gone["id"].as_str().unwrap()),
+        (gone["id"].as_str().unwrap().to_owned(), None, true)
+    );
+    assert_eq!(find(once_id), (once_id.to_owned(), None, true));
+    // The counters were settled: what is stored now equals what the listing showed.
+    let (received, unread): (i32, i32) = sqlx::query_as(
+        "select received_count, unread_count from thread_participants where thread_id = $1::uuid and user_id = $2::uuid",
+    )
+    .bind(&thread)
+    .bind(&bob.id)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!((received, unread), (1, 1));
+    let (_, t) = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/threads/{thread}"),
+            Some(&bob.token),
+            None,
+        )
+        .await;
+    assert_eq!(t["message_count"], 1);
+    assert_eq!(t["unread_count"], 1);
+}
