@@ -136,6 +136,34 @@ async fn serve_migrates_answers_and_stops_cleanly_on_sigterm(
         assert!(Instant::now() < deadline, "server did not become ready");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // An open event stream must not hold shutdown up.
+    let token = {
+        let signup = serde_json::json!({"username": "sse", "email": "sse@example.com", "password": "long enough"});
+        client
+            .post(format!("http://127.0.0.1:{port}/api/v1/users"))
+            .json(&signup)
+            .send()
+            .await
+            .unwrap();
+        let login = serde_json::json!({"username": "sse", "password": "long enough"});
+        let session: serde_json::Value = client
+            .post(format!("http://127.0.0.1:{port}/api/v1/sessions"))
+            .json(&login)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        session["token"].as_str().unwrap().to_owned()
+    };
+    let stream = client
+        .get(format!("http://127.0.0.1:{port}/api/v1/events"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
     let traced = client
         .get(format!("http://127.0.0.1:{port}/healthz"))
         .header("x-request-id", "trace-abc-123")
@@ -160,6 +188,7 @@ async fn serve_migrates_answers_and_stops_cleanly_on_sigterm(
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(exit.success(), "exit status {exit}");
+    drop(stream);
     let mut logs = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut logs).unwrap();
     let first = logs.lines().next().unwrap_or_default();

@@ -48,6 +48,9 @@ pub struct WorkerSettings {
     pub retry_max_secs: u64,
     /// Milliseconds a worker waits between polls of an empty queue (`CONVOS_POLL_MS`).
     pub poll_ms: u64,
+    /// Seconds between removals of finished tasks from Redis (`CONVOS_VACUUM_EVERY_SECS`); the
+    /// ledger keeps the history, so Redis memory stays flat.
+    pub vacuum_every_secs: u64,
 }
 
 impl Default for WorkerSettings {
@@ -69,6 +72,7 @@ impl Default for WorkerSettings {
             retry_base_ms: 5_000,
             retry_max_secs: 3_600,
             poll_ms: 250,
+            vacuum_every_secs: 30,
         }
     }
 }

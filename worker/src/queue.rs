@@ -39,6 +39,18 @@ pub fn storage(conn: ConnectionManager, prefix: &str, kind: JobKind) -> Queue {
     RedisStorage::new(conn).with_config(config(prefix, kind))
 }
 
+/// Task records (any state) the queue keeps in Redis: what vacuuming bounds.
+pub async fn stored(
+    conn: &mut ConnectionManager,
+    prefix: &str,
+    kind: JobKind,
+) -> redis::RedisResult<i64> {
+    redis::cmd("HLEN")
+        .arg(config(prefix, kind).job_data_hash())
+        .query_async(conn)
+        .await
+}
+
 /// Tasks of the queue waiting in Redis (scheduled plus ready).
 pub async fn depth(
     conn: &mut ConnectionManager,

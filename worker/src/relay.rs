@@ -19,9 +19,6 @@ use tokio_util::sync::CancellationToken;
 /// Tickets pushed per queue per pass at most.
 const BATCH: i64 = 200;
 
-/// How often finished tasks are removed from Redis.
-const VACUUM_EVERY: Duration = Duration::from_secs(30);
-
 /// Runs relay passes until `cancel` fires.
 pub async fn run(ctx: Arc<Ctx>, mut queues: HashMap<JobKind, Queue>, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_millis(ctx.settings.relay_interval_ms));
@@ -51,7 +48,7 @@ pub async fn run(ctx: Arc<Ctx>, mut queues: HashMap<JobKind, Queue>, cancel: Can
                 failing = true;
             }
         }
-        if last_vacuum.elapsed() >= VACUUM_EVERY {
+        if last_vacuum.elapsed() >= Duration::from_secs(ctx.settings.vacuum_every_secs) {
             last_vacuum = Instant::now();
             for (kind, queue) in &mut queues {
                 match queue.vacuum().await {

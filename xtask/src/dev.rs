@@ -65,8 +65,12 @@ pub fn boot(
         step(&format!("{addr} is taken; using {free} instead"));
         free
     };
+    let mail = services.dir.join("mail");
+    let mail_url = format!("file://{}", mail.display());
     let env = |cmd: &mut Command| {
-        cmd.env("DATABASE_URL", &services.database_url)
+        cmd.env("CONVOS_SMTP_URL", &mail_url)
+            .env("CONVOS_NOTIFY_DELAY_SECS", if check { "0" } else { "30" })
+            .env("DATABASE_URL", &services.database_url)
             .env("REDIS_URL", &services.redis_url)
             .env("CONVOS_ADDR", addr.to_string())
             .env("CONVOS_PUBLIC_URL", format!("http://{addr}"));
@@ -93,14 +97,36 @@ pub fn boot(
         .push(cmd.spawn().context("could not start convos-worker")?);
 
     wait_ready(addr, &mut children)?;
-    banner(addr);
+    banner(addr, &mail);
     if check {
         let login = format!(r#"{{"username":"alice","password":"{DEMO_PASSWORD}"}}"#);
         let (status, body) = http(addr, "POST", "/api/v1/sessions", Some(&login))?;
         if status != 201 {
             bail!("logging in as alice answered {status}: {body}");
         }
-        step("dev check passed: ready, and alice can log in");
+        let token = body
+            .split("\"token\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .context("no token in the login answer")?;
+        let before = count_files(&mail);
+        let message =
+            r#"{"recipient":"bob","subject":"Dev check","body":"Hello from cargo xtask"}"#;
+        let (status, body) = http_auth(addr, "POST", "/api/v1/messages", Some(message), token)?;
+        if status != 201 {
+            bail!("sending a message answered {status}: {body}");
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while count_files(&mail) <= before {
+            if Instant::now() > deadline {
+                bail!(
+                    "the worker wrote no notification email to {} within 30 s",
+                    mail.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        step("dev check passed: alice logged in, sent bob a message, and its email was written");
         return Ok(());
     }
     while !stop.load(Ordering::SeqCst) {
@@ -155,6 +181,12 @@ fn wait_ready(addr: SocketAddr, children: &mut Children) -> anyhow::Result<()> {
     }
 }
 
+fn count_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.count())
+        .unwrap_or(0)
+}
+
 /// A minimal HTTP/1.1 exchange, so the dev check needs no curl.
 fn http(
     addr: SocketAddr,
@@ -162,12 +194,28 @@ fn http(
     path: &str,
     json: Option<&str>,
 ) -> anyhow::Result<(u16, String)> {
+    http_auth(addr, method, path, json, "")
+}
+
+/// [`http`] with a bearer token (none when empty).
+fn http_auth(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    json: Option<&str>,
+    token: &str,
+) -> anyhow::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let body = json.unwrap_or_default();
+    let auth = if token.is_empty() {
+        String::new()
+    } else {
+        format!("Authorization: Bearer {token}\r\n")
+    };
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )?;
@@ -185,7 +233,7 @@ fn http(
     Ok((status, body))
 }
 
-fn banner(addr: SocketAddr) {
+fn banner(addr: SocketAddr, mail: &std::path::Path) {
     println!(
         "\n\x1b[1mConvos is running at http://{addr}\x1b[0m  (API reference: docs/api.md, \
          OpenAPI: http://{addr}/api/v1/openapi.json)\n\n\
@@ -196,7 +244,11 @@ fn banner(addr: SocketAddr) {
          \x20 curl -s http://{addr}/api/v1/threads -H \"authorization: Bearer $TOKEN\"\n\
          \x20 curl -s -X POST http://{addr}/api/v1/messages -H \"authorization: Bearer $TOKEN\" \\\n\
          \x20   -H 'content-type: application/json' -d '{{\"recipient\":\"bob\",\"subject\":\"Hi\",\"body\":\"Hello Bob\"}}'\n\n\
-         The terminal client (`convos`) is not built yet; it arrives with its own issue.\n\
-         Press Ctrl-C to stop.\n"
+         Live events (run in another terminal, then send a message):\n\
+         \x20 curl -N http://{addr}/api/v1/events -H \"authorization: Bearer $TOKEN\"\n\n\
+         Notification emails are written as .eml files to {mail} (30 s after a message, if it is\n\
+         still unread). The terminal client (`convos`) is not built yet.\n\
+         Press Ctrl-C to stop.\n",
+        mail = mail.display()
     );
 }

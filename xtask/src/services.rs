@@ -33,6 +33,8 @@ impl Profile {
 
 /// Running stores and how to reach them.
 pub struct Services {
+    /// This profile's folder under `target/convos-services/`.
+    pub dir: PathBuf,
     /// A PostgreSQL URL whose role may create databases.
     pub database_url: String,
     /// A Redis URL.
@@ -74,6 +76,7 @@ impl Services {
             }
         };
         Ok(Self {
+            dir: base,
             database_url,
             redis_url,
             postgres,

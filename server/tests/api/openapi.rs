@@ -29,6 +29,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/threads/{id}/unarchive"),
     ("post", "/api/v1/threads/{id}/mute"),
     ("post", "/api/v1/threads/{id}/unmute"),
+    ("get", "/api/v1/events"),
+    ("get", "/api/v1/messages/{id}/deliveries"),
+    ("post", "/api/v1/unsubscribe/{token}"),
+    ("get", "/api/v1/unsubscribe/{token}"),
 ];
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
@@ -64,7 +68,15 @@ async fn the_openapi_document_lists_exactly_the_routes_served(db: PgPool) {
     }
     let names: Vec<&str> = params.iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["folder", "unread", "limit", "cursor"]);
-    for schema in ["Message", "Thread", "ErrorBody", "User", "Me", "Session"] {
+    for schema in [
+        "Message",
+        "Thread",
+        "ErrorBody",
+        "User",
+        "Me",
+        "Session",
+        "Delivery",
+    ] {
         assert!(
             res.body["components"]["schemas"][schema].is_object(),
             "schema {schema}"
@@ -73,7 +85,7 @@ async fn the_openapi_document_lists_exactly_the_routes_served(db: PgPool) {
 
     // Each documented route is really served: an unauthenticated call never meets the 404
     // fallback or a 405.
-    for (method, path) in ROUTES {
+    for (method, path) in ROUTES.iter().filter(|(_, p)| !p.contains("{token}")) {
         let concrete = path.replace("{id}", "0191d5c6-0000-7000-8000-000000000000");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let res = app.call(method.clone(), &concrete, None, None).await;
@@ -95,5 +107,22 @@ fn docs_api_md_documents_every_route() {
     for (method, path) in ROUTES {
         let heading = format!("`{} {}`", method.to_uppercase(), path);
         assert!(doc.contains(&heading), "docs/api.md lacks {heading}");
+    }
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn unsubscribe_routes_refuse_forged_tokens_without_a_login(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    for method in [Method::GET, Method::POST] {
+        let res = app
+            .call(
+                method.clone(),
+                "/api/v1/unsubscribe/not-a-token",
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{method}");
+        assert_eq!(res.code(), "not_found");
     }
 }

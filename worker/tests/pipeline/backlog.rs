@@ -90,6 +90,7 @@ async fn a_20000_message_backlog_drains_once_with_redis_kept_shallow(db: PgPool)
     let mut settings = config.worker_settings(&database_url(&db).await);
     settings.email_daily_cap = i64::MAX;
     settings.queue_ceiling = 500;
+    settings.vacuum_every_secs = 2;
     let ceiling = settings.queue_ceiling;
     let worker = InProcessWorker::start(settings);
     let redis = convos_worker::queue::connect(&config.redis_url)
@@ -135,5 +136,21 @@ async fn a_20000_message_backlog_drains_once_with_redis_kept_shallow(db: PgPool)
         .collect();
     assert_eq!(mails.len(), MESSAGES, "one email per message");
     assert_eq!(ids.len(), MESSAGES, "no email twice");
+    // Finished tasks do not pile up in Redis: the scheduled vacuum removes them.
+    let mut stored = i64::MAX;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stored > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stored = 0;
+        for kind in JobKind::ALL {
+            stored += convos_worker::queue::stored(&mut redis.clone(), &config.prefix, kind)
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(
+        stored, 0,
+        "Redis still holds {stored} finished tasks after the drain"
+    );
     worker.stop().await;
 }
