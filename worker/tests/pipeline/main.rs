@@ -2,7 +2,6 @@
 //! the worker relays them through Redis and runs them against a real SMTP server, and clients
 //! receive events over SSE. Real PostgreSQL, Redis and SMTP throughout.
 
-mod backlog;
 mod email;
 mod events;
 mod resilience;
