@@ -27,6 +27,8 @@ pub enum Event {
         message_id: MessageId,
         /// Its thread.
         thread_id: ThreadId,
+        /// The flag now: `false` when it was marked unread.
+        is_read: bool,
     },
     /// Something about a thread changed for the user: read all, archive, mute, delete.
     #[serde(rename = "thread.updated")]

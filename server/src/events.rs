@@ -142,10 +142,10 @@ pub async fn catch_up(
         .arg(&key)
         .query_async(&mut conn)
         .await;
-    let (newest, max_deleted) = match info {
+    let (newest, first) = match info {
         Ok(value) => (
             field_id(&value, "last-generated-id"),
-            field_id(&value, "max-deleted-entry-id"),
+            first_entry_id(&value),
         ),
         // No stream: nothing was ever kept for this user, or it expired while idle.
         Err(_) => (None, None),
@@ -156,8 +156,9 @@ pub async fn catch_up(
             now: newest,
         };
     };
-    if newest.is_none() || max_deleted.is_some_and(|deleted| last < deleted) || newest < Some(last)
-    {
+    // Anything older than the oldest kept entry may have been trimmed away (or the stream
+    // expired and began again): the client cannot be caught up exactly.
+    if newest.is_none() || first.is_some_and(|first| last < first) || newest < Some(last) {
         return Catchup::Reset {
             reason: "too_old",
             now: newest,
@@ -168,10 +169,14 @@ pub async fn catch_up(
         .arg(format!("({last}"))
         .arg("+")
         .arg("COUNT")
-        .arg(10_000)
+        .arg(REPLAY_LIMIT)
         .query_async(&mut conn)
         .await;
     match entries {
+        Ok(entries) if entries.len() >= REPLAY_LIMIT => Catchup::Reset {
+            reason: "too_old",
+            now: newest,
+        },
         Ok(entries) => Catchup::Replay(
             entries
                 .into_iter()
@@ -190,6 +195,27 @@ pub async fn catch_up(
             now: newest,
         },
     }
+}
+
+/// Most events replayed on reconnect; a client further behind refetches instead.
+const REPLAY_LIMIT: usize = 10_000;
+
+/// The id of the oldest entry still kept, from `XINFO STREAM`'s `first-entry`.
+fn first_entry_id(info: &redis::Value) -> Option<StreamId> {
+    let items: Vec<&redis::Value> = match info {
+        redis::Value::Array(items) => items.iter().collect(),
+        redis::Value::Map(pairs) => pairs.iter().flat_map(|(k, v)| [k, v]).collect(),
+        _ => return None,
+    };
+    items.chunks(2).find_map(|pair| {
+        if as_text(pair.first()?)? != "first-entry" {
+            return None;
+        }
+        match pair.get(1)? {
+            redis::Value::Array(entry) => StreamId::parse(&as_text(entry.first()?)?),
+            _ => None,
+        }
+    })
 }
 
 /// An entry of a Redis stream: its id and its field/value pairs.

@@ -21,6 +21,7 @@ use utoipa::{Modify, OpenApi};
         (name = "events", description = "Live events (server-sent events)"),
         (name = "notifications", description = "Email notification preferences"),
         (name = "operations", description = "Health probes"),
+        (name = "admin", description = "Operators: queues, jobs, audit (admins only)"),
     )
 )]
 pub struct ApiDoc;

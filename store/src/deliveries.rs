@@ -250,7 +250,7 @@ pub struct Delivery {
     /// `queued`, `sent`, `skipped` or `failed`.
     pub status: String,
     /// For `skipped`, why (`already_read`, `deleted`, `expired`, `muted`, `email_off`,
-    /// `daily_cap`, `coalesced`); for `failed`, the error; for `queued`, the last transient
+    /// `daily_cap`); for `failed`, the error; for `queued`, the last transient
     /// error if any.
     pub reason: Option<String>,
     /// When the status last changed.
@@ -260,7 +260,9 @@ pub struct Delivery {
 /// The deliveries of a message the caller sent; `NotFound` for anyone else.
 pub async fn for_sender(db: &PgPool, caller: UserId, message: MessageId) -> Result<Vec<Delivery>> {
     let sent: Option<bool> = sqlx::query_scalar(
-        "select true from messages where id = $1 and sender_id = $2 and sender_deleted_at is null",
+        "select true from messages where id = $1 and sender_id = $2 and sender_deleted_at is null \
+           and consumed_at is null and purged_at is null \
+           and (expires_at is null or expires_at > now())",
     )
     .bind(message.as_uuid())
     .bind(caller.as_uuid())

@@ -207,7 +207,9 @@ impl Running {
 }
 
 /// Claims a dispatched job for running. `None` when it is not dispatched any more: another
-/// worker took it, or it already finished (a duplicate delivery of the same ticket).
+/// worker took it, or it already finished (a duplicate delivery of the same ticket); or when
+/// its queue is paused, in which case it goes back to pending for the relay to hand out after
+/// the queue resumes.
 pub async fn start(
     db: &PgPool,
     id: Uuid,
@@ -219,6 +221,7 @@ pub async fn start(
         "update jobs set state = 'running', attempts = attempts + 1, updated_at = now(), \
            deadline_at = now() + make_interval(secs => $2) \
          where id = $1 and state = 'dispatched' \
+           and not exists (select 1 from queue_controls q where q.kind = jobs.kind and q.paused) \
          returning kind, payload, attempts, max_attempts",
     )
     .bind(id)
@@ -226,6 +229,16 @@ pub async fn start(
     .fetch_optional(&mut *tx)
     .await?;
     let Some((kind, payload, attempt, max_attempts)) = row else {
+        // A paused queue's job goes back to pending, for the relay to hand out on resume.
+        sqlx::query(
+            "update jobs set state = 'pending', deadline_at = null, updated_at = now() \
+             where id = $1 and state = 'dispatched' \
+               and exists (select 1 from queue_controls q where q.kind = jobs.kind and q.paused)",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         return Ok(None);
     };
     sqlx::query("insert into job_attempts (job_id, attempt, worker) values ($1, $2, $3)")

@@ -8,6 +8,7 @@ pub mod cursor;
 pub mod deliveries;
 pub mod jobs;
 pub mod messages;
+pub mod ops;
 pub mod purge;
 pub mod threads;
 pub mod tokens;

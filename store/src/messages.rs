@@ -536,6 +536,7 @@ pub async fn set_read(db: &PgPool, caller: UserId, id: MessageId, read: bool) ->
         let event = Event::MessageRead {
             message_id: id,
             thread_id: thread,
+            is_read: read,
         };
         announce(&mut tx, event, vec![caller]).await?;
     }

@@ -324,24 +324,29 @@ async fn recount(
 pub async fn mark_read(db: &PgPool, caller: UserId, thread: ThreadId) -> Result<Thread> {
     let mut tx = db.begin().await?;
     lock_thread(&mut tx, caller, thread).await?;
-    sqlx::query(concat!(
+    let changed = sqlx::query(concat!(
         "update messages m set \
            sender_read = sender_read or m.sender_id = $1, \
            recipient_read = recipient_read or m.recipient_id = $1 \
-         where m.thread_id = $2 and ",
+         where m.thread_id = $2 \
+           and ((m.sender_id = $1 and not m.sender_read) \
+             or (m.recipient_id = $1 and not m.recipient_read)) and ",
         visible_to_caller!()
     ))
     .bind(caller.as_uuid())
     .bind(thread.as_uuid())
     .execute(&mut *tx)
-    .await?;
+    .await?
+    .rows_affected();
     recount(&mut tx, caller, thread).await?;
-    announce(
-        &mut tx,
-        Event::ThreadUpdated { thread_id: thread },
-        vec![caller],
-    )
-    .await?;
+    if changed > 0 {
+        announce(
+            &mut tx,
+            Event::ThreadUpdated { thread_id: thread },
+            vec![caller],
+        )
+        .await?;
+    }
     tx.commit().await?;
     get(db, caller, thread).await
 }

@@ -28,8 +28,12 @@ use tokio_util::sync::CancellationToken;
 
 /// What every job can reach.
 pub struct Ctx {
-    /// This process's name in the ledger's attempt history.
+    /// This process's name in the ledger's attempt history and heartbeats.
     pub name: String,
+    /// The machine it runs on.
+    pub host: String,
+    /// When it started.
+    pub started: chrono::DateTime<chrono::Utc>,
     /// PostgreSQL.
     pub db: PgPool,
     /// Redis (multiplexed), for events and queue depth.
@@ -77,6 +81,10 @@ pub async fn run(
     };
     let ctx = Arc::new(Ctx {
         name: unique_name("convos-worker"),
+        host: std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "unknown".into()),
+        started: chrono::Utc::now(),
         db,
         redis: redis.clone(),
         mailer,

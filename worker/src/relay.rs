@@ -73,9 +73,12 @@ async fn pass(ctx: &Ctx, queues: &mut HashMap<JobKind, Queue>) -> anyhow::Result
         );
     }
     jobs::schedule_purge(&ctx.db, Duration::from_secs(ctx.settings.purge_every_secs)).await?;
+    let pid = std::process::id() as i32;
+    convos_store::ops::heartbeat(&ctx.db, &ctx.name, &ctx.host, pid, ctx.started).await?;
+    let paused = convos_store::ops::paused(&ctx.db).await?;
     let mut pushed = 0;
     let mut redis = ctx.redis.clone();
-    for kind in JobKind::ALL {
+    for kind in JobKind::ALL.into_iter().filter(|k| !paused.contains(k)) {
         let Some(queue) = queues.get_mut(&kind) else {
             continue;
         };

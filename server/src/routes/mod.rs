@@ -1,6 +1,7 @@
 //! The API's routes, one module per resource, merged into one router with its OpenAPI document.
 
 pub mod accounts;
+pub mod admin;
 pub mod events;
 pub mod health;
 pub mod messages;
@@ -25,6 +26,7 @@ pub fn router() -> (Router<AppState>, OpenApiDoc) {
         .merge(threads::router())
         .merge(events::router())
         .merge(notifications::router())
+        .merge(admin::router())
         .split_for_parts();
     let shared = std::sync::Arc::new(doc.clone());
     let router = router

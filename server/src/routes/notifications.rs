@@ -5,7 +5,7 @@ use crate::extract::{AuthUser, parse_id};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::response::Html;
+use axum::response::{Html, IntoResponse};
 use convos_core::api::Items;
 use convos_core::{ErrorBody, MessageId};
 use convos_store::deliveries::{self, Delivery};
@@ -51,17 +51,34 @@ pub struct Unsubscribed {
     responses((status = 200, body = Unsubscribed), (status = 404, body = ErrorBody)))]
 pub async fn unsubscribe(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     Path(token): Path<String>,
-) -> Result<Json<Unsubscribed>> {
+) -> Result<axum::response::Response> {
     let user = convos_core::unsubscribe::verify(state.settings.secret_key.expose_secret(), &token)
         .ok_or(ApiError::NotFound)?;
     if !deliveries::unsubscribe(&state.db, user).await? {
         return Err(ApiError::NotFound);
     }
     tracing::info!(user.id = %user, "unsubscribed from email notifications");
+    let browser = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if browser {
+        // The confirmation page's button: answer the person, not a program.
+        return Ok(Html(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>Unsubscribed</title>\
+             </head><body><h1>You are unsubscribed</h1><p>Convos will not email you about new \
+             messages any more. You can turn notifications back on in Convos settings.</p>\
+             </body></html>"
+                .to_owned(),
+        )
+        .into_response());
+    }
     Ok(Json(Unsubscribed {
         status: "unsubscribed".into(),
-    }))
+    })
+    .into_response())
 }
 
 /// The page behind the link, for people who open it in a browser: a button that sends the

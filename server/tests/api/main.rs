@@ -2,6 +2,7 @@
 //! PostgreSQL database (`#[sqlx::test]`) and its own Redis key prefix.
 
 mod accounts;
+mod admin;
 mod ephemeral;
 mod errors;
 mod helpers;

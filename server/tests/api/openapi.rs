@@ -33,6 +33,16 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/messages/{id}/deliveries"),
     ("post", "/api/v1/unsubscribe/{token}"),
     ("get", "/api/v1/unsubscribe/{token}"),
+    ("get", "/api/v1/admin/queues"),
+    ("post", "/api/v1/admin/queues/{name}/pause"),
+    ("post", "/api/v1/admin/queues/{name}/resume"),
+    ("get", "/api/v1/admin/jobs"),
+    ("get", "/api/v1/admin/jobs/{id}"),
+    ("post", "/api/v1/admin/jobs/{id}/retry"),
+    ("post", "/api/v1/admin/jobs/{id}/discard"),
+    ("post", "/api/v1/admin/jobs/retry"),
+    ("post", "/api/v1/admin/jobs/discard"),
+    ("get", "/api/v1/admin/audit"),
 ];
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
@@ -86,7 +96,9 @@ async fn the_openapi_document_lists_exactly_the_routes_served(db: PgPool) {
     // Each documented route is really served: an unauthenticated call never meets the 404
     // fallback or a 405.
     for (method, path) in ROUTES.iter().filter(|(_, p)| !p.contains("{token}")) {
-        let concrete = path.replace("{id}", "0191d5c6-0000-7000-8000-000000000000");
+        let concrete = path
+            .replace("{id}", "0191d5c6-0000-7000-8000-000000000000")
+            .replace("{name}", "deliver");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let res = app.call(method.clone(), &concrete, None, None).await;
         assert_ne!(

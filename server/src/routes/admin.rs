@@ -1,0 +1,366 @@
+//! Operator routes under `/api/v1/admin`: the queue board, jobs, retry and discard (one or by
+//! filter), pause and resume, and the audit log. Admins only: everyone else gets 404, as if the
+//! routes did not exist. Every action is audited.
+
+use crate::error::{ApiError, Result};
+use crate::extract::{ApiJson, ApiQuery, AuthUser, parse_cursor, parse_id, parse_limit};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use convos_core::api::{Items, Page};
+use convos_core::jobs::JobKind;
+use convos_core::{ErrorBody, Username};
+use convos_store::ops::{self, AuditEntry, Board, JobDetail, JobFilter, JobSummary, QueueStats};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_board))
+        .routes(routes!(list_jobs))
+        .routes(routes!(get_job))
+        .routes(routes!(retry_job))
+        .routes(routes!(discard_job))
+        .routes(routes!(retry_jobs))
+        .routes(routes!(discard_jobs))
+        .routes(routes!(pause_queue))
+        .routes(routes!(resume_queue))
+        .routes(routes!(list_audit))
+}
+
+/// An authenticated admin; anyone else is answered 404.
+pub struct Admin(pub AuthUser);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        if !user.user.is_admin {
+            return Err(ApiError::NotFound);
+        }
+        Ok(Self(user))
+    }
+}
+
+/// How many jobs an action touched.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Affected {
+    /// Jobs changed.
+    pub affected: u64,
+}
+
+fn queue(raw: &str) -> Result<JobKind> {
+    JobKind::parse(raw).ok_or(ApiError::NotFound)
+}
+
+fn parse_queue_field(raw: Option<&str>) -> Result<Option<JobKind>> {
+    raw.map(|q| {
+        JobKind::parse(q).ok_or_else(|| {
+            ApiError::field(
+                "queue",
+                "must be one of deliver, notify_email, purge_expired",
+            )
+        })
+    })
+    .transpose()
+}
+
+fn parse_state(raw: Option<&str>) -> Result<Option<String>> {
+    raw.map(|s| {
+        if ops::STATES.contains(&s) {
+            Ok(s.to_owned())
+        } else {
+            Err(ApiError::field(
+                "state",
+                format!("must be one of {}", ops::STATES.join(", ")),
+            ))
+        }
+    })
+    .transpose()
+}
+
+/// The queue board: per queue the counts by state, failures in the last hour and day, the
+/// oldest pending job's age, whether it is paused; and the workers seen in the last minute.
+#[utoipa::path(get, path = "/api/v1/admin/queues", tag = "admin",
+    security(("bearer" = [])),
+    responses((status = 200, body = Board), (status = 404, description = "Not an admin", body = ErrorBody)))]
+pub async fn get_board(State(state): State<AppState>, _: Admin) -> Result<Json<Board>> {
+    Ok(Json(ops::board(&state.db).await?))
+}
+
+/// Query of `GET /api/v1/admin/jobs`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JobQuery {
+    /// `deliver`, `notify_email` or `purge_expired`.
+    queue: Option<String>,
+    /// A job state, e.g. `dead`.
+    state: Option<String>,
+    /// Text in the job's key, payload or last error.
+    q: Option<String>,
+    /// Every job about one message (its events and its email).
+    message_id: Option<String>,
+    /// Every job about one user (by username): events and emails to them.
+    user: Option<String>,
+    /// 1 to 100, default 25.
+    limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+async fn filter_from(
+    state: &AppState,
+    queue: Option<&str>,
+    job_state: Option<&str>,
+    q: Option<&str>,
+    message_id: Option<&str>,
+    user: Option<&str>,
+) -> Result<JobFilter> {
+    let message_id = message_id
+        .map(|m| {
+            m.parse::<Uuid>()
+                .map_err(|_| ApiError::field("message_id", "is not a message id"))
+        })
+        .transpose()?;
+    let user = match user {
+        Some(name) => {
+            let username =
+                Username::parse_field("user", name).map_err(|e| ApiError::Validation(vec![e]))?;
+            let found = convos_store::users::find_by_username(&state.db, &username)
+                .await?
+                .ok_or_else(|| ApiError::field("user", "no user has this username"))?;
+            Some(found.id.as_uuid())
+        }
+        None => None,
+    };
+    Ok(JobFilter {
+        kind: parse_queue_field(queue)?,
+        state: parse_state(job_state)?,
+        q: q.filter(|q| !q.is_empty()).map(str::to_owned),
+        message_id,
+        user,
+    })
+}
+
+/// A page of jobs, newest first, filtered by queue, state, text, message or user.
+#[utoipa::path(get, path = "/api/v1/admin/jobs", tag = "admin",
+    security(("bearer" = [])), params(JobQuery),
+    responses((status = 200, body = Page<JobSummary>), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiQuery(query): ApiQuery<JobQuery>,
+) -> Result<Json<Page<JobSummary>>> {
+    let filter = filter_from(
+        &state,
+        query.queue.as_deref(),
+        query.state.as_deref(),
+        query.q.as_deref(),
+        query.message_id.as_deref(),
+        query.user.as_deref(),
+    )
+    .await?;
+    let limit = parse_limit(query.limit.as_deref(), 25, 100)?;
+    let cursor = parse_cursor(query.cursor.as_deref())?;
+    let (items, next_cursor) = ops::list_jobs(&state.db, &filter, limit, cursor).await?;
+    Ok(Json(Page { items, next_cursor }))
+}
+
+/// One job: the ledger row, its payload and every attempt with its error and duration.
+#[utoipa::path(get, path = "/api/v1/admin/jobs/{id}", tag = "admin",
+    security(("bearer" = [])), params(("id" = String, Path, description = "Job id")),
+    responses((status = 200, body = JobDetail), (status = 404, body = ErrorBody)))]
+pub async fn get_job(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<JobDetail>> {
+    let id: Uuid = parse_id(&id)?;
+    Ok(Json(ops::job(&state.db, id).await?))
+}
+
+/// Runs a dead job (or one waiting for its retry) again now.
+#[utoipa::path(post, path = "/api/v1/admin/jobs/{id}/retry", tag = "admin",
+    security(("bearer" = [])), params(("id" = String, Path, description = "Job id")),
+    responses((status = 200, body = Affected), (status = 404, body = ErrorBody)))]
+pub async fn retry_job(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Affected>> {
+    let id: Uuid = parse_id(&id)?;
+    ops::job(&state.db, id).await?;
+    let affected = ops::retry(&state.db, &JobFilter::default(), Some(id)).await?;
+    ops::audit(
+        &state.db,
+        admin.0.user.id.as_uuid(),
+        "retry",
+        &format!("job {id}"),
+        affected,
+    )
+    .await?;
+    Ok(Json(Affected { affected }))
+}
+
+/// Discards a dead job: it leaves the dead count and never runs.
+#[utoipa::path(post, path = "/api/v1/admin/jobs/{id}/discard", tag = "admin",
+    security(("bearer" = [])), params(("id" = String, Path, description = "Job id")),
+    responses((status = 200, body = Affected), (status = 404, body = ErrorBody)))]
+pub async fn discard_job(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Affected>> {
+    let id: Uuid = parse_id(&id)?;
+    ops::job(&state.db, id).await?;
+    let affected = ops::discard(&state.db, &JobFilter::default(), Some(id)).await?;
+    ops::audit(
+        &state.db,
+        admin.0.user.id.as_uuid(),
+        "discard",
+        &format!("job {id}"),
+        affected,
+    )
+    .await?;
+    Ok(Json(Affected { affected }))
+}
+
+/// A filter for bulk actions.
+#[derive(Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
+pub struct BulkFilter {
+    /// The queue; required.
+    pub queue: Option<String>,
+    /// The state (`dead` for retry or discard; `retry` to retry now).
+    pub state: Option<String>,
+    /// Text in key, payload or last error.
+    pub q: Option<String>,
+}
+
+async fn bulk_filter(state: &AppState, body: &BulkFilter) -> Result<JobFilter> {
+    if body.queue.is_none() {
+        return Err(ApiError::field("queue", "is required for a bulk action"));
+    }
+    filter_from(
+        state,
+        body.queue.as_deref(),
+        body.state.as_deref(),
+        body.q.as_deref(),
+        None,
+        None,
+    )
+    .await
+}
+
+/// Retries every dead (or waiting) job matching the filter, e.g. every dead `notify_email` job.
+#[utoipa::path(post, path = "/api/v1/admin/jobs/retry", tag = "admin",
+    security(("bearer" = [])), request_body = BulkFilter,
+    responses((status = 200, body = Affected), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn retry_jobs(
+    State(state): State<AppState>,
+    admin: Admin,
+    body: ApiJson<BulkFilter>,
+) -> Result<Json<Affected>> {
+    let filter = bulk_filter(&state, &body.value).await?;
+    let affected = ops::retry(&state.db, &filter, None).await?;
+    let target = serde_json::to_string(&body.value).unwrap_or_default();
+    ops::audit(
+        &state.db,
+        admin.0.user.id.as_uuid(),
+        "retry",
+        &target,
+        affected,
+    )
+    .await?;
+    Ok(Json(Affected { affected }))
+}
+
+/// Discards every dead job matching the filter.
+#[utoipa::path(post, path = "/api/v1/admin/jobs/discard", tag = "admin",
+    security(("bearer" = [])), request_body = BulkFilter,
+    responses((status = 200, body = Affected), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn discard_jobs(
+    State(state): State<AppState>,
+    admin: Admin,
+    body: ApiJson<BulkFilter>,
+) -> Result<Json<Affected>> {
+    let filter = bulk_filter(&state, &body.value).await?;
+    let affected = ops::discard(&state.db, &filter, None).await?;
+    let target = serde_json::to_string(&body.value).unwrap_or_default();
+    ops::audit(
+        &state.db,
+        admin.0.user.id.as_uuid(),
+        "discard",
+        &target,
+        affected,
+    )
+    .await?;
+    Ok(Json(Affected { affected }))
+}
+
+async fn set_paused(
+    state: &AppState,
+    admin: &Admin,
+    name: &str,
+    paused: bool,
+) -> Result<Json<QueueStats>> {
+    let kind = queue(name)?;
+    let changed = ops::set_paused(&state.db, kind, paused, admin.0.user.id.as_uuid()).await?;
+    let action = if paused { "pause" } else { "resume" };
+    ops::audit(
+        &state.db,
+        admin.0.user.id.as_uuid(),
+        action,
+        &format!("queue {name}"),
+        u64::from(changed),
+    )
+    .await?;
+    let board = ops::board(&state.db).await?;
+    let stats = board
+        .queues
+        .into_iter()
+        .find(|q| q.name == name)
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(stats))
+}
+
+/// Pauses a queue: it keeps accepting jobs, but no worker process starts them until resumed.
+#[utoipa::path(post, path = "/api/v1/admin/queues/{name}/pause", tag = "admin",
+    security(("bearer" = [])), params(("name" = String, Path, description = "Queue name")),
+    responses((status = 200, body = QueueStats), (status = 404, body = ErrorBody)))]
+pub async fn pause_queue(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(name): Path<String>,
+) -> Result<Json<QueueStats>> {
+    set_paused(&state, &admin, &name, true).await
+}
+
+/// Resumes a paused queue; its waiting jobs drain.
+#[utoipa::path(post, path = "/api/v1/admin/queues/{name}/resume", tag = "admin",
+    security(("bearer" = [])), params(("name" = String, Path, description = "Queue name")),
+    responses((status = 200, body = QueueStats), (status = 404, body = ErrorBody)))]
+pub async fn resume_queue(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(name): Path<String>,
+) -> Result<Json<QueueStats>> {
+    set_paused(&state, &admin, &name, false).await
+}
+
+/// The newest operator actions: who, what, on what, how many jobs, when.
+#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin",
+    security(("bearer" = [])),
+    responses((status = 200, body = Items<AuditEntry>), (status = 404, body = ErrorBody)))]
+pub async fn list_audit(
+    State(state): State<AppState>,
+    _: Admin,
+) -> Result<Json<Items<AuditEntry>>> {
+    Ok(Json(Items {
+        items: ops::audit_log(&state.db, 100).await?,
+    }))
+}

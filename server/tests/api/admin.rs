@@ -1,0 +1,328 @@
+//! Operator routes: admins only, audited, and telling the truth about the ledger.
+
+use crate::helpers::{TestApp, TestUser};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use sqlx::PgPool;
+
+async fn admin(app: &TestApp, name: &str) -> TestUser {
+    let user = app.user(name).await;
+    sqlx::query("update users set is_admin = true where username = $1")
+        .bind(name)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    user
+}
+
+/// Inserts a job row directly, in a given state.
+async fn job(app: &TestApp, kind: &str, state: &str, sql_extra: &str) -> uuid::Uuid {
+    let id = uuid::Uuid::now_v7();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "insert into jobs (id, kind, key, payload, state, max_attempts, attempts, last_error, \
+           next_run_at, finished_at) \
+         values ($1, $2, $1::text, '{{}}', $3, 3, 0, null, now(), null)"
+    )))
+    .bind(id)
+    .bind(kind)
+    .bind(state)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    if !sql_extra.is_empty() {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "update jobs set {sql_extra} where id = $1"
+        )))
+        .bind(id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    }
+    id
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn everyone_but_admins_gets_404_on_every_admin_route(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let bob = app.user("bob").await;
+    let id = "0191d5c6-0000-7000-8000-000000000000";
+    let routes = [
+        (Method::GET, "/api/v1/admin/queues".to_owned()),
+        (
+            Method::POST,
+            "/api/v1/admin/queues/deliver/pause".to_owned(),
+        ),
+        (
+            Method::POST,
+            "/api/v1/admin/queues/deliver/resume".to_owned(),
+        ),
+        (Method::GET, "/api/v1/admin/jobs".to_owned()),
+        (Method::GET, format!("/api/v1/admin/jobs/{id}")),
+        (Method::POST, format!("/api/v1/admin/jobs/{id}/retry")),
+        (Method::POST, format!("/api/v1/admin/jobs/{id}/discard")),
+        (Method::POST, "/api/v1/admin/jobs/retry".to_owned()),
+        (Method::POST, "/api/v1/admin/jobs/discard".to_owned()),
+        (Method::GET, "/api/v1/admin/audit".to_owned()),
+    ];
+    let missing = app
+        .call(Method::GET, "/api/v1/no-such-route", Some(&bob.token), None)
+        .await;
+    for (method, path) in &routes {
+        let body = (method == Method::POST).then(|| json!({"queue": "deliver", "state": "dead"}));
+        let res = app.call(method.clone(), path, Some(&bob.token), body).await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{method} {path}");
+        assert_eq!(
+            res.body, missing.body,
+            "looks like a route that does not exist"
+        );
+    }
+    let paused: i64 = sqlx::query_scalar("select count(*) from queue_controls")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(paused, 0, "nothing was paused");
+    let audited: i64 = sqlx::query_scalar("select count(*) from audit_log")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(audited, 0);
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn the_board_counts_a_scripted_mix_of_jobs(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let root = admin(&app, "root").await;
+    job(
+        &app,
+        "notify_email",
+        "pending",
+        "next_run_at = now() - interval '90 seconds'",
+    )
+    .await;
+    job(&app, "notify_email", "pending", "").await;
+    job(
+        &app,
+        "notify_email",
+        "pending",
+        "next_run_at = now() + interval '2 minutes'",
+    )
+    .await;
+    job(
+        &app,
+        "notify_email",
+        "retry",
+        "next_run_at = now() + interval '30 seconds', attempts = 1",
+    )
+    .await;
+    job(&app, "notify_email", "running", "attempts = 1").await;
+    job(
+        &app,
+        "notify_email",
+        "done",
+        "finished_at = now() - interval '10 minutes'",
+    )
+    .await;
+    job(
+        &app,
+        "notify_email",
+        "skipped",
+        "finished_at = now() - interval '3 hours'",
+    )
+    .await;
+    job(
+        &app,
+        "notify_email",
+        "done",
+        "finished_at = now() - interval '3 days'",
+    )
+    .await;
+    let dead = job(
+        &app,
+        "notify_email",
+        "dead",
+        "attempts = 3, last_error = 'smtp: refused'",
+    )
+    .await;
+    for (attempt, age) in [(1, "2 minutes"), (2, "2 hours"), (3, "2 days")] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "insert into job_attempts (job_id, attempt, worker, started_at, finished_at, error) \
+             values ($1, $2, 'w', now() - interval '{age}', now() - interval '{age}', 'smtp: refused')"
+        )))
+        .bind(dead)
+        .bind(attempt)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    }
+    job(&app, "deliver", "done", "finished_at = now()").await;
+
+    let res = app.get("/api/v1/admin/queues", &root).await;
+    assert_eq!(res.status, StatusCode::OK, "{res:?}");
+    let queues = res.body["queues"].as_array().unwrap();
+    let notify = queues.iter().find(|q| q["name"] == "notify_email").unwrap();
+    assert_eq!(notify["pending"], 2);
+    assert_eq!(notify["scheduled"], 2);
+    assert_eq!(notify["running"], 1);
+    assert_eq!(notify["succeeded_1h"], 1);
+    assert_eq!(notify["succeeded_24h"], 2);
+    assert_eq!(notify["failed_1h"], 1);
+    assert_eq!(notify["failed_24h"], 2);
+    assert_eq!(notify["dead"], 1);
+    let age = notify["oldest_pending_secs"].as_f64().unwrap();
+    assert!((89.0..120.0).contains(&age), "{age}");
+    assert_eq!(notify["paused"], false);
+    let deliver = queues.iter().find(|q| q["name"] == "deliver").unwrap();
+    assert_eq!(deliver["succeeded_1h"], 1);
+    assert_eq!(deliver["pending"], 0);
+    assert!(queues.iter().any(|q| q["name"] == "purge_expired"));
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn retry_and_discard_touch_exactly_what_they_name_and_are_audited(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let root = admin(&app, "root").await;
+    let dead_mail: Vec<_> = [
+        job(&app, "notify_email", "dead", "attempts = 3").await,
+        job(&app, "notify_email", "dead", "attempts = 3").await,
+        job(&app, "notify_email", "dead", "attempts = 3").await,
+    ]
+    .to_vec();
+    let dead_event = job(&app, "deliver", "dead", "attempts = 3").await;
+    let done_mail = job(&app, "notify_email", "done", "finished_at = now()").await;
+
+    let one = app
+        .act(&format!("/api/v1/admin/jobs/{}/retry", dead_mail[0]), &root)
+        .await;
+    assert_eq!(one.body["affected"], 1);
+    let detail = app
+        .get(&format!("/api/v1/admin/jobs/{}", dead_mail[0]), &root)
+        .await;
+    assert_eq!(detail.body["state"], "retry");
+    assert_eq!(
+        detail.body["max_attempts"], 6,
+        "a fresh budget on top of the attempts used"
+    );
+
+    let discarded = app
+        .act(
+            &format!("/api/v1/admin/jobs/{}/discard", dead_mail[1]),
+            &root,
+        )
+        .await;
+    assert_eq!(discarded.body["affected"], 1);
+    let board = app.get("/api/v1/admin/queues", &root).await;
+    let notify = board.body["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "notify_email")
+        .unwrap()
+        .clone();
+    assert_eq!(notify["dead"], 1, "discarding leaves the dead count");
+
+    let bulk = app
+        .post(
+            "/api/v1/admin/jobs/retry",
+            &root,
+            json!({"queue": "notify_email", "state": "dead"}),
+        )
+        .await;
+    assert_eq!(
+        bulk.body["affected"], 1,
+        "only the remaining dead notify_email job"
+    );
+    let states: Vec<(uuid::Uuid, String)> = sqlx::query_as("select id, state from jobs")
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    let state = |id: uuid::Uuid| states.iter().find(|(i, _)| *i == id).unwrap().1.clone();
+    assert_eq!(state(dead_mail[2]), "retry");
+    assert_eq!(state(dead_event), "dead", "another queue is untouched");
+    assert_eq!(state(done_mail), "done");
+    assert_eq!(state(dead_mail[1]), "discarded");
+
+    let bad = app
+        .post("/api/v1/admin/jobs/retry", &root, json!({"state": "dead"}))
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.field("queue").contains("required"));
+
+    let audit = app.get("/api/v1/admin/audit", &root).await;
+    let actions: Vec<(String, String, i64)> = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["actor"].as_str().unwrap().to_owned(),
+                a["action"].as_str().unwrap().to_owned(),
+                a["affected"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("root".to_owned(), "retry".to_owned(), 1),
+            ("root".to_owned(), "discard".to_owned(), 1),
+            ("root".to_owned(), "retry".to_owned(), 1),
+        ]
+    );
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn pausing_and_resuming_a_queue_shows_on_the_board_and_in_the_audit(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let root = admin(&app, "root").await;
+    let paused = app
+        .act("/api/v1/admin/queues/notify_email/pause", &root)
+        .await;
+    assert_eq!(paused.status, StatusCode::OK);
+    assert_eq!(paused.body["paused"], true);
+    let resumed = app
+        .act("/api/v1/admin/queues/notify_email/resume", &root)
+        .await;
+    assert_eq!(resumed.body["paused"], false);
+    let unknown = app.act("/api/v1/admin/queues/nonsense/pause", &root).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let audit = app.get("/api/v1/admin/audit", &root).await;
+    assert_eq!(audit.body["items"].as_array().unwrap().len(), 2);
+    assert_eq!(audit.body["items"][0]["action"], "resume");
+    assert_eq!(audit.body["items"][0]["target"], "queue notify_email");
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn every_job_for_one_message_or_one_recipient_in_one_call(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let root = admin(&app, "root").await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let carol = app.user("carol").await;
+    let m = app.send(&alice, &bob, "Why no email?", "hello").await;
+    app.send(&alice, &carol, "Other", "x").await;
+    let id = m["id"].as_str().unwrap();
+    let for_message = app
+        .get(&format!("/api/v1/admin/jobs?message_id={id}"), &root)
+        .await;
+    let mut kinds: Vec<&str> = for_message.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["kind"].as_str().unwrap())
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["deliver", "notify_email"]);
+    let for_bob = app
+        .get("/api/v1/admin/jobs?user=bob&queue=notify_email", &root)
+        .await;
+    assert_eq!(for_bob.ids().len(), 1, "bob's email job only");
+    let detail = app
+        .get(&format!("/api/v1/admin/jobs/{}", for_bob.ids()[0]), &root)
+        .await;
+    assert_eq!(detail.body["payload"]["recipient_id"], bob.id);
+    assert_eq!(detail.body["attempts_history"], json!([]));
+    let bad = app.get("/api/v1/admin/jobs?state=sleeping", &root).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let nobody = app.get("/api/v1/admin/jobs?user=nobody", &root).await;
+    assert_eq!(nobody.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
