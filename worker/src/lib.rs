@@ -4,6 +4,7 @@
 //! Several worker processes can run at once: the ledger decides who runs what, so each job has
 //! one effect however many workers see it.
 
+pub mod board;
 pub mod config;
 pub mod email;
 pub mod jobs;

@@ -74,3 +74,53 @@ fn the_worker_fails_loudly_when_postgres_is_unreachable() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("could not connect to postgres"));
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn queues_prints_the_board_for_scripts_and_people(db: sqlx::PgPool) {
+    sqlx::query(
+        "insert into jobs (id, kind, key, payload, state, max_attempts, attempts, last_error) \
+         values (gen_random_uuid(), 'notify_email', 'k1', '{}', 'dead', 3, 3, 'smtp: refused')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let name: String = sqlx::query_scalar("select current_database()")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    let base = std::env::var("DATABASE_URL").unwrap();
+    let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_convos-worker"))
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .output()
+            .unwrap()
+    };
+    let json = run(&["queues", "--json"]);
+    assert!(
+        json.status.success(),
+        "{}",
+        String::from_utf8_lossy(&json.stderr)
+    );
+    let board: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let notify = board["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "notify_email")
+        .unwrap()
+        .clone();
+    assert_eq!(notify["dead"], 1);
+    let table = run(&["queues"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("notify_email"))
+        .expect("a notify_email line");
+    assert_eq!(
+        line.split_whitespace().nth(9),
+        Some("1"),
+        "the DEAD column: {line}"
+    );
+}

@@ -177,3 +177,69 @@ async fn the_purge_runs_once_per_period_across_workers_and_erases_expired_bodies
     assert_eq!(t["message_count"], 1);
     assert_eq!(t["unread_count"], 1);
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_paused_queue_starts_nothing_in_any_worker_and_drains_on_resume(db: PgPool) {
+    let config = StackConfig::new();
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = Api::start(db.clone(), &config).await;
+    let url = database_url(&db).await;
+    let one = InProcessWorker::start(config.worker_settings(&url));
+    let two = InProcessWorker::start(config.worker_settings(&url));
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let root: uuid::Uuid = alice.id.parse().unwrap();
+    assert!(
+        convos_store::ops::set_paused(&db, convos_core::jobs::JobKind::NotifyEmail, true, root)
+            .await
+            .unwrap()
+    );
+    for i in 0..6 {
+        api.send(&alice, &bob, &format!("Held {i}"), "x").await;
+    }
+    // Live events still flow; emails wait.
+    eventually(Duration::from_secs(20), "deliver jobs", || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from jobs where kind = 'deliver' and state = 'done'",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap()
+            == 6
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started: i64 = sqlx::query_scalar(
+        "select count(*) from job_attempts a join jobs j on j.id = a.job_id where j.kind = 'notify_email'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(started, 0, "no worker started a paused job");
+    assert!(smtp.mails().is_empty());
+    let board = convos_store::ops::board(&db).await.unwrap();
+    let notify = board
+        .queues
+        .iter()
+        .find(|q| q.name == "notify_email")
+        .unwrap();
+    assert!(notify.paused);
+    assert_eq!(notify.pending, 6, "they keep waiting, counted as pending");
+    assert_eq!(board.workers.len(), 2, "both workers report heartbeats");
+
+    assert!(
+        convos_store::ops::set_paused(&db, convos_core::jobs::JobKind::NotifyEmail, false, root)
+            .await
+            .unwrap()
+    );
+    eventually(Duration::from_secs(30), "the queue to drain", || {
+        all_jobs_finished(&db)
+    })
+    .await;
+    eventually(Duration::from_secs(10), "the emails", || async {
+        smtp.mails().len() == 6
+    })
+    .await;
+    one.stop().await;
+    two.stop().await;
+}

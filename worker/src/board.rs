@@ -1,0 +1,109 @@
+//! The queue board as a plain-text table, for `convos-worker queues`.
+
+use convos_store::ops::Board;
+
+/// Seconds as a short human duration.
+fn age(secs: f64) -> String {
+    let s = secs.round() as i64;
+    match s {
+        0 => "-".into(),
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// Renders the board: one line per queue, then the workers seen in the last minute.
+pub fn table(board: &Board) -> String {
+    let mut out = format!(
+        "{:<14} {:>7} {:>8} {:>10} {:>8} {:>8} {:>9} {:>10} {:>11} {:>6} {:>8}\n",
+        "QUEUE",
+        "STATE",
+        "PENDING",
+        "SCHEDULED",
+        "RUNNING",
+        "OK 1H",
+        "OK 24H",
+        "FAILED 1H",
+        "FAILED 24H",
+        "DEAD",
+        "OLDEST"
+    );
+    for q in &board.queues {
+        out.push_str(&format!(
+            "{:<14} {:>7} {:>8} {:>10} {:>8} {:>8} {:>9} {:>10} {:>11} {:>6} {:>8}\n",
+            q.name,
+            if q.paused { "paused" } else { "running" },
+            q.pending,
+            q.scheduled,
+            q.running,
+            q.succeeded_1h,
+            q.succeeded_24h,
+            q.failed_1h,
+            q.failed_24h,
+            q.dead,
+            age(q.oldest_pending_secs),
+        ));
+    }
+    out.push_str(&format!(
+        "\nWORKERS ({} seen in the last minute)\n",
+        board.workers.len()
+    ));
+    for w in &board.workers {
+        out.push_str(&format!(
+            "  {}  host {}  pid {}  up since {}  last seen {}\n",
+            w.name,
+            w.host,
+            w.pid,
+            w.started_at.format("%Y-%m-%d %H:%M:%S"),
+            w.last_seen_at.format("%H:%M:%S"),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use convos_store::ops::QueueStats;
+
+    #[test]
+    fn the_table_shows_every_queue_and_its_counts() {
+        let board = Board {
+            queues: vec![QueueStats {
+                name: "notify_email".into(),
+                pending: 3,
+                scheduled: 1,
+                running: 2,
+                succeeded_1h: 10,
+                succeeded_24h: 99,
+                failed_1h: 4,
+                failed_24h: 5,
+                dead: 7,
+                oldest_pending_secs: 125.0,
+                paused: true,
+            }],
+            workers: vec![],
+        };
+        let table = table(&board);
+        let line = table.lines().nth(1).unwrap();
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            cells,
+            [
+                "notify_email",
+                "paused",
+                "3",
+                "1",
+                "2",
+                "10",
+                "99",
+                "4",
+                "5",
+                "7",
+                "2m05s"
+            ]
+        );
+        assert!(table.contains("WORKERS (0 seen"));
+    }
+}
