@@ -18,11 +18,11 @@ async fn admin(app: &TestApp, name: &str) -> TestUser {
 /// Inserts a job row directly, in a given state.
 async fn job(app: &TestApp, kind: &str, state: &str, sql_extra: &str) -> uuid::Uuid {
     let id = uuid::Uuid::now_v7();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    sqlx::query(
         "insert into jobs (id, kind, key, payload, state, max_attempts, attempts, last_error, \
            next_run_at, finished_at) \
-         values ($1, $2, $1::text, '{{}}', $3, 3, 0, null, now(), null)"
-    )))
+         values ($1, $2, $1::text, '{}', $3, 3, 0, null, now(), null)",
+    )
     .bind(id)
     .bind(kind)
     .bind(state)
