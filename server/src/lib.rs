@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod metrics;
 pub mod openapi;
 pub mod rate_limit;
 pub mod redis_conn;

@@ -74,6 +74,7 @@ impl Application {
         let state = AppState {
             limiter: RateLimiter::new(redis.clone(), settings.redis_prefix.clone()),
             hub,
+            metrics: crate::metrics::Metrics::new(),
             shutdown: shutdown.clone(),
             outbox: convos_store::jobs::Outbox {
                 notify_delay: std::time::Duration::from_secs(settings.notify_delay_secs),
@@ -124,7 +125,12 @@ impl Application {
 /// The whole HTTP application over `state`.
 pub fn app(state: AppState) -> Router {
     let (api, _) = routes::router();
-    api.layer(DefaultBodyLimit::max(BODY_LIMIT))
+    api.route("/metrics", axum::routing::get(crate::metrics::serve))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))

@@ -21,6 +21,8 @@ pub struct AppState {
     pub hub: crate::events::Hub,
     /// Fires when shutdown starts, ending long-lived streams so in-flight requests can finish.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Prometheus metrics of this process.
+    pub metrics: crate::metrics::Metrics,
     /// Settings in force.
     pub settings: Arc<Settings>,
     /// A real argon2 hash of a random password, verified against when a login names an unknown

@@ -451,3 +451,91 @@ pub async fn audit_log(db: &PgPool, limit: i64) -> Result<Vec<AuditEntry>> {
     .await?;
     Ok(rows)
 }
+
+/// The board as Prometheus gauges (text exposition format), for `/metrics` on the server and
+/// the worker: both read the same ledger, so their gauges always match the board.
+pub fn board_metrics(board: &Board) -> String {
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, samples: Vec<(String, f64)>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for (labels, value) in samples {
+            if labels.is_empty() {
+                out.push_str(&format!("{name} {value}\n"));
+            } else {
+                out.push_str(&format!("{name}{{{labels}}} {value}\n"));
+            }
+        }
+    };
+    let per_queue = |f: &dyn Fn(&QueueStats) -> f64| -> Vec<(String, f64)> {
+        board
+            .queues
+            .iter()
+            .map(|q| (format!("queue=\"{}\"", q.name), f(q)))
+            .collect()
+    };
+    let mut jobs = Vec::new();
+    for q in &board.queues {
+        for (state, value) in [
+            ("pending", q.pending),
+            ("scheduled", q.scheduled),
+            ("running", q.running),
+            ("dead", q.dead),
+        ] {
+            jobs.push((
+                format!("queue=\"{}\",state=\"{state}\"", q.name),
+                value as f64,
+            ));
+        }
+    }
+    gauge(
+        "convos_queue_jobs",
+        "Jobs in the ledger per queue and state.",
+        jobs,
+    );
+    gauge(
+        "convos_queue_oldest_pending_seconds",
+        "Age of the oldest job that is due and not started.",
+        per_queue(&|q| q.oldest_pending_secs),
+    );
+    gauge(
+        "convos_queue_paused",
+        "1 when the queue is paused.",
+        per_queue(&|q| f64::from(u8::from(q.paused))),
+    );
+    let mut windows = Vec::new();
+    let mut failures = Vec::new();
+    for q in &board.queues {
+        windows.push((
+            format!("queue=\"{}\",window=\"1h\"", q.name),
+            q.succeeded_1h as f64,
+        ));
+        windows.push((
+            format!("queue=\"{}\",window=\"24h\"", q.name),
+            q.succeeded_24h as f64,
+        ));
+        failures.push((
+            format!("queue=\"{}\",window=\"1h\"", q.name),
+            q.failed_1h as f64,
+        ));
+        failures.push((
+            format!("queue=\"{}\",window=\"24h\"", q.name),
+            q.failed_24h as f64,
+        ));
+    }
+    gauge(
+        "convos_queue_succeeded",
+        "Jobs finished (done or skipped) in the window.",
+        windows,
+    );
+    gauge(
+        "convos_queue_failed_attempts",
+        "Failed attempts in the window.",
+        failures,
+    );
+    gauge(
+        "convos_workers_seen",
+        "Worker processes that reported in the last minute.",
+        vec![(String::new(), board.workers.len() as f64)],
+    );
+    out
+}

@@ -48,6 +48,8 @@ pub struct WorkerSettings {
     pub retry_max_secs: u64,
     /// Milliseconds a worker waits between polls of an empty queue (`CONVOS_POLL_MS`).
     pub poll_ms: u64,
+    /// Where `/metrics` is served (`CONVOS_METRICS_ADDR`); unset to serve none.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Seconds between removals of finished tasks from Redis (`CONVOS_VACUUM_EVERY_SECS`); the
     /// ledger keeps the history, so Redis memory stays flat.
     pub vacuum_every_secs: u64,
@@ -73,6 +75,7 @@ impl Default for WorkerSettings {
             retry_max_secs: 3_600,
             poll_ms: 250,
             vacuum_every_secs: 30,
+            metrics_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9091))),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod email;
 pub mod jobs;
 pub mod mailer;
+pub mod metrics;
 pub mod queue;
 pub mod relay;
 
@@ -43,6 +44,8 @@ pub struct Ctx {
     pub mailer: Mailer,
     /// Email content settings.
     pub email: EmailSettings,
+    /// Prometheus metrics.
+    pub metrics: metrics::Metrics,
     /// Settings in force.
     pub settings: WorkerSettings,
 }
@@ -90,6 +93,7 @@ pub async fn run(
         redis: redis.clone(),
         mailer,
         email,
+        metrics: metrics::Metrics::new(),
         settings,
     });
     let cancel = CancellationToken::new();
@@ -105,6 +109,14 @@ pub async fn run(
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(relay::run(ctx.clone(), queues.clone(), cancel.clone()));
+    if let Some(addr) = ctx.settings.metrics_addr {
+        tasks.spawn(metrics::serve(
+            addr,
+            ctx.metrics.clone(),
+            ctx.db.clone(),
+            cancel.clone(),
+        ));
+    }
     for kind in JobKind::ALL {
         tasks.spawn(supervise(
             ctx.clone(),

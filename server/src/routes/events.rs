@@ -56,6 +56,8 @@ pub async fn stream_events(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = std::result::Result<SseEvent, Infallible>>>> {
     let me = caller.user.id;
+    state.metrics.sse_open.inc();
+    let guard = crate::metrics::StreamGuard(state.metrics.sse_open.clone());
     // Listen before catching up, so nothing falls between the replay and the live events.
     let live = BroadcastStream::new(state.hub.subscribe());
     let last = headers
@@ -71,6 +73,7 @@ pub async fn stream_events(
         Catchup::Reset { reason, now } => (vec![reset(reason, now)], now),
     };
     let live = live.filter_map(move |message| {
+        let _open = &guard;
         let out = match message {
             Ok(HubMessage::Event(envelope)) if envelope.user == me => {
                 let id = StreamId::parse(&envelope.id);

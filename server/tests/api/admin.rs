@@ -326,3 +326,61 @@ async fn every_job_for_one_message_or_one_recipient_in_one_call(db: PgPool) {
     let nobody = app.get("/api/v1/admin/jobs?user=nobody", &root).await;
     assert_eq!(nobody.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn metrics_parse_as_prometheus_text_and_the_queue_gauges_match_the_board(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let root = admin(&app, "root").await;
+    job(&app, "notify_email", "dead", "attempts = 3").await;
+    job(
+        &app,
+        "notify_email",
+        "pending",
+        "next_run_at = now() + interval '1 minute'",
+    )
+    .await;
+    job(&app, "deliver", "done", "finished_at = now()").await;
+    let board = app.get("/api/v1/admin/queues", &root).await;
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut metrics = std::collections::BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("malformed: {line}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("not a number: {line}"));
+        metrics.insert(series.to_owned(), value);
+    }
+    for q in board.body["queues"].as_array().unwrap() {
+        let name = q["name"].as_str().unwrap();
+        for state in ["pending", "scheduled", "running", "dead"] {
+            let series = format!("convos_queue_jobs{{queue=\"{name}\",state=\"{state}\"}}");
+            assert_eq!(
+                metrics.get(&series),
+                Some(&q[state].as_f64().unwrap()),
+                "{series}"
+            );
+        }
+        let ok = format!("convos_queue_succeeded{{queue=\"{name}\",window=\"1h\"}}");
+        assert_eq!(metrics[&ok], q["succeeded_1h"].as_f64().unwrap());
+    }
+    let route =
+        r#"convos_http_requests_total{method="GET",route="/api/v1/admin/queues",status="200"}"#;
+    assert_eq!(metrics.get(route), Some(&1.0), "{text}");
+    assert!(metrics.contains_key(
+        r#"convos_http_request_duration_seconds_count{method="GET",route="/api/v1/admin/queues"}"#
+    ));
+    assert_eq!(metrics.get("convos_sse_connections_open"), Some(&0.0));
+}

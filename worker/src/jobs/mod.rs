@@ -63,6 +63,8 @@ async fn run_one(ticket: JobTicket, ctx: Arc<Ctx>) -> Result<(), BoxDynError> {
         return Ok(());
     };
     let started = std::time::Instant::now();
+    let queue = job.kind.as_str();
+    ctx.metrics.started.with_label_values(&[queue]).inc();
     let result = match job.kind {
         JobKind::Deliver => deliver::run(&ctx, &job).await,
         JobKind::NotifyEmail => notify_email::run(&ctx, &job).await,
@@ -83,6 +85,20 @@ async fn run_one(ticket: JobTicket, ctx: Arc<Ctx>) -> Result<(), BoxDynError> {
         job.id = %job.id, job.kind = job.kind.as_str(), attempt = job.attempt,
         elapsed_ms = started.elapsed().as_millis() as u64, outcome = ?outcome, "job finished"
     );
+    let label = match &outcome {
+        Outcome::Done(_) => "done",
+        Outcome::Skipped(_) => "skipped",
+        Outcome::Retry { .. } => "retry",
+        Outcome::Dead(_) => "dead",
+    };
+    ctx.metrics
+        .finished
+        .with_label_values(&[queue, label])
+        .inc();
+    ctx.metrics
+        .duration
+        .with_label_values(&[queue])
+        .observe(started.elapsed().as_secs_f64());
     jobs::finish(&ctx.db, &job, &outcome).await?;
     Ok(())
 }

@@ -102,6 +102,12 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
             Err(reason) => skipped.push((message.id, reason)),
         }
     }
+    for (_, reason) in &skipped {
+        ctx.metrics
+            .emails
+            .with_label_values(&["skipped", reason.as_str()])
+            .inc();
+    }
     for (message, reason) in &skipped {
         deliveries::record(
             &ctx.db,
@@ -122,6 +128,10 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
     if let Err(error) = ctx.mailer.send(message).await {
         let error = format!("smtp: {error}");
         if job.is_last_attempt() {
+            ctx.metrics
+                .emails
+                .with_label_values(&["failed", "smtp"])
+                .inc_by(ids.len() as u64);
             for id in &ids {
                 deliveries::record(&ctx.db, *id, pending.recipient.id, "failed", &error).await?;
             }
@@ -130,6 +140,10 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
         }
         return Err(JobError::Transient(error));
     }
+    ctx.metrics
+        .emails
+        .with_label_values(&["sent", ""])
+        .inc_by(ids.len() as u64);
     let newest = ids[ids.len() - 1];
     deliveries::record_sent(
         &ctx.db,

@@ -214,6 +214,7 @@ impl StackConfig {
             relay_interval_ms: 50,
             poll_ms: 50,
             purge_every_secs: self.purge_every_secs,
+            metrics_addr: None,
             ..WorkerSettings::default()
         }
     }
@@ -377,6 +378,26 @@ pub async fn database_url(db: &PgPool) -> String {
     let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
     let (prefix, _) = base.rsplit_once('/').unwrap();
     format!("{prefix}/{name}")
+}
+
+/// Parses Prometheus text format into `name{labels}` → value, failing on any malformed line.
+pub fn parse_metrics(text: &str) -> std::collections::BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|line| {
+            let (series, value) = line
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("malformed: {line}"));
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("not a number: {line}"));
+            let name_ok = series.split('{').next().is_some_and(|n| {
+                !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            });
+            assert!(name_ok, "bad metric name: {line}");
+            (series.to_owned(), value)
+        })
+        .collect()
 }
 
 /// Job counts by state.

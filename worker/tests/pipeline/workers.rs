@@ -243,3 +243,51 @@ async fn a_paused_queue_starts_nothing_in_any_worker_and_drains_on_resume(db: Pg
     one.stop().await;
     two.stop().await;
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn worker_metrics_count_jobs_and_emails_and_match_the_board(db: PgPool) {
+    let config = StackConfig::new();
+    let _smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = Api::start(db.clone(), &config).await;
+    let port = crate::stack::free_port();
+    let mut settings = config.worker_settings(&database_url(&db).await);
+    settings.metrics_addr = Some(([127, 0, 0, 1], port).into());
+    let worker = InProcessWorker::start(settings);
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    api.send(&alice, &bob, "Counted", "x").await;
+    eventually(Duration::from_secs(20), "jobs", || all_jobs_finished(&db)).await;
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let metrics = crate::stack::parse_metrics(&text);
+    assert_eq!(
+        metrics.get(r#"convos_jobs_started_total{queue="deliver"}"#),
+        Some(&1.0),
+        "{text}"
+    );
+    assert_eq!(
+        metrics.get(r#"convos_jobs_finished_total{outcome="done",queue="notify_email"}"#),
+        Some(&1.0)
+    );
+    assert_eq!(
+        metrics.get(r#"convos_emails_total{outcome="sent",reason=""}"#),
+        Some(&1.0)
+    );
+    assert!(metrics.contains_key(r#"convos_job_duration_seconds_count{queue="deliver"}"#));
+    let board = convos_store::ops::board(&db).await.unwrap();
+    for q in &board.queues {
+        let dead = metrics[&format!("convos_queue_jobs{{queue=\"{}\",state=\"dead\"}}", q.name)];
+        assert_eq!(dead, q.dead as f64);
+        let ok = metrics[&format!(
+            "convos_queue_succeeded{{queue=\"{}\",window=\"1h\"}}",
+            q.name
+        )];
+        assert_eq!(ok, q.succeeded_1h as f64, "{}", q.name);
+    }
+    assert_eq!(metrics["convos_workers_seen"], 1.0);
+    worker.stop().await;
+}
