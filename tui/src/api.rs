@@ -1,0 +1,231 @@
+//! The HTTP client for the Convos API. Every call returns the server's error body as
+//! [`ApiError::Server`], so the UI can show a 422's field errors where they belong.
+
+use convos_core::api::{Me, Message, Page, Session, Thread};
+use convos_core::{ErrorBody, MessageId, ThreadId};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// What a call can fail with.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    /// The server could not be reached.
+    #[error("offline: {0}")]
+    Offline(String),
+    /// The server refused, with its error body.
+    #[error("{}", .body.error.message)]
+    Server {
+        /// The HTTP status.
+        status: u16,
+        /// The error body.
+        body: ErrorBody,
+        /// For 429: seconds to wait.
+        retry_after: Option<u64>,
+    },
+    /// The answer was not what the API promises.
+    #[error("unexpected answer: {0}")]
+    Protocol(String),
+}
+
+/// A client for one server and token.
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    /// A client for `base` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base: &str, token: Option<String>) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_default();
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+        }
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The bearer token.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        idempotency_key: Option<&str>,
+    ) -> Result<T, ApiError> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(20));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(key) = idempotency_key {
+            req = req.header("Idempotency-Key", key);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req
+            .send()
+            .await
+            .map_err(|e| ApiError::Offline(e.to_string()))?;
+        let status = res.status();
+        let retry_after = res
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let text = res
+            .text()
+            .await
+            .map_err(|e| ApiError::Offline(e.to_string()))?;
+        if status.is_success() {
+            let text = if status == StatusCode::NO_CONTENT {
+                "null"
+            } else {
+                &text
+            };
+            return serde_json::from_str(text).map_err(|e| ApiError::Protocol(e.to_string()));
+        }
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|_| ErrorBody::new("http", format!("HTTP {status}")));
+        Err(ApiError::Server {
+            status: status.as_u16(),
+            body,
+            retry_after,
+        })
+    }
+
+    /// Logs in; the session's token is shown once.
+    pub async fn login(&self, username: &str, password: &str) -> Result<Session, ApiError> {
+        self.call(
+            Method::POST,
+            "/api/v1/sessions",
+            Some(json!({"username": username, "password": password})),
+            None,
+        )
+        .await
+    }
+
+    /// Ends the session of this client's token.
+    pub async fn logout(&self) -> Result<(), ApiError> {
+        self.call::<Value>(Method::DELETE, "/api/v1/sessions/current", None, None)
+            .await
+            .map(drop)
+    }
+
+    /// The caller and the unread total.
+    pub async fn me(&self) -> Result<Me, ApiError> {
+        self.call(Method::GET, "/api/v1/me", None, None).await
+    }
+
+    /// A page of a folder.
+    pub async fn threads(
+        &self,
+        folder: &str,
+        cursor: Option<&str>,
+    ) -> Result<Page<Thread>, ApiError> {
+        let mut path = format!("/api/v1/threads?folder={folder}&limit=50");
+        if let Some(cursor) = cursor {
+            path.push_str(&format!("&cursor={cursor}"));
+        }
+        self.call(Method::GET, &path, None, None).await
+    }
+
+    /// A page of a thread's messages, oldest first.
+    pub async fn messages(
+        &self,
+        thread: ThreadId,
+        cursor: Option<&str>,
+    ) -> Result<Page<Message>, ApiError> {
+        let mut path = format!("/api/v1/threads/{thread}/messages?order=asc&limit=100");
+        if let Some(cursor) = cursor {
+            path.push_str(&format!("&cursor={cursor}"));
+        }
+        self.call(Method::GET, &path, None, None).await
+    }
+
+    /// Starts a thread.
+    pub async fn send(
+        &self,
+        recipient: &str,
+        subject: &str,
+        body: &str,
+        key: &str,
+    ) -> Result<Message, ApiError> {
+        self.call(
+            Method::POST,
+            "/api/v1/messages",
+            Some(json!({"recipient": recipient, "subject": subject, "body": body})),
+            Some(key),
+        )
+        .await
+    }
+
+    /// Replies in a thread.
+    pub async fn reply(
+        &self,
+        thread: ThreadId,
+        body: &str,
+        key: &str,
+    ) -> Result<Message, ApiError> {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/threads/{thread}/messages"),
+            Some(json!({"body": body})),
+            Some(key),
+        )
+        .await
+    }
+
+    /// A thread-wide action: `read`, `archive`, `unarchive`, `mute`, `unmute`.
+    pub async fn thread_action(&self, thread: ThreadId, action: &str) -> Result<Thread, ApiError> {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/threads/{thread}/{action}"),
+            None,
+            None,
+        )
+        .await
+    }
+
+    /// Deletes the caller's copies in a thread.
+    pub async fn delete_thread(&self, thread: ThreadId) -> Result<(), ApiError> {
+        self.call::<Value>(
+            Method::DELETE,
+            &format!("/api/v1/threads/{thread}"),
+            None,
+            None,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Marks one message read or unread.
+    pub async fn set_read(&self, message: MessageId, read: bool) -> Result<Message, ApiError> {
+        let action = if read { "read" } else { "unread" };
+        self.call(
+            Method::POST,
+            &format!("/api/v1/messages/{message}/{action}"),
+            None,
+            None,
+        )
+        .await
+    }
+}

@@ -1,0 +1,803 @@
+//! The client as a pure state machine: [`App::update`] takes a [`Msg`] (a key, an API answer,
+//! a live event) and returns the [`Effect`]s to run. No I/O happens here, so every behaviour is
+//! tested without a terminal or a server.
+
+use crate::api::ApiError;
+use crate::keys::{self, Action};
+use convos_core::api::{Me, Message, Page, Thread};
+use convos_core::events::Event;
+use convos_core::{Body, MessageId, Subject, ThreadId, Username};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui_textarea::TextArea;
+use std::collections::BTreeMap;
+
+/// A mailbox folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Folder {
+    /// Received, not archived.
+    Inbox,
+    /// Sent by me.
+    Sent,
+    /// Archived.
+    Archive,
+    /// Everything.
+    All,
+}
+
+impl Folder {
+    /// In pane order.
+    pub const ALL: [Folder; 4] = [Folder::Inbox, Folder::Sent, Folder::Archive, Folder::All];
+
+    /// The API's name.
+    pub fn api(self) -> &'static str {
+        match self {
+            Folder::Inbox => "inbox",
+            Folder::Sent => "sent",
+            Folder::Archive => "archive",
+            Folder::All => "all",
+        }
+    }
+
+    /// The label shown.
+    pub fn label(self) -> &'static str {
+        match self {
+            Folder::Inbox => "Inbox",
+            Folder::Sent => "Sent",
+            Folder::Archive => "Archive",
+            Folder::All => "All",
+        }
+    }
+}
+
+/// Which pane has the keyboard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pane {
+    /// The folder list.
+    Folders,
+    /// The thread list.
+    Threads,
+    /// The open thread.
+    Thread,
+}
+
+/// The live connection, as the status bar shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Connection {
+    /// Not yet connected.
+    Connecting,
+    /// Events arrive live.
+    Live,
+    /// Lost; trying again in this many seconds.
+    Reconnecting(u64),
+}
+
+/// A field of the compose form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// Who it goes to.
+    Recipient,
+    /// The subject.
+    Subject,
+    /// The text.
+    Body,
+}
+
+impl Field {
+    /// The API's name for it, as used in error bodies.
+    pub fn api(self) -> &'static str {
+        match self {
+            Field::Recipient => "recipient",
+            Field::Subject => "subject",
+            Field::Body => "body",
+        }
+    }
+}
+
+/// A message being written.
+#[derive(Debug)]
+pub struct Compose {
+    /// For a reply: the thread and its subject (shown, not editable).
+    pub reply_to: Option<(ThreadId, String)>,
+    /// The recipient's username.
+    pub recipient: String,
+    /// The subject.
+    pub subject: String,
+    /// The body editor.
+    pub body: TextArea<'static>,
+    /// The field with the cursor.
+    pub field: Field,
+    /// Errors per field, from local checks or the server's 422.
+    pub errors: BTreeMap<String, String>,
+    /// Esc was pressed once: a second Esc discards.
+    pub confirm_discard: bool,
+    /// Sent and waiting for the answer.
+    pub sending: bool,
+    /// The `Idempotency-Key` of this message: a resend can never create a second one.
+    pub key: String,
+}
+
+impl Compose {
+    fn new(reply_to: Option<(ThreadId, String)>) -> Self {
+        let field = if reply_to.is_some() {
+            Field::Body
+        } else {
+            Field::Recipient
+        };
+        Self {
+            reply_to,
+            recipient: String::new(),
+            subject: String::new(),
+            body: TextArea::default(),
+            field,
+            errors: BTreeMap::new(),
+            confirm_discard: false,
+            sending: false,
+            key: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+
+    /// The body's text.
+    pub fn body_text(&self) -> String {
+        self.body.lines().join("\n")
+    }
+
+    fn fields(&self) -> &'static [Field] {
+        if self.reply_to.is_some() {
+            &[Field::Body]
+        } else {
+            &[Field::Recipient, Field::Subject, Field::Body]
+        }
+    }
+
+    /// Checks the fields as the server will, so mistakes show before sending.
+    fn check(&mut self) -> bool {
+        self.errors.clear();
+        if self.reply_to.is_none() {
+            if let Err(e) = Username::parse_field("recipient", self.recipient.trim()) {
+                self.errors.insert(e.field.to_owned(), e.reason);
+            }
+            if let Err(e) = Subject::parse(&self.subject) {
+                self.errors.insert(e.field.to_owned(), e.reason);
+            }
+        }
+        if let Err(e) = Body::parse(&self.body_text()) {
+            self.errors.insert(e.field.to_owned(), e.reason);
+        }
+        self.errors.is_empty()
+    }
+}
+
+/// What is over the mailbox.
+#[derive(Debug)]
+pub enum Modal {
+    /// Nothing: the mailbox has the keys.
+    None,
+    /// The key help.
+    Help,
+    /// Delete this thread? (y/n)
+    ConfirmDelete(ThreadId),
+    /// Writing a message.
+    Compose(Box<Compose>),
+}
+
+/// The open thread.
+#[derive(Clone, Debug)]
+pub struct OpenThread {
+    /// The thread.
+    pub thread: Thread,
+    /// Its messages, oldest first (`None` while loading).
+    pub messages: Option<Vec<Message>>,
+    /// Lines scrolled from the bottom.
+    pub scroll: u16,
+}
+
+/// Everything the client shows.
+#[derive(Debug)]
+pub struct App {
+    /// The signed-in user.
+    pub me: Option<Me>,
+    /// The folder listed.
+    pub folder: Folder,
+    /// The highlighted folder in the folder pane.
+    pub folder_cursor: usize,
+    /// The listed threads.
+    pub threads: Vec<Thread>,
+    /// The next page of the folder, if any.
+    pub next_cursor: Option<String>,
+    /// The highlighted thread.
+    pub selected: usize,
+    /// The open thread.
+    pub open: Option<OpenThread>,
+    /// Which pane has the keys.
+    pub pane: Pane,
+    /// What is over the mailbox.
+    pub modal: Modal,
+    /// The last action's result, for the status bar.
+    pub status: String,
+    /// The live connection.
+    pub connection: Connection,
+    /// Requests in flight (for the spinner).
+    pub pending: usize,
+    /// Ring the bell on new mail.
+    pub bell: bool,
+    /// Set when the user quits.
+    pub quit: bool,
+}
+
+/// Something that happened.
+#[derive(Debug)]
+pub enum Msg {
+    /// A key press.
+    Key(KeyEvent),
+    /// The caller's account and unread total.
+    Me(Result<Me, ApiError>),
+    /// A page of a folder.
+    Threads {
+        /// The folder asked for.
+        folder: Folder,
+        /// Whether it continues the list (next page) or replaces it.
+        append: bool,
+        /// The answer.
+        result: Result<Page<Thread>, ApiError>,
+    },
+    /// A thread's messages.
+    Messages {
+        /// The thread asked for.
+        thread: ThreadId,
+        /// The answer.
+        result: Result<Page<Message>, ApiError>,
+    },
+    /// A send or reply finished.
+    Sent(Result<Message, ApiError>),
+    /// A thread action finished; the text says what it was.
+    Done(String, Result<(), ApiError>),
+    /// A live event.
+    Live(Event),
+    /// The live connection changed.
+    Connection(Connection),
+}
+
+/// Something to do outside the state machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Fetch the account and unread total.
+    LoadMe,
+    /// Fetch a page of a folder.
+    LoadThreads {
+        /// Which folder.
+        folder: Folder,
+        /// From where (`None`: the first page).
+        cursor: Option<String>,
+    },
+    /// Fetch a thread's messages.
+    LoadMessages(ThreadId),
+    /// Start a thread.
+    Send {
+        /// To whom.
+        recipient: String,
+        /// The subject.
+        subject: String,
+        /// The text.
+        body: String,
+        /// Its idempotency key.
+        key: String,
+    },
+    /// Reply in a thread.
+    Reply {
+        /// Where.
+        thread: ThreadId,
+        /// The text.
+        body: String,
+        /// Its idempotency key.
+        key: String,
+    },
+    /// `read`, `archive`, `unarchive`, `mute` or `unmute` a thread.
+    ThreadAction {
+        /// Which thread.
+        thread: ThreadId,
+        /// The API action.
+        action: &'static str,
+        /// The status text when it worked.
+        done: &'static str,
+    },
+    /// Mark one message unread.
+    MarkUnread(MessageId),
+    /// Delete a thread for me.
+    DeleteThread(ThreadId),
+    /// Ring the terminal bell.
+    Bell,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl App {
+    /// A fresh client showing the inbox.
+    pub fn new() -> Self {
+        Self {
+            me: None,
+            folder: Folder::Inbox,
+            folder_cursor: 0,
+            threads: Vec::new(),
+            next_cursor: None,
+            selected: 0,
+            open: None,
+            pane: Pane::Threads,
+            modal: Modal::None,
+            status: String::new(),
+            connection: Connection::Connecting,
+            pending: 0,
+            bell: false,
+            quit: false,
+        }
+    }
+
+    /// What to fetch at start-up.
+    pub fn start(&mut self) -> Vec<Effect> {
+        self.pending += 2;
+        vec![
+            Effect::LoadMe,
+            Effect::LoadThreads {
+                folder: self.folder,
+                cursor: None,
+            },
+        ]
+    }
+
+    fn selected_thread(&self) -> Option<&Thread> {
+        match self.pane {
+            Pane::Thread => self.open.as_ref().map(|o| &o.thread),
+            _ => self.threads.get(self.selected),
+        }
+    }
+
+    fn refresh(&mut self) -> Vec<Effect> {
+        let mut effects = vec![
+            Effect::LoadMe,
+            Effect::LoadThreads {
+                folder: self.folder,
+                cursor: None,
+            },
+        ];
+        if let Some(open) = &self.open {
+            effects.push(Effect::LoadMessages(open.thread.id));
+        }
+        self.pending += effects.len();
+        effects
+    }
+
+    /// Applies one message; returns what to do next.
+    pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        match msg {
+            Msg::Key(key) => self.key(key),
+            Msg::Me(result) => {
+                self.pending = self.pending.saturating_sub(1);
+                match result {
+                    Ok(me) => self.me = Some(me),
+                    Err(e) => self.status = format!("Error: {e}"),
+                }
+                vec![]
+            }
+            Msg::Threads {
+                folder,
+                append,
+                result,
+            } => {
+                self.pending = self.pending.saturating_sub(1);
+                if folder != self.folder {
+                    return vec![];
+                }
+                match result {
+                    Ok(page) => {
+                        let keep = self.threads.get(self.selected).map(|t| t.id);
+                        if append {
+                            self.threads.extend(page.items);
+                        } else {
+                            self.threads = page.items;
+                        }
+                        self.next_cursor = page.next_cursor;
+                        self.selected = keep
+                            .and_then(|id| self.threads.iter().position(|t| t.id == id))
+                            .unwrap_or(self.selected)
+                            .min(self.threads.len().saturating_sub(1));
+                        if let Some(open) = &mut self.open
+                            && let Some(fresh) =
+                                self.threads.iter().find(|t| t.id == open.thread.id)
+                        {
+                            open.thread = fresh.clone();
+                        }
+                    }
+                    Err(e) => self.status = format!("Error: {e}"),
+                }
+                vec![]
+            }
+            Msg::Messages { thread, result } => {
+                self.pending = self.pending.saturating_sub(1);
+                match (result, &mut self.open) {
+                    (Ok(page), Some(open)) if open.thread.id == thread => {
+                        open.messages = Some(page.items)
+                    }
+                    (Err(e), _) => self.status = format!("Error: {e}"),
+                    _ => {}
+                }
+                vec![]
+            }
+            Msg::Sent(result) => self.sent(result),
+            Msg::Done(what, result) => {
+                self.pending = self.pending.saturating_sub(1);
+                match result {
+                    Ok(()) => {
+                        self.status = what;
+                        self.refresh()
+                    }
+                    Err(e) => {
+                        self.status = format!("Error: {e}");
+                        vec![]
+                    }
+                }
+            }
+            Msg::Live(event) => {
+                let mut effects = self.refresh();
+                if let Event::MessageCreated { .. } = event {
+                    self.status = "New mail".into();
+                    if self.bell {
+                        effects.push(Effect::Bell);
+                    }
+                }
+                effects
+            }
+            Msg::Connection(connection) => {
+                let was = self.connection;
+                self.connection = connection;
+                // Back after a gap: what was missed is fetched again.
+                if connection == Connection::Live
+                    && was != Connection::Live
+                    && was != Connection::Connecting
+                {
+                    return self.refresh();
+                }
+                vec![]
+            }
+        }
+    }
+
+    fn sent(&mut self, result: Result<Message, ApiError>) -> Vec<Effect> {
+        self.pending = self.pending.saturating_sub(1);
+        let Modal::Compose(compose) = &mut self.modal else {
+            return vec![];
+        };
+        compose.sending = false;
+        match result {
+            Ok(_) => {
+                self.modal = Modal::None;
+                self.status = "Sent".into();
+                self.refresh()
+            }
+            Err(ApiError::Server {
+                body,
+                status,
+                retry_after,
+            }) => {
+                if let Some(fields) = body.error.fields {
+                    compose.errors = fields.into_iter().collect();
+                }
+                self.status = match (status, retry_after) {
+                    (429, Some(wait)) => format!("Sending too fast: try again in {wait}s"),
+                    _ => format!("Not sent: {}", body.error.message),
+                };
+                vec![]
+            }
+            Err(e) => {
+                self.status = format!("Not sent ({e}); press Ctrl-s to try again");
+                vec![]
+            }
+        }
+    }
+
+    fn key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        match &mut self.modal {
+            Modal::Compose(_) => return self.compose_key(key),
+            Modal::Help => {
+                self.modal = Modal::None;
+                return vec![];
+            }
+            Modal::ConfirmDelete(thread) => {
+                let thread = *thread;
+                self.modal = Modal::None;
+                if key.code == KeyCode::Char('y') {
+                    self.pending += 1;
+                    self.status = "Deleting…".into();
+                    if self.open.as_ref().is_some_and(|o| o.thread.id == thread) {
+                        self.open = None;
+                        self.pane = Pane::Threads;
+                    }
+                    return vec![Effect::DeleteThread(thread)];
+                }
+                self.status = "Not deleted".into();
+                return vec![];
+            }
+            Modal::None => {}
+        }
+        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+            self.quit = true;
+            return vec![];
+        }
+        let Some(action) = keys::action(key) else {
+            return vec![];
+        };
+        self.act(action)
+    }
+
+    fn act(&mut self, action: Action) -> Vec<Effect> {
+        match action {
+            Action::Down
+            | Action::Up
+            | Action::Top
+            | Action::Bottom
+            | Action::PageDown
+            | Action::PageUp => self.move_selection(action),
+            Action::Open => match self.pane {
+                Pane::Folders => {
+                    let folder = Folder::ALL[self.folder_cursor];
+                    self.folder = folder;
+                    self.threads.clear();
+                    self.next_cursor = None;
+                    self.selected = 0;
+                    self.pane = Pane::Threads;
+                    self.pending += 1;
+                    vec![Effect::LoadThreads {
+                        folder,
+                        cursor: None,
+                    }]
+                }
+                Pane::Threads | Pane::Thread => {
+                    let Some(thread) = self.threads.get(self.selected).cloned() else {
+                        return vec![];
+                    };
+                    let mut effects = vec![Effect::LoadMessages(thread.id)];
+                    if thread.unread_count > 0 {
+                        effects.push(Effect::ThreadAction {
+                            thread: thread.id,
+                            action: "read",
+                            done: "",
+                        });
+                    }
+                    self.pending += effects.len();
+                    self.open = Some(OpenThread {
+                        thread,
+                        messages: None,
+                        scroll: 0,
+                    });
+                    self.pane = Pane::Thread;
+                    effects
+                }
+            },
+            Action::NextPane => {
+                self.pane = match self.pane {
+                    Pane::Folders => Pane::Threads,
+                    Pane::Threads if self.open.is_some() => Pane::Thread,
+                    Pane::Threads | Pane::Thread => Pane::Folders,
+                };
+                vec![]
+            }
+            Action::Reply => {
+                match self.selected_thread() {
+                    Some(thread) => {
+                        let to = (thread.id, thread.subject.clone());
+                        self.modal = Modal::Compose(Box::new(Compose::new(Some(to))));
+                    }
+                    None => self.status = "No thread to reply to".into(),
+                }
+                vec![]
+            }
+            Action::Compose => {
+                self.modal = Modal::Compose(Box::new(Compose::new(None)));
+                vec![]
+            }
+            Action::Archive | Action::Mute | Action::ToggleUnread => {
+                let Some(thread) = self.selected_thread().cloned() else {
+                    return vec![];
+                };
+                let effect = match action {
+                    Action::Archive if thread.archived => Effect::ThreadAction {
+                        thread: thread.id,
+                        action: "unarchive",
+                        done: "Moved to the inbox",
+                    },
+                    Action::Archive => Effect::ThreadAction {
+                        thread: thread.id,
+                        action: "archive",
+                        done: "Archived",
+                    },
+                    Action::Mute if thread.muted => Effect::ThreadAction {
+                        thread: thread.id,
+                        action: "unmute",
+                        done: "Unmuted",
+                    },
+                    Action::Mute => Effect::ThreadAction {
+                        thread: thread.id,
+                        action: "mute",
+                        done: "Muted",
+                    },
+                    _ if thread.unread_count > 0 => Effect::ThreadAction {
+                        thread: thread.id,
+                        action: "read",
+                        done: "Marked read",
+                    },
+                    _ => match &thread.last_message {
+                        Some(last) => Effect::MarkUnread(last.id),
+                        None => return vec![],
+                    },
+                };
+                if action == Action::Archive
+                    && self.open.as_ref().is_some_and(|o| o.thread.id == thread.id)
+                {
+                    self.open = None;
+                    self.pane = Pane::Threads;
+                }
+                self.pending += 1;
+                vec![effect]
+            }
+            Action::Delete => {
+                if let Some(thread) = self.selected_thread() {
+                    self.modal = Modal::ConfirmDelete(thread.id);
+                }
+                vec![]
+            }
+            Action::Refresh => {
+                self.status = "Refreshing…".into();
+                self.refresh()
+            }
+            Action::Help => {
+                self.modal = Modal::Help;
+                vec![]
+            }
+            Action::Back => {
+                match self.pane {
+                    Pane::Thread => {
+                        self.open = None;
+                        self.pane = Pane::Threads;
+                    }
+                    _ => self.quit = true,
+                }
+                vec![]
+            }
+        }
+    }
+
+    fn move_selection(&mut self, action: Action) -> Vec<Effect> {
+        let step = |current: usize, len: usize| -> usize {
+            let last = len.saturating_sub(1);
+            match action {
+                Action::Down => (current + 1).min(last),
+                Action::Up => current.saturating_sub(1),
+                Action::Top => 0,
+                Action::Bottom => last,
+                Action::PageDown => (current + 10).min(last),
+                _ => current.saturating_sub(10),
+            }
+        };
+        match self.pane {
+            Pane::Folders => self.folder_cursor = step(self.folder_cursor, Folder::ALL.len()),
+            Pane::Threads => {
+                self.selected = step(self.selected, self.threads.len());
+                // Load the next page before the list runs out.
+                if self.selected + 10 >= self.threads.len()
+                    && let Some(cursor) = self.next_cursor.take()
+                {
+                    self.pending += 1;
+                    return vec![Effect::LoadThreads {
+                        folder: self.folder,
+                        cursor: Some(cursor),
+                    }];
+                }
+            }
+            Pane::Thread => {
+                if let Some(open) = &mut self.open {
+                    open.scroll = match action {
+                        Action::Up => open.scroll.saturating_add(1),
+                        Action::Down => open.scroll.saturating_sub(1),
+                        Action::PageUp => open.scroll.saturating_add(10),
+                        Action::PageDown => open.scroll.saturating_sub(10),
+                        Action::Top => u16::MAX,
+                        _ => 0,
+                    };
+                }
+            }
+        }
+        vec![]
+    }
+
+    fn compose_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let Modal::Compose(compose) = &mut self.modal else {
+            return vec![];
+        };
+        if key.code == KeyCode::Esc {
+            if compose.confirm_discard
+                || (compose.body_text().is_empty() && compose.subject.is_empty())
+            {
+                self.modal = Modal::None;
+                self.status = "Discarded".into();
+            } else {
+                compose.confirm_discard = true;
+                self.status = "Press Esc again to discard this message".into();
+            }
+            return vec![];
+        }
+        compose.confirm_discard = false;
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && key.code == KeyCode::Char('s') {
+            if compose.sending {
+                return vec![];
+            }
+            if !compose.check() {
+                self.status = "Fix the marked fields".into();
+                return vec![];
+            }
+            compose.sending = true;
+            self.pending += 1;
+            self.status = "Sending…".into();
+            let body = compose.body_text();
+            let key = compose.key.clone();
+            return vec![match &compose.reply_to {
+                Some((thread, _)) => Effect::Reply {
+                    thread: *thread,
+                    body,
+                    key,
+                },
+                None => Effect::Send {
+                    recipient: compose.recipient.trim().to_owned(),
+                    subject: compose.subject.clone(),
+                    body,
+                    key,
+                },
+            }];
+        }
+        if key.code == KeyCode::Tab || key.code == KeyCode::BackTab {
+            let fields = compose.fields();
+            let at = fields.iter().position(|f| *f == compose.field).unwrap_or(0);
+            let next = if key.code == KeyCode::Tab {
+                at + 1
+            } else {
+                at + fields.len() - 1
+            };
+            compose.field = fields[next % fields.len()];
+            return vec![];
+        }
+        let field = compose.field;
+        compose.errors.remove(field.api());
+        match field {
+            Field::Body => {
+                compose.body.input(key);
+            }
+            Field::Recipient | Field::Subject => {
+                let text = if field == Field::Recipient {
+                    &mut compose.recipient
+                } else {
+                    &mut compose.subject
+                };
+                match key.code {
+                    KeyCode::Char(c) if !ctrl => text.push(c),
+                    KeyCode::Backspace => {
+                        text.pop();
+                    }
+                    KeyCode::Enter => {
+                        compose.field = if field == Field::Recipient {
+                            Field::Subject
+                        } else {
+                            Field::Body
+                        };
+                    }
+                    _ => {}
+                }
+            }
+        }
+        vec![]
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

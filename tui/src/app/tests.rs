@@ -1,0 +1,355 @@
+//! The state machine without a terminal: keys and answers in, state and effects out.
+
+use super::*;
+use chrono::TimeZone;
+use convos_core::api::{LastMessage, UserSummary};
+use convos_core::{ErrorBody, UserId};
+use crossterm::event::KeyEvent;
+
+pub(crate) fn user(name: &str) -> UserSummary {
+    UserSummary {
+        id: UserId::generate(),
+        username: name.into(),
+        display_name: name.to_uppercase(),
+    }
+}
+
+pub(crate) fn thread(subject: &str, unread: i64) -> Thread {
+    let at = Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap();
+    Thread {
+        id: ThreadId::generate(),
+        subject: subject.into(),
+        participants: vec![user("bob"), user("alice")],
+        message_count: 2,
+        unread_count: unread,
+        last_message: Some(LastMessage {
+            id: MessageId::generate(),
+            sender: user("alice"),
+            body_excerpt: Some("see you there".into()),
+            created_at: at,
+        }),
+        last_message_at: at,
+        archived: false,
+        muted: false,
+    }
+}
+
+use chrono::Utc;
+
+fn key(code: KeyCode) -> Msg {
+    Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn ctrl(c: char) -> Msg {
+    Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
+}
+
+fn loaded(app: &mut App, threads: Vec<Thread>) {
+    let folder = app.folder;
+    app.update(Msg::Threads {
+        folder,
+        append: false,
+        result: Ok(Page {
+            items: threads,
+            next_cursor: None,
+        }),
+    });
+}
+
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        app.update(key(KeyCode::Char(c)));
+    }
+}
+
+#[test]
+fn start_loads_the_account_and_the_inbox() {
+    let mut app = App::new();
+    assert_eq!(
+        app.start(),
+        [
+            Effect::LoadMe,
+            Effect::LoadThreads {
+                folder: Folder::Inbox,
+                cursor: None
+            }
+        ]
+    );
+    assert_eq!(app.pending, 2);
+}
+
+#[test]
+fn j_and_k_move_and_stop_at_the_ends() {
+    let mut app = App::new();
+    loaded(
+        &mut app,
+        vec![thread("a", 0), thread("b", 0), thread("c", 0)],
+    );
+    app.update(key(KeyCode::Char('j')));
+    app.update(key(KeyCode::Down));
+    app.update(key(KeyCode::Char('j')));
+    assert_eq!(app.selected, 2);
+    app.update(key(KeyCode::Char('g')));
+    assert_eq!(app.selected, 0);
+    app.update(key(KeyCode::Char('k')));
+    assert_eq!(app.selected, 0);
+    app.update(key(KeyCode::Char('G')));
+    assert_eq!(app.selected, 2);
+}
+
+#[test]
+fn enter_opens_a_thread_loads_it_and_marks_it_read() {
+    let mut app = App::new();
+    let t = thread("Lunch", 1);
+    loaded(&mut app, vec![t.clone()]);
+    let effects = app.update(key(KeyCode::Enter));
+    assert_eq!(
+        effects,
+        [
+            Effect::LoadMessages(t.id),
+            Effect::ThreadAction {
+                thread: t.id,
+                action: "read",
+                done: ""
+            }
+        ]
+    );
+    assert_eq!(app.pane, Pane::Thread);
+    assert!(
+        app.open.as_ref().is_some_and(|o| o.messages.is_none()),
+        "loading"
+    );
+    app.update(key(KeyCode::Char('q')));
+    assert!(app.open.is_none() && !app.quit, "q closes the thread first");
+    app.update(key(KeyCode::Char('q')));
+    assert!(app.quit);
+}
+
+#[test]
+fn a_reply_sends_the_body_with_a_stable_idempotency_key() {
+    let mut app = App::new();
+    let t = thread("Lunch", 0);
+    loaded(&mut app, vec![t.clone()]);
+    app.update(key(KeyCode::Enter));
+    app.update(key(KeyCode::Char('r')));
+    let Modal::Compose(compose) = &app.modal else {
+        panic!("compose opens")
+    };
+    assert_eq!(
+        compose.reply_to.as_ref().map(|r| r.1.as_str()),
+        Some("Lunch")
+    );
+    type_text(&mut app, "On my way");
+    let first = app.update(ctrl('s'));
+    let [Effect::Reply { thread, body, key }] = first.as_slice() else {
+        panic!("{first:?}")
+    };
+    assert_eq!((*thread, body.as_str()), (t.id, "On my way"));
+    assert!(
+        app.update(ctrl('s')).is_empty(),
+        "no second send while the first is in flight"
+    );
+    // The connection drops: the retry carries the same key, so it cannot be sent twice.
+    app.update(Msg::Sent(Err(ApiError::Offline("connection reset".into()))));
+    let retry = app.update(ctrl('s'));
+    let [Effect::Reply { key: again, .. }] = retry.as_slice() else {
+        panic!("{retry:?}")
+    };
+    assert_eq!(again, key);
+}
+
+#[test]
+fn compose_checks_fields_locally_and_shows_server_errors_on_their_field() {
+    let mut app = App::new();
+    app.update(key(KeyCode::Char('c')));
+    assert!(
+        app.update(ctrl('s')).is_empty(),
+        "nothing is sent with empty fields"
+    );
+    let Modal::Compose(compose) = &app.modal else {
+        panic!()
+    };
+    assert!(compose.errors.contains_key("recipient") && compose.errors.contains_key("subject"));
+    type_text(&mut app, "bob");
+    app.update(key(KeyCode::Tab));
+    type_text(&mut app, "Hello");
+    app.update(key(KeyCode::Tab));
+    type_text(&mut app, "Hi Bob");
+    let sent = app.update(ctrl('s'));
+    assert!(
+        matches!(sent.as_slice(), [Effect::Send { recipient, subject, body, .. }]
+        if recipient == "bob" && subject == "Hello" && body == "Hi Bob")
+    );
+    let mut body = ErrorBody::new("validation_failed", "the request has invalid fields");
+    body.error.fields = Some(
+        [(
+            "recipient".to_owned(),
+            "no user has this username".to_owned(),
+        )]
+        .into(),
+    );
+    app.update(Msg::Sent(Err(ApiError::Server {
+        status: 422,
+        body,
+        retry_after: None,
+    })));
+    let Modal::Compose(compose) = &app.modal else {
+        panic!("the draft stays open")
+    };
+    assert_eq!(compose.errors["recipient"], "no user has this username");
+    assert_eq!(compose.body_text(), "Hi Bob", "nothing typed is lost");
+}
+
+#[test]
+fn a_429_says_how_long_to_wait() {
+    let mut app = App::new();
+    app.update(key(KeyCode::Char('c')));
+    type_text(&mut app, "bob");
+    app.update(key(KeyCode::Tab));
+    type_text(&mut app, "s");
+    app.update(key(KeyCode::Tab));
+    type_text(&mut app, "b");
+    app.update(ctrl('s'));
+    let body = ErrorBody::new("rate_limited", "too many requests");
+    app.update(Msg::Sent(Err(ApiError::Server {
+        status: 429,
+        body,
+        retry_after: Some(42),
+    })));
+    assert_eq!(app.status, "Sending too fast: try again in 42s");
+}
+
+#[test]
+fn escape_asks_before_discarding_a_draft() {
+    let mut app = App::new();
+    app.update(key(KeyCode::Char('c')));
+    type_text(&mut app, "bob");
+    app.update(key(KeyCode::Tab));
+    type_text(&mut app, "Draft");
+    app.update(key(KeyCode::Esc));
+    assert!(matches!(app.modal, Modal::Compose(_)), "kept after one Esc");
+    app.update(key(KeyCode::Esc));
+    assert!(matches!(app.modal, Modal::None));
+    assert_eq!(app.status, "Discarded");
+}
+
+#[test]
+fn delete_asks_first() {
+    let mut app = App::new();
+    let t = thread("Old", 0);
+    loaded(&mut app, vec![t.clone()]);
+    assert!(app.update(key(KeyCode::Char('d'))).is_empty());
+    assert!(app.update(key(KeyCode::Char('n'))).is_empty());
+    assert_eq!(app.status, "Not deleted");
+    app.update(key(KeyCode::Char('d')));
+    assert_eq!(
+        app.update(key(KeyCode::Char('y'))),
+        [Effect::DeleteThread(t.id)]
+    );
+}
+
+#[test]
+fn archive_mute_and_unread_toggle_by_the_threads_state() {
+    let mut app = App::new();
+    let mut t = thread("T", 0);
+    t.archived = true;
+    t.muted = true;
+    loaded(&mut app, vec![t.clone()]);
+    assert_eq!(
+        app.update(key(KeyCode::Char('a'))),
+        [Effect::ThreadAction {
+            thread: t.id,
+            action: "unarchive",
+            done: "Moved to the inbox"
+        }]
+    );
+    assert_eq!(
+        app.update(key(KeyCode::Char('m'))),
+        [Effect::ThreadAction {
+            thread: t.id,
+            action: "unmute",
+            done: "Unmuted"
+        }]
+    );
+    let last = t.last_message.as_ref().unwrap().id;
+    assert_eq!(
+        app.update(key(KeyCode::Char('u'))),
+        [Effect::MarkUnread(last)]
+    );
+}
+
+#[test]
+fn new_mail_refreshes_the_list_and_the_open_thread_and_rings_if_asked() {
+    let mut app = App::new();
+    app.bell = true;
+    let t = thread("Live", 0);
+    loaded(&mut app, vec![t.clone()]);
+    app.update(key(KeyCode::Enter));
+    let effects = app.update(Msg::Live(Event::MessageCreated {
+        message_id: MessageId::generate(),
+        thread_id: t.id,
+    }));
+    assert!(effects.contains(&Effect::LoadThreads {
+        folder: Folder::Inbox,
+        cursor: None
+    }));
+    assert!(effects.contains(&Effect::LoadMessages(t.id)));
+    assert!(effects.contains(&Effect::Bell));
+    assert_eq!(app.status, "New mail");
+}
+
+#[test]
+fn coming_back_after_a_dropped_connection_refetches() {
+    let mut app = App::new();
+    assert!(
+        app.update(Msg::Connection(Connection::Live)).is_empty(),
+        "first connect: start() loaded"
+    );
+    assert!(
+        app.update(Msg::Connection(Connection::Reconnecting(2)))
+            .is_empty()
+    );
+    let effects = app.update(Msg::Connection(Connection::Live));
+    assert!(effects.contains(&Effect::LoadMe));
+}
+
+#[test]
+fn folders_switch_with_tab_and_enter() {
+    let mut app = App::new();
+    app.update(key(KeyCode::Tab));
+    assert_eq!(app.pane, Pane::Folders);
+    app.update(key(KeyCode::Char('j')));
+    let effects = app.update(key(KeyCode::Enter));
+    assert_eq!(
+        effects,
+        [Effect::LoadThreads {
+            folder: Folder::Sent,
+            cursor: None
+        }]
+    );
+    assert_eq!((app.folder, app.pane), (Folder::Sent, Pane::Threads));
+}
+
+#[test]
+fn scrolling_near_the_end_loads_the_next_page() {
+    let mut app = App::new();
+    let folder = app.folder;
+    let threads: Vec<Thread> = (0..11).map(|i| thread(&i.to_string(), 0)).collect();
+    app.update(Msg::Threads {
+        folder,
+        append: false,
+        result: Ok(Page {
+            items: threads,
+            next_cursor: Some("c1".into()),
+        }),
+    });
+    let effects = app.update(key(KeyCode::Char('j')));
+    assert_eq!(
+        effects,
+        [Effect::LoadThreads {
+            folder,
+            cursor: Some("c1".into())
+        }]
+    );
+    assert!(app.update(key(KeyCode::Char('j'))).is_empty(), "asked once");
+}

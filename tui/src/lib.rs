@@ -1,0 +1,14 @@
+//! The Convos terminal client: a mail-like ratatui app for reading threads and replying, live.
+//!
+//! The app is a pure state machine ([`app::App::update`]: a message in, effects out); the
+//! runtime ([`runtime`]) does the I/O at the edges: terminal events, API calls and the live
+//! event stream all arrive as messages on one channel, and effects run as tasks.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod keys;
+pub mod runtime;
+pub mod sanitize;
+pub mod sse;
+pub mod ui;

@@ -1,0 +1,115 @@
+//! The I/O edge: owns the terminal, feeds keys, API answers and live events into the app as
+//! messages, runs the app's effects as tasks, and redraws only when something happened, so an
+//! idle client uses no CPU.
+
+use crate::api::Client;
+use crate::app::{App, Effect, Msg};
+use crate::{sse, ui};
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use futures::StreamExt;
+use tokio::sync::mpsc::{self, UnboundedSender};
+
+/// Runs one effect in the background; its result comes back as a message.
+fn spawn(effect: Effect, client: &Client, tx: &UnboundedSender<Msg>) {
+    if effect == Effect::Bell {
+        use std::io::Write;
+        let _ = std::io::stdout().write_all(b"\x07");
+        return;
+    }
+    let client = client.clone();
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        let msg = match effect {
+            Effect::LoadMe => Msg::Me(client.me().await),
+            Effect::LoadThreads { folder, cursor } => Msg::Threads {
+                folder,
+                append: cursor.is_some(),
+                result: client.threads(folder.api(), cursor.as_deref()).await,
+            },
+            Effect::LoadMessages(thread) => Msg::Messages {
+                thread,
+                result: client.messages(thread, None).await,
+            },
+            Effect::Send {
+                recipient,
+                subject,
+                body,
+                key,
+            } => Msg::Sent(client.send(&recipient, &subject, &body, &key).await),
+            Effect::Reply { thread, body, key } => {
+                Msg::Sent(client.reply(thread, &body, &key).await)
+            }
+            Effect::ThreadAction {
+                thread,
+                action,
+                done,
+            } => Msg::Done(
+                done.to_owned(),
+                client.thread_action(thread, action).await.map(drop),
+            ),
+            Effect::MarkUnread(message) => Msg::Done(
+                "Marked unread".into(),
+                client.set_read(message, false).await.map(drop),
+            ),
+            Effect::DeleteThread(thread) => {
+                Msg::Done("Deleted".into(), client.delete_thread(thread).await)
+            }
+            Effect::Bell => return,
+        };
+        let _ = tx.send(msg);
+    });
+}
+
+/// Runs the client until the user quits. The terminal is restored on every exit path,
+/// including panics (ratatui's hook) and SIGTERM.
+pub async fn run(client: Client, bell: bool) -> anyhow::Result<()> {
+    let mut terminal = ratatui::init();
+    let result = event_loop(&mut terminal, client, bell).await;
+    ratatui::restore();
+    result
+}
+
+async fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    client: Client,
+    bell: bool,
+) -> anyhow::Result<()> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let mut app = App::new();
+    app.bell = bell;
+    for effect in app.start() {
+        spawn(effect, &client, &tx);
+    }
+    let live = tokio::spawn(sse::follow(
+        client.base().to_owned(),
+        client.token().unwrap_or_default().to_owned(),
+        tx.clone(),
+    ));
+    let mut keys = EventStream::new();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    terminal.draw(|f| ui::render(f, &app, chrono::Utc::now()))?;
+    loop {
+        let msg = tokio::select! {
+            key = keys.next() => match key {
+                Some(Ok(TermEvent::Key(key))) if key.kind == KeyEventKind::Press => Some(Msg::Key(key)),
+                Some(Ok(TermEvent::Resize(..))) => None,
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.into()),
+                None => break,
+            },
+            Some(msg) = rx.recv() => Some(msg),
+            _ = term.recv() => break,
+        };
+        if let Some(msg) = msg {
+            for effect in app.update(msg) {
+                spawn(effect, &client, &tx);
+            }
+        }
+        if app.quit {
+            break;
+        }
+        terminal.draw(|f| ui::render(f, &app, chrono::Utc::now()))?;
+    }
+    live.abort();
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! Snapshot tests: each screen drawn into a test backend and compared with the reviewed copy in
+//! `src/ui/snapshots/` (`cargo insta review` after an intended change).
+
+use super::*;
+use crate::app::tests::{thread, user};
+use crate::app::{App, Compose, Connection, Modal, OpenThread, Pane};
+use chrono::TimeZone;
+use convos_core::api::{Me, Settings, User};
+use convos_core::{MessageId, UserId};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 9, 5, 0).unwrap()
+}
+
+fn draw(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|f| render(f, app, now())).unwrap();
+    terminal.backend().to_string()
+}
+
+fn app_with_inbox() -> App {
+    let mut app = App::new();
+    app.connection = Connection::Live;
+    app.me = Some(Me {
+        user: User {
+            id: UserId::generate(),
+            username: "bob".into(),
+            email: "bob@example.com".into(),
+            display_name: "Bob".into(),
+            is_admin: false,
+            created_at: now(),
+        },
+        unread_count: 2,
+        settings: Settings {
+            email_notifications: true,
+        },
+    });
+    let mut lunch = thread("Lunch on Friday?", 2);
+    lunch.participants = vec![
+        user("bob"),
+        convos_core::api::UserSummary {
+            display_name: "Alice Liddell".into(),
+            ..user("alice")
+        },
+    ];
+    let mut report = thread("Quarterly report draft", 0);
+    report.last_message_at = Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0).unwrap();
+    app.threads = vec![lunch, report];
+    app
+}
+
+fn message(body: &str, sender: &str) -> Message {
+    Message {
+        id: MessageId::generate(),
+        thread_id: convos_core::ThreadId::generate(),
+        subject: "Lunch on Friday?".into(),
+        body: Some(body.into()),
+        sender: user(sender),
+        recipient: user("bob"),
+        is_read: true,
+        created_at: Utc.with_ymd_and_hms(2026, 11, 22, 8, 30, 0).unwrap(),
+        in_reply_to: None,
+        expires_at: None,
+        read_once: false,
+    }
+}
+
+#[test]
+fn inbox() {
+    insta::assert_snapshot!(draw(&app_with_inbox(), 100, 20));
+}
+
+#[test]
+fn inbox_at_80_by_24() {
+    insta::assert_snapshot!(draw(&app_with_inbox(), 80, 24));
+}
+
+#[test]
+fn thread_view_with_wide_characters_and_an_expiring_message() {
+    let mut app = app_with_inbox();
+    let mut expiring = message("This one disappears.", "alice");
+    expiring.expires_at = Some(Utc.with_ymd_and_hms(2026, 11, 22, 9, 35, 0).unwrap());
+    let messages = vec![
+        message(
+            "Are you free for lunch on Friday? 🍜 拉麺 at noon.\nThe new place opened.",
+            "alice",
+        ),
+        message("Sounds great! 12:30 works for me.", "bob"),
+        expiring,
+    ];
+    app.open = Some(OpenThread {
+        thread: app.threads[0].clone(),
+        messages: Some(messages),
+        scroll: 0,
+    });
+    app.pane = Pane::Thread;
+    insta::assert_snapshot!(draw(&app, 100, 20));
+}
+
+#[test]
+fn compose_with_field_errors() {
+    let mut app = app_with_inbox();
+    app.update(crate::app::Msg::Key(crossterm::event::KeyEvent::new(
+        crossterm::event::KeyCode::Char('c'),
+        crossterm::event::KeyModifiers::NONE,
+    )));
+    if let Modal::Compose(compose) = &mut app.modal {
+        let compose: &mut Compose = compose;
+        compose.recipient = "nobody".into();
+        compose.subject = "Hello".into();
+        compose.body.insert_str("Is anyone there?");
+        compose
+            .errors
+            .insert("recipient".into(), "no user has this username".into());
+    }
+    insta::assert_snapshot!(draw(&app, 100, 20));
+}
+
+#[test]
+fn help_is_generated_from_the_key_table() {
+    let mut app = app_with_inbox();
+    app.modal = Modal::Help;
+    let screen = draw(&app, 100, 26);
+    for binding in crate::keys::BINDINGS {
+        assert!(screen.contains(binding.help), "help shows {}", binding.help);
+    }
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn reconnecting_status() {
+    let mut app = app_with_inbox();
+    app.connection = Connection::Reconnecting(4);
+    app.status = "Sent".into();
+    insta::assert_snapshot!(draw(&app, 100, 12));
+}
+
+#[test]
+fn a_hostile_subject_is_shown_neutralised() {
+    let mut app = app_with_inbox();
+    app.threads[0].subject = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{1b}[31mFree money".into();
+    app.threads[0].participants[1].display_name = "Mallory\u{1b}[5m".into();
+    let screen = draw(&app, 100, 12);
+    assert!(
+        !screen.contains('\u{1b}') && !screen.contains('\u{7}'),
+        "no control character is drawn"
+    );
+    insta::assert_snapshot!(screen);
+}
