@@ -97,7 +97,9 @@ pub fn boot(
         .push(cmd.spawn().context("could not start convos-worker")?);
 
     wait_ready(addr, &mut children)?;
-    banner(addr, &mail);
+    let client = services.dir.join("client");
+    sign_in_alice(addr, &client)?;
+    banner(addr, &mail, &client);
     if check {
         let login = format!(r#"{{"username":"alice","password":"{DEMO_PASSWORD}"}}"#);
         let (status, body) = http(addr, "POST", "/api/v1/sessions", Some(&login))?;
@@ -181,6 +183,29 @@ fn wait_ready(addr: SocketAddr, children: &mut Children) -> anyhow::Result<()> {
     }
 }
 
+/// Logs alice in and stores the terminal client's config and token under `client`, so the
+/// client opens straight into her inbox with `XDG_CONFIG_HOME` pointing there.
+fn sign_in_alice(addr: SocketAddr, client: &std::path::Path) -> anyhow::Result<()> {
+    let login = format!(r#"{{"username":"alice","password":"{DEMO_PASSWORD}"}}"#);
+    let (status, body) = http(addr, "POST", "/api/v1/sessions", Some(&login))?;
+    if status != 201 {
+        bail!("logging in as alice answered {status}: {body}");
+    }
+    let token = body
+        .split("\"token\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .context("no token in the login answer")?;
+    let dir = client.join("convos");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("config.toml"),
+        format!("server = \"http://{addr}\"\n"),
+    )?;
+    std::fs::write(dir.join("token"), token)?;
+    Ok(())
+}
+
 fn count_files(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir)
         .map(|entries| entries.count())
@@ -233,7 +258,7 @@ fn http_auth(
     Ok((status, body))
 }
 
-fn banner(addr: SocketAddr, mail: &std::path::Path) {
+fn banner(addr: SocketAddr, mail: &std::path::Path, client: &std::path::Path) {
     println!(
         "\n\x1b[1mConvos is running at http://{addr}\x1b[0m  (API reference: docs/api.md, \
          OpenAPI: http://{addr}/api/v1/openapi.json)\n\n\
@@ -247,8 +272,11 @@ fn banner(addr: SocketAddr, mail: &std::path::Path) {
          Live events (run in another terminal, then send a message):\n\
          \x20 curl -N http://{addr}/api/v1/events -H \"authorization: Bearer $TOKEN\"\n\n\
          Notification emails are written as .eml files to {mail} (30 s after a message, if it is\n\
-         still unread). The terminal client (`convos`) is not built yet.\n\
+         still unread).\n\n\
+         The terminal client, opening straight into alice's inbox (in another terminal):\n\
+         \x20 XDG_CONFIG_HOME={client} cargo run -q -p convos-tui\n\
          Press Ctrl-C to stop.\n",
-        mail = mail.display()
+        mail = mail.display(),
+        client = client.display()
     );
 }

@@ -127,16 +127,15 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 /// Installs Debian packages when running as root with apt; otherwise explains how.
-fn install(packages: &[&str], what: &str) -> anyhow::Result<()> {
+pub fn install(packages: &[&str], what: &str) -> anyhow::Result<()> {
     let command = format!("apt-get install -y {}", packages.join(" "));
     if !(is_root() && on_path("apt-get").is_some()) {
         bail!(
-            "{what} is not installed. Install it with:\n    sudo apt-get update && sudo {command}\n\
-             or point {} at a running server.",
-            if what == "PostgreSQL" {
-                "DATABASE_URL"
-            } else {
-                "REDIS_URL"
+            "{what} is not installed. Install it with:\n    sudo apt-get update && sudo {command}{}",
+            match what {
+                "PostgreSQL" => "\nor point DATABASE_URL at a running server.",
+                "Redis" => "\nor point REDIS_URL at a running server.",
+                _ => "",
             }
         );
     }

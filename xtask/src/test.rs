@@ -43,6 +43,10 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
             "warnings",
         ]))?;
     }
+    if run::on_path("tmux").is_none() {
+        // The terminal client's end-to-end test drives the real binary in tmux.
+        crate::services::install(&["tmux"], "tmux")?;
+    }
     let services = Services::start(Profile::Test)?;
     step("running the test suite");
     let totals = run_counting(
