@@ -184,6 +184,19 @@ pub async fn mark_dispatched(
     Ok(())
 }
 
+/// Makes dispatched jobs due again (their tickets could not be pushed).
+pub async fn undispatch(db: &PgPool, ids: &[Uuid]) -> Result<()> {
+    sqlx::query(
+        "update jobs set state = case when attempts > 0 then 'retry' else 'pending' end, \
+           deadline_at = null, updated_at = now() \
+         where id = any($1) and state = 'dispatched'",
+    )
+    .bind(ids)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// A job a worker has started.
 #[derive(Clone, Debug)]
 pub struct Running {
@@ -309,42 +322,15 @@ pub async fn finish(db: &PgPool, job: &Running, outcome: &Outcome) -> Result<()>
     Ok(())
 }
 
-/// Makes a dead job due again with a fresh budget of attempts on top of those it used, which
-/// stay in its history (for operators; no SQL needed).
-/// For an email job, the deliveries it gave up on are queued again. Returns whether it was
-/// dead.
+/// Makes a dead job due again with a fresh budget of its kind's attempts on top of those it
+/// used (which stay in its history), and queues its failed email deliveries again. Returns
+/// whether it was dead. For operators: no SQL needed.
 pub async fn retry_dead(db: &PgPool, id: Uuid) -> Result<bool> {
-    let mut tx = db.begin().await?;
-    let row: Option<(String, serde_json::Value)> = sqlx::query_as(
-        "update jobs set state = 'retry', max_attempts = attempts + $2, next_run_at = now(), \
-           updated_at = now(), finished_at = null \
-         where id = $1 and state = 'dead' returning kind, payload",
-    )
-    .bind(id)
-    .bind(
-        JobKind::NotifyEmail
-            .max_attempts()
-            .max(JobKind::Deliver.max_attempts()),
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((kind, payload)) = row else {
-        return Ok(false);
+    let filter = crate::ops::JobFilter {
+        state: Some("dead".into()),
+        ..Default::default()
     };
-    if JobKind::parse(&kind) == Some(JobKind::NotifyEmail)
-        && let Ok(job) = serde_json::from_value::<NotifyEmailJob>(payload)
-    {
-        sqlx::query(
-            "update deliveries set status = 'queued', updated_at = now() \
-             where thread_id = $1 and recipient_id = $2 and status = 'failed'",
-        )
-        .bind(job.thread_id.as_uuid())
-        .bind(job.recipient_id.as_uuid())
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(true)
+    Ok(crate::ops::retry(db, &filter, Some(id)).await? == 1)
 }
 
 /// Exponential backoff with full jitter: a random time in `[0, min(cap, base·2^(attempt-1))]`,

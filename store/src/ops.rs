@@ -257,6 +257,15 @@ pub const STATES: [&str; 8] = [
     "discarded",
 ];
 
+/// Each kind's attempt budget, as SQL over the `kind` column.
+fn budget_sql() -> String {
+    let arms: Vec<String> = JobKind::ALL
+        .iter()
+        .map(|k| format!("when '{}' then {}", k.as_str(), k.max_attempts()))
+        .collect();
+    format!("(case kind {} else 3 end)", arms.join(" "))
+}
+
 fn filter_sql() -> &'static str {
     "($1::text is null or kind = $1) and ($2::text is null or state = $2) \
      and ($3::text is null or key ilike '%' || $3 || '%' or last_error ilike '%' || $3 || '%' \
@@ -350,10 +359,11 @@ pub async fn retry(db: &PgPool, filter: &JobFilter, id: Option<Uuid>) -> Result<
     let sql = format!(
         "update jobs set state = 'retry', next_run_at = now(), updated_at = now(), \
            finished_at = null, \
-           max_attempts = case when state = 'dead' then attempts + max_attempts else max_attempts end \
+           max_attempts = case when state = 'dead' then attempts + {budget} else max_attempts end \
          where state in ('dead', 'retry') and ($6::uuid is null or id = $6) and {} \
          returning id, kind, payload",
-        filter_sql()
+        filter_sql(),
+        budget = budget_sql(),
     );
     let mut tx = db.begin().await?;
     let rows: Vec<(Uuid, String, serde_json::Value)> = sqlx::query_as(AssertSqlSafe(sql))

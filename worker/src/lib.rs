@@ -46,8 +46,24 @@ pub struct Ctx {
     pub email: EmailSettings,
     /// Prometheus metrics.
     pub metrics: metrics::Metrics,
+    /// When this process last reported its heartbeat.
+    pub last_heartbeat: std::sync::Mutex<Option<std::time::Instant>>,
     /// Settings in force.
     pub settings: WorkerSettings,
+}
+
+impl Ctx {
+    /// Whether it is time to report a heartbeat (every 5 s; the board counts a minute).
+    pub fn heartbeat_due(&self) -> bool {
+        let Ok(mut last) = self.last_heartbeat.lock() else {
+            return true;
+        };
+        let due = last.is_none_or(|at| at.elapsed() >= Duration::from_secs(5));
+        if due {
+            *last = Some(std::time::Instant::now());
+        }
+        due
+    }
 }
 
 /// A unique name per process start: apalis-redis refuses a name it saw recently, and two
@@ -94,6 +110,7 @@ pub async fn run(
         mailer,
         email,
         metrics: metrics::Metrics::new(),
+        last_heartbeat: std::sync::Mutex::new(None),
         settings,
     });
     let cancel = CancellationToken::new();

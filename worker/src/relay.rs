@@ -73,8 +73,10 @@ async fn pass(ctx: &Ctx, queues: &mut HashMap<JobKind, Queue>) -> anyhow::Result
         );
     }
     jobs::schedule_purge(&ctx.db, Duration::from_secs(ctx.settings.purge_every_secs)).await?;
-    let pid = std::process::id() as i32;
-    convos_store::ops::heartbeat(&ctx.db, &ctx.name, &ctx.host, pid, ctx.started).await?;
+    if ctx.heartbeat_due() {
+        let pid = std::process::id() as i32;
+        convos_store::ops::heartbeat(&ctx.db, &ctx.name, &ctx.host, pid, ctx.started).await?;
+    }
     let paused = convos_store::ops::paused(&ctx.db).await?;
     let mut pushed = 0;
     let mut redis = ctx.redis.clone();
@@ -92,18 +94,18 @@ async fn pass(ctx: &Ctx, queues: &mut HashMap<JobKind, Queue>) -> anyhow::Result
         if ids.is_empty() {
             continue;
         }
-        // Pushed while the rows are locked: a worker that gets a ticket before the commit waits
-        // on the row, then sees it dispatched. If a push fails the transaction rolls back and
-        // the jobs stay due; tickets already pushed find their row not dispatched and are
-        // dropped.
-        for id in &ids {
-            queue::push(queue, JobTicket { job_id: *id })
-                .await
-                .map_err(|e| anyhow::anyhow!("could not push to redis: {e}"))?;
-        }
+        // Dispatched is committed before any ticket exists, so a worker that takes a ticket at
+        // once always finds its row dispatched. Tickets that cannot be pushed are made due
+        // again right away (or, if even that fails, by their deadline).
         jobs::mark_dispatched(&mut tx, &ids, ctx.settings.deadline()).await?;
         tx.commit().await?;
-        pushed += ids.len();
+        for (i, id) in ids.iter().enumerate() {
+            if let Err(e) = queue::push(queue, JobTicket { job_id: *id }).await {
+                jobs::undispatch(&ctx.db, &ids[i..]).await?;
+                return Err(anyhow::anyhow!("could not push to redis: {e}"));
+            }
+            pushed += 1;
+        }
     }
     Ok(pushed)
 }

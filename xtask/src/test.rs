@@ -52,7 +52,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
     let totals = run_counting(
         Command::new(&cargo)
             .current_dir(&root)
-            .args(["test", "--workspace"])
+            .args(["test", "--workspace", "--no-fail-fast"])
             .args(&args.cargo_args)
             .env("DATABASE_URL", &services.database_url)
             .env("REDIS_URL", &services.redis_url),

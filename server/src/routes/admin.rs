@@ -230,8 +230,10 @@ pub async fn discard_job(
     Ok(Json(Affected { affected }))
 }
 
-/// A filter for bulk actions.
+/// A filter for bulk actions. Unknown fields are refused, so a filter is never silently wider
+/// than meant.
 #[derive(Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BulkFilter {
     /// The queue; required.
     pub queue: Option<String>,

@@ -199,8 +199,9 @@ async fn retry_and_discard_touch_exactly_what_they_name_and_are_audited(db: PgPo
         .await;
     assert_eq!(detail.body["state"], "retry");
     assert_eq!(
-        detail.body["max_attempts"], 6,
-        "a fresh budget on top of the attempts used"
+        detail.body["max_attempts"],
+        3 + 8,
+        "a fresh notify_email budget on top of the attempts used"
     );
 
     let discarded = app
@@ -383,4 +384,25 @@ async fn metrics_parse_as_prometheus_text_and_the_queue_gauges_match_the_board(d
         r#"convos_http_request_duration_seconds_count{method="GET",route="/api/v1/admin/queues"}"#
     ));
     assert_eq!(metrics.get("convos_sse_connections_open"), Some(&0.0));
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_bulk_filter_with_an_unknown_field_is_refused_rather_than_widened(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let root = admin(&app, "root").await;
+    let dead = job(&app, "notify_email", "dead", "attempts = 3").await;
+    let res = app
+        .post(
+            "/api/v1/admin/jobs/retry",
+            &root,
+            json!({"queue": "notify_email", "user": "bob"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{res:?}");
+    let state: String = sqlx::query_scalar("select state from jobs where id = $1")
+        .bind(dead)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(state, "dead", "nothing was retried");
 }
