@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod jobs;
+pub mod ops;
 pub mod unsubscribe;
 
 pub use domain::{

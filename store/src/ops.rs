@@ -6,63 +6,11 @@ use crate::cursor::Cursor;
 use crate::{Result, StoreError};
 use chrono::{DateTime, Utc};
 use convos_core::jobs::JobKind;
-use serde::{Deserialize, Serialize};
+pub use convos_core::ops::{
+    Attempt, AuditEntry, Board, JobDetail, JobSummary, QueueStats, WorkerInfo,
+};
 use sqlx::{AssertSqlSafe, PgPool};
 use uuid::Uuid;
-
-/// One queue's line on the board.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct QueueStats {
-    /// The queue (job kind).
-    pub name: String,
-    /// Due now and waiting for a worker (including those handed to Redis).
-    pub pending: i64,
-    /// Waiting for their time: a delay window or a retry backoff.
-    pub scheduled: i64,
-    /// Being run.
-    pub running: i64,
-    /// Finished (done or skipped) in the last hour.
-    pub succeeded_1h: i64,
-    /// Finished (done or skipped) in the last 24 hours.
-    pub succeeded_24h: i64,
-    /// Failed attempts in the last hour.
-    pub failed_1h: i64,
-    /// Failed attempts in the last 24 hours.
-    pub failed_24h: i64,
-    /// Out of attempts, waiting for an operator.
-    pub dead: i64,
-    /// Seconds the oldest due job has waited; 0 when none.
-    pub oldest_pending_secs: f64,
-    /// Whether workers are held from starting its jobs.
-    pub paused: bool,
-}
-
-/// A worker process that reported recently.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct WorkerInfo {
-    /// Its unique name.
-    pub name: String,
-    /// Host name.
-    pub host: String,
-    /// Process id.
-    pub pid: i32,
-    /// When it started.
-    pub started_at: DateTime<Utc>,
-    /// Its last heartbeat.
-    pub last_seen_at: DateTime<Utc>,
-}
-
-/// The whole board.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Board {
-    /// One line per queue.
-    pub queues: Vec<QueueStats>,
-    /// Workers seen in the last minute.
-    pub workers: Vec<WorkerInfo>,
-}
 
 /// Counts every queue's jobs by state.
 pub async fn board(db: &PgPool) -> Result<Board> {
@@ -115,12 +63,22 @@ pub async fn board(db: &PgPool) -> Result<Board> {
             paused,
         });
     }
-    let workers = sqlx::query_as(
+    let workers: Vec<WorkerRow> = sqlx::query_as(
         "select name, host, pid, started_at, last_seen_at from worker_heartbeats \
          where last_seen_at > now() - interval '1 minute' order by name",
     )
     .fetch_all(db)
     .await?;
+    let workers = workers
+        .into_iter()
+        .map(|w| WorkerInfo {
+            name: w.name,
+            host: w.host,
+            pid: w.pid,
+            started_at: w.started_at,
+            last_seen_at: w.last_seen_at,
+        })
+        .collect();
     Ok(Board { queues, workers })
 }
 
@@ -170,66 +128,6 @@ pub async fn set_paused(db: &PgPool, kind: JobKind, paused: bool, actor: Uuid) -
     Ok(changed == 1)
 }
 
-/// A job in a list.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct JobSummary {
-    /// The job.
-    pub id: Uuid,
-    /// Its queue.
-    pub kind: String,
-    /// Its state.
-    pub state: String,
-    /// Attempts made.
-    pub attempts: i32,
-    /// Attempts allowed.
-    pub max_attempts: i32,
-    /// When it runs next (pending, retry).
-    pub next_run_at: DateTime<Utc>,
-    /// The last error.
-    pub last_error: Option<String>,
-    /// What it did, when finished.
-    pub outcome: Option<String>,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Last changed.
-    pub updated_at: DateTime<Utc>,
-}
-
-/// One attempt in a job's history.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Attempt {
-    /// Its number (1 first).
-    pub attempt: i32,
-    /// The worker that ran it.
-    pub worker: String,
-    /// Started.
-    pub started_at: DateTime<Utc>,
-    /// Finished, unless lost.
-    pub finished_at: Option<DateTime<Utc>>,
-    /// Milliseconds it took.
-    pub duration_ms: Option<f64>,
-    /// Its error, if it failed.
-    pub error: Option<String>,
-}
-
-/// A job with its payload and history.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct JobDetail {
-    /// The ledger row.
-    #[serde(flatten)]
-    pub job: JobSummary,
-    /// Its idempotency key.
-    pub key: String,
-    /// Its payload (ids only).
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub payload: serde_json::Value,
-    /// Every attempt, oldest first.
-    pub attempts_history: Vec<Attempt>,
-}
-
 /// Which jobs a list or a bulk action concerns.
 #[derive(Clone, Debug, Default)]
 pub struct JobFilter {
@@ -243,6 +141,66 @@ pub struct JobFilter {
     pub message_id: Option<Uuid>,
     /// Jobs about this user (events to them, emails to them).
     pub user: Option<Uuid>,
+}
+
+#[derive(sqlx::FromRow)]
+struct WorkerRow {
+    name: String,
+    host: String,
+    pid: i32,
+    started_at: DateTime<Utc>,
+    last_seen_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: Uuid,
+    kind: String,
+    state: String,
+    attempts: i32,
+    max_attempts: i32,
+    next_run_at: DateTime<Utc>,
+    last_error: Option<String>,
+    outcome: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<JobRow> for JobSummary {
+    fn from(r: JobRow) -> Self {
+        JobSummary {
+            id: r.id,
+            kind: r.kind,
+            state: r.state,
+            attempts: r.attempts,
+            max_attempts: r.max_attempts,
+            next_run_at: r.next_run_at,
+            last_error: r.last_error,
+            outcome: r.outcome,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AttemptRow {
+    attempt: i32,
+    worker: String,
+    started_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+    duration_ms: Option<f64>,
+    error: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    id: Uuid,
+    actor: String,
+    action: String,
+    target: String,
+    affected: i64,
+    created_at: DateTime<Utc>,
 }
 
 /// The job states.
@@ -296,7 +254,7 @@ pub async fn list_jobs(
          order by created_at desc, id desc limit $8",
         filter_sql()
     );
-    let mut rows: Vec<JobSummary> = sqlx::query_as(AssertSqlSafe(sql))
+    let mut rows: Vec<JobRow> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(filter.kind.map(JobKind::as_str))
         .bind(&filter.state)
         .bind(&filter.q)
@@ -319,12 +277,12 @@ pub async fn list_jobs(
     } else {
         None
     };
-    Ok((rows, next))
+    Ok((rows.into_iter().map(Into::into).collect(), next))
 }
 
 /// One job with its payload and attempt history.
 pub async fn job(db: &PgPool, id: Uuid) -> Result<JobDetail> {
-    let job: JobSummary = sqlx::query_as(
+    let job: JobRow = sqlx::query_as(
         "select id, kind, state, attempts, max_attempts, next_run_at, last_error, outcome, \
                 created_at, updated_at from jobs where id = $1",
     )
@@ -337,7 +295,7 @@ pub async fn job(db: &PgPool, id: Uuid) -> Result<JobDetail> {
             .bind(id)
             .fetch_one(db)
             .await?;
-    let attempts_history = sqlx::query_as(
+    let attempts: Vec<AttemptRow> = sqlx::query_as(
         "select attempt, worker, started_at, finished_at, \
                 (extract(epoch from finished_at - started_at) * 1000)::float8 as duration_ms, error \
          from job_attempts where job_id = $1 order by attempt",
@@ -345,8 +303,19 @@ pub async fn job(db: &PgPool, id: Uuid) -> Result<JobDetail> {
     .bind(id)
     .fetch_all(db)
     .await?;
+    let attempts_history = attempts
+        .into_iter()
+        .map(|a| Attempt {
+            attempt: a.attempt,
+            worker: a.worker,
+            started_at: a.started_at,
+            finished_at: a.finished_at,
+            duration_ms: a.duration_ms,
+            error: a.error,
+        })
+        .collect();
     Ok(JobDetail {
-        job,
+        job: job.into(),
         key,
         payload,
         attempts_history,
@@ -411,24 +380,6 @@ pub async fn discard(db: &PgPool, filter: &JobFilter, id: Option<Uuid>) -> Resul
     Ok(done)
 }
 
-/// One audit record.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct AuditEntry {
-    /// The record.
-    pub id: Uuid,
-    /// Who did it.
-    pub actor: String,
-    /// What (`retry`, `discard`, `pause`, `resume`).
-    pub action: String,
-    /// On what (a job id, a queue, a filter).
-    pub target: String,
-    /// How many jobs it touched.
-    pub affected: i64,
-    /// When.
-    pub created_at: DateTime<Utc>,
-}
-
 /// Records an operator action.
 pub async fn audit(
     db: &PgPool,
@@ -452,14 +403,24 @@ pub async fn audit(
 
 /// The newest audit records.
 pub async fn audit_log(db: &PgPool, limit: i64) -> Result<Vec<AuditEntry>> {
-    let rows = sqlx::query_as(
+    let rows: Vec<AuditRow> = sqlx::query_as(
         "select a.id, u.username as actor, a.action, a.target, a.affected, a.created_at \
          from audit_log a join users u on u.id = a.actor_id order by a.created_at desc limit $1",
     )
     .bind(limit)
     .fetch_all(db)
     .await?;
-    Ok(rows)
+    Ok(rows
+        .into_iter()
+        .map(|r| AuditEntry {
+            id: r.id,
+            actor: r.actor,
+            action: r.action,
+            target: r.target,
+            affected: r.affected,
+            created_at: r.created_at,
+        })
+        .collect())
 }
 
 /// The board as Prometheus gauges (text exposition format), for `/metrics` on the server and

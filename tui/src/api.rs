@@ -2,6 +2,7 @@
 //! [`ApiError::Server`], so the UI can show a 422's field errors where they belong.
 
 use convos_core::api::{Me, Message, Page, Session, Thread};
+use convos_core::ops::{Board, JobSummary};
 use convos_core::{ErrorBody, MessageId, ThreadId};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -227,5 +228,30 @@ impl Client {
             None,
         )
         .await
+    }
+
+    /// The queue board (operators only).
+    pub async fn board(&self) -> Result<Board, ApiError> {
+        self.call(Method::GET, "/api/v1/admin/queues", None, None)
+            .await
+    }
+
+    /// Dead jobs, newest first (operators only).
+    pub async fn dead_jobs(&self) -> Result<Page<JobSummary>, ApiError> {
+        self.call(
+            Method::GET,
+            "/api/v1/admin/jobs?state=dead&limit=100",
+            None,
+            None,
+        )
+        .await
+    }
+
+    /// An operator action: `jobs/{id}/retry`, `jobs/{id}/discard`, `queues/{name}/pause`,
+    /// `queues/{name}/resume`.
+    pub async fn admin_action(&self, path: &str) -> Result<(), ApiError> {
+        self.call::<serde_json::Value>(Method::POST, &format!("/api/v1/admin/{path}"), None, None)
+            .await
+            .map(drop)
     }
 }

@@ -6,6 +6,7 @@ use crate::api::ApiError;
 use crate::keys::{self, Action};
 use convos_core::api::{Me, Message, Page, Thread};
 use convos_core::events::Event;
+use convos_core::ops::{Board, JobSummary};
 use convos_core::{Body, MessageId, Subject, ThreadId, Username};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui_textarea::TextArea;
@@ -167,9 +168,72 @@ impl Compose {
     }
 }
 
+/// Which list of the Ops screen has the keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpsFocus {
+    /// The queue board.
+    Queues,
+    /// The dead jobs.
+    Dead,
+}
+
+/// An operator action waiting for its confirmation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpsCommand {
+    /// Run a dead job again.
+    Retry(uuid::Uuid),
+    /// Give up on a dead job.
+    Discard(uuid::Uuid),
+    /// Stop workers from starting a queue's jobs.
+    Pause(String),
+    /// Let them start again.
+    Resume(String),
+}
+
+impl OpsCommand {
+    /// The admin API path.
+    pub fn path(&self) -> String {
+        match self {
+            OpsCommand::Retry(id) => format!("jobs/{id}/retry"),
+            OpsCommand::Discard(id) => format!("jobs/{id}/discard"),
+            OpsCommand::Pause(queue) => format!("queues/{queue}/pause"),
+            OpsCommand::Resume(queue) => format!("queues/{queue}/resume"),
+        }
+    }
+
+    /// The question asked before doing it.
+    pub fn question(&self) -> String {
+        match self {
+            OpsCommand::Retry(id) => format!("Retry job {id}?"),
+            OpsCommand::Discard(id) => format!("Discard job {id} for good?"),
+            OpsCommand::Pause(queue) => format!("Pause queue {queue}? Jobs wait until resumed."),
+            OpsCommand::Resume(queue) => format!("Resume queue {queue}?"),
+        }
+    }
+}
+
+/// The operators' screen: the queue board and the dead jobs, refreshed every few seconds.
+#[derive(Debug)]
+pub struct Ops {
+    /// The board, once loaded.
+    pub board: Option<Board>,
+    /// Dead jobs, newest first.
+    pub dead: Vec<JobSummary>,
+    /// Which list has the keys.
+    pub focus: OpsFocus,
+    /// The highlighted queue.
+    pub queue: usize,
+    /// The highlighted dead job.
+    pub job: usize,
+    /// An action waiting for y/n.
+    pub confirm: Option<OpsCommand>,
+}
+
 /// What is over the mailbox.
 #[derive(Debug)]
 pub enum Modal {
+    /// The operators' queue board.
+    Ops(Box<Ops>),
     /// Nothing: the mailbox has the keys.
     None,
     /// The key help.
@@ -255,6 +319,12 @@ pub enum Msg {
     Live(Event),
     /// The live connection changed.
     Connection(Connection),
+    /// The queue board.
+    Board(Result<Board, ApiError>),
+    /// The dead jobs.
+    DeadJobs(Result<Page<JobSummary>, ApiError>),
+    /// A few seconds passed (sent only while the Ops screen is open).
+    Tick,
 }
 
 /// Something to do outside the state machine.
@@ -306,6 +376,17 @@ pub enum Effect {
     DeleteThread(ThreadId),
     /// Ring the terminal bell.
     Bell,
+    /// Fetch the queue board.
+    LoadBoard,
+    /// Fetch the dead jobs.
+    LoadDeadJobs,
+    /// Run an operator action (admin API path); the text is the status when it worked.
+    Admin {
+        /// The admin API path.
+        path: String,
+        /// The status text when it worked.
+        done: String,
+    },
 }
 
 impl Default for App {
@@ -429,6 +510,11 @@ impl App {
             Msg::Done(what, result) => {
                 self.pending = self.pending.saturating_sub(1);
                 match result {
+                    Ok(()) if matches!(self.modal, Modal::Ops(_)) => {
+                        self.status = what;
+                        self.pending += 2;
+                        vec![Effect::LoadBoard, Effect::LoadDeadJobs]
+                    }
                     Ok(()) => {
                         self.status = what;
                         self.refresh()
@@ -449,6 +535,37 @@ impl App {
                 }
                 effects
             }
+            Msg::Board(result) => {
+                self.pending = self.pending.saturating_sub(1);
+                match (result, &mut self.modal) {
+                    (Ok(board), Modal::Ops(ops)) => {
+                        ops.queue = ops.queue.min(board.queues.len().saturating_sub(1));
+                        ops.board = Some(board);
+                    }
+                    (Err(e), _) => self.status = format!("Error: {e}"),
+                    _ => {}
+                }
+                vec![]
+            }
+            Msg::DeadJobs(result) => {
+                self.pending = self.pending.saturating_sub(1);
+                match (result, &mut self.modal) {
+                    (Ok(page), Modal::Ops(ops)) => {
+                        ops.dead = page.items;
+                        ops.job = ops.job.min(ops.dead.len().saturating_sub(1));
+                    }
+                    (Err(e), _) => self.status = format!("Error: {e}"),
+                    _ => {}
+                }
+                vec![]
+            }
+            Msg::Tick => match self.modal {
+                Modal::Ops(_) => {
+                    self.pending += 2;
+                    vec![Effect::LoadBoard, Effect::LoadDeadJobs]
+                }
+                _ => vec![],
+            },
             Msg::Connection(connection) => {
                 let was = self.connection;
                 self.connection = connection;
@@ -500,6 +617,7 @@ impl App {
     fn key(&mut self, key: KeyEvent) -> Vec<Effect> {
         match &mut self.modal {
             Modal::Compose(_) => return self.compose_key(key),
+            Modal::Ops(_) => return self.ops_key(key),
             Modal::Help => {
                 self.modal = Modal::None;
                 return vec![];
@@ -655,6 +773,22 @@ impl App {
                 self.modal = Modal::Help;
                 vec![]
             }
+            Action::Ops => {
+                if !self.me.as_ref().is_some_and(|m| m.user.is_admin) {
+                    self.status = "The queue board is for operators".into();
+                    return vec![];
+                }
+                self.modal = Modal::Ops(Box::new(Ops {
+                    board: None,
+                    dead: Vec::new(),
+                    focus: OpsFocus::Queues,
+                    queue: 0,
+                    job: 0,
+                    confirm: None,
+                }));
+                self.pending += 2;
+                vec![Effect::LoadBoard, Effect::LoadDeadJobs]
+            }
             Action::Back => {
                 match self.pane {
                     Pane::Thread => {
@@ -707,6 +841,71 @@ impl App {
                     };
                 }
             }
+        }
+        vec![]
+    }
+
+    fn ops_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let Modal::Ops(ops) = &mut self.modal else {
+            return vec![];
+        };
+        if let Some(command) = ops.confirm.take() {
+            if key.code == KeyCode::Char('y') {
+                self.pending += 1;
+                self.status = "Working…".into();
+                let done = match &command {
+                    OpsCommand::Retry(_) => "Retried",
+                    OpsCommand::Discard(_) => "Discarded",
+                    OpsCommand::Pause(_) => "Paused",
+                    OpsCommand::Resume(_) => "Resumed",
+                };
+                return vec![Effect::Admin {
+                    path: command.path(),
+                    done: done.into(),
+                }];
+            }
+            self.status = "Cancelled".into();
+            return vec![];
+        }
+        let queue_count = ops.board.as_ref().map_or(0, |b| b.queues.len());
+        match key.code {
+            KeyCode::Esc | KeyCode::Char('q') => self.modal = Modal::None,
+            KeyCode::Tab => {
+                ops.focus = if ops.focus == OpsFocus::Queues {
+                    OpsFocus::Dead
+                } else {
+                    OpsFocus::Queues
+                };
+            }
+            KeyCode::Char('j') | KeyCode::Down => match ops.focus {
+                OpsFocus::Queues => ops.queue = (ops.queue + 1).min(queue_count.saturating_sub(1)),
+                OpsFocus::Dead => ops.job = (ops.job + 1).min(ops.dead.len().saturating_sub(1)),
+            },
+            KeyCode::Char('k') | KeyCode::Up => match ops.focus {
+                OpsFocus::Queues => ops.queue = ops.queue.saturating_sub(1),
+                OpsFocus::Dead => ops.job = ops.job.saturating_sub(1),
+            },
+            KeyCode::Char('p') => {
+                if let Some(q) = ops.board.as_ref().and_then(|b| b.queues.get(ops.queue)) {
+                    let name = q.name.clone();
+                    ops.confirm = Some(if q.paused {
+                        OpsCommand::Resume(name)
+                    } else {
+                        OpsCommand::Pause(name)
+                    });
+                }
+            }
+            KeyCode::Char('r') if ops.focus == OpsFocus::Dead => {
+                ops.confirm = ops.dead.get(ops.job).map(|j| OpsCommand::Retry(j.id));
+            }
+            KeyCode::Char('x') if ops.focus == OpsFocus::Dead => {
+                ops.confirm = ops.dead.get(ops.job).map(|j| OpsCommand::Discard(j.id));
+            }
+            KeyCode::Char('R') => {
+                self.pending += 2;
+                return vec![Effect::LoadBoard, Effect::LoadDeadJobs];
+            }
+            _ => {}
         }
         vec![]
     }

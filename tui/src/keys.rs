@@ -36,6 +36,8 @@ pub enum Action {
     Mute,
     /// Reload from the server.
     Refresh,
+    /// The operators' queue board.
+    Ops,
     /// Show the keys.
     Help,
     /// Close what is open, or quit.
@@ -130,6 +132,11 @@ pub const BINDINGS: &[Binding] = &[
         help: "refresh",
     },
     Binding {
+        key: "O",
+        action: Action::Ops,
+        help: "queue board (operators)",
+    },
+    Binding {
         key: "?",
         action: Action::Help,
         help: "this help",
@@ -162,6 +169,7 @@ pub fn action(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('u') => Action::ToggleUnread,
         KeyCode::Char('m') => Action::Mute,
         KeyCode::Char('R') => Action::Refresh,
+        KeyCode::Char('O') => Action::Ops,
         KeyCode::Char('?') => Action::Help,
         KeyCode::Char('q') | KeyCode::Esc => Action::Back,
         _ => return None,
@@ -195,6 +203,7 @@ mod tests {
             KeyCode::Char('u'),
             KeyCode::Char('m'),
             KeyCode::Char('R'),
+            KeyCode::Char('O'),
             KeyCode::Char('?'),
             KeyCode::Char('q'),
         ];

@@ -54,6 +54,9 @@ fn spawn(effect: Effect, client: &Client, tx: &UnboundedSender<Msg>) {
             Effect::DeleteThread(thread) => {
                 Msg::Done("Deleted".into(), client.delete_thread(thread).await)
             }
+            Effect::LoadBoard => Msg::Board(client.board().await),
+            Effect::LoadDeadJobs => Msg::DeadJobs(client.dead_jobs().await),
+            Effect::Admin { path, done } => Msg::Done(done, client.admin_action(&path).await),
             Effect::Bell => return,
         };
         let _ = tx.send(msg);
@@ -88,8 +91,13 @@ async fn event_loop(
     let mut keys = EventStream::new();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     terminal.draw(|f| ui::render(f, &app, chrono::Utc::now()))?;
+    // Ticks refresh the queue board; they only flow while it is open, so an idle mailbox
+    // wakes up for nothing.
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(3));
     loop {
+        let ops_open = matches!(app.modal, crate::app::Modal::Ops(_));
         let msg = tokio::select! {
+            _ = ticks.tick(), if ops_open => Some(Msg::Tick),
             key = keys.next() => match key {
                 Some(Ok(TermEvent::Key(key))) if key.kind == KeyEventKind::Press => Some(Msg::Key(key)),
                 Some(Ok(TermEvent::Resize(..))) => None,

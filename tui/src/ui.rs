@@ -2,7 +2,7 @@
 //! help and confirmation windows over them. Pure functions of the app state and the time, so
 //! they are tested by rendering into a test backend.
 
-use crate::app::{App, Compose, Connection, Field, Folder, Modal, Pane};
+use crate::app::{App, Compose, Connection, Field, Folder, Modal, Ops, OpsFocus, Pane};
 use crate::keys::BINDINGS;
 use crate::sanitize;
 use chrono::{DateTime, Utc};
@@ -79,6 +79,7 @@ pub fn render(frame: &mut Frame, app: &App, now: DateTime<Utc>) {
         Modal::Help => render_help(frame),
         Modal::ConfirmDelete(_) => render_confirm(frame),
         Modal::Compose(compose) => render_compose(frame, compose),
+        Modal::Ops(ops) => render_ops(frame, ops, now),
     }
 }
 
@@ -414,6 +415,155 @@ fn render_compose(frame: &mut Frame, compose: &Compose) {
     frame.render_widget(
         Paragraph::new(Span::styled(footer, Style::default().fg(Color::DarkGray))),
         foot,
+    );
+}
+
+fn secs(secs: f64) -> String {
+    let s = secs.round() as i64;
+    match s {
+        0 => "-".into(),
+        1..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+fn render_ops(frame: &mut Frame, ops: &Ops, now: DateTime<Utc>) {
+    let area = frame.area();
+    let area = Rect {
+        height: area.height.saturating_sub(1),
+        ..area
+    };
+    frame.render_widget(Clear, area);
+    let outer = block("Ops — job queues (refreshes every 3 s)".into(), true);
+    let inner = outer.inner(area);
+    frame.render_widget(outer, area);
+    let queue_rows = ops.board.as_ref().map_or(1, |b| b.queues.len() + 2) as u16;
+    let [queues_area, dead_area, detail_area, keys_area] = Layout::vertical([
+        Constraint::Length(queue_rows + 2),
+        Constraint::Min(4),
+        Constraint::Length(3),
+        Constraint::Length(1),
+    ])
+    .areas(inner);
+
+    let mut lines = vec![Line::from(Span::styled(
+        format!(
+            "  {:<14}{:>8}{:>9}{:>10}{:>8}{:>8}{:>10}{:>6}{:>9}",
+            "QUEUE",
+            "STATE",
+            "PENDING",
+            "SCHEDULED",
+            "RUNNING",
+            "OK 1H",
+            "FAILED 1H",
+            "DEAD",
+            "OLDEST"
+        ),
+        Style::default().add_modifier(Modifier::BOLD),
+    ))];
+    match &ops.board {
+        None => lines.push(Line::from("  Loading…")),
+        Some(board) => {
+            for (i, q) in board.queues.iter().enumerate() {
+                let selected = ops.focus == OpsFocus::Queues && i == ops.queue;
+                let mut style = Style::default();
+                if q.dead > 0 {
+                    style = style.fg(Color::Red);
+                }
+                if selected {
+                    style = style.bg(Color::DarkGray);
+                }
+                lines.push(Line::from(Span::styled(
+                    format!(
+                        "{}{:<14}{:>8}{:>9}{:>10}{:>8}{:>8}{:>10}{:>6}{:>9}",
+                        if selected { "> " } else { "  " },
+                        q.name,
+                        if q.paused { "paused" } else { "running" },
+                        q.pending,
+                        q.scheduled,
+                        q.running,
+                        q.succeeded_1h,
+                        q.failed_1h,
+                        q.dead,
+                        secs(q.oldest_pending_secs)
+                    ),
+                    style,
+                )));
+            }
+            lines.push(Line::from(Span::styled(
+                format!(
+                    "  {} worker(s) seen in the last minute",
+                    board.workers.len()
+                ),
+                Style::default().fg(Color::DarkGray),
+            )));
+        }
+    }
+    frame.render_widget(
+        Paragraph::new(lines).block(block("Queues".into(), ops.focus == OpsFocus::Queues)),
+        queues_area,
+    );
+
+    let items: Vec<ListItem> = ops
+        .dead
+        .iter()
+        .map(|j| {
+            let error = sanitize::line(j.last_error.as_deref().unwrap_or("-"));
+            ListItem::new(format!(
+                "{:<13} {:>2}/{:<2} {:>5}  {}",
+                j.kind,
+                j.attempts,
+                j.max_attempts,
+                ago(j.updated_at, now),
+                error
+            ))
+        })
+        .collect();
+    let empty = items.is_empty();
+    let list = List::new(items)
+        .block(block(
+            format!("Dead jobs ({})", ops.dead.len()),
+            ops.focus == OpsFocus::Dead,
+        ))
+        .highlight_style(Style::default().bg(Color::DarkGray));
+    let mut state = ListState::default()
+        .with_selected((!empty && ops.focus == OpsFocus::Dead).then_some(ops.job));
+    frame.render_stateful_widget(list, dead_area, &mut state);
+
+    let detail = match (&ops.confirm, ops.dead.get(ops.job)) {
+        (Some(command), _) => Line::from(Span::styled(
+            format!("{}  (y/n)", command.question()),
+            Style::default()
+                .fg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
+        )),
+        (None, Some(job)) if ops.focus == OpsFocus::Dead => Line::from(format!(
+            "{}  {}",
+            job.id,
+            sanitize::line(job.last_error.as_deref().unwrap_or(""))
+        )),
+        _ if empty => Line::from(Span::styled(
+            "No dead jobs: delivery is healthy.",
+            Style::default().fg(Color::Green),
+        )),
+        _ => Line::from(Span::styled(
+            "Tab to the dead jobs to see their errors, retry or discard them.",
+            Style::default().fg(Color::DarkGray),
+        )),
+    };
+    frame.render_widget(
+        Paragraph::new(detail)
+            .wrap(Wrap { trim: true })
+            .block(block("Detail".into(), false)),
+        detail_area,
+    );
+    frame.render_widget(
+        Paragraph::new(Span::styled(
+            "Tab queues/dead · j/k move · p pause/resume queue · r retry · x discard · R refresh · q close",
+            Style::default().fg(Color::DarkGray),
+        )),
+        keys_area,
     );
 }
 

@@ -10,8 +10,9 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use convos_core::api::{Items, Page};
 use convos_core::jobs::JobKind;
+use convos_core::ops::{Affected, AuditEntry, Board, JobDetail, JobSummary, QueueStats};
 use convos_core::{ErrorBody, Username};
-use convos_store::ops::{self, AuditEntry, Board, JobDetail, JobFilter, JobSummary, QueueStats};
+use convos_store::ops::{self, JobFilter};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -44,13 +45,6 @@ impl FromRequestParts<AppState> for Admin {
         }
         Ok(Self(user))
     }
-}
-
-/// How many jobs an action touched.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Affected {
-    /// Jobs changed.
-    pub affected: u64,
 }
 
 fn queue(raw: &str) -> Result<JobKind> {

@@ -353,3 +353,121 @@ fn scrolling_near_the_end_loads_the_next_page() {
     );
     assert!(app.update(key(KeyCode::Char('j'))).is_empty(), "asked once");
 }
+
+fn admin_app() -> App {
+    let mut app = App::new();
+    app.me = Some(Me {
+        user: convos_core::api::User {
+            id: UserId::generate(),
+            username: "root".into(),
+            email: "root@example.com".into(),
+            display_name: "Root".into(),
+            is_admin: true,
+            created_at: Utc::now(),
+        },
+        unread_count: 0,
+        settings: convos_core::api::Settings {
+            email_notifications: true,
+        },
+    });
+    app
+}
+
+pub(crate) fn board() -> convos_core::ops::Board {
+    let queue = |name: &str, dead: i64, paused: bool| convos_core::ops::QueueStats {
+        name: name.into(),
+        pending: 3,
+        scheduled: 1,
+        running: 2,
+        succeeded_1h: 40,
+        succeeded_24h: 900,
+        failed_1h: 5,
+        failed_24h: 9,
+        dead,
+        oldest_pending_secs: 75.0,
+        paused,
+    };
+    convos_core::ops::Board {
+        queues: vec![
+            queue("deliver", 0, false),
+            queue("notify_email", 2, true),
+            queue("purge_expired", 0, false),
+        ],
+        workers: vec![],
+    }
+}
+
+pub(crate) fn dead_job() -> convos_core::ops::JobSummary {
+    let at = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 22, 9, 0, 0).unwrap();
+    convos_core::ops::JobSummary {
+        id: uuid::Uuid::nil(),
+        kind: "notify_email".into(),
+        state: "dead".into(),
+        attempts: 8,
+        max_attempts: 8,
+        next_run_at: at,
+        last_error: Some("smtp: Connection refused (os error 111)".into()),
+        outcome: None,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+#[test]
+fn the_queue_board_is_for_operators_only() {
+    let mut app = App::new();
+    assert!(app.update(key(KeyCode::Char('O'))).is_empty());
+    assert!(matches!(app.modal, Modal::None));
+    assert_eq!(app.status, "The queue board is for operators");
+}
+
+#[test]
+fn operators_pause_retry_and_discard_with_a_confirmation() {
+    let mut app = admin_app();
+    assert_eq!(
+        app.update(key(KeyCode::Char('O'))),
+        [Effect::LoadBoard, Effect::LoadDeadJobs]
+    );
+    app.update(Msg::Board(Ok(board())));
+    app.update(Msg::DeadJobs(Ok(Page {
+        items: vec![dead_job()],
+        next_cursor: None,
+    })));
+    app.update(key(KeyCode::Char('j')));
+    assert!(app.update(key(KeyCode::Char('p'))).is_empty(), "asks first");
+    let effects = app.update(key(KeyCode::Char('y')));
+    assert_eq!(
+        effects,
+        [Effect::Admin {
+            path: "queues/notify_email/resume".into(),
+            done: "Resumed".into()
+        }],
+        "notify_email is paused, so p resumes"
+    );
+    app.update(key(KeyCode::Tab));
+    app.update(key(KeyCode::Char('r')));
+    assert!(app.update(key(KeyCode::Char('n'))).is_empty(), "n cancels");
+    app.update(key(KeyCode::Char('x')));
+    let id = uuid::Uuid::nil();
+    assert_eq!(
+        app.update(key(KeyCode::Char('y'))),
+        [Effect::Admin {
+            path: format!("jobs/{id}/discard"),
+            done: "Discarded".into()
+        }]
+    );
+    let after = app.update(Msg::Done("Discarded".into(), Ok(())));
+    assert_eq!(
+        after,
+        [Effect::LoadBoard, Effect::LoadDeadJobs],
+        "the board reloads, not the mailbox"
+    );
+    assert_eq!(
+        app.update(Msg::Tick),
+        [Effect::LoadBoard, Effect::LoadDeadJobs],
+        "and refreshes on its own"
+    );
+    app.update(key(KeyCode::Char('q')));
+    assert!(matches!(app.modal, Modal::None));
+    assert!(app.update(Msg::Tick).is_empty(), "no refresh once closed");
+}

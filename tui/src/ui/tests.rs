@@ -149,3 +149,38 @@ fn a_hostile_subject_is_shown_neutralised() {
     );
     insta::assert_snapshot!(screen);
 }
+
+#[test]
+fn the_ops_screen() {
+    let mut app = app_with_inbox();
+    let mut ops = crate::app::Ops {
+        board: Some(crate::app::tests::board()),
+        dead: vec![crate::app::tests::dead_job()],
+        focus: crate::app::OpsFocus::Dead,
+        queue: 1,
+        job: 0,
+        confirm: None,
+    };
+    app.modal = Modal::Ops(Box::new(crate::app::Ops {
+        confirm: None,
+        ..ops_clone(&ops)
+    }));
+    let board = draw(&app, 100, 24);
+    assert!(board.contains("notify_email") && board.contains("paused"));
+    insta::assert_snapshot!(board);
+    ops.confirm = Some(crate::app::OpsCommand::Retry(uuid::Uuid::nil()));
+    app.modal = Modal::Ops(Box::new(ops));
+    let confirm = draw(&app, 100, 24);
+    assert!(confirm.contains("Retry job 00000000-0000-0000-0000-000000000000?  (y/n)"));
+}
+
+fn ops_clone(ops: &crate::app::Ops) -> crate::app::Ops {
+    crate::app::Ops {
+        board: ops.board.clone(),
+        dead: ops.dead.clone(),
+        focus: ops.focus,
+        queue: ops.queue,
+        job: ops.job,
+        confirm: ops.confirm.clone(),
+    }
+}
