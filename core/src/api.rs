@@ -390,6 +390,27 @@ pub struct Thread {
     pub muted: bool,
 }
 
+/// One search result: a message the caller can see, with the matching words marked.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SearchHit {
+    /// The message.
+    pub message_id: MessageId,
+    /// Its thread.
+    pub thread_id: ThreadId,
+    /// The thread's subject.
+    pub subject: String,
+    /// Who wrote it.
+    pub sender: UserSummary,
+    /// A passage with the matches between `«` and `»`; `null` for read-once messages (only
+    /// their subject is searched).
+    pub excerpt: Option<String>,
+    /// When it was sent.
+    pub created_at: DateTime<Utc>,
+    /// Relevance (higher first).
+    pub rank: f32,
+}
+
 /// A page of a keyset-paginated listing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

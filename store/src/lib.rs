@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod messages;
 pub mod ops;
 pub mod purge;
+pub mod search;
 pub mod threads;
 pub mod tokens;
 pub mod users;

@@ -1,7 +1,7 @@
 //! The HTTP client for the Convos API. Every call returns the server's error body as
 //! [`ApiError::Server`], so the UI can show a 422's field errors where they belong.
 
-use convos_core::api::{Me, Message, Page, Session, Thread};
+use convos_core::api::{Me, Message, Page, SearchHit, Session, Thread};
 use convos_core::ops::{Board, JobSummary};
 use convos_core::{ErrorBody, MessageId, ThreadId};
 use reqwest::{Method, StatusCode};
@@ -253,5 +253,47 @@ impl Client {
         self.call::<serde_json::Value>(Method::POST, &format!("/api/v1/admin/{path}"), None, None)
             .await
             .map(drop)
+    }
+
+    /// Full-text search over the caller's convos.
+    pub async fn search(&self, query: &str) -> Result<Page<SearchHit>, ApiError> {
+        let encoded: String = query
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        self.call(
+            Method::GET,
+            &format!("/api/v1/search?q={encoded}&limit=50"),
+            None,
+            None,
+        )
+        .await
+    }
+
+    /// One thread.
+    pub async fn thread(&self, thread: ThreadId) -> Result<Thread, ApiError> {
+        self.call(
+            Method::GET,
+            &format!("/api/v1/threads/{thread}"),
+            None,
+            None,
+        )
+        .await
+    }
+
+    /// Reads one message; for the recipient of a read-once message this is its one read.
+    pub async fn message(&self, message: MessageId) -> Result<Message, ApiError> {
+        self.call(
+            Method::GET,
+            &format!("/api/v1/messages/{message}"),
+            None,
+            None,
+        )
+        .await
     }
 }

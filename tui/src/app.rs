@@ -4,7 +4,7 @@
 
 use crate::api::ApiError;
 use crate::keys::{self, Action};
-use convos_core::api::{Me, Message, Page, Thread};
+use convos_core::api::{Me, Message, Page, SearchHit, Thread};
 use convos_core::events::Event;
 use convos_core::ops::{Board, JobSummary};
 use convos_core::{Body, MessageId, Subject, ThreadId, Username};
@@ -244,6 +244,19 @@ pub enum Modal {
     Compose(Box<Compose>),
 }
 
+/// A search in progress or its results.
+#[derive(Clone, Debug, Default)]
+pub struct Search {
+    /// The words.
+    pub query: String,
+    /// Still typing the words.
+    pub editing: bool,
+    /// The results, best first (`None` while searching).
+    pub hits: Option<Vec<SearchHit>>,
+    /// The highlighted result.
+    pub selected: usize,
+}
+
 /// The open thread.
 #[derive(Clone, Debug)]
 pub struct OpenThread {
@@ -284,6 +297,8 @@ pub struct App {
     pub pending: usize,
     /// Ring the bell on new mail.
     pub bell: bool,
+    /// A search, shown in place of the thread list while active.
+    pub search: Option<Search>,
     /// Set when the user quits.
     pub quit: bool,
 }
@@ -325,6 +340,12 @@ pub enum Msg {
     DeadJobs(Result<Page<JobSummary>, ApiError>),
     /// A few seconds passed (sent only while the Ops screen is open).
     Tick,
+    /// Search results.
+    SearchResults(Result<Page<SearchHit>, ApiError>),
+    /// A thread fetched to be opened (from a search result).
+    ThreadLoaded(Result<Thread, ApiError>),
+    /// A read-once message's one read.
+    Opened(Result<Message, ApiError>),
 }
 
 /// Something to do outside the state machine.
@@ -376,6 +397,12 @@ pub enum Effect {
     DeleteThread(ThreadId),
     /// Ring the terminal bell.
     Bell,
+    /// Search.
+    Search(String),
+    /// Fetch a thread to open it.
+    OpenThread(ThreadId),
+    /// Read a read-once message (its one read).
+    OpenOnce(MessageId),
     /// Fetch the queue board.
     LoadBoard,
     /// Fetch the dead jobs.
@@ -412,6 +439,7 @@ impl App {
             connection: Connection::Connecting,
             pending: 0,
             bell: false,
+            search: None,
             quit: false,
         }
     }
@@ -559,6 +587,45 @@ impl App {
                 }
                 vec![]
             }
+            Msg::SearchResults(result) => {
+                self.pending = self.pending.saturating_sub(1);
+                match (result, &mut self.search) {
+                    (Ok(page), Some(search)) => {
+                        self.status = format!("{} found", page.items.len());
+                        search.hits = Some(page.items);
+                        search.selected = 0;
+                    }
+                    (Err(e), _) => self.status = format!("Error: {e}"),
+                    _ => {}
+                }
+                vec![]
+            }
+            Msg::ThreadLoaded(result) => {
+                self.pending = self.pending.saturating_sub(1);
+                match result {
+                    Ok(thread) => self.open_thread(thread),
+                    Err(e) => {
+                        self.status = format!("Error: {e}");
+                        vec![]
+                    }
+                }
+            }
+            Msg::Opened(result) => {
+                self.pending = self.pending.saturating_sub(1);
+                match (result, &mut self.open) {
+                    (Ok(message), Some(open)) => {
+                        if let Some(messages) = &mut open.messages
+                            && let Some(slot) = messages.iter_mut().find(|m| m.id == message.id)
+                        {
+                            *slot = message;
+                        }
+                        self.status = "Opened: this was its one read".into();
+                    }
+                    (Err(e), _) => self.status = format!("Error: {e}"),
+                    _ => {}
+                }
+                vec![]
+            }
             Msg::Tick => match self.modal {
                 Modal::Ops(_) => {
                     self.pending += 2;
@@ -643,6 +710,9 @@ impl App {
             self.quit = true;
             return vec![];
         }
+        if let Some(effects) = self.search_key(key) {
+            return effects;
+        }
         let Some(action) = keys::action(key) else {
             return vec![];
         };
@@ -672,25 +742,16 @@ impl App {
                     }]
                 }
                 Pane::Threads | Pane::Thread => {
+                    if let Some(search) = &self.search
+                        && let Some(hit) = search.hits.as_ref().and_then(|h| h.get(search.selected))
+                    {
+                        self.pending += 1;
+                        return vec![Effect::OpenThread(hit.thread_id)];
+                    }
                     let Some(thread) = self.threads.get(self.selected).cloned() else {
                         return vec![];
                     };
-                    let mut effects = vec![Effect::LoadMessages(thread.id)];
-                    if thread.unread_count > 0 {
-                        effects.push(Effect::ThreadAction {
-                            thread: thread.id,
-                            action: "read",
-                            done: "",
-                        });
-                    }
-                    self.pending += effects.len();
-                    self.open = Some(OpenThread {
-                        thread,
-                        messages: None,
-                        scroll: 0,
-                    });
-                    self.pane = Pane::Thread;
-                    effects
+                    self.open_thread(thread)
                 }
             },
             Action::NextPane => {
@@ -773,6 +834,35 @@ impl App {
                 self.modal = Modal::Help;
                 vec![]
             }
+            Action::Search => {
+                self.search = Some(Search {
+                    editing: true,
+                    ..Search::default()
+                });
+                vec![]
+            }
+            Action::OpenOnce => {
+                let me = self.me.as_ref().map(|m| m.user.id);
+                let sealed = self
+                    .open
+                    .as_ref()
+                    .and_then(|o| o.messages.as_ref())
+                    .and_then(|messages| {
+                        messages
+                            .iter()
+                            .find(|m| m.read_once && m.body.is_none() && Some(m.recipient.id) == me)
+                    });
+                match sealed {
+                    Some(message) => {
+                        self.pending += 1;
+                        vec![Effect::OpenOnce(message.id)]
+                    }
+                    None => {
+                        self.status = "No unopened read-once message here".into();
+                        vec![]
+                    }
+                }
+            }
             Action::Ops => {
                 if !self.me.as_ref().is_some_and(|m| m.user.is_admin) {
                     self.status = "The queue board is for operators".into();
@@ -800,6 +890,65 @@ impl App {
                 vec![]
             }
         }
+    }
+
+    fn open_thread(&mut self, thread: Thread) -> Vec<Effect> {
+        let mut effects = vec![Effect::LoadMessages(thread.id)];
+        if thread.unread_count > 0 {
+            effects.push(Effect::ThreadAction {
+                thread: thread.id,
+                action: "read",
+                done: "",
+            });
+        }
+        self.pending += effects.len();
+        self.open = Some(OpenThread {
+            thread,
+            messages: None,
+            scroll: 0,
+        });
+        self.pane = Pane::Thread;
+        effects
+    }
+
+    fn search_key(&mut self, key: KeyEvent) -> Option<Vec<Effect>> {
+        let search = self.search.as_mut()?;
+        if search.editing {
+            match key.code {
+                KeyCode::Esc => self.search = None,
+                KeyCode::Enter if !search.query.trim().is_empty() => {
+                    search.editing = false;
+                    search.hits = None;
+                    self.pending += 1;
+                    self.pane = Pane::Threads;
+                    return Some(vec![Effect::Search(search.query.trim().to_owned())]);
+                }
+                KeyCode::Backspace => {
+                    search.query.pop();
+                }
+                KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+                    search.query.push(c);
+                }
+                _ => {}
+            }
+            return Some(vec![]);
+        }
+        if self.pane != Pane::Threads {
+            return None;
+        }
+        let count = search.hits.as_ref().map_or(0, Vec::len);
+        match keys::action(key)? {
+            Action::Down => search.selected = (search.selected + 1).min(count.saturating_sub(1)),
+            Action::Up => search.selected = search.selected.saturating_sub(1),
+            Action::Top => search.selected = 0,
+            Action::Bottom => search.selected = count.saturating_sub(1),
+            Action::Back => {
+                self.search = None;
+                self.status.clear();
+            }
+            _ => return None,
+        }
+        Some(vec![])
     }
 
     fn move_selection(&mut self, action: Action) -> Vec<Effect> {

@@ -38,6 +38,10 @@ pub enum Action {
     Refresh,
     /// The operators' queue board.
     Ops,
+    /// Search subjects and bodies.
+    Search,
+    /// Open a read-once message (its one read).
+    OpenOnce,
     /// Show the keys.
     Help,
     /// Close what is open, or quit.
@@ -132,6 +136,16 @@ pub const BINDINGS: &[Binding] = &[
         help: "refresh",
     },
     Binding {
+        key: "/",
+        action: Action::Search,
+        help: "search your convos",
+    },
+    Binding {
+        key: "o",
+        action: Action::OpenOnce,
+        help: "open a read-once message (once!)",
+    },
+    Binding {
         key: "O",
         action: Action::Ops,
         help: "queue board (operators)",
@@ -169,6 +183,8 @@ pub fn action(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('u') => Action::ToggleUnread,
         KeyCode::Char('m') => Action::Mute,
         KeyCode::Char('R') => Action::Refresh,
+        KeyCode::Char('/') => Action::Search,
+        KeyCode::Char('o') => Action::OpenOnce,
         KeyCode::Char('O') => Action::Ops,
         KeyCode::Char('?') => Action::Help,
         KeyCode::Char('q') | KeyCode::Esc => Action::Back,
@@ -203,6 +219,8 @@ mod tests {
             KeyCode::Char('u'),
             KeyCode::Char('m'),
             KeyCode::Char('R'),
+            KeyCode::Char('/'),
+            KeyCode::Char('o'),
             KeyCode::Char('O'),
             KeyCode::Char('?'),
             KeyCode::Char('q'),

@@ -54,6 +54,9 @@ fn spawn(effect: Effect, client: &Client, tx: &UnboundedSender<Msg>) {
             Effect::DeleteThread(thread) => {
                 Msg::Done("Deleted".into(), client.delete_thread(thread).await)
             }
+            Effect::Search(query) => Msg::SearchResults(client.search(&query).await),
+            Effect::OpenThread(thread) => Msg::ThreadLoaded(client.thread(thread).await),
+            Effect::OpenOnce(message) => Msg::Opened(client.message(message).await),
             Effect::LoadBoard => Msg::Board(client.board().await),
             Effect::LoadDeadJobs => Msg::DeadJobs(client.dead_jobs().await),
             Effect::Admin { path, done } => Msg::Done(done, client.admin_action(&path).await),

@@ -71,7 +71,12 @@ pub fn render(frame: &mut Frame, app: &App, now: DateTime<Utc>) {
     ])
     .areas(main);
     render_folders(frame, app, folders);
-    render_threads(frame, app, list, now);
+    match &app.search {
+        Some(search) if !search.editing || search.hits.is_some() => {
+            render_search(frame, app, search, list, now);
+        }
+        _ => render_threads(frame, app, list, now),
+    }
     render_view(frame, app, view, now);
     render_status(frame, app, status);
     match &app.modal {
@@ -213,10 +218,10 @@ fn message_lines(m: &Message, now: DateTime<Utc>) -> Vec<Line<'static>> {
     let mut lines = vec![Line::from(header)];
     let body = match &m.body {
         Some(body) => sanitize::body(body),
-        None => {
-            "(read-once message: it can be opened once; open it with Enter in a future version)"
-                .into()
+        None if m.read_once => {
+            "(read-once message: press o to open it; it can be read only once)".into()
         }
+        None => "(no longer available)".into(),
     };
     lines.extend(body.lines().map(|l| Line::from(format!("  {l}"))));
     lines.push(Line::from(""));
@@ -256,7 +261,101 @@ fn render_view(frame: &mut Frame, app: &App, area: Rect, now: DateTime<Utc>) {
     frame.render_widget(view, area);
 }
 
+/// A search excerpt with the matches (between « and ») in bold.
+fn highlighted(excerpt: &str) -> Vec<Span<'static>> {
+    let mut spans = Vec::new();
+    for (i, part) in sanitize::line(excerpt).split(['«', '»']).enumerate() {
+        let style = if i % 2 == 1 {
+            Style::default()
+                .fg(Color::Yellow)
+                .add_modifier(Modifier::BOLD)
+        } else {
+            Style::default().fg(Color::DarkGray)
+        };
+        spans.push(Span::styled(part.to_owned(), style));
+    }
+    spans
+}
+
+fn render_search(
+    frame: &mut Frame,
+    app: &App,
+    search: &crate::app::Search,
+    area: Rect,
+    now: DateTime<Utc>,
+) {
+    let title = format!("Search: {}", sanitize::line(&search.query));
+    let Some(hits) = &search.hits else {
+        let text = Paragraph::new("Searching…").block(block(title, app.pane == Pane::Threads));
+        frame.render_widget(text, area);
+        return;
+    };
+    let width = area.width.saturating_sub(4) as usize;
+    let items: Vec<ListItem> = hits
+        .iter()
+        .map(|h| {
+            let when = ago(h.created_at, now);
+            let name = sanitize::line(&h.sender.display_name);
+            let pad = width.saturating_sub(name.width() + when.width() + 2);
+            let first = Line::from(vec![
+                Span::raw("  "),
+                Span::styled(name, Style::default().add_modifier(Modifier::BOLD)),
+                Span::raw(" ".repeat(pad)),
+                Span::raw(when),
+            ]);
+            let mut second = vec![
+                Span::raw("  "),
+                Span::raw(sanitize::line(&h.subject)),
+                Span::raw(" — "),
+            ];
+            match &h.excerpt {
+                Some(excerpt) => second.extend(highlighted(excerpt)),
+                None => second.push(Span::styled(
+                    "(read-once)",
+                    Style::default().fg(Color::DarkGray),
+                )),
+            }
+            ListItem::new(vec![first, Line::from(second)])
+        })
+        .collect();
+    let empty = items.is_empty();
+    let list = List::new(items)
+        .block(block(
+            format!("{title} ({})", hits.len()),
+            app.pane == Pane::Threads,
+        ))
+        .highlight_style(Style::default().bg(Color::DarkGray));
+    let mut state = ListState::default().with_selected((!empty).then_some(search.selected));
+    frame.render_stateful_widget(list, area, &mut state);
+    if empty {
+        let inner = area.inner(ratatui::layout::Margin {
+            horizontal: 2,
+            vertical: 1,
+        });
+        frame.render_widget(
+            Paragraph::new("Nothing found.").style(Style::default().fg(Color::DarkGray)),
+            inner,
+        );
+    }
+}
+
 fn render_status(frame: &mut Frame, app: &App, area: Rect) {
+    if let Some(search) = app.search.as_ref().filter(|s| s.editing) {
+        let prompt = Line::from(vec![
+            Span::styled(
+                "Search: ",
+                Style::default().fg(ACCENT).add_modifier(Modifier::BOLD),
+            ),
+            Span::raw(sanitize::line(&search.query)),
+            Span::styled("▏", Style::default().fg(ACCENT)),
+            Span::styled(
+                "   Enter search · Esc cancel",
+                Style::default().fg(Color::DarkGray),
+            ),
+        ]);
+        frame.render_widget(Paragraph::new(prompt), area);
+        return;
+    }
     let (conn, color) = match app.connection {
         Connection::Live => ("● live".to_owned(), Color::Green),
         Connection::Connecting => ("… connecting".to_owned(), Color::Yellow),

@@ -6,6 +6,7 @@ pub mod events;
 pub mod health;
 pub mod messages;
 pub mod notifications;
+pub mod search;
 pub mod threads;
 
 use crate::error::ApiError;
@@ -27,6 +28,7 @@ pub fn router() -> (Router<AppState>, OpenApiDoc) {
         .merge(events::router())
         .merge(notifications::router())
         .merge(admin::router())
+        .merge(search::router())
         .split_for_parts();
     let shared = std::sync::Arc::new(doc.clone());
     let router = router

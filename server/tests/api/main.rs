@@ -11,4 +11,5 @@ mod limits;
 mod messages;
 mod openapi;
 mod operations;
+mod search;
 mod threads;

@@ -43,6 +43,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/admin/jobs/retry"),
     ("post", "/api/v1/admin/jobs/discard"),
     ("get", "/api/v1/admin/audit"),
+    ("get", "/api/v1/search"),
 ];
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]

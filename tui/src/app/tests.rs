@@ -471,3 +471,105 @@ fn operators_pause_retry_and_discard_with_a_confirmation() {
     assert!(matches!(app.modal, Modal::None));
     assert!(app.update(Msg::Tick).is_empty(), "no refresh once closed");
 }
+
+#[test]
+fn slash_searches_and_enter_opens_the_thread_of_a_result() {
+    let mut app = App::new();
+    loaded(&mut app, vec![thread("Unrelated", 0)]);
+    app.update(key(KeyCode::Char('/')));
+    type_text(&mut app, "ramen q");
+    app.update(key(KeyCode::Backspace));
+    app.update(key(KeyCode::Backspace));
+    assert_eq!(
+        app.update(key(KeyCode::Enter)),
+        [Effect::Search("ramen".into())]
+    );
+    let hit = convos_core::api::SearchHit {
+        message_id: MessageId::generate(),
+        thread_id: ThreadId::generate(),
+        subject: "Ramen".into(),
+        sender: user("alice"),
+        excerpt: Some("the «ramen» place".into()),
+        created_at: Utc::now(),
+        rank: 0.5,
+    };
+    app.update(Msg::SearchResults(Ok(Page {
+        items: vec![hit.clone()],
+        next_cursor: None,
+    })));
+    assert_eq!(app.status, "1 found");
+    assert_eq!(
+        app.update(key(KeyCode::Enter)),
+        [Effect::OpenThread(hit.thread_id)]
+    );
+    let mut found = thread("Ramen", 1);
+    found.id = hit.thread_id;
+    let opened = app.update(Msg::ThreadLoaded(Ok(found)));
+    assert!(opened.contains(&Effect::LoadMessages(hit.thread_id)));
+    assert_eq!(app.pane, Pane::Thread);
+    app.update(key(KeyCode::Char('q')));
+    app.update(key(KeyCode::Char('q')));
+    assert!(
+        app.search.is_none() && !app.quit,
+        "q leaves the results before quitting"
+    );
+}
+
+#[test]
+fn o_opens_a_sealed_read_once_message_once() {
+    let mut app = App::new();
+    let me = user("bob");
+    app.me = Some(Me {
+        user: convos_core::api::User {
+            id: me.id,
+            username: "bob".into(),
+            email: "bob@example.com".into(),
+            display_name: "BOB".into(),
+            is_admin: false,
+            created_at: Utc::now(),
+        },
+        unread_count: 1,
+        settings: convos_core::api::Settings {
+            email_notifications: true,
+        },
+    });
+    let t = thread("Secret", 1);
+    loaded(&mut app, vec![t.clone()]);
+    app.update(key(KeyCode::Enter));
+    let sealed = Message {
+        id: MessageId::generate(),
+        thread_id: t.id,
+        subject: "Secret".into(),
+        body: None,
+        sender: user("alice"),
+        recipient: me,
+        is_read: false,
+        created_at: Utc::now(),
+        in_reply_to: None,
+        expires_at: None,
+        read_once: true,
+    };
+    app.update(Msg::Messages {
+        thread: t.id,
+        result: Ok(Page {
+            items: vec![sealed.clone()],
+            next_cursor: None,
+        }),
+    });
+    assert_eq!(
+        app.update(key(KeyCode::Char('o'))),
+        [Effect::OpenOnce(sealed.id)]
+    );
+    let opened = Message {
+        body: Some("the code is 1234".into()),
+        is_read: true,
+        ..sealed
+    };
+    app.update(Msg::Opened(Ok(opened)));
+    let shown = &app.open.as_ref().unwrap().messages.as_ref().unwrap()[0];
+    assert_eq!(shown.body.as_deref(), Some("the code is 1234"));
+    assert!(
+        app.update(key(KeyCode::Char('o'))).is_empty(),
+        "nothing left to open"
+    );
+}

@@ -184,3 +184,23 @@ fn ops_clone(ops: &crate::app::Ops) -> crate::app::Ops {
         confirm: ops.confirm.clone(),
     }
 }
+
+#[test]
+fn search_results_with_highlights() {
+    let mut app = app_with_inbox();
+    app.search = Some(crate::app::Search {
+        query: "ramen".into(),
+        editing: false,
+        hits: Some(vec![convos_core::api::SearchHit {
+            message_id: MessageId::generate(),
+            thread_id: convos_core::ThreadId::generate(),
+            subject: "Lunch on Friday?".into(),
+            sender: user("alice"),
+            excerpt: Some("the new «ramen» place opened".into()),
+            created_at: Utc.with_ymd_and_hms(2026, 11, 22, 8, 0, 0).unwrap(),
+            rank: 0.6,
+        }]),
+        selected: 0,
+    });
+    insta::assert_snapshot!(draw(&app, 100, 12));
+}
