@@ -244,6 +244,22 @@ pub enum Modal {
     Compose(Box<Compose>),
 }
 
+/// A message written while the server could not be reached: kept on disk with its
+/// idempotency key and sent when the server answers again, never twice.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Outgoing {
+    /// Its `Idempotency-Key`.
+    pub key: String,
+    /// For a reply: the thread and its subject.
+    pub reply_to: Option<(ThreadId, String)>,
+    /// For a new thread: the recipient.
+    pub recipient: String,
+    /// For a new thread: the subject.
+    pub subject: String,
+    /// The text.
+    pub body: String,
+}
+
 /// A search in progress or its results.
 #[derive(Clone, Debug, Default)]
 pub struct Search {
@@ -299,6 +315,8 @@ pub struct App {
     pub bell: bool,
     /// A search, shown in place of the thread list while active.
     pub search: Option<Search>,
+    /// Messages waiting for the server (persisted by the runtime).
+    pub outbox: Vec<Outgoing>,
     /// Set when the user quits.
     pub quit: bool,
 }
@@ -346,6 +364,15 @@ pub enum Msg {
     ThreadLoaded(Result<Thread, ApiError>),
     /// A read-once message's one read.
     Opened(Result<Message, ApiError>),
+    /// A queued message's send finished.
+    Flushed {
+        /// Its idempotency key.
+        key: String,
+        /// The answer.
+        result: Result<Message, ApiError>,
+    },
+    /// Time to try the queued messages again.
+    RetryOutbox,
 }
 
 /// Something to do outside the state machine.
@@ -403,6 +430,10 @@ pub enum Effect {
     OpenThread(ThreadId),
     /// Read a read-once message (its one read).
     OpenOnce(MessageId),
+    /// Write the outbox to disk.
+    SaveOutbox(Vec<Outgoing>),
+    /// Send the queued messages, one after the other.
+    Flush(Vec<Outgoing>),
     /// Fetch the queue board.
     LoadBoard,
     /// Fetch the dead jobs.
@@ -440,20 +471,27 @@ impl App {
             pending: 0,
             bell: false,
             search: None,
+            outbox: Vec::new(),
             quit: false,
         }
     }
 
-    /// What to fetch at start-up.
+    /// What to fetch at start-up (and any queued messages to send).
     pub fn start(&mut self) -> Vec<Effect> {
         self.pending += 2;
-        vec![
+        let mut effects = vec![
             Effect::LoadMe,
             Effect::LoadThreads {
                 folder: self.folder,
                 cursor: None,
             },
-        ]
+        ];
+        effects.extend(self.flush());
+        effects
+    }
+
+    fn flush(&self) -> Option<Effect> {
+        (!self.outbox.is_empty()).then(|| Effect::Flush(self.outbox.clone()))
     }
 
     fn selected_thread(&self) -> Option<&Thread> {
@@ -626,6 +664,50 @@ impl App {
                 }
                 vec![]
             }
+            Msg::RetryOutbox => self.flush().into_iter().collect(),
+            Msg::Flushed { key, result } => {
+                let Some(at) = self.outbox.iter().position(|o| o.key == key) else {
+                    return vec![];
+                };
+                match result {
+                    Ok(_) => {
+                        self.outbox.remove(at);
+                        self.status = "Sent a queued message".into();
+                        let mut effects = vec![Effect::SaveOutbox(self.outbox.clone())];
+                        effects.extend(self.refresh());
+                        effects
+                    }
+                    // Still unreachable: it stays queued.
+                    Err(ApiError::Offline(_)) => vec![],
+                    Err(ApiError::Server { body, .. }) => {
+                        // Refused (e.g. the recipient no longer exists): back into the editor
+                        // with the reason, so nothing written is lost.
+                        let outgoing = self.outbox.remove(at);
+                        let mut compose = Compose::new(outgoing.reply_to.clone());
+                        compose.key = outgoing.key;
+                        compose.recipient = outgoing.recipient;
+                        compose.subject = outgoing.subject;
+                        compose.body = TextArea::from(
+                            outgoing.body.lines().map(str::to_owned).collect::<Vec<_>>(),
+                        );
+                        compose.errors = body
+                            .error
+                            .fields
+                            .clone()
+                            .unwrap_or_default()
+                            .into_iter()
+                            .collect();
+                        self.status =
+                            format!("A queued message was refused: {}", body.error.message);
+                        self.modal = Modal::Compose(Box::new(compose));
+                        vec![Effect::SaveOutbox(self.outbox.clone())]
+                    }
+                    Err(e) => {
+                        self.status = format!("Queued message not sent yet: {e}");
+                        vec![]
+                    }
+                }
+            }
             Msg::Tick => match self.modal {
                 Modal::Ops(_) => {
                     self.pending += 2;
@@ -637,13 +719,17 @@ impl App {
                 let was = self.connection;
                 self.connection = connection;
                 // Back after a gap: what was missed is fetched again.
+                let mut effects = Vec::new();
                 if connection == Connection::Live
                     && was != Connection::Live
                     && was != Connection::Connecting
                 {
-                    return self.refresh();
+                    effects = self.refresh();
                 }
-                vec![]
+                if connection == Connection::Live && was != Connection::Live {
+                    effects.extend(self.flush());
+                }
+                effects
             }
         }
     }
@@ -673,6 +759,20 @@ impl App {
                     _ => format!("Not sent: {}", body.error.message),
                 };
                 vec![]
+            }
+            Err(ApiError::Offline(_)) => {
+                // Kept on disk and sent when the server answers; its key prevents a double send.
+                let outgoing = Outgoing {
+                    key: compose.key.clone(),
+                    reply_to: compose.reply_to.clone(),
+                    recipient: compose.recipient.trim().to_owned(),
+                    subject: compose.subject.clone(),
+                    body: compose.body_text(),
+                };
+                self.outbox.push(outgoing);
+                self.modal = Modal::None;
+                self.status = "Offline: queued, it will be sent when the server answers".into();
+                vec![Effect::SaveOutbox(self.outbox.clone())]
             }
             Err(e) => {
                 self.status = format!("Not sent ({e}); press Ctrl-s to try again");

@@ -84,6 +84,32 @@ pub fn forget_token(dir: &Path) -> anyhow::Result<()> {
     }
 }
 
+/// The messages waiting to be sent (`outbox.json`); unreadable means empty.
+pub fn load_outbox(dir: &Path) -> Vec<crate::app::Outgoing> {
+    std::fs::read_to_string(dir.join("outbox.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
+}
+
+/// Writes the outbox (owner-only, like the token), replacing the file atomically.
+pub fn save_outbox(dir: &Path, outbox: &[crate::app::Outgoing]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(dir)?;
+    let temp = dir.join("outbox.json.tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temp)?;
+    file.write_all(serde_json::to_string_pretty(outbox)?.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temp, dir.join("outbox.json"))?;
+    Ok(())
+}
+
 /// The server and token in force: environment first, then the files.
 pub fn credentials(dir: &Path, config: &Config) -> anyhow::Result<(String, String)> {
     let server = std::env::var("CONVOS_SERVER")
@@ -127,6 +153,27 @@ mod tests {
         assert_eq!(token(&dir).as_deref(), Some("cvs_secret"));
         forget_token(&dir).unwrap();
         assert_eq!(token(&dir), None);
+    }
+
+    #[test]
+    fn the_outbox_survives_a_restart_and_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = temp();
+        assert!(load_outbox(&dir).is_empty());
+        let queued = vec![crate::app::Outgoing {
+            key: "k".into(),
+            reply_to: None,
+            recipient: "bob".into(),
+            subject: "s".into(),
+            body: "b".into(),
+        }];
+        save_outbox(&dir, &queued).unwrap();
+        assert_eq!(load_outbox(&dir), queued);
+        let mode = std::fs::metadata(dir.join("outbox.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

@@ -11,6 +11,17 @@ use tokio::sync::mpsc::{self, UnboundedSender};
 
 /// Runs one effect in the background; its result comes back as a message.
 fn spawn(effect: Effect, client: &Client, tx: &UnboundedSender<Msg>) {
+    if let Effect::SaveOutbox(outbox) = &effect {
+        if let Err(e) = crate::config::save_outbox(&crate::config::dir(), outbox) {
+            let _ = tx.send(Msg::Done(
+                String::new(),
+                Err(crate::api::ApiError::Protocol(format!(
+                    "could not save the outbox: {e}"
+                ))),
+            ));
+        }
+        return;
+    }
     if effect == Effect::Bell {
         use std::io::Write;
         let _ = std::io::stdout().write_all(b"\x07");
@@ -57,6 +68,39 @@ fn spawn(effect: Effect, client: &Client, tx: &UnboundedSender<Msg>) {
             Effect::Search(query) => Msg::SearchResults(client.search(&query).await),
             Effect::OpenThread(thread) => Msg::ThreadLoaded(client.thread(thread).await),
             Effect::OpenOnce(message) => Msg::Opened(client.message(message).await),
+            Effect::Flush(queued) => {
+                // One at a time, in the order written; each reports back on its own.
+                for outgoing in queued {
+                    let result = match &outgoing.reply_to {
+                        Some((thread, _)) => {
+                            client.reply(*thread, &outgoing.body, &outgoing.key).await
+                        }
+                        None => {
+                            client
+                                .send(
+                                    &outgoing.recipient,
+                                    &outgoing.subject,
+                                    &outgoing.body,
+                                    &outgoing.key,
+                                )
+                                .await
+                        }
+                    };
+                    let offline = matches!(result, Err(crate::api::ApiError::Offline(_)));
+                    if tx
+                        .send(Msg::Flushed {
+                            key: outgoing.key,
+                            result,
+                        })
+                        .is_err()
+                        || offline
+                    {
+                        return;
+                    }
+                }
+                return;
+            }
+            Effect::SaveOutbox(_) => return,
             Effect::LoadBoard => Msg::Board(client.board().await),
             Effect::LoadDeadJobs => Msg::DeadJobs(client.dead_jobs().await),
             Effect::Admin { path, done } => Msg::Done(done, client.admin_action(&path).await),
@@ -83,6 +127,7 @@ async fn event_loop(
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let mut app = App::new();
     app.bell = bell;
+    app.outbox = crate::config::load_outbox(&crate::config::dir());
     for effect in app.start() {
         spawn(effect, &client, &tx);
     }
@@ -97,10 +142,14 @@ async fn event_loop(
     // Ticks refresh the queue board; they only flow while it is open, so an idle mailbox
     // wakes up for nothing.
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(3));
+    // Queued messages are retried every 10 s (and at once when the live stream reconnects).
+    let mut retries = tokio::time::interval(std::time::Duration::from_secs(10));
     loop {
         let ops_open = matches!(app.modal, crate::app::Modal::Ops(_));
+        let queued = !app.outbox.is_empty();
         let msg = tokio::select! {
             _ = ticks.tick(), if ops_open => Some(Msg::Tick),
+            _ = retries.tick(), if queued => Some(Msg::RetryOutbox),
             key = keys.next() => match key {
                 Some(Ok(TermEvent::Key(key))) if key.kind == KeyEventKind::Press => Some(Msg::Key(key)),
                 Some(Ok(TermEvent::Resize(..))) => None,

@@ -366,6 +366,12 @@ fn render_status(frame: &mut Frame, app: &App, area: Rect) {
         Span::styled(conn, Style::default().fg(color)),
         Span::raw(format!(" │ {} │ {unread} unread", app.folder.label())),
     ];
+    if !app.outbox.is_empty() {
+        spans.push(Span::styled(
+            format!(" │ ✉ {} queued", app.outbox.len()),
+            Style::default().fg(Color::Yellow),
+        ));
+    }
     if app.pending > 0 {
         spans.push(Span::styled(" │ ⟳", Style::default().fg(ACCENT)));
     }

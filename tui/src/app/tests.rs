@@ -149,13 +149,12 @@ fn a_reply_sends_the_body_with_a_stable_idempotency_key() {
         app.update(ctrl('s')).is_empty(),
         "no second send while the first is in flight"
     );
-    // The connection drops: the retry carries the same key, so it cannot be sent twice.
+    // The connection drops: the message is queued under the same key, so it cannot be sent twice.
+    let key = key.clone();
     app.update(Msg::Sent(Err(ApiError::Offline("connection reset".into()))));
-    let retry = app.update(ctrl('s'));
-    let [Effect::Reply { key: again, .. }] = retry.as_slice() else {
-        panic!("{retry:?}")
-    };
-    assert_eq!(again, key);
+    assert_eq!(app.outbox.len(), 1);
+    assert_eq!(app.outbox[0].key, key);
+    assert_eq!(app.outbox[0].reply_to.as_ref().map(|r| r.0), Some(t.id));
 }
 
 #[test]
@@ -572,4 +571,105 @@ fn o_opens_a_sealed_read_once_message_once() {
         app.update(key(KeyCode::Char('o'))).is_empty(),
         "nothing left to open"
     );
+}
+
+#[test]
+fn a_message_written_offline_is_queued_and_sent_once_the_server_answers() {
+    let mut app = App::new();
+    app.update(key(KeyCode::Char('c')));
+    type_text(&mut app, "bob");
+    app.update(key(KeyCode::Tab));
+    type_text(&mut app, "Offline");
+    app.update(key(KeyCode::Tab));
+    type_text(&mut app, "written on a train");
+    let effects = app.update(ctrl('s'));
+    let [Effect::Send { key: sent_key, .. }] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    let sent_key = sent_key.clone();
+    let effects = app.update(Msg::Sent(Err(ApiError::Offline("no route to host".into()))));
+    assert!(matches!(app.modal, Modal::None), "the composer closes");
+    assert_eq!(app.outbox.len(), 1);
+    assert_eq!(app.outbox[0].key, sent_key, "the same key goes with it");
+    assert_eq!(
+        effects,
+        [Effect::SaveOutbox(app.outbox.clone())],
+        "kept on disk"
+    );
+
+    app.update(Msg::Connection(Connection::Reconnecting(2)));
+    let back = app.update(Msg::Connection(Connection::Live));
+    assert!(
+        back.contains(&Effect::Flush(app.outbox.clone())),
+        "sent when the server answers"
+    );
+    assert!(
+        app.update(Msg::Flushed {
+            key: sent_key.clone(),
+            result: Err(ApiError::Offline("again".into()))
+        })
+        .is_empty()
+    );
+    assert_eq!(app.outbox.len(), 1, "still queued");
+    assert_eq!(
+        app.update(Msg::RetryOutbox),
+        [Effect::Flush(app.outbox.clone())]
+    );
+    let sent = Message {
+        id: MessageId::generate(),
+        thread_id: ThreadId::generate(),
+        subject: "Offline".into(),
+        body: Some("written on a train".into()),
+        sender: user("alice"),
+        recipient: user("bob"),
+        is_read: true,
+        created_at: Utc::now(),
+        in_reply_to: None,
+        expires_at: None,
+        read_once: false,
+    };
+    let done = app.update(Msg::Flushed {
+        key: sent_key,
+        result: Ok(sent),
+    });
+    assert!(app.outbox.is_empty());
+    assert!(done.contains(&Effect::SaveOutbox(vec![])));
+}
+
+#[test]
+fn a_queued_message_the_server_refuses_goes_back_to_the_editor() {
+    let mut app = App::new();
+    app.outbox.push(Outgoing {
+        key: "k1".into(),
+        reply_to: None,
+        recipient: "gone".into(),
+        subject: "Hello".into(),
+        body: "are you there".into(),
+    });
+    let mut body = ErrorBody::new("validation_failed", "the request has invalid fields");
+    body.error.fields = Some(
+        [(
+            "recipient".to_owned(),
+            "no user has this username".to_owned(),
+        )]
+        .into(),
+    );
+    app.update(Msg::Flushed {
+        key: "k1".into(),
+        result: Err(ApiError::Server {
+            status: 422,
+            body,
+            retry_after: None,
+        }),
+    });
+    let Modal::Compose(compose) = &app.modal else {
+        panic!("back in the editor")
+    };
+    assert_eq!(
+        (compose.recipient.as_str(), compose.body_text().as_str()),
+        ("gone", "are you there")
+    );
+    assert_eq!(compose.key, "k1", "a resend keeps its key");
+    assert!(compose.errors.contains_key("recipient"));
+    assert!(app.outbox.is_empty());
 }
