@@ -373,6 +373,8 @@ pub enum Msg {
     },
     /// Time to try the queued messages again.
     RetryOutbox,
+    /// The external editor closed with this text (or failed).
+    Edited(Result<String, String>),
 }
 
 /// Something to do outside the state machine.
@@ -430,6 +432,8 @@ pub enum Effect {
     OpenThread(ThreadId),
     /// Read a read-once message (its one read).
     OpenOnce(MessageId),
+    /// Hand the body to `$VISUAL`/`$EDITOR` and come back with its text.
+    Editor(String),
     /// Write the outbox to disk.
     SaveOutbox(Vec<Outgoing>),
     /// Send the queued messages, one after the other.
@@ -665,6 +669,20 @@ impl App {
                 vec![]
             }
             Msg::RetryOutbox => self.flush().into_iter().collect(),
+            Msg::Edited(result) => {
+                match (result, &mut self.modal) {
+                    (Ok(text), Modal::Compose(compose)) => {
+                        let text = text.strip_suffix('\n').unwrap_or(&text);
+                        compose.body =
+                            TextArea::from(text.lines().map(str::to_owned).collect::<Vec<_>>());
+                        compose.field = Field::Body;
+                        self.status = "Back from the editor".into();
+                    }
+                    (Err(e), _) => self.status = format!("Editor: {e}"),
+                    _ => {}
+                }
+                vec![]
+            }
             Msg::Flushed { key, result } => {
                 let Some(at) = self.outbox.iter().position(|o| o.key == key) else {
                     return vec![];
@@ -1177,6 +1195,10 @@ impl App {
         }
         compose.confirm_discard = false;
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && key.code == KeyCode::Char('e') {
+            compose.field = Field::Body;
+            return vec![Effect::Editor(compose.body_text())];
+        }
         if ctrl && key.code == KeyCode::Char('s') {
             if compose.sending {
                 return vec![];

@@ -100,7 +100,7 @@ fn spawn(effect: Effect, client: &Client, tx: &UnboundedSender<Msg>) {
                 }
                 return;
             }
-            Effect::SaveOutbox(_) => return,
+            Effect::SaveOutbox(_) | Effect::Editor(_) => return,
             Effect::LoadBoard => Msg::Board(client.board().await),
             Effect::LoadDeadJobs => Msg::DeadJobs(client.dead_jobs().await),
             Effect::Admin { path, done } => Msg::Done(done, client.admin_action(&path).await),
@@ -108,6 +108,32 @@ fn spawn(effect: Effect, client: &Client, tx: &UnboundedSender<Msg>) {
         };
         let _ = tx.send(msg);
     });
+}
+
+/// Opens `text` in `$VISUAL`, `$EDITOR` or `vi`, and returns what the file holds afterwards.
+fn edit(text: &str) -> Result<String, String> {
+    let editor = std::env::var("VISUAL")
+        .or_else(|_| std::env::var("EDITOR"))
+        .unwrap_or_else(|_| "vi".into());
+    let path = std::env::temp_dir().join(format!("convos-draft-{}.txt", uuid::Uuid::new_v4()));
+    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    // Through the shell, so an editor setting with arguments (`code --wait`) works.
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("convos-editor")
+        .arg(&path)
+        .status()
+        .map_err(|e| format!("could not start {editor}: {e}"))?;
+    let result = if status.success() {
+        std::fs::read_to_string(&path).map_err(|e| e.to_string())
+    } else {
+        Err(format!(
+            "{editor} exited with {status}; the draft is unchanged"
+        ))
+    };
+    let _ = std::fs::remove_file(&path);
+    result
 }
 
 /// Runs the client until the user quits. The terminal is restored on every exit path,
@@ -162,7 +188,22 @@ async fn event_loop(
         };
         if let Some(msg) = msg {
             for effect in app.update(msg) {
-                spawn(effect, &client, &tx);
+                if let Effect::Editor(text) = effect {
+                    // The editor owns the terminal meanwhile: stop reading keys, leave the
+                    // alternate screen, and restore both afterwards.
+                    drop(keys);
+                    ratatui::restore();
+                    let edited = tokio::task::spawn_blocking(move || edit(&text))
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r);
+                    // A fresh terminal has an empty buffer, so the next draw repaints it all.
+                    *terminal = ratatui::init();
+                    keys = EventStream::new();
+                    let _ = tx.send(Msg::Edited(edited));
+                } else {
+                    spawn(effect, &client, &tx);
+                }
             }
         }
         if app.quit {

@@ -410,14 +410,14 @@ fn render_help(frame: &mut Frame) {
         .collect();
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(
-        "  Writing: Tab next field · Ctrl-s send · Esc Esc discard",
+        "  Writing: Tab next field · Ctrl-s send · Ctrl-e $EDITOR · Esc Esc discard",
         Style::default().fg(Color::DarkGray),
     )));
     lines.push(Line::from(Span::styled(
         "  Any key closes this help.",
         Style::default().fg(Color::DarkGray),
     )));
-    let area = centered(frame.area(), 62, lines.len() as u16 + 2);
+    let area = centered(frame.area(), 74, lines.len() as u16 + 2);
     frame.render_widget(Clear, area);
     frame.render_widget(
         Paragraph::new(lines).block(block("Keys".into(), true)),
@@ -508,7 +508,7 @@ fn render_compose(frame: &mut Frame, compose: &Compose) {
         Some(body_count),
     ));
     header.extend(error_line(compose, "body"));
-    let footer = "Ctrl-s send · Tab next field · Esc discard";
+    let footer = "Ctrl-s send · Ctrl-e $EDITOR · Tab next field · Esc discard";
     let [head, body, foot] = Layout::vertical([
         Constraint::Length(header.len() as u16),
         Constraint::Min(3),

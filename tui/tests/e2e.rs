@@ -146,9 +146,23 @@ async fn bob_sees_mail_arrive_live_opens_it_and_replies(db: PgPool) {
     };
     let config_home =
         std::env::temp_dir().join(format!("convos-e2e-config-{}", uuid::Uuid::new_v4()));
+    // An "editor" that writes a line into the draft it is given.
+    std::fs::create_dir_all(&config_home).unwrap();
+    let editor = config_home.join("editor.sh");
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nprintf 'Written in the editor\\n' > \"$1\"\n",
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&editor)
+        .status()
+        .unwrap();
     let command = format!(
-        "env CONVOS_SERVER={base} CONVOS_TOKEN={bob} XDG_CONFIG_HOME={} TERM=xterm-256color {}",
+        "env CONVOS_SERVER={base} CONVOS_TOKEN={bob} XDG_CONFIG_HOME={} EDITOR={} TERM=xterm-256color {}",
         config_home.display(),
+        editor.display(),
         env!("CARGO_BIN_EXE_convos")
     );
     tmux.run(&[
@@ -203,6 +217,35 @@ async fn bob_sees_mail_arrive_live_opens_it_and_replies(db: PgPool) {
         "alice has bob's reply"
     );
     assert_eq!(messages["items"][0]["sender"]["username"], "bob");
+
+    // A second reply, written in $EDITOR (Ctrl-e) and sent from the composer.
+    tmux.keys(&["r"]);
+    tmux.wait_for("Reply").await;
+    tmux.keys(&["C-e"]);
+    tmux.wait_for("Back from the editor").await;
+    tmux.wait_for("Written in the editor").await;
+    tmux.keys(&["C-s"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let messages = call(
+            &http,
+            &base,
+            reqwest::Method::GET,
+            &format!("/api/v1/threads/{thread}/messages"),
+            Some(alice),
+            None,
+        )
+        .await;
+        if messages["items"][0]["body"] == "Written in the editor" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the edited reply never arrived:\n{}",
+            tmux.screen()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     tmux.keys(&["q"]);
     tmux.keys(&["q"]);
