@@ -149,13 +149,13 @@ impl Client {
         self.call(Method::GET, &path, None, None).await
     }
 
-    /// A page of a thread's messages, oldest first.
+    /// A page of a thread's messages, newest first (the next page is older).
     pub async fn messages(
         &self,
         thread: ThreadId,
         cursor: Option<&str>,
     ) -> Result<Page<Message>, ApiError> {
-        let mut path = format!("/api/v1/threads/{thread}/messages?order=asc&limit=100");
+        let mut path = format!("/api/v1/threads/{thread}/messages?order=desc&limit=100");
         if let Some(cursor) = cursor {
             path.push_str(&format!("&cursor={cursor}"));
         }

@@ -280,6 +280,8 @@ pub struct OpenThread {
     pub thread: Thread,
     /// Its messages, oldest first (`None` while loading).
     pub messages: Option<Vec<Message>>,
+    /// Where the older messages continue, if there are more.
+    pub older: Option<String>,
     /// Lines scrolled from the bottom.
     pub scroll: u16,
 }
@@ -337,10 +339,12 @@ pub enum Msg {
         /// The answer.
         result: Result<Page<Thread>, ApiError>,
     },
-    /// A thread's messages.
+    /// A thread's messages (a page, newest first).
     Messages {
         /// The thread asked for.
         thread: ThreadId,
+        /// Whether this page continues back in time (older messages).
+        older: bool,
         /// The answer.
         result: Result<Page<Message>, ApiError>,
     },
@@ -389,8 +393,10 @@ pub enum Effect {
         /// From where (`None`: the first page).
         cursor: Option<String>,
     },
-    /// Fetch a thread's messages.
+    /// Fetch a thread's newest messages.
     LoadMessages(ThreadId),
+    /// Fetch the messages before the ones shown.
+    LoadOlder(ThreadId, String),
     /// Start a thread.
     Send {
         /// To whom.
@@ -565,11 +571,21 @@ impl App {
                 }
                 vec![]
             }
-            Msg::Messages { thread, result } => {
+            Msg::Messages {
+                thread,
+                older,
+                result,
+            } => {
                 self.pending = self.pending.saturating_sub(1);
                 match (result, &mut self.open) {
                     (Ok(page), Some(open)) if open.thread.id == thread => {
-                        open.messages = Some(page.items)
+                        let mut items = page.items;
+                        items.reverse();
+                        if older {
+                            items.extend(open.messages.take().unwrap_or_default());
+                        }
+                        open.messages = Some(items);
+                        open.older = page.next_cursor;
                     }
                     (Err(e), _) => self.status = format!("Error: {e}"),
                     _ => {}
@@ -1023,6 +1039,7 @@ impl App {
         self.open = Some(OpenThread {
             thread,
             messages: None,
+            older: None,
             scroll: 0,
         });
         self.pane = Pane::Thread;
@@ -1098,6 +1115,14 @@ impl App {
             }
             Pane::Thread => {
                 if let Some(open) = &mut self.open {
+                    // Going up from the oldest message shown fetches the page before it.
+                    if matches!(action, Action::Top | Action::PageUp)
+                        && let Some(cursor) = open.older.take()
+                    {
+                        self.pending += 1;
+                        self.status = "Loading older messages…".into();
+                        return vec![Effect::LoadOlder(open.thread.id, cursor)];
+                    }
                     open.scroll = match action {
                         Action::Up => open.scroll.saturating_add(1),
                         Action::Down => open.scroll.saturating_sub(1),

@@ -39,7 +39,13 @@ fn spawn(effect: Effect, client: &Client, tx: &UnboundedSender<Msg>) {
             },
             Effect::LoadMessages(thread) => Msg::Messages {
                 thread,
+                older: false,
                 result: client.messages(thread, None).await,
+            },
+            Effect::LoadOlder(thread, cursor) => Msg::Messages {
+                thread,
+                older: true,
+                result: client.messages(thread, Some(&cursor)).await,
             },
             Effect::Send {
                 recipient,

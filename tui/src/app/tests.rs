@@ -550,6 +550,7 @@ fn o_opens_a_sealed_read_once_message_once() {
     };
     app.update(Msg::Messages {
         thread: t.id,
+        older: false,
         result: Ok(Page {
             items: vec![sealed.clone()],
             next_cursor: None,
@@ -672,4 +673,65 @@ fn a_queued_message_the_server_refuses_goes_back_to_the_editor() {
     assert_eq!(compose.key, "k1", "a resend keeps its key");
     assert!(compose.errors.contains_key("recipient"));
     assert!(app.outbox.is_empty());
+}
+
+#[test]
+fn a_thread_shows_its_newest_messages_and_fetches_older_ones_going_up() {
+    let mut app = App::new();
+    let t = thread("Long", 0);
+    loaded(&mut app, vec![t.clone()]);
+    app.update(key(KeyCode::Enter));
+    let message = |body: &str| Message {
+        id: MessageId::generate(),
+        thread_id: t.id,
+        subject: "Long".into(),
+        body: Some(body.into()),
+        sender: user("alice"),
+        recipient: user("bob"),
+        is_read: true,
+        created_at: Utc::now(),
+        in_reply_to: None,
+        expires_at: None,
+        read_once: false,
+    };
+    // Pages arrive newest first; the view shows them oldest first, newest at the bottom.
+    let newest = Page {
+        items: vec![message("4"), message("3")],
+        next_cursor: Some("c".into()),
+    };
+    app.update(Msg::Messages {
+        thread: t.id,
+        older: false,
+        result: Ok(newest),
+    });
+    let bodies = |app: &App| -> Vec<String> {
+        app.open
+            .as_ref()
+            .unwrap()
+            .messages
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| m.body.clone().unwrap())
+            .collect()
+    };
+    assert_eq!(bodies(&app), ["3", "4"]);
+    assert_eq!(
+        app.update(key(KeyCode::Char('g'))),
+        [Effect::LoadOlder(t.id, "c".into())]
+    );
+    let older = Page {
+        items: vec![message("2"), message("1")],
+        next_cursor: None,
+    };
+    app.update(Msg::Messages {
+        thread: t.id,
+        older: true,
+        result: Ok(older),
+    });
+    assert_eq!(bodies(&app), ["1", "2", "3", "4"]);
+    assert!(
+        app.update(key(KeyCode::Char('g'))).is_empty(),
+        "nothing older left"
+    );
 }

@@ -93,6 +93,7 @@ fn thread_view_with_wide_characters_and_an_expiring_message() {
     app.open = Some(OpenThread {
         thread: app.threads[0].clone(),
         messages: Some(messages),
+        older: None,
         scroll: 0,
     });
     app.pane = Pane::Thread;
