@@ -319,6 +319,8 @@ pub struct App {
     pub search: Option<Search>,
     /// Messages waiting for the server (persisted by the runtime).
     pub outbox: Vec<Outgoing>,
+    /// The keys in force.
+    pub keymap: keys::Keymap,
     /// Set when the user quits.
     pub quit: bool,
 }
@@ -482,6 +484,7 @@ impl App {
             bell: false,
             search: None,
             outbox: Vec::new(),
+            keymap: keys::Keymap::default(),
             quit: false,
         }
     }
@@ -847,7 +850,7 @@ impl App {
         if let Some(effects) = self.search_key(key) {
             return effects;
         }
-        let Some(action) = keys::action(key) else {
+        let Some(action) = self.keymap.action(key) else {
             return vec![];
         };
         self.act(action)
@@ -1072,7 +1075,7 @@ impl App {
             return None;
         }
         let count = search.hits.as_ref().map_or(0, Vec::len);
-        match keys::action(key)? {
+        match self.keymap.action(key)? {
             Action::Down => search.selected = (search.selected + 1).min(count.saturating_sub(1)),
             Action::Up => search.selected = search.selected.saturating_sub(1),
             Action::Top => search.selected = 0,

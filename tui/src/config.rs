@@ -14,6 +14,8 @@ pub struct Config {
     pub server: Option<String>,
     /// Ring the terminal bell when new mail arrives.
     pub bell: bool,
+    /// Key overrides: action name → key (e.g. `reply = "e"`); see the help screen (`?`).
+    pub keys: std::collections::BTreeMap<String, String>,
 }
 
 /// The configuration folder.
@@ -174,6 +176,19 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn the_shipped_example_config_parses_with_its_keys() {
+        let dir = temp();
+        std::fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml"),
+            dir.join("config.toml"),
+        )
+        .unwrap();
+        let config = load(&dir).unwrap();
+        assert_eq!(config.server.as_deref(), Some("http://127.0.0.1:8080"));
+        assert!(crate::keys::Keymap::with_overrides(&config.keys).is_ok());
     }
 
     #[test]

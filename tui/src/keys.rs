@@ -1,10 +1,12 @@
 //! The key table: one list binds keys to actions and generates the help screen, so the two
-//! cannot drift apart. The keys follow mutt and aerc.
+//! cannot drift apart. The defaults follow mutt and aerc; `[keys]` in `config.toml` rebinds any
+//! action (`reply = "R"`), and only the actions it names change.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use std::collections::BTreeMap;
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 /// Something the user can ask for in the mailbox.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Move the selection down.
     Down,
@@ -48,149 +50,255 @@ pub enum Action {
     Back,
 }
 
-/// One binding: the key as written in the help, what it does, and how it is described.
+/// One action in the table: its config name, what it does, and its default keys.
 pub struct Binding {
-    /// The key's name in the help screen.
-    pub key: &'static str,
     /// The action.
     pub action: Action,
-    /// What it does.
+    /// Its name in `[keys]`.
+    pub name: &'static str,
+    /// What it does, for the help screen.
     pub help: &'static str,
+    /// The keys bound by default.
+    pub keys: &'static [&'static str],
 }
 
-/// Every mailbox key.
+/// Every mailbox action, in help order.
 pub const BINDINGS: &[Binding] = &[
     Binding {
-        key: "j / ↓",
         action: Action::Down,
+        name: "down",
         help: "next item",
+        keys: &["j", "down"],
     },
     Binding {
-        key: "k / ↑",
         action: Action::Up,
+        name: "up",
         help: "previous item",
+        keys: &["k", "up"],
     },
     Binding {
-        key: "g",
         action: Action::Top,
-        help: "first item",
+        name: "top",
+        help: "first item (older messages)",
+        keys: &["g", "home"],
     },
     Binding {
-        key: "G",
         action: Action::Bottom,
+        name: "bottom",
         help: "last item",
+        keys: &["G", "end"],
     },
     Binding {
-        key: "PgDn",
         action: Action::PageDown,
+        name: "page_down",
         help: "page down",
+        keys: &["pagedown"],
     },
     Binding {
-        key: "PgUp",
         action: Action::PageUp,
+        name: "page_up",
         help: "page up",
+        keys: &["pageup"],
     },
     Binding {
-        key: "Enter",
         action: Action::Open,
+        name: "open",
         help: "open folder or thread",
+        keys: &["enter"],
     },
     Binding {
-        key: "Tab",
         action: Action::NextPane,
+        name: "next_pane",
         help: "next pane",
+        keys: &["tab"],
     },
     Binding {
-        key: "r",
         action: Action::Reply,
+        name: "reply",
         help: "reply in the thread",
+        keys: &["r"],
     },
     Binding {
-        key: "c",
         action: Action::Compose,
+        name: "compose",
         help: "compose a new message",
+        keys: &["c"],
     },
     Binding {
-        key: "a",
         action: Action::Archive,
+        name: "archive",
         help: "archive / unarchive thread",
+        keys: &["a"],
     },
     Binding {
-        key: "d",
         action: Action::Delete,
+        name: "delete",
         help: "delete thread (asks first)",
+        keys: &["d"],
     },
     Binding {
-        key: "u",
         action: Action::ToggleUnread,
+        name: "toggle_unread",
         help: "mark thread read / unread",
+        keys: &["u"],
     },
     Binding {
-        key: "m",
         action: Action::Mute,
+        name: "mute",
         help: "mute / unmute thread",
+        keys: &["m"],
     },
     Binding {
-        key: "R",
         action: Action::Refresh,
+        name: "refresh",
         help: "refresh",
+        keys: &["R"],
     },
     Binding {
-        key: "/",
         action: Action::Search,
+        name: "search",
         help: "search your convos",
+        keys: &["/"],
     },
     Binding {
-        key: "o",
         action: Action::OpenOnce,
+        name: "open_once",
         help: "open a read-once message (once!)",
+        keys: &["o"],
     },
     Binding {
-        key: "O",
         action: Action::Ops,
+        name: "ops",
         help: "queue board (operators)",
+        keys: &["O"],
     },
     Binding {
-        key: "?",
         action: Action::Help,
+        name: "help",
         help: "this help",
+        keys: &["?"],
     },
     Binding {
-        key: "q / Esc",
         action: Action::Back,
+        name: "back",
         help: "close, back, or quit",
+        keys: &["q", "esc"],
     },
 ];
 
-/// The action bound to a key press in the mailbox, if any.
-pub fn action(key: KeyEvent) -> Option<Action> {
-    if key.modifiers.contains(KeyModifiers::CONTROL) {
-        return None;
+/// Parses a key name: a single character (`r`, `R`, `/`) or `enter`, `tab`, `esc`, `up`,
+/// `down`, `left`, `right`, `home`, `end`, `pageup`, `pagedown`, `backspace`, `space`.
+pub fn parse_key(name: &str) -> Option<KeyCode> {
+    let mut chars = name.chars();
+    if let (Some(c), None) = (chars.next(), chars.next()) {
+        return Some(KeyCode::Char(c));
     }
-    let action = match key.code {
-        KeyCode::Char('j') | KeyCode::Down => Action::Down,
-        KeyCode::Char('k') | KeyCode::Up => Action::Up,
-        KeyCode::Char('g') | KeyCode::Home => Action::Top,
-        KeyCode::Char('G') | KeyCode::End => Action::Bottom,
-        KeyCode::PageDown => Action::PageDown,
-        KeyCode::PageUp => Action::PageUp,
-        KeyCode::Enter => Action::Open,
-        KeyCode::Tab => Action::NextPane,
-        KeyCode::Char('r') => Action::Reply,
-        KeyCode::Char('c') => Action::Compose,
-        KeyCode::Char('a') => Action::Archive,
-        KeyCode::Char('d') => Action::Delete,
-        KeyCode::Char('u') => Action::ToggleUnread,
-        KeyCode::Char('m') => Action::Mute,
-        KeyCode::Char('R') => Action::Refresh,
-        KeyCode::Char('/') => Action::Search,
-        KeyCode::Char('o') => Action::OpenOnce,
-        KeyCode::Char('O') => Action::Ops,
-        KeyCode::Char('?') => Action::Help,
-        KeyCode::Char('q') | KeyCode::Esc => Action::Back,
+    Some(match name.to_ascii_lowercase().as_str() {
+        "enter" => KeyCode::Enter,
+        "tab" => KeyCode::Tab,
+        "esc" => KeyCode::Esc,
+        "up" => KeyCode::Up,
+        "down" => KeyCode::Down,
+        "left" => KeyCode::Left,
+        "right" => KeyCode::Right,
+        "home" => KeyCode::Home,
+        "end" => KeyCode::End,
+        "pageup" => KeyCode::PageUp,
+        "pagedown" => KeyCode::PageDown,
+        "backspace" => KeyCode::Backspace,
+        "space" => KeyCode::Char(' '),
         _ => return None,
-    };
-    Some(action)
+    })
+}
+
+fn show(code: KeyCode) -> String {
+    match code {
+        KeyCode::Char(' ') => "Space".into(),
+        KeyCode::Char(c) => c.to_string(),
+        KeyCode::Enter => "Enter".into(),
+        KeyCode::Tab => "Tab".into(),
+        KeyCode::Esc => "Esc".into(),
+        KeyCode::Up => "↑".into(),
+        KeyCode::Down => "↓".into(),
+        KeyCode::Left => "←".into(),
+        KeyCode::Right => "→".into(),
+        KeyCode::Home => "Home".into(),
+        KeyCode::End => "End".into(),
+        KeyCode::PageUp => "PgUp".into(),
+        KeyCode::PageDown => "PgDn".into(),
+        KeyCode::Backspace => "Backspace".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The keys in force: the defaults with the user's overrides.
+#[derive(Clone, Debug)]
+pub struct Keymap {
+    keys: BTreeMap<Action, Vec<KeyCode>>,
+}
+
+impl Default for Keymap {
+    fn default() -> Self {
+        let keys = BINDINGS
+            .iter()
+            .map(|b| {
+                (
+                    b.action,
+                    b.keys.iter().filter_map(|k| parse_key(k)).collect(),
+                )
+            })
+            .collect();
+        Self { keys }
+    }
+}
+
+impl Keymap {
+    /// The defaults with `overrides` (action name → key name) applied; an unknown action or
+    /// key is an error naming it.
+    pub fn with_overrides(overrides: &BTreeMap<String, String>) -> Result<Self, String> {
+        let mut map = Self::default();
+        for (name, key) in overrides {
+            let binding = BINDINGS
+                .iter()
+                .find(|b| b.name == name)
+                .ok_or_else(|| format!("[keys]: no action is called {name:?}"))?;
+            let code =
+                parse_key(key).ok_or_else(|| format!("[keys] {name}: {key:?} is not a key"))?;
+            // The key leaves whatever action had it, so one key never means two things.
+            for codes in map.keys.values_mut() {
+                codes.retain(|c| *c != code);
+            }
+            map.keys.insert(binding.action, vec![code]);
+        }
+        Ok(map)
+    }
+
+    /// The action bound to a key press, if any.
+    pub fn action(&self, key: KeyEvent) -> Option<Action> {
+        if key.modifiers.contains(KeyModifiers::CONTROL) {
+            return None;
+        }
+        self.keys
+            .iter()
+            .find(|(_, codes)| codes.contains(&key.code))
+            .map(|(action, _)| *action)
+    }
+
+    /// The keys of an action as the help screen shows them.
+    pub fn describe(&self, action: Action) -> String {
+        self.keys.get(&action).map_or_else(String::new, |codes| {
+            codes
+                .iter()
+                .map(|c| show(*c))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        })
+    }
+}
+
+/// The action bound to a key press with the default keys.
+pub fn action(key: KeyEvent) -> Option<Action> {
+    Keymap::default().action(key)
 }
 
 #[cfg(test)]
@@ -202,32 +310,14 @@ mod tests {
     }
 
     #[test]
-    fn every_documented_action_is_bound_and_every_bound_action_documented() {
-        let codes = [
-            KeyCode::Char('j'),
-            KeyCode::Char('k'),
-            KeyCode::Char('g'),
-            KeyCode::Char('G'),
-            KeyCode::PageDown,
-            KeyCode::PageUp,
-            KeyCode::Enter,
-            KeyCode::Tab,
-            KeyCode::Char('r'),
-            KeyCode::Char('c'),
-            KeyCode::Char('a'),
-            KeyCode::Char('d'),
-            KeyCode::Char('u'),
-            KeyCode::Char('m'),
-            KeyCode::Char('R'),
-            KeyCode::Char('/'),
-            KeyCode::Char('o'),
-            KeyCode::Char('O'),
-            KeyCode::Char('?'),
-            KeyCode::Char('q'),
-        ];
-        let bound: Vec<Action> = codes.iter().filter_map(|c| action(press(*c))).collect();
-        let documented: Vec<Action> = BINDINGS.iter().map(|b| b.action).collect();
-        assert_eq!(bound, documented);
+    fn every_action_has_a_default_key_that_reaches_it() {
+        let map = Keymap::default();
+        for binding in BINDINGS {
+            for key in binding.keys {
+                let code = parse_key(key).expect("a valid default key");
+                assert_eq!(map.action(press(code)), Some(binding.action), "{key}");
+            }
+        }
     }
 
     #[test]
@@ -235,5 +325,46 @@ mod tests {
         assert_eq!(action(press(KeyCode::Down)), Some(Action::Down));
         assert_eq!(action(press(KeyCode::Up)), Some(Action::Up));
         assert_eq!(action(press(KeyCode::Esc)), Some(Action::Back));
+    }
+
+    #[test]
+    fn an_override_changes_only_the_actions_it_names() {
+        let overrides = BTreeMap::from([("reply".to_owned(), "e".to_owned())]);
+        let map = Keymap::with_overrides(&overrides).unwrap();
+        assert_eq!(map.action(press(KeyCode::Char('e'))), Some(Action::Reply));
+        assert_eq!(
+            map.action(press(KeyCode::Char('r'))),
+            None,
+            "the old key is free"
+        );
+        assert_eq!(
+            map.action(press(KeyCode::Char('c'))),
+            Some(Action::Compose),
+            "others unchanged"
+        );
+        assert_eq!(map.describe(Action::Reply), "e");
+    }
+
+    #[test]
+    fn a_rebound_key_leaves_its_old_action() {
+        let overrides = BTreeMap::from([("compose".to_owned(), "r".to_owned())]);
+        let map = Keymap::with_overrides(&overrides).unwrap();
+        assert_eq!(map.action(press(KeyCode::Char('r'))), Some(Action::Compose));
+    }
+
+    #[test]
+    fn unknown_actions_and_keys_are_named_in_the_error() {
+        let bad = BTreeMap::from([("fly".to_owned(), "f".to_owned())]);
+        assert!(
+            Keymap::with_overrides(&bad)
+                .unwrap_err()
+                .contains("\"fly\"")
+        );
+        let bad = BTreeMap::from([("reply".to_owned(), "ctrl+banana".to_owned())]);
+        assert!(
+            Keymap::with_overrides(&bad)
+                .unwrap_err()
+                .contains("ctrl+banana")
+        );
     }
 }

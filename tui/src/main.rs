@@ -40,7 +40,9 @@ async fn main() -> anyhow::Result<()> {
         None => {
             let config = config::load(&dir)?;
             let (server, token) = config::credentials(&dir, &config)?;
-            runtime::run(Client::new(&server, Some(token)), config.bell).await
+            let keymap = convos_tui::keys::Keymap::with_overrides(&config.keys)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("config.toml").display()))?;
+            runtime::run(Client::new(&server, Some(token)), config.bell, keymap).await
         }
         Some("login") => {
             let mut config = config::load(&dir)?;

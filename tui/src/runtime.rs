@@ -144,9 +144,9 @@ fn edit(text: &str) -> Result<String, String> {
 
 /// Runs the client until the user quits. The terminal is restored on every exit path,
 /// including panics (ratatui's hook) and SIGTERM.
-pub async fn run(client: Client, bell: bool) -> anyhow::Result<()> {
+pub async fn run(client: Client, bell: bool, keymap: crate::keys::Keymap) -> anyhow::Result<()> {
     let mut terminal = ratatui::init();
-    let result = event_loop(&mut terminal, client, bell).await;
+    let result = event_loop(&mut terminal, client, bell, keymap).await;
     ratatui::restore();
     result
 }
@@ -155,10 +155,12 @@ async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     client: Client,
     bell: bool,
+    keymap: crate::keys::Keymap,
 ) -> anyhow::Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let mut app = App::new();
     app.bell = bell;
+    app.keymap = keymap;
     app.outbox = crate::config::load_outbox(&crate::config::dir());
     for effect in app.start() {
         spawn(effect, &client, &tx);

@@ -81,7 +81,7 @@ pub fn render(frame: &mut Frame, app: &App, now: DateTime<Utc>) {
     render_status(frame, app, status);
     match &app.modal {
         Modal::None => {}
-        Modal::Help => render_help(frame),
+        Modal::Help => render_help(frame, &app.keymap),
         Modal::ConfirmDelete(_) => render_confirm(frame),
         Modal::Compose(compose) => render_compose(frame, compose),
         Modal::Ops(ops) => render_ops(frame, ops, now),
@@ -398,12 +398,15 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     }
 }
 
-fn render_help(frame: &mut Frame) {
+fn render_help(frame: &mut Frame, keymap: &crate::keys::Keymap) {
     let mut lines: Vec<Line> = BINDINGS
         .iter()
         .map(|b| {
             Line::from(vec![
-                Span::styled(format!("{:>9}  ", b.key), Style::default().fg(ACCENT)),
+                Span::styled(
+                    format!("{:>9}  ", keymap.describe(b.action)),
+                    Style::default().fg(ACCENT),
+                ),
                 Span::raw(b.help),
             ])
         })
