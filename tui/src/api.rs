@@ -296,4 +296,26 @@ impl Client {
         )
         .await
     }
+
+    /// Usernames starting with `prefix` (the directory, without the caller).
+    pub async fn usernames(&self, prefix: &str) -> Result<Vec<String>, ApiError> {
+        let encoded: String = prefix
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let page: convos_core::api::Items<convos_core::api::UserSummary> = self
+            .call(
+                Method::GET,
+                &format!("/api/v1/users?q={encoded}&limit=8"),
+                None,
+                None,
+            )
+            .await?;
+        Ok(page.items.into_iter().map(|u| u.username).collect())
+    }
 }

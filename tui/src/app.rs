@@ -115,6 +115,8 @@ pub struct Compose {
     pub sending: bool,
     /// The `Idempotency-Key` of this message: a resend can never create a second one.
     pub key: String,
+    /// Usernames from the directory matching what was typed in the recipient field.
+    pub suggestions: Vec<String>,
 }
 
 impl Compose {
@@ -134,6 +136,7 @@ impl Compose {
             confirm_discard: false,
             sending: false,
             key: uuid::Uuid::new_v4().to_string(),
+            suggestions: Vec::new(),
         }
     }
 
@@ -381,6 +384,13 @@ pub enum Msg {
     RetryOutbox,
     /// The external editor closed with this text (or failed).
     Edited(Result<String, String>),
+    /// Directory matches for a typed recipient prefix.
+    Completions {
+        /// The prefix asked for.
+        prefix: String,
+        /// The matching usernames.
+        result: Result<Vec<String>, ApiError>,
+    },
 }
 
 /// Something to do outside the state machine.
@@ -440,6 +450,8 @@ pub enum Effect {
     OpenThread(ThreadId),
     /// Read a read-once message (its one read).
     OpenOnce(MessageId),
+    /// Look up usernames starting with this prefix.
+    Complete(String),
     /// Hand the body to `$VISUAL`/`$EDITOR` and come back with its text.
     Editor(String),
     /// Write the outbox to disk.
@@ -688,6 +700,47 @@ impl App {
                 vec![]
             }
             Msg::RetryOutbox => self.flush().into_iter().collect(),
+            Msg::Completions { prefix, result } => {
+                self.pending = self.pending.saturating_sub(1);
+                let Modal::Compose(compose) = &mut self.modal else {
+                    return vec![];
+                };
+                if compose.recipient.trim() != prefix {
+                    return vec![];
+                }
+                match result {
+                    Ok(names) if names.is_empty() => {
+                        compose.suggestions.clear();
+                        compose.errors.insert(
+                            "recipient".into(),
+                            "no user has a name starting like this".into(),
+                        );
+                    }
+                    Ok(names) => {
+                        // Fill in as much as all the matches share.
+                        let mut common = names[0].clone();
+                        for name in &names[1..] {
+                            let shared = common
+                                .chars()
+                                .zip(name.chars())
+                                .take_while(|(a, b)| a == b)
+                                .count();
+                            common = common.chars().take(shared).collect();
+                        }
+                        let exact = names.len() == 1 && names[0] == prefix;
+                        if common.chars().count() > prefix.chars().count() || names.len() == 1 {
+                            compose.recipient = common;
+                        }
+                        compose.suggestions = names;
+                        // A full, known username: on to the subject.
+                        if exact {
+                            compose.field = Field::Subject;
+                        }
+                    }
+                    Err(e) => self.status = format!("Error: {e}"),
+                }
+                vec![]
+            }
             Msg::Edited(result) => {
                 match (result, &mut self.modal) {
                     (Ok(text), Modal::Compose(compose)) => {
@@ -1253,6 +1306,18 @@ impl App {
                     key,
                 },
             }];
+        }
+        // Tab in a recipient that is not a known username yet completes it from the directory.
+        if key.code == KeyCode::Tab
+            && compose.field == Field::Recipient
+            && !compose.recipient.trim().is_empty()
+            && !compose
+                .suggestions
+                .iter()
+                .any(|s| *s == compose.recipient.trim())
+        {
+            self.pending += 1;
+            return vec![Effect::Complete(compose.recipient.trim().to_owned())];
         }
         if key.code == KeyCode::Tab || key.code == KeyCode::BackTab {
             let fields = compose.fields();

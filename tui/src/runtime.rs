@@ -72,6 +72,10 @@ fn spawn(effect: Effect, client: &Client, tx: &UnboundedSender<Msg>) {
                 Msg::Done("Deleted".into(), client.delete_thread(thread).await)
             }
             Effect::Search(query) => Msg::SearchResults(client.search(&query).await),
+            Effect::Complete(prefix) => {
+                let result = client.usernames(&prefix).await;
+                Msg::Completions { prefix, result }
+            }
             Effect::OpenThread(thread) => Msg::ThreadLoaded(client.thread(thread).await),
             Effect::OpenOnce(message) => Msg::Opened(client.message(message).await),
             Effect::Flush(queued) => {

@@ -493,6 +493,12 @@ fn render_compose(frame: &mut Frame, compose: &Compose) {
                 None,
             ));
             header.extend(error_line(compose, "recipient"));
+            if compose.field == Field::Recipient && compose.suggestions.len() > 1 {
+                header.push(Line::from(Span::styled(
+                    format!("           {}", compose.suggestions.join("  ")),
+                    Style::default().fg(Color::DarkGray),
+                )));
+            }
             let count = format!("{}/140", compose.subject.chars().count());
             header.push(field_line(
                 "Subject",

@@ -56,6 +56,18 @@ fn loaded(app: &mut App, threads: Vec<Thread>) {
     });
 }
 
+/// Tab in the recipient field, with the directory confirming `name`.
+fn tab_to_subject(app: &mut App, name: &str) {
+    assert_eq!(
+        app.update(key(KeyCode::Tab)),
+        [Effect::Complete(name.into())]
+    );
+    app.update(Msg::Completions {
+        prefix: name.into(),
+        result: Ok(vec![name.into()]),
+    });
+}
+
 fn type_text(app: &mut App, text: &str) {
     for c in text.chars() {
         app.update(key(KeyCode::Char(c)));
@@ -170,7 +182,7 @@ fn compose_checks_fields_locally_and_shows_server_errors_on_their_field() {
     };
     assert!(compose.errors.contains_key("recipient") && compose.errors.contains_key("subject"));
     type_text(&mut app, "bob");
-    app.update(key(KeyCode::Tab));
+    tab_to_subject(&mut app, "bob");
     type_text(&mut app, "Hello");
     app.update(key(KeyCode::Tab));
     type_text(&mut app, "Hi Bob");
@@ -204,7 +216,7 @@ fn a_429_says_how_long_to_wait() {
     let mut app = App::new();
     app.update(key(KeyCode::Char('c')));
     type_text(&mut app, "bob");
-    app.update(key(KeyCode::Tab));
+    tab_to_subject(&mut app, "bob");
     type_text(&mut app, "s");
     app.update(key(KeyCode::Tab));
     type_text(&mut app, "b");
@@ -223,7 +235,7 @@ fn escape_asks_before_discarding_a_draft() {
     let mut app = App::new();
     app.update(key(KeyCode::Char('c')));
     type_text(&mut app, "bob");
-    app.update(key(KeyCode::Tab));
+    tab_to_subject(&mut app, "bob");
     type_text(&mut app, "Draft");
     app.update(key(KeyCode::Esc));
     assert!(matches!(app.modal, Modal::Compose(_)), "kept after one Esc");
@@ -579,7 +591,7 @@ fn a_message_written_offline_is_queued_and_sent_once_the_server_answers() {
     let mut app = App::new();
     app.update(key(KeyCode::Char('c')));
     type_text(&mut app, "bob");
-    app.update(key(KeyCode::Tab));
+    tab_to_subject(&mut app, "bob");
     type_text(&mut app, "Offline");
     app.update(key(KeyCode::Tab));
     type_text(&mut app, "written on a train");
@@ -734,4 +746,59 @@ fn a_thread_shows_its_newest_messages_and_fetches_older_ones_going_up() {
         app.update(key(KeyCode::Char('g'))).is_empty(),
         "nothing older left"
     );
+}
+
+#[test]
+fn tab_completes_the_recipient_from_the_directory() {
+    let mut app = App::new();
+    app.update(key(KeyCode::Char('c')));
+    type_text(&mut app, "al");
+    assert_eq!(
+        app.update(key(KeyCode::Tab)),
+        [Effect::Complete("al".into())]
+    );
+    app.update(Msg::Completions {
+        prefix: "al".into(),
+        result: Ok(vec!["alice".into(), "alicia".into()]),
+    });
+    let Modal::Compose(compose) = &app.modal else {
+        panic!()
+    };
+    assert_eq!(compose.recipient, "alic", "the shared part is filled in");
+    assert_eq!(compose.suggestions, ["alice", "alicia"]);
+    type_text(&mut app, "e");
+    assert!(
+        app.update(key(KeyCode::Tab)).is_empty(),
+        "a known username: Tab moves on"
+    );
+    let Modal::Compose(compose) = &app.modal else {
+        panic!()
+    };
+    assert_eq!(compose.field, Field::Subject);
+}
+
+#[test]
+fn a_single_match_completes_the_whole_name_and_none_says_so() {
+    let mut app = App::new();
+    app.update(key(KeyCode::Char('c')));
+    type_text(&mut app, "bo");
+    app.update(key(KeyCode::Tab));
+    app.update(Msg::Completions {
+        prefix: "bo".into(),
+        result: Ok(vec!["bob".into()]),
+    });
+    let Modal::Compose(compose) = &app.modal else {
+        panic!()
+    };
+    assert_eq!(compose.recipient, "bob");
+    app.update(key(KeyCode::Char('x')));
+    app.update(key(KeyCode::Tab));
+    app.update(Msg::Completions {
+        prefix: "bobx".into(),
+        result: Ok(vec![]),
+    });
+    let Modal::Compose(compose) = &app.modal else {
+        panic!()
+    };
+    assert!(compose.errors["recipient"].contains("no user"));
 }
