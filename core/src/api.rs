@@ -293,6 +293,20 @@ pub struct Settings {
     pub email_notifications: bool,
 }
 
+/// Unread messages per folder.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct FolderCounts {
+    /// In the inbox.
+    pub inbox: i64,
+    /// In threads the caller sent to.
+    pub sent: i64,
+    /// In archived threads.
+    pub archive: i64,
+    /// Everywhere.
+    pub all: i64,
+}
+
 /// `GET /api/v1/me`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -302,6 +316,9 @@ pub struct Me {
     pub user: User,
     /// Unread messages in threads that are not archived.
     pub unread_count: i64,
+    /// Unread messages per folder.
+    #[serde(default)]
+    pub unread_by_folder: FolderCounts,
     /// The caller's settings.
     pub settings: Settings,
 }

@@ -423,6 +423,34 @@ pub async fn delete_for_me(db: &PgPool, caller: UserId, thread: ThreadId) -> Res
     Ok(())
 }
 
+/// Unread messages per folder (threads with no unread message are never read).
+pub async fn unread_by_folder(
+    db: &PgPool,
+    caller: UserId,
+) -> Result<convos_core::api::FolderCounts> {
+    let (inbox, sent, archive, all): (i64, i64, i64, i64) = sqlx::query_as(concat!(
+        "select \
+           coalesce(sum(u) filter (where received_count > 0 and not archived), 0)::int8, \
+           coalesce(sum(u) filter (where sent_count > 0), 0)::int8, \
+           coalesce(sum(u) filter (where archived), 0)::int8, \
+           coalesce(sum(u), 0)::int8 \
+         from (select tp.received_count, tp.sent_count, tp.archived, \
+                      greatest(tp.unread_count - x.unread, 0) as u \
+               from thread_participants tp ",
+        expired_correction!(),
+        "where tp.user_id = $1 and tp.unread_count > 0) t"
+    ))
+    .bind(caller.as_uuid())
+    .fetch_one(db)
+    .await?;
+    Ok(convos_core::api::FolderCounts {
+        inbox,
+        sent,
+        archive,
+        all,
+    })
+}
+
 /// Unread messages in the caller's threads that are not archived.
 pub async fn unread_total(db: &PgPool, caller: UserId) -> Result<i64> {
     let total: i64 = sqlx::query_scalar(concat!(

@@ -89,12 +89,22 @@ pub fn render(frame: &mut Frame, app: &App, now: DateTime<Utc>) {
 }
 
 fn render_folders(frame: &mut Frame, app: &App, area: Rect) {
-    let unread = app.me.as_ref().map_or(0, |m| m.unread_count);
+    let counts = app
+        .me
+        .as_ref()
+        .map(|m| m.unread_by_folder.clone())
+        .unwrap_or_default();
     let items: Vec<ListItem> = Folder::ALL
         .iter()
         .map(|f| {
+            let unread = match f {
+                Folder::Inbox => counts.inbox,
+                Folder::Sent => counts.sent,
+                Folder::Archive => counts.archive,
+                Folder::All => counts.all,
+            };
             let mut text = f.label().to_owned();
-            if *f == Folder::Inbox && unread > 0 {
+            if unread > 0 {
                 text.push_str(&format!(" ({unread})"));
             }
             let style = if *f == app.folder {

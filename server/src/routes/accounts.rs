@@ -121,9 +121,11 @@ pub async fn delete_session(State(state): State<AppState>, caller: AuthUser) -> 
     responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
 pub async fn get_me(State(state): State<AppState>, caller: AuthUser) -> Result<Json<Me>> {
     let unread_count = threads::unread_total(&state.db, caller.user.id).await?;
+    let unread_by_folder = threads::unread_by_folder(&state.db, caller.user.id).await?;
     Ok(Json(Me {
         user: caller.user,
         unread_count,
+        unread_by_folder,
         settings: caller.settings,
     }))
 }
@@ -142,9 +144,11 @@ pub async fn update_me(
     let change = body.value.parse().map_err(ApiError::Validation)?;
     let (user, settings) = users::update_profile(&state.db, caller.user.id, &change).await?;
     let unread_count = threads::unread_total(&state.db, caller.user.id).await?;
+    let unread_by_folder = threads::unread_by_folder(&state.db, caller.user.id).await?;
     Ok(Json(Me {
         user,
         unread_count,
+        unread_by_folder,
         settings,
     }))
 }

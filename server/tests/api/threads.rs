@@ -122,6 +122,21 @@ async fn folders_hold_the_right_threads_and_archive_moves_them(db: PgPool) {
     );
     assert!(folder("archive").await.is_empty());
     assert_eq!(app.unread_total(&alice).await, 2);
+    let me = app.get("/api/v1/me", &alice).await;
+    assert_eq!(
+        me.body["unread_by_folder"],
+        serde_json::json!({"inbox": 2, "sent": 0, "archive": 0, "all": 2}),
+        "per-folder unread counts"
+    );
+    app.act(&format!("/api/v1/threads/{r}/archive"), &alice)
+        .await;
+    let me = app.get("/api/v1/me", &alice).await;
+    assert_eq!(
+        me.body["unread_by_folder"],
+        serde_json::json!({"inbox": 0, "sent": 0, "archive": 2, "all": 2})
+    );
+    app.act(&format!("/api/v1/threads/{r}/unarchive"), &alice)
+        .await;
 
     app.act(&format!("/api/v1/threads/{r}/archive"), &alice)
         .await;

@@ -377,6 +377,7 @@ fn admin_app() -> App {
             created_at: Utc::now(),
         },
         unread_count: 0,
+        unread_by_folder: Default::default(),
         settings: convos_core::api::Settings {
             email_notifications: true,
         },
@@ -540,6 +541,7 @@ fn o_opens_a_sealed_read_once_message_once() {
             created_at: Utc::now(),
         },
         unread_count: 1,
+        unread_by_folder: Default::default(),
         settings: convos_core::api::Settings {
             email_notifications: true,
         },

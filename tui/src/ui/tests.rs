@@ -33,6 +33,12 @@ fn app_with_inbox() -> App {
             created_at: now(),
         },
         unread_count: 2,
+        unread_by_folder: convos_core::api::FolderCounts {
+            inbox: 2,
+            sent: 0,
+            archive: 0,
+            all: 2,
+        },
         settings: Settings {
             email_notifications: true,
         },
