@@ -14,6 +14,8 @@ pub struct Config {
     pub server: Option<String>,
     /// Ring the terminal bell when new mail arrives.
     pub bell: bool,
+    /// The editor for `Ctrl-e` (default: `$VISUAL`, then `$EDITOR`, then `vi`).
+    pub editor: Option<String>,
     /// Key overrides: action name → key (e.g. `reply = "e"`); see the help screen (`?`).
     pub keys: std::collections::BTreeMap<String, String>,
 }

@@ -120,9 +120,15 @@ fn spawn(effect: Effect, client: &Client, tx: &UnboundedSender<Msg>) {
     });
 }
 
-/// Opens `text` in `$VISUAL`, `$EDITOR` or `vi`, and returns what the file holds afterwards.
+/// Opens `text` in the configured editor, `$VISUAL`, `$EDITOR` or `vi`, and returns what the
+/// file holds afterwards.
 fn edit(text: &str) -> Result<String, String> {
-    let editor = std::env::var("VISUAL")
+    let configured = crate::config::load(&crate::config::dir())
+        .ok()
+        .and_then(|c| c.editor);
+    let editor = configured
+        .ok_or(std::env::VarError::NotPresent)
+        .or_else(|_| std::env::var("VISUAL"))
         .or_else(|_| std::env::var("EDITOR"))
         .unwrap_or_else(|_| "vi".into());
     let path = std::env::temp_dir().join(format!("convos-draft-{}.txt", uuid::Uuid::new_v4()));
