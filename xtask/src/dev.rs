@@ -98,19 +98,10 @@ pub fn boot(
 
     wait_ready(addr, &mut children)?;
     let client = services.dir.join("client");
-    sign_in_alice(addr, &client)?;
+    let token = sign_in_alice(addr, &client)?;
     banner(addr, &mail, &client);
     if check {
-        let login = format!(r#"{{"username":"alice","password":"{DEMO_PASSWORD}"}}"#);
-        let (status, body) = http(addr, "POST", "/api/v1/sessions", Some(&login))?;
-        if status != 201 {
-            bail!("logging in as alice answered {status}: {body}");
-        }
-        let token = body
-            .split("\"token\":\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .context("no token in the login answer")?;
+        let token = token.as_str();
         let before = count_files(&mail);
         let message =
             r#"{"recipient":"bob","subject":"Dev check","body":"Hello from cargo xtask"}"#;
@@ -184,8 +175,9 @@ fn wait_ready(addr: SocketAddr, children: &mut Children) -> anyhow::Result<()> {
 }
 
 /// Logs alice in and stores the terminal client's config and token under `client`, so the
-/// client opens straight into her inbox with `XDG_CONFIG_HOME` pointing there.
-fn sign_in_alice(addr: SocketAddr, client: &std::path::Path) -> anyhow::Result<()> {
+/// client opens straight into her inbox with `XDG_CONFIG_HOME` pointing there. Returns the
+/// token.
+fn sign_in_alice(addr: SocketAddr, client: &std::path::Path) -> anyhow::Result<String> {
     let login = format!(r#"{{"username":"alice","password":"{DEMO_PASSWORD}"}}"#);
     let (status, body) = http(addr, "POST", "/api/v1/sessions", Some(&login))?;
     if status != 201 {
@@ -203,7 +195,7 @@ fn sign_in_alice(addr: SocketAddr, client: &std::path::Path) -> anyhow::Result<(
         format!("server = \"http://{addr}\"\n"),
     )?;
     std::fs::write(dir.join("token"), token)?;
-    Ok(())
+    Ok(token.to_owned())
 }
 
 fn count_files(dir: &std::path::Path) -> usize {
