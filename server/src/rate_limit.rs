@@ -67,28 +67,12 @@ impl RateLimiter {
         }
     }
 
-    /// Whether `subject` is currently over `limit` without counting an attempt.
-    pub async fn check(&self, kind: &str, subject: &str, limit: u32) -> Decision {
+    /// Takes back one counted attempt (a login that succeeded).
+    pub async fn forget_one(&self, kind: &str, subject: &str) {
         let key = self.key(kind, subject);
-        let result: redis::RedisResult<(Option<u64>, i64)> = match self.redis.get().await {
-            Err(e) => Err(e),
-            Ok(mut conn) => {
-                redis::pipe()
-                    .get(&key)
-                    .pttl(&key)
-                    .query_async(&mut conn)
-                    .await
-            }
-        };
-        match result {
-            Ok((Some(count), ttl_ms)) if count >= u64::from(limit) => {
-                Decision::Limited(Duration::from_millis(ttl_ms.max(1000) as u64))
-            }
-            Ok(_) => Decision::Allowed,
-            Err(e) => {
-                tracing::warn!(error = %e, kind, "rate limit not enforced: redis unavailable");
-                Decision::Allowed
-            }
+        if let Ok(mut conn) = self.redis.get().await {
+            let _: redis::RedisResult<i64> =
+                redis::cmd("DECR").arg(&key).query_async(&mut conn).await;
         }
     }
 }

@@ -75,6 +75,9 @@ impl Application {
             limiter: RateLimiter::new(redis.clone(), settings.redis_prefix.clone()),
             hub,
             metrics: crate::metrics::Metrics::new(),
+            hashing: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+            )),
             shutdown: shutdown.clone(),
             outbox: convos_store::jobs::Outbox {
                 notify_delay: std::time::Duration::from_secs(settings.notify_delay_secs),

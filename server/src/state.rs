@@ -23,6 +23,8 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Prometheus metrics of this process.
     pub metrics: crate::metrics::Metrics,
+    /// Bounds the password hashes computed at once (each takes ~19 MiB and a core).
+    pub hashing: Arc<tokio::sync::Semaphore>,
     /// Settings in force.
     pub settings: Arc<Settings>,
     /// A real argon2 hash of a random password, verified against when a login names an unknown

@@ -30,6 +30,10 @@ impl Cursor {
         let text = std::str::from_utf8(&bytes).ok()?;
         let (micros, id) = text.split_once(':')?;
         let at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+        // Only times PostgreSQL can compare with (a forged far-off time would be a 500).
+        if !(0..=253_402_300_799).contains(&at.timestamp()) {
+            return None;
+        }
         Some(Self {
             at,
             id: Uuid::try_parse(id).ok()?,

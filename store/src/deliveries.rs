@@ -61,6 +61,8 @@ pub struct QueuedMessage {
     pub deleted: bool,
     /// It expired.
     pub expired: bool,
+    /// It will expire: its body stays out of email, which would outlive it.
+    pub expiring: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -76,10 +78,31 @@ struct QueuedRow {
     read: bool,
     deleted: bool,
     expired: bool,
+    expiring: bool,
 }
 
-/// The queued deliveries of `thread` to `recipient`, with the facts to decide on them.
-pub async fn pending(db: &PgPool, thread: ThreadId, recipient: UserId) -> Result<Pending> {
+/// Claims the queued deliveries of `thread` to `recipient` for `job` (unclaimed ones, or ones
+/// whose claim is older than `stale_after` seconds: their job died) and returns them with the
+/// facts to decide on them. A delivery another live job holds is not returned.
+pub async fn pending(
+    db: &PgPool,
+    thread: ThreadId,
+    recipient: UserId,
+    job: Uuid,
+    stale_after: f64,
+) -> Result<Pending> {
+    sqlx::query(
+        "update deliveries set claimed_by = $3, claimed_at = now() \
+         where thread_id = $1 and recipient_id = $2 and status = 'queued' \
+           and (claimed_by is null or claimed_by = $3 \
+                or claimed_at < now() - make_interval(secs => $4))",
+    )
+    .bind(thread.as_uuid())
+    .bind(recipient.as_uuid())
+    .bind(job)
+    .bind(stale_after)
+    .execute(db)
+    .await?;
     let (id, email, display_name, email_notifications): (Uuid, String, String, bool) =
         sqlx::query_as(
             "select id, email, display_name, email_notifications from users where id = $1",
@@ -109,14 +132,17 @@ pub async fn pending(db: &PgPool, thread: ThreadId, recipient: UserId) -> Result
                 s.display_name as sender_display_name, m.body, m.read_once, m.created_at, \
                 m.in_reply_to, m.recipient_read as read, \
                 (m.recipient_deleted_at is not null or m.consumed_at is not null) as deleted, \
-                (m.expires_at is not null and m.expires_at <= now()) as expired \
+                (m.expires_at is not null and m.expires_at <= now()) as expired, \
+                (m.expires_at is not null) as expiring \
          from deliveries d join messages m on m.id = d.message_id \
          join users s on s.id = m.sender_id \
          where d.thread_id = $1 and d.recipient_id = $2 and d.status = 'queued' \
+           and d.claimed_by = $3 \
          order by m.created_at, m.id",
     )
     .bind(thread.as_uuid())
     .bind(recipient.as_uuid())
+    .bind(job)
     .fetch_all(db)
     .await?;
     let newest = rows.last().map(|r| r.created_at);
@@ -159,6 +185,7 @@ pub async fn pending(db: &PgPool, thread: ThreadId, recipient: UserId) -> Result
                 read: r.read,
                 deleted: r.deleted,
                 expired: r.expired,
+                expiring: r.expiring,
             })
             .collect(),
         earlier: earlier.into_iter().map(Into::into).collect(),
@@ -214,6 +241,19 @@ pub async fn record(
     .bind(recipient.as_uuid())
     .bind(status)
     .bind(reason)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Lets go of a job's claim on the deliveries it did not decide (it will retry, or another
+/// job may take them).
+pub async fn release(db: &PgPool, job: Uuid) -> Result<()> {
+    sqlx::query(
+        "update deliveries set claimed_by = null, claimed_at = null \
+         where claimed_by = $1 and status = 'queued'",
+    )
+    .bind(job)
     .execute(db)
     .await?;
     Ok(())

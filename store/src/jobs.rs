@@ -184,10 +184,11 @@ pub async fn mark_dispatched(
     Ok(())
 }
 
-/// Makes dispatched jobs due again (their tickets could not be pushed).
+/// Makes dispatched jobs due again (their tickets could not be pushed). They become `retry`,
+/// not `pending`, so a newer pending email job of the same thread cannot collide with them.
 pub async fn undispatch(db: &PgPool, ids: &[Uuid]) -> Result<()> {
     sqlx::query(
-        "update jobs set state = case when attempts > 0 then 'retry' else 'pending' end, \
+        "update jobs set state = 'retry', \
            deadline_at = null, updated_at = now() \
          where id = any($1) and state = 'dispatched'",
     )
@@ -242,9 +243,10 @@ pub async fn start(
     .fetch_optional(&mut *tx)
     .await?;
     let Some((kind, payload, attempt, max_attempts)) = row else {
-        // A paused queue's job goes back to pending, for the relay to hand out on resume.
+        // A paused queue's job goes back to waiting (as `retry`, which no pending email job of the
+        // same thread can collide with), for the relay to hand out on resume.
         sqlx::query(
-            "update jobs set state = 'pending', deadline_at = null, updated_at = now() \
+            "update jobs set state = 'retry', deadline_at = null, updated_at = now() \
              where id = $1 and state = 'dispatched' \
                and exists (select 1 from queue_controls q where q.kind = jobs.kind and q.paused)",
         )

@@ -389,6 +389,26 @@ pub async fn get(db: &PgPool, caller: UserId, id: MessageId) -> Result<Message> 
     row.map(|r| r.into_api(false)).ok_or(StoreError::NotFound)
 }
 
+/// The message an idempotent replay answers with: the sender's original, even if it has since
+/// expired, been consumed or been deleted by them (the replay must not turn into a 404). Its
+/// body is withheld unless the sender could still read it.
+pub async fn replay_view(db: &PgPool, sender: UserId, id: MessageId) -> Result<Message> {
+    let row: Option<MessageRow> = sqlx::query_as(concat!(
+        message_select!(),
+        "where m.id = $2 and m.sender_id = $1"
+    ))
+    .bind(sender.as_uuid())
+    .bind(id.as_uuid())
+    .fetch_optional(db)
+    .await?;
+    let visible = get(db, sender, id).await.is_ok();
+    let mut message = row.map(|r| r.into_api(false)).ok_or(StoreError::NotFound)?;
+    if !visible {
+        message.body = None;
+    }
+    Ok(message)
+}
+
 /// Like [`get`], but inside a transaction and locking the message row.
 async fn get_for_update(
     tx: &mut Transaction<'_, Postgres>,

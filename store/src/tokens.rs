@@ -57,6 +57,16 @@ pub async fn authenticate(db: &PgPool, token: &str) -> Result<Option<(TokenId, U
     Ok(Some((TokenId(token_id), user, settings)))
 }
 
+/// Whether a token still works (not revoked).
+pub async fn is_live(db: &PgPool, id: TokenId) -> Result<bool> {
+    let live: Option<bool> =
+        sqlx::query_scalar("select revoked_at is null from api_tokens where id = $1")
+            .bind(id.0)
+            .fetch_optional(db)
+            .await?;
+    Ok(live.unwrap_or(false))
+}
+
 /// Revokes a token; it stops working at once.
 pub async fn revoke(db: &PgPool, id: TokenId) -> Result<()> {
     sqlx::query("update api_tokens set revoked_at = now() where id = $1 and revoked_at is null")

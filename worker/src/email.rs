@@ -47,6 +47,10 @@ fn shown(message: &QueuedMessage) -> String {
     if message.read_once {
         return "(A read-once message: open it in Convos to read it; it can be read once.)".into();
     }
+    if message.expiring {
+        // An email would outlive the message, which must disappear for both sides.
+        return "(An expiring message: open it in Convos to read it before it disappears.)".into();
+    }
     match &message.body {
         Some(body) if body.chars().count() > EXCERPT => {
             format!("{}…", body.chars().take(EXCERPT).collect::<String>())

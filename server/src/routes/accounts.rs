@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use convos_core::api::{
     CreateSessionRequest, CreateUserRequest, Items, Me, Session, UpdateMeRequest, User, UserSummary,
 };
-use convos_core::{ErrorBody, FieldError};
+use convos_core::{ErrorBody, FieldError, Password, Username};
 use convos_store::{threads, tokens, users};
 use serde::Deserialize;
 use std::time::Duration;
@@ -39,9 +39,18 @@ pub async fn create_user(
 ) -> Result<(StatusCode, Json<User>)> {
     let new = body.value.parse().map_err(ApiError::Validation)?;
     let password = new.password.clone();
-    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+    let permit = state
+        .hashing
+        .clone()
+        .acquire_owned()
         .await
-        .map_err(anyhow::Error::from)??;
+        .map_err(anyhow::Error::from)?;
+    let hash = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        auth::hash_password(&password)
+    })
+    .await
+    .map_err(anyhow::Error::from)??;
     let user = users::insert(
         &state.db,
         &new.username,
@@ -77,28 +86,45 @@ pub async fn create_session(
     let (Some(username), Some(password)) = (req.username, req.password) else {
         return Err(ApiError::Validation(missing));
     };
+    // Something that cannot be a username (or a password) is refused like a wrong password,
+    // without touching the database or the hasher.
+    let plausible = Username::parse(&username).is_ok() && Password::parse(&password).is_ok();
     let subject = username.to_lowercase();
     let limit = state.settings.login_failures_per_min;
-    if let Decision::Limited(wait) = state.limiter.check("login", &subject, limit).await {
+    // Counted before the check, so parallel guesses cannot slip past the limit; a success
+    // gives its count back.
+    if let Decision::Limited(wait) = state
+        .limiter
+        .hit("login", &subject, limit, Duration::from_secs(60))
+        .await
+    {
         return Err(ApiError::RateLimited(wait));
+    }
+    if !plausible {
+        return Err(ApiError::InvalidCredentials);
     }
     let found = users::credentials(&state.db, &username).await?;
     let phc = found
         .as_ref()
         .map_or_else(|| state.dummy_hash.to_string(), |(_, h)| h.clone());
-    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &phc))
+    // Hashing is CPU- and memory-heavy: a bounded number run at once.
+    let permit = state
+        .hashing
+        .clone()
+        .acquire_owned()
         .await
         .map_err(anyhow::Error::from)?;
+    let ok = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        auth::verify_password(&password, &phc)
+    })
+    .await
+    .map_err(anyhow::Error::from)?;
     let user_id = match (ok, found) {
         (true, Some((id, _))) => id,
-        _ => {
-            state
-                .limiter
-                .hit("login", &subject, limit, Duration::from_secs(60))
-                .await;
-            return Err(ApiError::InvalidCredentials);
-        }
+        _ => return Err(ApiError::InvalidCredentials),
     };
+    state.limiter.forget_one("login", &subject).await;
     let token = auth::new_token();
     tokens::insert(&state.db, user_id, &token).await?;
     let (user, _) = users::get(&state.db, user_id).await?;

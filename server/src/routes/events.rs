@@ -92,9 +92,27 @@ pub async fn stream_events(
         };
         std::future::ready(out.map(Ok))
     });
+    let heartbeat = Duration::from_secs(state.settings.sse_heartbeat_secs.max(1));
+    // The stream ends when the server shuts down, or once its session is revoked (checked at
+    // every heartbeat interval), so a logged-out token stops receiving events.
+    let (db, token) = (state.db.clone(), caller.token);
+    let revoked = async move {
+        loop {
+            tokio::time::sleep(heartbeat).await;
+            if !convos_store::tokens::is_live(&db, token)
+                .await
+                .unwrap_or(true)
+            {
+                break;
+            }
+        }
+    };
+    let stop = futures::future::select(
+        Box::pin(state.shutdown.clone().cancelled_owned()),
+        Box::pin(revoked),
+    );
     let stream = futures::stream::iter(first.into_iter().map(Ok))
         .chain(live)
-        .take_until(state.shutdown.clone().cancelled_owned());
-    let heartbeat = Duration::from_secs(state.settings.sse_heartbeat_secs.max(1));
+        .take_until(stop);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat")))
 }

@@ -43,7 +43,10 @@ pub(crate) async fn created_response(
     caller: UserId,
     created: Created,
 ) -> Result<Response> {
-    let message = messages::get(&state.db, caller, created.id()).await?;
+    let message = match created {
+        Created::New(id) => messages::get(&state.db, caller, id).await?,
+        Created::Replayed(id) => messages::replay_view(&state.db, caller, id).await?,
+    };
     let mut headers = HeaderMap::new();
     if matches!(created, Created::Replayed(_)) {
         headers.insert("idempotent-replayed", HeaderValue::from_static("true"));

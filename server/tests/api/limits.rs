@@ -80,3 +80,51 @@ async fn failed_logins_are_limited_per_username(db: PgPool) {
     let other = app.user("bob").await;
     assert!(!other.token.is_empty(), "other usernames are unaffected");
 }
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn parallel_guesses_cannot_slip_past_the_login_limit(db: PgPool) {
+    let app = TestApp::spawn_with(db, |s| s.login_failures_per_min = 3).await;
+    app.user("alice").await;
+    let guesses = (0..12).map(|i| {
+        app.call(
+            Method::POST,
+            "/api/v1/sessions",
+            None,
+            Some(json!({"username": "alice", "password": format!("wrong guess {i}")})),
+        )
+    });
+    let answers = futures::future::join_all(guesses).await;
+    let checked = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::UNAUTHORIZED)
+        .count();
+    let limited = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(
+        (checked, limited),
+        (3, 9),
+        "only the allowed number of passwords is checked"
+    );
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_login_that_cannot_be_a_username_is_just_a_wrong_login(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    app.user("alice").await;
+    for username in ["al\u{0}ice", "", &"a".repeat(300)] {
+        let res = app
+            .call(
+                Method::POST,
+                "/api/v1/sessions",
+                None,
+                Some(json!({"username": username, "password": "password-alice"})),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{username:?}");
+        assert_eq!(res.code(), "invalid_credentials");
+    }
+    let ok = app.login("alice", "password-alice").await;
+    assert!(!ok.token.is_empty(), "a success gives its count back");
+}

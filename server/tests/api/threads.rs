@@ -368,3 +368,18 @@ async fn list_limits_are_enforced(db: PgPool) {
         StatusCode::OK
     );
 }
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_forged_cursor_far_out_of_range_is_a_422_not_a_500(db: PgPool) {
+    use base64::Engine;
+    let app = TestApp::spawn(db).await;
+    let alice = app.user("alice").await;
+    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+        "-8000000000000000000:{}",
+        uuid::Uuid::nil().simple()
+    ));
+    for path in [format!("/api/v1/threads?cursor={forged}")] {
+        let res = app.get(&path, &alice).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+    }
+}

@@ -81,7 +81,15 @@ pub fn decide(facts: &Facts) -> Result<(), SkipReason> {
 pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
     let payload: NotifyEmailJob = serde_json::from_value(job.payload.clone())
         .map_err(|e| JobError::Permanent(format!("malformed payload: {e}")))?;
-    let pending = deliveries::pending(&ctx.db, payload.thread_id, payload.recipient_id).await?;
+    let stale_after = ctx.settings.deadline().as_secs_f64();
+    let pending = deliveries::pending(
+        &ctx.db,
+        payload.thread_id,
+        payload.recipient_id,
+        job.id,
+        stale_after,
+    )
+    .await?;
     if pending.messages.is_empty() {
         return Ok(Outcome::Skipped("nothing queued".into()));
     }
@@ -137,6 +145,7 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
             }
         } else {
             deliveries::note_error(&ctx.db, &ids, pending.recipient.id, &error).await?;
+            deliveries::release(&ctx.db, job.id).await?;
         }
         return Err(JobError::Transient(error));
     }

@@ -332,3 +332,44 @@ async fn a_muted_thread_sends_no_email(db: PgPool) {
     assert_eq!(d["items"][0]["reason"], "muted");
     worker.stop().await;
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_retrying_and_a_new_email_job_for_one_thread_send_one_email(db: PgPool) {
+    let mut config = StackConfig::new();
+    config.notify_delay_secs = 2;
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = Api::start(db.clone(), &config).await;
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let first = api.send(&alice, &bob, "Twice?", "one").await;
+    // As if the first job's send had failed: it waits to retry, so it no longer coalesces.
+    sqlx::query("update jobs set state = 'retry', attempts = 1 where kind = 'notify_email'")
+        .execute(&db)
+        .await
+        .unwrap();
+    api.reply(&alice, first["thread_id"].as_str().unwrap(), "two")
+        .await;
+    let jobs: i64 = sqlx::query_scalar("select count(*) from jobs where kind = 'notify_email'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(jobs, 2, "two email jobs for one thread and recipient");
+    sqlx::query("update jobs set next_run_at = now() where kind = 'notify_email'")
+        .execute(&db)
+        .await
+        .unwrap();
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    eventually(WAIT, "both jobs", || all_jobs_finished(&db)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        smtp.mails().len(),
+        1,
+        "the deliveries were claimed by one job only"
+    );
+    let sent: i64 = sqlx::query_scalar("select count(*) from deliveries where status = 'sent'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(sent, 2);
+    worker.stop().await;
+}

@@ -161,3 +161,35 @@ async fn idle_streams_get_heartbeats_and_read_state_syncs_across_sessions(db: Pg
     assert_eq!(updated.json()["thread_id"], sent["thread_id"]);
     worker.stop().await;
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn an_event_stream_ends_when_its_session_is_revoked(db: PgPool) {
+    let config = StackConfig::new();
+    let api = Api::start(db.clone(), &config).await;
+    let bob = api.user("bob").await;
+    let mut events = Events::connect(&api, &bob, None).await;
+    events
+        .next(Duration::from_secs(2))
+        .await
+        .expect("the first reset");
+    let (status, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            "/api/v1/sessions/current",
+            Some(&bob.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    // The stream closes within a heartbeat or two (1 s in tests); then no event can arrive.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match events.next(Duration::from_millis(500)).await {
+            None if events.is_closed() => break,
+            _ => assert!(
+                Instant::now() < deadline,
+                "the stream is still open after logout"
+            ),
+        }
+    }
+}

@@ -94,6 +94,11 @@ impl Events {
         Self { rx, comments }
     }
 
+    /// Whether the server closed the stream (and every event was read).
+    pub fn is_closed(&self) -> bool {
+        self.rx.is_closed() && self.rx.is_empty()
+    }
+
     /// The next event, if one comes within `limit`.
     pub async fn next(&mut self, limit: Duration) -> Option<Frame> {
         tokio::time::timeout(limit, self.rx.recv())
