@@ -324,6 +324,8 @@ pub struct App {
     pub outbox: Vec<Outgoing>,
     /// The keys in force.
     pub keymap: keys::Keymap,
+    /// Read-once messages opened in this session: their one read survives refreshes.
+    pub revealed: std::collections::HashMap<MessageId, Message>,
     /// Set when the user quits.
     pub quit: bool,
 }
@@ -353,14 +355,16 @@ pub enum Msg {
         /// The answer.
         result: Result<Page<Message>, ApiError>,
     },
-    /// A send or reply finished.
-    Sent(Result<Message, ApiError>),
+    /// A send or reply finished: the draft's idempotency key and the answer.
+    Sent(String, Result<Message, ApiError>),
     /// A thread action finished; the text says what it was.
     Done(String, Result<(), ApiError>),
     /// A live event.
     Live(Event),
     /// The live connection changed.
     Connection(Connection),
+    /// The event stream says events were missed: everything shown is fetched again.
+    Reset,
     /// The queue board.
     Board(Result<Board, ApiError>),
     /// The dead jobs.
@@ -368,7 +372,7 @@ pub enum Msg {
     /// A few seconds passed (sent only while the Ops screen is open).
     Tick,
     /// Search results.
-    SearchResults(Result<Page<SearchHit>, ApiError>),
+    SearchResults(String, Result<Page<SearchHit>, ApiError>),
     /// A thread fetched to be opened (from a search result).
     ThreadLoaded(Result<Thread, ApiError>),
     /// A read-once message's one read.
@@ -497,6 +501,7 @@ impl App {
             search: None,
             outbox: Vec::new(),
             keymap: keys::Keymap::default(),
+            revealed: std::collections::HashMap::new(),
             quit: false,
         }
     }
@@ -601,13 +606,14 @@ impl App {
                         }
                         open.messages = Some(items);
                         open.older = page.next_cursor;
+                        self.show_revealed();
                     }
                     (Err(e), _) => self.status = format!("Error: {e}"),
                     _ => {}
                 }
                 vec![]
             }
-            Msg::Sent(result) => self.sent(result),
+            Msg::Sent(key, result) => self.sent(&key, result),
             Msg::Done(what, result) => {
                 self.pending = self.pending.saturating_sub(1);
                 match result {
@@ -660,9 +666,11 @@ impl App {
                 }
                 vec![]
             }
-            Msg::SearchResults(result) => {
+            Msg::SearchResults(query, result) => {
                 self.pending = self.pending.saturating_sub(1);
                 match (result, &mut self.search) {
+                    // Only the answer to the search on screen.
+                    (_, Some(search)) if search.query.trim() != query => {}
                     (Ok(page), Some(search)) => {
                         self.status = format!("{} found", page.items.len());
                         search.hits = Some(page.items);
@@ -685,21 +693,18 @@ impl App {
             }
             Msg::Opened(result) => {
                 self.pending = self.pending.saturating_sub(1);
-                match (result, &mut self.open) {
-                    (Ok(message), Some(open)) => {
-                        if let Some(messages) = &mut open.messages
-                            && let Some(slot) = messages.iter_mut().find(|m| m.id == message.id)
-                        {
-                            *slot = message;
-                        }
+                match result {
+                    Ok(message) => {
+                        self.revealed.insert(message.id, message);
+                        self.show_revealed();
                         self.status = "Opened: this was its one read".into();
                     }
-                    (Err(e), _) => self.status = format!("Error: {e}"),
-                    _ => {}
+                    Err(e) => self.status = format!("Error: {e}"),
                 }
                 vec![]
             }
             Msg::RetryOutbox => self.flush().into_iter().collect(),
+            Msg::Reset => self.refresh(),
             Msg::Completions { prefix, result } => {
                 self.pending = self.pending.saturating_sub(1);
                 let Modal::Compose(compose) = &mut self.modal else {
@@ -767,8 +772,21 @@ impl App {
                         effects.extend(self.refresh());
                         effects
                     }
-                    // Still unreachable: it stays queued.
+                    // Still unreachable, or the server cannot take it now: it stays queued.
                     Err(ApiError::Offline(_)) => vec![],
+                    Err(ApiError::Server { status, .. })
+                        if status == 408 || status == 429 || status >= 500 =>
+                    {
+                        self.status =
+                            format!("Queued message not sent yet (server answered {status})");
+                        vec![]
+                    }
+                    Err(ApiError::Server { .. }) if !matches!(self.modal, Modal::None) => {
+                        // Refused, but a draft is open: it waits in the outbox and opens later.
+                        self.status =
+                            "A queued message was refused; it opens when this draft is done".into();
+                        vec![]
+                    }
                     Err(ApiError::Server { body, .. }) => {
                         // Refused (e.g. the recipient no longer exists): back into the editor
                         // with the reason, so nothing written is lost.
@@ -824,9 +842,19 @@ impl App {
         }
     }
 
-    fn sent(&mut self, result: Result<Message, ApiError>) -> Vec<Effect> {
+    fn sent(&mut self, key: &str, result: Result<Message, ApiError>) -> Vec<Effect> {
         self.pending = self.pending.saturating_sub(1);
-        let Modal::Compose(compose) = &mut self.modal else {
+        let open = match &mut self.modal {
+            Modal::Compose(compose) if compose.key == key => Some(compose),
+            _ => None,
+        };
+        let Some(compose) = open else {
+            // The answer for a draft that is no longer open (discarded while sending): it must
+            // not land on another draft.
+            self.status = match result {
+                Ok(_) => "Sent".into(),
+                Err(e) => format!("A discarded draft was not sent: {e}"),
+            };
             return vec![];
         };
         compose.sending = false;
@@ -1079,6 +1107,32 @@ impl App {
                 }
                 vec![]
             }
+        }
+    }
+
+    /// Puts the read-once messages opened in this session back into the open thread: the server
+    /// no longer lists them (they are consumed), but the one read stays readable here.
+    fn show_revealed(&mut self) {
+        let Some(open) = &mut self.open else { return };
+        let Some(messages) = &mut open.messages else {
+            return;
+        };
+        let mut added = false;
+        for revealed in self
+            .revealed
+            .values()
+            .filter(|m| m.thread_id == open.thread.id)
+        {
+            match messages.iter_mut().find(|m| m.id == revealed.id) {
+                Some(slot) => *slot = revealed.clone(),
+                None => {
+                    messages.push(revealed.clone());
+                    added = true;
+                }
+            }
+        }
+        if added {
+            messages.sort_by_key(|m| (m.created_at, m.id));
         }
     }
 

@@ -52,9 +52,13 @@ fn spawn(effect: Effect, client: &Client, tx: &UnboundedSender<Msg>) {
                 subject,
                 body,
                 key,
-            } => Msg::Sent(client.send(&recipient, &subject, &body, &key).await),
+            } => {
+                let result = client.send(&recipient, &subject, &body, &key).await;
+                Msg::Sent(key, result)
+            }
             Effect::Reply { thread, body, key } => {
-                Msg::Sent(client.reply(thread, &body, &key).await)
+                let result = client.reply(thread, &body, &key).await;
+                Msg::Sent(key, result)
             }
             Effect::ThreadAction {
                 thread,
@@ -71,7 +75,10 @@ fn spawn(effect: Effect, client: &Client, tx: &UnboundedSender<Msg>) {
             Effect::DeleteThread(thread) => {
                 Msg::Done("Deleted".into(), client.delete_thread(thread).await)
             }
-            Effect::Search(query) => Msg::SearchResults(client.search(&query).await),
+            Effect::Search(query) => {
+                let result = client.search(&query).await;
+                Msg::SearchResults(query, result)
+            }
             Effect::Complete(prefix) => {
                 let result = client.usernames(&prefix).await;
                 Msg::Completions { prefix, result }

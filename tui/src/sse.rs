@@ -94,7 +94,7 @@ pub async fn follow(base: String, token: String, tx: UnboundedSender<Msg>) {
                     }
                     let msg = match frame.event.as_str() {
                         // Events were missed: everything shown is fetched again.
-                        "reset" => Msg::Connection(Connection::Live),
+                        "reset" => Msg::Reset,
                         _ => match serde_json::from_str::<Event>(&frame.data) {
                             Ok(event) => Msg::Live(event),
                             Err(_) => continue,

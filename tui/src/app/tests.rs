@@ -56,6 +56,14 @@ fn loaded(app: &mut App, threads: Vec<Thread>) {
     });
 }
 
+/// The open draft's idempotency key (answers are matched to drafts by it).
+fn draft_key(app: &App) -> String {
+    match &app.modal {
+        Modal::Compose(compose) => compose.key.clone(),
+        _ => String::new(),
+    }
+}
+
 /// Tab in the recipient field, with the directory confirming `name`.
 fn tab_to_subject(app: &mut App, name: &str) {
     assert_eq!(
@@ -163,7 +171,10 @@ fn a_reply_sends_the_body_with_a_stable_idempotency_key() {
     );
     // The connection drops: the message is queued under the same key, so it cannot be sent twice.
     let key = key.clone();
-    app.update(Msg::Sent(Err(ApiError::Offline("connection reset".into()))));
+    app.update(Msg::Sent(
+        draft_key(&app),
+        Err(ApiError::Offline("connection reset".into())),
+    ));
     assert_eq!(app.outbox.len(), 1);
     assert_eq!(app.outbox[0].key, key);
     assert_eq!(app.outbox[0].reply_to.as_ref().map(|r| r.0), Some(t.id));
@@ -199,11 +210,14 @@ fn compose_checks_fields_locally_and_shows_server_errors_on_their_field() {
         )]
         .into(),
     );
-    app.update(Msg::Sent(Err(ApiError::Server {
-        status: 422,
-        body,
-        retry_after: None,
-    })));
+    app.update(Msg::Sent(
+        draft_key(&app),
+        Err(ApiError::Server {
+            status: 422,
+            body,
+            retry_after: None,
+        }),
+    ));
     let Modal::Compose(compose) = &app.modal else {
         panic!("the draft stays open")
     };
@@ -222,11 +236,14 @@ fn a_429_says_how_long_to_wait() {
     type_text(&mut app, "b");
     app.update(ctrl('s'));
     let body = ErrorBody::new("rate_limited", "too many requests");
-    app.update(Msg::Sent(Err(ApiError::Server {
-        status: 429,
-        body,
-        retry_after: Some(42),
-    })));
+    app.update(Msg::Sent(
+        draft_key(&app),
+        Err(ApiError::Server {
+            status: 429,
+            body,
+            retry_after: Some(42),
+        }),
+    ));
     assert_eq!(app.status, "Sending too fast: try again in 42s");
 }
 
@@ -505,10 +522,13 @@ fn slash_searches_and_enter_opens_the_thread_of_a_result() {
         created_at: Utc::now(),
         rank: 0.5,
     };
-    app.update(Msg::SearchResults(Ok(Page {
-        items: vec![hit.clone()],
-        next_cursor: None,
-    })));
+    app.update(Msg::SearchResults(
+        "ramen".into(),
+        Ok(Page {
+            items: vec![hit.clone()],
+            next_cursor: None,
+        }),
+    ));
     assert_eq!(app.status, "1 found");
     assert_eq!(
         app.update(key(KeyCode::Enter)),
@@ -602,7 +622,10 @@ fn a_message_written_offline_is_queued_and_sent_once_the_server_answers() {
         panic!("{effects:?}")
     };
     let sent_key = sent_key.clone();
-    let effects = app.update(Msg::Sent(Err(ApiError::Offline("no route to host".into()))));
+    let effects = app.update(Msg::Sent(
+        draft_key(&app),
+        Err(ApiError::Offline("no route to host".into())),
+    ));
     assert!(matches!(app.modal, Modal::None), "the composer closes");
     assert_eq!(app.outbox.len(), 1);
     assert_eq!(app.outbox[0].key, sent_key, "the same key goes with it");
@@ -803,4 +826,83 @@ fn a_single_match_completes_the_whole_name_and_none_says_so() {
         panic!()
     };
     assert!(compose.errors["recipient"].contains("no user"));
+}
+
+#[test]
+fn an_answer_for_a_discarded_draft_never_lands_on_the_next_one() {
+    let mut app = App::new();
+    app.update(key(KeyCode::Char('c')));
+    type_text(&mut app, "bob");
+    tab_to_subject(&mut app, "bob");
+    type_text(&mut app, "A");
+    app.update(key(KeyCode::Tab));
+    type_text(&mut app, "first");
+    let first = draft_key(&app);
+    app.update(ctrl('s'));
+    app.update(key(KeyCode::Esc));
+    app.update(key(KeyCode::Esc));
+    app.update(key(KeyCode::Char('c')));
+    type_text(&mut app, "half-written");
+    app.update(Msg::Sent(first, Err(ApiError::Offline("gone".into()))));
+    assert!(
+        app.outbox.is_empty(),
+        "the second draft is not queued in the first one's place"
+    );
+    let Modal::Compose(compose) = &app.modal else {
+        panic!("the second draft stays open")
+    };
+    assert_eq!(compose.recipient, "half-written");
+}
+
+#[test]
+fn a_reset_from_the_server_refetches_everything() {
+    let mut app = App::new();
+    app.update(Msg::Connection(Connection::Live));
+    let effects = app.update(Msg::Reset);
+    assert!(effects.contains(&Effect::LoadMe));
+    assert!(effects.contains(&Effect::LoadThreads {
+        folder: Folder::Inbox,
+        cursor: None
+    }));
+}
+
+#[test]
+fn a_queued_message_stays_queued_when_the_server_is_in_trouble() {
+    let mut app = App::new();
+    app.outbox.push(Outgoing {
+        key: "k".into(),
+        reply_to: None,
+        recipient: "bob".into(),
+        subject: "s".into(),
+        body: "b".into(),
+    });
+    for status in [503, 502, 429, 408] {
+        let body = ErrorBody::new("unavailable", "try later");
+        app.update(Msg::Flushed {
+            key: "k".into(),
+            result: Err(ApiError::Server {
+                status,
+                body,
+                retry_after: None,
+            }),
+        });
+        assert_eq!(app.outbox.len(), 1, "{status}: kept");
+        assert!(matches!(app.modal, Modal::None));
+    }
+    // A refusal while another draft is open waits for it.
+    app.update(key(KeyCode::Char('c')));
+    let body = ErrorBody::new("validation_failed", "nope");
+    app.update(Msg::Flushed {
+        key: "k".into(),
+        result: Err(ApiError::Server {
+            status: 422,
+            body,
+            retry_after: None,
+        }),
+    });
+    assert_eq!(app.outbox.len(), 1);
+    let Modal::Compose(compose) = &app.modal else {
+        panic!()
+    };
+    assert!(compose.recipient.is_empty(), "the open draft is untouched");
 }
