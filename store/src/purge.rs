@@ -17,6 +17,28 @@ pub struct Purged {
     pub consumed: u64,
 }
 
+/// Deletes what has served its time: jobs finished (done, skipped, discarded) more than
+/// `keep_days` ago with their attempt history, idempotency keys past their 24 hours, and the
+/// heartbeats of workers gone for a day. Returns the number of jobs deleted.
+pub async fn retention(db: &PgPool, keep_days: i32) -> Result<u64> {
+    let jobs = sqlx::query(
+        "delete from jobs where id in ( \
+           select id from jobs where state in ('done', 'skipped', 'discarded') \
+             and finished_at < now() - make_interval(days => $1) limit 10000)",
+    )
+    .bind(keep_days)
+    .execute(db)
+    .await?
+    .rows_affected();
+    sqlx::query("delete from idempotency_keys where created_at < now() - interval '25 hours'")
+        .execute(db)
+        .await?;
+    sqlx::query("delete from worker_heartbeats where last_seen_at < now() - interval '1 day'")
+        .execute(db)
+        .await?;
+    Ok(jobs)
+}
+
 /// Erases up to `batch` expired and `batch` consumed messages.
 pub async fn run(db: &PgPool, batch: i64) -> Result<Purged> {
     let consumed = sqlx::query(

@@ -48,6 +48,9 @@ pub struct WorkerSettings {
     pub retry_max_secs: u64,
     /// Milliseconds a worker waits between polls of an empty queue (`CONVOS_POLL_MS`).
     pub poll_ms: u64,
+    /// Days finished jobs (and their attempt history) are kept for operators
+    /// (`CONVOS_KEEP_JOBS_DAYS`).
+    pub keep_jobs_days: i32,
     /// Where `/metrics` is served (`CONVOS_METRICS_ADDR`); unset to serve none.
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Seconds between removals of finished tasks from Redis (`CONVOS_VACUUM_EVERY_SECS`); the
@@ -75,6 +78,7 @@ impl Default for WorkerSettings {
             retry_max_secs: 3_600,
             poll_ms: 250,
             vacuum_every_secs: 30,
+            keep_jobs_days: 7,
             metrics_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9091))),
         }
     }

@@ -112,6 +112,14 @@ async fn the_purge_runs_once_per_period_across_workers_and_erases_expired_bodies
         .await
         .unwrap();
 
+    // History past its retention: an old finished job.
+    sqlx::query(
+        "insert into jobs (id, kind, key, payload, state, max_attempts, finished_at) \
+         values (gen_random_uuid(), 'deliver', 'ancient', '{}', 'done', 3, now() - interval '30 days')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
     let url = database_url(&db).await;
     let one = InProcessWorker::start(config.worker_settings(&url));
     let two = InProcessWorker::start(config.worker_settings(&url));
@@ -165,6 +173,11 @@ async fn the_purge_runs_once_per_period_across_workers_and_erases_expired_bodies
     .fetch_one(&db)
     .await
     .unwrap();
+    let ancient: i64 = sqlx::query_scalar("select count(*) from jobs where key = 'ancient'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(ancient, 0, "finished jobs past their retention are deleted");
     assert_eq!((received, unread), (1, 1));
     let (_, t) = api
         .call(
