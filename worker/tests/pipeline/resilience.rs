@@ -1,13 +1,12 @@
 //! Outages and crashes: nothing accepted by the API is lost, and nothing happens twice.
 
 use crate::stack::{
-    Api, InProcessWorker, OwnRedis, SmtpSink, StackConfig, all_jobs_finished, database_url,
-    eventually, job_states,
+    Api, InProcessWorker, OwnRedis, SmtpSink, StackConfig, WorkerProcess, all_jobs_finished,
+    database_url, eventually, job_states,
 };
 use convos_core::events::stream_key;
 use sqlx::PgPool;
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -270,23 +269,11 @@ async fn a_worker_killed_mid_job_finishes_everything_after_restart_without_dupli
     }
     let url = database_url(&db).await;
     let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_convos-worker"))
-            .env("DATABASE_URL", &url)
-            .env("REDIS_URL", &config.redis_url)
-            .env("CONVOS_REDIS_PREFIX", &config.prefix)
-            .env(
-                "CONVOS_SMTP_URL",
-                format!("smtp://127.0.0.1:{}", config.smtp_port),
-            )
-            .env("CONVOS_MAIL_FROM", "Convos <notify@convos.test>")
-            .env("CONVOS_JOB_DEADLINE_SECS", "3")
-            .env("CONVOS_RELAY_INTERVAL_MS", "50")
-            .env("CONVOS_POLL_MS", "50")
-            .env("CONVOS_WORKER_CONCURRENCY", "1")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("worker starts")
+        let extra = [
+            ("CONVOS_JOB_DEADLINE_SECS", "3"),
+            ("CONVOS_WORKER_CONCURRENCY", "1"),
+        ];
+        WorkerProcess::spawn(&config, &url, &extra)
     };
     let mut first = spawn();
     eventually(WAIT, "some emails to be sent", || async {
@@ -297,8 +284,8 @@ async fn a_worker_killed_mid_job_finishes_everything_after_restart_without_dupli
     // in the instant between an accepted email and its ledger update, where any SMTP sender
     // can duplicate.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    first.kill().expect("SIGKILL");
-    first.wait().unwrap();
+    first.0.kill().expect("SIGKILL");
+    first.0.wait().unwrap();
     let before = smtp.mails().len();
     assert!(
         before < sent.len(),
@@ -306,12 +293,9 @@ async fn a_worker_killed_mid_job_finishes_everything_after_restart_without_dupli
         sent.len()
     );
 
-    let mut second = spawn();
+    let second = spawn();
     eventually(WAIT, "every job to finish", || all_jobs_finished(&db)).await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &second.id().to_string()])
-        .status();
-    second.wait().unwrap();
+    second.stop();
     let mails = smtp.mails();
     for message in &sent {
         let header = format!("<{}@convos.test>", message["id"].as_str().unwrap());

@@ -257,6 +257,55 @@ impl InProcessWorker {
     }
 }
 
+/// A `convos-worker` process of its own, stopped with SIGTERM when dropped.
+pub struct WorkerProcess(pub Child);
+
+impl WorkerProcess {
+    /// Starts the worker binary against this test's stores, with extra environment.
+    pub fn spawn(config: &StackConfig, db_url: &str, extra: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_convos-worker"));
+        cmd.env("DATABASE_URL", db_url)
+            .env("REDIS_URL", &config.redis_url)
+            .env("CONVOS_REDIS_PREFIX", &config.prefix)
+            .env(
+                "CONVOS_SMTP_URL",
+                format!("smtp://127.0.0.1:{}", config.smtp_port),
+            )
+            .env("CONVOS_MAIL_FROM", "Convos <notify@convos.test>")
+            .env(
+                "CONVOS_JOB_DEADLINE_SECS",
+                config.job_deadline_secs.to_string(),
+            )
+            .env("CONVOS_RELAY_INTERVAL_MS", "50")
+            .env("CONVOS_POLL_MS", "50")
+            .env("CONVOS_METRICS_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null());
+        for (key, value) in extra {
+            cmd.env(key, value);
+        }
+        Self(cmd.spawn().expect("worker starts"))
+    }
+
+    /// Stops it with SIGTERM and waits; it must exit cleanly.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let status = self.0.wait().expect("worker exits");
+        assert!(status.success(), "worker exited with {status}");
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// The API server running in this process.
 pub struct Api {
     pub base: String,

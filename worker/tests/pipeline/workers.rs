@@ -192,13 +192,14 @@ async fn the_purge_runs_once_per_period_across_workers_and_erases_expired_bodies
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
-async fn a_paused_queue_starts_nothing_in_any_worker_and_drains_on_resume(db: PgPool) {
+async fn a_paused_queue_starts_nothing_in_two_worker_processes_and_drains_on_resume(db: PgPool) {
     let config = StackConfig::new();
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
     let api = Api::start(db.clone(), &config).await;
     let url = database_url(&db).await;
-    let one = InProcessWorker::start(config.worker_settings(&url));
-    let two = InProcessWorker::start(config.worker_settings(&url));
+    // Two worker processes of their own, sharing only PostgreSQL and Redis.
+    let one = crate::stack::WorkerProcess::spawn(&config, &url, &[]);
+    let two = crate::stack::WorkerProcess::spawn(&config, &url, &[]);
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
     let root: uuid::Uuid = alice.id.parse().unwrap();
@@ -253,8 +254,8 @@ async fn a_paused_queue_starts_nothing_in_any_worker_and_drains_on_resume(db: Pg
         smtp.mails().len() == 6
     })
     .await;
-    one.stop().await;
-    two.stop().await;
+    one.stop();
+    two.stop();
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
