@@ -178,6 +178,50 @@ pub async fn get_job(
     Ok(Json(ops::job(&state.db, id).await?))
 }
 
+/// Retry or discard: what the job actions do.
+#[derive(Clone, Copy)]
+enum JobAction {
+    Retry,
+    Discard,
+}
+
+/// Applies `action` to the jobs `filter` (and, for one job, `id`) selects, audits it as done on
+/// `target`, and answers how many jobs it touched.
+async fn act_on_jobs(
+    state: &AppState,
+    admin: &Admin,
+    action: JobAction,
+    filter: &JobFilter,
+    id: Option<Uuid>,
+    target: &str,
+) -> Result<Json<Affected>> {
+    let (name, affected) = match action {
+        JobAction::Retry => ("retry", ops::retry(&state.db, filter, id).await?),
+        JobAction::Discard => ("discard", ops::discard(&state.db, filter, id).await?),
+    };
+    ops::audit(&state.db, admin.0.user.id.as_uuid(), name, target, affected).await?;
+    Ok(Json(Affected { affected }))
+}
+
+async fn act_on_job(
+    state: &AppState,
+    admin: &Admin,
+    action: JobAction,
+    id: &str,
+) -> Result<Json<Affected>> {
+    let id: Uuid = parse_id(id)?;
+    ops::job(&state.db, id).await?;
+    act_on_jobs(
+        state,
+        admin,
+        action,
+        &JobFilter::default(),
+        Some(id),
+        &format!("job {id}"),
+    )
+    .await
+}
+
 /// Runs a dead job (or one waiting for its retry) again now.
 #[utoipa::path(post, path = "/api/v1/admin/jobs/{id}/retry", tag = "admin",
     security(("bearer" = [])), params(("id" = String, Path, description = "Job id")),
@@ -187,18 +231,7 @@ pub async fn retry_job(
     admin: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<Affected>> {
-    let id: Uuid = parse_id(&id)?;
-    ops::job(&state.db, id).await?;
-    let affected = ops::retry(&state.db, &JobFilter::default(), Some(id)).await?;
-    ops::audit(
-        &state.db,
-        admin.0.user.id.as_uuid(),
-        "retry",
-        &format!("job {id}"),
-        affected,
-    )
-    .await?;
-    Ok(Json(Affected { affected }))
+    act_on_job(&state, &admin, JobAction::Retry, &id).await
 }
 
 /// Discards a dead job: it leaves the dead count and never runs.
@@ -210,18 +243,7 @@ pub async fn discard_job(
     admin: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<Affected>> {
-    let id: Uuid = parse_id(&id)?;
-    ops::job(&state.db, id).await?;
-    let affected = ops::discard(&state.db, &JobFilter::default(), Some(id)).await?;
-    ops::audit(
-        &state.db,
-        admin.0.user.id.as_uuid(),
-        "discard",
-        &format!("job {id}"),
-        affected,
-    )
-    .await?;
-    Ok(Json(Affected { affected }))
+    act_on_job(&state, &admin, JobAction::Discard, &id).await
 }
 
 /// A filter for bulk actions. Unknown fields are refused, so a filter is never silently wider
@@ -262,17 +284,8 @@ pub async fn retry_jobs(
     body: ApiJson<BulkFilter>,
 ) -> Result<Json<Affected>> {
     let filter = bulk_filter(&state, &body.value).await?;
-    let affected = ops::retry(&state.db, &filter, None).await?;
     let target = serde_json::to_string(&body.value).unwrap_or_default();
-    ops::audit(
-        &state.db,
-        admin.0.user.id.as_uuid(),
-        "retry",
-        &target,
-        affected,
-    )
-    .await?;
-    Ok(Json(Affected { affected }))
+    act_on_jobs(&state, &admin, JobAction::Retry, &filter, None, &target).await
 }
 
 /// Discards every dead job matching the filter.
@@ -285,17 +298,8 @@ pub async fn discard_jobs(
     body: ApiJson<BulkFilter>,
 ) -> Result<Json<Affected>> {
     let filter = bulk_filter(&state, &body.value).await?;
-    let affected = ops::discard(&state.db, &filter, None).await?;
     let target = serde_json::to_string(&body.value).unwrap_or_default();
-    ops::audit(
-        &state.db,
-        admin.0.user.id.as_uuid(),
-        "discard",
-        &target,
-        affected,
-    )
-    .await?;
-    Ok(Json(Affected { affected }))
+    act_on_jobs(&state, &admin, JobAction::Discard, &filter, None, &target).await
 }
 
 async fn set_paused(
