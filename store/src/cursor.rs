@@ -41,6 +41,22 @@ impl Cursor {
     }
 }
 
+/// Cuts a listing fetched with `limit + 1` rows to `limit`, and gives the cursor of its last
+/// row when more follow (the extra row proves there is a next page).
+pub(crate) fn split_page<T>(
+    mut rows: Vec<T>,
+    limit: i64,
+    cursor: impl Fn(&T) -> Cursor,
+) -> (Vec<T>, Option<String>) {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    if rows.len() <= limit {
+        return (rows, None);
+    }
+    rows.truncate(limit);
+    let next = rows.last().map(|r| cursor(r).encode());
+    (rows, next)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,6 +68,19 @@ mod tests {
             id: Uuid::now_v7(),
         };
         assert_eq!(Cursor::decode(&c.encode()), Some(c));
+    }
+
+    #[test]
+    fn a_page_has_a_next_cursor_only_when_more_rows_follow() {
+        let at = |s| Cursor {
+            at: DateTime::from_timestamp(s, 0).unwrap(),
+            id: Uuid::nil(),
+        };
+        let (rows, next) = split_page(vec![1, 2, 3], 2, |r| at(*r));
+        assert_eq!(rows, [1, 2]);
+        assert_eq!(next, Some(at(2).encode()));
+        let (rows, next) = split_page(vec![1, 2], 2, |r| at(*r));
+        assert_eq!((rows, next), (vec![1, 2], None));
     }
 
     #[test]

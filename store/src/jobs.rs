@@ -344,18 +344,6 @@ pub fn backoff(attempt: i32, base: Duration, cap: Duration, random: f64) -> Dura
     Duration::from_secs_f64((ceiling * random.clamp(0.0, 1.0)).max(floor))
 }
 
-/// Counts of jobs per state, for one kind or all.
-pub async fn counts(db: &PgPool, kind: Option<JobKind>) -> Result<Vec<(String, i64)>> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "select state, count(*) from jobs where ($1::text is null or kind = $1) group by state \
-         order by state",
-    )
-    .bind(kind.map(JobKind::as_str))
-    .fetch_all(db)
-    .await?;
-    Ok(rows)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

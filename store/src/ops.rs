@@ -2,7 +2,7 @@
 //! and resume, worker heartbeats and the audit log. Plain SQL over the job ledger, so no answer
 //! depends on Redis.
 
-use crate::cursor::Cursor;
+use crate::cursor::{Cursor, split_page};
 use crate::{Result, StoreError};
 use chrono::{DateTime, Utc};
 use convos_core::jobs::JobKind;
@@ -254,7 +254,7 @@ pub async fn list_jobs(
          order by created_at desc, id desc limit $8",
         filter_sql()
     );
-    let mut rows: Vec<JobRow> = sqlx::query_as(AssertSqlSafe(sql))
+    let rows: Vec<JobRow> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(filter.kind.map(JobKind::as_str))
         .bind(&filter.state)
         .bind(&filter.q)
@@ -265,18 +265,10 @@ pub async fn list_jobs(
         .bind(limit + 1)
         .fetch_all(db)
         .await?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| {
-            Cursor {
-                at: r.created_at,
-                id: r.id,
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
+    let (rows, next) = split_page(rows, limit, |r| Cursor {
+        at: r.created_at,
+        id: r.id,
+    });
     Ok((rows.into_iter().map(Into::into).collect(), next))
 }
 

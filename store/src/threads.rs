@@ -1,6 +1,6 @@
 //! Mailbox listings and thread-wide actions, from one participant's point of view.
 
-use crate::cursor::Cursor;
+use crate::cursor::{Cursor, split_page};
 use crate::messages::{MessageRow, announce, lock_thread};
 use crate::visibility::{expired_correction, message_select, visible_to_caller};
 use crate::{Result, StoreError};
@@ -206,19 +206,14 @@ pub async fn list(
 ) -> Result<Page<Thread>> {
     let after = after.unwrap_or_else(start_cursor);
     let sql = list_sql(folder, unread_only);
-    let mut rows: Vec<ThreadRow> = sqlx::query_as(AssertSqlSafe(sql))
+    let rows: Vec<ThreadRow> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(caller.as_uuid())
         .bind(after.at)
         .bind(after.id)
         .bind(limit + 1)
         .fetch_all(db)
         .await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.cursor().encode())
-    } else {
-        None
-    };
+    let (rows, next_cursor) = split_page(rows, limit, ThreadRow::cursor);
     Ok(Page {
         items: rows.into_iter().map(ThreadRow::into_api).collect(),
         next_cursor,
@@ -270,7 +265,7 @@ pub async fn messages(
         message_select!(),
         visible_to_caller!(),
     );
-    let mut rows: Vec<MessageRow> = sqlx::query_as(AssertSqlSafe(sql))
+    let rows: Vec<MessageRow> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(caller.as_uuid())
         .bind(thread.as_uuid())
         .bind(after.at)
@@ -278,12 +273,7 @@ pub async fn messages(
         .bind(limit + 1)
         .fetch_all(db)
         .await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(MessageRow::cursor).map(|c| c.encode())
-    } else {
-        None
-    };
+    let (rows, next_cursor) = split_page(rows, limit, MessageRow::cursor);
     Ok(Page {
         items: rows.into_iter().map(|r| r.into_api(false)).collect(),
         next_cursor,
