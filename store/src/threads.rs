@@ -243,6 +243,21 @@ pub enum Order {
     Asc,
 }
 
+/// The SQL of [`messages`]: binds the caller (`$1`), the thread (`$2`), the cursor (`$3`,
+/// `$4`) and the limit (`$5`). Public so that its query plan can be checked and reported.
+pub fn messages_sql(order: Order) -> String {
+    let (cmp, dir) = match order {
+        Order::Desc => ("<", "desc"),
+        Order::Asc => (">", "asc"),
+    };
+    format!(
+        "{} where m.thread_id = $2 and {} and (m.created_at, m.id) {cmp} ($3, $4) \
+         order by m.created_at {dir}, m.id {dir} limit $5",
+        message_select!(),
+        visible_to_caller!(),
+    )
+}
+
 /// One page of the messages the caller can see in a thread.
 pub async fn messages(
     db: &PgPool,
@@ -254,17 +269,11 @@ pub async fn messages(
 ) -> Result<Page<Message>> {
     // Visibility of the thread itself first: a stranger learns nothing, not even emptiness.
     get(db, caller, thread).await?;
-    let (cmp, dir, start) = match order {
-        Order::Desc => ("<", "desc", start_cursor()),
-        Order::Asc => (">", "asc", oldest_cursor()),
-    };
-    let after = after.unwrap_or(start);
-    let sql = format!(
-        "{} where m.thread_id = $2 and {} and (m.created_at, m.id) {cmp} ($3, $4) \
-         order by m.created_at {dir}, m.id {dir} limit $5",
-        message_select!(),
-        visible_to_caller!(),
-    );
+    let after = after.unwrap_or(match order {
+        Order::Desc => start_cursor(),
+        Order::Asc => oldest_cursor(),
+    });
+    let sql = messages_sql(order);
     let rows: Vec<MessageRow> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(caller.as_uuid())
         .bind(thread.as_uuid())

@@ -3,7 +3,9 @@
 //! - `cargo xtask dev`: PostgreSQL and Redis (found, started or installed), migrations, demo
 //!   data, then the server and the worker, until Ctrl-C.
 //! - `cargo xtask test`: the same bootstrap, then formatting, lints and the whole test suite.
+//! - `cargo xtask bench`: release builds and the benchmark suite; writes `BENCHMARKS.md`.
 
+mod bench;
 mod dev;
 mod run;
 mod services;
@@ -25,6 +27,8 @@ enum Command {
     Dev(dev::DevArgs),
     /// Run the whole test suite against real PostgreSQL and Redis.
     Test(test::TestArgs),
+    /// Measure the platform against baselines taken in the same run; writes BENCHMARKS.md.
+    Bench(bench::BenchArgs),
     /// Start PostgreSQL and Redis only and print their URLs, until Ctrl-C.
     Services,
 }
@@ -34,6 +38,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => dev::run(args),
         Command::Test(args) => test::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Services => {
             let stop = run::stop_on_ctrl_c()?;
             let services = services::Services::start(services::Profile::Dev)?;

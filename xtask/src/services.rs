@@ -20,6 +20,9 @@ pub enum Profile {
     Dev,
     /// Wiped at the start of every `cargo xtask test`.
     Test,
+    /// `cargo xtask bench`: its own stores (never `DATABASE_URL`/`REDIS_URL`), kept between
+    /// runs so the generated corpus can be reused, with durable production-like settings.
+    Bench,
 }
 
 impl Profile {
@@ -27,6 +30,7 @@ impl Profile {
         match self {
             Profile::Dev => "dev",
             Profile::Test => "test",
+            Profile::Bench => "bench",
         }
     }
 }
@@ -52,8 +56,13 @@ impl Services {
             .join(profile.dir_name());
         std::fs::create_dir_all(&base).with_context(|| format!("could not create {base:?}"))?;
 
-        let (database_url, postgres) = match std::env::var("DATABASE_URL") {
-            Ok(url) if answers(&url, 5432) => {
+        let external = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|_| profile != Profile::Bench)
+        };
+        let (database_url, postgres) = match external("DATABASE_URL") {
+            Some(url) if answers(&url, 5432) => {
                 step(&format!(
                     "using PostgreSQL at DATABASE_URL ({})",
                     redact(&url)
@@ -65,8 +74,8 @@ impl Services {
                 (pg.url(), Some(pg))
             }
         };
-        let (redis_url, redis) = match std::env::var("REDIS_URL") {
-            Ok(url) if answers(&url, 6379) => {
+        let (redis_url, redis) = match external("REDIS_URL") {
+            Some(url) if answers(&url, 6379) => {
                 step(&format!("using Redis at REDIS_URL ({})", redact(&url)));
                 (url, None)
             }
@@ -250,9 +259,15 @@ impl Postgres {
             }
         }
         step(&format!("starting PostgreSQL on 127.0.0.1:{}", pg.port));
+        // Tests and development trade durability for speed; benchmarks measure what production
+        // would run: durable commits, and a buffer cache sized for the generated corpus.
+        let tuning = if profile == Profile::Bench {
+            "-c shared_buffers=1GB -c max_wal_size=4GB"
+        } else {
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        };
         let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off -c max_connections=300",
+            "-p {} -c listen_addresses=127.0.0.1 -k {} {tuning} -c max_connections=300",
             pg.port,
             dir.display()
         );

@@ -1,0 +1,327 @@
+//! Scenario 5, email: the worker's emails per second into a local SMTP sink, against lettre
+//! sending the same way straight to that sink; and a drain of a backlog of 100,000 jobs,
+//! comparing the first and last 10% of it, with Redis memory before, during and after.
+
+use crate::Ctx;
+use crate::procs::CpuWindow;
+use crate::report::{Ratio, Report, Row, Target};
+use crate::smtp::Sink;
+use crate::stats::Measure;
+use convos_core::api::NewContent;
+use convos_core::{Body, Subject, UserId};
+use convos_store::jobs::Outbox;
+use lettre::message::{MultiPart, header::ContentType};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::time::{Duration, Instant};
+
+const SCENARIO: &str = "5. Email";
+const DB: &str = "convos_bench_email";
+/// The worker's default concurrency (`CONVOS_WORKER_CONCURRENCY`); the baseline uses the same.
+const CONCURRENCY: usize = 16;
+const USERS: i32 = 200;
+
+pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
+    ctx.flush_redis().await?;
+    let (sink, port) = Sink::serve()?;
+    let baseline = smtp_baseline(port, ctx.scale.smtp_baseline).await?;
+    let sent_directly = sink.accepted();
+
+    let db = ctx.fresh_database(DB).await?;
+    sqlx::query(
+        "insert into users (id, username, email, display_name, password_hash) \
+         select gen_random_uuid(), 'mail' || lpad(g::text, 4, '0'), 'mail' || g || '@bench.example', \
+                'Mail ' || g, 'x' from generate_series(1, $1) g",
+    )
+    .bind(USERS)
+    .execute(&db)
+    .await?;
+    let users: Vec<UserId> =
+        sqlx::query_scalar::<_, uuid::Uuid>("select id from users order by username")
+            .fetch_all(&db)
+            .await?
+            .into_iter()
+            .map(UserId::from)
+            .collect();
+    // The backlog: messages written through the store while no worker runs, each its own
+    // thread, so each one owes a delivery job and an email job.
+    let messages = ctx.scale.backlog_messages;
+    let outbox = Outbox {
+        notify_delay: Duration::ZERO,
+    };
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for task in 0..CONCURRENCY {
+        let (db, users) = (db.clone(), users.clone());
+        set.spawn(async move {
+            for n in (task..messages).step_by(CONCURRENCY) {
+                let from = users[n % users.len()];
+                let to = users[(n + 1 + n / users.len()) % users.len()];
+                let to = if to == from {
+                    users[(n + 2) % users.len()]
+                } else {
+                    to
+                };
+                let content = NewContent {
+                    body: Body::parse(&format!("Backlog message {n}: the parcel is on its way."))?,
+                    expires_in: None,
+                    read_once: false,
+                };
+                convos_store::messages::create_thread(
+                    &db,
+                    &outbox,
+                    from,
+                    to,
+                    &Subject::parse(&format!("Backlog {n}"))?,
+                    &content,
+                    None,
+                )
+                .await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = set.join_next().await {
+        done??;
+    }
+    let jobs: i64 = sqlx::query_scalar("select count(*) from jobs")
+        .fetch_one(&db)
+        .await?;
+    report.note(
+        SCENARIO,
+        format!(
+            "backlog of {jobs} jobs ({messages} deliveries + {messages} emails) written through \
+             the store in {:.0} s with no worker running",
+            started.elapsed().as_secs_f64()
+        ),
+    );
+
+    let mut redis = ctx.redis().await?;
+    let redis_before = used_memory(&mut redis).await?;
+    let mut redis_peak = redis_before;
+    let mut max_depth = 0i64;
+    let worker = ctx.env.worker(
+        &ctx.database_url(DB),
+        port,
+        &[("CONVOS_EMAIL_DAILY_CAP", "1000000000".into())],
+    )?;
+    let window = CpuWindow::start();
+    let drain_started = Instant::now();
+    let mut timeline: Vec<(Duration, i64)> = Vec::new();
+    let deadline = drain_started + Duration::from_secs(3600);
+    loop {
+        let finished: i64 =
+            sqlx::query_scalar("select count(*) from jobs where finished_at is not null")
+                .fetch_one(&db)
+                .await?;
+        timeline.push((drain_started.elapsed(), finished));
+        redis_peak = redis_peak.max(used_memory(&mut redis).await?);
+        max_depth = max_depth.max(queue_depth(&mut redis).await?);
+        if finished >= jobs {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the backlog did not drain within an hour"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let drained = drain_started.elapsed();
+    let worker_cpu = worker.cpu_secs().unwrap_or(0.0);
+    let busy = window.machine_busy();
+    let peak = worker.peak_mib();
+    let emails = sink.accepted() - sent_directly;
+    let email_rate = Measure::rate(emails, drained, "emails/s").with_peak(peak);
+    report.row(Row {
+        scenario: SCENARIO,
+        what: "worker emails into the SMTP sink (during the drain)".into(),
+        measured: email_rate.clone(),
+        baseline: Some((
+            format!("lettre straight to the sink, {CONCURRENCY} at a time"),
+            baseline.clone(),
+        )),
+        ratio: Ratio::of("worker/direct", email_rate.rate, baseline.rate),
+        target: None,
+    });
+    let at = |fraction: f64| -> Duration {
+        let goal = (jobs as f64 * fraction).ceil() as i64;
+        timeline
+            .iter()
+            .find(|(_, n)| *n >= goal)
+            .map_or(drained, |(t, _)| *t)
+    };
+    let tenth = jobs as f64 / 10.0;
+    let first = Measure {
+        rate: Some(tenth / at(0.1).as_secs_f64().max(1e-9)),
+        unit: "jobs/s",
+        samples: tenth as u64,
+        ..Measure::default()
+    };
+    let last = Measure {
+        rate: Some(tenth / (at(1.0) - at(0.9)).as_secs_f64().max(1e-9)),
+        unit: "jobs/s",
+        samples: tenth as u64,
+        ..Measure::default()
+    };
+    let ratio = Ratio::of("last/first", last.rate, first.rate);
+    report.row(Row {
+        scenario: SCENARIO,
+        what: format!("backlog drain of {jobs} jobs, last 10%"),
+        measured: last,
+        baseline: Some(("same drain, first 10%".into(), first)),
+        target: Some(Target {
+            goal: "no slowdown across the backlog (last 10% at least 90% of the first)".into(),
+            met: ratio.as_ref().is_some_and(|r| r.value >= 0.9),
+        }),
+        ratio,
+    });
+    report.row(Row {
+        scenario: SCENARIO,
+        what: format!("backlog drain of {jobs} jobs, whole"),
+        measured: Measure::rate(jobs as u64, drained, "jobs/s").with_peak(peak),
+        baseline: None,
+        ratio: None,
+        target: None,
+    });
+    // The relay vacuums finished tasks out of Redis every 30 s by default; wait for one pass.
+    tokio::time::sleep(Duration::from_secs(35)).await;
+    let redis_after = used_memory(&mut redis).await?;
+    let streams = event_stream_bytes(&mut redis).await?;
+    let mib = |b: i64| b as f64 / 1024.0 / 1024.0;
+    report.row(Row {
+        scenario: SCENARIO,
+        what: "Redis memory after the drain, without the event streams".into(),
+        measured: Measure {
+            peak_mib: Some(mib(redis_after - streams)),
+            ..Measure::default()
+        },
+        baseline: Some((
+            "Redis memory before the drain".into(),
+            Measure {
+                peak_mib: Some(mib(redis_before)),
+                ..Measure::default()
+            },
+        )),
+        ratio: Ratio::of(
+            "after/before",
+            Some(mib(redis_after - streams)),
+            Some(mib(redis_before)),
+        ),
+        target: Some(Target {
+            goal: "Redis memory back to its starting level after the drain".into(),
+            met: redis_after - streams <= redis_before + 1024 * 1024,
+        }),
+    });
+    let dead: i64 = sqlx::query_scalar("select count(*) from jobs where state = 'dead'")
+        .fetch_one(&db)
+        .await?;
+    let sent_rows: i64 = sqlx::query_scalar("select count(*) from emails")
+        .fetch_one(&db)
+        .await?;
+    report.note(
+        SCENARIO,
+        format!(
+            "drain took {:.0} s; {emails} emails accepted by the sink for {messages} messages \
+             ({sent_rows} recorded, {dead} dead jobs); Redis queue depth never above {max_depth} \
+             (the relay's ceiling); Redis peaked at {:.1} MiB; the event streams (kept 2 h for \
+             reconnecting clients, by design) held {:.1} MiB after the drain",
+            drained.as_secs_f64(),
+            mib(redis_peak),
+            mib(streams)
+        ),
+    );
+    report.note(
+        SCENARIO,
+        format!(
+            "the worker used {:.0}% of the machine's busy CPU during the drain (PostgreSQL, Redis \
+             and the in-process SMTP sink the rest)",
+            100.0 * worker_cpu / busy.max(1e-9)
+        ),
+    );
+    worker.stop();
+    db.close().await;
+    Ok(())
+}
+
+/// Emails per second lettre gets into the sink with the worker's concurrency and a message of
+/// the same shape (text and HTML alternatives).
+async fn smtp_baseline(port: u16, count: usize) -> anyhow::Result<Measure> {
+    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(port)
+        .build();
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for task in 0..CONCURRENCY {
+        let transport = transport.clone();
+        set.spawn(async move {
+            for n in (task..count).step_by(CONCURRENCY) {
+                let email = Message::builder()
+                    .from("Convos <convos@bench.example>".parse()?)
+                    .to(format!("mail{n}@bench.example").parse()?)
+                    .subject(format!("Backlog {n}"))
+                    .multipart(MultiPart::alternative_plain_html(
+                        format!("Backlog message {n}: the parcel is on its way."),
+                        format!("<p>Backlog message {n}: the parcel is on its way.</p>"),
+                    ))?;
+                transport.send(email).await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = set.join_next().await {
+        done??;
+    }
+    let _ = ContentType::TEXT_PLAIN;
+    Ok(Measure::rate(count as u64, started.elapsed(), "emails/s"))
+}
+
+async fn used_memory(redis: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<i64> {
+    let info: String = redis::cmd("INFO").arg("memory").query_async(redis).await?;
+    Ok(info
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0))
+}
+
+/// Tasks waiting or running in the apalis queues (scheduled sets and active lists).
+async fn queue_depth(redis: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<i64> {
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(redis).await?;
+    let mut depth = 0;
+    for key in keys.iter().filter(|k| !k.starts_with("convos:events")) {
+        let kind: String = redis::cmd("TYPE").arg(key).query_async(redis).await?;
+        depth += match (kind.as_str(), key) {
+            ("zset", k) if k.contains("scheduled") => {
+                redis::cmd("ZCARD")
+                    .arg(key)
+                    .query_async::<i64>(redis)
+                    .await?
+            }
+            ("list", k) if k.contains("active") => {
+                redis::cmd("LLEN")
+                    .arg(key)
+                    .query_async::<i64>(redis)
+                    .await?
+            }
+            _ => 0,
+        };
+    }
+    Ok(depth)
+}
+
+/// Bytes held by the per-user event streams.
+async fn event_stream_bytes(redis: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<i64> {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("convos:events:*")
+        .query_async(redis)
+        .await?;
+    let mut bytes = 0;
+    for key in keys {
+        let n: Option<i64> = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(&key)
+            .query_async(redis)
+            .await?;
+        bytes += n.unwrap_or(0);
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,274 @@
+//! Scenario 6, terminal client: time from starting the real `convos` binary in a pseudo-terminal
+//! to its first frame showing the inbox, for a 10,000-thread mailbox beside a 10-thread one;
+//! and the render time of a full screen of threads (TestBackend) beside ratatui drawing the same
+//! text as a plain paragraph.
+
+use crate::report::{Ratio, Report, Row};
+use crate::scenarios::Tokens;
+use crate::stats::Measure;
+use crate::{Ctx, platform::Server};
+use convos_core::api::{Me, Page, Thread};
+use convos_tui::app::{App, Connection};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::widgets::Paragraph;
+use sqlx::PgPool;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const SCENARIO: &str = "6. Terminal client";
+const COLS: u16 = 160;
+const ROWS: u16 = 50;
+
+pub async fn run(
+    ctx: &Ctx,
+    server: &Server,
+    db: &PgPool,
+    tokens: &Tokens,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let sizes = &ctx.scale.corpus.mailboxes;
+    let big = *sizes
+        .iter()
+        .find(|n| **n >= 10_000)
+        .unwrap_or(sizes.last().unwrap_or(&10));
+    let small = sizes[0];
+    let mut figures = Vec::new();
+    for n in [small, big] {
+        let user = format!("box{n}");
+        let subject: String = sqlx::query_scalar(
+            "select t.subject from thread_participants tp join threads t on t.id = tp.thread_id \
+             join users u on u.id = tp.user_id \
+             where u.username = $1 and tp.received_count > 0 and not tp.archived \
+             order by tp.last_activity_at desc, tp.thread_id desc limit 1",
+        )
+        .bind(&user)
+        .fetch_one(db)
+        .await?;
+        // The client shows the subject from its start; a dozen characters identify it.
+        let marker: String = subject.chars().take(12).collect();
+        let mut times = Vec::new();
+        let mut peak = Vec::new();
+        for _ in 0..ctx.scale.tui_runs {
+            let (took, mib) = first_frame(ctx, &server.base, tokens.of(&user), marker.trim())?;
+            times.push(took);
+            peak.extend(mib);
+        }
+        let peak = crate::stats::median(&peak);
+        figures.push((n, Measure::of(&times, None, "").with_peak(peak)));
+    }
+    let (_, baseline) = figures[0].clone();
+    let (n, measured) = figures[1].clone();
+    report.row(Row {
+        scenario: SCENARIO,
+        what: format!(
+            "start to first inbox frame, {n}-thread inbox ({} runs)",
+            ctx.scale.tui_runs
+        ),
+        ratio: Ratio::of(
+            &format!("p50 vs {small}-thread"),
+            measured.p50_ms,
+            baseline.p50_ms,
+        ),
+        measured,
+        baseline: Some((format!("same, {small}-thread inbox"), baseline)),
+        target: None,
+    });
+
+    // Rendering: a full screen of real threads from the big mailbox.
+    let http = reqwest::Client::new();
+    let token = tokens.of(&format!("box{big}"));
+    let me: Me = http
+        .get(format!("{}/api/v1/me", server.base))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let page: Page<Thread> = http
+        .get(format!(
+            "{}/api/v1/threads?folder=inbox&limit=100",
+            server.base
+        ))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let mut app = App::new();
+    app.connection = Connection::Live;
+    app.me = Some(me);
+    app.threads = page.items;
+    let now = chrono::Utc::now();
+    let mut terminal = Terminal::new(TestBackend::new(COLS, ROWS))?;
+    let frames = ctx.scale.frames;
+    let mut app_times = Vec::new();
+    for _ in 0..frames {
+        let t0 = Instant::now();
+        terminal.draw(|f| convos_tui::ui::render(f, &app, now))?;
+        app_times.push(t0.elapsed());
+    }
+    let screen = terminal.backend().to_string();
+    let text: Vec<String> = screen.lines().map(str::to_owned).collect();
+    let mut plain = Terminal::new(TestBackend::new(COLS, ROWS))?;
+    let mut plain_times = Vec::new();
+    for _ in 0..frames {
+        let t0 = Instant::now();
+        plain.draw(|f| f.render_widget(Paragraph::new(text.join("\n")), f.area()))?;
+        plain_times.push(t0.elapsed());
+    }
+    let measured = Measure::of(&app_times, None, "");
+    let baseline = Measure::of(&plain_times, None, "");
+    report.row(Row {
+        scenario: SCENARIO,
+        what: format!("render a full {COLS}x{ROWS} screen of threads ({frames} frames)"),
+        ratio: Ratio::of("p50 vs plain text", measured.p50_ms, baseline.p50_ms),
+        measured,
+        baseline: Some((
+            "ratatui drawing the same text as one paragraph".into(),
+            baseline,
+        )),
+        target: None,
+    });
+    report.note(
+        SCENARIO,
+        format!(
+            "the client ran in a {COLS}x{ROWS} pseudo-terminal (util-linux `script`); \"first \
+             inbox frame\" is when the newest thread's subject appears on the terminal; peak \
+             memory is the client's"
+        ),
+    );
+    Ok(())
+}
+
+/// Starts the client in a pseudo-terminal and times its first frame showing `marker`; also
+/// reads the client's peak memory then.
+fn first_frame(
+    ctx: &Ctx,
+    base: &str,
+    token: &str,
+    marker: &str,
+) -> anyhow::Result<(Duration, Option<f64>)> {
+    let home = ctx.env.work_dir.join("tui-home");
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&home)?;
+    let client = ctx.env.bin_dir.join("convos");
+    let started = Instant::now();
+    let mut child = Command::new("script")
+        .args(["-qfec"])
+        .arg(format!(
+            "stty rows {ROWS} cols {COLS}; exec {}",
+            client.display()
+        ))
+        .arg("/dev/null")
+        .env("CONVOS_SERVER", base)
+        .env("CONVOS_TOKEN", token)
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", &home)
+        .env("TERM", "xterm-256color")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut screen = String::new();
+    let took = loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(bytes) => {
+                screen.push_str(&strip_ansi(&String::from_utf8_lossy(&bytes)));
+                if screen.contains(marker) {
+                    break started.elapsed();
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                anyhow::bail!("the client never showed {marker:?}; it printed: {screen}");
+            }
+        }
+    };
+    // The client process is the `script` child that exec'd `convos`.
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = child.id();
+    let client_pid = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .ok()
+        .and_then(|c| {
+            c.split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u32>().ok())
+        });
+    let peak = client_pid.and_then(|p| crate::procs::status_kib(p, "VmHWM:").map(|k| k / 1024.0));
+    if let Some(p) = client_pid {
+        let _ = Command::new("kill")
+            .args(["-TERM", &p.to_string()])
+            .status();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return Ok((took, peak));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok((took, peak))
+}
+
+/// Text without terminal escape sequences (CSI and OSC), as it appears on screen in order.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\x1b' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('[') => {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            Some(']') => {
+                while let Some(c) = chars.next() {
+                    if c == '\x07' || (c == '\x1b' && chars.peek() == Some(&'\\')) {
+                        chars.next();
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_sequences_are_removed_and_text_kept() {
+        assert_eq!(
+            strip_ansi("\x1b[1;1H\x1b[38;5;2mhello\x1b[0m world"),
+            "hello world"
+        );
+        assert_eq!(strip_ansi("\x1b]0;title\x07text"), "text");
+    }
+}
