@@ -79,3 +79,13 @@ pub struct JobTicket {
     /// The `jobs` row.
     pub job_id: uuid::Uuid,
 }
+
+/// The Redis pub/sub channel, after the key prefix, on which servers announce that they
+/// committed jobs: `convos:jobs:wake` with the default prefix. A message there is only a hint
+/// to run a relay pass now; its payload means nothing and a lost one costs one relay interval.
+pub const WAKE_CHANNEL: &str = "jobs:wake";
+
+/// The wake-up channel under `prefix` (see [`WAKE_CHANNEL`]).
+pub fn wake_channel(prefix: &str) -> String {
+    format!("{prefix}{WAKE_CHANNEL}")
+}

@@ -17,5 +17,6 @@ pub mod seed;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod wake;
 
 pub use convos_store::MIGRATOR;

@@ -72,6 +72,7 @@ impl Application {
             shutdown.clone(),
         );
         let state = AppState {
+            wake: crate::wake::WorkerWake::start(redis.clone(), &settings.redis_prefix),
             limiter: RateLimiter::new(redis.clone(), settings.redis_prefix.clone()),
             hub,
             metrics: crate::metrics::Metrics::new(),

@@ -17,6 +17,8 @@ pub struct AppState {
     pub limiter: RateLimiter,
     /// How sends enqueue their jobs.
     pub outbox: convos_store::jobs::Outbox,
+    /// Wakes the workers' relays after a commit that wrote jobs.
+    pub wake: crate::wake::WorkerWake,
     /// The live event fan-out of this process.
     pub hub: crate::events::Hub,
     /// Fires when shutdown starts, ending long-lived streams so in-flight requests can finish.

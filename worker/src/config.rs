@@ -34,7 +34,9 @@ pub struct WorkerSettings {
     /// Seconds a dispatched or running job may go without an outcome before it is presumed
     /// lost and dispatched again (`CONVOS_JOB_DEADLINE_SECS`).
     pub job_deadline_secs: u64,
-    /// Milliseconds between relay passes (`CONVOS_RELAY_INTERVAL_MS`).
+    /// Milliseconds between full relay passes (`CONVOS_RELAY_INTERVAL_MS`). New jobs are
+    /// usually dispatched sooner, when the server's wake-up arrives; the tick is the fallback,
+    /// and what makes delayed jobs and retries due.
     pub relay_interval_ms: u64,
     /// Most tasks of one kind waiting in Redis at once; the backlog waits in PostgreSQL
     /// (`CONVOS_QUEUE_CEILING`).
@@ -46,7 +48,8 @@ pub struct WorkerSettings {
     pub retry_base_ms: u64,
     /// Longest retry delay in seconds (`CONVOS_RETRY_MAX_SECS`).
     pub retry_max_secs: u64,
-    /// Milliseconds a worker waits between polls of an empty queue (`CONVOS_POLL_MS`).
+    /// Milliseconds a worker waits between polls of an empty queue (`CONVOS_POLL_MS`): the
+    /// pickup delay of a dispatched job. One Lua call per queue per poll.
     pub poll_ms: u64,
     /// Days finished jobs (and their attempt history) are kept for operators
     /// (`CONVOS_KEEP_JOBS_DAYS`).
@@ -76,7 +79,7 @@ impl Default for WorkerSettings {
             worker_concurrency: 16,
             retry_base_ms: 5_000,
             retry_max_secs: 3_600,
-            poll_ms: 250,
+            poll_ms: 50,
             vacuum_every_secs: 30,
             keep_jobs_days: 7,
             metrics_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9091))),

@@ -2,35 +2,62 @@
 //! batches, only while each queue is shallower than its ceiling, so a backlog of any size waits
 //! in PostgreSQL (where it costs nothing) and Redis never holds more than a working set.
 //!
-//! Each pass also makes lost jobs due again, schedules the periodic purge (once per period
+//! Each tick also makes lost jobs due again, schedules the periodic purge (once per period
 //! across every worker: the ledger's unique key decides) and vacuums finished tasks out of
 //! Redis. Several relays (one per worker process) cooperate through `FOR UPDATE SKIP LOCKED`.
+//!
+//! Servers announce commits that wrote jobs on the wake channel (decision 12); the relay then
+//! dispatches at once instead of at its next tick. A wake-up is only a hint: the tick still
+//! runs every `relay_interval_ms`, so nothing depends on one arriving.
 
 use crate::Ctx;
 use crate::queue::{self, Queue};
 use apalis_core::backend::Vacuum;
 use convos_core::jobs::{JobKind, JobTicket};
 use convos_store::jobs;
+use futures::{FutureExt, StreamExt};
+use secrecy::ExposeSecret;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Tickets pushed per queue per pass at most.
 const BATCH: i64 = 200;
 
-/// Runs relay passes until `cancel` fires.
+/// First and longest pause before subscribing to the wake channel again.
+const RESUBSCRIBE_MIN: Duration = Duration::from_millis(100);
+const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
+
+/// How often an idle wake-up subscription is checked, and how long its answer may take: a
+/// connection that died silently is noticed and replaced.
+const PING_EVERY: Duration = Duration::from_secs(15);
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs relay passes until `cancel` fires: a full pass every tick, and a dispatch pass as soon
+/// as a server announces new jobs.
 pub async fn run(ctx: Arc<Ctx>, mut queues: HashMap<JobKind, Queue>, cancel: CancellationToken) {
+    let wake = Arc::new(Notify::new());
+    let listener = tokio::spawn(listen(ctx.clone(), wake.clone()));
     let mut tick = tokio::time::interval(Duration::from_millis(ctx.settings.relay_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_vacuum = Instant::now();
     let mut failing = false;
     loop {
-        tokio::select! {
+        // The tick comes first, so a steady stream of wake-ups never starves the housekeeping.
+        let woken = tokio::select! {
+            biased;
             () = cancel.cancelled() => break,
-            _ = tick.tick() => {}
-        }
-        match pass(&ctx, &mut queues).await {
+            _ = tick.tick() => false,
+            () = wake.notified() => true,
+        };
+        let result = if woken {
+            dispatch(&ctx, &mut queues).await
+        } else {
+            pass(&ctx, &mut queues).await
+        };
+        match result {
             Ok(moved) => {
                 if failing {
                     tracing::info!("relay recovered");
@@ -61,6 +88,91 @@ pub async fn run(ctx: Arc<Ctx>, mut queues: HashMap<JobKind, Queue>, cancel: Can
             }
         }
     }
+    listener.abort();
+}
+
+/// Subscribes to the wake channel and wakes the relay for every burst of messages on it,
+/// subscribing again with backoff whenever the subscription is lost or cannot be made.
+async fn listen(ctx: Arc<Ctx>, wake: Arc<Notify>) {
+    let channel = convos_core::jobs::wake_channel(&ctx.settings.redis_prefix);
+    let client = match redis::Client::open(ctx.settings.redis_url.expose_secret()) {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::warn!(error = %e, "no wake-ups: the relay runs on its tick alone");
+            return;
+        }
+    };
+    let mut pause = RESUBSCRIBE_MIN;
+    let mut lost = false;
+    loop {
+        match subscribe(&client, &channel).await {
+            Ok(pubsub) => {
+                pause = RESUBSCRIBE_MIN;
+                if lost {
+                    tracing::info!("wake-up subscription restored");
+                }
+                // Jobs committed while nobody listened are found by this pass.
+                wake.notify_one();
+                let (mut sink, mut messages) = pubsub.split();
+                let mut ping =
+                    tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+                loop {
+                    tokio::select! {
+                        next = messages.next() => {
+                            if next.is_none() {
+                                break;
+                            }
+                            // Coalesce a burst: take every wake-up already here, then wake the
+                            // relay once. One that arrives during the pass wakes it once more.
+                            while let Some(Some(_)) = messages.next().now_or_never() {}
+                            wake.notify_one();
+                        }
+                        _ = ping.tick() => {
+                            let answer =
+                                tokio::time::timeout(PING_TIMEOUT, sink.ping::<redis::Value>()).await;
+                            if !matches!(answer, Ok(Ok(_))) {
+                                break;
+                            }
+                        }
+                    }
+                }
+                tracing::info!(
+                    "wake-up subscription lost; the relay runs on its tick until it is back"
+                );
+                lost = true;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, retry_in = ?pause, "wake-up subscription unavailable")
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(RESUBSCRIBE_MAX);
+    }
+}
+
+async fn subscribe(
+    client: &redis::Client,
+    channel: &str,
+) -> redis::RedisResult<redis::aio::PubSub> {
+    let connect = async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(channel).await?;
+        Ok(pubsub)
+    };
+    tokio::time::timeout(Duration::from_secs(2), connect)
+        .await
+        .unwrap_or_else(|_| {
+            Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "timed out subscribing",
+            )))
+        })
+}
+
+/// A relay pass woken by a server: only the dispatch, as the housekeeping keeps to the tick.
+async fn dispatch(ctx: &Ctx, queues: &mut HashMap<JobKind, Queue>) -> anyhow::Result<usize> {
+    let paused = convos_store::ops::paused(&ctx.db).await?;
+    push_due(ctx, queues, &paused).await
 }
 
 /// One relay pass; returns how many tickets it pushed.
@@ -78,6 +190,15 @@ async fn pass(ctx: &Ctx, queues: &mut HashMap<JobKind, Queue>) -> anyhow::Result
         convos_store::ops::heartbeat(&ctx.db, &ctx.name, &ctx.host, pid, ctx.started).await?;
     }
     let paused = convos_store::ops::paused(&ctx.db).await?;
+    push_due(ctx, queues, &paused).await
+}
+
+/// Pushes tickets for due jobs of every kind that is not paused, while its queue has room.
+async fn push_due(
+    ctx: &Ctx,
+    queues: &mut HashMap<JobKind, Queue>,
+    paused: &[JobKind],
+) -> anyhow::Result<usize> {
     let mut pushed = 0;
     let mut redis = ctx.redis.clone();
     for kind in JobKind::ALL.into_iter().filter(|k| !paused.contains(k)) {

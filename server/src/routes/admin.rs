@@ -200,6 +200,9 @@ async fn act_on_jobs(
         JobAction::Discard => ("discard", ops::discard(&state.db, filter, id).await?),
     };
     ops::audit(&state.db, admin.0.user.id.as_uuid(), name, target, affected).await?;
+    if matches!(action, JobAction::Retry) && affected > 0 {
+        state.wake.jobs_committed();
+    }
     Ok(Json(Affected { affected }))
 }
 
@@ -310,6 +313,10 @@ async fn set_paused(
 ) -> Result<Json<QueueStats>> {
     let kind = queue(name)?;
     let changed = ops::set_paused(&state.db, kind, paused, admin.0.user.id.as_uuid()).await?;
+    if changed && !paused {
+        // What waited while the queue was paused can go now.
+        state.wake.jobs_committed();
+    }
     let action = if paused { "pause" } else { "resume" };
     ops::audit(
         &state.db,

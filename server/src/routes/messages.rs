@@ -97,6 +97,9 @@ pub async fn create_message(
         idem.as_ref(),
     )
     .await?;
+    if matches!(created, Created::New(_)) {
+        state.wake.jobs_committed();
+    }
     created_response(&state, caller.user.id, created).await
 }
 
@@ -114,6 +117,9 @@ pub async fn get_message(
 ) -> Result<Json<Message>> {
     let id: MessageId = parse_id(&id)?;
     let opened = messages::open(&state.db, caller.user.id, id).await?;
+    if opened.consumed {
+        state.wake.jobs_committed();
+    }
     Ok(Json(opened.message))
 }
 
@@ -130,6 +136,7 @@ pub async fn delete_message(
 ) -> Result<StatusCode> {
     let id: MessageId = parse_id(&id)?;
     messages::delete_for_me(&state.db, caller.user.id, id).await?;
+    state.wake.jobs_committed();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -145,9 +152,9 @@ pub async fn mark_read(
     Path(id): Path<String>,
 ) -> Result<Json<Message>> {
     let id: MessageId = parse_id(&id)?;
-    Ok(Json(
-        messages::set_read(&state.db, caller.user.id, id, true).await?,
-    ))
+    let message = messages::set_read(&state.db, caller.user.id, id, true).await?;
+    state.wake.jobs_committed();
+    Ok(Json(message))
 }
 
 /// Marks the message unread for the caller only; idempotent.
@@ -162,7 +169,7 @@ pub async fn mark_unread(
     Path(id): Path<String>,
 ) -> Result<Json<Message>> {
     let id: MessageId = parse_id(&id)?;
-    Ok(Json(
-        messages::set_read(&state.db, caller.user.id, id, false).await?,
-    ))
+    let message = messages::set_read(&state.db, caller.user.id, id, false).await?;
+    state.wake.jobs_committed();
+    Ok(Json(message))
 }

@@ -95,6 +95,7 @@ pub async fn delete_thread(
 ) -> Result<StatusCode> {
     let id: ThreadId = parse_id(&id)?;
     threads::delete_for_me(&state.db, caller.user.id, id).await?;
+    state.wake.jobs_committed();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -174,6 +175,9 @@ pub async fn reply(
         idem.as_ref(),
     )
     .await?;
+    if matches!(created, Created::New(_)) {
+        state.wake.jobs_committed();
+    }
     created_response(&state, caller.user.id, created).await
 }
 
@@ -192,6 +196,8 @@ macro_rules! thread_action {
         ) -> Result<Json<Thread>> {
             let ($db, $me, $id): (_, _, ThreadId) = (&state.db, caller.user.id, parse_id(&id)?);
             let thread = $call.await?;
+            // The action announces a `thread.updated` event whenever it changed something.
+            state.wake.jobs_committed();
             Ok(Json(thread))
         }
     };

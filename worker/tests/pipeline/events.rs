@@ -4,6 +4,7 @@ use crate::sse::Events;
 use crate::stack::{
     Api, InProcessWorker, SmtpSink, StackConfig, all_jobs_finished, database_url, eventually,
 };
+use convos_worker::config::WorkerSettings;
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
 
@@ -192,4 +193,90 @@ async fn an_event_stream_ends_when_its_session_is_revoked(db: PgPool) {
             ),
         }
     }
+}
+
+/// Subscribers of the relays' wake-up channel under `prefix`.
+async fn wake_subscribers(redis_url: &str, prefix: &str) -> i64 {
+    let client = redis::Client::open(redis_url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (_, count): (String, i64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(convos_core::jobs::wake_channel(prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    count
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn new_jobs_are_dispatched_on_the_servers_wake_up_without_waiting_for_the_relay_tick(
+    db: PgPool,
+) {
+    let config = StackConfig::new();
+    let _smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = Api::start(db.clone(), &config).await;
+    // The relay ticks once at start and then not for a minute: only wake-ups can move new jobs.
+    let settings = WorkerSettings {
+        relay_interval_ms: 60_000,
+        ..config.worker_settings(&database_url(&db).await)
+    };
+    let worker = InProcessWorker::start(settings);
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let mut events = Events::connect(&api, &bob, None).await;
+    events.next(Duration::from_secs(2)).await.expect("a reset");
+    eventually(Duration::from_secs(10), "the relay to subscribe", || {
+        let (url, prefix) = (config.redis_url.clone(), config.prefix.clone());
+        async move { wake_subscribers(&url, &prefix).await >= 1 }
+    })
+    .await;
+    // Let the pass that follows subscribing finish, so what comes next is moved by wake-ups.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let sent = api.send(&alice, &bob, "Quick", "are you there?").await;
+    let created = events
+        .next_event(Duration::from_secs(10))
+        .await
+        .expect("message.created long before the next relay tick");
+    assert_eq!(created.event, "message.created");
+    assert_eq!(created.json()["message_id"], sent["id"]);
+
+    // A burst of replies: every one arrives, however the wake-ups coalesce.
+    let thread = sent["thread_id"].as_str().unwrap();
+    let mut want = Vec::new();
+    for i in 0..5 {
+        want.push(api.reply(&alice, thread, &format!("reply {i}")).await["id"].clone());
+    }
+    let mut got = Vec::new();
+    while got.len() < want.len() {
+        let frame = events
+            .next_event(Duration::from_secs(10))
+            .await
+            .expect("every reply's message.created");
+        assert_eq!(frame.event, "message.created");
+        got.push(frame.json()["message_id"].clone());
+    }
+    got.sort_by_key(ToString::to_string);
+    want.sort_by_key(ToString::to_string);
+    assert_eq!(got, want);
+
+    // Read state wakes the relay too.
+    let id = sent["id"].as_str().unwrap();
+    let (status, _) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/messages/{id}/read"),
+            Some(&bob.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let read = events
+        .next_event(Duration::from_secs(10))
+        .await
+        .expect("message.read long before the next relay tick");
+    assert_eq!(read.event, "message.read");
+    assert_eq!(read.json()["message_id"], sent["id"]);
+    assert!(worker.is_running());
+    worker.stop().await;
 }
