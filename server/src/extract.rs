@@ -12,6 +12,9 @@ use convos_store::tokens::{self, TokenId};
 use serde::de::DeserializeOwned;
 use std::str::FromStr;
 
+/// The header that makes a create safe to repeat.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
 /// The largest request body accepted.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
@@ -22,7 +25,8 @@ pub struct ApiJson<T> {
     /// The decoded body.
     pub value: T,
     /// The body in canonical form (object keys sorted, no spacing), for fingerprinting
-    /// idempotent requests: the same JSON written differently is the same request.
+    /// idempotent requests: the same JSON written differently is the same request. Computed
+    /// only when the request carries an `Idempotency-Key` (its only use); empty otherwise.
     pub canonical: Vec<u8>,
 }
 
@@ -45,6 +49,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         if !content_type.is_some_and(is_json) {
             return Err(ApiError::UnsupportedMediaType);
         }
+        let idempotent = req.headers().contains_key(IDEMPOTENCY_KEY);
         let raw = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge
@@ -59,7 +64,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 "the body must be a JSON object".into(),
             ));
         }
-        let canonical = serde_json::to_vec(&canonicalize(&value)).unwrap_or_default();
+        let canonical = if idempotent {
+            serde_json::to_vec(&canonicalize(&value)).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let value = serde_path_to_error::deserialize(value).map_err(|e| {
             let field = leak_field_name(e.path().to_string());
             ApiError::Validation(vec![FieldError::new(field, e.into_inner().to_string())])
@@ -169,7 +178,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyHeader {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let Some(value) = parts.headers.get("idempotency-key") else {
+        let Some(value) = parts.headers.get(IDEMPOTENCY_KEY) else {
             return Ok(Self(None));
         };
         let raw = value

@@ -100,8 +100,8 @@ impl Idempotency {
 /// What a create produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Created {
-    /// A new message.
-    New(MessageId),
+    /// A new message, as its sender sees it.
+    New(Box<Message>),
     /// The message an earlier request with the same `Idempotency-Key` created.
     Replayed(MessageId),
 }
@@ -110,7 +110,8 @@ impl Created {
     /// The message's id, either way.
     pub fn id(&self) -> MessageId {
         match self {
-            Created::New(id) | Created::Replayed(id) => *id,
+            Created::New(message) => message.id,
+            Created::Replayed(id) => *id,
         }
     }
 }
@@ -191,13 +192,27 @@ async fn insert_message(
     recipient: UserId,
     content: &NewContent,
     in_reply_to: Option<Uuid>,
-) -> Result<DateTime<Utc>> {
-    let created_at: DateTime<Utc> = sqlx::query_scalar(
-        "insert into messages \
-           (id, thread_id, sender_id, recipient_id, body, in_reply_to, expires_at, read_once) \
-         values ($1, $2, $3, $4, $5, $6, \
-                 clock_timestamp() + make_interval(secs => $7::int), $8) \
-         returning created_at",
+) -> Result<MessageRow> {
+    // The insert answers with the message as its sender sees it, so the response costs no
+    // second query.
+    let row: MessageRow = sqlx::query_as(
+        "with m as ( \
+           insert into messages \
+             (id, thread_id, sender_id, recipient_id, body, in_reply_to, expires_at, read_once) \
+           values ($1, $2, $3, $4, $5, $6, \
+                   clock_timestamp() + make_interval(secs => $7::int), $8) \
+           returning * \
+         ) \
+         select m.id, m.thread_id, t.subject, m.body, m.read_once, m.created_at, m.in_reply_to, \
+                m.expires_at, m.sender_read as is_read, \
+                s.id as sender_id, s.username as sender_username, \
+                s.display_name as sender_display_name, \
+                r.id as recipient_id, r.username as recipient_username, \
+                r.display_name as recipient_display_name \
+         from m \
+         join threads t on t.id = m.thread_id \
+         join users s on s.id = m.sender_id \
+         join users r on r.id = m.recipient_id",
     )
     .bind(id.as_uuid())
     .bind(thread.as_uuid())
@@ -213,7 +228,7 @@ async fn insert_message(
     .bind(content.read_once)
     .fetch_one(&mut *tx)
     .await?;
-    Ok(created_at)
+    Ok(row)
 }
 
 /// Counts a new message on both participants' rows; a message into an archived thread brings
@@ -305,11 +320,11 @@ pub async fn create_thread(
         .bind(sender.as_uuid())
         .execute(&mut *tx)
         .await?;
-    let at = insert_message(&mut tx, id, thread, sender, recipient, content, None).await?;
-    count_new_message(&mut tx, thread, sender, recipient, at).await?;
+    let row = insert_message(&mut tx, id, thread, sender, recipient, content, None).await?;
+    count_new_message(&mut tx, thread, sender, recipient, row.created_at).await?;
     enqueue_new_message(&mut tx, outbox, id, thread, sender, recipient).await?;
     tx.commit().await?;
-    Ok(Created::New(id))
+    Ok(Created::New(Box::new(row.into_api(false))))
 }
 
 /// Locks thread `thread` for a write by `caller` and returns the other participant, or
@@ -368,11 +383,11 @@ pub async fn reply(
     .bind(thread.as_uuid())
     .fetch_optional(&mut *tx)
     .await?;
-    let at = insert_message(&mut tx, id, thread, sender, recipient, content, newest).await?;
-    count_new_message(&mut tx, thread, sender, recipient, at).await?;
+    let row = insert_message(&mut tx, id, thread, sender, recipient, content, newest).await?;
+    count_new_message(&mut tx, thread, sender, recipient, row.created_at).await?;
     enqueue_new_message(&mut tx, outbox, id, thread, sender, recipient).await?;
     tx.commit().await?;
-    Ok(Created::New(id))
+    Ok(Created::New(Box::new(row.into_api(false))))
 }
 
 /// The message as `caller` sees it, without changing anything (read-once bodies withheld).

@@ -28,33 +28,36 @@ pub async fn insert(db: &PgPool, user: UserId, token: &str) -> Result<TokenId> {
     Ok(TokenId(id))
 }
 
-/// The live token matching `token`, with its owner.
+/// The live token matching `token`, with its owner: one round trip, which also records the
+/// token's use (at most once a minute, so busy clients do not write on every request).
 pub async fn authenticate(db: &PgPool, token: &str) -> Result<Option<(TokenId, User, Settings)>> {
-    let row: Option<(Uuid, Uuid)> = sqlx::query_as(
-        "update api_tokens set last_used_at = now() \
-         where token_hash = $1 and revoked_at is null \
-           and (last_used_at is null or last_used_at < now() - interval '1 minute') \
-         returning id, user_id",
-    )
+    let row: Option<AuthRow> = sqlx::query_as(concat!(
+        "with t as ( \
+           select id, user_id, last_used_at from api_tokens \
+           where token_hash = $1 and revoked_at is null \
+         ), touched as ( \
+           update api_tokens a set last_used_at = now() from t \
+           where a.id = t.id \
+             and (t.last_used_at is null or t.last_used_at < now() - interval '1 minute') \
+         ) \
+         select t.id as token_id, ",
+        users::user_columns_of!("u"),
+        " from t join users u on u.id = t.user_id"
+    ))
     .bind(hash(token))
     .fetch_optional(db)
     .await?;
-    // The update above only touches tokens not used within the last minute; look the others up.
-    let row =
-        match row {
-            Some(row) => Some(row),
-            None => sqlx::query_as(
-                "select id, user_id from api_tokens where token_hash = $1 and revoked_at is null",
-            )
-            .bind(hash(token))
-            .fetch_optional(db)
-            .await?,
-        };
-    let Some((token_id, user_id)) = row else {
-        return Ok(None);
-    };
-    let (user, settings) = users::get(db, user_id.into()).await?;
-    Ok(Some((TokenId(token_id), user, settings)))
+    Ok(row.map(|r| {
+        let (user, settings) = r.user.into_user();
+        (TokenId(r.token_id), user, settings)
+    }))
+}
+
+#[derive(sqlx::FromRow)]
+struct AuthRow {
+    token_id: Uuid,
+    #[sqlx(flatten)]
+    user: users::UserRow,
 }
 
 /// Whether a token still works (not revoked).

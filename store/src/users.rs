@@ -8,7 +8,7 @@ use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
 #[derive(sqlx::FromRow)]
-struct UserRow {
+pub(crate) struct UserRow {
     id: Uuid,
     username: String,
     email: String,
@@ -19,7 +19,7 @@ struct UserRow {
 }
 
 impl UserRow {
-    fn into_user(self) -> (User, Settings) {
+    pub(crate) fn into_user(self) -> (User, Settings) {
         (
             User {
                 id: self.id.into(),
@@ -41,6 +41,29 @@ macro_rules! user_columns {
         "id, username, email, display_name, is_admin, email_notifications, created_at"
     };
 }
+
+/// The same columns of the users table aliased `$alias`, for joins.
+macro_rules! user_columns_of {
+    ($alias:literal) => {
+        concat!(
+            $alias,
+            ".id, ",
+            $alias,
+            ".username, ",
+            $alias,
+            ".email, ",
+            $alias,
+            ".display_name, ",
+            $alias,
+            ".is_admin, ",
+            $alias,
+            ".email_notifications, ",
+            $alias,
+            ".created_at"
+        )
+    };
+}
+pub(crate) use user_columns_of;
 
 /// Creates an account; `Conflict("username" | "email")` when either is taken.
 pub async fn insert(

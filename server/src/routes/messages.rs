@@ -43,14 +43,14 @@ pub(crate) async fn created_response(
     caller: UserId,
     created: Created,
 ) -> Result<Response> {
-    let message = match created {
-        Created::New(id) => messages::get(&state.db, caller, id).await?,
-        Created::Replayed(id) => messages::replay_view(&state.db, caller, id).await?,
-    };
     let mut headers = HeaderMap::new();
-    if matches!(created, Created::Replayed(_)) {
-        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
+    let message = match created {
+        Created::New(message) => *message,
+        Created::Replayed(id) => {
+            headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+            messages::replay_view(&state.db, caller, id).await?
+        }
+    };
     Ok((StatusCode::CREATED, headers, Json(message)).into_response())
 }
 
