@@ -156,8 +156,11 @@ pub async fn reply(
 ) -> Result<Response> {
     let id: ThreadId = parse_id(&id)?;
     let content = body.value.parse().map_err(ApiError::Validation)?;
-    // A stranger learns nothing and spends no quota: check the thread before counting.
-    threads::get(&state.db, caller.user.id, id).await?;
+    // A stranger learns nothing and spends no quota: check the thread before counting (the
+    // reply's own transaction checks that the caller can still see it).
+    if !threads::is_participant(&state.db, caller.user.id, id).await? {
+        return Err(ApiError::NotFound);
+    }
     let route = format!("POST /api/v1/threads/{id}/messages");
     let idem = key.map(|k| Idempotency::new(k, &route, &body.canonical));
     if let Some(idem) = &idem
