@@ -45,6 +45,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| root.join("target"), std::path::PathBuf::from)
         .join("release");
+    // One benchmark at a time on this checkout: they share the stores, and two loads on two
+    // cores would measure each other.
+    let lock_dir = root.join("target").join("convos-services");
+    std::fs::create_dir_all(&lock_dir)?;
+    let lock = std::fs::File::create(lock_dir.join("bench.lock"))?;
+    if lock.try_lock().is_err() {
+        step("another benchmark is running on this checkout; waiting for it to finish");
+        lock.lock()?;
+    }
     let services = Services::start(Profile::Bench)?;
     let mut bench = Command::new(target.join("convos-bench"));
     bench
