@@ -137,27 +137,82 @@ pub fn machine_cpu() -> (f64, f64) {
     ((total - idle) / ticks_per_sec(), total / ticks_per_sec())
 }
 
-/// A window over which machine and process CPU use is compared.
-pub struct CpuWindow {
-    machine: (f64, f64),
-}
-
-impl CpuWindow {
-    /// Starts the window.
-    pub fn start() -> Self {
-        Self {
-            machine: machine_cpu(),
-        }
-    }
-
-    /// CPU seconds the whole machine was busy since the start.
-    pub fn machine_busy(&self) -> f64 {
-        machine_cpu().0 - self.machine.0
-    }
-}
-
 /// A free loopback port.
 pub fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
+}
+
+/// CPU seconds per program name (`comm`) of every process on the machine.
+fn cpu_by_program() -> std::collections::HashMap<String, f64> {
+    let mut by = std::collections::HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return by;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let (Ok(comm), Some(secs)) = (
+            std::fs::read_to_string(format!("/proc/{pid}/comm")),
+            cpu_secs(pid),
+        ) else {
+            continue;
+        };
+        *by.entry(comm.trim().to_owned()).or_insert(0.0) += secs;
+    }
+    by
+}
+
+/// Where the machine's CPU went during a window, by program.
+pub struct CpuShare {
+    before: std::collections::HashMap<String, f64>,
+    machine: (f64, f64),
+}
+
+impl CpuShare {
+    /// Starts the window.
+    pub fn start() -> Self {
+        Self {
+            before: cpu_by_program(),
+            machine: machine_cpu(),
+        }
+    }
+
+    /// `postgres 61%, convos-server 27%, ...` of the machine's busy time, largest first, and
+    /// how busy the machine was (cores in use on average).
+    pub fn finish(&self) -> String {
+        self.finish_with(&[])
+    }
+
+    /// [`CpuShare::finish`], counting programs that already exited (a load generator, whose
+    /// total is read from its zombie) with the CPU seconds given.
+    pub fn finish_with(&self, exited: &[(&str, f64)]) -> String {
+        let mut after = cpu_by_program();
+        for (name, secs) in exited {
+            *after.entry((*name).to_owned()).or_insert(0.0) += secs;
+        }
+        let (busy, total) = machine_cpu();
+        let busy = (busy - self.machine.0).max(1e-9);
+        let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
+        let used = busy / ((total - self.machine.1).max(1e-9) / cores);
+        let mut shares: Vec<(String, f64)> = after
+            .into_iter()
+            .map(|(name, secs)| {
+                let d = secs - self.before.get(&name).copied().unwrap_or(0.0);
+                (name, d)
+            })
+            .filter(|(_, d)| *d / busy >= 0.01)
+            .collect();
+        shares.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let list: Vec<String> = shares
+            .iter()
+            .map(|(n, d)| format!("{n} {:.0}%", 100.0 * d / busy))
+            .collect();
+        format!("{:.2} of {cores:.0} cores busy: {}", used, list.join(", "))
+    }
 }

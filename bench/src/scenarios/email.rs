@@ -3,7 +3,7 @@
 //! comparing the first and last 10% of it, with Redis memory before, during and after.
 
 use crate::Ctx;
-use crate::procs::CpuWindow;
+use crate::procs::CpuShare;
 use crate::report::{Ratio, Report, Row, Target};
 use crate::smtp::Sink;
 use crate::stats::Measure;
@@ -104,7 +104,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         port,
         &[("CONVOS_EMAIL_DAILY_CAP", "1000000000".into())],
     )?;
-    let window = CpuWindow::start();
+    let share = CpuShare::start();
     let drain_started = Instant::now();
     // Finished jobs over time, per kind: (when, deliveries, emails).
     let mut timeline: Vec<(Duration, i64, i64)> = Vec::new();
@@ -130,8 +130,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let drained = drain_started.elapsed();
-    let worker_cpu = worker.cpu_secs().unwrap_or(0.0);
-    let busy = window.machine_busy();
+    let drain_cpu = share.finish();
     let peak = worker.peak_mib();
     let emails = sink.accepted() - sent_directly;
     let email_rate = Measure::rate(emails, drained, "emails/s").with_peak(peak);
@@ -239,14 +238,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
             mib(streams)
         ),
     );
-    report.note(
-        SCENARIO,
-        format!(
-            "the worker used {:.0}% of the machine's busy CPU during the drain (PostgreSQL, Redis \
-             and the in-process SMTP sink the rest)",
-            100.0 * worker_cpu / busy.max(1e-9)
-        ),
-    );
+    report.note(SCENARIO, format!("during the drain: {drain_cpu}"));
     worker.stop();
     db.close().await;
     Ok(())

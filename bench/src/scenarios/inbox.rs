@@ -78,7 +78,6 @@ pub async fn run(
     )
     .await?;
     let mut errors = 0;
-    let mut wrk_cpu = 0.0;
     for n in &sizes {
         let user = format!("box{n}");
         let token = tokens.of(&user);
@@ -109,13 +108,17 @@ pub async fn run(
             ));
         }
         for (page, path, deep) in pages {
+            let share = crate::procs::CpuShare::start();
             let (measured, e, cpu) = if *n == smallest && deep.is_none() {
                 (base_first.clone(), 0, 0.0)
             } else {
                 measure_get(ctx, server, &path, token).await?
             };
+            if *n == largest && deep.is_none() {
+                let cpu = share.finish_with(&[("wrk", cpu)]);
+                report.note(SCENARIO, format!("{n}-thread first page: {cpu}"));
+            }
             errors += e;
-            wrk_cpu += cpu;
             let ratio = Ratio::of(
                 &format!("p50 vs {smallest}-thread"),
                 measured.p50_ms,
@@ -169,7 +172,6 @@ pub async fn run(
             ctx.scale.http_secs
         ),
     );
-    let _ = wrk_cpu;
     Ok(())
 }
 

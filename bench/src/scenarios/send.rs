@@ -6,7 +6,7 @@ use crate::report::{Ratio, Report, Row, Target};
 use crate::scenarios::{LUA_TEXT, Text, issue_to};
 use crate::stats::Measure;
 use crate::wrk::{self, Load, lua_strings};
-use crate::{Ctx, procs::CpuWindow};
+use crate::{Ctx, procs::CpuShare};
 use convos_core::api::NewContent;
 use convos_core::{Body, Subject, ThreadId, UserId};
 use convos_store::jobs::Outbox;
@@ -121,6 +121,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         (Kind::Reply, "reply", &reply_script),
     ] {
         for connections in [16u32, 64] {
+            let share = CpuShare::start();
             let baseline = direct_loop(
                 &direct,
                 kind,
@@ -132,9 +133,9 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
                 &threads,
             )
             .await?;
+            let baseline_cpu = share.finish();
             server.proc.reset_peak();
-            let window = CpuWindow::start();
-            let server_cpu = server.proc.cpu_secs().unwrap_or(0.0);
+            let share = CpuShare::start();
             let run = wrk::run(
                 &Load {
                     base: &server.base,
@@ -145,8 +146,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
                 },
                 &ctx.env.work_dir,
             )?;
-            let busy = window.machine_busy();
-            let server_cpu = server.proc.cpu_secs().unwrap_or(0.0) - server_cpu;
+            let api_cpu = share.finish_with(&[("wrk", run.cpu_secs)]);
             let measured = run.measure.with_peak(server.proc.peak_mib());
             let ratio = Ratio::of("API/baseline throughput", measured.rate, baseline.rate);
             let target = (connections == 64).then(|| Target {
@@ -167,10 +167,8 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
             report.note(
                 SCENARIO,
                 format!(
-                    "{what} at {connections} connections: wrk used {:.0}% of the machine's busy CPU, \
-                     the server {:.0}%{}",
-                    100.0 * run.cpu_secs / busy.max(1e-9),
-                    100.0 * server_cpu / busy.max(1e-9),
+                    "{what}, {connections} connections: API run {api_cpu}; baseline run \
+                     {baseline_cpu}{}",
                     if run.errors > 0 {
                         format!("; {} requests failed", run.errors)
                     } else {
