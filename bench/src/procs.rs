@@ -83,6 +83,16 @@ impl Proc {
     }
 }
 
+impl Drop for Proc {
+    /// A scenario that fails part-way leaves no process behind.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// A `kB` field of `/proc/<pid>/status`.
 pub fn status_kib(pid: u32, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
