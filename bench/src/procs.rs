@@ -153,8 +153,9 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// CPU seconds per program name (`comm`) of every process on the machine.
-fn cpu_by_program() -> std::collections::HashMap<String, f64> {
+/// Program name (`comm`) and CPU seconds of every process on the machine, by pid (kernel
+/// threads rename themselves, so names alone would not match across a window).
+fn cpu_by_pid() -> std::collections::HashMap<u32, (String, f64)> {
     let mut by = std::collections::HashMap::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return by;
@@ -173,14 +174,17 @@ fn cpu_by_program() -> std::collections::HashMap<String, f64> {
         ) else {
             continue;
         };
-        *by.entry(comm.trim().to_owned()).or_insert(0.0) += secs;
+        // Kernel workers carry their current job in the name: group them as one.
+        let comm = comm.trim();
+        let name = comm.split_once('/').map_or(comm, |(n, _)| n).to_owned();
+        by.insert(pid, (name, secs));
     }
     by
 }
 
 /// Where the machine's CPU went during a window, by program.
 pub struct CpuShare {
-    before: std::collections::HashMap<String, f64>,
+    before: std::collections::HashMap<u32, (String, f64)>,
     machine: (f64, f64),
 }
 
@@ -188,7 +192,7 @@ impl CpuShare {
     /// Starts the window.
     pub fn start() -> Self {
         Self {
-            before: cpu_by_program(),
+            before: cpu_by_pid(),
             machine: machine_cpu(),
         }
     }
@@ -202,7 +206,11 @@ impl CpuShare {
     /// [`CpuShare::finish`], counting programs that already exited (a load generator, whose
     /// total is read from its zombie) with the CPU seconds given.
     pub fn finish_with(&self, exited: &[(&str, f64)]) -> String {
-        let mut after = cpu_by_program();
+        let mut after: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
+        for (pid, (name, secs)) in cpu_by_pid() {
+            let before = self.before.get(&pid).map_or(0.0, |(_, s)| *s);
+            *after.entry(name).or_insert(0.0) += secs - before;
+        }
         for (name, secs) in exited {
             *after.entry((*name).to_owned()).or_insert(0.0) += secs;
         }
@@ -212,10 +220,6 @@ impl CpuShare {
         let used = busy / ((total - self.machine.1).max(1e-9) / cores);
         let mut shares: Vec<(String, f64)> = after
             .into_iter()
-            .map(|(name, secs)| {
-                let d = secs - self.before.get(&name).copied().unwrap_or(0.0);
-                (name, d)
-            })
             .filter(|(_, d)| *d / busy >= 0.01)
             .collect();
         shares.sort_by(|a, b| b.1.total_cmp(&a.1));
