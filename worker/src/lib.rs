@@ -177,6 +177,16 @@ async fn supervise(ctx: Arc<Ctx>, queue: queue::Queue, kind: JobKind, cancel: Ca
                 Ok::<(), std::io::Error>(())
             })
             .await;
+        // Its registration is of no further use (the next start takes a new name). Bounded, so
+        // a Redis outage does not hold up shutdown; one left behind is a few hundred bytes.
+        let mut redis = ctx.redis.clone();
+        let prefix = &ctx.settings.redis_prefix;
+        let release = queue::release_worker(&mut redis, prefix, kind, &name);
+        match tokio::time::timeout(Duration::from_secs(1), release).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, worker = %name, "worker not released"),
+            Err(_) => tracing::debug!(worker = %name, "worker not released: redis is slow"),
+        }
         if cancel.is_cancelled() {
             return;
         }

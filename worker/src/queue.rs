@@ -1,9 +1,11 @@
 //! apalis on Redis as the transport: one queue per job kind, carrying only ledger ids.
 
 use apalis::prelude::*;
+use apalis_core::backend::Vacuum;
 use apalis_redis::{Config as QueueConfig, RedisStorage};
 use convos_core::jobs::{JobKind, JobTicket};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 /// The apalis storage of one job kind.
@@ -50,6 +52,87 @@ pub async fn stored(
         .query_async(conn)
         .await
 }
+
+/// Removes finished tasks from the queue's Redis keys; returns how many records it removed.
+///
+/// apalis' own [`Vacuum::vacuum`] deletes a finished task's payload (`{q}:data`) and metadata
+/// hash (`{q}:meta:{id}`, which also holds its result), but not its id in the `{q}:done` or
+/// `{q}:dead` set that `handle_results.lua` adds it to, and nothing else ever removes those: they
+/// grew by one member per task forever (about 75 bytes each). The second step drops the ids whose
+/// payload is gone, i.e. tasks the first step vacuumed. The ledger is the record of what ran.
+///
+/// Nothing a queued or running task needs is touched: apalis only vacuums tasks in a final
+/// state (`Done`, `Failed`, `Killed`), and a set member whose payload still exists stays for a
+/// later pass.
+pub async fn vacuum(
+    queue: &mut Queue,
+    conn: &mut ConnectionManager,
+    prefix: &str,
+    kind: JobKind,
+) -> anyhow::Result<usize> {
+    let vacuumed = queue.vacuum().await?;
+    let config = config(prefix, kind);
+    let forgotten: usize = FORGET_FINISHED
+        .key(config.job_data_hash())
+        .key(config.done_jobs_set())
+        .key(config.dead_jobs_set())
+        .invoke_async(conn)
+        .await?;
+    Ok(vacuumed + forgotten)
+}
+
+/// Removes from the sets `KEYS[2..]` (done, dead) the task ids without a payload in the data
+/// hash `KEYS[1]`. Atomic, so a task is never checked and removed across a concurrent change.
+static FORGET_FINISHED: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local removed = 0
+        for k = 2, #KEYS do
+          for _, id in ipairs(redis.call('SMEMBERS', KEYS[k])) do
+            if redis.call('HEXISTS', KEYS[1], id) == 0 then
+              removed = removed + redis.call('SREM', KEYS[k], id)
+            end
+          end
+        end
+        return removed
+        ",
+    )
+});
+
+/// Forgets a stopped apalis worker `name` of `kind`'s queue: deletes its metadata hash
+/// (`{q}:workers:metadata:{name}`, never removed by apalis) and, when it holds no task, its
+/// entry in `{q}:workers`. apalis' own clean-up on close removes the wrong member (the inflight
+/// set's key instead of the name), so every worker start otherwise left both behind. A worker
+/// that still holds tasks keeps its entry: apalis' orphan recovery needs it to re-enqueue them.
+pub async fn release_worker(
+    conn: &mut ConnectionManager,
+    prefix: &str,
+    kind: JobKind,
+    name: &str,
+) -> redis::RedisResult<()> {
+    let config = config(prefix, kind);
+    RELEASE_WORKER
+        .key(config.workers_set())
+        .key(format!("{}:workers:metadata:{name}", config.queue.as_ref()))
+        .key(format!("{}:{name}", config.inflight_jobs_set()))
+        .arg(name)
+        .invoke_async(conn)
+        .await
+}
+
+/// `KEYS[1]`: the workers set; `KEYS[2]`: the worker's metadata hash; `KEYS[3]`: its inflight
+/// set; `ARGV[1]`: its name.
+static RELEASE_WORKER: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        redis.call('DEL', KEYS[2])
+        if redis.call('SCARD', KEYS[3]) == 0 then
+          redis.call('ZREM', KEYS[1], ARGV[1])
+        end
+        return 0
+        ",
+    )
+});
 
 /// Tasks of the queue waiting in Redis (scheduled plus ready).
 pub async fn depth(

@@ -12,7 +12,6 @@
 
 use crate::Ctx;
 use crate::queue::{self, Queue};
-use apalis_core::backend::Vacuum;
 use convos_core::jobs::{JobKind, JobTicket};
 use convos_store::jobs;
 use futures::{FutureExt, StreamExt};
@@ -77,8 +76,10 @@ pub async fn run(ctx: Arc<Ctx>, mut queues: HashMap<JobKind, Queue>, cancel: Can
         }
         if last_vacuum.elapsed() >= Duration::from_secs(ctx.settings.vacuum_every_secs) {
             last_vacuum = Instant::now();
+            let mut redis = ctx.redis.clone();
             for (kind, queue) in &mut queues {
-                match queue.vacuum().await {
+                let prefix = &ctx.settings.redis_prefix;
+                match queue::vacuum(queue, &mut redis, prefix, *kind).await {
                     Ok(n) if n > 0 => {
                         tracing::debug!(kind = kind.as_str(), removed = n, "vacuumed")
                     }

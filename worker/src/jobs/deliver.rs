@@ -1,10 +1,12 @@
 //! `deliver`: append an event to each user's retained stream and announce it to every server.
 //!
 //! One Lua script per user makes it atomic and idempotent: a marker per (job, user) means a job
-//! that runs twice still appends each event once.
+//! that runs twice still appends each event once. The markers are deleted once the ledger
+//! records the job done (their two-hour expiry is the fallback).
 
 use super::{JobError, JobResult};
 use crate::Ctx;
+use convos_core::UserId;
 use convos_core::events::{RETENTION_SECS, channel, stream_key};
 use convos_core::jobs::DeliverJob;
 use convos_store::jobs::{Outcome, Running};
@@ -37,7 +39,7 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
     let mut conn = ctx.redis.clone();
     let mut appended = 0;
     for user in &payload.users {
-        let marker = format!("{prefix}delivered:{}:{user}", job.id);
+        let marker = marker(prefix, job, *user);
         let id: Option<String> = APPEND
             .key(stream_key(prefix, *user))
             .key(marker)
@@ -54,4 +56,40 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
         "{} to {appended} stream(s)",
         payload.event.name()
     )))
+}
+
+/// The marker saying `job`'s event is in `user`'s stream.
+fn marker(prefix: &str, job: &Running, user: UserId) -> String {
+    format!("{prefix}delivered:{}:{user}", job.id)
+}
+
+/// Deletes `job`'s markers; called once the ledger records it done.
+///
+/// A marker only guards against a second run of the same job appending again, and a job the
+/// ledger holds as done never runs again (`jobs::start` takes only dispatched rows, and only dead
+/// or retrying jobs are ever made due again). The ledger write happens within the job's timeout,
+/// itself shorter than the ledger deadline, so no lost-job re-dispatch can be under way. Kept
+/// for their full two hours, the markers were most of the Redis memory a drain left behind (one
+/// key per recipient per event). Best effort: if this fails, they still expire.
+pub async fn forget(ctx: &Ctx, job: &Running) {
+    let Ok(payload) = serde_json::from_value::<DeliverJob>(job.payload.clone()) else {
+        return;
+    };
+    if payload.users.is_empty() {
+        return;
+    }
+    let prefix = &ctx.settings.redis_prefix;
+    let keys: Vec<String> = payload
+        .users
+        .iter()
+        .map(|user| marker(prefix, job, *user))
+        .collect();
+    let mut conn = ctx.redis.clone();
+    if let Err(e) = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async::<i64>(&mut conn)
+        .await
+    {
+        tracing::debug!(error = %e, job.id = %job.id, "delivery markers left to expire");
+    }
 }

@@ -100,5 +100,8 @@ async fn run_one(ticket: JobTicket, ctx: Arc<Ctx>) -> Result<(), BoxDynError> {
         .with_label_values(&[queue])
         .observe(started.elapsed().as_secs_f64());
     jobs::finish(&ctx.db, &job, &outcome).await?;
+    if job.kind == JobKind::Deliver && matches!(outcome, Outcome::Done(_)) {
+        deliver::forget(&ctx, &job).await;
+    }
     Ok(())
 }

@@ -7,4 +7,5 @@ mod events;
 mod resilience;
 mod sse;
 mod stack;
+mod vacuum;
 mod workers;
