@@ -115,7 +115,8 @@ pub async fn serve(addr: SocketAddr, metrics: Metrics, db: PgPool, cancel: Cance
             }
         }),
     );
-    let _ = axum::serve(listener, app)
+    // One shared router for every connection (a bare Router is deep-copied per connection).
+    let _ = axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(cancel.cancelled_owned())
         .await;
 }

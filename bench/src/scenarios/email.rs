@@ -8,6 +8,7 @@ use crate::report::{Ratio, Report, Row, Target};
 use crate::smtp::Sink;
 use crate::stats::Measure;
 use convos_core::api::NewContent;
+use convos_core::jobs::JobKind;
 use convos_core::{Body, Subject, UserId};
 use convos_store::jobs::Outbox;
 use lettre::message::{MultiPart, header::ContentType};
@@ -96,14 +97,24 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     );
 
     let mut redis = ctx.redis().await?;
-    let redis_before = used_memory(&mut redis).await?;
-    let mut redis_peak = redis_before;
-    let mut max_depth = 0i64;
+    // The worker starts with its queues paused (as an operator would hold them), so that its
+    // own standing state in Redis (registration, scripts) is part of the "before" reading.
+    let actor = users[0].as_uuid();
+    for kind in [JobKind::Deliver, JobKind::NotifyEmail] {
+        convos_store::ops::set_paused(&db, kind, true, actor).await?;
+    }
     let worker = ctx.env.worker(
         &ctx.database_url(DB),
         port,
         &[("CONVOS_EMAIL_DAILY_CAP", "1000000000".into())],
     )?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let redis_before = used_memory(&mut redis).await?;
+    let mut redis_peak = redis_before;
+    let mut max_depth = 0i64;
+    for kind in [JobKind::Deliver, JobKind::NotifyEmail] {
+        convos_store::ops::set_paused(&db, kind, false, actor).await?;
+    }
     let share = CpuShare::start();
     let drain_started = Instant::now();
     // Finished jobs over time, per kind: (when, deliveries, emails).
@@ -276,7 +287,13 @@ async fn smtp_baseline(port: u16, count: usize) -> anyhow::Result<Measure> {
     Ok(Measure::rate(count as u64, started.elapsed(), "emails/s"))
 }
 
+/// Bytes Redis holds, without its per-command latency statistics (`CONFIG RESETSTAT` first:
+/// they grow with every new command name and are not data).
 async fn used_memory(redis: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<i64> {
+    redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async::<()>(redis)
+        .await?;
     let info: String = redis::cmd("INFO").arg("memory").query_async(redis).await?;
     Ok(info
         .lines()
