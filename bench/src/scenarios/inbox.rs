@@ -78,6 +78,8 @@ pub async fn run(
     )
     .await?;
     let mut errors = 0;
+    // First-page medians of full pages (25 threads), to compare like with like.
+    let mut full_pages: Vec<(i64, f64)> = Vec::new();
     for n in &sizes {
         let user = format!("box{n}");
         let token = tokens.of(&user);
@@ -129,6 +131,12 @@ pub async fn run(
                 met: measured.p99_ms.is_some_and(|p| p < 10.0)
                     && ratio.as_ref().is_some_and(|r| r.value <= 1.5),
             });
+            if deep.is_none()
+                && *n >= 25
+                && let Some(p50) = measured.p50_ms
+            {
+                full_pages.push((*n, p50));
+            }
             report.row(Row {
                 scenario: SCENARIO,
                 what: format!("{n}-thread inbox, {page}"),
@@ -164,6 +172,18 @@ pub async fn run(
                     .push((format!("Inbox of {n} threads, {page}"), plan));
             }
         }
+    }
+    if let (Some((small, a)), Some((big, b))) = (full_pages.first(), full_pages.last())
+        && big > small
+    {
+        report.note(
+            SCENARIO,
+            format!(
+                "the {smallest}-thread page holds {smallest} threads, the others 25: like for \
+                 like, the {big}-thread first page p50 is {:.2}x the {small}-thread one",
+                b / a
+            ),
+        );
     }
     report.note(
         SCENARIO,
