@@ -90,6 +90,9 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::Conflict(field) => ApiError::Conflict(field),
+            e @ (StoreError::UnknownRecipient | StoreError::SelfRecipient) => {
+                ApiError::field("recipient", e.to_string())
+            }
             StoreError::IdempotencyMismatch => ApiError::field(
                 "Idempotency-Key",
                 "was already used for a different request; use a new key",

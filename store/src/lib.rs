@@ -36,6 +36,12 @@ pub enum StoreError {
     /// The same `Idempotency-Key` was used before for a different request.
     #[error("the idempotency key was already used for a different request")]
     IdempotencyMismatch,
+    /// A new thread's recipient names nobody.
+    #[error("no user has this username")]
+    UnknownRecipient,
+    /// A new thread's recipient is its sender.
+    #[error("you cannot send a message to yourself")]
+    SelfRecipient,
     /// The database failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),

@@ -11,7 +11,7 @@ use crate::{Result, StoreError};
 use chrono::{DateTime, Utc};
 use convos_core::api::{Message, NewContent, UserSummary};
 use convos_core::events::Event;
-use convos_core::{IdempotencyKey, MessageId, Subject, ThreadId, UserId};
+use convos_core::{IdempotencyKey, MessageId, Subject, ThreadId, UserId, Username};
 use sha2::{Digest, Sha256};
 // Dynamic SQL below only splices in column names chosen from fixed lists, never input.
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Transaction};
@@ -184,23 +184,45 @@ async fn claim_key(
     Ok(Some(original.into()))
 }
 
+/// Whom a new message goes to: an account, or a username as the API receives it, resolved
+/// inside the insert itself (one round trip fewer than looking it up first).
+#[derive(Clone, Copy, Debug)]
+pub enum Recipient<'a> {
+    /// An account id.
+    Id(UserId),
+    /// A username; [`StoreError::UnknownRecipient`] when nobody has it and
+    /// [`StoreError::SelfRecipient`] when it is the sender's own.
+    Username(&'a Username),
+}
+
+impl From<UserId> for Recipient<'_> {
+    fn from(id: UserId) -> Self {
+        Recipient::Id(id)
+    }
+}
+
 async fn insert_message(
     tx: &mut PgConnection,
     id: MessageId,
     thread: ThreadId,
     sender: UserId,
-    recipient: UserId,
+    recipient: Recipient<'_>,
     content: &NewContent,
     in_reply_to: Option<Uuid>,
 ) -> Result<MessageRow> {
+    let to = match recipient {
+        Recipient::Id(_) => "r.id = $4",
+        Recipient::Username(_) => "lower(r.username) = lower($4) and r.id <> $3",
+    };
     // The insert answers with the message as its sender sees it, so the response costs no
     // second query.
-    let row: MessageRow = sqlx::query_as(
+    let sql = format!(
         "with m as ( \
            insert into messages \
              (id, thread_id, sender_id, recipient_id, body, in_reply_to, expires_at, read_once) \
-           values ($1, $2, $3, $4, $5, $6, \
-                   clock_timestamp() + make_interval(secs => $7::int), $8) \
+           select $1, $2, $3, r.id, $5, $6, \
+                  clock_timestamp() + make_interval(secs => $7::int), $8 \
+           from users r where {to} \
            returning * \
          ) \
          select m.id, m.thread_id, t.subject, m.body, m.read_once, m.created_at, m.in_reply_to, \
@@ -212,23 +234,43 @@ async fn insert_message(
          from m \
          join threads t on t.id = m.thread_id \
          join users s on s.id = m.sender_id \
-         join users r on r.id = m.recipient_id",
-    )
-    .bind(id.as_uuid())
-    .bind(thread.as_uuid())
-    .bind(sender.as_uuid())
-    .bind(recipient.as_uuid())
-    .bind(content.body.as_str())
-    .bind(in_reply_to)
-    .bind(
-        content
-            .expires_in
-            .map(|e| i32::try_from(e.seconds()).unwrap_or(i32::MAX)),
-    )
-    .bind(content.read_once)
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(row)
+         join users r on r.id = m.recipient_id"
+    );
+    let query = sqlx::query_as::<_, MessageRow>(AssertSqlSafe(sql))
+        .bind(id.as_uuid())
+        .bind(thread.as_uuid())
+        .bind(sender.as_uuid());
+    let query = match recipient {
+        Recipient::Id(user) => query.bind(user.as_uuid()),
+        Recipient::Username(name) => query.bind(name.as_str()),
+    };
+    let row = query
+        .bind(content.body.as_str())
+        .bind(in_reply_to)
+        .bind(
+            content
+                .expires_in
+                .map(|e| i32::try_from(e.seconds()).unwrap_or(i32::MAX)),
+        )
+        .bind(content.read_once)
+        .fetch_optional(&mut *tx)
+        .await?;
+    match (row, recipient) {
+        (Some(row), _) => Ok(row),
+        (None, Recipient::Id(_)) => Err(StoreError::NotFound),
+        // Nothing was inserted: say why (rare, so a second look costs nothing).
+        (None, Recipient::Username(name)) => {
+            let found: Option<Uuid> =
+                sqlx::query_scalar("select id from users where lower(username) = lower($1)")
+                    .bind(name.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            Err(match found {
+                Some(id) if id == sender.as_uuid() => StoreError::SelfRecipient,
+                _ => StoreError::UnknownRecipient,
+            })
+        }
+    }
 }
 
 /// Counts a new message on both participants' rows; a message into an archived thread brings
@@ -297,11 +339,11 @@ pub(crate) async fn announce(
 }
 
 /// Starts a thread with its first message from `sender` to `recipient`.
-pub async fn create_thread(
+pub async fn create_thread<'a>(
     db: &PgPool,
     outbox: &Outbox,
     sender: UserId,
-    recipient: UserId,
+    recipient: impl Into<Recipient<'a>>,
     subject: &Subject,
     content: &NewContent,
     idem: Option<&Idempotency>,
@@ -320,7 +362,8 @@ pub async fn create_thread(
         .bind(sender.as_uuid())
         .execute(&mut *tx)
         .await?;
-    let row = insert_message(&mut tx, id, thread, sender, recipient, content, None).await?;
+    let row = insert_message(&mut tx, id, thread, sender, recipient.into(), content, None).await?;
+    let recipient = UserId::from(row.recipient_id);
     count_new_message(&mut tx, thread, sender, recipient, row.created_at).await?;
     enqueue_new_message(&mut tx, outbox, id, thread, sender, recipient).await?;
     tx.commit().await?;
@@ -383,7 +426,16 @@ pub async fn reply(
     .bind(thread.as_uuid())
     .fetch_optional(&mut *tx)
     .await?;
-    let row = insert_message(&mut tx, id, thread, sender, recipient, content, newest).await?;
+    let row = insert_message(
+        &mut tx,
+        id,
+        thread,
+        sender,
+        recipient.into(),
+        content,
+        newest,
+    )
+    .await?;
     count_new_message(&mut tx, thread, sender, recipient, row.created_at).await?;
     enqueue_new_message(&mut tx, outbox, id, thread, sender, recipient).await?;
     tx.commit().await?;

@@ -1,6 +1,7 @@
 //! Scenario 1, send: `POST /api/v1/messages` and replies, sustained, at 16 and 64 keep-alive
 //! connections, against the same store transaction run directly on PostgreSQL at the same
-//! concurrency (a sqlx loop in this process, through a pool the size of the server's).
+//! concurrency (a sqlx loop in this process, through a pool the size of the server's, naming
+//! recipients by username as the API does).
 
 use crate::report::{Ratio, Report, Row, Target};
 use crate::scenarios::{LUA_TEXT, Text, issue_to};
@@ -8,8 +9,9 @@ use crate::stats::Measure;
 use crate::wrk::{self, Load, lua_strings};
 use crate::{Ctx, procs::CpuShare};
 use convos_core::api::NewContent;
-use convos_core::{Body, Subject, ThreadId, UserId};
+use convos_core::{Body, Subject, ThreadId, UserId, Username};
 use convos_store::jobs::Outbox;
+use convos_store::messages::Recipient;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqlx::PgPool;
@@ -112,8 +114,13 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     );
     let senders: Arc<Vec<UserId>> =
         Arc::new(senders.iter().map(|(id, _)| UserId::from(*id)).collect());
-    let recipients: Arc<Vec<UserId>> =
-        Arc::new(recipients.iter().map(|(id, _)| UserId::from(*id)).collect());
+    // By username, as the API receives them: the store resolves them inside the insert.
+    let recipients: Arc<Vec<Username>> = Arc::new(
+        recipients
+            .iter()
+            .map(|(_, name)| Username::parse(name))
+            .collect::<Result<_, _>>()?,
+    );
     let threads: Arc<Vec<ThreadId>> = Arc::new(threads.into_iter().map(ThreadId::from).collect());
     let duration = Duration::from_secs(ctx.scale.send_secs);
     for (kind, what, script) in [
@@ -211,7 +218,7 @@ async fn direct_loop(
     duration: Duration,
     text: &Arc<Text>,
     senders: &Arc<Vec<UserId>>,
-    recipients: &Arc<Vec<UserId>>,
+    recipients: &Arc<Vec<Username>>,
     threads: &Arc<Vec<ThreadId>>,
 ) -> anyhow::Result<Measure> {
     let started = Instant::now();
@@ -236,9 +243,15 @@ async fn direct_loop(
                 match kind {
                     Kind::New => {
                         let subject = Subject::parse(&text.subject(&mut rng))?;
-                        let to = recipients[rng.random_range(0..recipients.len())];
+                        let to = &recipients[rng.random_range(0..recipients.len())];
                         convos_store::messages::create_thread(
-                            &db, &outbox, senders[i], to, &subject, &content, None,
+                            &db,
+                            &outbox,
+                            senders[i],
+                            Recipient::Username(to),
+                            &subject,
+                            &content,
+                            None,
                         )
                         .await?;
                     }

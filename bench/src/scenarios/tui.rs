@@ -247,7 +247,10 @@ fn strip_ansi(s: &str) -> String {
             }
             Some(']') => {
                 while let Some(c) = chars.next() {
-                    if c == '\x07' || (c == '\x1b' && chars.peek() == Some(&'\\')) {
+                    if c == '\x07' {
+                        break;
+                    }
+                    if c == '\x1b' && chars.peek() == Some(&'\\') {
                         chars.next();
                         break;
                     }
@@ -270,5 +273,6 @@ mod tests {
             "hello world"
         );
         assert_eq!(strip_ansi("\x1b]0;title\x07text"), "text");
+        assert_eq!(strip_ansi("\x1b]0;title\x1b\\text"), "text");
     }
 }

@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use convos_core::api::{CreateMessageRequest, Message};
 use convos_core::{ErrorBody, MessageId, UserId};
-use convos_store::messages::{self, Created, Idempotency};
-use convos_store::users;
+use convos_store::StoreError;
+use convos_store::messages::{self, Created, Idempotency, Recipient};
 use std::time::Duration;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -71,15 +71,6 @@ pub async fn create_message(
     body: ApiJson<CreateMessageRequest>,
 ) -> Result<Response> {
     let new = body.value.parse().map_err(ApiError::Validation)?;
-    let recipient = users::find_by_username(&state.db, &new.recipient)
-        .await?
-        .ok_or_else(|| ApiError::field("recipient", "no user has this username"))?;
-    if recipient.id == caller.user.id {
-        return Err(ApiError::field(
-            "recipient",
-            "you cannot send a message to yourself",
-        ));
-    }
     let idem = key.map(|k| Idempotency::new(k, "POST /api/v1/messages", &body.canonical));
     if let Some(idem) = &idem
         && let Some(original) = messages::replayed(&state.db, caller.user.id, idem).await?
@@ -87,16 +78,27 @@ pub async fn create_message(
         return created_response(&state, caller.user.id, Created::Replayed(original)).await;
     }
     check_send_rate(&state, caller.user.id).await?;
-    let created = messages::create_thread(
+    // The recipient is resolved inside the insert; a refused one gives the quota back.
+    let created = match messages::create_thread(
         &state.db,
         &state.outbox,
         caller.user.id,
-        recipient.id,
+        Recipient::Username(&new.recipient),
         &new.subject,
         &new.content,
         idem.as_ref(),
     )
-    .await?;
+    .await
+    {
+        Err(e @ (StoreError::UnknownRecipient | StoreError::SelfRecipient)) => {
+            state
+                .limiter
+                .forget_one("send", &caller.user.id.to_string())
+                .await;
+            return Err(e.into());
+        }
+        created => created?,
+    };
     if matches!(created, Created::New(_)) {
         state.wake.jobs_committed();
     }

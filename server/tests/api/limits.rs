@@ -53,6 +53,38 @@ async fn sending_is_rate_limited_per_user_across_server_processes(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_refused_recipient_spends_no_send_quota(db: PgPool) {
+    let app = TestApp::spawn_with(db, |s| s.send_rate_per_min = 2).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    for recipient in ["nobody", "alice", "nobody", "alice"] {
+        let refused = app
+            .post(
+                "/api/v1/messages",
+                &alice,
+                json!({"recipient": recipient, "subject": "hi", "body": "hello"}),
+            )
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{recipient}"
+        );
+    }
+    app.send(&alice, &bob, "1", "one").await;
+    app.send(&alice, &bob, "2", "two").await;
+    let limited = app
+        .post(
+            "/api/v1/messages",
+            &alice,
+            json!({"recipient": "bob", "subject": "3", "body": "three"}),
+        )
+        .await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(app.message_rows().await, 2);
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn failed_logins_are_limited_per_username(db: PgPool) {
     let app = TestApp::spawn_with(db, |s| s.login_failures_per_min = 3).await;
     app.user("alice").await;
