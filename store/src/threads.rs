@@ -234,18 +234,6 @@ pub async fn get(db: &PgPool, caller: UserId, thread: ThreadId) -> Result<Thread
     row.map(ThreadRow::into_api).ok_or(StoreError::NotFound)
 }
 
-/// Whether the caller takes part in the thread (one primary-key lookup): the cheap check that
-/// keeps strangers from spending send quota. Full visibility is checked where it matters.
-pub async fn is_participant(db: &PgPool, caller: UserId, thread: ThreadId) -> Result<bool> {
-    Ok(sqlx::query_scalar(
-        "select exists (select 1 from thread_participants where thread_id = $2 and user_id = $1)",
-    )
-    .bind(caller.as_uuid())
-    .bind(thread.as_uuid())
-    .fetch_one(db)
-    .await?)
-}
-
 /// Message order within a thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Order {

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use convos_core::api::{CreateReplyRequest, Message, Page, Thread};
 use convos_core::{ErrorBody, ThreadId};
+use convos_store::StoreError;
 use convos_store::messages::{self, Created, Idempotency};
 use convos_store::threads::{self, Flag, Folder, Order};
 use serde::Deserialize;
@@ -156,11 +157,6 @@ pub async fn reply(
 ) -> Result<Response> {
     let id: ThreadId = parse_id(&id)?;
     let content = body.value.parse().map_err(ApiError::Validation)?;
-    // A stranger learns nothing and spends no quota: check the thread before counting (the
-    // reply's own transaction checks that the caller can still see it).
-    if !threads::is_participant(&state.db, caller.user.id, id).await? {
-        return Err(ApiError::NotFound);
-    }
     let route = format!("POST /api/v1/threads/{id}/messages");
     let idem = key.map(|k| Idempotency::new(k, &route, &body.canonical));
     if let Some(idem) = &idem
@@ -169,7 +165,9 @@ pub async fn reply(
         return created_response(&state, caller.user.id, Created::Replayed(original)).await;
     }
     check_send_rate(&state, caller.user.id).await?;
-    let created = messages::reply(
+    // The reply's transaction checks that the caller can see the thread; a stranger learns
+    // nothing (404) and gets the quota back.
+    let created = match messages::reply(
         &state.db,
         &state.outbox,
         caller.user.id,
@@ -177,7 +175,17 @@ pub async fn reply(
         &content,
         idem.as_ref(),
     )
-    .await?;
+    .await
+    {
+        Err(StoreError::NotFound) => {
+            state
+                .limiter
+                .forget_one("send", &caller.user.id.to_string())
+                .await;
+            return Err(ApiError::NotFound);
+        }
+        created => created?,
+    };
     if matches!(created, Created::New(_)) {
         state.wake.jobs_committed();
     }

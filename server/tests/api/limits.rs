@@ -53,7 +53,7 @@ async fn sending_is_rate_limited_per_user_across_server_processes(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
-async fn a_refused_recipient_spends_no_send_quota(db: PgPool) {
+async fn a_refused_recipient_or_thread_spends_no_send_quota(db: PgPool) {
     let app = TestApp::spawn_with(db, |s| s.send_rate_per_min = 2).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
@@ -71,6 +71,22 @@ async fn a_refused_recipient_spends_no_send_quota(db: PgPool) {
             "{recipient}"
         );
     }
+    // Replies to threads the caller cannot see: 404, and no quota spent either.
+    let carol = app.user("carol").await;
+    let theirs = app.send(&bob, &carol, "theirs", "private").await;
+    for _ in 0..3 {
+        let stranger = app
+            .post(
+                &format!(
+                    "/api/v1/threads/{}/messages",
+                    theirs["thread_id"].as_str().unwrap()
+                ),
+                &alice,
+                json!({"body": "let me in"}),
+            )
+            .await;
+        assert_eq!(stranger.status, StatusCode::NOT_FOUND);
+    }
     app.send(&alice, &bob, "1", "one").await;
     app.send(&alice, &bob, "2", "two").await;
     let limited = app
@@ -81,7 +97,7 @@ async fn a_refused_recipient_spends_no_send_quota(db: PgPool) {
         )
         .await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(app.message_rows().await, 2);
+    assert_eq!(app.message_rows().await, 3);
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
