@@ -149,13 +149,7 @@ pub async fn run(
                 target,
             });
             if *n == smallest || *n == largest {
-                let (at, id) = deep.as_ref().map_or(
-                    (
-                        chrono::DateTime::from_timestamp(253_402_300_799, 0).unwrap_or_default(),
-                        uuid::Uuid::max(),
-                    ),
-                    |d| (d.at, d.id),
-                );
+                let (at, id) = Deep::position(deep.as_ref());
                 let plan = explain(
                     db,
                     &list_sql(Folder::Inbox, false),

@@ -187,6 +187,18 @@ pub struct Deep {
 }
 
 impl Deep {
+    /// Where a page starts: after `deep`, or at the top of the listing (the position the store
+    /// starts from when no cursor is given).
+    pub fn position(deep: Option<&Self>) -> (chrono::DateTime<chrono::Utc>, uuid::Uuid) {
+        deep.map_or(
+            (
+                chrono::DateTime::from_timestamp(253_402_300_799, 0).unwrap_or_default(),
+                uuid::Uuid::max(),
+            ),
+            |d| (d.at, d.id),
+        )
+    }
+
     /// From a `(time, id)` row.
     pub fn new(at: chrono::DateTime<chrono::Utc>, id: uuid::Uuid) -> Self {
         Self {

@@ -28,8 +28,8 @@ pub async fn run(
         .fetch_one(db)
         .await?;
     // The baseline: the box10 user's longest short thread.
-    let (box10, short, short_len): (uuid::Uuid, uuid::Uuid, i64) = sqlx::query_as(
-        "select tp.user_id, tp.thread_id, (tp.received_count + tp.sent_count)::int8 \
+    let (short, short_len): (uuid::Uuid, i64) = sqlx::query_as(
+        "select tp.thread_id, (tp.received_count + tp.sent_count)::int8 \
          from thread_participants tp join users u on u.id = tp.user_id \
          where u.username = 'box10' order by tp.received_count + tp.sent_count desc limit 1",
     )
@@ -73,13 +73,7 @@ pub async fn run(
             ratio,
             target: None,
         });
-        let (at, id) = cursor.map_or(
-            (
-                chrono::DateTime::from_timestamp(253_402_300_799, 0).unwrap_or_default(),
-                uuid::Uuid::max(),
-            ),
-            |d| (d.at, d.id),
-        );
+        let (at, id) = Deep::position(cursor);
         let plan = explain(
             db,
             &messages_sql(Order::Desc),
@@ -96,6 +90,5 @@ pub async fn run(
             .plans
             .push((format!("Thread of {long_len} messages, {page}"), plan));
     }
-    let _ = box10;
     Ok(())
 }
