@@ -11,7 +11,7 @@ use convos_core::api::NewContent;
 use convos_core::jobs::JobKind;
 use convos_core::{Body, Subject, UserId};
 use convos_store::jobs::Outbox;
-use lettre::message::{MultiPart, header::ContentType};
+use lettre::message::MultiPart;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::time::{Duration, Instant};
 
@@ -287,7 +287,6 @@ async fn smtp_baseline(port: u16, count: usize) -> anyhow::Result<Measure> {
     while let Some(done) = set.join_next().await {
         done??;
     }
-    let _ = ContentType::TEXT_PLAIN;
     Ok(Measure::rate(count as u64, started.elapsed(), "emails/s"))
 }
 
