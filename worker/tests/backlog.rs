@@ -9,10 +9,11 @@ mod stack;
 
 use crate::stack::{
     InProcessWorker, SmtpSink, StackConfig, all_jobs_finished, database_url, job_states,
+    store_users,
 };
 use convos_core::api::NewContent;
 use convos_core::jobs::JobKind;
-use convos_core::{Body, DisplayName, EmailAddress, Subject, Username};
+use convos_core::{Body, Subject};
 use convos_store::jobs::Outbox;
 use sqlx::PgPool;
 use std::collections::HashSet;
@@ -25,20 +26,7 @@ async fn a_20000_message_backlog_drains_once_with_redis_kept_shallow(db: PgPool)
     let config = StackConfig::new();
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
     // Senders and recipients: every message is its own thread, so every one gets an email.
-    let mut users = Vec::new();
-    for i in 0..20 {
-        let user = convos_store::users::insert(
-            &db,
-            &Username::parse(&format!("user{i:02}")).unwrap(),
-            &EmailAddress::parse(&format!("user{i:02}@example.com")).unwrap(),
-            &DisplayName::parse(&format!("User {i}")).unwrap(),
-            "not-a-real-hash",
-            false,
-        )
-        .await
-        .unwrap();
-        users.push(user.id);
-    }
+    let users = store_users(&db, "user", 20).await;
     // The daily cap would (rightly) stop most of these emails; lift it for this test.
     let outbox = Outbox {
         notify_delay: Duration::ZERO,

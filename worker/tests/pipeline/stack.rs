@@ -482,3 +482,24 @@ pub async fn all_jobs_finished(db: &PgPool) -> bool {
     .unwrap();
     open == 0
 }
+
+/// `count` accounts named `{prefix}{n}` written straight into the store (they never log in),
+/// for tests that write messages through the store rather than the API.
+pub async fn store_users(db: &PgPool, prefix: &str, count: usize) -> Vec<convos_core::UserId> {
+    let mut users = Vec::new();
+    for i in 0..count {
+        let name = format!("{prefix}{i:02}");
+        let user = convos_store::users::insert(
+            db,
+            &convos_core::Username::parse(&name).unwrap(),
+            &convos_core::EmailAddress::parse(&format!("{name}@example.com")).unwrap(),
+            &convos_core::DisplayName::parse(&name).unwrap(),
+            "not-a-real-hash",
+            false,
+        )
+        .await
+        .unwrap();
+        users.push(user.id);
+    }
+    users
+}

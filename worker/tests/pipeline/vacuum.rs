@@ -3,10 +3,11 @@
 //! registrations, which go too when the worker stops.
 
 use crate::stack::{
-    InProcessWorker, SmtpSink, StackConfig, all_jobs_finished, database_url, eventually, job_states,
+    InProcessWorker, SmtpSink, StackConfig, all_jobs_finished, database_url, eventually,
+    job_states, store_users,
 };
 use convos_core::api::NewContent;
-use convos_core::{Body, DisplayName, EmailAddress, Subject, Username};
+use convos_core::{Body, Subject};
 use convos_store::jobs::Outbox;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
@@ -62,20 +63,7 @@ async fn leftovers(redis: &mut ConnectionManager, prefix: &str, workers: bool) -
 async fn a_drain_leaves_no_task_data_in_redis_after_a_vacuum(db: PgPool) {
     let config = StackConfig::new();
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
-    let mut users = Vec::new();
-    for i in 0..4 {
-        let user = convos_store::users::insert(
-            &db,
-            &Username::parse(&format!("drain{i}")).unwrap(),
-            &EmailAddress::parse(&format!("drain{i}@example.com")).unwrap(),
-            &DisplayName::parse(&format!("Drain {i}")).unwrap(),
-            "not-a-real-hash",
-            false,
-        )
-        .await
-        .unwrap();
-        users.push(user.id);
-    }
+    let users = store_users(&db, "drain", 4).await;
     // Written before the worker starts: a backlog, a deliver and a notify_email job per message.
     let outbox = Outbox {
         notify_delay: Duration::ZERO,
