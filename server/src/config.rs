@@ -67,6 +67,39 @@ pub struct Settings {
     pub db_max_connections: u32,
     /// `pretty` or `json`; defaults to pretty in development and JSON in production.
     pub log_format: Option<LogFormat>,
+    /// Milliseconds any one SQL statement of a request may run before PostgreSQL cancels it
+    /// (`statement_timeout` of every pooled connection); the request then answers 503.
+    pub db_statement_timeout_ms: u64,
+    /// Milliseconds one search statement may run (tighter than the general limit).
+    pub search_timeout_ms: u64,
+    /// Event streams one user may hold open at once; opening one more closes their oldest.
+    pub max_streams_per_user: usize,
+    /// Connections served at once; further ones wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers.
+    pub header_timeout_secs: u64,
+    /// Seconds a kept-alive connection may sit idle between requests.
+    pub idle_timeout_secs: u64,
+    /// Seconds a request (anything but an event stream) may take before it answers 503.
+    pub request_timeout_secs: u64,
+    /// Addresses (or CIDR ranges) of reverse proxies whose `X-Forwarded-For` is believed; from
+    /// anyone else the peer address is the client address.
+    pub trusted_proxies: Vec<String>,
+    /// Failed logins allowed per client address a minute (over all usernames).
+    pub login_failures_per_min_per_addr: u32,
+    /// Accounts one client address may create an hour.
+    pub signups_per_hour_per_addr: u32,
+    /// Verification emails one account may ask for an hour.
+    pub verification_emails_per_hour: u32,
+    /// Hours a verification link works; an unverified claim on an address lapses after as long.
+    pub verification_link_hours: u64,
+    /// Days a session survives without being used.
+    pub session_idle_days: u64,
+    /// Days a session lasts at most, however much it is used.
+    pub session_max_days: u64,
+    /// Where `/metrics` is served (`CONVOS_METRICS_ADDR`), apart from the API; unset to serve
+    /// none there.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl Default for Settings {
@@ -86,6 +119,21 @@ impl Default for Settings {
             migrate_on_start: true,
             db_max_connections: 20,
             log_format: None,
+            db_statement_timeout_ms: 5_000,
+            search_timeout_ms: 2_000,
+            max_streams_per_user: 10,
+            max_connections: 4_096,
+            header_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            request_timeout_secs: 30,
+            trusted_proxies: Vec::new(),
+            login_failures_per_min_per_addr: 30,
+            signups_per_hour_per_addr: 5,
+            verification_emails_per_hour: 3,
+            verification_link_hours: 48,
+            session_idle_days: 30,
+            session_max_days: 90,
+            metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
         }
     }
 }
@@ -129,6 +177,11 @@ impl Settings {
                 "CONVOS_SECRET_KEY is not set (the built-in development secret is not allowed)"
                     .into(),
             ));
+        }
+        if let Err(e) = crate::client_addr::TrustedProxies::parse(&self.trusted_proxies) {
+            return Err(ConfigError::Invalid(Box::new(figment::Error::from(
+                format!("trusted_proxies: {e}"),
+            ))));
         }
         if self.secret_key.expose_secret().len() < 32 {
             return Err(ConfigError::UnsafeInProduction(

@@ -5,6 +5,7 @@
 use crate::redis_conn::RedisConn;
 use convos_core::UserId;
 use convos_core::events::{Envelope, channel, stream_key};
+use convos_store::tokens::TokenId;
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,29 +17,38 @@ use tokio_util::sync::CancellationToken;
 pub enum HubMessage {
     /// A new event for some user.
     Event(Arc<Envelope>),
-    /// The subscription was interrupted: events may have been missed.
+    /// The subscription was interrupted: events (and ended sessions) may have been missed.
     Reset,
+    /// These sessions were revoked or expired: their streams end.
+    SessionsEnded(Arc<Vec<TokenId>>),
 }
 
 /// The process-wide fan-out point.
 #[derive(Clone)]
 pub struct Hub {
     tx: broadcast::Sender<HubMessage>,
+    redis: RedisConn,
+    sessions_channel: String,
 }
 
 impl Hub {
     /// Starts listening on the events channel until `cancel` fires, reconnecting as needed.
     pub fn start(redis: RedisConn, prefix: String, cancel: CancellationToken) -> Self {
         let (tx, _) = broadcast::channel(4096);
-        let hub = Self { tx: tx.clone() };
+        let sessions = sessions_channel(&prefix);
+        let hub = Self {
+            tx: tx.clone(),
+            redis: redis.clone(),
+            sessions_channel: sessions.clone(),
+        };
         tokio::spawn(async move {
-            let channel = channel(&prefix);
+            let channels = [channel(&prefix), sessions.clone()];
             let mut connected_before = false;
             loop {
                 if cancel.is_cancelled() {
                     return;
                 }
-                match subscribe(&redis, &channel).await {
+                match subscribe(&redis, &channels).await {
                     Ok(mut pubsub) => {
                         if connected_before {
                             // Anything published while we were away was missed.
@@ -52,6 +62,11 @@ impl Hub {
                                 next = messages.next() => match next {
                                     Some(msg) => {
                                         let payload: String = msg.get_payload().unwrap_or_default();
+                                        if msg.get_channel_name() == sessions {
+                                            let ended = parse_sessions(&payload);
+                                            let _ = tx.send(HubMessage::SessionsEnded(Arc::new(ended)));
+                                            continue;
+                                        }
                                         match serde_json::from_str::<Envelope>(&payload) {
                                             Ok(envelope) => {
                                                 let _ = tx.send(HubMessage::Event(Arc::new(envelope)));
@@ -81,11 +96,58 @@ impl Hub {
     pub fn subscribe(&self) -> broadcast::Receiver<HubMessage> {
         self.tx.subscribe()
     }
+
+    /// Ends the event streams of these sessions in every server process. Call after the
+    /// revocation committed. The streams of this process end at once; the others hear it over
+    /// Redis, and if Redis cannot carry it their hubs reset, which makes every stream check its
+    /// session once.
+    pub async fn end_sessions(&self, ended: &[TokenId]) {
+        if ended.is_empty() {
+            return;
+        }
+        let _ = self
+            .tx
+            .send(HubMessage::SessionsEnded(Arc::new(ended.to_vec())));
+        let payload = ended
+            .iter()
+            .map(|t| t.0.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let published: redis::RedisResult<()> = async {
+            let mut conn = self.redis.get().await?;
+            redis::cmd("PUBLISH")
+                .arg(&self.sessions_channel)
+                .arg(payload)
+                .query_async(&mut conn)
+                .await
+        }
+        .await;
+        if let Err(e) = published {
+            tracing::warn!(error = %e, "could not announce ended sessions to other servers");
+        }
+    }
 }
 
-async fn subscribe(redis: &RedisConn, channel: &str) -> redis::RedisResult<redis::aio::PubSub> {
+/// The channel on which servers tell each other which sessions ended.
+fn sessions_channel(prefix: &str) -> String {
+    format!("{prefix}sessions:ended")
+}
+
+fn parse_sessions(payload: &str) -> Vec<TokenId> {
+    payload
+        .split(',')
+        .filter_map(|id| id.trim().parse().ok().map(TokenId))
+        .collect()
+}
+
+async fn subscribe(
+    redis: &RedisConn,
+    channels: &[String],
+) -> redis::RedisResult<redis::aio::PubSub> {
     let mut pubsub = redis.client().get_async_pubsub().await?;
-    pubsub.subscribe(channel).await?;
+    for channel in channels {
+        pubsub.subscribe(channel).await?;
+    }
     Ok(pubsub)
 }
 

@@ -4,6 +4,7 @@
 //! application on a free port with [`startup::Application`].
 
 pub mod auth;
+pub mod client_addr;
 pub mod config;
 pub mod error;
 pub mod events;
@@ -16,6 +17,7 @@ pub mod routes;
 pub mod seed;
 pub mod startup;
 pub mod state;
+pub mod streams;
 pub mod telemetry;
 pub mod wake;
 

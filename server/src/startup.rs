@@ -75,6 +75,7 @@ impl Application {
             wake: crate::wake::WorkerWake::start(redis.clone(), &settings.redis_prefix),
             limiter: RateLimiter::new(redis.clone(), settings.redis_prefix.clone()),
             hub,
+            streams: crate::streams::Streams::new(settings.max_streams_per_user),
             metrics: crate::metrics::Metrics::new(),
             hashing: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
@@ -86,6 +87,10 @@ impl Application {
             db,
             redis,
             dummy_hash: Arc::from(dummy_hash),
+            proxies: Arc::new(
+                crate::client_addr::TrustedProxies::parse(&settings.trusted_proxies)
+                    .map_err(|e| anyhow::anyhow!("CONVOS_TRUSTED_PROXIES: {e}"))?,
+            ),
             settings: Arc::new(settings),
         };
         let listener = TcpListener::bind(state.settings.addr)

@@ -21,12 +21,16 @@ pub struct AppState {
     pub wake: crate::wake::WorkerWake,
     /// The live event fan-out of this process.
     pub hub: crate::events::Hub,
+    /// The event streams open in this process, capped per user.
+    pub streams: crate::streams::Streams,
     /// Fires when shutdown starts, ending long-lived streams so in-flight requests can finish.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Prometheus metrics of this process.
     pub metrics: crate::metrics::Metrics,
     /// Bounds the password hashes computed at once (each takes ~19 MiB and a core).
     pub hashing: Arc<tokio::sync::Semaphore>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub proxies: Arc<crate::client_addr::TrustedProxies>,
     /// Settings in force.
     pub settings: Arc<Settings>,
     /// A real argon2 hash of a random password, verified against when a login names an unknown

@@ -92,6 +92,9 @@ async fn bob_sees_mail_arrive_live_opens_it_and_replies(db: PgPool) {
         redis_prefix: prefix.clone(),
         migrate_on_start: false,
         sse_heartbeat_secs: 2,
+        metrics_addr: None,
+        signups_per_hour_per_addr: 100_000,
+        login_failures_per_min_per_addr: 100_000,
         ..Settings::default()
     };
     let app = Application::with_pool(settings, db.clone()).await.unwrap();

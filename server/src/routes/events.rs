@@ -13,8 +13,7 @@ use futures::Stream;
 use futures::StreamExt;
 use std::convert::Infallible;
 use std::time::Duration;
-use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio::sync::broadcast::error::RecvError;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -56,63 +55,89 @@ pub async fn stream_events(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = std::result::Result<SseEvent, Infallible>>>> {
     let me = caller.user.id;
+    // Opening one more than the per-user limit closes the user's oldest stream.
+    let slot = state.streams.open(me, &state.shutdown);
     state.metrics.sse_open.inc();
     let guard = crate::metrics::StreamGuard(state.metrics.sse_open.clone());
     // Listen before catching up, so nothing falls between the replay and the live events.
-    let live = BroadcastStream::new(state.hub.subscribe());
+    let hub = state.hub.subscribe();
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(StreamId::parse);
     let catchup = catch_up(&state.redis, &state.settings.redis_prefix, me, last).await;
-    let (first, mut seen): (Vec<SseEvent>, Option<StreamId>) = match catchup {
+    let (first, seen): (Vec<SseEvent>, Option<StreamId>) = match catchup {
         Catchup::Replay(events) => {
             let seen = events.last().and_then(|e| StreamId::parse(&e.id)).or(last);
             (events.iter().map(event).collect(), seen)
         }
         Catchup::Reset { reason, now } => (vec![reset(reason, now)], now),
     };
-    let live = live.filter_map(move |message| {
-        let _open = &guard;
-        let out = match message {
-            Ok(HubMessage::Event(envelope)) if envelope.user == me => {
-                let id = StreamId::parse(&envelope.id);
-                // Skip what the replay already sent.
-                if id.is_some() && seen.is_some() && id <= seen {
-                    None
-                } else {
-                    seen = id.or(seen);
-                    Some(event(&envelope))
-                }
-            }
-            Ok(HubMessage::Event(_)) => None,
-            Ok(HubMessage::Reset) | Err(BroadcastStreamRecvError::Lagged(_)) => {
-                Some(reset("interrupted", None))
-            }
-        };
-        std::future::ready(out.map(Ok))
-    });
+    let live = Live {
+        hub,
+        me,
+        token: caller.token,
+        seen,
+        db: state.db.clone(),
+        slot,
+        _open: guard,
+    };
     let heartbeat = Duration::from_secs(state.settings.sse_heartbeat_secs.max(1));
-    // The stream ends when the server shuts down, or once its session is revoked (checked at
-    // every heartbeat interval), so a logged-out token stops receiving events.
-    let (db, token) = (state.db.clone(), caller.token);
-    let revoked = async move {
+    let stream = futures::stream::iter(first.into_iter().map(Ok))
+        .chain(futures::stream::unfold(live, |mut live| async move {
+            live.next().await.map(|event| (Ok(event), live))
+        }));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat")))
+}
+
+/// The live part of one stream. It costs nothing while idle: no query runs per heartbeat. It
+/// ends at shutdown, when a newer stream of the same user takes its place, and when its session
+/// ends (announced through the hub; after an interruption of the hub, which may have missed an
+/// announcement, the session is checked once in the database).
+struct Live {
+    hub: tokio::sync::broadcast::Receiver<HubMessage>,
+    me: convos_core::UserId,
+    token: convos_store::tokens::TokenId,
+    seen: Option<StreamId>,
+    db: sqlx::PgPool,
+    slot: crate::streams::StreamSlot,
+    _open: crate::metrics::StreamGuard,
+}
+
+impl Live {
+    async fn next(&mut self) -> Option<SseEvent> {
         loop {
-            tokio::time::sleep(heartbeat).await;
-            if !convos_store::tokens::is_live(&db, token)
-                .await
-                .unwrap_or(true)
-            {
-                break;
+            let message = tokio::select! {
+                () = self.slot.closed.cancelled() => return None,
+                message = self.hub.recv() => message,
+            };
+            match message {
+                Ok(HubMessage::Event(envelope)) if envelope.user == self.me => {
+                    let id = StreamId::parse(&envelope.id);
+                    // Skip what the replay already sent.
+                    if id.is_some() && self.seen.is_some() && id <= self.seen {
+                        continue;
+                    }
+                    self.seen = id.or(self.seen);
+                    return Some(event(&envelope));
+                }
+                Ok(HubMessage::Event(_)) => {}
+                Ok(HubMessage::SessionsEnded(ended)) => {
+                    if ended.contains(&self.token) {
+                        return None;
+                    }
+                }
+                Ok(HubMessage::Reset) | Err(RecvError::Lagged(_)) => {
+                    let live = convos_store::tokens::is_live(&self.db, self.token)
+                        .await
+                        .unwrap_or(true);
+                    if !live {
+                        return None;
+                    }
+                    return Some(reset("interrupted", None));
+                }
+                Err(RecvError::Closed) => return None,
             }
         }
-    };
-    let stop = futures::future::select(
-        Box::pin(state.shutdown.clone().cancelled_owned()),
-        Box::pin(revoked),
-    );
-    let stream = futures::stream::iter(first.into_iter().map(Ok))
-        .chain(live)
-        .take_until(stop);
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat")))
+    }
 }

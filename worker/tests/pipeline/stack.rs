@@ -331,6 +331,9 @@ impl Api {
             migrate_on_start: false,
             db_max_connections: 10,
             sse_heartbeat_secs: 1,
+            metrics_addr: None,
+            signups_per_hour_per_addr: 100_000,
+            login_failures_per_min_per_addr: 100_000,
             ..Settings::default()
         };
         let app = Application::with_pool(settings, db.clone())
