@@ -5,23 +5,11 @@
 //! `CONVOS_<NAME>` (e.g. `CONVOS_ADDR`, `CONVOS_SEND_RATE_PER_MIN`).
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
-/// The secret used when none is configured; refused in production.
-pub const DEV_SECRET_KEY: &str = "convos-development-secret-do-not-use-in-production";
-
-/// Where the process runs, which picks log format and safety checks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Environment {
-    /// Pretty logs, default secrets allowed.
-    Development,
-    /// JSON logs; refuses to start with default secrets.
-    Production,
-}
+pub use convos_plumbing::{ConfigError, DEV_SECRET_KEY, Environment};
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,10 +64,9 @@ pub struct Settings {
     pub max_streams_per_user: usize,
     /// Connections served at once; further ones wait in the kernel's backlog.
     pub max_connections: usize,
-    /// Seconds a client has to send a request's headers.
+    /// Seconds a client has to send a request's headers, counted from when the server starts
+    /// waiting for them: also how long a kept-alive connection may sit idle between requests.
     pub header_timeout_secs: u64,
-    /// Seconds a kept-alive connection may sit idle between requests.
-    pub idle_timeout_secs: u64,
     /// Seconds a request (anything but an event stream) may take before it answers 503.
     pub request_timeout_secs: u64,
     /// Addresses (or CIDR ranges) of reverse proxies whose `X-Forwarded-For` is believed; from
@@ -124,7 +111,6 @@ impl Default for Settings {
             max_streams_per_user: 10,
             max_connections: 4_096,
             header_timeout_secs: 10,
-            idle_timeout_secs: 60,
             request_timeout_secs: 30,
             trusted_proxies: Vec::new(),
             login_failures_per_min_per_addr: 30,
@@ -138,17 +124,6 @@ impl Default for Settings {
     }
 }
 
-/// Why the settings could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A source could not be read or a value has the wrong type.
-    #[error("invalid configuration: {0}")]
-    Invalid(#[from] Box<figment::Error>),
-    /// A production deployment is missing a setting that has an unsafe default.
-    #[error("refusing to start in production: {0}")]
-    UnsafeInProduction(String),
-}
-
 impl Settings {
     /// Loads settings from defaults, the optional file and the process environment.
     pub fn load() -> Result<Self, ConfigError> {
@@ -157,36 +132,20 @@ impl Settings {
 
     /// The layered sources, for tests that want to add their own on top.
     pub fn figment() -> Figment {
-        let file = std::env::var("CONVOS_CONFIG").unwrap_or_else(|_| "convos.toml".into());
-        Figment::from(Toml::file(file))
-            .merge(Env::raw().only(&["DATABASE_URL", "REDIS_URL"]))
-            .merge(Env::prefixed("CONVOS_").ignore(&["CONFIG", "SERVER", "TOKEN"]))
+        convos_plumbing::settings::figment()
     }
 
     /// Extracts and checks settings from `figment`.
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let settings: Settings = figment.extract().map_err(Box::new)?;
+        let settings: Settings = convos_plumbing::settings::extract(&figment)?;
         settings.check()?;
         Ok(settings)
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        if self.env == Environment::Production && self.secret_key.expose_secret() == DEV_SECRET_KEY
-        {
-            return Err(ConfigError::UnsafeInProduction(
-                "CONVOS_SECRET_KEY is not set (the built-in development secret is not allowed)"
-                    .into(),
-            ));
-        }
+        convos_plumbing::settings::check_secret(self.env, &self.secret_key)?;
         if let Err(e) = crate::client_addr::TrustedProxies::parse(&self.trusted_proxies) {
-            return Err(ConfigError::Invalid(Box::new(figment::Error::from(
-                format!("trusted_proxies: {e}"),
-            ))));
-        }
-        if self.secret_key.expose_secret().len() < 32 {
-            return Err(ConfigError::UnsafeInProduction(
-                "CONVOS_SECRET_KEY must be at least 32 characters".into(),
-            ));
+            return Err(ConfigError::Unusable(format!("trusted_proxies: {e}")));
         }
         Ok(())
     }
@@ -206,6 +165,7 @@ impl Settings {
 mod tests {
     use super::*;
     use figment::Jail;
+    use secrecy::ExposeSecret;
 
     #[test]
     fn environment_overrides_the_file_which_overrides_defaults() {

@@ -1,5 +1,7 @@
-//! Prometheus metrics at `GET /metrics`: HTTP requests by route and status with latency
-//! histograms, open event streams, and the queue gauges of the job ledger.
+//! Prometheus metrics at `GET /metrics` on their own listener (`metrics_addr`, loopback by
+//! default), never on the API's: HTTP requests by route and status with latency histograms,
+//! open event streams, and the queue gauges of the job ledger (computed at most every few
+//! seconds, however often it is scraped).
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -7,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::state::AppState;
 
@@ -19,7 +22,12 @@ pub struct Metrics {
     latency: HistogramVec,
     /// Event streams open right now.
     pub sse_open: IntGauge,
+    /// The queue gauges' text and when it was computed: scrapes in between reuse it.
+    queues: Arc<tokio::sync::Mutex<Option<(Instant, String)>>>,
 }
+
+/// How long computed queue gauges are reused.
+const QUEUE_GAUGES_FRESH_FOR: Duration = Duration::from_secs(5);
 
 impl Metrics {
     /// Registers every metric.
@@ -58,6 +66,7 @@ impl Metrics {
             requests,
             latency,
             sse_open,
+            queues: Arc::default(),
         }
     }
 
@@ -101,13 +110,34 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     response
 }
 
+/// The metrics listener's whole application: `GET /metrics`, and 404 for anything else.
+pub fn router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(serve))
+        .fallback(|| async { crate::error::ApiError::NotFound })
+        .with_state(state)
+}
+
 /// `GET /metrics`: Prometheus text format.
 pub async fn serve(State(state): State<AppState>) -> Response {
     let mut body = state.metrics.render();
-    match convos_store::ops::board(&state.db).await {
-        Ok(board) => body.push_str(&convos_store::ops::board_metrics(&board)),
-        Err(e) => tracing::warn!(error = %e, "queue gauges unavailable"),
+    // One computation at a time; concurrent scrapes wait for it and share the result.
+    let mut queues = state.metrics.queues.lock().await;
+    let fresh = queues
+        .as_ref()
+        .filter(|(at, _)| at.elapsed() < QUEUE_GAUGES_FRESH_FOR);
+    match fresh {
+        Some((_, text)) => body.push_str(text),
+        None => match convos_store::ops::board(&state.db).await {
+            Ok(board) => {
+                let text = convos_store::ops::board_metrics(&board);
+                body.push_str(&text);
+                *queues = Some((Instant::now(), text));
+            }
+            Err(e) => tracing::warn!(error = %e, "queue gauges unavailable"),
+        },
     }
+    drop(queues);
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -5,6 +5,7 @@ use crate::config::Settings;
 use crate::error::ApiError;
 use crate::events::Hub;
 use crate::extract::BODY_LIMIT;
+use crate::listener::{self, ConnectionLimits};
 use crate::rate_limit::RateLimiter;
 use crate::redis_conn::RedisConn;
 use crate::routes;
@@ -13,11 +14,13 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::HeaderName;
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use convos_core::Password;
 use secrecy::ExposeSecret;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -30,24 +33,33 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    limits: ConnectionLimits,
+    metrics: Option<(TcpListener, Router)>,
     shutdown: CancellationToken,
 }
 
 impl Application {
     /// Connects to PostgreSQL and Redis, migrates if configured, and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = convos_store::connect(
-            settings.database_url.expose_secret(),
-            settings.db_max_connections,
-        )
-        .await
-        .context("could not connect to postgres")?;
+        let url = settings.database_url.expose_secret();
         if settings.migrate_on_start {
+            // Migrations may run longer than a request's statement limit: their own connection,
+            // without one.
+            let unlimited = convos_store::connect(url, 1, convos_store::StatementLimits::NONE)
+                .await
+                .context("could not connect to postgres")?;
             convos_store::MIGRATOR
-                .run(&db)
+                .run(&unlimited)
                 .await
                 .context("could not apply migrations")?;
+            unlimited.close().await;
         }
+        let limits = convos_store::StatementLimits::statements(std::time::Duration::from_millis(
+            settings.db_statement_timeout_ms,
+        ));
+        let db = convos_store::connect(url, settings.db_max_connections, limits)
+            .await
+            .context("could not connect to postgres")?;
         Self::with_pool(settings, db).await
     }
 
@@ -96,9 +108,24 @@ impl Application {
         let listener = TcpListener::bind(state.settings.addr)
             .await
             .with_context(|| format!("could not listen on {}", state.settings.addr))?;
+        let metrics = match state.settings.metrics_addr {
+            Some(addr) => Some((
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("could not listen for /metrics on {addr}"))?,
+                crate::metrics::router(state.clone()),
+            )),
+            None => None,
+        };
+        let limits = ConnectionLimits {
+            max_connections: state.settings.max_connections,
+            header_timeout: Duration::from_secs(state.settings.header_timeout_secs.max(1)),
+        };
         Ok(Self {
             shutdown,
             listener,
+            limits,
+            metrics,
             router: app(state),
         })
     }
@@ -111,6 +138,12 @@ impl Application {
             .unwrap_or_default()
     }
 
+    /// The port `/metrics` is served on, if it is served.
+    pub fn metrics_port(&self) -> Option<u16> {
+        let (listener, _) = self.metrics.as_ref()?;
+        listener.local_addr().ok().map(|a| a.port())
+    }
+
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
     pub async fn run_until_stopped(
         self,
@@ -118,18 +151,32 @@ impl Application {
     ) -> std::io::Result<()> {
         tracing::info!(addr = ?self.listener.local_addr().ok(), "listening");
         let token = self.shutdown.clone();
-        let signal = async move {
+        tokio::spawn(async move {
             shutdown.await;
             // Ends event streams and the hub, which would otherwise hold shutdown open.
             token.cancel();
-        };
-        // `into_make_service` hands each connection a clone of one prepared router (an `Arc`);
-        // serving the `Router` itself would deep-copy every route and its layers per connection
-        // (axum's `Router::with_state` on a shared router), about 130 KiB held by every open
-        // event stream.
-        let result = axum::serve(self.listener, self.router.into_make_service())
-            .with_graceful_shutdown(signal)
-            .await;
+        });
+        if let Some((listener, router)) = self.metrics {
+            tracing::info!(addr = ?listener.local_addr().ok(), "serving /metrics");
+            // A few scrapers at a time, each with the same header deadline.
+            let limits = ConnectionLimits {
+                max_connections: 16,
+                ..self.limits
+            };
+            tokio::spawn(listener::serve(
+                listener,
+                router,
+                limits,
+                self.shutdown.clone(),
+            ));
+        }
+        let result = listener::serve(
+            self.listener,
+            self.router,
+            self.limits,
+            self.shutdown.clone(),
+        )
+        .await;
         self.shutdown.cancel();
         result
     }
@@ -138,57 +185,65 @@ impl Application {
 /// The whole HTTP application over `state`.
 pub fn app(state: AppState) -> Router {
     let (api, _) = routes::router();
-    api.route("/metrics", axum::routing::get(crate::metrics::serve))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::metrics::track,
-        ))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
-        }))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    let route = req
-                        .extensions()
-                        .get::<MatchedPath>()
-                        .map(MatchedPath::as_str);
-                    let request_id = req
-                        .headers()
-                        .get(REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default();
-                    tracing::info_span!("request", method = %req.method(), route, request_id)
-                })
-                // One access-log line per request, inside the span that carries the request id.
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-        )
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .with_state(state)
+    let request_timeout = Duration::from_secs(state.settings.request_timeout_secs.max(1));
+    api.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::metrics::track,
+    ))
+    .layer(DefaultBodyLimit::max(BODY_LIMIT))
+    // Inside the request id and trace layers, so a timed-out request is logged with its id.
+    .layer(axum::middleware::from_fn(
+        move |req: Request, next: Next| deadline(request_timeout, req, next),
+    ))
+    .layer(CatchPanicLayer::custom(|_| {
+        ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+    }))
+    .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+    .layer(
+        TraceLayer::new_for_http()
+            .make_span_with(|req: &Request| {
+                let route = req
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map(MatchedPath::as_str);
+                let request_id = req
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!("request", method = %req.method(), route, request_id)
+            })
+            // One access-log line per request, inside the span that carries the request id.
+            .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+    )
+    .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+    .layer(axum::middleware::from_fn(drop_unusable_request_id))
+    .with_state(state)
 }
 
-/// Resolves on SIGTERM or Ctrl-C (SIGINT). The handlers are installed when this is called, not
-/// when it is first awaited: a signal arriving in between must still mean a graceful stop, not
-/// the default kill. Call it from within the runtime.
-pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    use tokio::signal::unix::{SignalKind, signal};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    async move {
-        match (term, int) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {},
-                    _ = int.recv() => {},
-                }
-            }
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::error!(error = %e, "could not listen for SIGTERM/SIGINT");
-                std::future::pending::<()>().await;
-            }
-        }
-        tracing::info!("shutting down: finishing in-flight requests");
+/// Answers 503 when a request's response has not started within `limit`. An event stream has
+/// started once its headers are out, so its long life is not cut by this.
+async fn deadline(limit: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimedOut.into_response(),
     }
 }
+
+/// A client's own `X-Request-Id` is kept (and echoed) only when it is short and plain; anything
+/// else is replaced by a fresh id, so nobody can write arbitrary text into the logs.
+async fn drop_unusable_request_id(mut req: Request, next: Next) -> Response {
+    let usable = req.headers().get(REQUEST_ID).is_some_and(|v| {
+        let bytes = v.as_bytes();
+        (1..=64).contains(&bytes.len())
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    });
+    if !usable {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    next.run(req).await
+}
+
+pub use convos_plumbing::shutdown_signal;

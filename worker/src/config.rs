@@ -1,8 +1,8 @@
-//! Worker settings: built-in defaults, an optional TOML file, then the environment, which wins.
-//! The names match the server's (`DATABASE_URL`, `REDIS_URL`, `CONVOS_<NAME>`).
+//! Worker settings: built-in defaults, an optional TOML file, then the environment, which wins,
+//! loaded and checked by the same code as the server's (`convos-plumbing`); the names match the
+//! server's (`DATABASE_URL`, `REDIS_URL`, `CONVOS_<NAME>`).
 
-use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use convos_plumbing::{ConfigError, DEV_SECRET_KEY, Environment};
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::time::Duration;
@@ -11,6 +11,9 @@ use std::time::Duration;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct WorkerSettings {
+    /// `development` (default) or `production` (`CONVOS_ENV`): JSON logs, and the unsafe
+    /// defaults refused.
+    pub env: Environment,
     /// PostgreSQL URL (`DATABASE_URL`).
     pub database_url: SecretString,
     /// Redis URL (`REDIS_URL`).
@@ -64,13 +67,14 @@ pub struct WorkerSettings {
 impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
+            env: Environment::Development,
             database_url: SecretString::from("postgres://localhost/convos"),
             redis_url: SecretString::from("redis://127.0.0.1:6379"),
             redis_prefix: "convos:".into(),
             smtp_url: SecretString::from("smtp://127.0.0.1:2525"),
             mail_from: "Convos <notifications@convos.localhost>".into(),
             public_url: "http://127.0.0.1:8080".into(),
-            secret_key: SecretString::from("convos-development-secret-do-not-use-in-production"),
+            secret_key: SecretString::from(DEV_SECRET_KEY),
             email_daily_cap: 20,
             purge_every_secs: 60,
             job_deadline_secs: 120,
@@ -89,13 +93,17 @@ impl Default for WorkerSettings {
 
 impl WorkerSettings {
     /// Loads settings from defaults, the optional file and the process environment.
-    pub fn load() -> Result<Self, Box<figment::Error>> {
-        let file = std::env::var("CONVOS_CONFIG").unwrap_or_else(|_| "convos.toml".into());
-        Figment::from(Toml::file(file))
-            .merge(Env::raw().only(&["DATABASE_URL", "REDIS_URL"]))
-            .merge(Env::prefixed("CONVOS_").ignore(&["CONFIG", "SERVER", "TOKEN"]))
-            .extract()
-            .map_err(Box::new)
+    pub fn load() -> Result<Self, ConfigError> {
+        let settings: Self =
+            convos_plumbing::settings::extract(&convos_plumbing::settings::figment())?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// The same production checks as the server's: the unsubscribe links this process signs
+    /// must not be forgeable with the public development secret.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        convos_plumbing::settings::check_secret(self.env, &self.secret_key)
     }
 
     /// The job deadline.

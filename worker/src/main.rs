@@ -30,12 +30,11 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let settings =
-        WorkerSettings::load().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    let settings = WorkerSettings::load()?;
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
             let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-            if std::env::var("CONVOS_ENV").as_deref() == Ok("production") {
+            if settings.env == convos_plumbing::Environment::Production {
                 tracing_subscriber::fmt()
                     .with_env_filter(filter)
                     .json()
@@ -43,10 +42,11 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 tracing_subscriber::fmt().with_env_filter(filter).init();
             }
-            convos_worker::run(settings, shutdown_signal()).await
+            convos_worker::run(settings, convos_plumbing::shutdown_signal()).await
         }
         Command::Queues { json } => {
-            let db = convos_store::connect(settings.database_url.expose_secret(), 1)
+            let limits = convos_store::StatementLimits::NONE;
+            let db = convos_store::connect(settings.database_url.expose_secret(), 1, limits)
                 .await
                 .context("could not connect to postgres")?;
             let board = convos_store::ops::board(&db).await?;
@@ -56,28 +56,6 @@ async fn main() -> anyhow::Result<()> {
                 print!("{}", convos_worker::board::table(&board));
             }
             Ok(())
-        }
-    }
-}
-
-/// SIGTERM or Ctrl-C. Installed when called, before the worker starts: a signal that arrives
-/// right after start-up still stops it gracefully instead of killing it.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    async move {
-        match (term, int) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {},
-                    _ = int.recv() => {},
-                }
-            }
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::error!(error = %e, "could not listen for SIGTERM/SIGINT");
-                std::future::pending::<()>().await;
-            }
         }
     }
 }

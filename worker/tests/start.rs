@@ -75,6 +75,36 @@ fn the_worker_fails_loudly_when_postgres_is_unreachable() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("could not connect to postgres"));
 }
 
+#[test]
+fn the_worker_refuses_to_run_in_production_with_the_development_secret() {
+    let run = |secret: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_convos-worker"));
+        cmd.env("CONVOS_ENV", "production")
+            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+            .env("REDIS_URL", "redis://127.0.0.1:1")
+            .env_remove("CONVOS_SECRET_KEY");
+        if let Some(secret) = secret {
+            cmd.env("CONVOS_SECRET_KEY", secret);
+        }
+        cmd.output().unwrap()
+    };
+
+    let default = run(None);
+    let short = run(Some("€€€€€€€€€€€€"));
+    let real = run(Some("a-real-secret-that-is-long-enough-0123456789"));
+
+    for refused in [default, short] {
+        assert!(!refused.status.success());
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            err.contains("refusing to start in production") && err.contains("CONVOS_SECRET_KEY"),
+            "{err}"
+        );
+    }
+    // With a real secret it gets past the checks and fails only on the missing database.
+    assert!(String::from_utf8_lossy(&real.stderr).contains("could not connect to postgres"));
+}
+
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn queues_prints_the_board_for_scripts_and_people(db: sqlx::PgPool) {
     sqlx::query(

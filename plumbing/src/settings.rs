@@ -1,0 +1,96 @@
+//! Layered settings, read the same way by every process: built-in defaults, then an optional
+//! TOML file (`$CONVOS_CONFIG`, else `convos.toml` in the working directory if present), then
+//! the environment, which wins: `DATABASE_URL`, `REDIS_URL`, and every other setting as
+//! `CONVOS_<NAME>`. Production refuses what is only safe in development.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// The secret used when none is configured; refused in production.
+pub const DEV_SECRET_KEY: &str = "convos-development-secret-do-not-use-in-production";
+
+/// The fewest characters a secret key may have.
+pub const MIN_SECRET_CHARS: usize = 32;
+
+/// Where the process runs, which picks log format and safety checks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// Pretty logs, default secrets allowed.
+    #[default]
+    Development,
+    /// JSON logs; refuses to start with default secrets.
+    Production,
+}
+
+/// Why the settings could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A source could not be read or a value has the wrong type.
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    /// A value is well-formed but unusable.
+    #[error("invalid configuration: {0}")]
+    Unusable(String),
+    /// A production deployment is missing a setting that has an unsafe default.
+    #[error("refusing to start in production: {0}")]
+    UnsafeInProduction(String),
+}
+
+/// The layered sources.
+pub fn figment() -> Figment {
+    let file = std::env::var("CONVOS_CONFIG").unwrap_or_else(|_| "convos.toml".into());
+    Figment::from(Toml::file(file))
+        .merge(Env::raw().only(&["DATABASE_URL", "REDIS_URL"]))
+        // The terminal client's variables share the prefix; they are not settings here.
+        .merge(Env::prefixed("CONVOS_").ignore(&["CONFIG", "SERVER", "TOKEN"]))
+}
+
+/// Extracts a process's settings from `figment` (see [`figment()`]).
+pub fn extract<T: DeserializeOwned>(figment: &Figment) -> Result<T, ConfigError> {
+    figment
+        .extract()
+        .map_err(|e| ConfigError::Invalid(Box::new(e)))
+}
+
+/// The checks every process makes of the secret key: long enough anywhere (counted in
+/// characters, not bytes), and never the public development secret in production.
+pub fn check_secret(env: Environment, secret: &SecretString) -> Result<(), ConfigError> {
+    let secret = secret.expose_secret();
+    if env == Environment::Production && secret == DEV_SECRET_KEY {
+        return Err(ConfigError::UnsafeInProduction(
+            "CONVOS_SECRET_KEY is not set (the built-in development secret is not allowed)".into(),
+        ));
+    }
+    if secret.chars().count() < MIN_SECRET_CHARS {
+        return Err(ConfigError::UnsafeInProduction(format!(
+            "CONVOS_SECRET_KEY must be at least {MIN_SECRET_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_refuses_the_development_secret() {
+        let dev = SecretString::from(DEV_SECRET_KEY);
+        assert!(check_secret(Environment::Development, &dev).is_ok());
+        let err = check_secret(Environment::Production, &dev).unwrap_err();
+        assert!(err.to_string().contains("CONVOS_SECRET_KEY"), "{err}");
+    }
+
+    #[test]
+    fn secret_length_is_counted_in_characters() {
+        // 11 characters, 33 bytes: too short.
+        let short = SecretString::from("ééééééééééé".replace('é', "€"));
+        assert!(check_secret(Environment::Production, &short).is_err());
+        let long = SecretString::from("€".repeat(32));
+        assert!(check_secret(Environment::Production, &long).is_ok());
+    }
+}

@@ -1,0 +1,227 @@
+//! Bounded resources per client: event streams per user, slow or silent connections, the
+//! connection cap, request ids, and where `/metrics` lives.
+
+use crate::helpers::{TestApp, TestUser};
+use reqwest::StatusCode;
+use sqlx::PgPool;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Opens an event stream and waits for its response headers.
+async fn open_stream(app: &TestApp, user: &TestUser) -> reqwest::Response {
+    let res = app
+        .http
+        .get(format!("{}/api/v1/events", app.base))
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .expect("stream opens");
+    assert_eq!(res.status(), StatusCode::OK);
+    res
+}
+
+/// Reads a stream until the server ends it; `false` if it is still open after `wait`.
+async fn ends_within(mut res: reqwest::Response, wait: Duration) -> bool {
+    tokio::time::timeout(wait, async {
+        while let Ok(Some(_)) = res.chunk().await {}
+    })
+    .await
+    .is_ok()
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn opening_one_stream_more_than_the_limit_closes_the_users_oldest(db: PgPool) {
+    let app = TestApp::spawn_with(db, |s| s.max_streams_per_user = 3).await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let bobs = open_stream(&app, &bob).await;
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        streams.push(open_stream(&app, &alice).await);
+    }
+
+    let newest = open_stream(&app, &alice).await;
+
+    let oldest = streams.remove(0);
+    assert!(
+        ends_within(oldest, Duration::from_secs(10)).await,
+        "the oldest of alice's streams was not closed"
+    );
+    for open in streams.into_iter().chain([newest, bobs]) {
+        assert!(
+            !ends_within(open, Duration::from_millis(300)).await,
+            "a stream within the limit was closed"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn idle_streams_run_no_query_per_heartbeat(db: PgPool) {
+    let app = TestApp::spawn_with(db.clone(), |s| s.sse_heartbeat_secs = 1).await;
+    let alice = app.user("alice").await;
+    let mut streams = Vec::new();
+    for _ in 0..5 {
+        streams.push(open_stream(&app, &alice).await);
+    }
+    let commits = || async {
+        // Statistics reach the shared view at most once a second.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        sqlx::query_scalar::<_, i64>(
+            "select xact_commit from pg_stat_database where datname = current_database()",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap()
+    };
+    let before = commits().await;
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let after = commits().await;
+    // 5 streams x 3 heartbeats would be 15 queries; what remains is this test's own reads.
+    assert!(
+        after - before <= 3,
+        "{} transactions during 3 s of idle streams",
+        after - before
+    );
+    drop(streams);
+}
+
+/// Writes a partial request line by line, slowly, and tells whether the server hung up.
+async fn slowloris(addr: String, every: Duration, for_at_most: Duration) -> bool {
+    let mut socket = TcpStream::connect(addr).await.unwrap();
+    let _ = socket.write_all(b"GET /healthz HTTP/1.1\r\n").await;
+    let deadline = tokio::time::Instant::now() + for_at_most;
+    let mut buf = [0u8; 512];
+    while tokio::time::Instant::now() < deadline {
+        if socket.write_all(b"X-Slow: 1\r\n").await.is_err() {
+            return true;
+        }
+        match tokio::time::timeout(every, socket.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return true,
+            // The server may answer 408 before hanging up.
+            Ok(Ok(_)) => {}
+            Err(_) => {}
+        }
+    }
+    false
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn slow_or_silent_connections_are_closed_at_the_header_deadline(db: PgPool) {
+    let app = TestApp::spawn_with(db, |s| s.header_timeout_secs = 1).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut attackers = Vec::new();
+    for _ in 0..50 {
+        attackers.push(tokio::spawn(slowloris(
+            addr.clone(),
+            Duration::from_millis(300),
+            Duration::from_secs(8),
+        )));
+    }
+    let mut silent = TcpStream::connect(&addr).await.unwrap();
+
+    let mut buf = [0u8; 64];
+    let silent_closed = matches!(
+        tokio::time::timeout(Duration::from_secs(8), silent.read(&mut buf)).await,
+        Ok(Ok(_) | Err(_))
+    );
+
+    assert!(silent_closed, "a connection that sent nothing stayed open");
+    for attacker in attackers {
+        assert!(
+            attacker.await.unwrap(),
+            "a slowloris connection stayed open"
+        );
+    }
+    let health = app.http.get(format!("{}/healthz", app.base)).send().await;
+    assert_eq!(health.unwrap().status(), StatusCode::OK);
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn connections_beyond_the_cap_wait_until_one_closes(db: PgPool) {
+    let app = TestApp::spawn_with(db, |s| {
+        s.max_connections = 4;
+        s.header_timeout_secs = 60;
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    // Let the server accept all four.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let fresh = || {
+        reqwest::Client::builder()
+            .timeout(Duration::from_millis(500))
+            .build()
+            .unwrap()
+    };
+
+    let while_full = fresh().get(format!("{}/healthz", app.base)).send().await;
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = fresh().get(format!("{}/healthz", app.base)).send().await;
+
+    assert!(
+        while_full.is_err(),
+        "a fifth connection was served: {while_full:?}"
+    );
+    assert_eq!(after.unwrap().status(), StatusCode::OK);
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_plain_request_id_is_echoed_and_anything_else_is_replaced(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let request = |id: String| {
+        app.http
+            .get(format!("{}/healthz", app.base))
+            .header("x-request-id", id)
+            .send()
+    };
+
+    let plain = request("trace-42.a_b".into()).await.unwrap();
+    let huge = request("x".repeat(5_000)).await.unwrap();
+    let hostile = request("abc\"def{}".into()).await.unwrap();
+
+    assert_eq!(plain.headers()["x-request-id"], "trace-42.a_b");
+    for res in [huge, hostile] {
+        let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert!(
+            uuid::Uuid::parse_str(&id).is_ok(),
+            "not replaced by a fresh id: {id}"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn metrics_are_served_apart_from_the_api(db: PgPool) {
+    let app = TestApp::spawn_with(db, |s| {
+        s.metrics_addr = Some("127.0.0.1:0".parse().unwrap())
+    })
+    .await;
+
+    let on_api = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
+    let on_own = app
+        .http
+        .get(format!("{}/metrics", app.metrics_base.as_ref().unwrap()))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(on_api.status(), StatusCode::NOT_FOUND);
+    assert_eq!(on_own.status(), StatusCode::OK);
+    assert!(
+        on_own
+            .text()
+            .await
+            .unwrap()
+            .contains("convos_http_requests_total")
+    );
+}
