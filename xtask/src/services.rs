@@ -160,6 +160,11 @@ pub fn install(packages: &[&str], what: &str) -> anyhow::Result<()> {
     )
 }
 
+/// Address space one process of the test PostgreSQL may map: its shared memory (128 MB of
+/// `shared_buffers` by default, about 200 MB mapped in all) plus ample room for an ordinary
+/// backend's work memory, index builds and parallel workers.
+const TEST_BACKEND_ADDRESS_SPACE: u64 = 1 << 30;
+
 struct Postgres {
     bin: PathBuf,
     data: PathBuf,
@@ -193,15 +198,30 @@ impl Postgres {
     }
 
     fn command(&self, program: &str) -> Command {
+        self.command_limited(program, None)
+    }
+
+    /// `program`, as the `postgres` user when running as root, and with its address space
+    /// (and that of every process it starts) capped at `address_space` bytes if given.
+    fn command_limited(&self, program: &str, address_space: Option<u64>) -> Command {
         let exe = self.bin.join(program);
+        let mut argv: Vec<std::ffi::OsString> = Vec::new();
         if self.as_postgres_user {
             // PostgreSQL refuses to run as root; run its tools as the `postgres` system user.
-            let mut cmd = Command::new("runuser");
-            cmd.args(["-u", "postgres", "--"]).arg(exe);
-            cmd
-        } else {
-            Command::new(exe)
+            argv.extend(["runuser", "-u", "postgres", "--"].map(Into::into));
         }
+        // After runuser, whose PAM session may reset limits.
+        if let Some(bytes) = address_space {
+            argv.extend([
+                "prlimit".into(),
+                format!("--as={bytes}").into(),
+                "--".into(),
+            ]);
+        }
+        argv.push(exe.into_os_string());
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
+        cmd
     }
 
     fn start(dir: &Path, profile: Profile) -> anyhow::Result<Self> {
@@ -258,7 +278,25 @@ impl Postgres {
                 bail!("initdb failed: {}", String::from_utf8_lossy(&out.stderr));
             }
         }
-        step(&format!("starting PostgreSQL on 127.0.0.1:{}", pg.port));
+        // Tests run hostile queries (e.g. the search bomb): each backend of the test cluster
+        // gets an address-space limit, so a runaway query fails with "out of memory" instead
+        // of the kernel's OOM killer taking the whole cluster, or the machine.
+        let address_space = match profile {
+            Profile::Test if on_path("prlimit").is_some() => Some(TEST_BACKEND_ADDRESS_SPACE),
+            Profile::Test => {
+                step("prlimit is not installed: the test PostgreSQL runs without a memory cap");
+                None
+            }
+            Profile::Dev | Profile::Bench => None,
+        };
+        step(&format!(
+            "starting PostgreSQL on 127.0.0.1:{}{}",
+            pg.port,
+            match address_space {
+                Some(bytes) => format!(", {} MiB of address space per process", bytes >> 20),
+                None => String::new(),
+            }
+        ));
         // Tests and development trade durability for speed; benchmarks measure what production
         // would run: durable commits, and a buffer cache sized for the generated corpus.
         let tuning = if profile == Profile::Bench {
@@ -273,7 +311,7 @@ impl Postgres {
         );
         let log = dir.join("postgres.log");
         let status = pg
-            .command("pg_ctl")
+            .command_limited("pg_ctl", address_space)
             .arg("-D")
             .arg(&pg.data)
             .arg("-l")
@@ -381,4 +419,39 @@ fn ping_redis(port: u16) -> bool {
     stream.write_all(b"PING\r\n").is_ok()
         && stream.read_exact(&mut buf).is_ok()
         && &buf == b"+PONG\r\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_capped_postmaster_starts_under_prlimit_after_switching_user() {
+        let pg = Postgres {
+            bin: PathBuf::from("/usr/lib/postgresql/15/bin"),
+            data: PathBuf::from("/tmp/data"),
+            port: 5432,
+            as_postgres_user: true,
+        };
+        let cmd = pg.command_limited("pg_ctl", Some(TEST_BACKEND_ADDRESS_SPACE));
+        let argv: Vec<String> = std::iter::once(cmd.get_program())
+            .chain(cmd.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            argv,
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                "prlimit",
+                "--as=1073741824",
+                "--",
+                "/usr/lib/postgresql/15/bin/pg_ctl"
+            ]
+        );
+        let plain = pg.command("psql");
+        assert_eq!(plain.get_args().count(), 4, "only runuser, no limit");
+    }
 }
