@@ -13,6 +13,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub db: PgPool,
     pub redis_prefix: String,
+    /// `http://127.0.0.1:PORT` of the `/metrics` listener, when the test asked for one.
+    pub metrics_base: Option<String>,
 }
 
 /// A signed-up, logged-in user.
@@ -105,12 +107,16 @@ impl TestApp {
             .await
             .expect("app builds");
         let base = format!("http://127.0.0.1:{}", app.port());
+        let metrics_base = app
+            .metrics_port()
+            .map(|port| format!("http://127.0.0.1:{port}"));
         tokio::spawn(app.run_until_stopped(std::future::pending()));
         Self {
             base,
             http: reqwest::Client::new(),
             db,
             redis_prefix: prefix.to_owned(),
+            metrics_base,
         }
     }
 

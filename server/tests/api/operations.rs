@@ -38,6 +38,7 @@ async fn readyz_is_503_naming_redis_when_it_is_unreachable_but_the_api_still_wor
         http: reqwest::Client::new(),
         db,
         redis_prefix: "test:down:".into(),
+        metrics_base: None,
     };
     let ready = app.call(Method::GET, "/readyz", None, None).await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);

@@ -63,27 +63,24 @@ async fn idle_streams_run_no_query_per_heartbeat(db: PgPool) {
     for _ in 0..5 {
         streams.push(open_stream(&app, &alice).await);
     }
-    let commits = || async {
-        // Statistics reach the shared view at most once a second.
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-        sqlx::query_scalar::<_, i64>(
-            "select xact_commit from pg_stat_database where datname = current_database()",
-        )
-        .fetch_one(&db)
+    // Any session check during the window would queue behind this lock, where pg_locks shows it.
+    let mut lock = db.begin().await.unwrap();
+    sqlx::query("lock table api_tokens in access exclusive mode")
+        .execute(&mut *lock)
         .await
-        .unwrap()
-    };
-    let before = commits().await;
+        .unwrap();
 
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let after = commits().await;
-    // 5 streams x 3 heartbeats would be 15 queries; what remains is this test's own reads.
-    assert!(
-        after - before <= 3,
-        "{} transactions during 3 s of idle streams",
-        after - before
-    );
+    let waiting: i64 = sqlx::query_scalar(
+        "select count(*) from pg_locks l join pg_class c on c.oid = l.relation \
+         where c.relname = 'api_tokens' and not l.granted",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    lock.rollback().await.unwrap();
+    assert_eq!(waiting, 0, "idle streams queried their session");
     drop(streams);
 }
 
