@@ -271,6 +271,10 @@ pub struct User {
     pub is_admin: bool,
     /// When the account was created.
     pub created_at: DateTime<Utc>,
+    /// Whether the owner confirmed `email` by the link sent to it. Until then Convos sends it
+    /// nothing but verification emails (`POST /api/v1/me/verification` asks for another).
+    #[serde(default)]
+    pub email_verified: bool,
 }
 
 /// How other people see a user: in the directory and on messages.

@@ -103,8 +103,8 @@ text_newtype!(
     Username
 );
 text_newtype!(
-    /// An email address: one `@`, a non-empty local part, a dotted domain, at most 254
-    /// characters, no spaces.
+    /// An email address the mailer can send to: an ASCII dot-atom local part, `@`, and a
+    /// dotted host name of letters, digits and hyphens (see [`EmailAddress::parse`]).
     EmailAddress
 );
 text_newtype!(
@@ -161,35 +161,98 @@ impl Username {
 impl EmailAddress {
     /// Longest accepted address (RFC 5321's path limit).
     pub const MAX: usize = 254;
+    /// Longest local part (RFC 5321).
+    pub const LOCAL_MAX: usize = 64;
+    /// Longest label of the domain (RFC 1035).
+    pub const LABEL_MAX: usize = 63;
 
-    /// Parses an email address. Deliberately modest: deliverability is proven by sending.
+    /// Parses an email address with rules no looser than the mailer's (lettre's `Address`), so
+    /// an accepted address is never refused when the first email is built.
+    ///
+    /// - The local part is a dot-atom of RFC 5322 `atext` (letters, digits and
+    ///   ``!#$%&'*+-/=?^_`{|}~``): no quoted strings, no leading, trailing or doubled dots, at
+    ///   most 64 characters.
+    /// - The domain is a host name of at least two labels (`localhost` alone is refused: no
+    ///   real mail goes there), each 1 to 63 letters, digits or hyphens, neither starting nor
+    ///   ending with a hyphen; the last label has a letter, so `x@127.0.0.1` is refused, and so
+    ///   are IP literals like `x@[127.0.0.1]`.
+    /// - ASCII only: an internationalised address needs SMTPUTF8, which a relay may not offer.
+    ///   A domain can still be given in its `xn--` form.
+    ///
+    /// Deliverability itself is proven by the verification email, not here.
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         const FIELD: &str = "email";
+        let refuse = |reason: &str| Err(FieldError::new(FIELD, reason));
         check_text(FIELD, raw, 3, Self::MAX)?;
         if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(FieldError::new(
-                FIELD,
-                "must not contain spaces or control characters",
-            ));
+            return refuse("must not contain spaces or control characters");
+        }
+        if !raw.is_ascii() {
+            return refuse(
+                "must be written in ASCII (internationalised addresses are not supported; \
+                 give the domain in its xn-- form)",
+            );
         }
         let Some((local, domain)) = raw.rsplit_once('@') else {
-            return Err(FieldError::new(
-                FIELD,
-                "must be an address like name@example.com",
-            ));
+            return refuse("must be an address like name@example.com");
         };
-        let domain_ok = domain.contains('.')
-            && !domain.starts_with('.')
-            && !domain.ends_with('.')
-            && !domain.contains("..");
-        if local.is_empty() || local.contains('@') || !domain_ok {
-            return Err(FieldError::new(
-                FIELD,
-                "must be an address like name@example.com",
-            ));
+        if local.is_empty() || domain.is_empty() {
+            return refuse("must be an address like name@example.com");
+        }
+        if local.len() > Self::LOCAL_MAX {
+            return refuse("the part before @ must be at most 64 characters");
+        }
+        if local.starts_with('"') || local.contains('@') {
+            return refuse("quoted names and a second @ are not supported");
+        }
+        if local.split('.').any(str::is_empty) {
+            return refuse(
+                "the part before @ must not start or end with a dot or have two in a row",
+            );
+        }
+        if !local.bytes().all(|b| b == b'.' || is_atext(b)) {
+            return refuse(
+                "the part before @ may only contain letters, digits and !#$%&'*+-/=?^_`{|}~ \
+                 (no commas, brackets, quotes or backslashes)",
+            );
+        }
+        if domain.starts_with('[') {
+            return refuse("IP address literals are not supported; use a domain name");
+        }
+        let labels: Vec<&str> = domain.split('.').collect();
+        if labels.len() < 2 {
+            return refuse("the domain must have a dot, like example.com");
+        }
+        for label in &labels {
+            if label.is_empty() {
+                return refuse("the domain must not start or end with a dot or have two in a row");
+            }
+            if label.len() > Self::LABEL_MAX {
+                return refuse("each part of the domain must be at most 63 characters");
+            }
+            if !label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            {
+                return refuse("the domain may only contain letters, digits, hyphens and dots");
+            }
+            if label.starts_with('-') || label.ends_with('-') {
+                return refuse("a part of the domain must not start or end with a hyphen");
+            }
+        }
+        if !labels[labels.len() - 1]
+            .bytes()
+            .any(|b| b.is_ascii_alphabetic())
+        {
+            return refuse("IP addresses are not supported; use a domain name");
         }
         Ok(Self(raw.to_owned()))
     }
+}
+
+/// RFC 5322 `atext`, the characters of a dot-atom besides the dots.
+fn is_atext(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b)
 }
 
 impl DisplayName {
@@ -410,17 +473,74 @@ mod tests {
     }
 
     #[test]
+    fn ordinary_addresses_are_accepted_as_typed() {
+        for good in [
+            "alice@example.com",
+            "Alice.Liddell+convos@Mail.Example.co.uk",
+            "o'brien@example.ie",
+            "x_y-z@sub-domain.example",
+            "a@b.co",
+            "user@xn--bcher-kva.example",
+        ] {
+            let parsed = EmailAddress::parse(good);
+            assert_eq!(parsed.map(|e| e.into_inner()).as_deref(), Ok(good));
+        }
+    }
+
+    #[test]
     fn emails_need_a_local_part_and_a_dotted_domain() {
-        assert!(EmailAddress::parse("alice@example.com").is_ok());
         for bad in [
             "alice",
             "@example.com",
+            "alice@",
             "alice@example",
+            "alice@localhost",
             "a b@example.com",
             "a@.com",
         ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad} should be refused");
         }
+    }
+
+    #[test]
+    fn addresses_the_mailer_refuses_are_refused_at_sign_up() {
+        // The issue's examples: each was accepted at sign-up and then killed its email job.
+        for bad in [
+            "a,b@x.example",
+            "a<b>@x.example",
+            "x@[127.0.0.1]",
+            "x@-x.example",
+            "\"quoted name\"@x.example",
+            "\"a\"@x.example",
+            "x@127.0.0.1",
+            "x@[IPv6:::1]",
+            ".alice@x.example",
+            "alice.@x.example",
+            "al..ice@x.example",
+            "alice@x..example",
+            "alice@.x.example",
+            "alice@x.example.",
+            "alice@x-.example",
+            "alice@x_y.example",
+            "a\\b@x.example",
+            "a(b)@x.example",
+            "a;b@x.example",
+            "a:b@x.example",
+            "a@b@x.example",
+            "ålice@x.example",
+            "alice@bücher.example",
+        ] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad} should be refused");
+            assert_eq!(EmailAddress::parse(bad).unwrap_err().field, "email");
+        }
+        let long_label = format!("alice@{}.example", "a".repeat(64));
+        assert!(EmailAddress::parse(&long_label).is_err());
+        let ok_label = format!("alice@{}.example", "a".repeat(63));
+        assert!(EmailAddress::parse(&ok_label).is_ok());
+        let long_local = format!("{}@x.example", "a".repeat(65));
+        assert!(EmailAddress::parse(&long_local).is_err());
+        let long_total = format!("a@{}.example", vec!["b".repeat(60); 5].join("."));
+        assert!(EmailAddress::parse(&long_total).is_err(), "over 254");
     }
 
     #[test]
@@ -466,6 +586,23 @@ mod tests {
             if let Ok(u) = Username::parse(&s) {
                 prop_assert_eq!(u.as_str(), s.to_ascii_lowercase());
                 prop_assert!((3..=32).contains(&u.as_str().len()));
+            }
+        }
+
+        /// Whatever sign-up accepts, the mailer (lettre, as the worker uses it) can address.
+        #[test]
+        fn every_accepted_email_is_one_the_mailer_accepts(
+            local in "[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]{0,24}|[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~,;:<>()\\[\\]\"\\\\ @-]{0,70}",
+            domain in "[a-zA-Z0-9.\\[\\]:_-]{0,70}|[a-z]{1,10}(\\.[a-z0-9-]{1,64}){1,4}",
+            noise in "\\PC{0,40}",
+        ) {
+            for candidate in [format!("{local}@{domain}"), noise.clone(), format!("{noise}@{domain}")] {
+                if let Ok(email) = EmailAddress::parse(&candidate) {
+                    prop_assert!(
+                        email.as_str().parse::<lettre::Address>().is_ok(),
+                        "accepted but the mailer refuses {}", email
+                    );
+                }
             }
         }
 

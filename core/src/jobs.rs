@@ -14,14 +14,17 @@ pub enum JobKind {
     NotifyEmail,
     /// Erase the bodies of expired and consumed ephemeral messages.
     PurgeExpired,
+    /// Email a new (or re-claimed) address the link that proves its owner wants it.
+    VerifyEmail,
 }
 
 impl JobKind {
     /// Every kind, e.g. for one worker per queue.
-    pub const ALL: [JobKind; 3] = [
+    pub const ALL: [JobKind; 4] = [
         JobKind::Deliver,
         JobKind::NotifyEmail,
         JobKind::PurgeExpired,
+        JobKind::VerifyEmail,
     ];
 
     /// The stored name, which is also the queue's name.
@@ -30,6 +33,7 @@ impl JobKind {
             JobKind::Deliver => "deliver",
             JobKind::NotifyEmail => "notify_email",
             JobKind::PurgeExpired => "purge_expired",
+            JobKind::VerifyEmail => "verify_email",
         }
     }
 
@@ -44,6 +48,7 @@ impl JobKind {
             JobKind::Deliver => 10,
             JobKind::NotifyEmail => 8,
             JobKind::PurgeExpired => 3,
+            JobKind::VerifyEmail => 6,
         }
     }
 }
@@ -64,6 +69,19 @@ pub struct NotifyEmailJob {
     pub thread_id: ThreadId,
     /// Who may get the email.
     pub recipient_id: UserId,
+}
+
+/// Payload of a `verify_email` job: the address as it was claimed. At send time the worker
+/// skips it if the account's address changed, was verified, or another account verified it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyEmailJob {
+    /// The account (named like notify_email's, so the operators' "jobs about this user"
+    /// filter finds it).
+    pub recipient_id: UserId,
+    /// The address to verify.
+    pub email: String,
+    /// Hours the link in the email works.
+    pub valid_hours: u64,
 }
 
 /// Payload of a `purge_expired` job.

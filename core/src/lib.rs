@@ -12,6 +12,7 @@ pub mod ids;
 pub mod jobs;
 pub mod ops;
 pub mod unsubscribe;
+pub mod verification;
 
 pub use domain::{
     Body, DisplayName, EmailAddress, ExpiresIn, FieldError, IdempotencyKey, Password, Subject,

@@ -14,6 +14,7 @@ pub mod search;
 pub mod threads;
 pub mod tokens;
 pub mod users;
+pub mod verification;
 mod visibility;
 
 use sqlx::PgPool;

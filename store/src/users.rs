@@ -16,6 +16,7 @@ pub(crate) struct UserRow {
     is_admin: bool,
     email_notifications: bool,
     created_at: DateTime<Utc>,
+    email_verified_at: Option<DateTime<Utc>>,
 }
 
 impl UserRow {
@@ -28,6 +29,7 @@ impl UserRow {
                 display_name: self.display_name,
                 is_admin: self.is_admin,
                 created_at: self.created_at,
+                email_verified: self.email_verified_at.is_some(),
             },
             Settings {
                 email_notifications: self.email_notifications,
@@ -38,7 +40,8 @@ impl UserRow {
 
 macro_rules! user_columns {
     () => {
-        "id, username, email, display_name, is_admin, email_notifications, created_at"
+        "id, username, email, display_name, is_admin, email_notifications, created_at, \
+         email_verified_at"
     };
 }
 
@@ -59,13 +62,17 @@ macro_rules! user_columns_of {
             $alias,
             ".email_notifications, ",
             $alias,
-            ".created_at"
+            ".created_at, ",
+            $alias,
+            ".email_verified_at"
         )
     };
 }
 pub(crate) use user_columns_of;
 
-/// Creates an account; `Conflict("username" | "email")` when either is taken.
+/// Creates an account whose address is taken as verified, for operators (`admin create-user`,
+/// the demo seed); `Conflict("username" | "email")` when the username is taken or another
+/// account verified the address.
 pub async fn insert(
     db: impl PgExecutor<'_>,
     username: &Username,
@@ -75,8 +82,9 @@ pub async fn insert(
     is_admin: bool,
 ) -> Result<User> {
     let row: UserRow = sqlx::query_as(concat!(
-        "insert into users (id, username, email, display_name, password_hash, is_admin) \
-         values ($1, $2, $3, $4, $5, $6) returning ",
+        "insert into users (id, username, email, display_name, password_hash, is_admin, \
+           email_verified_at) \
+         values ($1, $2, $3, $4, $5, $6, now()) returning ",
         user_columns!()
     ))
     .bind(UserId::generate().as_uuid())
@@ -87,16 +95,65 @@ pub async fn insert(
     .bind(is_admin)
     .fetch_one(db)
     .await
-    .map_err(|e| {
-        on_unique(
-            e,
-            &[
-                ("users_username_key", "username"),
-                ("users_email_key", "email"),
-            ],
-        )
-    })?;
+    .map_err(on_taken)?;
     Ok(row.into_user().0)
+}
+
+/// What a sign-up needs besides the new account's fields.
+#[derive(Clone, Copy, Debug)]
+pub struct SignUp<'a> {
+    /// The login name.
+    pub username: &'a Username,
+    /// The address to verify.
+    pub email: &'a EmailAddress,
+    /// The name shown to others.
+    pub display_name: &'a DisplayName,
+    /// The password's argon2id PHC string.
+    pub password_hash: &'a str,
+    /// Hours the verification link will work.
+    pub link_hours: u64,
+}
+
+/// Signs up: creates the account with its address unverified and, in the same transaction,
+/// the job that emails the verification link. `Conflict("username")` when the username is
+/// taken; `Conflict("email")` when another account verified the address (unverified claims
+/// by others do not count: whoever verifies first owns it).
+pub async fn sign_up(db: &PgPool, new: SignUp<'_>) -> Result<User> {
+    let mut tx = db.begin().await?;
+    let row: Option<UserRow> = sqlx::query_as(concat!(
+        "insert into users (id, username, email, display_name, password_hash) \
+         select $1, $2, $3, $4, $5 \
+         where not exists (select 1 from users \
+                           where lower(email) = lower($3) and email_verified_at is not null) \
+         returning ",
+        user_columns!()
+    ))
+    .bind(UserId::generate().as_uuid())
+    .bind(new.username.as_str())
+    .bind(new.email.as_str())
+    .bind(new.display_name.as_str())
+    .bind(new.password_hash)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(on_taken)?;
+    let Some(row) = row else {
+        return Err(StoreError::Conflict("email"));
+    };
+    let (user, _) = row.into_user();
+    crate::verification::enqueue_email(&mut tx, user.id, new.email.as_str(), new.link_hours)
+        .await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+fn on_taken(e: sqlx::Error) -> StoreError {
+    on_unique(
+        e,
+        &[
+            ("users_username_key", "username"),
+            ("users_verified_email_key", "email"),
+        ],
+    )
 }
 
 /// The account and its settings.

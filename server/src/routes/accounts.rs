@@ -1,6 +1,7 @@
 //! Accounts: sign-up, sessions, the caller's profile and the user directory.
 
 use crate::auth;
+use crate::client_addr::ClientAddr;
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiJson, ApiQuery, AuthUser, parse_limit};
 use crate::rate_limit::Decision;
@@ -26,18 +27,34 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_me, update_me))
 }
 
-/// Creates an account.
+/// Creates an account. Its address is unverified: a verification email goes out (one job,
+/// written with the account), and Convos sends the address nothing else until its owner follows
+/// the link. Limited per client address (`signups_per_hour_per_addr`).
 #[utoipa::path(post, path = "/api/v1/users", tag = "accounts",
     request_body = CreateUserRequest,
     responses(
-        (status = 201, description = "Created", body = User),
-        (status = 409, description = "Username or email taken", body = ErrorBody),
-        (status = 422, description = "Invalid fields", body = ErrorBody)))]
+        (status = 201, description = "Created; a verification email is on its way", body = User),
+        (status = 409, description = "Username taken, or another account verified this email",
+            body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 429, description = "Too many sign-ups from this client address",
+            body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until a sign-up is allowed")))))]
 pub async fn create_user(
     State(state): State<AppState>,
+    addr: ClientAddr,
     body: ApiJson<CreateUserRequest>,
 ) -> Result<(StatusCode, Json<User>)> {
     let new = body.value.parse().map_err(ApiError::Validation)?;
+    let subject = addr.to_string();
+    let limit = state.settings.signups_per_hour_per_addr;
+    if let Decision::Limited(wait) = state
+        .limiter
+        .hit("signup", &subject, limit, Duration::from_secs(3600))
+        .await
+    {
+        return Err(ApiError::RateLimited(wait));
+    }
     let password = new.password.clone();
     let permit = state
         .hashing
@@ -51,16 +68,27 @@ pub async fn create_user(
     })
     .await
     .map_err(anyhow::Error::from)??;
-    let user = users::insert(
+    let created = users::sign_up(
         &state.db,
-        &new.username,
-        &new.email,
-        &new.display_name,
-        &hash,
-        false,
+        users::SignUp {
+            username: &new.username,
+            email: &new.email,
+            display_name: &new.display_name,
+            password_hash: &hash,
+            link_hours: state.settings.verification_link_hours,
+        },
     )
-    .await?;
-    tracing::info!(user.id = %user.id, "account created");
+    .await;
+    let user = match created {
+        Ok(user) => user,
+        Err(e) => {
+            // Only accounts made count against the address.
+            state.limiter.forget_one("signup", &subject).await;
+            return Err(e.into());
+        }
+    };
+    state.wake.jobs_committed();
+    tracing::info!(user.id = %user.id, "account created; verification email queued");
     Ok((StatusCode::CREATED, Json(user)))
 }
 

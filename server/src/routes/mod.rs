@@ -8,6 +8,7 @@ pub mod messages;
 pub mod notifications;
 pub mod search;
 pub mod threads;
+pub mod verification;
 
 use crate::error::ApiError;
 use crate::openapi::ApiDoc;
@@ -29,6 +30,7 @@ pub fn router() -> (Router<AppState>, OpenApiDoc) {
         .merge(notifications::router())
         .merge(admin::router())
         .merge(search::router())
+        .merge(verification::router())
         .split_for_parts();
     let shared = std::sync::Arc::new(doc.clone());
     let router = router

@@ -31,6 +31,7 @@ fn app_with_inbox() -> App {
             display_name: "Bob".into(),
             is_admin: false,
             created_at: now(),
+            email_verified: true,
         },
         unread_count: 2,
         unread_by_folder: convos_core::api::FolderCounts {

@@ -8,6 +8,7 @@
 pub mod deliver;
 pub mod notify_email;
 pub mod purge;
+pub mod verify_email;
 
 use crate::Ctx;
 use apalis::prelude::*;
@@ -69,6 +70,7 @@ async fn run_one(ticket: JobTicket, ctx: Arc<Ctx>) -> Result<(), BoxDynError> {
         JobKind::Deliver => deliver::run(&ctx, &job).await,
         JobKind::NotifyEmail => notify_email::run(&ctx, &job).await,
         JobKind::PurgeExpired => purge::run(&ctx, &job).await,
+        JobKind::VerifyEmail => verify_email::run(&ctx, &job).await,
     };
     let outcome = match result {
         Ok(outcome) => outcome,

@@ -1,0 +1,241 @@
+//! Email verification: the page behind the emailed link, its confirming POST, and asking for
+//! another email (decision 14).
+//!
+//! A GET never changes anything, since mail scanners fetch links: it shows a button whose POST
+//! confirms. The link is signed for the account's current address and expires; a link for
+//! another account's verified address is refused with 409.
+
+use crate::error::{ApiError, Result};
+use crate::extract::AuthUser;
+use crate::rate_limit::Decision;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Html;
+use chrono::Utc;
+use convos_core::ErrorBody;
+use convos_core::verification::Link;
+use convos_store::verification::{self, Confirmed, EmailState, Resend};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use std::time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(verify_page, confirm_email))
+        .routes(routes!(resend_verification))
+}
+
+/// An HTML answer: a status and a page.
+type Page = (StatusCode, Html<String>);
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn page(status: StatusCode, title: &str, body: &str) -> Page {
+    (
+        status,
+        Html(format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\">\
+             <meta name=\"robots\" content=\"noindex\"><title>{title}</title></head>\
+             <body><h1>{title}</h1>{body}</body></html>",
+            title = escape(title)
+        )),
+    )
+}
+
+fn not_valid() -> Page {
+    page(
+        StatusCode::NOT_FOUND,
+        "This link is not valid",
+        "<p>Check that you opened the whole link from the email. If your account's address \
+         changed since, the link no longer applies: ask for a new one in Convos.</p>",
+    )
+}
+
+fn expired() -> Page {
+    page(
+        StatusCode::GONE,
+        "This link has expired",
+        "<p>Ask for a new verification email in Convos.</p>",
+    )
+}
+
+fn superseded() -> Page {
+    page(
+        StatusCode::GONE,
+        "This link has been replaced",
+        "<p>A newer verification email was sent; use the link in that one, or ask for a new \
+         email in Convos.</p>",
+    )
+}
+
+fn taken() -> Page {
+    page(
+        StatusCode::CONFLICT,
+        "This address belongs to another account",
+        "<p>Another Convos account confirmed this address first, so it cannot be confirmed for \
+         this one. Use another address in Convos.</p>",
+    )
+}
+
+fn already() -> Page {
+    page(
+        StatusCode::OK,
+        "Your email is already confirmed",
+        "<p>Nothing more to do.</p>",
+    )
+}
+
+/// The genuine, unexpired link and its account's address state, or the page saying why not.
+async fn check(state: &AppState, token: &str) -> Result<Result<(Link, EmailState), Page>> {
+    let Some(link) = Link::parse(token) else {
+        return Ok(Err(not_valid()));
+    };
+    let Some(account) = verification::state(&state.db, link.user).await? else {
+        return Ok(Err(not_valid()));
+    };
+    // Checked against the current address: a link for an address the account no longer has
+    // looks exactly like a forgery.
+    if !link.is_signed_for(state.settings.secret_key.expose_secret(), &account.email) {
+        return Ok(Err(not_valid()));
+    }
+    if link.is_expired(Utc::now()) {
+        return Ok(Err(expired()));
+    }
+    Ok(Ok((link, account)))
+}
+
+/// The page behind the emailed link: a button that confirms the address. It changes nothing
+/// itself, since mail scanners follow links.
+#[utoipa::path(get, path = "/verify/{token}", tag = "accounts",
+    params(("token" = String, Path, description = "The signed token from the email")),
+    responses(
+        (status = 200, description = "A page with a confirmation button (or saying it is done)",
+            content_type = "text/html", body = String),
+        (status = 404, description = "Forged, mangled, or for an address the account no longer has",
+            content_type = "text/html", body = String),
+        (status = 409, description = "Another account verified this address first",
+            content_type = "text/html", body = String),
+        (status = 410, description = "Expired", content_type = "text/html", body = String)))]
+pub async fn verify_page(State(state): State<AppState>, Path(token): Path<String>) -> Result<Page> {
+    let (_, account) = match check(&state, &token).await? {
+        Ok(checked) => checked,
+        Err(page) => return Ok(page),
+    };
+    if account.verified && !account.bounced {
+        return Ok(already());
+    }
+    if account.taken_by_other {
+        return Ok(taken());
+    }
+    Ok(page(
+        StatusCode::OK,
+        "Confirm your email for Convos",
+        &format!(
+            "<p>Use <strong>{}</strong> for your Convos account?</p>\
+             <form method=\"post\" action=\"/verify/{}\">\
+             <button type=\"submit\">Confirm my email</button></form>",
+            escape(&account.email),
+            escape(&token)
+        ),
+    ))
+}
+
+/// Confirms the address the link was sent to. The account then gets email again (a bounce is
+/// forgotten), and its other unconfirmed claims' links stop mattering.
+#[utoipa::path(post, path = "/verify/{token}", tag = "accounts",
+    params(("token" = String, Path, description = "The signed token from the email")),
+    responses(
+        (status = 200, description = "Confirmed (or already was)", content_type = "text/html",
+            body = String),
+        (status = 404, description = "Forged, mangled, or for an address the account no longer has",
+            content_type = "text/html", body = String),
+        (status = 409, description = "Another account verified this address first",
+            content_type = "text/html", body = String),
+        (status = 410, description = "Expired, or replaced by a newer link",
+            content_type = "text/html", body = String)))]
+pub async fn confirm_email(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Page> {
+    let (link, account) = match check(&state, &token).await? {
+        Ok(checked) => checked,
+        Err(page) => return Ok(page),
+    };
+    let outcome = verification::confirm(&state.db, link.user, &account.email, link.issued).await?;
+    Ok(match outcome {
+        Confirmed::Verified => {
+            tracing::info!(user.id = %link.user, "email verified");
+            page(
+                StatusCode::OK,
+                "Your email is confirmed",
+                "<p>Convos will now email you about new messages (you can turn that off in \
+                 Convos settings). You can close this page.</p>",
+            )
+        }
+        Confirmed::AlreadyVerified => already(),
+        Confirmed::Superseded => superseded(),
+        Confirmed::TakenByAnother => taken(),
+    })
+}
+
+/// The answer to a request for another verification email.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct VerificationSent {
+    /// The address the email goes to.
+    pub email: String,
+}
+
+/// Sends another verification email to the caller's address (the earlier links keep working
+/// until they expire). Limited per account (`verification_emails_per_hour`).
+#[utoipa::path(post, path = "/api/v1/me/verification", tag = "accounts",
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "A verification email is on its way", body = VerificationSent),
+        (status = 401, body = ErrorBody),
+        (status = 409, description = "Another account verified this address first; change it",
+            body = ErrorBody),
+        (status = 422, description = "The address is already verified", body = ErrorBody),
+        (status = 429, description = "Too many verification emails this hour", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until another is allowed")))))]
+pub async fn resend_verification(
+    State(state): State<AppState>,
+    caller: AuthUser,
+) -> Result<(StatusCode, Json<VerificationSent>)> {
+    let user = caller.user.id;
+    let subject = user.to_string();
+    if let Decision::Limited(wait) = state
+        .limiter
+        .hit(
+            "verify_email",
+            &subject,
+            state.settings.verification_emails_per_hour,
+            Duration::from_secs(3600),
+        )
+        .await
+    {
+        return Err(ApiError::RateLimited(wait));
+    }
+    let outcome =
+        verification::resend(&state.db, user, state.settings.verification_link_hours).await;
+    let refusal = match outcome {
+        Ok(Resend::Queued(email)) => {
+            state.wake.jobs_committed();
+            return Ok((StatusCode::ACCEPTED, Json(VerificationSent { email })));
+        }
+        Ok(Resend::AlreadyVerified) => ApiError::field("email", "is already verified"),
+        Ok(Resend::TakenByAnother) => ApiError::Conflict("email"),
+        Err(e) => e.into(),
+    };
+    // Only emails sent count against the account.
+    state.limiter.forget_one("verify_email", &subject).await;
+    Err(refusal)
+}

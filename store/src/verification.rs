@@ -1,0 +1,203 @@
+//! Email ownership: the verification email's job, confirming a link, and what the worker must
+//! know before sending one (decision 14).
+//!
+//! An address is an account's once its owner followed a link sent to it
+//! (`users.email_verified_at`). Any number of accounts may claim an address; the unique index
+//! `users_verified_email_key` lets only one have it verified, so the first to confirm owns it
+//! and the other claims can never be confirmed.
+
+use crate::jobs::enqueue;
+use crate::{Result, StoreError};
+use chrono::{DateTime, Utc};
+use convos_core::UserId;
+use convos_core::jobs::{JobKind, VerifyEmailJob};
+use sqlx::{PgConnection, PgPool};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Writes one verification-email job for `user`'s claim on `email`, in the caller's transaction.
+pub async fn enqueue_email(
+    tx: &mut PgConnection,
+    user: UserId,
+    email: &str,
+    link_hours: u64,
+) -> Result<()> {
+    let payload = serde_json::to_value(VerifyEmailJob {
+        recipient_id: user,
+        email: email.to_owned(),
+        valid_hours: link_hours,
+    })
+    .unwrap_or_default();
+    // A fresh key per request: each sign-up or resend is one email (the limits are upstream).
+    let key = format!("verify_email:{user}:{}", Uuid::now_v7());
+    enqueue(
+        tx,
+        JobKind::VerifyEmail,
+        &key,
+        None,
+        payload,
+        Duration::ZERO,
+    )
+    .await?;
+    Ok(())
+}
+
+/// What became of a request for another verification email.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resend {
+    /// The email is queued, to this address.
+    Queued(String),
+    /// The address is verified (and has not bounced since): nothing to send.
+    AlreadyVerified,
+    /// Another account verified this address first; this account's claim has lapsed.
+    TakenByAnother,
+}
+
+/// Queues another verification email for `user`'s current address, unless there is no point.
+pub async fn resend(db: &PgPool, user: UserId, link_hours: u64) -> Result<Resend> {
+    let mut tx = db.begin().await?;
+    let Some(state) = state_in(&mut tx, user).await? else {
+        return Err(StoreError::NotFound);
+    };
+    if state.verified && !state.bounced {
+        return Ok(Resend::AlreadyVerified);
+    }
+    if state.taken_by_other {
+        return Ok(Resend::TakenByAnother);
+    }
+    enqueue_email(&mut tx, user, &state.email, link_hours).await?;
+    tx.commit().await?;
+    Ok(Resend::Queued(state.email))
+}
+
+/// An account's address and where it stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmailState {
+    /// The account's current address.
+    pub email: String,
+    /// The name the account shows (for the email's `To:`).
+    pub display_name: String,
+    /// Its owner confirmed it.
+    pub verified: bool,
+    /// When it was last confirmed.
+    pub verified_at: Option<DateTime<Utc>>,
+    /// Mail to it was refused for good since (it needs confirming again).
+    pub bounced: bool,
+    /// Another account has this address verified.
+    pub taken_by_other: bool,
+}
+
+/// The account's address and its state; `None` when there is no such account.
+pub async fn state(db: &PgPool, user: UserId) -> Result<Option<EmailState>> {
+    let mut conn = db.acquire().await?;
+    state_in(&mut conn, user).await
+}
+
+async fn state_in(conn: &mut PgConnection, user: UserId) -> Result<Option<EmailState>> {
+    let row: Option<(String, String, Option<DateTime<Utc>>, bool, bool)> = sqlx::query_as(
+        "select u.email, u.display_name, u.email_verified_at, u.email_bounced_at is not null, \
+                exists (select 1 from users o where lower(o.email) = lower(u.email) \
+                          and o.email_verified_at is not null and o.id <> u.id) \
+         from users u where u.id = $1",
+    )
+    .bind(user.as_uuid())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(
+        |(email, display_name, verified_at, bounced, taken_by_other)| EmailState {
+            email,
+            display_name,
+            verified: verified_at.is_some(),
+            verified_at,
+            bounced,
+            taken_by_other,
+        },
+    ))
+}
+
+/// What following a (genuine, unexpired) verification link did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Confirmed {
+    /// The address is now verified (and any bounce forgotten).
+    Verified,
+    /// It already was, by this link or a newer one: nothing changed.
+    AlreadyVerified,
+    /// The link no longer applies: the account's address changed, the account is gone, or the
+    /// address was confirmed again after the link was sent.
+    Superseded,
+    /// Another account verified this address first.
+    TakenByAnother,
+}
+
+/// Confirms `user`'s claim on `email` made by a link issued at `issued`: sets
+/// `email_verified_at` to now and clears `email_bounced_at`, and skips the account's
+/// verification emails still waiting to be sent (they would only repeat the link).
+pub async fn confirm(
+    db: &PgPool,
+    user: UserId,
+    email: &str,
+    issued: DateTime<Utc>,
+) -> Result<Confirmed> {
+    let mut tx = db.begin().await?;
+    let Some(state) = state_in(&mut tx, user).await? else {
+        return Ok(Confirmed::Superseded);
+    };
+    if !state.email.eq_ignore_ascii_case(email) {
+        return Ok(Confirmed::Superseded);
+    }
+    if state.verified && !state.bounced {
+        return Ok(Confirmed::AlreadyVerified);
+    }
+    if state.verified_at.is_some_and(|at| at >= issued) {
+        // Sent before the last confirmation, and the address bounced since: only a link sent
+        // after the bounce proves the mailbox works again.
+        return Ok(Confirmed::Superseded);
+    }
+    if state.taken_by_other {
+        return Ok(Confirmed::TakenByAnother);
+    }
+    let updated = sqlx::query(
+        "update users set email_verified_at = now(), email_bounced_at = null, updated_at = now() \
+         where id = $1 and lower(email) = lower($2)",
+    )
+    .bind(user.as_uuid())
+    .bind(email)
+    .execute(&mut *tx)
+    .await;
+    match updated {
+        Ok(_) => {}
+        // Another account confirmed the same address at the same moment: the index decides.
+        Err(sqlx::Error::Database(e))
+            if e.constraint() == Some("users_verified_email_key") && e.is_unique_violation() =>
+        {
+            return Ok(Confirmed::TakenByAnother);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    sqlx::query(
+        "update jobs set state = 'skipped', outcome = 'skipped: already verified', \
+           updated_at = now(), finished_at = now() \
+         where kind = 'verify_email' and state in ('pending', 'retry') \
+           and payload->>'recipient_id' = $1::text",
+    )
+    .bind(user.as_uuid())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Confirmed::Verified)
+}
+
+/// Verification emails sent to `email` (by any account) in the last hour: bounds how often
+/// one mailbox can be sent links, however many accounts claim it.
+pub async fn sent_to_address_last_hour(db: &PgPool, email: &str) -> Result<i64> {
+    let sent: i64 = sqlx::query_scalar(
+        "select count(*) from jobs \
+         where kind = 'verify_email' and state = 'done' \
+           and finished_at > now() - interval '1 hour' \
+           and lower(payload->>'email') = lower($1)",
+    )
+    .bind(email)
+    .fetch_one(db)
+    .await?;
+    Ok(sent)
+}
