@@ -2,8 +2,24 @@
 //!
 //! A subject, body or name must not be able to move the cursor, change colours, set the
 //! window title or ring the bell: every control character (C0, DEL, C1), which is how escape
-//! sequences start, is shown as a visible symbol instead, and bidirectional overrides (which can
-//! disguise text) are dropped. Bodies keep their line breaks; tabs become spaces.
+//! sequences start, is shown as a visible symbol instead. Nor may it disguise itself: characters
+//! that reorder text (bidirectional embeddings, overrides, isolates and marks) or that take no
+//! room on screen (zero-width spaces and joiners, word joiners, soft hyphens, byte-order marks,
+//! tags, Hangul fillers and the other default-ignorable code points) are removed, so that
+//! `"pay\u{200b}pal"` shows as the `paypal` it pretends to be and `"abc\u{202e}fdp.exe"` cannot
+//! pose as `abcexe.pdf`. Bodies keep their line breaks; tabs become spaces.
+//!
+//! Two invisible characters are kept where they do visible, harmless work:
+//! - variation selectors, which choose how the character before them is drawn (`❤️` as an
+//!   emoji) and cannot hide or reorder anything;
+//! - the zero-width joiner (U+200D) where it joins two visible characters into one grapheme
+//!   cluster, as in emoji sequences (`👩‍💻`, a family) and Indic conjuncts. Anywhere else (at the
+//!   start, between letters, doubled, before a combining mark) it is removed.
+
+use unicode_segmentation::UnicodeSegmentation;
+use unicode_width::UnicodeWidthChar;
+
+const ZWJ: char = '\u{200d}';
 
 /// Neutralises a single-line field (subject, name): line breaks are shown, not obeyed.
 pub fn line(text: &str) -> String {
@@ -21,15 +37,69 @@ fn clean(text: &str, keep_newlines: bool) -> String {
         match c {
             '\n' if keep_newlines => out.push('\n'),
             '\r' if keep_newlines => {}
+            // Unicode's own line and paragraph separators are line breaks too.
+            '\u{2028}' | '\u{2029}' if keep_newlines => out.push('\n'),
+            '\u{2028}' | '\u{2029}' => out.push('␤'),
             '\t' => out.push_str("    "),
             // C0 controls become their Unicode "control picture" (ESC shows as ␛).
             '\u{0}'..='\u{1f}' => out.push(char::from_u32(0x2400 + c as u32).unwrap_or('�')),
             '\u{7f}' => out.push('␡'),
             // C1 controls (including the one-byte CSI, U+009B) have no picture.
             '\u{80}'..='\u{9f}' => out.push('�'),
-            // Bidirectional embeddings, overrides and isolates.
-            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {}
+            // Whether a joiner stays depends on its neighbours once the rest is clean.
+            ZWJ => out.push(ZWJ),
+            c if is_invisible(c) => {}
             c => out.push(c),
+        }
+    }
+    if out.contains(ZWJ) {
+        out = keep_joining_zwjs(&out);
+    }
+    out
+}
+
+/// Whether `c` reorders text or takes no room on screen, and is removed.
+///
+/// This is Unicode's `Default_Ignorable_Code_Point` set, which includes every bidirectional
+/// control, plus the interlinear annotation controls, minus the variation selectors (kept, see
+/// the module documentation). The zero-width joiner is handled by [`keep_joining_zwjs`].
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00ad}'                      // soft hyphen
+        | '\u{034f}'                    // combining grapheme joiner
+        | '\u{061c}'                    // Arabic letter mark
+        | '\u{115f}'..='\u{1160}'       // Hangul choseong and jungseong fillers
+        | '\u{17b4}'..='\u{17b5}'       // Khmer inherent vowels
+        | '\u{180e}'                    // Mongolian vowel separator
+        | '\u{200b}'..='\u{200f}'       // zero-width space, (non-)joiner, LRM, RLM
+        | '\u{202a}'..='\u{202e}'       // bidirectional embeddings and overrides
+        | '\u{2060}'..='\u{206f}'       // word joiner, invisible operators, isolates, …
+        | '\u{3164}'                    // Hangul filler
+        | '\u{feff}'                    // byte-order mark, zero-width no-break space
+        | '\u{ffa0}'                    // halfwidth Hangul filler
+        | '\u{fff0}'..='\u{fffb}'       // reserved, interlinear annotation controls
+        | '\u{1bca0}'..='\u{1bca3}'     // shorthand format controls
+        | '\u{1d173}'..='\u{1d17a}'     // musical symbol format controls
+        | '\u{e0000}'..='\u{e00ff}'     // tags (invisible ASCII), reserved
+        | '\u{e01f0}'..='\u{e0fff}'     // reserved
+    )
+}
+
+/// Keeps each zero-width joiner that joins the visible character after it into the same
+/// grapheme cluster (an emoji ZWJ sequence, an Indic conjunct); removes the others.
+fn keep_joining_zwjs(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for cluster in text.graphemes(true) {
+        let mut chars = cluster.chars().peekable();
+        while let Some(c) = chars.next() {
+            let joins = c == ZWJ
+                && chars
+                    .peek()
+                    .is_some_and(|next| next.width().unwrap_or(0) > 0);
+            if c != ZWJ || joins {
+                out.push(c);
+            }
         }
     }
     out
@@ -38,6 +108,7 @@ fn clean(text: &str, keep_newlines: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn escape_sequences_cannot_reach_the_terminal() {
@@ -51,13 +122,114 @@ mod tests {
     #[test]
     fn bodies_keep_lines_and_subjects_do_not() {
         assert_eq!(body("a\r\nb\tc"), "a\nb    c");
+        assert_eq!(body("a\u{2028}b\u{2029}c"), "a\nb\nc");
         assert_eq!(line("a\nb"), "a␊b");
+        assert_eq!(line("a\u{2028}b"), "a␤b");
+    }
+
+    #[test]
+    fn bidirectional_controls_are_removed() {
         assert_eq!(line("abc\u{202e}fdp.exe"), "abcfdp.exe");
+        assert_eq!(line("\u{2067}evil\u{2069} \u{202a}x\u{202c}"), "evil x");
+        assert_eq!(line("\u{200e}alice\u{200f}\u{61c}"), "alice");
+    }
+
+    #[test]
+    fn invisible_characters_are_removed() {
+        assert_eq!(line("pay\u{200b}pal"), "paypal");
+        assert_eq!(line("pay\u{ad}pal\u{feff}"), "paypal");
+        assert_eq!(line("\u{2060}ad\u{200c}min\u{180e}"), "admin");
+        assert_eq!(line("\u{3164}\u{ffa0}"), "", "a name of fillers is empty");
+        // Tag characters spell hidden ASCII ("hi") that some tools would read.
+        assert_eq!(body("ok\u{e0068}\u{e0069}"), "ok");
+    }
+
+    #[test]
+    fn a_joiner_is_kept_only_where_it_joins_a_sequence() {
+        let technologist = "👩\u{200d}💻";
+        let family = "👨\u{200d}👩\u{200d}👧";
+        let rainbow_flag = "🏳\u{fe0f}\u{200d}🌈";
+        let conjunct = "क्\u{200d}ष";
+        for text in [technologist, family, rainbow_flag, conjunct] {
+            assert_eq!(line(text), text);
+        }
+        assert_eq!(line("ad\u{200d}min"), "admin");
+        assert_eq!(line("\u{200d}x\u{200d}"), "x");
+        assert_eq!(line("👨\u{200d}\u{200d}👩"), "👨👩");
+        assert_eq!(
+            line("👨\u{200d}\u{301}"),
+            "👨\u{301}",
+            "not before a combining mark"
+        );
+        assert_eq!(
+            line("👨\u{200d}\u{200b}👩"),
+            "👨\u{200d}👩",
+            "once the rest is gone"
+        );
     }
 
     #[test]
     fn ordinary_text_is_untouched() {
-        let text = "Grüße 漢字 🦀 — ok";
+        let text = "Grüße 漢字 🦀 ❤\u{fe0f} مرحبا שלום — ok";
         assert_eq!(line(text), text);
+    }
+
+    /// Written out from the specification, independently of [`is_invisible`].
+    fn must_not_be_shown(c: char) -> bool {
+        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}');
+        let invisible = matches!(
+            c,
+            '\u{200b}' | '\u{200c}' | '\u{2060}'..='\u{2064}' | '\u{feff}' | '\u{180e}' | '\u{ad}'
+        );
+        let tag = matches!(c, '\u{e0000}'..='\u{e007f}');
+        bidi || invisible || tag
+    }
+
+    /// Strings rich in the characters that matter here, among any others.
+    fn hostile() -> impl Strategy<Value = String> {
+        let special = prop::sample::select(
+            "\u{1b}\u{7}\u{9b}\u{7f}\n\r\t\u{2028}\u{202e}\u{2066}\u{2069}\u{200e}\u{200f}\u{61c}\
+             \u{200b}\u{200c}\u{200d}\u{2060}\u{2064}\u{feff}\u{180e}\u{ad}\u{e0041}\u{3164}\
+             \u{fe0f}\u{301}\u{94d}क👨👩🏳a "
+                .chars()
+                .collect::<Vec<_>>(),
+        );
+        prop::collection::vec(prop_oneof![special, any::<char>()], 0..48)
+            .prop_map(String::from_iter)
+    }
+
+    proptest! {
+        #[test]
+        fn nothing_that_controls_or_hides_survives(text in hostile()) {
+            for (shown, newlines) in [(line(&text), false), (body(&text), true)] {
+                for c in shown.chars() {
+                    prop_assert!(!must_not_be_shown(c), "{c:?} in {shown:?}");
+                    prop_assert!(!c.is_control() || (newlines && c == '\n'), "{c:?} in {shown:?}");
+                }
+            }
+        }
+
+        #[test]
+        fn every_joiner_left_joins_two_visible_characters(text in hostile()) {
+            let shown: Vec<char> = line(&text).chars().collect();
+            for (i, _) in shown.iter().enumerate().filter(|(_, c)| **c == ZWJ) {
+                prop_assert!(i > 0 && shown[i - 1] != ZWJ, "{shown:?}");
+                prop_assert!(shown.get(i + 1).is_some_and(|c| c.width().unwrap_or(0) > 0));
+            }
+        }
+
+        #[test]
+        fn cleaning_twice_changes_nothing(text in hostile()) {
+            prop_assert_eq!(line(&line(&text)), line(&text));
+            prop_assert_eq!(body(&body(&text)), body(&text));
+        }
+
+        #[test]
+        fn visible_text_is_kept_as_it_is(text in "\\PC*") {
+            prop_assume!(!text.chars().any(|c| is_invisible(c) || matches!(c, '\u{2028}' | '\u{2029}')));
+            prop_assert_eq!(line(&text), text.clone());
+            prop_assert_eq!(body(&text), text);
+        }
     }
 }

@@ -148,12 +148,20 @@ fn reconnecting_status() {
 #[test]
 fn a_hostile_subject_is_shown_neutralised() {
     let mut app = app_with_inbox();
-    app.threads[0].subject = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{1b}[31mFree money".into();
-    app.threads[0].participants[1].display_name = "Mallory\u{1b}[5m".into();
+    // Invisible characters too: they must leave no trace, so the snapshot reads the same.
+    app.threads[0].subject =
+        "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{1b}[31mFree\u{200b} mo\u{ad}ney\u{feff}".into();
+    app.threads[0].participants[1].display_name = "\u{2067}Mallory\u{1b}[5m\u{200f}\u{202e}".into();
     let screen = draw(&app, 100, 12);
     assert!(
         !screen.contains('\u{1b}') && !screen.contains('\u{7}'),
         "no control character is drawn"
+    );
+    assert!(
+        !screen.contains([
+            '\u{200b}', '\u{ad}', '\u{feff}', '\u{2067}', '\u{200f}', '\u{202e}'
+        ]),
+        "no invisible or bidirectional character is drawn"
     );
     insta::assert_snapshot!(screen);
 }
