@@ -49,35 +49,27 @@ pub fn load(dir: &Path) -> anyhow::Result<Config> {
 
 /// Writes `config.toml`.
 pub fn save(dir: &Path, config: &Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+    create_dir(dir)?;
     let path = dir.join("config.toml");
     std::fs::write(&path, toml::to_string(config)?)
         .with_context(|| format!("could not write {}", path.display()))
 }
 
 /// The stored token, if any.
+///
+/// A token file that others can read (left so by an older client, or written by hand) is made
+/// private to its owner (mode 0600) on the way.
 pub fn token(dir: &Path) -> Option<String> {
-    std::fs::read_to_string(dir.join("token"))
-        .ok()
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty())
+    let path = dir.join("token");
+    let token = std::fs::read_to_string(&path).ok()?;
+    make_private(&path);
+    Some(token.trim().to_owned()).filter(|t| !t.is_empty())
 }
 
-/// Stores the token, readable by the owner only (mode 0600).
+/// Stores the token, readable by the owner only (mode 0600), whatever the mode of the file it
+/// replaces.
 pub fn save_token(dir: &Path, token: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
-    let path = dir.join("token");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("could not write {}", path.display()))?;
-    file.write_all(token.as_bytes())?;
-    Ok(())
+    write_private(dir, "token", token.as_bytes())
 }
 
 /// Forgets the token.
@@ -96,22 +88,77 @@ pub fn load_outbox(dir: &Path) -> Vec<crate::app::Outgoing> {
         .unwrap_or_default()
 }
 
-/// Writes the outbox (owner-only, like the token), replacing the file atomically.
+/// Writes the outbox (owner-only, like the token: it holds unsent drafts), replacing the file
+/// atomically.
 pub fn save_outbox(dir: &Path, outbox: &[crate::app::Outgoing]) -> anyhow::Result<()> {
+    write_private(
+        dir,
+        "outbox.json",
+        serde_json::to_string_pretty(outbox)?.as_bytes(),
+    )
+}
+
+/// Creates the configuration folder, private to its owner (mode 0700), unless it exists.
+///
+/// An existing folder keeps its mode (the user may have chosen it): the files in it that matter
+/// are private themselves.
+fn create_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let created = match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => std::fs::create_dir_all(parent),
+        _ => Ok(()),
+    }
+    .and_then(|()| std::fs::DirBuilder::new().mode(0o700).create(dir));
+    match created {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists || !dir.is_dir() => {
+            Err(e).with_context(|| format!("could not create {}", dir.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Replaces `dir/name` with `contents`, readable and writable by the owner only (mode 0600).
+///
+/// The contents go to a new file of that mode, created under a fresh name (never one that
+/// exists, so never through a planted link), flushed to disk, then renamed over the old file:
+/// the mode of the file replaced does not carry over, and no reader ever sees half a file.
+fn write_private(dir: &Path, name: &str, contents: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::create_dir_all(dir)?;
-    let temp = dir.join("outbox.json.tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temp)?;
-    file.write_all(serde_json::to_string_pretty(outbox)?.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&temp, dir.join("outbox.json"))?;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    create_dir(dir)?;
+    let path = dir.join(name);
+    let temp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)?;
+        // The umask can only take bits away from 0600; this makes the mode exact.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, &path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e).with_context(|| format!("could not write {}", path.display()));
+    }
+    // The rename is durable once the folder is; the file is in place either way.
+    let _ = std::fs::File::open(dir).and_then(|folder| folder.sync_all());
     Ok(())
+}
+
+/// Takes read and write access away from group and others on a regular file, if they have any.
+fn make_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::symlink_metadata(path)
+        && meta.is_file()
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        // Best effort: the token is read either way, and a file we cannot change is not ours.
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
 }
 
 /// The server and token in force: environment first, then the files.
@@ -157,6 +204,87 @@ mod tests {
         assert_eq!(token(&dir).as_deref(), Some("cvs_secret"));
         forget_token(&dir).unwrap();
         assert_eq!(token(&dir), None);
+    }
+
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    fn set_mode(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_token_file_readable_by_others_is_private_once_a_new_token_is_saved() {
+        let dir = temp();
+        std::fs::write(dir.join("token"), "cvs_old").unwrap();
+        set_mode(&dir.join("token"), 0o644);
+
+        save_token(&dir, "cvs_new").unwrap();
+
+        assert_eq!(mode(&dir.join("token")), 0o600);
+        assert_eq!(token(&dir).as_deref(), Some("cvs_new"));
+        assert_eq!(names(&dir), ["token"], "no temporary file is left behind");
+    }
+
+    #[test]
+    fn a_token_file_readable_by_others_is_made_private_when_read() {
+        let dir = temp();
+        std::fs::write(dir.join("token"), "cvs_by_hand\n").unwrap();
+        set_mode(&dir.join("token"), 0o644);
+
+        assert_eq!(token(&dir).as_deref(), Some("cvs_by_hand"));
+
+        assert_eq!(mode(&dir.join("token")), 0o600);
+    }
+
+    #[test]
+    fn logging_in_creates_a_private_folder() {
+        let dir = temp().join("convos");
+
+        // What `convos login` does: the server in config.toml, then the token.
+        save(&dir, &Config::default()).unwrap();
+        save_token(&dir, "cvs_secret").unwrap();
+
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(names(&dir), ["config.toml", "token"]);
+    }
+
+    #[test]
+    fn an_existing_folder_keeps_its_mode() {
+        let dir = temp();
+        set_mode(&dir, 0o750);
+
+        save_token(&dir, "cvs_secret").unwrap();
+
+        assert_eq!(mode(&dir), 0o750);
+        assert_eq!(mode(&dir.join("token")), 0o600);
+    }
+
+    #[test]
+    fn an_outbox_readable_by_others_is_private_once_saved_again() {
+        let dir = temp();
+        std::fs::write(dir.join("outbox.json"), "[]").unwrap();
+        set_mode(&dir.join("outbox.json"), 0o644);
+        // A leftover from an older client, which wrote through this fixed name.
+        std::fs::write(dir.join("outbox.json.tmp"), "[]").unwrap();
+        set_mode(&dir.join("outbox.json.tmp"), 0o644);
+
+        save_outbox(&dir, &[]).unwrap();
+
+        assert_eq!(mode(&dir.join("outbox.json")), 0o600);
+        assert_eq!(names(&dir), ["outbox.json", "outbox.json.tmp"]);
     }
 
     #[test]

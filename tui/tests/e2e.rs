@@ -1,5 +1,6 @@
 //! The real `convos` binary in a real pseudo-terminal (tmux), against a real server and worker:
-//! bob sees alice's message arrive live, opens it, replies, and alice has the reply.
+//! bob sees alice's message arrive live, opens it, replies, and alice has the reply; `convos
+//! login` stores its token privately even over a file others could read.
 
 use convos_server::config::Settings;
 use convos_server::startup::Application;
@@ -82,14 +83,12 @@ async fn call(
     res.json().await.unwrap_or(Value::Null)
 }
 
-#[sqlx::test(migrator = "convos_store::MIGRATOR")]
-async fn bob_sees_mail_arrive_live_opens_it_and_replies(db: PgPool) {
-    let redis_url = std::env::var("REDIS_URL").expect("REDIS_URL (run via cargo xtask test)");
-    let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+/// Starts the real server on a free port, with its own Redis prefix; returns its base URL.
+async fn spawn_server(db: &PgPool, redis_url: &str, prefix: &str) -> String {
     let settings = Settings {
         addr: "127.0.0.1:0".parse().unwrap(),
-        redis_url: SecretString::from(redis_url.clone()),
-        redis_prefix: prefix.clone(),
+        redis_url: SecretString::from(redis_url.to_owned()),
+        redis_prefix: prefix.to_owned(),
         migrate_on_start: false,
         sse_heartbeat_secs: 2,
         metrics_addr: None,
@@ -100,6 +99,14 @@ async fn bob_sees_mail_arrive_live_opens_it_and_replies(db: PgPool) {
     let app = Application::with_pool(settings, db.clone()).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
+    base
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn bob_sees_mail_arrive_live_opens_it_and_replies(db: PgPool) {
+    let redis_url = std::env::var("REDIS_URL").expect("REDIS_URL (run via cargo xtask test)");
+    let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    let base = spawn_server(&db, &redis_url, &prefix).await;
     let name: String = sqlx::query_scalar("select current_database()")
         .fetch_one(&db)
         .await
@@ -261,4 +268,79 @@ async fn bob_sees_mail_arrive_live_opens_it_and_replies(db: PgPool) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn logging_in_replaces_a_token_file_others_could_read(db: PgPool) {
+    use std::os::unix::fs::PermissionsExt;
+    let redis_url = std::env::var("REDIS_URL").expect("REDIS_URL (run via cargo xtask test)");
+    let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    let base = spawn_server(&db, &redis_url, &prefix).await;
+    let http = reqwest::Client::new();
+    call(
+        &http,
+        &base,
+        reqwest::Method::POST,
+        "/api/v1/users",
+        None,
+        Some(json!({"username": "bob", "email": "bob@example.com", "password": "password-bob"})),
+    )
+    .await;
+    // A token file left readable by everyone, as an older client or a script could leave it.
+    let config_home =
+        std::env::temp_dir().join(format!("convos-e2e-config-{}", uuid::Uuid::new_v4()));
+    let token_file = config_home.join("convos").join("token");
+    std::fs::create_dir_all(token_file.parent().unwrap()).unwrap();
+    std::fs::write(&token_file, "cvs_stale").unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let tmux = Tmux {
+        socket: format!("convos-e2e-{}", uuid::Uuid::new_v4().simple()),
+    };
+    let command = format!(
+        "env CONVOS_SERVER={base} XDG_CONFIG_HOME={} TERM=xterm-256color {} login",
+        config_home.display(),
+        env!("CARGO_BIN_EXE_convos")
+    );
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "convos",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &command,
+    ]);
+    // Keep the pane once `convos login` has exited, to read what it said.
+    tmux.run(&["set-option", "-t", "convos", "remain-on-exit", "on"]);
+    tmux.wait_for(&format!("Server [{base}]:")).await;
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("Username:").await;
+    tmux.keys(&["-l", "bob"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("Password:").await;
+    tmux.keys(&["-l", "password-bob"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("Logged in as bob.").await;
+
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the token file is private");
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    assert_ne!(token, "cvs_stale");
+    assert!(
+        !tmux.screen().contains(&token),
+        "the token is not shown on screen"
+    );
+    let me = call(
+        &http,
+        &base,
+        reqwest::Method::GET,
+        "/api/v1/me",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(me["username"], "bob", "the stored token is bob's session");
 }
