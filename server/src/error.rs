@@ -50,6 +50,10 @@ pub enum ApiError {
     /// Too many requests; try again after the given time.
     #[error("too many requests; retry in {} seconds", .0.as_millis().div_ceil(1000).max(1))]
     RateLimited(Duration),
+    /// A database statement ran past its time limit and PostgreSQL cancelled it
+    /// (`db_statement_timeout_ms`, or `search_timeout_ms` for a search).
+    #[error("the database took too long to answer and the work was stopped; try again shortly")]
+    StatementTimedOut,
     /// PostgreSQL cannot be reached (pool timeout or connection failure).
     #[error("the service is temporarily unavailable; try again shortly")]
     Unavailable,
@@ -80,6 +84,7 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::StatementTimedOut => (StatusCode::SERVICE_UNAVAILABLE, "timed_out"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -97,6 +102,10 @@ impl From<StoreError> for ApiError {
                 "Idempotency-Key",
                 "was already used for a different request; use a new key",
             ),
+            StoreError::TimedOut => {
+                tracing::warn!("a database statement ran past its time limit");
+                ApiError::StatementTimedOut
+            }
             StoreError::Database(e @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_))) => {
                 tracing::error!(error = %e, "postgres unavailable");
                 ApiError::Unavailable
@@ -135,6 +144,9 @@ impl IntoResponse for ApiError {
                 if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
                     headers.insert(header::RETRY_AFTER, value);
                 }
+            }
+            ApiError::StatementTimedOut => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }

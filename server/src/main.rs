@@ -135,7 +135,9 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
-    convos_store::connect(settings.database_url.expose_secret(), 2)
+    // Migrations and admin commands are not requests: no statement limit.
+    let limits = convos_store::StatementLimits::NONE;
+    convos_store::connect(settings.database_url.expose_secret(), 2, limits)
         .await
         .context("could not connect to postgres")
 }

@@ -43,22 +43,94 @@ pub enum StoreError {
     /// A new thread's recipient is its sender.
     #[error("you cannot send a message to yourself")]
     SelfRecipient,
+    /// PostgreSQL cancelled a statement that ran past its time limit (`statement_timeout`) or
+    /// waited too long for a lock (`lock_timeout`); the request may succeed later.
+    #[error("the database statement took too long and was cancelled")]
+    TimedOut,
     /// The database failed.
     #[error(transparent)]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+}
+
+/// SQLSTATE of a statement cancelled by `statement_timeout` (or a user's cancel request).
+const QUERY_CANCELED: &str = "57014";
+/// SQLSTATE of a lock wait ended by `lock_timeout`.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
+impl From<sqlx::Error> for StoreError {
+    /// Every query error passes here, so a time limit is recognised whichever function hit it.
+    fn from(err: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &err
+            && matches!(
+                db.code().as_deref(),
+                Some(QUERY_CANCELED | LOCK_NOT_AVAILABLE)
+            )
+        {
+            return StoreError::TimedOut;
+        }
+        StoreError::Database(err)
+    }
 }
 
 /// Shorthand for store results.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Opens a connection pool. `max_connections` bounds what one process asks of PostgreSQL.
-pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
-    let options = PgConnectOptions::from_str(url)?.application_name("convos");
+/// Time limits every connection of a pool sets for its own statements.
+///
+/// `None` leaves PostgreSQL's setting (by default: no limit). Statements that must not be cut
+/// short (migrations, the worker's purges and vacuums) run on a pool without limits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatementLimits {
+    /// How long one statement may run (`statement_timeout`), lock waits included.
+    pub statement_timeout: Option<Duration>,
+    /// How long one statement may wait for a lock (`lock_timeout`).
+    pub lock_timeout: Option<Duration>,
+}
+
+impl StatementLimits {
+    /// No limits: for migrations and background jobs.
+    pub const NONE: StatementLimits = StatementLimits {
+        statement_timeout: None,
+        lock_timeout: None,
+    };
+
+    /// Statements limited to `timeout`, lock waits included.
+    pub fn statements(timeout: Duration) -> Self {
+        Self {
+            statement_timeout: Some(timeout),
+            lock_timeout: None,
+        }
+    }
+}
+
+/// Opens a connection pool. `max_connections` bounds what one process asks of PostgreSQL;
+/// `limits` are set on every connection at start-up (a session default that `SET LOCAL` can
+/// tighten for one transaction).
+pub async fn connect(
+    url: &str,
+    max_connections: u32,
+    limits: StatementLimits,
+) -> Result<PgPool, sqlx::Error> {
+    let mut settings = Vec::new();
+    if let Some(t) = limits.statement_timeout {
+        settings.push(("statement_timeout", millis(t)));
+    }
+    if let Some(t) = limits.lock_timeout {
+        settings.push(("lock_timeout", millis(t)));
+    }
+    let options = PgConnectOptions::from_str(url)?
+        .application_name("convos")
+        .options(settings);
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
         .await
+}
+
+/// A duration as PostgreSQL's millisecond setting value; at least 1, because 0 means "no limit".
+pub(crate) fn millis(d: Duration) -> String {
+    d.as_millis().clamp(1, i32::MAX as u128).to_string()
 }
 
 /// Maps a unique violation on `constraint` to [`StoreError::Conflict`] naming `field`.
@@ -70,5 +142,57 @@ pub(crate) fn on_unique(err: sqlx::Error, map: &[(&str, &'static str)]) -> Store
     {
         return StoreError::Conflict(field);
     }
-    StoreError::Database(err)
+    StoreError::from(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database_url() -> String {
+        std::env::var("DATABASE_URL").expect("DATABASE_URL names a PostgreSQL to test against")
+    }
+
+    #[tokio::test]
+    async fn a_statement_past_the_pools_time_limit_is_cancelled_as_timed_out() {
+        let limits = StatementLimits::statements(Duration::from_millis(200));
+        let db = connect(&database_url(), 1, limits).await.expect("connects");
+        let shown: String = sqlx::query_scalar("show statement_timeout")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        assert_eq!(shown, "200ms");
+
+        let err = sqlx::query("select pg_sleep(5)")
+            .execute(&db)
+            .await
+            .map_err(StoreError::from)
+            .expect_err("cancelled");
+
+        assert!(matches!(err, StoreError::TimedOut), "{err:?}");
+        let alive: i32 = sqlx::query_scalar("select 1").fetch_one(&db).await.unwrap();
+        assert_eq!(alive, 1, "the connection is still usable");
+    }
+
+    #[tokio::test]
+    async fn a_pool_without_limits_keeps_the_servers_default() {
+        let db = connect(&database_url(), 1, StatementLimits::NONE)
+            .await
+            .expect("connects");
+        let shown: String = sqlx::query_scalar("show statement_timeout")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        assert_eq!(shown, "0");
+    }
+
+    #[test]
+    fn a_limit_is_whole_milliseconds_and_never_zero() {
+        assert_eq!(millis(Duration::from_millis(2_000)), "2000");
+        assert_eq!(
+            millis(Duration::from_micros(10)),
+            "1",
+            "0 would mean no limit"
+        );
+    }
 }

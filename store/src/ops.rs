@@ -224,10 +224,25 @@ fn budget_sql() -> String {
     format!("(case kind {} else 3 end)", arms.join(" "))
 }
 
+/// An `ilike` pattern matching any text that contains `text` literally: `%`, `_` and the
+/// escape character `\` (the default `escape`) lose their pattern meaning.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// `$3` of [`filter_sql`] is a [`contains_pattern`].
 fn filter_sql() -> &'static str {
     "($1::text is null or kind = $1) and ($2::text is null or state = $2) \
-     and ($3::text is null or key ilike '%' || $3 || '%' or last_error ilike '%' || $3 || '%' \
-          or payload::text ilike '%' || $3 || '%') \
+     and ($3::text is null or key ilike $3 or last_error ilike $3 or payload::text ilike $3) \
      and ($4::uuid is null or key like '%' || $4::text || '%' \
           or (kind = 'notify_email' and exists (select 1 from deliveries d \
                 where d.message_id = $4 and d.thread_id::text = payload->>'thread_id' \
@@ -257,7 +272,7 @@ pub async fn list_jobs(
     let rows: Vec<JobRow> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(filter.kind.map(JobKind::as_str))
         .bind(&filter.state)
-        .bind(&filter.q)
+        .bind(filter.q.as_deref().map(contains_pattern))
         .bind(filter.message_id)
         .bind(filter.user)
         .bind(after.at)
@@ -330,7 +345,7 @@ pub async fn retry(db: &PgPool, filter: &JobFilter, id: Option<Uuid>) -> Result<
     let rows: Vec<(Uuid, String, serde_json::Value)> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(filter.kind.map(JobKind::as_str))
         .bind(&filter.state)
-        .bind(&filter.q)
+        .bind(filter.q.as_deref().map(contains_pattern))
         .bind(filter.message_id)
         .bind(filter.user)
         .bind(id)
@@ -362,7 +377,7 @@ pub async fn discard(db: &PgPool, filter: &JobFilter, id: Option<Uuid>) -> Resul
     let done = sqlx::query(AssertSqlSafe(sql))
         .bind(filter.kind.map(JobKind::as_str))
         .bind(&filter.state)
-        .bind(&filter.q)
+        .bind(filter.q.as_deref().map(contains_pattern))
         .bind(filter.message_id)
         .bind(filter.user)
         .bind(id)

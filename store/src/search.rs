@@ -1,15 +1,313 @@
 //! Full-text search over the caller's own convos: subjects and bodies of the messages they can
 //! see (never a read-once body), ranked, with the matching words marked.
+//!
+//! Every search does bounded work, whatever the query and the mailbox (decision 0017):
+//! - the query is parsed at the edge ([`SearchQuery::parse`]) and limited in words and in the
+//!   length of its phrases;
+//! - only the newest [`CANDIDATES`] matching messages are ranked;
+//! - the statement runs under its own, tighter, `statement_timeout`;
+//! - the excerpt is cut here, in Rust, from the body around the first match, in one linear
+//!   scan. PostgreSQL's `ts_headline` over a whole body grows combinatorially with phrases: a
+//!   12-word phrase over a 2,000-word body took gigabytes.
 
-use crate::Result;
 use crate::visibility::visible_to_caller;
+use crate::{Result, millis};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use convos_core::UserId;
 use convos_core::api::{Page, SearchHit, UserSummary};
 use sqlx::PgPool;
+use std::time::Duration;
 use uuid::Uuid;
+
+/// Most characters a query may have.
+pub const MAX_CHARS: usize = 200;
+/// Most words a query may have (each word of a phrase counts; `or` does not).
+pub const MAX_WORDS: usize = 8;
+/// Most words one quoted phrase may have.
+pub const MAX_PHRASE_WORDS: usize = 4;
+/// How many of the newest matching messages are ranked; older matches are not returned.
+pub const CANDIDATES: i64 = 1_000;
+/// Words an excerpt shows at most.
+const EXCERPT_WORDS: usize = 24;
+/// Words an excerpt shows before the first match.
+const EXCERPT_LEAD: usize = 8;
+
+/// Why a query is refused; the message tells the user what to shorten.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// Empty, too long, or holding a NUL.
+    #[error("must be 1 to {MAX_CHARS} characters without NUL")]
+    Length,
+    /// More words than [`MAX_WORDS`].
+    #[error("has {0} words; search with at most {MAX_WORDS}")]
+    TooManyWords(usize),
+    /// A phrase longer than [`MAX_PHRASE_WORDS`].
+    #[error("has a quoted phrase of {0} words; quote at most {MAX_PHRASE_WORDS} words together")]
+    PhraseTooLong(usize),
+}
+
+/// A search query in web-search syntax (words, `"phrases"`, `-exclusions`, `or`), within the
+/// limits above, with the words it looks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchQuery {
+    text: String,
+    terms: Vec<String>,
+}
+
+impl SearchQuery {
+    /// Trims and checks `raw`, and collects the words to mark in excerpts (lowercased; excluded
+    /// words and the `or` operator left out).
+    pub fn parse(raw: &str) -> Result<Self, QueryError> {
+        let text = raw.trim();
+        if text.is_empty() || text.chars().count() > MAX_CHARS || text.contains('\0') {
+            return Err(QueryError::Length);
+        }
+        let mut terms = Vec::new();
+        let mut words = 0;
+        // The open phrase: its words so far and whether it is excluded.
+        let mut phrase: Option<(usize, bool)> = None;
+        // A `-` opened the next word or phrase (only at the start of a token, as in PostgreSQL).
+        let mut excluding = false;
+        let mut at_token_start = true;
+        for token in Tokens::new(text) {
+            match token {
+                Token::Quote => match phrase.take() {
+                    Some((n, _)) if n > MAX_PHRASE_WORDS => {
+                        return Err(QueryError::PhraseTooLong(n));
+                    }
+                    Some(_) => {}
+                    None => phrase = Some((0, std::mem::take(&mut excluding))),
+                },
+                Token::Other('-') if phrase.is_none() && at_token_start => excluding = true,
+                Token::Other(c) => {
+                    excluding = false;
+                    at_token_start = c.is_whitespace();
+                    continue;
+                }
+                Token::Word(word) => {
+                    let lower = word.to_lowercase();
+                    let excluded = match &mut phrase {
+                        Some((n, phrase_excluded)) => {
+                            *n += 1;
+                            *phrase_excluded
+                        }
+                        // `or` between words is an operator, not a word to find.
+                        None if lower == "or" => false,
+                        None => std::mem::take(&mut excluding),
+                    };
+                    if phrase.is_some() || lower != "or" {
+                        words += 1;
+                        if !excluded && !terms.contains(&lower) {
+                            terms.push(lower);
+                        }
+                    }
+                }
+            }
+            at_token_start = false;
+        }
+        if let Some((n, _)) = phrase
+            && n > MAX_PHRASE_WORDS
+        {
+            return Err(QueryError::PhraseTooLong(n));
+        }
+        if words > MAX_WORDS {
+            return Err(QueryError::TooManyWords(words));
+        }
+        Ok(Self {
+            text: text.to_owned(),
+            terms,
+        })
+    }
+
+    /// The query as PostgreSQL's `websearch_to_tsquery` reads it.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The lowercased words an excerpt marks.
+    pub fn terms(&self) -> &[String] {
+        &self.terms
+    }
+}
+
+/// A piece of query or body text: a word (a run of letters and digits, as PostgreSQL's parser
+/// splits them), a double quote, or any other character.
+#[derive(Debug, PartialEq, Eq)]
+enum Token<'a> {
+    Word(&'a str),
+    Quote,
+    Other(char),
+}
+
+/// Splits text into [`Token`]s.
+struct Tokens<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Tokens<'a> {
+    fn new(text: &'a str) -> Self {
+        Self { text, at: 0 }
+    }
+}
+
+impl<'a> Iterator for Tokens<'a> {
+    type Item = Token<'a>;
+
+    fn next(&mut self) -> Option<Token<'a>> {
+        let rest = &self.text[self.at..];
+        let first = rest.chars().next()?;
+        if !first.is_alphanumeric() {
+            self.at += first.len_utf8();
+            return Some(if first == '"' {
+                Token::Quote
+            } else {
+                Token::Other(first)
+            });
+        }
+        let len = rest
+            .char_indices()
+            .find(|(_, c)| !c.is_alphanumeric())
+            .map_or(rest.len(), |(i, _)| i);
+        self.at += len;
+        Some(Token::Word(&rest[..len]))
+    }
+}
+
+/// A short excerpt of `body`: up to [`EXCERPT_WORDS`] words starting a little before the first
+/// word that is one of `terms`, every such word between `«` and `»`, whitespace collapsed, `…`
+/// where text was cut. Without a match, the body's first words.
+///
+/// One pass over the body at most, stopping once the excerpt is complete.
+pub fn excerpt(body: &str, terms: &[String]) -> String {
+    let is_term = |word: &str| {
+        let lower = word.to_lowercase();
+        terms.contains(&lower)
+    };
+    // (start, end, is a match) of each word kept; a sliding window until the first match.
+    let mut window: std::collections::VecDeque<(usize, usize, bool)> = Default::default();
+    let mut dropped = false;
+    let mut matched = false;
+    let mut at = 0;
+    let mut more = false;
+    for token in Tokens::new(body) {
+        let start = at;
+        at += match token {
+            Token::Word(w) => w.len(),
+            Token::Quote => 1,
+            Token::Other(c) => c.len_utf8(),
+        };
+        let Token::Word(word) = token else { continue };
+        if window.len() == EXCERPT_WORDS {
+            if matched {
+                more = true;
+                break;
+            }
+            dropped = true;
+            window.pop_front();
+        }
+        let hit = is_term(word);
+        window.push_back((start, at, hit));
+        if hit && !matched {
+            matched = true;
+            while window.len() > EXCERPT_LEAD + 1 {
+                dropped = true;
+                window.pop_front();
+            }
+        }
+    }
+    if !matched {
+        // No match in the body (the subject matched): show its beginning instead.
+        return excerpt_of_start(body);
+    }
+    render(body, window.make_contiguous(), dropped, more)
+}
+
+/// The first [`EXCERPT_WORDS`] words of `body`.
+fn excerpt_of_start(body: &str) -> String {
+    let mut words = Vec::with_capacity(EXCERPT_WORDS);
+    let mut at = 0;
+    let mut more = false;
+    for token in Tokens::new(body) {
+        let start = at;
+        at += match token {
+            Token::Word(w) => w.len(),
+            Token::Quote => 1,
+            Token::Other(c) => c.len_utf8(),
+        };
+        if let Token::Word(_) = token {
+            if words.len() == EXCERPT_WORDS {
+                more = true;
+                break;
+            }
+            words.push((start, at, false));
+        }
+    }
+    render(body, &words, false, more)
+}
+
+/// The text from the first to the last of `words`, matches marked.
+fn render(body: &str, words: &[(usize, usize, bool)], cut_before: bool, cut_after: bool) -> String {
+    let (Some(first), Some(last)) = (words.first(), words.last()) else {
+        return String::new();
+    };
+    let mut out = String::with_capacity(last.1 - first.0 + 16);
+    if cut_before {
+        out.push('…');
+    } else {
+        // Punctuation before the first word (an opening bracket or quote), within reason.
+        let before = &body[..first.0];
+        let from = before
+            .char_indices()
+            .rev()
+            .nth(EDGE_CHARS - 1)
+            .map_or(0, |(i, _)| i);
+        let mut lead = String::new();
+        push_plain(&mut lead, &before[from..], EDGE_CHARS);
+        out.push_str(lead.trim_start());
+    }
+    let mut at = first.0;
+    for &(start, end, hit) in words {
+        push_plain(&mut out, &body[at..start], usize::MAX);
+        if hit {
+            out.push('«');
+            out.push_str(&body[start..end]);
+            out.push('»');
+        } else {
+            out.push_str(&body[start..end]);
+        }
+        at = end;
+    }
+    if cut_after {
+        out.push('…');
+    } else {
+        push_plain(&mut out, &body[at..], EDGE_CHARS);
+        out.truncate(out.trim_end().len());
+    }
+    out
+}
+
+/// Characters of punctuation kept before the first or after the last word of a body.
+const EDGE_CHARS: usize = 16;
+
+/// Up to `max` characters of text between words: whitespace and controls become one space, and
+/// the marks themselves are replaced so that only ours delimit matches.
+fn push_plain(out: &mut String, text: &str, max: usize) {
+    for c in text.chars().take(max) {
+        match c {
+            c if c.is_whitespace() || c.is_control() => {
+                if !out.ends_with(' ') {
+                    out.push(' ');
+                }
+            }
+            '«' => out.push('‹'),
+            '»' => out.push('›'),
+            c => out.push(c),
+        }
+    }
+}
 
 #[derive(sqlx::FromRow)]
 struct HitRow {
@@ -19,8 +317,7 @@ struct HitRow {
     sender_id: Uuid,
     sender_username: String,
     sender_display_name: String,
-    excerpt: Option<String>,
-    read_once: bool,
+    body: Option<String>,
     created_at: DateTime<Utc>,
     rank: f32,
 }
@@ -41,36 +338,61 @@ pub fn offset(cursor: &str) -> Option<i64> {
         .filter(|o| *o >= 0)
 }
 
-/// One page of results for `query` (web-search syntax: words, "phrases", -exclusions, or).
+/// One page of results for `query`, best first, among the newest [`CANDIDATES`] matches.
+///
+/// The statement may run for `timeout` at most; past it PostgreSQL cancels it and this returns
+/// [`crate::StoreError::TimedOut`].
 pub async fn search(
     db: &PgPool,
     caller: UserId,
-    query: &str,
+    query: &SearchQuery,
     limit: i64,
     offset: i64,
+    timeout: Duration,
 ) -> Result<Page<SearchHit>> {
+    let mut tx = db.begin().await?;
+    sqlx::query("select set_config('statement_timeout', $1, true)")
+        .bind(millis(timeout))
+        .execute(&mut *tx)
+        .await?;
+    // Innermost: the newest matching messages the caller can see (bounded); then their ranks
+    // and the page; only then the page's bodies, subjects and senders.
     let rows: Vec<HitRow> = sqlx::query_as(concat!(
-        "select m.id, m.thread_id, t.subject, s.id as sender_id, s.username as sender_username, \
-                s.display_name as sender_display_name, m.read_once, m.created_at, \
-                case when m.read_once then null else ts_headline('simple', m.body, q, \
-                  'StartSel=«, StopSel=», MaxWords=24, MinWords=8, MaxFragments=1') end as excerpt, \
-                (ts_rank(t.search, q) * 2 \
-                  + case when m.read_once then 0 else ts_rank(m.search, q) end)::float4 as rank \
-         from messages m \
-         join threads t on t.id = m.thread_id \
-         join users s on s.id = m.sender_id, \
-         websearch_to_tsquery('simple', $2) q \
-         where (t.search @@ q or (not m.read_once and m.search @@ q)) \
-           and (m.sender_id = $1 or m.recipient_id = $1) and ",
+        "select m.id, m.thread_id, t.subject, s.id as sender_id, \
+                s.username as sender_username, s.display_name as sender_display_name, \
+                case when m.read_once then null else m.body end as body, \
+                m.created_at, page.rank \
+         from ( \
+           select c.id, c.created_at, \
+                  (ts_rank(c.thread_search, c.q) * 2 \
+                    + case when c.read_once then 0 else ts_rank(c.message_search, c.q) end \
+                  )::float4 as rank \
+           from ( \
+             select m.id, m.created_at, m.read_once, m.search as message_search, \
+                    t.search as thread_search, q \
+             from messages m \
+             join threads t on t.id = m.thread_id, \
+             websearch_to_tsquery('simple', $2) q \
+             where (t.search @@ q or (not m.read_once and m.search @@ q)) \
+               and (m.sender_id = $1 or m.recipient_id = $1) and ",
         visible_to_caller!(),
-        " order by rank desc, m.created_at desc, m.id desc limit $3 offset $4"
+        "    order by m.created_at desc, m.id desc limit $5 \
+           ) c \
+           order by rank desc, c.created_at desc, c.id desc limit $3 offset $4 \
+         ) page \
+         join messages m on m.id = page.id \
+         join threads t on t.id = m.thread_id \
+         join users s on s.id = m.sender_id \
+         order by page.rank desc, page.created_at desc, page.id desc"
     ))
     .bind(caller.as_uuid())
-    .bind(query)
+    .bind(query.as_str())
     .bind(limit + 1)
     .bind(offset)
-    .fetch_all(db)
+    .bind(CANDIDATES)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     let more = rows.len() as i64 > limit;
     let items = rows
         .into_iter()
@@ -84,7 +406,7 @@ pub async fn search(
                 username: r.sender_username,
                 display_name: r.sender_display_name,
             },
-            excerpt: if r.read_once { None } else { r.excerpt },
+            excerpt: r.body.map(|body| excerpt(&body, query.terms())),
             created_at: r.created_at,
             rank: r.rank,
         })
@@ -93,4 +415,139 @@ pub async fn search(
         items,
         next_cursor: more.then(|| cursor(offset + limit)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_query_either_parses_within_limits_or_says_why(raw in "\\PC{0,220}") {
+            match SearchQuery::parse(&raw) {
+                Ok(q) => {
+                    prop_assert!(q.terms().len() <= MAX_WORDS);
+                    prop_assert!(q.as_str().chars().count() <= MAX_CHARS);
+                }
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+
+        #[test]
+        fn any_excerpt_is_short_and_its_marks_pair_up(
+            body in "[a-zA-Zé «»\\n.,!-]{0,2000}",
+            term in "[a-zé]{1,3}",
+        ) {
+            let shown = excerpt(&body, &[term]);
+            prop_assert!(shown.matches('«').count() <= EXCERPT_WORDS);
+            prop_assert_eq!(shown.matches('«').count(), shown.matches('»').count());
+            prop_assert!(!shown.contains('\n'));
+        }
+    }
+
+    fn terms(q: &str) -> Vec<String> {
+        SearchQuery::parse(q).expect("query parses").terms
+    }
+
+    #[test]
+    fn a_query_keeps_the_words_it_looks_for_and_drops_exclusions_and_or() {
+        assert_eq!(terms("Ramen"), ["ramen"]);
+        assert_eq!(terms("ramen or udon -soba"), ["ramen", "udon"]);
+        assert_eq!(
+            terms("\"new ramen\" -\"old place\" near"),
+            ["new", "ramen", "near"]
+        );
+        assert_eq!(
+            terms("e-mail"),
+            ["e", "mail"],
+            "a hyphen inside a word is no exclusion"
+        );
+        assert_eq!(
+            terms("'); drop table users; -- \" or"),
+            ["drop", "table", "users", "or"]
+        );
+    }
+
+    #[test]
+    fn a_query_is_refused_when_too_long_too_wordy_or_with_a_long_phrase() {
+        assert_eq!(SearchQuery::parse("  "), Err(QueryError::Length));
+        assert_eq!(SearchQuery::parse("a\0b"), Err(QueryError::Length));
+        assert_eq!(
+            SearchQuery::parse(&"a".repeat(201)),
+            Err(QueryError::Length)
+        );
+        assert!(SearchQuery::parse(&"a".repeat(200)).is_ok());
+        assert_eq!(
+            SearchQuery::parse("one two three four five six seven eight nine"),
+            Err(QueryError::TooManyWords(9))
+        );
+        assert!(SearchQuery::parse("one or two or three or four or five or six").is_ok());
+        assert_eq!(
+            SearchQuery::parse("\"word word word word word\""),
+            Err(QueryError::PhraseTooLong(5))
+        );
+        assert_eq!(
+            SearchQuery::parse("\"word word word word word"),
+            Err(QueryError::PhraseTooLong(5)),
+            "an unclosed quote runs to the end, as in PostgreSQL"
+        );
+        let bomb = format!("\"{}\"", ["word"; 12].join(" "));
+        assert_eq!(
+            SearchQuery::parse(&bomb),
+            Err(QueryError::PhraseTooLong(12))
+        );
+        assert!(SearchQuery::parse("\"word word word word\" other").is_ok());
+    }
+
+    #[test]
+    fn an_excerpt_marks_matches_around_the_first_one() {
+        let ramen = vec!["ramen".to_owned()];
+        assert_eq!(
+            excerpt("The new Ramen place\nopened near the station.", &ramen),
+            "The new «Ramen» place opened near the station."
+        );
+        let long = format!(
+            "{} ramen {}",
+            ["early"; 30].join(" "),
+            ["late"; 30].join(" ")
+        );
+        let shown = excerpt(&long, &ramen);
+        assert!(shown.starts_with("…early"), "{shown}");
+        assert!(shown.ends_with("late…"), "{shown}");
+        assert_eq!(shown.split_whitespace().count(), EXCERPT_WORDS, "{shown}");
+        assert_eq!(
+            shown
+                .split_whitespace()
+                .take_while(|w| !w.contains('«'))
+                .count(),
+            EXCERPT_LEAD
+        );
+    }
+
+    #[test]
+    fn an_excerpt_without_a_match_shows_the_start_and_only_our_marks_delimit() {
+        let none = vec!["absent".to_owned()];
+        let body = ["word"; 100].join(" ");
+        let shown = excerpt(&body, &none);
+        assert_eq!(shown.split_whitespace().count(), EXCERPT_WORDS);
+        assert!(shown.ends_with("word…"), "{shown}");
+        assert_eq!(
+            excerpt("a «quoted» ramen", &["ramen".to_owned()]),
+            "a ‹quoted› «ramen»"
+        );
+        assert_eq!(excerpt("", &none), "");
+        assert_eq!(
+            excerpt("  (see the ramen!)  ", &["ramen".to_owned()]),
+            "(see the «ramen»!)"
+        );
+    }
+
+    #[test]
+    fn an_excerpt_of_the_largest_body_stays_short() {
+        let body = "word ".repeat(12_800);
+        let shown = excerpt(&body, &["word".to_owned()]);
+        assert_eq!(shown.matches('«').count(), EXCERPT_WORDS);
+        assert!(shown.len() < 300, "{shown}");
+    }
 }

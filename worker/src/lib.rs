@@ -78,7 +78,9 @@ pub async fn run(
     settings: WorkerSettings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let db = convos_store::connect(settings.database_url.expose_secret(), 10)
+    // No statement limit: purges and vacuums must run to the end (decision 0017).
+    let limits = convos_store::StatementLimits::NONE;
+    let db = convos_store::connect(settings.database_url.expose_secret(), 10, limits)
         .await
         .context("could not connect to postgres")?;
     sqlx::query("select 1")

@@ -94,7 +94,7 @@ pub struct JobQuery {
     queue: Option<String>,
     /// A job state, e.g. `dead`.
     state: Option<String>,
-    /// Text in the job's key, payload or last error.
+    /// Text in the job's key, payload or last error, matched literally; at most 200 characters.
     q: Option<String>,
     /// Every job about one message (its events and its email).
     message_id: Option<String>,
@@ -104,6 +104,24 @@ pub struct JobQuery {
     limit: Option<String>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
+}
+
+/// Longest `q` a job filter takes, in characters.
+const MAX_FILTER_CHARS: usize = 200;
+
+/// `q` of a job filter: text matched literally (`%` and `_` are plain characters), without
+/// NUL (PostgreSQL text cannot hold it), at most [`MAX_FILTER_CHARS`]; empty means no filter.
+fn parse_text_filter(q: Option<&str>) -> Result<Option<String>> {
+    match q {
+        None | Some("") => Ok(None),
+        Some(q) if q.contains('\0') || q.chars().count() > MAX_FILTER_CHARS => {
+            Err(ApiError::field(
+                "q",
+                format!("must be at most {MAX_FILTER_CHARS} characters without NUL"),
+            ))
+        }
+        Some(q) => Ok(Some(q.to_owned())),
+    }
 }
 
 async fn filter_from(
@@ -134,7 +152,7 @@ async fn filter_from(
     Ok(JobFilter {
         kind: parse_queue_field(queue)?,
         state: parse_state(job_state)?,
-        q: q.filter(|q| !q.is_empty()).map(str::to_owned),
+        q: parse_text_filter(q)?,
         message_id,
         user,
     })

@@ -9,6 +9,7 @@ use convos_core::ErrorBody;
 use convos_core::api::{Page, SearchHit};
 use convos_store::search;
 use serde::Deserialize;
+use std::time::Duration;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -20,7 +21,8 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
-    /// Words to find (web-search syntax: `"a phrase"`, `-excluded`, `or`); 1 to 200 characters.
+    /// Words to find (web-search syntax: `"a phrase"`, `-excluded`, `or`): 1 to 200
+    /// characters, at most 8 words, at most 4 words in one quoted phrase.
     q: Option<String>,
     /// 1 to 100, default 25.
     limit: Option<String>,
@@ -30,30 +32,28 @@ pub struct SearchQuery {
 
 /// Searches the subjects and bodies of the messages the caller can see (never the body of a
 /// read-once message), best matches first, with the matching words between `«` and `»`.
+///
+/// Only the newest 1,000 matching messages are ranked. A search that runs past
+/// `search_timeout_ms` is stopped and answers 503 `timed_out` (retry, or narrow the query).
 #[utoipa::path(get, path = "/api/v1/search", tag = "messages",
     security(("bearer" = [])), params(SearchQuery),
     responses((status = 200, body = Page<SearchHit>), (status = 401, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn search_messages(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiQuery(query): ApiQuery<SearchQuery>,
 ) -> Result<Json<Page<SearchHit>>> {
-    let q = query.q.unwrap_or_default();
-    let q = q.trim();
-    if q.is_empty() || q.chars().count() > 200 || q.contains('\0') {
-        return Err(ApiError::field(
-            "q",
-            "must be 1 to 200 characters without NUL",
-        ));
-    }
+    let q = search::SearchQuery::parse(query.q.as_deref().unwrap_or_default())
+        .map_err(|e| ApiError::field("q", e.to_string()))?;
     let limit = parse_limit(query.limit.as_deref(), 25, 100)?;
     let offset = match query.cursor.as_deref() {
         None => 0,
         Some(c) => search::offset(c)
             .ok_or_else(|| ApiError::field("cursor", "is not a cursor returned by this API"))?,
     };
+    let timeout = Duration::from_millis(state.settings.search_timeout_ms);
     Ok(Json(
-        search::search(&state.db, caller.user.id, q, limit, offset).await?,
+        search::search(&state.db, caller.user.id, &q, limit, offset, timeout).await?,
     ))
 }

@@ -3,7 +3,7 @@
 use crate::helpers::TestApp;
 use reqwest::StatusCode;
 use serde_json::json;
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn search_finds_only_what_the_caller_can_see_best_first_with_highlights(db: PgPool) {
@@ -88,6 +88,7 @@ async fn search_finds_only_what_the_caller_can_see_best_first_with_highlights(db
     for bad in [
         "/api/v1/search",
         "/api/v1/search?q=%20",
+        "/api/v1/search?q=a%00b",
         "/api/v1/search?q=ramen&cursor=nope",
     ] {
         let res = app.get(bad, &bob).await;
@@ -100,4 +101,111 @@ async fn search_finds_only_what_the_caller_can_see_best_first_with_highlights(db
         )
         .await;
     assert_eq!(hostile.status, StatusCode::OK, "any text is just words");
+}
+
+/// A query string value with its spaces and quotes escaped.
+fn encoded(q: &str) -> String {
+    q.replace('%', "%25")
+        .replace(' ', "%20")
+        .replace('"', "%22")
+        .replace('&', "%26")
+}
+
+async fn postmaster_started(db: &PgPool) -> chrono::DateTime<chrono::Utc> {
+    sqlx::query_scalar("select pg_postmaster_start_time()")
+        .fetch_one(db)
+        .await
+        .expect("postgres answers")
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn the_search_bomb_is_refused_and_the_longest_searches_allowed_stay_harmless(db: PgPool) {
+    // Arrange: the reproducer of issue 10 (a body of 2,000 times one word), and the largest
+    // body there is (64,000 characters: 32,000 one-letter words).
+    let app = TestApp::spawn(db.clone()).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    app.send(&alice, &bob, "Words", &["word"; 2_000].join(" "))
+        .await;
+    app.send(&alice, &bob, "Letters", &["a"; 32_000].join(" "))
+        .await;
+    let started = postmaster_started(&db).await;
+
+    // Act and assert: the original bomb, a 12-word phrase, is refused with what to shorten.
+    let bomb = format!("\"{}\"", ["word"; 12].join(" "));
+    let res = app
+        .get(&format!("/api/v1/search?q={}", encoded(&bomb)), &bob)
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{res:?}");
+    assert!(res.field("q").contains("at most 4 words"), "{res:?}");
+    let wordy = ["word"; 9].join(" ");
+    let res = app
+        .get(&format!("/api/v1/search?q={}", encoded(&wordy)), &bob)
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{res:?}");
+    assert!(res.field("q").contains("at most 8"), "{res:?}");
+
+    // The heaviest queries allowed answer, each with a short excerpt.
+    for (q, subject, mark) in [
+        (
+            "\"word word word word\" \"word word word word\"",
+            "Words",
+            "«word»",
+        ),
+        ("\"a a a a\" \"a a a a\"", "Letters", "«a»"),
+        ("a a a a a a a a", "Letters", "«a»"),
+        ("word or a", "Letters", "«a»"),
+    ] {
+        let res = app
+            .get(&format!("/api/v1/search?q={}", encoded(q)), &bob)
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{q}: {res:?}");
+        let hit = res.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["subject"] == subject)
+            .unwrap_or_else(|| panic!("{q}: no hit for {subject}: {res:?}"));
+        let excerpt = hit["excerpt"].as_str().unwrap();
+        assert!(excerpt.contains(mark), "{q}: {excerpt}");
+        assert!(excerpt.chars().count() < 300, "{q}: {excerpt}");
+    }
+
+    // PostgreSQL did not restart, and a new connection still works.
+    assert_eq!(postmaster_started(&db).await, started, "postgres restarted");
+    let mut fresh = sqlx::PgConnection::connect_with(&db.connect_options())
+        .await
+        .expect("a new connection is accepted");
+    let one: i32 = sqlx::query_scalar("select 1")
+        .fetch_one(&mut fresh)
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_search_past_its_time_limit_answers_503_timed_out_and_the_next_one_works(db: PgPool) {
+    // Arrange: a search that cannot finish in time, because another session holds a lock
+    // every search must wait for.
+    let app = TestApp::spawn_with(db.clone(), |s| s.search_timeout_ms = 300).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    app.send(&alice, &bob, "Ramen", "the ramen place").await;
+    let mut blocker = db.begin().await.unwrap();
+    sqlx::query("lock table threads in access exclusive mode")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+
+    // Act
+    let res = app.get("/api/v1/search?q=ramen", &bob).await;
+
+    // Assert: a clear, retryable 503, not a 500 and not a hung request.
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE, "{res:?}");
+    assert_eq!(res.code(), "timed_out");
+    assert_eq!(res.headers["retry-after"], "1");
+    blocker.rollback().await.unwrap();
+    let res = app.get("/api/v1/search?q=ramen", &bob).await;
+    assert_eq!(res.status, StatusCode::OK, "{res:?}");
+    assert_eq!(res.body["items"].as_array().unwrap().len(), 1);
 }
