@@ -74,6 +74,92 @@ async fn usernames_and_emails_are_unique_case_insensitively(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn addresses_the_mailer_would_refuse_are_refused_at_sign_up(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    // The examples (each used to be accepted, then kill its email job) and their kin.
+    for email in [
+        "a,b@x.example",
+        "a<b>@x.example",
+        "x@[127.0.0.1]",
+        "x@-x.example",
+        "\"a b\"@x.example",
+        "x@127.0.0.1",
+        "a..b@x.example",
+        "x@localhost",
+        &format!("x@{}.example", "l".repeat(64)),
+    ] {
+        let res = app
+            .call(
+                Method::POST,
+                "/api/v1/users",
+                None,
+                Some(json!({"username": "mallory", "email": email, "password": "long enough"})),
+            )
+            .await;
+        assert_eq!(
+            res.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{email}: {res:?}"
+        );
+        assert!(!res.field("email").is_empty());
+    }
+    let users: i64 = sqlx::query_scalar("select count(*) from users")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(users, 0);
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn sign_ups_are_limited_per_client_address(db: PgPool) {
+    let app = TestApp::spawn_with(db, |s| s.signups_per_hour_per_addr = 3).await;
+    let sign_up = |name: &str| {
+        json!({"username": name, "email": format!("{name}@example.com"), "password": "long enough"})
+    };
+    for name in ["one", "two"] {
+        let res = app
+            .call(Method::POST, "/api/v1/users", None, Some(sign_up(name)))
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{res:?}");
+    }
+    // Refused sign-ups do not use the allowance up.
+    let taken = app
+        .call(Method::POST, "/api/v1/users", None, Some(sign_up("one")))
+        .await;
+    assert_eq!(taken.status, StatusCode::CONFLICT);
+    let invalid = app
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            None,
+            Some(json!({"username": "x y", "email": "a@b.example", "password": "long enough"})),
+        )
+        .await;
+    assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let third = app
+        .call(Method::POST, "/api/v1/users", None, Some(sign_up("three")))
+        .await;
+    assert_eq!(third.status, StatusCode::CREATED, "{third:?}");
+
+    let fourth = app
+        .call(Method::POST, "/api/v1/users", None, Some(sign_up("four")))
+        .await;
+    assert_eq!(fourth.status, StatusCode::TOO_MANY_REQUESTS, "{fourth:?}");
+    assert_eq!(fourth.code(), "rate_limited");
+    let wait: u64 = fourth.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&wait), "Retry-After {wait}");
+    let users: i64 = sqlx::query_scalar("select count(*) from users")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(users, 3, "the limited sign-up created nothing");
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn sign_up_names_every_invalid_field(db: PgPool) {
     let app = TestApp::spawn(db).await;
     let res = app

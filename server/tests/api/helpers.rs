@@ -175,7 +175,18 @@ impl TestApp {
     }
 
     /// Signs up `username` (password `password-<username>`) and logs in.
+    ///
+    /// The address is then verified, as its owner following the emailed link would (the store
+    /// function behind `POST /verify/{token}`), so the user gets email like any real one.
     pub async fn user(&self, username: &str) -> TestUser {
+        let user = self.unverified_user(username).await;
+        self.verify_email(&user).await;
+        user
+    }
+
+    /// Signs up `username` with `<username>@example.com` and logs in, leaving the address
+    /// unverified.
+    pub async fn unverified_user(&self, username: &str) -> TestUser {
         let password = format!("password-{username}");
         let created = self
             .call(
@@ -191,6 +202,20 @@ impl TestApp {
             .await;
         assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
         self.login(username, &password).await
+    }
+
+    /// Confirms the user's current address, as following a fresh verification link does.
+    pub async fn verify_email(&self, user: &TestUser) {
+        let id: convos_core::UserId = user.id.parse().expect("a user id");
+        let state = convos_store::verification::state(&self.db, id)
+            .await
+            .unwrap()
+            .expect("the account exists");
+        let confirmed =
+            convos_store::verification::confirm(&self.db, id, &state.email, chrono::Utc::now())
+                .await
+                .unwrap();
+        assert_eq!(confirmed, convos_store::verification::Confirmed::Verified);
     }
 
     /// Logs in and returns the session's user.

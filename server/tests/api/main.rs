@@ -15,3 +15,4 @@ mod operations;
 mod resources;
 mod search;
 mod threads;
+mod verification;

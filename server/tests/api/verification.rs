@@ -1,0 +1,299 @@
+//! Email ownership: sign-up leaves the address unverified, the emailed link's page asks and its
+//! POST confirms, forged and expired links are refused, resends are limited, and an address
+//! belongs to whoever verifies it first.
+
+use crate::helpers::{TestApp, TestUser};
+use chrono::{DateTime, Duration, Utc};
+use convos_core::UserId;
+use reqwest::{Method, StatusCode};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+/// The secret the test servers sign links with (the settings' default).
+fn secret() -> String {
+    convos_server::config::Settings::default()
+        .secret_key
+        .expose_secret()
+        .to_owned()
+}
+
+/// A link token as the worker makes it.
+fn token_for(user: &TestUser, email: &str, issued: DateTime<Utc>, hours: i64) -> String {
+    let id: UserId = user.id.parse().unwrap();
+    convos_core::verification::token(
+        &secret(),
+        id,
+        email,
+        issued,
+        issued + Duration::hours(hours),
+    )
+}
+
+/// A page: status and HTML.
+async fn page(app: &TestApp, method: Method, token: &str) -> (StatusCode, String) {
+    let res = app
+        .http
+        .request(method, format!("{}/verify/{token}", app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let html = res.text().await.unwrap();
+    (status, html)
+}
+
+async fn me(app: &TestApp, user: &TestUser) -> Value {
+    app.get("/api/v1/me", user).await.body
+}
+
+async fn verify_jobs(app: &TestApp) -> Vec<(String, Value)> {
+    sqlx::query_as("select state, payload from jobs where kind = 'verify_email' order by id")
+        .fetch_all(&app.db)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn sign_up_leaves_the_address_unverified_and_queues_one_verification_email(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let res = app
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            None,
+            Some(json!({"username": "bob", "email": "Bob@Example.com", "password": "long enough"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{res:?}");
+    assert_eq!(res.body["email_verified"], false);
+    let bob = app.login("bob", "long enough").await;
+    assert_eq!(me(&app, &bob).await["email_verified"], false);
+
+    let jobs = verify_jobs(&app).await;
+    assert_eq!(jobs.len(), 1, "one verification email: {jobs:?}");
+    let (state, payload) = &jobs[0];
+    assert_eq!(state, "pending");
+    assert_eq!(payload["recipient_id"], bob.id.as_str());
+    assert_eq!(payload["email"], "Bob@Example.com");
+    assert_eq!(payload["valid_hours"], 48);
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn the_link_page_only_asks_and_its_post_confirms(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let bob = app.unverified_user("bob").await;
+    let token = token_for(&bob, "bob@example.com", Utc::now(), 48);
+
+    let (status, html) = page(&app, Method::GET, &token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("<form method=\"post\""), "{html}");
+    assert!(
+        html.contains(&format!("action=\"/verify/{token}\"")),
+        "{html}"
+    );
+    assert!(html.contains("bob@example.com"));
+    let (status, _) = page(&app, Method::GET, &token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        me(&app, &bob).await["email_verified"],
+        false,
+        "a GET (a mail scanner's prefetch) verifies nothing"
+    );
+
+    let (status, html) = page(&app, Method::POST, &token).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("Your email is confirmed"), "{html}");
+    assert_eq!(me(&app, &bob).await["email_verified"], true);
+    let jobs = verify_jobs(&app).await;
+    assert_eq!(
+        jobs[0].0, "skipped",
+        "the queued email would only repeat the link"
+    );
+
+    let (status, html) = page(&app, Method::POST, &token).await;
+    assert_eq!(status, StatusCode::OK, "following it twice is harmless");
+    assert!(html.contains("already confirmed"), "{html}");
+    let (status, html) = page(&app, Method::GET, &token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!html.contains("<form"), "nothing left to confirm: {html}");
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn forged_expired_and_outdated_links_are_refused(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let bob = app.unverified_user("bob").await;
+    let now = Utc::now();
+    let id: UserId = bob.id.parse().unwrap();
+    let genuine = token_for(&bob, "bob@example.com", now, 48);
+    let parts: Vec<&str> = genuine.split('.').collect();
+
+    let another_secret = convos_core::verification::token(
+        "not the server's secret at all, but long enough",
+        id,
+        "bob@example.com",
+        now,
+        now + Duration::hours(48),
+    );
+    let longer_life = format!(
+        "{}.{}.{}.{}",
+        parts[0],
+        parts[1],
+        (now + Duration::days(3650)).timestamp_millis(),
+        parts[3]
+    );
+    let for_another_address = token_for(&bob, "mallory@example.com", now, 48);
+    for (forged, why) in [
+        (another_secret.as_str(), "signed with another secret"),
+        (longer_life.as_str(), "expiry moved"),
+        (
+            for_another_address.as_str(),
+            "an address the account does not have",
+        ),
+        ("garbage", "not a token"),
+        (&format!("{}.1.2.00", UserId::generate()), "unknown user"),
+    ] {
+        for method in [Method::GET, Method::POST] {
+            let (status, html) = page(&app, method.clone(), forged).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{why} ({method})");
+            assert!(html.contains("This link is not valid"), "{html}");
+        }
+    }
+
+    let expired = token_for(&bob, "bob@example.com", now - Duration::hours(49), 48);
+    for method in [Method::GET, Method::POST] {
+        let (status, html) = page(&app, method, &expired).await;
+        assert_eq!(status, StatusCode::GONE);
+        assert!(html.contains("expired"), "{html}");
+    }
+    assert_eq!(me(&app, &bob).await["email_verified"], false);
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_squatted_address_goes_to_whoever_verifies_it_first(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    // Mallory claims alice's address first; it used to lock alice out (409).
+    let mallory = app
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            None,
+            Some(json!({"username": "mallory", "email": "alice@example.com", "password": "long enough"})),
+        )
+        .await;
+    assert_eq!(mallory.status, StatusCode::CREATED);
+    let mallory = app.login("mallory", "long enough").await;
+    let alice = app
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            None,
+            Some(json!({"username": "alice", "email": "ALICE@example.com", "password": "long enough"})),
+        )
+        .await;
+    assert_eq!(
+        alice.status,
+        StatusCode::CREATED,
+        "an unverified claim blocks nobody"
+    );
+    let alice = app.login("alice", "long enough").await;
+
+    let (status, _) = page(
+        &app,
+        Method::POST,
+        &token_for(&alice, "ALICE@example.com", Utc::now(), 48),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me(&app, &alice).await["email_verified"], true);
+
+    // Mallory's claim has lapsed: the link says so, and asking for another is refused.
+    let mallory_link = token_for(&mallory, "alice@example.com", Utc::now(), 48);
+    for method in [Method::GET, Method::POST] {
+        let (status, html) = page(&app, method, &mallory_link).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(html.contains("another account"), "{html}");
+    }
+    assert_eq!(me(&app, &mallory).await["email_verified"], false);
+    let resend = app.act("/api/v1/me/verification", &mallory).await;
+    assert_eq!(resend.status, StatusCode::CONFLICT, "{resend:?}");
+
+    // A verified address cannot be claimed again.
+    let again = app
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            None,
+            Some(json!({"username": "trudy", "email": "Alice@Example.com", "password": "long enough"})),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(
+        again.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("email")
+    );
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn resending_is_limited_per_account_and_pointless_once_verified(db: PgPool) {
+    let app = TestApp::spawn_with(db, |s| s.verification_emails_per_hour = 2).await;
+    let bob = app.unverified_user("bob").await;
+    for _ in 0..2 {
+        let res = app.act("/api/v1/me/verification", &bob).await;
+        assert_eq!(res.status, StatusCode::ACCEPTED, "{res:?}");
+        assert_eq!(res.body["email"], "bob@example.com");
+    }
+    let limited = app.act("/api/v1/me/verification", &bob).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers.contains_key("retry-after"));
+    assert_eq!(
+        verify_jobs(&app).await.len(),
+        3,
+        "sign-up's and two resends"
+    );
+
+    let carol = app.user("carol").await;
+    let res = app.act("/api/v1/me/verification", &carol).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res.field("email").contains("already verified"));
+    let anonymous = app
+        .call(Method::POST, "/api/v1/me/verification", None, None)
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_bounced_address_is_confirmed_again_only_by_a_link_sent_after_the_bounce(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let bob = app.unverified_user("bob").await;
+    let first = token_for(&bob, "bob@example.com", Utc::now(), 48);
+    let (status, _) = page(&app, Method::POST, &first).await;
+    assert_eq!(status, StatusCode::OK);
+    sqlx::query("update users set email_bounced_at = now() where username = 'bob'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+
+    let resend = app.act("/api/v1/me/verification", &bob).await;
+    assert_eq!(
+        resend.status,
+        StatusCode::ACCEPTED,
+        "a bounced address may ask again"
+    );
+    let (status, html) = page(&app, Method::POST, &first).await;
+    assert_eq!(status, StatusCode::GONE, "the old link proves nothing now");
+    assert!(html.contains("replaced"), "{html}");
+
+    let fresh = token_for(&bob, "bob@example.com", Utc::now(), 48);
+    let (status, _) = page(&app, Method::POST, &fresh).await;
+    assert_eq!(status, StatusCode::OK);
+    let bounced: Option<DateTime<Utc>> =
+        sqlx::query_scalar("select email_bounced_at from users where username = 'bob'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(bounced, None, "confirming clears the bounce");
+}
