@@ -7,7 +7,7 @@
 use crate::domain::{
     Body, DisplayName, EmailAddress, ExpiresIn, FieldError, Password, Subject, Username,
 };
-use crate::ids::{MessageId, ThreadId, UserId};
+use crate::ids::{MessageId, SessionId, ThreadId, UserId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -112,6 +112,51 @@ impl fmt::Debug for CreateSessionRequest {
         f.debug_struct("CreateSessionRequest")
             .field("username", &self.username)
             .finish_non_exhaustive()
+    }
+}
+
+/// `PUT /api/v1/me/password`.
+#[derive(Clone, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ChangePasswordRequest {
+    /// The password in use now.
+    pub current: Option<String>,
+    /// The new password: 8-256 characters.
+    pub new: Option<String>,
+}
+
+impl fmt::Debug for ChangePasswordRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChangePasswordRequest")
+            .finish_non_exhaustive()
+    }
+}
+
+/// A validated password change. The current password is only compared, never parsed: a
+/// password set before today's rules must still be accepted as the current one.
+#[derive(Clone, Debug)]
+pub struct PasswordChange {
+    /// The password in use now, as typed.
+    pub current: String,
+    /// The password to set.
+    pub new: Password,
+}
+
+impl ChangePasswordRequest {
+    /// Validates both fields, reporting all refusals at once.
+    pub fn parse(&self) -> Result<PasswordChange, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let current = required("current", &self.current, &mut errors).map(str::to_owned);
+        let new = required("new", &self.new, &mut errors).and_then(|p| {
+            collect(
+                Password::parse(p).map_err(|e| FieldError::new("new", e.reason)),
+                &mut errors,
+            )
+        });
+        match (current, new) {
+            (Some(current), Some(new)) if errors.is_empty() => Ok(PasswordChange { current, new }),
+            _ => Err(errors),
+        }
     }
 }
 
@@ -343,6 +388,33 @@ impl fmt::Debug for Session {
             .field("user", &self.user)
             .finish_non_exhaustive()
     }
+}
+
+/// One of the caller's live sessions, in `GET /api/v1/sessions`. The token itself is never
+/// shown again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SessionInfo {
+    /// Opaque id, for `DELETE /api/v1/sessions/{id}`.
+    pub id: SessionId,
+    /// What logged in (its `User-Agent`, at most 100 characters); `null` if it sent none.
+    pub client: Option<String>,
+    /// When it logged in.
+    pub created_at: DateTime<Utc>,
+    /// When it was last used (to the minute); `null` if never.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When it stops working unless used again (it lasts at most until its absolute expiry).
+    pub expires_at: DateTime<Utc>,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+/// `DELETE /api/v1/sessions` answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RevokedSessions {
+    /// How many sessions were ended.
+    pub revoked: u64,
 }
 
 /// One message, from the caller's point of view.

@@ -56,6 +56,10 @@ id_type!(
     UserId
 );
 id_type!(
+    /// Identifies a session: one API token, listed and revoked by its owner.
+    SessionId
+);
+id_type!(
     /// Identifies a thread: the subject and the pair of participants.
     ThreadId
 );

@@ -19,4 +19,4 @@ pub use domain::{
     Username, excerpt,
 };
 pub use error::{ErrorBody, ErrorDetail};
-pub use ids::{MessageId, ThreadId, UserId};
+pub use ids::{MessageId, SessionId, ThreadId, UserId};

@@ -38,7 +38,7 @@ pub struct Settings {
     pub redis_prefix: String,
     /// Messages (new threads and replies) one user may send a minute.
     pub send_rate_per_min: u32,
-    /// Failed logins allowed per username a minute.
+    /// Failed logins allowed per username from one client address a minute.
     pub login_failures_per_min: u32,
     /// Signs tokens in links (e.g. unsubscribe). Must be set in production.
     pub secret_key: SecretString,
@@ -74,6 +74,11 @@ pub struct Settings {
     pub trusted_proxies: Vec<String>,
     /// Failed logins allowed per client address a minute (over all usernames).
     pub login_failures_per_min_per_addr: u32,
+    /// Failed logins allowed per username an hour over all client addresses, bounding guesses
+    /// spread over many addresses. Set well above what one address can reach
+    /// (`login_failures_per_min` × 60), and not applied to an address that logged in as that
+    /// user in the last 30 days, so it cannot be used to lock the owner out.
+    pub login_failures_per_hour_per_username: u32,
     /// Accounts one client address may create an hour.
     pub signups_per_hour_per_addr: u32,
     /// Verification emails one account may ask for an hour.
@@ -114,6 +119,7 @@ impl Default for Settings {
             request_timeout_secs: 30,
             trusted_proxies: Vec::new(),
             login_failures_per_min_per_addr: 30,
+            login_failures_per_hour_per_username: 1_000,
             signups_per_hour_per_addr: 5,
             verification_emails_per_hour: 3,
             verification_link_hours: 48,

@@ -124,6 +124,8 @@ pub struct AuthUser {
     pub settings: Settings,
     /// The token used, so the session can be ended.
     pub token: TokenId,
+    /// When the session ends however much it is used; an event stream closes then.
+    pub session_expires_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -140,13 +142,15 @@ impl FromRequestParts<AppState> for AuthUser {
             })
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        let (token, user, settings) = tokens::authenticate(&state.db, token)
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
+        let session =
+            tokens::authenticate(&state.db, token, crate::auth::lifetimes(&state.settings))
+                .await?
+                .ok_or(ApiError::Unauthorized)?;
         Ok(Self {
-            user,
-            settings,
-            token,
+            user: session.user,
+            settings: session.settings,
+            token: session.token,
+            session_expires_at: session.expires_at,
         })
     }
 }

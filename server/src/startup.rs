@@ -89,9 +89,8 @@ impl Application {
             hub,
             streams: crate::streams::Streams::new(settings.max_streams_per_user),
             metrics: crate::metrics::Metrics::new(),
-            hashing: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
-            )),
+            hashing: crate::hashing::Hasher::for_this_machine()
+                .context("could not start the password hashing threads")?,
             shutdown: shutdown.clone(),
             outbox: convos_store::jobs::Outbox {
                 notify_delay: std::time::Duration::from_secs(settings.notify_delay_secs),

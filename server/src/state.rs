@@ -27,8 +27,8 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Prometheus metrics of this process.
     pub metrics: crate::metrics::Metrics,
-    /// Bounds the password hashes computed at once (each takes ~19 MiB and a core).
-    pub hashing: Arc<tokio::sync::Semaphore>,
+    /// The password hashing pool: a few threads with reused memory behind a bounded queue.
+    pub hashing: crate::hashing::Hasher,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub proxies: Arc<crate::client_addr::TrustedProxies>,
     /// Settings in force.

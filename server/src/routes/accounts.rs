@@ -1,6 +1,5 @@
-//! Accounts: sign-up, sessions, the caller's profile and the user directory.
+//! Accounts: sign-up, the caller's profile and the user directory (sessions: `sessions.rs`).
 
-use crate::auth;
 use crate::client_addr::ClientAddr;
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiJson, ApiQuery, AuthUser, parse_limit};
@@ -9,11 +8,9 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use convos_core::api::{
-    CreateSessionRequest, CreateUserRequest, Items, Me, Session, UpdateMeRequest, User, UserSummary,
-};
-use convos_core::{ErrorBody, FieldError, Password, Username};
-use convos_store::{threads, tokens, users};
+use convos_core::ErrorBody;
+use convos_core::api::{CreateUserRequest, Items, Me, UpdateMeRequest, User, UserSummary};
+use convos_store::{threads, users};
 use serde::Deserialize;
 use std::time::Duration;
 use utoipa_axum::router::OpenApiRouter;
@@ -22,8 +19,6 @@ use utoipa_axum::routes;
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_user, list_users))
-        .routes(routes!(create_session))
-        .routes(routes!(delete_session))
         .routes(routes!(get_me, update_me))
 }
 
@@ -55,19 +50,7 @@ pub async fn create_user(
     {
         return Err(ApiError::RateLimited(wait));
     }
-    let password = new.password.clone();
-    let permit = state
-        .hashing
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(anyhow::Error::from)?;
-    let hash = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        auth::hash_password(&password)
-    })
-    .await
-    .map_err(anyhow::Error::from)??;
+    let hash = state.hashing.hash(new.password.clone()).await?;
     let created = users::sign_up(
         &state.db,
         users::SignUp {
@@ -90,83 +73,6 @@ pub async fn create_user(
     state.wake.jobs_committed();
     tracing::info!(user.id = %user.id, "account created; verification email queued");
     Ok((StatusCode::CREATED, Json(user)))
-}
-
-/// Logs in and returns a bearer token (shown this once).
-#[utoipa::path(post, path = "/api/v1/sessions", tag = "accounts",
-    request_body = CreateSessionRequest,
-    responses(
-        (status = 201, description = "Logged in", body = Session),
-        (status = 401, description = "Wrong username or password", body = ErrorBody),
-        (status = 429, description = "Too many failed logins for this username", body = ErrorBody)))]
-pub async fn create_session(
-    State(state): State<AppState>,
-    body: ApiJson<CreateSessionRequest>,
-) -> Result<(StatusCode, Json<Session>)> {
-    let req = body.value;
-    let mut missing = Vec::new();
-    if req.username.is_none() {
-        missing.push(FieldError::new("username", "is required"));
-    }
-    if req.password.is_none() {
-        missing.push(FieldError::new("password", "is required"));
-    }
-    let (Some(username), Some(password)) = (req.username, req.password) else {
-        return Err(ApiError::Validation(missing));
-    };
-    // Something that cannot be a username (or a password) is refused like a wrong password,
-    // without touching the database or the hasher.
-    let plausible = Username::parse(&username).is_ok() && Password::parse(&password).is_ok();
-    let subject = username.to_lowercase();
-    let limit = state.settings.login_failures_per_min;
-    // Counted before the check, so parallel guesses cannot slip past the limit; a success
-    // gives its count back.
-    if let Decision::Limited(wait) = state
-        .limiter
-        .hit("login", &subject, limit, Duration::from_secs(60))
-        .await
-    {
-        return Err(ApiError::RateLimited(wait));
-    }
-    if !plausible {
-        return Err(ApiError::InvalidCredentials);
-    }
-    let found = users::credentials(&state.db, &username).await?;
-    let phc = found
-        .as_ref()
-        .map_or_else(|| state.dummy_hash.to_string(), |(_, h)| h.clone());
-    // Hashing is CPU- and memory-heavy: a bounded number run at once.
-    let permit = state
-        .hashing
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(anyhow::Error::from)?;
-    let ok = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        auth::verify_password(&password, &phc)
-    })
-    .await
-    .map_err(anyhow::Error::from)?;
-    let user_id = match (ok, found) {
-        (true, Some((id, _))) => id,
-        _ => return Err(ApiError::InvalidCredentials),
-    };
-    state.limiter.forget_one("login", &subject).await;
-    let token = auth::new_token();
-    tokens::insert(&state.db, user_id, &token).await?;
-    let (user, _) = users::get(&state.db, user_id).await?;
-    Ok((StatusCode::CREATED, Json(Session { token, user })))
-}
-
-/// Logs out: the token used for this request stops working.
-#[utoipa::path(delete, path = "/api/v1/sessions/current", tag = "accounts",
-    security(("bearer" = [])),
-    responses((status = 204, description = "Logged out"),
-        (status = 401, description = "No valid token", body = ErrorBody)))]
-pub async fn delete_session(State(state): State<AppState>, caller: AuthUser) -> Result<StatusCode> {
-    tokens::revoke(&state.db, caller.token).await?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The caller's account, unread total and settings.

@@ -77,6 +77,7 @@ pub async fn stream_events(
         hub,
         me,
         token: caller.token,
+        expires: session_deadline(caller.session_expires_at),
         seen,
         db: state.db.clone(),
         slot,
@@ -90,14 +91,24 @@ pub async fn stream_events(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat")))
 }
 
+/// The instant a session's absolute expiry falls at, on the clock `tokio::time` sleeps by.
+fn session_deadline(expires_at: chrono::DateTime<chrono::Utc>) -> tokio::time::Instant {
+    let left = (expires_at - chrono::Utc::now())
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    tokio::time::Instant::now() + left
+}
+
 /// The live part of one stream. It costs nothing while idle: no query runs per heartbeat. It
 /// ends at shutdown, when a newer stream of the same user takes its place, and when its session
 /// ends (announced through the hub; after an interruption of the hub, which may have missed an
-/// announcement, the session is checked once in the database).
+/// announcement, the session is checked once in the database) or reaches its absolute expiry.
 struct Live {
     hub: tokio::sync::broadcast::Receiver<HubMessage>,
     me: convos_core::UserId,
     token: convos_store::tokens::TokenId,
+    /// The session's absolute expiry.
+    expires: tokio::time::Instant,
     seen: Option<StreamId>,
     db: sqlx::PgPool,
     slot: crate::streams::StreamSlot,
@@ -109,6 +120,7 @@ impl Live {
         loop {
             let message = tokio::select! {
                 () = self.slot.closed.cancelled() => return None,
+                () = tokio::time::sleep_until(self.expires) => return None,
                 message = self.hub.recv() => message,
             };
             match message {

@@ -7,6 +7,7 @@ pub mod health;
 pub mod messages;
 pub mod notifications;
 pub mod search;
+pub mod sessions;
 pub mod threads;
 pub mod verification;
 
@@ -24,6 +25,7 @@ pub fn router() -> (Router<AppState>, OpenApiDoc) {
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(accounts::router())
+        .merge(sessions::router())
         .merge(messages::router())
         .merge(threads::router())
         .merge(events::router())

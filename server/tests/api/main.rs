@@ -14,5 +14,6 @@ mod openapi;
 mod operations;
 mod resources;
 mod search;
+mod sessions;
 mod threads;
 mod verification;

@@ -1,0 +1,290 @@
+//! Logins under attack: a spray of wrong passwords neither grows the server's memory nor locks
+//! the real owner out.
+
+use crate::helpers::{Answer, TestApp};
+use reqwest::StatusCode;
+use serde_json::json;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The real `convos-server` process on a free port, killed when dropped.
+struct ServerProcess {
+    child: Child,
+    base: String,
+}
+
+impl ServerProcess {
+    async fn start(opts: &PgConnectOptions, extra: &[(&str, &str)]) -> Self {
+        let url = format!(
+            "postgres://{}@{}:{}/{}",
+            opts.get_username(),
+            opts.get_host(),
+            opts.get_port(),
+            opts.get_database().unwrap_or("postgres")
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_convos-server"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", url)
+            .env(
+                "REDIS_URL",
+                std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+            )
+            .env(
+                "CONVOS_REDIS_PREFIX",
+                format!("test:{}:", uuid::Uuid::new_v4().simple()),
+            )
+            .env("CONVOS_ADDR", format!("127.0.0.1:{port}"))
+            .env("CONVOS_METRICS_ADDR", "127.0.0.1:0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("the server binary starts");
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(res) = client.get(format!("{}/readyz", server.base)).send().await
+                && res.status() == 200
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "server did not become ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        server
+    }
+
+    /// Resident memory of the process, in MiB, from `/proc`.
+    fn rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the server is running");
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc status");
+        kib / 1024.0
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn login(client: &reqwest::Client, base: &str, username: &str, password: &str) -> StatusCode {
+    client
+        .post(format!("{base}/api/v1/sessions"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .expect("request is sent")
+        .status()
+}
+
+/// A real login's time; a quick "busy" answer is retried as a client would.
+async fn timed_login(client: &reqwest::Client, base: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        match login(client, base, "owner", "password-owner").await {
+            StatusCode::CREATED => return started.elapsed(),
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => panic!("the owner's login failed with {other}"),
+        }
+    }
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_login_spray_does_not_grow_memory_or_starve_real_logins(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    // Per-address limits off: this measures what the hashing itself costs.
+    let server = ServerProcess::start(
+        &opts,
+        &[("CONVOS_LOGIN_FAILURES_PER_MIN_PER_ADDR", "1000000")],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let signup = client
+        .post(format!("{}/api/v1/users", server.base))
+        .json(&json!({"username": "owner", "email": "owner@example.com",
+                      "password": "password-owner"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signup.status(), StatusCode::CREATED);
+    let mut quiet = Vec::new();
+    for _ in 0..5 {
+        quiet.push(timed_login(&client, &server.base).await);
+    }
+    let before = server.rss_mib();
+
+    // 40 parallel failed logins, each naming a different user.
+    let spray = (0..40).map(|i| {
+        let client = client.clone();
+        let base = server.base.clone();
+        async move { login(&client, &base, &format!("sprayed{i}"), "wrong password").await }
+    });
+    let answers = futures::future::join_all(spray).await;
+    assert!(
+        answers.iter().all(|s| *s == StatusCode::UNAUTHORIZED
+            || *s == StatusCode::TOO_MANY_REQUESTS
+            || *s == StatusCode::SERVICE_UNAVAILABLE),
+        "{answers:?}"
+    );
+    let after = server.rss_mib();
+
+    // 30 sprayers keep going while the owner logs in.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let sprayers: Vec<_> = (0..30)
+        .map(|i| {
+            let (client, base, stop) = (client.clone(), server.base.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.is_cancelled() {
+                    login(&client, &base, &format!("spray{i}x{n}"), "wrong password").await;
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut busy = Vec::new();
+    for _ in 0..5 {
+        busy.push(timed_login(&client, &server.base).await);
+    }
+    stop.cancel();
+    for s in sprayers {
+        s.await.unwrap();
+    }
+    let peak = server.rss_mib();
+    eprintln!(
+        "login spray: RSS {before:.1} MiB before, {after:.1} MiB after 40 parallel failures, \
+         {peak:.1} MiB after 30 sprayers; a real login took {:?} alone and {:?} during the \
+         spray (medians of 5)",
+        median(quiet),
+        median(busy)
+    );
+    assert!(
+        after - before < 150.0,
+        "40 failed logins grew RSS from {before:.1} MiB to {after:.1} MiB"
+    );
+    assert!(
+        peak - before < 150.0,
+        "a sustained spray grew RSS from {before:.1} MiB to {peak:.1} MiB"
+    );
+}
+
+/// A login attempt from `addr`, as a trusted proxy on 127.0.0.1 reports it.
+async fn login_from(app: &TestApp, addr: &str, username: &str, password: &str) -> Answer {
+    let res = app
+        .http
+        .post(format!("{}/api/v1/sessions", app.base))
+        .header("x-forwarded-for", addr)
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .expect("request is sent");
+    TestApp::answer(res).await
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_sprayer_from_one_address_cannot_lock_the_owner_out(db: PgPool) {
+    let app = TestApp::spawn_with(db, |s| {
+        s.trusted_proxies = vec!["127.0.0.1".into()];
+        s.login_failures_per_min = 3;
+        s.login_failures_per_min_per_addr = 6;
+    })
+    .await;
+    app.user("alice").await;
+    app.user("bob").await;
+    let attacker = "203.0.113.9";
+
+    for _ in 0..3 {
+        let guess = login_from(&app, attacker, "alice", "a wrong guess").await;
+        assert_eq!(guess.status, StatusCode::UNAUTHORIZED);
+    }
+    let on_alice = login_from(&app, attacker, "alice", "another guess").await;
+    assert_eq!(
+        on_alice.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{on_alice:?}"
+    );
+    for name in ["bob", "carol"] {
+        let spray = login_from(&app, attacker, name, "a wrong guess").await;
+        assert_eq!(spray.status, StatusCode::UNAUTHORIZED);
+    }
+    let sprayed = login_from(&app, attacker, "dave", "a wrong guess").await;
+    assert_eq!(sprayed.status, StatusCode::TOO_MANY_REQUESTS, "{sprayed:?}");
+    assert_eq!(sprayed.code(), "rate_limited");
+    let wait: u64 = sprayed.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    let right = login_from(&app, attacker, "bob", "password-bob").await;
+    assert_eq!(
+        right.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the address is limited"
+    );
+
+    let owner = login_from(&app, "198.51.100.7", "alice", "password-alice").await;
+    assert_eq!(owner.status, StatusCode::CREATED, "{owner:?}");
+    let bob = login_from(&app, "2001:db8:7::1", "bob", "password-bob").await;
+    assert_eq!(bob.status, StatusCode::CREATED, "{bob:?}");
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn the_username_wide_ceiling_spares_addresses_the_owner_used_before(db: PgPool) {
+    let app = TestApp::spawn_with(db, |s| {
+        s.trusted_proxies = vec!["127.0.0.1".into()];
+        s.login_failures_per_hour_per_username = 4;
+    })
+    .await;
+    app.user("alice").await;
+    let home = "198.51.100.7";
+    let owner = login_from(&app, home, "alice", "password-alice").await;
+    assert_eq!(owner.status, StatusCode::CREATED);
+
+    // Guesses spread over many addresses, one each.
+    for i in 1..=4 {
+        let guess = login_from(&app, &format!("203.0.113.{i}"), "alice", "wrong guess").await;
+        assert_eq!(guess.status, StatusCode::UNAUTHORIZED);
+    }
+    let fifth = login_from(&app, "203.0.113.5", "alice", "wrong guess").await;
+    assert_eq!(fifth.status, StatusCode::TOO_MANY_REQUESTS, "{fifth:?}");
+    let elsewhere = login_from(&app, "192.0.2.1", "alice", "password-alice").await;
+    assert_eq!(
+        elsewhere.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a new address waits like a guesser"
+    );
+
+    let home_again = login_from(&app, home, "alice", "password-alice").await;
+    assert_eq!(home_again.status, StatusCode::CREATED, "{home_again:?}");
+}
