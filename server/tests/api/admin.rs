@@ -406,3 +406,60 @@ async fn a_bulk_filter_with_an_unknown_field_is_refused_rather_than_widened(db: 
         .unwrap();
     assert_eq!(state, "dead", "nothing was retried");
 }
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn the_job_text_filter_matches_percent_and_underscore_literally(db: PgPool) {
+    // Arrange: errors that differ only where `%` and `_` would act as wildcards.
+    let app = TestApp::spawn(db).await;
+    let root = admin(&app, "root").await;
+    let literal = job(&app, "notify_email", "dead", "last_error = 'disk 100% full'").await;
+    job(&app, "notify_email", "dead", "last_error = 'disk 1000 full'").await;
+    let underscore = job(&app, "notify_email", "dead", "last_error = 'no_such_user'").await;
+    job(&app, "notify_email", "dead", "last_error = 'noXsuchXuser'").await;
+    let backslash = job(&app, "notify_email", "dead", r"last_error = 'path a\b'").await;
+
+    // Act and assert
+    for (q, expected) in [
+        ("100%25%20full", literal),
+        ("no_such", underscore),
+        ("a%5Cb", backslash),
+    ] {
+        let res = app.get(&format!("/api/v1/admin/jobs?q={q}"), &root).await;
+        assert_eq!(res.status, StatusCode::OK, "{q}: {res:?}");
+        assert_eq!(res.ids(), [expected.to_string()], "{q}");
+    }
+    let percent = app.get("/api/v1/admin/jobs?q=%25", &root).await;
+    assert_eq!(
+        percent.ids(),
+        [literal.to_string()],
+        "a lone % is a character, not 'anything'"
+    );
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_job_text_filter_with_nul_or_too_long_is_refused_on_field_q(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let root = admin(&app, "root").await;
+    job(&app, "notify_email", "dead", "last_error = 'boom'").await;
+
+    let nul = app.get("/api/v1/admin/jobs?q=bo%00om", &root).await;
+    assert_eq!(nul.status, StatusCode::UNPROCESSABLE_ENTITY, "{nul:?}");
+    assert!(nul.field("q").contains("without NUL"), "{nul:?}");
+    let long = app
+        .get(&format!("/api/v1/admin/jobs?q={}", "x".repeat(201)), &root)
+        .await;
+    assert_eq!(long.status, StatusCode::UNPROCESSABLE_ENTITY, "{long:?}");
+    assert!(long.field("q").contains("at most 200"), "{long:?}");
+    let bulk = app
+        .post(
+            "/api/v1/admin/jobs/discard",
+            &root,
+            json!({"queue": "notify_email", "state": "dead", "q": "bo\u{0}om"}),
+        )
+        .await;
+    assert_eq!(bulk.status, StatusCode::UNPROCESSABLE_ENTITY, "{bulk:?}");
+    assert_eq!(bulk.code(), "validation_failed");
+
+    let fine = app.get("/api/v1/admin/jobs?q=boom", &root).await;
+    assert_eq!(fine.ids().len(), 1, "{fine:?}");
+}
