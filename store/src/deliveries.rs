@@ -1,6 +1,7 @@
 //! Email notification bookkeeping: what is queued per thread and recipient, what the worker
-//! decided for each message, and what the sender may see of it.
+//! decided for each message, and who may see how much of it (decision 18).
 
+use crate::visibility::visible_to_caller;
 use crate::{Result, StoreError};
 use chrono::{DateTime, Utc};
 use convos_core::api::UserSummary;
@@ -38,6 +39,10 @@ pub struct Recipient {
     pub display_name: String,
     /// Whether they want emails at all.
     pub email_notifications: bool,
+    /// Whether they proved they own the address.
+    pub verified: bool,
+    /// Whether the address was rejected for good since it was last verified.
+    pub bounced: bool,
 }
 
 /// One message waiting for a notification decision.
@@ -103,14 +108,22 @@ pub async fn pending(
     .bind(stale_after)
     .execute(db)
     .await?;
-    let (id, email, display_name, email_notifications): (Uuid, String, String, bool) =
-        sqlx::query_as(
-            "select id, email, display_name, email_notifications from users where id = $1",
-        )
-        .bind(recipient.as_uuid())
-        .fetch_optional(db)
-        .await?
-        .ok_or(StoreError::NotFound)?;
+    let (id, email, display_name, email_notifications, verified, bounced): (
+        Uuid,
+        String,
+        String,
+        bool,
+        bool,
+        bool,
+    ) = sqlx::query_as(
+        "select id, email, display_name, email_notifications, \
+                email_verified_at is not null, email_bounced_at is not null \
+         from users where id = $1",
+    )
+    .bind(recipient.as_uuid())
+    .fetch_optional(db)
+    .await?
+    .ok_or(StoreError::NotFound)?;
     let (subject, muted): (String, bool) = sqlx::query_as(
         "select t.subject, coalesce(tp.muted, false) from threads t \
          left join thread_participants tp on tp.thread_id = t.id and tp.user_id = $2 \
@@ -165,6 +178,8 @@ pub async fn pending(
             email,
             display_name,
             email_notifications,
+            verified,
+            bounced,
         },
         subject,
         muted,
@@ -213,7 +228,8 @@ pub async fn record_sent(
     .await?;
     let ids: Vec<Uuid> = messages.iter().map(MessageId::as_uuid).collect();
     sqlx::query(
-        "update deliveries set status = 'sent', reason = null, email_id = $3, updated_at = now() \
+        "update deliveries set status = 'sent', reason = null, error = null, email_id = $3, \
+                updated_at = now() \
          where recipient_id = $1 and message_id = any($2) and status = 'queued'",
     )
     .bind(recipient.as_uuid())
@@ -225,22 +241,27 @@ pub async fn record_sent(
     Ok(email)
 }
 
-/// Records a final decision other than sending for one queued delivery.
+/// Records a final decision other than sending for queued deliveries: `skipped` with a skip
+/// reason, or `failed` with a classified reason and the raw error (shown to the recipient and
+/// admins only).
 pub async fn record(
     db: &PgPool,
-    message: MessageId,
+    messages: &[MessageId],
     recipient: UserId,
     status: &str,
     reason: &str,
+    error: Option<&str>,
 ) -> Result<()> {
+    let ids: Vec<Uuid> = messages.iter().map(MessageId::as_uuid).collect();
     sqlx::query(
-        "update deliveries set status = $3, reason = $4, updated_at = now() \
-         where message_id = $1 and recipient_id = $2 and status = 'queued'",
+        "update deliveries set status = $3, reason = $4, error = $5, updated_at = now() \
+         where recipient_id = $1 and message_id = any($2) and status = 'queued'",
     )
-    .bind(message.as_uuid())
     .bind(recipient.as_uuid())
+    .bind(&ids)
     .bind(status)
     .bind(reason)
+    .bind(error)
     .execute(db)
     .await?;
     Ok(())
@@ -259,27 +280,46 @@ pub async fn release(db: &PgPool, job: Uuid) -> Result<()> {
     Ok(())
 }
 
-/// Notes a transient failure on queued deliveries without deciding them.
+/// Notes a transient failure on queued deliveries without deciding them. Their status did not
+/// change, so neither does `updated_at` (the sender sees nothing of a retry).
 pub async fn note_error(
     db: &PgPool,
     messages: &[MessageId],
     recipient: UserId,
+    reason: &str,
     error: &str,
 ) -> Result<()> {
     let ids: Vec<Uuid> = messages.iter().map(MessageId::as_uuid).collect();
     sqlx::query(
-        "update deliveries set reason = $3, updated_at = now() \
+        "update deliveries set reason = $3, error = $4 \
          where recipient_id = $1 and message_id = any($2) and status = 'queued'",
     )
     .bind(recipient.as_uuid())
     .bind(&ids)
+    .bind(reason)
     .bind(error)
     .execute(db)
     .await?;
     Ok(())
 }
 
-/// One delivery as the sender sees it.
+/// Marks `recipient`'s address as hard-bounced: no email goes to it until its owner verifies it
+/// again. Only if `email` is still their address (they may have changed it meanwhile).
+pub async fn mark_bounced(db: &PgPool, recipient: UserId, email: &str) -> Result<bool> {
+    let marked = sqlx::query(
+        "update users set email_bounced_at = now(), updated_at = now() \
+         where id = $1 and email = $2 and email_bounced_at is null",
+    )
+    .bind(recipient.as_uuid())
+    .bind(email)
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(marked == 1)
+}
+
+/// One email notification of a message. The sender learns only `status`; the recipient and
+/// admins also get `detail`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Delivery {
@@ -287,32 +327,84 @@ pub struct Delivery {
     pub recipient: UserSummary,
     /// Always `email` for now.
     pub channel: String,
-    /// `queued`, `sent`, `skipped` or `failed`.
+    /// `pending` (not decided yet), `sent`, or `not_sent` (skipped or failed, for any reason).
     pub status: String,
-    /// For `skipped`, why (`already_read`, `deleted`, `expired`, `muted`, `email_off`,
-    /// `daily_cap`); for `failed`, the error; for `queued`, the last transient
-    /// error if any.
-    pub reason: Option<String>,
     /// When the status last changed.
     pub updated_at: DateTime<Utc>,
+    /// The full record: absent for the sender, present for the recipient and for admins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<DeliveryDetail>,
 }
 
-/// The deliveries of a message the caller sent; `NotFound` for anyone else.
-pub async fn for_sender(db: &PgPool, caller: UserId, message: MessageId) -> Result<Vec<Delivery>> {
-    let sent: Option<bool> = sqlx::query_scalar(
-        "select true from messages where id = $1 and sender_id = $2 and sender_deleted_at is null \
-           and consumed_at is null and purged_at is null \
-           and (expires_at is null or expires_at > now())",
-    )
-    .bind(message.as_uuid())
-    .bind(caller.as_uuid())
-    .fetch_optional(db)
-    .await?;
-    if sent.is_none() {
-        return Err(StoreError::NotFound);
+/// What the recipient and admins see of a delivery besides its status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeliveryDetail {
+    /// `queued`, `sent`, `skipped` or `failed`.
+    pub state: String,
+    /// For `skipped`, why (`unverified`, `bounced`, `deleted`, `expired`, `already_read`,
+    /// `email_off`, `muted`, `daily_cap`); for `failed` (and `queued` after a transient error),
+    /// the kind of failure (`rejected`, `temporary_failure`, `invalid_address`).
+    pub reason: Option<String>,
+    /// For `failed` (and `queued` after a transient error): the mail server's words.
+    pub error: Option<String>,
+}
+
+/// How much of a delivery a caller may see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum View {
+    /// Whether it was sent, nothing else.
+    Status,
+    /// Everything.
+    Full,
+}
+
+/// The status the sender sees for a delivery state: nothing about why it was not sent.
+fn public_status(state: &str) -> &'static str {
+    match state {
+        "queued" => "pending",
+        "sent" => "sent",
+        _ => "not_sent",
     }
+}
+
+/// The deliveries of a message, as `caller` may see them: its sender gets the status only, its
+/// recipient and admins the full record. `NotFound` for anyone else, and for a participant
+/// once the message is gone for them (deleted, expired, consumed, purged).
+pub async fn for_message(
+    db: &PgPool,
+    caller: UserId,
+    caller_is_admin: bool,
+    message: MessageId,
+) -> Result<Vec<Delivery>> {
+    let view = if caller_is_admin {
+        let exists: Option<bool> = sqlx::query_scalar("select true from messages where id = $1")
+            .bind(message.as_uuid())
+            .fetch_optional(db)
+            .await?;
+        exists.map(|_| View::Full)
+    } else {
+        let parties: Option<(Uuid, Uuid)> = sqlx::query_as(concat!(
+            "select m.sender_id, m.recipient_id from messages m where m.id = $2 and ",
+            visible_to_caller!()
+        ))
+        .bind(caller.as_uuid())
+        .bind(message.as_uuid())
+        .fetch_optional(db)
+        .await?;
+        parties.map(|(_, recipient)| {
+            if recipient == caller.as_uuid() {
+                View::Full
+            } else {
+                View::Status
+            }
+        })
+    };
+    let Some(view) = view else {
+        return Err(StoreError::NotFound);
+    };
     let rows: Vec<DeliveryRow> = sqlx::query_as(
-        "select u.id, u.username, u.display_name, d.status, d.reason, d.updated_at \
+        "select u.id, u.username, u.display_name, d.status, d.reason, d.error, d.updated_at \
          from deliveries d join users u on u.id = d.recipient_id where d.message_id = $1",
     )
     .bind(message.as_uuid())
@@ -327,9 +419,13 @@ pub async fn for_sender(db: &PgPool, caller: UserId, message: MessageId) -> Resu
                 display_name: r.display_name,
             },
             channel: "email".into(),
-            status: r.status,
-            reason: r.reason,
+            status: public_status(&r.status).into(),
             updated_at: r.updated_at,
+            detail: (view == View::Full).then_some(DeliveryDetail {
+                state: r.status,
+                reason: r.reason,
+                error: r.error,
+            }),
         })
         .collect())
 }
@@ -341,16 +437,37 @@ struct DeliveryRow {
     display_name: String,
     status: String,
     reason: Option<String>,
+    error: Option<String>,
     updated_at: DateTime<Utc>,
 }
 
-/// Turns email notifications off for a user (one-click unsubscribe). Returns whether the user
-/// exists.
-pub async fn unsubscribe(db: &PgPool, user: UserId) -> Result<bool> {
-    let updated = sqlx::query(
-        "update users set email_notifications = false, updated_at = now() where id = $1",
+/// Whether an unsubscribe link of `user` issued at `issued_at` still works: the user exists
+/// and has not turned email back on since (in the same second counts as since).
+pub async fn unsubscribe_link_current(
+    db: &PgPool,
+    user: UserId,
+    issued_at: DateTime<Utc>,
+) -> Result<bool> {
+    let current: Option<bool> = sqlx::query_scalar(
+        "select true from users where id = $1 \
+           and (email_resubscribed_at is null or email_resubscribed_at < $2)",
     )
     .bind(user.as_uuid())
+    .bind(issued_at)
+    .fetch_optional(db)
+    .await?;
+    Ok(current.is_some())
+}
+
+/// Turns email notifications off for a user (one-click unsubscribe) through a link issued at
+/// `issued_at`. Returns whether the link still works (see [`unsubscribe_link_current`]).
+pub async fn unsubscribe(db: &PgPool, user: UserId, issued_at: DateTime<Utc>) -> Result<bool> {
+    let updated = sqlx::query(
+        "update users set email_notifications = false, updated_at = now() where id = $1 \
+           and (email_resubscribed_at is null or email_resubscribed_at < $2)",
+    )
+    .bind(user.as_uuid())
+    .bind(issued_at)
     .execute(db)
     .await?
     .rows_affected();

@@ -186,7 +186,10 @@ pub async fn update_profile(
     change: &ProfileChange,
 ) -> Result<(User, Settings)> {
     let row: Option<UserRow> = sqlx::query_as(concat!(
+        // Turning email back on retires the unsubscribe links sent before (decision 18).
         "update users set display_name = coalesce($2, display_name), \
+                email_resubscribed_at = case when $3 and not email_notifications then now() \
+                                             else email_resubscribed_at end, \
                 email_notifications = coalesce($3, email_notifications), updated_at = now() \
          where id = $1 returning ",
         user_columns!()

@@ -1,6 +1,9 @@
-//! The notification email: plain text and HTML, threading headers, one-click unsubscribe.
+//! The notification email: plain text and HTML, threading headers, one-click unsubscribe, and
+//! header text that cannot pass for something it is not (decision 18).
 
+use chrono::{DateTime, Utc};
 use convos_core::MessageId;
+use convos_core::api::UserSummary;
 use convos_store::deliveries::{Pending, QueuedMessage};
 use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
@@ -27,13 +30,110 @@ pub fn message_id(domain: &str, message: MessageId) -> String {
     format!("<{message}@{domain}>")
 }
 
-/// The one-click unsubscribe URL for a recipient.
-pub fn unsubscribe_url(settings: &EmailSettings, user: convos_core::UserId) -> String {
-    let token = convos_core::unsubscribe::token(&settings.secret_key, user);
+/// The one-click unsubscribe URL for a recipient, in an email sent at `now`.
+pub fn unsubscribe_url(
+    settings: &EmailSettings,
+    user: convos_core::UserId,
+    now: DateTime<Utc>,
+) -> String {
+    let token = convos_core::unsubscribe::token(&settings.secret_key, user, now);
     format!(
         "{}/api/v1/unsubscribe/{token}",
         settings.public_url.trim_end_matches('/')
     )
+}
+
+/// Characters that change how the text around them is shown, or are not shown at all:
+/// bidirectional controls (which can make `moc.lapyap` read `paypal.com`), zero-width and other
+/// invisible characters. Control characters are removed too (see [`clean`]).
+fn is_hidden(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'                    // Arabic letter mark
+            | '\u{00AD}'              // soft hyphen
+            | '\u{034F}'              // combining grapheme joiner
+            | '\u{180E}'              // Mongolian vowel separator
+            | '\u{200B}'..='\u{200F}' // zero-width space, (non-)joiner, LRM, RLM
+            | '\u{202A}'..='\u{202E}' // embeddings and overrides
+            | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+            | '\u{2066}'..='\u{2069}' // isolates
+            | '\u{FEFF}' // zero-width no-break space
+    ) || c.is_control()
+}
+
+/// A name or subject as it may appear in a header: hidden characters removed, any run of
+/// whitespace (line breaks included) one space, trimmed.
+pub fn clean(text: &str) -> String {
+    let visible: String = text
+        .chars()
+        .filter_map(|c| {
+            if c.is_whitespace() {
+                Some(' ')
+            } else if is_hidden(c) {
+                None
+            } else {
+                Some(c)
+            }
+        })
+        .collect();
+    visible.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The name a person is shown by in an email: their display name, cleaned, or their username
+/// if nothing visible is left of it.
+fn name_of(user: &UserSummary) -> String {
+    let name = clean(&user.display_name);
+    if name.is_empty() {
+        clean(&user.username)
+    } else {
+        name
+    }
+}
+
+/// Longest RFC 2047 encoded-word we write: `Subject: ` and one word fit a 78-character line.
+const MAX_WORD: usize = 66;
+
+/// Encodes `text` as RFC 2047 encoded-words (`=?utf-8?q?...?=`, every byte but letters and
+/// digits as `=XX`), one per folded line, never splitting a character.
+fn encoded_words(text: &str) -> String {
+    const OPEN: &str = "=?utf-8?q?";
+    const CLOSE: &str = "?=";
+    let mut words = Vec::new();
+    let mut word = String::new();
+    for c in text.chars() {
+        let mut buf = [0u8; 4];
+        let encoded: String = c
+            .encode_utf8(&mut buf)
+            .bytes()
+            .map(|b| match b {
+                b' ' => "_".to_owned(),
+                b if b.is_ascii_alphanumeric() => char::from(b).to_string(),
+                b => format!("={b:02X}"),
+            })
+            .collect();
+        if !word.is_empty() && OPEN.len() + word.len() + encoded.len() + CLOSE.len() > MAX_WORD {
+            words.push(format!("{OPEN}{word}{CLOSE}"));
+            word.clear();
+        }
+        word.push_str(&encoded);
+    }
+    if !word.is_empty() {
+        words.push(format!("{OPEN}{word}{CLOSE}"));
+    }
+    words.join("\r\n ")
+}
+
+/// The `Subject` header. Plain ASCII without `=?` goes as it is (lettre folds it); anything
+/// else is encoded whole by us, so text a user typed that looks like an encoded-word is shown
+/// as typed instead of being decoded by the mail client. (lettre writes ASCII words raw, so a
+/// subject of `=?utf-8?b?...?=` would otherwise reach the client as an encoded-word.)
+fn subject_header(subject: &str) -> HeaderValue {
+    let name = HeaderName::new_from_ascii_str("Subject");
+    if subject.is_ascii() && !subject.contains("=?") {
+        HeaderValue::new(name, subject.to_owned())
+    } else {
+        HeaderValue::dangerous_new_pre_encoded(name, subject.to_owned(), encoded_words(subject))
+    }
 }
 
 fn escape(text: &str) -> String {
@@ -60,24 +160,28 @@ fn shown(message: &QueuedMessage) -> String {
     }
 }
 
-/// Builds the email about `messages` (oldest first) of `pending`'s thread.
+/// Builds the email about `messages` (oldest first) of `pending`'s thread, sent at `now`.
+///
+/// Names and the subject are [`clean`]ed. In `From` and `To`, lettre quotes a name, and encodes
+/// it whole as RFC 2047 words as soon as it holds anything but letters, digits, spaces and
+/// `-_.\"` (so any `=?`, and any non-ASCII); the subject is encoded by [`subject_header`].
 pub fn render(
     settings: &EmailSettings,
     pending: &Pending,
     messages: &[&QueuedMessage],
+    now: DateTime<Utc>,
 ) -> Result<Message, lettre::error::Error> {
     let newest = messages[messages.len() - 1];
     let first = messages[0];
-    let senders: Vec<&str> = {
-        let mut names: Vec<&str> = messages
-            .iter()
-            .map(|m| m.sender.display_name.as_str())
-            .collect();
+    let sender = name_of(&newest.sender);
+    let subject = clean(&pending.subject);
+    let senders: Vec<String> = {
+        let mut names: Vec<String> = messages.iter().map(|m| name_of(&m.sender)).collect();
         names.dedup();
         names
     };
     let to = Mailbox::new(
-        Some(pending.recipient.display_name.clone()),
+        Some(clean(&pending.recipient.display_name)).filter(|n| !n.is_empty()),
         pending
             .recipient
             .email
@@ -85,16 +189,13 @@ pub fn render(
             .map_err(|_| lettre::error::Error::MissingTo)?,
     );
     let from = Mailbox::new(
-        Some(format!("{} via Convos", newest.sender.display_name)),
+        Some(format!("{sender} via Convos")),
         settings.from.email.clone(),
     );
-    let unsubscribe = unsubscribe_url(settings, pending.recipient.id);
+    let unsubscribe = unsubscribe_url(settings, pending.recipient.id, now);
     let open = settings.public_url.trim_end_matches('/');
     let intro = if messages.len() == 1 {
-        format!(
-            "{} sent you a message on Convos.",
-            newest.sender.display_name
-        )
+        format!("{sender} sent you a message on Convos.")
     } else {
         format!(
             "{} new messages on Convos from {}.",
@@ -103,37 +204,35 @@ pub fn render(
         )
     };
 
-    let mut text = format!("{intro}\n\nSubject: {}\n\n", pending.subject);
+    let mut text = format!("{intro}\n\nSubject: {subject}\n\n");
     let mut html = format!(
         "<p>{}</p><p><strong>{}</strong></p>",
         escape(&intro),
-        escape(&pending.subject)
+        escape(&subject)
     );
     for m in messages {
         let when = m.created_at.format("%Y-%m-%d %H:%M UTC");
+        let name = name_of(&m.sender);
         text.push_str(&format!(
-            "--- {} ({}) wrote at {when}:\n\n{}\n\n",
-            m.sender.display_name,
+            "--- {name} ({}) wrote at {when}:\n\n{}\n\n",
             m.sender.username,
             shown(m)
         ));
         html.push_str(&format!(
             "<p style=\"color:#555\">{} ({}) wrote at {when}:</p><blockquote style=\"white-space:pre-wrap\">{}</blockquote>",
-            escape(&m.sender.display_name),
+            escape(&name),
             escape(&m.sender.username),
             escape(&shown(m))
         ));
     }
     let how = format!(
-        "Read and reply in Convos: run `convos` and open the thread \"{}\" in your inbox \
-         (server: {open}). Replying to this email does not reach {}.",
-        pending.subject, newest.sender.display_name
+        "Read and reply in Convos: run `convos` and open the thread \"{subject}\" in your inbox \
+         (server: {open}). Replying to this email does not reach {sender}."
     );
     let why = format!(
-        "You got this email because {} sent you a message on Convos and you have email \
+        "You got this email because {sender} sent you a message on Convos and you have email \
          notifications turned on. Stop these emails with one click: {unsubscribe} (or turn \
-         them off in Convos settings).",
-        newest.sender.display_name
+         them off in Convos settings)."
     );
     text.push_str(&format!("{how}\n\n-- \n{why}\n"));
     html.push_str(&format!(
@@ -141,14 +240,14 @@ pub fn render(
          you a message on Convos and you have email notifications turned on. \
          <a href=\"{}\">Unsubscribe with one click</a> or turn them off in Convos settings.</p>",
         escape(&how),
-        escape(&newest.sender.display_name),
+        escape(&sender),
         escape(&unsubscribe)
     ));
 
     let mut builder = Message::builder()
         .from(from)
         .to(to)
-        .subject(format!("[Convos] {}", pending.subject))
+        .raw_header(subject_header(&format!("[Convos] {subject}")))
         .message_id(Some(message_id(&settings.domain, newest.id)))
         .raw_header(HeaderValue::new(
             HeaderName::new_from_ascii_str("List-Unsubscribe"),
@@ -182,4 +281,191 @@ pub fn render(
         builder = builder.references(value.join(" "));
     }
     builder.multipart(MultiPart::alternative_plain_html(text, html))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use convos_core::UserId;
+    use convos_store::deliveries::Recipient;
+
+    fn settings() -> EmailSettings {
+        EmailSettings {
+            from: "Convos <notify@convos.test>".parse().unwrap(),
+            domain: "convos.test".into(),
+            public_url: "https://convos.test".into(),
+            secret_key: "secret".into(),
+        }
+    }
+
+    fn user(display_name: &str) -> UserSummary {
+        UserSummary {
+            id: UserId::generate(),
+            username: "mallory".into(),
+            display_name: display_name.into(),
+        }
+    }
+
+    fn message(sender: &str) -> QueuedMessage {
+        QueuedMessage {
+            id: MessageId::generate(),
+            sender: user(sender),
+            body: Some("hello".into()),
+            read_once: false,
+            created_at: Utc::now(),
+            in_reply_to: None,
+            read: false,
+            deleted: false,
+            expired: false,
+            expiring: false,
+        }
+    }
+
+    fn pending(subject: &str, recipient_name: &str) -> Pending {
+        Pending {
+            recipient: Recipient {
+                id: UserId::generate(),
+                email: "bob@example.com".into(),
+                display_name: recipient_name.into(),
+                email_notifications: true,
+                verified: true,
+                bounced: false,
+            },
+            subject: subject.into(),
+            muted: false,
+            sent_last_day: 0,
+            messages: Vec::new(),
+            earlier: Vec::new(),
+        }
+    }
+
+    /// The raw header block of the email, and its parsed (decoded) headers.
+    fn rendered(subject: &str, sender: &str) -> (String, Vec<(String, String)>) {
+        let m = message(sender);
+        let email = render(&settings(), &pending(subject, "Bob"), &[&m], Utc::now()).unwrap();
+        let raw = String::from_utf8(email.formatted()).unwrap();
+        let head = raw.split("\r\n\r\n").next().unwrap().to_owned();
+        let (headers, _) = mailparse::parse_headers(head.as_bytes()).unwrap();
+        let decoded = headers
+            .iter()
+            .map(|h| (h.get_key(), h.get_value()))
+            .collect();
+        (head, decoded)
+    }
+
+    fn header(decoded: &[(String, String)], name: &str) -> String {
+        decoded
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {name} header"))
+    }
+
+    /// The unfolded raw line of a header.
+    fn raw_line(head: &str, name: &str) -> String {
+        let unfolded = head.replace("\r\n ", " ");
+        unfolded
+            .lines()
+            .find(|l| {
+                l.to_lowercase()
+                    .starts_with(&format!("{}:", name.to_lowercase()))
+            })
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn a_subject_typed_as_an_encoded_word_is_shown_as_typed() {
+        // "PayPal Security" in base64: a client decoding it would show the attacker's text.
+        let typed = "=?utf-8?b?UGF5UGFsIFNlY3VyaXR5?=";
+        let (head, decoded) = rendered(typed, "alice");
+        assert_eq!(header(&decoded, "Subject"), format!("[Convos] {typed}"));
+        let line = raw_line(&head, "Subject");
+        assert!(!line.contains(typed), "the typed word is not raw: {line}");
+        assert_eq!(
+            line.matches("=?").count(),
+            line.matches("=?utf-8?q?").count(),
+            "every `=?` opens one of our words: {line}"
+        );
+        for word in line["Subject: ".len()..].split(' ') {
+            assert!(
+                word.starts_with("=?utf-8?q?") && word.ends_with("?="),
+                "every word is ours: {line}"
+            );
+        }
+    }
+
+    #[test]
+    fn any_non_ascii_subject_is_encoded_whole_and_round_trips() {
+        for subject in [
+            "Déjeuner =?iso-8859-1?q?PayPal?= vendredi",
+            "Привет",
+            &"long subject with ünïcode ".repeat(6),
+        ] {
+            let (head, decoded) = rendered(subject, "alice");
+            assert_eq!(
+                header(&decoded, "Subject"),
+                format!("[Convos] {}", clean(subject))
+            );
+            assert!(!head.contains("=?iso-8859-1"), "{head}");
+            let subject_lines = head
+                .split("\r\n")
+                .skip_while(|l| !l.starts_with("Subject:"))
+                .enumerate()
+                .take_while(|(i, l)| *i == 0 || l.starts_with(' '))
+                .map(|(_, l)| l);
+            for line in subject_lines {
+                assert!(line.len() <= 78, "folded: {line:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_plain_subject_stays_readable() {
+        let (head, decoded) = rendered("Lunch on Friday?", "alice");
+        assert_eq!(header(&decoded, "Subject"), "[Convos] Lunch on Friday?");
+        assert!(
+            head.contains("Subject: [Convos] Lunch on Friday?\r\n"),
+            "{head}"
+        );
+    }
+
+    #[test]
+    fn a_display_name_typed_as_an_encoded_word_is_encoded_by_us() {
+        let typed = "=?utf-8?b?UGF5UGFsIFNlY3VyaXR5?=";
+        let (head, decoded) = rendered("Hi", typed);
+        let from = header(&decoded, "From");
+        assert_eq!(from, format!("{typed} via Convos <notify@convos.test>"));
+        let line = raw_line(&head, "From");
+        assert!(!line.contains(typed), "the typed word is not raw: {line}");
+        assert!(line.starts_with("From: =?utf-8?b?"), "{line}");
+    }
+
+    #[test]
+    fn bidirectional_and_invisible_characters_leave_names_and_subjects() {
+        // U+202E turns "moc.lapyap" into what reads as "paypal.com".
+        let sender = "Support\u{202E}moc.lapyap\u{202C} \u{200B}Team\u{2066}\u{FEFF}\u{061C}";
+        let (_, decoded) = rendered("Re\u{200F}set\u{2069} now\tplease", sender);
+        assert_eq!(
+            header(&decoded, "From"),
+            "\"Supportmoc.lapyap Team via Convos\" <notify@convos.test>"
+        );
+        assert_eq!(header(&decoded, "Subject"), "[Convos] Reset now please");
+    }
+
+    #[test]
+    fn a_name_with_nothing_visible_falls_back_to_the_username() {
+        let (_, decoded) = rendered("Hi", "\u{200B}\u{202E}");
+        assert_eq!(
+            header(&decoded, "From"),
+            "\"mallory via Convos\" <notify@convos.test>"
+        );
+    }
+
+    #[test]
+    fn cleaning_keeps_every_visible_character() {
+        assert_eq!(clean("  Zoë  Ünal-Smith "), "Zoë Ünal-Smith");
+        assert_eq!(clean("a\r\nb\u{2028}c"), "a b c");
+        assert_eq!(clean("日本語 😀"), "日本語 😀");
+    }
 }

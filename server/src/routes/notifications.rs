@@ -1,4 +1,5 @@
-//! Email notification routes: the sender's view of deliveries, and one-click unsubscribe.
+//! Email notification routes: what became of a message's notification (the sender learns only
+//! whether it was sent; its recipient and admins see why), and one-click unsubscribe.
 
 use crate::error::{ApiError, Result};
 use crate::extract::{AuthUser, parse_id};
@@ -7,6 +8,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse};
 use convos_core::api::Items;
+use convos_core::unsubscribe::{self, Claim};
 use convos_core::{ErrorBody, MessageId};
 use convos_store::deliveries::{self, Delivery};
 use secrecy::ExposeSecret;
@@ -20,21 +22,35 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(unsubscribe, unsubscribe_page))
 }
 
-/// What became of the email notifications of a message the caller sent: `queued`, `sent`,
-/// `skipped` with the reason, or `failed` with the error.
+/// What became of the email notification of a message. Its sender sees only the status
+/// (`pending`, `sent`, `not_sent`): nothing of the recipient's settings, reads or address. Its
+/// recipient and admins also get `detail`: the state, the reason and the mail server's error.
 #[utoipa::path(get, path = "/api/v1/messages/{id}/deliveries", tag = "messages",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Message id")),
-    responses((status = 200, body = Items<Delivery>), (status = 401, body = ErrorBody),
-        (status = 404, description = "Not a message the caller sent", body = ErrorBody)))]
+    responses(
+        (status = 200, description = "The message's deliveries, as the caller may see them", body = Items<Delivery>),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "Not a message the caller sent or received (or it is gone for them)", body = ErrorBody)))]
 pub async fn list_deliveries(
     State(state): State<AppState>,
     caller: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<Items<Delivery>>> {
     let id: MessageId = parse_id(&id)?;
-    let items = deliveries::for_sender(&state.db, caller.user.id, id).await?;
+    let items =
+        deliveries::for_message(&state.db, caller.user.id, caller.user.is_admin, id).await?;
     Ok(Json(Items { items }))
+}
+
+/// What an unsubscribe link claims, if it is genuine and unexpired; otherwise `NotFound`.
+fn link_claim(state: &AppState, token: &str) -> Result<Claim> {
+    unsubscribe::verify(
+        state.settings.secret_key.expose_secret(),
+        token,
+        chrono::Utc::now(),
+    )
+    .ok_or(ApiError::NotFound)
 }
 
 /// The answer to an unsubscribe.
@@ -45,18 +61,21 @@ pub struct Unsubscribed {
 }
 
 /// One-click unsubscribe (RFC 8058): no login; the signed token in the URL names the user,
-/// whose email notifications are turned off. A forged token is a 404.
+/// whose email notifications are turned off. A forged token, one older than 60 days
+/// (`convos_core::unsubscribe::MAX_AGE_DAYS`), or one sent before the user last turned email
+/// back on is a 404.
 #[utoipa::path(post, path = "/api/v1/unsubscribe/{token}", tag = "notifications",
     params(("token" = String, Path, description = "The signed token from the email")),
-    responses((status = 200, body = Unsubscribed), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "Email notifications are off", body = Unsubscribed),
+        (status = 404, description = "Not a genuine, current unsubscribe link", body = ErrorBody)))]
 pub async fn unsubscribe(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
     Path(token): Path<String>,
 ) -> Result<axum::response::Response> {
-    let user = convos_core::unsubscribe::verify(state.settings.secret_key.expose_secret(), &token)
-        .ok_or(ApiError::NotFound)?;
-    if !deliveries::unsubscribe(&state.db, user).await? {
+    let claim = link_claim(&state, &token)?;
+    let user = claim.user;
+    if !deliveries::unsubscribe(&state.db, user, claim.issued_at).await? {
         return Err(ApiError::NotFound);
     }
     tracing::info!(user.id = %user, "unsubscribed from email notifications");
@@ -86,13 +105,15 @@ pub async fn unsubscribe(
 #[utoipa::path(get, path = "/api/v1/unsubscribe/{token}", tag = "notifications",
     params(("token" = String, Path, description = "The signed token from the email")),
     responses((status = 200, description = "An HTML page with a confirmation button", content_type = "text/html", body = String),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, description = "Not a genuine, current unsubscribe link", body = ErrorBody)))]
 pub async fn unsubscribe_page(
     State(state): State<AppState>,
     Path(token): Path<String>,
 ) -> Result<Html<String>> {
-    convos_core::unsubscribe::verify(state.settings.secret_key.expose_secret(), &token)
-        .ok_or(ApiError::NotFound)?;
+    let claim = link_claim(&state, &token)?;
+    if !deliveries::unsubscribe_link_current(&state.db, claim.user, claim.issued_at).await? {
+        return Err(ApiError::NotFound);
+    }
     let escaped = token
         .replace('&', "&amp;")
         .replace('"', "&quot;")

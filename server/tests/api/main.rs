@@ -3,6 +3,7 @@
 
 mod accounts;
 mod admin;
+mod deliveries;
 mod ephemeral;
 mod errors;
 mod helpers;

@@ -1,11 +1,14 @@
 //! `notify_email`: one email about the new messages of a thread, if it is still useful.
 //!
 //! At send time the job re-reads the state and decides per message, with a recorded reason, in
-//! the pure [`decide`]; the messages still worth telling about share one email.
+//! the pure [`decide`]; the messages still worth telling about share one email. A permanent
+//! SMTP rejection fails them at once and, if it blames the address, marks it hard-bounced; a
+//! temporary failure is retried by the ledger (decision 18).
 
 use super::{JobError, JobResult};
 use crate::Ctx;
 use crate::email;
+use crate::mailer::SendError;
 use convos_core::jobs::NotifyEmailJob;
 use convos_store::deliveries::{self, QueuedMessage};
 use convos_store::jobs::{Outcome, Running};
@@ -13,6 +16,11 @@ use convos_store::jobs::{Outcome, Running};
 /// Why no email is sent about a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SkipReason {
+    /// The recipient has not proved they own the address: nothing but the verification email
+    /// goes there.
+    Unverified,
+    /// The address was rejected for good; nothing goes there until its owner verifies it again.
+    Bounced,
     /// The recipient read it within the delay window.
     AlreadyRead,
     /// The recipient deleted it, or it was a read-once message already opened.
@@ -31,6 +39,8 @@ impl SkipReason {
     /// The recorded reason.
     pub fn as_str(self) -> &'static str {
         match self {
+            SkipReason::Unverified => "unverified",
+            SkipReason::Bounced => "bounced",
             SkipReason::AlreadyRead => "already_read",
             SkipReason::Deleted => "deleted",
             SkipReason::Expired => "expired",
@@ -44,6 +54,10 @@ impl SkipReason {
 /// What is known about one message when its email would go out.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Facts {
+    /// The recipient's address is not verified.
+    pub unverified: bool,
+    /// The recipient's address hard-bounced since it was verified.
+    pub bounced: bool,
     /// The recipient read it.
     pub read: bool,
     /// The recipient deleted it (or it was consumed).
@@ -58,9 +72,14 @@ pub struct Facts {
     pub cap_reached: bool,
 }
 
-/// Send, or skip with a reason. The first reason that applies wins, most specific first.
+/// Send, or skip with a reason. The first reason that applies wins: the address first (nothing
+/// goes to an address not known to work, whatever else holds), then the most specific.
 pub fn decide(facts: &Facts) -> Result<(), SkipReason> {
-    if facts.deleted {
+    if facts.unverified {
+        Err(SkipReason::Unverified)
+    } else if facts.bounced {
+        Err(SkipReason::Bounced)
+    } else if facts.deleted {
         Err(SkipReason::Deleted)
     } else if facts.expired {
         Err(SkipReason::Expired)
@@ -98,6 +117,8 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
     let mut skipped = Vec::new();
     for message in &pending.messages {
         let facts = Facts {
+            unverified: !pending.recipient.verified,
+            bounced: pending.recipient.bounced,
             read: message.read,
             deleted: message.deleted,
             expired: message.expired,
@@ -119,10 +140,11 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
     for (message, reason) in &skipped {
         deliveries::record(
             &ctx.db,
-            *message,
+            &[*message],
             pending.recipient.id,
             "skipped",
             reason.as_str(),
+            None,
         )
         .await?;
     }
@@ -130,42 +152,82 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
         let reasons: Vec<&str> = skipped.iter().map(|(_, r)| r.as_str()).collect();
         return Ok(Outcome::Skipped(format!("skipped: {}", reasons.join(", "))));
     }
-    let message = email::render(&ctx.email, &pending, &send)
-        .map_err(|e| JobError::Permanent(format!("could not build the email: {e}")))?;
     let ids: Vec<_> = send.iter().map(|m| m.id).collect();
-    if let Err(error) = ctx.mailer.send(message).await {
-        let error = format!("smtp: {error}");
-        if job.is_last_attempt() {
-            ctx.metrics
-                .emails
-                .with_label_values(&["failed", "smtp"])
-                .inc_by(ids.len() as u64);
-            for id in &ids {
-                deliveries::record(&ctx.db, *id, pending.recipient.id, "failed", &error).await?;
-            }
-        } else {
-            deliveries::note_error(&ctx.db, &ids, pending.recipient.id, &error).await?;
-            deliveries::release(&ctx.db, job.id).await?;
+    let recipient = pending.recipient.id;
+    let message = match email::render(&ctx.email, &pending, &send, chrono::Utc::now()) {
+        Ok(message) => message,
+        Err(e) => {
+            // Sending again cannot help; the deliveries must not wait for ever.
+            let error = format!("could not build the email: {e}");
+            count_failed(ctx, "invalid_address", ids.len());
+            deliveries::record(
+                &ctx.db,
+                &ids,
+                recipient,
+                "failed",
+                "invalid_address",
+                Some(&error),
+            )
+            .await?;
+            return Err(JobError::Permanent(error));
         }
-        return Err(JobError::Transient(error));
+    };
+    match ctx.mailer.send(message).await {
+        Ok(()) => {}
+        Err(SendError::Rejected {
+            address_bounced,
+            text,
+            ..
+        }) => {
+            let error = format!("smtp: {text}");
+            count_failed(ctx, "rejected", ids.len());
+            deliveries::record(&ctx.db, &ids, recipient, "failed", "rejected", Some(&error))
+                .await?;
+            if address_bounced
+                && deliveries::mark_bounced(&ctx.db, recipient, &pending.recipient.email).await?
+            {
+                tracing::info!(user.id = %recipient, "address hard-bounced; no email until verified again");
+            }
+            return Err(JobError::Permanent(error));
+        }
+        Err(SendError::Temporary(text)) => {
+            let error = format!("smtp: {text}");
+            if job.is_last_attempt() {
+                count_failed(ctx, "temporary_failure", ids.len());
+                deliveries::record(
+                    &ctx.db,
+                    &ids,
+                    recipient,
+                    "failed",
+                    "temporary_failure",
+                    Some(&error),
+                )
+                .await?;
+            } else {
+                deliveries::note_error(&ctx.db, &ids, recipient, "temporary_failure", &error)
+                    .await?;
+                deliveries::release(&ctx.db, job.id).await?;
+            }
+            return Err(JobError::Transient(error));
+        }
     }
     ctx.metrics
         .emails
         .with_label_values(&["sent", ""])
         .inc_by(ids.len() as u64);
     let newest = ids[ids.len() - 1];
-    deliveries::record_sent(
-        &ctx.db,
-        payload.thread_id,
-        pending.recipient.id,
-        newest,
-        &ids,
-    )
-    .await?;
+    deliveries::record_sent(&ctx.db, payload.thread_id, recipient, newest, &ids).await?;
     Ok(Outcome::Done(format!(
         "sent: {} message(s) in one email",
         ids.len()
     )))
+}
+
+fn count_failed(ctx: &Ctx, reason: &str, messages: usize) {
+    ctx.metrics
+        .emails
+        .with_label_values(&["failed", reason])
+        .inc_by(messages as u64);
 }
 
 #[cfg(test)]
@@ -180,6 +242,20 @@ mod tests {
     #[test]
     fn every_reason_to_skip_is_recorded() {
         let cases = [
+            (
+                Facts {
+                    unverified: true,
+                    ..Facts::default()
+                },
+                SkipReason::Unverified,
+            ),
+            (
+                Facts {
+                    bounced: true,
+                    ..Facts::default()
+                },
+                SkipReason::Bounced,
+            ),
             (
                 Facts {
                     read: true,
@@ -243,5 +319,25 @@ mod tests {
             ..Facts::default()
         };
         assert_eq!(decide(&facts), Err(SkipReason::Deleted));
+    }
+
+    #[test]
+    fn the_address_is_checked_before_anything_about_the_recipient() {
+        let everything = Facts {
+            unverified: true,
+            bounced: true,
+            read: true,
+            deleted: true,
+            expired: true,
+            muted: true,
+            email_off: true,
+            cap_reached: true,
+        };
+        assert_eq!(decide(&everything), Err(SkipReason::Unverified));
+        let verified_but_bounced = Facts {
+            unverified: false,
+            ..everything
+        };
+        assert_eq!(decide(&verified_but_bounced), Err(SkipReason::Bounced));
     }
 }
