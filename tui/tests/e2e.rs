@@ -136,8 +136,19 @@ async fn bob_sees_mail_arrive_live_opens_it_and_replies(db: PgPool) {
     let mut tokens = Vec::new();
     for name in ["alice", "bob"] {
         let password = format!("password-{name}");
-        call(&http, &base, reqwest::Method::POST, "/api/v1/users", None,
+        let created = call(&http, &base, reqwest::Method::POST, "/api/v1/users", None,
             Some(json!({"username": name, "email": format!("{name}@example.com"), "password": password}))).await;
+        // Confirmed as following the emailed link does, so the account gets email.
+        let id: convos_core::UserId = created["id"].as_str().unwrap().parse().unwrap();
+        let confirmed = convos_store::verification::confirm(
+            &db,
+            id,
+            &format!("{name}@example.com"),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(confirmed, convos_store::verification::Confirmed::Verified);
         let session = call(
             &http,
             &base,

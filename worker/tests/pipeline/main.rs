@@ -8,4 +8,5 @@ mod resilience;
 mod sse;
 mod stack;
 mod vacuum;
+mod verification;
 mod workers;

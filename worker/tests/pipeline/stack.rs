@@ -310,6 +310,7 @@ impl Drop for WorkerProcess {
 pub struct Api {
     pub base: String,
     pub http: reqwest::Client,
+    pub db: PgPool,
 }
 
 /// A logged-in user.
@@ -321,7 +322,15 @@ pub struct User {
 }
 
 impl Api {
+    /// Starts the API with the `verify_email` queue paused: the users of these tests confirm
+    /// their address at once (see [`Api::user`]), which skips their waiting verification emails,
+    /// so no verification email races the confirmation into the SMTP sink. Tests of the
+    /// verification email itself call [`Api::send_verification_emails`].
     pub async fn start(db: PgPool, config: &StackConfig) -> Self {
+        sqlx::query("insert into queue_controls (kind, paused) values ('verify_email', true)")
+            .execute(&db)
+            .await
+            .expect("verification emails paused");
         let settings = Settings {
             addr: "127.0.0.1:0".parse().unwrap(),
             redis_url: SecretString::from(config.redis_url.clone()),
@@ -344,7 +353,16 @@ impl Api {
         Self {
             base,
             http: reqwest::Client::new(),
+            db,
         }
+    }
+
+    /// Lets the worker send verification emails (paused by [`Api::start`]).
+    pub async fn send_verification_emails(&self) {
+        sqlx::query("delete from queue_controls where kind = 'verify_email'")
+            .execute(&self.db)
+            .await
+            .expect("verification emails resumed");
     }
 
     pub async fn call(
@@ -367,7 +385,26 @@ impl Api {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// Signs up `username` (`<username>@example.com`), confirms the address as following the
+    /// emailed link does (the store function behind `POST /verify/{token}`), and logs in.
     pub async fn user(&self, username: &str) -> User {
+        let user = self.unverified_user(username).await;
+        let id: convos_core::UserId = user.id.parse().expect("a user id");
+        let confirmed = convos_store::verification::confirm(
+            &self.db,
+            id,
+            &format!("{username}@example.com"),
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("confirmed");
+        assert_eq!(confirmed, convos_store::verification::Confirmed::Verified);
+        user
+    }
+
+    /// Signs up `username` (`<username>@example.com`) and logs in, leaving the address
+    /// unverified.
+    pub async fn unverified_user(&self, username: &str) -> User {
         let password = format!("password-{username}");
         let (status, _) = self
             .call(
