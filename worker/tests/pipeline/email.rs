@@ -119,7 +119,8 @@ async fn the_email_arrives_with_threading_and_one_click_unsubscribe_headers(db: 
     assert_eq!(status, 200);
     assert_eq!(deliveries["items"][0]["status"], "sent");
     assert_eq!(deliveries["items"][0]["recipient"]["username"], "bob");
-    let (status, _) = api
+    assert!(deliveries["items"][0].get("detail").is_none());
+    let (status, seen_by_bob) = api
         .call(
             Method::GET,
             &format!(
@@ -130,7 +131,8 @@ async fn the_email_arrives_with_threading_and_one_click_unsubscribe_headers(db: 
             None,
         )
         .await;
-    assert_eq!(status, 404, "only the sender sees deliveries");
+    assert_eq!(status, 200, "the recipient sees the full record");
+    assert_eq!(seen_by_bob["items"][0]["detail"]["state"], "sent");
     worker.stop().await;
 }
 
@@ -157,15 +159,23 @@ async fn reading_within_the_window_means_no_email_and_a_recorded_reason(db: PgPo
         .call(Method::GET, &deliveries, Some(&alice.token), None)
         .await;
     assert_eq!(
-        queued["items"][0]["status"], "queued",
+        queued["items"][0]["status"], "pending",
         "waiting for its window"
     );
     eventually(WAIT, "the notify job", || all_jobs_finished(&db)).await;
     let (_, decided) = api
         .call(Method::GET, &deliveries, Some(&alice.token), None)
         .await;
-    assert_eq!(decided["items"][0]["status"], "skipped");
-    assert_eq!(decided["items"][0]["reason"], "already_read");
+    assert_eq!(decided["items"][0]["status"], "not_sent");
+    assert!(
+        !decided.to_string().contains("already_read"),
+        "no read receipt for the sender: {decided}"
+    );
+    let (_, seen_by_bob) = api
+        .call(Method::GET, &deliveries, Some(&bob.token), None)
+        .await;
+    assert_eq!(seen_by_bob["items"][0]["detail"]["state"], "skipped");
+    assert_eq!(seen_by_bob["items"][0]["detail"]["reason"], "already_read");
     assert!(smtp.mails().is_empty());
     worker.stop().await;
 }
@@ -285,11 +295,12 @@ async fn one_click_unsubscribe_needs_no_login_and_refuses_forgeries(db: PgPool) 
                 "/api/v1/messages/{}/deliveries",
                 later["id"].as_str().unwrap()
             ),
-            Some(&alice.token),
+            Some(&bob.token),
             None,
         )
         .await;
-    assert_eq!(d["items"][0]["reason"], "email_off");
+    assert_eq!(d["items"][0]["status"], "not_sent");
+    assert_eq!(d["items"][0]["detail"]["reason"], "email_off");
     worker.stop().await;
 }
 
@@ -324,12 +335,13 @@ async fn a_muted_thread_sends_no_email(db: PgPool) {
                 "/api/v1/messages/{}/deliveries",
                 muted["id"].as_str().unwrap()
             ),
-            Some(&alice.token),
+            Some(&bob.token),
             None,
         )
         .await;
-    assert_eq!(d["items"][0]["status"], "skipped");
-    assert_eq!(d["items"][0]["reason"], "muted");
+    assert_eq!(d["items"][0]["status"], "not_sent");
+    assert_eq!(d["items"][0]["detail"]["state"], "skipped");
+    assert_eq!(d["items"][0]["detail"]["reason"], "muted");
     worker.stop().await;
 }
 
@@ -371,5 +383,49 @@ async fn a_retrying_and_a_new_email_job_for_one_thread_send_one_email(db: PgPool
         .await
         .unwrap();
     assert_eq!(sent, 2);
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_subject_or_name_typed_as_an_encoded_word_arrives_as_typed(db: PgPool) {
+    let config = StackConfig::new();
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = Api::start(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    // "PayPal Security" as an encoded-word, and a name that a right-to-left override would
+    // show as "Support paypal.com".
+    let typed = "=?utf-8?b?UGF5UGFsIFNlY3VyaXR5?=";
+    let (status, _) = api
+        .call(
+            Method::PATCH,
+            "/api/v1/me",
+            Some(&alice.token),
+            Some(serde_json::json!({"display_name": "Support \u{202E}moc.lapyap\u{200B}"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    api.send(&alice, &bob, typed, "hi").await;
+    eventually(WAIT, "the email", || async { smtp.mails().len() == 1 }).await;
+    let raw = &smtp.mails()[0].raw;
+    let head = raw.split("\r\n\r\n").next().unwrap();
+    assert!(
+        !head.contains(typed),
+        "the typed word never reaches a header raw"
+    );
+    let (headers, _) = mailparse::parse_headers(head.as_bytes()).unwrap();
+    let value = |name: &str| {
+        headers
+            .iter()
+            .find(|h| h.get_key().eq_ignore_ascii_case(name))
+            .map(|h| h.get_value())
+            .unwrap()
+    };
+    assert_eq!(value("Subject"), format!("[Convos] {typed}"));
+    assert_eq!(
+        value("From"),
+        "\"Support moc.lapyap via Convos\" <notify@convos.test>"
+    );
     worker.stop().await;
 }

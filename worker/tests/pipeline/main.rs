@@ -2,6 +2,7 @@
 //! the worker relays them through Redis and runs them against a real SMTP server, and clients
 //! receive events over SSE. Real PostgreSQL, Redis and SMTP throughout.
 
+mod bounces;
 mod email;
 mod events;
 mod resilience;

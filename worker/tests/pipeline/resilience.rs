@@ -136,13 +136,29 @@ async fn smtp_down_means_retries_with_backoff_until_it_is_back(db: PgPool) {
             None,
         )
         .await;
-    assert_eq!(d["items"][0]["status"], "queued");
+    assert_eq!(d["items"][0]["status"], "pending");
     assert!(
-        d["items"][0]["reason"]
+        d["items"][0].get("detail").is_none(),
+        "the sender does not see why"
+    );
+    let (_, d) = api
+        .call(
+            reqwest::Method::GET,
+            &format!(
+                "/api/v1/messages/{}/deliveries",
+                sent["id"].as_str().unwrap()
+            ),
+            Some(&bob.token),
+            None,
+        )
+        .await;
+    assert_eq!(d["items"][0]["detail"]["reason"], "temporary_failure");
+    assert!(
+        d["items"][0]["detail"]["error"]
             .as_str()
             .unwrap()
             .starts_with("smtp:"),
-        "the sender sees why"
+        "the recipient sees why"
     );
 
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
@@ -214,7 +230,7 @@ async fn smtp_down_past_the_last_attempt_leaves_a_dead_job_that_can_be_retried(d
             None,
         )
         .await;
-    assert_eq!(d["items"][0]["status"], "failed");
+    assert_eq!(d["items"][0]["status"], "not_sent");
 
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
     let id = dead().await.unwrap();

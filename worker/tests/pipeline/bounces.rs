@@ -1,0 +1,285 @@
+//! Email to addresses that cannot take it: a permanent SMTP rejection is not retried and stops
+//! email to the address until its owner verifies it again; an unverified address gets no
+//! notification at all. Against an SMTP server (mailin, in this process) that refuses chosen
+//! recipients.
+
+use crate::stack::{Api, InProcessWorker, StackConfig, User, database_url, eventually};
+use mailin_embedded::response::{OK, Response};
+use mailin_embedded::{Handler, Server};
+use reqwest::Method;
+use serde_json::Value;
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// An SMTP server that answers `RCPT TO` for chosen addresses with a chosen permanent reply,
+/// accepts everyone else, and counts every `RCPT TO` it sees per address.
+#[derive(Clone, Default)]
+struct RefusingSmtp {
+    /// Address → (code, text) of the refusal.
+    refuse: Arc<Mutex<HashMap<String, (u16, String)>>>,
+    /// Address → how many times a sender asked for it.
+    asked: Arc<Mutex<HashMap<String, usize>>>,
+    /// Addresses whose email was accepted, in order.
+    delivered: Arc<Mutex<Vec<String>>>,
+    /// The current message's accepted recipients (mailin clones the handler per connection).
+    current: Vec<String>,
+}
+
+impl Handler for RefusingSmtp {
+    fn rcpt(&mut self, to: &str) -> Response {
+        *self.asked.lock().unwrap().entry(to.to_owned()).or_default() += 1;
+        if let Some((code, text)) = self.refuse.lock().unwrap().get(to) {
+            return Response::custom(*code, text.clone());
+        }
+        self.current.push(to.to_owned());
+        OK
+    }
+
+    fn data_end(&mut self) -> Response {
+        let to = std::mem::take(&mut self.current);
+        self.delivered.lock().unwrap().extend(to);
+        OK
+    }
+}
+
+impl RefusingSmtp {
+    fn serve(port: u16) -> Self {
+        let handler = Self::default();
+        let mut server = Server::new(handler.clone());
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("smtp port is free");
+        server
+            .with_name("refusing.test")
+            .with_num_threads(8)
+            .with_tcp_listener(listener);
+        std::thread::spawn(move || {
+            let _ = server.serve();
+        });
+        handler
+    }
+
+    fn refuse(&self, address: &str, code: u16, text: &str) {
+        self.refuse
+            .lock()
+            .unwrap()
+            .insert(address.to_owned(), (code, text.to_owned()));
+    }
+
+    fn accept(&self, address: &str) {
+        self.refuse.lock().unwrap().remove(address);
+    }
+
+    fn asked(&self, address: &str) -> usize {
+        self.asked
+            .lock()
+            .unwrap()
+            .get(address)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn delivered(&self) -> Vec<String> {
+        self.delivered.lock().unwrap().clone()
+    }
+}
+
+async fn deliveries(api: &Api, message: &Value, caller: &User) -> Value {
+    let (status, body) = api
+        .call(
+            Method::GET,
+            &format!(
+                "/api/v1/messages/{}/deliveries",
+                message["id"].as_str().unwrap()
+            ),
+            Some(&caller.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["items"][0].clone()
+}
+
+/// Whether every email notification job has finished (verification emails stay paused, see
+/// `Api::start`).
+async fn notifications_finished(db: &PgPool) -> bool {
+    let open: i64 = sqlx::query_scalar(
+        "select count(*) from jobs where kind = 'notify_email' \
+           and state not in ('done', 'skipped', 'dead')",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap();
+    open == 0
+}
+
+async fn bounced(db: &PgPool, username: &str) -> bool {
+    sqlx::query_scalar("select email_bounced_at is not null from users where username = $1")
+        .bind(username)
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_rejected_address_fails_at_once_and_gets_no_email_until_verified_again(db: PgPool) {
+    let config = StackConfig::new();
+    let smtp = RefusingSmtp::serve(config.smtp_port);
+    // What real servers say: the recipient's address is in the reply.
+    let refusal = "5.1.1 <bob@example.com>: Recipient address rejected: User unknown";
+    smtp.refuse("bob@example.com", 550, refusal);
+    let api = Api::start(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+
+    let first = api.send(&alice, &bob, "Hello", "are you there?").await;
+    eventually(WAIT, "the job to finish", || notifications_finished(&db)).await;
+    let (state, attempts, error): (String, i32, String) =
+        sqlx::query_as("select state, attempts, last_error from jobs where kind = 'notify_email'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(
+        (state.as_str(), attempts),
+        ("dead", 1),
+        "not retried: {error}"
+    );
+    assert!(error.contains("550"), "{error}");
+    assert_eq!(smtp.asked("bob@example.com"), 1, "exactly one attempt");
+    assert!(
+        bounced(&db, "bob").await,
+        "the address is marked hard-bounced"
+    );
+
+    let seen_by_alice = deliveries(&api, &first, &alice).await;
+    assert_eq!(seen_by_alice["status"], "not_sent");
+    assert!(
+        !seen_by_alice.to_string().contains("bob@example.com"),
+        "the sender never sees the address: {seen_by_alice}"
+    );
+    let seen_by_bob = deliveries(&api, &first, &bob).await;
+    assert_eq!(seen_by_bob["detail"]["state"], "failed");
+    assert_eq!(seen_by_bob["detail"]["reason"], "rejected");
+    assert!(
+        seen_by_bob["detail"]["error"]
+            .as_str()
+            .unwrap()
+            .contains(refusal),
+        "the recipient sees the server's words: {seen_by_bob}"
+    );
+
+    let second = api
+        .reply(&alice, first["thread_id"].as_str().unwrap(), "still there?")
+        .await;
+    eventually(WAIT, "the second job", || notifications_finished(&db)).await;
+    let seen_by_bob = deliveries(&api, &second, &bob).await;
+    assert_eq!(seen_by_bob["detail"]["state"], "skipped");
+    assert_eq!(seen_by_bob["detail"]["reason"], "bounced");
+    assert_eq!(
+        smtp.asked("bob@example.com"),
+        1,
+        "nothing more was sent there"
+    );
+
+    // Bob fixes his mailbox and confirms the address again (the verification link's POST).
+    smtp.accept("bob@example.com");
+    let confirmed = convos_store::verification::confirm(
+        &db,
+        bob.id.parse().unwrap(),
+        "bob@example.com",
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(confirmed, convos_store::verification::Confirmed::Verified);
+    assert!(!bounced(&db, "bob").await);
+    let third = api
+        .reply(&alice, first["thread_id"].as_str().unwrap(), "welcome back")
+        .await;
+    eventually(WAIT, "the email after verifying again", || async {
+        smtp.delivered() == ["bob@example.com"]
+    })
+    .await;
+    eventually(WAIT, "the third job", || notifications_finished(&db)).await;
+    assert_eq!(deliveries(&api, &third, &alice).await["status"], "sent");
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_rejection_about_us_fails_at_once_without_blaming_the_address(db: PgPool) {
+    let config = StackConfig::new();
+    let smtp = RefusingSmtp::serve(config.smtp_port);
+    // A misconfigured relay refuses every recipient: that must not mark every user bounced.
+    smtp.refuse("bob@example.com", 554, "5.7.1 Relay access denied");
+    let api = Api::start(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+
+    let sent = api.send(&alice, &bob, "Hello", "relay?").await;
+    eventually(WAIT, "the job to finish", || notifications_finished(&db)).await;
+    let (state, attempts): (String, i32) =
+        sqlx::query_as("select state, attempts from jobs where kind = 'notify_email'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!((state.as_str(), attempts), ("dead", 1));
+    assert_eq!(smtp.asked("bob@example.com"), 1);
+    assert!(!bounced(&db, "bob").await, "the address is not blamed");
+    let seen_by_bob = deliveries(&api, &sent, &bob).await;
+    assert_eq!(seen_by_bob["detail"]["reason"], "rejected");
+
+    // Once the relay is fixed, an admin retries the dead job and the email goes out.
+    smtp.accept("bob@example.com");
+    let id: uuid::Uuid = sqlx::query_scalar("select id from jobs where kind = 'notify_email'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert!(convos_store::jobs::retry_dead(&db, id).await.unwrap());
+    eventually(WAIT, "the retried email", || async {
+        smtp.delivered() == ["bob@example.com"]
+    })
+    .await;
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn an_unverified_address_gets_no_notification_and_a_verified_one_does(db: PgPool) {
+    let config = StackConfig::new();
+    let smtp = RefusingSmtp::serve(config.smtp_port);
+    let api = Api::start(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let alice = api.user("alice").await;
+    let carol = api.unverified_user("carol").await;
+
+    let first = api.send(&alice, &carol, "Hi", "welcome").await;
+    eventually(WAIT, "the job to finish", || notifications_finished(&db)).await;
+    assert_eq!(smtp.asked("carol@example.com"), 0, "nothing went out");
+    let seen_by_carol = deliveries(&api, &first, &carol).await;
+    assert_eq!(seen_by_carol["detail"]["state"], "skipped");
+    assert_eq!(seen_by_carol["detail"]["reason"], "unverified");
+    assert_eq!(deliveries(&api, &first, &alice).await["status"], "not_sent");
+
+    convos_store::verification::confirm(
+        &db,
+        carol.id.parse().unwrap(),
+        "carol@example.com",
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let second = api
+        .reply(&alice, first["thread_id"].as_str().unwrap(), "now?")
+        .await;
+    eventually(WAIT, "the email once verified", || async {
+        smtp.delivered() == ["carol@example.com"]
+    })
+    .await;
+    eventually(WAIT, "the second job", || notifications_finished(&db)).await;
+    assert_eq!(deliveries(&api, &second, &alice).await["status"], "sent");
+    worker.stop().await;
+}
