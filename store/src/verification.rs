@@ -93,26 +93,35 @@ pub async fn state(db: &PgPool, user: UserId) -> Result<Option<EmailState>> {
     state_in(&mut conn, user).await
 }
 
+#[derive(sqlx::FromRow)]
+struct StateRow {
+    email: String,
+    display_name: String,
+    email_verified_at: Option<DateTime<Utc>>,
+    bounced: bool,
+    taken_by_other: bool,
+}
+
 async fn state_in(conn: &mut PgConnection, user: UserId) -> Result<Option<EmailState>> {
-    let row: Option<(String, String, Option<DateTime<Utc>>, bool, bool)> = sqlx::query_as(
-        "select u.email, u.display_name, u.email_verified_at, u.email_bounced_at is not null, \
+    let row: Option<StateRow> = sqlx::query_as(
+        "select u.email, u.display_name, u.email_verified_at, \
+                u.email_bounced_at is not null as bounced, \
                 exists (select 1 from users o where lower(o.email) = lower(u.email) \
                           and o.email_verified_at is not null and o.id <> u.id) \
+                  as taken_by_other \
          from users u where u.id = $1",
     )
     .bind(user.as_uuid())
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.map(
-        |(email, display_name, verified_at, bounced, taken_by_other)| EmailState {
-            email,
-            display_name,
-            verified: verified_at.is_some(),
-            verified_at,
-            bounced,
-            taken_by_other,
-        },
-    ))
+    Ok(row.map(|r| EmailState {
+        email: r.email,
+        display_name: r.display_name,
+        verified: r.email_verified_at.is_some(),
+        verified_at: r.email_verified_at,
+        bounced: r.bounced,
+        taken_by_other: r.taken_by_other,
+    }))
 }
 
 /// What following a (genuine, unexpired) verification link did.

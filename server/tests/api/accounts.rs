@@ -113,9 +113,7 @@ async fn addresses_the_mailer_would_refuse_are_refused_at_sign_up(db: PgPool) {
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn sign_ups_are_limited_per_client_address(db: PgPool) {
     let app = TestApp::spawn_with(db, |s| s.signups_per_hour_per_addr = 3).await;
-    let sign_up = |name: &str| {
-        json!({"username": name, "email": format!("{name}@example.com"), "password": "long enough"})
-    };
+    let sign_up = |name: &str| json!({"username": name, "email": format!("{name}@example.com"), "password": "long enough"});
     for name in ["one", "two"] {
         let res = app
             .call(Method::POST, "/api/v1/users", None, Some(sign_up(name)))
