@@ -38,7 +38,7 @@ struct Args {
     /// How long the release build took, for the report.
     #[arg(long, default_value_t = 0)]
     build_secs: u64,
-    /// Only these scenarios (comma-separated: send, email, inbox, thread, live, tui).
+    /// Only these scenarios (comma-separated: send, email, inbox, thread, live, tui, search).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The report to write; defaults to BENCHMARKS.md (full) or target/convos-bench/ (quick).
@@ -215,7 +215,7 @@ impl Ctx {
     }
 }
 
-const SCENARIOS: [&str; 6] = ["send", "inbox", "thread", "live", "email", "tui"];
+const SCENARIOS: [&str; 7] = ["send", "inbox", "thread", "live", "email", "tui", "search"];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -255,7 +255,10 @@ async fn main() -> anyhow::Result<()> {
     let mut report = Report::default();
 
     let mut corpus_messages = None;
-    if ["inbox", "thread", "live", "tui"].iter().any(|s| wanted(s)) {
+    if ["inbox", "thread", "live", "tui", "search"]
+        .iter()
+        .any(|s| wanted(s))
+    {
         println!("== corpus");
         corpus_messages = Some(ensure_corpus(&ctx).await?);
     }
@@ -265,7 +268,10 @@ async fn main() -> anyhow::Result<()> {
             .await
             .context("send scenario")?;
     }
-    if ["inbox", "thread", "live", "tui"].iter().any(|s| wanted(s)) {
+    if ["inbox", "thread", "live", "tui", "search"]
+        .iter()
+        .any(|s| wanted(s))
+    {
         ctx.flush_redis().await?;
         let server = ctx
             .env
@@ -296,6 +302,12 @@ async fn main() -> anyhow::Result<()> {
             scenarios::tui::run(&ctx, &server, &db, &tokens, &mut report)
                 .await
                 .context("terminal client scenario")?;
+        }
+        if wanted("search") {
+            println!("== 7. search");
+            scenarios::search::run(&ctx, &server, &db, &tokens, &mut report)
+                .await
+                .context("search scenario")?;
         }
         server.proc.stop();
     }

@@ -338,6 +338,40 @@ pub fn offset(cursor: &str) -> Option<i64> {
         .filter(|o| *o >= 0)
 }
 
+/// The search statement. Binds: `$1` the caller, `$2` the query text, `$3` rows to return,
+/// `$4` rows to skip, `$5` candidates to rank ([`CANDIDATES`]).
+///
+/// Innermost, the newest matching messages the caller can see (at most `$5`); then their ranks
+/// and the page; only then the page's bodies, subjects and senders.
+pub const SEARCH_SQL: &str = concat!(
+    "select m.id, m.thread_id, t.subject, s.id as sender_id, \
+                s.username as sender_username, s.display_name as sender_display_name, \
+                case when m.read_once then null else m.body end as body, \
+                m.created_at, page.rank \
+         from ( \
+           select c.id, c.created_at, \
+                  (ts_rank(c.thread_search, c.q) * 2 \
+                    + case when c.read_once then 0 else ts_rank(c.message_search, c.q) end \
+                  )::float4 as rank \
+           from ( \
+             select m.id, m.created_at, m.read_once, m.search as message_search, \
+                    t.search as thread_search, q \
+             from messages m \
+             join threads t on t.id = m.thread_id, \
+             websearch_to_tsquery('simple', $2) q \
+             where (t.search @@ q or (not m.read_once and m.search @@ q)) \
+               and (m.sender_id = $1 or m.recipient_id = $1) and ",
+    visible_to_caller!(),
+    "    order by m.created_at desc, m.id desc limit $5 \
+           ) c \
+           order by rank desc, c.created_at desc, c.id desc limit $3 offset $4 \
+         ) page \
+         join messages m on m.id = page.id \
+         join threads t on t.id = m.thread_id \
+         join users s on s.id = m.sender_id \
+         order by page.rank desc, page.created_at desc, page.id desc"
+);
+
 /// One page of results for `query`, best first, among the newest [`CANDIDATES`] matches.
 ///
 /// The statement may run for `timeout` at most; past it PostgreSQL cancels it and this returns
@@ -355,43 +389,14 @@ pub async fn search(
         .bind(millis(timeout))
         .execute(&mut *tx)
         .await?;
-    // Innermost: the newest matching messages the caller can see (bounded); then their ranks
-    // and the page; only then the page's bodies, subjects and senders.
-    let rows: Vec<HitRow> = sqlx::query_as(concat!(
-        "select m.id, m.thread_id, t.subject, s.id as sender_id, \
-                s.username as sender_username, s.display_name as sender_display_name, \
-                case when m.read_once then null else m.body end as body, \
-                m.created_at, page.rank \
-         from ( \
-           select c.id, c.created_at, \
-                  (ts_rank(c.thread_search, c.q) * 2 \
-                    + case when c.read_once then 0 else ts_rank(c.message_search, c.q) end \
-                  )::float4 as rank \
-           from ( \
-             select m.id, m.created_at, m.read_once, m.search as message_search, \
-                    t.search as thread_search, q \
-             from messages m \
-             join threads t on t.id = m.thread_id, \
-             websearch_to_tsquery('simple', $2) q \
-             where (t.search @@ q or (not m.read_once and m.search @@ q)) \
-               and (m.sender_id = $1 or m.recipient_id = $1) and ",
-        visible_to_caller!(),
-        "    order by m.created_at desc, m.id desc limit $5 \
-           ) c \
-           order by rank desc, c.created_at desc, c.id desc limit $3 offset $4 \
-         ) page \
-         join messages m on m.id = page.id \
-         join threads t on t.id = m.thread_id \
-         join users s on s.id = m.sender_id \
-         order by page.rank desc, page.created_at desc, page.id desc"
-    ))
-    .bind(caller.as_uuid())
-    .bind(query.as_str())
-    .bind(limit + 1)
-    .bind(offset)
-    .bind(CANDIDATES)
-    .fetch_all(&mut *tx)
-    .await?;
+    let rows: Vec<HitRow> = sqlx::query_as(SEARCH_SQL)
+        .bind(caller.as_uuid())
+        .bind(query.as_str())
+        .bind(limit + 1)
+        .bind(offset)
+        .bind(CANDIDATES)
+        .fetch_all(&mut *tx)
+        .await?;
     tx.commit().await?;
     let more = rows.len() as i64 > limit;
     let items = rows

@@ -1,9 +1,10 @@
-//! The six scenarios of the issue, one module each, and what they share: bench users' tokens
+//! The scenarios, one module each, and what they share: bench users' tokens
 //! and a text generator with the corpus's size distribution.
 
 pub mod email;
 pub mod inbox;
 pub mod live;
+pub mod search;
 pub mod send;
 pub mod thread;
 pub mod tui;
@@ -153,6 +154,7 @@ pub async fn explain(db: &PgPool, sql: &str, binds: Binds) -> anyhow::Result<Str
             Bind::Uuid(u) => query.bind(u),
             Bind::At(t) => query.bind(t),
             Bind::Int(i) => query.bind(i),
+            Bind::Text(t) => query.bind(t),
         };
     }
     let rows = query.fetch_all(db).await?;
@@ -171,6 +173,8 @@ pub enum Bind {
     At(chrono::DateTime<chrono::Utc>),
     /// A number.
     Int(i64),
+    /// A text.
+    Text(String),
 }
 
 /// The binds of one statement, in order.
