@@ -16,6 +16,9 @@ pub const DEMO_USERS: [(&str, &str); 3] = [
 ];
 
 /// Creates the demo accounts and threads unless they exist. Returns false if already seeded.
+///
+/// The accounts' addresses are verified (`users::insert`), so the development worker emails them
+/// like any confirmed account without anyone following a link.
 pub async fn seed_demo(db: &PgPool, password: &str) -> anyhow::Result<bool> {
     if users::credentials(db, "alice").await?.is_some() {
         return Ok(false);

@@ -297,3 +297,40 @@ async fn a_bounced_address_is_confirmed_again_only_by_a_link_sent_after_the_boun
             .unwrap();
     assert_eq!(bounced, None, "confirming clears the bounce");
 }
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn accounts_made_by_operators_and_the_demo_seed_are_verified(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    assert!(
+        convos_server::seed::seed_demo(&app.db, "demo-password")
+            .await
+            .unwrap()
+    );
+    let alice = app.login("alice", "demo-password").await;
+    assert_eq!(me(&app, &alice).await["email_verified"], true);
+    let unverified: i64 =
+        sqlx::query_scalar("select count(*) from users where email_verified_at is null")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        unverified, 0,
+        "every demo account gets email in `cargo xtask dev`"
+    );
+    // `convos-server admin create-user` goes through the same store function.
+    let made = convos_store::users::insert(
+        &app.db,
+        &convos_core::Username::parse("ops").unwrap(),
+        &convos_core::EmailAddress::parse("ops@example.com").unwrap(),
+        &convos_core::DisplayName::parse("Ops").unwrap(),
+        "$argon2id$not-a-real-hash",
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(made.email_verified);
+    assert!(
+        verify_jobs(&app).await.is_empty(),
+        "no verification email for them"
+    );
+}
