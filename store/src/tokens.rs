@@ -158,16 +158,10 @@ pub async fn list(
     current: TokenId,
     lifetimes: Lifetimes,
 ) -> Result<Vec<SessionInfo>> {
-    let rows: Vec<(
-        Uuid,
-        Option<String>,
-        DateTime<Utc>,
-        Option<DateTime<Utc>>,
-        DateTime<Utc>,
-    )> = sqlx::query_as(concat!(
+    let rows: Vec<SessionRow> = sqlx::query_as(concat!(
         "select t.id, t.client, t.created_at, t.last_used_at, ",
         expires_at!("t", "$2", "$3"),
-        " from api_tokens t where t.user_id = $1 and ",
+        " as expires_at from api_tokens t where t.user_id = $1 and ",
         live!("t", "$2", "$3"),
         " order by t.created_at desc, t.id desc"
     ))
@@ -178,17 +172,24 @@ pub async fn list(
     .await?;
     Ok(rows
         .into_iter()
-        .map(
-            |(id, client, created_at, last_used_at, expires_at)| SessionInfo {
-                id: SessionId::from(id),
-                client,
-                created_at,
-                last_used_at,
-                expires_at,
-                current: id == current.0,
-            },
-        )
+        .map(|r| SessionInfo {
+            id: SessionId::from(r.id),
+            client: r.client,
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
+            expires_at: r.expires_at,
+            current: r.id == current.0,
+        })
         .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    id: Uuid,
+    client: Option<String>,
+    created_at: DateTime<Utc>,
+    last_used_at: Option<DateTime<Utc>>,
+    expires_at: DateTime<Utc>,
 }
 
 /// Whether a token still works (not revoked).
