@@ -35,10 +35,16 @@ fn collect<T>(result: Result<T, FieldError>, errors: &mut Vec<FieldError>) -> Op
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct CreateUserRequest {
     /// 3-32 characters of `a-z 0-9 _ . -` (upper case is folded).
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = String,
+        pattern = "^[A-Za-z0-9_.-]{3,32}$"))]
     pub username: Option<String>,
     /// Unique, case-insensitively.
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = String,
+        min_length = 3, max_length = 254))]
     pub email: Option<String>,
     /// 8-256 characters.
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = String,
+        min_length = 8, max_length = 256))]
     pub password: Option<String>,
     /// Defaults to the username.
     pub display_name: Option<String>,
@@ -102,8 +108,10 @@ impl CreateUserRequest {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct CreateSessionRequest {
     /// The username (any case).
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = String))]
     pub username: Option<String>,
     /// The password.
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = String))]
     pub password: Option<String>,
 }
 
@@ -206,12 +214,19 @@ impl UpdateMeRequest {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct CreateMessageRequest {
     /// The recipient's username.
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = String,
+        pattern = "^[A-Za-z0-9_.-]{3,32}$"))]
     pub recipient: Option<String>,
-    /// 1-140 characters.
+    /// 1-140 characters, one line, not only spaces.
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = String,
+        min_length = 1, max_length = 140))]
     pub subject: Option<String>,
-    /// 1-64,000 characters.
+    /// 1-64,000 characters, not only spaces.
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = String,
+        min_length = 1, max_length = 64000))]
     pub body: Option<String>,
     /// Seconds until the message disappears for both sides (10 to 2,592,000).
+    #[cfg_attr(feature = "openapi", schema(minimum = 10, maximum = 2592000))]
     pub expires_in: Option<i64>,
     /// The recipient can open the body once.
     pub read_once: Option<bool>,
@@ -221,9 +236,12 @@ pub struct CreateMessageRequest {
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct CreateReplyRequest {
-    /// 1-64,000 characters.
+    /// 1-64,000 characters, not only spaces.
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = String,
+        min_length = 1, max_length = 64000))]
     pub body: Option<String>,
     /// Seconds until the message disappears for both sides (10 to 2,592,000).
+    #[cfg_attr(feature = "openapi", schema(minimum = 10, maximum = 2592000))]
     pub expires_in: Option<i64>,
     /// The recipient can open the body once.
     pub read_once: Option<bool>,

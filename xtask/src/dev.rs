@@ -31,7 +31,7 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
     boot(&services, args.addr, args.check, &stop)
 }
 
-fn cargo() -> String {
+pub(crate) fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
@@ -136,7 +136,7 @@ pub fn boot(
 
 /// Child processes stopped with SIGTERM (then killed) when dropped.
 #[derive(Default)]
-struct Children(Vec<Child>);
+pub(crate) struct Children(pub(crate) Vec<Child>);
 
 impl Drop for Children {
     fn drop(&mut self) {
@@ -156,7 +156,7 @@ impl Drop for Children {
     }
 }
 
-fn wait_ready(addr: SocketAddr, children: &mut Children) -> anyhow::Result<()> {
+pub(crate) fn wait_ready(addr: SocketAddr, children: &mut Children) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok((200, _)) = http(addr, "GET", "/readyz", None) {
@@ -205,7 +205,7 @@ fn count_files(dir: &std::path::Path) -> usize {
 }
 
 /// A minimal HTTP/1.1 exchange, so the dev check needs no curl.
-fn http(
+pub(crate) fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -215,7 +215,7 @@ fn http(
 }
 
 /// [`http`] with a bearer token (none when empty).
-fn http_auth(
+pub(crate) fn http_auth(
     addr: SocketAddr,
     method: &str,
     path: &str,

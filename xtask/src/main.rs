@@ -2,10 +2,13 @@
 //!
 //! - `cargo xtask dev`: PostgreSQL and Redis (found, started or installed), migrations, demo
 //!   data, then the server and the worker, until Ctrl-C.
-//! - `cargo xtask test`: the same bootstrap, then formatting, lints and the whole test suite.
+//! - `cargo xtask test`: the same bootstrap, then formatting, lints, the whole test suite and
+//!   the API conformance run against the OpenAPI document.
+//! - `cargo xtask conformance`: that conformance run alone.
 //! - `cargo xtask bench`: release builds and the benchmark suite; writes `BENCHMARKS.md`.
 
 mod bench;
+mod conformance;
 mod dev;
 mod run;
 mod services;
@@ -31,6 +34,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Start PostgreSQL and Redis only and print their URLs, until Ctrl-C.
     Services,
+    /// Only the API conformance run of `cargo xtask test` (Schemathesis against the OpenAPI
+    /// document).
+    Conformance(conformance::ConformanceArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,6 +45,10 @@ fn main() -> anyhow::Result<()> {
         Command::Dev(args) => dev::run(args),
         Command::Test(args) => test::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Conformance(args) => {
+            let services = services::Services::start(services::Profile::Test)?;
+            conformance::run(&services, &args)
+        }
         Command::Services => {
             let stop = run::stop_on_ctrl_c()?;
             let services = services::Services::start(services::Profile::Dev)?;

@@ -165,6 +165,14 @@ pub fn install(packages: &[&str], what: &str) -> anyhow::Result<()> {
 /// backend's work memory, index builds and parallel workers.
 const TEST_BACKEND_ADDRESS_SPACE: u64 = 1 << 30;
 
+/// A PostgreSQL client program (e.g. `psql`): from the installed server's binaries, else `PATH`.
+pub(crate) fn postgres_tool(program: &str) -> Option<PathBuf> {
+    Postgres::find_bin()
+        .map(|dir| dir.join(program))
+        .filter(|p| p.is_file())
+        .or_else(|| on_path(program))
+}
+
 struct Postgres {
     bin: PathBuf,
     data: PathBuf,

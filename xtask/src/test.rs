@@ -16,6 +16,9 @@ pub struct TestArgs {
     /// Skip booting the dev platform at the end.
     #[arg(long)]
     no_dev_check: bool,
+    /// Skip the API conformance run (Schemathesis against the OpenAPI document).
+    #[arg(long)]
+    no_conformance: bool,
     /// Extra arguments for `cargo test` (after `--`), e.g. a test name filter.
     #[arg(last = true)]
     cargo_args: Vec<String>,
@@ -57,6 +60,10 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
             .env("DATABASE_URL", &services.database_url)
             .env("REDIS_URL", &services.redis_url),
     )?;
+    if !args.no_conformance && args.cargo_args.is_empty() {
+        step("checking the API against its OpenAPI document");
+        crate::conformance::run(&services, &Default::default())?;
+    }
     if !args.no_dev_check && args.cargo_args.is_empty() {
         step("checking that `cargo xtask dev` boots and serves the demo data");
         crate::dev::boot(

@@ -34,7 +34,7 @@ pub fn router() -> (Router<AppState>, OpenApiDoc) {
         .merge(search::router())
         .merge(verification::router())
         .split_for_parts();
-    let shared = std::sync::Arc::new(doc.clone());
+    let shared = std::sync::Arc::new(crate::openapi::document(&doc));
     let router = router
         .route(
             "/api/v1/openapi.json",
