@@ -92,8 +92,8 @@ impl Attempt {
             return Err(ApiError::RateLimited(wait));
         }
         attempt.known = attempt.is_known(state).await;
-        if !attempt.known {
-            if let Decision::Limited(wait) = limiter
+        if !attempt.known
+            && let Decision::Limited(wait) = limiter
                 .hit(
                     "login-user",
                     &attempt.username,
@@ -101,9 +101,8 @@ impl Attempt {
                     HOUR,
                 )
                 .await
-            {
-                return Err(ApiError::RateLimited(wait));
-            }
+        {
+            return Err(ApiError::RateLimited(wait));
         }
         Ok(attempt)
     }
