@@ -126,12 +126,15 @@ async fn check(state: &AppState, token: &str) -> Result<Result<(Link, EmailState
             content_type = "text/html", body = String),
         (status = 410, description = "Expired", content_type = "text/html", body = String)))]
 pub async fn verify_page(State(state): State<AppState>, Path(token): Path<String>) -> Result<Page> {
-    let (_, account) = match check(&state, &token).await? {
+    let (link, account) = match check(&state, &token).await? {
         Ok(checked) => checked,
         Err(page) => return Ok(page),
     };
     if account.verified && !account.bounced {
         return Ok(already());
+    }
+    if account.verified_at.is_some_and(|at| at >= link.issued) {
+        return Ok(superseded());
     }
     if account.taken_by_other {
         return Ok(taken());
