@@ -7,11 +7,14 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
+/// A user's open streams, oldest first: each one's id and the token that closes it.
+type OpenStreams = VecDeque<(u64, CancellationToken)>;
+
 /// Every open stream of this process, by user.
 #[derive(Clone)]
 pub struct Streams {
     per_user: usize,
-    open: Arc<Mutex<HashMap<UserId, VecDeque<(u64, CancellationToken)>>>>,
+    open: Arc<Mutex<HashMap<UserId, OpenStreams>>>,
     next: Arc<std::sync::atomic::AtomicU64>,
 }
 
