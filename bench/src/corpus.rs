@@ -100,9 +100,9 @@ async fn build(db: &PgPool, shape: &Shape) -> anyhow::Result<i64> {
     conn.execute("set session_replication_role = replica")
         .await?;
     conn.execute(sqlx::AssertSqlSafe(format!(
-        "insert into users (id, username, email, display_name, password_hash) \
+        "insert into users (id, username, email, display_name, password_hash, email_verified_at) \
          select md5('user' || g)::uuid, 'user' || lpad(g::text, 6, '0'), \
-                'user' || g || '@bench.example', 'User ' || g, 'x' \
+                'user' || g || '@bench.example', 'User ' || g, 'x', now() \
          from generate_series(1, {f}) g"
     )))
     .await?;
@@ -111,8 +111,9 @@ async fn build(db: &PgPool, shape: &Shape) -> anyhow::Result<i64> {
     special.extend((0..1000).map(|i| format!("live{i:04}")));
     for name in &special {
         sqlx::query(
-            "insert into users (id, username, email, display_name, password_hash) \
-             values (md5($1)::uuid, $1, $1 || '@bench.example', $1, 'x')",
+            "insert into users (id, username, email, display_name, password_hash, \
+                                email_verified_at) \
+             values (md5($1)::uuid, $1, $1 || '@bench.example', $1, 'x', now())",
         )
         .bind(name)
         .execute(&mut *conn)

@@ -45,7 +45,8 @@ impl Env {
         cmd.env("CONVOS_ADDR", format!("127.0.0.1:{port}"))
             // Load comes from a few hundred bench users: the per-user send limit is still
             // checked on every request (in Redis), just set out of reach.
-            .env("CONVOS_SEND_RATE_PER_MIN", "100000000");
+            .env("CONVOS_SEND_RATE_PER_MIN", "100000000")
+            .env("CONVOS_METRICS_ADDR", format!("127.0.0.1:{}", free_port()?));
         for (k, v) in extra {
             cmd.env(k, v);
         }

@@ -84,14 +84,25 @@ pub fn boot(
     env(&mut seed);
     run::run(seed.args(["admin", "seed-demo", "--password", DEMO_PASSWORD]))?;
 
+    // The suite's boot check must not collide with a dev platform (or anything else) holding
+    // the default metrics ports.
+    let metrics = |cmd: &mut Command| -> anyhow::Result<()> {
+        if check {
+            let free = TcpListener::bind(("127.0.0.1", 0))?.local_addr()?;
+            cmd.env("CONVOS_METRICS_ADDR", free.to_string());
+        }
+        Ok(())
+    };
     let mut children = Children::default();
     let mut cmd = Command::new(&server);
     env(&mut cmd);
+    metrics(&mut cmd)?;
     children
         .0
         .push(cmd.spawn().context("could not start convos-server")?);
     let mut cmd = Command::new(bin("convos-worker"));
     env(&mut cmd);
+    metrics(&mut cmd)?;
     children
         .0
         .push(cmd.spawn().context("could not start convos-worker")?);

@@ -29,9 +29,9 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
 
     let db = ctx.fresh_database(DB).await?;
     sqlx::query(
-        "insert into users (id, username, email, display_name, password_hash) \
+        "insert into users (id, username, email, display_name, password_hash, email_verified_at) \
          select gen_random_uuid(), 'mail' || lpad(g::text, 4, '0'), 'mail' || g || '@bench.example', \
-                'Mail ' || g, 'x' from generate_series(1, $1) g",
+                'Mail ' || g, 'x', now() from generate_series(1, $1) g",
     )
     .bind(USERS)
     .execute(&db)

@@ -56,7 +56,7 @@ fn parse_queue_field(raw: Option<&str>) -> Result<Option<JobKind>> {
         JobKind::parse(q).ok_or_else(|| {
             ApiError::field(
                 "queue",
-                "must be one of deliver, notify_email, purge_expired",
+                "must be one of deliver, notify_email, purge_expired, verify_email",
             )
         })
     })
@@ -90,7 +90,7 @@ pub async fn get_board(State(state): State<AppState>, _: Admin) -> Result<Json<B
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct JobQuery {
-    /// `deliver`, `notify_email` or `purge_expired`.
+    /// `deliver`, `notify_email`, `purge_expired` or `verify_email`.
     queue: Option<String>,
     /// A job state, e.g. `dead`.
     state: Option<String>,
