@@ -3,13 +3,18 @@
 //! that the document does not declare (decision 19).
 //!
 //! The server runs on its own fresh database and Redis prefix, as an admin user whose token
-//! Schemathesis sends. Schemathesis lives in a virtualenv under `target/conformance/`, installed
-//! from PyPI once and reused while the pinned version stays the same.
+//! Schemathesis sends. A second user and a thread between the two are made first, so that half
+//! of the generated ids (of threads, messages, jobs) and recipients are real ones and requests
+//! reach past the 404s into each handler. Schemathesis lives in a virtualenv under
+//! `target/conformance/`, installed from PyPI once and reused while the pinned version stays the
+//! same.
 
-use crate::dev::{Children, cargo, http, wait_ready};
+use crate::dev::{Children, cargo, http, http_auth, wait_ready};
 use crate::run::{self, on_path, step};
 use crate::services::{Services, install, postgres_tool};
 use anyhow::{Context, bail};
+use serde_json::Value;
+use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,13 +23,16 @@ use std::time::{Duration, Instant};
 /// The Schemathesis release used: its CLI and its checks change between releases.
 const SCHEMATHESIS: &str = "schemathesis==4.32.5";
 
-/// What every response is checked for.
+/// What every response is checked for: no 5xx; status, content type, headers and body as
+/// documented; secured operations refuse requests without the token; required headers are
+/// required; other methods answer 405 with a correct `Allow`.
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
-                      response_headers_conformance,response_schema_conformance";
+                      response_headers_conformance,response_schema_conformance,ignored_auth,\
+                      missing_required_header,unsupported_method,allow_header_conformance";
 
 /// Generated requests per operation and phase: enough to meet every documented status of every
 /// operation, few enough for the run to take a couple of minutes.
-const MAX_EXAMPLES: u32 = 40;
+const MAX_EXAMPLES: u32 = 100;
 
 /// A fixed seed, so a failure found once is found again.
 const SEED: u32 = 20_261_202;
@@ -33,19 +41,17 @@ const SEED: u32 = 20_261_202;
 const DEADLINE: Duration = Duration::from_secs(6 * 60);
 
 /// Operations left out (by operation id), with why; the integration tests cover them.
-const EXCLUDED: &[(&str, &str)] = &[
-    (
-        "stream_events",
-        "an event stream never ends, so no request to it finishes",
-    ),
-    (
-        "delete_session",
-        "logging out revokes the token the whole run authenticates with",
-    ),
-];
+const EXCLUDED: &[(&str, &str)] = &[(
+    "delete_session",
+    "logging out revokes the token the whole run authenticates with",
+)];
+
+/// Operations that delete the seeded data for the caller; they run after all the others.
+const DELETING: &[&str] = &["delete_thread", "delete_message"];
 
 const DATABASE: &str = "convos_conformance";
 const USERNAME: &str = "conformance";
+const PEER: &str = "conformance-peer";
 const PASSWORD: &str = "conformance-run-password";
 
 /// Options of `cargo xtask conformance`.
@@ -84,19 +90,17 @@ pub fn run(services: &Services, args: &ConformanceArgs) -> anyhow::Result<()> {
             .env("CONVOS_CONFORMANCE_PASSWORD", PASSWORD)
             .env("RUST_LOG", "warn");
     };
-    let mut create = Command::new(&server);
-    env(&mut create);
-    run::run(create.args([
-        "admin",
-        "create-user",
-        "--username",
-        USERNAME,
-        "--email",
-        "conformance@example.com",
-        "--password-env",
-        "CONVOS_CONFORMANCE_PASSWORD",
-        "--admin",
-    ]))?;
+    for (username, admin) in [(USERNAME, true), (PEER, false)] {
+        let mut create = Command::new(&server);
+        env(&mut create);
+        create.args(["admin", "create-user", "--username", username, "--email"]);
+        create.arg(format!("{username}@example.com"));
+        create.args(["--password-env", "CONVOS_CONFORMANCE_PASSWORD"]);
+        if admin {
+            create.arg("--admin");
+        }
+        run::run(&mut create)?;
+    }
 
     let mut children = Children::default();
     let mut serve = Command::new(&server);
@@ -105,29 +109,48 @@ pub fn run(services: &Services, args: &ConformanceArgs) -> anyhow::Result<()> {
         .0
         .push(serve.spawn().context("could not start convos-server")?);
     wait_ready(addr, &mut children)?;
-    let token = log_in(addr)?;
+    let token = log_in(addr, USERNAME)?;
+    let known = seed(addr, &token)?;
+    let config = conformance_dir().join("schemathesis.toml");
+    std::fs::write(&config, config_toml(&known))
+        .with_context(|| format!("could not write {}", config.display()))?;
 
     step(&format!(
         "checking the API against its OpenAPI document with {SCHEMATHESIS} \
          ({MAX_EXAMPLES} examples per operation, seed {SEED})"
     ));
-    let mut cmd = Command::new(st);
-    cmd.current_dir(conformance_dir())
-        .arg("run")
-        .arg(format!("http://{addr}/api/v1/openapi.json"))
-        .args(["--checks", CHECKS])
-        .args(["--phases", "examples,coverage,fuzzing"])
-        .args(["--max-examples", &MAX_EXAMPLES.to_string()])
-        .args(["--seed", &SEED.to_string()])
-        .args(["--generation-database", "none"])
-        .args(["--workers", "2"])
-        .args(["--request-timeout", "20"])
-        .args(["--header", &format!("Authorization: Bearer {token}")]);
-    for (operation, _) in EXCLUDED {
-        cmd.args(["--exclude-operation-id", operation]);
+    let deadline = Instant::now() + DEADLINE;
+    // Deleting operations run last, in a pass of their own, so that the others still find the
+    // seeded thread (Schemathesis also reuses ids it saw in earlier answers).
+    for deleting in [false, true] {
+        let mut cmd = Command::new(&st);
+        cmd.current_dir(conformance_dir())
+            .arg("--config-file")
+            .arg(&config)
+            .arg("run")
+            .arg(format!("http://{addr}/api/v1/openapi.json"))
+            .args(["--checks", CHECKS])
+            .args(["--phases", "examples,coverage,fuzzing"])
+            .args(["--max-examples", &MAX_EXAMPLES.to_string()])
+            .args(["--seed", &SEED.to_string()])
+            .args(["--generation-database", "none"])
+            .args(["--workers", "2"])
+            .args(["--request-timeout", "20"])
+            .args(["--header", &format!("Authorization: Bearer {token}")]);
+        for (operation, _) in EXCLUDED {
+            cmd.args(["--exclude-operation-id", operation]);
+        }
+        let filter = if deleting {
+            "--include-operation-id"
+        } else {
+            "--exclude-operation-id"
+        };
+        for operation in DELETING {
+            cmd.args([filter, operation]);
+        }
+        cmd.args(&args.st_args);
+        run_until(&mut cmd, deadline, &token)?;
     }
-    cmd.args(&args.st_args);
-    run_with_deadline(&mut cmd, DEADLINE, &token)?;
     step("the API answered only what its OpenAPI document declares");
     Ok(())
 }
@@ -145,7 +168,8 @@ fn schemathesis() -> anyhow::Result<PathBuf> {
     let venv = conformance_dir().join("venv");
     let st = venv.join("bin").join("st");
     let marker = venv.join(format!(".installed-{SCHEMATHESIS}"));
-    if st.is_file() && marker.is_file() {
+    // A cached environment is trusted only while it still runs (its Python may have moved).
+    if marker.is_file() && run::output(Command::new(&st).arg("--version")).is_ok() {
         return Ok(st);
     }
     if on_path("python3").is_none() {
@@ -215,29 +239,138 @@ fn with_database(url: &str, name: &str) -> anyhow::Result<String> {
     })
 }
 
-/// Logs the run's admin in and returns the bearer token.
-fn log_in(addr: SocketAddr) -> anyhow::Result<String> {
-    let login = format!(r#"{{"username":"{USERNAME}","password":"{PASSWORD}"}}"#);
+/// Logs `username` in and returns the bearer token.
+fn log_in(addr: SocketAddr, username: &str) -> anyhow::Result<String> {
+    let login = format!(r#"{{"username":"{username}","password":"{PASSWORD}"}}"#);
     let (status, body) = http(addr, "POST", "/api/v1/sessions", Some(&login))?;
     if status != 201 {
-        bail!("logging in as {USERNAME} answered {status}: {body}");
+        bail!("logging in as {username} answered {status}: {body}");
     }
-    body.split("\"token\":\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
+    let session: Value = serde_json::from_str(&body).context("the login answer is not JSON")?;
+    session["token"]
+        .as_str()
         .map(str::to_owned)
         .context("no token in the login answer")
 }
 
-/// Runs `cmd`, failing if it fails or is still running after `limit` (then it is killed).
+/// Ids of things that exist, offered to Schemathesis beside the ones it makes up.
+#[derive(Debug, Default)]
+struct Known {
+    threads: Vec<String>,
+    messages: Vec<String>,
+    jobs: Vec<String>,
+}
+
+/// A JSON request that must answer `expected`; returns the answer's body.
+fn call(
+    addr: SocketAddr,
+    token: &str,
+    (method, path): (&str, &str),
+    body: Option<&str>,
+    expected: u16,
+) -> anyhow::Result<Value> {
+    let (status, answer) = http_auth(addr, method, path, body, token)?;
+    if status != expected {
+        bail!("{method} {path} answered {status}, not {expected}: {answer}");
+    }
+    serde_json::from_str(&answer).with_context(|| format!("{method} {path} answered no JSON"))
+}
+
+fn id_of(value: &Value, key: &str) -> anyhow::Result<String> {
+    value[key]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no {key} in {value}"))
+}
+
+/// A thread between the run's admin and its peer (a message and a reply), and the jobs they
+/// queued.
+fn seed(addr: SocketAddr, admin: &str) -> anyhow::Result<Known> {
+    let peer = log_in(addr, PEER)?;
+    let first = format!(r#"{{"recipient":"{PEER}","subject":"Conformance","body":"Offered ids"}}"#);
+    let sent = call(addr, admin, ("POST", "/api/v1/messages"), Some(&first), 201)?;
+    let thread = id_of(&sent, "thread_id")?;
+    let reply = call(
+        addr,
+        &peer,
+        ("POST", &format!("/api/v1/threads/{thread}/messages")),
+        Some(r#"{"body":"And a reply"}"#),
+        201,
+    )?;
+    let jobs = call(addr, admin, ("GET", "/api/v1/admin/jobs"), None, 200)?;
+    let jobs = jobs["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|j| j["id"].as_str())
+                .map(str::to_owned)
+        })
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok(Known {
+        messages: vec![id_of(&sent, "id")?, id_of(&reply, "id")?],
+        threads: vec![thread],
+        jobs,
+    })
+}
+
+/// Where real values are offered: a path regex, the parameter and the dictionary.
+const BINDINGS: &[(&str, &str, &str)] = &[
+    (r"^/api/v1/threads/\\{id\\}", "path.id", "threads"),
+    (r"^/api/v1/messages/\\{id\\}", "path.id", "messages"),
+    (r"^/api/v1/admin/jobs/\\{id\\}", "path.id", "jobs"),
+    (r"^/api/v1/messages$", "body.recipient", "recipients"),
+];
+
+/// Schemathesis' configuration: an event stream is read up to its first event, and path ids
+/// (and message recipients) are real ones half of the time.
+fn config_toml(known: &Known) -> String {
+    let list = |values: &[String]| {
+        let quoted: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+        format!("[{}]", quoted.join(", "))
+    };
+    let mut toml = String::from(
+        "# Written by `cargo xtask conformance` for one run; see xtask/src/conformance.rs.\n\
+         max-stream-events = 1\n\n",
+    );
+    let dictionaries = [
+        ("threads", &known.threads),
+        ("messages", &known.messages),
+        ("jobs", &known.jobs),
+        ("recipients", &vec![PEER.to_owned()]),
+    ];
+    for (name, values) in &dictionaries {
+        if !values.is_empty() {
+            let _ = writeln!(toml, "[dictionaries.{name}]\nvalues = {}\n", list(values));
+        }
+    }
+    for (path, parameter, dictionary) in BINDINGS {
+        if !dictionaries
+            .iter()
+            .any(|(n, v)| n == dictionary && !v.is_empty())
+        {
+            continue;
+        }
+        let _ = writeln!(toml, "[[operations]]\ninclude-path-regex = \"{path}\"");
+        let _ = writeln!(
+            toml,
+            "parameters = {{ \"{parameter}\" = {{ dictionary = \"{dictionary}\", \
+             probability = 0.5 }} }}\n"
+        );
+    }
+    toml
+}
+
+/// Runs `cmd`, failing if it fails or is still running at `deadline` (then it is killed).
 /// `secret` is hidden where the command is shown.
-fn run_with_deadline(cmd: &mut Command, limit: Duration, secret: &str) -> anyhow::Result<()> {
+fn run_until(cmd: &mut Command, deadline: Instant, secret: &str) -> anyhow::Result<()> {
     eprintln!(
         "\x1b[2m$ {}\x1b[0m",
         run::display(cmd).replace(secret, "***")
     );
     let mut child = cmd.spawn().context("could not start schemathesis")?;
-    let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait()? {
             if !status.success() {
@@ -253,7 +386,7 @@ fn run_with_deadline(cmd: &mut Command, limit: Duration, secret: &str) -> anyhow
             let _ = child.wait();
             bail!(
                 "the conformance run took longer than {} s and was stopped",
-                limit.as_secs()
+                DEADLINE.as_secs()
             );
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -262,7 +395,24 @@ fn run_with_deadline(cmd: &mut Command, limit: Duration, secret: &str) -> anyhow
 
 #[cfg(test)]
 mod tests {
-    use super::with_database;
+    use super::{Known, config_toml, with_database};
+
+    #[test]
+    fn known_ids_are_offered_half_of_the_time_and_missing_ones_are_not_bound() {
+        let known = Known {
+            threads: vec!["t1".into()],
+            messages: vec!["m1".into(), "m2".into()],
+            jobs: Vec::new(),
+        };
+        let toml = config_toml(&known);
+        assert!(toml.contains("max-stream-events = 1"));
+        assert!(toml.contains("[dictionaries.messages]\nvalues = [\"m1\", \"m2\"]"));
+        assert!(toml.contains(
+            "include-path-regex = \"^/api/v1/threads/\\\\{id\\\\}\"\n\
+             parameters = { \"path.id\" = { dictionary = \"threads\", probability = 0.5 } }"
+        ));
+        assert!(!toml.contains("jobs"), "{toml}");
+    }
 
     #[test]
     fn the_run_gets_its_own_database_on_the_same_server() {
