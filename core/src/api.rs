@@ -128,8 +128,11 @@ impl fmt::Debug for CreateSessionRequest {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct ChangePasswordRequest {
     /// The password in use now.
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = String))]
     pub current: Option<String>,
     /// The new password: 8-256 characters.
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = String,
+        min_length = 8, max_length = 256))]
     pub new: Option<String>,
 }
 

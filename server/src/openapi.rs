@@ -109,8 +109,9 @@ const INTERNAL: Shared = Shared {
 const UNAVAILABLE: Shared = Shared {
     status: "503",
     name: "Unavailable",
-    description: "PostgreSQL cannot be reached, or a statement or the request ran out of time \
-                  (`unavailable`); try again shortly.",
+    description: "PostgreSQL cannot be reached (`unavailable`), a statement ran out of time \
+                  (`timed_out`, with `Retry-After`) or the whole request did \
+                  (`request_timed_out`); try again shortly.",
 };
 
 const SHARED: [&Shared; 10] = [
@@ -136,9 +137,10 @@ fn header_components() -> Value {
     json!({
         REQUEST_ID: {
             "description": "Identifies the request in the server's logs; quote it when \
-                            reporting a problem.",
+                            reporting a problem. A client's own id is kept when it is 1-64 \
+                            characters of `A-Z a-z 0-9 . _ -`; otherwise a UUID replaces it.",
             "required": true,
-            "schema": { "type": "string", "minLength": 1 }
+            "schema": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$" }
         },
         RETRY_AFTER: {
             "description": "Seconds to wait before trying again.",
