@@ -330,7 +330,10 @@ async fn every_job_for_one_message_or_one_recipient_in_one_call(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn metrics_parse_as_prometheus_text_and_the_queue_gauges_match_the_board(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestApp::spawn_with(db, |s| {
+        s.metrics_addr = Some("127.0.0.1:0".parse().unwrap())
+    })
+    .await;
     let root = admin(&app, "root").await;
     job(&app, "notify_email", "dead", "attempts = 3").await;
     job(
@@ -344,7 +347,7 @@ async fn metrics_parse_as_prometheus_text_and_the_queue_gauges_match_the_board(d
     let board = app.get("/api/v1/admin/queues", &root).await;
     let text = app
         .http
-        .get(format!("{}/metrics", app.base))
+        .get(format!("{}/metrics", app.metrics_base.as_ref().unwrap()))
         .send()
         .await
         .unwrap()
@@ -412,8 +415,20 @@ async fn the_job_text_filter_matches_percent_and_underscore_literally(db: PgPool
     // Arrange: errors that differ only where `%` and `_` would act as wildcards.
     let app = TestApp::spawn(db).await;
     let root = admin(&app, "root").await;
-    let literal = job(&app, "notify_email", "dead", "last_error = 'disk 100% full'").await;
-    job(&app, "notify_email", "dead", "last_error = 'disk 1000 full'").await;
+    let literal = job(
+        &app,
+        "notify_email",
+        "dead",
+        "last_error = 'disk 100% full'",
+    )
+    .await;
+    job(
+        &app,
+        "notify_email",
+        "dead",
+        "last_error = 'disk 1000 full'",
+    )
+    .await;
     let underscore = job(&app, "notify_email", "dead", "last_error = 'no_such_user'").await;
     job(&app, "notify_email", "dead", "last_error = 'noXsuchXuser'").await;
     let backslash = job(&app, "notify_email", "dead", r"last_error = 'path a\b'").await;

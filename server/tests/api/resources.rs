@@ -23,11 +23,9 @@ async fn open_stream(app: &TestApp, user: &TestUser) -> reqwest::Response {
 
 /// Reads a stream until the server ends it; `false` if it is still open after `wait`.
 async fn ends_within(mut res: reqwest::Response, wait: Duration) -> bool {
-    tokio::time::timeout(wait, async {
-        while let Ok(Some(_)) = res.chunk().await {}
-    })
-    .await
-    .is_ok()
+    tokio::time::timeout(wait, async { while let Ok(Some(_)) = res.chunk().await {} })
+        .await
+        .is_ok()
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
