@@ -46,7 +46,9 @@ pub struct CreateUserRequest {
     #[cfg_attr(feature = "openapi", schema(required = true, value_type = String,
         min_length = 8, max_length = 256))]
     pub password: Option<String>,
-    /// Defaults to the username.
+    /// 1-64 characters on one line (surrounding spaces are trimmed); defaults to the username.
+    #[cfg_attr(feature = "openapi", schema(required = false, value_type = String, min_length = 1,
+        max_length = 64, pattern = "\\S"))]
     pub display_name: Option<String>,
 }
 
@@ -175,7 +177,9 @@ impl ChangePasswordRequest {
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct UpdateMeRequest {
-    /// A new display name.
+    /// A new display name: 1-64 characters on one line (surrounding spaces are trimmed).
+    #[cfg_attr(feature = "openapi", schema(required = false, value_type = String, min_length = 1,
+        max_length = 64, pattern = "\\S"))]
     pub display_name: Option<String>,
     /// Settings to change; absent ones stay as they are.
     pub settings: Option<SettingsPatch>,

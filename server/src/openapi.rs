@@ -276,6 +276,11 @@ fn shared_statuses(path: &str, operation: &Value) -> Vec<&'static Shared> {
     statuses
 }
 
+/// The `Idempotency-Key` header as the shared extractor accepts it.
+fn idempotency_key_schema() -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$" })
+}
+
 /// Completes one response a handler declared: a description, the error body on an error
 /// without one, and the headers its status carries.
 fn complete_response(status: &str, response: &mut Value, idempotent: bool) {
@@ -358,6 +363,16 @@ pub fn document(generated: &utoipa::openapi::OpenApi) -> Value {
         for (method, operation) in item.iter_mut() {
             if !["get", "put", "post", "delete", "patch"].contains(&method.as_str()) {
                 continue;
+            }
+            if let Some(parameters) = operation
+                .get_mut("parameters")
+                .and_then(Value::as_array_mut)
+            {
+                for parameter in parameters {
+                    if parameter["in"] == "header" && parameter["name"] == "Idempotency-Key" {
+                        parameter["schema"] = idempotency_key_schema();
+                    }
+                }
             }
             let added = shared_statuses(path, operation);
             let idempotent = operation["parameters"]

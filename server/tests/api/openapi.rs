@@ -356,4 +356,13 @@ async fn request_schemas_state_required_fields_and_limits(db: PgPool) {
     assert_eq!(user["properties"]["password"]["minLength"], 8);
     assert_eq!(user["properties"]["password"]["maxLength"], 256);
     assert_eq!(user["properties"]["email"]["maxLength"], 254);
+    assert_eq!(user["properties"]["display_name"]["maxLength"], 64);
+
+    let idempotency_key = document["paths"]["/api/v1/messages"]["post"]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .find(|p| p["name"] == "Idempotency-Key")
+        .expect("POST /api/v1/messages takes an Idempotency-Key");
+    assert_eq!(idempotency_key["schema"]["maxLength"], 255);
 }
