@@ -50,6 +50,9 @@ pub enum ApiError {
     /// Too many requests; try again after the given time.
     #[error("too many requests; retry in {} seconds", .0.as_millis().div_ceil(1000).max(1))]
     RateLimited(Duration),
+    /// The request took longer than the server allows (`request_timeout_secs`).
+    #[error("the request took too long and was stopped; try again shortly")]
+    RequestTimedOut,
     /// A database statement ran past its time limit and PostgreSQL cancelled it
     /// (`db_statement_timeout_ms`, or `search_timeout_ms` for a search).
     #[error("the database took too long to answer and the work was stopped; try again shortly")]
@@ -85,6 +88,7 @@ impl ApiError {
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::StatementTimedOut => (StatusCode::SERVICE_UNAVAILABLE, "timed_out"),
+            ApiError::RequestTimedOut => (StatusCode::SERVICE_UNAVAILABLE, "request_timed_out"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
