@@ -46,7 +46,13 @@ impl Env {
             // Load comes from a few hundred bench users: the per-user send limit is still
             // checked on every request (in Redis), just set out of reach.
             .env("CONVOS_SEND_RATE_PER_MIN", "100000000")
-            .env("CONVOS_METRICS_ADDR", format!("127.0.0.1:{}", free_port()?));
+            // Every simulated client connects from loopback: the per-address connection cap
+            // would otherwise cut the 1,000-stream and wrk loads short.
+            .env("CONVOS_MAX_CONNECTIONS_PER_ADDR", "1000000")
+            .env(
+                "CONVOS_SERVER_METRICS_ADDR",
+                format!("127.0.0.1:{}", free_port()?),
+            );
         for (k, v) in extra {
             cmd.env(k, v);
         }
@@ -77,7 +83,10 @@ impl Env {
     ) -> anyhow::Result<Proc> {
         let mut cmd = self.command("convos-worker", database_url, "http://127.0.0.1:1");
         cmd.env("CONVOS_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}"))
-            .env("CONVOS_METRICS_ADDR", format!("127.0.0.1:{}", free_port()?));
+            .env(
+                "CONVOS_WORKER_METRICS_ADDR",
+                format!("127.0.0.1:{}", free_port()?),
+            );
         for (k, v) in extra {
             cmd.env(k, v);
         }

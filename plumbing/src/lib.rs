@@ -5,5 +5,5 @@
 pub mod settings;
 pub mod shutdown;
 
-pub use settings::{ConfigError, DEV_SECRET_KEY, Environment};
+pub use settings::{ConfigError, DEV_PUBLIC_URL, DEV_SECRET_KEY, Environment};
 pub use shutdown::shutdown_signal;

@@ -8,9 +8,14 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
 
 /// The secret used when none is configured; refused in production.
 pub const DEV_SECRET_KEY: &str = "convos-development-secret-do-not-use-in-production";
+
+/// The public URL used when none is configured; refused in production, where every link in
+/// every email would point at the recipient's own machine.
+pub const DEV_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 
 /// The fewest characters a secret key may have.
 pub const MIN_SECRET_CHARS: usize = 32;
@@ -56,6 +61,21 @@ pub fn extract<T: DeserializeOwned>(figment: &Figment) -> Result<T, ConfigError>
         .map_err(|e| ConfigError::Invalid(Box::new(e)))
 }
 
+/// Reads an optional listen address: an address, or `off` (or an empty value) for none, since
+/// neither the environment nor TOML can say "unset" otherwise.
+pub fn optional_addr<'de, D>(deserializer: D) -> Result<Option<SocketAddr>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let raw = Option::<String>::deserialize(deserializer)?;
+    match raw.as_deref().map(str::trim) {
+        None | Some("" | "off" | "none") => Ok(None),
+        Some(addr) => addr.parse().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!("`{addr}` is not an address (or `off`)"))
+        }),
+    }
+}
+
 /// The checks every process makes of the secret key: long enough anywhere (counted in
 /// characters, not bytes), and never the public development secret in production.
 pub fn check_secret(env: Environment, secret: &SecretString) -> Result<(), ConfigError> {
@@ -66,9 +86,20 @@ pub fn check_secret(env: Environment, secret: &SecretString) -> Result<(), Confi
         ));
     }
     if secret.chars().count() < MIN_SECRET_CHARS {
-        return Err(ConfigError::UnsafeInProduction(format!(
+        return Err(ConfigError::Unusable(format!(
             "CONVOS_SECRET_KEY must be at least {MIN_SECRET_CHARS} characters"
         )));
+    }
+    Ok(())
+}
+
+/// Production refuses the built-in public URL: verification and unsubscribe links would not
+/// work.
+pub fn check_public_url(env: Environment, url: &str) -> Result<(), ConfigError> {
+    if env == Environment::Production && url.trim_end_matches('/') == DEV_PUBLIC_URL {
+        return Err(ConfigError::UnsafeInProduction(
+            "CONVOS_PUBLIC_URL is not set (links in emails would point at 127.0.0.1)".into(),
+        ));
     }
     Ok(())
 }
@@ -83,6 +114,13 @@ mod tests {
         assert!(check_secret(Environment::Development, &dev).is_ok());
         let err = check_secret(Environment::Production, &dev).unwrap_err();
         assert!(err.to_string().contains("CONVOS_SECRET_KEY"), "{err}");
+    }
+
+    #[test]
+    fn production_refuses_the_development_public_url() {
+        assert!(check_public_url(Environment::Production, DEV_PUBLIC_URL).is_err());
+        assert!(check_public_url(Environment::Production, "https://convos.example").is_ok());
+        assert!(check_public_url(Environment::Development, DEV_PUBLIC_URL).is_ok());
     }
 
     #[test]

@@ -35,6 +35,19 @@ impl FromRequestParts<AppState> for ClientAddr {
     }
 }
 
+/// The network an address stands for when counting per client: an IPv4 address itself, an IPv6
+/// address's /64 (one subscriber's usual allocation, which costs an attacker nothing to rotate
+/// within).
+pub fn network_of(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
+        },
+    }
+}
+
 /// The reverse proxies whose `X-Forwarded-For` is believed.
 #[derive(Clone, Debug, Default)]
 pub struct TrustedProxies(Vec<Cidr>);
@@ -49,7 +62,8 @@ impl TrustedProxies {
             .map(Self)
     }
 
-    fn trusts(&self, addr: IpAddr) -> bool {
+    /// Whether `addr` is one of the trusted proxies.
+    pub fn trusts(&self, addr: IpAddr) -> bool {
         self.0.iter().any(|c| c.contains(addr))
     }
 
@@ -63,18 +77,31 @@ impl TrustedProxies {
         let hops: Vec<&str> = forwarded.flat_map(|h| h.split(',')).collect();
         let mut client = peer;
         for hop in hops.iter().rev() {
-            match hop.trim().parse::<IpAddr>() {
-                Ok(addr) => {
+            match parse_hop(hop) {
+                Some(addr) => {
                     client = addr;
                     if !self.trusts(addr) {
                         break;
                     }
                 }
-                Err(_) => break,
+                None => break,
             }
         }
         client
     }
+}
+
+/// One `X-Forwarded-For` entry: an address, possibly with a port (`1.2.3.4:5678`,
+/// `[2001:db8::1]:443`) or in brackets, as some proxies write them.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    if let Ok(addr) = hop.parse::<IpAddr>() {
+        return Some(addr);
+    }
+    if let Ok(socket) = hop.parse::<std::net::SocketAddr>() {
+        return Some(socket.ip());
+    }
+    hop.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -149,10 +176,28 @@ mod tests {
     }
 
     #[test]
+    fn hops_with_ports_or_brackets_are_read() {
+        let proxies = TrustedProxies::parse(&["10.0.0.0/8".into()]).unwrap();
+        let v4 = proxies.client(ip("10.0.0.1"), ["198.51.100.4:5678"].into_iter());
+        let v6 = proxies.client(ip("10.0.0.1"), ["[2001:db8::1]:443"].into_iter());
+        let bare = proxies.client(ip("10.0.0.1"), ["[2001:db8::2]"].into_iter());
+        assert_eq!(v4, ip("198.51.100.4"));
+        assert_eq!(v6, ip("2001:db8::1"));
+        assert_eq!(bare, ip("2001:db8::2"));
+    }
+
+    #[test]
     fn garbage_in_the_header_stops_the_walk() {
         let proxies = TrustedProxies::parse(&["10.0.0.0/8".into()]).unwrap();
         let got = proxies.client(ip("10.0.0.1"), ["198.51.100.4, nonsense"].into_iter());
         assert_eq!(got, ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64() {
+        assert_eq!(network_of(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(network_of(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
+        assert_eq!(network_of(ip("192.0.2.1")), ip("192.0.2.1"));
     }
 
     #[test]

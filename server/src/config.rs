@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
-pub use convos_plumbing::{ConfigError, DEV_SECRET_KEY, Environment};
+pub use convos_plumbing::{ConfigError, DEV_PUBLIC_URL, DEV_SECRET_KEY, Environment};
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +64,9 @@ pub struct Settings {
     pub max_streams_per_user: usize,
     /// Connections served at once; further ones wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Connections one client network (an IPv4 address, an IPv6 /64) may hold open at once;
+    /// trusted proxies are exempt.
+    pub max_connections_per_addr: usize,
     /// Seconds a client has to send a request's headers, counted from when the server starts
     /// waiting for them: also how long a kept-alive connection may sit idle between requests.
     pub header_timeout_secs: u64,
@@ -89,9 +92,10 @@ pub struct Settings {
     pub session_idle_days: u64,
     /// Days a session lasts at most, however much it is used.
     pub session_max_days: u64,
-    /// Where `/metrics` is served (`CONVOS_METRICS_ADDR`), apart from the API; unset to serve
+    /// Where `/metrics` is served (`CONVOS_SERVER_METRICS_ADDR`), apart from the API; `off` to serve
     /// none there.
-    pub metrics_addr: Option<SocketAddr>,
+    #[serde(deserialize_with = "convos_plumbing::settings::optional_addr")]
+    pub server_metrics_addr: Option<SocketAddr>,
 }
 
 impl Default for Settings {
@@ -105,7 +109,7 @@ impl Default for Settings {
             send_rate_per_min: 30,
             login_failures_per_min: 10,
             secret_key: SecretString::from(DEV_SECRET_KEY),
-            public_url: "http://127.0.0.1:8080".into(),
+            public_url: DEV_PUBLIC_URL.into(),
             notify_delay_secs: 120,
             sse_heartbeat_secs: 15,
             migrate_on_start: true,
@@ -115,6 +119,7 @@ impl Default for Settings {
             search_timeout_ms: 2_000,
             max_streams_per_user: 10,
             max_connections: 4_096,
+            max_connections_per_addr: 64,
             header_timeout_secs: 10,
             request_timeout_secs: 30,
             trusted_proxies: Vec::new(),
@@ -125,7 +130,7 @@ impl Default for Settings {
             verification_link_hours: 48,
             session_idle_days: 30,
             session_max_days: 90,
-            metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+            server_metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
         }
     }
 }
@@ -150,6 +155,7 @@ impl Settings {
 
     fn check(&self) -> Result<(), ConfigError> {
         convos_plumbing::settings::check_secret(self.env, &self.secret_key)?;
+        convos_plumbing::settings::check_public_url(self.env, &self.public_url)?;
         if let Err(e) = crate::client_addr::TrustedProxies::parse(&self.trusted_proxies) {
             return Err(ConfigError::Unusable(format!("trusted_proxies: {e}")));
         }
@@ -204,8 +210,29 @@ mod tests {
                 "CONVOS_SECRET_KEY",
                 "a-real-secret-that-is-long-enough-0123456789",
             );
+            let err = Settings::load().unwrap_err().to_string();
+            assert!(err.contains("CONVOS_PUBLIC_URL"), "{err}");
+            jail.set_env("CONVOS_PUBLIC_URL", "https://convos.example");
             let s = Settings::load().expect("settings load");
             assert_eq!(s.log_format(), LogFormat::Json);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn metrics_can_be_turned_off_or_moved() {
+        Jail::expect_with(|jail| {
+            assert!(Settings::load().unwrap().server_metrics_addr.is_some());
+            jail.set_env("CONVOS_SERVER_METRICS_ADDR", "off");
+            assert!(Settings::load().unwrap().server_metrics_addr.is_none());
+            jail.set_env("CONVOS_SERVER_METRICS_ADDR", "10.0.0.5:9100");
+            let s = Settings::load().unwrap();
+            assert_eq!(
+                s.server_metrics_addr,
+                Some("10.0.0.5:9100".parse().unwrap())
+            );
+            jail.set_env("CONVOS_SERVER_METRICS_ADDR", "nonsense");
+            assert!(Settings::load().is_err());
             Ok(())
         });
     }

@@ -1,10 +1,11 @@
-//! The HTTP listener: HTTP/1.1 with a cap on open connections, a deadline for every request's
-//! headers (which also closes idle kept-alive connections), the peer address on each request,
-//! and a graceful stop.
+//! The HTTP listener: HTTP/1.1 with a cap on open connections (overall and per client network),
+//! a deadline for every request's headers (which also closes idle kept-alive connections), the
+//! peer address on each request, and a graceful stop.
 //!
 //! `axum::serve` runs hyper without a timer, so no header deadline applies there: a client
 //! sending a header line every few seconds (or nothing) could hold a connection forever.
 
+use crate::client_addr::{TrustedProxies, network_of};
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
@@ -18,10 +19,16 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 /// What bounds the connections of one listener.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ConnectionLimits {
     /// Connections served at once; further ones wait in the kernel's accept backlog.
     pub max_connections: usize,
+    /// Connections one client network (an IPv4 address, an IPv6 /64) may hold open at once;
+    /// one more is closed as soon as it is accepted. Trusted proxies are exempt: their
+    /// connections carry everyone's requests.
+    pub max_per_addr: usize,
+    /// Peers exempt from the per-address cap.
+    pub proxies: Arc<TrustedProxies>,
     /// Time a client has to send a request's headers, counted from when the server starts
     /// waiting for them (so it is also the idle time allowed between kept-alive requests).
     pub header_timeout: Duration,
@@ -36,6 +43,7 @@ pub async fn serve(
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_addr = PerAddr::default();
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -63,6 +71,17 @@ pub async fn serve(
                 }
             },
         };
+        let held = if limits.proxies.trusts(peer.ip()) {
+            None
+        } else {
+            match per_addr.take(network_of(peer.ip()), limits.max_per_addr) {
+                Some(held) => Some(held),
+                None => {
+                    tracing::debug!(%peer, "too many connections from this network; closed");
+                    continue;
+                }
+            }
+        };
         let _ = socket.set_nodelay(true);
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
@@ -71,7 +90,7 @@ pub async fn serve(
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(socket), service));
         tokio::spawn(async move {
-            let _slot = slot;
+            let (_slot, _held) = (slot, held);
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
@@ -80,4 +99,42 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// Open connections per client network.
+#[derive(Clone, Default)]
+struct PerAddr(Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>);
+
+/// One connection counted against its network; dropping it gives the place back.
+struct Held {
+    counts: PerAddr,
+    network: std::net::IpAddr,
+}
+
+impl PerAddr {
+    /// Counts a connection from `network`, unless it already holds `max`.
+    fn take(&self, network: std::net::IpAddr, max: usize) -> Option<Held> {
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(network).or_default();
+        if *count >= max.max(1) {
+            return None;
+        }
+        *count += 1;
+        Some(Held {
+            counts: self.clone(),
+            network,
+        })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut counts = self.counts.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.network) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.network);
+            }
+        }
+    }
 }

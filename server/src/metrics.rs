@@ -1,4 +1,4 @@
-//! Prometheus metrics at `GET /metrics` on their own listener (`metrics_addr`, loopback by
+//! Prometheus metrics at `GET /metrics` on their own listener (`server_metrics_addr`, loopback by
 //! default), never on the API's: HTTP requests by route and status with latency histograms,
 //! open event streams, and the queue gauges of the job ledger (computed at most every few
 //! seconds, however often it is scraped).

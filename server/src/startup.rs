@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -107,7 +107,7 @@ impl Application {
         let listener = TcpListener::bind(state.settings.addr)
             .await
             .with_context(|| format!("could not listen on {}", state.settings.addr))?;
-        let metrics = match state.settings.metrics_addr {
+        let metrics = match state.settings.server_metrics_addr {
             Some(addr) => Some((
                 TcpListener::bind(addr)
                     .await
@@ -118,6 +118,8 @@ impl Application {
         };
         let limits = ConnectionLimits {
             max_connections: state.settings.max_connections,
+            max_per_addr: state.settings.max_connections_per_addr,
+            proxies: state.proxies.clone(),
             header_timeout: Duration::from_secs(state.settings.header_timeout_secs.max(1)),
         };
         Ok(Self {
@@ -160,7 +162,7 @@ impl Application {
             // A few scrapers at a time, each with the same header deadline.
             let limits = ConnectionLimits {
                 max_connections: 16,
-                ..self.limits
+                ..self.limits.clone()
             };
             tokio::spawn(listener::serve(
                 listener,
@@ -213,7 +215,11 @@ pub fn app(state: AppState) -> Router {
                 tracing::info_span!("request", method = %req.method(), route, request_id)
             })
             // One access-log line per request, inside the span that carries the request id.
-            .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+            .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+            // A 5xx is mostly a client's timeout or an outage already logged where it was met
+            // (`ApiError` logs internal errors with their cause): warn, not error, so one
+            // client cannot flood the error log.
+            .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
     )
     .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
     .layer(axum::middleware::from_fn(drop_unusable_request_id))

@@ -118,6 +118,8 @@ async fn serve_migrates_answers_and_stops_cleanly_on_sigterm(
         .env("CONVOS_ADDR", format!("127.0.0.1:{port}"))
         .env("CONVOS_ENV", "production")
         .env("CONVOS_SECRET_KEY", "x".repeat(40))
+        .env("CONVOS_PUBLIC_URL", "https://convos.example")
+        .env("CONVOS_SERVER_METRICS_ADDR", "off")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -91,7 +91,8 @@ async fn spawn_server(db: &PgPool, redis_url: &str, prefix: &str) -> String {
         redis_prefix: prefix.to_owned(),
         migrate_on_start: false,
         sse_heartbeat_secs: 2,
-        metrics_addr: None,
+        server_metrics_addr: None,
+        max_connections_per_addr: 100_000,
         signups_per_hour_per_addr: 100_000,
         login_failures_per_min_per_addr: 100_000,
         ..Settings::default()
@@ -127,7 +128,7 @@ async fn bob_sees_mail_arrive_live_opens_it_and_replies(db: PgPool) {
         smtp_url: SecretString::from(format!("file://{}", mail.display())),
         relay_interval_ms: 50,
         poll_ms: 50,
-        metrics_addr: None,
+        worker_metrics_addr: None,
         ..WorkerSettings::default()
     };
     tokio::spawn(convos_worker::run(worker, std::future::pending::<()>()));

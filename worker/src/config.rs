@@ -2,7 +2,7 @@
 //! loaded and checked by the same code as the server's (`convos-plumbing`); the names match the
 //! server's (`DATABASE_URL`, `REDIS_URL`, `CONVOS_<NAME>`).
 
-use convos_plumbing::{ConfigError, DEV_SECRET_KEY, Environment};
+use convos_plumbing::{ConfigError, DEV_PUBLIC_URL, DEV_SECRET_KEY, Environment};
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::time::Duration;
@@ -57,8 +57,9 @@ pub struct WorkerSettings {
     /// Days finished jobs (and their attempt history) are kept for operators
     /// (`CONVOS_KEEP_JOBS_DAYS`).
     pub keep_jobs_days: i32,
-    /// Where `/metrics` is served (`CONVOS_METRICS_ADDR`); unset to serve none.
-    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Where `/metrics` is served (`CONVOS_WORKER_METRICS_ADDR`); `off` to serve none.
+    #[serde(deserialize_with = "convos_plumbing::settings::optional_addr")]
+    pub worker_metrics_addr: Option<std::net::SocketAddr>,
     /// Seconds between removals of finished tasks from Redis (`CONVOS_VACUUM_EVERY_SECS`); the
     /// ledger keeps the history, so Redis memory stays flat.
     pub vacuum_every_secs: u64,
@@ -73,7 +74,7 @@ impl Default for WorkerSettings {
             redis_prefix: "convos:".into(),
             smtp_url: SecretString::from("smtp://127.0.0.1:2525"),
             mail_from: "Convos <notifications@convos.localhost>".into(),
-            public_url: "http://127.0.0.1:8080".into(),
+            public_url: DEV_PUBLIC_URL.into(),
             secret_key: SecretString::from(DEV_SECRET_KEY),
             email_daily_cap: 20,
             purge_every_secs: 60,
@@ -86,7 +87,7 @@ impl Default for WorkerSettings {
             poll_ms: 50,
             vacuum_every_secs: 30,
             keep_jobs_days: 7,
-            metrics_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9091))),
+            worker_metrics_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9091))),
         }
     }
 }
@@ -103,7 +104,8 @@ impl WorkerSettings {
     /// The same production checks as the server's: the unsubscribe links this process signs
     /// must not be forgeable with the public development secret.
     pub fn check(&self) -> Result<(), ConfigError> {
-        convos_plumbing::settings::check_secret(self.env, &self.secret_key)
+        convos_plumbing::settings::check_secret(self.env, &self.secret_key)?;
+        convos_plumbing::settings::check_public_url(self.env, &self.public_url)
     }
 
     /// The job deadline.

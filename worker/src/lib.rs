@@ -128,7 +128,7 @@ pub async fn run(
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(relay::run(ctx.clone(), queues.clone(), cancel.clone()));
-    if let Some(addr) = ctx.settings.metrics_addr {
+    if let Some(addr) = ctx.settings.worker_metrics_addr {
         tasks.spawn(metrics::serve(
             addr,
             ctx.metrics.clone(),

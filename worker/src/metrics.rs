@@ -1,6 +1,6 @@
 //! The worker's Prometheus metrics: jobs started, succeeded, failed and retried with their
 //! durations, email outcomes by reason, and the ledger's queue gauges; served at `/metrics` on
-//! `CONVOS_METRICS_ADDR`.
+//! `CONVOS_WORKER_METRICS_ADDR`.
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,

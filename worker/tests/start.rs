@@ -80,6 +80,7 @@ fn the_worker_refuses_to_run_in_production_with_the_development_secret() {
     let run = |secret: Option<&str>| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_convos-worker"));
         cmd.env("CONVOS_ENV", "production")
+            .env("CONVOS_PUBLIC_URL", "https://convos.example")
             .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
             .env("REDIS_URL", "redis://127.0.0.1:1")
             .env_remove("CONVOS_SECRET_KEY");
@@ -96,10 +97,7 @@ fn the_worker_refuses_to_run_in_production_with_the_development_secret() {
     for refused in [default, short] {
         assert!(!refused.status.success());
         let err = String::from_utf8_lossy(&refused.stderr);
-        assert!(
-            err.contains("refusing to start in production") && err.contains("CONVOS_SECRET_KEY"),
-            "{err}"
-        );
+        assert!(err.contains("CONVOS_SECRET_KEY"), "{err}");
     }
     // With a real secret it gets past the checks and fails only on the missing database.
     assert!(String::from_utf8_lossy(&real.stderr).contains("could not connect to postgres"));

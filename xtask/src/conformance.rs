@@ -86,7 +86,7 @@ pub fn run(services: &Services, args: &ConformanceArgs) -> anyhow::Result<()> {
             )
             .env("CONVOS_ADDR", addr.to_string())
             .env("CONVOS_PUBLIC_URL", format!("http://{addr}"))
-            .env("CONVOS_METRICS_ADDR", "127.0.0.1:0")
+            .env("CONVOS_SERVER_METRICS_ADDR", "127.0.0.1:0")
             .env("CONVOS_CONFORMANCE_PASSWORD", PASSWORD)
             .env("RUST_LOG", "warn");
     };

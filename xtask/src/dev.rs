@@ -86,23 +86,23 @@ pub fn boot(
 
     // The suite's boot check must not collide with a dev platform (or anything else) holding
     // the default metrics ports.
-    let metrics = |cmd: &mut Command| -> anyhow::Result<()> {
+    let metrics = |cmd: &mut Command, var: &str| -> anyhow::Result<()> {
         if check {
             let free = TcpListener::bind(("127.0.0.1", 0))?.local_addr()?;
-            cmd.env("CONVOS_METRICS_ADDR", free.to_string());
+            cmd.env(var, free.to_string());
         }
         Ok(())
     };
     let mut children = Children::default();
     let mut cmd = Command::new(&server);
     env(&mut cmd);
-    metrics(&mut cmd)?;
+    metrics(&mut cmd, "CONVOS_SERVER_METRICS_ADDR")?;
     children
         .0
         .push(cmd.spawn().context("could not start convos-server")?);
     let mut cmd = Command::new(bin("convos-worker"));
     env(&mut cmd);
-    metrics(&mut cmd)?;
+    metrics(&mut cmd, "CONVOS_WORKER_METRICS_ADDR")?;
     children
         .0
         .push(cmd.spawn().context("could not start convos-worker")?);

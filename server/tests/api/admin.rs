@@ -331,7 +331,7 @@ async fn every_job_for_one_message_or_one_recipient_in_one_call(db: PgPool) {
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn metrics_parse_as_prometheus_text_and_the_queue_gauges_match_the_board(db: PgPool) {
     let app = TestApp::spawn_with(db, |s| {
-        s.metrics_addr = Some("127.0.0.1:0".parse().unwrap())
+        s.server_metrics_addr = Some("127.0.0.1:0".parse().unwrap())
     })
     .await;
     let root = admin(&app, "root").await;

@@ -73,7 +73,8 @@ pub fn test_settings(prefix: &str) -> Settings {
         redis_prefix: prefix.to_owned(),
         migrate_on_start: false,
         db_max_connections: 10,
-        metrics_addr: None,
+        server_metrics_addr: None,
+        max_connections_per_addr: 100_000,
         signups_per_hour_per_addr: 100_000,
         login_failures_per_min_per_addr: 100_000,
         ..Settings::default()

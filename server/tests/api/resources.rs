@@ -167,6 +167,56 @@ async fn connections_beyond_the_cap_wait_until_one_closes(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn one_client_cannot_hold_more_than_its_share_of_connections(db: PgPool) {
+    let app = TestApp::spawn_with(db, |s| {
+        s.max_connections_per_addr = 3;
+        s.header_timeout_secs = 60;
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(TcpStream::connect(&addr).await.unwrap());
+    }
+
+    let mut extra = TcpStream::connect(&addr).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 64];
+    let extra_read = tokio::time::timeout(Duration::from_secs(5), extra.read(&mut buf)).await;
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = app.http.get(format!("{}/healthz", app.base)).send().await;
+
+    assert!(
+        matches!(extra_read, Ok(Ok(0) | Err(_))),
+        "a fourth connection from one address was served: {extra_read:?}"
+    );
+    assert_eq!(after.unwrap().status(), StatusCode::OK);
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_proxy_is_not_held_to_one_clients_share(db: PgPool) {
+    let app = TestApp::spawn_with(db, |s| {
+        s.max_connections_per_addr = 2;
+        s.trusted_proxies = vec!["127.0.0.1".into()];
+        s.header_timeout_secs = 60;
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(TcpStream::connect(&addr).await.unwrap());
+    }
+
+    let served = app.http.get(format!("{}/healthz", app.base)).send().await;
+
+    assert_eq!(served.unwrap().status(), StatusCode::OK);
+    drop(held);
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_plain_request_id_is_echoed_and_anything_else_is_replaced(db: PgPool) {
     let app = TestApp::spawn(db).await;
     let request = |id: String| {
@@ -193,7 +243,7 @@ async fn a_plain_request_id_is_echoed_and_anything_else_is_replaced(db: PgPool) 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn metrics_are_served_apart_from_the_api(db: PgPool) {
     let app = TestApp::spawn_with(db, |s| {
-        s.metrics_addr = Some("127.0.0.1:0".parse().unwrap())
+        s.server_metrics_addr = Some("127.0.0.1:0".parse().unwrap())
     })
     .await;
 

@@ -214,7 +214,7 @@ impl StackConfig {
             relay_interval_ms: 50,
             poll_ms: 50,
             purge_every_secs: self.purge_every_secs,
-            metrics_addr: None,
+            worker_metrics_addr: None,
             ..WorkerSettings::default()
         }
     }
@@ -278,7 +278,10 @@ impl WorkerProcess {
             )
             .env("CONVOS_RELAY_INTERVAL_MS", "50")
             .env("CONVOS_POLL_MS", "50")
-            .env("CONVOS_METRICS_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env(
+                "CONVOS_WORKER_METRICS_ADDR",
+                format!("127.0.0.1:{}", free_port()),
+            )
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null());
         for (key, value) in extra {
@@ -340,7 +343,8 @@ impl Api {
             migrate_on_start: false,
             db_max_connections: 10,
             sse_heartbeat_secs: 1,
-            metrics_addr: None,
+            server_metrics_addr: None,
+            max_connections_per_addr: 100_000,
             signups_per_hour_per_addr: 100_000,
             login_failures_per_min_per_addr: 100_000,
             ..Settings::default()

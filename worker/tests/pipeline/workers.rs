@@ -265,7 +265,7 @@ async fn worker_metrics_count_jobs_and_emails_and_match_the_board(db: PgPool) {
     let api = Api::start(db.clone(), &config).await;
     let port = crate::stack::free_port();
     let mut settings = config.worker_settings(&database_url(&db).await);
-    settings.metrics_addr = Some(([127, 0, 0, 1], port).into());
+    settings.worker_metrics_addr = Some(([127, 0, 0, 1], port).into());
     let worker = InProcessWorker::start(settings);
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
