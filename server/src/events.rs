@@ -99,8 +99,10 @@ impl Hub {
 
     /// Ends the event streams of these sessions in every server process. Call after the
     /// revocation committed. The streams of this process end at once; the others hear it over
-    /// Redis, and if Redis cannot carry it their hubs reset, which makes every stream check its
-    /// session once.
+    /// Redis. Publishing is retried in the background for about ten seconds. Should it never get
+    /// through (this process cut off from a Redis the others still reach), their streams of
+    /// these sessions last until their hub is next interrupted (each stream then checks its
+    /// session) or the session's absolute expiry; requests with the token fail at once anyway.
     pub async fn end_sessions(&self, ended: &[TokenId]) {
         if ended.is_empty() {
             return;
@@ -113,19 +115,32 @@ impl Hub {
             .map(|t| t.0.to_string())
             .collect::<Vec<_>>()
             .join(",");
-        let published: redis::RedisResult<()> = async {
-            let mut conn = self.redis.get().await?;
-            redis::cmd("PUBLISH")
-                .arg(&self.sessions_channel)
-                .arg(payload)
-                .query_async(&mut conn)
-                .await
-        }
-        .await;
-        if let Err(e) = published {
-            tracing::warn!(error = %e, "could not announce ended sessions to other servers");
-        }
+        let (redis, channel) = (self.redis.clone(), self.sessions_channel.clone());
+        tokio::spawn(async move {
+            let mut wait = Duration::from_millis(250);
+            for attempt in 1..=6 {
+                match publish(&redis, &channel, &payload).await {
+                    Ok(()) => return,
+                    Err(e) if attempt == 6 => {
+                        tracing::warn!(error = %e, "could not announce ended sessions to other servers");
+                    }
+                    Err(_) => {
+                        tokio::time::sleep(wait).await;
+                        wait *= 2;
+                    }
+                }
+            }
+        });
     }
+}
+
+async fn publish(redis: &RedisConn, channel: &str, payload: &str) -> redis::RedisResult<()> {
+    let mut conn = redis.get().await?;
+    redis::cmd("PUBLISH")
+        .arg(channel)
+        .arg(payload)
+        .query_async(&mut conn)
+        .await
 }
 
 /// The channel on which servers tell each other which sessions ended.
