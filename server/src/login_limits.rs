@@ -40,7 +40,7 @@ pub struct Attempt {
 }
 
 /// The limiter key of a client address: IPv4 whole, IPv6 by /64.
-fn addr_key(addr: ClientAddr) -> String {
+pub(crate) fn addr_key(addr: ClientAddr) -> String {
     match addr.0 {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

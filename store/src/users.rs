@@ -146,6 +146,33 @@ pub async fn sign_up(db: &PgPool, new: SignUp<'_>) -> Result<User> {
     Ok(user)
 }
 
+/// Which field would make a sign-up fail, if any: `Some("username")` when the username is
+/// taken, `Some("email")` when another account verified the address. Two index lookups, so
+/// sign-up can refuse before paying for the password hash; [`sign_up`]'s unique indexes stay
+/// the final word (two sign-ups may pass this check at once).
+pub async fn sign_up_conflict(
+    db: &PgPool,
+    username: &Username,
+    email: &EmailAddress,
+) -> Result<Option<&'static str>> {
+    let (username_taken, email_taken): (bool, bool) = sqlx::query_as(
+        "select exists (select 1 from users where lower(username) = lower($1)), \
+                exists (select 1 from users \
+                        where lower(email) = lower($2) and email_verified_at is not null)",
+    )
+    .bind(username.as_str())
+    .bind(email.as_str())
+    .fetch_one(db)
+    .await?;
+    Ok(if username_taken {
+        Some("username")
+    } else if email_taken {
+        Some("email")
+    } else {
+        None
+    })
+}
+
 fn on_taken(e: sqlx::Error) -> StoreError {
     on_unique(
         e,

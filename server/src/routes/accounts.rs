@@ -3,6 +3,8 @@
 use crate::client_addr::ClientAddr;
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiJson, ApiQuery, AuthUser, parse_limit};
+use crate::hashing::HashError;
+use crate::login_limits::addr_key;
 use crate::rate_limit::Decision;
 use crate::state::AppState;
 use axum::Json;
@@ -12,6 +14,7 @@ use convos_core::ErrorBody;
 use convos_core::api::{CreateUserRequest, Items, Me, UpdateMeRequest, User, UserSummary};
 use convos_store::{threads, users};
 use serde::Deserialize;
+use std::net::IpAddr;
 use std::time::Duration;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -24,7 +27,8 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 
 /// Creates an account. Its address is unverified: a verification email goes out (one job,
 /// written with the account), and Convos sends the address nothing else until its owner follows
-/// the link. Limited per client address (`signups_per_hour_per_addr`).
+/// the link. Limited per client address (`signups_per_hour_per_addr`, IPv6 by /56): every
+/// attempt with valid fields counts, refused or not.
 #[utoipa::path(post, path = "/api/v1/users", tag = "accounts",
     request_body = CreateUserRequest,
     responses(
@@ -32,7 +36,8 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         (status = 409, description = "Username taken, or another account verified this email",
             body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),
-        (status = 429, description = "Too many sign-ups from this client address",
+        (status = 429, description = "Too many sign-ups from this client address, or the \
+            password hasher is busy",
             body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until a sign-up is allowed")))))]
 pub async fn create_user(
@@ -40,8 +45,9 @@ pub async fn create_user(
     addr: ClientAddr,
     body: ApiJson<CreateUserRequest>,
 ) -> Result<(StatusCode, Json<User>)> {
+    // Invalid fields cost nothing to refuse, so they are not counted.
     let new = body.value.parse().map_err(ApiError::Validation)?;
-    let subject = addr.to_string();
+    let subject = signup_key(addr);
     let limit = state.settings.signups_per_hour_per_addr;
     if let Decision::Limited(wait) = state
         .limiter
@@ -50,8 +56,23 @@ pub async fn create_user(
     {
         return Err(ApiError::RateLimited(wait));
     }
-    let hash = state.hashing.hash(new.password.clone()).await?;
-    let created = users::sign_up(
+    // From here every attempt stays counted, refusals included: a 409 tells whether a username
+    // is taken or an address verified, which must not be free to ask over and over. The cheap
+    // lookup comes before the ~50 ms hash, so refusals never occupy the shared hashing pool.
+    if let Some(field) = users::sign_up_conflict(&state.db, &new.username, &new.email).await? {
+        return Err(ApiError::Conflict(field));
+    }
+    let hash = match state.hashing.hash(new.password.clone()).await {
+        Ok(hash) => hash,
+        Err(HashError::Busy) => {
+            // Nothing was hashed: the client may try again without losing an attempt.
+            state.limiter.forget_one("signup", &subject).await;
+            return Err(HashError::Busy.into());
+        }
+        Err(other) => return Err(other.into()),
+    };
+    // The unique indexes still decide between two sign-ups that passed the lookup together.
+    let user = users::sign_up(
         &state.db,
         users::SignUp {
             username: &new.username,
@@ -61,18 +82,22 @@ pub async fn create_user(
             link_hours: state.settings.verification_link_hours,
         },
     )
-    .await;
-    let user = match created {
-        Ok(user) => user,
-        Err(e) => {
-            // Only accounts made count against the address.
-            state.limiter.forget_one("signup", &subject).await;
-            return Err(e.into());
-        }
-    };
+    .await?;
     state.wake.jobs_committed();
     tracing::info!(user.id = %user.id, "account created; verification email queued");
     Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// The sign-up limiter's key for a client address: IPv4 whole (also when IPv4-mapped), IPv6 by
+/// its /56, the delegation a subscriber commonly holds (logins count by /64; decision 14).
+fn signup_key(addr: ClientAddr) -> String {
+    match addr.0 {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/56", s[0], s[1], s[2], s[3] & 0xff00)
+        }
+        _ => addr_key(addr),
+    }
 }
 
 /// The caller's account, unread total and settings.
@@ -144,4 +169,26 @@ pub async fn list_users(
     }
     let items = users::directory(&state.db, caller.user.id, prefix.trim(), limit).await?;
     Ok(Json(Items { items }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(s: &str) -> String {
+        signup_key(ClientAddr(s.parse().unwrap()))
+    }
+
+    #[test]
+    fn ipv6_sign_ups_are_counted_by_their_56() {
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:0::/56");
+        assert_eq!(key("2001:db8:1:ff:bbbb::9"), key("2001:db8:1:2::1"));
+        assert_ne!(key("2001:db8:1:100::1"), key("2001:db8:1:ff::1"));
+    }
+
+    #[test]
+    fn ipv4_sign_ups_are_counted_whole_even_on_a_dual_stack_socket() {
+        assert_eq!(key("203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("::ffff:203.0.113.7"), "203.0.113.7");
+    }
 }

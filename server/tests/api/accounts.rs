@@ -1,6 +1,6 @@
 //! Sign-up, sessions, profile and directory.
 
-use crate::helpers::TestApp;
+use crate::helpers::{Answer, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::PgPool;
@@ -110,38 +110,49 @@ async fn addresses_the_mailer_would_refuse_are_refused_at_sign_up(db: PgPool) {
     assert_eq!(users, 0);
 }
 
+/// A sign-up from `addr`, as a trusted proxy on 127.0.0.1 reports it.
+async fn sign_up_from(app: &TestApp, addr: &str, username: &str, email: &str) -> Answer {
+    let res = app
+        .http
+        .post(format!("{}/api/v1/users", app.base))
+        .header("x-forwarded-for", addr)
+        .json(&json!({"username": username, "email": email, "password": "long enough"}))
+        .send()
+        .await
+        .expect("request is sent");
+    TestApp::answer(res).await
+}
+
+async fn spawn_behind_proxy(db: PgPool, signups_per_hour: u32) -> TestApp {
+    TestApp::spawn_with(db, |s| {
+        s.trusted_proxies = vec!["127.0.0.1".into()];
+        s.signups_per_hour_per_addr = signups_per_hour;
+    })
+    .await
+}
+
+async fn user_rows(app: &TestApp) -> i64 {
+    sqlx::query_scalar("select count(*) from users")
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn sign_ups_are_limited_per_client_address(db: PgPool) {
-    let app = TestApp::spawn_with(db, |s| s.signups_per_hour_per_addr = 3).await;
-    let sign_up = |name: &str| json!({"username": name, "email": format!("{name}@example.com"), "password": "long enough"});
+    let app = spawn_behind_proxy(db, 3).await;
+    let client = "203.0.113.7";
     for name in ["one", "two"] {
-        let res = app
-            .call(Method::POST, "/api/v1/users", None, Some(sign_up(name)))
-            .await;
+        let res = sign_up_from(&app, client, name, &format!("{name}@example.com")).await;
         assert_eq!(res.status, StatusCode::CREATED, "{res:?}");
     }
-    // Refused sign-ups do not use the allowance up.
-    let taken = app
-        .call(Method::POST, "/api/v1/users", None, Some(sign_up("one")))
-        .await;
-    assert_eq!(taken.status, StatusCode::CONFLICT);
-    let invalid = app
-        .call(
-            Method::POST,
-            "/api/v1/users",
-            None,
-            Some(json!({"username": "x y", "email": "a@b.example", "password": "long enough"})),
-        )
-        .await;
+    // Invalid fields are refused before anything is looked up or hashed: they cost nothing.
+    let invalid = sign_up_from(&app, client, "x y", "a@b.example").await;
     assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let third = app
-        .call(Method::POST, "/api/v1/users", None, Some(sign_up("three")))
-        .await;
+    let third = sign_up_from(&app, client, "three", "three@example.com").await;
     assert_eq!(third.status, StatusCode::CREATED, "{third:?}");
 
-    let fourth = app
-        .call(Method::POST, "/api/v1/users", None, Some(sign_up("four")))
-        .await;
+    let fourth = sign_up_from(&app, client, "four", "four@example.com").await;
     assert_eq!(fourth.status, StatusCode::TOO_MANY_REQUESTS, "{fourth:?}");
     assert_eq!(fourth.code(), "rate_limited");
     let wait: u64 = fourth.headers["retry-after"]
@@ -150,11 +161,107 @@ async fn sign_ups_are_limited_per_client_address(db: PgPool) {
         .parse()
         .unwrap();
     assert!((1..=3600).contains(&wait), "Retry-After {wait}");
-    let users: i64 = sqlx::query_scalar("select count(*) from users")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    assert_eq!(users, 3, "the limited sign-up created nothing");
+    assert_eq!(
+        user_rows(&app).await,
+        3,
+        "the limited sign-up created nothing"
+    );
+    let elsewhere = sign_up_from(&app, "198.51.100.4", "four", "four@example.com").await;
+    assert_eq!(
+        elsewhere.status,
+        StatusCode::CREATED,
+        "another address has its own allowance"
+    );
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn refused_sign_ups_count_so_taken_names_and_addresses_cannot_be_probed_forever(db: PgPool) {
+    let app = spawn_behind_proxy(db, 2).await;
+    let alice = app.user("alice").await;
+    assert!(!alice.id.is_empty());
+    let prober = "203.0.113.9";
+
+    // The review's reproducer: every taken-username sign-up used to be hashed, answered 409 and
+    // given back to the address, so none was ever limited.
+    let mut statuses = Vec::new();
+    for n in 0..8 {
+        let res = sign_up_from(&app, prober, "alice", &format!("probe{n}@example.com")).await;
+        statuses.push(res.status.as_u16());
+    }
+    assert_eq!(statuses, [409, 409, 429, 429, 429, 429, 429, 429]);
+
+    // Asking whether an address is someone's verified one counts the same way.
+    let other = "203.0.113.10";
+    for expected in [409, 409, 429] {
+        let res = sign_up_from(&app, other, "newname", "alice@example.com").await;
+        assert_eq!(res.status.as_u16(), expected, "{res:?}");
+    }
+    assert_eq!(user_rows(&app).await, 1);
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn taken_names_are_refused_before_the_password_is_hashed(db: PgPool) {
+    // Many addresses (each within its allowance) at once, all naming a taken user: were each
+    // hashed first, they would fill the hashing pool's small queue and be answered 429 busy,
+    // as would everyone else's logins and sign-ups meanwhile.
+    let app = spawn_behind_proxy(db, 5).await;
+    app.user("alice").await;
+    let burst = (0..64).map(|i| {
+        let app = &app;
+        async move { sign_up_from(app, &format!("203.0.113.{i}"), "alice", "x@example.com").await }
+    });
+    let answers = futures::future::join_all(burst).await;
+    let busy = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(busy, 0, "no taken-name sign-up waited for the hasher");
+    assert!(answers.iter().all(|a| a.status == StatusCode::CONFLICT));
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn ipv6_sign_ups_are_counted_by_their_56(db: PgPool) {
+    let app = spawn_behind_proxy(db, 2).await;
+    // One subscriber's delegation: any address in 2001:db8:1:0000::/56.
+    for (n, addr) in ["2001:db8:1::1", "2001:db8:1:0:ffff::2"].iter().enumerate() {
+        let res = sign_up_from(
+            &app,
+            addr,
+            &format!("v6user{n}"),
+            &format!("v6{n}@example.com"),
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{res:?}");
+    }
+    for (n, addr) in ["2001:db8:1:0:abcd::9", "2001:db8:1:ff::1"]
+        .iter()
+        .enumerate()
+    {
+        let res = sign_up_from(
+            &app,
+            addr,
+            &format!("more{n}"),
+            &format!("more{n}@example.com"),
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS, "{addr}: {res:?}");
+    }
+    let next = sign_up_from(&app, "2001:db8:1:100::1", "next56", "next56@example.com").await;
+    assert_eq!(
+        next.status,
+        StatusCode::CREATED,
+        "the next /56 is someone else: {next:?}"
+    );
+    let mapped = sign_up_from(&app, "::ffff:198.51.100.4", "mapped", "mapped@example.com").await;
+    assert_eq!(mapped.status, StatusCode::CREATED, "{mapped:?}");
+    let same_v4 = sign_up_from(&app, "198.51.100.4", "plain4", "plain4@example.com").await;
+    assert_eq!(same_v4.status, StatusCode::CREATED, "{same_v4:?}");
+    let third_v4 = sign_up_from(&app, "198.51.100.4", "third4", "third4@example.com").await;
+    assert_eq!(
+        third_v4.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "an IPv4-mapped address counts as its IPv4 address"
+    );
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
