@@ -79,9 +79,17 @@ pub struct Settings {
     pub login_failures_per_min_per_addr: u32,
     /// Failed logins allowed per username an hour over all client addresses, bounding guesses
     /// spread over many addresses. Set well above what one address can reach
-    /// (`login_failures_per_min` × 60), and not applied to an address that logged in as that
-    /// user in the last 30 days, so it cannot be used to lock the owner out.
+    /// (`login_failures_per_min` × 60), and not applied to an address the user logged in from
+    /// or used a session from while their sessions could still live (`session_max_days`), so
+    /// it cannot be used to lock the owner out.
     pub login_failures_per_hour_per_username: u32,
+    /// Successful logins (and password checks of a password change) one user may make an hour,
+    /// over all addresses. Only someone who knows the password can use it up.
+    pub logins_per_hour_per_user: u32,
+    /// Successful logins one client address may make an hour, over all users.
+    pub logins_per_hour_per_addr: u32,
+    /// Live sessions one user may hold; a login beyond it ends their oldest session.
+    pub max_sessions_per_user: u32,
     /// Accounts one client address may create an hour.
     pub signups_per_hour_per_addr: u32,
     /// Verification emails one account may ask for an hour.
@@ -125,6 +133,9 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             login_failures_per_min_per_addr: 30,
             login_failures_per_hour_per_username: 1_000,
+            logins_per_hour_per_user: 60,
+            logins_per_hour_per_addr: 600,
+            max_sessions_per_user: 50,
             signups_per_hour_per_addr: 5,
             verification_emails_per_hour: 3,
             verification_link_hours: 48,

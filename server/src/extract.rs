@@ -146,6 +146,12 @@ impl FromRequestParts<AppState> for AuthUser {
             tokens::authenticate(&state.db, token, crate::auth::lifetimes(&state.settings))
                 .await?
                 .ok_or(ApiError::Unauthorized)?;
+        if session.touched {
+            // As seldom as the use is recorded (once a minute): the address the session is used
+            // from stays known to the login limits while the owner keeps using it.
+            let addr = crate::client_addr::ClientAddr::from_request_parts(parts, state).await?;
+            crate::login_limits::session_used(state, &session.user.username, addr).await;
+        }
         Ok(Self {
             user: session.user,
             settings: session.settings,

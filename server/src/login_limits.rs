@@ -1,7 +1,7 @@
-//! Limits on password guessing that cannot be turned into a lock-out of the account's owner.
+//! Limits on password checks that cannot be turned into a lock-out of the account's owner.
 //!
 //! Every password check (a login, or the current password of a password change) is counted
-//! against three limits before it runs, and given back when it succeeds:
+//! against three limits on *failures* before it runs, and given back when it succeeds:
 //!
 //! 1. per client address, over all usernames (`login_failures_per_min_per_addr`): a sprayer
 //!    from one address gets 429 after a few dozen guesses a minute, whatever names it tries;
@@ -9,8 +9,18 @@
 //!    one address is slower still, and touches nobody else's attempts at that account;
 //! 3. per username over all addresses (`login_failures_per_hour_per_username`), a ceiling on
 //!    guessing spread over many addresses. It sits well above what one address can reach
-//!    through limit 2, and an address that logged in as the user within the last 30 days is
-//!    exempt, so the owner keeps getting in from where they usually do.
+//!    through limit 2, and a *known* address of the user is exempt, so the owner keeps getting
+//!    in from where they usually are.
+//!
+//! Successful checks cost a hash too, and from a known address they wait in the hasher's first
+//! lane, so they are limited as well: per user (`logins_per_hour_per_user`) and per address
+//! (`logins_per_hour_per_addr`). Those counters grow only on success, so only someone who knows
+//! the password can use them up; a check over either is refused before it is hashed.
+//!
+//! An address becomes known for a user when they log in from it, and stays known for as long
+//! as a session could live (`session_max_days`): every time a session records its use (at most
+//! once a minute) the address it is used from is known afresh. So when a session ends and its
+//! owner must log in again, the address they used it from is still known.
 //!
 //! IPv6 clients are counted by their /64, which one subscriber typically holds whole. Like
 //! every limit here, these fail open when Redis is unreachable (decision 6).
@@ -25,8 +35,79 @@ use std::time::Duration;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
-/// How long a successful login makes its address "known" for that user.
-const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+const DAY_SECS: u64 = 24 * 3600;
+
+/// How long an address stays known for a user after a login or a session's use from it: as
+/// long as a session lives, so an address stays known until its sessions have all ended.
+fn known_for(state: &AppState) -> u64 {
+    let lifetimes = crate::auth::lifetimes(&state.settings);
+    let days = lifetimes.max_days.max(lifetimes.idle_days).max(1);
+    u64::from(days.unsigned_abs()) * DAY_SECS
+}
+
+/// The Redis key marking `addr` (an [`addr_key`]) as known for `username` (lower case).
+fn known_key(state: &AppState, username: &str, addr: &str) -> String {
+    format!(
+        "{}login-known:{username}|{addr}",
+        state.settings.redis_prefix
+    )
+}
+
+/// Makes `addr` known for `username` for [`known_for`] from now.
+async fn mark_known(state: &AppState, username: &str, addr: &str) {
+    let key = known_key(state, username, addr);
+    if let Ok(mut conn) = state.redis.get().await {
+        let _: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(key)
+            .arg(1)
+            .arg("EX")
+            .arg(known_for(state))
+            .query_async(&mut conn)
+            .await;
+    }
+}
+
+/// A session of `username` was used from `addr` (recorded at most once a minute): the address
+/// stays known for as long as a session could live from now.
+pub async fn session_used(state: &AppState, username: &str, addr: ClientAddr) {
+    mark_known(state, &username.to_lowercase(), &addr_key(addr)).await;
+}
+
+/// The Redis key counting successful checks of `kind` (`user` or `addr`) for `subject`.
+fn successes_key(state: &AppState, kind: &str, subject: &str) -> String {
+    format!("{}login-ok:{kind}:{subject}", state.settings.redis_prefix)
+}
+
+/// How long until the successes counted at `key` drop below `limit`, if they are not below it
+/// now. Read only: the counter grows in [`count_success`], once a check has succeeded.
+async fn successes_over(state: &AppState, key: &str, limit: u32) -> Option<Duration> {
+    let mut conn = state.redis.get().await.ok()?;
+    let (count, ttl_ms): (Option<u64>, i64) = redis::pipe()
+        .get(key)
+        .pttl(key)
+        .query_async(&mut conn)
+        .await
+        .ok()?;
+    (count.unwrap_or(0) >= u64::from(limit))
+        .then(|| Duration::from_millis(ttl_ms.max(1000).unsigned_abs()))
+}
+
+/// Counts one successful check at `key`, in a window of an hour from the first.
+async fn count_success(state: &AppState, key: &str) {
+    if let Ok(mut conn) = state.redis.get().await {
+        let _: redis::RedisResult<()> = redis::pipe()
+            .atomic()
+            .incr(key, 1)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(key)
+            .arg(HOUR.as_millis() as u64)
+            .arg("NX")
+            .ignore()
+            .query_async(&mut conn)
+            .await;
+    }
+}
 
 /// One counted password check; report how it ended with [`Attempt::succeeded`] or
 /// [`Attempt::not_checked`] (a failure needs no call: it stays counted).
@@ -34,8 +115,8 @@ const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
 pub struct Attempt {
     username: String,
     addr: String,
-    /// The address logged in as this user recently: exempt from the username-wide ceiling, and
-    /// checked in the hasher's first lane.
+    /// A known address of this user: exempt from the username-wide ceiling, and checked in the
+    /// hasher's first lane.
     known: bool,
 }
 
@@ -63,6 +144,21 @@ impl Attempt {
         let settings = &state.settings;
         let username = username.to_lowercase();
         let addr = addr_key(addr);
+        // Successes first: they are only read here, so a refusal costs no count.
+        for (key, limit) in [
+            (
+                successes_key(state, "user", &username),
+                settings.logins_per_hour_per_user,
+            ),
+            (
+                successes_key(state, "addr", &addr),
+                settings.logins_per_hour_per_addr,
+            ),
+        ] {
+            if let Some(wait) = successes_over(state, &key, limit).await {
+                return Err(ApiError::RateLimited(wait));
+            }
+        }
         let limiter = &state.limiter;
         if let Decision::Limited(wait) = limiter
             .hit(
@@ -116,37 +212,24 @@ impl Attempt {
         format!("{}|{}", self.username, self.addr)
     }
 
-    fn known_key(&self, state: &AppState) -> String {
-        format!(
-            "{}login-known:{}|{}",
-            state.settings.redis_prefix, self.username, self.addr
-        )
-    }
-
     async fn is_known(&self, state: &AppState) -> bool {
         let Ok(mut conn) = state.redis.get().await else {
             return false;
         };
         let known: redis::RedisResult<bool> = redis::cmd("EXISTS")
-            .arg(self.known_key(state))
+            .arg(known_key(state, &self.username, &self.addr))
             .query_async(&mut conn)
             .await;
         known.unwrap_or(false)
     }
 
-    /// The password was right: the check is given back and the address becomes known.
+    /// The password was right: the failure counts are given back, the success is counted for
+    /// the user and the address, and the address becomes known.
     pub async fn succeeded(self, state: &AppState) {
         self.not_checked(state).await;
-        let key = self.known_key(state);
-        if let Ok(mut conn) = state.redis.get().await {
-            let _: redis::RedisResult<()> = redis::cmd("SET")
-                .arg(key)
-                .arg(1)
-                .arg("EX")
-                .arg(KNOWN_FOR.as_secs())
-                .query_async(&mut conn)
-                .await;
-        }
+        count_success(state, &successes_key(state, "user", &self.username)).await;
+        count_success(state, &successes_key(state, "addr", &self.addr)).await;
+        mark_known(state, &self.username, &self.addr).await;
     }
 
     /// The password was not checked (the hasher was busy): nothing counts.

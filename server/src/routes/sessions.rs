@@ -14,7 +14,7 @@ use convos_core::api::{
     ChangePasswordRequest, CreateSessionRequest, Items, RevokedSessions, Session, SessionInfo,
 };
 use convos_core::{ErrorBody, FieldError, Password, SessionId, Username};
-use convos_store::tokens::{self, TokenId};
+use convos_store::tokens::{self, NewSession, TokenId};
 use convos_store::users;
 use std::sync::Arc;
 use utoipa_axum::router::OpenApiRouter;
@@ -32,14 +32,15 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(change_password))
 }
 
-/// Checks `password` for `username` on the hashing pool, with the login limits around it.
-/// Unknown users are checked against a dummy hash, so they take as long to refuse.
+/// Checks `password` for `username` on the hashing pool, with the login limits around it:
+/// the user and the password hash it matched. Unknown users are checked against a dummy hash,
+/// so they take as long to refuse.
 async fn check_password(
     state: &AppState,
     addr: ClientAddr,
     username: &str,
     password: String,
-) -> Result<Option<convos_core::UserId>> {
+) -> Result<Option<(convos_core::UserId, String)>> {
     let attempt = Attempt::begin(state, username, addr).await?;
     let found = users::credentials(&state.db, username).await?;
     let phc: Arc<str> = found
@@ -54,16 +55,18 @@ async fn check_password(
         }
     };
     match (ok, found) {
-        (true, Some((id, _))) => {
+        (true, Some(found)) => {
             attempt.succeeded(state).await;
-            Ok(Some(id))
+            Ok(Some(found))
         }
         _ => Ok(None),
     }
 }
 
 /// Logs in and returns a bearer token (shown this once). Failed logins are limited per client
-/// address, per username from one address, and per username overall (see `docs/security.md`).
+/// address, per username from one address, and per username overall; successful ones per user
+/// and per address (see `docs/security.md`). A login beyond the user's session cap ends their
+/// oldest session. A login that raced a password change is refused like a wrong password.
 #[utoipa::path(post, path = "/api/v1/sessions", tag = "accounts",
     request_body = CreateSessionRequest,
     responses(
@@ -71,7 +74,8 @@ async fn check_password(
         (status = 401, description = "Wrong username or password", body = ErrorBody),
         (status = 422, description = "A field is missing", body = ErrorBody),
         (status = 429, description = "Too many failed logins from this address or for this \
-            username, or the server is busy checking passwords; see Retry-After",
+            username, too many logins of this user or from this address, or the server is busy \
+            checking passwords; see Retry-After",
             body = ErrorBody)))]
 pub async fn create_session(
     State(state): State<AppState>,
@@ -95,12 +99,26 @@ pub async fn create_session(
     if Username::parse(&username).is_err() || Password::parse(&password).is_err() {
         return Err(ApiError::InvalidCredentials);
     }
-    let user_id = check_password(&state, addr, &username, password)
+    let (user_id, checked_hash) = check_password(&state, addr, &username, password)
         .await?
         .ok_or(ApiError::InvalidCredentials)?;
     let token = auth::new_token();
     let client = auth::client_label(headers.get(header::USER_AGENT).map(|v| v.as_bytes()));
-    tokens::insert(&state.db, user_id, &token, client.as_deref()).await?;
+    let issued = tokens::insert(
+        &state.db,
+        NewSession {
+            user: user_id,
+            token: &token,
+            client: client.as_deref(),
+            checked_hash: &checked_hash,
+            max_live: state.settings.max_sessions_per_user,
+            lifetimes: auth::lifetimes(&state.settings),
+        },
+    )
+    .await?
+    // The password changed while it was being checked: that password no longer opens it.
+    .ok_or(ApiError::InvalidCredentials)?;
+    end(&state, &issued.ended).await;
     let (user, _) = users::get(&state.db, user_id).await?;
     Ok((StatusCode::CREATED, Json(Session { token, user })))
 }
@@ -201,7 +219,7 @@ pub async fn change_password(
     let change = body.value.parse().map_err(ApiError::Validation)?;
     let right = check_password(&state, addr, &caller.user.username, change.current)
         .await?
-        .is_some_and(|id| id == caller.user.id);
+        .is_some_and(|(id, _)| id == caller.user.id);
     if !right {
         return Err(ApiError::field("current", "is not your current password"));
     }

@@ -288,3 +288,162 @@ async fn the_username_wide_ceiling_spares_addresses_the_owner_used_before(db: Pg
     let home_again = login_from(&app, home, "alice", "password-alice").await;
     assert_eq!(home_again.status, StatusCode::CREATED, "{home_again:?}");
 }
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn one_account_logging_in_in_a_loop_is_stopped_and_keeps_a_bounded_session_list(db: PgPool) {
+    // Default limits: the reproducer got 40 × 201 and left 40 sessions, without end.
+    let app = TestApp::spawn(db).await;
+    let alice = app.user("alice").await;
+    let mut logged_in = 1;
+    let mut last = alice.token.clone();
+    let stopped = loop {
+        let answer = login_from(&app, "198.51.100.7", "alice", "password-alice").await;
+        if answer.status != StatusCode::CREATED {
+            break answer;
+        }
+        logged_in += 1;
+        last = answer.body["token"].as_str().unwrap().to_owned();
+        assert!(logged_in <= 200, "200 logins in a row and still going");
+    };
+
+    assert_eq!(stopped.status, StatusCode::TOO_MANY_REQUESTS, "{stopped:?}");
+    assert_eq!(stopped.code(), "rate_limited");
+    assert!(stopped.headers.contains_key("retry-after"));
+    assert_eq!(
+        logged_in, 60,
+        "logins_per_hour_per_user (60) successful logins an hour"
+    );
+    let listed = app
+        .call(reqwest::Method::GET, "/api/v1/sessions", Some(&last), None)
+        .await;
+    assert_eq!(
+        listed.body["items"].as_array().unwrap().len(),
+        50,
+        "max_sessions_per_user"
+    );
+    let rows: i64 = sqlx::query_scalar("select count(*) from api_tokens")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert!(
+        rows <= 51,
+        "ended sessions are cleared at the next login: {rows} rows"
+    );
+    let first = app
+        .call(reqwest::Method::GET, "/api/v1/me", Some(&alice.token), None)
+        .await;
+    assert_eq!(
+        first.status,
+        StatusCode::UNAUTHORIZED,
+        "the oldest session ended"
+    );
+    app.user("bob").await;
+}
+
+/// Seconds left on the marker that makes `addr` a known address of `username` (-2: none).
+async fn known_for_secs(app: &TestApp, username: &str, addr: &str) -> i64 {
+    let redis = redis::Client::open(
+        std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+    )
+    .unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("TTL")
+        .arg(format!("{}login-known:{username}|{addr}", app.redis_prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+async fn forget_known(app: &TestApp, username: &str, addr: &str) {
+    let redis = redis::Client::open(
+        std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+    )
+    .unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("{}login-known:{username}|{addr}", app.redis_prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn the_owners_address_stays_known_while_their_sessions_live_and_are_used_from_it(db: PgPool) {
+    let app = TestApp::spawn_with(db, |s| {
+        s.trusted_proxies = vec!["127.0.0.1".into()];
+        s.login_failures_per_hour_per_username = 2;
+        s.session_idle_days = 30;
+        s.session_max_days = 90;
+    })
+    .await;
+    app.user("alice").await;
+    let home = "198.51.100.7";
+    let owner = login_from(&app, home, "alice", "password-alice").await;
+    assert_eq!(owner.status, StatusCode::CREATED);
+    let token = owner.body["token"].as_str().unwrap().to_owned();
+
+    let ninety_days = 90 * 24 * 3600;
+    let left = known_for_secs(&app, "alice", home).await;
+    assert!(
+        left > ninety_days - 60,
+        "the address must stay known as long as the session lasts; known for {left} s"
+    );
+
+    // Time passes: the marker lapses while the session, used from home, lives on.
+    forget_known(&app, "alice", home).await;
+    let used = app
+        .http
+        .get(format!("{}/api/v1/me", app.base))
+        .header("x-forwarded-for", home)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(used.status(), StatusCode::OK);
+    assert!(known_for_secs(&app, "alice", home).await > ninety_days - 60);
+
+    // A distributed guesser reaches the username's ceiling; the owner still gets in from home.
+    for i in 1..=2 {
+        let guess = login_from(&app, &format!("203.0.113.{i}"), "alice", "wrong guess").await;
+        assert_eq!(guess.status, StatusCode::UNAUTHORIZED);
+    }
+    let third = login_from(&app, "203.0.113.3", "alice", "wrong guess").await;
+    assert_eq!(third.status, StatusCode::TOO_MANY_REQUESTS);
+    let home_again = login_from(&app, home, "alice", "password-alice").await;
+    assert_eq!(home_again.status, StatusCode::CREATED, "{home_again:?}");
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn successful_logins_from_one_address_are_limited_over_all_its_users(db: PgPool) {
+    let app = TestApp::spawn_with(db, |s| {
+        s.trusted_proxies = vec!["127.0.0.1".into()];
+        s.logins_per_hour_per_addr = 4;
+    })
+    .await;
+    for name in ["alice", "bob", "carol"] {
+        app.user(name).await;
+    }
+    let busy = "203.0.113.9";
+    for name in ["alice", "alice", "bob", "carol"] {
+        let login = login_from(&app, busy, name, &format!("password-{name}")).await;
+        assert_eq!(login.status, StatusCode::CREATED, "{login:?}");
+    }
+    let wrong = login_from(&app, busy, "bob", "a wrong guess").await;
+    assert_eq!(
+        wrong.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "refused before any hash"
+    );
+
+    let fifth = login_from(&app, busy, "carol", "password-carol").await;
+
+    assert_eq!(fifth.status, StatusCode::TOO_MANY_REQUESTS, "{fifth:?}");
+    let wait: u64 = fifth.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((3000..=3600).contains(&wait), "an hour's window: {wait}");
+    let elsewhere = login_from(&app, "198.51.100.7", "carol", "password-carol").await;
+    assert_eq!(elsewhere.status, StatusCode::CREATED, "{elsewhere:?}");
+}

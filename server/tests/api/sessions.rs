@@ -320,3 +320,104 @@ async fn an_event_stream_ends_when_its_session_reaches_its_absolute_expiry(db: P
     );
     assert!(!works(&app, &alice).await);
 }
+
+/// Whether some connection to the test's database is waiting for a row lock.
+async fn someone_waits_for_a_lock(db: &PgPool) -> bool {
+    sqlx::query_scalar(
+        "select exists (select 1 from pg_stat_activity \
+         where datname = current_database() and wait_event_type = 'Lock')",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_login_racing_a_password_change_does_not_outlive_it(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let alice = app.user("alice").await;
+    // A password change is under way, as `PUT /me/password` makes it: the new hash is written
+    // and every session revoked, not yet committed.
+    let new_hash = convos_server::auth::hash_password(
+        &convos_core::Password::parse("a brand new password").unwrap(),
+    )
+    .unwrap();
+    let mut change = app.db.begin().await.unwrap();
+    sqlx::query("update users set password_hash = $1 where username = 'alice'")
+        .bind(&new_hash)
+        .execute(&mut *change)
+        .await
+        .unwrap();
+    sqlx::query("update api_tokens set revoked_at = now() where revoked_at is null")
+        .execute(&mut *change)
+        .await
+        .unwrap();
+
+    // Meanwhile a login with the old password reads the old hash, and it matches.
+    let login = tokio::spawn({
+        let (http, base) = (app.http.clone(), app.base.clone());
+        async move {
+            let res = http
+                .post(format!("{base}/api/v1/sessions"))
+                .json(&json!({"username": "alice", "password": "password-alice"}))
+                .send()
+                .await
+                .unwrap();
+            TestApp::answer(res).await
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !login.is_finished() && !someone_waits_for_a_lock(&app.db).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the login neither ended nor waited"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    change.commit().await.unwrap();
+
+    let answer = login.await.unwrap();
+    assert_eq!(
+        answer.status,
+        StatusCode::UNAUTHORIZED,
+        "a session checked against the old password was issued after the change: {answer:?}"
+    );
+    assert_eq!(answer.code(), "invalid_credentials");
+    let live: i64 = sqlx::query_scalar("select count(*) from api_tokens where revoked_at is null")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        live, 0,
+        "no session made with the old password survives the change"
+    );
+    assert!(!works(&app, &alice).await);
+    app.login("alice", "a brand new password").await;
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_login_beyond_the_session_cap_ends_the_oldest_session_and_its_stream(db: PgPool) {
+    let app = TestApp::spawn_with(db, |s| s.max_sessions_per_user = 3).await;
+    let oldest = app.user("alice").await;
+    let oldest_stream = open_stream(&app, &oldest).await;
+    let second = login_as(&app, &oldest, "second").await;
+    let third = login_as(&app, &oldest, "third").await;
+    assert!(
+        works(&app, &oldest).await,
+        "three sessions are within the cap"
+    );
+
+    let fourth = login_as(&app, &oldest, "fourth").await;
+
+    assert!(!works(&app, &oldest).await, "the oldest session ended");
+    assert!(
+        ends_within(oldest_stream, Duration::from_secs(5)).await,
+        "the ended session's stream is still open"
+    );
+    for kept in [&second, &third, &fourth] {
+        assert!(works(&app, kept).await);
+    }
+    let listed = sessions(&app, &fourth).await;
+    let clients: Vec<_> = listed.iter().map(|s| s["client"].clone()).collect();
+    assert_eq!(clients, [json!("fourth"), json!("third"), json!("second")]);
+}
