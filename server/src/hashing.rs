@@ -64,7 +64,9 @@ enum Job {
 /// an account logging in from where they did before is not stuck behind a spray of guesses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lane {
-    /// A password check for a user from an address they logged in from recently.
+    /// A password check for a user from one of their known addresses (an address they logged
+    /// in from or used a session from lately; see [`crate::login_limits`]). Successful checks
+    /// are limited per user and per address, so one account cannot keep this lane full.
     Known,
     /// Everything else: sign-ups, first logins from an address, and guesses.
     Other,

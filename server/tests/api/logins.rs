@@ -42,7 +42,7 @@ impl ServerProcess {
                 format!("test:{}:", uuid::Uuid::new_v4().simple()),
             )
             .env("CONVOS_ADDR", format!("127.0.0.1:{port}"))
-            .env("CONVOS_METRICS_ADDR", "127.0.0.1:0")
+            .env("CONVOS_SERVER_METRICS_ADDR", "127.0.0.1:0")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         for (k, v) in extra {
