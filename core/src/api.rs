@@ -367,6 +367,55 @@ pub struct Settings {
     pub email_notifications: bool,
 }
 
+/// A mailbox folder: the `folder` query parameter of `GET /api/v1/threads`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub enum Folder {
+    /// Threads where the caller received a visible message and has not archived.
+    #[default]
+    Inbox,
+    /// Threads where the caller sent a visible message.
+    Sent,
+    /// Threads the caller archived.
+    Archive,
+    /// Every thread the caller can see.
+    All,
+}
+
+impl Folder {
+    /// Every folder, in the order a client lists them.
+    pub const ALL: [Folder; 4] = [Folder::Inbox, Folder::Sent, Folder::Archive, Folder::All];
+
+    /// The name on the wire, as in `?folder=sent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Folder::Inbox => "inbox",
+            Folder::Sent => "sent",
+            Folder::Archive => "archive",
+            Folder::All => "all",
+        }
+    }
+}
+
+impl fmt::Display for Folder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Folder {
+    type Err = FieldError;
+
+    /// Parses the `folder` query parameter.
+    fn from_str(raw: &str) -> Result<Self, FieldError> {
+        Self::ALL
+            .into_iter()
+            .find(|folder| folder.as_str() == raw)
+            .ok_or_else(|| FieldError::new("folder", "must be one of inbox, sent, archive, all"))
+    }
+}
+
 /// Unread messages per folder.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -379,6 +428,18 @@ pub struct FolderCounts {
     pub archive: i64,
     /// Everywhere.
     pub all: i64,
+}
+
+impl FolderCounts {
+    /// The unread count of `folder`.
+    pub fn get(&self, folder: Folder) -> i64 {
+        match folder {
+            Folder::Inbox => self.inbox,
+            Folder::Sent => self.sent,
+            Folder::Archive => self.archive,
+            Folder::All => self.all,
+        }
+    }
 }
 
 /// `GET /api/v1/me`.
@@ -561,6 +622,16 @@ pub struct Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_folder_parses_from_its_wire_name_and_serialises_back_to_it() {
+        for folder in Folder::ALL {
+            assert_eq!(folder.as_str().parse::<Folder>().unwrap(), folder);
+            assert_eq!(serde_json::to_value(folder).unwrap(), folder.as_str());
+        }
+        assert_eq!("Inbox".parse::<Folder>().unwrap_err().field, "folder");
+        assert_eq!(Folder::default(), Folder::Inbox);
+    }
 
     #[test]
     fn a_message_request_reports_every_bad_field() {

@@ -5,7 +5,7 @@ use crate::messages::{MessageRow, announce, lock_thread};
 use crate::visibility::{expired_correction, message_select, visible_to_caller};
 use crate::{Result, StoreError};
 use chrono::{DateTime, Utc};
-use convos_core::api::{LastMessage, Message, Page, Thread, UserSummary};
+use convos_core::api::{Folder, LastMessage, Message, Page, Thread, UserSummary};
 use convos_core::events::Event;
 use convos_core::{ThreadId, UserId, excerpt};
 // Dynamic SQL below only splices in fragments and column names from this crate, never input.
@@ -15,48 +15,22 @@ use uuid::Uuid;
 /// Characters of body shown in a thread listing's excerpt.
 pub const EXCERPT_CHARS: usize = 100;
 
-/// A mailbox folder.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Folder {
-    /// Threads where the caller received a visible message and has not archived.
-    Inbox,
-    /// Threads where the caller sent a visible message.
-    Sent,
-    /// Threads the caller archived.
-    Archive,
-    /// Every thread the caller can see.
-    All,
-}
-
-impl Folder {
-    /// Parses the `folder` query parameter.
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "inbox" => Some(Self::Inbox),
-            "sent" => Some(Self::Sent),
-            "archive" => Some(Self::Archive),
-            "all" => Some(Self::All),
-            _ => None,
+/// The predicate selecting `folder`. The part before `and (` repeats the partial index's own
+/// predicate word for word, so the planner picks that index; the rest discounts messages that
+/// expired since they were counted.
+fn predicate(folder: Folder) -> &'static str {
+    match folder {
+        Folder::Inbox => {
+            "tp.received_count > 0 and not tp.archived and (tp.received_count > x.received)"
         }
-    }
-
-    /// The predicate selecting this folder. The part before `and (` repeats the partial
-    /// index's own predicate word for word, so the planner picks that index; the rest
-    /// discounts messages that expired since they were counted.
-    fn predicate(self) -> &'static str {
-        match self {
-            Folder::Inbox => {
-                "tp.received_count > 0 and not tp.archived and (tp.received_count > x.received)"
-            }
-            Folder::Sent => "tp.sent_count > 0 and (tp.sent_count > x.sent)",
-            Folder::Archive => {
-                "tp.archived and tp.received_count + tp.sent_count > 0 \
+        Folder::Sent => "tp.sent_count > 0 and (tp.sent_count > x.sent)",
+        Folder::Archive => {
+            "tp.archived and tp.received_count + tp.sent_count > 0 \
                  and (tp.received_count + tp.sent_count > x.received + x.sent)"
-            }
-            Folder::All => {
-                "tp.received_count + tp.sent_count > 0 \
+        }
+        Folder::All => {
+            "tp.received_count + tp.sent_count > 0 \
                  and (tp.received_count + tp.sent_count > x.received + x.sent)"
-            }
         }
     }
 }
@@ -186,7 +160,7 @@ pub fn list_sql(folder: Folder, unread_only: bool) -> String {
            and (tp.last_activity_at, tp.thread_id) < ($2, $3) \
          order by tp.last_activity_at desc, tp.thread_id desc limit $4",
         thread_select!(),
-        folder.predicate(),
+        predicate(folder),
         if unread_only {
             "and tp.unread_count > x.unread"
         } else {

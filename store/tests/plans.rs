@@ -4,7 +4,8 @@
 //! read the folder's partial index in order and stop after one page, never sort or scan the
 //! mailbox.
 
-use convos_store::threads::{Folder, list_sql};
+use convos_core::api::Folder;
+use convos_store::threads::list_sql;
 use sqlx::PgPool;
 
 const ALICE: &str = "00000000-0000-7000-8000-00000000000a";

@@ -1,7 +1,7 @@
 //! The HTTP client for the Convos API. Every call returns the server's error body as
 //! [`ApiError::Server`], so the UI can show a 422's field errors where they belong.
 
-use convos_core::api::{Me, Message, Page, SearchHit, Session, Thread};
+use convos_core::api::{Folder, Me, Message, Page, SearchHit, Session, Thread};
 use convos_core::ops::{Board, JobSummary};
 use convos_core::{ErrorBody, MessageId, ThreadId};
 use reqwest::{Method, StatusCode};
@@ -139,7 +139,7 @@ impl Client {
     /// A page of a folder.
     pub async fn threads(
         &self,
-        folder: &str,
+        folder: Folder,
         cursor: Option<&str>,
     ) -> Result<Page<Thread>, ApiError> {
         let mut path = format!("/api/v1/threads?folder={folder}&limit=50");

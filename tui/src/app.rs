@@ -4,51 +4,13 @@
 
 use crate::api::ApiError;
 use crate::keys::{self, Action};
-use convos_core::api::{Me, Message, Page, SearchHit, Thread};
+use convos_core::api::{Folder, Me, Message, Page, SearchHit, Thread};
 use convos_core::events::Event;
 use convos_core::ops::{Board, JobSummary};
 use convos_core::{Body, MessageId, Subject, ThreadId, Username};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui_textarea::TextArea;
 use std::collections::BTreeMap;
-
-/// A mailbox folder.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Folder {
-    /// Received, not archived.
-    Inbox,
-    /// Sent by me.
-    Sent,
-    /// Archived.
-    Archive,
-    /// Everything.
-    All,
-}
-
-impl Folder {
-    /// In pane order.
-    pub const ALL: [Folder; 4] = [Folder::Inbox, Folder::Sent, Folder::Archive, Folder::All];
-
-    /// The API's name.
-    pub fn api(self) -> &'static str {
-        match self {
-            Folder::Inbox => "inbox",
-            Folder::Sent => "sent",
-            Folder::Archive => "archive",
-            Folder::All => "all",
-        }
-    }
-
-    /// The label shown.
-    pub fn label(self) -> &'static str {
-        match self {
-            Folder::Inbox => "Inbox",
-            Folder::Sent => "Sent",
-            Folder::Archive => "Archive",
-            Folder::All => "All",
-        }
-    }
-}
 
 /// Which pane has the keyboard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

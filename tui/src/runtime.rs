@@ -35,7 +35,7 @@ fn spawn(effect: Effect, client: &Client, tx: &UnboundedSender<Msg>) {
             Effect::LoadThreads { folder, cursor } => Msg::Threads {
                 folder,
                 append: cursor.is_some(),
-                result: client.threads(folder.api(), cursor.as_deref()).await,
+                result: client.threads(folder, cursor.as_deref()).await,
             },
             Effect::LoadMessages(thread) => Msg::Messages {
                 thread,

@@ -2,11 +2,11 @@
 //! help and confirmation windows over them. Pure functions of the app state and the time, so
 //! they are tested by rendering into a test backend.
 
-use crate::app::{App, Compose, Connection, Field, Folder, Modal, Ops, OpsFocus, Pane};
+use crate::app::{App, Compose, Connection, Field, Modal, Ops, OpsFocus, Pane};
 use crate::keys::BINDINGS;
 use crate::sanitize;
 use chrono::{DateTime, Utc};
-use convos_core::api::{Message, Thread};
+use convos_core::api::{Folder, Message, Thread};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -88,6 +88,16 @@ pub fn render(frame: &mut Frame, app: &App, now: DateTime<Utc>) {
     }
 }
 
+/// The name a folder is shown by.
+fn folder_label(folder: Folder) -> &'static str {
+    match folder {
+        Folder::Inbox => "Inbox",
+        Folder::Sent => "Sent",
+        Folder::Archive => "Archive",
+        Folder::All => "All",
+    }
+}
+
 fn render_folders(frame: &mut Frame, app: &App, area: Rect) {
     let counts = app
         .me
@@ -95,19 +105,14 @@ fn render_folders(frame: &mut Frame, app: &App, area: Rect) {
         .map(|m| m.unread_by_folder.clone())
         .unwrap_or_default();
     let items: Vec<ListItem> = Folder::ALL
-        .iter()
+        .into_iter()
         .map(|f| {
-            let unread = match f {
-                Folder::Inbox => counts.inbox,
-                Folder::Sent => counts.sent,
-                Folder::Archive => counts.archive,
-                Folder::All => counts.all,
-            };
-            let mut text = f.label().to_owned();
+            let unread = counts.get(f);
+            let mut text = folder_label(f).to_owned();
             if unread > 0 {
                 text.push_str(&format!(" ({unread})"));
             }
-            let style = if *f == app.folder {
+            let style = if f == app.folder {
                 Style::default().add_modifier(Modifier::BOLD)
             } else {
                 Style::default()
@@ -177,7 +182,7 @@ fn render_threads(frame: &mut Frame, app: &App, area: Rect, now: DateTime<Utc>) 
             ListItem::new(vec![first, second])
         })
         .collect();
-    let title = format!("{} ({})", app.folder.label(), app.threads.len());
+    let title = format!("{} ({})", folder_label(app.folder), app.threads.len());
     let empty = items.is_empty();
     let list = List::new(items)
         .block(block(title, app.pane == Pane::Threads))
@@ -374,7 +379,7 @@ fn render_status(frame: &mut Frame, app: &App, area: Rect) {
     let unread = app.me.as_ref().map_or(0, |m| m.unread_count);
     let mut spans = vec![
         Span::styled(conn, Style::default().fg(color)),
-        Span::raw(format!(" │ {} │ {unread} unread", app.folder.label())),
+        Span::raw(format!(" │ {} │ {unread} unread", folder_label(app.folder))),
     ];
     if !app.outbox.is_empty() {
         spans.push(Span::styled(

@@ -8,7 +8,8 @@ use crate::scenarios::{Bind, Binds, Deep, Tokens, explain};
 use crate::stats::Measure;
 use crate::wrk::{self, Load, get_script};
 use crate::{Ctx, platform::Server};
-use convos_store::threads::{Folder, list_sql};
+use convos_core::api::Folder;
+use convos_store::threads::list_sql;
 use sqlx::PgPool;
 use std::time::Duration;
 

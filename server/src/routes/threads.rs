@@ -10,11 +10,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use convos_core::api::{CreateReplyRequest, Message, Page, Thread};
+use convos_core::api::{CreateReplyRequest, Folder, Message, Page, Thread};
 use convos_core::{ErrorBody, ThreadId};
 use convos_store::StoreError;
 use convos_store::messages::{self, Created, Idempotency};
-use convos_store::threads::{self, Flag, Folder, Order};
+use convos_store::threads::{self, Flag, Order};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -57,9 +57,10 @@ pub async fn list_threads(
     ApiQuery(query): ApiQuery<ThreadListQuery>,
 ) -> Result<Json<Page<Thread>>> {
     let folder = match query.folder.as_deref() {
-        None => Folder::Inbox,
-        Some(raw) => Folder::parse(raw)
-            .ok_or_else(|| ApiError::field("folder", "must be one of inbox, sent, archive, all"))?,
+        None => Folder::default(),
+        Some(raw) => raw
+            .parse::<Folder>()
+            .map_err(|e| ApiError::Validation(vec![e]))?,
     };
     let unread = parse_bool("unread", query.unread.as_deref())?;
     let limit = parse_limit(query.limit.as_deref(), 25, 100)?;
