@@ -196,17 +196,74 @@ pub async fn confirm(
     Ok(Confirmed::Verified)
 }
 
-/// Verification emails sent to `email` (by any account) in the last hour: bounds how often
-/// one mailbox can be sent links, however many accounts claim it.
-pub async fn sent_to_address_last_hour(db: &PgPool, email: &str) -> Result<i64> {
-    let sent: i64 = sqlx::query_scalar(
-        "select count(*) from jobs \
-         where kind = 'verify_email' and state = 'done' \
-           and finished_at > now() - interval '1 hour' \
-           and lower(payload->>'email') = lower($1)",
+/// How many verification emails one address may be sent, over all accounts that claim it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddressCaps {
+    /// At most this many in any hour.
+    pub per_hour: i64,
+    /// At most this many in any day.
+    pub per_day: i64,
+}
+
+/// A verification email counted against its address before it is sent. Give it back with
+/// [`release`] if the email did not go out.
+#[derive(Debug)]
+#[must_use = "a reservation for an email that was not sent must be released"]
+pub struct Reservation(i64);
+
+/// Counts one verification email to `email` if the address is under `caps`; `None` when it is
+/// not. Emails reserved and not yet sent count too, and the check and the count happen under
+/// a lock on the address, so jobs running at once cannot all see room.
+pub async fn reserve_email(
+    db: &PgPool,
+    email: &str,
+    caps: AddressCaps,
+) -> Result<Option<Reservation>> {
+    let mut tx = db.begin().await?;
+    // Held until commit; the two-key form keeps these locks apart from any single-key ones.
+    sqlx::query("select pg_advisory_xact_lock($1, hashtext(lower($2)))")
+        .bind(ADDRESS_LOCK_CLASS)
+        .bind(email)
+        .execute(&mut *tx)
+        .await?;
+    let (last_hour, last_day): (i64, i64) = sqlx::query_as(
+        "select count(*) filter (where sent_at > now() - interval '1 hour'), count(*) \
+         from verification_emails \
+         where address = lower($1) and sent_at > now() - interval '1 day'",
     )
     .bind(email)
-    .fetch_one(db)
+    .fetch_one(&mut *tx)
     .await?;
-    Ok(sent)
+    if last_hour >= caps.per_hour || last_day >= caps.per_day {
+        return Ok(None);
+    }
+    let id: i64 = sqlx::query_scalar(
+        "insert into verification_emails (address) values (lower($1)) returning id",
+    )
+    .bind(email)
+    .fetch_one(&mut *tx)
+    .await?;
+    // Rows older than a day count for nothing; a few go with every new one, so the table
+    // holds about a day's emails. Rows another job is deleting are left to it.
+    sqlx::query(
+        "delete from verification_emails where id in \
+           (select id from verification_emails where sent_at < now() - interval '1 day' \
+            order by sent_at limit 100 for update skip locked)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(Reservation(id)))
 }
+
+/// Gives back a reservation whose email was not sent, so it does not count.
+pub async fn release(db: &PgPool, reservation: Reservation) -> Result<()> {
+    sqlx::query("delete from verification_emails where id = $1")
+        .bind(reservation.0)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// The advisory lock class of [`reserve_email`]'s per-address locks ("vrfy").
+const ADDRESS_LOCK_CLASS: i32 = 0x7672_6679;

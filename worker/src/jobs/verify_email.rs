@@ -5,7 +5,9 @@
 //! send them a message. It is skipped, with the reason recorded, when it has become pointless:
 //! the account is gone, its address changed or is already verified, or another account
 //! verified the address first. One mailbox gets at most [`PER_ADDRESS_PER_HOUR`] of these an
-//! hour, however many accounts claim it.
+//! hour and [`PER_ADDRESS_PER_DAY`] a day, however many accounts claim it: each email is
+//! counted against its address before it is sent (given back if sending fails), under a lock
+//! on the address, so jobs running at once cannot overshoot.
 
 use super::{JobError, JobResult};
 use crate::Ctx;
@@ -15,13 +17,21 @@ use chrono::{DateTime, Duration, Utc};
 use convos_core::UserId;
 use convos_core::jobs::VerifyEmailJob;
 use convos_store::jobs::{Outcome, Running};
-use convos_store::verification;
+use convos_store::verification::{self, AddressCaps};
 use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 
 /// Verification emails one address receives at most in an hour, over all accounts.
 pub const PER_ADDRESS_PER_HOUR: i64 = 5;
+
+/// Verification emails one address receives at most in a day, over all accounts.
+pub const PER_ADDRESS_PER_DAY: i64 = 10;
+
+const CAPS: AddressCaps = AddressCaps {
+    per_hour: PER_ADDRESS_PER_HOUR,
+    per_day: PER_ADDRESS_PER_DAY,
+};
 
 /// The subject of every verification email.
 pub const SUBJECT: &str = "Confirm your email for Convos";
@@ -93,10 +103,6 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
             "skipped: verified by another account".into(),
         ));
     }
-    if verification::sent_to_address_last_hour(&ctx.db, &state.email).await? >= PER_ADDRESS_PER_HOUR
-    {
-        return Ok(Outcome::Skipped("skipped: address_cap".into()));
-    }
     let to: lettre::Address = state
         .email
         .parse()
@@ -110,12 +116,21 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
     );
     let message = render(&ctx.email, to, &link, payload.valid_hours)
         .map_err(|e| JobError::Permanent(format!("could not build the email: {e}")))?;
-    match ctx.mailer.send(message).await {
-        // Counted per queue by the job metrics; `convos_emails_total` is about notifications.
-        Ok(()) => Ok(Outcome::Done("sent: verification link".into())),
-        Err(SendError::Temporary(error)) => Err(JobError::Transient(format!("smtp: {error}"))),
-        Err(rejected) => Err(JobError::Permanent(format!("smtp: {rejected}"))),
+    let Some(reservation) = verification::reserve_email(&ctx.db, &state.email, CAPS).await? else {
+        return Ok(Outcome::Skipped("skipped: address_cap".into()));
+    };
+    // Counted per queue by the job metrics; `convos_emails_total` is about notifications.
+    let failure = match ctx.mailer.send(message).await {
+        Ok(()) => return Ok(Outcome::Done("sent: verification link".into())),
+        Err(SendError::Temporary(error)) => JobError::Transient(format!("smtp: {error}")),
+        Err(rejected) => JobError::Permanent(format!("smtp: {rejected}")),
+    };
+    // Not sent, so not counted. Should this fail, the email stays counted for a day: the cap
+    // errs towards sending less.
+    if let Err(e) = verification::release(&ctx.db, reservation).await {
+        tracing::warn!(error = %e, "could not give back a verification email's reservation");
     }
+    Err(failure)
 }
 
 #[cfg(test)]

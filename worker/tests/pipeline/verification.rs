@@ -142,36 +142,91 @@ async fn a_claim_lapses_when_another_account_verifies_the_address_first(db: PgPo
     worker.stop().await;
 }
 
+/// `count` accounts named `{prefix}{n}` claiming `email`, one after the other (as many client
+/// addresses could).
+async fn claim(api: &Api, prefix: &str, count: usize, email: &str) {
+    for n in 0..count {
+        let (status, body) = api
+            .call(
+                Method::POST,
+                "/api/v1/users",
+                None,
+                Some(
+                    serde_json::json!({"username": format!("{prefix}{n}"), "email": email,
+                                        "password": "long enough"}),
+                ),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+}
+
+/// Verification jobs skipped for the address's caps.
+async fn capped(db: &PgPool) -> usize {
+    verify_outcomes(db)
+        .await
+        .iter()
+        .filter(|(_, outcome)| outcome.as_deref() == Some("skipped: address_cap"))
+        .count()
+}
+
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
-async fn one_address_gets_at_most_five_verification_emails_an_hour(db: PgPool) {
+async fn many_claims_on_one_address_sent_at_once_still_get_five_emails_an_hour(db: PgPool) {
+    // A slow SMTP server keeps every job in flight at once: counting only the emails already
+    // sent, each job saw room and all twelve went out.
+    let config = StackConfig::new();
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::from_millis(300));
+    let api = Api::start(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    // The queue is paused while the claims are made, then let go all together; the address
+    // is spelled in different cases, which are one mailbox.
+    claim(&api, "claim", 6, "victim@example.com").await;
+    claim(&api, "upper", 6, "Victim@EXAMPLE.com").await;
+    api.send_verification_emails().await;
+    eventually(WAIT, "every job to finish", || all_jobs_finished(&db)).await;
+
+    assert_eq!(smtp.mails().len(), 5, "at most five an hour");
+    assert_eq!(capped(&db).await, 7);
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn one_address_gets_at_most_ten_verification_emails_a_day(db: PgPool) {
     let config = StackConfig::new();
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
     let api = Api::start(db.clone(), &config).await;
     api.send_verification_emails().await;
     let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
-    // Six accounts claim one address (as many client addresses could), one after the other.
-    for n in 0..6 {
-        let (status, _) = api
-            .call(
-                Method::POST,
-                "/api/v1/users",
-                None,
-                Some(serde_json::json!({"username": format!("claim{n}"),
-                                        "email": "victim@example.com",
-                                        "password": "long enough"})),
+    let hours_pass = |hours: i32| {
+        let db = db.clone();
+        async move {
+            sqlx::query(
+                "update verification_emails set sent_at = sent_at - make_interval(hours => $1)",
             )
-            .await;
-        assert_eq!(status, 201);
-        eventually(WAIT, "the claim's job", || all_jobs_finished(&db)).await;
+            .bind(hours)
+            .execute(&db)
+            .await
+            .unwrap();
+        }
+    };
+
+    // Each hour allows five; the day allows ten, however the claims are spread.
+    for (round, expected) in [(0, 5), (1, 10), (2, 10)] {
+        claim(&api, &format!("round{round}x"), 6, "victim@example.com").await;
+        eventually(WAIT, "the round's jobs", || all_jobs_finished(&db)).await;
+        assert_eq!(smtp.mails().len(), expected, "after round {round}");
+        hours_pass(2).await;
     }
-    assert_eq!(smtp.mails().len(), 5);
-    let outcomes = verify_outcomes(&db).await;
-    assert_eq!(
-        outcomes[5],
-        (
-            "skipped".to_owned(),
-            Some("skipped: address_cap".to_owned())
-        )
+    assert_eq!(capped(&db).await, 8);
+    // A day after the first, the address may be sent links again.
+    hours_pass(21).await;
+    claim(&api, "nextday", 1, "victim@example.com").await;
+    eventually(WAIT, "the next day's job", || all_jobs_finished(&db)).await;
+    assert_eq!(smtp.mails().len(), 11);
+    assert!(
+        smtp.mails()
+            .iter()
+            .all(|m| m.to == ["victim@example.com"] || m.to == ["Victim@EXAMPLE.com"])
     );
     worker.stop().await;
 }
