@@ -1,5 +1,5 @@
 //! Sending email: SMTP with lettre, or `.eml` files in a folder for development; failures
-//! classified as permanent (5xx, not retried) or temporary.
+//! classified as permanent (5xx, not retried, with whose fault it is) or temporary.
 
 use lettre::transport::smtp::AsyncSmtpTransport;
 use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
@@ -59,21 +59,38 @@ impl Mailer {
 /// Why an email was not sent.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// The mail server refused it for good (a 5xx reply): sending it again cannot help.
+    /// The mail server refused it for good (a 5xx reply): sending it again as it is cannot help.
     #[error("{text}")]
     Rejected {
         /// The reply code, e.g. 550.
         code: u16,
-        /// Whether the reply says the recipient's address itself is bad (the mailbox or domain
-        /// does not exist), rather than something about us (authentication, relaying, policy,
-        /// content): only then is the address marked hard-bounced.
-        address_bounced: bool,
+        /// Whose fault the reply says it is, which decides what becomes of the email.
+        refusal: Refusal,
         /// lettre's rendering of the reply, the server's text included.
         text: String,
     },
     /// Worth trying again: a 4xx reply, or no usable connection.
     #[error("{0}")]
     Temporary(String),
+}
+
+/// What a permanent refusal says about whose fault it is (decision 18).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The address does not work: an enhanced status `5.1.x` (no such mailbox or domain, bad
+    /// syntax, moved, null MX) or `5.2.1` (mailbox disabled). The email fails and the address
+    /// is marked hard-bounced.
+    BadAddress,
+    /// The receiving side refused this email without saying the address is bad: a basic 550,
+    /// 551, 552 or 553 with no enhanced status (relays and spam filters say "550 relaying
+    /// denied" or "550 rejected as spam" as often as "no such user"), or another `5.2.x` (the
+    /// mailbox is full, the message too big for it). The email fails; the address is not
+    /// blamed, so neither a sender's content nor a relay without enhanced codes can mark it.
+    ThisEmail,
+    /// Most likely our side: relaying or authentication refused, policy (`5.7.x`), protocol or
+    /// any other permanent reply. An operator's fix makes the same email go through, so it
+    /// stays queued and its job is dead, for a retry.
+    OurSide,
 }
 
 impl SendError {
@@ -84,7 +101,7 @@ impl SendError {
                 let code = u16::from(code);
                 SendError::Rejected {
                     code,
-                    address_bounced: is_address_bounce(code, &text),
+                    refusal: classify(code, &text),
                     text,
                 }
             }
@@ -93,16 +110,16 @@ impl SendError {
     }
 }
 
-/// Whether a permanent reply blames the recipient's address. With an enhanced status code
-/// (RFC 3463) that is `5.1.x` (bad mailbox or domain) or `5.2.1` (mailbox disabled); without
-/// one, the basic codes that mean "no such mailbox" (550, 551, 553). `5.7.x` (policy: relay
-/// denied, blocked sender) and replies about authentication or syntax are not the address's
-/// fault, so a misconfigured relay cannot mark every user bounced.
-fn is_address_bounce(code: u16, text: &str) -> bool {
+/// Whose fault a permanent reply is, from its enhanced status code (RFC 3463) when it has one.
+/// Only a code that names the address (`5.1.x`, `5.2.1`) blames it; without an enhanced code a
+/// reply never does.
+fn classify(code: u16, text: &str) -> Refusal {
     match enhanced_status(text) {
-        Some((5, 1, _)) | Some((5, 2, 1)) => true,
-        Some(_) => false,
-        None => matches!(code, 550 | 551 | 553),
+        Some((5, 1, _) | (5, 2, 1)) => Refusal::BadAddress,
+        Some((5, 2, _)) => Refusal::ThisEmail,
+        Some(_) => Refusal::OurSide,
+        None if matches!(code, 550..=553) => Refusal::ThisEmail,
+        None => Refusal::OurSide,
     }
 }
 
@@ -148,25 +165,61 @@ mod tests {
     }
 
     #[test]
-    fn only_replies_about_the_address_count_as_bounces() {
-        let bounce = |code, text| is_address_bounce(code, text);
-        assert!(bounce(
-            550,
-            "permanent error (550): 5.1.1 <a@b.example>: User unknown"
-        ));
-        assert!(bounce(550, "permanent error (550): Mailbox unavailable"));
-        assert!(bounce(
-            553,
-            "permanent error (553): Mailbox name not allowed"
-        ));
-        assert!(bounce(554, "permanent error (554): 5.1.10 Null MX"));
-        assert!(bounce(550, "permanent error (550): 5.2.1 Mailbox disabled"));
-        assert!(!bounce(
-            550,
-            "permanent error (550): 5.7.1 Relay access denied"
-        ));
-        assert!(!bounce(554, "permanent error (554): Transaction failed"));
-        assert!(!bounce(535, "permanent error (535): Invalid credentials"));
-        assert!(!bounce(552, "permanent error (552): 5.2.2 Mailbox full"));
+    fn only_an_enhanced_code_about_the_address_blames_the_address() {
+        for (code, text) in [
+            (
+                550,
+                "permanent error (550): 5.1.1 <a@b.example>: User unknown",
+            ),
+            (
+                550,
+                "permanent error (550): 5.1.2 Bad destination system address",
+            ),
+            (
+                553,
+                "permanent error (553): 5.1.3 Bad destination mailbox address syntax",
+            ),
+            (551, "permanent error (551): 5.1.6 Mailbox has moved"),
+            (554, "permanent error (554): 5.1.10 Null MX"),
+            (550, "permanent error (550): 5.2.1 Mailbox disabled"),
+        ] {
+            assert_eq!(classify(code, text), Refusal::BadAddress, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_basic_code_alone_fails_the_email_without_blaming_the_address() {
+        for (code, text) in [
+            (550, "permanent error (550): Mailbox unavailable"),
+            (550, "permanent error (550): relaying denied"),
+            (550, "permanent error (550): Message rejected as spam"),
+            (551, "permanent error (551): User not local"),
+            (552, "permanent error (552): Exceeded storage allocation"),
+            (553, "permanent error (553): Mailbox name not allowed"),
+            (552, "permanent error (552): 5.2.2 Mailbox full"),
+            (
+                552,
+                "permanent error (552): 5.2.3 Message too big for this mailbox",
+            ),
+        ] {
+            assert_eq!(classify(code, text), Refusal::ThisEmail, "{text}");
+        }
+    }
+
+    #[test]
+    fn refusals_about_our_relay_or_policy_keep_the_email_for_a_retry() {
+        for (code, text) in [
+            (554, "permanent error (554): 5.7.1 Relay access denied"),
+            (550, "permanent error (550): 5.7.1 Message rejected as spam"),
+            (530, "permanent error (530): 5.7.0 Authentication required"),
+            (535, "permanent error (535): Invalid credentials"),
+            (554, "permanent error (554): Transaction failed"),
+            (
+                501,
+                "permanent error (501): 5.5.4 Syntax error in parameters",
+            ),
+        ] {
+            assert_eq!(classify(code, text), Refusal::OurSide, "{text}");
+        }
     }
 }

@@ -2,13 +2,14 @@
 //!
 //! At send time the job re-reads the state and decides per message, with a recorded reason, in
 //! the pure [`decide`]; the messages still worth telling about share one email. A permanent
-//! SMTP rejection fails them at once and, if it blames the address, marks it hard-bounced; a
-//! temporary failure is retried by the ledger (decision 18).
+//! SMTP rejection is not retried: one about the recipient fails them at once and, if it blames
+//! the address, marks it hard-bounced; one about our side keeps them queued for an operator's
+//! retry of the dead job; a temporary failure is retried by the ledger (decision 18).
 
 use super::{JobError, JobResult};
 use crate::Ctx;
 use crate::email;
-use crate::mailer::SendError;
+use crate::mailer::{Refusal, SendError};
 use convos_core::jobs::NotifyEmailJob;
 use convos_store::deliveries::{self, QueuedMessage};
 use convos_store::jobs::{Outcome, Running};
@@ -175,15 +176,24 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
     match ctx.mailer.send(message).await {
         Ok(()) => {}
         Err(SendError::Rejected {
-            address_bounced,
+            refusal: Refusal::OurSide,
             text,
             ..
         }) => {
+            // Our relay or our configuration refused it: the same email goes through once an
+            // operator fixes that and retries the dead job, so it stays queued (the sender sees
+            // it pending) and lets go of its claim for that retry, or a later job, to take.
+            let error = format!("smtp: {text}");
+            deliveries::note_error(&ctx.db, &ids, recipient, "rejected", &error).await?;
+            deliveries::release(&ctx.db, job.id).await?;
+            return Err(JobError::Permanent(error));
+        }
+        Err(SendError::Rejected { refusal, text, .. }) => {
             let error = format!("smtp: {text}");
             count_failed(ctx, "rejected", ids.len());
             deliveries::record(&ctx.db, &ids, recipient, "failed", "rejected", Some(&error))
                 .await?;
-            if address_bounced
+            if refusal == Refusal::BadAddress
                 && deliveries::mark_bounced(&ctx.db, recipient, &pending.recipient.email).await?
             {
                 tracing::info!(user.id = %recipient, "address hard-bounced; no email until verified again");

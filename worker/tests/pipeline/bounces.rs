@@ -1,6 +1,7 @@
-//! Email to addresses that cannot take it: a permanent SMTP rejection is not retried and stops
-//! email to the address until its owner verifies it again; an unverified address gets no
-//! notification at all. Against an SMTP server (mailin, in this process) that refuses chosen
+//! Email to addresses that cannot take it: a permanent SMTP rejection is not retried; one that
+//! blames the address stops email to it until its owner verifies it again, one about our relay
+//! keeps the email queued for an operator's retry; an unverified address gets no notification
+//! at all. Against an SMTP server (mailin, in this process) that refuses chosen
 //! recipients.
 
 use crate::stack::{Api, InProcessWorker, StackConfig, User, database_url, eventually};
@@ -210,15 +211,21 @@ async fn a_rejected_address_fails_at_once_and_gets_no_email_until_verified_again
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
-async fn a_rejection_about_us_fails_at_once_without_blaming_the_address(db: PgPool) {
+async fn a_refusal_about_our_relay_keeps_the_email_queued_until_an_operator_retries(db: PgPool) {
     let config = StackConfig::new();
     let smtp = RefusingSmtp::serve(config.smtp_port);
-    // A misconfigured relay refuses every recipient: that must not mark every user bounced.
+    // A misconfigured relay refuses every recipient: that is our fault, not the address's, and
+    // must neither mark every user bounced nor lose the email.
     smtp.refuse("bob@example.com", 554, "5.7.1 Relay access denied");
     let api = Api::start(db.clone(), &config).await;
     let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
+    let admin = api.user("admin").await;
+    sqlx::query("update users set is_admin = true where username = 'admin'")
+        .execute(&db)
+        .await
+        .unwrap();
 
     let sent = api.send(&alice, &bob, "Hello", "relay?").await;
     eventually(WAIT, "the job to finish", || notifications_finished(&db)).await;
@@ -227,23 +234,93 @@ async fn a_rejection_about_us_fails_at_once_without_blaming_the_address(db: PgPo
             .fetch_one(&db)
             .await
             .unwrap();
-    assert_eq!((state.as_str(), attempts), ("dead", 1));
+    assert_eq!(
+        (state.as_str(), attempts),
+        ("dead", 1),
+        "not retried by itself: an operator must fix the relay"
+    );
     assert_eq!(smtp.asked("bob@example.com"), 1);
     assert!(!bounced(&db, "bob").await, "the address is not blamed");
+    assert_eq!(
+        deliveries(&api, &sent, &alice).await["status"],
+        "pending",
+        "the email is still to come"
+    );
     let seen_by_bob = deliveries(&api, &sent, &bob).await;
+    assert_eq!(seen_by_bob["detail"]["state"], "queued");
     assert_eq!(seen_by_bob["detail"]["reason"], "rejected");
+    assert!(
+        seen_by_bob["detail"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("5.7.1 Relay access denied"),
+        "the recipient and admins see the server's words: {seen_by_bob}"
+    );
 
-    // Once the relay is fixed, an admin retries the dead job and the email goes out.
+    // The relay is fixed; the operator retries every dead email job at once, as the board
+    // suggests.
     smtp.accept("bob@example.com");
-    let id: uuid::Uuid = sqlx::query_scalar("select id from jobs where kind = 'notify_email'")
-        .fetch_one(&db)
-        .await
-        .unwrap();
-    assert!(convos_store::jobs::retry_dead(&db, id).await.unwrap());
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/api/v1/admin/jobs/retry",
+            Some(&admin.token),
+            Some(serde_json::json!({"queue": "notify_email", "state": "dead"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     eventually(WAIT, "the retried email", || async {
         smtp.delivered() == ["bob@example.com"]
     })
     .await;
+    eventually(WAIT, "the retried job", || notifications_finished(&db)).await;
+    assert_eq!(deliveries(&api, &sent, &alice).await["status"], "sent");
+    assert_eq!(
+        smtp.delivered(),
+        ["bob@example.com"],
+        "exactly one email went out"
+    );
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_plain_550_fails_the_email_without_blaming_the_address(db: PgPool) {
+    let config = StackConfig::new();
+    let smtp = RefusingSmtp::serve(config.smtp_port);
+    // No enhanced status code: this could be the relay, or a spam filter the sender's text
+    // tripped; neither says the address is bad.
+    smtp.refuse("bob@example.com", 550, "Message rejected as spam");
+    let api = Api::start(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+
+    let first = api.send(&alice, &bob, "Hello", "buy now!!!").await;
+    eventually(WAIT, "the job to finish", || notifications_finished(&db)).await;
+    let (state, attempts): (String, i32) =
+        sqlx::query_as("select state, attempts from jobs where kind = 'notify_email'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!((state.as_str(), attempts), ("dead", 1), "not retried");
+    assert_eq!(smtp.asked("bob@example.com"), 1);
+    assert!(!bounced(&db, "bob").await, "the address is not blamed");
+    assert_eq!(deliveries(&api, &first, &alice).await["status"], "not_sent");
+    let seen_by_bob = deliveries(&api, &first, &bob).await;
+    assert_eq!(seen_by_bob["detail"]["state"], "failed");
+    assert_eq!(seen_by_bob["detail"]["reason"], "rejected");
+
+    // The next message still goes to Bob: his address was never marked.
+    smtp.accept("bob@example.com");
+    let second = api
+        .reply(&alice, first["thread_id"].as_str().unwrap(), "hello again")
+        .await;
+    eventually(WAIT, "the next email", || async {
+        smtp.delivered() == ["bob@example.com"]
+    })
+    .await;
+    eventually(WAIT, "the second job", || notifications_finished(&db)).await;
+    assert_eq!(deliveries(&api, &second, &alice).await["status"], "sent");
     worker.stop().await;
 }
 
