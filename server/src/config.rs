@@ -6,20 +6,10 @@
 
 use figment::Figment;
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::net::SocketAddr;
 
-pub use convos_plumbing::{ConfigError, DEV_PUBLIC_URL, DEV_SECRET_KEY, Environment};
-
-/// Log output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable, coloured.
-    Pretty,
-    /// One JSON object a line.
-    Json,
-}
+pub use convos_plumbing::{ConfigError, DEV_PUBLIC_URL, DEV_SECRET_KEY, Environment, LogFormat};
 
 /// Every server setting. Missing values take [`Settings::default`].
 #[derive(Clone, Debug, Deserialize)]
@@ -175,10 +165,7 @@ impl Settings {
 
     /// The log format in force.
     pub fn log_format(&self) -> LogFormat {
-        self.log_format.unwrap_or(match self.env {
-            Environment::Development => LogFormat::Pretty,
-            Environment::Production => LogFormat::Json,
-        })
+        self.log_format.unwrap_or(LogFormat::of(self.env))
     }
 }
 

@@ -21,7 +21,6 @@ pub mod seed;
 pub mod startup;
 pub mod state;
 pub mod streams;
-pub mod telemetry;
 pub mod wake;
 
 pub use convos_store::MIGRATOR;

@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use convos_core::api::CreateUserRequest;
 use convos_server::config::Settings;
 use convos_server::startup::{Application, shutdown_signal};
-use convos_server::{auth, seed, telemetry};
+use convos_server::{auth, seed};
 use secrecy::ExposeSecret;
 
 /// The Convos API server.
@@ -59,7 +59,7 @@ enum Admin {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::load()?;
-    telemetry::init(settings.log_format());
+    convos_plumbing::telemetry::init(settings.log_format());
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = Application::build(settings).await?;

@@ -1,79 +1,64 @@
-//! Prometheus metrics at `GET /metrics` on their own listener (`server_metrics_addr`, loopback by
+//! The server's Prometheus metrics, on their own listener (`server_metrics_addr`, loopback by
 //! default), never on the API's: HTTP requests by route and status with latency histograms,
-//! open event streams, and the queue gauges of the job ledger (computed at most every few
-//! seconds, however often it is scraped).
+//! open event streams, and the job ledger's queue gauges (`convos_plumbing::metrics`).
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
-};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use axum::response::Response;
+use convos_plumbing::metrics::Exposition;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts};
+use std::time::Instant;
 
 use crate::state::AppState;
 
 /// The server's own metrics.
 #[derive(Clone)]
 pub struct Metrics {
-    registry: Registry,
+    /// Everything registered, rendered with the queue gauges.
+    pub exposition: Exposition,
     requests: IntCounterVec,
     latency: HistogramVec,
     /// Event streams open right now.
     pub sse_open: IntGauge,
-    /// The queue gauges' text and when it was computed: scrapes in between reuse it.
-    queues: Arc<tokio::sync::Mutex<Option<(Instant, String)>>>,
 }
-
-/// How long computed queue gauges are reused.
-const QUEUE_GAUGES_FRESH_FOR: Duration = Duration::from_secs(5);
 
 impl Metrics {
     /// Registers every metric.
     pub fn new() -> Self {
-        let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new(
-                "convos_http_requests_total",
-                "HTTP requests by route, method and status.",
-            ),
-            &["route", "method", "status"],
-        )
-        .expect("valid metric");
-        let latency = HistogramVec::new(
-            HistogramOpts::new(
-                "convos_http_request_duration_seconds",
-                "HTTP request latency.",
+        let exposition = Exposition::new();
+        let requests = exposition.register(
+            IntCounterVec::new(
+                Opts::new(
+                    "convos_http_requests_total",
+                    "HTTP requests by route, method and status.",
+                ),
+                &["route", "method", "status"],
             )
-            .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-            ]),
-            &["route", "method"],
-        )
-        .expect("valid metric");
-        let sse_open = IntGauge::new("convos_sse_connections_open", "Event streams open.")
-            .expect("valid metric");
-        for metric in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(latency.clone()),
-            Box::new(sse_open.clone()),
-        ] {
-            registry.register(metric).expect("metric registered once");
-        }
+            .expect("valid metric"),
+        );
+        let latency = exposition.register(
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "convos_http_request_duration_seconds",
+                    "HTTP request latency.",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ]),
+                &["route", "method"],
+            )
+            .expect("valid metric"),
+        );
+        let sse_open = exposition.register(
+            IntGauge::new("convos_sse_connections_open", "Event streams open.")
+                .expect("valid metric"),
+        );
         Self {
-            registry,
+            exposition,
             requests,
             latency,
             sse_open,
-            queues: Arc::default(),
         }
-    }
-
-    fn render(&self) -> String {
-        let mut buffer = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
-        String::from_utf8(buffer).unwrap_or_default()
     }
 }
 
@@ -111,41 +96,9 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
 }
 
 /// The metrics listener's whole application: `GET /metrics`, and 404 for anything else.
-pub fn router(state: AppState) -> axum::Router {
-    axum::Router::new()
-        .route("/metrics", axum::routing::get(serve))
+pub fn router(state: &AppState) -> axum::Router {
+    convos_plumbing::metrics::router(state.metrics.exposition.clone(), state.db.clone())
         .fallback(|| async { crate::error::ApiError::NotFound })
-        .with_state(state)
-}
-
-/// `GET /metrics`: Prometheus text format.
-pub async fn serve(State(state): State<AppState>) -> Response {
-    let mut body = state.metrics.render();
-    // One computation at a time; concurrent scrapes wait for it and share the result.
-    let mut queues = state.metrics.queues.lock().await;
-    let fresh = queues
-        .as_ref()
-        .filter(|(at, _)| at.elapsed() < QUEUE_GAUGES_FRESH_FOR);
-    match fresh {
-        Some((_, text)) => body.push_str(text),
-        None => match convos_store::ops::board(&state.db).await {
-            Ok(board) => {
-                let text = convos_store::ops::board_metrics(&board);
-                body.push_str(&text);
-                *queues = Some((Instant::now(), text));
-            }
-            Err(e) => tracing::warn!(error = %e, "queue gauges unavailable"),
-        },
-    }
-    drop(queues);
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        body,
-    )
-        .into_response()
 }
 
 /// Decrements the open-streams gauge when an event stream ends.

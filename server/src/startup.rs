@@ -112,7 +112,7 @@ impl Application {
                 TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("could not listen for /metrics on {addr}"))?,
-                crate::metrics::router(state.clone()),
+                crate::metrics::router(&state),
             )),
             None => None,
         };

@@ -5,7 +5,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use convos_worker::config::WorkerSettings;
 use secrecy::ExposeSecret;
-use tracing_subscriber::EnvFilter;
 
 /// The Convos background worker.
 #[derive(Parser)]
@@ -33,15 +32,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = WorkerSettings::load()?;
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
-            let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-            if settings.env == convos_plumbing::Environment::Production {
-                tracing_subscriber::fmt()
-                    .with_env_filter(filter)
-                    .json()
-                    .init();
-            } else {
-                tracing_subscriber::fmt().with_env_filter(filter).init();
-            }
+            convos_plumbing::telemetry::init(convos_plumbing::LogFormat::of(settings.env));
             convos_worker::run(settings, convos_plumbing::shutdown_signal()).await
         }
         Command::Queues { json } => {

@@ -100,7 +100,7 @@ impl TestApp {
         adjust: impl FnOnce(&mut Settings),
     ) -> Self {
         if std::env::var("TEST_LOG").is_ok() {
-            convos_server::telemetry::init(convos_server::config::LogFormat::Pretty);
+            convos_plumbing::telemetry::init(convos_plumbing::LogFormat::Pretty);
         }
         let mut settings = test_settings(prefix);
         adjust(&mut settings);

@@ -229,7 +229,7 @@ pub struct InProcessWorker {
 impl InProcessWorker {
     pub fn start(settings: WorkerSettings) -> Self {
         if std::env::var("TEST_LOG").is_ok() {
-            let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
+            convos_plumbing::telemetry::init(convos_plumbing::LogFormat::Pretty);
         }
         let (stop, stopped) = oneshot::channel::<()>();
         let done = tokio::spawn(convos_worker::run(settings, async move {
