@@ -3,11 +3,15 @@
 //! One Lua script per user makes it atomic and idempotent: a marker per (job, user) means a job
 //! that runs twice still appends each event once. The markers are deleted once the ledger
 //! records the job done (their two-hour expiry is the fallback).
+//!
+//! What servers receive is core's [`Envelope`], serialised here by serde. Only the stream id
+//! is unknown until `XADD` runs inside the script, so the script is handed the envelope's JSON
+//! in two pieces and splices the id between them; it writes no JSON of its own.
 
 use super::{JobError, JobResult};
 use crate::Ctx;
 use convos_core::UserId;
-use convos_core::events::{RETENTION_SECS, channel, stream_key};
+use convos_core::events::{Envelope, Event, RETENTION_SECS, channel, stream_key};
 use convos_core::jobs::DeliverJob;
 use convos_store::jobs::{Outcome, Running};
 use std::sync::LazyLock;
@@ -18,14 +22,47 @@ static APPEND: LazyLock<redis::Script> = LazyLock::new(|| {
         if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[4]) then
           local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', 'event', ARGV[2])
           redis.call('EXPIRE', KEYS[1], ARGV[4])
-          redis.call('PUBLISH', ARGV[3],
-            '{"user":"' .. ARGV[5] .. '","id":"' .. id .. '","event":' .. ARGV[2] .. '}')
+          redis.call('PUBLISH', ARGV[3], ARGV[5] .. id .. ARGV[6])
           return id
         end
         return false
         "#,
     )
 });
+
+/// Stands for the stream id in a serialised [`Envelope`]; no id, user id or event name
+/// contains `<`, so it occurs once, where the id goes.
+const ID_HOLE: &str = "<stream-id>";
+
+/// One user's [`Envelope`] as JSON, cut where the stream id goes: the script publishes
+/// `head`, the id `XADD` assigned, then `tail`.
+#[derive(Debug)]
+struct Announcement {
+    head: String,
+    tail: String,
+}
+
+impl Announcement {
+    /// Serialises `event` for `user` with a hole for the stream id.
+    fn new(user: UserId, event: &Event) -> Result<Self, JobError> {
+        let envelope = Envelope {
+            user,
+            id: ID_HOLE.to_owned(),
+            event: event.clone(),
+        };
+        let json = serde_json::to_string(&envelope)
+            .map_err(|e| JobError::Permanent(format!("unserialisable event: {e}")))?;
+        match json.split_once(ID_HOLE) {
+            Some((head, tail)) if !tail.contains(ID_HOLE) => Ok(Self {
+                head: head.to_owned(),
+                tail: tail.to_owned(),
+            }),
+            _ => Err(JobError::Permanent(format!(
+                "the stream id's place is ambiguous in {json}"
+            ))),
+        }
+    }
+}
 
 /// Runs a `deliver` job.
 pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
@@ -40,6 +77,7 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
     let mut appended = 0;
     for user in &payload.users {
         let marker = marker(prefix, job, *user);
+        let announcement = Announcement::new(*user, &payload.event)?;
         let id: Option<String> = APPEND
             .key(stream_key(prefix, *user))
             .key(marker)
@@ -47,7 +85,8 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
             .arg(&event)
             .arg(channel(prefix))
             .arg(RETENTION_SECS)
-            .arg(user.to_string())
+            .arg(&announcement.head)
+            .arg(&announcement.tail)
             .invoke_async(&mut conn)
             .await?;
         appended += usize::from(id.is_some());
@@ -91,5 +130,35 @@ pub async fn forget(ctx: &Ctx, job: &Running) {
         .await
     {
         tracing::debug!(error = %e, job.id = %job.id, "delivery markers left to expire");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use convos_core::{MessageId, ThreadId};
+
+    #[test]
+    fn an_announcement_with_the_stream_id_spliced_in_is_cores_envelope() {
+        let user = UserId::generate();
+        let event = Event::MessageRead {
+            message_id: MessageId::generate(),
+            thread_id: ThreadId::generate(),
+            is_read: false,
+        };
+        let announcement = Announcement::new(user, &event).unwrap();
+
+        // The splice the script does: head, the id XADD assigned, tail.
+        let published = format!("{}1733155200000-7{}", announcement.head, announcement.tail);
+
+        let envelope: Envelope = serde_json::from_str(&published).unwrap();
+        assert_eq!(
+            envelope,
+            Envelope {
+                user,
+                id: "1733155200000-7".into(),
+                event
+            }
+        );
     }
 }

@@ -4,7 +4,9 @@ use crate::sse::Events;
 use crate::stack::{
     Api, InProcessWorker, SmtpSink, StackConfig, all_jobs_finished, database_url, eventually,
 };
+use convos_core::events::{Envelope, Event, channel, stream_key};
 use convos_worker::config::WorkerSettings;
+use futures::StreamExt;
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
 
@@ -278,5 +280,66 @@ async fn new_jobs_are_dispatched_on_the_servers_wake_up_without_waiting_for_the_
     assert_eq!(read.event, "message.read");
     assert_eq!(read.json()["message_id"], sent["id"]);
     assert!(worker.is_running());
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn what_the_worker_announces_is_cores_envelope_carrying_the_stream_entrys_id(db: PgPool) {
+    let config = StackConfig::new();
+    let _smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = Api::start(db.clone(), &config).await;
+    let redis = redis::Client::open(config.redis_url.as_str()).unwrap();
+    let mut pubsub = redis.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(channel(&config.prefix)).await.unwrap();
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+
+    let sent = api
+        .send(&alice, &bob, "Envelope", "as the hub reads it")
+        .await;
+
+    let mut announced = Vec::new();
+    let mut messages = pubsub.on_message();
+    while announced.len() < 2 {
+        let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
+            .await
+            .expect("an announcement within 10 s")
+            .expect("the subscription stays open");
+        let payload: String = message.get_payload().unwrap();
+        let envelope: Envelope = serde_json::from_str(&payload)
+            .unwrap_or_else(|e| panic!("not core's Envelope ({e}): {payload}"));
+        if matches!(&envelope.event, Event::MessageCreated { message_id, .. }
+            if message_id.to_string() == sent["id"])
+        {
+            announced.push(envelope);
+        }
+    }
+    drop(messages);
+
+    let mut users: Vec<String> = announced.iter().map(|e| e.user.to_string()).collect();
+    users.sort();
+    let mut want = vec![alice.id.clone(), bob.id.clone()];
+    want.sort();
+    assert_eq!(users, want, "the sender's sessions and the recipient");
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    for envelope in &announced {
+        let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg(stream_key(&config.prefix, envelope.user))
+            .arg(&envelope.id)
+            .arg(&envelope.id)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let [(id, fields)] = entries.as_slice() else {
+            panic!("one stream entry under the announced id, got {entries:?}");
+        };
+        assert_eq!(id, &envelope.id);
+        let event: Event = serde_json::from_str(&fields[0].1).unwrap();
+        assert_eq!(
+            event, envelope.event,
+            "the replayed event is the announced one"
+        );
+    }
     worker.stop().await;
 }
