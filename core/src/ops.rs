@@ -37,6 +37,149 @@ pub struct QueueStats {
     pub paused: bool,
 }
 
+/// A column of the queue board, as `convos-worker queues` and the client's Ops screen draw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoardColumn {
+    /// The queue's name.
+    Queue,
+    /// `running` or `paused`.
+    State,
+    /// [`QueueStats::pending`].
+    Pending,
+    /// [`QueueStats::scheduled`].
+    Scheduled,
+    /// [`QueueStats::running`].
+    Running,
+    /// [`QueueStats::succeeded_1h`].
+    Ok1h,
+    /// [`QueueStats::succeeded_24h`].
+    Ok24h,
+    /// [`QueueStats::failed_1h`].
+    Failed1h,
+    /// [`QueueStats::failed_24h`].
+    Failed24h,
+    /// [`QueueStats::dead`].
+    Dead,
+    /// [`QueueStats::oldest_pending_secs`], as a short duration.
+    Oldest,
+}
+
+impl BoardColumn {
+    /// Every column, left to right.
+    pub const ALL: [BoardColumn; 11] = [
+        BoardColumn::Queue,
+        BoardColumn::State,
+        BoardColumn::Pending,
+        BoardColumn::Scheduled,
+        BoardColumn::Running,
+        BoardColumn::Ok1h,
+        BoardColumn::Ok24h,
+        BoardColumn::Failed1h,
+        BoardColumn::Failed24h,
+        BoardColumn::Dead,
+        BoardColumn::Oldest,
+    ];
+
+    /// The columns that fit a terminal window: the last hour's counts only.
+    pub const COMPACT: [BoardColumn; 9] = [
+        BoardColumn::Queue,
+        BoardColumn::State,
+        BoardColumn::Pending,
+        BoardColumn::Scheduled,
+        BoardColumn::Running,
+        BoardColumn::Ok1h,
+        BoardColumn::Failed1h,
+        BoardColumn::Dead,
+        BoardColumn::Oldest,
+    ];
+
+    /// Its heading.
+    pub fn header(self) -> &'static str {
+        match self {
+            BoardColumn::Queue => "QUEUE",
+            BoardColumn::State => "STATE",
+            BoardColumn::Pending => "PENDING",
+            BoardColumn::Scheduled => "SCHEDULED",
+            BoardColumn::Running => "RUNNING",
+            BoardColumn::Ok1h => "OK 1H",
+            BoardColumn::Ok24h => "OK 24H",
+            BoardColumn::Failed1h => "FAILED 1H",
+            BoardColumn::Failed24h => "FAILED 24H",
+            BoardColumn::Dead => "DEAD",
+            BoardColumn::Oldest => "OLDEST",
+        }
+    }
+
+    /// Characters its cells are padded to (a longer value widens its line, never truncates).
+    pub fn width(self) -> usize {
+        match self {
+            BoardColumn::Queue => 14,
+            BoardColumn::State | BoardColumn::Running | BoardColumn::Ok1h => 7,
+            BoardColumn::Pending | BoardColumn::Ok24h | BoardColumn::Oldest => 8,
+            BoardColumn::Scheduled | BoardColumn::Failed1h => 9,
+            BoardColumn::Failed24h => 10,
+            BoardColumn::Dead => 5,
+        }
+    }
+
+    /// `text` padded to the column: names to the left, everything else to the right.
+    fn pad(self, text: &str) -> String {
+        let width = self.width();
+        match self {
+            BoardColumn::Queue => format!("{text:<width$}"),
+            _ => format!("{text:>width$}"),
+        }
+    }
+}
+
+impl QueueStats {
+    /// What this queue shows under `column`.
+    pub fn cell(&self, column: BoardColumn) -> String {
+        match column {
+            BoardColumn::Queue => self.name.clone(),
+            BoardColumn::State => if self.paused { "paused" } else { "running" }.to_owned(),
+            BoardColumn::Pending => self.pending.to_string(),
+            BoardColumn::Scheduled => self.scheduled.to_string(),
+            BoardColumn::Running => self.running.to_string(),
+            BoardColumn::Ok1h => self.succeeded_1h.to_string(),
+            BoardColumn::Ok24h => self.succeeded_24h.to_string(),
+            BoardColumn::Failed1h => self.failed_1h.to_string(),
+            BoardColumn::Failed24h => self.failed_24h.to_string(),
+            BoardColumn::Dead => self.dead.to_string(),
+            BoardColumn::Oldest => short_duration(self.oldest_pending_secs),
+        }
+    }
+}
+
+/// The heading line of a board showing `columns`, one space between columns.
+pub fn board_header(columns: &[BoardColumn]) -> String {
+    line(columns, |column| column.header().to_owned())
+}
+
+/// `queue`'s line on a board showing `columns`, aligned under [`board_header`].
+pub fn board_row(columns: &[BoardColumn], queue: &QueueStats) -> String {
+    line(columns, |column| queue.cell(column))
+}
+
+fn line(columns: &[BoardColumn], text: impl Fn(BoardColumn) -> String) -> String {
+    columns
+        .iter()
+        .map(|&column| column.pad(&text(column)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Seconds as a short duration (`-` for none, `45s`, `2m05s`, `3h07m`).
+pub fn short_duration(secs: f64) -> String {
+    let s = secs.round() as i64;
+    match s {
+        0 => "-".into(),
+        1..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
 /// A worker process that reported recently.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -147,4 +290,73 @@ pub struct AuditEntry {
 pub struct Affected {
     /// Jobs changed.
     pub affected: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue() -> QueueStats {
+        QueueStats {
+            name: "notify_email".into(),
+            pending: 3,
+            scheduled: 1,
+            running: 2,
+            succeeded_1h: 10,
+            succeeded_24h: 99,
+            failed_1h: 4,
+            failed_24h: 5,
+            dead: 7,
+            oldest_pending_secs: 125.0,
+            paused: true,
+        }
+    }
+
+    #[test]
+    fn every_cell_of_a_queue_sits_under_its_heading() {
+        for columns in [&BoardColumn::ALL[..], &BoardColumn::COMPACT[..]] {
+            let header = board_header(columns);
+            let row = board_row(columns, &queue());
+            assert_eq!(header.len(), row.len(), "\n{header}\n{row}");
+            let mut start = 0;
+            for &column in columns {
+                let span = start..start + column.width();
+                assert_eq!(header[span.clone()].trim(), column.header());
+                assert_eq!(row[span].trim(), queue().cell(column));
+                start += column.width() + 1;
+            }
+        }
+        let cells: Vec<String> = BoardColumn::ALL.iter().map(|&c| queue().cell(c)).collect();
+        assert_eq!(
+            cells,
+            [
+                "notify_email",
+                "paused",
+                "3",
+                "1",
+                "2",
+                "10",
+                "99",
+                "4",
+                "5",
+                "7",
+                "2m05s"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_heading_fits_its_column() {
+        for column in BoardColumn::ALL {
+            assert!(column.header().len() <= column.width(), "{column:?}");
+        }
+    }
+
+    #[test]
+    fn waits_read_as_short_durations() {
+        assert_eq!(short_duration(0.2), "-");
+        assert_eq!(short_duration(45.0), "45s");
+        assert_eq!(short_duration(125.0), "2m05s");
+        assert_eq!(short_duration(3.0 * 3600.0 + 7.0 * 60.0), "3h07m");
+    }
 }

@@ -7,6 +7,7 @@ use crate::keys::BINDINGS;
 use crate::sanitize;
 use chrono::{DateTime, Utc};
 use convos_core::api::{Folder, Message, Thread};
+use convos_core::ops::{BoardColumn, board_header, board_row};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -547,16 +548,6 @@ fn render_compose(frame: &mut Frame, compose: &Compose) {
     );
 }
 
-fn secs(secs: f64) -> String {
-    let s = secs.round() as i64;
-    match s {
-        0 => "-".into(),
-        1..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-    }
-}
-
 fn render_ops(frame: &mut Frame, ops: &Ops, now: DateTime<Utc>) {
     let area = frame.area();
     let area = Rect {
@@ -577,18 +568,7 @@ fn render_ops(frame: &mut Frame, ops: &Ops, now: DateTime<Utc>) {
     .areas(inner);
 
     let mut lines = vec![Line::from(Span::styled(
-        format!(
-            "  {:<14}{:>8}{:>9}{:>10}{:>8}{:>8}{:>10}{:>6}{:>9}",
-            "QUEUE",
-            "STATE",
-            "PENDING",
-            "SCHEDULED",
-            "RUNNING",
-            "OK 1H",
-            "FAILED 1H",
-            "DEAD",
-            "OLDEST"
-        ),
+        format!("  {}", board_header(&BoardColumn::COMPACT)),
         Style::default().add_modifier(Modifier::BOLD),
     ))];
     match &ops.board {
@@ -605,17 +585,9 @@ fn render_ops(frame: &mut Frame, ops: &Ops, now: DateTime<Utc>) {
                 }
                 lines.push(Line::from(Span::styled(
                     format!(
-                        "{}{:<14}{:>8}{:>9}{:>10}{:>8}{:>8}{:>10}{:>6}{:>9}",
+                        "{}{}",
                         if selected { "> " } else { "  " },
-                        q.name,
-                        if q.paused { "paused" } else { "running" },
-                        q.pending,
-                        q.scheduled,
-                        q.running,
-                        q.succeeded_1h,
-                        q.failed_1h,
-                        q.dead,
-                        secs(q.oldest_pending_secs)
+                        board_row(&BoardColumn::COMPACT, q)
                     ),
                     style,
                 )));

@@ -1,49 +1,15 @@
 //! The queue board as a plain-text table, for `convos-worker queues`.
 
+use convos_core::ops::{BoardColumn, board_header, board_row};
 use convos_store::ops::Board;
-
-/// Seconds as a short human duration.
-fn age(secs: f64) -> String {
-    let s = secs.round() as i64;
-    match s {
-        0 => "-".into(),
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
-        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-    }
-}
 
 /// Renders the board: one line per queue, then the workers seen in the last minute.
 pub fn table(board: &Board) -> String {
-    let mut out = format!(
-        "{:<14} {:>7} {:>8} {:>10} {:>8} {:>8} {:>9} {:>10} {:>11} {:>6} {:>8}\n",
-        "QUEUE",
-        "STATE",
-        "PENDING",
-        "SCHEDULED",
-        "RUNNING",
-        "OK 1H",
-        "OK 24H",
-        "FAILED 1H",
-        "FAILED 24H",
-        "DEAD",
-        "OLDEST"
-    );
-    for q in &board.queues {
-        out.push_str(&format!(
-            "{:<14} {:>7} {:>8} {:>10} {:>8} {:>8} {:>9} {:>10} {:>11} {:>6} {:>8}\n",
-            q.name,
-            if q.paused { "paused" } else { "running" },
-            q.pending,
-            q.scheduled,
-            q.running,
-            q.succeeded_1h,
-            q.succeeded_24h,
-            q.failed_1h,
-            q.failed_24h,
-            q.dead,
-            age(q.oldest_pending_secs),
-        ));
+    let mut out = board_header(&BoardColumn::ALL);
+    out.push('\n');
+    for queue in &board.queues {
+        out.push_str(&board_row(&BoardColumn::ALL, queue));
+        out.push('\n');
     }
     out.push_str(&format!(
         "\nWORKERS ({} seen in the last minute)\n",
