@@ -4,6 +4,8 @@
 //! Every search does bounded work, whatever the query and the mailbox (decision 0017):
 //! - the query is parsed at the edge ([`SearchQuery::parse`]) and limited in words and in the
 //!   length of its phrases;
+//! - matches are looked for among the caller's own messages only, through per-participant
+//!   indexes (migration 0012), never by scanning everyone's;
 //! - only the newest [`CANDIDATES`] matching messages are ranked;
 //! - the statement runs under its own, tighter, `statement_timeout`;
 //! - the excerpt is cut here, in Rust, from the body around the first match, in one linear
@@ -338,11 +340,54 @@ pub fn offset(cursor: &str) -> Option<i64> {
         .filter(|o| *o >= 0)
 }
 
+/// The caller's messages in one role (`recipient` or `sender`) that match `$2`, newest
+/// first, at most `$5`: by their body (never a read-once one) or, with `subject`, by their
+/// thread's subject.
+///
+/// Each part is one index path over the caller's own messages, whichever the planner finds
+/// cheaper for the word: walking `messages_<role>_created` from the newest until `$5` match (a
+/// common word), or intersecting the caller's and the word's entries in
+/// `messages_<role>_search` (a rare one); subjects, through `threads_search` and each thread's
+/// messages. The visibility test here is [`visible_to_caller`] for one role, written so the
+/// planner estimates the role's rows right; the statement applies [`visible_to_caller`] itself
+/// again to the candidates.
+macro_rules! matches_as {
+    ($role:literal) => {
+        concat!(
+            "(select m.id, m.created_at from messages m \
+              where m.",
+            $role,
+            "_id = $1 and not m.read_once \
+                and m.search @@ websearch_to_tsquery('simple', $2) \
+                and m.consumed_at is null and m.purged_at is null \
+                and (m.expires_at is null or m.expires_at > now()) \
+                and m.",
+            $role,
+            "_deleted_at is null \
+              order by m.created_at desc, m.id desc limit $5) \
+             union \
+             (select m.id, m.created_at from messages m join threads t on t.id = m.thread_id \
+              where m.",
+            $role,
+            "_id = $1 \
+                and t.search @@ websearch_to_tsquery('simple', $2) \
+                and m.consumed_at is null and m.purged_at is null \
+                and (m.expires_at is null or m.expires_at > now()) \
+                and m.",
+            $role,
+            "_deleted_at is null \
+              order by m.created_at desc, m.id desc limit $5)"
+        )
+    };
+}
+
 /// The search statement. Binds: `$1` the caller, `$2` the query text, `$3` rows to return,
 /// `$4` rows to skip, `$5` candidates to rank ([`CANDIDATES`]).
 ///
-/// Innermost, the newest matching messages the caller can see (at most `$5`); then their ranks
-/// and the page; only then the page's bodies, subjects and senders.
+/// Innermost, the newest matching messages the caller can see (at most `$5`), found among the
+/// caller's own messages only (migration 0012); then their ranks and the page; only then the
+/// page's bodies, subjects and senders. The query is written out where it is used, so that
+/// PostgreSQL folds it to a constant and estimates each word's frequency.
 pub const SEARCH_SQL: &str = concat!(
     "select m.id, m.thread_id, t.subject, s.id as sender_id, \
                 s.username as sender_username, s.display_name as sender_display_name, \
@@ -350,27 +395,37 @@ pub const SEARCH_SQL: &str = concat!(
                 m.created_at, page.rank \
          from ( \
            select c.id, c.created_at, \
-                  (ts_rank(c.thread_search, c.q) * 2 \
-                    + case when c.read_once then 0 else ts_rank(c.message_search, c.q) end \
+                  (ts_rank(t.search, websearch_to_tsquery('simple', $2)) * 2 \
+                    + case when m.read_once then 0 \
+                      else ts_rank(m.search, websearch_to_tsquery('simple', $2)) end \
                   )::float4 as rank \
            from ( \
-             select m.id, m.created_at, m.read_once, m.search as message_search, \
-                    t.search as thread_search, q \
-             from messages m \
-             join threads t on t.id = m.thread_id, \
-             websearch_to_tsquery('simple', $2) q \
-             where (t.search @@ q or (not m.read_once and m.search @@ q)) \
-               and (m.sender_id = $1 or m.recipient_id = $1) and ",
-    visible_to_caller!(),
-    "    order by m.created_at desc, m.id desc limit $5 \
+             select id, created_at from (",
+    matches_as!("recipient"),
+    " union ",
+    matches_as!("sender"),
+    "    ) matching \
+             order by created_at desc, id desc limit $5 \
            ) c \
-           order by rank desc, c.created_at desc, c.id desc limit $3 offset $4 \
+           join messages m on m.id = c.id \
+           join threads t on t.id = m.thread_id \
+           where ",
+    visible_to_caller!(),
+    "  order by rank desc, c.created_at desc, c.id desc limit $3 offset $4 \
          ) page \
          join messages m on m.id = page.id \
          join threads t on t.id = m.thread_id \
          join users s on s.id = m.sender_id \
          order by page.rank desc, page.created_at desc, page.id desc"
 );
+
+/// Settings of the search transaction, beside its `statement_timeout`: a plan made for each
+/// query's words (a generic plan cannot tell a rare word from a common one, and so cannot pick
+/// the index path), and no JIT compilation (it cost ~100 ms, more than the search itself, when
+/// the estimates of a large mailbox crossed `jit_above_cost`).
+pub const SEARCH_SETTINGS_SQL: &str = "select set_config('statement_timeout', $1, true), \
+       set_config('plan_cache_mode', 'force_custom_plan', true), \
+       set_config('jit', 'off', true)";
 
 /// One page of results for `query`, best first, among the newest [`CANDIDATES`] matches.
 ///
@@ -385,7 +440,7 @@ pub async fn search(
     timeout: Duration,
 ) -> Result<Page<SearchHit>> {
     let mut tx = db.begin().await?;
-    sqlx::query("select set_config('statement_timeout', $1, true)")
+    sqlx::query(SEARCH_SETTINGS_SQL)
         .bind(millis(timeout))
         .execute(&mut *tx)
         .await?;

@@ -154,7 +154,6 @@ pub async fn explain(db: &PgPool, sql: &str, binds: Binds) -> anyhow::Result<Str
             Bind::Uuid(u) => query.bind(u),
             Bind::At(t) => query.bind(t),
             Bind::Int(i) => query.bind(i),
-            Bind::Text(t) => query.bind(t),
         };
     }
     let rows = query.fetch_all(db).await?;
@@ -173,8 +172,6 @@ pub enum Bind {
     At(chrono::DateTime<chrono::Utc>),
     /// A number.
     Int(i64),
-    /// A text.
-    Text(String),
 }
 
 /// The binds of one statement, in order.
