@@ -85,7 +85,9 @@ pub async fn seed_demo(db: &PgPool, password: &str) -> anyhow::Result<bool> {
             &content(bodies[0])?,
             None,
         )
-        .await?;
+        .await?
+        // Seeding runs before the server serves; the relays' first tick finds these jobs.
+        .without_wake();
         let thread = messages::get(db, from, first.id()).await?.thread_id;
         for (i, body) in bodies.iter().enumerate().skip(1) {
             let sender = if i % 2 == 1 { to } else { from };
@@ -97,7 +99,8 @@ pub async fn seed_demo(db: &PgPool, password: &str) -> anyhow::Result<bool> {
                 &content(body)?,
                 None,
             )
-            .await?;
+            .await?
+            .without_wake();
         }
     }
     Ok(true)

@@ -1,13 +1,15 @@
 //! Waking the workers' relays when this process commits jobs (decision 12).
 //!
-//! After a transaction that wrote `jobs` rows commits, a handler calls
-//! [`WorkerWake::jobs_committed`]; one task per process then PUBLISHes a tiny message on the
-//! wake channel, and every worker's relay runs a pass at once instead of at its next tick.
+//! Every store write that may enqueue jobs returns a [`Written`]; handlers get its value only
+//! through [`WorkerWake::committed`], the one place that decides to wake, so no handler can
+//! forget. One task per process then PUBLISHes a tiny message on the wake channel, and every
+//! worker's relay runs a pass at once instead of at its next tick.
 //! The message is only a hint: it is sent after the response path has moved on, never delays
 //! or fails a request, and if Redis is down it is dropped (logged at debug) and the relays'
 //! ticks find the jobs as before.
 
 use crate::redis_conn::RedisConn;
+use convos_store::Written;
 use tokio::sync::mpsc;
 
 /// Tells the workers that jobs were committed; cheap to clone.
@@ -33,8 +35,13 @@ impl WorkerWake {
         Self { pending }
     }
 
-    /// Call after committing a transaction that enqueued jobs (or made some due). Never waits.
-    pub fn jobs_committed(&self) {
+    /// The value of a committed store write, waking the relays if it enqueued jobs (or made
+    /// some due). Never waits.
+    pub fn committed<T>(&self, written: Written<T>) -> T {
+        written.waking(|| self.jobs_committed())
+    }
+
+    fn jobs_committed(&self) {
         // Full means a wake is already waiting to be published: this commit is covered by it.
         let _ = self.pending.try_send(());
     }

@@ -16,6 +16,9 @@ pub mod tokens;
 pub mod users;
 pub mod verification;
 mod visibility;
+pub mod written;
+
+pub use written::Written;
 
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -7,7 +7,7 @@
 
 use crate::jobs::{self, Outbox};
 use crate::visibility::{message_select, visible_to_caller};
-use crate::{Result, StoreError};
+use crate::{Result, StoreError, Written};
 use chrono::{DateTime, Utc};
 use convos_core::api::{Message, NewContent, UserSummary};
 use convos_core::events::Event;
@@ -347,13 +347,13 @@ pub async fn create_thread<'a>(
     subject: &Subject,
     content: &NewContent,
     idem: Option<&Idempotency>,
-) -> Result<Created> {
+) -> Result<Written<Created>> {
     let mut tx = db.begin().await?;
     let id = MessageId::generate();
     if let Some(idem) = idem
         && let Some(original) = claim_key(&mut tx, sender, idem, id).await?
     {
-        return Ok(Created::Replayed(original));
+        return Ok(Written::new(Created::Replayed(original), false));
     }
     let thread = ThreadId::generate();
     sqlx::query("insert into threads (id, subject, created_by) values ($1, $2, $3)")
@@ -367,7 +367,9 @@ pub async fn create_thread<'a>(
     count_new_message(&mut tx, thread, sender, recipient, row.created_at).await?;
     enqueue_new_message(&mut tx, outbox, id, thread, sender, recipient).await?;
     tx.commit().await?;
-    Ok(Created::New(Box::new(row.into_api(false))))
+    Ok(Written::with_jobs(Created::New(Box::new(
+        row.into_api(false),
+    ))))
 }
 
 /// Locks thread `thread` for a write by `caller` and returns the other participant, or
@@ -411,14 +413,14 @@ pub async fn reply(
     thread: ThreadId,
     content: &NewContent,
     idem: Option<&Idempotency>,
-) -> Result<Created> {
+) -> Result<Written<Created>> {
     let mut tx = db.begin().await?;
     let recipient = lock_thread(&mut tx, sender, thread).await?;
     let id = MessageId::generate();
     if let Some(idem) = idem
         && let Some(original) = claim_key(&mut tx, sender, idem, id).await?
     {
-        return Ok(Created::Replayed(original));
+        return Ok(Written::new(Created::Replayed(original), false));
     }
     let newest: Option<Uuid> = sqlx::query_scalar(
         "select id from messages where thread_id = $1 order by created_at desc, id desc limit 1",
@@ -439,7 +441,9 @@ pub async fn reply(
     count_new_message(&mut tx, thread, sender, recipient, row.created_at).await?;
     enqueue_new_message(&mut tx, outbox, id, thread, sender, recipient).await?;
     tx.commit().await?;
-    Ok(Created::New(Box::new(row.into_api(false))))
+    Ok(Written::with_jobs(Created::New(Box::new(
+        row.into_api(false),
+    ))))
 }
 
 /// The message as `caller` sees it, without changing anything (read-once bodies withheld).
@@ -514,13 +518,14 @@ pub struct Opened {
 
 /// The recipient's read of a message: for a read-once message it returns the body exactly once
 /// and consumes the message atomically; any other message is returned as by [`get`].
-pub async fn open(db: &PgPool, caller: UserId, id: MessageId) -> Result<Opened> {
+pub async fn open(db: &PgPool, caller: UserId, id: MessageId) -> Result<Written<Opened>> {
     let message = get(db, caller, id).await?;
     if !(message.read_once && message.recipient.id == caller) {
-        return Ok(Opened {
+        let opened = Opened {
             message,
             consumed: false,
-        });
+        };
+        return Ok(Written::new(opened, false));
     }
     let mut tx = db.begin().await?;
     let peer = lock_thread(&mut tx, caller, message.thread_id).await?;
@@ -557,10 +562,10 @@ pub async fn open(db: &PgPool, caller: UserId, id: MessageId) -> Result<Opened> 
     )
     .await?;
     tx.commit().await?;
-    Ok(Opened {
+    Ok(Written::with_jobs(Opened {
         message: row.into_api(true),
         consumed: true,
-    })
+    }))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -592,13 +597,20 @@ async fn uncount(
     Ok(())
 }
 
-/// Sets the caller's own read flag on a message; idempotent.
-pub async fn set_read(db: &PgPool, caller: UserId, id: MessageId, read: bool) -> Result<Message> {
+/// Sets the caller's own read flag on a message; idempotent (a flag already as asked writes no
+/// job).
+pub async fn set_read(
+    db: &PgPool,
+    caller: UserId,
+    id: MessageId,
+    read: bool,
+) -> Result<Written<Message>> {
     let thread = thread_of(db, id).await?;
     let mut tx = db.begin().await?;
     lock_thread(&mut tx, caller, thread).await?;
     let row = get_for_update(&mut tx, caller, id).await?;
-    if row.is_read != read {
+    let changed = row.is_read != read;
+    if changed {
         let column = if row.sender_id == caller.as_uuid() {
             "sender_read"
         } else {
@@ -628,11 +640,11 @@ pub async fn set_read(db: &PgPool, caller: UserId, id: MessageId, read: bool) ->
         announce(&mut tx, event, vec![caller]).await?;
     }
     tx.commit().await?;
-    get(db, caller, id).await
+    Ok(Written::new(get(db, caller, id).await?, changed))
 }
 
 /// Deletes the caller's copy of a message; the other participant keeps theirs.
-pub async fn delete_for_me(db: &PgPool, caller: UserId, id: MessageId) -> Result<()> {
+pub async fn delete_for_me(db: &PgPool, caller: UserId, id: MessageId) -> Result<Written<()>> {
     let thread = thread_of(db, id).await?;
     let mut tx = db.begin().await?;
     lock_thread(&mut tx, caller, thread).await?;
@@ -660,5 +672,5 @@ pub async fn delete_for_me(db: &PgPool, caller: UserId, id: MessageId) -> Result
     )
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(Written::with_jobs(()))
 }

@@ -3,7 +3,7 @@
 //! depends on Redis.
 
 use crate::cursor::{Cursor, split_page};
-use crate::{Result, StoreError};
+use crate::{Result, StoreError, Written};
 use chrono::{DateTime, Utc};
 use convos_core::jobs::JobKind;
 pub use convos_core::ops::{
@@ -111,8 +111,14 @@ pub async fn paused(db: &PgPool) -> Result<Vec<JobKind>> {
     Ok(kinds.iter().filter_map(|k| JobKind::parse(k)).collect())
 }
 
-/// Pauses or resumes a queue; returns whether that changed anything.
-pub async fn set_paused(db: &PgPool, kind: JobKind, paused: bool, actor: Uuid) -> Result<bool> {
+/// Pauses or resumes a queue; returns whether that changed anything. Resuming a paused queue
+/// makes its waiting jobs due, which counts as writing jobs.
+pub async fn set_paused(
+    db: &PgPool,
+    kind: JobKind,
+    paused: bool,
+    actor: Uuid,
+) -> Result<Written<bool>> {
     let changed = sqlx::query(
         "insert into queue_controls (kind, paused, updated_by) values ($1, $2, $3) \
          on conflict (kind) do update set paused = excluded.paused, updated_at = now(), \
@@ -125,7 +131,8 @@ pub async fn set_paused(db: &PgPool, kind: JobKind, paused: bool, actor: Uuid) -
     .execute(db)
     .await?
     .rows_affected();
-    Ok(changed == 1)
+    let changed = changed == 1;
+    Ok(Written::new(changed, changed && !paused))
 }
 
 /// Which jobs a list or a bulk action concerns.
@@ -331,7 +338,7 @@ pub async fn job(db: &PgPool, id: Uuid) -> Result<JobDetail> {
 
 /// Makes dead or waiting-to-retry jobs matching `filter` (or the one `id`) due now; dead jobs
 /// get a fresh attempt budget. Returns how many were touched.
-pub async fn retry(db: &PgPool, filter: &JobFilter, id: Option<Uuid>) -> Result<u64> {
+pub async fn retry(db: &PgPool, filter: &JobFilter, id: Option<Uuid>) -> Result<Written<u64>> {
     let sql = format!(
         "update jobs set state = 'retry', next_run_at = now(), updated_at = now(), \
            finished_at = null, \
@@ -364,7 +371,7 @@ pub async fn retry(db: &PgPool, filter: &JobFilter, id: Option<Uuid>) -> Result<
         }
     }
     tx.commit().await?;
-    Ok(rows.len() as u64)
+    Ok(Written::new(rows.len() as u64, !rows.is_empty()))
 }
 
 /// Discards dead jobs matching `filter` (or the one `id`): they leave the dead count for good.

@@ -3,7 +3,7 @@
 use crate::cursor::{Cursor, split_page};
 use crate::messages::{MessageRow, announce, lock_thread};
 use crate::visibility::{expired_correction, message_select, visible_to_caller};
-use crate::{Result, StoreError};
+use crate::{Result, StoreError, Written};
 use chrono::{DateTime, Utc};
 use convos_core::api::{Folder, LastMessage, Message, Page, Thread, UserSummary};
 use convos_core::events::Event;
@@ -294,7 +294,7 @@ async fn recount(
 }
 
 /// Marks every message the caller can see in the thread as read.
-pub async fn mark_read(db: &PgPool, caller: UserId, thread: ThreadId) -> Result<Thread> {
+pub async fn mark_read(db: &PgPool, caller: UserId, thread: ThreadId) -> Result<Written<Thread>> {
     let mut tx = db.begin().await?;
     lock_thread(&mut tx, caller, thread).await?;
     let changed = sqlx::query(concat!(
@@ -321,7 +321,7 @@ pub async fn mark_read(db: &PgPool, caller: UserId, thread: ThreadId) -> Result<
         .await?;
     }
     tx.commit().await?;
-    get(db, caller, thread).await
+    Ok(Written::new(get(db, caller, thread).await?, changed > 0))
 }
 
 /// A per-participant thread flag.
@@ -340,7 +340,7 @@ pub async fn set_flag(
     thread: ThreadId,
     flag: Flag,
     on: bool,
-) -> Result<Thread> {
+) -> Result<Written<Thread>> {
     get(db, caller, thread).await?;
     let column = match flag {
         Flag::Archived => "archived",
@@ -366,11 +366,11 @@ pub async fn set_flag(
         .await?;
     }
     tx.commit().await?;
-    get(db, caller, thread).await
+    Ok(Written::new(get(db, caller, thread).await?, changed > 0))
 }
 
 /// Deletes every copy the caller has in the thread; the other participant keeps theirs.
-pub async fn delete_for_me(db: &PgPool, caller: UserId, thread: ThreadId) -> Result<()> {
+pub async fn delete_for_me(db: &PgPool, caller: UserId, thread: ThreadId) -> Result<Written<()>> {
     let mut tx = db.begin().await?;
     lock_thread(&mut tx, caller, thread).await?;
     sqlx::query(
@@ -393,7 +393,7 @@ pub async fn delete_for_me(db: &PgPool, caller: UserId, thread: ThreadId) -> Res
     )
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(Written::with_jobs(()))
 }
 
 /// Unread messages per folder (threads with no unread message are never read).

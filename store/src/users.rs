@@ -1,6 +1,6 @@
 //! Accounts: sign-up, lookup, profile and the user directory.
 
-use crate::{Result, StoreError, on_unique};
+use crate::{Result, StoreError, Written, on_unique};
 use chrono::{DateTime, Utc};
 use convos_core::api::{ProfileChange, Settings, User, UserSummary};
 use convos_core::{DisplayName, EmailAddress, UserId, Username};
@@ -118,7 +118,7 @@ pub struct SignUp<'a> {
 /// the job that emails the verification link. `Conflict("username")` when the username is
 /// taken; `Conflict("email")` when another account verified the address (unverified claims
 /// by others do not count: whoever verifies first owns it).
-pub async fn sign_up(db: &PgPool, new: SignUp<'_>) -> Result<User> {
+pub async fn sign_up(db: &PgPool, new: SignUp<'_>) -> Result<Written<User>> {
     let mut tx = db.begin().await?;
     let row: Option<UserRow> = sqlx::query_as(concat!(
         "insert into users (id, username, email, display_name, password_hash) \
@@ -143,7 +143,7 @@ pub async fn sign_up(db: &PgPool, new: SignUp<'_>) -> Result<User> {
     crate::verification::enqueue_email(&mut tx, user.id, new.email.as_str(), new.link_hours)
         .await?;
     tx.commit().await?;
-    Ok(user)
+    Ok(Written::with_jobs(user))
 }
 
 /// Which field would make a sign-up fail, if any: `Some("username")` when the username is

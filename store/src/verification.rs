@@ -7,7 +7,7 @@
 //! and the other claims can never be confirmed.
 
 use crate::jobs::enqueue;
-use crate::{Result, StoreError};
+use crate::{Result, StoreError, Written};
 use chrono::{DateTime, Utc};
 use convos_core::UserId;
 use convos_core::jobs::{JobKind, VerifyEmailJob};
@@ -53,21 +53,22 @@ pub enum Resend {
     TakenByAnother,
 }
 
-/// Queues another verification email for `user`'s current address, unless there is no point.
-pub async fn resend(db: &PgPool, user: UserId, link_hours: u64) -> Result<Resend> {
+/// Queues another verification email for `user`'s current address, unless there is no point
+/// (then no job is written).
+pub async fn resend(db: &PgPool, user: UserId, link_hours: u64) -> Result<Written<Resend>> {
     let mut tx = db.begin().await?;
     let Some(state) = state_in(&mut tx, user).await? else {
         return Err(StoreError::NotFound);
     };
     if state.verified && !state.bounced {
-        return Ok(Resend::AlreadyVerified);
+        return Ok(Written::new(Resend::AlreadyVerified, false));
     }
     if state.taken_by_other {
-        return Ok(Resend::TakenByAnother);
+        return Ok(Written::new(Resend::TakenByAnother, false));
     }
     enqueue_email(&mut tx, user, &state.email, link_hours).await?;
     tx.commit().await?;
-    Ok(Resend::Queued(state.email))
+    Ok(Written::with_jobs(Resend::Queued(state.email)))
 }
 
 /// An account's address and where it stands.

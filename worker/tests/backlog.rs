@@ -60,7 +60,8 @@ async fn a_20000_message_backlog_drains_once_with_redis_kept_shallow(db: PgPool)
                     None,
                 )
                 .await
-                .unwrap();
+                .unwrap()
+                .without_wake();
             }
         });
     }

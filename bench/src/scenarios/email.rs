@@ -76,7 +76,8 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
                     &content,
                     None,
                 )
-                .await?;
+                .await?
+                .without_wake();
             }
             anyhow::Ok(())
         });
@@ -101,7 +102,9 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     // own standing state in Redis (registration, scripts) is part of the "before" reading.
     let actor = users[0].as_uuid();
     for kind in [JobKind::Deliver, JobKind::NotifyEmail] {
-        convos_store::ops::set_paused(&db, kind, true, actor).await?;
+        convos_store::ops::set_paused(&db, kind, true, actor)
+            .await?
+            .without_wake();
     }
     let worker = ctx.env.worker(
         &ctx.database_url(DB),
@@ -113,7 +116,9 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let mut redis_peak = redis_before;
     let mut max_depth = 0i64;
     for kind in [JobKind::Deliver, JobKind::NotifyEmail] {
-        convos_store::ops::set_paused(&db, kind, false, actor).await?;
+        convos_store::ops::set_paused(&db, kind, false, actor)
+            .await?
+            .without_wake();
     }
     let share = CpuShare::start();
     let drain_started = Instant::now();

@@ -70,7 +70,8 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
             &content(&text, &mut rng)?,
             None,
         )
-        .await?;
+        .await?
+        .without_wake();
         let thread: uuid::Uuid = sqlx::query_scalar("select thread_id from messages where id = $1")
             .bind(created.id().as_uuid())
             .fetch_one(&db)
@@ -253,13 +254,15 @@ async fn direct_loop(
                             &content,
                             None,
                         )
-                        .await?;
+                        .await?
+                        .without_wake();
                     }
                     Kind::Reply => {
                         convos_store::messages::reply(
                             &db, &outbox, senders[i], threads[i], &content, None,
                         )
-                        .await?;
+                        .await?
+                        .without_wake();
                     }
                 }
                 samples.push(t0.elapsed());

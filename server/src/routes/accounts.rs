@@ -72,7 +72,7 @@ pub async fn create_user(
         Err(other) => return Err(other.into()),
     };
     // The unique indexes still decide between two sign-ups that passed the lookup together.
-    let user = users::sign_up(
+    let signed_up = users::sign_up(
         &state.db,
         users::SignUp {
             username: &new.username,
@@ -83,7 +83,7 @@ pub async fn create_user(
         },
     )
     .await?;
-    state.wake.jobs_committed();
+    let user = state.wake.committed(signed_up);
     tracing::info!(user.id = %user.id, "account created; verification email queued");
     Ok((StatusCode::CREATED, Json(user)))
 }

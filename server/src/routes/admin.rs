@@ -214,13 +214,15 @@ async fn act_on_jobs(
     target: &str,
 ) -> Result<Json<Affected>> {
     let (name, affected) = match action {
-        JobAction::Retry => ("retry", ops::retry(&state.db, filter, id).await?),
+        JobAction::Retry => (
+            "retry",
+            state
+                .wake
+                .committed(ops::retry(&state.db, filter, id).await?),
+        ),
         JobAction::Discard => ("discard", ops::discard(&state.db, filter, id).await?),
     };
     ops::audit(&state.db, admin.0.user.id.as_uuid(), name, target, affected).await?;
-    if matches!(action, JobAction::Retry) && affected > 0 {
-        state.wake.jobs_committed();
-    }
     Ok(Json(Affected { affected }))
 }
 
@@ -330,11 +332,10 @@ async fn set_paused(
     paused: bool,
 ) -> Result<Json<QueueStats>> {
     let kind = queue(name)?;
-    let changed = ops::set_paused(&state.db, kind, paused, admin.0.user.id.as_uuid()).await?;
-    if changed && !paused {
-        // What waited while the queue was paused can go now.
-        state.wake.jobs_committed();
-    }
+    // Resuming wakes the relays: what waited while the queue was paused can go now.
+    let changed = state
+        .wake
+        .committed(ops::set_paused(&state.db, kind, paused, admin.0.user.id.as_uuid()).await?);
     let action = if paused { "pause" } else { "resume" };
     ops::audit(
         &state.db,

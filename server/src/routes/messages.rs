@@ -97,11 +97,8 @@ pub async fn create_message(
                 .await;
             return Err(e.into());
         }
-        created => created?,
+        created => state.wake.committed(created?),
     };
-    if matches!(created, Created::New(_)) {
-        state.wake.jobs_committed();
-    }
     created_response(&state, caller.user.id, created).await
 }
 
@@ -118,10 +115,9 @@ pub async fn get_message(
     Path(id): Path<String>,
 ) -> Result<Json<Message>> {
     let id: MessageId = parse_id(&id)?;
-    let opened = messages::open(&state.db, caller.user.id, id).await?;
-    if opened.consumed {
-        state.wake.jobs_committed();
-    }
+    let opened = state
+        .wake
+        .committed(messages::open(&state.db, caller.user.id, id).await?);
     Ok(Json(opened.message))
 }
 
@@ -137,8 +133,9 @@ pub async fn delete_message(
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
     let id: MessageId = parse_id(&id)?;
-    messages::delete_for_me(&state.db, caller.user.id, id).await?;
-    state.wake.jobs_committed();
+    state
+        .wake
+        .committed(messages::delete_for_me(&state.db, caller.user.id, id).await?);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -154,8 +151,9 @@ pub async fn mark_read(
     Path(id): Path<String>,
 ) -> Result<Json<Message>> {
     let id: MessageId = parse_id(&id)?;
-    let message = messages::set_read(&state.db, caller.user.id, id, true).await?;
-    state.wake.jobs_committed();
+    let message = state
+        .wake
+        .committed(messages::set_read(&state.db, caller.user.id, id, true).await?);
     Ok(Json(message))
 }
 
@@ -171,7 +169,8 @@ pub async fn mark_unread(
     Path(id): Path<String>,
 ) -> Result<Json<Message>> {
     let id: MessageId = parse_id(&id)?;
-    let message = messages::set_read(&state.db, caller.user.id, id, false).await?;
-    state.wake.jobs_committed();
+    let message = state
+        .wake
+        .committed(messages::set_read(&state.db, caller.user.id, id, false).await?);
     Ok(Json(message))
 }

@@ -96,8 +96,9 @@ pub async fn delete_thread(
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
     let id: ThreadId = parse_id(&id)?;
-    threads::delete_for_me(&state.db, caller.user.id, id).await?;
-    state.wake.jobs_committed();
+    state
+        .wake
+        .committed(threads::delete_for_me(&state.db, caller.user.id, id).await?);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -185,11 +186,8 @@ pub async fn reply(
                 .await;
             return Err(ApiError::NotFound);
         }
-        created => created?,
+        created => state.wake.committed(created?),
     };
-    if matches!(created, Created::New(_)) {
-        state.wake.jobs_committed();
-    }
     created_response(&state, caller.user.id, created).await
 }
 
@@ -207,9 +205,8 @@ macro_rules! thread_action {
             Path(id): Path<String>,
         ) -> Result<Json<Thread>> {
             let ($db, $me, $id): (_, _, ThreadId) = (&state.db, caller.user.id, parse_id(&id)?);
-            let thread = $call.await?;
             // The action announces a `thread.updated` event whenever it changed something.
-            state.wake.jobs_committed();
+            let thread = state.wake.committed($call.await?);
             Ok(Json(thread))
         }
     };

@@ -227,11 +227,11 @@ pub async fn resend_verification(
     {
         return Err(ApiError::RateLimited(wait));
     }
-    let outcome =
-        verification::resend(&state.db, user, state.settings.verification_link_hours).await;
+    let outcome = verification::resend(&state.db, user, state.settings.verification_link_hours)
+        .await
+        .map(|written| state.wake.committed(written));
     let refusal = match outcome {
         Ok(Resend::Queued(email)) => {
-            state.wake.jobs_committed();
             return Ok((StatusCode::ACCEPTED, Json(VerificationSent { email })));
         }
         Ok(Resend::AlreadyVerified) => ApiError::field("email", "is already verified"),

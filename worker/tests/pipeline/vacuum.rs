@@ -84,7 +84,8 @@ async fn a_drain_leaves_no_task_data_in_redis_after_a_vacuum(db: PgPool) {
             None,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .without_wake();
     }
     let mut settings = config.worker_settings(&database_url(&db).await);
     settings.email_daily_cap = i64::MAX;

@@ -203,11 +203,12 @@ async fn a_paused_queue_starts_nothing_in_two_worker_processes_and_drains_on_res
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
     let root: uuid::Uuid = alice.id.parse().unwrap();
-    assert!(
+    let paused =
         convos_store::ops::set_paused(&db, convos_core::jobs::JobKind::NotifyEmail, true, root)
             .await
-            .unwrap()
-    );
+            .unwrap();
+    assert!(!paused.wrote_jobs(), "pausing makes no job due");
+    assert!(paused.without_wake(), "the queue was running");
     for i in 0..6 {
         api.send(&alice, &bob, &format!("Held {i}"), "x").await;
     }
@@ -241,11 +242,12 @@ async fn a_paused_queue_starts_nothing_in_two_worker_processes_and_drains_on_res
     assert_eq!(notify.pending, 6, "they keep waiting, counted as pending");
     assert_eq!(board.workers.len(), 2, "both workers report heartbeats");
 
-    assert!(
+    let resumed =
         convos_store::ops::set_paused(&db, convos_core::jobs::JobKind::NotifyEmail, false, root)
             .await
-            .unwrap()
-    );
+            .unwrap();
+    assert!(resumed.wrote_jobs(), "resuming makes the waiting jobs due");
+    assert!(resumed.without_wake(), "the queue was paused");
     eventually(Duration::from_secs(30), "the queue to drain", || {
         all_jobs_finished(&db)
     })
