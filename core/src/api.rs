@@ -660,3 +660,35 @@ mod tests {
         assert!(!format!("{req:?}").contains("hunter2"));
     }
 }
+
+/// One email notification of a message. The sender learns only `status`; the recipient and
+/// admins also get `detail`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Delivery {
+    /// Who the notification was for.
+    pub recipient: UserSummary,
+    /// Always `email` for now.
+    pub channel: String,
+    /// `pending` (not decided yet), `sent`, or `not_sent` (skipped or failed, for any reason).
+    pub status: String,
+    /// When the status last changed.
+    pub updated_at: DateTime<Utc>,
+    /// The full record: absent for the sender, present for the recipient and for admins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<DeliveryDetail>,
+}
+
+/// What the recipient and admins see of a delivery besides its status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DeliveryDetail {
+    /// `queued`, `sent`, `skipped` or `failed`.
+    pub state: String,
+    /// For `skipped`, why (`unverified`, `bounced`, `deleted`, `expired`, `already_read`,
+    /// `email_off`, `muted`, `daily_cap`); for `failed` (and `queued` after a transient error),
+    /// the kind of failure (`rejected`, `temporary_failure`, `invalid_address`).
+    pub reason: Option<String>,
+    /// For `failed` (and `queued` after a transient error): the mail server's words.
+    pub error: Option<String>,
+}

@@ -66,19 +66,11 @@ async fn main() -> anyhow::Result<()> {
             app.run_until_stopped(shutdown_signal()).await?;
         }
         Command::Migrate => {
-            let db = connect(&settings).await?;
-            convos_server::MIGRATOR
-                .run(&db)
-                .await
-                .context("could not apply migrations")?;
+            migrated(&settings).await?;
             println!("migrations applied");
         }
         Command::Admin { command } => {
-            let db = connect(&settings).await?;
-            convos_server::MIGRATOR
-                .run(&db)
-                .await
-                .context("could not apply migrations")?;
+            let db = migrated(&settings).await?;
             match command {
                 Admin::CreateUser {
                     username,
@@ -134,10 +126,16 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn connect(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
-    // Migrations and admin commands are not requests: no statement limit.
+/// A small pool over a database with every migration applied. Migrations and admin commands
+/// are not requests: no statement limit.
+async fn migrated(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
     let limits = convos_store::StatementLimits::NONE;
-    convos_store::connect(settings.database_url.expose_secret(), 2, limits)
+    let db = convos_store::connect(settings.database_url.expose_secret(), 2, limits)
         .await
-        .context("could not connect to postgres")
+        .context("could not connect to postgres")?;
+    convos_server::MIGRATOR
+        .run(&db)
+        .await
+        .context("could not apply migrations")?;
+    Ok(db)
 }

@@ -4,9 +4,8 @@
 use crate::visibility::visible_to_caller;
 use crate::{Result, StoreError};
 use chrono::{DateTime, Utc};
-use convos_core::api::UserSummary;
+use convos_core::api::{Delivery, DeliveryDetail, UserSummary};
 use convos_core::{MessageId, ThreadId, UserId};
-use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -318,38 +317,6 @@ pub async fn mark_bounced(db: &PgPool, recipient: UserId, email: &str) -> Result
     Ok(marked == 1)
 }
 
-/// One email notification of a message. The sender learns only `status`; the recipient and
-/// admins also get `detail`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Delivery {
-    /// Who the notification was for.
-    pub recipient: UserSummary,
-    /// Always `email` for now.
-    pub channel: String,
-    /// `pending` (not decided yet), `sent`, or `not_sent` (skipped or failed, for any reason).
-    pub status: String,
-    /// When the status last changed.
-    pub updated_at: DateTime<Utc>,
-    /// The full record: absent for the sender, present for the recipient and for admins.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<DeliveryDetail>,
-}
-
-/// What the recipient and admins see of a delivery besides its status.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct DeliveryDetail {
-    /// `queued`, `sent`, `skipped` or `failed`.
-    pub state: String,
-    /// For `skipped`, why (`unverified`, `bounced`, `deleted`, `expired`, `already_read`,
-    /// `email_off`, `muted`, `daily_cap`); for `failed` (and `queued` after a transient error),
-    /// the kind of failure (`rejected`, `temporary_failure`, `invalid_address`).
-    pub reason: Option<String>,
-    /// For `failed` (and `queued` after a transient error): the mail server's words.
-    pub error: Option<String>,
-}
-
 /// How much of a delivery a caller may see.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum View {
@@ -439,37 +406,4 @@ struct DeliveryRow {
     reason: Option<String>,
     error: Option<String>,
     updated_at: DateTime<Utc>,
-}
-
-/// Whether an unsubscribe link of `user` issued at `issued_at` still works: the user exists
-/// and has not turned email back on since (in the same second counts as since).
-pub async fn unsubscribe_link_current(
-    db: &PgPool,
-    user: UserId,
-    issued_at: DateTime<Utc>,
-) -> Result<bool> {
-    let current: Option<bool> = sqlx::query_scalar(
-        "select true from users where id = $1 \
-           and (email_resubscribed_at is null or email_resubscribed_at < $2)",
-    )
-    .bind(user.as_uuid())
-    .bind(issued_at)
-    .fetch_optional(db)
-    .await?;
-    Ok(current.is_some())
-}
-
-/// Turns email notifications off for a user (one-click unsubscribe) through a link issued at
-/// `issued_at`. Returns whether the link still works (see [`unsubscribe_link_current`]).
-pub async fn unsubscribe(db: &PgPool, user: UserId, issued_at: DateTime<Utc>) -> Result<bool> {
-    let updated = sqlx::query(
-        "update users set email_notifications = false, updated_at = now() where id = $1 \
-           and (email_resubscribed_at is null or email_resubscribed_at < $2)",
-    )
-    .bind(user.as_uuid())
-    .bind(issued_at)
-    .execute(db)
-    .await?
-    .rows_affected();
-    Ok(updated == 1)
 }

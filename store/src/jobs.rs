@@ -324,17 +324,6 @@ pub async fn finish(db: &PgPool, job: &Running, outcome: &Outcome) -> Result<()>
     Ok(())
 }
 
-/// Makes a dead job due again with a fresh budget of its kind's attempts on top of those it
-/// used (which stay in its history), and queues its failed email deliveries again. Returns
-/// whether it was dead. For operators: no SQL needed.
-pub async fn retry_dead(db: &PgPool, id: Uuid) -> Result<bool> {
-    let filter = crate::ops::JobFilter {
-        state: Some("dead".into()),
-        ..Default::default()
-    };
-    Ok(crate::ops::retry(db, &filter, Some(id)).await? == 1)
-}
-
 /// Exponential backoff with full jitter: a random time in `[0, min(cap, base·2^(attempt-1))]`,
 /// never less than `base`/2, for the retry after failed `attempt`.
 pub fn backoff(attempt: i32, base: Duration, cap: Duration, random: f64) -> Duration {

@@ -13,6 +13,7 @@ pub mod purge;
 pub mod search;
 pub mod threads;
 pub mod tokens;
+pub mod unsubscribe;
 pub mod users;
 pub mod verification;
 mod visibility;

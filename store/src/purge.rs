@@ -20,7 +20,7 @@ pub struct Purged {
 /// Deletes what has served its time: jobs finished (done, skipped, discarded) more than
 /// `keep_days` ago with their attempt history, idempotency keys past their 24 hours, and the
 /// heartbeats of workers gone for a day. Returns the number of jobs deleted.
-pub async fn retention(db: &PgPool, keep_days: i32) -> Result<u64> {
+pub async fn old_records(db: &PgPool, keep_days: i32) -> Result<u64> {
     let jobs = sqlx::query(
         "delete from jobs where id in ( \
            select id from jobs where state in ('done', 'skipped', 'discarded') \

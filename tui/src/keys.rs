@@ -296,11 +296,6 @@ impl Keymap {
     }
 }
 
-/// The action bound to a key press with the default keys.
-pub fn action(key: KeyEvent) -> Option<Action> {
-    Keymap::default().action(key)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,9 +317,10 @@ mod tests {
 
     #[test]
     fn arrows_and_escape_work_like_the_letters() {
-        assert_eq!(action(press(KeyCode::Down)), Some(Action::Down));
-        assert_eq!(action(press(KeyCode::Up)), Some(Action::Up));
-        assert_eq!(action(press(KeyCode::Esc)), Some(Action::Back));
+        let defaults = Keymap::default();
+        assert_eq!(defaults.action(press(KeyCode::Down)), Some(Action::Down));
+        assert_eq!(defaults.action(press(KeyCode::Up)), Some(Action::Up));
+        assert_eq!(defaults.action(press(KeyCode::Esc)), Some(Action::Back));
     }
 
     #[test]

@@ -7,10 +7,11 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse};
+use convos_core::api::Delivery;
 use convos_core::api::Items;
 use convos_core::unsubscribe::{self, Claim};
 use convos_core::{ErrorBody, MessageId};
-use convos_store::deliveries::{self, Delivery};
+use convos_store::deliveries;
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -75,7 +76,7 @@ pub async fn unsubscribe(
 ) -> Result<axum::response::Response> {
     let claim = link_claim(&state, &token)?;
     let user = claim.user;
-    if !deliveries::unsubscribe(&state.db, user, claim.issued_at).await? {
+    if !convos_store::unsubscribe::turn_email_off(&state.db, user, claim.issued_at).await? {
         return Err(ApiError::NotFound);
     }
     tracing::info!(user.id = %user, "unsubscribed from email notifications");
@@ -111,7 +112,7 @@ pub async fn unsubscribe_page(
     Path(token): Path<String>,
 ) -> Result<Html<String>> {
     let claim = link_claim(&state, &token)?;
-    if !deliveries::unsubscribe_link_current(&state.db, claim.user, claim.issued_at).await? {
+    if !convos_store::unsubscribe::link_current(&state.db, claim.user, claim.issued_at).await? {
         return Err(ApiError::NotFound);
     }
     let escaped = token

@@ -234,7 +234,16 @@ async fn smtp_down_past_the_last_attempt_leaves_a_dead_job_that_can_be_retried(d
 
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
     let id = dead().await.unwrap();
-    assert!(convos_store::jobs::retry_dead(&db, id).await.unwrap());
+    // What an operator's retry does (`POST /api/v1/admin/jobs/{id}/retry`).
+    let dead_only = convos_store::ops::JobFilter {
+        state: Some("dead".into()),
+        ..Default::default()
+    };
+    let retried = convos_store::ops::retry(&db, &dead_only, Some(id))
+        .await
+        .unwrap();
+    assert!(retried.wrote_jobs(), "the job is due again");
+    assert_eq!(retried.without_wake(), 1);
     let jobs_now = || async {
         sqlx::query_as::<_, (String, String, i32, Option<String>)>(
             "select kind, state, attempts, last_error from jobs",
