@@ -4,7 +4,7 @@ use crate::auth;
 use anyhow::Context;
 use convos_core::api::NewContent;
 use convos_core::{Body, DisplayName, EmailAddress, Password, Subject, UserId, Username};
-use convos_store::jobs::Outbox;
+use convos_store::jobs::NotifySettings;
 use convos_store::{messages, users};
 use sqlx::PgPool;
 
@@ -78,7 +78,7 @@ pub async fn seed_demo(db: &PgPool, password: &str) -> anyhow::Result<bool> {
         };
         let first = messages::create_thread(
             db,
-            &Outbox::default(),
+            &NotifySettings::default(),
             from,
             to,
             &Subject::parse(subject)?,
@@ -93,7 +93,7 @@ pub async fn seed_demo(db: &PgPool, password: &str) -> anyhow::Result<bool> {
             let sender = if i % 2 == 1 { to } else { from };
             messages::reply(
                 db,
-                &Outbox::default(),
+                &NotifySettings::default(),
                 sender,
                 thread,
                 &content(body)?,

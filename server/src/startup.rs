@@ -92,7 +92,7 @@ impl Application {
             hashing: crate::hashing::Hasher::for_this_machine()
                 .context("could not start the password hashing threads")?,
             shutdown: shutdown.clone(),
-            outbox: convos_store::jobs::Outbox {
+            notify: convos_store::jobs::NotifySettings {
                 notify_delay: std::time::Duration::from_secs(settings.notify_delay_secs),
             },
             db,

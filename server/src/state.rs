@@ -16,7 +16,7 @@ pub struct AppState {
     /// Abuse limits.
     pub limiter: RateLimiter,
     /// How sends enqueue their jobs.
-    pub outbox: convos_store::jobs::Outbox,
+    pub notify: convos_store::jobs::NotifySettings,
     /// Wakes the workers' relays after a commit that wrote jobs.
     pub wake: crate::wake::WorkerWake,
     /// The live event fan-out of this process.

@@ -13,7 +13,7 @@ use uuid::Uuid;
 #[derive(Clone, Debug)]
 pub struct Pending {
     /// The recipient.
-    pub recipient: Recipient,
+    pub recipient: EmailRecipient,
     /// The thread's subject.
     pub subject: String,
     /// Whether the recipient muted the thread.
@@ -29,7 +29,7 @@ pub struct Pending {
 
 /// The person an email would go to.
 #[derive(Clone, Debug)]
-pub struct Recipient {
+pub struct EmailRecipient {
     /// Their id.
     pub id: UserId,
     /// Their address.
@@ -172,7 +172,7 @@ pub async fn pending(
         None => Vec::new(),
     };
     Ok(Pending {
-        recipient: Recipient {
+        recipient: EmailRecipient {
             id: id.into(),
             email,
             display_name,

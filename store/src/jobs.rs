@@ -15,14 +15,15 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use std::time::Duration;
 use uuid::Uuid;
 
-/// How the API enqueues work.
+/// When the notification email of a new message becomes due (the server sets it from
+/// `notify_delay_secs`).
 #[derive(Clone, Copy, Debug)]
-pub struct Outbox {
+pub struct NotifySettings {
     /// How long a notification email waits for the recipient to read the message first.
     pub notify_delay: Duration,
 }
 
-impl Default for Outbox {
+impl Default for NotifySettings {
     fn default() -> Self {
         Self {
             notify_delay: Duration::from_secs(120),
@@ -78,7 +79,7 @@ pub async fn enqueue_event(
 /// for the thread is pending: messages within one delay window share one job and one email.
 pub async fn enqueue_notification(
     tx: &mut PgConnection,
-    outbox: &Outbox,
+    notify: &NotifySettings,
     message: MessageId,
     thread: ThreadId,
     recipient: UserId,
@@ -103,7 +104,7 @@ pub async fn enqueue_notification(
         &format!("notify_email:{message}:{recipient}"),
         Some(&format!("notify_email:{thread}:{recipient}")),
         payload,
-        outbox.notify_delay,
+        notify.notify_delay,
     )
     .await?;
     Ok(())

@@ -5,7 +5,7 @@
 //! thread's row, so they are serialised per thread and can never deadlock on the two
 //! participant rows.
 
-use crate::jobs::{self, Outbox};
+use crate::jobs::{self, NotifySettings};
 use crate::visibility::{message_select, visible_to_caller};
 use crate::{Result, StoreError, Written};
 use chrono::{DateTime, Utc};
@@ -308,7 +308,7 @@ async fn count_new_message(
 /// participants, and the recipient's email notification.
 async fn enqueue_new_message(
     tx: &mut PgConnection,
-    outbox: &Outbox,
+    notify: &NotifySettings,
     id: MessageId,
     thread: ThreadId,
     sender: UserId,
@@ -325,7 +325,7 @@ async fn enqueue_new_message(
         vec![recipient, sender],
     )
     .await?;
-    jobs::enqueue_notification(tx, outbox, id, thread, recipient).await
+    jobs::enqueue_notification(tx, notify, id, thread, recipient).await
 }
 
 /// Tells `users`' other sessions that something changed; each call is its own event.
@@ -341,7 +341,7 @@ pub(crate) async fn announce(
 /// Starts a thread with its first message from `sender` to `recipient`.
 pub async fn create_thread<'a>(
     db: &PgPool,
-    outbox: &Outbox,
+    notify: &NotifySettings,
     sender: UserId,
     recipient: impl Into<Recipient<'a>>,
     subject: &Subject,
@@ -365,7 +365,7 @@ pub async fn create_thread<'a>(
     let row = insert_message(&mut tx, id, thread, sender, recipient.into(), content, None).await?;
     let recipient = UserId::from(row.recipient_id);
     count_new_message(&mut tx, thread, sender, recipient, row.created_at).await?;
-    enqueue_new_message(&mut tx, outbox, id, thread, sender, recipient).await?;
+    enqueue_new_message(&mut tx, notify, id, thread, sender, recipient).await?;
     tx.commit().await?;
     Ok(Written::with_jobs(Created::New(Box::new(
         row.into_api(false),
@@ -408,7 +408,7 @@ pub(crate) async fn lock_thread(
 /// thread's newest message.
 pub async fn reply(
     db: &PgPool,
-    outbox: &Outbox,
+    notify: &NotifySettings,
     sender: UserId,
     thread: ThreadId,
     content: &NewContent,
@@ -439,7 +439,7 @@ pub async fn reply(
     )
     .await?;
     count_new_message(&mut tx, thread, sender, recipient, row.created_at).await?;
-    enqueue_new_message(&mut tx, outbox, id, thread, sender, recipient).await?;
+    enqueue_new_message(&mut tx, notify, id, thread, sender, recipient).await?;
     tx.commit().await?;
     Ok(Written::with_jobs(Created::New(Box::new(
         row.into_api(false),

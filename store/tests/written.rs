@@ -6,7 +6,7 @@
 use convos_core::api::NewContent;
 use convos_core::{Body, DisplayName, EmailAddress, IdempotencyKey, Subject, UserId, Username};
 use convos_store::Written;
-use convos_store::jobs::Outbox;
+use convos_store::jobs::NotifySettings;
 use convos_store::messages::{self, Created, Idempotency};
 use convos_store::threads::{self, Flag};
 use convos_store::{users, verification};
@@ -57,13 +57,13 @@ async fn checked<T>(
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn writes_report_jobs_exactly_when_the_ledger_grew(db: PgPool) {
     let (alice, bob) = (user(&db, "alice").await, user(&db, "bob").await);
-    let outbox = Outbox::default();
+    let notify = NotifySettings::default();
     let subject = Subject::parse("Lunch").unwrap();
     let idem = Idempotency::new(IdempotencyKey::parse("k-1").unwrap(), "test", b"lunch");
     let send = async || {
         messages::create_thread(
             &db,
-            &outbox,
+            &notify,
             alice,
             bob,
             &subject,
@@ -83,7 +83,7 @@ async fn writes_report_jobs_exactly_when_the_ledger_grew(db: PgPool) {
     assert!(!wrote, "a replay enqueues nothing");
 
     let (_, wrote) = checked(&db, "a reply", async || {
-        messages::reply(&db, &outbox, bob, message.thread_id, &content("yes"), None).await
+        messages::reply(&db, &notify, bob, message.thread_id, &content("yes"), None).await
     })
     .await;
     assert!(wrote);

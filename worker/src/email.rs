@@ -287,7 +287,7 @@ pub fn render(
 mod tests {
     use super::*;
     use convos_core::UserId;
-    use convos_store::deliveries::Recipient;
+    use convos_store::deliveries::EmailRecipient;
 
     fn settings() -> EmailSettings {
         EmailSettings {
@@ -323,7 +323,7 @@ mod tests {
 
     fn pending(subject: &str, recipient_name: &str) -> Pending {
         Pending {
-            recipient: Recipient {
+            recipient: EmailRecipient {
                 id: UserId::generate(),
                 email: "bob@example.com".into(),
                 display_name: recipient_name.into(),

@@ -14,7 +14,7 @@ use crate::stack::{
 use convos_core::api::NewContent;
 use convos_core::jobs::JobKind;
 use convos_core::{Body, Subject};
-use convos_store::jobs::Outbox;
+use convos_store::jobs::NotifySettings;
 use sqlx::PgPool;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ async fn a_20000_message_backlog_drains_once_with_redis_kept_shallow(db: PgPool)
     // Senders and recipients: every message is its own thread, so every one gets an email.
     let users = store_users(&db, "user", 20).await;
     // The daily cap would (rightly) stop most of these emails; lift it for this test.
-    let outbox = Outbox {
+    let notify = NotifySettings {
         notify_delay: Duration::ZERO,
     };
     let started = Instant::now();
@@ -52,7 +52,7 @@ async fn a_20000_message_backlog_drains_once_with_redis_kept_shallow(db: PgPool)
                 };
                 convos_store::messages::create_thread(
                     &db,
-                    &outbox,
+                    &notify,
                     from,
                     to,
                     &Subject::parse(&format!("Backlog {n}")).unwrap(),

@@ -10,7 +10,7 @@ use crate::stats::Measure;
 use convos_core::api::NewContent;
 use convos_core::jobs::JobKind;
 use convos_core::{Body, Subject, UserId};
-use convos_store::jobs::Outbox;
+use convos_store::jobs::NotifySettings;
 use lettre::message::MultiPart;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::time::{Duration, Instant};
@@ -46,7 +46,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     // The backlog: messages written through the store while no worker runs, each its own
     // thread, so each one owes a delivery job and an email job.
     let messages = ctx.scale.backlog_messages;
-    let outbox = Outbox {
+    let notify = NotifySettings {
         notify_delay: Duration::ZERO,
     };
     let started = Instant::now();
@@ -69,7 +69,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
                 };
                 convos_store::messages::create_thread(
                     &db,
-                    &outbox,
+                    &notify,
                     from,
                     to,
                     &Subject::parse(&format!("Backlog {n}"))?,

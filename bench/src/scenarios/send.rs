@@ -10,7 +10,7 @@ use crate::wrk::{self, Load, lua_strings};
 use crate::{Ctx, procs::CpuShare};
 use convos_core::api::NewContent;
 use convos_core::{Body, Subject, ThreadId, UserId, Username};
-use convos_store::jobs::Outbox;
+use convos_store::jobs::NotifySettings;
 use convos_store::messages::Recipient;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -56,14 +56,14 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     .await?;
     let tokens = issue_to(&db, senders.clone()).await?;
     // One thread per sender to reply in.
-    let outbox = Outbox::default();
+    let notify = NotifySettings::default();
     let mut rng = StdRng::seed_from_u64(1);
     let text = Arc::new(Text::new(&mut rng));
     let mut threads = Vec::new();
     for (i, (sender, _)) in senders.iter().enumerate() {
         let created = convos_store::messages::create_thread(
             &db,
-            &outbox,
+            &notify,
             UserId::from(*sender),
             UserId::from(recipients[i].0),
             &Subject::parse(&text.subject(&mut rng))?,
@@ -235,7 +235,7 @@ async fn direct_loop(
         );
         set.spawn(async move {
             let mut rng = StdRng::seed_from_u64(100 + task as u64);
-            let outbox = Outbox::default();
+            let notify = NotifySettings::default();
             let mut samples = Vec::new();
             while Instant::now() < deadline {
                 let i = rng.random_range(0..senders.len());
@@ -247,7 +247,7 @@ async fn direct_loop(
                         let to = &recipients[rng.random_range(0..recipients.len())];
                         convos_store::messages::create_thread(
                             &db,
-                            &outbox,
+                            &notify,
                             senders[i],
                             Recipient::Username(to),
                             &subject,
@@ -259,7 +259,7 @@ async fn direct_loop(
                     }
                     Kind::Reply => {
                         convos_store::messages::reply(
-                            &db, &outbox, senders[i], threads[i], &content, None,
+                            &db, &notify, senders[i], threads[i], &content, None,
                         )
                         .await?
                         .without_wake();

@@ -81,7 +81,7 @@ pub async fn create_message(
     // The recipient is resolved inside the insert; a refused one gives the quota back.
     let created = match messages::create_thread(
         &state.db,
-        &state.outbox,
+        &state.notify,
         caller.user.id,
         Recipient::Username(&new.recipient),
         &new.subject,

@@ -171,7 +171,7 @@ pub async fn reply(
     // nothing (404) and gets the quota back.
     let created = match messages::reply(
         &state.db,
-        &state.outbox,
+        &state.notify,
         caller.user.id,
         id,
         &content,

@@ -8,7 +8,7 @@ use crate::stack::{
 };
 use convos_core::api::NewContent;
 use convos_core::{Body, Subject};
-use convos_store::jobs::Outbox;
+use convos_store::jobs::NotifySettings;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
@@ -65,7 +65,7 @@ async fn a_drain_leaves_no_task_data_in_redis_after_a_vacuum(db: PgPool) {
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
     let users = store_users(&db, "drain", 4).await;
     // Written before the worker starts: a backlog, a deliver and a notify_email job per message.
-    let outbox = Outbox {
+    let notify = NotifySettings {
         notify_delay: Duration::ZERO,
     };
     for n in 0..MESSAGES {
@@ -76,7 +76,7 @@ async fn a_drain_leaves_no_task_data_in_redis_after_a_vacuum(db: PgPool) {
         };
         convos_store::messages::create_thread(
             &db,
-            &outbox,
+            &notify,
             users[n % 4],
             users[(n + 1) % 4],
             &Subject::parse(&format!("Drain {n}")).unwrap(),
