@@ -66,6 +66,11 @@ async fn sign_up_emails_a_link_whose_page_asks_and_whose_post_verifies(db: PgPoo
             .contains(&format!("https://convos.test/verify/{token}")),
         "the HTML part has the same link"
     );
+    // The outcome is recorded once the SMTP server has accepted the email.
+    eventually(WAIT, "the verification job to finish", || {
+        all_jobs_finished(&db)
+    })
+    .await;
     assert_eq!(
         verify_outcomes(&db).await,
         [(
