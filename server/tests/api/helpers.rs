@@ -284,3 +284,23 @@ impl TestApp {
 pub fn id(value: &Value) -> String {
     value["id"].as_str().expect("an id").to_owned()
 }
+
+/// Opens `user`'s event stream and waits for its response headers.
+pub async fn open_stream(app: &TestApp, user: &TestUser) -> reqwest::Response {
+    let res = app
+        .http
+        .get(format!("{}/api/v1/events", app.base))
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .expect("stream opens");
+    assert_eq!(res.status(), StatusCode::OK);
+    res
+}
+
+/// Reads a stream until the server ends it; `false` if it is still open after `wait`.
+pub async fn ends_within(mut res: reqwest::Response, wait: std::time::Duration) -> bool {
+    tokio::time::timeout(wait, async { while let Ok(Some(_)) = res.chunk().await {} })
+        .await
+        .is_ok()
+}

@@ -1,32 +1,12 @@
 //! Bounded resources per client: event streams per user, slow or silent connections, the
 //! connection cap, request ids, and where `/metrics` lives.
 
-use crate::helpers::{TestApp, TestUser};
+use crate::helpers::{TestApp, ends_within, open_stream};
 use reqwest::StatusCode;
 use sqlx::PgPool;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// Opens an event stream and waits for its response headers.
-async fn open_stream(app: &TestApp, user: &TestUser) -> reqwest::Response {
-    let res = app
-        .http
-        .get(format!("{}/api/v1/events", app.base))
-        .bearer_auth(&user.token)
-        .send()
-        .await
-        .expect("stream opens");
-    assert_eq!(res.status(), StatusCode::OK);
-    res
-}
-
-/// Reads a stream until the server ends it; `false` if it is still open after `wait`.
-async fn ends_within(mut res: reqwest::Response, wait: Duration) -> bool {
-    tokio::time::timeout(wait, async { while let Ok(Some(_)) = res.chunk().await {} })
-        .await
-        .is_ok()
-}
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn opening_one_stream_more_than_the_limit_closes_the_users_oldest(db: PgPool) {

@@ -1,7 +1,7 @@
 //! Sessions their owner controls: the list, revoking one or all others, the password change,
 //! expiry, and event streams that end with their session.
 
-use crate::helpers::{TestApp, TestUser};
+use crate::helpers::{TestApp, TestUser, ends_within, open_stream};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -49,25 +49,6 @@ async fn works(app: &TestApp, user: &TestUser) -> bool {
         "{status}"
     );
     status == StatusCode::OK
-}
-
-async fn open_stream(app: &TestApp, user: &TestUser) -> reqwest::Response {
-    let res = app
-        .http
-        .get(format!("{}/api/v1/events", app.base))
-        .bearer_auth(&user.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    res
-}
-
-/// Reads a stream until the server ends it; `false` if it is still open after `wait`.
-async fn ends_within(mut res: reqwest::Response, wait: Duration) -> bool {
-    tokio::time::timeout(wait, async { while let Ok(Some(_)) = res.chunk().await {} })
-        .await
-        .is_ok()
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
