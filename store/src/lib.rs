@@ -4,6 +4,7 @@
 //! return what that caller may see: visibility rules (delete-for-me, expiry, read-once) are
 //! enforced in SQL, so no caller can forget them.
 
+mod counters;
 pub mod cursor;
 pub mod deliveries;
 pub mod jobs;

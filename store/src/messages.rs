@@ -5,6 +5,7 @@
 //! thread's row, so they are serialised per thread and can never deadlock on the two
 //! participant rows.
 
+use crate::counters::{self, Side, count_new_message, uncount};
 use crate::jobs::{self, NotifySettings};
 use crate::visibility::{message_select, visible_to_caller};
 use crate::{Result, StoreError, Written};
@@ -273,37 +274,6 @@ async fn insert_message(
     }
 }
 
-/// Counts a new message on both participants' rows; a message into an archived thread brings
-/// it back to the recipient's inbox.
-async fn count_new_message(
-    tx: &mut PgConnection,
-    thread: ThreadId,
-    sender: UserId,
-    recipient: UserId,
-    at: DateTime<Utc>,
-) -> Result<()> {
-    sqlx::query(
-        "insert into thread_participants \
-           (thread_id, user_id, peer_id, sent_count, received_count, unread_count, \
-            last_activity_at) \
-         values ($1, $2, $3, 1, 0, 0, $4), ($1, $3, $2, 0, 1, 1, $4) \
-         on conflict (thread_id, user_id) do update set \
-           sent_count = thread_participants.sent_count + excluded.sent_count, \
-           received_count = thread_participants.received_count + excluded.received_count, \
-           unread_count = thread_participants.unread_count + excluded.unread_count, \
-           archived = thread_participants.archived and excluded.received_count = 0, \
-           last_activity_at = greatest(thread_participants.last_activity_at, \
-                                       excluded.last_activity_at)",
-    )
-    .bind(thread.as_uuid())
-    .bind(sender.as_uuid())
-    .bind(recipient.as_uuid())
-    .bind(at)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
 /// The jobs a new message causes, in its own transaction: the live event for both
 /// participants, and the recipient's email notification.
 async fn enqueue_new_message(
@@ -568,35 +538,6 @@ pub async fn open(db: &PgPool, caller: UserId, id: MessageId) -> Result<Written<
     }))
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Side {
-    Sent,
-    Received,
-}
-
-async fn uncount(
-    tx: &mut PgConnection,
-    thread: ThreadId,
-    user: UserId,
-    side: Side,
-    was_unread: bool,
-) -> Result<()> {
-    sqlx::query(
-        "update thread_participants set \
-           sent_count = sent_count - $3::int, received_count = received_count - $4::int, \
-           unread_count = unread_count - $5::int \
-         where thread_id = $1 and user_id = $2",
-    )
-    .bind(thread.as_uuid())
-    .bind(user.as_uuid())
-    .bind(i32::from(side == Side::Sent))
-    .bind(i32::from(side == Side::Received))
-    .bind(i32::from(was_unread))
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
 /// Sets the caller's own read flag on a message; idempotent (a flag already as asked writes no
 /// job).
 pub async fn set_read(
@@ -623,15 +564,7 @@ pub async fn set_read(
         .bind(read)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "update thread_participants set unread_count = unread_count + $3 \
-             where thread_id = $1 and user_id = $2",
-        )
-        .bind(thread.as_uuid())
-        .bind(caller.as_uuid())
-        .bind(if read { -1i32 } else { 1 })
-        .execute(&mut *tx)
-        .await?;
+        counters::read_changed(&mut tx, thread, caller, read).await?;
         let event = Event::MessageRead {
             message_id: id,
             thread_id: thread,

@@ -5,6 +5,7 @@
 //! races a send, a read or a delete in the same thread.
 
 use crate::Result;
+use crate::counters::{Side, uncount};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -79,23 +80,12 @@ pub async fn run(db: &PgPool, batch: i64) -> Result<Purged> {
         if let Some((sender, recipient, sender_has, recipient_has, sender_read, recipient_read)) =
             row
         {
-            for (user, has, read, sent) in [
-                (sender, sender_has, sender_read, 1),
-                (recipient, recipient_has, recipient_read, 0),
+            for (user, has, read, side) in [
+                (sender, sender_has, sender_read, Side::Sent),
+                (recipient, recipient_has, recipient_read, Side::Received),
             ] {
                 if has {
-                    sqlx::query(
-                        "update thread_participants set sent_count = sent_count - $3, \
-                           received_count = received_count - (1 - $3), \
-                           unread_count = unread_count - $4 \
-                         where thread_id = $1 and user_id = $2",
-                    )
-                    .bind(thread)
-                    .bind(user)
-                    .bind(sent)
-                    .bind(i32::from(!read))
-                    .execute(&mut *tx)
-                    .await?;
+                    uncount(&mut tx, thread.into(), user.into(), side, !read).await?;
                 }
             }
             expired += 1;

@@ -1,8 +1,9 @@
 //! Mailbox listings and thread-wide actions, from one participant's point of view.
 
+use crate::counters::{self, expired_correction};
 use crate::cursor::{Cursor, split_page};
 use crate::messages::{MessageRow, announce, lock_thread};
-use crate::visibility::{expired_correction, message_select, visible_to_caller};
+use crate::visibility::{message_select, visible_to_caller};
 use crate::{Result, StoreError, Written};
 use chrono::{DateTime, Utc};
 use convos_core::api::{Folder, LastMessage, Message, Page, Thread, UserSummary};
@@ -263,36 +264,6 @@ pub async fn messages(
     })
 }
 
-/// Recomputes the caller's counters for a thread from its messages (after thread-wide writes).
-async fn recount(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    caller: UserId,
-    thread: ThreadId,
-) -> Result<()> {
-    sqlx::query(
-        "update thread_participants tp set \
-           received_count = c.received, sent_count = c.sent, unread_count = c.unread \
-         from ( \
-           select \
-             count(*) filter (where m.recipient_id = $1 and m.recipient_deleted_at is null) \
-               as received, \
-             count(*) filter (where m.sender_id = $1 and m.sender_deleted_at is null) as sent, \
-             count(*) filter (where (m.recipient_id = $1 and m.recipient_deleted_at is null \
-                                     and not m.recipient_read) \
-                                 or (m.sender_id = $1 and m.sender_deleted_at is null \
-                                     and not m.sender_read)) as unread \
-           from messages m \
-           where m.thread_id = $2 and m.consumed_at is null and m.purged_at is null \
-         ) c \
-         where tp.thread_id = $2 and tp.user_id = $1",
-    )
-    .bind(caller.as_uuid())
-    .bind(thread.as_uuid())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// Marks every message the caller can see in the thread as read.
 pub async fn mark_read(db: &PgPool, caller: UserId, thread: ThreadId) -> Result<Written<Thread>> {
     let mut tx = db.begin().await?;
@@ -311,7 +282,7 @@ pub async fn mark_read(db: &PgPool, caller: UserId, thread: ThreadId) -> Result<
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    recount(&mut tx, caller, thread).await?;
+    counters::recount(&mut tx, caller, thread).await?;
     if changed > 0 {
         announce(
             &mut tx,
@@ -385,7 +356,7 @@ pub async fn delete_for_me(db: &PgPool, caller: UserId, thread: ThreadId) -> Res
     .bind(thread.as_uuid())
     .execute(&mut *tx)
     .await?;
-    recount(&mut tx, caller, thread).await?;
+    counters::recount(&mut tx, caller, thread).await?;
     announce(
         &mut tx,
         Event::ThreadUpdated { thread_id: thread },

@@ -33,25 +33,3 @@ macro_rules! message_select {
     };
 }
 pub(crate) use message_select;
-
-/// Per thread `tp`, how many of the caller's counted messages have expired but are not yet
-/// purged; listings subtract these from the participant counters.
-macro_rules! expired_correction {
-    () => {
-        "cross join lateral ( \
-            select \
-              count(*) filter (where m.recipient_id = $1 and m.recipient_deleted_at is null)::int \
-                as received, \
-              count(*) filter (where m.sender_id = $1 and m.sender_deleted_at is null)::int \
-                as sent, \
-              count(*) filter (where (m.recipient_id = $1 and m.recipient_deleted_at is null \
-                                      and not m.recipient_read) \
-                                  or (m.sender_id = $1 and m.sender_deleted_at is null \
-                                      and not m.sender_read))::int as unread \
-            from messages m \
-            where m.thread_id = tp.thread_id and m.expires_at is not null \
-              and m.purged_at is null and m.consumed_at is null and m.expires_at <= now() \
-         ) x "
-    };
-}
-pub(crate) use expired_correction;

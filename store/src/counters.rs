@@ -1,0 +1,143 @@
+//! The per-participant thread counters (`thread_participants.sent_count`, `received_count`,
+//! `unread_count`): every write to them, and the correction readers apply for expired messages.
+//!
+//! A participant counts a message while they have not deleted their copy and it has been neither
+//! consumed (read once) nor purged. Expired messages stay counted until the purge settles them;
+//! listings subtract them at read time with [`expired_correction`]. Callers hold the thread's
+//! lock (see `messages::lock_thread`), so counter writes to one thread never interleave.
+
+use crate::Result;
+use chrono::{DateTime, Utc};
+use convos_core::{ThreadId, UserId};
+use sqlx::PgConnection;
+
+/// Which of a participant's counts a message is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    Sent,
+    Received,
+}
+
+/// How many of thread `m`'s messages user `$1` counts: `received`, `sent` and `unread` columns,
+/// under the same rules as the stored counters. Used by [`recount`] and
+/// [`expired_correction`], so the two can never disagree on what counts.
+macro_rules! counted_by_caller {
+    () => {
+        "count(*) filter (where m.recipient_id = $1 and m.recipient_deleted_at is null)::int \
+           as received, \
+         count(*) filter (where m.sender_id = $1 and m.sender_deleted_at is null)::int as sent, \
+         count(*) filter (where (m.recipient_id = $1 and m.recipient_deleted_at is null \
+                                 and not m.recipient_read) \
+                             or (m.sender_id = $1 and m.sender_deleted_at is null \
+                                 and not m.sender_read))::int as unread "
+    };
+}
+
+/// Per thread `tp`, how many of the caller's (`$1`) counted messages have expired but are not
+/// yet purged (`x.received`, `x.sent`, `x.unread`); listings subtract these from the counters.
+macro_rules! expired_correction {
+    () => {
+        concat!(
+            "cross join lateral (select ",
+            $crate::counters::counted_by_caller!(),
+            "from messages m \
+             where m.thread_id = tp.thread_id and m.expires_at is not null \
+               and m.purged_at is null and m.consumed_at is null and m.expires_at <= now() \
+             ) x "
+        )
+    };
+}
+pub(crate) use {counted_by_caller, expired_correction};
+
+/// Counts a new message on both participants' rows (creating them for a new thread); a message
+/// into an archived thread brings it back to the recipient's inbox.
+pub(crate) async fn count_new_message(
+    tx: &mut PgConnection,
+    thread: ThreadId,
+    sender: UserId,
+    recipient: UserId,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "insert into thread_participants \
+           (thread_id, user_id, peer_id, sent_count, received_count, unread_count, \
+            last_activity_at) \
+         values ($1, $2, $3, 1, 0, 0, $4), ($1, $3, $2, 0, 1, 1, $4) \
+         on conflict (thread_id, user_id) do update set \
+           sent_count = thread_participants.sent_count + excluded.sent_count, \
+           received_count = thread_participants.received_count + excluded.received_count, \
+           unread_count = thread_participants.unread_count + excluded.unread_count, \
+           archived = thread_participants.archived and excluded.received_count = 0, \
+           last_activity_at = greatest(thread_participants.last_activity_at, \
+                                       excluded.last_activity_at)",
+    )
+    .bind(thread.as_uuid())
+    .bind(sender.as_uuid())
+    .bind(recipient.as_uuid())
+    .bind(at)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Takes one message out of `user`'s counts (deleted for them, consumed or purged).
+pub(crate) async fn uncount(
+    tx: &mut PgConnection,
+    thread: ThreadId,
+    user: UserId,
+    side: Side,
+    was_unread: bool,
+) -> Result<()> {
+    sqlx::query(
+        "update thread_participants set \
+           sent_count = sent_count - $3::int, received_count = received_count - $4::int, \
+           unread_count = unread_count - $5::int \
+         where thread_id = $1 and user_id = $2",
+    )
+    .bind(thread.as_uuid())
+    .bind(user.as_uuid())
+    .bind(i32::from(side == Side::Sent))
+    .bind(i32::from(side == Side::Received))
+    .bind(i32::from(was_unread))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// One of `user`'s counted messages changed its read flag to `read`.
+pub(crate) async fn read_changed(
+    tx: &mut PgConnection,
+    thread: ThreadId,
+    user: UserId,
+    read: bool,
+) -> Result<()> {
+    sqlx::query(
+        "update thread_participants set unread_count = unread_count + $3 \
+         where thread_id = $1 and user_id = $2",
+    )
+    .bind(thread.as_uuid())
+    .bind(user.as_uuid())
+    .bind(if read { -1i32 } else { 1 })
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Recomputes `user`'s counters for a thread from its messages (after thread-wide writes).
+pub(crate) async fn recount(tx: &mut PgConnection, user: UserId, thread: ThreadId) -> Result<()> {
+    sqlx::query(concat!(
+        "update thread_participants tp set \
+           received_count = c.received, sent_count = c.sent, unread_count = c.unread \
+         from (select ",
+        counted_by_caller!(),
+        "from messages m \
+           where m.thread_id = $2 and m.consumed_at is null and m.purged_at is null \
+         ) c \
+         where tp.thread_id = $2 and tp.user_id = $1"
+    ))
+    .bind(user.as_uuid())
+    .bind(thread.as_uuid())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
