@@ -181,14 +181,14 @@ pub struct UpdateMeRequest {
     #[cfg_attr(feature = "openapi", schema(required = false, value_type = String, min_length = 1,
         max_length = 64, pattern = "\\S"))]
     pub display_name: Option<String>,
-    /// Settings to change; absent ones stay as they are.
-    pub settings: Option<SettingsPatch>,
+    /// Preferences to change; absent ones stay as they are.
+    pub settings: Option<PreferencesPatch>,
 }
 
-/// The settings part of `PATCH /api/v1/me`.
+/// The preferences part of `PATCH /api/v1/me` (its `settings` field).
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
-pub struct SettingsPatch {
+pub struct PreferencesPatch {
     /// Whether new messages are announced by email.
     pub email_notifications: Option<bool>,
 }
@@ -359,10 +359,10 @@ pub struct UserSummary {
     pub display_name: String,
 }
 
-/// The caller's settings.
+/// The caller's preferences (the `settings` field of `/me`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
-pub struct Settings {
+pub struct Preferences {
     /// Whether new messages are announced by email.
     pub email_notifications: bool,
 }
@@ -454,8 +454,8 @@ pub struct Me {
     /// Unread messages per folder.
     #[serde(default)]
     pub unread_by_folder: FolderCounts,
-    /// The caller's settings.
-    pub settings: Settings,
+    /// The caller's preferences.
+    pub settings: Preferences,
 }
 
 /// `POST /api/v1/sessions` answer. The token is shown this once.

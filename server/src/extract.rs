@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use convos_core::api::{Settings, User};
+use convos_core::api::{Preferences, User};
 use convos_core::{FieldError, IdempotencyKey};
 use convos_store::tokens::{self, TokenId};
 use serde::de::DeserializeOwned;
@@ -120,8 +120,8 @@ fn leak_field_name(path: String) -> &'static str {
 pub struct AuthUser {
     /// The account.
     pub user: User,
-    /// Its settings.
-    pub settings: Settings,
+    /// Its preferences.
+    pub preferences: Preferences,
     /// The token used, so the session can be ended.
     pub token: TokenId,
     /// When the session ends however much it is used; an event stream closes then.
@@ -154,7 +154,7 @@ impl FromRequestParts<AppState> for AuthUser {
         }
         Ok(Self {
             user: session.user,
-            settings: session.settings,
+            preferences: session.preferences,
             token: session.token,
             session_expires_at: session.expires_at,
         })

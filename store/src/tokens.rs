@@ -3,7 +3,7 @@
 
 use crate::{Result, users};
 use chrono::{DateTime, Utc};
-use convos_core::api::{SessionInfo, Settings, User};
+use convos_core::api::{Preferences, SessionInfo, User};
 use convos_core::{SessionId, UserId};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -170,8 +170,8 @@ pub struct Authenticated {
     pub token: TokenId,
     /// Its owner.
     pub user: User,
-    /// The owner's settings.
-    pub settings: Settings,
+    /// The owner's preferences.
+    pub preferences: Preferences,
     /// When the session ends however much it is used (its absolute expiry).
     pub expires_at: DateTime<Utc>,
     /// Whether this request recorded the token's use (it does at most once a minute), so
@@ -210,11 +210,11 @@ pub async fn authenticate(
     .fetch_optional(db)
     .await?;
     Ok(row.map(|r| {
-        let (user, settings) = r.user.into_user();
+        let (user, preferences) = r.user.into_user();
         Authenticated {
             token: TokenId(r.token_id),
             user,
-            settings,
+            preferences,
             expires_at: r.expires_at,
             touched: r.touched,
         }

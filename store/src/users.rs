@@ -2,7 +2,7 @@
 
 use crate::{Result, StoreError, Written, on_unique};
 use chrono::{DateTime, Utc};
-use convos_core::api::{ProfileChange, Settings, User, UserSummary};
+use convos_core::api::{Preferences, ProfileChange, User, UserSummary};
 use convos_core::{DisplayName, EmailAddress, UserId, Username};
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
@@ -20,7 +20,7 @@ pub(crate) struct UserRow {
 }
 
 impl UserRow {
-    pub(crate) fn into_user(self) -> (User, Settings) {
+    pub(crate) fn into_user(self) -> (User, Preferences) {
         (
             User {
                 id: self.id.into(),
@@ -31,7 +31,7 @@ impl UserRow {
                 created_at: self.created_at,
                 email_verified: self.email_verified_at.is_some(),
             },
-            Settings {
+            Preferences {
                 email_notifications: self.email_notifications,
             },
         )
@@ -184,7 +184,7 @@ fn on_taken(e: sqlx::Error) -> StoreError {
 }
 
 /// The account and its settings.
-pub async fn get(db: &PgPool, id: UserId) -> Result<(User, Settings)> {
+pub async fn get(db: &PgPool, id: UserId) -> Result<(User, Preferences)> {
     let row: Option<UserRow> = sqlx::query_as(concat!(
         "select ",
         user_columns!(),
@@ -211,7 +211,7 @@ pub async fn update_profile(
     db: &PgPool,
     id: UserId,
     change: &ProfileChange,
-) -> Result<(User, Settings)> {
+) -> Result<(User, Preferences)> {
     let row: Option<UserRow> = sqlx::query_as(concat!(
         // Turning email back on retires the unsubscribe links sent before (decision 18).
         "update users set display_name = coalesce($2, display_name), \

@@ -111,7 +111,7 @@ pub async fn get_me(State(state): State<AppState>, caller: AuthUser) -> Result<J
         user: caller.user,
         unread_count,
         unread_by_folder,
-        settings: caller.settings,
+        settings: caller.preferences,
     }))
 }
 

@@ -5,7 +5,7 @@ use super::*;
 use crate::app::tests::{thread, user};
 use crate::app::{App, Compose, Connection, Modal, OpenThread, Pane};
 use chrono::TimeZone;
-use convos_core::api::{Me, Settings, User};
+use convos_core::api::{Me, Preferences, User};
 use convos_core::{MessageId, UserId};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -40,7 +40,7 @@ fn app_with_inbox() -> App {
             archive: 0,
             all: 2,
         },
-        settings: Settings {
+        settings: Preferences {
             email_notifications: true,
         },
     });
