@@ -14,6 +14,7 @@ pub mod listener;
 pub mod login_limits;
 pub mod metrics;
 pub mod openapi;
+pub mod operator;
 pub mod rate_limit;
 pub mod redis_conn;
 pub mod routes;

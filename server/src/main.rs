@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use convos_core::api::CreateUserRequest;
 use convos_server::config::Settings;
 use convos_server::startup::{Application, shutdown_signal};
-use convos_server::{auth, seed};
+use convos_server::{operator, seed};
 use secrecy::ExposeSecret;
 
 /// The Convos API server.
@@ -91,21 +91,7 @@ async fn main() -> anyhow::Result<()> {
                         password: Some(password),
                         display_name,
                     };
-                    let new = request.parse().map_err(|errors| {
-                        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                        anyhow::anyhow!("invalid user: {}", list.join("; "))
-                    })?;
-                    let hash = auth::hash_password(&new.password)?;
-                    let user = convos_store::users::insert(
-                        &db,
-                        &new.username,
-                        &new.email,
-                        &new.display_name,
-                        &hash,
-                        admin,
-                    )
-                    .await
-                    .map_err(|e| anyhow::anyhow!("could not create user: {e}"))?;
+                    let user = operator::create_verified_user(&db, &request, admin).await?;
                     println!(
                         "created {}user {} ({})",
                         if admin { "admin " } else { "" },

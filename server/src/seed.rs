@@ -1,9 +1,9 @@
 //! Demo data for `cargo xtask dev`: three people and a few conversations between them.
 
-use crate::auth;
+use crate::operator;
 use anyhow::Context;
-use convos_core::api::NewContent;
-use convos_core::{Body, DisplayName, EmailAddress, Password, Subject, UserId, Username};
+use convos_core::api::{CreateUserRequest, NewContent};
+use convos_core::{Body, Subject, UserId};
 use convos_store::jobs::NotifySettings;
 use convos_store::{messages, users};
 use sqlx::PgPool;
@@ -17,26 +17,24 @@ pub const DEMO_USERS: [(&str, &str); 3] = [
 
 /// Creates the demo accounts and threads unless they exist. Returns false if already seeded.
 ///
-/// The accounts' addresses are verified (`users::insert`), so the development worker emails them
-/// like any confirmed account without anyone following a link.
+/// The accounts are created as an operator's are ([`operator::create_verified_user`]): their
+/// addresses are verified, so the development worker emails them like any confirmed account
+/// without anyone following a link.
 pub async fn seed_demo(db: &PgPool, password: &str) -> anyhow::Result<bool> {
     if users::credentials(db, "alice").await?.is_some() {
         return Ok(false);
     }
-    let password = Password::parse(password).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let hash = auth::hash_password(&password)?;
     let mut ids = Vec::new();
     for (name, display) in DEMO_USERS {
-        let user = users::insert(
-            db,
-            &Username::parse(name)?,
-            &EmailAddress::parse(&format!("{name}@example.com"))?,
-            &DisplayName::parse(display)?,
-            &hash,
-            name == "alice",
-        )
-        .await
-        .with_context(|| format!("could not create demo user {name}"))?;
+        let request = CreateUserRequest {
+            username: Some(name.to_owned()),
+            email: Some(format!("{name}@example.com")),
+            password: Some(password.to_owned()),
+            display_name: Some(display.to_owned()),
+        };
+        let user = operator::create_verified_user(db, &request, name == "alice")
+            .await
+            .with_context(|| format!("could not create demo user {name}"))?;
         ids.push(user.id);
     }
     let (alice, bob, carol) = (ids[0], ids[1], ids[2]);
