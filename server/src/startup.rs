@@ -250,5 +250,3 @@ async fn drop_unusable_request_id(mut req: Request, next: Next) -> Response {
     }
     next.run(req).await
 }
-
-pub use convos_plumbing::shutdown_signal;
