@@ -1,5 +1,6 @@
 //! The `convos-server` binary: sub-commands, production safety and graceful shutdown.
 
+use convos_testkit::{Client, database_url_of, free_port, open_stream, redis_url};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::process::{Command, Stdio};
@@ -7,25 +8,12 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_convos-server");
 
-fn database_url(opts: &PgConnectOptions) -> String {
-    format!(
-        "postgres://{}@{}:{}/{}",
-        opts.get_username(),
-        opts.get_host(),
-        opts.get_port(),
-        opts.get_database().unwrap_or("postgres")
-    )
-}
-
 fn server(url: &str) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", url)
-        .env(
-            "REDIS_URL",
-            std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-        )
+        .env("REDIS_URL", redis_url())
         .env(
             "CONVOS_REDIS_PREFIX",
             format!("test:cli:{}:", std::process::id()),
@@ -35,7 +23,7 @@ fn server(url: &str) -> Command {
 
 #[sqlx::test(migrations = false)]
 async fn admin_create_user_makes_an_admin_without_sql(_: PgPoolOptions, opts: PgConnectOptions) {
-    let url = database_url(&opts);
+    let url = database_url_of(&opts);
     let out = server(&url)
         .args([
             "admin",
@@ -91,7 +79,7 @@ async fn production_refuses_to_start_with_the_default_secret(
     _: PgPoolOptions,
     opts: PgConnectOptions,
 ) {
-    let out = server(&database_url(&opts))
+    let out = server(&database_url_of(&opts))
         .env("CONVOS_ENV", "production")
         .arg("serve")
         .output()
@@ -109,12 +97,9 @@ async fn serve_migrates_answers_and_stops_cleanly_on_sigterm(
     _: PgPoolOptions,
     opts: PgConnectOptions,
 ) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = server(&database_url(&opts))
+    let port = free_port();
+    let url = database_url_of(&opts);
+    let mut child = server(&url)
         .env("CONVOS_ADDR", format!("127.0.0.1:{port}"))
         .env("CONVOS_ENV", "production")
         .env("CONVOS_SECRET_KEY", "x".repeat(40))
@@ -139,33 +124,12 @@ async fn serve_migrates_answers_and_stops_cleanly_on_sigterm(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // An open event stream must not hold shutdown up.
-    let token = {
-        let signup = serde_json::json!({"username": "sse", "email": "sse@example.com", "password": "long enough"});
-        client
-            .post(format!("http://127.0.0.1:{port}/api/v1/users"))
-            .json(&signup)
-            .send()
-            .await
-            .unwrap();
-        let login = serde_json::json!({"username": "sse", "password": "long enough"});
-        let session: serde_json::Value = client
-            .post(format!("http://127.0.0.1:{port}/api/v1/sessions"))
-            .json(&login)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        session["token"].as_str().unwrap().to_owned()
-    };
-    let stream = client
-        .get(format!("http://127.0.0.1:{port}/api/v1/events"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stream.status(), 200);
+    let api = Client::new(
+        format!("http://127.0.0.1:{port}"),
+        PgPool::connect(&url).await.unwrap(),
+    );
+    let sse = api.unverified_user("sse").await;
+    let stream = open_stream(&api, &sse).await;
     let traced = client
         .get(format!("http://127.0.0.1:{port}/healthz"))
         .header("x-request-id", "trace-abc-123")

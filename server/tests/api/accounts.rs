@@ -1,13 +1,13 @@
 //! Sign-up, sessions, profile and directory.
 
-use crate::helpers::{Answer, TestApp};
+use convos_testkit::{Answer, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::PgPool;
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn sign_up_returns_the_user_without_secrets(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let res = app
         .call(
             Method::POST,
@@ -37,7 +37,7 @@ async fn sign_up_returns_the_user_without_secrets(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn usernames_and_emails_are_unique_case_insensitively(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     app.user("alice").await;
     let taken = |username: &str, email: &str| json!({"username": username, "email": email, "password": "long enough"});
     let res = app
@@ -75,7 +75,7 @@ async fn usernames_and_emails_are_unique_case_insensitively(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn addresses_the_mailer_would_refuse_are_refused_at_sign_up(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     // The examples (each used to be accepted, then kill its email job) and their kin.
     for email in [
         "a,b@x.example",
@@ -111,7 +111,7 @@ async fn addresses_the_mailer_would_refuse_are_refused_at_sign_up(db: PgPool) {
 }
 
 /// A sign-up from `addr`, as a trusted proxy on 127.0.0.1 reports it.
-async fn sign_up_from(app: &TestApp, addr: &str, username: &str, email: &str) -> Answer {
+async fn sign_up_from(app: &TestServer, addr: &str, username: &str, email: &str) -> Answer {
     let res = app
         .http
         .post(format!("{}/api/v1/users", app.base))
@@ -120,18 +120,18 @@ async fn sign_up_from(app: &TestApp, addr: &str, username: &str, email: &str) ->
         .send()
         .await
         .expect("request is sent");
-    TestApp::answer(res).await
+    Answer::from_response(res).await
 }
 
-async fn spawn_behind_proxy(db: PgPool, signups_per_hour: u32) -> TestApp {
-    TestApp::spawn_with(db, |s| {
+async fn spawn_behind_proxy(db: PgPool, signups_per_hour: u32) -> TestServer {
+    TestServer::spawn_with(db, |s| {
         s.trusted_proxies = vec!["127.0.0.1".into()];
         s.signups_per_hour_per_addr = signups_per_hour;
     })
     .await
 }
 
-async fn user_rows(app: &TestApp) -> i64 {
+async fn user_rows(app: &TestServer) -> i64 {
     sqlx::query_scalar("select count(*) from users")
         .fetch_one(&app.db)
         .await
@@ -266,7 +266,7 @@ async fn ipv6_sign_ups_are_counted_by_their_56(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn sign_up_names_every_invalid_field(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let res = app
         .call(
             Method::POST,
@@ -308,7 +308,7 @@ async fn sign_up_names_every_invalid_field(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn wrong_password_and_unknown_user_get_the_same_answer(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     app.user("alice").await;
     let wrong = app
         .call(
@@ -334,7 +334,7 @@ async fn wrong_password_and_unknown_user_get_the_same_answer(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn login_is_case_insensitive_and_logout_revokes_the_token(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     app.user("alice").await;
     let session = app.login("ALICE", "password-alice").await;
     assert_eq!(app.get("/api/v1/me", &session).await.status, StatusCode::OK);
@@ -360,7 +360,7 @@ async fn login_is_case_insensitive_and_logout_revokes_the_token(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn requests_without_a_valid_token_get_401_with_a_bearer_challenge(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     for token in [None, Some("cvs_not-a-real-token"), Some("")] {
         let res = app.call(Method::GET, "/api/v1/threads", token, None).await;
         assert_eq!(res.status, StatusCode::UNAUTHORIZED, "token {token:?}");
@@ -379,7 +379,7 @@ async fn requests_without_a_valid_token_get_401_with_a_bearer_challenge(db: PgPo
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn me_shows_the_unread_total_and_settings_and_can_be_changed(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     app.send(&bob, &alice, "One", "first").await;
@@ -433,7 +433,7 @@ async fn me_shows_the_unread_total_and_settings_and_can_be_changed(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn the_directory_matches_prefixes_and_leaves_out_the_caller(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     for name in ["alfred", "albert", "bob", "al_x", "alyx"] {
         app.user(name).await;

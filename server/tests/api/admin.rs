@@ -1,11 +1,11 @@
 //! Operator routes: admins only, audited, and telling the truth about the ledger.
 
-use crate::helpers::{TestApp, TestUser};
+use convos_testkit::{TestServer, TestUser};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::PgPool;
 
-async fn admin(app: &TestApp, name: &str) -> TestUser {
+async fn admin(app: &TestServer, name: &str) -> TestUser {
     let user = app.user(name).await;
     sqlx::query("update users set is_admin = true where username = $1")
         .bind(name)
@@ -16,7 +16,7 @@ async fn admin(app: &TestApp, name: &str) -> TestUser {
 }
 
 /// Inserts a job row directly, in a given state.
-async fn job(app: &TestApp, kind: &str, state: &str, sql_extra: &str) -> uuid::Uuid {
+async fn job(app: &TestServer, kind: &str, state: &str, sql_extra: &str) -> uuid::Uuid {
     let id = uuid::Uuid::now_v7();
     sqlx::query(
         "insert into jobs (id, kind, key, payload, state, max_attempts, attempts, last_error, \
@@ -43,7 +43,7 @@ async fn job(app: &TestApp, kind: &str, state: &str, sql_extra: &str) -> uuid::U
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn everyone_but_admins_gets_404_on_every_admin_route(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let bob = app.user("bob").await;
     let id = "0191d5c6-0000-7000-8000-000000000000";
     let routes = [
@@ -90,7 +90,7 @@ async fn everyone_but_admins_gets_404_on_every_admin_route(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn the_board_counts_a_scripted_mix_of_jobs(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let root = admin(&app, "root").await;
     job(
         &app,
@@ -179,7 +179,7 @@ async fn the_board_counts_a_scripted_mix_of_jobs(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn retry_and_discard_touch_exactly_what_they_name_and_are_audited(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let root = admin(&app, "root").await;
     let dead_mail: Vec<_> = [
         job(&app, "notify_email", "dead", "attempts = 3").await,
@@ -273,7 +273,7 @@ async fn retry_and_discard_touch_exactly_what_they_name_and_are_audited(db: PgPo
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn pausing_and_resuming_a_queue_shows_on_the_board_and_in_the_audit(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let root = admin(&app, "root").await;
     let paused = app
         .act("/api/v1/admin/queues/notify_email/pause", &root)
@@ -294,7 +294,7 @@ async fn pausing_and_resuming_a_queue_shows_on_the_board_and_in_the_audit(db: Pg
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn every_job_for_one_message_or_one_recipient_in_one_call(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let root = admin(&app, "root").await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
@@ -330,7 +330,7 @@ async fn every_job_for_one_message_or_one_recipient_in_one_call(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn metrics_parse_as_prometheus_text_and_the_queue_gauges_match_the_board(db: PgPool) {
-    let app = TestApp::spawn_with(db, |s| {
+    let app = TestServer::spawn_with(db, |s| {
         s.server_metrics_addr = Some("127.0.0.1:0".parse().unwrap())
     })
     .await;
@@ -354,19 +354,7 @@ async fn metrics_parse_as_prometheus_text_and_the_queue_gauges_match_the_board(d
         .text()
         .await
         .unwrap();
-    let mut metrics = std::collections::BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-    {
-        let (series, value) = line
-            .rsplit_once(' ')
-            .unwrap_or_else(|| panic!("malformed: {line}"));
-        let value: f64 = value
-            .parse()
-            .unwrap_or_else(|_| panic!("not a number: {line}"));
-        metrics.insert(series.to_owned(), value);
-    }
+    let metrics = convos_testkit::parse_metrics(&text);
     for q in board.body["queues"].as_array().unwrap() {
         let name = q["name"].as_str().unwrap();
         for state in ["pending", "scheduled", "running", "dead"] {
@@ -391,7 +379,7 @@ async fn metrics_parse_as_prometheus_text_and_the_queue_gauges_match_the_board(d
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_bulk_filter_with_an_unknown_field_is_refused_rather_than_widened(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let root = admin(&app, "root").await;
     let dead = job(&app, "notify_email", "dead", "attempts = 3").await;
     let res = app
@@ -413,7 +401,7 @@ async fn a_bulk_filter_with_an_unknown_field_is_refused_rather_than_widened(db: 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn the_job_text_filter_matches_percent_and_underscore_literally(db: PgPool) {
     // Arrange: errors that differ only where `%` and `_` would act as wildcards.
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let root = admin(&app, "root").await;
     let literal = job(
         &app,
@@ -453,7 +441,7 @@ async fn the_job_text_filter_matches_percent_and_underscore_literally(db: PgPool
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_job_text_filter_with_nul_or_too_long_is_refused_on_field_q(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let root = admin(&app, "root").await;
     job(&app, "notify_email", "dead", "last_error = 'boom'").await;
 

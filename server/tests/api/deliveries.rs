@@ -2,10 +2,10 @@
 //! and retire (decision 18). The worker's decisions are written through the store functions it
 //! uses, so no worker or SMTP server is needed here.
 
-use crate::helpers::{TestApp, TestUser, id};
 use chrono::{TimeDelta, Utc};
 use convos_core::{MessageId, UserId};
 use convos_store::deliveries;
+use convos_testkit::{TestServer, TestUser, id};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -18,14 +18,14 @@ fn parse<T: std::str::FromStr>(raw: &str) -> T {
     raw.parse().ok().expect("an id")
 }
 
-async fn deliveries_of(app: &TestApp, message: &str, caller: &TestUser) -> (StatusCode, Value) {
+async fn deliveries_of(app: &TestServer, message: &str, caller: &TestUser) -> (StatusCode, Value) {
     let answer = app
         .get(&format!("/api/v1/messages/{message}/deliveries"), caller)
         .await;
     (answer.status, answer.body)
 }
 
-async fn make_admin(app: &TestApp, user: &TestUser) {
+async fn make_admin(app: &TestServer, user: &TestUser) {
     sqlx::query("update users set is_admin = true where username = $1")
         .bind(&user.username)
         .execute(&app.db)
@@ -35,7 +35,7 @@ async fn make_admin(app: &TestApp, user: &TestUser) {
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn the_sender_sees_whether_it_was_sent_and_the_recipient_and_admins_see_why_not(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let carol = app.user("carol").await;
@@ -91,7 +91,7 @@ async fn the_sender_sees_whether_it_was_sent_and_the_recipient_and_admins_see_wh
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn the_recipients_reads_mutes_and_settings_are_not_told_to_the_sender(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let mut answers = Vec::new();
@@ -134,7 +134,7 @@ async fn the_recipients_reads_mutes_and_settings_are_not_told_to_the_sender(db: 
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn a_sent_email_is_sent_for_everyone(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let sent = app.send(&alice, &bob, "Hi", "hello").await;
@@ -174,20 +174,20 @@ fn secret() -> String {
         .to_owned()
 }
 
-async fn unsubscribe(app: &TestApp, token: &str) -> (StatusCode, StatusCode) {
+async fn unsubscribe(app: &TestServer, token: &str) -> (StatusCode, StatusCode) {
     let url = format!("{}/api/v1/unsubscribe/{token}", app.base);
     let page = app.http.get(&url).send().await.unwrap().status();
     let post = app.http.post(&url).send().await.unwrap().status();
     (page, post)
 }
 
-async fn email_on(app: &TestApp, user: &TestUser) -> bool {
+async fn email_on(app: &TestServer, user: &TestUser) -> bool {
     app.get("/api/v1/me", user).await.body["settings"]["email_notifications"]
         .as_bool()
         .unwrap()
 }
 
-async fn set_email(app: &TestApp, user: &TestUser, on: bool) {
+async fn set_email(app: &TestServer, user: &TestUser, on: bool) {
     let changed = app
         .call(
             Method::PATCH,
@@ -201,7 +201,7 @@ async fn set_email(app: &TestApp, user: &TestUser, on: bool) {
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn an_unsubscribe_link_stops_working_once_email_is_turned_back_on(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let bob = app.user("bob").await;
     let old = convos_core::unsubscribe::token(&secret(), parse(&bob.id), Utc::now());
 
@@ -235,7 +235,7 @@ async fn an_unsubscribe_link_stops_working_once_email_is_turned_back_on(db: PgPo
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn expired_and_first_format_unsubscribe_links_are_refused(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let bob = app.user("bob").await;
     let user: UserId = parse(&bob.id);
     let expired = convos_core::unsubscribe::token(

@@ -1,12 +1,12 @@
 //! Expiring and read-once messages.
 
-use crate::helpers::{TestApp, id};
+use convos_testkit::{TestServer, id};
 use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::PgPool;
 
 /// Moves a message's expiry into the past, as if its time had run out.
-async fn expire_now(app: &TestApp, message_id: &str) {
+async fn expire_now(app: &TestServer, message_id: &str) {
     sqlx::query("update messages set expires_at = now() - interval '1 second' where id = $1::uuid")
         .bind(message_id)
         .execute(&app.db)
@@ -16,7 +16,7 @@ async fn expire_now(app: &TestApp, message_id: &str) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn expires_in_must_be_between_10_seconds_and_30_days(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     app.user("bob").await;
     for bad in [9, 2_592_001, -1] {
@@ -60,7 +60,7 @@ async fn expires_in_must_be_between_10_seconds_and_30_days(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn an_expired_message_is_gone_everywhere_at_once_for_both_sides(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let keep = app.send(&alice, &bob, "Mixed", "stays").await;
@@ -121,7 +121,7 @@ async fn an_expired_message_is_gone_everywhere_at_once_for_both_sides(db: PgPool
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_read_once_body_is_shown_once_to_the_recipient_then_gone_for_both(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let sent = app
@@ -175,7 +175,7 @@ async fn a_read_once_body_is_shown_once_to_the_recipient_then_gone_for_both(db: 
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn of_two_concurrent_reads_of_a_read_once_message_exactly_one_gets_the_body(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     for round in 0..5 {

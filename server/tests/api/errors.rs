@@ -1,15 +1,10 @@
 //! Malformed requests: every one gets a precise status and the shared error body.
 
-use crate::helpers::TestApp;
+use convos_testkit::{Answer, TestServer};
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
-async fn raw_post(
-    app: &TestApp,
-    token: &str,
-    content_type: &str,
-    body: Vec<u8>,
-) -> crate::helpers::Answer {
+async fn raw_post(app: &TestServer, token: &str, content_type: &str, body: Vec<u8>) -> Answer {
     let res = app
         .http
         .post(format!("{}/api/v1/messages", app.base))
@@ -19,12 +14,12 @@ async fn raw_post(
         .send()
         .await
         .unwrap();
-    TestApp::answer(res).await
+    Answer::from_response(res).await
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn malformed_json_is_400(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     for body in [
         &b"{\"recipient\": "[..],
@@ -49,7 +44,7 @@ async fn malformed_json_is_400(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_body_that_is_not_json_is_415(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
         let res = raw_post(&app, &alice.token, content_type, b"recipient=bob".to_vec()).await;
@@ -69,7 +64,7 @@ async fn a_body_that_is_not_json_is_415(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_body_over_one_mebibyte_is_413(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let huge = format!(
         "{{\"recipient\":\"bob\",\"subject\":\"s\",\"body\":\"{}\"}}",
@@ -83,7 +78,7 @@ async fn a_body_over_one_mebibyte_is_413(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_wrongly_typed_field_is_422_naming_it(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let res = raw_post(
         &app,
@@ -99,7 +94,7 @@ async fn a_wrongly_typed_field_is_422_naming_it(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn unknown_routes_are_404_and_every_answer_has_a_request_id(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let res = app
         .call(reqwest::Method::GET, "/api/v1/nothing-here", None, None)
         .await;

@@ -1,17 +1,17 @@
 //! `Idempotency-Key` on creates.
 
-use crate::helpers::{TestApp, TestUser};
+use convos_testkit::{Answer, TestServer, TestUser};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
 async fn post_with_key(
-    app: &TestApp,
+    app: &TestServer,
     user: &TestUser,
     path: &str,
     key: &str,
     body: Value,
-) -> crate::helpers::Answer {
+) -> Answer {
     let res = app
         .http
         .post(format!("{}{path}", app.base))
@@ -21,12 +21,12 @@ async fn post_with_key(
         .send()
         .await
         .unwrap();
-    TestApp::answer(res).await
+    Answer::from_response(res).await
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn the_same_key_returns_the_original_message_and_creates_nothing(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     app.user("bob").await;
     let body = json!({"recipient": "bob", "subject": "Once", "body": "only once"});
@@ -58,7 +58,7 @@ async fn the_same_key_returns_the_original_message_and_creates_nothing(db: PgPoo
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn keys_belong_to_one_user_and_work_for_replies(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let a = post_with_key(
@@ -92,7 +92,7 @@ async fn keys_belong_to_one_user_and_work_for_replies(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn concurrent_requests_with_one_key_create_one_message(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     app.user("bob").await;
     let body = json!({"recipient": "bob", "subject": "Retry storm", "body": "hello"});
@@ -111,7 +111,7 @@ async fn concurrent_requests_with_one_key_create_one_message(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn keys_expire_after_24_hours_and_bad_keys_are_refused(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     app.user("bob").await;
     let body = json!({"recipient": "bob", "subject": "s", "body": "b"});
@@ -135,7 +135,7 @@ async fn keys_expire_after_24_hours_and_bad_keys_are_refused(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_replay_is_recognised_whatever_the_json_spacing_and_spends_no_rate_limit(db: PgPool) {
-    let app = TestApp::spawn_with(db, |s| s.send_rate_per_min = 1).await;
+    let app = TestServer::spawn_with(db, |s| s.send_rate_per_min = 1).await;
     let alice = app.user("alice").await;
     app.user("bob").await;
     let send = |body: &'static str| {
@@ -147,14 +147,14 @@ async fn a_replay_is_recognised_whatever_the_json_spacing_and_spends_no_rate_lim
             .body(body)
             .send()
     };
-    let first = TestApp::answer(
+    let first = Answer::from_response(
         send(r#"{"recipient":"bob","subject":"s","body":"b"}"#)
             .await
             .unwrap(),
     )
     .await;
     assert_eq!(first.status, StatusCode::CREATED);
-    let again = TestApp::answer(
+    let again = Answer::from_response(
         send("{ \"body\": \"b\",\n  \"subject\": \"s\", \"recipient\": \"bob\" }")
             .await
             .unwrap(),

@@ -1,14 +1,23 @@
 //! Abuse limits, kept in Redis so they hold across server processes.
 
-use crate::helpers::TestApp;
+use convos_testkit::{TestServer, redis_url, server_settings};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::PgPool;
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn sending_is_rate_limited_per_user_across_server_processes(db: PgPool) {
-    let first = TestApp::spawn_with(db.clone(), |s| s.send_rate_per_min = 3).await;
-    let second = TestApp::spawn_sharing(db, &first.redis_prefix, |s| s.send_rate_per_min = 3).await;
+    let first = TestServer::spawn_with(db.clone(), |s| s.send_rate_per_min = 3).await;
+    // A second server under the first one's Redis prefix: the two share their counters.
+    let shared = server_settings(&redis_url(), &first.redis_prefix);
+    let second = TestServer::start(
+        db,
+        convos_server::config::Settings {
+            send_rate_per_min: 3,
+            ..shared
+        },
+    )
+    .await;
     let alice = first.user("alice").await;
     let bob = first.user("bob").await;
     let m = first.send(&alice, &bob, "1", "one").await;
@@ -54,7 +63,7 @@ async fn sending_is_rate_limited_per_user_across_server_processes(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_refused_recipient_or_thread_spends_no_send_quota(db: PgPool) {
-    let app = TestApp::spawn_with(db, |s| s.send_rate_per_min = 2).await;
+    let app = TestServer::spawn_with(db, |s| s.send_rate_per_min = 2).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     for recipient in ["nobody", "alice", "nobody", "alice"] {
@@ -102,7 +111,7 @@ async fn a_refused_recipient_or_thread_spends_no_send_quota(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn failed_logins_are_limited_per_username(db: PgPool) {
-    let app = TestApp::spawn_with(db, |s| s.login_failures_per_min = 3).await;
+    let app = TestServer::spawn_with(db, |s| s.login_failures_per_min = 3).await;
     app.user("alice").await;
     let login = |password: &'static str| {
         app.call(
@@ -131,7 +140,7 @@ async fn failed_logins_are_limited_per_username(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn parallel_guesses_cannot_slip_past_the_login_limit(db: PgPool) {
-    let app = TestApp::spawn_with(db, |s| s.login_failures_per_min = 3).await;
+    let app = TestServer::spawn_with(db, |s| s.login_failures_per_min = 3).await;
     app.user("alice").await;
     let guesses = (0..12).map(|i| {
         app.call(
@@ -159,7 +168,7 @@ async fn parallel_guesses_cannot_slip_past_the_login_limit(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_login_that_cannot_be_a_username_is_just_a_wrong_login(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     app.user("alice").await;
     for username in ["al\u{0}ice", "", &"a".repeat(300)] {
         let res = app

@@ -1,7 +1,7 @@
 //! Logins under attack: a spray of wrong passwords neither grows the server's memory nor locks
 //! the real owner out.
 
-use crate::helpers::{Answer, TestApp};
+use convos_testkit::{Answer, TestServer};
 use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::PgPool;
@@ -199,7 +199,7 @@ async fn a_login_spray_does_not_grow_memory_or_starve_real_logins(
 }
 
 /// A login attempt from `addr`, as a trusted proxy on 127.0.0.1 reports it.
-async fn login_from(app: &TestApp, addr: &str, username: &str, password: &str) -> Answer {
+async fn login_from(app: &TestServer, addr: &str, username: &str, password: &str) -> Answer {
     let res = app
         .http
         .post(format!("{}/api/v1/sessions", app.base))
@@ -208,12 +208,12 @@ async fn login_from(app: &TestApp, addr: &str, username: &str, password: &str) -
         .send()
         .await
         .expect("request is sent");
-    TestApp::answer(res).await
+    Answer::from_response(res).await
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_sprayer_from_one_address_cannot_lock_the_owner_out(db: PgPool) {
-    let app = TestApp::spawn_with(db, |s| {
+    let app = TestServer::spawn_with(db, |s| {
         s.trusted_proxies = vec!["127.0.0.1".into()];
         s.login_failures_per_min = 3;
         s.login_failures_per_min_per_addr = 6;
@@ -261,7 +261,7 @@ async fn a_sprayer_from_one_address_cannot_lock_the_owner_out(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn the_username_wide_ceiling_spares_addresses_the_owner_used_before(db: PgPool) {
-    let app = TestApp::spawn_with(db, |s| {
+    let app = TestServer::spawn_with(db, |s| {
         s.trusted_proxies = vec!["127.0.0.1".into()];
         s.login_failures_per_hour_per_username = 4;
     })
@@ -292,7 +292,7 @@ async fn the_username_wide_ceiling_spares_addresses_the_owner_used_before(db: Pg
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn one_account_logging_in_in_a_loop_is_stopped_and_keeps_a_bounded_session_list(db: PgPool) {
     // Default limits: the reproducer got 40 × 201 and left 40 sessions, without end.
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let mut logged_in = 1;
     let mut last = alice.token.clone();
@@ -341,7 +341,7 @@ async fn one_account_logging_in_in_a_loop_is_stopped_and_keeps_a_bounded_session
 }
 
 /// Seconds left on the marker that makes `addr` a known address of `username` (-2: none).
-async fn known_for_secs(app: &TestApp, username: &str, addr: &str) -> i64 {
+async fn known_for_secs(app: &TestServer, username: &str, addr: &str) -> i64 {
     let redis = redis::Client::open(
         std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
     )
@@ -354,7 +354,7 @@ async fn known_for_secs(app: &TestApp, username: &str, addr: &str) -> i64 {
         .unwrap()
 }
 
-async fn forget_known(app: &TestApp, username: &str, addr: &str) {
+async fn forget_known(app: &TestServer, username: &str, addr: &str) {
     let redis = redis::Client::open(
         std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
     )
@@ -369,7 +369,7 @@ async fn forget_known(app: &TestApp, username: &str, addr: &str) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn the_owners_address_stays_known_while_their_sessions_live_and_are_used_from_it(db: PgPool) {
-    let app = TestApp::spawn_with(db, |s| {
+    let app = TestServer::spawn_with(db, |s| {
         s.trusted_proxies = vec!["127.0.0.1".into()];
         s.login_failures_per_hour_per_username = 2;
         s.session_idle_days = 30;
@@ -415,7 +415,7 @@ async fn the_owners_address_stays_known_while_their_sessions_live_and_are_used_f
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn successful_logins_from_one_address_are_limited_over_all_its_users(db: PgPool) {
-    let app = TestApp::spawn_with(db, |s| {
+    let app = TestServer::spawn_with(db, |s| {
         s.trusted_proxies = vec!["127.0.0.1".into()];
         s.logins_per_hour_per_addr = 4;
     })

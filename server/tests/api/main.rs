@@ -6,7 +6,6 @@ mod admin;
 mod deliveries;
 mod ephemeral;
 mod errors;
-mod helpers;
 mod idempotency;
 mod limits;
 mod logins;

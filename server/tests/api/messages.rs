@@ -1,13 +1,13 @@
 //! Starting threads, reading messages, read flags and delete-for-me.
 
-use crate::helpers::{TestApp, id};
+use convos_testkit::{TestServer, id};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::PgPool;
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_new_message_starts_a_thread_and_ignores_client_sent_server_fields(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let carol = app.user("carol").await;
@@ -48,7 +48,7 @@ async fn a_new_message_starts_a_thread_and_ignores_client_sent_server_fields(db:
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn subjects_and_bodies_are_limited_in_characters_and_round_trip_exactly(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let subject = "🦀".repeat(139) + "é";
@@ -85,7 +85,7 @@ async fn subjects_and_bodies_are_limited_in_characters_and_round_trip_exactly(db
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn nul_characters_are_refused_before_reaching_postgres(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     app.user("bob").await;
     let res = app
@@ -103,7 +103,7 @@ async fn nul_characters_are_refused_before_reaching_postgres(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn the_recipient_must_exist_and_not_be_the_sender(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     for (recipient, reason) in [
         ("nobody", "no user"),
@@ -128,7 +128,7 @@ async fn the_recipient_must_exist_and_not_be_the_sender(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn reading_a_message_never_changes_its_read_state(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let m = app.send(&alice, &bob, "Hi", "there").await;
@@ -141,7 +141,7 @@ async fn reading_a_message_never_changes_its_read_state(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn read_flags_are_per_person_idempotent_and_drive_unread_counts(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let m = app.send(&alice, &bob, "Hi", "there").await;
@@ -192,7 +192,7 @@ async fn read_flags_are_per_person_idempotent_and_drive_unread_counts(db: PgPool
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn delete_for_me_leaves_the_other_copy_and_a_second_delete_is_404(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let m = app.send(&alice, &bob, "Hi", "there").await;
@@ -222,7 +222,7 @@ async fn delete_for_me_leaves_the_other_copy_and_a_second_delete_is_404(db: PgPo
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn strangers_get_404_for_everything_and_change_nothing(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let mallory = app.user("mallory").await;
@@ -279,7 +279,7 @@ async fn strangers_get_404_for_everything_and_change_nothing(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn messages_are_immutable(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let m = app.send(&alice, &bob, "Hi", "there").await;

@@ -2,7 +2,7 @@
 //! is a valid OpenAPI 3.1 document and declares every status and header the server's shared
 //! machinery sends.
 
-use crate::helpers::TestApp;
+use convos_testkit::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sqlx::PgPool;
@@ -58,7 +58,7 @@ const ROUTES: &[(&str, &str)] = &[
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn the_openapi_document_lists_exactly_the_routes_served(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let res = app
         .call(Method::GET, "/api/v1/openapi.json", None, None)
         .await;
@@ -135,7 +135,7 @@ fn docs_api_md_documents_every_route() {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn unsubscribe_routes_refuse_forged_tokens_without_a_login(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     for method in [Method::GET, Method::POST] {
         let res = app
             .call(
@@ -151,7 +151,7 @@ async fn unsubscribe_routes_refuse_forged_tokens_without_a_login(db: PgPool) {
 }
 
 /// The document as the running server serves it.
-async fn served_document(app: &TestApp) -> Value {
+async fn served_document(app: &TestServer) -> Value {
     let res = app
         .call(Method::GET, "/api/v1/openapi.json", None, None)
         .await;
@@ -201,7 +201,7 @@ fn violations(validator: &jsonschema::Validator, document: &Value) -> Vec<String
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn the_openapi_document_is_a_valid_openapi_3_1_document(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let document = served_document(&app).await;
     let validator = openapi_31_validator();
 
@@ -263,7 +263,7 @@ fn requires_header(document: &Value, response: &Value, header: &str) -> bool {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn every_operation_declares_the_statuses_and_headers_the_server_can_send(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let document = served_document(&app).await;
     let mut checked = 0;
     for (path, item) in document["paths"].as_object().expect("paths") {
@@ -325,7 +325,7 @@ async fn every_operation_declares_the_statuses_and_headers_the_server_can_send(d
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn request_schemas_state_required_fields_and_limits(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let document = served_document(&app).await;
     let schemas = &document["components"]["schemas"];
 

@@ -1,14 +1,12 @@
 //! Health probes.
 
-use crate::helpers::{TestApp, test_settings};
-use convos_server::startup::Application;
+use convos_testkit::{TestServer, free_port, server_settings};
 use reqwest::{Method, StatusCode};
-use secrecy::SecretString;
 use sqlx::PgPool;
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn healthz_and_readyz_answer_when_everything_is_up(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let health = app.call(Method::GET, "/healthz", None, None).await;
     assert_eq!(health.status, StatusCode::OK);
     assert_eq!(health.body["status"], "ok");
@@ -20,26 +18,9 @@ async fn healthz_and_readyz_answer_when_everything_is_up(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn readyz_is_503_naming_redis_when_it_is_unreachable_but_the_api_still_works(db: PgPool) {
-    // A port nothing listens on: bind one, then let it go.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut settings = test_settings("test:down:");
-    settings.redis_url = SecretString::from(format!("redis://127.0.0.1:{port}"));
-    let server = Application::with_pool(settings, db.clone())
-        .await
-        .expect("starts without redis");
-    let base = format!("http://127.0.0.1:{}", server.port());
-    tokio::spawn(server.run_until_stopped(std::future::pending()));
-    let app = TestApp {
-        base,
-        http: reqwest::Client::new(),
-        db,
-        redis_prefix: "test:down:".into(),
-        metrics_base: None,
-    };
+    // A port nothing listens on: bind one, then let it go. The server starts without Redis.
+    let nowhere = format!("redis://127.0.0.1:{}", free_port());
+    let app = TestServer::start(db, server_settings(&nowhere, "test:down:")).await;
     let ready = app.call(Method::GET, "/readyz", None, None).await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(ready.body["checks"]["postgres"], "ok");

@@ -1,7 +1,7 @@
 //! Bounded resources per client: event streams per user, slow or silent connections, the
 //! connection cap, request ids, and where `/metrics` lives.
 
-use crate::helpers::{TestApp, ends_within, open_stream};
+use convos_testkit::{TestServer, ends_within, open_stream};
 use reqwest::StatusCode;
 use sqlx::PgPool;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn opening_one_stream_more_than_the_limit_closes_the_users_oldest(db: PgPool) {
-    let app = TestApp::spawn_with(db, |s| s.max_streams_per_user = 3).await;
+    let app = TestServer::spawn_with(db, |s| s.max_streams_per_user = 3).await;
     let (alice, bob) = (app.user("alice").await, app.user("bob").await);
     let bobs = open_stream(&app, &bob).await;
     let mut streams = Vec::new();
@@ -35,7 +35,7 @@ async fn opening_one_stream_more_than_the_limit_closes_the_users_oldest(db: PgPo
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn idle_streams_run_no_query_per_heartbeat(db: PgPool) {
-    let app = TestApp::spawn_with(db.clone(), |s| s.sse_heartbeat_secs = 1).await;
+    let app = TestServer::spawn_with(db.clone(), |s| s.sse_heartbeat_secs = 1).await;
     let alice = app.user("alice").await;
     let mut streams = Vec::new();
     for _ in 0..5 {
@@ -84,7 +84,7 @@ async fn slowloris(addr: String, every: Duration, for_at_most: Duration) -> bool
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn slow_or_silent_connections_are_closed_at_the_header_deadline(db: PgPool) {
-    let app = TestApp::spawn_with(db, |s| s.header_timeout_secs = 1).await;
+    let app = TestServer::spawn_with(db, |s| s.header_timeout_secs = 1).await;
     let addr = app.base.trim_start_matches("http://").to_owned();
     let mut attackers = Vec::new();
     for _ in 0..50 {
@@ -115,7 +115,7 @@ async fn slow_or_silent_connections_are_closed_at_the_header_deadline(db: PgPool
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn connections_beyond_the_cap_wait_until_one_closes(db: PgPool) {
-    let app = TestApp::spawn_with(db, |s| {
+    let app = TestServer::spawn_with(db, |s| {
         s.max_connections = 4;
         s.header_timeout_secs = 60;
     })
@@ -148,7 +148,7 @@ async fn connections_beyond_the_cap_wait_until_one_closes(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn one_client_cannot_hold_more_than_its_share_of_connections(db: PgPool) {
-    let app = TestApp::spawn_with(db, |s| {
+    let app = TestServer::spawn_with(db, |s| {
         s.max_connections_per_addr = 3;
         s.header_timeout_secs = 60;
     })
@@ -178,7 +178,7 @@ async fn one_client_cannot_hold_more_than_its_share_of_connections(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_proxy_is_not_held_to_one_clients_share(db: PgPool) {
-    let app = TestApp::spawn_with(db, |s| {
+    let app = TestServer::spawn_with(db, |s| {
         s.max_connections_per_addr = 2;
         s.trusted_proxies = vec!["127.0.0.1".into()];
         s.header_timeout_secs = 60;
@@ -198,7 +198,7 @@ async fn a_proxy_is_not_held_to_one_clients_share(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_plain_request_id_is_echoed_and_anything_else_is_replaced(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let request = |id: String| {
         app.http
             .get(format!("{}/healthz", app.base))
@@ -222,7 +222,7 @@ async fn a_plain_request_id_is_echoed_and_anything_else_is_replaced(db: PgPool) 
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn metrics_are_served_apart_from_the_api(db: PgPool) {
-    let app = TestApp::spawn_with(db, |s| {
+    let app = TestServer::spawn_with(db, |s| {
         s.server_metrics_addr = Some("127.0.0.1:0".parse().unwrap())
     })
     .await;

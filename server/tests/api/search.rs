@@ -1,13 +1,13 @@
 //! Full-text search over the caller's own convos.
 
-use crate::helpers::TestApp;
+use convos_testkit::TestServer;
 use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::{Connection, PgPool};
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn search_finds_only_what_the_caller_can_see_best_first_with_highlights(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let carol = app.user("carol").await;
@@ -122,7 +122,7 @@ async fn postmaster_started(db: &PgPool) -> chrono::DateTime<chrono::Utc> {
 async fn the_search_bomb_is_refused_and_the_longest_searches_allowed_stay_harmless(db: PgPool) {
     // Arrange: the reproducer of issue 10 (a body of 2,000 times one word), and the largest
     // body there is (64,000 characters: 32,000 one-letter words).
-    let app = TestApp::spawn(db.clone()).await;
+    let app = TestServer::spawn(db.clone()).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     app.send(&alice, &bob, "Words", &["word"; 2_000].join(" "))
@@ -187,7 +187,7 @@ async fn the_search_bomb_is_refused_and_the_longest_searches_allowed_stay_harmle
 async fn a_search_past_its_time_limit_answers_503_timed_out_and_the_next_one_works(db: PgPool) {
     // Arrange: a search that cannot finish in time, because another session holds a lock
     // every search must wait for.
-    let app = TestApp::spawn_with(db.clone(), |s| s.search_timeout_ms = 300).await;
+    let app = TestServer::spawn_with(db.clone(), |s| s.search_timeout_ms = 300).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     app.send(&alice, &bob, "Ramen", "the ramen place").await;
@@ -216,7 +216,7 @@ async fn search_finds_sent_and_received_messages_once_each_and_honours_each_side
 ) {
     // Arrange: one message matching by subject and by body, one sent by each side, and a
     // read-once message whose subject matches.
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let both = app.send(&alice, &bob, "Ramen plans", "ramen at noon").await;
@@ -231,7 +231,7 @@ async fn search_finds_sent_and_received_messages_once_each_and_honours_each_side
     .await;
 
     // Act
-    let ids = |res: &crate::helpers::Answer| -> Vec<String> {
+    let ids = |res: &convos_testkit::Answer| -> Vec<String> {
         res.body["items"]
             .as_array()
             .unwrap()
@@ -303,7 +303,7 @@ async fn a_search_reads_the_callers_own_messages_never_the_whole_table(db: PgPoo
     // Arrange: 60,000 messages between 200 other users, and a mailbox of 2,000, each message
     // in its own thread; `common` is in every body, `rare` in one of the caller's and a few
     // hundred of the others', `report` in one subject in 20.
-    let app = TestApp::spawn(db.clone()).await;
+    let app = TestServer::spawn(db.clone()).await;
     let me = app.user("mine").await;
     let me_id: uuid::Uuid = me.id.parse().unwrap();
     for sql in [

@@ -1,14 +1,14 @@
 //! Sessions their owner controls: the list, revoking one or all others, the password change,
 //! expiry, and event streams that end with their session.
 
-use crate::helpers::{TestApp, TestUser, ends_within, open_stream};
+use convos_testkit::{Answer, TestServer, TestUser, ends_within, open_stream};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use std::time::Duration;
 
 /// Logs `user` in once more, announcing itself as `client`.
-async fn login_as(app: &TestApp, user: &TestUser, client: &str) -> TestUser {
+async fn login_as(app: &TestServer, user: &TestUser, client: &str) -> TestUser {
     let res = app
         .http
         .post(format!("{}/api/v1/sessions", app.base))
@@ -18,7 +18,7 @@ async fn login_as(app: &TestApp, user: &TestUser, client: &str) -> TestUser {
         .send()
         .await
         .unwrap();
-    let answer = TestApp::answer(res).await;
+    let answer = Answer::from_response(res).await;
     assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
     TestUser {
         token: answer.body["token"].as_str().unwrap().to_owned(),
@@ -26,14 +26,14 @@ async fn login_as(app: &TestApp, user: &TestUser, client: &str) -> TestUser {
     }
 }
 
-async fn sessions(app: &TestApp, user: &TestUser) -> Vec<Value> {
+async fn sessions(app: &TestServer, user: &TestUser) -> Vec<Value> {
     let res = app.get("/api/v1/sessions", user).await;
     assert_eq!(res.status, StatusCode::OK, "{res:?}");
     res.body["items"].as_array().unwrap().clone()
 }
 
 /// The id of the session `user` is using.
-async fn current_id(app: &TestApp, user: &TestUser) -> String {
+async fn current_id(app: &TestServer, user: &TestUser) -> String {
     sessions(app, user)
         .await
         .into_iter()
@@ -42,7 +42,7 @@ async fn current_id(app: &TestApp, user: &TestUser) -> String {
         .expect("the current session is listed")
 }
 
-async fn works(app: &TestApp, user: &TestUser) -> bool {
+async fn works(app: &TestServer, user: &TestUser) -> bool {
     let status = app.get("/api/v1/me", user).await.status;
     assert!(
         status == StatusCode::OK || status == StatusCode::UNAUTHORIZED,
@@ -53,7 +53,7 @@ async fn works(app: &TestApp, user: &TestUser) -> bool {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn the_owner_sees_each_session_with_its_client_and_times(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let first = app.user("alice").await;
     let laptop = login_as(&app, &first, "convos-tui/0.3 (laptop)\u{202e}\u{200b}").await;
     let bob = app.user("bob").await;
@@ -84,7 +84,7 @@ async fn the_owner_sees_each_session_with_its_client_and_times(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn an_owner_revokes_one_session_and_nobody_else_can(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let phone = app.user("alice").await;
     let laptop = login_as(&app, &phone, "laptop").await;
     let mallory = app.user("mallory").await;
@@ -120,7 +120,7 @@ async fn an_owner_revokes_one_session_and_nobody_else_can(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn logging_out_everywhere_else_keeps_only_the_current_session(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let here = app.user("alice").await;
     let phone = login_as(&app, &here, "phone").await;
     let stolen = login_as(&app, &here, "unknown").await;
@@ -140,7 +140,7 @@ async fn logging_out_everywhere_else_keeps_only_the_current_session(db: PgPool) 
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn changing_the_password_needs_the_current_one_and_ends_other_sessions(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let here = app.user("alice").await;
     let thief = login_as(&app, &here, "elsewhere").await;
     let change = |current: &str, new: &str| {
@@ -182,7 +182,7 @@ async fn changing_the_password_needs_the_current_one_and_ends_other_sessions(db:
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn wrong_current_passwords_are_limited_like_logins(db: PgPool) {
-    let app = TestApp::spawn_with(db, |s| s.login_failures_per_min = 2).await;
+    let app = TestServer::spawn_with(db, |s| s.login_failures_per_min = 2).await;
     let alice = app.user("alice").await;
     let change = |current: &'static str| {
         app.call(
@@ -205,7 +205,7 @@ async fn wrong_current_passwords_are_limited_like_logins(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn sessions_expire_when_idle_and_at_their_absolute_limit(db: PgPool) {
-    let app = TestApp::spawn_with(db, |s| {
+    let app = TestServer::spawn_with(db, |s| {
         s.session_idle_days = 30;
         s.session_max_days = 90;
     })
@@ -250,7 +250,7 @@ async fn sessions_expire_when_idle_and_at_their_absolute_limit(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn revoking_a_session_ends_its_event_stream_and_no_other(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let here = app.user("alice").await;
     let phone = login_as(&app, &here, "phone").await;
     let laptop = login_as(&app, &here, "laptop").await;
@@ -282,7 +282,7 @@ async fn revoking_a_session_ends_its_event_stream_and_no_other(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn an_event_stream_ends_when_its_session_reaches_its_absolute_expiry(db: PgPool) {
-    let app = TestApp::spawn_with(db, |s| s.session_max_days = 90).await;
+    let app = TestServer::spawn_with(db, |s| s.session_max_days = 90).await;
     let alice = app.user("alice").await;
     // Issued just under 90 days ago: two seconds left.
     sqlx::query(
@@ -315,7 +315,7 @@ async fn someone_waits_for_a_lock(db: &PgPool) -> bool {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_login_racing_a_password_change_does_not_outlive_it(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     // A password change is under way, as `PUT /me/password` makes it: the new hash is written
     // and every session revoked, not yet committed.
@@ -344,7 +344,7 @@ async fn a_login_racing_a_password_change_does_not_outlive_it(db: PgPool) {
                 .send()
                 .await
                 .unwrap();
-            TestApp::answer(res).await
+            Answer::from_response(res).await
         }
     });
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
@@ -378,7 +378,7 @@ async fn a_login_racing_a_password_change_does_not_outlive_it(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_login_beyond_the_session_cap_ends_the_oldest_session_and_its_stream(db: PgPool) {
-    let app = TestApp::spawn_with(db, |s| s.max_sessions_per_user = 3).await;
+    let app = TestServer::spawn_with(db, |s| s.max_sessions_per_user = 3).await;
     let oldest = app.user("alice").await;
     let oldest_stream = open_stream(&app, &oldest).await;
     let second = login_as(&app, &oldest, "second").await;

@@ -1,6 +1,6 @@
 //! Folders, thread views, replies, thread-wide actions and pagination.
 
-use crate::helpers::{TestApp, id};
+use convos_testkit::{TestServer, id};
 use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::PgPool;
@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_reply_goes_to_the_other_participant_and_keeps_the_thread_subject(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let first = app.send(&alice, &bob, "Lunch?", "Friday?").await;
@@ -35,7 +35,7 @@ async fn a_reply_goes_to_the_other_participant_and_keeps_the_thread_subject(db: 
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_thread_shows_the_callers_view(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let first = app.send(&alice, &bob, "Plans", "first message").await;
@@ -76,7 +76,7 @@ async fn a_thread_shows_the_callers_view(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn folders_hold_the_right_threads_and_archive_moves_them(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let received = app.send(&bob, &alice, "To alice", "x").await["thread_id"].clone();
@@ -153,7 +153,7 @@ async fn folders_hold_the_right_threads_and_archive_moves_them(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn unread_filter_mark_thread_read_and_mute(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let t1 = app.send(&bob, &alice, "One", "a").await["thread_id"]
@@ -202,7 +202,7 @@ async fn unread_filter_mark_thread_read_and_mute(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn deleting_a_thread_is_for_the_caller_only_and_a_new_message_brings_it_back(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let first = app.send(&alice, &bob, "Old news", "one").await;
@@ -242,7 +242,7 @@ async fn deleting_a_thread_is_for_the_caller_only_and_a_new_message_brings_it_ba
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn thread_messages_page_newest_first_or_oldest_first(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let first = app.send(&alice, &bob, "Long thread", "0").await;
@@ -304,7 +304,7 @@ async fn thread_messages_page_newest_first_or_oldest_first(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn inbox_pages_have_no_duplicates_or_gaps_while_new_threads_arrive(db: PgPool) {
-    let app = TestApp::spawn_with(db, |s| s.send_rate_per_min = 1000).await;
+    let app = TestServer::spawn_with(db, |s| s.send_rate_per_min = 1000).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let mut before = HashSet::new();
@@ -356,7 +356,7 @@ async fn inbox_pages_have_no_duplicates_or_gaps_while_new_threads_arrive(db: PgP
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn list_limits_are_enforced(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     for q in ["limit=0", "limit=101", "limit=ten"] {
         let res = app.get(&format!("/api/v1/threads?{q}"), &alice).await;
@@ -372,7 +372,7 @@ async fn list_limits_are_enforced(db: PgPool) {
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_forged_cursor_far_out_of_range_is_a_422_not_a_500(db: PgPool) {
     use base64::Engine;
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
     let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
         "-8000000000000000000:{}",

@@ -2,9 +2,9 @@
 //! POST confirms, forged and expired links are refused, resends are limited, and an address
 //! belongs to whoever verifies it first.
 
-use crate::helpers::{TestApp, TestUser};
 use chrono::{DateTime, Duration, Utc};
 use convos_core::UserId;
+use convos_testkit::{TestServer, TestUser};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -31,7 +31,7 @@ fn token_for(user: &TestUser, email: &str, issued: DateTime<Utc>, hours: i64) ->
 }
 
 /// A page: status and HTML.
-async fn page(app: &TestApp, method: Method, token: &str) -> (StatusCode, String) {
+async fn page(app: &TestServer, method: Method, token: &str) -> (StatusCode, String) {
     let res = app
         .http
         .request(method, format!("{}/verify/{token}", app.base))
@@ -44,11 +44,11 @@ async fn page(app: &TestApp, method: Method, token: &str) -> (StatusCode, String
     (status, html)
 }
 
-async fn me(app: &TestApp, user: &TestUser) -> Value {
+async fn me(app: &TestServer, user: &TestUser) -> Value {
     app.get("/api/v1/me", user).await.body
 }
 
-async fn verify_jobs(app: &TestApp) -> Vec<(String, Value)> {
+async fn verify_jobs(app: &TestServer) -> Vec<(String, Value)> {
     sqlx::query_as("select state, payload from jobs where kind = 'verify_email' order by id")
         .fetch_all(&app.db)
         .await
@@ -57,7 +57,7 @@ async fn verify_jobs(app: &TestApp) -> Vec<(String, Value)> {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn sign_up_leaves_the_address_unverified_and_queues_one_verification_email(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let res = app
         .call(
             Method::POST,
@@ -82,7 +82,7 @@ async fn sign_up_leaves_the_address_unverified_and_queues_one_verification_email
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn the_link_page_only_asks_and_its_post_confirms(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let bob = app.unverified_user("bob").await;
     let token = token_for(&bob, "bob@example.com", Utc::now(), 48);
 
@@ -122,7 +122,7 @@ async fn the_link_page_only_asks_and_its_post_confirms(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn forged_expired_and_outdated_links_are_refused(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let bob = app.unverified_user("bob").await;
     let now = Utc::now();
     let id: UserId = bob.id.parse().unwrap();
@@ -172,7 +172,7 @@ async fn forged_expired_and_outdated_links_are_refused(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_squatted_address_goes_to_whoever_verifies_it_first(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     // Mallory claims alice's address first; it used to lock alice out (409).
     let mallory = app
         .call(
@@ -239,7 +239,7 @@ async fn a_squatted_address_goes_to_whoever_verifies_it_first(db: PgPool) {
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn resending_is_limited_per_account_and_pointless_once_verified(db: PgPool) {
-    let app = TestApp::spawn_with(db, |s| s.verification_emails_per_hour = 2).await;
+    let app = TestServer::spawn_with(db, |s| s.verification_emails_per_hour = 2).await;
     let bob = app.unverified_user("bob").await;
     for _ in 0..2 {
         let res = app.act("/api/v1/me/verification", &bob).await;
@@ -267,7 +267,7 @@ async fn resending_is_limited_per_account_and_pointless_once_verified(db: PgPool
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_bounced_address_is_confirmed_again_only_by_a_link_sent_after_the_bounce(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     let bob = app.unverified_user("bob").await;
     let first = token_for(&bob, "bob@example.com", Utc::now(), 48);
     let (status, _) = page(&app, Method::POST, &first).await;
@@ -302,7 +302,7 @@ async fn a_bounced_address_is_confirmed_again_only_by_a_link_sent_after_the_boun
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn accounts_made_by_operators_and_the_demo_seed_are_verified(db: PgPool) {
-    let app = TestApp::spawn(db).await;
+    let app = TestServer::spawn(db).await;
     assert!(
         convos_server::seed::seed_demo(&app.db, "demo-password")
             .await

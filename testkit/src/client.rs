@@ -1,39 +1,66 @@
-//! Booting a test server and talking to it.
+//! One HTTP client for tests: raw requests with their answers, and the steps most tests start
+//! with (sign up, verify, log in, send, reply).
+//!
+//! It speaks plain JSON on purpose, so tests can send what no typed client would (bad bodies,
+//! missing fields). Tests of what a client does use the client's own API module
+//! (`convos_tui::api`) instead.
 
-use convos_server::config::Settings;
-use convos_server::startup::Application;
 use reqwest::{Method, StatusCode};
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use std::time::Duration;
 
-/// A running server and a client for it.
-pub struct TestApp {
+/// A client for one server, with the server's database at hand for the steps that need it.
+#[derive(Clone, Debug)]
+pub struct Client {
+    /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// The HTTP client, for requests the helpers do not cover.
     pub http: reqwest::Client,
+    /// The server's database.
     pub db: PgPool,
-    pub redis_prefix: String,
-    /// `http://127.0.0.1:PORT` of the `/metrics` listener, when the test asked for one.
-    pub metrics_base: Option<String>,
 }
 
 /// A signed-up, logged-in user.
 #[derive(Clone, Debug)]
 pub struct TestUser {
+    /// The user's id.
     pub id: String,
+    /// The username.
     pub username: String,
+    /// The session's bearer token.
     pub token: String,
 }
 
 /// An HTTP answer: status, headers and JSON body (`Value::Null` when empty).
 #[derive(Debug)]
 pub struct Answer {
+    /// The status.
     pub status: StatusCode,
+    /// The headers.
     pub headers: reqwest::header::HeaderMap,
+    /// The JSON body; `Value::Null` when the body is empty.
     pub body: Value,
 }
 
 impl Answer {
+    /// Reads a response; panics on a non-empty body that is not JSON.
+    pub async fn from_response(res: reqwest::Response) -> Self {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("the body is read");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
+        };
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
     /// The `error.code` of an error body.
     #[track_caller]
     pub fn code(&self) -> &str {
@@ -51,77 +78,32 @@ impl Answer {
     }
 
     /// The ids of a listing's items.
+    #[track_caller]
     pub fn ids(&self) -> Vec<String> {
         self.body["items"]
             .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .map(|i| i["id"].as_str().unwrap().to_owned())
-                    .collect()
-            })
+            .map(|items| items.iter().map(id).collect())
             .unwrap_or_default()
     }
 }
 
-pub fn test_settings(prefix: &str) -> Settings {
-    Settings {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        redis_url: SecretString::from(
-            std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-        ),
-        redis_prefix: prefix.to_owned(),
-        migrate_on_start: false,
-        db_max_connections: 10,
-        server_metrics_addr: None,
-        max_connections_per_addr: 100_000,
-        signups_per_hour_per_addr: 100_000,
-        login_failures_per_min_per_addr: 100_000,
-        ..Settings::default()
-    }
+/// The `id` field of a JSON object.
+#[track_caller]
+pub fn id(value: &Value) -> String {
+    value["id"].as_str().expect("an id").to_owned()
 }
 
-impl TestApp {
-    /// Boots the real application over the test's database.
-    pub async fn spawn(db: PgPool) -> Self {
-        Self::spawn_with(db, |_| {}).await
-    }
-
-    /// Boots with adjusted settings.
-    pub async fn spawn_with(db: PgPool, adjust: impl FnOnce(&mut Settings)) -> Self {
-        let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
-        Self::spawn_sharing(db, &prefix, adjust).await
-    }
-
-    /// Boots with an explicit Redis prefix, so two servers can share counters.
-    pub async fn spawn_sharing(
-        db: PgPool,
-        prefix: &str,
-        adjust: impl FnOnce(&mut Settings),
-    ) -> Self {
-        if std::env::var("TEST_LOG").is_ok() {
-            convos_plumbing::telemetry::init(convos_plumbing::LogFormat::Pretty);
-        }
-        let mut settings = test_settings(prefix);
-        adjust(&mut settings);
-        let app = Application::with_pool(settings, db.clone())
-            .await
-            .expect("app builds");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let metrics_base = app
-            .metrics_port()
-            .map(|port| format!("http://127.0.0.1:{port}"));
-        tokio::spawn(app.run_until_stopped(std::future::pending()));
+impl Client {
+    /// A client for the server at `base` whose database is `db`.
+    pub fn new(base: String, db: PgPool) -> Self {
         Self {
             base,
             http: reqwest::Client::new(),
             db,
-            redis_prefix: prefix.to_owned(),
-            metrics_base,
         }
     }
 
-    /// Sends a request with an optional token and JSON body.
+    /// Sends a request with an optional bearer token and JSON body.
     pub async fn call(
         &self,
         method: Method,
@@ -136,48 +118,35 @@ impl TestApp {
         if let Some(body) = body {
             req = req.json(&body);
         }
-        Self::answer(req.send().await.expect("request is sent")).await
+        Answer::from_response(req.send().await.expect("the request is sent")).await
     }
 
-    /// Turns a response into an [`Answer`].
-    pub async fn answer(res: reqwest::Response) -> Answer {
-        let status = res.status();
-        let headers = res.headers().clone();
-        let text = res.text().await.expect("body is read");
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
-        };
-        Answer {
-            status,
-            headers,
-            body,
-        }
-    }
-
+    /// `GET path` as `user`.
     pub async fn get(&self, path: &str, user: &TestUser) -> Answer {
         self.call(Method::GET, path, Some(&user.token), None).await
     }
 
+    /// `POST path` with a JSON body as `user`.
     pub async fn post(&self, path: &str, user: &TestUser, body: Value) -> Answer {
         self.call(Method::POST, path, Some(&user.token), Some(body))
             .await
     }
 
-    /// A POST without a body (the action routes).
+    /// A `POST` without a body as `user` (the action routes).
     pub async fn act(&self, path: &str, user: &TestUser) -> Answer {
         self.call(Method::POST, path, Some(&user.token), None).await
     }
 
+    /// `DELETE path` as `user`.
     pub async fn delete(&self, path: &str, user: &TestUser) -> Answer {
         self.call(Method::DELETE, path, Some(&user.token), None)
             .await
     }
 
-    /// Signs up `username` (password `password-<username>`) and logs in.
+    /// Signs up `username` (`<username>@example.com`, password `password-<username>`), confirms
+    /// the address and logs in.
     ///
-    /// The address is then verified, as its owner following the emailed link would (the store
+    /// The address is confirmed as its owner following the emailed link would (the store
     /// function behind `POST /verify/{token}`), so the user gets email like any real one.
     pub async fn user(&self, username: &str) -> TestUser {
         let user = self.unverified_user(username).await;
@@ -185,8 +154,8 @@ impl TestApp {
         user
     }
 
-    /// Signs up `username` with `<username>@example.com` and logs in, leaving the address
-    /// unverified.
+    /// Signs up `username` (`<username>@example.com`, password `password-<username>`) and logs
+    /// in, leaving the address unverified.
     pub async fn unverified_user(&self, username: &str) -> TestUser {
         let password = format!("password-{username}");
         let created = self
@@ -210,12 +179,12 @@ impl TestApp {
         let id: convos_core::UserId = user.id.parse().expect("a user id");
         let state = convos_store::verification::state(&self.db, id)
             .await
-            .unwrap()
+            .expect("the verification state is read")
             .expect("the account exists");
         let confirmed =
             convos_store::verification::confirm(&self.db, id, &state.email, chrono::Utc::now())
                 .await
-                .unwrap();
+                .expect("the address is confirmed");
         assert_eq!(confirmed, convos_store::verification::Confirmed::Verified);
     }
 
@@ -231,9 +200,15 @@ impl TestApp {
             .await;
         assert_eq!(session.status, StatusCode::CREATED, "{session:?}");
         TestUser {
-            id: session.body["user"]["id"].as_str().unwrap().to_owned(),
+            id: session.body["user"]["id"]
+                .as_str()
+                .expect("the user's id")
+                .to_owned(),
             username: username.to_owned(),
-            token: session.body["token"].as_str().unwrap().to_owned(),
+            token: session.body["token"]
+                .as_str()
+                .expect("the session's token")
+                .to_owned(),
         }
     }
 
@@ -263,43 +238,37 @@ impl TestApp {
         res.body
     }
 
+    /// The caller's unread total from `/me`.
+    pub async fn unread_total(&self, user: &TestUser) -> i64 {
+        self.get("/api/v1/me", user).await.body["unread_count"]
+            .as_i64()
+            .expect("an unread count")
+    }
+
     /// Rows in `messages`, to prove that a refused request created nothing.
     pub async fn message_rows(&self) -> i64 {
         sqlx::query_scalar("select count(*) from messages")
             .fetch_one(&self.db)
             .await
-            .unwrap()
+            .expect("messages are counted")
     }
-
-    /// The caller's unread total from `/me`.
-    pub async fn unread_total(&self, user: &TestUser) -> i64 {
-        self.get("/api/v1/me", user).await.body["unread_count"]
-            .as_i64()
-            .unwrap()
-    }
-}
-
-/// The id field of a JSON object.
-#[track_caller]
-pub fn id(value: &Value) -> String {
-    value["id"].as_str().expect("an id").to_owned()
 }
 
 /// Opens `user`'s event stream and waits for its response headers.
-pub async fn open_stream(app: &TestApp, user: &TestUser) -> reqwest::Response {
-    let res = app
+pub async fn open_stream(client: &Client, user: &TestUser) -> reqwest::Response {
+    let res = client
         .http
-        .get(format!("{}/api/v1/events", app.base))
+        .get(format!("{}/api/v1/events", client.base))
         .bearer_auth(&user.token)
         .send()
         .await
-        .expect("stream opens");
+        .expect("the stream opens");
     assert_eq!(res.status(), StatusCode::OK);
     res
 }
 
 /// Reads a stream until the server ends it; `false` if it is still open after `wait`.
-pub async fn ends_within(mut res: reqwest::Response, wait: std::time::Duration) -> bool {
+pub async fn ends_within(mut res: reqwest::Response, wait: Duration) -> bool {
     tokio::time::timeout(wait, async { while let Ok(Some(_)) = res.chunk().await {} })
         .await
         .is_ok()
