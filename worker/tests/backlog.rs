@@ -2,19 +2,11 @@
 //! without Redis ever holding more than the relay's ceiling. Its own test binary, so its load
 //! does not run beside the latency-sensitive pipeline tests.
 
-// The shared harness; this binary uses only part of it.
-#[allow(dead_code)]
-#[path = "pipeline/stack.rs"]
-mod stack;
-
-use crate::stack::{
-    InProcessWorker, SmtpSink, StackConfig, all_jobs_finished, database_url, job_states,
-    store_users,
-};
-use convos_core::api::NewContent;
 use convos_core::jobs::JobKind;
-use convos_core::{Body, Subject};
-use convos_store::jobs::NotifySettings;
+use convos_testkit::{
+    InProcessWorker, SmtpSink, StackConfig, all_jobs_finished, database_url, job_states,
+    store_users, write_backlog,
+};
 use sqlx::PgPool;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -27,47 +19,8 @@ async fn a_20000_message_backlog_drains_once_with_redis_kept_shallow(db: PgPool)
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
     // Senders and recipients: every message is its own thread, so every one gets an email.
     let users = store_users(&db, "user", 20).await;
-    // The daily cap would (rightly) stop most of these emails; lift it for this test.
-    let notify = NotifySettings {
-        notify_delay: Duration::ZERO,
-    };
     let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for worker in 0..8 {
-        let db = db.clone();
-        let users = users.clone();
-        tasks.spawn(async move {
-            for n in (worker..MESSAGES).step_by(8) {
-                let from = users[n % users.len()];
-                let to = users[(n + 1 + n / users.len()) % users.len()];
-                let to = if to == from {
-                    users[(n + 2) % users.len()]
-                } else {
-                    to
-                };
-                let content = NewContent {
-                    body: Body::parse(&format!("message {n}")).unwrap(),
-                    expires_in: None,
-                    read_once: false,
-                };
-                convos_store::messages::create_thread(
-                    &db,
-                    &notify,
-                    from,
-                    to,
-                    &Subject::parse(&format!("Backlog {n}")).unwrap(),
-                    &content,
-                    None,
-                )
-                .await
-                .unwrap()
-                .without_wake();
-            }
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done.unwrap();
-    }
+    write_backlog(&db, &users, MESSAGES, 8).await.unwrap();
     eprintln!(
         "backlog of {MESSAGES} messages written in {:?}",
         started.elapsed()
@@ -83,6 +36,7 @@ async fn a_20000_message_backlog_drains_once_with_redis_kept_shallow(db: PgPool)
     );
 
     let mut settings = config.worker_settings(&database_url(&db).await);
+    // The daily cap would (rightly) stop most of these emails; lift it for this test.
     settings.email_daily_cap = i64::MAX;
     settings.queue_ceiling = 500;
     settings.vacuum_every_secs = 2;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 fn the_worker_starts_reports_ready_and_stops_on_sigterm() {
     let database_url =
         std::env::var("DATABASE_URL").expect("DATABASE_URL (run via cargo xtask test)");
-    let redis_url = std::env::var("REDIS_URL").expect("REDIS_URL (run via cargo xtask test)");
+    let redis_url = convos_testkit::redis_url();
     let mut child = Command::new(env!("CARGO_BIN_EXE_convos-worker"))
         .env("DATABASE_URL", database_url)
         .env("REDIS_URL", redis_url)
@@ -58,11 +58,7 @@ fn the_worker_starts_reports_ready_and_stops_on_sigterm() {
 
 #[test]
 fn the_worker_fails_loudly_when_postgres_is_unreachable() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = convos_testkit::free_port();
     let out = Command::new(env!("CARGO_BIN_EXE_convos-worker"))
         .env(
             "DATABASE_URL",
@@ -112,12 +108,7 @@ async fn queues_prints_the_board_for_scripts_and_people(db: sqlx::PgPool) {
     .execute(&db)
     .await
     .unwrap();
-    let name: String = sqlx::query_scalar("select current_database()")
-        .fetch_one(&db)
-        .await
-        .unwrap();
-    let base = std::env::var("DATABASE_URL").unwrap();
-    let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+    let url = convos_testkit::database_url(&db).await;
     let run = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_convos-worker"))
             .args(args)

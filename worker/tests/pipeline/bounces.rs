@@ -4,10 +4,10 @@
 //! at all. Against an SMTP server (mailin, in this process) that refuses chosen
 //! recipients.
 
-use crate::stack::{Api, InProcessWorker, StackConfig, User, database_url, eventually};
+use crate::stack::start_api;
+use convos_testkit::{Client, InProcessWorker, StackConfig, TestUser, database_url, eventually};
 use mailin_embedded::response::{OK, Response};
 use mailin_embedded::{Handler, Server};
-use reqwest::Method;
 use serde_json::Value;
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -88,24 +88,22 @@ impl RefusingSmtp {
     }
 }
 
-async fn deliveries(api: &Api, message: &Value, caller: &User) -> Value {
-    let (status, body) = api
-        .call(
-            Method::GET,
+async fn deliveries(api: &Client, message: &Value, caller: &TestUser) -> Value {
+    let answer = api
+        .get(
             &format!(
                 "/api/v1/messages/{}/deliveries",
                 message["id"].as_str().unwrap()
             ),
-            Some(&caller.token),
-            None,
+            caller,
         )
         .await;
-    assert_eq!(status, 200, "{body}");
-    body["items"][0].clone()
+    assert_eq!(answer.status, 200, "{answer:?}");
+    answer.body["items"][0].clone()
 }
 
 /// Whether every email notification job has finished (verification emails stay paused, see
-/// `Api::start`).
+/// `start_api`).
 async fn notifications_finished(db: &PgPool) -> bool {
     let open: i64 = sqlx::query_scalar(
         "select count(*) from jobs where kind = 'notify_email' \
@@ -132,7 +130,7 @@ async fn a_rejected_address_fails_at_once_and_gets_no_email_until_verified_again
     // What real servers say: the recipient's address is in the reply.
     let refusal = "5.1.1 <bob@example.com>: Recipient address rejected: User unknown";
     smtp.refuse("bob@example.com", 550, refusal);
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
@@ -217,7 +215,7 @@ async fn a_refusal_about_our_relay_keeps_the_email_queued_until_an_operator_retr
     // A misconfigured relay refuses every recipient: that is our fault, not the address's, and
     // must neither mark every user bounced nor lose the email.
     smtp.refuse("bob@example.com", 554, "5.7.1 Relay access denied");
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
@@ -260,15 +258,14 @@ async fn a_refusal_about_our_relay_keeps_the_email_queued_until_an_operator_retr
     // The relay is fixed; the operator retries every dead email job at once, as the board
     // suggests.
     smtp.accept("bob@example.com");
-    let (status, body) = api
-        .call(
-            Method::POST,
+    let retried = api
+        .post(
             "/api/v1/admin/jobs/retry",
-            Some(&admin.token),
-            Some(serde_json::json!({"queue": "notify_email", "state": "dead"})),
+            &admin,
+            serde_json::json!({"queue": "notify_email", "state": "dead"}),
         )
         .await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(retried.status, 200, "{retried:?}");
     eventually(WAIT, "the retried email", || async {
         smtp.delivered() == ["bob@example.com"]
     })
@@ -290,7 +287,7 @@ async fn a_plain_550_fails_the_email_without_blaming_the_address(db: PgPool) {
     // No enhanced status code: this could be the relay, or a spam filter the sender's text
     // tripped; neither says the address is bad.
     smtp.refuse("bob@example.com", 550, "Message rejected as spam");
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
@@ -328,7 +325,7 @@ async fn a_plain_550_fails_the_email_without_blaming_the_address(db: PgPool) {
 async fn an_unverified_address_gets_no_notification_and_a_verified_one_does(db: PgPool) {
     let config = StackConfig::new();
     let smtp = RefusingSmtp::serve(config.smtp_port);
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
     let alice = api.user("alice").await;
     let carol = api.unverified_user("carol").await;

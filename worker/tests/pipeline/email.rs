@@ -1,7 +1,8 @@
 //! Notification emails over real SMTP.
 
-use crate::stack::{
-    Api, InProcessWorker, SmtpSink, StackConfig, all_jobs_finished, database_url, eventually,
+use crate::stack::start_api;
+use convos_testkit::{
+    InProcessWorker, SmtpSink, StackConfig, all_jobs_finished, database_url, eventually,
 };
 use reqwest::Method;
 use sqlx::PgPool;
@@ -13,7 +14,7 @@ const WAIT: Duration = Duration::from_secs(15);
 async fn the_email_arrives_with_threading_and_one_click_unsubscribe_headers(db: PgPool) {
     let config = StackConfig::new();
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
@@ -105,34 +106,24 @@ async fn the_email_arrives_with_threading_and_one_click_unsubscribe_headers(db: 
         Some("[Convos] Lunch on Friday?")
     );
 
-    let (status, deliveries) = api
-        .call(
-            Method::GET,
-            &format!(
-                "/api/v1/messages/{}/deliveries",
-                first["id"].as_str().unwrap()
-            ),
-            Some(&alice.token),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
-    assert_eq!(deliveries["items"][0]["status"], "sent");
-    assert_eq!(deliveries["items"][0]["recipient"]["username"], "bob");
-    assert!(deliveries["items"][0].get("detail").is_none());
-    let (status, seen_by_bob) = api
-        .call(
-            Method::GET,
-            &format!(
-                "/api/v1/messages/{}/deliveries",
-                first["id"].as_str().unwrap()
-            ),
-            Some(&bob.token),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "the recipient sees the full record");
-    assert_eq!(seen_by_bob["items"][0]["detail"]["state"], "sent");
+    let deliveries = format!(
+        "/api/v1/messages/{}/deliveries",
+        first["id"].as_str().unwrap()
+    );
+    let seen_by_alice = api.get(&deliveries, &alice).await;
+    assert_eq!(seen_by_alice.status, 200);
+    assert_eq!(seen_by_alice.body["items"][0]["status"], "sent");
+    assert_eq!(
+        seen_by_alice.body["items"][0]["recipient"]["username"],
+        "bob"
+    );
+    assert!(seen_by_alice.body["items"][0].get("detail").is_none());
+    let seen_by_bob = api.get(&deliveries, &bob).await;
+    assert_eq!(
+        seen_by_bob.status, 200,
+        "the recipient sees the full record"
+    );
+    assert_eq!(seen_by_bob.body["items"][0]["detail"]["state"], "sent");
     worker.stop().await;
 }
 
@@ -141,39 +132,27 @@ async fn reading_within_the_window_means_no_email_and_a_recorded_reason(db: PgPo
     let mut config = StackConfig::new();
     config.notify_delay_secs = 2;
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
     let sent = api.send(&alice, &bob, "Quick one", "seen it?").await;
     let id = sent["id"].as_str().unwrap();
-    api.call(
-        Method::POST,
-        &format!("/api/v1/messages/{id}/read"),
-        Some(&bob.token),
-        None,
-    )
-    .await;
+    api.act(&format!("/api/v1/messages/{id}/read"), &bob).await;
     let deliveries = format!("/api/v1/messages/{id}/deliveries");
-    let (_, queued) = api
-        .call(Method::GET, &deliveries, Some(&alice.token), None)
-        .await;
+    let queued = api.get(&deliveries, &alice).await.body;
     assert_eq!(
         queued["items"][0]["status"], "pending",
         "waiting for its window"
     );
     eventually(WAIT, "the notify job", || all_jobs_finished(&db)).await;
-    let (_, decided) = api
-        .call(Method::GET, &deliveries, Some(&alice.token), None)
-        .await;
+    let decided = api.get(&deliveries, &alice).await.body;
     assert_eq!(decided["items"][0]["status"], "not_sent");
     assert!(
         !decided.to_string().contains("already_read"),
         "no read receipt for the sender: {decided}"
     );
-    let (_, seen_by_bob) = api
-        .call(Method::GET, &deliveries, Some(&bob.token), None)
-        .await;
+    let seen_by_bob = api.get(&deliveries, &bob).await.body;
     assert_eq!(seen_by_bob["items"][0]["detail"]["state"], "skipped");
     assert_eq!(seen_by_bob["items"][0]["detail"]["reason"], "already_read");
     assert!(smtp.mails().is_empty());
@@ -185,7 +164,7 @@ async fn several_messages_in_one_window_make_one_email(db: PgPool) {
     let mut config = StackConfig::new();
     config.notify_delay_secs = 2;
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
@@ -220,7 +199,7 @@ async fn several_messages_in_one_window_make_one_email(db: PgPool) {
 async fn one_click_unsubscribe_needs_no_login_and_refuses_forgeries(db: PgPool) {
     let config = StackConfig::new();
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
@@ -256,9 +235,7 @@ async fn one_click_unsubscribe_needs_no_login_and_refuses_forgeries(db: PgPool) 
         .unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("<form method=\"post\""));
-    let (_, me) = api
-        .call(Method::GET, "/api/v1/me", Some(&bob.token), None)
-        .await;
+    let me = api.get("/api/v1/me", &bob).await.body;
     assert_eq!(
         me["settings"]["email_notifications"], true,
         "opening the page changes nothing"
@@ -273,13 +250,9 @@ async fn one_click_unsubscribe_needs_no_login_and_refuses_forgeries(db: PgPool) 
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let (_, me) = api
-        .call(Method::GET, "/api/v1/me", Some(&bob.token), None)
-        .await;
+    let me = api.get("/api/v1/me", &bob).await.body;
     assert_eq!(me["settings"]["email_notifications"], false);
-    let (_, alice_me) = api
-        .call(Method::GET, "/api/v1/me", Some(&alice.token), None)
-        .await;
+    let alice_me = api.get("/api/v1/me", &alice).await.body;
     assert_eq!(
         alice_me["settings"]["email_notifications"], true,
         "forgeries changed nothing"
@@ -288,17 +261,16 @@ async fn one_click_unsubscribe_needs_no_login_and_refuses_forgeries(db: PgPool) 
     let later = api.send(&alice, &bob, "Again", "still there?").await;
     eventually(WAIT, "jobs to finish", || all_jobs_finished(&db)).await;
     assert_eq!(smtp.mails().len(), 1, "no more email");
-    let (_, d) = api
-        .call(
-            Method::GET,
+    let d = api
+        .get(
             &format!(
                 "/api/v1/messages/{}/deliveries",
                 later["id"].as_str().unwrap()
             ),
-            Some(&bob.token),
-            None,
+            &bob,
         )
-        .await;
+        .await
+        .body;
     assert_eq!(d["items"][0]["status"], "not_sent");
     assert_eq!(d["items"][0]["detail"]["reason"], "email_off");
     worker.stop().await;
@@ -308,7 +280,7 @@ async fn one_click_unsubscribe_needs_no_login_and_refuses_forgeries(db: PgPool) 
 async fn a_muted_thread_sends_no_email(db: PgPool) {
     let config = StackConfig::new();
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
@@ -318,27 +290,21 @@ async fn a_muted_thread_sends_no_email(db: PgPool) {
     })
     .await;
     let thread = first["thread_id"].as_str().unwrap();
-    api.call(
-        Method::POST,
-        &format!("/api/v1/threads/{thread}/mute"),
-        Some(&bob.token),
-        None,
-    )
-    .await;
+    api.act(&format!("/api/v1/threads/{thread}/mute"), &bob)
+        .await;
     let muted = api.reply(&alice, thread, "2").await;
     eventually(WAIT, "jobs to finish", || all_jobs_finished(&db)).await;
     assert_eq!(smtp.mails().len(), 1);
-    let (_, d) = api
-        .call(
-            Method::GET,
+    let d = api
+        .get(
             &format!(
                 "/api/v1/messages/{}/deliveries",
                 muted["id"].as_str().unwrap()
             ),
-            Some(&bob.token),
-            None,
+            &bob,
         )
-        .await;
+        .await
+        .body;
     assert_eq!(d["items"][0]["status"], "not_sent");
     assert_eq!(d["items"][0]["detail"]["state"], "skipped");
     assert_eq!(d["items"][0]["detail"]["reason"], "muted");
@@ -350,7 +316,7 @@ async fn a_retrying_and_a_new_email_job_for_one_thread_send_one_email(db: PgPool
     let mut config = StackConfig::new();
     config.notify_delay_secs = 2;
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
     let first = api.send(&alice, &bob, "Twice?", "one").await;
@@ -390,14 +356,14 @@ async fn a_retrying_and_a_new_email_job_for_one_thread_send_one_email(db: PgPool
 async fn a_subject_or_name_typed_as_an_encoded_word_arrives_as_typed(db: PgPool) {
     let config = StackConfig::new();
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
     // "PayPal Security" as an encoded-word, and a name that a right-to-left override would
     // show as "Support paypal.com".
     let typed = "=?utf-8?b?UGF5UGFsIFNlY3VyaXR5?=";
-    let (status, _) = api
+    let renamed = api
         .call(
             Method::PATCH,
             "/api/v1/me",
@@ -405,7 +371,7 @@ async fn a_subject_or_name_typed_as_an_encoded_word_arrives_as_typed(db: PgPool)
             Some(serde_json::json!({"display_name": "Support \u{202E}moc.lapyap\u{200B}"})),
         )
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(renamed.status, 200);
     api.send(&alice, &bob, typed, "hi").await;
     eventually(WAIT, "the email", || async { smtp.mails().len() == 1 }).await;
     let raw = &smtp.mails()[0].raw;

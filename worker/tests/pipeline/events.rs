@@ -1,10 +1,11 @@
 //! Live events over SSE, fanned out through Redis.
 
 use crate::sse::Events;
-use crate::stack::{
-    Api, InProcessWorker, SmtpSink, StackConfig, all_jobs_finished, database_url, eventually,
-};
+use crate::stack::start_api;
 use convos_core::events::{Envelope, Event, channel, stream_key};
+use convos_testkit::{
+    InProcessWorker, SmtpSink, StackConfig, all_jobs_finished, database_url, eventually,
+};
 use convos_worker::config::WorkerSettings;
 use futures::StreamExt;
 use sqlx::PgPool;
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 async fn a_sent_message_reaches_the_recipient_live_and_nobody_else(db: PgPool) {
     let config = StackConfig::new();
     let _smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
@@ -70,7 +71,7 @@ async fn a_sent_message_reaches_the_recipient_live_and_nobody_else(db: PgPool) {
 async fn reconnecting_with_last_event_id_replays_what_was_missed(db: PgPool) {
     let config = StackConfig::new();
     let _smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
@@ -122,7 +123,7 @@ async fn reconnecting_with_last_event_id_replays_what_was_missed(db: PgPool) {
 async fn idle_streams_get_heartbeats_and_read_state_syncs_across_sessions(db: PgPool) {
     let config = StackConfig::new();
     let _smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
@@ -133,15 +134,8 @@ async fn idle_streams_get_heartbeats_and_read_state_syncs_across_sessions(db: Pg
     let sent = api.send(&alice, &bob, "Sync", "read me").await;
     events.next_event(Duration::from_secs(2)).await.unwrap();
     let id = sent["id"].as_str().unwrap();
-    let (status, _) = api
-        .call(
-            reqwest::Method::POST,
-            &format!("/api/v1/messages/{id}/read"),
-            Some(&bob.token),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
+    let marked = api.act(&format!("/api/v1/messages/{id}/read"), &bob).await;
+    assert_eq!(marked.status, 200);
     let read = events
         .next_event(Duration::from_secs(2))
         .await
@@ -149,13 +143,8 @@ async fn idle_streams_get_heartbeats_and_read_state_syncs_across_sessions(db: Pg
     assert_eq!(read.event, "message.read");
     assert_eq!(read.json()["message_id"], sent["id"]);
     let thread = sent["thread_id"].as_str().unwrap();
-    api.call(
-        reqwest::Method::POST,
-        &format!("/api/v1/threads/{thread}/archive"),
-        Some(&bob.token),
-        None,
-    )
-    .await;
+    api.act(&format!("/api/v1/threads/{thread}/archive"), &bob)
+        .await;
     let updated = events
         .next_event(Duration::from_secs(2))
         .await
@@ -168,22 +157,15 @@ async fn idle_streams_get_heartbeats_and_read_state_syncs_across_sessions(db: Pg
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn an_event_stream_ends_when_its_session_is_revoked(db: PgPool) {
     let config = StackConfig::new();
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let bob = api.user("bob").await;
     let mut events = Events::connect(&api, &bob, None).await;
     events
         .next(Duration::from_secs(2))
         .await
         .expect("the first reset");
-    let (status, _) = api
-        .call(
-            reqwest::Method::DELETE,
-            "/api/v1/sessions/current",
-            Some(&bob.token),
-            None,
-        )
-        .await;
-    assert_eq!(status, 204);
+    let logout = api.delete("/api/v1/sessions/current", &bob).await;
+    assert_eq!(logout.status, 204);
     // The stream closes within a heartbeat or two (1 s in tests); then no event can arrive.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -216,7 +198,7 @@ async fn new_jobs_are_dispatched_on_the_servers_wake_up_without_waiting_for_the_
 ) {
     let config = StackConfig::new();
     let _smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     // The relay ticks once at start and then not for a minute: only wake-ups can move new jobs.
     let settings = WorkerSettings {
         relay_interval_ms: 60_000,
@@ -264,15 +246,8 @@ async fn new_jobs_are_dispatched_on_the_servers_wake_up_without_waiting_for_the_
 
     // Read state wakes the relay too.
     let id = sent["id"].as_str().unwrap();
-    let (status, _) = api
-        .call(
-            reqwest::Method::POST,
-            &format!("/api/v1/messages/{id}/read"),
-            Some(&bob.token),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
+    let marked = api.act(&format!("/api/v1/messages/{id}/read"), &bob).await;
+    assert_eq!(marked.status, 200);
     let read = events
         .next_event(Duration::from_secs(10))
         .await
@@ -287,7 +262,7 @@ async fn new_jobs_are_dispatched_on_the_servers_wake_up_without_waiting_for_the_
 async fn what_the_worker_announces_is_cores_envelope_carrying_the_stream_entrys_id(db: PgPool) {
     let config = StackConfig::new();
     let _smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let redis = redis::Client::open(config.redis_url.as_str()).unwrap();
     let mut pubsub = redis.get_async_pubsub().await.unwrap();
     pubsub.subscribe(channel(&config.prefix)).await.unwrap();

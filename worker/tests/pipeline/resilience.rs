@@ -1,10 +1,11 @@
 //! Outages and crashes: nothing accepted by the API is lost, and nothing happens twice.
 
-use crate::stack::{
-    Api, InProcessWorker, OwnRedis, SmtpSink, StackConfig, WorkerProcess, all_jobs_finished,
+use crate::stack::{WORKER_BIN, start_api};
+use convos_core::events::stream_key;
+use convos_testkit::{
+    InProcessWorker, OwnRedis, SmtpSink, StackConfig, WorkerProcess, all_jobs_finished,
     database_url, eventually, job_states,
 };
-use convos_core::events::stream_key;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -42,7 +43,7 @@ async fn a_redis_outage_loses_nothing_and_duplicates_nothing(db: PgPool) {
     let mut config = StackConfig::new();
     config.redis_url = redis.url();
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
@@ -96,7 +97,7 @@ async fn a_redis_outage_loses_nothing_and_duplicates_nothing(db: PgPool) {
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn smtp_down_means_retries_with_backoff_until_it_is_back(db: PgPool) {
     let config = StackConfig::new();
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
@@ -125,33 +126,31 @@ async fn smtp_down_means_retries_with_backoff_until_it_is_back(db: PgPool) {
     .unwrap();
     assert!(error.starts_with("smtp:"), "{error}");
     assert!(delay > 0.0, "the retry waits: {delay}");
-    let (_, d) = api
-        .call(
-            reqwest::Method::GET,
+    let d = api
+        .get(
             &format!(
                 "/api/v1/messages/{}/deliveries",
                 sent["id"].as_str().unwrap()
             ),
-            Some(&alice.token),
-            None,
+            &alice,
         )
-        .await;
+        .await
+        .body;
     assert_eq!(d["items"][0]["status"], "pending");
     assert!(
         d["items"][0].get("detail").is_none(),
         "the sender does not see why"
     );
-    let (_, d) = api
-        .call(
-            reqwest::Method::GET,
+    let d = api
+        .get(
             &format!(
                 "/api/v1/messages/{}/deliveries",
                 sent["id"].as_str().unwrap()
             ),
-            Some(&bob.token),
-            None,
+            &bob,
         )
-        .await;
+        .await
+        .body;
     assert_eq!(d["items"][0]["detail"]["reason"], "temporary_failure");
     assert!(
         d["items"][0]["detail"]["error"]
@@ -192,7 +191,7 @@ async fn smtp_down_means_retries_with_backoff_until_it_is_back(db: PgPool) {
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn smtp_down_past_the_last_attempt_leaves_a_dead_job_that_can_be_retried(db: PgPool) {
     let config = StackConfig::new();
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
@@ -219,17 +218,16 @@ async fn smtp_down_past_the_last_attempt_leaves_a_dead_job_that_can_be_retried(d
         attempts,
         convos_core::jobs::JobKind::NotifyEmail.max_attempts()
     );
-    let (_, d) = api
-        .call(
-            reqwest::Method::GET,
+    let d = api
+        .get(
             &format!(
                 "/api/v1/messages/{}/deliveries",
                 sent["id"].as_str().unwrap()
             ),
-            Some(&alice.token),
-            None,
+            &alice,
         )
-        .await;
+        .await
+        .body;
     assert_eq!(d["items"][0]["status"], "not_sent");
 
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
@@ -262,17 +260,16 @@ async fn smtp_down_past_the_last_attempt_leaves_a_dead_job_that_can_be_retried(d
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     eventually(WAIT, "the job to finish", || all_jobs_finished(&db)).await;
-    let (_, d) = api
-        .call(
-            reqwest::Method::GET,
+    let d = api
+        .get(
             &format!(
                 "/api/v1/messages/{}/deliveries",
                 sent["id"].as_str().unwrap()
             ),
-            Some(&alice.token),
-            None,
+            &alice,
         )
-        .await;
+        .await
+        .body;
     assert_eq!(d["items"][0]["status"], "sent");
     worker.stop().await;
 }
@@ -282,7 +279,7 @@ async fn a_worker_killed_mid_job_finishes_everything_after_restart_without_dupli
     let config = StackConfig::new();
     // Slow SMTP, so the kill lands while emails are being sent.
     let smtp = SmtpSink::serve(config.smtp_port, Duration::from_millis(400));
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
     let mut sent = Vec::new();
@@ -298,7 +295,7 @@ async fn a_worker_killed_mid_job_finishes_everything_after_restart_without_dupli
             ("CONVOS_JOB_DEADLINE_SECS", "3"),
             ("CONVOS_WORKER_CONCURRENCY", "1"),
         ];
-        WorkerProcess::spawn(&config, &url, &extra)
+        WorkerProcess::spawn(WORKER_BIN, &config, &url, &extra)
     };
     let mut first = spawn();
     eventually(WAIT, "some emails to be sent", || async {

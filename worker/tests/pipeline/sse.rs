@@ -1,6 +1,6 @@
 //! A minimal server-sent-events client for tests: frames as the protocol defines them.
 
-use crate::stack::{Api, User};
+use convos_testkit::{Client, TestUser};
 use futures::StreamExt;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -27,7 +27,7 @@ pub struct Events {
 
 impl Events {
     /// Opens `GET /api/v1/events` as `user`, resuming after `last_event_id` if given.
-    pub async fn connect(api: &Api, user: &User, last_event_id: Option<&str>) -> Self {
+    pub async fn connect(api: &Client, user: &TestUser, last_event_id: Option<&str>) -> Self {
         let mut req = api
             .http
             .get(format!("{}/api/v1/events", api.base))

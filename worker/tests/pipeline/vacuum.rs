@@ -2,13 +2,10 @@
 //! the prefix is the per-user event streams (kept on purpose) and the live workers'
 //! registrations, which go too when the worker stops.
 
-use crate::stack::{
+use convos_testkit::{
     InProcessWorker, SmtpSink, StackConfig, all_jobs_finished, database_url, eventually,
-    job_states, store_users,
+    job_states, store_users, write_backlog,
 };
-use convos_core::api::NewContent;
-use convos_core::{Body, Subject};
-use convos_store::jobs::NotifySettings;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
@@ -65,28 +62,7 @@ async fn a_drain_leaves_no_task_data_in_redis_after_a_vacuum(db: PgPool) {
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
     let users = store_users(&db, "drain", 4).await;
     // Written before the worker starts: a backlog, a deliver and a notify_email job per message.
-    let notify = NotifySettings {
-        notify_delay: Duration::ZERO,
-    };
-    for n in 0..MESSAGES {
-        let content = NewContent {
-            body: Body::parse(&format!("message {n}")).unwrap(),
-            expires_in: None,
-            read_once: false,
-        };
-        convos_store::messages::create_thread(
-            &db,
-            &notify,
-            users[n % 4],
-            users[(n + 1) % 4],
-            &Subject::parse(&format!("Drain {n}")).unwrap(),
-            &content,
-            None,
-        )
-        .await
-        .unwrap()
-        .without_wake();
-    }
+    write_backlog(&db, &users, MESSAGES, 1).await.unwrap();
     let mut settings = config.worker_settings(&database_url(&db).await);
     settings.email_daily_cap = i64::MAX;
     settings.vacuum_every_secs = 1;

@@ -1,8 +1,9 @@
 //! The verification email over real SMTP: sign-up sends one, its link verifies the address, and
 //! the worker skips the emails that became pointless.
 
-use crate::stack::{
-    Api, InProcessWorker, SmtpSink, StackConfig, all_jobs_finished, database_url, eventually,
+use crate::stack::{send_verification_emails, start_api};
+use convos_testkit::{
+    Client, InProcessWorker, SmtpSink, StackConfig, all_jobs_finished, database_url, eventually,
 };
 use reqwest::Method;
 use sqlx::PgPool;
@@ -18,9 +19,9 @@ fn link_token(text: &str) -> String {
     rest.split_whitespace().next().unwrap().to_owned()
 }
 
-async fn email_verified(api: &Api, token: &str) -> bool {
-    let (_, me) = api.call(Method::GET, "/api/v1/me", Some(token), None).await;
-    me["email_verified"].as_bool().expect("email_verified")
+async fn email_verified(api: &Client, token: &str) -> bool {
+    let me = api.call(Method::GET, "/api/v1/me", Some(token), None).await;
+    me.body["email_verified"].as_bool().expect("email_verified")
 }
 
 async fn verify_outcomes(db: &PgPool) -> Vec<(String, Option<String>)> {
@@ -34,8 +35,8 @@ async fn verify_outcomes(db: &PgPool) -> Vec<(String, Option<String>)> {
 async fn sign_up_emails_a_link_whose_page_asks_and_whose_post_verifies(db: PgPool) {
     let config = StackConfig::new();
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
-    let api = Api::start(db.clone(), &config).await;
-    api.send_verification_emails().await;
+    let api = start_api(db.clone(), &config).await;
+    send_verification_emails(&db).await;
     let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
 
     let bob = api.unverified_user("bob").await;
@@ -92,15 +93,8 @@ async fn sign_up_emails_a_link_whose_page_asks_and_whose_post_verifies(db: PgPoo
     assert_eq!(confirmed.status(), 200);
     assert!(email_verified(&api, &bob.token).await);
 
-    let (status, _) = api
-        .call(
-            Method::POST,
-            "/api/v1/me/verification",
-            Some(&bob.token),
-            None,
-        )
-        .await;
-    assert_eq!(status, 422, "nothing more to send once verified");
+    let resend = api.act("/api/v1/me/verification", &bob).await;
+    assert_eq!(resend.status, 422, "nothing more to send once verified");
     assert_eq!(smtp.mails().len(), 1);
     worker.stop().await;
 }
@@ -110,9 +104,9 @@ async fn a_claim_lapses_when_another_account_verifies_the_address_first(db: PgPo
     let config = StackConfig::new();
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
     // The queue is paused while the claims are made, so the order is the test's.
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
-    let (status, _) = api
+    let claimed = api
         .call(
             Method::POST,
             "/api/v1/users",
@@ -123,11 +117,11 @@ async fn a_claim_lapses_when_another_account_verifies_the_address_first(db: PgPo
             ),
         )
         .await;
-    assert_eq!(status, 201);
+    assert_eq!(claimed.status, 201);
     let alice = api.user("alice").await;
     assert!(email_verified(&api, &alice.token).await);
 
-    api.send_verification_emails().await;
+    send_verification_emails(&db).await;
     eventually(WAIT, "every job to finish", || all_jobs_finished(&db)).await;
     assert_eq!(
         verify_outcomes(&db).await,
@@ -149,9 +143,9 @@ async fn a_claim_lapses_when_another_account_verifies_the_address_first(db: PgPo
 
 /// `count` accounts named `{prefix}{n}` claiming `email`, one after the other (as many client
 /// addresses could).
-async fn claim(api: &Api, prefix: &str, count: usize, email: &str) {
+async fn claim(api: &Client, prefix: &str, count: usize, email: &str) {
     for n in 0..count {
-        let (status, body) = api
+        let claimed = api
             .call(
                 Method::POST,
                 "/api/v1/users",
@@ -162,7 +156,7 @@ async fn claim(api: &Api, prefix: &str, count: usize, email: &str) {
                 ),
             )
             .await;
-        assert_eq!(status, 201, "{body}");
+        assert_eq!(claimed.status, 201, "{claimed:?}");
     }
 }
 
@@ -181,13 +175,13 @@ async fn many_claims_on_one_address_sent_at_once_still_get_five_emails_an_hour(d
     // sent, each job saw room and all twelve went out.
     let config = StackConfig::new();
     let smtp = SmtpSink::serve(config.smtp_port, Duration::from_millis(300));
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
     // The queue is paused while the claims are made, then let go all together; the address
     // is spelled in different cases, which are one mailbox.
     claim(&api, "claim", 6, "victim@example.com").await;
     claim(&api, "upper", 6, "Victim@EXAMPLE.com").await;
-    api.send_verification_emails().await;
+    send_verification_emails(&db).await;
     eventually(WAIT, "every job to finish", || all_jobs_finished(&db)).await;
 
     assert_eq!(smtp.mails().len(), 5, "at most five an hour");
@@ -199,8 +193,8 @@ async fn many_claims_on_one_address_sent_at_once_still_get_five_emails_an_hour(d
 async fn one_address_gets_at_most_ten_verification_emails_a_day(db: PgPool) {
     let config = StackConfig::new();
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
-    let api = Api::start(db.clone(), &config).await;
-    api.send_verification_emails().await;
+    let api = start_api(db.clone(), &config).await;
+    send_verification_emails(&db).await;
     let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
     let hours_pass = |hours: i32| {
         let db = db.clone();

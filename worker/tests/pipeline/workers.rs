@@ -1,7 +1,9 @@
 //! Several workers at once: each job runs once, and the periodic purge once per period.
 
-use crate::stack::{
-    Api, InProcessWorker, SmtpSink, StackConfig, all_jobs_finished, database_url, eventually,
+use crate::stack::{WORKER_BIN, start_api};
+use convos_testkit::{
+    InProcessWorker, SmtpSink, StackConfig, WorkerProcess, all_jobs_finished, database_url,
+    eventually, free_port, parse_metrics,
 };
 use serde_json::json;
 use sqlx::PgPool;
@@ -12,7 +14,7 @@ use std::time::Duration;
 async fn two_workers_run_each_job_once(db: PgPool) {
     let config = StackConfig::new();
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let url = database_url(&db).await;
     let mut settings = config.worker_settings(&url);
     settings.email_daily_cap = 1000;
@@ -70,42 +72,29 @@ async fn the_purge_runs_once_per_period_across_workers_and_erases_expired_bodies
     let mut config = StackConfig::new();
     config.purge_every_secs = 1;
     let _smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
-    let (_, keep) = api
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/messages",
-            Some(&alice.token),
-            Some(json!({"recipient": "bob", "subject": "Mixed", "body": "stays"})),
-        )
-        .await;
+    let keep = api.send(&alice, &bob, "Mixed", "stays").await;
     let thread = keep["thread_id"].as_str().unwrap().to_owned();
-    let (_, gone) = api
-        .call(
-            reqwest::Method::POST,
+    let gone = api
+        .post(
             &format!("/api/v1/threads/{thread}/messages"),
-            Some(&alice.token),
-            Some(json!({"body": "secret", "expires_in": 10})),
+            &alice,
+            json!({"body": "secret", "expires_in": 10}),
         )
-        .await;
-    let (_, once) = api
-        .call(
-            reqwest::Method::POST,
+        .await
+        .body;
+    let once = api
+        .post(
             "/api/v1/messages",
-            Some(&alice.token),
-            Some(json!({"recipient": "bob", "subject": "Once", "body": "read me once", "read_once": true})),
+            &alice,
+            json!({"recipient": "bob", "subject": "Once", "body": "read me once", "read_once": true}),
         )
-        .await;
+        .await
+        .body;
     let once_id = once["id"].as_str().unwrap();
-    api.call(
-        reqwest::Method::GET,
-        &format!("/api/v1/messages/{once_id}"),
-        Some(&bob.token),
-        None,
-    )
-    .await;
+    api.get(&format!("/api/v1/messages/{once_id}"), &bob).await;
     sqlx::query("update messages set expires_at = now() - interval '1 second' where id = $1::uuid")
         .bind(gone["id"].as_str().unwrap())
         .execute(&db)
@@ -179,14 +168,10 @@ async fn the_purge_runs_once_per_period_across_workers_and_erases_expired_bodies
         .unwrap();
     assert_eq!(ancient, 0, "finished jobs past their retention are deleted");
     assert_eq!((received, unread), (1, 1));
-    let (_, t) = api
-        .call(
-            reqwest::Method::GET,
-            &format!("/api/v1/threads/{thread}"),
-            Some(&bob.token),
-            None,
-        )
-        .await;
+    let t = api
+        .get(&format!("/api/v1/threads/{thread}"), &bob)
+        .await
+        .body;
     assert_eq!(t["message_count"], 1);
     assert_eq!(t["unread_count"], 1);
 }
@@ -195,11 +180,11 @@ async fn the_purge_runs_once_per_period_across_workers_and_erases_expired_bodies
 async fn a_paused_queue_starts_nothing_in_two_worker_processes_and_drains_on_resume(db: PgPool) {
     let config = StackConfig::new();
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
-    let api = Api::start(db.clone(), &config).await;
+    let api = start_api(db.clone(), &config).await;
     let url = database_url(&db).await;
     // Two worker processes of their own, sharing only PostgreSQL and Redis.
-    let one = crate::stack::WorkerProcess::spawn(&config, &url, &[]);
-    let two = crate::stack::WorkerProcess::spawn(&config, &url, &[]);
+    let one = WorkerProcess::spawn(WORKER_BIN, &config, &url, &[]);
+    let two = WorkerProcess::spawn(WORKER_BIN, &config, &url, &[]);
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
     let root: uuid::Uuid = alice.id.parse().unwrap();
@@ -264,8 +249,8 @@ async fn a_paused_queue_starts_nothing_in_two_worker_processes_and_drains_on_res
 async fn worker_metrics_count_jobs_and_emails_and_match_the_board(db: PgPool) {
     let config = StackConfig::new();
     let _smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
-    let api = Api::start(db.clone(), &config).await;
-    let port = crate::stack::free_port();
+    let api = start_api(db.clone(), &config).await;
+    let port = free_port();
     let mut settings = config.worker_settings(&database_url(&db).await);
     settings.worker_metrics_addr = Some(([127, 0, 0, 1], port).into());
     let worker = InProcessWorker::start(settings);
@@ -279,7 +264,7 @@ async fn worker_metrics_count_jobs_and_emails_and_match_the_board(db: PgPool) {
         .text()
         .await
         .unwrap();
-    let metrics = crate::stack::parse_metrics(&text);
+    let metrics = parse_metrics(&text);
     assert_eq!(
         metrics.get(r#"convos_jobs_started_total{queue="deliver"}"#),
         Some(&1.0),
