@@ -1,12 +1,14 @@
 //! The real `convos` binary in a real pseudo-terminal (tmux), against a real server and worker:
-//! bob sees alice's message arrive live, opens it, replies, and alice has the reply; `convos
-//! login` stores its token privately even over a file others could read.
+//! bob sees alice's message arrive live, opens it, replies, and alice (through the client's own
+//! API module, as her client would) has the reply; `convos login` stores its token privately
+//! even over a file others could read.
+//!
+//! Accounts are made through the test kit: the client has no sign-up.
 
-use convos_server::config::Settings;
-use convos_server::startup::Application;
-use convos_worker::config::WorkerSettings;
+use convos_core::api::Folder;
+use convos_testkit::{InProcessWorker, StackConfig, TestServer, database_url};
+use convos_tui::api::Client;
 use secrecy::SecretString;
-use serde_json::{Value, json};
 use sqlx::PgPool;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -63,105 +65,36 @@ impl Drop for Tmux {
     }
 }
 
-async fn call(
-    http: &reqwest::Client,
-    base: &str,
-    method: reqwest::Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Value {
-    let mut req = http.request(method, format!("{base}{path}"));
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let res = req.send().await.unwrap();
-    assert!(res.status().is_success(), "{path}: {}", res.status());
-    res.json().await.unwrap_or(Value::Null)
+/// Starts the real server (heartbeats every 2 s) under a fresh Redis prefix.
+async fn spawn_server(db: PgPool) -> TestServer {
+    TestServer::spawn_with(db, |s| s.sse_heartbeat_secs = 2).await
 }
 
-/// Starts the real server on a free port, with its own Redis prefix; returns its base URL.
-async fn spawn_server(db: &PgPool, redis_url: &str, prefix: &str) -> String {
-    let settings = Settings {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        redis_url: SecretString::from(redis_url.to_owned()),
-        redis_prefix: prefix.to_owned(),
-        migrate_on_start: false,
-        sse_heartbeat_secs: 2,
-        server_metrics_addr: None,
-        max_connections_per_addr: 100_000,
-        signups_per_hour_per_addr: 100_000,
-        login_failures_per_min_per_addr: 100_000,
-        ..Settings::default()
+/// Starts the real worker for `server`, writing its emails into files rather than sending them.
+async fn spawn_worker(db: &PgPool, server: &TestServer) -> InProcessWorker {
+    let stack = StackConfig {
+        prefix: server.redis_prefix.clone(),
+        ..StackConfig::new()
     };
-    let app = Application::with_pool(settings, db.clone()).await.unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
-    base
+    let mut settings = stack.worker_settings(&database_url(db).await);
+    let mail = std::env::temp_dir().join(format!("convos-e2e-mail-{}", uuid::Uuid::new_v4()));
+    settings.smtp_url = SecretString::from(format!("file://{}", mail.display()));
+    InProcessWorker::start(settings)
+}
+
+/// A fresh idempotency key, as the client makes one per draft.
+fn key() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn bob_sees_mail_arrive_live_opens_it_and_replies(db: PgPool) {
-    let redis_url = std::env::var("REDIS_URL").expect("REDIS_URL (run via cargo xtask test)");
-    let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
-    let base = spawn_server(&db, &redis_url, &prefix).await;
-    let name: String = sqlx::query_scalar("select current_database()")
-        .fetch_one(&db)
-        .await
-        .unwrap();
-    let db_url = format!(
-        "{}/{name}",
-        std::env::var("DATABASE_URL")
-            .unwrap()
-            .rsplit_once('/')
-            .unwrap()
-            .0
-    );
-    let mail = std::env::temp_dir().join(format!("convos-e2e-mail-{}", uuid::Uuid::new_v4()));
-    let worker = WorkerSettings {
-        database_url: SecretString::from(db_url),
-        redis_url: SecretString::from(redis_url),
-        redis_prefix: prefix,
-        smtp_url: SecretString::from(format!("file://{}", mail.display())),
-        relay_interval_ms: 50,
-        poll_ms: 50,
-        worker_metrics_addr: None,
-        ..WorkerSettings::default()
-    };
-    tokio::spawn(convos_worker::run(worker, std::future::pending::<()>()));
-
-    let http = reqwest::Client::new();
-    let mut tokens = Vec::new();
-    for name in ["alice", "bob"] {
-        let password = format!("password-{name}");
-        let created = call(&http, &base, reqwest::Method::POST, "/api/v1/users", None,
-            Some(json!({"username": name, "email": format!("{name}@example.com"), "password": password}))).await;
-        // Confirmed as following the emailed link does, so the account gets email.
-        let id: convos_core::UserId = created["id"].as_str().unwrap().parse().unwrap();
-        let confirmed = convos_store::verification::confirm(
-            &db,
-            id,
-            &format!("{name}@example.com"),
-            chrono::Utc::now(),
-        )
-        .await
-        .unwrap();
-        assert_eq!(confirmed, convos_store::verification::Confirmed::Verified);
-        let session = call(
-            &http,
-            &base,
-            reqwest::Method::POST,
-            "/api/v1/sessions",
-            None,
-            Some(json!({"username": name, "password": password})),
-        )
-        .await;
-        tokens.push(session["token"].as_str().unwrap().to_owned());
-    }
-    let (alice, bob) = (&tokens[0], &tokens[1]);
+    let server = spawn_server(db.clone()).await;
+    let worker = spawn_worker(&db, &server).await;
+    let base = server.base.clone();
+    // Signed up and confirmed as following the emailed link does, so the accounts get email.
+    let alice = Client::new(&base, Some(server.user("alice").await.token));
+    let bob = server.user("bob").await.token;
 
     let tmux = Tmux {
         socket: format!("convos-e2e-{}", std::process::id()),
@@ -201,8 +134,10 @@ async fn bob_sees_mail_arrive_live_opens_it_and_replies(db: PgPool) {
     tmux.wait_for("● live").await;
     tmux.wait_for("No conversations here.").await;
 
-    call(&http, &base, reqwest::Method::POST, "/api/v1/messages", Some(alice),
-        Some(json!({"recipient": "bob", "subject": "Lunch on Friday?", "body": "Are you free at noon?"}))).await;
+    alice
+        .send("bob", "Lunch on Friday?", "Are you free at noon?", &key())
+        .await
+        .expect("alice sends");
     // No key is pressed: the message must arrive by itself.
     tmux.wait_for("Lunch on Friday?").await;
     tmux.wait_for("1 unread").await;
@@ -215,30 +150,18 @@ async fn bob_sees_mail_arrive_live_opens_it_and_replies(db: PgPool) {
     tmux.keys(&["C-s"]);
     tmux.wait_for("Sent").await;
 
-    let threads = call(
-        &http,
-        &base,
-        reqwest::Method::GET,
-        "/api/v1/threads",
-        Some(alice),
-        None,
-    )
-    .await;
-    let thread = threads["items"][0]["id"].as_str().unwrap().to_owned();
-    let messages = call(
-        &http,
-        &base,
-        reqwest::Method::GET,
-        &format!("/api/v1/threads/{thread}/messages"),
-        Some(alice),
-        None,
-    )
-    .await;
+    let threads = alice
+        .threads(Folder::Inbox, None)
+        .await
+        .expect("alice's inbox");
+    let thread = threads.items[0].id;
+    let messages = alice.messages(thread, None).await.expect("the thread");
     assert_eq!(
-        messages["items"][0]["body"], "Yes, see you there",
+        messages.items[0].body.as_deref(),
+        Some("Yes, see you there"),
         "alice has bob's reply"
     );
-    assert_eq!(messages["items"][0]["sender"]["username"], "bob");
+    assert_eq!(messages.items[0].sender.username, "bob");
 
     // A second reply, written in $EDITOR (Ctrl-e) and sent from the composer.
     tmux.keys(&["r"]);
@@ -249,16 +172,8 @@ async fn bob_sees_mail_arrive_live_opens_it_and_replies(db: PgPool) {
     tmux.keys(&["C-s"]);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let messages = call(
-            &http,
-            &base,
-            reqwest::Method::GET,
-            &format!("/api/v1/threads/{thread}/messages"),
-            Some(alice),
-            None,
-        )
-        .await;
-        if messages["items"][0]["body"] == "Written in the editor" {
+        let messages = alice.messages(thread, None).await.expect("the thread");
+        if messages.items[0].body.as_deref() == Some("Written in the editor") {
             break;
         }
         assert!(
@@ -280,24 +195,16 @@ async fn bob_sees_mail_arrive_live_opens_it_and_replies(db: PgPool) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    worker.stop().await;
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn logging_in_replaces_a_token_file_others_could_read(db: PgPool) {
     use std::os::unix::fs::PermissionsExt;
-    let redis_url = std::env::var("REDIS_URL").expect("REDIS_URL (run via cargo xtask test)");
-    let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
-    let base = spawn_server(&db, &redis_url, &prefix).await;
-    let http = reqwest::Client::new();
-    call(
-        &http,
-        &base,
-        reqwest::Method::POST,
-        "/api/v1/users",
-        None,
-        Some(json!({"username": "bob", "email": "bob@example.com", "password": "password-bob"})),
-    )
-    .await;
+    let server = spawn_server(db).await;
+    let base = server.base.clone();
+    // Bob has an account (password `password-bob`); the kit signs him up and logs him in once.
+    server.unverified_user("bob").await;
     // A token file left readable by everyone, as an older client or a script could leave it.
     let config_home =
         std::env::temp_dir().join(format!("convos-e2e-config-{}", uuid::Uuid::new_v4()));
@@ -345,14 +252,9 @@ async fn logging_in_replaces_a_token_file_others_could_read(db: PgPool) {
         !tmux.screen().contains(&token),
         "the token is not shown on screen"
     );
-    let me = call(
-        &http,
-        &base,
-        reqwest::Method::GET,
-        "/api/v1/me",
-        Some(&token),
-        None,
-    )
-    .await;
-    assert_eq!(me["username"], "bob", "the stored token is bob's session");
+    let me = Client::new(&base, Some(token))
+        .me()
+        .await
+        .expect("the stored token works");
+    assert_eq!(me.user.username, "bob", "the stored token is bob's session");
 }
