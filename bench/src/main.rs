@@ -38,7 +38,8 @@ struct Args {
     /// How long the release build took, for the report.
     #[arg(long, default_value_t = 0)]
     build_secs: u64,
-    /// Only these scenarios (comma-separated: send, email, inbox, thread, live, tui, search).
+    /// Only these scenarios (comma-separated: send, email, inbox, thread, live, tui, search,
+    /// sustained).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The report to write; defaults to BENCHMARKS.md (full) or target/convos-bench/ (quick).
@@ -75,6 +76,12 @@ pub struct Scale {
     pub tui_runs: usize,
     /// Frames rendered per figure.
     pub frames: usize,
+    /// Seconds of each sustained load (full speed, then paced at 80% of it).
+    pub sustained_secs: u64,
+    /// Seconds of the sustained scenario's API-alone baseline (worker stopped).
+    pub sustained_baseline_secs: u64,
+    /// Idle live-lag samples of the sustained scenario.
+    pub sustained_idle_samples: usize,
 }
 
 impl Scale {
@@ -95,6 +102,9 @@ impl Scale {
             backlog_messages: 50_000,
             tui_runs: 7,
             frames: 500,
+            sustained_secs: 20,
+            sustained_baseline_secs: 6,
+            sustained_idle_samples: 200,
         }
     }
 
@@ -115,6 +125,9 @@ impl Scale {
             backlog_messages: 5_000,
             tui_runs: 3,
             frames: 100,
+            sustained_secs: 6,
+            sustained_baseline_secs: 3,
+            sustained_idle_samples: 50,
         }
     }
 
@@ -139,6 +152,14 @@ impl Scale {
             self.smtp_baseline,
             self.backlog_messages,
             self.backlog_messages * 2
+        ));
+        lines.push(format!(
+            "sustained: {} s at full speed, then {} s paced at 80% of it, each until drained \
+             (API-alone baseline: {} s; {} idle live samples)",
+            self.sustained_secs,
+            self.sustained_secs,
+            self.sustained_baseline_secs,
+            self.sustained_idle_samples
         ));
         lines
     }
@@ -215,7 +236,16 @@ impl Ctx {
     }
 }
 
-const SCENARIOS: [&str; 7] = ["send", "inbox", "thread", "live", "email", "tui", "search"];
+const SCENARIOS: [&str; 8] = [
+    "send",
+    "inbox",
+    "thread",
+    "live",
+    "email",
+    "tui",
+    "search",
+    "sustained",
+];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -316,6 +346,12 @@ async fn main() -> anyhow::Result<()> {
         scenarios::email::run(&ctx, &mut report)
             .await
             .context("email scenario")?;
+    }
+    if wanted("sustained") {
+        println!("== 8. sustained");
+        scenarios::sustained::run(&ctx, &mut report)
+            .await
+            .context("sustained scenario")?;
     }
 
     let head = Head {

@@ -15,10 +15,14 @@ use tokio::sync::mpsc;
 const SCENARIO: &str = "4. Live delivery";
 
 /// A `message.created` event seen on a stream: the message id and when it arrived.
-type Seen = (String, Instant);
+pub type Seen = (String, Instant);
 
 /// Opens the event stream of `token` and forwards its `message.created` events.
-async fn connect(base: &str, token: &str, seen: mpsc::UnboundedSender<Seen>) -> anyhow::Result<()> {
+pub async fn connect(
+    base: &str,
+    token: &str,
+    seen: mpsc::UnboundedSender<Seen>,
+) -> anyhow::Result<()> {
     let response = reqwest::Client::new()
         .get(format!("{base}/api/v1/events"))
         .bearer_auth(token)

@@ -6,6 +6,7 @@ pub mod inbox;
 pub mod live;
 pub mod search;
 pub mod send;
+pub mod sustained;
 pub mod thread;
 pub mod tui;
 
