@@ -221,57 +221,50 @@ impl Running {
     }
 }
 
-/// Claims a dispatched job for running. `None` when it is not dispatched any more: another
-/// worker took it, or it already finished (a duplicate delivery of the same ticket); or when
-/// its queue is paused, in which case it goes back to pending for the relay to hand out after
-/// the queue resumes.
+/// Claims dispatched jobs for running, in one statement (one round trip, one commit) however
+/// many: each started job's row is `running` with its attempt counted and recorded in
+/// `job_attempts`. Ids missing from the answer were not dispatched any more (another worker
+/// took them, or they already finished: a duplicate delivery of the same ticket) or belong to a
+/// paused queue, in which case they go back to waiting for the relay to hand out after the queue
+/// resumes (as `retry`, which no pending email job of the same thread can collide with).
 pub async fn start(
     db: &PgPool,
-    id: Uuid,
+    ids: &[Uuid],
     worker: &str,
     deadline: Duration,
-) -> Result<Option<Running>> {
-    let mut tx = db.begin().await?;
-    let row: Option<(String, serde_json::Value, i32, i32)> = sqlx::query_as(
-        "update jobs set state = 'running', attempts = attempts + 1, updated_at = now(), \
-           deadline_at = now() + make_interval(secs => $2) \
-         where id = $1 and state = 'dispatched' \
-           and not exists (select 1 from queue_controls q where q.kind = jobs.kind and q.paused) \
-         returning kind, payload, attempts, max_attempts",
+) -> Result<Vec<Running>> {
+    let rows: Vec<(Uuid, String, serde_json::Value, i32, i32)> = sqlx::query_as(
+        "with started as ( \
+           update jobs set state = 'running', attempts = attempts + 1, updated_at = now(), \
+             deadline_at = now() + make_interval(secs => $2) \
+           where id = any($1) and state = 'dispatched' \
+             and not exists (select 1 from queue_controls q \
+                             where q.kind = jobs.kind and q.paused) \
+           returning id, kind, payload, attempts, max_attempts), \
+         attempt as ( \
+           insert into job_attempts (job_id, attempt, worker) \
+           select id, attempts, $3 from started), \
+         held as ( \
+           update jobs set state = 'retry', deadline_at = null, updated_at = now() \
+           where id = any($1) and state = 'dispatched' \
+             and exists (select 1 from queue_controls q where q.kind = jobs.kind and q.paused)) \
+         select id, kind, payload, attempts, max_attempts from started",
     )
-    .bind(id)
+    .bind(ids)
     .bind(secs(deadline))
-    .fetch_optional(&mut *tx)
+    .bind(worker)
+    .fetch_all(db)
     .await?;
-    let Some((kind, payload, attempt, max_attempts)) = row else {
-        // A paused queue's job goes back to waiting (as `retry`, which no pending email job of the
-        // same thread can collide with), for the relay to hand out on resume.
-        sqlx::query(
-            "update jobs set state = 'retry', deadline_at = null, updated_at = now() \
-             where id = $1 and state = 'dispatched' \
-               and exists (select 1 from queue_controls q where q.kind = jobs.kind and q.paused)",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        return Ok(None);
-    };
-    sqlx::query("insert into job_attempts (job_id, attempt, worker) values ($1, $2, $3)")
-        .bind(id)
-        .bind(attempt)
-        .bind(worker)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    let kind = JobKind::parse(&kind).unwrap_or(JobKind::Deliver);
-    Ok(Some(Running {
-        id,
-        kind,
-        payload,
-        attempt,
-        max_attempts,
-    }))
+    Ok(rows
+        .into_iter()
+        .map(|(id, kind, payload, attempt, max_attempts)| Running {
+            id,
+            kind: JobKind::parse(&kind).unwrap_or(JobKind::Deliver),
+            payload,
+            attempt,
+            max_attempts,
+        })
+        .collect())
 }
 
 /// How a run ended.
@@ -287,41 +280,57 @@ pub enum Outcome {
     Dead(String),
 }
 
-/// Records the outcome of the running attempt.
-pub async fn finish(db: &PgPool, job: &Running, outcome: &Outcome) -> Result<()> {
-    let (state, text, error, next): (&str, Option<&str>, Option<&str>, Option<DateTime<Utc>>) =
-        match outcome {
-            Outcome::Done(what) => ("done", Some(what), None, None),
-            Outcome::Skipped(why) => ("skipped", Some(why), None, None),
-            Outcome::Retry { error, at } => ("retry", None, Some(error), Some(*at)),
-            Outcome::Dead(error) => ("dead", None, Some(error), None),
-        };
-    let mut tx = db.begin().await?;
+/// Records the outcomes of running attempts, in one statement (one round trip, one commit)
+/// however many. An outcome for an attempt that is not the job's running one (it was presumed
+/// lost and handed out again) changes only that attempt's history.
+pub async fn finish(db: &PgPool, finished: &[(&Running, &Outcome)]) -> Result<()> {
+    let n = finished.len();
+    let (mut ids, mut attempts) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut states, mut texts, mut errors, mut nexts) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for (job, outcome) in finished {
+        let (state, text, error, next): (&str, Option<&str>, Option<&str>, Option<DateTime<Utc>>) =
+            match outcome {
+                Outcome::Done(what) => ("done", Some(what), None, None),
+                Outcome::Skipped(why) => ("skipped", Some(why), None, None),
+                Outcome::Retry { error, at } => ("retry", None, Some(error), Some(*at)),
+                Outcome::Dead(error) => ("dead", None, Some(error), None),
+            };
+        ids.push(job.id);
+        attempts.push(job.attempt);
+        states.push(state);
+        texts.push(text);
+        errors.push(error);
+        nexts.push(next);
+    }
     sqlx::query(
-        "update jobs set state = $2, outcome = coalesce($3, outcome), \
-           last_error = coalesce($4, last_error), next_run_at = coalesce($5, next_run_at), \
-           deadline_at = null, updated_at = now(), \
-           finished_at = case when $2 in ('done', 'skipped', 'dead') then now() end \
-         where id = $1 and state = 'running' and attempts = $6",
+        "with outcome as ( \
+           select * from unnest($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::text[], \
+                                $6::timestamptz[]) \
+             as o(id, attempt, state, text, error, next_run_at)), \
+         finished as ( \
+           update jobs j set state = o.state, outcome = coalesce(o.text, j.outcome), \
+             last_error = coalesce(o.error, j.last_error), \
+             next_run_at = coalesce(o.next_run_at, j.next_run_at), \
+             deadline_at = null, updated_at = now(), \
+             finished_at = case when o.state in ('done', 'skipped', 'dead') then now() end \
+           from outcome o \
+           where j.id = o.id and j.state = 'running' and j.attempts = o.attempt) \
+         update job_attempts a set finished_at = now(), error = o.error \
+         from outcome o where a.job_id = o.id and a.attempt = o.attempt",
     )
-    .bind(job.id)
-    .bind(state)
-    .bind(text)
-    .bind(error)
-    .bind(next)
-    .bind(job.attempt)
-    .execute(&mut *tx)
+    .bind(&ids)
+    .bind(&attempts)
+    .bind(&states)
+    .bind(&texts)
+    .bind(&errors)
+    .bind(&nexts)
+    .execute(db)
     .await?;
-    sqlx::query(
-        "update job_attempts set finished_at = now(), error = $3 \
-         where job_id = $1 and attempt = $2",
-    )
-    .bind(job.id)
-    .bind(job.attempt)
-    .bind(error)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
     Ok(())
 }
 

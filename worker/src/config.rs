@@ -51,6 +51,10 @@ pub struct WorkerSettings {
     pub retry_base_ms: u64,
     /// Longest retry delay in seconds (`CONVOS_RETRY_MAX_SECS`).
     pub retry_max_secs: u64,
+    /// Milliseconds an outcome write waits for others to share its statement and commit
+    /// (`CONVOS_LEDGER_OUTCOME_WAIT_MS`; 0, the default, writes as soon as the previous write
+    /// returns, which already batches whatever finished meanwhile).
+    pub ledger_outcome_wait_ms: u64,
     /// Milliseconds a worker waits between polls of an empty queue (`CONVOS_POLL_MS`): the
     /// pickup delay of a dispatched job. One Lua call per queue per poll.
     pub poll_ms: u64,
@@ -85,6 +89,7 @@ impl Default for WorkerSettings {
             retry_base_ms: 5_000,
             retry_max_secs: 3_600,
             poll_ms: 50,
+            ledger_outcome_wait_ms: 0,
             vacuum_every_secs: 30,
             keep_jobs_days: 7,
             worker_metrics_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9091))),

@@ -8,6 +8,7 @@ pub mod board;
 pub mod config;
 pub mod email;
 pub mod jobs;
+pub mod ledger;
 pub mod mailer;
 pub mod metrics;
 pub mod queue;
@@ -38,6 +39,8 @@ pub struct Ctx {
     pub started: chrono::DateTime<chrono::Utc>,
     /// PostgreSQL.
     pub db: PgPool,
+    /// Job starts and outcomes, batched (see [`ledger`]).
+    pub ledger: ledger::Ledger,
     /// Redis (multiplexed), for events and queue depth.
     pub redis: ConnectionManager,
     /// Where email goes.
@@ -101,17 +104,29 @@ pub async fn run(
         public_url: settings.public_url.clone(),
         secret_key: settings.secret_key.expose_secret().to_owned(),
     };
+    let name = unique_name("convos-worker");
+    let metrics = metrics::Metrics::new();
+    let ledger = ledger::Ledger::spawn(
+        db.clone(),
+        ledger::LedgerSettings {
+            worker: name.clone(),
+            deadline: settings.deadline(),
+            outcome_wait: Duration::from_millis(settings.ledger_outcome_wait_ms),
+        },
+        metrics.clone(),
+    );
     let ctx = Arc::new(Ctx {
-        name: unique_name("convos-worker"),
+        name,
         host: std::fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_else(|_| "unknown".into()),
         started: chrono::Utc::now(),
         db,
+        ledger,
         redis: redis.clone(),
         mailer,
         email,
-        metrics: metrics::Metrics::new(),
+        metrics,
         last_heartbeat: std::sync::Mutex::new(None),
         settings,
     });

@@ -1,5 +1,5 @@
 //! The worker's Prometheus metrics: jobs started, succeeded, failed and retried with their
-//! durations, email outcomes by reason, and the ledger's queue gauges
+//! durations, email outcomes by reason, jobs per ledger write, and the ledger's queue gauges
 //! (`convos_plumbing::metrics`); served at `/metrics` on `CONVOS_WORKER_METRICS_ADDR`.
 
 use convos_plumbing::metrics::Exposition;
@@ -21,6 +21,8 @@ pub struct Metrics {
     pub duration: HistogramVec,
     /// Notification decisions, by outcome (`sent`, `skipped`, `failed`) and reason.
     pub emails: IntCounterVec,
+    /// Jobs per ledger write, by write (`start`, `finish`): how much the batching saves.
+    pub ledger_batch: HistogramVec,
 }
 
 impl Metrics {
@@ -63,12 +65,26 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        let ledger_batch = exposition.register(
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "convos_ledger_batch_jobs",
+                    "Jobs per ledger write (one statement and commit), by write (start, finish).",
+                )
+                .buckets(vec![
+                    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0,
+                ]),
+                &["write"],
+            )
+            .expect("valid metric"),
+        );
         Self {
             exposition,
             started,
             finished,
             duration,
             emails,
+            ledger_batch,
         }
     }
 }

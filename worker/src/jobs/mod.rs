@@ -1,4 +1,5 @@
-//! Running one job: claim it in the ledger, do it, record the outcome there.
+//! Running one job: claim it in the ledger, do it, record the outcome there (both writes
+//! batched with other jobs' by [`crate::ledger`]).
 //!
 //! The ledger, not apalis, owns retries: a transient failure is recorded as `retry` with an
 //! exponential, jittered delay, and the relay hands it back when due; a permanent failure, or the
@@ -14,7 +15,7 @@ use crate::Ctx;
 use apalis::prelude::*;
 use chrono::Utc;
 use convos_core::jobs::{JobKind, JobTicket};
-use convos_store::jobs::{self, Outcome, backoff};
+use convos_store::jobs::{Outcome, backoff};
 use futures::FutureExt;
 use rand::Rng;
 use std::panic::AssertUnwindSafe;
@@ -58,8 +59,7 @@ pub async fn handle(ticket: JobTicket, ctx: Data<Arc<Ctx>>) -> Result<(), BoxDyn
 }
 
 async fn run_one(ticket: JobTicket, ctx: Arc<Ctx>) -> Result<(), BoxDynError> {
-    let deadline = ctx.settings.deadline();
-    let Some(job) = jobs::start(&ctx.db, ticket.job_id, &ctx.name, deadline).await? else {
+    let Some(job) = ctx.ledger.start(ticket.job_id).await? else {
         // Already taken or finished: a duplicate ticket (relay re-dispatch, orphan recovery).
         return Ok(());
     };
@@ -101,8 +101,9 @@ async fn run_one(ticket: JobTicket, ctx: Arc<Ctx>) -> Result<(), BoxDynError> {
         .duration
         .with_label_values(&[queue])
         .observe(started.elapsed().as_secs_f64());
-    jobs::finish(&ctx.db, &job, &outcome).await?;
-    if job.kind == JobKind::Deliver && matches!(outcome, Outcome::Done(_)) {
+    let delivered = job.kind == JobKind::Deliver && matches!(outcome, Outcome::Done(_));
+    ctx.ledger.finish(job.clone(), outcome).await?;
+    if delivered {
         deliver::forget(&ctx, &job).await;
     }
     Ok(())

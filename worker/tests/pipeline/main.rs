@@ -5,6 +5,7 @@
 mod bounces;
 mod email;
 mod events;
+mod ledger;
 mod resilience;
 mod sse;
 mod stack;

@@ -1,0 +1,228 @@
+//! Batched ledger writes: many jobs start in one statement and record their outcomes in one,
+//! and an outcome that lands late (its batch was in flight while the job was handed out again)
+//! changes only its own attempt's history.
+
+use convos_core::jobs::JobKind;
+use convos_core::{DisplayName, EmailAddress, Username};
+use convos_store::jobs::{self, Outcome};
+use convos_store::ops::{self, JobFilter};
+use sqlx::PgPool;
+use std::time::Duration;
+use uuid::Uuid;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// `count` deliver jobs, dispatched as the relay leaves them.
+async fn dispatched(db: &PgPool, count: usize) -> Vec<Uuid> {
+    let mut conn = db.acquire().await.unwrap();
+    for n in 0..count {
+        let payload = serde_json::json!({"event": null, "users": []});
+        let key = format!("test:{n}");
+        jobs::enqueue(
+            &mut conn,
+            JobKind::Deliver,
+            &key,
+            None,
+            payload,
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    }
+    drop(conn);
+    let mut tx = db.begin().await.unwrap();
+    let ids = jobs::claim_due(&mut tx, JobKind::Deliver, 1000)
+        .await
+        .unwrap();
+    jobs::mark_dispatched(&mut tx, &ids, DEADLINE)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(ids.len(), count);
+    ids
+}
+
+async fn state(db: &PgPool, id: Uuid) -> (String, i32) {
+    sqlx::query_as("select state, attempts from jobs where id = $1")
+        .bind(id)
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+/// The attempt history of a job: (attempt, finished, error).
+async fn attempts(db: &PgPool, id: Uuid) -> Vec<(i32, bool, Option<String>)> {
+    sqlx::query_as(
+        "select attempt, finished_at is not null, error from job_attempts \
+         where job_id = $1 order by attempt",
+    )
+    .bind(id)
+    .fetch_all(db)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_batch_starts_each_dispatched_job_once_and_records_every_outcome(db: PgPool) {
+    let ids = dispatched(&db, 5).await;
+    // A ticket delivered twice, and an id that is no job at all, in the same batch.
+    let mut batch = ids.clone();
+    batch.push(ids[0]);
+    batch.push(Uuid::now_v7());
+
+    let started = jobs::start(&db, &batch, "worker-a", DEADLINE)
+        .await
+        .unwrap();
+
+    assert_eq!(started.len(), 5, "each dispatched job once");
+    assert!(started.iter().all(|job| job.attempt == 1));
+    let again = jobs::start(&db, &ids, "worker-b", DEADLINE).await.unwrap();
+    assert!(again.is_empty(), "running jobs do not start twice");
+
+    let done = Outcome::Done("sent".into());
+    let at = chrono::Utc::now() + chrono::Duration::seconds(30);
+    let retry = Outcome::Retry {
+        error: "smtp: try later".into(),
+        at,
+    };
+    let dead = Outcome::Dead("malformed payload".into());
+    let outcomes: Vec<(&jobs::Running, &Outcome)> = started
+        .iter()
+        .zip([&done, &done, &retry, &dead, &done])
+        .collect();
+    jobs::finish(&db, &outcomes).await.unwrap();
+
+    let states: Vec<String> = {
+        let mut s = Vec::new();
+        for job in &started {
+            s.push(state(&db, job.id).await.0);
+        }
+        s
+    };
+    assert_eq!(states, ["done", "done", "retry", "dead", "done"]);
+    let (error, next_run_at): (Option<String>, chrono::DateTime<chrono::Utc>) =
+        sqlx::query_as("select last_error, next_run_at from jobs where id = $1")
+            .bind(started[2].id)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(error.as_deref(), Some("smtp: try later"));
+    assert!((next_run_at - at).num_milliseconds().abs() < 1);
+    for job in &started {
+        let history = attempts(&db, job.id).await;
+        assert_eq!(history.len(), 1);
+        assert!(history[0].1, "attempt finished");
+    }
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_paused_queues_jobs_wait_and_the_others_start_in_the_same_batch(db: PgPool) {
+    let deliver = dispatched(&db, 2).await;
+    let mut conn = db.acquire().await.unwrap();
+    jobs::enqueue(
+        &mut conn,
+        JobKind::PurgeExpired,
+        "purge:test",
+        None,
+        serde_json::json!({"period": 1}),
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let mut tx = db.begin().await.unwrap();
+    let purge = jobs::claim_due(&mut tx, JobKind::PurgeExpired, 10)
+        .await
+        .unwrap();
+    jobs::mark_dispatched(&mut tx, &purge, DEADLINE)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let operator = convos_store::users::insert(
+        &db,
+        &Username::parse("operator").unwrap(),
+        &EmailAddress::parse("operator@example.com").unwrap(),
+        &DisplayName::parse("Operator").unwrap(),
+        "x",
+        true,
+    )
+    .await
+    .unwrap();
+    let _ = ops::set_paused(&db, JobKind::Deliver, true, operator.id.as_uuid())
+        .await
+        .unwrap();
+
+    let batch = [deliver.clone(), purge.clone()].concat();
+    let started = jobs::start(&db, &batch, "worker-a", DEADLINE)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        started.iter().map(|j| j.id).collect::<Vec<_>>(),
+        purge,
+        "only the running queue's job starts"
+    );
+    for id in deliver {
+        assert_eq!(
+            state(&db, id).await,
+            ("retry".into(), 0),
+            "held for the relay, no attempt spent"
+        );
+        assert!(attempts(&db, id).await.is_empty());
+    }
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn an_outcome_landing_after_the_job_was_handed_out_again_changes_only_its_attempt(
+    db: PgPool,
+) {
+    let id = dispatched(&db, 1).await[0];
+    let first = jobs::start(&db, &[id], "worker-a", DEADLINE)
+        .await
+        .unwrap()
+        .remove(0);
+    // Its outcome is still in a batch when the deadline passes: the job is presumed lost, an
+    // operator retries it at once, and another worker starts it again.
+    sqlx::query("update jobs set deadline_at = now() - interval '1 second' where id = $1")
+        .bind(id)
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(jobs::requeue_lost(&db).await.unwrap(), 1);
+    let retried = ops::retry(&db, &JobFilter::default(), Some(id))
+        .await
+        .unwrap()
+        .without_wake();
+    assert_eq!(retried, 1);
+    let mut tx = db.begin().await.unwrap();
+    let ids = jobs::claim_due(&mut tx, JobKind::Deliver, 10)
+        .await
+        .unwrap();
+    jobs::mark_dispatched(&mut tx, &ids, DEADLINE)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let second = jobs::start(&db, &[id], "worker-b", DEADLINE)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(second.attempt, 2);
+
+    // The first attempt's batch lands now.
+    let late = Outcome::Done("sent".into());
+    jobs::finish(&db, &[(&first, &late)]).await.unwrap();
+
+    assert_eq!(
+        state(&db, id).await,
+        ("running".into(), 2),
+        "the running attempt owns the job"
+    );
+    let dead = Outcome::Dead("redis: gone".into());
+    jobs::finish(&db, &[(&second, &dead)]).await.unwrap();
+    assert_eq!(state(&db, id).await, ("dead".into(), 2));
+    assert_eq!(
+        attempts(&db, id).await,
+        [(1, true, None), (2, true, Some("redis: gone".into()))],
+        "each attempt's history is its own"
+    );
+}

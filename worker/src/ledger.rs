@@ -1,0 +1,192 @@
+//! The worker's writes to the job ledger, batched by arrival: starts (and outcomes) that arrive
+//! while the previous write is in flight go together in the next statement.
+//!
+//! This is group commit. An idle worker writes each start and each outcome at once, as it did
+//! one statement per job; under load, the jobs running at the same moment share one round trip
+//! and one commit, so the ledger's cost per job falls as the load rises instead of capping it.
+//! A job still waits for its own outcome to be recorded before its handler returns, so nothing
+//! changes for the ledger's promises: a worker killed before a batch is written leaves those
+//! jobs `running` until their deadline makes them due again, exactly as a worker killed
+//! between the work and a single write did.
+
+use crate::metrics::Metrics;
+use convos_store::StoreError;
+use convos_store::jobs::{self, Outcome, Running};
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+/// Most jobs in one statement.
+const MAX_BATCH: usize = 512;
+
+/// A ledger write that failed; every job of its batch gets the same error.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("job ledger: {0}")]
+pub struct LedgerError(String);
+
+impl From<StoreError> for LedgerError {
+    fn from(e: StoreError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+struct StartRequest {
+    id: Uuid,
+    reply: oneshot::Sender<Result<Option<Running>, LedgerError>>,
+}
+
+struct FinishRequest {
+    job: Running,
+    outcome: Outcome,
+    reply: oneshot::Sender<Result<(), LedgerError>>,
+}
+
+/// How the batches are made.
+#[derive(Clone, Debug)]
+pub struct LedgerSettings {
+    /// This process's name in the attempt history.
+    pub worker: String,
+    /// How long a started job may go without an outcome before it is presumed lost.
+    pub deadline: Duration,
+    /// How long an outcome write waits for others to join its batch (0: it goes as soon as the
+    /// previous write returns).
+    pub outcome_wait: Duration,
+}
+
+/// The handle jobs write through; the two writer tasks end when every handle is dropped.
+#[derive(Clone)]
+pub struct Ledger {
+    starts: mpsc::UnboundedSender<StartRequest>,
+    outcomes: mpsc::UnboundedSender<FinishRequest>,
+}
+
+impl Ledger {
+    /// Starts the writer tasks.
+    pub fn spawn(db: PgPool, settings: LedgerSettings, metrics: Metrics) -> Self {
+        let (starts, start_rx) = mpsc::unbounded_channel();
+        let (outcomes, outcome_rx) = mpsc::unbounded_channel();
+        tokio::spawn(write_starts(
+            db.clone(),
+            settings.clone(),
+            metrics.clone(),
+            start_rx,
+        ));
+        tokio::spawn(write_outcomes(db, settings, metrics, outcome_rx));
+        Self { starts, outcomes }
+    }
+
+    /// Claims dispatched job `id` for running; `None` when it is not to run here (see
+    /// [`jobs::start`]).
+    pub async fn start(&self, id: Uuid) -> Result<Option<Running>, LedgerError> {
+        let (reply, answer) = oneshot::channel();
+        self.starts
+            .send(StartRequest { id, reply })
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Records the outcome of a running attempt; returns once it is committed.
+    pub async fn finish(&self, job: Running, outcome: Outcome) -> Result<(), LedgerError> {
+        let (reply, answer) = oneshot::channel();
+        self.outcomes
+            .send(FinishRequest {
+                job,
+                outcome,
+                reply,
+            })
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> LedgerError {
+    LedgerError("the ledger writer stopped".into())
+}
+
+/// Waits for one request, then takes whatever else is already queued, up to [`MAX_BATCH`].
+async fn next_batch<T>(rx: &mut mpsc::UnboundedReceiver<T>, wait: Duration) -> Option<Vec<T>> {
+    let first = rx.recv().await?;
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+/// Runs `write` and, if it fails, once more after a moment: two batches that lock some of the
+/// same rows in another order (a lost-job sweep, an operator's retry) can deadlock, and
+/// PostgreSQL then aborts one of them.
+async fn twice<T, F, Fut>(mut write: F) -> Result<T, LedgerError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = convos_store::Result<T>>,
+{
+    match write().await {
+        Ok(done) => Ok(done),
+        Err(first) => {
+            tracing::debug!(error = %first, "ledger write failed; trying once more");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(write().await?)
+        }
+    }
+}
+
+async fn write_starts(
+    db: PgPool,
+    settings: LedgerSettings,
+    metrics: Metrics,
+    mut rx: mpsc::UnboundedReceiver<StartRequest>,
+) {
+    while let Some(batch) = next_batch(&mut rx, Duration::ZERO).await {
+        metrics
+            .ledger_batch
+            .with_label_values(&["start"])
+            .observe(batch.len() as f64);
+        let ids: Vec<Uuid> = batch.iter().map(|r| r.id).collect();
+        let started = twice(|| jobs::start(&db, &ids, &settings.worker, settings.deadline)).await;
+        match started {
+            Ok(rows) => {
+                let mut rows: HashMap<Uuid, Running> =
+                    rows.into_iter().map(|job| (job.id, job)).collect();
+                // A ticket delivered twice into one batch starts once: the first asker runs it.
+                for request in batch {
+                    let _ = request.reply.send(Ok(rows.remove(&request.id)));
+                }
+            }
+            Err(e) => {
+                for request in batch {
+                    let _ = request.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+async fn write_outcomes(
+    db: PgPool,
+    settings: LedgerSettings,
+    metrics: Metrics,
+    mut rx: mpsc::UnboundedReceiver<FinishRequest>,
+) {
+    while let Some(batch) = next_batch(&mut rx, settings.outcome_wait).await {
+        metrics
+            .ledger_batch
+            .with_label_values(&["finish"])
+            .observe(batch.len() as f64);
+        let finished: Vec<(&Running, &Outcome)> =
+            batch.iter().map(|r| (&r.job, &r.outcome)).collect();
+        let written = twice(|| jobs::finish(&db, &finished)).await;
+        drop(finished);
+        for request in batch {
+            let _ = request.reply.send(written.clone());
+        }
+    }
+}
