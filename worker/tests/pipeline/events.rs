@@ -11,6 +11,9 @@ use futures::StreamExt;
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
 
+/// Long enough for an event to arrive on a loaded machine; arrival, not speed, is checked here.
+const ARRIVAL: Duration = Duration::from_secs(15);
+
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn a_sent_message_reaches_the_recipient_live_and_nobody_else(db: PgPool) {
     let config = StackConfig::new();
@@ -22,10 +25,7 @@ async fn a_sent_message_reaches_the_recipient_live_and_nobody_else(db: PgPool) {
     let mallory = api.user("mallory").await;
 
     let mut bob_events = Events::connect(&api, &bob, None).await;
-    let hello = bob_events
-        .next(Duration::from_secs(2))
-        .await
-        .expect("a first event");
+    let hello = bob_events.next(ARRIVAL).await.expect("a first event");
     assert_eq!(
         hello.event, "reset",
         "without Last-Event-ID the client is told to refetch"
@@ -34,13 +34,12 @@ async fn a_sent_message_reaches_the_recipient_live_and_nobody_else(db: PgPool) {
     let mut mallory_events = Events::connect(&api, &mallory, None).await;
     let mut alice_other_session = Events::connect(&api, &alice, None).await;
 
-    let started = Instant::now();
+    // How fast is the benchmark's question (live scenario); here only that it arrives.
     let sent = api.send(&alice, &bob, "Lunch?", "Friday at noon?").await;
     let frame = bob_events
-        .next_event(Duration::from_secs(1))
+        .next_event(ARRIVAL)
         .await
-        .expect("the event arrives within 1 s");
-    let latency = started.elapsed();
+        .expect("the event arrives");
     assert_eq!(frame.event, "message.created");
     assert_eq!(frame.json()["message_id"], sent["id"]);
     assert_eq!(frame.json()["thread_id"], sent["thread_id"]);
@@ -50,10 +49,9 @@ async fn a_sent_message_reaches_the_recipient_live_and_nobody_else(db: PgPool) {
         frame.data
     );
     assert!(frame.id.is_some(), "every event has an id to resume from");
-    assert!(latency < Duration::from_secs(1), "{latency:?}");
 
     let own = alice_other_session
-        .next_event(Duration::from_secs(1))
+        .next_event(ARRIVAL)
         .await
         .expect("sender's session");
     assert_eq!(own.json()["message_id"], sent["id"]);
@@ -78,7 +76,7 @@ async fn reconnecting_with_last_event_id_replays_what_was_missed(db: PgPool) {
 
     let mut events = Events::connect(&api, &bob, None).await;
     let first = api.send(&alice, &bob, "One", "1").await;
-    let seen = events.next_event(Duration::from_secs(2)).await.unwrap();
+    let seen = events.next_event(ARRIVAL).await.unwrap();
     assert_eq!(seen.json()["message_id"], first["id"]);
     drop(events);
 
@@ -92,8 +90,8 @@ async fn reconnecting_with_last_event_id_replays_what_was_missed(db: PgPool) {
     .await;
 
     let mut resumed = Events::connect(&api, &bob, seen.id.as_deref()).await;
-    let a = resumed.next(Duration::from_secs(2)).await.unwrap();
-    let b = resumed.next(Duration::from_secs(2)).await.unwrap();
+    let a = resumed.next(ARRIVAL).await.unwrap();
+    let b = resumed.next(ARRIVAL).await.unwrap();
     assert_eq!(
         (a.event.as_str(), b.event.as_str()),
         ("message.created", "message.created")
@@ -113,7 +111,7 @@ async fn reconnecting_with_last_event_id_replays_what_was_missed(db: PgPool) {
     );
 
     let mut stale = Events::connect(&api, &bob, Some("1-0")).await;
-    let reset = stale.next(Duration::from_secs(2)).await.unwrap();
+    let reset = stale.next(ARRIVAL).await.unwrap();
     assert_eq!(reset.event, "reset");
     assert_eq!(reset.json()["reason"], "too_old");
     worker.stop().await;
@@ -128,27 +126,21 @@ async fn idle_streams_get_heartbeats_and_read_state_syncs_across_sessions(db: Pg
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
     let mut events = Events::connect(&api, &bob, None).await;
-    let heartbeat = tokio::time::timeout(Duration::from_secs(3), events.comments.recv()).await;
+    let heartbeat = tokio::time::timeout(ARRIVAL, events.comments.recv()).await;
     assert_eq!(heartbeat.ok().flatten().as_deref(), Some("heartbeat"));
 
     let sent = api.send(&alice, &bob, "Sync", "read me").await;
-    events.next_event(Duration::from_secs(2)).await.unwrap();
+    events.next_event(ARRIVAL).await.unwrap();
     let id = sent["id"].as_str().unwrap();
     let marked = api.act(&format!("/api/v1/messages/{id}/read"), &bob).await;
     assert_eq!(marked.status, 200);
-    let read = events
-        .next_event(Duration::from_secs(2))
-        .await
-        .expect("message.read");
+    let read = events.next_event(ARRIVAL).await.expect("message.read");
     assert_eq!(read.event, "message.read");
     assert_eq!(read.json()["message_id"], sent["id"]);
     let thread = sent["thread_id"].as_str().unwrap();
     api.act(&format!("/api/v1/threads/{thread}/archive"), &bob)
         .await;
-    let updated = events
-        .next_event(Duration::from_secs(2))
-        .await
-        .expect("thread.updated");
+    let updated = events.next_event(ARRIVAL).await.expect("thread.updated");
     assert_eq!(updated.event, "thread.updated");
     assert_eq!(updated.json()["thread_id"], sent["thread_id"]);
     worker.stop().await;
@@ -160,10 +152,7 @@ async fn an_event_stream_ends_when_its_session_is_revoked(db: PgPool) {
     let api = start_api(db.clone(), &config).await;
     let bob = api.user("bob").await;
     let mut events = Events::connect(&api, &bob, None).await;
-    events
-        .next(Duration::from_secs(2))
-        .await
-        .expect("the first reset");
+    events.next(ARRIVAL).await.expect("the first reset");
     let logout = api.delete("/api/v1/sessions/current", &bob).await;
     assert_eq!(logout.status, 204);
     // The stream closes within a heartbeat or two (1 s in tests); then no event can arrive.
@@ -208,7 +197,7 @@ async fn new_jobs_are_dispatched_on_the_servers_wake_up_without_waiting_for_the_
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
     let mut events = Events::connect(&api, &bob, None).await;
-    events.next(Duration::from_secs(2)).await.expect("a reset");
+    events.next(ARRIVAL).await.expect("a reset");
     eventually(Duration::from_secs(10), "the relay to subscribe", || {
         let (url, prefix) = (config.redis_url.clone(), config.prefix.clone());
         async move { wake_subscribers(&url, &prefix).await >= 1 }
