@@ -56,10 +56,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let services = Services::start(Profile::Bench)?;
     let mut bench = Command::new(target.join("convos-bench"));
+    bench.current_dir(&root);
+    // `-- --bin-dir DIR` measures other builds of the programs (a baseline commit's, say)
+    // with this checkout's scenarios.
+    let own_bin_dir = args
+        .bench_args
+        .iter()
+        .any(|a| a == "--bin-dir" || a.starts_with("--bin-dir="));
+    if !own_bin_dir {
+        bench.arg("--bin-dir").arg(&target);
+    }
     bench
-        .current_dir(&root)
-        .arg("--bin-dir")
-        .arg(&target)
         .arg("--work-dir")
         .arg(services.dir.join("run"))
         .arg("--build-secs")
