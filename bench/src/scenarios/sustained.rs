@@ -774,3 +774,29 @@ async fn db_now(db: &PgPool) -> anyhow::Result<DateTime<Utc>> {
         .fetch_one(db)
         .await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sends_count_failures_keep_the_first_error_and_only_sampled_ids() {
+        let since = Instant::now();
+        let returned = since + Duration::from_millis(7);
+        let mut one = Sends::default();
+        one.record(Ok((Some("m1".into()), returned)), since);
+        one.record(Ok((None, returned)), since);
+        one.record(Err(anyhow::anyhow!("send answered 500")), since);
+        let mut two = Sends::default();
+        two.record(Err(anyhow::anyhow!("connection reset")), since);
+        one.merge(two);
+        assert_eq!((one.accepted, one.failed), (2, 2));
+        assert_eq!(one.first_error.as_deref(), Some("send answered 500"));
+        assert_eq!(one.latencies, vec![Duration::from_millis(7); 2]);
+        assert_eq!(one.sampled, vec![("m1".to_owned(), returned)]);
+        assert_eq!(
+            one.to_string(),
+            "2 messages accepted, 2 sends failed (first: send answered 500)"
+        );
+    }
+}
