@@ -7,10 +7,8 @@ use crate::procs::CpuShare;
 use crate::report::{Ratio, Report, Row, Target};
 use crate::smtp::Sink;
 use crate::stats::Measure;
-use convos_core::api::NewContent;
+use convos_core::UserId;
 use convos_core::jobs::JobKind;
-use convos_core::{Body, Subject, UserId};
-use convos_store::jobs::NotifySettings;
 use lettre::message::MultiPart;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::time::{Duration, Instant};
@@ -46,45 +44,8 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     // The backlog: messages written through the store while no worker runs, each its own
     // thread, so each one owes a delivery job and an email job.
     let messages = ctx.scale.backlog_messages;
-    let notify = NotifySettings {
-        notify_delay: Duration::ZERO,
-    };
     let started = Instant::now();
-    let mut set = tokio::task::JoinSet::new();
-    for task in 0..CONCURRENCY {
-        let (db, users) = (db.clone(), users.clone());
-        set.spawn(async move {
-            for n in (task..messages).step_by(CONCURRENCY) {
-                let from = users[n % users.len()];
-                let to = users[(n + 1 + n / users.len()) % users.len()];
-                let to = if to == from {
-                    users[(n + 2) % users.len()]
-                } else {
-                    to
-                };
-                let content = NewContent {
-                    body: Body::parse(&format!("Backlog message {n}: the parcel is on its way."))?,
-                    expires_in: None,
-                    read_once: false,
-                };
-                convos_store::messages::create_thread(
-                    &db,
-                    &notify,
-                    from,
-                    to,
-                    &Subject::parse(&format!("Backlog {n}"))?,
-                    &content,
-                    None,
-                )
-                .await?
-                .without_wake();
-            }
-            anyhow::Ok(())
-        });
-    }
-    while let Some(done) = set.join_next().await {
-        done??;
-    }
+    convos_testkit::write_backlog(&db, &users, messages, CONCURRENCY).await?;
     let jobs: i64 = sqlx::query_scalar("select count(*) from jobs")
         .fetch_one(&db)
         .await?;
