@@ -104,7 +104,8 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
             "{USERS} senders and {USERS} recipients writing new threads (bodies from the corpus's \
              size distribution); notification delay 0, so every message owes a delivery job and \
              an email job, and emails go to an in-process SMTP sink; {WATCHED} recipients hold an \
-             event stream open and one send in {SAMPLE_EVERY} goes to one of them"
+             event stream open and one send in {SAMPLE_EVERY} goes to one of them; peak MiB is \
+             the server's on the accepted rows and the worker's on the end-to-end rows"
         ),
     );
 
