@@ -3,8 +3,8 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use convos_core::api::CreateUserRequest;
-use convos_server::config::Settings;
 use convos_plumbing::shutdown_signal;
+use convos_server::config::Settings;
 use convos_server::startup::Application;
 use convos_server::{operator, seed};
 use secrecy::ExposeSecret;
