@@ -28,12 +28,15 @@ pub async fn connect(url: &str) -> redis::RedisResult<ConnectionManager> {
 }
 
 /// The queue configuration of `kind`. Heartbeats are frequent so that the tasks of a crashed
-/// worker are recovered within a minute (the ledger's deadline remains the backstop).
+/// worker are recovered within a minute (the ledger's deadline remains the backstop). apalis'
+/// task events (a `PUBLISH` per push, lock and result, to channels nobody reads here) are off:
+/// the ledger is where job progress is recorded and watched.
 pub fn config(prefix: &str, kind: JobKind) -> QueueConfig {
     QueueConfig::default()
         .queue(queue_name(prefix, kind))
         .heartbeat_interval(Duration::from_secs(5))
         .missed_heartbeats(6)
+        .emit_events(false)
 }
 
 /// The storage of `kind`'s queue over `conn`.
@@ -149,14 +152,20 @@ pub async fn depth(
     Ok(scheduled + active)
 }
 
-/// Pushes one ticket under a fresh task id (re-pushing an old id is a silent no-op in
-/// apalis-redis).
-pub async fn push(queue: &mut Queue, ticket: JobTicket) -> Result<(), BoxDynError> {
-    let task = TaskBuilder::new(ticket)
-        .task_id(TaskId::from_ulid(ulid::Ulid::generate()))
-        .build();
+/// Pushes a ticket per job, each under a fresh task id (re-pushing an old id is a silent no-op
+/// in apalis-redis), through apalis' buffered sink: a few Redis round trips for the whole batch
+/// instead of one per ticket. On an error some tickets may be in Redis and others not.
+pub async fn push_all(queue: &mut Queue, jobs: &[uuid::Uuid]) -> Result<(), BoxDynError> {
+    let tasks: Vec<_> = jobs
+        .iter()
+        .map(|&job_id| {
+            TaskBuilder::new(JobTicket { job_id })
+                .task_id(TaskId::from_ulid(ulid::Ulid::generate()))
+                .build()
+        })
+        .collect();
     queue
-        .push_task(task)
+        .push_all(futures::stream::iter(tasks))
         .await
         .map_err(|e| Box::new(e) as BoxDynError)
 }

@@ -12,7 +12,7 @@
 
 use crate::Ctx;
 use crate::queue::{self, Queue};
-use convos_core::jobs::{JobKind, JobTicket};
+use convos_core::jobs::JobKind;
 use convos_store::jobs;
 use futures::{FutureExt, StreamExt};
 use secrecy::ExposeSecret;
@@ -221,13 +221,13 @@ async fn push_due(
         // again right away (or, if even that fails, by their deadline).
         jobs::mark_dispatched(&mut tx, &ids, ctx.settings.deadline()).await?;
         tx.commit().await?;
-        for (i, id) in ids.iter().enumerate() {
-            if let Err(e) = queue::push(queue, JobTicket { job_id: *id }).await {
-                jobs::undispatch(&ctx.db, &ids[i..]).await?;
-                return Err(anyhow::anyhow!("could not push to redis: {e}"));
-            }
-            pushed += 1;
+        if let Err(e) = queue::push_all(queue, &ids).await {
+            // Which tickets reached Redis is unknown: all go back to due. A ticket that did
+            // arrive finds its job no longer dispatched and is ignored (`jobs::start`).
+            jobs::undispatch(&ctx.db, &ids).await?;
+            return Err(anyhow::anyhow!("could not push to redis: {e}"));
         }
+        pushed += ids.len();
     }
     Ok(pushed)
 }
