@@ -30,15 +30,19 @@ async fn dispatched(db: &PgPool, count: usize) -> Vec<Uuid> {
         .unwrap();
     }
     drop(conn);
+    let ids = relay_dispatches(db, JobKind::Deliver).await;
+    assert_eq!(ids.len(), count);
+    ids
+}
+
+/// What the relay does with due jobs of `kind`: claims them and marks them dispatched.
+async fn relay_dispatches(db: &PgPool, kind: JobKind) -> Vec<Uuid> {
     let mut tx = db.begin().await.unwrap();
-    let ids = jobs::claim_due(&mut tx, JobKind::Deliver, 1000)
-        .await
-        .unwrap();
+    let ids = jobs::claim_due(&mut tx, kind, 1000).await.unwrap();
     jobs::mark_dispatched(&mut tx, &ids, DEADLINE)
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(ids.len(), count);
     ids
 }
 
@@ -130,14 +134,7 @@ async fn a_paused_queues_jobs_wait_and_the_others_start_in_the_same_batch(db: Pg
     .await
     .unwrap();
     drop(conn);
-    let mut tx = db.begin().await.unwrap();
-    let purge = jobs::claim_due(&mut tx, JobKind::PurgeExpired, 10)
-        .await
-        .unwrap();
-    jobs::mark_dispatched(&mut tx, &purge, DEADLINE)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    let purge = relay_dispatches(&db, JobKind::PurgeExpired).await;
     let operator = convos_store::users::insert(
         &db,
         &Username::parse("operator").unwrap(),
@@ -194,14 +191,7 @@ async fn an_outcome_landing_after_the_job_was_handed_out_again_changes_only_its_
         .unwrap()
         .without_wake();
     assert_eq!(retried, 1);
-    let mut tx = db.begin().await.unwrap();
-    let ids = jobs::claim_due(&mut tx, JobKind::Deliver, 10)
-        .await
-        .unwrap();
-    jobs::mark_dispatched(&mut tx, &ids, DEADLINE)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    assert_eq!(relay_dispatches(&db, JobKind::Deliver).await, [id]);
     let second = jobs::start(&db, &[id], "worker-b", DEADLINE)
         .await
         .unwrap()

@@ -124,6 +124,8 @@ async fn next_batch<T>(rx: &mut mpsc::UnboundedReceiver<T>, wait: Duration) -> O
 /// Runs `write` and, if it fails, once more after a moment: two batches that lock some of the
 /// same rows in another order (a lost-job sweep, an operator's retry) can deadlock, and
 /// PostgreSQL then aborts one of them.
+/// A start that committed but whose answer was lost starts nothing when tried again: those
+/// jobs stay `running` until their deadline makes them due again, as after a crash.
 async fn twice<T, F, Fut>(mut write: F) -> Result<T, LedgerError>
 where
     F: FnMut() -> Fut,
