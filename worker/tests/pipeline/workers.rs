@@ -13,11 +13,14 @@ use std::time::Duration;
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn two_workers_run_each_job_once(db: PgPool) {
     let config = StackConfig::new();
-    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    // Each email takes 50 ms and each worker runs two at a time, so one worker cannot drain the
+    // queue before the other polls it: both must take jobs for "each once" to mean anything.
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::from_millis(50));
     let api = start_api(db.clone(), &config).await;
     let url = database_url(&db).await;
     let mut settings = config.worker_settings(&url);
     settings.email_daily_cap = 1000;
+    settings.worker_concurrency = 2;
     let one = InProcessWorker::start(settings.clone());
     let two = InProcessWorker::start(settings);
     let alice = api.user("alice").await;
