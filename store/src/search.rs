@@ -5,7 +5,8 @@
 //! - the query is parsed at the edge ([`SearchQuery::parse`]) and limited in words and in the
 //!   length of its phrases;
 //! - matches are looked for among the caller's own messages only, through per-participant
-//!   indexes (migration 0012), never by scanning everyone's;
+//!   indexes (migration 0012) over each message's subject and body words (0014, decision 23),
+//!   never by scanning everyone's;
 //! - only the newest [`CANDIDATES`] matching messages are ranked;
 //! - the statement runs under its own, tighter, `statement_timeout`;
 //! - the excerpt is cut here, in Rust, from the body around the first match, in one linear
@@ -340,15 +341,14 @@ pub fn offset(cursor: &str) -> Option<i64> {
         .filter(|o| *o >= 0)
 }
 
-/// The caller's messages in one role (`recipient` or `sender`) that match `$2`, newest
-/// first, at most `$5`: by their body (never a read-once one) or, with `subject`, by their
-/// thread's subject.
+/// The caller's messages in one role (`recipient` or `sender`) that match `$2` by their
+/// subject or body (a message's search vector holds both, and never a read-once body:
+/// migration 0014), newest first, at most `$5`.
 ///
-/// Each part is one index path over the caller's own messages, whichever the planner finds
-/// cheaper for the word: walking `messages_<role>_created` from the newest until `$5` match (a
-/// common word), or intersecting the caller's and the word's entries in
-/// `messages_<role>_search` (a rare one); subjects, through `threads_search` and each thread's
-/// messages. The visibility test here is [`visible_to_caller`] for one role, written so the
+/// One index path over the caller's own messages, whichever the planner finds cheaper for the
+/// words: walking `messages_<role>_created` from the newest until `$5` match (a common word),
+/// or intersecting the caller's and the word's entries in `messages_<role>_search` (a rare
+/// one). The visibility test here is [`visible_to_caller`] for one role, written so the
 /// planner estimates the role's rows right; the statement applies [`visible_to_caller`] itself
 /// again to the candidates.
 macro_rules! matches_as {
@@ -357,20 +357,8 @@ macro_rules! matches_as {
             "(select m.id, m.created_at from messages m \
               where m.",
             $role,
-            "_id = $1 and not m.read_once \
-                and m.search @@ websearch_to_tsquery('simple', $2) \
-                and m.consumed_at is null and m.purged_at is null \
-                and (m.expires_at is null or m.expires_at > now()) \
-                and m.",
-            $role,
-            "_deleted_at is null \
-              order by m.created_at desc, m.id desc limit $5) \
-             union \
-             (select m.id, m.created_at from messages m join threads t on t.id = m.thread_id \
-              where m.",
-            $role,
             "_id = $1 \
-                and t.search @@ websearch_to_tsquery('simple', $2) \
+                and m.search @@ websearch_to_tsquery('simple', $2) \
                 and m.consumed_at is null and m.purged_at is null \
                 and (m.expires_at is null or m.expires_at > now()) \
                 and m.",
@@ -385,8 +373,8 @@ macro_rules! matches_as {
 /// `$4` rows to skip, `$5` candidates to rank ([`CANDIDATES`]).
 ///
 /// Innermost, the newest matching messages the caller can see (at most `$5`), found among the
-/// caller's own messages only (migration 0012); then their ranks and the page; only then the
-/// page's bodies, subjects and senders. The query is written out where it is used, so that
+/// caller's own messages only (migrations 0012 and 0014); then their ranks (a subject word
+/// weighs twice a body word) and the page; only then the page's bodies, subjects and senders. The query is written out where it is used, so that
 /// PostgreSQL folds it to a constant and estimates each word's frequency.
 pub const SEARCH_SQL: &str = concat!(
     "select m.id, m.thread_id, t.subject, s.id as sender_id, \
@@ -395,10 +383,8 @@ pub const SEARCH_SQL: &str = concat!(
                 m.created_at, page.rank \
          from ( \
            select c.id, c.created_at, \
-                  (ts_rank(t.search, websearch_to_tsquery('simple', $2)) * 2 \
-                    + case when m.read_once then 0 \
-                      else ts_rank(m.search, websearch_to_tsquery('simple', $2)) end \
-                  )::float4 as rank \
+                  ts_rank('{0.5, 0.5, 0.5, 1.0}', m.search, \
+                          websearch_to_tsquery('simple', $2))::float4 as rank \
            from ( \
              select id, created_at from (",
     matches_as!("recipient"),
@@ -408,7 +394,6 @@ pub const SEARCH_SQL: &str = concat!(
              order by created_at desc, id desc limit $5 \
            ) c \
            join messages m on m.id = c.id \
-           join threads t on t.id = m.thread_id \
            where ",
     visible_to_caller!(),
     "  order by rank desc, c.created_at desc, c.id desc limit $3 offset $4 \

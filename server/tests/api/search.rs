@@ -340,9 +340,7 @@ async fn a_search_reads_the_callers_own_messages_never_the_whole_table(db: PgPoo
         let plan = search_plan(&db, me_id, q).await;
 
         // Assert: messages are read through index paths over the caller's messages (or the
-        // word's), never all of them. (On a table this small the planner may still read all
-        // threads for a subject; at a million messages it uses `threads_search` or walks the
-        // caller's messages.)
+        // word's), never all of them; subjects too, as each message holds its subject's words.
         assert!(!plan.contains("Seq Scan on messages"), "{q}:\n{plan}");
     }
     let rare = app.get("/api/v1/search?q=rare", &me).await;
