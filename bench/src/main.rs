@@ -12,6 +12,7 @@ mod procs;
 mod report;
 mod scenarios;
 mod smtp;
+mod statements;
 mod stats;
 mod wrk;
 

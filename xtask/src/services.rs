@@ -306,9 +306,11 @@ impl Postgres {
             }
         ));
         // Tests and development trade durability for speed; benchmarks measure what production
-        // would run: durable commits, and a buffer cache sized for the generated corpus.
+        // would run: durable commits, and a buffer cache sized for the generated corpus; they
+        // also count statements (`pg_stat_statements`) to say where PostgreSQL's time went.
         let tuning = if profile == Profile::Bench {
-            "-c shared_buffers=1GB -c max_wal_size=4GB"
+            "-c shared_buffers=1GB -c max_wal_size=4GB \
+             -c shared_preload_libraries=pg_stat_statements"
         } else {
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         };

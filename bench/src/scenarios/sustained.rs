@@ -10,6 +10,7 @@ use crate::procs::{CpuShare, Proc};
 use crate::report::{Ratio, Report, Row, Target};
 use crate::scenarios::live::{Seen, connect};
 use crate::scenarios::{Text, issue_to};
+use crate::statements::{self, Profile};
 use crate::stats::Measure;
 use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
@@ -535,6 +536,8 @@ struct Phase {
     lags: Vec<Duration>,
     early: usize,
     missing: usize,
+    /// The statements that took PostgreSQL's time, from the first send to the drain.
+    statements: Profile,
 }
 
 impl Phase {
@@ -548,6 +551,7 @@ impl Phase {
         commits_before: i64,
         load: Load<'_>,
     ) -> anyhow::Result<Self> {
+        statements::reset(db).await?;
         let from = db_now(db).await?;
         let share = CpuShare::start();
         let started = Instant::now();
@@ -560,6 +564,7 @@ impl Phase {
         let drained_at = drain(db, worker).await?;
         let span = drained_at.unwrap_or_else(Instant::now) - started;
         let cpu = share.finish();
+        let statements = statements::top(db, 10).await?;
         if drained_at.is_some() {
             // Events of the last deliveries may still be on their way to the streams.
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -612,6 +617,7 @@ impl Phase {
             early,
             missing,
             sends,
+            statements,
         })
     }
 
@@ -679,6 +685,15 @@ impl Phase {
             ),
         );
         report.note(SCENARIO, format!("{name}, send and drain: {}", self.cpu));
+        report.note(
+            SCENARIO,
+            format!(
+                "{name}, PostgreSQL's execution time by statement (pg_stat_statements, top {}; \
+                 the bench's drain polling included): {}",
+                self.statements.0.len(),
+                self.statements
+            ),
+        );
     }
 
     /// The live-lag rows: from the streams and from the ledger.
