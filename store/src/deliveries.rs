@@ -95,67 +95,59 @@ pub async fn pending(
     job: Uuid,
     stale_after: f64,
 ) -> Result<Pending> {
-    sqlx::query(
-        "update deliveries set claimed_by = $3, claimed_at = now() \
-         where thread_id = $1 and recipient_id = $2 and status = 'queued' \
-           and (claimed_by is null or claimed_by = $3 \
-                or claimed_at < now() - make_interval(secs => $4))",
-    )
-    .bind(thread.as_uuid())
-    .bind(recipient.as_uuid())
-    .bind(job)
-    .bind(stale_after)
-    .execute(db)
-    .await?;
-    let (id, email, display_name, email_notifications, verified, bounced): (
-        Uuid,
-        String,
-        String,
-        bool,
-        bool,
-        bool,
-    ) = sqlx::query_as(
-        "select id, email, display_name, email_notifications, \
-                email_verified_at is not null, email_bounced_at is not null \
-         from users where id = $1",
-    )
-    .bind(recipient.as_uuid())
-    .fetch_optional(db)
-    .await?
-    .ok_or(StoreError::NotFound)?;
-    let (subject, muted): (String, bool) = sqlx::query_as(
-        "select t.subject, coalesce(tp.muted, false) from threads t \
-         left join thread_participants tp on tp.thread_id = t.id and tp.user_id = $2 \
-         where t.id = $1",
-    )
-    .bind(thread.as_uuid())
-    .bind(recipient.as_uuid())
-    .fetch_optional(db)
-    .await?
-    .ok_or(StoreError::NotFound)?;
-    let sent_last_day: i64 = sqlx::query_scalar(
-        "select count(*) from emails where recipient_id = $1 and sent_at > now() - interval '1 day'",
-    )
-    .bind(recipient.as_uuid())
-    .fetch_one(db)
-    .await?;
+    // One transaction (one commit) and three statements: the recipient's facts, the claim
+    // with the claimed messages, and the thread's earlier messages for `References`.
+    let mut tx = db.begin().await?;
+    let facts: Option<(Uuid, String, String, bool, bool, bool, String, bool, i64)> =
+        sqlx::query_as(
+            "select u.id, u.email, u.display_name, u.email_notifications, \
+                    u.email_verified_at is not null, u.email_bounced_at is not null, \
+                    t.subject, coalesce(tp.muted, false), \
+                    (select count(*) from emails e \
+                     where e.recipient_id = u.id and e.sent_at > now() - interval '1 day') \
+             from users u cross join threads t \
+             left join thread_participants tp on tp.thread_id = t.id and tp.user_id = u.id \
+             where u.id = $2 and t.id = $1",
+        )
+        .bind(thread.as_uuid())
+        .bind(recipient.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?;
+    let (
+        id,
+        email,
+        display_name,
+        email_notifications,
+        verified,
+        bounced,
+        subject,
+        muted,
+        sent_last_day,
+    ) = facts.ok_or(StoreError::NotFound)?;
+    // The claim returns every queued delivery this job now holds: newly claimed, taken over
+    // from a dead job, or already its own (a retry).
     let rows: Vec<QueuedRow> = sqlx::query_as(
-        "select m.id, s.id as sender_id, s.username as sender_username, \
+        "with claimed as ( \
+           update deliveries set claimed_by = $3, claimed_at = now() \
+           where thread_id = $1 and recipient_id = $2 and status = 'queued' \
+             and (claimed_by is null or claimed_by = $3 \
+                  or claimed_at < now() - make_interval(secs => $4)) \
+           returning message_id) \
+         select m.id, s.id as sender_id, s.username as sender_username, \
                 s.display_name as sender_display_name, m.body, m.read_once, m.created_at, \
                 m.in_reply_to, m.recipient_read as read, \
                 (m.recipient_deleted_at is not null or m.consumed_at is not null) as deleted, \
                 (m.expires_at is not null and m.expires_at <= now()) as expired, \
                 (m.expires_at is not null) as expiring \
-         from deliveries d join messages m on m.id = d.message_id \
+         from claimed d join messages m on m.id = d.message_id \
          join users s on s.id = m.sender_id \
-         where d.thread_id = $1 and d.recipient_id = $2 and d.status = 'queued' \
-           and d.claimed_by = $3 \
          order by m.created_at, m.id",
     )
     .bind(thread.as_uuid())
     .bind(recipient.as_uuid())
     .bind(job)
-    .fetch_all(db)
+    .bind(stale_after)
+    .fetch_all(&mut *tx)
     .await?;
     let newest = rows.last().map(|r| r.created_at);
     let earlier: Vec<Uuid> = match newest {
@@ -166,11 +158,12 @@ pub async fn pending(
             )
             .bind(thread.as_uuid())
             .bind(at)
-            .fetch_all(db)
+            .fetch_all(&mut *tx)
             .await?
         }
         None => Vec::new(),
     };
+    tx.commit().await?;
     Ok(Pending {
         recipient: EmailRecipient {
             id: id.into(),
@@ -215,28 +208,23 @@ pub async fn record_sent(
     messages: &[MessageId],
 ) -> Result<Uuid> {
     let email = Uuid::now_v7();
-    let mut tx = db.begin().await?;
-    sqlx::query(
-        "insert into emails (id, recipient_id, thread_id, message_id) values ($1, $2, $3, $4)",
-    )
-    .bind(email)
-    .bind(recipient.as_uuid())
-    .bind(thread.as_uuid())
-    .bind(newest.as_uuid())
-    .execute(&mut *tx)
-    .await?;
     let ids: Vec<Uuid> = messages.iter().map(MessageId::as_uuid).collect();
+    // One statement, so one round trip and one commit.
     sqlx::query(
-        "update deliveries set status = 'sent', reason = null, error = null, email_id = $3, \
+        "with email as ( \
+           insert into emails (id, recipient_id, thread_id, message_id) \
+           values ($3, $1, $4, $5)) \
+         update deliveries set status = 'sent', reason = null, error = null, email_id = $3, \
                 updated_at = now() \
          where recipient_id = $1 and message_id = any($2) and status = 'queued'",
     )
     .bind(recipient.as_uuid())
     .bind(&ids)
     .bind(email)
-    .execute(&mut *tx)
+    .bind(thread.as_uuid())
+    .bind(newest.as_uuid())
+    .execute(db)
     .await?;
-    tx.commit().await?;
     Ok(email)
 }
 
