@@ -7,6 +7,7 @@ use sqlx::PgPool;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn opening_one_stream_more_than_the_limit_closes_the_users_oldest(db: PgPool) {
@@ -60,6 +61,91 @@ async fn idle_streams_run_no_query_per_heartbeat(db: PgPool) {
     lock.rollback().await.unwrap();
     assert_eq!(waiting, 0, "idle streams queried their session");
     drop(streams);
+}
+
+/// Reads `stream` in the background, handing over each chunk as it arrives; the channel closes
+/// when the stream ends.
+fn chunks_of(mut stream: reqwest::Response) -> mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(chunk)) = stream.chunk().await {
+            if tx
+                .send(String::from_utf8_lossy(&chunk).into_owned())
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits at most `wait` for a heartbeat; `false` if the stream ended first or none came.
+async fn heartbeat_within(chunks: &mut mpsc::UnboundedReceiver<String>, wait: Duration) -> bool {
+    tokio::time::timeout(wait, async {
+        while let Some(chunk) = chunks.recv().await {
+            if chunk.contains("heartbeat") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false)
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_request_past_the_deadline_is_503_while_an_event_stream_outlives_it(db: PgPool) {
+    let app = TestServer::spawn_with(db, |s| {
+        s.request_timeout_secs = 1;
+        s.sse_heartbeat_secs = 1;
+    })
+    .await;
+    // The test's pool (the server's too) sets no statement limit, so nothing but the request
+    // deadline ends the wait below.
+    let statement_limit: String = sqlx::query_scalar("show statement_timeout")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(statement_limit, "0");
+    let alice = app.user("alice").await;
+    let mut stream = chunks_of(open_stream(&app, &alice).await);
+    // Its first heartbeat: the stream has lived a deadline's length before the request starts.
+    assert!(
+        heartbeat_within(&mut stream, Duration::from_secs(10)).await,
+        "the stream sent no heartbeat"
+    );
+    // Every authenticated request reads its session: held here, the next one waits.
+    let mut lock = app.db.begin().await.unwrap();
+    sqlx::query("lock table api_tokens in access exclusive mode")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+
+    let slow = app.get("/api/v1/me", &alice).await;
+
+    lock.rollback().await.unwrap();
+    assert_eq!(slow.status, StatusCode::SERVICE_UNAVAILABLE, "{slow:?}");
+    assert_eq!(slow.code(), "request_timed_out");
+    assert!(
+        slow.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{slow:?}"
+    );
+    assert!(slow.headers.contains_key("x-request-id"));
+    // The server does not know when to try again, so `Retry-After` is optional; when sent, it
+    // is a whole number of seconds.
+    if let Some(retry_after) = slow.headers.get("retry-after") {
+        let secs: u64 = retry_after.to_str().unwrap().parse().unwrap();
+        assert!(secs >= 1, "{retry_after:?}");
+    }
+    // Past what arrived before the answer, the stream goes on.
+    while stream.try_recv().is_ok() {}
+    assert!(
+        heartbeat_within(&mut stream, Duration::from_secs(10)).await,
+        "the event stream ended with the request deadline"
+    );
 }
 
 /// Writes a partial request line by line, slowly, and tells whether the server hung up.

@@ -281,6 +281,51 @@ async fn revoking_a_session_ends_its_event_stream_and_no_other(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn changing_the_password_ends_the_other_sessions_streams_and_not_its_own(db: PgPool) {
+    let app = TestServer::spawn(db).await;
+    let here = app.user("alice").await;
+    let phone = login_as(&app, &here, "phone").await;
+    let laptop = login_as(&app, &here, "laptop").await;
+    let bob = app.user("bob").await;
+    let here_stream = open_stream(&app, &here).await;
+    let phone_stream = open_stream(&app, &phone).await;
+    let laptop_stream = open_stream(&app, &laptop).await;
+    let bob_stream = open_stream(&app, &bob).await;
+
+    let changed = app
+        .call(
+            Method::PUT,
+            "/api/v1/me/password",
+            Some(&here.token),
+            Some(json!({"current": "password-alice", "new": "a brand new password"})),
+        )
+        .await;
+
+    assert_eq!(changed.status, StatusCode::NO_CONTENT, "{changed:?}");
+    for (client, stream) in [("phone", phone_stream), ("laptop", laptop_stream)] {
+        assert!(
+            ends_within(stream, Duration::from_secs(5)).await,
+            "the {client} session's stream is still open"
+        );
+    }
+    assert!(
+        !ends_within(here_stream, Duration::from_millis(500)).await,
+        "the stream of the session that changed the password ended"
+    );
+    assert!(
+        !ends_within(bob_stream, Duration::from_millis(500)).await,
+        "another user's stream ended"
+    );
+    assert!(
+        works(&app, &here).await,
+        "the session that changed it stays"
+    );
+    assert!(!works(&app, &phone).await && !works(&app, &laptop).await);
+    let here_stream = open_stream(&app, &here).await;
+    assert!(!ends_within(here_stream, Duration::from_millis(500)).await);
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn an_event_stream_ends_when_its_session_reaches_its_absolute_expiry(db: PgPool) {
     let app = TestServer::spawn_with(db, |s| s.session_max_days = 90).await;
     let alice = app.user("alice").await;
