@@ -10,10 +10,10 @@ pub struct Statement {
     /// The normalised text, whitespace collapsed and cut short.
     pub query: String,
     pub calls: i64,
-    /// Rows returned or changed, in all.
-    pub rows: i64,
     /// Execution time in all (planning not included), in milliseconds.
     pub total_ms: f64,
+    /// The longest execution, in milliseconds.
+    pub max_ms: f64,
     /// This statement's part of every statement's execution time in the database.
     pub share: f64,
 }
@@ -38,10 +38,11 @@ pub async fn reset(db: &PgPool) -> anyhow::Result<()> {
 pub async fn top(db: &PgPool, top: i64) -> anyhow::Result<Profile> {
     let statements = sqlx::query_as(
         "with mine as ( \
-           select query, calls, rows, total_exec_time from pg_stat_statements s \
+           select query, calls, total_exec_time, max_exec_time \
+           from pg_stat_statements s \
            join pg_database d on d.oid = s.dbid where d.datname = current_database()) \
-         select left(regexp_replace(query, '\\s+', ' ', 'g'), 110) as query, calls, rows, \
-                total_exec_time as total_ms, \
+         select left(regexp_replace(query, '\\s+', ' ', 'g'), 110) as query, calls, \
+                total_exec_time as total_ms, max_exec_time as max_ms, \
                 total_exec_time / nullif(sum(total_exec_time) over (), 0) as share \
          from mine order by total_exec_time desc limit $1",
     )
@@ -59,10 +60,11 @@ impl fmt::Display for Profile {
             }
             write!(
                 f,
-                "{:.0}% {} calls {:.3} ms each `{}`",
+                "{:.0}% {} calls {:.3} ms each (longest {:.1} ms) `{}`",
                 s.share * 100.0,
                 s.calls,
                 s.total_ms / s.calls.max(1) as f64,
+                s.max_ms,
                 s.query.replace('`', "'")
             )?;
         }

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use convos_core::events::Event;
 use convos_core::jobs::{DeliverJob, JobKind, NotifyEmailJob, PurgeExpiredJob};
 use convos_core::{MessageId, ThreadId, UserId};
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -148,41 +148,34 @@ pub async fn requeue_lost(db: &PgPool) -> Result<u64> {
     Ok(moved)
 }
 
-/// Locks up to `limit` due jobs of `kind` for dispatch, oldest first, skipping rows another
-/// relay holds. Commit [`mark_dispatched`] in the same transaction after pushing them.
-pub async fn claim_due(
-    tx: &mut Transaction<'_, Postgres>,
+/// Hands out up to `limit` due jobs of `kind`, oldest first, skipping rows another relay holds:
+/// marks them dispatched, to be back if no outcome arrives by `deadline`, and returns them in
+/// due order. One statement (one round trip, one commit), committed before any ticket exists,
+/// so a worker that takes a ticket at once always finds its row dispatched.
+pub async fn dispatch_due(
+    db: &PgPool,
     kind: JobKind,
     limit: i64,
+    deadline: Duration,
 ) -> Result<Vec<Uuid>> {
-    let ids: Vec<Uuid> = sqlx::query_scalar(
-        "select id from jobs where state in ('pending', 'retry') and next_run_at <= now() \
-           and kind = $1 \
-         order by next_run_at limit $2 for update skip locked",
+    let rows: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
+        "with due as ( \
+           select id from jobs where kind = $1 and state in ('pending', 'retry') \
+             and next_run_at <= now() \
+           order by next_run_at limit $2 for update skip locked) \
+         update jobs j set state = 'dispatched', updated_at = now(), \
+           deadline_at = now() + make_interval(secs => $3) \
+         from due where j.id = due.id \
+         returning j.id, j.next_run_at",
     )
     .bind(kind.as_str())
     .bind(limit)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(ids)
-}
-
-/// Marks claimed jobs as handed to Redis, to be back if no outcome arrives by `deadline`.
-pub async fn mark_dispatched(
-    tx: &mut Transaction<'_, Postgres>,
-    ids: &[Uuid],
-    deadline: Duration,
-) -> Result<()> {
-    sqlx::query(
-        "update jobs set state = 'dispatched', updated_at = now(), \
-           deadline_at = now() + make_interval(secs => $2) \
-         where id = any($1)",
-    )
-    .bind(ids)
     .bind(secs(deadline))
-    .execute(&mut **tx)
+    .fetch_all(db)
     .await?;
-    Ok(())
+    let mut rows = rows;
+    rows.sort_by_key(|(_, due)| *due);
+    Ok(rows.into_iter().map(|(id, _)| id).collect())
 }
 
 /// Makes dispatched jobs due again (their tickets could not be pushed). They become `retry`,

@@ -35,15 +35,9 @@ async fn dispatched(db: &PgPool, count: usize) -> Vec<Uuid> {
     ids
 }
 
-/// What the relay does with due jobs of `kind`: claims them and marks them dispatched.
+/// What the relay does with due jobs of `kind`: hands them out, marked dispatched.
 async fn relay_dispatches(db: &PgPool, kind: JobKind) -> Vec<Uuid> {
-    let mut tx = db.begin().await.unwrap();
-    let ids = jobs::claim_due(&mut tx, kind, 1000).await.unwrap();
-    jobs::mark_dispatched(&mut tx, &ids, DEADLINE)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    ids
+    jobs::dispatch_due(db, kind, 1000, DEADLINE).await.unwrap()
 }
 
 async fn state(db: &PgPool, id: Uuid) -> (String, i32) {
@@ -215,4 +209,74 @@ async fn an_outcome_landing_after_the_job_was_handed_out_again_changes_only_its_
         [(1, true, None), (2, true, Some("redis: gone".into()))],
         "each attempt's history is its own"
     );
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn the_relay_hands_out_due_jobs_of_one_kind_oldest_first_and_each_once(db: PgPool) {
+    // Arrange: three deliver jobs due a second apart (enqueued newest first), one not yet due,
+    // and an email job due now.
+    let mut conn = db.acquire().await.unwrap();
+    let payload = serde_json::json!({"event": null, "users": []});
+    for (key, kind, delay) in [
+        ("due:3", JobKind::Deliver, 0),
+        ("due:2", JobKind::Deliver, 0),
+        ("due:1", JobKind::Deliver, 0),
+        ("later", JobKind::Deliver, 3600),
+        ("email", JobKind::NotifyEmail, 0),
+    ] {
+        jobs::enqueue(
+            &mut conn,
+            kind,
+            key,
+            None,
+            payload.clone(),
+            Duration::from_secs(delay),
+        )
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "update jobs set next_run_at = now() - make_interval(secs => \
+           substr(key, 5)::int) where key like 'due:%'",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let key_of = |id: Uuid| {
+        let db = db.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("select key from jobs where id = $1")
+                .bind(id)
+                .fetch_one(&db)
+                .await
+                .unwrap()
+        }
+    };
+
+    // Act: two relays at once, then one more pass.
+    let (one, two) = tokio::join!(
+        jobs::dispatch_due(&db, JobKind::Deliver, 2, DEADLINE),
+        jobs::dispatch_due(&db, JobKind::Deliver, 2, DEADLINE)
+    );
+    let again = jobs::dispatch_due(&db, JobKind::Deliver, 10, DEADLINE)
+        .await
+        .unwrap();
+
+    // Assert: the three due deliver jobs went out once each; the first relay to lock them got
+    // the oldest, in due order; nothing else was handed out.
+    let (one, two) = (one.unwrap(), two.unwrap());
+    let mut handed = Vec::new();
+    for id in one.iter().chain(&two) {
+        handed.push(key_of(*id).await);
+        assert_eq!(state(&db, *id).await, ("dispatched".into(), 0));
+    }
+    handed.sort();
+    assert_eq!(handed, ["due:1", "due:2", "due:3"]);
+    let first = if one.len() == 2 { &one } else { &two };
+    assert_eq!(
+        [key_of(first[0]).await, key_of(first[1]).await],
+        ["due:3", "due:2"],
+        "oldest first"
+    );
+    assert!(again.is_empty(), "nothing due is left: {again:?}");
 }

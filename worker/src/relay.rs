@@ -211,16 +211,12 @@ async fn push_due(
         if room <= 0 {
             continue;
         }
-        let mut tx = ctx.db.begin().await?;
-        let ids = jobs::claim_due(&mut tx, kind, room).await?;
+        // Dispatched is committed before any ticket exists. Tickets that cannot be pushed are
+        // made due again right away (or, if even that fails, by their deadline).
+        let ids = jobs::dispatch_due(&ctx.db, kind, room, ctx.settings.deadline()).await?;
         if ids.is_empty() {
             continue;
         }
-        // Dispatched is committed before any ticket exists, so a worker that takes a ticket at
-        // once always finds its row dispatched. Tickets that cannot be pushed are made due
-        // again right away (or, if even that fails, by their deadline).
-        jobs::mark_dispatched(&mut tx, &ids, ctx.settings.deadline()).await?;
-        tx.commit().await?;
         if let Err(e) = queue::push_all(queue, &ids).await {
             // Which tickets reached Redis is unknown: all go back to due. A ticket that did
             // arrive finds its job no longer dispatched and is ignored (`jobs::start`).
