@@ -69,6 +69,20 @@ pub struct QueuedMessage {
     pub expiring: bool,
 }
 
+/// What an email job needs to know of its recipient and thread.
+#[derive(sqlx::FromRow)]
+struct Facts {
+    id: Uuid,
+    email: String,
+    display_name: String,
+    email_notifications: bool,
+    verified: bool,
+    bounced: bool,
+    subject: String,
+    muted: bool,
+    sent_last_day: i64,
+}
+
 #[derive(sqlx::FromRow)]
 struct QueuedRow {
     id: Uuid,
@@ -98,32 +112,23 @@ pub async fn pending(
     // One transaction (one commit) and three statements: the recipient's facts, the claim
     // with the claimed messages, and the thread's earlier messages for `References`.
     let mut tx = db.begin().await?;
-    let facts: Option<(Uuid, String, String, bool, bool, bool, String, bool, i64)> =
-        sqlx::query_as(
-            "select u.id, u.email, u.display_name, u.email_notifications, \
-                    u.email_verified_at is not null, u.email_bounced_at is not null, \
-                    t.subject, coalesce(tp.muted, false), \
-                    (select count(*) from emails e \
-                     where e.recipient_id = u.id and e.sent_at > now() - interval '1 day') \
-             from users u cross join threads t \
-             left join thread_participants tp on tp.thread_id = t.id and tp.user_id = u.id \
-             where u.id = $2 and t.id = $1",
-        )
-        .bind(thread.as_uuid())
-        .bind(recipient.as_uuid())
-        .fetch_optional(&mut *tx)
-        .await?;
-    let (
-        id,
-        email,
-        display_name,
-        email_notifications,
-        verified,
-        bounced,
-        subject,
-        muted,
-        sent_last_day,
-    ) = facts.ok_or(StoreError::NotFound)?;
+    let facts: Facts = sqlx::query_as(
+        "select u.id, u.email, u.display_name, u.email_notifications, \
+                u.email_verified_at is not null as verified, \
+                u.email_bounced_at is not null as bounced, \
+                t.subject, coalesce(tp.muted, false) as muted, \
+                (select count(*) from emails e \
+                 where e.recipient_id = u.id and e.sent_at > now() - interval '1 day') \
+                  as sent_last_day \
+         from users u cross join threads t \
+         left join thread_participants tp on tp.thread_id = t.id and tp.user_id = u.id \
+         where u.id = $2 and t.id = $1",
+    )
+    .bind(thread.as_uuid())
+    .bind(recipient.as_uuid())
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(StoreError::NotFound)?;
     // The claim returns every queued delivery this job now holds: newly claimed, taken over
     // from a dead job, or already its own (a retry).
     let rows: Vec<QueuedRow> = sqlx::query_as(
@@ -166,16 +171,16 @@ pub async fn pending(
     tx.commit().await?;
     Ok(Pending {
         recipient: EmailRecipient {
-            id: id.into(),
-            email,
-            display_name,
-            email_notifications,
-            verified,
-            bounced,
+            id: facts.id.into(),
+            email: facts.email,
+            display_name: facts.display_name,
+            email_notifications: facts.email_notifications,
+            verified: facts.verified,
+            bounced: facts.bounced,
         },
-        subject,
-        muted,
-        sent_last_day,
+        subject: facts.subject,
+        muted: facts.muted,
+        sent_last_day: facts.sent_last_day,
         messages: rows
             .into_iter()
             .map(|r| QueuedMessage {
