@@ -128,25 +128,40 @@ pub async fn schedule_purge(db: &PgPool, period: Duration) -> Result<bool> {
 }
 
 /// Makes lost jobs due again: dispatched or running past their deadline without an outcome. A
-/// running job's attempt counts; if it was the last, the job is dead.
+/// running job's attempt counts, and goes into its history as lost, under the worker that
+/// started it; if it was the last, the job is dead. Rows another transaction holds (an outcome
+/// being written) are left for the next sweep.
 pub async fn requeue_lost(db: &PgPool) -> Result<u64> {
-    let moved = sqlx::query(
-        "update jobs set \
-           state = case when state = 'running' and attempts >= max_attempts then 'dead' \
-                        else 'retry' end, \
-           last_error = case when state = 'running' \
-                             then 'lost: no outcome before the deadline (worker stopped?)' \
-                             else last_error end, \
-           next_run_at = now(), deadline_at = null, updated_at = now(), \
-           finished_at = case when state = 'running' and attempts >= max_attempts \
-                              then now() end \
-         where state in ('dispatched', 'running') and deadline_at < now()",
+    let moved: i64 = sqlx::query_scalar(
+        "with lost as ( \
+           select id, state, attempts, worker, updated_at from jobs \
+           where state in ('dispatched', 'running') and deadline_at < now() \
+           for update skip locked), \
+         history as ( \
+           insert into job_attempts (job_id, attempt, worker, started_at, finished_at, error) \
+           select id, attempts, coalesce(worker, 'unknown'), updated_at, now(), $1 \
+           from lost where state = 'running' \
+           on conflict (job_id, attempt) do nothing), \
+         moved as ( \
+           update jobs j set \
+             state = case when l.state = 'running' and j.attempts >= j.max_attempts \
+                          then 'dead' else 'retry' end, \
+             last_error = case when l.state = 'running' then $1 else j.last_error end, \
+             next_run_at = now(), deadline_at = null, updated_at = now(), \
+             finished_at = case when l.state = 'running' and j.attempts >= j.max_attempts \
+                                then now() end \
+           from lost l where j.id = l.id \
+           returning 1) \
+         select count(*) from moved",
     )
-    .execute(db)
-    .await?
-    .rows_affected();
-    Ok(moved)
+    .bind(LOST)
+    .fetch_one(db)
+    .await?;
+    Ok(moved as u64)
 }
+
+/// The error of an attempt that ended without an outcome.
+const LOST: &str = "lost: no outcome before the deadline (worker stopped?)";
 
 /// Hands out up to `limit` due jobs of `kind`, oldest first, skipping rows another relay holds:
 /// marks them dispatched, to be back if no outcome arrives by `deadline`, and returns them in
@@ -205,6 +220,8 @@ pub struct Running {
     pub attempt: i32,
     /// Attempts allowed in all.
     pub max_attempts: i32,
+    /// When this attempt started (PostgreSQL's clock), for its history.
+    pub started_at: DateTime<Utc>,
 }
 
 impl Running {
@@ -215,33 +232,31 @@ impl Running {
 }
 
 /// Claims dispatched jobs for running, in one statement (one round trip, one commit) however
-/// many: each started job's row is `running` with its attempt counted and recorded in
-/// `job_attempts`. Ids missing from the answer were not dispatched any more (another worker
-/// took them, or they already finished: a duplicate delivery of the same ticket) or belong to a
-/// paused queue, in which case they go back to waiting for the relay to hand out after the queue
-/// resumes (as `retry`, which no pending email job of the same thread can collide with).
+/// many: each started job's row is `running` with its attempt counted and `worker` holding it
+/// (its history is written with its outcome, [`finish`], or as lost, [`requeue_lost`]). Ids
+/// missing from the answer were not dispatched any more (another worker took them, or they
+/// already finished: a duplicate delivery of the same ticket) or belong to a paused queue, in
+/// which case they go back to waiting for the relay to hand out after the queue resumes (as
+/// `retry`, which no pending email job of the same thread can collide with).
 pub async fn start(
     db: &PgPool,
     ids: &[Uuid],
     worker: &str,
     deadline: Duration,
 ) -> Result<Vec<Running>> {
-    let rows: Vec<(Uuid, String, serde_json::Value, i32, i32)> = sqlx::query_as(
+    let rows: Vec<(Uuid, String, serde_json::Value, i32, i32, DateTime<Utc>)> = sqlx::query_as(
         "with started as ( \
            update jobs set state = 'running', attempts = attempts + 1, updated_at = now(), \
-             deadline_at = now() + make_interval(secs => $2) \
+             deadline_at = now() + make_interval(secs => $2), worker = $3 \
            where id = any($1) and state = 'dispatched' \
              and not exists (select 1 from queue_controls q \
                              where q.kind = jobs.kind and q.paused) \
-           returning id, kind, payload, attempts, max_attempts), \
-         attempt as ( \
-           insert into job_attempts (job_id, attempt, worker) \
-           select id, attempts, $3 from started), \
+           returning id, kind, payload, attempts, max_attempts, updated_at), \
          held as ( \
            update jobs set state = 'retry', deadline_at = null, updated_at = now() \
            where id = any($1) and state = 'dispatched' \
              and exists (select 1 from queue_controls q where q.kind = jobs.kind and q.paused)) \
-         select id, kind, payload, attempts, max_attempts from started",
+         select id, kind, payload, attempts, max_attempts, updated_at from started",
     )
     .bind(ids)
     .bind(secs(deadline))
@@ -250,13 +265,16 @@ pub async fn start(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, kind, payload, attempt, max_attempts)| Running {
-            id,
-            kind: JobKind::parse(&kind).unwrap_or(JobKind::Deliver),
-            payload,
-            attempt,
-            max_attempts,
-        })
+        .map(
+            |(id, kind, payload, attempt, max_attempts, started_at)| Running {
+                id,
+                kind: JobKind::parse(&kind).unwrap_or(JobKind::Deliver),
+                payload,
+                attempt,
+                max_attempts,
+                started_at,
+            },
+        )
         .collect())
 }
 
@@ -273,12 +291,17 @@ pub enum Outcome {
     Dead(String),
 }
 
-/// Records the outcomes of running attempts, in one statement (one round trip, one commit)
-/// however many. An outcome for an attempt that is not the job's running one (it was presumed
-/// lost and handed out again) changes only that attempt's history.
-pub async fn finish(db: &PgPool, finished: &[(&Running, &Outcome)]) -> Result<()> {
+/// Records the outcomes of attempts `worker` ran, in one statement (one round trip, one commit)
+/// however many: each job's row, and each attempt's history. An outcome for an attempt that is
+/// not the job's running one (it was presumed lost and handed out again) changes only that
+/// attempt's history.
+pub async fn finish(db: &PgPool, worker: &str, finished: &[(&Running, &Outcome)]) -> Result<()> {
     let n = finished.len();
-    let (mut ids, mut attempts) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut ids, mut attempts, mut started) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
     let (mut states, mut texts, mut errors, mut nexts) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),
@@ -295,6 +318,7 @@ pub async fn finish(db: &PgPool, finished: &[(&Running, &Outcome)]) -> Result<()
             };
         ids.push(job.id);
         attempts.push(job.attempt);
+        started.push(job.started_at);
         states.push(state);
         texts.push(text);
         errors.push(error);
@@ -303,8 +327,8 @@ pub async fn finish(db: &PgPool, finished: &[(&Running, &Outcome)]) -> Result<()
     sqlx::query(
         "with outcome as ( \
            select * from unnest($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::text[], \
-                                $6::timestamptz[]) \
-             as o(id, attempt, state, text, error, next_run_at)), \
+                                $6::timestamptz[], $7::timestamptz[]) \
+             as o(id, attempt, state, text, error, next_run_at, started_at)), \
          finished as ( \
            update jobs j set state = o.state, outcome = coalesce(o.text, j.outcome), \
              last_error = coalesce(o.error, j.last_error), \
@@ -313,8 +337,11 @@ pub async fn finish(db: &PgPool, finished: &[(&Running, &Outcome)]) -> Result<()
              finished_at = case when o.state in ('done', 'skipped', 'dead') then now() end \
            from outcome o \
            where j.id = o.id and j.state = 'running' and j.attempts = o.attempt) \
-         update job_attempts a set finished_at = now(), error = o.error \
-         from outcome o where a.job_id = o.id and a.attempt = o.attempt",
+         insert into job_attempts (job_id, attempt, worker, started_at, finished_at, error) \
+         select o.id, o.attempt, $8, o.started_at, now(), o.error \
+         from outcome o join jobs j on j.id = o.id \
+         on conflict (job_id, attempt) do update \
+           set finished_at = excluded.finished_at, error = excluded.error",
     )
     .bind(&ids)
     .bind(&attempts)
@@ -322,6 +349,8 @@ pub async fn finish(db: &PgPool, finished: &[(&Running, &Outcome)]) -> Result<()
     .bind(&texts)
     .bind(&errors)
     .bind(&nexts)
+    .bind(&started)
+    .bind(worker)
     .execute(db)
     .await?;
     Ok(())

@@ -1,6 +1,6 @@
 //! Batched ledger writes: many jobs start in one statement and record their outcomes in one,
 //! and an outcome that lands late (its batch was in flight while the job was handed out again)
-//! changes only its own attempt's history.
+//! changes only its own attempt's history, written with the outcome (or by the lost-job sweep).
 
 use convos_core::jobs::JobKind;
 use convos_core::{DisplayName, EmailAddress, Username};
@@ -76,6 +76,14 @@ async fn a_batch_starts_each_dispatched_job_once_and_records_every_outcome(db: P
     assert!(started.iter().all(|job| job.attempt == 1));
     let again = jobs::start(&db, &ids, "worker-b", DEADLINE).await.unwrap();
     assert!(again.is_empty(), "running jobs do not start twice");
+    let under_way = ops::job(&db, ids[0]).await.unwrap().attempts_history;
+    assert_eq!(
+        under_way.len(),
+        1,
+        "the ops view shows the attempt under way"
+    );
+    assert_eq!(under_way[0].worker, "worker-a");
+    assert!(under_way[0].finished_at.is_none());
 
     let done = Outcome::Done("sent".into());
     let at = chrono::Utc::now() + chrono::Duration::seconds(30);
@@ -88,7 +96,7 @@ async fn a_batch_starts_each_dispatched_job_once_and_records_every_outcome(db: P
         .iter()
         .zip([&done, &done, &retry, &dead, &done])
         .collect();
-    jobs::finish(&db, &outcomes).await.unwrap();
+    jobs::finish(&db, "worker-a", &outcomes).await.unwrap();
 
     let states: Vec<String> = {
         let mut s = Vec::new();
@@ -180,6 +188,21 @@ async fn an_outcome_landing_after_the_job_was_handed_out_again_changes_only_its_
         .await
         .unwrap();
     assert_eq!(jobs::requeue_lost(&db).await.unwrap(), 1);
+    let lost: (i32, String, Option<String>) =
+        sqlx::query_as("select attempt, worker, error from job_attempts where job_id = $1")
+            .bind(id)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(
+        lost,
+        (
+            1,
+            "worker-a".into(),
+            Some("lost: no outcome before the deadline (worker stopped?)".into())
+        ),
+        "the lost attempt is in the history, under the worker that started it"
+    );
     let retried = ops::retry(&db, &JobFilter::default(), Some(id))
         .await
         .unwrap()
@@ -194,7 +217,9 @@ async fn an_outcome_landing_after_the_job_was_handed_out_again_changes_only_its_
 
     // The first attempt's batch lands now.
     let late = Outcome::Done("sent".into());
-    jobs::finish(&db, &[(&first, &late)]).await.unwrap();
+    jobs::finish(&db, "worker-a", &[(&first, &late)])
+        .await
+        .unwrap();
 
     assert_eq!(
         state(&db, id).await,
@@ -202,12 +227,14 @@ async fn an_outcome_landing_after_the_job_was_handed_out_again_changes_only_its_
         "the running attempt owns the job"
     );
     let dead = Outcome::Dead("redis: gone".into());
-    jobs::finish(&db, &[(&second, &dead)]).await.unwrap();
+    jobs::finish(&db, "worker-b", &[(&second, &dead)])
+        .await
+        .unwrap();
     assert_eq!(state(&db, id).await, ("dead".into(), 2));
     assert_eq!(
         attempts(&db, id).await,
         [(1, true, None), (2, true, Some("redis: gone".into()))],
-        "each attempt's history is its own"
+        "each attempt's history is its own: the late outcome replaces the presumed loss"
     );
 }
 

@@ -185,7 +185,7 @@ async fn write_outcomes(
             .observe(batch.len() as f64);
         let finished: Vec<(&Running, &Outcome)> =
             batch.iter().map(|r| (&r.job, &r.outcome)).collect();
-        let written = twice(|| jobs::finish(&db, &finished)).await;
+        let written = twice(|| jobs::finish(&db, &settings.worker, &finished)).await;
         drop(finished);
         for request in batch {
             let _ = request.reply.send(written.clone());

@@ -68,15 +68,19 @@ async fn a_worker_killed_with_outcomes_in_its_batch_loses_none_of_them(db: PgPoo
         "the second run records an outcome ({state})"
     );
     assert_eq!(attempts, 2, "the lost attempt counts");
-    let history: Vec<(i32, bool)> = sqlx::query_as(
-        "select attempt, finished_at is not null from job_attempts where job_id = $1 \
-         order by attempt",
+    let history: Vec<(i32, bool, bool)> = sqlx::query_as(
+        "select attempt, finished_at is not null, coalesce(error like 'lost:%', false) from job_attempts \
+         where job_id = $1 order by attempt",
     )
     .bind(job)
     .fetch_all(&db)
     .await
     .unwrap();
-    assert_eq!(history, [(1, false), (2, true)]);
+    assert_eq!(
+        history,
+        [(1, true, true), (2, true, false)],
+        "the killed attempt is in the history as lost, the second as it ended"
+    );
     let header = format!("<{}@convos.test>", message["id"].as_str().unwrap());
     let mails = smtp.mails();
     assert!(
