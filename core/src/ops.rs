@@ -238,11 +238,12 @@ pub struct JobSummary {
 pub struct Attempt {
     /// Its number (1 first).
     pub attempt: i32,
-    /// The worker that ran it.
+    /// The worker that ran it (or runs it).
     pub worker: String,
     /// Started.
     pub started_at: DateTime<Utc>,
-    /// Finished, unless lost.
+    /// Finished; null while it runs. An attempt whose worker never reported is finished when
+    /// the relay finds it past its deadline, with a `lost: …` error.
     pub finished_at: Option<DateTime<Utc>>,
     /// Milliseconds it took.
     pub duration_ms: Option<f64>,
