@@ -22,8 +22,9 @@ pub struct Pending {
     pub sent_last_day: i64,
     /// The queued messages, oldest first.
     pub messages: Vec<QueuedMessage>,
-    /// Ids of the thread's messages before the newest queued one, oldest first (for the
-    /// `References` header).
+    /// For the `References` header, oldest first: the thread's first message and the nine
+    /// latest before the newest queued one (all of them when there are ten or fewer), as mail
+    /// clients bound the chain.
     pub earlier: Vec<MessageId>,
 }
 
@@ -72,7 +73,7 @@ pub struct QueuedMessage {
 /// What an email job needs to know of its recipient and thread.
 #[derive(sqlx::FromRow)]
 struct Facts {
-    id: Uuid,
+    recipient_id: Uuid,
     email: String,
     display_name: String,
     email_notifications: bool,
@@ -81,6 +82,16 @@ struct Facts {
     subject: String,
     muted: bool,
     sent_last_day: i64,
+    earlier: Vec<Uuid>,
+}
+
+/// One claimed message with the facts (the same on every row).
+#[derive(sqlx::FromRow)]
+struct PendingRow {
+    #[sqlx(flatten)]
+    message: QueuedRow,
+    #[sqlx(flatten)]
+    facts: Facts,
 }
 
 #[derive(sqlx::FromRow)]
@@ -101,107 +112,101 @@ struct QueuedRow {
 
 /// Claims the queued deliveries of `thread` to `recipient` for `job` (unclaimed ones, or ones
 /// whose claim is older than `stale_after` seconds: their job died) and returns them with the
-/// facts to decide on them. A delivery another live job holds is not returned.
+/// facts to decide on them; `None` when there is none for this job (a delivery another live
+/// job holds is not returned).
+///
+/// One statement: one round trip and one commit, whatever the thread's length.
 pub async fn pending(
     db: &PgPool,
     thread: ThreadId,
     recipient: UserId,
     job: Uuid,
     stale_after: f64,
-) -> Result<Pending> {
-    // One transaction (one commit) and three statements: the recipient's facts, the claim
-    // with the claimed messages, and the thread's earlier messages for `References`.
-    let mut tx = db.begin().await?;
-    let facts: Facts = sqlx::query_as(
-        "select u.id, u.email, u.display_name, u.email_notifications, \
-                u.email_verified_at is not null as verified, \
-                u.email_bounced_at is not null as bounced, \
-                t.subject, coalesce(tp.muted, false) as muted, \
-                (select count(*) from emails e \
-                 where e.recipient_id = u.id and e.sent_at > now() - interval '1 day') \
-                  as sent_last_day \
-         from users u cross join threads t \
-         left join thread_participants tp on tp.thread_id = t.id and tp.user_id = u.id \
-         where u.id = $2 and t.id = $1",
-    )
-    .bind(thread.as_uuid())
-    .bind(recipient.as_uuid())
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(StoreError::NotFound)?;
-    // The claim returns every queued delivery this job now holds: newly claimed, taken over
-    // from a dead job, or already its own (a retry).
-    let rows: Vec<QueuedRow> = sqlx::query_as(
+) -> Result<Option<Pending>> {
+    let rows: Vec<PendingRow> = sqlx::query_as(
         "with claimed as ( \
            update deliveries set claimed_by = $3, claimed_at = now() \
            where thread_id = $1 and recipient_id = $2 and status = 'queued' \
              and (claimed_by is null or claimed_by = $3 \
                   or claimed_at < now() - make_interval(secs => $4)) \
-           returning message_id) \
-         select m.id, s.id as sender_id, s.username as sender_username, \
-                s.display_name as sender_display_name, m.body, m.read_once, m.created_at, \
-                m.in_reply_to, m.recipient_read as read, \
-                (m.recipient_deleted_at is not null or m.consumed_at is not null) as deleted, \
-                (m.expires_at is not null and m.expires_at <= now()) as expired, \
-                (m.expires_at is not null) as expiring \
-         from claimed d join messages m on m.id = d.message_id \
-         join users s on s.id = m.sender_id \
-         order by m.created_at, m.id",
+           returning message_id), \
+         queued as ( \
+           select m.id, s.id as sender_id, s.username as sender_username, \
+                  s.display_name as sender_display_name, m.body, m.read_once, m.created_at, \
+                  m.in_reply_to, m.recipient_read as read, \
+                  (m.recipient_deleted_at is not null or m.consumed_at is not null) as deleted, \
+                  (m.expires_at is not null and m.expires_at <= now()) as expired, \
+                  (m.expires_at is not null) as expiring \
+           from claimed d join messages m on m.id = d.message_id \
+           join users s on s.id = m.sender_id), \
+         earlier as ( \
+           (select id, created_at from messages \
+            where thread_id = $1 and created_at < (select max(created_at) from queued) \
+            order by created_at, id limit 1) \
+           union \
+           (select id, created_at from messages \
+            where thread_id = $1 and created_at < (select max(created_at) from queued) \
+            order by created_at desc, id desc limit 9)), \
+         facts as ( \
+           select u.id as recipient_id, u.email, u.display_name, u.email_notifications, \
+                  u.email_verified_at is not null as verified, \
+                  u.email_bounced_at is not null as bounced, \
+                  t.subject, coalesce(tp.muted, false) as muted, \
+                  (select count(*) from emails e \
+                   where e.recipient_id = u.id and e.sent_at > now() - interval '1 day') \
+                    as sent_last_day, \
+                  (select coalesce(array_agg(id order by created_at, id), '{}') from earlier) \
+                    as earlier \
+           from users u cross join threads t \
+           left join thread_participants tp on tp.thread_id = t.id and tp.user_id = u.id \
+           where u.id = $2 and t.id = $1) \
+         select q.*, f.* from queued q cross join facts f order by q.created_at, q.id",
     )
     .bind(thread.as_uuid())
     .bind(recipient.as_uuid())
     .bind(job)
     .bind(stale_after)
-    .fetch_all(&mut *tx)
+    .fetch_all(db)
     .await?;
-    let newest = rows.last().map(|r| r.created_at);
-    let earlier: Vec<Uuid> = match newest {
-        Some(at) => {
-            sqlx::query_scalar(
-                "select id from messages where thread_id = $1 and created_at < $2 \
-             order by created_at, id",
-            )
-            .bind(thread.as_uuid())
-            .bind(at)
-            .fetch_all(&mut *tx)
-            .await?
-        }
-        None => Vec::new(),
+    let mut rows = rows.into_iter().peekable();
+    let Some(first) = rows.peek() else {
+        return Ok(None);
     };
-    tx.commit().await?;
-    Ok(Pending {
+    let facts = &first.facts;
+    let mut pending = Pending {
         recipient: EmailRecipient {
-            id: facts.id.into(),
-            email: facts.email,
-            display_name: facts.display_name,
+            id: facts.recipient_id.into(),
+            email: facts.email.clone(),
+            display_name: facts.display_name.clone(),
             email_notifications: facts.email_notifications,
             verified: facts.verified,
             bounced: facts.bounced,
         },
-        subject: facts.subject,
+        subject: facts.subject.clone(),
         muted: facts.muted,
         sent_last_day: facts.sent_last_day,
-        messages: rows
-            .into_iter()
-            .map(|r| QueuedMessage {
-                id: r.id.into(),
-                sender: UserSummary {
-                    id: r.sender_id.into(),
-                    username: r.sender_username,
-                    display_name: r.sender_display_name,
-                },
-                body: r.body,
-                read_once: r.read_once,
-                created_at: r.created_at,
-                in_reply_to: r.in_reply_to.map(Into::into),
-                read: r.read,
-                deleted: r.deleted,
-                expired: r.expired,
-                expiring: r.expiring,
-            })
-            .collect(),
-        earlier: earlier.into_iter().map(Into::into).collect(),
-    })
+        earlier: facts.earlier.iter().copied().map(Into::into).collect(),
+        messages: Vec::new(),
+    };
+    pending.messages = rows
+        .map(|PendingRow { message: r, .. }| QueuedMessage {
+            id: r.id.into(),
+            sender: UserSummary {
+                id: r.sender_id.into(),
+                username: r.sender_username,
+                display_name: r.sender_display_name,
+            },
+            body: r.body,
+            read_once: r.read_once,
+            created_at: r.created_at,
+            in_reply_to: r.in_reply_to.map(Into::into),
+            read: r.read,
+            deleted: r.deleted,
+            expired: r.expired,
+            expiring: r.expiring,
+        })
+        .collect();
+    Ok(Some(pending))
 }
 
 /// Records that an email about `messages` went to `recipient`; `newest` names it.

@@ -262,19 +262,13 @@ pub fn render(
             "auto-generated".to_owned(),
         ));
     // Threading: the email answers the message the first one replied to; References chain the
-    // thread from its first message (bounded, as mail clients do).
+    // thread from its first message (bounded to ten by the store, as mail clients do).
     if let Some(parent) = first.in_reply_to {
         builder = builder.in_reply_to(message_id(&settings.domain, parent));
     }
-    let mut refs: Vec<MessageId> = pending.earlier.clone();
-    if refs.len() > 10 {
-        let root = refs[0];
-        refs = std::iter::once(root)
-            .chain(refs[refs.len() - 9..].iter().copied())
-            .collect();
-    }
-    if !refs.is_empty() {
-        let value: Vec<String> = refs
+    if !pending.earlier.is_empty() {
+        let value: Vec<String> = pending
+            .earlier
             .iter()
             .map(|id| message_id(&settings.domain, *id))
             .collect();

@@ -83,9 +83,13 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     // No statement limit: purges and vacuums must run to the end (decision 0017).
     let limits = convos_store::StatementLimits::NONE;
-    let db = convos_store::connect(settings.database_url.expose_secret(), 10, limits)
-        .await
-        .context("could not connect to postgres")?;
+    let db = convos_store::connect(
+        settings.database_url.expose_secret(),
+        settings.db_max_connections,
+        limits,
+    )
+    .await
+    .context("could not connect to postgres")?;
     sqlx::query("select 1")
         .execute(&db)
         .await

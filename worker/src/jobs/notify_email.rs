@@ -110,9 +110,9 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
         stale_after,
     )
     .await?;
-    if pending.messages.is_empty() {
+    let Some(pending) = pending else {
         return Ok(Outcome::Skipped("nothing queued".into()));
-    }
+    };
     let cap_reached = pending.sent_last_day >= ctx.settings.email_daily_cap;
     let mut send: Vec<&QueuedMessage> = Vec::new();
     let mut skipped = Vec::new();

@@ -196,6 +196,41 @@ async fn several_messages_in_one_window_make_one_email(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_long_threads_email_references_its_first_message_and_the_nine_latest(db: PgPool) {
+    // Arrange: a thread of fifteen messages written while no worker runs, so one email
+    // carries them all and references what came before the newest.
+    let config = StackConfig::new();
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = start_api(db.clone(), &config).await;
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let first = api.send(&alice, &bob, "Long one", "message 0").await;
+    let thread = first["thread_id"].as_str().unwrap().to_owned();
+    let mut ids = vec![first["id"].as_str().unwrap().to_owned()];
+    for n in 1..15 {
+        let reply = api.reply(&alice, &thread, &format!("message {n}")).await;
+        ids.push(reply["id"].as_str().unwrap().to_owned());
+    }
+
+    // Act
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    eventually(WAIT, "jobs to finish", || all_jobs_finished(&db)).await;
+    worker.stop().await;
+
+    // Assert: one email; its References name the first message, then the nine before the
+    // newest, in order, and nothing else.
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1, "one email for the thread");
+    let references = mails[0].header("References").unwrap();
+    let expected: Vec<String> = std::iter::once(&ids[0])
+        .chain(&ids[5..14])
+        .map(|id| format!("<{id}@convos.test>"))
+        .collect();
+    let got: Vec<&str> = references.split_whitespace().collect();
+    assert_eq!(got, expected, "References: {references}");
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn one_click_unsubscribe_needs_no_login_and_refuses_forgeries(db: PgPool) {
     let config = StackConfig::new();
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
