@@ -44,8 +44,13 @@ pub struct WorkerSettings {
     /// Most tasks of one kind waiting in Redis at once; the backlog waits in PostgreSQL
     /// (`CONVOS_QUEUE_CEILING`).
     pub queue_ceiling: i64,
-    /// Jobs of one kind run concurrently by this process (`CONVOS_WORKER_CONCURRENCY`).
+    /// Jobs of one kind run concurrently by this process (`CONVOS_WORKER_CONCURRENCY`). Jobs
+    /// mostly wait (on SMTP, Redis and their ledger writes), so this is well above the cores;
+    /// at 16 the worker fell behind the API it serves (decision 24).
     pub worker_concurrency: usize,
+    /// Upper bound of PostgreSQL connections this process opens (`CONVOS_DB_MAX_CONNECTIONS`),
+    /// shared by the relay, the ledger writer and the jobs.
+    pub db_max_connections: u32,
     /// Milliseconds of the first retry delay; later ones double, with jitter
     /// (`CONVOS_RETRY_BASE_MS`).
     pub retry_base_ms: u64,
@@ -85,7 +90,8 @@ impl Default for WorkerSettings {
             job_deadline_secs: 120,
             relay_interval_ms: 200,
             queue_ceiling: 500,
-            worker_concurrency: 16,
+            worker_concurrency: 64,
+            db_max_connections: 20,
             retry_base_ms: 5_000,
             retry_max_secs: 3_600,
             poll_ms: 50,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 const SCENARIO: &str = "5. Email";
 const DB: &str = "convos_bench_email";
 /// The worker's default concurrency (`CONVOS_WORKER_CONCURRENCY`); the baseline uses the same.
-const CONCURRENCY: usize = 16;
+const CONCURRENCY: usize = 64;
 const USERS: i32 = 200;
 
 pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
