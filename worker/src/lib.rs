@@ -37,8 +37,11 @@ pub struct Ctx {
     pub host: String,
     /// When it started.
     pub started: chrono::DateTime<chrono::Utc>,
-    /// PostgreSQL.
+    /// PostgreSQL, for the jobs' own work.
     pub db: PgPool,
+    /// PostgreSQL, for the relay and the ledger writer alone (three connections), so that job
+    /// work never holds up a dispatch, a start or an outcome.
+    pub ledger_db: PgPool,
     /// Job starts and outcomes, batched (see [`ledger`]).
     pub ledger: ledger::Ledger,
     /// Redis (multiplexed), for events and queue depth.
@@ -90,6 +93,12 @@ pub async fn run(
     )
     .await
     .context("could not connect to postgres")?;
+    // The relay and the ledger writer's two tasks each have a connection of their own: with
+    // every pooled connection busy with job work, a start or an outcome waited for one, and
+    // every job (live deliveries too) waited behind it.
+    let ledger_db = convos_store::connect(settings.database_url.expose_secret(), 3, limits)
+        .await
+        .context("could not connect to postgres")?;
     sqlx::query("select 1")
         .execute(&db)
         .await
@@ -111,7 +120,7 @@ pub async fn run(
     let name = unique_name("convos-worker");
     let metrics = metrics::Metrics::new();
     let ledger = ledger::Ledger::spawn(
-        db.clone(),
+        ledger_db.clone(),
         ledger::LedgerSettings {
             worker: name.clone(),
             deadline: settings.deadline(),
@@ -126,6 +135,7 @@ pub async fn run(
             .unwrap_or_else(|_| "unknown".into()),
         started: chrono::Utc::now(),
         db,
+        ledger_db,
         ledger,
         redis: redis.clone(),
         mailer,

@@ -172,25 +172,30 @@ async fn subscribe(
 
 /// A relay pass woken by a server: only the dispatch, as the housekeeping keeps to the tick.
 async fn dispatch(ctx: &Ctx, queues: &mut HashMap<JobKind, Queue>) -> anyhow::Result<usize> {
-    let paused = convos_store::ops::paused(&ctx.db).await?;
+    let paused = convos_store::ops::paused(&ctx.ledger_db).await?;
     push_due(ctx, queues, &paused).await
 }
 
 /// One relay pass; returns how many tickets it pushed.
 async fn pass(ctx: &Ctx, queues: &mut HashMap<JobKind, Queue>) -> anyhow::Result<usize> {
-    let lost = jobs::requeue_lost(&ctx.db).await?;
+    let lost = jobs::requeue_lost(&ctx.ledger_db).await?;
     if lost > 0 {
         tracing::warn!(
             jobs = lost,
             "jobs without an outcome past their deadline are due again"
         );
     }
-    jobs::schedule_purge(&ctx.db, Duration::from_secs(ctx.settings.purge_every_secs)).await?;
+    jobs::schedule_purge(
+        &ctx.ledger_db,
+        Duration::from_secs(ctx.settings.purge_every_secs),
+    )
+    .await?;
     if ctx.heartbeat_due() {
         let pid = std::process::id() as i32;
-        convos_store::ops::heartbeat(&ctx.db, &ctx.name, &ctx.host, pid, ctx.started).await?;
+        convos_store::ops::heartbeat(&ctx.ledger_db, &ctx.name, &ctx.host, pid, ctx.started)
+            .await?;
     }
-    let paused = convos_store::ops::paused(&ctx.db).await?;
+    let paused = convos_store::ops::paused(&ctx.ledger_db).await?;
     push_due(ctx, queues, &paused).await
 }
 
@@ -213,14 +218,14 @@ async fn push_due(
         }
         // Dispatched is committed before any ticket exists. Tickets that cannot be pushed are
         // made due again right away (or, if even that fails, by their deadline).
-        let ids = jobs::dispatch_due(&ctx.db, kind, room, ctx.settings.deadline()).await?;
+        let ids = jobs::dispatch_due(&ctx.ledger_db, kind, room, ctx.settings.deadline()).await?;
         if ids.is_empty() {
             continue;
         }
         if let Err(e) = queue::push_all(queue, &ids).await {
             // Which tickets reached Redis is unknown: all go back to due. A ticket that did
             // arrive finds its job no longer dispatched and is ignored (`jobs::start`).
-            jobs::undispatch(&ctx.db, &ids).await?;
+            jobs::undispatch(&ctx.ledger_db, &ids).await?;
             return Err(anyhow::anyhow!("could not push to redis: {e}"));
         }
         pushed += ids.len();
