@@ -40,7 +40,7 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     build_secs: u64,
     /// Only these scenarios (comma-separated: send, email, inbox, thread, live, tui, search,
-    /// sustained).
+    /// sustained, engine).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The report to write; defaults to BENCHMARKS.md (full) or target/convos-bench/ (quick).
@@ -52,6 +52,16 @@ struct Args {
     /// The benchmark's own Redis (flushed between scenarios).
     #[arg(long, env = "REDIS_URL")]
     redis_url: String,
+    /// graphile-worker's runner script for the engine scenario (`bench/graphile/engine.mjs`);
+    /// `cargo xtask bench` passes it when Node.js is present.
+    #[arg(long, requires = "graphile_modules")]
+    graphile_script: Option<PathBuf>,
+    /// The `node_modules` folder graphile-worker is installed in.
+    #[arg(long, requires = "graphile_script")]
+    graphile_modules: Option<PathBuf>,
+    /// Why graphile-worker cannot run here; the engine scenario reports its baseline skipped.
+    #[arg(long, conflicts_with = "graphile_script")]
+    graphile_skipped: Option<String>,
 }
 
 /// How big and how long: the full run and `--quick`.
@@ -83,6 +93,10 @@ pub struct Scale {
     pub sustained_baseline_secs: u64,
     /// Idle live-lag samples of the sustained scenario.
     pub sustained_idle_samples: usize,
+    /// Jobs per drain of the engine scenario (each engine, each concurrency).
+    pub engine_jobs: usize,
+    /// Single jobs timed from enqueue to start, per engine and mode.
+    pub engine_latency_samples: usize,
 }
 
 impl Scale {
@@ -106,6 +120,8 @@ impl Scale {
             sustained_secs: 20,
             sustained_baseline_secs: 6,
             sustained_idle_samples: 200,
+            engine_jobs: 20_000,
+            engine_latency_samples: 300,
         }
     }
 
@@ -129,6 +145,8 @@ impl Scale {
             sustained_secs: 6,
             sustained_baseline_secs: 3,
             sustained_idle_samples: 50,
+            engine_jobs: 3_000,
+            engine_latency_samples: 100,
         }
     }
 
@@ -161,6 +179,11 @@ impl Scale {
             self.sustained_secs,
             self.sustained_baseline_secs,
             self.sustained_idle_samples
+        ));
+        lines.push(format!(
+            "engine: {} jobs per drain, per engine and concurrency; {} single jobs for \
+             enqueue → start",
+            self.engine_jobs, self.engine_latency_samples
         ));
         lines
     }
@@ -237,7 +260,7 @@ impl Ctx {
     }
 }
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "send",
     "inbox",
     "thread",
@@ -246,6 +269,7 @@ const SCENARIOS: [&str; 8] = [
     "tui",
     "search",
     "sustained",
+    "engine",
 ];
 
 #[tokio::main]
@@ -353,6 +377,23 @@ async fn main() -> anyhow::Result<()> {
         scenarios::sustained::run(&ctx, &mut report)
             .await
             .context("sustained scenario")?;
+    }
+    if wanted("engine") {
+        println!("== 9. job engine");
+        let graphile = match (&args.graphile_script, &args.graphile_modules) {
+            (Some(script), Some(modules)) => scenarios::engine::Graphile::Installed {
+                script: script.clone(),
+                modules: modules.clone(),
+            },
+            _ => {
+                scenarios::engine::Graphile::Skipped(args.graphile_skipped.clone().unwrap_or_else(
+                    || "graphile-worker not installed (`cargo xtask bench` installs it)".into(),
+                ))
+            }
+        };
+        scenarios::engine::run(&ctx, &graphile, &mut report)
+            .await
+            .context("engine scenario")?;
     }
 
     let head = Head {

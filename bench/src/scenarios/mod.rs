@@ -2,6 +2,7 @@
 //! and a text generator with the corpus's size distribution.
 
 pub mod email;
+pub mod engine;
 pub mod inbox;
 pub mod live;
 pub mod search;
