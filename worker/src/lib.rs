@@ -150,7 +150,12 @@ pub async fn run(
         .map(|k| {
             (
                 k,
-                queue::storage(redis.clone(), &ctx.settings.redis_prefix, k),
+                queue::storage(
+                    redis.clone(),
+                    &ctx.settings.redis_prefix,
+                    k,
+                    ctx.settings.worker_concurrency,
+                ),
             )
         })
         .collect();

@@ -39,9 +39,10 @@ pub fn config(prefix: &str, kind: JobKind) -> QueueConfig {
         .emit_events(false)
 }
 
-/// The storage of `kind`'s queue over `conn`.
-pub fn storage(conn: ConnectionManager, prefix: &str, kind: JobKind) -> Queue {
-    RedisStorage::new(conn).with_config(config(prefix, kind))
+/// The storage of `kind`'s queue over `conn`, taking up to `batch` tickets per poll (apalis'
+/// default is 10: with one poll per `poll_ms`, that capped how fast a queue could be taken).
+pub fn storage(conn: ConnectionManager, prefix: &str, kind: JobKind, batch: usize) -> Queue {
+    RedisStorage::new(conn).with_config(config(prefix, kind).batch_size(batch.max(1)))
 }
 
 /// Task records (any state) the queue keeps in Redis: what vacuuming bounds.

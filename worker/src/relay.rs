@@ -25,6 +25,23 @@ use tokio_util::sync::CancellationToken;
 /// Tickets pushed per queue per pass at most.
 const BATCH: i64 = 200;
 
+/// How soon a pass that filled a queue's room (more may be due) is followed by another.
+/// Waiting for the next tick instead capped a drain at one ceiling's worth of tickets per tick
+/// (500 per 200 ms). A queue found at its ceiling is looked at again after one worker poll
+/// (`poll_ms`), the soonest it can have room.
+const AGAIN: Duration = Duration::from_millis(5);
+
+/// What a pass left behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Left {
+    /// Nothing due that it could see.
+    Nothing,
+    /// A queue at its ceiling: go again after a worker poll.
+    Full,
+    /// A queue took as many as it had room for: more may be due, go again at once.
+    More,
+}
+
 /// First and longest pause before subscribing to the wake channel again.
 const RESUBSCRIBE_MIN: Duration = Duration::from_millis(100);
 const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
@@ -43,6 +60,7 @@ pub async fn run(ctx: Arc<Ctx>, mut queues: HashMap<JobKind, Queue>, cancel: Can
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_vacuum = Instant::now();
     let mut failing = false;
+    let mut again: Option<tokio::time::Instant> = None;
     loop {
         // The tick comes first, so a steady stream of wake-ups never starves the housekeeping.
         let woken = tokio::select! {
@@ -50,22 +68,28 @@ pub async fn run(ctx: Arc<Ctx>, mut queues: HashMap<JobKind, Queue>, cancel: Can
             () = cancel.cancelled() => break,
             _ = tick.tick() => false,
             () = wake.notified() => true,
+            () = tokio::time::sleep_until(again.unwrap_or_else(tokio::time::Instant::now)),
+                if again.is_some() => true,
         };
+        again = None;
         let result = if woken {
             dispatch(&ctx, &mut queues).await
         } else {
             pass(&ctx, &mut queues).await
         };
         match result {
-            Ok(moved) => {
+            Ok(left) => {
                 if failing {
                     tracing::info!("relay recovered");
                     failing = false;
                 }
-                // A full batch means more is waiting: go again without waiting for the tick.
-                if moved >= BATCH as usize {
-                    tick.reset_immediately();
-                }
+                // Due jobs may be left behind: go again soon, not at the next tick.
+                let after = match left {
+                    Left::Nothing => None,
+                    Left::Full => Some(Duration::from_millis(ctx.settings.poll_ms)),
+                    Left::More => Some(AGAIN),
+                };
+                again = after.map(|after| tokio::time::Instant::now() + after);
             }
             Err(e) => {
                 if !failing {
@@ -170,14 +194,15 @@ async fn subscribe(
         })
 }
 
-/// A relay pass woken by a server: only the dispatch, as the housekeeping keeps to the tick.
-async fn dispatch(ctx: &Ctx, queues: &mut HashMap<JobKind, Queue>) -> anyhow::Result<usize> {
+/// A relay pass woken by a server (or following one that left due jobs behind): only the
+/// dispatch, as the housekeeping keeps to the tick. Whether due jobs may be left behind.
+async fn dispatch(ctx: &Ctx, queues: &mut HashMap<JobKind, Queue>) -> anyhow::Result<Left> {
     let paused = convos_store::ops::paused(&ctx.ledger_db).await?;
     push_due(ctx, queues, &paused).await
 }
 
-/// One relay pass; returns how many tickets it pushed.
-async fn pass(ctx: &Ctx, queues: &mut HashMap<JobKind, Queue>) -> anyhow::Result<usize> {
+/// One relay pass; returns whether due jobs may be left behind.
+async fn pass(ctx: &Ctx, queues: &mut HashMap<JobKind, Queue>) -> anyhow::Result<Left> {
     let lost = jobs::requeue_lost(&ctx.ledger_db).await?;
     if lost > 0 {
         tracing::warn!(
@@ -200,12 +225,13 @@ async fn pass(ctx: &Ctx, queues: &mut HashMap<JobKind, Queue>) -> anyhow::Result
 }
 
 /// Pushes tickets for due jobs of every kind that is not paused, while its queue has room.
+/// Returns what it may have left behind.
 async fn push_due(
     ctx: &Ctx,
     queues: &mut HashMap<JobKind, Queue>,
     paused: &[JobKind],
-) -> anyhow::Result<usize> {
-    let mut pushed = 0;
+) -> anyhow::Result<Left> {
+    let mut left = Left::Nothing;
     let mut redis = ctx.redis.clone();
     for kind in JobKind::ALL.into_iter().filter(|k| !paused.contains(k)) {
         let Some(queue) = queues.get_mut(&kind) else {
@@ -214,6 +240,7 @@ async fn push_due(
         let depth = queue::depth(&mut redis, &ctx.settings.redis_prefix, kind).await?;
         let room = (ctx.settings.queue_ceiling - depth).min(BATCH);
         if room <= 0 {
+            left = left.max(Left::Full);
             continue;
         }
         // Dispatched is committed before any ticket exists. Tickets that cannot be pushed are
@@ -228,7 +255,9 @@ async fn push_due(
             jobs::undispatch(&ctx.ledger_db, &ids).await?;
             return Err(anyhow::anyhow!("could not push to redis: {e}"));
         }
-        pushed += ids.len();
+        if ids.len() as i64 >= room {
+            left = Left::More;
+        }
     }
-    Ok(pushed)
+    Ok(left)
 }
