@@ -70,7 +70,8 @@ pub struct WorkerSettings {
     #[serde(deserialize_with = "convos_plumbing::settings::optional_addr")]
     pub worker_metrics_addr: Option<std::net::SocketAddr>,
     /// Seconds between removals of finished tasks from Redis (`CONVOS_VACUUM_EVERY_SECS`); the
-    /// ledger keeps the history, so Redis memory stays flat.
+    /// ledger keeps the history, so Redis memory stays flat. Each removal blocks Redis for as
+    /// long as it runs (one Lua script over the finished tasks), so it runs often and small.
     pub vacuum_every_secs: u64,
 }
 
@@ -96,7 +97,7 @@ impl Default for WorkerSettings {
             retry_max_secs: 3_600,
             poll_ms: 50,
             ledger_outcome_wait_ms: 0,
-            vacuum_every_secs: 30,
+            vacuum_every_secs: 5,
             keep_jobs_days: 7,
             worker_metrics_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9091))),
         }

@@ -20,6 +20,7 @@ use crate::mailer::Mailer;
 use anyhow::Context;
 use apalis::layers::WorkerBuilderExt;
 use apalis::prelude::*;
+use apalis_core::backend::ext::poll_strategy::Strategy;
 use convos_core::jobs::JobKind;
 use redis::aio::ConnectionManager;
 use secrecy::ExposeSecret;
@@ -46,6 +47,8 @@ pub struct Ctx {
     pub ledger: ledger::Ledger,
     /// Redis (multiplexed), for events and queue depth.
     pub redis: ConnectionManager,
+    /// Wake this process's queue workers when its relay pushed tickets.
+    pub wakers: queue::Wakers,
     /// Where email goes.
     pub mailer: Mailer,
     /// Email content settings.
@@ -138,6 +141,7 @@ pub async fn run(
         ledger_db,
         ledger,
         redis: redis.clone(),
+        wakers: queue::Wakers::new(),
         mailer,
         email,
         metrics,
@@ -162,6 +166,7 @@ pub async fn run(
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(relay::run(ctx.clone(), queues.clone(), cancel.clone()));
+    tasks.spawn(relay::vacuum(ctx.clone(), queues.clone(), cancel.clone()));
     if let Some(addr) = ctx.settings.worker_metrics_addr {
         tasks.spawn(metrics::serve(
             addr,
@@ -196,9 +201,11 @@ async fn supervise(ctx: Arc<Ctx>, queue: queue::Queue, kind: JobKind, cancel: Ca
         let stop = cancel.clone();
         let worker = WorkerBuilder::new(name.as_str())
             .backend(
-                queue
-                    .clone()
-                    .poll_with_interval(Duration::from_millis(ctx.settings.poll_ms)),
+                queue.clone().poll_with_strategy(
+                    Strategy::new()
+                        .stream(ctx.wakers.woken(kind))
+                        .interval(Duration::from_millis(ctx.settings.poll_ms)),
+                ),
             )
             .concurrency(ctx.settings.worker_concurrency)
             // A job is cut off before its ledger deadline, so it is never presumed lost (and run

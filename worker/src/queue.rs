@@ -5,8 +5,11 @@ use apalis_core::backend::Vacuum;
 use apalis_redis::{Config as QueueConfig, RedisStorage};
 use convos_core::jobs::{JobKind, JobTicket};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
+use tokio::sync::watch;
+use tokio_stream::wrappers::WatchStream;
 
 /// The apalis storage of one job kind.
 pub type Queue = RedisStorage<JobTicket>;
@@ -43,6 +46,45 @@ pub fn config(prefix: &str, kind: JobKind) -> QueueConfig {
 /// default is 10: with one poll per `poll_ms`, that capped how fast a queue could be taken).
 pub fn storage(conn: ConnectionManager, prefix: &str, kind: JobKind, batch: usize) -> Queue {
     RedisStorage::new(conn).with_config(config(prefix, kind).batch_size(batch.max(1)))
+}
+
+/// Wakes this process's apalis workers of a kind as soon as its relay has pushed tickets for it,
+/// instead of at their next poll. They still poll every `poll_ms`, which finds tickets other
+/// processes' relays pushed.
+#[derive(Clone)]
+pub struct Wakers(Arc<HashMap<JobKind, watch::Sender<u64>>>);
+
+impl Wakers {
+    /// One channel per job kind.
+    pub fn new() -> Self {
+        Self(Arc::new(
+            JobKind::ALL
+                .into_iter()
+                .map(|kind| (kind, watch::channel(0).0))
+                .collect(),
+        ))
+    }
+
+    /// Tickets of `kind` were pushed: wake its workers.
+    pub fn pushed(&self, kind: JobKind) {
+        if let Some(tx) = self.0.get(&kind) {
+            tx.send_modify(|pushes| *pushes = pushes.wrapping_add(1));
+        }
+    }
+
+    /// What wakes a worker of `kind`: an item for each push after this call. It ends only when
+    /// these `Wakers` are dropped, which the worker's context outlives its workers to prevent (an
+    /// ended stream would make apalis poll without pause).
+    pub fn woken(&self, kind: JobKind) -> WatchStream<u64> {
+        // Every kind has a channel (`new`).
+        WatchStream::from_changes(self.0[&kind].subscribe())
+    }
+}
+
+impl Default for Wakers {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Task records (any state) the queue keeps in Redis: what vacuuming bounds.

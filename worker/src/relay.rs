@@ -2,9 +2,10 @@
 //! batches, only while each queue is shallower than its ceiling, so a backlog of any size waits
 //! in PostgreSQL (where it costs nothing) and Redis never holds more than a working set.
 //!
-//! Each tick also makes lost jobs due again, schedules the periodic purge (once per period
-//! across every worker: the ledger's unique key decides) and vacuums finished tasks out of
-//! Redis. Several relays (one per worker process) cooperate through `FOR UPDATE SKIP LOCKED`.
+//! Each tick also makes lost jobs due again and schedules the periodic purge (once per period
+//! across every worker: the ledger's unique key decides); a task beside the relay vacuums
+//! finished tasks out of Redis. Several relays (one per worker process) cooperate through
+//! `FOR UPDATE SKIP LOCKED`.
 //!
 //! Servers announce commits that wrote jobs on the wake channel (decision 12); the relay then
 //! dispatches at once instead of at its next tick. A wake-up is only a hint: the tick still
@@ -18,7 +19,7 @@ use futures::{FutureExt, StreamExt};
 use secrecy::ExposeSecret;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -58,7 +59,6 @@ pub async fn run(ctx: Arc<Ctx>, mut queues: HashMap<JobKind, Queue>, cancel: Can
     let listener = tokio::spawn(listen(ctx.clone(), wake.clone()));
     let mut tick = tokio::time::interval(Duration::from_millis(ctx.settings.relay_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_vacuum = Instant::now();
     let mut failing = false;
     let mut again: Option<tokio::time::Instant> = None;
     loop {
@@ -98,22 +98,32 @@ pub async fn run(ctx: Arc<Ctx>, mut queues: HashMap<JobKind, Queue>, cancel: Can
                 failing = true;
             }
         }
-        if last_vacuum.elapsed() >= Duration::from_secs(ctx.settings.vacuum_every_secs) {
-            last_vacuum = Instant::now();
-            let mut redis = ctx.redis.clone();
-            for (kind, queue) in &mut queues {
-                let prefix = &ctx.settings.redis_prefix;
-                match queue::vacuum(queue, &mut redis, prefix, *kind).await {
-                    Ok(n) if n > 0 => {
-                        tracing::debug!(kind = kind.as_str(), removed = n, "vacuumed")
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::debug!(error = %e, "vacuum failed"),
-                }
+    }
+    listener.abort();
+}
+
+/// Removes finished tasks from Redis every `vacuum_every_secs` until `cancel` fires, in a task
+/// of its own: a vacuum is one Lua script per queue over every finished task, and on the relay's
+/// loop it held up dispatching for as long as it ran. Run often, each one stays small.
+pub async fn vacuum(ctx: Arc<Ctx>, mut queues: HashMap<JobKind, Queue>, cancel: CancellationToken) {
+    let every = Duration::from_secs(ctx.settings.vacuum_every_secs.max(1));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let mut redis = ctx.redis.clone();
+        for (kind, queue) in &mut queues {
+            let prefix = &ctx.settings.redis_prefix;
+            match queue::vacuum(queue, &mut redis, prefix, *kind).await {
+                Ok(n) if n > 0 => tracing::debug!(kind = kind.as_str(), removed = n, "vacuumed"),
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "vacuum failed"),
             }
         }
     }
-    listener.abort();
 }
 
 /// Subscribes to the wake channel and wakes the relay for every burst of messages on it,
@@ -255,6 +265,7 @@ async fn push_due(
             jobs::undispatch(&ctx.ledger_db, &ids).await?;
             return Err(anyhow::anyhow!("could not push to redis: {e}"));
         }
+        ctx.wakers.pushed(kind);
         if ids.len() as i64 >= room {
             left = Left::More;
         }
