@@ -20,7 +20,6 @@ use crate::mailer::Mailer;
 use anyhow::Context;
 use apalis::layers::WorkerBuilderExt;
 use apalis::prelude::*;
-use apalis_core::backend::ext::poll_strategy::Strategy;
 use convos_core::jobs::JobKind;
 use redis::aio::ConnectionManager;
 use secrecy::ExposeSecret;
@@ -201,10 +200,9 @@ async fn supervise(ctx: Arc<Ctx>, queue: queue::Queue, kind: JobKind, cancel: Ca
         let stop = cancel.clone();
         let worker = WorkerBuilder::new(name.as_str())
             .backend(
-                queue.clone().poll_with_strategy(
-                    Strategy::new()
-                        .stream(ctx.wakers.woken(kind))
-                        .interval(Duration::from_millis(ctx.settings.poll_ms)),
+                queue.clone().poll_with_stream(
+                    ctx.wakers
+                        .polls(kind, Duration::from_millis(ctx.settings.poll_ms)),
                 ),
             )
             .concurrency(ctx.settings.worker_concurrency)

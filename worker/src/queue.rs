@@ -4,12 +4,13 @@ use apalis::prelude::*;
 use apalis_core::backend::Vacuum;
 use apalis_redis::{Config as QueueConfig, RedisStorage};
 use convos_core::jobs::{JobKind, JobTicket};
+use futures::{Stream, StreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio_stream::wrappers::WatchStream;
+use tokio_stream::wrappers::{IntervalStream, WatchStream};
 
 /// The apalis storage of one job kind.
 pub type Queue = RedisStorage<JobTicket>;
@@ -72,12 +73,20 @@ impl Wakers {
         }
     }
 
-    /// What wakes a worker of `kind`: an item for each push after this call. It ends only when
-    /// these `Wakers` are dropped, which the worker's context outlives its workers to prevent (an
-    /// ended stream would make apalis poll without pause).
-    pub fn woken(&self, kind: JobKind) -> WatchStream<u64> {
+    /// When a worker of `kind` polls: after each push from this process's relay, and every
+    /// `every` besides. It never ends while these `Wakers` live, which the worker's context
+    /// guarantees (an ended stream would make apalis poll without pause).
+    pub fn polls(
+        &self,
+        kind: JobKind,
+        every: Duration,
+    ) -> impl Stream<Item = ()> + Unpin + Send + Sync + 'static {
         // Every kind has a channel (`new`).
-        WatchStream::from_changes(self.0[&kind].subscribe())
+        let pushed = WatchStream::from_changes(self.0[&kind].subscribe()).map(|_| ());
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let ticks = IntervalStream::new(tick).map(|_| ());
+        futures::stream::select(pushed, ticks)
     }
 }
 
