@@ -223,8 +223,8 @@ impl Ctx {
             .await?)
     }
 
-    /// Drops and recreates database `name` with the schema applied.
-    pub async fn fresh_database(&self, name: &str) -> anyhow::Result<PgPool> {
+    /// Drops and recreates database `name`, empty.
+    pub async fn empty_database(&self, name: &str) -> anyhow::Result<()> {
         let admin = self.pool_on_admin().await?;
         admin
             .execute(sqlx::AssertSqlSafe(format!(
@@ -234,6 +234,13 @@ impl Ctx {
         admin
             .execute(sqlx::AssertSqlSafe(format!("create database {name}")))
             .await?;
+        admin.close().await;
+        Ok(())
+    }
+
+    /// Drops and recreates database `name` with the schema applied.
+    pub async fn fresh_database(&self, name: &str) -> anyhow::Result<PgPool> {
+        self.empty_database(name).await?;
         let db = self.pool(name, 24).await?;
         convos_store::MIGRATOR.run(&db).await?;
         Ok(db)

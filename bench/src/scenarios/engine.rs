@@ -9,6 +9,7 @@
 use crate::Ctx;
 use crate::procs::{CpuShare, Proc};
 use crate::report::{Ratio, Report, Row, Target};
+use crate::scenarios::db_now;
 use crate::stats::Measure;
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
@@ -17,8 +18,7 @@ use convos_core::jobs::{DeliverJob, JobKind, wake_channel};
 use convos_core::{MessageId, ThreadId, UserId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{Executor, PgPool};
+use sqlx::PgPool;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -468,31 +468,6 @@ async fn convos_latency(ctx: &Ctx, samples: usize) -> anyhow::Result<Vec<Duratio
         .collect())
 }
 
-/// PostgreSQL's clock now.
-async fn db_now(db: &PgPool) -> anyhow::Result<DateTime<Utc>> {
-    Ok(sqlx::query_scalar("select clock_timestamp()")
-        .fetch_one(db)
-        .await?)
-}
-
-/// Drops and recreates database `name`, empty: graphile-worker installs its own schema.
-async fn empty_database(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&ctx.admin_url)
-        .await?;
-    admin
-        .execute(sqlx::AssertSqlSafe(format!(
-            "drop database if exists {name} with (force)"
-        )))
-        .await?;
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("create database {name}")))
-        .await?;
-    admin.close().await;
-    Ok(())
-}
-
 /// Node.js with graphile-worker installed: runs `engine.mjs` once per measurement.
 struct Node {
     script: PathBuf,
@@ -616,7 +591,8 @@ impl Node {
         concurrency: usize,
         extra: &[&str],
     ) -> anyhow::Result<(serde_json::Value, Option<String>)> {
-        empty_database(ctx, GRAPHILE_DB).await?;
+        // Empty: graphile-worker installs its own schema.
+        ctx.empty_database(GRAPHILE_DB).await?;
         let mut cmd = tokio::process::Command::new("node");
         cmd.arg(&self.script)
             .arg(what)

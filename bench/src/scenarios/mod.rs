@@ -211,3 +211,10 @@ impl Deep {
         }
     }
 }
+
+/// PostgreSQL's clock now, which stamps the jobs: the ledger's times are compared with it.
+pub async fn db_now(db: &PgPool) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    Ok(sqlx::query_scalar("select clock_timestamp()")
+        .fetch_one(db)
+        .await?)
+}

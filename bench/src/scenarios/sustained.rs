@@ -9,7 +9,7 @@ use crate::Ctx;
 use crate::procs::{CpuShare, Proc};
 use crate::report::{Ratio, Report, Row, Target};
 use crate::scenarios::live::{Seen, connect};
-use crate::scenarios::{Text, issue_to};
+use crate::scenarios::{Text, db_now, issue_to};
 use crate::statements::{self, Profile};
 use crate::stats::Measure;
 use chrono::{DateTime, Utc};
@@ -794,13 +794,6 @@ async fn commits(db: &PgPool) -> anyhow::Result<i64> {
     )
     .fetch_one(db)
     .await?)
-}
-
-/// PostgreSQL's clock, which stamps the jobs.
-async fn db_now(db: &PgPool) -> anyhow::Result<DateTime<Utc>> {
-    Ok(sqlx::query_scalar("select clock_timestamp()")
-        .fetch_one(db)
-        .await?)
 }
 
 #[cfg(test)]
