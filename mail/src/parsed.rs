@@ -1,0 +1,179 @@
+//! One received email, parsed: the headers that matter for routing and refusal, and its text.
+
+use mailparse::{DispositionType, MailHeaderMap, ParsedMail};
+
+/// Why a received message could not be read at all.
+#[derive(Debug, thiserror::Error)]
+#[error("not a readable email: {0}")]
+pub struct ParseError(String);
+
+/// What Convos needs of a received email.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Parsed {
+    /// `Message-ID`, without the angle brackets.
+    pub message_id: Option<String>,
+    /// The address of the first `From` mailbox (as written; compare case-insensitively).
+    pub from: Option<String>,
+    /// Addresses of `To`, `Cc`, `Delivered-To` and `X-Original-To`, in that order.
+    pub recipients: Vec<String>,
+    /// `Subject`, decoded.
+    pub subject: String,
+    /// `In-Reply-To` and `References` ids, without angle brackets.
+    pub in_reply_to: Vec<String>,
+    /// `References` ids, without angle brackets.
+    pub references: Vec<String>,
+    /// The top-level MIME type, lower case (`multipart/report` for reports).
+    pub mime_type: String,
+    /// Every header, key and decoded value, in order (for auto-reply checks).
+    pub headers: Vec<(String, String)>,
+    /// The body as plain text with LF line ends: the first `text/plain` part that is not an
+    /// attachment, else the first `text/html` converted to text; empty if neither exists.
+    pub text: String,
+}
+
+impl Parsed {
+    /// The decoded value of the first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parses a raw RFC 5322 message.
+pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
+    let mail = mailparse::parse_mail(raw).map_err(|e| ParseError(e.to_string()))?;
+    let headers = mail.get_headers();
+    let addresses = |name: &str| -> Vec<String> {
+        headers
+            .get_all_headers(name)
+            .into_iter()
+            .filter_map(|h| mailparse::addrparse_header(h).ok())
+            .flat_map(|list| list.into_inner())
+            .flat_map(|addr| match addr {
+                mailparse::MailAddr::Single(s) => vec![s.addr],
+                mailparse::MailAddr::Group(g) => g.addrs.into_iter().map(|s| s.addr).collect(),
+            })
+            .collect()
+    };
+    let ids = |name: &str| -> Vec<String> {
+        headers
+            .get_all_values(name)
+            .iter()
+            .flat_map(|v| message_ids(v))
+            .collect()
+    };
+    let recipients = ["To", "Cc", "Delivered-To", "X-Original-To"]
+        .iter()
+        .flat_map(|name| addresses(name))
+        .collect();
+    Ok(Parsed {
+        message_id: ids("Message-ID").into_iter().next(),
+        from: addresses("From").into_iter().next(),
+        recipients,
+        subject: headers.get_first_value("Subject").unwrap_or_default(),
+        in_reply_to: ids("In-Reply-To"),
+        references: ids("References"),
+        mime_type: mail.ctype.mimetype.to_ascii_lowercase(),
+        headers: mail
+            .headers
+            .iter()
+            .map(|h| (h.get_key(), h.get_value()))
+            .collect(),
+        text: text_of(&mail),
+    })
+}
+
+/// The ids in a `Message-ID`-like header: each `<...>`, or the whole trimmed value if it has no
+/// angle brackets.
+fn message_ids(value: &str) -> Vec<String> {
+    let bracketed: Vec<String> = value
+        .split('<')
+        .skip(1)
+        .filter_map(|rest| rest.split_once('>').map(|(id, _)| id.trim().to_owned()))
+        .filter(|id| !id.is_empty())
+        .collect();
+    if bracketed.is_empty() && !value.trim().is_empty() && !value.contains('<') {
+        vec![value.trim().to_owned()]
+    } else {
+        bracketed
+    }
+}
+
+fn is_attachment(part: &ParsedMail) -> bool {
+    part.get_content_disposition().disposition == DispositionType::Attachment
+}
+
+fn first_part<'a>(mail: &'a ParsedMail<'a>, mime: &str) -> Option<&'a ParsedMail<'a>> {
+    mail.parts().find(|p| {
+        p.subparts.is_empty() && !is_attachment(p) && p.ctype.mimetype.eq_ignore_ascii_case(mime)
+    })
+}
+
+fn text_of(mail: &ParsedMail) -> String {
+    let text = if let Some(plain) = first_part(mail, "text/plain") {
+        plain.get_body().unwrap_or_default()
+    } else if let Some(html) = first_part(mail, "text/html") {
+        crate::html::to_text(&html.get_body().unwrap_or_default())
+    } else {
+        String::new()
+    };
+    text.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_reply_is_read_with_its_routing_headers() {
+        let raw = b"From: Bob Example <Bob@Example.com>\r\n\
+To: \"Convos\" <reply+abc@reply.convos.test>\r\n\
+Subject: =?utf-8?q?Re=3A_D=C3=A9jeuner?=\r\n\
+Message-ID: <CAF123@mail.gmail.com>\r\n\
+In-Reply-To: <m1@convos.test>\r\n\
+References: <m0@convos.test> <m1@convos.test>\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\
+\r\n\
+Oui, =C3=A0 midi.\r\n";
+        let parsed = parse(raw).unwrap();
+        assert_eq!(parsed.from.as_deref(), Some("Bob@Example.com"));
+        assert_eq!(parsed.recipients, vec!["reply+abc@reply.convos.test"]);
+        assert_eq!(parsed.subject, "Re: Déjeuner");
+        assert_eq!(parsed.message_id.as_deref(), Some("CAF123@mail.gmail.com"));
+        assert_eq!(parsed.in_reply_to, vec!["m1@convos.test"]);
+        assert_eq!(parsed.references, vec!["m0@convos.test", "m1@convos.test"]);
+        assert_eq!(parsed.text, "Oui, à midi.\n");
+    }
+
+    #[test]
+    fn the_plain_alternative_is_preferred_and_attachments_are_ignored() {
+        let raw = b"From: a@example.com\r\n\
+Content-Type: multipart/mixed; boundary=outer\r\n\
+\r\n\
+--outer\r\n\
+Content-Type: multipart/alternative; boundary=inner\r\n\
+\r\n\
+--inner\r\n\
+Content-Type: text/plain; charset=iso-8859-1\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+Q2Fm6SBub2lyLg==\r\n\
+--inner\r\n\
+Content-Type: text/html\r\n\
+\r\n\
+<p>Caf&eacute; noir.</p>\r\n\
+--inner--\r\n\
+--outer\r\n\
+Content-Type: text/plain\r\n\
+Content-Disposition: attachment; filename=notes.txt\r\n\
+\r\n\
+not the body\r\n\
+--outer--\r\n";
+        let parsed = parse(raw).unwrap();
+        assert_eq!(parsed.mime_type, "multipart/mixed");
+        assert_eq!(parsed.text.trim(), "Café noir.");
+    }
+}
