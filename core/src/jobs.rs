@@ -16,15 +16,18 @@ pub enum JobKind {
     PurgeExpired,
     /// Email a new (or re-claimed) address the link that proves its owner wants it.
     VerifyEmail,
+    /// Read one received email (a reply, a bounce, a complaint) and act on it.
+    InboundMail,
 }
 
 impl JobKind {
     /// Every kind, e.g. for one worker per queue.
-    pub const ALL: [JobKind; 4] = [
+    pub const ALL: [JobKind; 5] = [
         JobKind::Deliver,
         JobKind::NotifyEmail,
         JobKind::PurgeExpired,
         JobKind::VerifyEmail,
+        JobKind::InboundMail,
     ];
 
     /// The stored name, which is also the queue's name.
@@ -34,6 +37,7 @@ impl JobKind {
             JobKind::NotifyEmail => "notify_email",
             JobKind::PurgeExpired => "purge_expired",
             JobKind::VerifyEmail => "verify_email",
+            JobKind::InboundMail => "inbound_mail",
         }
     }
 
@@ -49,6 +53,7 @@ impl JobKind {
             JobKind::NotifyEmail => 8,
             JobKind::PurgeExpired => 3,
             JobKind::VerifyEmail => 6,
+            JobKind::InboundMail => 8,
         }
     }
 }
@@ -82,6 +87,13 @@ pub struct VerifyEmailJob {
     pub email: String,
     /// Hours the link in the email works.
     pub valid_hours: u64,
+}
+
+/// Payload of an `inbound_mail` job: the received email's row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundMailJob {
+    /// The `inbound_mail` row.
+    pub inbound_id: uuid::Uuid,
 }
 
 /// Payload of a `purge_expired` job.

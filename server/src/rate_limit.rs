@@ -7,14 +7,7 @@
 use crate::redis_conn::RedisConn;
 use std::time::Duration;
 
-/// The outcome of counting one attempt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Decision {
-    /// Under the limit.
-    Allowed,
-    /// Over the limit until this much time has passed.
-    Limited(Duration),
-}
+pub use convos_plumbing::rate_limit::Decision;
 
 /// Redis-backed counters.
 #[derive(Clone)]
@@ -33,33 +26,18 @@ impl RateLimiter {
     }
 
     fn key(&self, kind: &str, subject: &str) -> String {
-        format!("{}rl:{kind}:{subject}", self.prefix)
+        convos_plumbing::rate_limit::key(&self.prefix, kind, subject)
     }
 
     /// Counts one attempt and decides whether it may proceed.
     pub async fn hit(&self, kind: &str, subject: &str, limit: u32, window: Duration) -> Decision {
         let key = self.key(kind, subject);
-        let result: redis::RedisResult<(u64, i64)> = match self.redis.get().await {
+        let result = match self.redis.get().await {
             Err(e) => Err(e),
-            Ok(mut conn) => {
-                redis::pipe()
-                    .atomic()
-                    .incr(&key, 1)
-                    .cmd("PEXPIRE")
-                    .arg(&key)
-                    .arg(window.as_millis() as u64)
-                    .arg("NX")
-                    .ignore()
-                    .pttl(&key)
-                    .query_async(&mut conn)
-                    .await
-            }
+            Ok(mut conn) => convos_plumbing::rate_limit::hit(&mut conn, &key, limit, window).await,
         };
         match result {
-            Ok((count, ttl_ms)) if count > u64::from(limit) => {
-                Decision::Limited(Duration::from_millis(ttl_ms.max(1000) as u64))
-            }
-            Ok(_) => Decision::Allowed,
+            Ok(decision) => decision,
             Err(e) => {
                 tracing::warn!(error = %e, kind, "rate limit not enforced: redis unavailable");
                 Decision::Allowed
@@ -71,8 +49,7 @@ impl RateLimiter {
     pub async fn forget_one(&self, kind: &str, subject: &str) {
         let key = self.key(kind, subject);
         if let Ok(mut conn) = self.redis.get().await {
-            let _: redis::RedisResult<i64> =
-                redis::cmd("DECR").arg(&key).query_async(&mut conn).await;
+            let _ = convos_plumbing::rate_limit::forget_one(&mut conn, &key).await;
         }
     }
 }

@@ -34,3 +34,16 @@ pub async fn turn_email_off(db: &PgPool, user: UserId, issued_at: DateTime<Utc>)
     .rows_affected();
     Ok(updated == 1)
 }
+
+/// Turns `user`'s email off after they marked a notification as spam (a feedback report), and
+/// records when, so they can be shown why.
+pub async fn complained(db: &PgPool, user: UserId) -> Result<()> {
+    sqlx::query(
+        "update users set email_notifications = false, email_complained_at = now(), \
+           updated_at = now() where id = $1",
+    )
+    .bind(user.as_uuid())
+    .execute(db)
+    .await?;
+    Ok(())
+}

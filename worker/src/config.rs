@@ -73,6 +73,26 @@ pub struct WorkerSettings {
     /// ledger keeps the history, so Redis memory stays flat. Each removal blocks Redis for as
     /// long as it runs (one Lua script over the finished tasks), so it runs often and small.
     pub vacuum_every_secs: u64,
+    /// The domain of reply and bounce addresses (`CONVOS_REPLY_DOMAIN`): when set,
+    /// notifications carry `Reply-To: reply+<token>@<domain>` and the return path
+    /// `bounce+<token>@<domain>`, and mail to them is read back (decision 26). Mail for the
+    /// domain must reach the SMTP listener or the inbound webhook. Unset: email is one-way.
+    pub reply_domain: Option<String>,
+    /// Where this worker listens for mail to the reply domain (`CONVOS_INBOUND_SMTP_ADDR`, e.g.
+    /// `0.0.0.0:2526` behind Postfix, or port 25 as the domain's MX); `off` (default) for none.
+    #[serde(deserialize_with = "convos_plumbing::settings::optional_addr")]
+    pub inbound_smtp_addr: Option<std::net::SocketAddr>,
+    /// Largest message the SMTP listener accepts, in bytes (`CONVOS_INBOUND_MAX_BYTES`).
+    pub inbound_max_bytes: usize,
+    /// Connections the SMTP listener serves at once (`CONVOS_INBOUND_MAX_CONNECTIONS`); more
+    /// are told to come back later (421).
+    pub inbound_max_connections: usize,
+    /// Messages one user may send per minute, replies by email included; must match the
+    /// server's (`CONVOS_SEND_RATE_PER_MIN`).
+    pub send_rate_per_min: u32,
+    /// Seconds a notification email waits for its recipient to read the message first, for
+    /// replies posted by email; must match the server's (`CONVOS_NOTIFY_DELAY_SECS`).
+    pub notify_delay_secs: u64,
 }
 
 impl Default for WorkerSettings {
@@ -100,6 +120,12 @@ impl Default for WorkerSettings {
             vacuum_every_secs: 5,
             keep_jobs_days: 7,
             worker_metrics_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9091))),
+            reply_domain: None,
+            inbound_smtp_addr: None,
+            inbound_max_bytes: 1 << 20,
+            inbound_max_connections: 64,
+            send_rate_per_min: 30,
+            notify_delay_secs: 120,
         }
     }
 }
@@ -117,6 +143,13 @@ impl WorkerSettings {
     /// must not be forgeable with the public development secret.
     pub fn check(&self) -> Result<(), ConfigError> {
         convos_plumbing::settings::check_secret(self.env, &self.secret_key)?;
+        if self.inbound_smtp_addr.is_some() && self.reply_domain.is_none() {
+            return Err(ConfigError::Unusable(
+                "CONVOS_INBOUND_SMTP_ADDR needs CONVOS_REPLY_DOMAIN: the listener takes mail \
+                 for that domain only"
+                    .into(),
+            ));
+        }
         convos_plumbing::settings::check_public_url(self.env, &self.public_url)
     }
 

@@ -12,6 +12,9 @@ use lettre::message::{Mailbox, MultiPart};
 /// Characters of each message shown in an email.
 const EXCERPT: usize = 500;
 
+/// The header every email Convos sends carries, so one coming back is known as ours (a loop).
+pub const NOTIFICATION_HEADER: &str = "X-Convos-Notification";
+
 /// What every email needs to know about the deployment.
 #[derive(Clone, Debug)]
 pub struct EmailSettings {
@@ -21,8 +24,10 @@ pub struct EmailSettings {
     pub domain: String,
     /// Base URL for links.
     pub public_url: String,
-    /// Signs unsubscribe links.
+    /// Signs unsubscribe links, and reply and bounce addresses.
     pub secret_key: String,
+    /// The domain of reply and bounce addresses; `None`: replies by email are not read.
+    pub reply_domain: Option<String>,
 }
 
 /// The stable `Message-ID` of the notification about `message`.
@@ -41,6 +46,33 @@ pub fn unsubscribe_url(
         "{}/api/v1/unsubscribe/{token}",
         settings.public_url.trim_end_matches('/')
     )
+}
+
+/// The `Reply-To` address of the email about `newest` (its recipient answers its thread).
+pub fn reply_to(settings: &EmailSettings, newest: MessageId) -> Option<String> {
+    let domain = settings.reply_domain.as_deref()?;
+    Some(crate::reply_address::address(
+        &settings.secret_key,
+        crate::reply_address::Purpose::Reply,
+        newest,
+        domain,
+    ))
+}
+
+/// The return path (VERP) of the email about `newest`: bounces and complaints come back to an
+/// address that names the message, hence its recipient. Without a reply domain, the `From`.
+pub fn return_path(settings: &EmailSettings, newest: MessageId) -> Option<lettre::Address> {
+    let Some(domain) = settings.reply_domain.as_deref() else {
+        return Some(settings.from.email.clone());
+    };
+    crate::reply_address::address(
+        &settings.secret_key,
+        crate::reply_address::Purpose::Bounce,
+        newest,
+        domain,
+    )
+    .parse()
+    .ok()
 }
 
 /// Characters that change how the text around them is shown, or are not shown at all:
@@ -225,10 +257,19 @@ pub fn render(
             escape(&shown(m))
         ));
     }
-    let how = format!(
-        "Read and reply in Convos: run `convos` and open the thread \"{subject}\" in your inbox \
-         (server: {open}). Replying to this email does not reach {sender}."
-    );
+    let reply_to = reply_to(settings, newest.id);
+    let how = if reply_to.is_some() {
+        format!(
+            "Reply to this email to answer {sender}: your reply is posted in the thread (the \
+             quoted text and your signature are left out). Or read and reply in Convos: run \
+             `convos` and open the thread \"{subject}\" (server: {open})."
+        )
+    } else {
+        format!(
+            "Read and reply in Convos: run `convos` and open the thread \"{subject}\" in your \
+             inbox (server: {open}). Replying to this email does not reach {sender}."
+        )
+    };
     let why = format!(
         "You got this email because {sender} sent you a message on Convos and you have email \
          notifications turned on. Stop these emails with one click: {unsubscribe} (or turn \
@@ -260,7 +301,20 @@ pub fn render(
         .raw_header(HeaderValue::new(
             HeaderName::new_from_ascii_str("Auto-Submitted"),
             "auto-generated".to_owned(),
+        ))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str(NOTIFICATION_HEADER),
+            "yes".to_owned(),
         ));
+    if let Some(address) = &reply_to {
+        let mailbox = Mailbox::new(
+            Some(format!("{sender} via Convos")),
+            address
+                .parse()
+                .map_err(|_| lettre::error::Error::MissingTo)?,
+        );
+        builder = builder.reply_to(mailbox);
+    }
     // Threading: the email answers the message the first one replied to; References chain the
     // thread from its first message (bounded to ten by the store, as mail clients do).
     if let Some(parent) = first.in_reply_to {
@@ -277,6 +331,52 @@ pub fn render(
     builder.multipart(MultiPart::alternative_plain_html(text, html))
 }
 
+/// The short explanation sent back about a refused reply by email: fixed text, the person's
+/// own subject, nothing that can be answered (no reply address, a null return path).
+pub fn refusal(
+    settings: &EmailSettings,
+    address: &str,
+    name: &str,
+    subject: &str,
+    in_reply_to: Option<&str>,
+    explanation: &str,
+) -> Result<Message, lettre::error::Error> {
+    let to = Mailbox::new(
+        Some(clean(name)).filter(|n| !n.is_empty()),
+        address
+            .parse()
+            .map_err(|_| lettre::error::Error::MissingTo)?,
+    );
+    let subject = clean(subject);
+    let text = format!(
+        "Your email \"{subject}\" was not posted to Convos.\n\n{explanation}\n\n\
+         Nothing else was done with it. You can also reply in Convos: run `convos` \
+         (server: {}).\n\n-- \nThis message was sent automatically; replies to it are not read.\n",
+        settings.public_url.trim_end_matches('/')
+    );
+    let mut builder = Message::builder()
+        .from(settings.from.clone())
+        .to(to)
+        .raw_header(subject_header(&format!("Not posted: {subject}")))
+        .message_id(Some(format!(
+            "<refusal.{}@{}>",
+            uuid::Uuid::now_v7(),
+            settings.domain
+        )))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            "auto-replied".to_owned(),
+        ))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str(NOTIFICATION_HEADER),
+            "refusal".to_owned(),
+        ));
+    if let Some(id) = in_reply_to {
+        builder = builder.in_reply_to(format!("<{id}>"));
+    }
+    builder.body(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +389,7 @@ mod tests {
             domain: "convos.test".into(),
             public_url: "https://convos.test".into(),
             secret_key: "secret".into(),
+            reply_domain: None,
         }
     }
 

@@ -13,6 +13,8 @@ pub mod mailer;
 pub mod metrics;
 pub mod queue;
 pub mod relay;
+pub mod reply_address;
+pub mod smtp_listener;
 
 use crate::config::WorkerSettings;
 use crate::email::EmailSettings;
@@ -61,6 +63,26 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The value of a committed store write, waking every worker's relay (through the wake
+    /// channel, as the server does) if it wrote jobs. Never waits: the publish is a task of its
+    /// own, and a lost one costs a relay tick.
+    pub fn committed<T>(&self, written: convos_store::Written<T>) -> T {
+        written.waking(|| {
+            let mut redis = self.redis.clone();
+            let channel = convos_core::jobs::wake_channel(&self.settings.redis_prefix);
+            tokio::spawn(async move {
+                let published: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+                    .arg(channel)
+                    .arg("1")
+                    .query_async(&mut redis)
+                    .await;
+                if let Err(e) = published {
+                    tracing::debug!(error = %e, "could not wake the relays; their tick will");
+                }
+            });
+        })
+    }
+
     /// Whether it is time to report a heartbeat (every 5 s; the board counts a minute).
     pub fn heartbeat_due(&self) -> bool {
         let Ok(mut last) = self.last_heartbeat.lock() else {
@@ -118,6 +140,7 @@ pub async fn run(
         from,
         public_url: settings.public_url.clone(),
         secret_key: settings.secret_key.expose_secret().to_owned(),
+        reply_domain: settings.reply_domain.clone(),
     };
     let name = unique_name("convos-worker");
     let metrics = metrics::Metrics::new();
@@ -164,6 +187,21 @@ pub async fn run(
         .collect();
 
     let mut tasks = tokio::task::JoinSet::new();
+    if let (Some(addr), Some(domain)) = (
+        ctx.settings.inbound_smtp_addr,
+        ctx.settings.reply_domain.clone(),
+    ) {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("could not listen for mail on {addr}"))?;
+        tracing::info!(%addr, %domain, "receiving mail for the reply domain");
+        tasks.spawn(smtp_listener::serve(
+            ctx.clone(),
+            listener,
+            domain,
+            cancel.clone(),
+        ));
+    }
     tasks.spawn(relay::run(ctx.clone(), queues.clone(), cancel.clone()));
     tasks.spawn(relay::vacuum(ctx.clone(), queues.clone(), cancel.clone()));
     if let Some(addr) = ctx.settings.worker_metrics_addr {

@@ -39,16 +39,31 @@ impl Mailer {
         Ok(Mailer::Smtp(transport))
     }
 
-    /// Sends one email.
+    /// Sends one email, its return path (`MAIL FROM`) taken from its `From`.
     pub async fn send(&self, message: Message) -> Result<(), SendError> {
+        let from = message.envelope().from().cloned();
+        self.send_with_return_path(message, from).await
+    }
+
+    /// Sends one email with the return path `return_path` (`None`: the null path `<>`, for
+    /// mail nothing must answer, as bounces are).
+    pub async fn send_with_return_path(
+        &self,
+        message: Message,
+        return_path: Option<lettre::Address>,
+    ) -> Result<(), SendError> {
+        let to = message.envelope().to().to_vec();
+        let envelope = lettre::address::Envelope::new(return_path, to)
+            .map_err(|e| SendError::Temporary(format!("no envelope: {e}")))?;
+        let raw = message.formatted();
         match self {
             Mailer::Smtp(smtp) => smtp
-                .send(message)
+                .send_raw(&envelope, &raw)
                 .await
                 .map(drop)
                 .map_err(|e| SendError::from_smtp(&e)),
             Mailer::Files(files) => files
-                .send(message)
+                .send_raw(&envelope, &raw)
                 .await
                 .map(drop)
                 .map_err(|e| SendError::Temporary(e.to_string())),

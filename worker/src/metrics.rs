@@ -1,6 +1,7 @@
 //! The worker's Prometheus metrics: jobs started, succeeded, failed and retried with their
-//! durations, email outcomes by reason, jobs per ledger write, and the ledger's queue gauges
-//! (`convos_plumbing::metrics`); served at `/metrics` on `CONVOS_WORKER_METRICS_ADDR`.
+//! durations, email outcomes by reason, received email, jobs per ledger write, and the
+//! ledger's queue gauges (`convos_plumbing::metrics`); served at `/metrics` on
+//! `CONVOS_WORKER_METRICS_ADDR`.
 
 use convos_plumbing::metrics::Exposition;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
@@ -23,6 +24,9 @@ pub struct Metrics {
     pub emails: IntCounterVec,
     /// Jobs per ledger write, by write (`start`, `finish`): how much the batching saves.
     pub ledger_batch: HistogramVec,
+    /// Received email, by way in (`smtp`, `webhook`) and outcome (`accepted`, `deferred`,
+    /// then what the job made of it: `posted`, `refused`, `bounce`, `complaint`, `ignored`).
+    pub inbound: IntCounterVec,
 }
 
 impl Metrics {
@@ -78,7 +82,18 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        let inbound = exposition.register(
+            IntCounterVec::new(
+                Opts::new(
+                    "convos_inbound_mail_total",
+                    "Received email, by way in and outcome.",
+                ),
+                &["via", "outcome"],
+            )
+            .expect("valid metric"),
+        );
         Self {
+            inbound,
             exposition,
             started,
             finished,

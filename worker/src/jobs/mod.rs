@@ -7,6 +7,7 @@
 //! apalis' own retry path never runs.
 
 pub mod deliver;
+pub mod inbound_mail;
 pub mod notify_email;
 pub mod purge;
 pub mod verify_email;
@@ -71,6 +72,7 @@ async fn run_one(ticket: JobTicket, ctx: Arc<Ctx>) -> Result<(), BoxDynError> {
         JobKind::NotifyEmail => notify_email::run(&ctx, &job).await,
         JobKind::PurgeExpired => purge::run(&ctx, &job).await,
         JobKind::VerifyEmail => verify_email::run(&ctx, &job).await,
+        JobKind::InboundMail => inbound_mail::run(&ctx, &job).await,
     };
     let outcome = match result {
         Ok(outcome) => outcome,

@@ -173,7 +173,8 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
             return Err(JobError::Permanent(error));
         }
     };
-    match ctx.mailer.send(message).await {
+    let return_path = email::return_path(&ctx.email, ids[ids.len() - 1]);
+    match ctx.mailer.send_with_return_path(message, return_path).await {
         Ok(()) => {}
         Err(SendError::Rejected {
             refusal: Refusal::OurSide,

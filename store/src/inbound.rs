@@ -1,0 +1,264 @@
+//! Email that comes back (decision 26): received messages kept whole before they are accepted,
+//! what each became, and the facts a reply address stands for.
+
+use crate::Result;
+use crate::written::Written;
+use chrono::{DateTime, Utc};
+use convos_core::jobs::{InboundMailJob, JobKind};
+use convos_core::{MessageId, ThreadId, UserId};
+use sqlx::PgPool;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// How a message reached Convos.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// The SMTP listener.
+    Smtp,
+    /// A provider's inbound webhook (raw MIME).
+    Webhook,
+}
+
+impl Via {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Smtp => "smtp",
+            Via::Webhook => "webhook",
+        }
+    }
+}
+
+/// A message as received, before anything is decided about it.
+#[derive(Clone, Copy, Debug)]
+pub struct Received<'a> {
+    /// How it arrived.
+    pub via: Via,
+    /// `MAIL FROM` (empty for a bounce's null sender), if known.
+    pub envelope_from: Option<&'a str>,
+    /// `RCPT TO`, if known.
+    pub envelope_to: &'a [String],
+    /// Headers and body.
+    pub raw: &'a [u8],
+}
+
+/// Keeps a received message and its `inbound_mail` job in one transaction. Only once this
+/// returns may the sender be told the message was accepted.
+pub async fn accept(db: &PgPool, received: Received<'_>) -> Result<Written<Uuid>> {
+    let id = Uuid::now_v7();
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "insert into inbound_mail (id, via, envelope_from, envelope_to, raw) \
+         values ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(received.via.as_str())
+    .bind(received.envelope_from)
+    .bind(received.envelope_to)
+    .bind(received.raw)
+    .execute(&mut *tx)
+    .await?;
+    let payload = serde_json::to_value(InboundMailJob { inbound_id: id }).unwrap_or_default();
+    crate::jobs::enqueue(
+        &mut tx,
+        JobKind::InboundMail,
+        &format!("inbound_mail:{id}"),
+        None,
+        payload,
+        Duration::ZERO,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Written::with_jobs(id))
+}
+
+/// A received message as stored.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Inbound {
+    /// Its row.
+    pub id: Uuid,
+    /// `smtp` or `webhook`.
+    pub via: String,
+    /// `MAIL FROM`, if known.
+    pub envelope_from: Option<String>,
+    /// `RCPT TO`, if known.
+    pub envelope_to: Vec<String>,
+    /// Headers and body.
+    pub raw: Vec<u8>,
+    /// `received` until decided.
+    pub status: String,
+    /// The classified reason of a refusal.
+    pub reason: Option<String>,
+    /// When the explanatory email about a refusal went out.
+    pub answered_at: Option<DateTime<Utc>>,
+    /// Who it was about, once known.
+    pub user_id: Option<Uuid>,
+}
+
+/// The received message `id`, if it exists.
+pub async fn load(db: &PgPool, id: Uuid) -> Result<Option<Inbound>> {
+    Ok(sqlx::query_as(
+        "select id, via, envelope_from, envelope_to, raw, status, reason, answered_at, user_id \
+         from inbound_mail where id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// What became of a received message.
+#[derive(Clone, Debug, Default)]
+pub struct Decided<'a> {
+    /// `posted`, `refused`, `bounce`, `complaint` or `ignored`.
+    pub status: &'a str,
+    /// The classified reason.
+    pub reason: Option<&'a str>,
+    /// What can be said about it.
+    pub detail: Option<&'a str>,
+    /// The received message's own `Message-ID`.
+    pub message_id: Option<&'a str>,
+    /// Whom it concerned.
+    pub user: Option<UserId>,
+    /// The thread it was about.
+    pub thread: Option<ThreadId>,
+    /// The message it became.
+    pub posted: Option<MessageId>,
+}
+
+/// Records what became of received message `id` (once: a decided message keeps its decision).
+/// Returns whether this call decided it.
+pub async fn decide(db: &PgPool, id: Uuid, decided: &Decided<'_>) -> Result<bool> {
+    let written = sqlx::query(
+        "update inbound_mail set status = $2, reason = $3, detail = $4, message_id = $5, \
+           user_id = $6, thread_id = $7, posted_id = $8, processed_at = now() \
+         where id = $1 and status = 'received'",
+    )
+    .bind(id)
+    .bind(decided.status)
+    .bind(decided.reason)
+    .bind(decided.detail)
+    .bind(decided.message_id)
+    .bind(decided.user.map(|u| u.as_uuid()))
+    .bind(decided.thread.map(|t| t.as_uuid()))
+    .bind(decided.posted.map(|m| m.as_uuid()))
+    .execute(db)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            crate::StoreError::Conflict("message_id")
+        }
+        _ => e.into(),
+    })?
+    .rows_affected();
+    Ok(written == 1)
+}
+
+/// Where `user` can be told about their refused email: their address and name, if it is
+/// verified and has not bounced.
+pub async fn answer_address(db: &PgPool, user: UserId) -> Result<Option<(String, String)>> {
+    Ok(sqlx::query_as(
+        "select email, display_name from users where id = $1 \
+           and email_verified_at is not null and email_bounced_at is null",
+    )
+    .bind(user.as_uuid())
+    .fetch_optional(db)
+    .await?)
+}
+
+/// The message that received email `message_id` of `user` was posted as, if one was.
+pub async fn posted_as(db: &PgPool, user: UserId, message_id: &str) -> Result<Option<MessageId>> {
+    let posted: Option<Option<Uuid>> = sqlx::query_scalar(
+        "select posted_id from inbound_mail \
+         where user_id = $1 and message_id = $2 and status = 'posted'",
+    )
+    .bind(user.as_uuid())
+    .bind(message_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(posted.flatten().map(MessageId::from))
+}
+
+/// Claims the one explanatory email about refused message `id`, if `user` got fewer than
+/// `per_hour` such emails in the last hour. Returns whether the caller may send it; if sending
+/// fails, [`unanswer`] gives the claim back.
+pub async fn claim_answer(db: &PgPool, id: Uuid, user: UserId, per_hour: i64) -> Result<bool> {
+    let claimed = sqlx::query(
+        "update inbound_mail set answered_at = now() \
+         where id = $1 and answered_at is null \
+           and (select count(*) from inbound_mail \
+                where user_id = $2 and answered_at > now() - interval '1 hour') < $3",
+    )
+    .bind(id)
+    .bind(user.as_uuid())
+    .bind(per_hour)
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(claimed == 1)
+}
+
+/// Gives back the claim of [`claim_answer`] after a failed send.
+pub async fn unanswer(db: &PgPool, id: Uuid) -> Result<()> {
+    sqlx::query("update inbound_mail set answered_at = null where id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// What a reply address stands for: the notified message, its recipient (the only person who
+/// may answer through it) and their thread.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ReplyTarget {
+    /// The message the notification was about.
+    pub message_id: Uuid,
+    /// Its thread.
+    pub thread_id: Uuid,
+    /// When it was written (the address's issue time: revocation compares with it).
+    pub created_at: DateTime<Utc>,
+    /// The recipient: the address's owner.
+    pub user_id: Uuid,
+    /// Their current address.
+    pub email: String,
+    /// Whether that address is verified.
+    pub verified: bool,
+    /// Their display name, for the explanatory email.
+    pub display_name: String,
+    /// Reply addresses issued at or before this no longer work.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The facts behind the reply address of message `message`, if it exists.
+pub async fn reply_target(db: &PgPool, message: MessageId) -> Result<Option<ReplyTarget>> {
+    Ok(sqlx::query_as(
+        "select m.id as message_id, m.thread_id, m.created_at, u.id as user_id, u.email, \
+                u.email_verified_at is not null as verified, u.display_name, \
+                u.reply_addresses_revoked_at as revoked_at \
+         from messages m join users u on u.id = m.recipient_id where m.id = $1",
+    )
+    .bind(message.as_uuid())
+    .fetch_optional(db)
+    .await?)
+}
+
+/// The verified account that owns `address`, if any (who may be told a reply was refused).
+pub async fn verified_owner(db: &PgPool, address: &str) -> Result<Option<UserId>> {
+    let owner: Option<Uuid> = sqlx::query_scalar(
+        "select id from users where lower(email) = lower($1) and email_verified_at is not null",
+    )
+    .bind(address)
+    .fetch_optional(db)
+    .await?;
+    Ok(owner.map(UserId::from))
+}
+
+/// Ends every reply address `user` was given so far.
+pub async fn revoke_reply_addresses(db: &PgPool, user: UserId) -> Result<()> {
+    sqlx::query(
+        "update users set reply_addresses_revoked_at = now(), updated_at = now() where id = $1",
+    )
+    .bind(user.as_uuid())
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,570 @@
+//! `inbound_mail`: what a received email becomes (decision 26). A reply from the address's
+//! owner is posted into its thread under every rule the API applies; a bounce or complaint
+//! stops email to an address; anything else is refused with a recorded reason, and a person
+//! who can be told (the verified owner of the sending address, never a machine) gets one short
+//! explanation.
+//!
+//! The job runs again after a crash at any point and ends the same: the post is idempotent by
+//! the received `Message-ID`, the decision is written once, and the explanation is claimed
+//! before it is sent.
+
+use super::{JobError, JobResult};
+use crate::reply_address::{self, Purpose};
+use crate::{Ctx, email};
+use convos_core::api::NewContent;
+use convos_core::domain::{Body, IdempotencyKey};
+use convos_core::jobs::InboundMailJob;
+use convos_core::{MessageId, ThreadId, UserId};
+use convos_mail::autoreply;
+use convos_mail::parsed::Parsed;
+use convos_mail::reports::{self, Report};
+use convos_plumbing::rate_limit::{self, Decision};
+use convos_store::StoreError;
+use convos_store::deliveries;
+use convos_store::inbound::{self, Decided, Inbound};
+use convos_store::jobs::{NotifySettings, Outcome, Running};
+use convos_store::messages::{self, Created, Idempotency};
+use convos_store::threads;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+/// Explanations one person gets per hour at most, whatever they send.
+const ANSWERS_PER_HOUR: i64 = 5;
+
+/// Why a received email was not posted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not a readable email.
+    Unreadable,
+    /// None of its addresses is one of ours.
+    NotForUs,
+    /// An address of ours, but forged, mistyped or for another purpose.
+    UnknownToken,
+    /// The address's owner revoked it.
+    Revoked,
+    /// `From` is not the address's owner (their verified address).
+    WrongSender,
+    /// Sent by a machine (auto-reply, bulk, a bounce at a reply address, our own mail).
+    Automatic(autoreply::Automatic),
+    /// This email was already posted.
+    Duplicate,
+    /// Nothing new in it once the quote and signature are gone.
+    Empty,
+    /// Longer than a message may be.
+    TooLong,
+    /// The owner is sending faster than the API allows.
+    RateLimited,
+    /// The thread is gone for the owner (deleted, expired, never theirs).
+    ThreadGone,
+}
+
+impl Refusal {
+    /// The recorded reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Unreadable => "unreadable",
+            Refusal::NotForUs => "not_for_us",
+            Refusal::UnknownToken => "unknown_token",
+            Refusal::Revoked => "revoked",
+            Refusal::WrongSender => "wrong_sender",
+            Refusal::Automatic(a) => a.as_str(),
+            Refusal::Duplicate => "duplicate",
+            Refusal::Empty => "empty",
+            Refusal::TooLong => "too_long",
+            Refusal::RateLimited => "rate_limited",
+            Refusal::ThreadGone => "thread_gone",
+        }
+    }
+
+    /// What the person is told, if they are told anything: never about machines' mail or
+    /// duplicates (an answer could start a loop, and the first copy was handled).
+    pub fn explanation(self) -> Option<&'static str> {
+        Some(match self {
+            Refusal::Unreadable
+            | Refusal::NotForUs
+            | Refusal::Automatic(_)
+            | Refusal::Duplicate => return None,
+            Refusal::UnknownToken => {
+                "The address you replied to is not a Convos reply address (it may have been \
+                 mistyped or cut short by your mail program)."
+            }
+            Refusal::Revoked => {
+                "The reply address of that email was revoked. Reply in Convos, or to a newer \
+                 notification."
+            }
+            Refusal::WrongSender => {
+                "Replies by email must come from the verified address the notification was sent \
+                 to; this one came from another address."
+            }
+            Refusal::Empty => {
+                "Once the quoted message and signature were removed, nothing was left to post."
+            }
+            Refusal::TooLong => "A message may hold at most 64,000 characters.",
+            Refusal::RateLimited => {
+                "You are sending messages faster than Convos allows. Send it again in a minute."
+            }
+            Refusal::ThreadGone => {
+                "That conversation is no longer available to you (it was deleted or has expired)."
+            }
+        })
+    }
+}
+
+/// Runs an `inbound_mail` job.
+pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
+    let payload: InboundMailJob = serde_json::from_value(job.payload.clone())
+        .map_err(|e| JobError::Permanent(format!("malformed payload: {e}")))?;
+    let Some(row) = inbound::load(&ctx.db, payload.inbound_id).await? else {
+        return Ok(Outcome::Skipped("the received message is gone".into()));
+    };
+    if row.status != "received" {
+        // Decided by an earlier attempt that did not finish: only its explanation may be due.
+        answer_if_due(ctx, &row).await?;
+        return Ok(Outcome::Skipped(format!("already {}", row.status)));
+    }
+    let via = row.via.clone();
+    let outcome = decide(ctx, &row).await?;
+    ctx.metrics
+        .inbound
+        .with_label_values(&[via.as_str(), outcome.status])
+        .inc();
+    if let Some(row) = inbound::load(&ctx.db, row.id).await? {
+        answer_if_due(ctx, &row).await?;
+    }
+    Ok(Outcome::Done(outcome.summary))
+}
+
+/// What [`decide`] recorded.
+struct Recorded {
+    status: &'static str,
+    summary: String,
+}
+
+/// The first of our addresses (envelope first, then headers) that is genuine, or whether any
+/// address of ours was there at all.
+fn our_address(
+    ctx: &Ctx,
+    row: &Inbound,
+    parsed: Option<&Parsed>,
+    domain: &str,
+) -> Result<(Purpose, MessageId), Refusal> {
+    let secret = &ctx.email.secret_key;
+    let candidates = row
+        .envelope_to
+        .iter()
+        .chain(parsed.map(|p| p.recipients.iter()).into_iter().flatten());
+    let mut ours = false;
+    for address in candidates {
+        if let Some(found) = reply_address::parse(secret, address, domain) {
+            return Ok(found);
+        }
+        ours |= reply_address::is_ours(address, domain);
+    }
+    Err(if ours {
+        Refusal::UnknownToken
+    } else {
+        Refusal::NotForUs
+    })
+}
+
+async fn decide(ctx: &Ctx, row: &Inbound) -> Result<Recorded, JobError> {
+    let parsed = convos_mail::parsed::parse(&row.raw).ok();
+    let message_id = parsed.as_ref().and_then(|p| p.message_id.clone());
+    let refuse = |refusal: Refusal, user: Option<UserId>, thread: Option<ThreadId>| {
+        let message_id = message_id.clone();
+        async move {
+            let reason = refusal.as_str();
+            inbound::decide(
+                &ctx.db,
+                row.id,
+                &Decided {
+                    status: "refused",
+                    reason: Some(reason),
+                    detail: refusal.explanation(),
+                    message_id: message_id.as_deref(),
+                    user,
+                    thread,
+                    posted: None,
+                },
+            )
+            .await?;
+            Ok::<_, JobError>(Recorded {
+                status: "refused",
+                summary: format!("refused: {reason}"),
+            })
+        }
+    };
+    let Some(domain) = ctx.settings.reply_domain.as_deref() else {
+        return refuse(Refusal::NotForUs, None, None).await;
+    };
+    let Some(parsed) = parsed.as_ref() else {
+        return refuse(Refusal::Unreadable, None, None).await;
+    };
+    let (purpose, message) = match our_address(ctx, row, Some(parsed), domain) {
+        Ok(found) => found,
+        Err(refusal) => {
+            // Who can be told: the verified owner of the sending address, if any.
+            let owner = match &parsed.from {
+                Some(from) => inbound::verified_owner(&ctx.db, from).await?,
+                None => None,
+            };
+            return refuse(refusal, owner, None).await;
+        }
+    };
+    let Some(target) = inbound::reply_target(&ctx.db, message).await? else {
+        return refuse(Refusal::ThreadGone, None, None).await;
+    };
+    let user = UserId::from(target.user_id);
+    let thread = ThreadId::from(target.thread_id);
+    match purpose {
+        Purpose::Bounce => report(ctx, row, &target, &row.raw, message_id.as_deref()).await,
+        Purpose::Reply => {
+            post_reply(
+                ctx,
+                row,
+                parsed,
+                &target,
+                user,
+                thread,
+                message_id.as_deref(),
+            )
+            .await
+        }
+    }
+}
+
+/// A report at a bounce address: a hard bounce suppresses the address, a complaint turns the
+/// user's email off; anything else is kept as `ignored`.
+async fn report(
+    ctx: &Ctx,
+    row: &Inbound,
+    target: &inbound::ReplyTarget,
+    raw: &[u8],
+    message_id: Option<&str>,
+) -> Result<Recorded, JobError> {
+    let user = UserId::from(target.user_id);
+    let (status, reason, detail) = match reports::read(raw) {
+        Some(Report::Bounce {
+            permanent: true,
+            delayed: false,
+            status,
+            diagnostic,
+            ..
+        }) => {
+            let marked = deliveries::mark_bounced(&ctx.db, user, &target.email).await?;
+            if marked {
+                tracing::info!(user.id = %user, "address hard-bounced (report); no email until verified again");
+            }
+            let detail = [status, diagnostic]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>();
+            ("bounce", "hard_bounce", detail.join(" "))
+        }
+        Some(Report::Bounce {
+            status,
+            diagnostic,
+            delayed,
+            ..
+        }) => {
+            let detail = [status, diagnostic]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>();
+            let reason = if delayed { "delayed" } else { "soft_bounce" };
+            ("bounce", reason, detail.join(" "))
+        }
+        Some(Report::Complaint { feedback_type, .. }) => {
+            convos_store::unsubscribe::complained(&ctx.db, user).await?;
+            tracing::info!(user.id = %user, "complaint received; email turned off");
+            ("complaint", "complaint", feedback_type)
+        }
+        None => ("ignored", "not_a_report", String::new()),
+    };
+    inbound::decide(
+        &ctx.db,
+        row.id,
+        &Decided {
+            status,
+            reason: Some(reason),
+            detail: Some(&detail).filter(|d| !d.is_empty()).map(|d| d.as_str()),
+            message_id,
+            user: Some(user),
+            thread: Some(ThreadId::from(target.thread_id)),
+            posted: None,
+        },
+    )
+    .await?;
+    Ok(Recorded {
+        status,
+        summary: format!("{status}: {reason}"),
+    })
+}
+
+/// The idempotency key of a received email: its `Message-ID`, or its bytes without one.
+fn received_key(message_id: Option<&str>, raw: &[u8]) -> String {
+    let digest = match message_id {
+        Some(id) => Sha256::digest(id.as_bytes()),
+        None => Sha256::digest(raw),
+    };
+    format!("email:{}", hex::encode(digest))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn post_reply(
+    ctx: &Ctx,
+    row: &Inbound,
+    parsed: &Parsed,
+    target: &inbound::ReplyTarget,
+    user: UserId,
+    thread: ThreadId,
+    message_id: Option<&str>,
+) -> Result<Recorded, JobError> {
+    let refused = |refusal: Refusal| async move {
+        let reason = refusal.as_str();
+        inbound::decide(
+            &ctx.db,
+            row.id,
+            &Decided {
+                status: "refused",
+                reason: Some(reason),
+                detail: refusal.explanation(),
+                message_id,
+                user: Some(user),
+                thread: Some(thread),
+                posted: None,
+            },
+        )
+        .await?;
+        Ok::<_, JobError>(Recorded {
+            status: "refused",
+            summary: format!("refused: {reason}"),
+        })
+    };
+    if let Some(automatic) = autoreply::automatic(parsed, &ctx.email.domain) {
+        return refused(Refusal::Automatic(automatic)).await;
+    }
+    if reports::read(&row.raw).is_some() {
+        return refused(Refusal::Automatic(autoreply::Automatic::MailerDaemon)).await;
+    }
+    if target.revoked_at.is_some_and(|at| at >= target.created_at) {
+        return refused(Refusal::Revoked).await;
+    }
+    let from_owner = parsed
+        .from
+        .as_deref()
+        .is_some_and(|from| from.eq_ignore_ascii_case(&target.email));
+    if !from_owner || !target.verified {
+        // The explanation goes to the sending address's verified owner, if any, not to the
+        // address's owner (who did not write it).
+        let owner = match &parsed.from {
+            Some(from) => inbound::verified_owner(&ctx.db, from).await?,
+            None => None,
+        };
+        inbound::decide(
+            &ctx.db,
+            row.id,
+            &Decided {
+                status: "refused",
+                reason: Some(Refusal::WrongSender.as_str()),
+                detail: Refusal::WrongSender.explanation(),
+                message_id,
+                user: owner,
+                thread: None,
+                posted: None,
+            },
+        )
+        .await?;
+        return Ok(Recorded {
+            status: "refused",
+            summary: "refused: wrong_sender".into(),
+        });
+    }
+    let key = received_key(message_id, &row.raw);
+    if let Some(id) = message_id
+        && inbound::posted_as(&ctx.db, user, id).await?.is_some()
+    {
+        return refused(Refusal::Duplicate).await;
+    }
+    let text = convos_mail::quotes::new_text(&parsed.text);
+    if text.trim().is_empty() {
+        return refused(Refusal::Empty).await;
+    }
+    let Ok(body) = Body::parse(&text) else {
+        return refused(Refusal::TooLong).await;
+    };
+    let content = NewContent {
+        body,
+        expires_in: None,
+        read_once: false,
+    };
+    let counter = rate_limit::key(&ctx.settings.redis_prefix, "send", &user.to_string());
+    let mut redis = ctx.redis.clone();
+    let decision = rate_limit::hit(
+        &mut redis,
+        &counter,
+        ctx.settings.send_rate_per_min,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "rate limit not enforced: redis unavailable");
+        Decision::Allowed
+    });
+    if let Decision::Limited(_) = decision {
+        return refused(Refusal::RateLimited).await;
+    }
+    let idem_key = IdempotencyKey::parse(&key)
+        .map_err(|e| JobError::Permanent(format!("idempotency key: {e:?}")))?;
+    let idem = Idempotency::new(idem_key, "email reply", key.as_bytes());
+    let notify = NotifySettings {
+        notify_delay: Duration::from_secs(ctx.settings.notify_delay_secs),
+    };
+    let created = match messages::reply(&ctx.db, &notify, user, thread, &content, Some(&idem)).await
+    {
+        Err(StoreError::NotFound) => {
+            let _ = rate_limit::forget_one(&mut redis, &counter).await;
+            return refused(Refusal::ThreadGone).await;
+        }
+        created => ctx.committed(created?),
+    };
+    let posted = match created {
+        Created::New(message) => message.id,
+        // This email was posted by an earlier attempt of this job that ended before recording
+        // it (the duplicate check above found no other row that posted it).
+        Created::Replayed(id) => id,
+    };
+    let decided = inbound::decide(
+        &ctx.db,
+        row.id,
+        &Decided {
+            status: "posted",
+            reason: None,
+            detail: None,
+            message_id,
+            user: Some(user),
+            thread: Some(thread),
+            posted: Some(posted),
+        },
+    )
+    .await;
+    match decided {
+        Ok(_) => {}
+        // Another copy of the same email, processed at the same instant, recorded first.
+        Err(StoreError::Conflict(_)) => return refused(Refusal::Duplicate).await,
+        Err(e) => return Err(e.into()),
+    }
+    // Answering a thread by email reads it, as answering it in the app does.
+    match threads::mark_read(&ctx.db, user, thread).await {
+        Ok(written) => {
+            ctx.committed(written);
+        }
+        Err(StoreError::NotFound) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(Recorded {
+        status: "posted",
+        summary: format!("posted as {posted}"),
+    })
+}
+
+/// Sends the explanation of a refusal, once, if someone can be told and has not had too many.
+async fn answer_if_due(ctx: &Ctx, row: &Inbound) -> Result<(), JobError> {
+    if row.status != "refused" || row.answered_at.is_some() {
+        return Ok(());
+    }
+    let Some(explanation) = row
+        .reason
+        .as_deref()
+        .and_then(refusal_of)
+        .and_then(Refusal::explanation)
+    else {
+        return Ok(());
+    };
+    let Some(user) = row.user_id.map(UserId::from) else {
+        return Ok(());
+    };
+    let Some((address, name)) = inbound::answer_address(&ctx.db, user).await? else {
+        return Ok(());
+    };
+    if !inbound::claim_answer(&ctx.db, row.id, user, ANSWERS_PER_HOUR).await? {
+        return Ok(());
+    }
+    let parsed = convos_mail::parsed::parse(&row.raw).ok();
+    let subject = parsed.as_ref().map(|p| p.subject.as_str()).unwrap_or("");
+    let in_reply_to = parsed.as_ref().and_then(|p| p.message_id.as_deref());
+    let message = email::refusal(
+        &ctx.email,
+        &address,
+        &name,
+        subject,
+        in_reply_to,
+        explanation,
+    )
+    .map_err(|e| JobError::Permanent(format!("could not build the explanation: {e}")))?;
+    // A null return path: nothing answers an explanation, so it cannot start a loop.
+    if let Err(e) = ctx.mailer.send_with_return_path(message, None).await {
+        inbound::unanswer(&ctx.db, row.id).await?;
+        return Err(JobError::Transient(format!("explanation not sent: {e}")));
+    }
+    Ok(())
+}
+
+/// The refusal a recorded reason names (for the explanation of an earlier attempt's decision).
+fn refusal_of(reason: &str) -> Option<Refusal> {
+    [
+        Refusal::UnknownToken,
+        Refusal::Revoked,
+        Refusal::WrongSender,
+        Refusal::Empty,
+        Refusal::TooLong,
+        Refusal::RateLimited,
+        Refusal::ThreadGone,
+    ]
+    .into_iter()
+    .find(|r| r.as_str() == reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machines_and_duplicates_are_never_answered() {
+        for refusal in [
+            Refusal::Unreadable,
+            Refusal::NotForUs,
+            Refusal::Duplicate,
+            Refusal::Automatic(autoreply::Automatic::OutOfOffice),
+        ] {
+            assert_eq!(refusal.explanation(), None, "{refusal:?}");
+            assert_eq!(refusal_of(refusal.as_str()), None, "{refusal:?}");
+        }
+    }
+
+    #[test]
+    fn every_answered_refusal_is_found_again_by_its_reason() {
+        for refusal in [
+            Refusal::UnknownToken,
+            Refusal::Revoked,
+            Refusal::WrongSender,
+            Refusal::Empty,
+            Refusal::TooLong,
+            Refusal::RateLimited,
+            Refusal::ThreadGone,
+        ] {
+            assert!(refusal.explanation().is_some());
+            assert_eq!(refusal_of(refusal.as_str()), Some(refusal));
+        }
+    }
+
+    #[test]
+    fn a_received_email_is_keyed_by_its_message_id_or_else_its_bytes() {
+        assert_eq!(
+            received_key(Some("a@b"), b"one"),
+            received_key(Some("a@b"), b"two")
+        );
+        assert_ne!(received_key(None, b"one"), received_key(None, b"two"));
+        assert!(received_key(Some("a@b"), b"").len() <= 255);
+    }
+}
