@@ -34,6 +34,10 @@ pub struct Settings {
     pub secret_key: SecretString,
     /// The URL users reach this server at, for links.
     pub public_url: String,
+    /// The shared secret of the inbound email webhook (`CONVOS_INBOUND_WEBHOOK_SECRET`), sent
+    /// as `Authorization: Bearer <secret>` or as the password of HTTP basic authentication;
+    /// unset (default), `POST /api/v1/inbound/email` answers 404.
+    pub inbound_webhook_secret: Option<SecretString>,
     /// Seconds a notification email waits for the recipient to read the message first
     /// (`CONVOS_NOTIFY_DELAY_SECS`).
     pub notify_delay_secs: u64,
@@ -107,6 +111,7 @@ impl Default for Settings {
             send_rate_per_min: 30,
             login_failures_per_min: 10,
             secret_key: SecretString::from(DEV_SECRET_KEY),
+            inbound_webhook_secret: None,
             public_url: DEV_PUBLIC_URL.into(),
             notify_delay_secs: 120,
             sse_heartbeat_secs: 15,

@@ -28,6 +28,7 @@ use utoipa::{Modify, OpenApi};
         (name = "threads", description = "Folders, thread views, replies, thread actions"),
         (name = "events", description = "Live events (server-sent events)"),
         (name = "notifications", description = "Email notification preferences"),
+        (name = "inbound", description = "Email coming back: the inbound webhook for providers"),
         (name = "operations", description = "Health probes"),
         (name = "admin", description = "Operators: queues, jobs, audit (admins only)"),
     )

@@ -9,6 +9,8 @@ use std::time::Duration;
 /// One email as the SMTP server received it.
 #[derive(Clone, Debug)]
 pub struct Mail {
+    /// The `MAIL FROM` address (the return path; empty for `<>`).
+    pub from: String,
     /// The `RCPT TO` addresses.
     pub to: Vec<String>,
     /// The message as sent (headers and body, CRLF line ends).
@@ -45,36 +47,42 @@ impl Mail {
 pub struct SmtpSink {
     mails: Arc<Mutex<Vec<Mail>>>,
     /// The message being received on this connection (mailin clones the handler per
-    /// connection, so this is per connection).
-    current: (Vec<String>, Vec<u8>),
+    /// connection, so this is per connection): return path, recipients, bytes.
+    current: (String, Vec<String>, Vec<u8>),
     /// Holds each message this long before accepting its body, to make jobs slow.
     delay: Duration,
 }
 
 impl Handler for SmtpSink {
+    fn mail(&mut self, _: std::net::IpAddr, _: &str, from: &str) -> Response {
+        self.current.0 = from.to_owned();
+        OK
+    }
+
     fn rcpt(&mut self, to: &str) -> Response {
-        self.current.0.push(to.to_owned());
+        self.current.1.push(to.to_owned());
         OK
     }
 
     fn data_start(&mut self, _: &str, _: &str, _: bool, _: &[String]) -> Response {
         std::thread::sleep(self.delay);
-        self.current.1.clear();
+        self.current.2.clear();
         OK
     }
 
     fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.current.1.extend_from_slice(buf);
+        self.current.2.extend_from_slice(buf);
         Ok(())
     }
 
     fn data_end(&mut self) -> Response {
-        let to = std::mem::take(&mut self.current.0);
-        let raw = String::from_utf8_lossy(&std::mem::take(&mut self.current.1)).into_owned();
+        let from = std::mem::take(&mut self.current.0);
+        let to = std::mem::take(&mut self.current.1);
+        let raw = String::from_utf8_lossy(&std::mem::take(&mut self.current.2)).into_owned();
         self.mails
             .lock()
             .expect("the mailbox lock")
-            .push(Mail { to, raw });
+            .push(Mail { from, to, raw });
         OK
     }
 }

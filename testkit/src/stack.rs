@@ -68,6 +68,7 @@ impl StackConfig {
             relay_interval_ms: 50,
             poll_ms: 50,
             purge_every_secs: self.purge_every_secs,
+            notify_delay_secs: self.notify_delay_secs,
             worker_metrics_addr: None,
             ..WorkerSettings::default()
         }

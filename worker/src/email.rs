@@ -332,7 +332,8 @@ pub fn render(
 }
 
 /// The short explanation sent back about a refused reply by email: fixed text, the person's
-/// own subject, nothing that can be answered (no reply address, a null return path).
+/// own subject, nothing that comes back to Convos (no reply address; the return path is our
+/// `From`, not a bounce address).
 pub fn refusal(
     settings: &EmailSettings,
     address: &str,

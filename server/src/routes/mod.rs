@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod admin;
 pub mod events;
 pub mod health;
+pub mod inbound;
 pub mod messages;
 pub mod notifications;
 pub mod search;
@@ -33,6 +34,7 @@ pub fn router() -> (Router<AppState>, OpenApiDoc) {
         .merge(admin::router())
         .merge(search::router())
         .merge(verification::router())
+        .merge(inbound::router())
         .split_for_parts();
     let shared = std::sync::Arc::new(crate::openapi::document(&doc));
     let router = router

@@ -9,6 +9,7 @@
 //! before it is sent.
 
 use super::{JobError, JobResult};
+use crate::mailer::SendError;
 use crate::reply_address::{self, Purpose};
 use crate::{Ctx, email};
 use convos_core::api::NewContent;
@@ -502,10 +503,18 @@ async fn answer_if_due(ctx: &Ctx, row: &Inbound) -> Result<(), JobError> {
         explanation,
     )
     .map_err(|e| JobError::Permanent(format!("could not build the explanation: {e}")))?;
-    // A null return path: nothing answers an explanation, so it cannot start a loop.
-    if let Err(e) = ctx.mailer.send_with_return_path(message, None).await {
-        inbound::unanswer(&ctx.db, row.id).await?;
-        return Err(JobError::Transient(format!("explanation not sent: {e}")));
+    // Its return path is our `From`, which is not a reply or bounce address: a bounce of an
+    // explanation goes to the operators' mailbox, never back into this job.
+    match ctx.mailer.send(message).await {
+        Ok(()) => {}
+        Err(SendError::Temporary(e)) => {
+            inbound::unanswer(&ctx.db, row.id).await?;
+            return Err(JobError::Transient(format!("explanation not sent: {e}")));
+        }
+        Err(SendError::Rejected { text, .. }) => {
+            // Refused for good: the refusal stays on record; the person is not told twice.
+            tracing::info!(inbound.id = %row.id, error = %text, "explanation refused by the mail server");
+        }
     }
     Ok(())
 }

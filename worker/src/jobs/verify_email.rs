@@ -143,6 +143,7 @@ mod tests {
             domain: "convos.test".into(),
             public_url: "https://convos.test/".into(),
             secret_key: "k".repeat(32),
+            reply_domain: None,
         }
     }
 

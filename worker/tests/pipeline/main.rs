@@ -6,6 +6,7 @@ mod bounces;
 mod email;
 mod events;
 mod ledger;
+mod replies;
 mod resilience;
 mod sse;
 mod stack;

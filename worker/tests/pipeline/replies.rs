@@ -1,0 +1,500 @@
+//! Email both ways, end to end: a notification carries a reply address and a bounce return
+//! path; an answer sent to the worker's SMTP listener or to the server's webhook lands in the
+//! thread as its author, clean of the quote; forged, foreign, automatic and repeated mail is
+//! refused on record; bounce and complaint reports stop email. Real server, worker,
+//! PostgreSQL, Redis, SMTP both ways.
+
+use crate::sse::Events;
+use crate::stack::start_api;
+use convos_testkit::{
+    InProcessWorker, Mail, SmtpSink, StackConfig, TestServer, TestUser, database_url, eventually,
+    free_port,
+};
+use lettre::AsyncTransport;
+use reqwest::StatusCode;
+use serde_json::Value;
+use sqlx::PgPool;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(15);
+const DOMAIN: &str = "reply.convos.test";
+const SECRET: &str = "a-webhook-secret-of-some-length";
+
+/// A running platform that reads email back: the API (with the webhook), the worker (with its
+/// SMTP listener) and the SMTP sink notifications go to.
+struct Platform {
+    api: TestServer,
+    worker: Option<InProcessWorker>,
+    smtp: SmtpSink,
+    listener_port: u16,
+    db: PgPool,
+    config: StackConfig,
+}
+
+impl Platform {
+    async fn start(db: PgPool) -> Self {
+        let config = StackConfig::new();
+        let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+        let mut settings = config.server_settings();
+        settings.inbound_webhook_secret = Some(SECRET.to_owned().into());
+        sqlx::query("insert into queue_controls (kind, paused) values ('verify_email', true)")
+            .execute(&db)
+            .await
+            .unwrap();
+        let api = TestServer::start(db.clone(), settings).await;
+        let mut platform = Self {
+            api,
+            worker: None,
+            smtp,
+            listener_port: free_port(),
+            db,
+            config,
+        };
+        platform.start_worker().await;
+        platform
+    }
+
+    async fn start_worker(&mut self) {
+        let mut settings = self.config.worker_settings(&database_url(&self.db).await);
+        settings.reply_domain = Some(DOMAIN.into());
+        settings.inbound_smtp_addr = Some(([127, 0, 0, 1], self.listener_port).into());
+        self.worker = Some(InProcessWorker::start(settings));
+        let port = self.listener_port;
+        eventually(WAIT, "the SMTP listener", || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
+    }
+
+    /// Waits for the `n`th email (1-based) to reach the sink and returns it.
+    async fn nth_mail(&self, n: usize) -> Mail {
+        eventually(WAIT, &format!("email {n}"), || async {
+            self.smtp.mails().len() >= n
+        })
+        .await;
+        self.smtp.mails()[n - 1].clone()
+    }
+
+    /// Sends `raw` to the worker's SMTP listener from `from` to `to`.
+    async fn send_smtp(&self, from: &str, to: &str, raw: &str) {
+        let transport =
+            lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous("127.0.0.1")
+                .port(self.listener_port)
+                .build();
+        let envelope = lettre::address::Envelope::new(
+            if from.is_empty() {
+                None
+            } else {
+                Some(from.parse().unwrap())
+            },
+            vec![to.parse().unwrap()],
+        )
+        .unwrap();
+        transport
+            .send_raw(&envelope, raw.as_bytes())
+            .await
+            .expect("the listener takes the message");
+    }
+
+    /// Posts `raw` to the webhook with `secret`.
+    async fn post_webhook(&self, secret: &str, raw: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}/api/v1/inbound/email", self.api.client.base))
+            .bearer_auth(secret)
+            .header("content-type", "message/rfc822")
+            .body(raw.to_owned())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// What became of every received email, oldest first: (status, reason).
+    async fn received(&self) -> Vec<(String, Option<String>)> {
+        sqlx::query_as("select status, reason from inbound_mail order by id")
+            .fetch_all(&self.db)
+            .await
+            .unwrap()
+    }
+
+    async fn wait_decided(&self, count: usize) -> Vec<(String, Option<String>)> {
+        eventually(
+            WAIT,
+            &format!("{count} received emails decided"),
+            || async {
+                let rows = self.received().await;
+                rows.len() == count && rows.iter().all(|(s, _)| s != "received")
+            },
+        )
+        .await;
+        self.received().await
+    }
+
+    async fn thread_bodies(&self, user: &TestUser, thread: &str) -> Vec<(String, String)> {
+        let page = self
+            .api
+            .get(
+                &format!("/api/v1/threads/{thread}/messages?order=asc"),
+                user,
+            )
+            .await;
+        page.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["sender"]["username"].as_str().unwrap().to_owned(),
+                    m["body"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// A reply as Gmail writes it: new text on top, a wrapped attribution, the quote.
+fn gmail_reply(from: &str, to: &str, message_id: &str, in_reply_to: &str, text: &str) -> String {
+    format!(
+        "From: Bob <{from}>\r\nTo: {to}\r\nSubject: Re: [Convos] Lunch on Friday?\r\n\
+         Message-ID: <{message_id}>\r\nIn-Reply-To: {in_reply_to}\r\n\
+         Date: Wed, 02 Dec 2026 10:05:00 +0000\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=\"UTF-8\"\r\n\r\n\
+         {text}\r\n\r\nOn Wed, Dec 2, 2026 at 10:00 AM alice via Convos <\r\n\
+         notify@convos.test> wrote:\r\n\r\n> alice sent you a message on Convos.\r\n>\r\n\
+         > Are you free at noon?\r\n>\r\n"
+    )
+}
+
+struct Notified {
+    thread: String,
+    reply_to: String,
+    message_id: String,
+    mail: Mail,
+}
+
+/// Alice writes to Bob and Bob gets the notification.
+async fn alice_writes_to_bob(p: &Platform, alice: &TestUser, bob: &TestUser, n: usize) -> Notified {
+    let sent = p
+        .api
+        .send(alice, bob, "Lunch on Friday?", "Are you free at noon?")
+        .await;
+    let mail = p.nth_mail(n).await;
+    let reply_to = mail.header("Reply-To").expect("a reply address");
+    let address = reply_to
+        .rsplit('<')
+        .next()
+        .unwrap()
+        .trim_end_matches('>')
+        .to_owned();
+    Notified {
+        thread: sent["thread_id"].as_str().unwrap().to_owned(),
+        reply_to: address,
+        message_id: mail.header("Message-ID").unwrap(),
+        mail,
+    }
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_reply_by_email_lands_in_the_thread_clean_and_its_reader_sees_it_live(db: PgPool) {
+    let p = Platform::start(db).await;
+    let alice = p.api.user("alice").await;
+    let bob = p.api.user("bob").await;
+    let mut alice_events = Events::connect(&p.api.client, &alice, None).await;
+    let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    assert!(
+        n.reply_to.starts_with("reply+") && n.reply_to.ends_with(&format!("@{DOMAIN}")),
+        "{}",
+        n.reply_to
+    );
+    assert!(
+        n.mail.from.starts_with("bounce+") && n.mail.from.ends_with(&format!("@{DOMAIN}")),
+        "the return path names the message: {}",
+        n.mail.from
+    );
+    assert!(
+        n.mail.part("text/plain").contains("Reply to this email"),
+        "the footer says a reply works"
+    );
+
+    let raw = gmail_reply(
+        "bob@example.com",
+        &n.reply_to,
+        "CAB1@mail.gmail.com",
+        &n.message_id,
+        "Noon works. See you at the ramen place.",
+    );
+    p.send_smtp("bob@example.com", &n.reply_to, &raw).await;
+    assert_eq!(p.wait_decided(1).await, [("posted".into(), None)]);
+    assert_eq!(
+        p.thread_bodies(&alice, &n.thread).await,
+        [
+            ("alice".into(), "Are you free at noon?".into()),
+            (
+                "bob".into(),
+                "Noon works. See you at the ramen place.".into()
+            )
+        ],
+        "exactly the new text, from its author"
+    );
+    // Alice, who has the app open, sees it live: her own send's event, then Bob's reply.
+    let mut created = 0;
+    while let Some(frame) = alice_events.next_event(WAIT).await {
+        if frame.event == "message.created" {
+            created += 1;
+            if created == 2 {
+                break;
+            }
+        }
+    }
+    assert_eq!(created, 2, "the reply reached the open stream");
+    // And she gets the email about it, as for any reply.
+    let to_alice = p.nth_mail(2).await;
+    assert_eq!(to_alice.to, ["alice@example.com"]);
+    // Answering by email read the thread for Bob.
+    let thread = p
+        .api
+        .get(&format!("/api/v1/threads/{}", n.thread), &bob)
+        .await;
+    assert_eq!(thread.body["unread_count"], 0, "{:?}", thread.body);
+
+    // The same email again, by the webhook this time (an MTA retry, a second route): not
+    // posted twice.
+    let res = p.post_webhook(SECRET, &raw).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let decided = p.wait_decided(2).await;
+    assert_eq!(decided[1], ("refused".into(), Some("duplicate".into())));
+    assert_eq!(p.thread_bodies(&alice, &n.thread).await.len(), 2);
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn forged_foreign_and_automatic_mail_is_refused_on_record(db: PgPool) {
+    let p = Platform::start(db).await;
+    let alice = p.api.user("alice").await;
+    let bob = p.api.user("bob").await;
+    let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    let reply =
+        |from: &str, to: &str, id: &str| gmail_reply(from, to, id, &n.message_id, "Sounds good.");
+
+    // A forged token, from Bob's own address: refused, and Bob is told (one short email).
+    let (local, _) = n.reply_to.split_once('@').unwrap();
+    let forged = format!(
+        "{}{}@{DOMAIN}",
+        &local[..local.len() - 1],
+        if local.ends_with('a') { 'b' } else { 'a' }
+    );
+    p.send_smtp(
+        "bob@example.com",
+        &forged,
+        &reply("bob@example.com", &forged, "f1@x"),
+    )
+    .await;
+    // The right address from someone else: refused, and nobody is emailed (a stranger).
+    p.send_smtp(
+        "mallory@example.net",
+        &n.reply_to,
+        &reply("mallory@example.net", &n.reply_to, "f2@x"),
+    )
+    .await;
+    // Bob's out-of-office robot.
+    let ooo = reply("bob@example.com", &n.reply_to, "f3@x").replacen(
+        "Subject: Re:",
+        "Auto-Submitted: auto-replied\r\nSubject: Automatic reply: Re:",
+        1,
+    );
+    p.send_smtp("bob@example.com", &n.reply_to, &ooo).await;
+    // Our own notification coming back (a forwarding loop).
+    let looped = n
+        .mail
+        .raw
+        .replacen("To: ", &format!("To: {}, ", n.reply_to), 1);
+    p.send_smtp("notify@convos.test", &n.reply_to, &looped)
+        .await;
+
+    let decided = p.wait_decided(4).await;
+    let reasons: Vec<&str> = decided
+        .iter()
+        .map(|(status, reason)| {
+            assert_eq!(status, "refused");
+            reason.as_deref().unwrap()
+        })
+        .collect();
+    assert_eq!(reasons[0], "unknown_token");
+    assert_eq!(reasons[1], "wrong_sender");
+    assert_eq!(reasons[2], "auto_submitted");
+    assert_eq!(reasons[3], "our_own");
+    assert_eq!(p.thread_bodies(&alice, &n.thread).await.len(), 1);
+    let explanation = p.nth_mail(2).await;
+    assert_eq!(explanation.to, ["bob@example.com"]);
+    assert_eq!(
+        explanation.from, "notify@convos.test",
+        "its return path is not an address the listener takes"
+    );
+    assert!(
+        explanation.raw.contains("not a Convos reply address"),
+        "{}",
+        explanation.raw
+    );
+    assert_eq!(
+        explanation.header("Auto-Submitted").as_deref(),
+        Some("auto-replied")
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        p.smtp.mails().len(),
+        2,
+        "nobody else was emailed: not the stranger, not a robot"
+    );
+}
+
+/// A delivery status notification as a receiving server sends it to the return path.
+fn dsn(to: &str, original_id: &str, status: &str, action: &str) -> String {
+    format!(
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\r\nTo: {to}\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn.{status}@mx.example.com>\r\n\
+         Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
+         --B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\r\n\
+         --B\r\nContent-Type: message/delivery-status\r\n\r\n\
+         Reporting-MTA: dns; mx.example.com\r\n\r\n\
+         Final-Recipient: rfc822; bob@example.com\r\nAction: {action}\r\nStatus: {status}\r\n\
+         Diagnostic-Code: smtp; 550 {status} mailbox unavailable\r\n\r\n\
+         --B\r\nContent-Type: text/rfc822-headers\r\n\r\n\
+         From: alice via Convos <notify@convos.test>\r\nTo: bob@example.com\r\n\
+         Message-ID: {original_id}\r\n\r\n--B--\r\n"
+    )
+}
+
+async fn user_row(db: &PgPool, username: &str) -> (bool, bool, bool) {
+    sqlx::query_as(
+        "select email_bounced_at is not null, email_notifications, \
+                email_complained_at is not null from users where username = $1",
+    )
+    .bind(username)
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn bounces_and_complaints_at_the_return_path_stop_email(db: PgPool) {
+    let p = Platform::start(db.clone()).await;
+    let alice = p.api.user("alice").await;
+    let bob = p.api.user("bob").await;
+    let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    let bounce_to = n.mail.from.clone();
+
+    // A mailbox-full delay is recorded, nothing more.
+    p.send_smtp(
+        "",
+        &bounce_to,
+        &dsn(&bounce_to, &n.message_id, "4.2.2", "delayed"),
+    )
+    .await;
+    let decided = p.wait_decided(1).await;
+    assert_eq!(decided[0], ("bounce".into(), Some("delayed".into())));
+    assert_eq!(user_row(&db, "bob").await, (false, true, false));
+
+    // A hard bounce suppresses the address: the next message is not emailed.
+    p.send_smtp(
+        "",
+        &bounce_to,
+        &dsn(&bounce_to, &n.message_id, "5.1.1", "failed"),
+    )
+    .await;
+    let decided = p.wait_decided(2).await;
+    assert_eq!(decided[1], ("bounce".into(), Some("hard_bounce".into())));
+    assert_eq!(user_row(&db, "bob").await, (true, true, false));
+    let me = p.api.get("/api/v1/me", &bob).await;
+    assert_eq!(me.status, StatusCode::OK);
+
+    // Carol marks her notification as spam: her email is turned off.
+    let carol = p.api.user("carol").await;
+    p.api.send(&alice, &carol, "Offer", "Hello Carol").await;
+    let to_carol = p.nth_mail(2).await;
+    assert_eq!(to_carol.to, ["carol@example.com"]);
+    let arf = format!(
+        "From: feedback@isp.example\r\nTo: {to}\r\nSubject: complaint\r\n\
+         Message-ID: <arf1@isp.example>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=feedback-report; boundary=\"F\"\r\n\r\n\
+         --F\r\nContent-Type: text/plain\r\n\r\nThis is an abuse report.\r\n\r\n\
+         --F\r\nContent-Type: message/feedback-report\r\n\r\n\
+         Feedback-Type: abuse\r\nUser-Agent: isp-fbl/1.0\r\nVersion: 1\r\n\
+         Original-Rcpt-To: carol@example.com\r\n\r\n\
+         --F\r\nContent-Type: text/rfc822-headers\r\n\r\n\
+         From: alice via Convos <notify@convos.test>\r\nMessage-ID: {id}\r\n\r\n--F--\r\n",
+        to = to_carol.from,
+        id = to_carol.header("Message-ID").unwrap()
+    );
+    p.send_smtp("", &to_carol.from, &arf).await;
+    let decided = p.wait_decided(3).await;
+    assert_eq!(decided[2], ("complaint".into(), Some("complaint".into())));
+    assert_eq!(user_row(&db, "carol").await, (false, false, true));
+
+    p.api.send(&alice, &bob, "Again", "Still there?").await;
+    p.api.send(&alice, &carol, "Again", "Still there?").await;
+    eventually(WAIT, "both skipped", || async {
+        let skipped: i64 = sqlx::query_scalar(
+            "select count(*) from deliveries where status = 'skipped' \
+             and reason in ('bounced', 'email_off')",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        skipped == 2
+    })
+    .await;
+    assert_eq!(p.smtp.mails().len(), 2, "no email to either");
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn the_webhook_keeps_mail_while_the_worker_is_down_and_only_with_the_secret(db: PgPool) {
+    let mut p = Platform::start(db).await;
+    let alice = p.api.user("alice").await;
+    let bob = p.api.user("bob").await;
+    let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    p.worker.take().unwrap().stop().await;
+
+    let raw = gmail_reply(
+        "bob@example.com",
+        &n.reply_to,
+        "CAB2@mail.gmail.com",
+        &n.message_id,
+        "Posted while the worker was away.",
+    );
+    let res = p.post_webhook("wrong-secret", &raw).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let res = p.post_webhook(SECRET, &raw).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "accepted");
+    assert_eq!(p.received().await, [("received".into(), None)], "kept");
+
+    p.start_worker().await;
+    assert_eq!(p.wait_decided(1).await, [("posted".into(), None)]);
+    let bodies = p.thread_bodies(&alice, &n.thread).await;
+    assert_eq!(
+        bodies.last().unwrap(),
+        &(
+            "bob".to_owned(),
+            "Posted while the worker was away.".to_owned()
+        )
+    );
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn the_webhook_is_not_there_unless_configured(db: PgPool) {
+    let config = StackConfig::new();
+    let api = start_api(db, &config).await;
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/inbound/email", api.client.base))
+        .bearer_auth(SECRET)
+        .header("content-type", "message/rfc822")
+        .body("From: a@b.c\r\n\r\nhi\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
