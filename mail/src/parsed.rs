@@ -113,13 +113,67 @@ fn first_part<'a>(mail: &'a ParsedMail<'a>, mime: &str) -> Option<&'a ParsedMail
 
 fn text_of(mail: &ParsedMail) -> String {
     let text = if let Some(plain) = first_part(mail, "text/plain") {
-        plain.get_body().unwrap_or_default()
+        let body = plain.get_body().unwrap_or_default();
+        let param = |name: &str| {
+            plain
+                .ctype
+                .params
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.to_ascii_lowercase())
+        };
+        if param("format").as_deref() == Some("flowed") {
+            unflow(&body, param("delsp").as_deref() == Some("yes"))
+        } else {
+            body
+        }
     } else if let Some(html) = first_part(mail, "text/html") {
         crate::html::to_text(&html.get_body().unwrap_or_default())
     } else {
         String::new()
     };
     text.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+/// Undoes RFC 3676 `format=flowed`: a line ending in a space continues on the next line of
+/// the same quote depth (the space removed too with `DelSp=yes`); space-stuffing is removed;
+/// the signature separator `-- ` is never joined.
+fn unflow(text: &str, delete_space: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut paragraph: Option<(usize, String)> = None;
+    let flush = |out: &mut String, (depth, text): (usize, String)| {
+        if depth > 0 {
+            out.push_str(&">".repeat(depth));
+            out.push(' ');
+        }
+        out.push_str(&text);
+        out.push('\n');
+    };
+    let text = text.replace("\r\n", "\n");
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    for line in text.split('\n') {
+        let depth = line.chars().take_while(|&c| c == '>').count();
+        let content = &line[depth..];
+        let content = content.strip_prefix(' ').unwrap_or(content);
+        let soft = content.ends_with(' ') && content != "-- ";
+        if let Some(open) = paragraph.take_if(|(d, _)| *d != depth) {
+            flush(&mut out, open);
+        }
+        let piece = if soft && delete_space {
+            &content[..content.len() - 1]
+        } else {
+            content
+        };
+        let (_, joined) = paragraph.get_or_insert_with(|| (depth, String::new()));
+        joined.push_str(piece);
+        if !soft && let Some(done) = paragraph.take() {
+            flush(&mut out, done);
+        }
+    }
+    if let Some(open) = paragraph {
+        flush(&mut out, open);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -146,6 +200,21 @@ Oui, =C3=A0 midi.\r\n";
         assert_eq!(parsed.in_reply_to, vec!["m1@convos.test"]);
         assert_eq!(parsed.references, vec!["m0@convos.test", "m1@convos.test"]);
         assert_eq!(parsed.text, "Oui, à midi.\n");
+    }
+
+    #[test]
+    fn flowed_text_is_joined_into_its_paragraphs() {
+        let flowed = "A long paragraph that \r\nwraps twice and \r\nends here.\r\n\
+                      \r\n> quoted text \r\n> goes on\r\n-- \r\nBob\r\n";
+        assert_eq!(
+            unflow(flowed, false),
+            "A long paragraph that wraps twice and ends here.\n\n> quoted text goes on\n-- \nBob\n"
+        );
+        assert_eq!(unflow("split \r\nword\r\n", true), "splitword\n");
+        assert_eq!(
+            unflow(" From space-stuffed\r\n", false),
+            "From space-stuffed\n"
+        );
     }
 
     #[test]

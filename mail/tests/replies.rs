@@ -5,11 +5,7 @@
 use std::path::{Path, PathBuf};
 
 /// Cases known to come out wrong, each with why.
-const KNOWN_MISSES: &[(&str, &str)] = &[(
-    "thunderbird_long_paragraph_flowed",
-    "format=flowed (RFC 3676) soft line breaks are not joined when the message is parsed, so a \
-     long paragraph keeps the sender's 72-column breaks",
-)];
+const KNOWN_MISSES: &[(&str, &str)] = &[];
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/replies")
