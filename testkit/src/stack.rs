@@ -51,8 +51,8 @@ impl StackConfig {
         }
     }
 
-    /// The worker's settings over the database at `database_url`: this stack's SMTP port and
-    /// timings, a relay that moves jobs every 50 ms, no `/metrics`, and links to
+    /// The worker's settings over the database at `database_url`: this stack's SMTP port,
+    /// notification delay and timings, sending unthrottled (as the server's), a relay that moves jobs every 50 ms, no `/metrics`, and links to
     /// `https://convos.test` in the emails it sends from `notify@convos.test`.
     pub fn worker_settings(&self, database_url: &str) -> WorkerSettings {
         WorkerSettings {
@@ -69,6 +69,7 @@ impl StackConfig {
             poll_ms: 50,
             purge_every_secs: self.purge_every_secs,
             notify_delay_secs: self.notify_delay_secs,
+            send_rate_per_min: 100_000,
             worker_metrics_addr: None,
             ..WorkerSettings::default()
         }

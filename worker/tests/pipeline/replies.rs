@@ -78,7 +78,7 @@ impl Platform {
     }
 
     /// Sends `raw` to the worker's SMTP listener from `from` to `to`.
-    async fn send_smtp(&self, from: &str, to: &str, raw: &str) {
+    async fn send_smtp(&self, from: &str, to: &str, raw: impl AsRef<[u8]>) {
         let transport =
             lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous("127.0.0.1")
                 .port(self.listener_port)
@@ -93,18 +93,18 @@ impl Platform {
         )
         .unwrap();
         transport
-            .send_raw(&envelope, raw.as_bytes())
+            .send_raw(&envelope, raw.as_ref())
             .await
             .expect("the listener takes the message");
     }
 
     /// Posts `raw` to the webhook with `secret`.
-    async fn post_webhook(&self, secret: &str, raw: &str) -> reqwest::Response {
+    async fn post_webhook(&self, secret: &str, raw: impl AsRef<[u8]>) -> reqwest::Response {
         reqwest::Client::new()
             .post(format!("{}/api/v1/inbound/email", self.api.client.base))
             .bearer_auth(secret)
             .header("content-type", "message/rfc822")
-            .body(raw.to_owned())
+            .body(raw.as_ref().to_vec())
             .send()
             .await
             .unwrap()
@@ -265,6 +265,94 @@ async fn a_reply_by_email_lands_in_the_thread_clean_and_its_reader_sees_it_live(
     let decided = p.wait_decided(2).await;
     assert_eq!(decided[1], ("refused".into(), Some("duplicate".into())));
     assert_eq!(p.thread_bodies(&alice, &n.thread).await.len(), 2);
+}
+
+/// The corpus of replies as real mail clients write them (`mail/tests/replies`): each raw
+/// message, its `Message-ID` and the new text it holds.
+fn corpus() -> Vec<(Vec<u8>, String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mail/tests/replies");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|path| {
+            let raw = std::fs::read(&path).unwrap();
+            let parsed = convos_mail::parsed::parse(&raw).unwrap();
+            let expected = std::fs::read_to_string(path.with_extension("expected.txt")).unwrap();
+            (
+                raw.clone(),
+                parsed
+                    .message_id
+                    .expect("every corpus reply has a Message-ID"),
+                expected.strip_suffix('\n').unwrap_or(&expected).to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// `raw` as Bob's answer to `reply_to`: his address in `From` (the header and its folded
+/// lines replaced) and the real reply address for the corpus's placeholder.
+fn as_bobs_answer(raw: &[u8], reply_to: &str) -> Vec<u8> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let (head, body) = (String::from_utf8_lossy(&raw[..split]), &raw[split..]);
+    let mut lines = Vec::new();
+    let mut in_from = false;
+    for line in head.split("\r\n") {
+        if line.len() >= 5 && line[..5].eq_ignore_ascii_case("from:") {
+            lines.push("From: Bob <bob@example.com>".to_owned());
+            in_from = true;
+        } else if in_from && line.starts_with([' ', '\t']) {
+            continue;
+        } else {
+            in_from = false;
+            lines.push(line.replace("reply+REPLYTOKEN@reply.convos.test", reply_to));
+        }
+    }
+    [lines.join("\r\n").as_bytes(), body].concat()
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn replies_from_every_corpus_client_land_with_exactly_their_new_text(db: PgPool) {
+    let p = Platform::start(db.clone()).await;
+    let alice = p.api.user("alice").await;
+    let bob = p.api.user("bob").await;
+    let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    let cases = corpus();
+    assert!(cases.len() >= 30);
+    // Half by the SMTP listener, half by the webhook.
+    for (i, (raw, _, _)) in cases.iter().enumerate() {
+        let answer = as_bobs_answer(raw, &n.reply_to);
+        if i % 2 == 0 {
+            p.send_smtp("bob@example.com", &n.reply_to, &answer).await;
+        } else {
+            let res = p.post_webhook(SECRET, &answer).await;
+            assert_eq!(res.status(), StatusCode::ACCEPTED);
+        }
+    }
+    let decided = p.wait_decided(cases.len()).await;
+    assert!(
+        decided.iter().all(|(status, _)| status == "posted"),
+        "{decided:?}"
+    );
+    let posted: std::collections::HashMap<String, String> = sqlx::query_as(
+        "select i.message_id, m.body from inbound_mail i join messages m on m.id = i.posted_id",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+    for (_, message_id, expected) in &cases {
+        assert_eq!(
+            posted.get(message_id),
+            Some(expected),
+            "the reply {message_id} holds exactly its new text"
+        );
+    }
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
