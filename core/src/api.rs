@@ -345,6 +345,22 @@ pub struct User {
     /// nothing but verification emails (`POST /api/v1/me/verification` asks for another).
     #[serde(default)]
     pub email_verified: bool,
+    /// Why Convos stopped emailing this account, if it did: `bounced` (the address was
+    /// refused for good; verifying it again resumes email) or `complaint` (a notification was
+    /// marked as spam, which turned email notifications off). `null` otherwise.
+    #[serde(default)]
+    pub email_stopped: Option<EmailStopped>,
+}
+
+/// Why Convos stopped emailing an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub enum EmailStopped {
+    /// The address was refused for good (a hard bounce); verify it again to resume.
+    Bounced,
+    /// A notification was reported as spam; email notifications were turned off.
+    Complaint,
 }
 
 /// How other people see a user: in the directory and on messages.

@@ -2,7 +2,7 @@
 
 use crate::{Result, StoreError, Written, on_unique};
 use chrono::{DateTime, Utc};
-use convos_core::api::{Preferences, ProfileChange, User, UserSummary};
+use convos_core::api::{EmailStopped, Preferences, ProfileChange, User, UserSummary};
 use convos_core::{DisplayName, EmailAddress, UserId, Username};
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
@@ -17,6 +17,8 @@ pub(crate) struct UserRow {
     email_notifications: bool,
     created_at: DateTime<Utc>,
     email_verified_at: Option<DateTime<Utc>>,
+    email_bounced_at: Option<DateTime<Utc>>,
+    email_complained_at: Option<DateTime<Utc>>,
 }
 
 impl UserRow {
@@ -30,6 +32,15 @@ impl UserRow {
                 is_admin: self.is_admin,
                 created_at: self.created_at,
                 email_verified: self.email_verified_at.is_some(),
+                // A complaint after a bounce is the later word; email stays off until the
+                // user turns it back on, which a bounce alone does not need.
+                email_stopped: if self.email_complained_at.is_some() && !self.email_notifications {
+                    Some(EmailStopped::Complaint)
+                } else if self.email_bounced_at.is_some() {
+                    Some(EmailStopped::Bounced)
+                } else {
+                    None
+                },
             },
             Preferences {
                 email_notifications: self.email_notifications,
@@ -41,7 +52,7 @@ impl UserRow {
 macro_rules! user_columns {
     () => {
         "id, username, email, display_name, is_admin, email_notifications, created_at, \
-         email_verified_at"
+         email_verified_at, email_bounced_at, email_complained_at"
     };
 }
 
@@ -64,7 +75,11 @@ macro_rules! user_columns_of {
             $alias,
             ".created_at, ",
             $alias,
-            ".email_verified_at"
+            ".email_verified_at, ",
+            $alias,
+            ".email_bounced_at, ",
+            $alias,
+            ".email_complained_at"
         )
     };
 }

@@ -6,7 +6,7 @@ use crate::app::{App, Compose, Connection, Field, Modal, Ops, OpsFocus, Pane};
 use crate::keys::BINDINGS;
 use crate::sanitize;
 use chrono::{DateTime, Utc};
-use convos_core::api::{Folder, Message, Thread};
+use convos_core::api::{EmailStopped, Folder, Message, Thread};
 use convos_core::ops::{BoardColumn, board_header, board_row};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -99,6 +99,21 @@ fn folder_label(folder: Folder) -> &'static str {
     }
 }
 
+/// Below the folders, why Convos stopped emailing the user, if it did.
+fn email_stopped(app: &App) -> Vec<ListItem<'static>> {
+    let why = match app.me.as_ref().and_then(|m| m.user.email_stopped) {
+        Some(EmailStopped::Bounced) => "bounced",
+        Some(EmailStopped::Complaint) => "complaint",
+        None => return Vec::new(),
+    };
+    let warn = Style::default().add_modifier(Modifier::DIM);
+    vec![
+        ListItem::new(""),
+        ListItem::new(Span::styled("No email:", warn)),
+        ListItem::new(Span::styled(why, warn)),
+    ]
+}
+
 fn render_folders(frame: &mut Frame, app: &App, area: Rect) {
     let counts = app
         .me
@@ -120,6 +135,7 @@ fn render_folders(frame: &mut Frame, app: &App, area: Rect) {
             };
             ListItem::new(Span::styled(text, style))
         })
+        .chain(email_stopped(app))
         .collect();
     let focused = app.pane == Pane::Folders;
     let list = List::new(items)

@@ -32,6 +32,7 @@ fn app_with_inbox() -> App {
             is_admin: false,
             created_at: now(),
             email_verified: true,
+            email_stopped: None,
         },
         unread_count: 2,
         unread_by_folder: convos_core::api::FolderCounts {
@@ -82,6 +83,20 @@ fn inbox() {
 #[test]
 fn inbox_at_80_by_24() {
     insta::assert_snapshot!(draw(&app_with_inbox(), 80, 24));
+}
+
+#[test]
+fn the_folders_say_why_email_stopped() {
+    let mut app = app_with_inbox();
+    if let Some(me) = &mut app.me {
+        me.user.email_stopped = Some(convos_core::api::EmailStopped::Bounced);
+    }
+    let screen = draw(&app, 80, 24);
+    assert!(
+        screen.contains("No email:") && screen.contains("bounced"),
+        "{screen}"
+    );
+    insta::assert_snapshot!(screen);
 }
 
 #[test]

@@ -494,7 +494,7 @@ async fn bounces_and_complaints_at_the_return_path_stop_email(db: PgPool) {
     assert_eq!(decided[1], ("bounce".into(), Some("hard_bounce".into())));
     assert_eq!(user_row(&db, "bob").await, (true, true, false));
     let me = p.api.get("/api/v1/me", &bob).await;
-    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["email_stopped"], "bounced", "Bob is shown why");
 
     // Carol marks her notification as spam: her email is turned off.
     let carol = p.api.user("carol").await;
@@ -518,6 +518,9 @@ async fn bounces_and_complaints_at_the_return_path_stop_email(db: PgPool) {
     let decided = p.wait_decided(3).await;
     assert_eq!(decided[2], ("complaint".into(), Some("complaint".into())));
     assert_eq!(user_row(&db, "carol").await, (false, false, true));
+    let me = p.api.get("/api/v1/me", &carol).await;
+    assert_eq!(me.body["email_stopped"], "complaint", "Carol is shown why");
+    assert_eq!(me.body["settings"]["email_notifications"], false);
 
     p.api.send(&alice, &bob, "Again", "Still there?").await;
     p.api.send(&alice, &carol, "Again", "Still there?").await;
