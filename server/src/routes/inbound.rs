@@ -1,6 +1,7 @@
-//! The inbound email webhook (decision 26): providers that receive mail for the reply domain
-//! post each raw MIME message here. It is kept in PostgreSQL with its job before the answer,
-//! so a 2xx means the message is safe; a 5xx makes the provider retry.
+//! Email coming back (decision 26): the inbound webhook, where providers that receive mail for
+//! the reply domain post each raw MIME message (kept in PostgreSQL with its job before the
+//! answer, so a 2xx means the message is safe; a 5xx makes the provider retry), and the
+//! revocation of a user's reply addresses.
 
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
@@ -18,7 +19,25 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(receive_email))
+    OpenApiRouter::new()
+        .routes(routes!(receive_email))
+        .routes(routes!(revoke_reply_addresses))
+}
+
+/// Revokes the reply addresses of every notification the caller was sent so far (say, one was
+/// forwarded to someone who must not answer as them): replies to those emails are refused and
+/// recorded. Notifications sent from now on carry new, working addresses.
+#[utoipa::path(delete, path = "/api/v1/me/reply-addresses", tag = "inbound",
+    security(("bearer" = [])),
+    responses((status = 204, description = "Every earlier reply address stopped working"),
+        (status = 401, description = "No valid token", body = ErrorBody)))]
+pub async fn revoke_reply_addresses(
+    State(state): State<AppState>,
+    caller: crate::extract::AuthUser,
+) -> Result<StatusCode> {
+    inbound::revoke_reply_addresses(&state.db, caller.user.id).await?;
+    tracing::info!(user.id = %caller.user.id, "reply addresses revoked");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The answer to a received message.

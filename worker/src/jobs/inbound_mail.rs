@@ -32,6 +32,10 @@ use std::time::Duration;
 /// Explanations one person gets per hour at most, whatever they send.
 const ANSWERS_PER_HOUR: i64 = 5;
 
+/// Soft bounces within 30 days (this one included) that suppress an address as a hard bounce
+/// does: a mailbox full for weeks, or a server that keeps deferring us, takes no mail.
+const SOFT_BOUNCES_TO_SUPPRESS: i64 = 5;
+
 /// Why a received email was not posted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -296,6 +300,12 @@ async fn report(
         },
     )
     .await?;
+    if reason == "soft_bounce"
+        && inbound::recent_soft_bounces(&ctx.db, user).await? >= SOFT_BOUNCES_TO_SUPPRESS
+        && deliveries::mark_bounced(&ctx.db, user, &target.email).await?
+    {
+        tracing::info!(user.id = %user, "a run of soft bounces; no email until verified again");
+    }
     Ok(Recorded {
         status,
         summary: format!("{status}: {reason}"),

@@ -356,6 +356,69 @@ async fn replies_from_every_corpus_client_land_with_exactly_their_new_text(db: P
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn replies_to_a_deleted_thread_or_a_revoked_address_are_refused_and_explained(db: PgPool) {
+    let p = Platform::start(db).await;
+    let alice = p.api.user("alice").await;
+    let bob = p.api.user("bob").await;
+    let first = alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    let deleted = p
+        .api
+        .delete(&format!("/api/v1/threads/{}", first.thread), &bob)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{deleted:?}");
+    let answer = |n: &Notified, id: &str| {
+        gmail_reply(
+            "bob@example.com",
+            &n.reply_to,
+            id,
+            &n.message_id,
+            "Too late?",
+        )
+    };
+    p.send_smtp("bob@example.com", &first.reply_to, answer(&first, "g1@x"))
+        .await;
+    let decided = p.wait_decided(1).await;
+    assert_eq!(decided[0], ("refused".into(), Some("thread_gone".into())));
+    let told = p.nth_mail(2).await;
+    assert!(told.raw.contains("no longer available"), "{}", told.raw);
+
+    let second = alice_writes_to_bob(&p, &alice, &bob, 3).await;
+    let revoked = p.api.delete("/api/v1/me/reply-addresses", &bob).await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{revoked:?}");
+    p.send_smtp("bob@example.com", &second.reply_to, answer(&second, "g2@x"))
+        .await;
+    let decided = p.wait_decided(2).await;
+    assert_eq!(decided[1], ("refused".into(), Some("revoked".into())));
+    assert_eq!(p.thread_bodies(&alice, &second.thread).await.len(), 1);
+
+    // The next notification's address works again.
+    let third = alice_writes_to_bob(&p, &alice, &bob, 5).await;
+    p.send_smtp("bob@example.com", &third.reply_to, answer(&third, "g3@x"))
+        .await;
+    let decided = p.wait_decided(3).await;
+    assert_eq!(decided[2], ("posted".into(), None));
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_run_of_soft_bounces_suppresses_the_address(db: PgPool) {
+    let p = Platform::start(db.clone()).await;
+    let alice = p.api.user("alice").await;
+    let bob = p.api.user("bob").await;
+    let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    for i in 1..=5 {
+        p.send_smtp(
+            "",
+            &n.mail.from,
+            dsn(&n.mail.from, &n.message_id, "4.2.2", "failed"),
+        )
+        .await;
+        p.wait_decided(i).await;
+        let bounced = user_row(&db, "bob").await.0;
+        assert_eq!(bounced, i == 5, "after {i} soft bounces");
+    }
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn forged_foreign_and_automatic_mail_is_refused_on_record(db: PgPool) {
     let p = Platform::start(db).await;
     let alice = p.api.user("alice").await;
@@ -483,6 +546,17 @@ async fn bounces_and_complaints_at_the_return_path_stop_email(db: PgPool) {
     assert_eq!(decided[0], ("bounce".into(), Some("delayed".into())));
     assert_eq!(user_row(&db, "bob").await, (false, true, false));
 
+    // A soft bounce (a mailbox still full when the server gave up) is counted, not final.
+    p.send_smtp(
+        "",
+        &bounce_to,
+        dsn(&bounce_to, &n.message_id, "4.2.2", "failed"),
+    )
+    .await;
+    let decided = p.wait_decided(2).await;
+    assert_eq!(decided[1], ("bounce".into(), Some("soft_bounce".into())));
+    assert_eq!(user_row(&db, "bob").await, (false, true, false));
+
     // A hard bounce suppresses the address: the next message is not emailed.
     p.send_smtp(
         "",
@@ -490,8 +564,8 @@ async fn bounces_and_complaints_at_the_return_path_stop_email(db: PgPool) {
         &dsn(&bounce_to, &n.message_id, "5.1.1", "failed"),
     )
     .await;
-    let decided = p.wait_decided(2).await;
-    assert_eq!(decided[1], ("bounce".into(), Some("hard_bounce".into())));
+    let decided = p.wait_decided(3).await;
+    assert_eq!(decided[2], ("bounce".into(), Some("hard_bounce".into())));
     assert_eq!(user_row(&db, "bob").await, (true, true, false));
     let me = p.api.get("/api/v1/me", &bob).await;
     assert_eq!(me.body["email_stopped"], "bounced", "Bob is shown why");
@@ -515,8 +589,8 @@ async fn bounces_and_complaints_at_the_return_path_stop_email(db: PgPool) {
         id = to_carol.header("Message-ID").unwrap()
     );
     p.send_smtp("", &to_carol.from, &arf).await;
-    let decided = p.wait_decided(3).await;
-    assert_eq!(decided[2], ("complaint".into(), Some("complaint".into())));
+    let decided = p.wait_decided(4).await;
+    assert_eq!(decided[3], ("complaint".into(), Some("complaint".into())));
     assert_eq!(user_row(&db, "carol").await, (false, false, true));
     let me = p.api.get("/api/v1/me", &carol).await;
     assert_eq!(me.body["email_stopped"], "complaint", "Carol is shown why");
