@@ -19,8 +19,10 @@ pub struct Purged {
 }
 
 /// Deletes what has served its time: jobs finished (done, skipped, discarded) more than
-/// `keep_days` ago with their attempt history, idempotency keys past their 24 hours, and the
-/// heartbeats of workers gone for a day. Returns the number of jobs deleted.
+/// `keep_days` ago with their attempt history, idempotency keys past their 24 hours, the
+/// heartbeats of workers gone for a day, and received email: its raw text (quotes and all)
+/// after `keep_days`, its record after 30 days (or `keep_days`, if longer), since soft bounces
+/// count over 30 days. Returns the number of jobs deleted.
 pub async fn old_records(db: &PgPool, keep_days: i32) -> Result<u64> {
     let jobs = sqlx::query(
         "delete from jobs where id in ( \
@@ -37,6 +39,22 @@ pub async fn old_records(db: &PgPool, keep_days: i32) -> Result<u64> {
     sqlx::query("delete from worker_heartbeats where last_seen_at < now() - interval '1 day'")
         .execute(db)
         .await?;
+    sqlx::query(
+        "update inbound_mail set raw = '' where id in ( \
+           select id from inbound_mail where status <> 'received' and raw <> '' \
+             and received_at < now() - make_interval(days => $1) limit 10000)",
+    )
+    .bind(keep_days)
+    .execute(db)
+    .await?;
+    sqlx::query(
+        "delete from inbound_mail where id in ( \
+           select id from inbound_mail where status <> 'received' \
+             and received_at < now() - make_interval(days => greatest($1, 30)) limit 10000)",
+    )
+    .bind(keep_days)
+    .execute(db)
+    .await?;
     Ok(jobs)
 }
 

@@ -5,6 +5,7 @@
 //! one effect however many workers see it.
 
 pub mod board;
+pub mod by_hand;
 pub mod config;
 pub mod email;
 pub mod jobs;

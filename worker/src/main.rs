@@ -1,5 +1,6 @@
-//! `convos-worker`: runs the background worker until SIGTERM or Ctrl-C, or prints the queue
-//! board (`convos-worker queues [--json]`) for scripts and SSH sessions.
+//! `convos-worker`: runs the background worker until SIGTERM or Ctrl-C, prints the queue
+//! board (`convos-worker queues [--json]`) for scripts and SSH sessions, or sends email to the
+//! reply domain by hand (`reply`, `send-eml`).
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -24,6 +25,40 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Answer a notification email (an .eml file, e.g. from the development mail folder) as its
+    /// recipient, through the SMTP listener of the reply domain.
+    Reply {
+        /// The notification.
+        file: std::path::PathBuf,
+        /// What to answer.
+        text: String,
+        /// The listener (default: `CONVOS_INBOUND_SMTP_ADDR`).
+        #[arg(long)]
+        smtp: Option<std::net::SocketAddr>,
+    },
+    /// Hand a raw message (.eml) to the SMTP listener of the reply domain, as its MX would.
+    SendEml {
+        /// The message.
+        file: std::path::PathBuf,
+        /// The envelope recipient (e.g. `reply+…@<domain>` or `bounce+…@<domain>`).
+        #[arg(long)]
+        to: String,
+        /// The envelope sender; empty for a bounce's null sender.
+        #[arg(long, default_value = "")]
+        from: String,
+        /// The listener (default: `CONVOS_INBOUND_SMTP_ADDR`).
+        #[arg(long)]
+        smtp: Option<std::net::SocketAddr>,
+    },
+}
+
+fn listener(
+    given: Option<std::net::SocketAddr>,
+    settings: &WorkerSettings,
+) -> anyhow::Result<std::net::SocketAddr> {
+    given
+        .or(settings.inbound_smtp_addr)
+        .context("no SMTP listener: pass --smtp or set CONVOS_INBOUND_SMTP_ADDR")
 }
 
 #[tokio::main]
@@ -46,6 +81,28 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 print!("{}", convos_worker::board::table(&board));
             }
+            Ok(())
+        }
+        Command::Reply { file, text, smtp } => {
+            let raw = std::fs::read(&file)
+                .with_context(|| format!("could not read {}", file.display()))?;
+            let (from, to, answer) = convos_worker::by_hand::answer(&raw, &text)?;
+            let smtp = listener(smtp, &settings)?;
+            convos_worker::by_hand::send(smtp, &from, &to, &answer).await?;
+            println!("sent: from {from} to {to} via {smtp}");
+            Ok(())
+        }
+        Command::SendEml {
+            file,
+            to,
+            from,
+            smtp,
+        } => {
+            let raw = std::fs::read(&file)
+                .with_context(|| format!("could not read {}", file.display()))?;
+            let smtp = listener(smtp, &settings)?;
+            convos_worker::by_hand::send(smtp, &from, &to, &raw).await?;
+            println!("sent: {} to {to} via {smtp}", file.display());
             Ok(())
         }
     }

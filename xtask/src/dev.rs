@@ -13,6 +13,12 @@ use std::time::{Duration, Instant};
 /// The password of the demo accounts, printed on screen.
 pub const DEMO_PASSWORD: &str = "convos-demo";
 
+/// The reply domain of the development platform: replies to it reach the worker's listener.
+const DEV_REPLY_DOMAIN: &str = "reply.convos.localhost";
+
+/// The inbound webhook's secret in development (printed; never for production).
+const DEV_WEBHOOK_SECRET: &str = "convos-dev-webhook-secret";
+
 /// Options of `cargo xtask dev`.
 #[derive(clap::Args)]
 pub struct DevArgs {
@@ -67,8 +73,19 @@ pub fn boot(
     };
     let mail = services.dir.join("mail");
     let mail_url = format!("file://{}", mail.display());
+    // The SMTP listener of the reply domain: 2526 unless taken (or checking, which must not
+    // collide with a running dev platform).
+    let preferred: SocketAddr = ([127, 0, 0, 1], 2526).into();
+    let inbound = if !check && TcpListener::bind(preferred).is_ok() {
+        preferred
+    } else {
+        TcpListener::bind(("127.0.0.1", 0))?.local_addr()?
+    };
     let env = |cmd: &mut Command| {
         cmd.env("CONVOS_SMTP_URL", &mail_url)
+            .env("CONVOS_REPLY_DOMAIN", DEV_REPLY_DOMAIN)
+            .env("CONVOS_INBOUND_SMTP_ADDR", inbound.to_string())
+            .env("CONVOS_INBOUND_WEBHOOK_SECRET", DEV_WEBHOOK_SECRET)
             .env("CONVOS_NOTIFY_DELAY_SECS", if check { "0" } else { "30" })
             .env("DATABASE_URL", &services.database_url)
             .env("REDIS_URL", &services.redis_url)
@@ -110,7 +127,7 @@ pub fn boot(
     wait_ready(addr, &mut children)?;
     let client = services.dir.join("client");
     let token = sign_in_alice(addr, &client)?;
-    banner(addr, &mail, &client);
+    banner(addr, &mail, &client, inbound);
     if check {
         let token = token.as_str();
         let before = count_files(&mail);
@@ -130,7 +147,36 @@ pub fn boot(
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        step("dev check passed: alice logged in, sent bob a message, and its email was written");
+        // Bob answers the email from his mail client: the answer lands in alice's thread.
+        let newest = newest_file(&mail).context("no notification email")?;
+        run::run(Command::new(bin("convos-worker")).args([
+            "reply",
+            &newest.display().to_string(),
+            "Hello back, by email",
+            "--smtp",
+            &inbound.to_string(),
+        ]))?;
+        let thread = body
+            .split("\"thread_id\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .context("no thread id in the answer")?;
+        let path = format!("/api/v1/threads/{thread}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, body) = http_auth(addr, "GET", &path, None, token)?;
+            if body.contains("\"message_count\":2") {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("bob's reply by email did not reach the thread within 30 s: {body}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        step(
+            "dev check passed: alice logged in and sent bob a message, its email was written, \
+             and bob's reply by email reached the thread",
+        );
         return Ok(());
     }
     while !stop.load(Ordering::SeqCst) {
@@ -209,6 +255,16 @@ fn sign_in_alice(addr: SocketAddr, client: &std::path::Path) -> anyhow::Result<S
     Ok(token.to_owned())
 }
 
+/// The most recently written file in `dir`.
+fn newest_file(dir: &std::path::Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .map(|e| e.path())
+}
+
 fn count_files(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir)
         .map(|entries| entries.count())
@@ -261,7 +317,7 @@ pub(crate) fn http_auth(
     Ok((status, body))
 }
 
-fn banner(addr: SocketAddr, mail: &std::path::Path, client: &std::path::Path) {
+fn banner(addr: SocketAddr, mail: &std::path::Path, client: &std::path::Path, inbound: SocketAddr) {
     println!(
         "\n\x1b[1mConvos is running at http://{addr}\x1b[0m  (API reference: docs/api.md, \
          OpenAPI: http://{addr}/api/v1/openapi.json)\n\n\
@@ -276,6 +332,13 @@ fn banner(addr: SocketAddr, mail: &std::path::Path, client: &std::path::Path) {
          \x20 curl -N http://{addr}/api/v1/events -H \"authorization: Bearer $TOKEN\"\n\n\
          Notification emails are written as .eml files to {mail} (30 s after a message, if it is\n\
          still unread).\n\n\
+         Reply by email: answer a notification as its recipient, and the answer lands in the thread\n\
+         (live in the other side's client). Mail for {DEV_REPLY_DOMAIN} is received on {inbound}:\n\
+         \x20 target/debug/convos-worker reply {mail}/<file>.eml 'Noon works.' --smtp {inbound}\n\
+         \x20 (or: swaks --server {inbound} --from <recipient> --to <the email's Reply-To> --body ...)\n\
+         The inbound webhook takes raw MIME too (secret {DEV_WEBHOOK_SECRET}):\n\
+         \x20 curl -X POST http://{addr}/api/v1/inbound/email -H 'authorization: Bearer {DEV_WEBHOOK_SECRET}' \\\n\
+         \x20   -H 'content-type: message/rfc822' --data-binary @reply.eml\n\n\
          The terminal client, opening straight into alice's inbox (in another terminal):\n\
          \x20 XDG_CONFIG_HOME={client} cargo run -q -p convos-tui\n\
          Press Ctrl-C to stop.\n",
