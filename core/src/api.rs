@@ -189,8 +189,29 @@ pub struct UpdateMeRequest {
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct PreferencesPatch {
-    /// Whether new messages are announced by email.
+    /// Whether new messages are announced by email (`false` is `email_mode: "off"`).
     pub email_notifications: Option<bool>,
+    /// `each` (one email per message, after the delay), `daily` (one digest a day) or `off`.
+    pub email_mode: Option<EmailMode>,
+    /// The local hour of the daily digest, 0-23.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 23))]
+    pub digest_hour: Option<i64>,
+    /// The IANA time zone of `digest_hour` (e.g. `Europe/Paris`).
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    pub time_zone: Option<String>,
+}
+
+/// How a user gets email about new messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub enum EmailMode {
+    /// One email per thread's new messages, after the delay window.
+    Each,
+    /// One email a day listing the unread threads (none when nothing is unread).
+    Daily,
+    /// No email about messages.
+    Off,
 }
 
 /// A validated profile change.
@@ -198,20 +219,87 @@ pub struct PreferencesPatch {
 pub struct ProfileChange {
     /// A new display name, if one was sent.
     pub display_name: Option<DisplayName>,
-    /// A new email setting, if one was sent.
+    /// Email on or off, if it changes.
     pub email_notifications: Option<bool>,
+    /// Digest (true) or one email per message (false), if it changes.
+    pub email_digest: Option<bool>,
+    /// The digest's local hour, if it changes.
+    pub digest_hour: Option<i16>,
+    /// The digest's time zone (syntax checked; the store checks that it exists), if it changes.
+    pub time_zone: Option<String>,
+}
+
+/// Longest time zone name accepted.
+pub const TIME_ZONE_MAX: usize = 64;
+
+fn parse_settings(patch: &PreferencesPatch, errors: &mut Vec<FieldError>) -> ProfileChange {
+    let mut change = ProfileChange {
+        email_notifications: patch.email_notifications,
+        ..ProfileChange::default()
+    };
+    match patch.email_mode {
+        Some(EmailMode::Off) if patch.email_notifications == Some(true) => errors.push(
+            FieldError::new("email_mode", "contradicts email_notifications: true"),
+        ),
+        Some(EmailMode::Each | EmailMode::Daily) if patch.email_notifications == Some(false) => {
+            errors.push(FieldError::new(
+                "email_mode",
+                "contradicts email_notifications: false",
+            ))
+        }
+        Some(EmailMode::Off) => change.email_notifications = Some(false),
+        Some(mode) => {
+            change.email_notifications = Some(true);
+            change.email_digest = Some(mode == EmailMode::Daily);
+        }
+        None => {}
+    }
+    if let Some(hour) = patch.digest_hour {
+        match i16::try_from(hour) {
+            Ok(hour @ 0..=23) => change.digest_hour = Some(hour),
+            _ => errors.push(FieldError::new(
+                "digest_hour",
+                "must be an hour from 0 to 23",
+            )),
+        }
+    }
+    if let Some(zone) = &patch.time_zone {
+        let plausible = !zone.is_empty()
+            && zone.len() <= TIME_ZONE_MAX
+            && zone
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b));
+        if plausible {
+            change.time_zone = Some(zone.clone());
+        } else {
+            errors.push(FieldError::new(
+                "time_zone",
+                "must be an IANA time zone name such as Europe/Paris",
+            ));
+        }
+    }
+    change
 }
 
 impl UpdateMeRequest {
     /// Validates the change.
     pub fn parse(&self) -> Result<ProfileChange, Vec<FieldError>> {
+        let mut errors = Vec::new();
         let display_name = match &self.display_name {
-            Some(d) => Some(DisplayName::parse(d).map_err(|e| vec![e])?),
+            Some(d) => DisplayName::parse(d).map_err(|e| errors.push(e)).ok(),
             None => None,
         };
+        let settings = self
+            .settings
+            .as_ref()
+            .map(|patch| parse_settings(patch, &mut errors))
+            .unwrap_or_default();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
         Ok(ProfileChange {
             display_name,
-            email_notifications: self.settings.as_ref().and_then(|s| s.email_notifications),
+            ..settings
         })
     }
 }
@@ -381,6 +469,43 @@ pub struct UserSummary {
 pub struct Preferences {
     /// Whether new messages are announced by email.
     pub email_notifications: bool,
+    /// `each`, `daily` or `off` (`off` exactly when `email_notifications` is false).
+    #[serde(default = "default_email_mode")]
+    pub email_mode: EmailMode,
+    /// The local hour of the daily digest, 0-23.
+    #[serde(default = "default_digest_hour")]
+    pub digest_hour: i16,
+    /// The IANA time zone of `digest_hour`.
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+}
+
+fn default_email_mode() -> EmailMode {
+    EmailMode::Each
+}
+
+fn default_digest_hour() -> i16 {
+    8
+}
+
+fn default_time_zone() -> String {
+    "UTC".into()
+}
+
+impl Preferences {
+    /// The defaults of a new account: one email per message, digests at 08:00 UTC if chosen.
+    pub fn new(email_notifications: bool) -> Self {
+        Self {
+            email_notifications,
+            email_mode: if email_notifications {
+                EmailMode::Each
+            } else {
+                EmailMode::Off
+            },
+            digest_hour: default_digest_hour(),
+            time_zone: default_time_zone(),
+        }
+    }
 }
 
 /// A mailbox folder: the `folder` query parameter of `GET /api/v1/threads`.

@@ -18,16 +18,19 @@ pub enum JobKind {
     VerifyEmail,
     /// Read one received email (a reply, a bounce, a complaint) and act on it.
     InboundMail,
+    /// Email a user in digest mode the day's unread threads.
+    DigestEmail,
 }
 
 impl JobKind {
     /// Every kind, e.g. for one worker per queue.
-    pub const ALL: [JobKind; 5] = [
+    pub const ALL: [JobKind; 6] = [
         JobKind::Deliver,
         JobKind::NotifyEmail,
         JobKind::PurgeExpired,
         JobKind::VerifyEmail,
         JobKind::InboundMail,
+        JobKind::DigestEmail,
     ];
 
     /// The stored name, which is also the queue's name.
@@ -38,6 +41,7 @@ impl JobKind {
             JobKind::PurgeExpired => "purge_expired",
             JobKind::VerifyEmail => "verify_email",
             JobKind::InboundMail => "inbound_mail",
+            JobKind::DigestEmail => "digest_email",
         }
     }
 
@@ -54,6 +58,7 @@ impl JobKind {
             JobKind::PurgeExpired => 3,
             JobKind::VerifyEmail => 6,
             JobKind::InboundMail => 8,
+            JobKind::DigestEmail => 6,
         }
     }
 }
@@ -94,6 +99,13 @@ pub struct VerifyEmailJob {
 pub struct InboundMailJob {
     /// The `inbound_mail` row.
     pub inbound_id: uuid::Uuid,
+}
+
+/// Payload of a `digest_email` job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestEmailJob {
+    /// Whose digest (named like notify_email's, for the operators' filter).
+    pub recipient_id: UserId,
 }
 
 /// Payload of a `purge_expired` job.

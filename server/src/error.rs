@@ -102,6 +102,10 @@ impl From<StoreError> for ApiError {
             e @ (StoreError::UnknownRecipient | StoreError::SelfRecipient) => {
                 ApiError::field("recipient", e.to_string())
             }
+            StoreError::UnknownTimeZone => ApiError::field(
+                "time_zone",
+                "is not a time zone this server knows (an IANA name such as Europe/Paris)",
+            ),
             StoreError::IdempotencyMismatch => ApiError::field(
                 "Idempotency-Key",
                 "was already used for a different request; use a new key",

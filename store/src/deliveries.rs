@@ -43,6 +43,8 @@ pub struct EmailRecipient {
     pub verified: bool,
     /// Whether the address was rejected for good since it was last verified.
     pub bounced: bool,
+    /// Whether they get one digest a day instead of an email per message.
+    pub digest: bool,
 }
 
 /// One message waiting for a notification decision.
@@ -79,6 +81,7 @@ struct Facts {
     email_notifications: bool,
     verified: bool,
     bounced: bool,
+    digest: bool,
     subject: String,
     muted: bool,
     sent_last_day: i64,
@@ -151,6 +154,7 @@ pub async fn pending(
            select u.id as recipient_id, u.email, u.display_name, u.email_notifications, \
                   u.email_verified_at is not null as verified, \
                   u.email_bounced_at is not null as bounced, \
+                  u.email_digest as digest, \
                   t.subject, coalesce(tp.muted, false) as muted, \
                   (select count(*) from emails e \
                    where e.recipient_id = u.id and e.sent_at > now() - interval '1 day') \
@@ -181,6 +185,7 @@ pub async fn pending(
             email_notifications: facts.email_notifications,
             verified: facts.verified,
             bounced: facts.bounced,
+            digest: facts.digest,
         },
         subject: facts.subject.clone(),
         muted: facts.muted,

@@ -7,6 +7,7 @@
 mod counters;
 pub mod cursor;
 pub mod deliveries;
+pub mod digests;
 pub mod inbound;
 pub mod jobs;
 pub mod messages;
@@ -46,6 +47,9 @@ pub enum StoreError {
     /// A new thread's recipient names nobody.
     #[error("no user has this username")]
     UnknownRecipient,
+    /// A time zone PostgreSQL does not know.
+    #[error("unknown time zone")]
+    UnknownTimeZone,
     /// A new thread's recipient is its sender.
     #[error("you cannot send a message to yourself")]
     SelfRecipient,

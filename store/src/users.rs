@@ -2,7 +2,7 @@
 
 use crate::{Result, StoreError, Written, on_unique};
 use chrono::{DateTime, Utc};
-use convos_core::api::{EmailStopped, Preferences, ProfileChange, User, UserSummary};
+use convos_core::api::{EmailMode, EmailStopped, Preferences, ProfileChange, User, UserSummary};
 use convos_core::{DisplayName, EmailAddress, UserId, Username};
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
@@ -19,6 +19,9 @@ pub(crate) struct UserRow {
     email_verified_at: Option<DateTime<Utc>>,
     email_bounced_at: Option<DateTime<Utc>>,
     email_complained_at: Option<DateTime<Utc>>,
+    email_digest: bool,
+    digest_hour: i16,
+    time_zone: String,
 }
 
 impl UserRow {
@@ -44,6 +47,13 @@ impl UserRow {
             },
             Preferences {
                 email_notifications: self.email_notifications,
+                email_mode: match (self.email_notifications, self.email_digest) {
+                    (false, _) => EmailMode::Off,
+                    (true, true) => EmailMode::Daily,
+                    (true, false) => EmailMode::Each,
+                },
+                digest_hour: self.digest_hour,
+                time_zone: self.time_zone,
             },
         )
     }
@@ -52,7 +62,8 @@ impl UserRow {
 macro_rules! user_columns {
     () => {
         "id, username, email, display_name, is_admin, email_notifications, created_at, \
-         email_verified_at, email_bounced_at, email_complained_at"
+         email_verified_at, email_bounced_at, email_complained_at, email_digest, digest_hour, \
+         time_zone"
     };
 }
 
@@ -79,7 +90,13 @@ macro_rules! user_columns_of {
             $alias,
             ".email_bounced_at, ",
             $alias,
-            ".email_complained_at"
+            ".email_complained_at, ",
+            $alias,
+            ".email_digest, ",
+            $alias,
+            ".digest_hour, ",
+            $alias,
+            ".time_zone"
         )
     };
 }
@@ -227,21 +244,54 @@ pub async fn update_profile(
     id: UserId,
     change: &ProfileChange,
 ) -> Result<(User, Preferences)> {
+    if let Some(zone) = &change.time_zone
+        && !time_zone_known(db, zone).await?
+    {
+        return Err(StoreError::UnknownTimeZone);
+    }
     let row: Option<UserRow> = sqlx::query_as(concat!(
-        // Turning email back on retires the unsubscribe links sent before (decision 18).
+        // Turning email back on retires the unsubscribe links sent before (decision 18). A
+        // change of the email settings places the next digest anew (or none).
         "update users set display_name = coalesce($2, display_name), \
                 email_resubscribed_at = case when $3 and not email_notifications then now() \
                                              else email_resubscribed_at end, \
-                email_notifications = coalesce($3, email_notifications), updated_at = now() \
+                email_notifications = coalesce($3, email_notifications), \
+                email_digest = coalesce($4, email_digest), \
+                digest_hour = coalesce($5, digest_hour), \
+                time_zone = coalesce($6, time_zone), \
+                next_digest_at = case \
+                  when $3 is null and $4 is null and $5 is null and $6 is null \
+                    then next_digest_at \
+                  when coalesce($3, email_notifications) and coalesce($4, email_digest) \
+                    then next_digest_at(coalesce($5, digest_hour), coalesce($6, time_zone), now()) \
+                  end, \
+                updated_at = now() \
          where id = $1 returning ",
         user_columns!()
     ))
     .bind(id.as_uuid())
     .bind(change.display_name.as_ref().map(DisplayName::as_str))
     .bind(change.email_notifications)
+    .bind(change.email_digest)
+    .bind(change.digest_hour)
+    .bind(change.time_zone.as_deref())
     .fetch_optional(db)
     .await?;
     row.map(UserRow::into_user).ok_or(StoreError::NotFound)
+}
+
+/// Whether PostgreSQL knows the time zone `zone` (an IANA name or an abbreviation).
+pub async fn time_zone_known(db: &PgPool, zone: &str) -> Result<bool> {
+    match sqlx::query("select now() at time zone $1")
+        .bind(zone)
+        .execute(db)
+        .await
+    {
+        Ok(_) => Ok(true),
+        // invalid_parameter_value: "time zone ... not recognized".
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("22023") => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Resolves a username to the public summary, for addressing a message.

@@ -136,6 +136,20 @@ impl Client {
         self.call(Method::GET, "/api/v1/me", None, None).await
     }
 
+    /// Changes the caller's email settings (`PATCH /api/v1/me`).
+    pub async fn update_settings(
+        &self,
+        settings: &convos_core::api::PreferencesPatch,
+    ) -> Result<Me, ApiError> {
+        let body = convos_core::api::UpdateMeRequest {
+            display_name: None,
+            settings: Some(settings.clone()),
+        };
+        let body = serde_json::to_value(body).map_err(|e| ApiError::Protocol(e.to_string()))?;
+        self.call(Method::PATCH, "/api/v1/me", Some(body), None)
+            .await
+    }
+
     /// A page of a folder.
     pub async fn threads(
         &self,

@@ -1,5 +1,5 @@
 //! `convos`: the terminal client. `convos` opens the mailbox; `convos login` and
-//! `convos logout` manage the stored token.
+//! `convos logout` manage the stored token; `convos email` shows and sets how email arrives.
 
 use anyhow::Context;
 use convos_tui::api::Client;
@@ -8,10 +8,12 @@ use std::io::{BufRead, Write};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: convos [login | logout | --version]\n\n\
+        "usage: convos [login | logout | email [each | daily | off] [--hour H] [--tz ZONE] | --version]\n\n\
          convos          open your mailbox\n\
          convos login    sign in (or set CONVOS_SERVER and CONVOS_TOKEN)\n\
-         convos logout   end the session and forget the token"
+         convos logout   end the session and forget the token\n\
+         convos email    show how Convos emails you, or set it: `each` (one email per message),\n\
+         \x20               `daily` (one digest a day at --hour 0-23 in --tz, e.g. Europe/Paris), `off`"
     );
     std::process::exit(2);
 }
@@ -78,10 +80,67 @@ async fn main() -> anyhow::Result<()> {
             println!("Logged out.");
             Ok(())
         }
+        Some("email") => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            let patch = email_patch(&args).unwrap_or_else(|| usage());
+            let config = config::load(&dir)?;
+            let (server, token) = config::credentials(&dir, &config)?;
+            let client = Client::new(&server, Some(token));
+            let me = if patch.email_mode.is_none()
+                && patch.digest_hour.is_none()
+                && patch.time_zone.is_none()
+            {
+                client.me().await
+            } else {
+                client.update_settings(&patch).await
+            }
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", describe_email(&me));
+            Ok(())
+        }
         Some("--version" | "-V") => {
             println!("convos {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
         Some(_) => usage(),
     }
+}
+
+/// The settings change `convos email [each|daily|off] [--hour H] [--tz ZONE]` asks for;
+/// `None` for arguments it does not understand.
+fn email_patch(args: &[String]) -> Option<convos_core::api::PreferencesPatch> {
+    use convos_core::api::{EmailMode, PreferencesPatch};
+    let mut patch = PreferencesPatch::default();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "each" => patch.email_mode = Some(EmailMode::Each),
+            "daily" => patch.email_mode = Some(EmailMode::Daily),
+            "off" => patch.email_mode = Some(EmailMode::Off),
+            "--hour" => patch.digest_hour = Some(args.next()?.parse().ok()?),
+            "--tz" => patch.time_zone = Some(args.next()?.clone()),
+            _ => return None,
+        }
+    }
+    Some(patch)
+}
+
+/// One line about how email reaches the user.
+fn describe_email(me: &convos_core::api::Me) -> String {
+    use convos_core::api::{EmailMode, EmailStopped};
+    let s = &me.settings;
+    let mode = match s.email_mode {
+        EmailMode::Each => "one email per new message".to_owned(),
+        EmailMode::Daily => format!("a daily digest at {:02}:00 {}", s.digest_hour, s.time_zone),
+        EmailMode::Off => "no email".to_owned(),
+    };
+    let stopped = match me.user.email_stopped {
+        Some(EmailStopped::Bounced) => {
+            " (but your address bounced: nothing is sent until you verify it again)"
+        }
+        Some(EmailStopped::Complaint) => " (turned off after a notification was reported as spam)",
+        None if !me.user.email_verified => " (once you verify your address)",
+        None => "",
+    };
+    format!("Email to {}: {mode}{stopped}.", me.user.email)
 }

@@ -258,3 +258,39 @@ async fn logging_in_replaces_a_token_file_others_could_read(db: PgPool) {
         .expect("the stored token works");
     assert_eq!(me.user.username, "bob", "the stored token is bob's session");
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn bob_chooses_a_daily_digest_from_the_command_line(db: PgPool) {
+    let server = spawn_server(db).await;
+    let base = server.base.clone();
+    let bob = server.user("bob").await;
+    let tmux = Tmux {
+        socket: format!("convos-e2e-{}", uuid::Uuid::new_v4().simple()),
+    };
+    let command = format!(
+        "env CONVOS_SERVER={base} CONVOS_TOKEN={} TERM=xterm-256color {} email daily --hour 7 --tz Europe/Paris",
+        bob.token,
+        env!("CARGO_BIN_EXE_convos")
+    );
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "convos",
+        "-x",
+        "120",
+        "-y",
+        "10",
+        &command,
+    ]);
+    tmux.run(&["set-option", "-t", "convos", "remain-on-exit", "on"]);
+    tmux.wait_for("Email to bob@example.com: a daily digest at 07:00 Europe/Paris.")
+        .await;
+    let me = Client::new(&base, Some(bob.token.clone()))
+        .me()
+        .await
+        .expect("bob's settings");
+    assert_eq!(me.settings.email_mode, convos_core::api::EmailMode::Daily);
+    assert_eq!(me.settings.digest_hour, 7);
+    assert_eq!(me.settings.time_zone, "Europe/Paris");
+}

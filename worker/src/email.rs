@@ -426,6 +426,7 @@ mod tests {
                 email_notifications: true,
                 verified: true,
                 bounced: false,
+                digest: false,
             },
             subject: subject.into(),
             muted: false,

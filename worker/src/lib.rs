@@ -7,6 +7,7 @@
 pub mod board;
 pub mod by_hand;
 pub mod config;
+pub mod digest;
 pub mod email;
 pub mod jobs;
 pub mod ledger;

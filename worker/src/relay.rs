@@ -225,6 +225,10 @@ async fn pass(ctx: &Ctx, queues: &mut HashMap<JobKind, Queue>) -> anyhow::Result
         Duration::from_secs(ctx.settings.purge_every_secs),
     )
     .await?;
+    let digests = convos_store::digests::schedule_due(&ctx.ledger_db, 500).await?;
+    if digests > 0 {
+        tracing::info!(digests, "daily digests due");
+    }
     if ctx.heartbeat_due() {
         let pid = std::process::id() as i32;
         convos_store::ops::heartbeat(&ctx.ledger_db, &ctx.name, &ctx.host, pid, ctx.started)

@@ -432,6 +432,85 @@ async fn me_shows_the_unread_total_and_settings_and_can_be_changed(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn the_email_mode_is_each_daily_or_off_with_a_digest_hour_in_a_time_zone(db: PgPool) {
+    let app = TestServer::spawn(db.clone()).await;
+    let alice = app.user("alice").await;
+    let patch = |settings: serde_json::Value| {
+        let token = alice.token.clone();
+        let app = &app;
+        async move {
+            app.call(
+                Method::PATCH,
+                "/api/v1/me",
+                Some(&token),
+                Some(json!({ "settings": settings })),
+            )
+            .await
+        }
+    };
+    let me = app.get("/api/v1/me", &alice).await;
+    assert_eq!(me.body["settings"]["email_mode"], "each");
+    assert_eq!(me.body["settings"]["digest_hour"], 8);
+    assert_eq!(me.body["settings"]["time_zone"], "UTC");
+
+    let daily =
+        patch(json!({"email_mode": "daily", "digest_hour": 7, "time_zone": "Europe/Paris"})).await;
+    assert_eq!(daily.status, StatusCode::OK, "{daily:?}");
+    assert_eq!(daily.body["settings"]["email_mode"], "daily");
+    assert_eq!(daily.body["settings"]["email_notifications"], true);
+    assert_eq!(daily.body["settings"]["time_zone"], "Europe/Paris");
+    let (next, local_hour): (chrono::DateTime<chrono::Utc>, i32) = sqlx::query_as(
+        "select next_digest_at, extract(hour from next_digest_at at time zone 'Europe/Paris')::int \
+         from users where username = 'alice'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(local_hour, 7, "the next digest is at 07:00 in Paris");
+    let ahead = next - chrono::Utc::now();
+    assert!(
+        ahead > chrono::TimeDelta::zero() && ahead <= chrono::TimeDelta::hours(25),
+        "within the next day: {next}"
+    );
+
+    for (settings, field) in [
+        (json!({"digest_hour": 24}), "digest_hour"),
+        (json!({"digest_hour": -1}), "digest_hour"),
+        (json!({"time_zone": "Mars/Olympus_Mons"}), "time_zone"),
+        (
+            json!({"time_zone": "Europe/Paris; drop table users"}),
+            "time_zone",
+        ),
+        (
+            json!({"email_mode": "off", "email_notifications": true}),
+            "email_mode",
+        ),
+        (json!({"email_mode": "weekly"}), "request"),
+    ] {
+        let refused = patch(settings.clone()).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{settings}"
+        );
+        assert!(!refused.field(field).is_empty(), "{settings}: {refused:?}");
+    }
+
+    let off = patch(json!({"email_mode": "off"})).await;
+    assert_eq!(off.body["settings"]["email_mode"], "off");
+    assert_eq!(off.body["settings"]["email_notifications"], false);
+    let next: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("select next_digest_at from users where username = 'alice'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(next, None, "no digest is scheduled while email is off");
+    // Turning email back on returns to the chosen mode.
+    let on = patch(json!({"email_notifications": true})).await;
+    assert_eq!(on.body["settings"]["email_mode"], "daily");
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn the_directory_matches_prefixes_and_leaves_out_the_caller(db: PgPool) {
     let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;

@@ -397,9 +397,7 @@ fn admin_app() -> App {
         },
         unread_count: 0,
         unread_by_folder: Default::default(),
-        settings: convos_core::api::Preferences {
-            email_notifications: true,
-        },
+        settings: convos_core::api::Preferences::new(true),
     });
     app
 }
@@ -566,9 +564,7 @@ fn o_opens_a_sealed_read_once_message_once() {
         },
         unread_count: 1,
         unread_by_folder: Default::default(),
-        settings: convos_core::api::Preferences {
-            email_notifications: true,
-        },
+        settings: convos_core::api::Preferences::new(true),
     });
     let t = thread("Secret", 1);
     loaded(&mut app, vec![t.clone()]);

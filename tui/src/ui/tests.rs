@@ -41,9 +41,7 @@ fn app_with_inbox() -> App {
             archive: 0,
             all: 2,
         },
-        settings: Preferences {
-            email_notifications: true,
-        },
+        settings: Preferences::new(true),
     });
     let mut lunch = thread("Lunch on Friday?", 2);
     lunch.participants = vec![

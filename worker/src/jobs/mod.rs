@@ -7,6 +7,7 @@
 //! apalis' own retry path never runs.
 
 pub mod deliver;
+pub mod digest_email;
 pub mod inbound_mail;
 pub mod notify_email;
 pub mod purge;
@@ -73,6 +74,7 @@ async fn run_one(ticket: JobTicket, ctx: Arc<Ctx>) -> Result<(), BoxDynError> {
         JobKind::PurgeExpired => purge::run(&ctx, &job).await,
         JobKind::VerifyEmail => verify_email::run(&ctx, &job).await,
         JobKind::InboundMail => inbound_mail::run(&ctx, &job).await,
+        JobKind::DigestEmail => digest_email::run(&ctx, &job).await,
     };
     let outcome = match result {
         Ok(outcome) => outcome,

@@ -32,6 +32,8 @@ pub enum SkipReason {
     Muted,
     /// The recipient turned email notifications off.
     EmailOff,
+    /// The recipient gets a daily digest instead; it lists the message if still unread then.
+    Digest,
     /// The recipient already got the day's maximum of emails.
     DailyCap,
 }
@@ -47,6 +49,7 @@ impl SkipReason {
             SkipReason::Expired => "expired",
             SkipReason::Muted => "muted",
             SkipReason::EmailOff => "email_off",
+            SkipReason::Digest => "digest",
             SkipReason::DailyCap => "daily_cap",
         }
     }
@@ -69,6 +72,8 @@ pub struct Facts {
     pub muted: bool,
     /// The recipient turned email off.
     pub email_off: bool,
+    /// The recipient chose a daily digest.
+    pub digest: bool,
     /// The recipient's daily cap is reached.
     pub cap_reached: bool,
 }
@@ -90,6 +95,8 @@ pub fn decide(facts: &Facts) -> Result<(), SkipReason> {
         Err(SkipReason::EmailOff)
     } else if facts.muted {
         Err(SkipReason::Muted)
+    } else if facts.digest {
+        Err(SkipReason::Digest)
     } else if facts.cap_reached {
         Err(SkipReason::DailyCap)
     } else {
@@ -125,6 +132,7 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
             expired: message.expired,
             muted: pending.muted,
             email_off: !pending.recipient.email_notifications,
+            digest: pending.recipient.digest,
             cap_reached,
         };
         match decide(&facts) {
@@ -304,6 +312,13 @@ mod tests {
             ),
             (
                 Facts {
+                    digest: true,
+                    ..Facts::default()
+                },
+                SkipReason::Digest,
+            ),
+            (
+                Facts {
                     cap_reached: true,
                     ..Facts::default()
                 },
@@ -342,6 +357,7 @@ mod tests {
             expired: true,
             muted: true,
             email_off: true,
+            digest: true,
             cap_reached: true,
         };
         assert_eq!(decide(&everything), Err(SkipReason::Unverified));

@@ -3,6 +3,7 @@
 //! receive events over SSE. Real PostgreSQL, Redis and SMTP throughout.
 
 mod bounces;
+mod digests;
 mod email;
 mod events;
 mod ledger;

@@ -1,0 +1,45 @@
+//! `digest_email`: a reader's daily digest, if they still want one, their address takes mail,
+//! and something is unread (decision 28). Nothing is sent when nothing is unread.
+
+use super::{JobError, JobResult};
+use crate::mailer::SendError;
+use crate::{Ctx, digest, email};
+use convos_core::jobs::DigestEmailJob;
+use convos_store::digests;
+use convos_store::jobs::{Outcome, Running};
+
+/// Runs a `digest_email` job.
+pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
+    let payload: DigestEmailJob = serde_json::from_value(job.payload.clone())
+        .map_err(|e| JobError::Permanent(format!("malformed payload: {e}")))?;
+    let Some(reader) = digests::reader(&ctx.db, payload.recipient_id).await? else {
+        return Ok(Outcome::Skipped("the account is gone".into()));
+    };
+    if !reader.wanted {
+        return Ok(Outcome::Skipped("no longer in digest mode".into()));
+    }
+    if !reader.deliverable {
+        return Ok(Outcome::Skipped("address unverified or bounced".into()));
+    }
+    let (threads, total) = digests::unread_threads(&ctx.db, payload.recipient_id).await?;
+    if threads.is_empty() {
+        return Ok(Outcome::Skipped("nothing unread".into()));
+    }
+    let message = digest::render(&ctx.email, &reader, &threads, total, chrono::Utc::now())
+        .map_err(|e| JobError::Permanent(format!("could not build the digest: {e}")))?;
+    let return_path = email::return_path(&ctx.email, threads[0].newest());
+    match ctx.mailer.send_with_return_path(message, return_path).await {
+        Ok(()) => {
+            ctx.metrics
+                .emails
+                .with_label_values(&["sent", "digest"])
+                .inc();
+            Ok(Outcome::Done(format!(
+                "sent: digest of {} thread(s)",
+                threads.len()
+            )))
+        }
+        Err(SendError::Temporary(e)) => Err(JobError::Transient(format!("smtp: {e}"))),
+        Err(SendError::Rejected { text, .. }) => Err(JobError::Permanent(format!("smtp: {text}"))),
+    }
+}
