@@ -5,10 +5,10 @@
 //! PostgreSQL, Redis, SMTP both ways.
 
 use crate::sse::Events;
-use crate::stack::start_api;
+use crate::stack::{WORKER_BIN, start_api};
 use convos_testkit::{
-    InProcessWorker, Mail, SmtpSink, StackConfig, TestServer, TestUser, database_url, eventually,
-    free_port,
+    InProcessWorker, Mail, SmtpSink, StackConfig, TestServer, TestUser, WorkerProcess,
+    database_url, eventually, free_port,
 };
 use lettre::AsyncTransport;
 use reqwest::StatusCode;
@@ -646,6 +646,67 @@ async fn the_webhook_keeps_mail_while_the_worker_is_down_and_only_with_the_secre
             "bob".to_owned(),
             "Posted while the worker was away.".to_owned()
         )
+    );
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_reply_accepted_by_a_worker_killed_before_reading_it_is_posted_once(db: PgPool) {
+    let mut p = Platform::start(db.clone()).await;
+    let alice = p.api.user("alice").await;
+    let bob = p.api.user("bob").await;
+    let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    p.worker.take().unwrap().stop().await;
+    // A worker process of its own receives the reply; its inbound queue is paused, so it has
+    // accepted (250) but not read the message when it is killed.
+    sqlx::query("insert into queue_controls (kind, paused) values ('inbound_mail', true)")
+        .execute(&db)
+        .await
+        .unwrap();
+    let url = database_url(&db).await;
+    let port = free_port().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let extra = [
+        ("CONVOS_REPLY_DOMAIN", DOMAIN),
+        ("CONVOS_INBOUND_SMTP_ADDR", listen.as_str()),
+        ("CONVOS_NOTIFY_DELAY_SECS", "0"),
+    ];
+    let mut doomed = WorkerProcess::spawn(WORKER_BIN, &p.config, &url, &extra);
+    let listener_port: u16 = port.parse().unwrap();
+    eventually(WAIT, "the doomed worker's listener", || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", listener_port))
+            .await
+            .is_ok()
+    })
+    .await;
+    let raw = gmail_reply(
+        "bob@example.com",
+        &n.reply_to,
+        "CAB3@mail.gmail.com",
+        &n.message_id,
+        "Sent just before the crash.",
+    );
+    let saved = p.listener_port;
+    p.listener_port = listener_port;
+    p.send_smtp("bob@example.com", &n.reply_to, &raw).await;
+    p.listener_port = saved;
+    doomed.0.kill().expect("SIGKILL");
+    doomed.0.wait().unwrap();
+    assert_eq!(p.received().await, [("received".into(), None)], "kept");
+
+    sqlx::query("delete from queue_controls where kind = 'inbound_mail'")
+        .execute(&db)
+        .await
+        .unwrap();
+    p.start_worker().await;
+    assert_eq!(p.wait_decided(1).await, [("posted".into(), None)]);
+    let bodies = p.thread_bodies(&alice, &n.thread).await;
+    assert_eq!(
+        bodies
+            .iter()
+            .filter(|(_, body)| body == "Sent just before the crash.")
+            .count(),
+        1,
+        "posted exactly once: {bodies:?}"
     );
 }
 
