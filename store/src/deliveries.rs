@@ -12,6 +12,8 @@ use uuid::Uuid;
 /// Everything the notify job needs to decide, read at send time.
 #[derive(Clone, Debug)]
 pub struct Pending {
+    /// The thread.
+    pub thread: ThreadId,
     /// The recipient.
     pub recipient: EmailRecipient,
     /// The thread's subject.
@@ -43,6 +45,8 @@ pub struct EmailRecipient {
     pub verified: bool,
     /// Whether the address was rejected for good since it was last verified.
     pub bounced: bool,
+    /// Whether they paused their email notifications (until a time still to come).
+    pub paused: bool,
 }
 
 /// One message waiting for a notification decision.
@@ -79,6 +83,7 @@ struct Facts {
     email_notifications: bool,
     verified: bool,
     bounced: bool,
+    paused: bool,
     subject: String,
     muted: bool,
     sent_last_day: i64,
@@ -151,6 +156,7 @@ pub async fn pending(
            select u.id as recipient_id, u.email, u.display_name, u.email_notifications, \
                   u.email_verified_at is not null as verified, \
                   u.email_bounced_at is not null as bounced, \
+                  coalesce(u.email_paused_until > now(), false) as paused, \
                   t.subject, coalesce(tp.muted, false) as muted, \
                   (select count(*) from emails e \
                    where e.recipient_id = u.id and e.sent_at > now() - interval '1 day') \
@@ -174,6 +180,7 @@ pub async fn pending(
     };
     let facts = &first.facts;
     let mut pending = Pending {
+        thread,
         recipient: EmailRecipient {
             id: facts.recipient_id.into(),
             email: facts.email.clone(),
@@ -181,6 +188,7 @@ pub async fn pending(
             email_notifications: facts.email_notifications,
             verified: facts.verified,
             bounced: facts.bounced,
+            paused: facts.paused,
         },
         subject: facts.subject.clone(),
         muted: facts.muted,

@@ -7,6 +7,7 @@
 mod counters;
 pub mod cursor;
 pub mod deliveries;
+pub mod email_links;
 pub mod inbound;
 pub mod jobs;
 pub mod messages;
