@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use convos_core::ErrorBody;
 use convos_core::email_links::{self, Link, Target};
 use convos_store::email_links::{self as store, EmailState};
+use convos_store::StoreError;
 use convos_store::threads::{self, Flag};
 use convos_store::{messages, unsubscribe};
 use secrecy::ExposeSecret;
@@ -226,7 +227,7 @@ fn email_buttons(token: &str, link: &Link, email: &EmailState) -> String {
     params(("token" = String, Path, description = "The signed token from the email")),
     responses(
         (status = 200, description = "An HTML page with the link's buttons", content_type = "text/html", body = String),
-        (status = 404, description = "Not a genuine, current email link (or its thread or message is gone for its user)", body = ErrorBody)))]
+        (status = 404, description = "Not a genuine, current email link (or its message is gone for its user)", body = ErrorBody)))]
 pub async fn email_link_page(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -236,7 +237,17 @@ pub async fn email_link_page(
     let email = email_state(&state, &link).await?;
     Ok(match link.target {
         Target::Thread(thread) => {
-            let thread = threads::get(&state.db, link.user, thread).await?;
+            let thread = match threads::get(&state.db, link.user, thread).await {
+                Ok(thread) => thread,
+                // The user deleted the thread since: the email can still pause or stop email.
+                Err(StoreError::NotFound) => {
+                    return Ok(page(
+                        "Email from Convos",
+                        &email_buttons(&token, &link, &email),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            };
             let mute = if thread.muted {
                 format!(
                     "<p>This thread is muted: Convos does not email you about it.</p>{}",

@@ -4,6 +4,7 @@
 
 mod bounces;
 mod email;
+mod email_links;
 mod events;
 mod ledger;
 mod replies;
