@@ -686,7 +686,7 @@ pub struct DeliveryDetail {
     /// `queued`, `sent`, `skipped` or `failed`.
     pub state: String,
     /// For `skipped`, why (`unverified`, `bounced`, `deleted`, `expired`, `already_read`,
-    /// `email_off`, `muted`, `daily_cap`); for `failed` (and `queued` after a transient error),
+    /// `email_off`, `paused`, `muted`, `daily_cap`); for `failed` (and `queued` after a transient error),
     /// the kind of failure (`rejected`, `temporary_failure`, `invalid_address`).
     pub reason: Option<String>,
     /// For `failed` (and `queued` after a transient error): the mail server's words.

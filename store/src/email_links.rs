@@ -62,13 +62,12 @@ pub async fn pause(db: &PgPool, user: UserId, days: i32) -> Result<Option<DateTi
 
 /// Ends any pause of `user`'s email notifications. Returns whether the user exists.
 pub async fn unpause(db: &PgPool, user: UserId) -> Result<bool> {
-    let updated = sqlx::query(
-        "update users set email_paused_until = null, updated_at = now() where id = $1",
-    )
-    .bind(user.as_uuid())
-    .execute(db)
-    .await?
-    .rows_affected();
+    let updated =
+        sqlx::query("update users set email_paused_until = null, updated_at = now() where id = $1")
+            .bind(user.as_uuid())
+            .execute(db)
+            .await?
+            .rows_affected();
     Ok(updated == 1)
 }
 

@@ -239,7 +239,10 @@ pub fn render(
                 name_of(&m.sender),
                 m.created_at.format("%Y-%m-%d %H:%M UTC")
             );
-            (label, link_url(settings, recipient, Target::Message(m.id), now))
+            (
+                label,
+                link_url(settings, recipient, Target::Message(m.id), now),
+            )
         })
         .collect();
     let open = settings.public_url.trim_end_matches('/');

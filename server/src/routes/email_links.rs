@@ -15,8 +15,8 @@ use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use convos_core::ErrorBody;
 use convos_core::email_links::{self, Link, Target};
-use convos_store::email_links::{self as store, EmailState};
 use convos_store::StoreError;
+use convos_store::email_links::{self as store, EmailState};
 use convos_store::threads::{self, Flag};
 use convos_store::{messages, unsubscribe};
 use secrecy::ExposeSecret;
@@ -268,10 +268,7 @@ pub async fn email_link_page(
                 ),
             )
         }
-        Target::Account => page(
-            "Email from Convos",
-            &email_buttons(&token, &link, &email),
-        ),
+        Target::Account => page("Email from Convos", &email_buttons(&token, &link, &email)),
         Target::Message(message) => {
             let message = messages::get(&state.db, link.user, message).await?;
             let body = if message.is_read {
@@ -323,7 +320,7 @@ pub async fn email_link_one_click(
 /// change email (404). Idempotent.
 #[utoipa::path(post, path = "/api/v1/email-links/{token}/{action}", tag = "notifications",
     params(("token" = String, Path, description = "The signed token from the email"),
-        ("action" = EmailLinkAction, Path, description = "What to do")),
+        ("action" = inline(EmailLinkAction), Path, description = "What to do")),
     responses(
         (status = 200, description = "Done; an HTML page with an undo button when the request accepts `text/html`",
             content((EmailLinkResult = "application/json"), (String = "text/html"))),
@@ -403,7 +400,9 @@ async fn act(
         })
         .into_response());
     }
-    let about = about.map(|s| format!("\u{201C}{s}\u{201D}")).unwrap_or_default();
+    let about = about
+        .map(|s| format!("\u{201C}{s}\u{201D}"))
+        .unwrap_or_default();
     let (title, text) = match action {
         A::Mute => (
             "This thread is muted".to_owned(),
@@ -490,7 +489,11 @@ mod tests {
     #[test]
     fn a_message_link_cannot_change_email_and_a_thread_link_cannot_read() {
         let message = Target::Message(MessageId::generate());
-        for action in [EmailLinkAction::Off, EmailLinkAction::PauseWeek, EmailLinkAction::Mute] {
+        for action in [
+            EmailLinkAction::Off,
+            EmailLinkAction::PauseWeek,
+            EmailLinkAction::Mute,
+        ] {
             assert!(!action.allowed_for(message), "{action:?}");
         }
         let thread = Target::Thread(ThreadId::generate());

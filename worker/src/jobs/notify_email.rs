@@ -361,7 +361,11 @@ mod tests {
             email_off: true,
             ..paused
         };
-        assert_eq!(decide(&off_too), Err(SkipReason::EmailOff), "off outlasts a pause");
+        assert_eq!(
+            decide(&off_too),
+            Err(SkipReason::EmailOff),
+            "off outlasts a pause"
+        );
         let unverified = Facts {
             unverified: true,
             ..paused

@@ -7,8 +7,8 @@ use chrono::{TimeDelta, Utc};
 use convos_core::email_links::{self, Target};
 use convos_core::{ThreadId, UserId};
 use convos_testkit::{
-    Answer, InProcessWorker, Mail, SmtpSink, StackConfig, TestServer, TestUser,
-    all_jobs_finished, database_url, eventually,
+    Answer, InProcessWorker, Mail, SmtpSink, StackConfig, TestServer, TestUser, all_jobs_finished,
+    database_url, eventually,
 };
 use reqwest::Method;
 use secrecy::ExposeSecret;
@@ -301,7 +301,12 @@ async fn turning_all_email_off_from_the_email_and_back_on(db: PgPool) {
     // Undo, from the page the browser gets: email is on again at once.
     let (_, page) = browse(&api, Method::GET, &page_path).await;
     assert!(page.contains("Convos does not email you"), "{page}");
-    let (status, on) = browse(&api, Method::POST, &form_action(&page, "Turn email back on")).await;
+    let (status, on) = browse(
+        &api,
+        Method::POST,
+        &form_action(&page, "Turn email back on"),
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(on.contains("Email is on"), "{on}");
     let me = api.get("/api/v1/me", &bob).await.body;
@@ -356,7 +361,11 @@ async fn mark_as_read_from_the_email(db: PgPool) {
     // The page only shows a button.
     let (status, page) = browse(&api, Method::GET, &read_path).await;
     assert_eq!(status, 200);
-    assert_eq!(api.unread_total(&bob).await, 1, "opening the page reads nothing");
+    assert_eq!(
+        api.unread_total(&bob).await,
+        1,
+        "opening the page reads nothing"
+    );
 
     // Act
     let (status, done) = browse(&api, Method::POST, &form_action(&page, "Mark as read")).await;
