@@ -28,9 +28,12 @@ impl EmailState {
     }
 }
 
+/// A user's row as [`state`] reads it: on, paused until, resubscribed at.
+type StateRow = (bool, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// The email state of `user`; `None` if there is no such user.
 pub async fn state(db: &PgPool, user: UserId) -> Result<Option<EmailState>> {
-    let row: Option<(bool, Option<DateTime<Utc>>, Option<DateTime<Utc>>)> = sqlx::query_as(
+    let row: Option<StateRow> = sqlx::query_as(
         "select email_notifications, \
                 case when email_paused_until > now() then email_paused_until end, \
                 email_resubscribed_at \
