@@ -478,6 +478,9 @@ pub struct Preferences {
     /// The IANA time zone of `digest_hour`.
     #[serde(default = "default_time_zone")]
     pub time_zone: String,
+    /// Until when email is paused (from the page linked in every email), if it is.
+    #[serde(default)]
+    pub email_paused_until: Option<DateTime<Utc>>,
 }
 
 fn default_email_mode() -> EmailMode {
@@ -504,6 +507,7 @@ impl Preferences {
             },
             digest_hour: default_digest_hour(),
             time_zone: default_time_zone(),
+            email_paused_until: None,
         }
     }
 }
@@ -827,7 +831,7 @@ pub struct DeliveryDetail {
     /// `queued`, `sent`, `skipped` or `failed`.
     pub state: String,
     /// For `skipped`, why (`unverified`, `bounced`, `deleted`, `expired`, `already_read`,
-    /// `email_off`, `muted`, `daily_cap`); for `failed` (and `queued` after a transient error),
+    /// `email_off`, `paused`, `muted`, `daily_cap`); for `failed` (and `queued` after a transient error),
     /// the kind of failure (`rejected`, `temporary_failure`, `invalid_address`).
     pub reason: Option<String>,
     /// For `failed` (and `queued` after a transient error): the mail server's words.

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod domain;
+pub mod email_links;
 pub mod error;
 pub mod events;
 pub mod ids;

@@ -12,6 +12,8 @@ use uuid::Uuid;
 /// Everything the notify job needs to decide, read at send time.
 #[derive(Clone, Debug)]
 pub struct Pending {
+    /// The thread.
+    pub thread: ThreadId,
     /// The recipient.
     pub recipient: EmailRecipient,
     /// The thread's subject.
@@ -45,6 +47,8 @@ pub struct EmailRecipient {
     pub bounced: bool,
     /// Whether they get one digest a day instead of an email per message.
     pub digest: bool,
+    /// Whether they paused their email notifications (until a time still to come).
+    pub paused: bool,
 }
 
 /// One message waiting for a notification decision.
@@ -82,6 +86,7 @@ struct Facts {
     verified: bool,
     bounced: bool,
     digest: bool,
+    paused: bool,
     subject: String,
     muted: bool,
     sent_last_day: i64,
@@ -155,6 +160,7 @@ pub async fn pending(
                   u.email_verified_at is not null as verified, \
                   u.email_bounced_at is not null as bounced, \
                   u.email_digest as digest, \
+                  coalesce(u.email_paused_until > now(), false) as paused, \
                   t.subject, coalesce(tp.muted, false) as muted, \
                   (select count(*) from emails e \
                    where e.recipient_id = u.id and e.sent_at > now() - interval '1 day') \
@@ -178,6 +184,7 @@ pub async fn pending(
     };
     let facts = &first.facts;
     let mut pending = Pending {
+        thread,
         recipient: EmailRecipient {
             id: facts.recipient_id.into(),
             email: facts.email.clone(),
@@ -186,6 +193,7 @@ pub async fn pending(
             verified: facts.verified,
             bounced: facts.bounced,
             digest: facts.digest,
+            paused: facts.paused,
         },
         subject: facts.subject.clone(),
         muted: facts.muted,

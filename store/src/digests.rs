@@ -51,7 +51,7 @@ pub struct Reader {
     pub email: String,
     /// Their display name.
     pub display_name: String,
-    /// Whether email goes to them at all, and as a digest.
+    /// Whether email goes to them at all, as a digest, and is not paused.
     pub wanted: bool,
     /// Whether the address is verified and has not bounced.
     pub deliverable: bool,
@@ -60,7 +60,9 @@ pub struct Reader {
 /// The recipient of a digest, as they are now.
 pub async fn reader(db: &PgPool, user: UserId) -> Result<Option<Reader>> {
     Ok(sqlx::query_as(
-        "select id, email, display_name, email_notifications and email_digest as wanted, \
+        "select id, email, display_name, \
+                email_notifications and email_digest \
+                  and coalesce(email_paused_until <= now(), true) as wanted, \
                 email_verified_at is not null and email_bounced_at is null as deliverable \
          from users where id = $1",
     )

@@ -8,6 +8,7 @@ mod counters;
 pub mod cursor;
 pub mod deliveries;
 pub mod digests;
+pub mod email_links;
 pub mod inbound;
 pub mod jobs;
 pub mod messages;

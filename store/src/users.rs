@@ -22,6 +22,7 @@ pub(crate) struct UserRow {
     email_digest: bool,
     digest_hour: i16,
     time_zone: String,
+    email_paused_until: Option<DateTime<Utc>>,
 }
 
 impl UserRow {
@@ -54,6 +55,7 @@ impl UserRow {
                 },
                 digest_hour: self.digest_hour,
                 time_zone: self.time_zone,
+                email_paused_until: self.email_paused_until.filter(|until| *until > Utc::now()),
             },
         )
     }
@@ -63,7 +65,7 @@ macro_rules! user_columns {
     () => {
         "id, username, email, display_name, is_admin, email_notifications, created_at, \
          email_verified_at, email_bounced_at, email_complained_at, email_digest, digest_hour, \
-         time_zone"
+         time_zone, email_paused_until"
     };
 }
 
@@ -96,7 +98,9 @@ macro_rules! user_columns_of {
             $alias,
             ".digest_hour, ",
             $alias,
-            ".time_zone"
+            ".time_zone, ",
+            $alias,
+            ".email_paused_until"
         )
     };
 }

@@ -142,5 +142,11 @@ fn describe_email(me: &convos_core::api::Me) -> String {
         None if !me.user.email_verified => " (once you verify your address)",
         None => "",
     };
-    format!("Email to {}: {mode}{stopped}.", me.user.email)
+    let paused = match s.email_paused_until {
+        Some(until) if s.email_mode != EmailMode::Off => {
+            format!(" Paused until {}.", until.format("%Y-%m-%d %H:%M UTC"))
+        }
+        _ => String::new(),
+    };
+    format!("Email to {}: {mode}{stopped}.{paused}", me.user.email)
 }

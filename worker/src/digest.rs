@@ -1,8 +1,9 @@
 //! The daily digest email (decision 28): one email listing a reader's unread threads, each
 //! with its own reply address, so every thread in it can be answered from the mail client.
 
-use crate::email::{EmailSettings, NOTIFICATION_HEADER, clean, reply_to, unsubscribe_url};
+use crate::email::{EmailSettings, NOTIFICATION_HEADER, clean, link_url, reply_to};
 use chrono::{DateTime, Utc};
+use convos_core::email_links::Target;
 use convos_store::digests::{Reader, UnreadThread};
 use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
@@ -111,17 +112,18 @@ pub fn render(
         text.push_str(&format!("…and {more} more in Convos.\n\n"));
         html.push_str(&format!("<p>…and {more} more in Convos.</p>"));
     }
-    let unsubscribe = unsubscribe_url(settings, reader.id.into(), now);
+    // The account's link: its one-click turns all email off, its page also pauses it.
+    let unsubscribe = link_url(settings, reader.id.into(), Target::Account, now);
     let footer = format!(
         "Read everything in Convos: run `convos` (server: {open}). You get this digest once a \
-         day because you chose daily email in Convos settings. Stop all email with one click: \
+         day because you chose daily email in Convos settings. Pause or stop email: \
          {unsubscribe}"
     );
     text.push_str(&format!("-- \n{footer}\n"));
     html.push_str(&format!(
         "<hr><p style=\"color:#777;font-size:small\">Read everything in Convos. You get this \
          digest once a day because you chose daily email in Convos settings. \
-         <a href=\"{}\">Stop all email with one click</a>.</p>",
+         <a href=\"{}\">Pause or stop email</a>.</p>",
         escape(&unsubscribe)
     ));
     Message::builder()

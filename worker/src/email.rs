@@ -1,9 +1,11 @@
-//! The notification email: plain text and HTML, threading headers, one-click unsubscribe, and
-//! header text that cannot pass for something it is not (decision 18).
+//! The notification email: plain text and HTML, threading headers, one-click unsubscribe that
+//! mutes the thread, signed links to pause or stop email and to mark a message read
+//! (decision 27), and header text that cannot pass for something it is not (decision 18).
 
 use chrono::{DateTime, Utc};
-use convos_core::MessageId;
 use convos_core::api::UserSummary;
+use convos_core::email_links::Target;
+use convos_core::{MessageId, UserId};
 use convos_store::deliveries::{Pending, QueuedMessage};
 use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
@@ -35,15 +37,18 @@ pub fn message_id(domain: &str, message: MessageId) -> String {
     format!("<{message}@{domain}>")
 }
 
-/// The one-click unsubscribe URL for a recipient, in an email sent at `now`.
-pub fn unsubscribe_url(
+/// The URL of a signed link for `user` about `target`, in an email sent at `now` (decision
+/// 27). The link of a thread is the email's one-click `List-Unsubscribe` (it mutes the thread)
+/// and its page offers to pause or stop all email; the link of a message marks it read.
+pub fn link_url(
     settings: &EmailSettings,
-    user: convos_core::UserId,
+    user: UserId,
+    target: Target,
     now: DateTime<Utc>,
 ) -> String {
-    let token = convos_core::unsubscribe::token(&settings.secret_key, user, now);
+    let token = convos_core::email_links::token(&settings.secret_key, user, target, now);
     format!(
-        "{}/api/v1/unsubscribe/{token}",
+        "{}/api/v1/email-links/{token}",
         settings.public_url.trim_end_matches('/')
     )
 }
@@ -224,7 +229,22 @@ pub fn render(
         Some(format!("{sender} via Convos")),
         settings.from.email.clone(),
     );
-    let unsubscribe = unsubscribe_url(settings, pending.recipient.id, now);
+    let recipient = pending.recipient.id;
+    let stop = link_url(settings, recipient, Target::Thread(pending.thread), now);
+    let reads: Vec<(String, String)> = messages
+        .iter()
+        .map(|m| {
+            let label = format!(
+                "{}, {}",
+                name_of(&m.sender),
+                m.created_at.format("%Y-%m-%d %H:%M UTC")
+            );
+            (
+                label,
+                link_url(settings, recipient, Target::Message(m.id), now),
+            )
+        })
+        .collect();
     let open = settings.public_url.trim_end_matches('/');
     let intro = if messages.len() == 1 {
         format!("{sender} sent you a message on Convos.")
@@ -272,17 +292,45 @@ pub fn render(
     };
     let why = format!(
         "You got this email because {sender} sent you a message on Convos and you have email \
-         notifications turned on. Stop these emails with one click: {unsubscribe} (or turn \
-         them off in Convos settings)."
+         notifications turned on."
     );
-    text.push_str(&format!("{how}\n\n-- \n{why}\n"));
+    let mut links = format!(
+        "Mute this thread (no more email about it; other threads still email you): {stop}\n\
+         Pause or stop email (for a day, a week, or until you turn it back on): {stop}\n"
+    );
+    match reads.as_slice() {
+        [(_, url)] => links.push_str(&format!("Mark as read: {url}\n")),
+        _ => {
+            for (label, url) in &reads {
+                links.push_str(&format!("Mark as read ({label}): {url}\n"));
+            }
+        }
+    }
+    text.push_str(&format!(
+        "{how}\n\n-- \n{why}\n{links}Each link opens a page with a button; every change there \
+         can be undone. Or change your settings in Convos.\n"
+    ));
+    let read_links: Vec<String> = match reads.as_slice() {
+        [(_, url)] => vec![format!("<a href=\"{}\">Mark as read</a>", escape(url))],
+        _ => reads
+            .iter()
+            .map(|(label, url)| {
+                format!(
+                    "<a href=\"{}\">Mark as read ({})</a>",
+                    escape(url),
+                    escape(label)
+                )
+            })
+            .collect(),
+    };
     html.push_str(&format!(
-        "<p>{}</p><hr><p style=\"color:#777;font-size:small\">You got this email because {} sent \
-         you a message on Convos and you have email notifications turned on. \
-         <a href=\"{}\">Unsubscribe with one click</a> or turn them off in Convos settings.</p>",
+        "<p>{}</p><hr><p style=\"color:#777;font-size:small\">{} \
+         <a href=\"{stop}\">Mute this thread</a> · <a href=\"{stop}\">Pause or stop email</a> · \
+         {}</p>",
         escape(&how),
-        escape(&sender),
-        escape(&unsubscribe)
+        escape(&why),
+        read_links.join(" · "),
+        stop = escape(&stop),
     ));
 
     let mut builder = Message::builder()
@@ -292,7 +340,7 @@ pub fn render(
         .message_id(Some(message_id(&settings.domain, newest.id)))
         .raw_header(HeaderValue::new(
             HeaderName::new_from_ascii_str("List-Unsubscribe"),
-            format!("<{unsubscribe}>"),
+            format!("<{stop}>"),
         ))
         .raw_header(HeaderValue::new(
             HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
@@ -381,7 +429,7 @@ pub fn refusal(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use convos_core::UserId;
+    use convos_core::ThreadId;
     use convos_store::deliveries::EmailRecipient;
 
     fn settings() -> EmailSettings {
@@ -419,6 +467,7 @@ mod tests {
 
     fn pending(subject: &str, recipient_name: &str) -> Pending {
         Pending {
+            thread: ThreadId::generate(),
             recipient: EmailRecipient {
                 id: UserId::generate(),
                 email: "bob@example.com".into(),
@@ -427,6 +476,7 @@ mod tests {
                 verified: true,
                 bounced: false,
                 digest: false,
+                paused: false,
             },
             subject: subject.into(),
             muted: false,

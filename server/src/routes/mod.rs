@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod email_links;
 pub mod events;
 pub mod health;
 pub mod inbound;
@@ -31,6 +32,7 @@ pub fn router() -> (Router<AppState>, OpenApiDoc) {
         .merge(threads::router())
         .merge(events::router())
         .merge(notifications::router())
+        .merge(email_links::router())
         .merge(admin::router())
         .merge(search::router())
         .merge(verification::router())

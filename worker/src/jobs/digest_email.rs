@@ -16,7 +16,9 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
         return Ok(Outcome::Skipped("the account is gone".into()));
     };
     if !reader.wanted {
-        return Ok(Outcome::Skipped("no longer in digest mode".into()));
+        return Ok(Outcome::Skipped(
+            "not wanted now: email off, not in digest mode, or paused".into(),
+        ));
     }
     if !reader.deliverable {
         return Ok(Outcome::Skipped("address unverified or bounced".into()));

@@ -34,6 +34,9 @@ pub enum SkipReason {
     EmailOff,
     /// The recipient gets a daily digest instead; it lists the message if still unread then.
     Digest,
+    /// The recipient paused email notifications for a while (from the page linked in every
+    /// email, decision 27).
+    Paused,
     /// The recipient already got the day's maximum of emails.
     DailyCap,
 }
@@ -50,6 +53,7 @@ impl SkipReason {
             SkipReason::Muted => "muted",
             SkipReason::EmailOff => "email_off",
             SkipReason::Digest => "digest",
+            SkipReason::Paused => "paused",
             SkipReason::DailyCap => "daily_cap",
         }
     }
@@ -74,6 +78,8 @@ pub struct Facts {
     pub email_off: bool,
     /// The recipient chose a daily digest.
     pub digest: bool,
+    /// The recipient paused email, and the pause is not over.
+    pub paused: bool,
     /// The recipient's daily cap is reached.
     pub cap_reached: bool,
 }
@@ -93,6 +99,8 @@ pub fn decide(facts: &Facts) -> Result<(), SkipReason> {
         Err(SkipReason::AlreadyRead)
     } else if facts.email_off {
         Err(SkipReason::EmailOff)
+    } else if facts.paused {
+        Err(SkipReason::Paused)
     } else if facts.muted {
         Err(SkipReason::Muted)
     } else if facts.digest {
@@ -133,6 +141,7 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
             muted: pending.muted,
             email_off: !pending.recipient.email_notifications,
             digest: pending.recipient.digest,
+            paused: pending.recipient.paused,
             cap_reached,
         };
         match decide(&facts) {
@@ -319,6 +328,13 @@ mod tests {
             ),
             (
                 Facts {
+                    paused: true,
+                    ..Facts::default()
+                },
+                SkipReason::Paused,
+            ),
+            (
+                Facts {
                     cap_reached: true,
                     ..Facts::default()
                 },
@@ -348,6 +364,36 @@ mod tests {
     }
 
     #[test]
+    fn a_pause_skips_after_the_address_checks_and_before_the_thread_and_the_cap() {
+        let paused = Facts {
+            paused: true,
+            muted: true,
+            cap_reached: true,
+            ..Facts::default()
+        };
+        assert_eq!(decide(&paused), Err(SkipReason::Paused));
+        let off_too = Facts {
+            email_off: true,
+            ..paused
+        };
+        assert_eq!(
+            decide(&off_too),
+            Err(SkipReason::EmailOff),
+            "off outlasts a pause"
+        );
+        let unverified = Facts {
+            unverified: true,
+            ..paused
+        };
+        assert_eq!(decide(&unverified), Err(SkipReason::Unverified));
+        let bounced = Facts {
+            bounced: true,
+            ..paused
+        };
+        assert_eq!(decide(&bounced), Err(SkipReason::Bounced));
+    }
+
+    #[test]
     fn the_address_is_checked_before_anything_about_the_recipient() {
         let everything = Facts {
             unverified: true,
@@ -358,6 +404,7 @@ mod tests {
             muted: true,
             email_off: true,
             digest: true,
+            paused: true,
             cap_reached: true,
         };
         assert_eq!(decide(&everything), Err(SkipReason::Unverified));

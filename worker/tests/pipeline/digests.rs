@@ -11,11 +11,13 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-async fn make_digest_due(db: &PgPool, username: &str) {
+/// Makes `username`'s digest due, as if its time was `minutes_ago` (one digest per due time).
+async fn make_digest_due(db: &PgPool, username: &str, minutes_ago: i32) {
     sqlx::query(
-        "update users set next_digest_at = now() - interval '1 second' where username = $1",
+        "update users set next_digest_at = now() - make_interval(mins => $2) where username = $1",
     )
     .bind(username)
+    .bind(minutes_ago)
     .execute(db)
     .await
     .unwrap();
@@ -86,7 +88,7 @@ async fn a_digest_lists_exactly_the_unread_unmuted_threads_and_nothing_is_sent_w
         "no email per message in digest mode"
     );
 
-    make_digest_due(&db, "bob").await;
+    make_digest_due(&db, "bob", 60).await;
     eventually(WAIT, "the digest", || async { smtp.mails().len() == 1 }).await;
     let digest = &smtp.mails()[0];
     assert_eq!(digest.to, ["bob@example.com"]);
@@ -130,7 +132,7 @@ async fn a_digest_lists_exactly_the_unread_unmuted_threads_and_nothing_is_sent_w
         &bob,
     )
     .await;
-    make_digest_due(&db, "bob").await;
+    make_digest_due(&db, "bob", 1).await;
     eventually(WAIT, "the second digest job", || async {
         digest_jobs(&db).await.len() == 2 && digest_jobs(&db).await[1].0 == "skipped"
     })

@@ -54,7 +54,7 @@ async fn the_email_arrives_with_threading_and_one_click_unsubscribe_headers(db: 
     );
     let unsubscribe = mail.header("List-Unsubscribe").unwrap();
     assert!(
-        unsubscribe.starts_with("<https://convos.test/api/v1/unsubscribe/"),
+        unsubscribe.starts_with("<https://convos.test/api/v1/email-links/"),
         "{unsubscribe}"
     );
     assert_eq!(
@@ -77,9 +77,12 @@ async fn the_email_arrives_with_threading_and_one_click_unsubscribe_headers(db: 
             part.contains("You got this email because"),
             "the footer says why"
         );
+        for link in ["Mute this thread", "Pause or stop email", "Mark as read"] {
+            assert!(part.contains(link), "and how to stop: {link}");
+        }
         assert!(
-            part.contains("https://convos.test/api/v1/unsubscribe/"),
-            "and how to stop"
+            part.contains("https://convos.test/api/v1/email-links/"),
+            "with signed links"
         );
     }
 
@@ -231,7 +234,9 @@ async fn a_long_threads_email_references_its_first_message_and_the_nine_latest(d
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
-async fn one_click_unsubscribe_needs_no_login_and_refuses_forgeries(db: PgPool) {
+async fn unsubscribe_links_of_emails_already_sent_still_turn_email_off(db: PgPool) {
+    // Notifications now carry the thread-muting links of decision 27; the user-wide
+    // unsubscribe link of the emails sent before keeps working until it expires.
     let config = StackConfig::new();
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
     let api = start_api(db.clone(), &config).await;
@@ -240,13 +245,13 @@ async fn one_click_unsubscribe_needs_no_login_and_refuses_forgeries(db: PgPool) 
     let bob = api.user("bob").await;
     api.send(&alice, &bob, "Hello", "hi").await;
     eventually(WAIT, "the email", || async { smtp.mails().len() == 1 }).await;
-    let link = smtp.mails()[0].header("List-Unsubscribe").unwrap();
-    let path = link
-        .trim_matches(['<', '>'])
-        .strip_prefix("https://convos.test")
-        .unwrap()
-        .to_owned();
-    let token = path.rsplit('/').next().unwrap().to_owned();
+    let secret = convos_worker::config::WorkerSettings::default().secret_key;
+    let token = convos_core::unsubscribe::token(
+        secrecy::ExposeSecret::expose_secret(&secret),
+        bob.id.parse().unwrap(),
+        chrono::Utc::now(),
+    );
+    let path = format!("/api/v1/unsubscribe/{token}");
 
     let forged_user = format!("{}.{}", alice.id, token.split_once('.').unwrap().1);
     for forged in [

@@ -5,6 +5,7 @@
 mod bounces;
 mod digests;
 mod email;
+mod email_links;
 mod events;
 mod ledger;
 mod replies;
