@@ -154,8 +154,11 @@ async fn raw_message(request: Request) -> Result<(Vec<u8>, Vec<String>)> {
 /// shared secret (`CONVOS_INBOUND_WEBHOOK_SECRET`) as a bearer token or a basic-auth password.
 /// The message is kept, with the job that reads it, before the answer: 202 means it is safe.
 #[utoipa::path(post, path = "/api/v1/inbound/email", tag = "inbound",
-    request_body(content = String, description = "The raw MIME message",
-        content_type = "message/rfc822"),
+    request_body(content = String, content_type = "text/plain",
+        description = "The raw MIME message. Also accepted: the same body as `message/rfc822` or \
+        `application/octet-stream`; `multipart/form-data` with a `body-mime` (Mailgun) or \
+        `email` (SendGrid) field and an optional `recipient`; JSON `{\"RawEmail\": ...}` \
+        (Postmark) or `{\"raw\": ...}`."),
     responses(
         (status = 202, description = "Kept; a job reads it", body = Accepted),
         (status = 400, description = "A form without the message", body = ErrorBody),
