@@ -267,8 +267,11 @@ async fn bob_chooses_a_daily_digest_from_the_command_line(db: PgPool) {
     let tmux = Tmux {
         socket: format!("convos-e2e-{}", uuid::Uuid::new_v4().simple()),
     };
+    // The command ends at once: the pane's shell keeps what it printed on screen (an option set
+    // after the session starts could come too late).
     let command = format!(
-        "env CONVOS_SERVER={base} CONVOS_TOKEN={} TERM=xterm-256color {} email daily --hour 7 --tz Europe/Paris",
+        "env CONVOS_SERVER={base} CONVOS_TOKEN={} TERM=xterm-256color {} email daily --hour 7 \
+         --tz Europe/Paris; sleep 60",
         bob.token,
         env!("CARGO_BIN_EXE_convos")
     );
@@ -283,7 +286,6 @@ async fn bob_chooses_a_daily_digest_from_the_command_line(db: PgPool) {
         "10",
         &command,
     ]);
-    tmux.run(&["set-option", "-t", "convos", "remain-on-exit", "on"]);
     tmux.wait_for("Email to bob@example.com: a daily digest at 07:00 Europe/Paris.")
         .await;
     let me = Client::new(&base, Some(bob.token.clone()))
