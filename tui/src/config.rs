@@ -80,22 +80,14 @@ pub fn forget_token(dir: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// The messages waiting to be sent (`outbox.json`); unreadable means empty.
-pub fn load_outbox(dir: &Path) -> Vec<crate::app::Outgoing> {
-    std::fs::read_to_string(dir.join("outbox.json"))
-        .ok()
-        .and_then(|text| serde_json::from_str(&text).ok())
-        .unwrap_or_default()
+/// Creates `dir` private to its owner (see [`create_dir`]); for the outbox folder.
+pub(crate) fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    create_dir(dir)
 }
 
-/// Writes the outbox (owner-only, like the token: it holds unsent drafts), replacing the file
-/// atomically.
-pub fn save_outbox(dir: &Path, outbox: &[crate::app::Outgoing]) -> anyhow::Result<()> {
-    write_private(
-        dir,
-        "outbox.json",
-        serde_json::to_string_pretty(outbox)?.as_bytes(),
-    )
+/// Writes `name` in `dir` owner-only, replacing it atomically; for the outbox files.
+pub(crate) fn write_private_file(dir: &Path, name: &str, contents: &[u8]) -> anyhow::Result<()> {
+    write_private(dir, name, contents)
 }
 
 /// Creates the configuration folder, private to its owner (mode 0700), unless it exists.
@@ -270,42 +262,6 @@ mod tests {
 
         assert_eq!(mode(&dir), 0o750);
         assert_eq!(mode(&dir.join("token")), 0o600);
-    }
-
-    #[test]
-    fn an_outbox_readable_by_others_is_private_once_saved_again() {
-        let dir = temp();
-        std::fs::write(dir.join("outbox.json"), "[]").unwrap();
-        set_mode(&dir.join("outbox.json"), 0o644);
-        // A leftover from an older client, which wrote through this fixed name.
-        std::fs::write(dir.join("outbox.json.tmp"), "[]").unwrap();
-        set_mode(&dir.join("outbox.json.tmp"), 0o644);
-
-        save_outbox(&dir, &[]).unwrap();
-
-        assert_eq!(mode(&dir.join("outbox.json")), 0o600);
-        assert_eq!(names(&dir), ["outbox.json", "outbox.json.tmp"]);
-    }
-
-    #[test]
-    fn the_outbox_survives_a_restart_and_is_private() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = temp();
-        assert!(load_outbox(&dir).is_empty());
-        let queued = vec![crate::app::Outgoing {
-            key: "k".into(),
-            reply_to: None,
-            recipient: "bob".into(),
-            subject: "s".into(),
-            body: "b".into(),
-        }];
-        save_outbox(&dir, &queued).unwrap();
-        assert_eq!(load_outbox(&dir), queued);
-        let mode = std::fs::metadata(dir.join("outbox.json"))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

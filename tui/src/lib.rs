@@ -8,6 +8,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod keys;
+pub mod outbox;
 pub mod runtime;
 pub mod sanitize;
 pub mod sse;

@@ -12,7 +12,7 @@ use tokio::sync::mpsc::{self, UnboundedSender};
 /// Runs one effect in the background; its result comes back as a message.
 fn spawn(effect: Effect, client: &Client, tx: &UnboundedSender<Msg>) {
     if let Effect::SaveOutbox(outbox) = &effect {
-        if let Err(e) = crate::config::save_outbox(&crate::config::dir(), outbox) {
+        if let Err(e) = crate::outbox::save(outbox) {
             let _ = tx.send(Msg::Done(
                 String::new(),
                 Err(crate::api::ApiError::Protocol(format!(
@@ -178,7 +178,7 @@ async fn event_loop(
     let mut app = App::new();
     app.bell = bell;
     app.keymap = keymap;
-    app.outbox = crate::config::load_outbox(&crate::config::dir());
+    app.outbox = crate::outbox::open(&crate::config::dir())?;
     for effect in app.start() {
         spawn(effect, &client, &tx);
     }
