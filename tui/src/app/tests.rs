@@ -5,6 +5,7 @@ use chrono::TimeZone;
 use convos_core::api::{LastMessage, UserSummary};
 use convos_core::{ErrorBody, UserId};
 use crossterm::event::KeyEvent;
+use crossterm::event::{KeyCode, KeyModifiers};
 
 pub(crate) fn user(name: &str) -> UserSummary {
     UserSummary {
@@ -45,7 +46,7 @@ fn ctrl(c: char) -> Msg {
 }
 
 fn loaded(app: &mut App, threads: Vec<Thread>) {
-    let folder = app.folder;
+    let folder = app.mailbox.folder;
     app.update(Msg::Threads {
         folder,
         append: false,
@@ -95,7 +96,6 @@ fn start_loads_the_account_and_the_inbox() {
             }
         ]
     );
-    assert_eq!(app.pending, 2);
 }
 
 #[test]
@@ -108,13 +108,13 @@ fn j_and_k_move_and_stop_at_the_ends() {
     app.update(key(KeyCode::Char('j')));
     app.update(key(KeyCode::Down));
     app.update(key(KeyCode::Char('j')));
-    assert_eq!(app.selected, 2);
+    assert_eq!(app.mailbox.selected, 2);
     app.update(key(KeyCode::Char('g')));
-    assert_eq!(app.selected, 0);
+    assert_eq!(app.mailbox.selected, 0);
     app.update(key(KeyCode::Char('k')));
-    assert_eq!(app.selected, 0);
+    assert_eq!(app.mailbox.selected, 0);
     app.update(key(KeyCode::Char('G')));
-    assert_eq!(app.selected, 2);
+    assert_eq!(app.mailbox.selected, 2);
 }
 
 #[test]
@@ -136,11 +136,17 @@ fn enter_opens_a_thread_loads_it_and_marks_it_read() {
     );
     assert_eq!(app.pane, Pane::Thread);
     assert!(
-        app.open.as_ref().is_some_and(|o| o.messages.is_none()),
+        app.thread
+            .open
+            .as_ref()
+            .is_some_and(|o| o.messages.is_none()),
         "loading"
     );
     app.update(key(KeyCode::Char('q')));
-    assert!(app.open.is_none() && !app.quit, "q closes the thread first");
+    assert!(
+        app.thread.open.is_none() && !app.quit,
+        "q closes the thread first"
+    );
     app.update(key(KeyCode::Char('q')));
     assert!(app.quit);
 }
@@ -355,13 +361,16 @@ fn folders_switch_with_tab_and_enter() {
             cursor: None
         }]
     );
-    assert_eq!((app.folder, app.pane), (Folder::Sent, Pane::Threads));
+    assert_eq!(
+        (app.mailbox.folder, app.pane),
+        (Folder::Sent, Pane::Threads)
+    );
 }
 
 #[test]
 fn scrolling_near_the_end_loads_the_next_page() {
     let mut app = App::new();
-    let folder = app.folder;
+    let folder = app.mailbox.folder;
     let threads: Vec<Thread> = (0..11).map(|i| thread(&i.to_string(), 0)).collect();
     app.update(Msg::Threads {
         folder,
@@ -600,7 +609,7 @@ fn o_opens_a_sealed_read_once_message_once() {
         ..sealed
     };
     app.update(Msg::Opened(Ok(opened)));
-    let shown = &app.open.as_ref().unwrap().messages.as_ref().unwrap()[0];
+    let shown = &app.thread.open.as_ref().unwrap().messages.as_ref().unwrap()[0];
     assert_eq!(shown.body.as_deref(), Some("the code is 1234"));
     assert!(
         app.update(key(KeyCode::Char('o'))).is_empty(),
@@ -742,7 +751,8 @@ fn a_thread_shows_its_newest_messages_and_fetches_older_ones_going_up() {
         result: Ok(newest),
     });
     let bodies = |app: &App| -> Vec<String> {
-        app.open
+        app.thread
+            .open
             .as_ref()
             .unwrap()
             .messages
