@@ -916,3 +916,43 @@ fn a_queued_message_stays_queued_when_the_server_is_in_trouble() {
     };
     assert!(compose.recipient.is_empty(), "the open draft is untouched");
 }
+
+#[test]
+fn every_mode_reads_its_keys_from_the_key_table() {
+    let overrides = std::collections::BTreeMap::from([
+        ("composer.send".to_owned(), "ctrl+x".to_owned()),
+        ("composer.discard".to_owned(), "ctrl+q".to_owned()),
+        ("search_prompt.submit".to_owned(), "tab".to_owned()),
+        ("quit".to_owned(), "ctrl+d".to_owned()),
+    ]);
+    let mut app = App::new();
+    app.keymap = keys::Keymap::with_overrides(&overrides).unwrap();
+    app.update(key(KeyCode::Char('c')));
+    type_text(&mut app, "bob");
+    tab_to_subject(&mut app, "bob");
+    type_text(&mut app, "Hi");
+    app.update(key(KeyCode::Tab));
+    type_text(&mut app, "there");
+    assert!(app.update(ctrl('s')).is_empty(), "Ctrl-s is no longer send");
+    assert!(matches!(
+        app.update(ctrl('x')).as_slice(),
+        [Effect::Send { .. }]
+    ));
+    app.update(ctrl('q'));
+    app.update(ctrl('q'));
+    assert!(
+        matches!(app.modal, Modal::None),
+        "discarded with the new key"
+    );
+
+    app.update(key(KeyCode::Char('/')));
+    type_text(&mut app, "ramen");
+    assert_eq!(
+        app.update(key(KeyCode::Tab)),
+        [Effect::Search("ramen".into())]
+    );
+    app.update(ctrl('c'));
+    assert!(!app.quit, "Ctrl-c was rebound");
+    app.update(ctrl('d'));
+    assert!(app.quit);
+}

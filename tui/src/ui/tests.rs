@@ -237,3 +237,71 @@ fn search_results_with_highlights() {
     });
     insta::assert_snapshot!(draw(&app, 100, 12));
 }
+
+#[test]
+fn a_rebound_key_changes_the_hints_and_the_help() {
+    let overrides = std::collections::BTreeMap::from([
+        ("help".to_owned(), "h".to_owned()),
+        ("composer.send".to_owned(), "ctrl+x".to_owned()),
+    ]);
+    let mut app = app_with_inbox();
+    app.keymap = crate::keys::Keymap::with_overrides(&overrides).unwrap();
+
+    let mailbox = draw(&app, 100, 12);
+    assert!(
+        mailbox.contains("h help") && !mailbox.contains("? help"),
+        "{mailbox}"
+    );
+
+    app.modal = Modal::Help(crate::app::Help);
+    let help = draw(&app, 100, 26);
+    assert!(help.contains("        h  this help"), "{help}");
+    assert!(
+        help.contains("Ctrl-x send") && !help.contains("Ctrl-s"),
+        "{help}"
+    );
+
+    app.modal = Modal::Compose(Box::new(Composer::new(None)));
+    let composer = draw(&app, 100, 20);
+    assert!(
+        composer.contains("Ctrl-x send · Ctrl-e $EDITOR"),
+        "{composer}"
+    );
+    assert!(!composer.contains("Ctrl-s"), "{composer}");
+}
+
+#[test]
+fn the_read_once_and_ops_hints_follow_the_keys() {
+    let overrides = std::collections::BTreeMap::from([
+        ("open_once".to_owned(), "enter".to_owned()),
+        ("open".to_owned(), "space".to_owned()),
+        ("queue_board.close".to_owned(), "esc".to_owned()),
+        ("confirm.yes".to_owned(), "Y".to_owned()),
+    ]);
+    let mut app = app_with_inbox();
+    app.keymap = crate::keys::Keymap::with_overrides(&overrides).unwrap();
+    assert!(draw(&app, 100, 12).contains("press Space to read it"));
+
+    let mut sealed = message("", "alice");
+    sealed.body = None;
+    sealed.read_once = true;
+    app.thread.open = Some(OpenThread {
+        thread: app.mailbox.threads[0].clone(),
+        messages: Some(vec![sealed]),
+        older: None,
+        scroll: 0,
+    });
+    let thread = draw(&app, 160, 12);
+    assert!(thread.contains("press Enter to open it"), "{thread}");
+
+    app.modal = Modal::Ops(Box::new(crate::app::Ops {
+        board: Some(crate::app::tests::board()),
+        confirm: Some(crate::app::OpsCommand::Pause("deliver".into())),
+        ..crate::app::Ops::default()
+    }));
+    let ops = draw(&app, 120, 24);
+    assert!(
+        ops.contains("· Esc close") && ops.contains("(Y/n)"),
+        "{ops}"
+    );
+}
