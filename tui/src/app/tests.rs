@@ -4,8 +4,7 @@ use super::*;
 use chrono::TimeZone;
 use convos_core::api::{LastMessage, UserSummary};
 use convos_core::{ErrorBody, UserId};
-use crossterm::event::KeyEvent;
-use crossterm::event::{KeyCode, KeyModifiers};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 pub(crate) fn user(name: &str) -> UserSummary {
     UserSummary {
@@ -96,6 +95,12 @@ fn start_loads_the_account_and_the_inbox() {
             }
         ]
     );
+    assert_eq!(
+        app.in_flight, 0,
+        "the runtime counts what runs, not the app"
+    );
+    app.update(Msg::InFlight(2));
+    assert_eq!(app.in_flight, 2);
 }
 
 #[test]

@@ -305,3 +305,20 @@ fn the_read_once_and_ops_hints_follow_the_keys() {
         "{ops}"
     );
 }
+
+#[test]
+fn the_spinner_shows_what_the_runtime_counts() {
+    let mut app = App::new();
+    app.update(crate::app::Msg::InFlight(2));
+    let screen = draw(&app, 100, 12);
+    assert!(
+        screen.contains("⟳") && screen.contains("Loading…"),
+        "{screen}"
+    );
+    app.update(crate::app::Msg::InFlight(0));
+    let screen = draw(&app, 100, 12);
+    assert!(
+        !screen.contains("⟳") && screen.contains("No conversations here."),
+        "{screen}"
+    );
+}
