@@ -16,8 +16,40 @@ pub struct Config {
     pub bell: bool,
     /// The editor for `Ctrl-e` (default: `$VISUAL`, then `$EDITOR`, then `vi`).
     pub editor: Option<String>,
-    /// Key overrides: action name → key (e.g. `reply = "e"`); see the help screen (`?`).
-    pub keys: std::collections::BTreeMap<String, String>,
+    /// Key overrides: action name → key (e.g. `reply = "e"`), or a mode's table of them
+    /// (`[keys.composer]`); see the help screen (`?`).
+    pub keys: std::collections::BTreeMap<String, KeySetting>,
+}
+
+/// One entry of `[keys]`: a mailbox action's key, or a mode's own table.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum KeySetting {
+    /// `reply = "e"`.
+    Key(String),
+    /// `[keys.composer]` with `send = "ctrl+x"`.
+    Mode(std::collections::BTreeMap<String, String>),
+}
+
+impl Config {
+    /// The key overrides as the key table reads them: `reply`, or `composer.send` for an
+    /// action in a mode's table.
+    pub fn key_overrides(&self) -> std::collections::BTreeMap<String, String> {
+        let mut flat = std::collections::BTreeMap::new();
+        for (name, setting) in &self.keys {
+            match setting {
+                KeySetting::Key(key) => {
+                    flat.insert(name.clone(), key.clone());
+                }
+                KeySetting::Mode(table) => {
+                    for (action, key) in table {
+                        flat.insert(format!("{name}.{action}"), key.clone());
+                    }
+                }
+            }
+        }
+        flat
+    }
 }
 
 /// The configuration folder.
@@ -274,7 +306,9 @@ mod tests {
         .unwrap();
         let config = load(&dir).unwrap();
         assert_eq!(config.server.as_deref(), Some("http://127.0.0.1:8080"));
-        assert!(crate::keys::Keymap::with_overrides(&config.keys).is_ok());
+        let overrides = config.key_overrides();
+        assert!(overrides.contains_key("composer.send"), "{overrides:?}");
+        assert!(crate::keys::Keymap::with_overrides(&overrides).is_ok());
     }
 
     #[test]

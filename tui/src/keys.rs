@@ -1,12 +1,55 @@
-//! The key table: one list binds keys to actions and generates the help screen, so the two
-//! cannot drift apart. The defaults follow mutt and aerc; `[keys]` in `config.toml` rebinds any
-//! action (`reply = "R"`), and only the actions it names change.
+//! The key table: one list binds every key of every mode (the mailbox, the composer, the search
+//! prompt, the queue board, confirmations) to an action, and generates the help screen and every
+//! on-screen hint, so none of them can drift from the keys in force. The defaults follow mutt
+//! and aerc; `[keys]` in `config.toml` rebinds any action (`reply = "R"`, or per mode in
+//! `[keys.composer]`: `send = "ctrl+x"`), and only the actions it names change.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::collections::BTreeMap;
 
+/// Where a key is read: each mode has its own keys, so `r` can reply in the mailbox and retry
+/// on the queue board.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-/// Something the user can ask for in the mailbox.
+pub enum Mode {
+    /// Anywhere the mailbox has the keys; not listed in the help table (Ctrl-c).
+    Global,
+    /// The folders, the thread list, the open thread and search results.
+    Mailbox,
+    /// Writing a message.
+    Compose,
+    /// Typing a search.
+    Search,
+    /// The operators' queue board.
+    Ops,
+    /// A yes/no question.
+    Confirm,
+}
+
+impl Mode {
+    /// The mode's table in `config.toml` (`[keys.composer]`); the mailbox's and the global keys
+    /// sit in `[keys]` itself. The names differ from the mailbox actions that open the modes
+    /// (`compose`, `search`, `ops`), which share `[keys]` with them.
+    pub fn table(self) -> Option<&'static str> {
+        match self {
+            Mode::Global | Mode::Mailbox => None,
+            Mode::Compose => Some("composer"),
+            Mode::Search => Some("search_prompt"),
+            Mode::Ops => Some("queue_board"),
+            Mode::Confirm => Some("confirm"),
+        }
+    }
+
+    /// Modes whose keys are read together, so one key must not mean two things across them.
+    fn group(self) -> Mode {
+        match self {
+            Mode::Global => Mode::Mailbox,
+            other => other,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Something the user can ask for; which mode reads it is in its [`Binding`].
 pub enum Action {
     /// Move the selection down.
     Down,
@@ -22,7 +65,7 @@ pub enum Action {
     PageUp,
     /// Open the selected folder or thread.
     Open,
-    /// Next pane.
+    /// Next pane (on the queue board: the other list).
     NextPane,
     /// Reply in the open thread.
     Reply,
@@ -48,13 +91,39 @@ pub enum Action {
     Help,
     /// Close what is open, or quit.
     Back,
+    /// Quit at once.
+    Quit,
+    /// Send the message being written.
+    Send,
+    /// Write the body in the external editor.
+    Editor,
+    /// The next field of the form.
+    NextField,
+    /// The previous field of the form.
+    PreviousField,
+    /// Throw away (a draft: asks by a second press; a dead job: asks first).
+    Discard,
+    /// Run the search typed.
+    Submit,
+    /// Leave without doing it.
+    Cancel,
+    /// Pause or resume the highlighted queue.
+    Pause,
+    /// Run the highlighted dead job again.
+    Retry,
+    /// Yes to the question asked.
+    Yes,
+    /// No to the question asked.
+    No,
 }
 
-/// One action in the table: its config name, what it does, and its default keys.
+/// One action in the table: its mode, config name, what it does, and its default keys.
 pub struct Binding {
+    /// Where the key is read.
+    pub mode: Mode,
     /// The action.
     pub action: Action,
-    /// Its name in `[keys]`.
+    /// Its name in `[keys]` (or in its mode's table).
     pub name: &'static str,
     /// What it does, for the help screen.
     pub help: &'static str,
@@ -62,179 +131,327 @@ pub struct Binding {
     pub keys: &'static [&'static str],
 }
 
-/// Every mailbox action, in help order.
-pub const BINDINGS: &[Binding] = &[
+const fn bind(
+    mode: Mode,
+    action: Action,
+    name: &'static str,
+    help: &'static str,
+    keys: &'static [&'static str],
+) -> Binding {
     Binding {
-        action: Action::Down,
-        name: "down",
-        help: "next item",
-        keys: &["j", "down"],
-    },
-    Binding {
-        action: Action::Up,
-        name: "up",
-        help: "previous item",
-        keys: &["k", "up"],
-    },
-    Binding {
-        action: Action::Top,
-        name: "top",
-        help: "first item (older messages)",
-        keys: &["g", "home"],
-    },
-    Binding {
-        action: Action::Bottom,
-        name: "bottom",
-        help: "last item",
-        keys: &["G", "end"],
-    },
-    Binding {
-        action: Action::PageDown,
-        name: "page_down",
-        help: "page down",
-        keys: &["pagedown"],
-    },
-    Binding {
-        action: Action::PageUp,
-        name: "page_up",
-        help: "page up",
-        keys: &["pageup"],
-    },
-    Binding {
-        action: Action::Open,
-        name: "open",
-        help: "open folder or thread",
-        keys: &["enter"],
-    },
-    Binding {
-        action: Action::NextPane,
-        name: "next_pane",
-        help: "next pane",
-        keys: &["tab"],
-    },
-    Binding {
-        action: Action::Reply,
-        name: "reply",
-        help: "reply in the thread",
-        keys: &["r"],
-    },
-    Binding {
-        action: Action::Compose,
-        name: "compose",
-        help: "compose a new message",
-        keys: &["c"],
-    },
-    Binding {
-        action: Action::Archive,
-        name: "archive",
-        help: "archive / unarchive thread",
-        keys: &["a"],
-    },
-    Binding {
-        action: Action::Delete,
-        name: "delete",
-        help: "delete thread (asks first)",
-        keys: &["d"],
-    },
-    Binding {
-        action: Action::ToggleUnread,
-        name: "toggle_unread",
-        help: "mark thread read / unread",
-        keys: &["u"],
-    },
-    Binding {
-        action: Action::Mute,
-        name: "mute",
-        help: "mute / unmute thread",
-        keys: &["m"],
-    },
-    Binding {
-        action: Action::Refresh,
-        name: "refresh",
-        help: "refresh",
-        keys: &["R"],
-    },
-    Binding {
-        action: Action::Search,
-        name: "search",
-        help: "search your convos",
-        keys: &["/"],
-    },
-    Binding {
-        action: Action::OpenOnce,
-        name: "open_once",
-        help: "open a read-once message (once!)",
-        keys: &["o"],
-    },
-    Binding {
-        action: Action::Ops,
-        name: "ops",
-        help: "queue board (operators)",
-        keys: &["O"],
-    },
-    Binding {
-        action: Action::Help,
-        name: "help",
-        help: "this help",
-        keys: &["?"],
-    },
-    Binding {
-        action: Action::Back,
-        name: "back",
-        help: "close, back, or quit",
-        keys: &["q", "esc"],
-    },
-];
-
-/// Parses a key name: a single character (`r`, `R`, `/`) or `enter`, `tab`, `esc`, `up`,
-/// `down`, `left`, `right`, `home`, `end`, `pageup`, `pagedown`, `backspace`, `space`.
-pub fn parse_key(name: &str) -> Option<KeyCode> {
-    let mut chars = name.chars();
-    if let (Some(c), None) = (chars.next(), chars.next()) {
-        return Some(KeyCode::Char(c));
+        mode,
+        action,
+        name,
+        help,
+        keys,
     }
-    Some(match name.to_ascii_lowercase().as_str() {
-        "enter" => KeyCode::Enter,
-        "tab" => KeyCode::Tab,
-        "esc" => KeyCode::Esc,
-        "up" => KeyCode::Up,
-        "down" => KeyCode::Down,
-        "left" => KeyCode::Left,
-        "right" => KeyCode::Right,
-        "home" => KeyCode::Home,
-        "end" => KeyCode::End,
-        "pageup" => KeyCode::PageUp,
-        "pagedown" => KeyCode::PageDown,
-        "backspace" => KeyCode::Backspace,
-        "space" => KeyCode::Char(' '),
-        _ => return None,
-    })
 }
 
-fn show(code: KeyCode) -> String {
-    match code {
-        KeyCode::Char(' ') => "Space".into(),
-        KeyCode::Char(c) => c.to_string(),
-        KeyCode::Enter => "Enter".into(),
-        KeyCode::Tab => "Tab".into(),
-        KeyCode::Esc => "Esc".into(),
-        KeyCode::Up => "↑".into(),
-        KeyCode::Down => "↓".into(),
-        KeyCode::Left => "←".into(),
-        KeyCode::Right => "→".into(),
-        KeyCode::Home => "Home".into(),
-        KeyCode::End => "End".into(),
-        KeyCode::PageUp => "PgUp".into(),
-        KeyCode::PageDown => "PgDn".into(),
-        KeyCode::Backspace => "Backspace".into(),
-        other => format!("{other:?}"),
+/// Every action of every mode, in help order.
+pub const BINDINGS: &[Binding] = &[
+    bind(
+        Mode::Mailbox,
+        Action::Down,
+        "down",
+        "next item",
+        &["j", "down"],
+    ),
+    bind(
+        Mode::Mailbox,
+        Action::Up,
+        "up",
+        "previous item",
+        &["k", "up"],
+    ),
+    bind(
+        Mode::Mailbox,
+        Action::Top,
+        "top",
+        "first item (older messages)",
+        &["g", "home"],
+    ),
+    bind(
+        Mode::Mailbox,
+        Action::Bottom,
+        "bottom",
+        "last item",
+        &["G", "end"],
+    ),
+    bind(
+        Mode::Mailbox,
+        Action::PageDown,
+        "page_down",
+        "page down",
+        &["pagedown"],
+    ),
+    bind(
+        Mode::Mailbox,
+        Action::PageUp,
+        "page_up",
+        "page up",
+        &["pageup"],
+    ),
+    bind(
+        Mode::Mailbox,
+        Action::Open,
+        "open",
+        "open folder or thread",
+        &["enter"],
+    ),
+    bind(
+        Mode::Mailbox,
+        Action::NextPane,
+        "next_pane",
+        "next pane",
+        &["tab"],
+    ),
+    bind(
+        Mode::Mailbox,
+        Action::Reply,
+        "reply",
+        "reply in the thread",
+        &["r"],
+    ),
+    bind(
+        Mode::Mailbox,
+        Action::Compose,
+        "compose",
+        "compose a new message",
+        &["c"],
+    ),
+    bind(
+        Mode::Mailbox,
+        Action::Archive,
+        "archive",
+        "archive / unarchive thread",
+        &["a"],
+    ),
+    bind(
+        Mode::Mailbox,
+        Action::Delete,
+        "delete",
+        "delete thread (asks first)",
+        &["d"],
+    ),
+    bind(
+        Mode::Mailbox,
+        Action::ToggleUnread,
+        "toggle_unread",
+        "mark thread read / unread",
+        &["u"],
+    ),
+    bind(
+        Mode::Mailbox,
+        Action::Mute,
+        "mute",
+        "mute / unmute thread",
+        &["m"],
+    ),
+    bind(Mode::Mailbox, Action::Refresh, "refresh", "refresh", &["R"]),
+    bind(
+        Mode::Mailbox,
+        Action::Search,
+        "search",
+        "search your convos",
+        &["/"],
+    ),
+    bind(
+        Mode::Mailbox,
+        Action::OpenOnce,
+        "open_once",
+        "open a read-once message (once!)",
+        &["o"],
+    ),
+    bind(
+        Mode::Mailbox,
+        Action::Ops,
+        "ops",
+        "queue board (operators)",
+        &["O"],
+    ),
+    bind(Mode::Mailbox, Action::Help, "help", "this help", &["?"]),
+    bind(
+        Mode::Mailbox,
+        Action::Back,
+        "back",
+        "close, back, or quit",
+        &["q", "esc"],
+    ),
+    bind(
+        Mode::Global,
+        Action::Quit,
+        "quit",
+        "quit at once",
+        &["ctrl+c"],
+    ),
+    bind(
+        Mode::Compose,
+        Action::NextField,
+        "next_field",
+        "next field",
+        &["tab"],
+    ),
+    bind(
+        Mode::Compose,
+        Action::PreviousField,
+        "previous_field",
+        "previous field",
+        &["backtab"],
+    ),
+    bind(Mode::Compose, Action::Send, "send", "send", &["ctrl+s"]),
+    bind(
+        Mode::Compose,
+        Action::Editor,
+        "editor",
+        "$EDITOR",
+        &["ctrl+e"],
+    ),
+    bind(
+        Mode::Compose,
+        Action::Discard,
+        "discard",
+        "discard",
+        &["esc"],
+    ),
+    bind(Mode::Search, Action::Submit, "submit", "search", &["enter"]),
+    bind(Mode::Search, Action::Cancel, "cancel", "cancel", &["esc"]),
+    bind(
+        Mode::Ops,
+        Action::NextPane,
+        "next_pane",
+        "queues/dead",
+        &["tab"],
+    ),
+    bind(Mode::Ops, Action::Down, "down", "move down", &["j", "down"]),
+    bind(Mode::Ops, Action::Up, "up", "move up", &["k", "up"]),
+    bind(
+        Mode::Ops,
+        Action::Pause,
+        "pause",
+        "pause/resume queue",
+        &["p"],
+    ),
+    bind(Mode::Ops, Action::Retry, "retry", "retry", &["r"]),
+    bind(Mode::Ops, Action::Discard, "discard", "discard", &["x"]),
+    bind(Mode::Ops, Action::Refresh, "refresh", "refresh", &["R"]),
+    bind(Mode::Ops, Action::Back, "close", "close", &["q", "esc"]),
+    bind(Mode::Confirm, Action::Yes, "yes", "yes", &["y"]),
+    bind(
+        Mode::Confirm,
+        Action::No,
+        "no",
+        "no (so does any other key)",
+        &["n"],
+    ),
+];
+
+/// A key with the modifiers that change its meaning (Ctrl, Alt); Shift is part of the
+/// character (`G`, `BackTab`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    /// The key.
+    pub code: KeyCode,
+    /// Ctrl and/or Alt.
+    pub modifiers: KeyModifiers,
+}
+
+impl Key {
+    const CHORD: KeyModifiers = KeyModifiers::CONTROL.union(KeyModifiers::ALT);
+
+    /// Whether a key press is this key.
+    pub fn matches(self, press: KeyEvent) -> bool {
+        let code = match press.code {
+            // Terminals report Ctrl-letters in either case; the table spells them in lowercase.
+            KeyCode::Char(c) if press.modifiers.contains(KeyModifiers::CONTROL) => {
+                KeyCode::Char(c.to_ascii_lowercase())
+            }
+            code => code,
+        };
+        code == self.code && press.modifiers.intersection(Self::CHORD) == self.modifiers
     }
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.modifiers.contains(KeyModifiers::CONTROL) {
+            f.write_str("Ctrl-")?;
+        }
+        if self.modifiers.contains(KeyModifiers::ALT) {
+            f.write_str("Alt-")?;
+        }
+        match self.code {
+            KeyCode::Char(' ') => f.write_str("Space"),
+            KeyCode::Char(c) => write!(f, "{c}"),
+            KeyCode::Enter => f.write_str("Enter"),
+            KeyCode::Tab => f.write_str("Tab"),
+            KeyCode::BackTab => f.write_str("Shift-Tab"),
+            KeyCode::Esc => f.write_str("Esc"),
+            KeyCode::Up => f.write_str("↑"),
+            KeyCode::Down => f.write_str("↓"),
+            KeyCode::Left => f.write_str("←"),
+            KeyCode::Right => f.write_str("→"),
+            KeyCode::Home => f.write_str("Home"),
+            KeyCode::End => f.write_str("End"),
+            KeyCode::PageUp => f.write_str("PgUp"),
+            KeyCode::PageDown => f.write_str("PgDn"),
+            KeyCode::Backspace => f.write_str("Backspace"),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
+/// Parses a key name: a single character (`r`, `R`, `/`) or `enter`, `tab`, `backtab`, `esc`,
+/// `up`, `down`, `left`, `right`, `home`, `end`, `pageup`, `pagedown`, `backspace`, `space`,
+/// optionally after `ctrl+` and/or `alt+` (`ctrl+s`).
+pub fn parse_key(name: &str) -> Option<Key> {
+    let mut modifiers = KeyModifiers::NONE;
+    let mut rest = name;
+    loop {
+        let lower = rest.to_ascii_lowercase();
+        if let Some(tail) = lower.strip_prefix("ctrl+").filter(|t| !t.is_empty()) {
+            modifiers |= KeyModifiers::CONTROL;
+            rest = &rest[rest.len() - tail.len()..];
+        } else if let Some(tail) = lower.strip_prefix("alt+").filter(|t| !t.is_empty()) {
+            modifiers |= KeyModifiers::ALT;
+            rest = &rest[rest.len() - tail.len()..];
+        } else {
+            break;
+        }
+    }
+    let mut chars = rest.chars();
+    let code = if let (Some(c), None) = (chars.next(), chars.next()) {
+        // Ctrl-S and Ctrl-s are one key to a terminal.
+        if modifiers.contains(KeyModifiers::CONTROL) {
+            KeyCode::Char(c.to_ascii_lowercase())
+        } else {
+            KeyCode::Char(c)
+        }
+    } else {
+        match rest.to_ascii_lowercase().as_str() {
+            "enter" => KeyCode::Enter,
+            "tab" => KeyCode::Tab,
+            "backtab" | "shift+tab" => KeyCode::BackTab,
+            "esc" => KeyCode::Esc,
+            "up" => KeyCode::Up,
+            "down" => KeyCode::Down,
+            "left" => KeyCode::Left,
+            "right" => KeyCode::Right,
+            "home" => KeyCode::Home,
+            "end" => KeyCode::End,
+            "pageup" => KeyCode::PageUp,
+            "pagedown" => KeyCode::PageDown,
+            "backspace" => KeyCode::Backspace,
+            "space" => KeyCode::Char(' '),
+            _ => return None,
+        }
+    };
+    Some(Key { code, modifiers })
 }
 
 /// The keys in force: the defaults with the user's overrides.
 #[derive(Clone, Debug)]
 pub struct Keymap {
-    keys: BTreeMap<Action, Vec<KeyCode>>,
+    keys: BTreeMap<(Mode, Action), Vec<Key>>,
 }
 
 impl Default for Keymap {
@@ -243,7 +460,7 @@ impl Default for Keymap {
             .iter()
             .map(|b| {
                 (
-                    b.action,
+                    (b.mode, b.action),
                     b.keys.iter().filter_map(|k| parse_key(k)).collect(),
                 )
             })
@@ -252,47 +469,74 @@ impl Default for Keymap {
     }
 }
 
+/// The binding an override names: `reply` (the mailbox or a global key) or `composer.send`.
+fn binding(name: &str) -> Option<&'static Binding> {
+    let (table, name) = match name.split_once('.') {
+        Some((table, name)) => (Some(table), name),
+        None => (None, name),
+    };
+    BINDINGS
+        .iter()
+        .find(|b| b.mode.table() == table && b.name == name)
+}
+
 impl Keymap {
-    /// The defaults with `overrides` (action name → key name) applied; an unknown action or
-    /// key is an error naming it.
+    /// The defaults with `overrides` (action name → key name; `mode.name` for a mode's own
+    /// table, as [`crate::config::Config::key_overrides`] flattens them) applied; an unknown
+    /// action or key is an error naming it.
     pub fn with_overrides(overrides: &BTreeMap<String, String>) -> Result<Self, String> {
         let mut map = Self::default();
         for (name, key) in overrides {
-            let binding = BINDINGS
-                .iter()
-                .find(|b| b.name == name)
-                .ok_or_else(|| format!("[keys]: no action is called {name:?}"))?;
-            let code =
+            let binding =
+                binding(name).ok_or_else(|| format!("[keys]: no action is called {name:?}"))?;
+            let key =
                 parse_key(key).ok_or_else(|| format!("[keys] {name}: {key:?} is not a key"))?;
-            // The key leaves whatever action had it, so one key never means two things.
-            for codes in map.keys.values_mut() {
-                codes.retain(|c| *c != code);
+            // The key leaves whatever action of the same mode had it, so one key never means
+            // two things.
+            for ((mode, _), keys) in &mut map.keys {
+                if mode.group() == binding.mode.group() {
+                    keys.retain(|k| *k != key);
+                }
             }
-            map.keys.insert(binding.action, vec![code]);
+            map.keys.insert((binding.mode, binding.action), vec![key]);
         }
         Ok(map)
     }
 
-    /// The action bound to a key press, if any.
-    pub fn action(&self, key: KeyEvent) -> Option<Action> {
-        if key.modifiers.contains(KeyModifiers::CONTROL) {
-            return None;
-        }
+    /// The action a key press asks for in `mode` (the mailbox also reads the global keys).
+    pub fn action(&self, mode: Mode, press: KeyEvent) -> Option<Action> {
         self.keys
             .iter()
-            .find(|(_, codes)| codes.contains(&key.code))
-            .map(|(action, _)| *action)
+            .filter(|((m, _), _)| m.group() == mode.group())
+            .find(|(_, keys)| keys.iter().any(|k| k.matches(press)))
+            .map(|((_, action), _)| *action)
     }
 
-    /// The keys of an action as the help screen shows them.
-    pub fn describe(&self, action: Action) -> String {
-        self.keys.get(&action).map_or_else(String::new, |codes| {
-            codes
-                .iter()
-                .map(|c| show(*c))
-                .collect::<Vec<_>>()
-                .join(" / ")
-        })
+    /// Whether a key press is `action` in `mode`.
+    pub fn is(&self, mode: Mode, action: Action, press: KeyEvent) -> bool {
+        self.keys
+            .get(&(mode, action))
+            .is_some_and(|keys| keys.iter().any(|k| k.matches(press)))
+    }
+
+    /// All keys of an action, as the help screen shows them (`j / ↓`).
+    pub fn describe(&self, mode: Mode, action: Action) -> String {
+        self.keys
+            .get(&(mode, action))
+            .map_or_else(String::new, |keys| {
+                keys.iter()
+                    .map(Key::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            })
+    }
+
+    /// The first key of an action, as hints show it (`press o to open it`).
+    pub fn key(&self, mode: Mode, action: Action) -> String {
+        self.keys
+            .get(&(mode, action))
+            .and_then(|keys| keys.first())
+            .map_or_else(String::new, Key::to_string)
     }
 }
 
@@ -304,48 +548,127 @@ mod tests {
         KeyEvent::new(code, KeyModifiers::NONE)
     }
 
+    fn ctrl(c: char) -> KeyEvent {
+        KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
+    }
+
     #[test]
     fn every_action_has_a_default_key_that_reaches_it() {
         let map = Keymap::default();
         for binding in BINDINGS {
             for key in binding.keys {
-                let code = parse_key(key).expect("a valid default key");
-                assert_eq!(map.action(press(code)), Some(binding.action), "{key}");
+                let key = parse_key(key).expect("a valid default key");
+                let event = KeyEvent::new(key.code, key.modifiers);
+                assert_eq!(
+                    map.action(binding.mode, event),
+                    Some(binding.action),
+                    "{key}"
+                );
             }
         }
     }
 
     #[test]
+    fn no_default_key_means_two_things_in_one_mode() {
+        let map = Keymap::default();
+        for a in BINDINGS {
+            for b in BINDINGS.iter().filter(|b| b.mode.group() == a.mode.group()) {
+                if (a.mode, a.action) != (b.mode, b.action) {
+                    let shared = a.keys.iter().find(|k| b.keys.contains(k));
+                    assert_eq!(shared, None, "{} and {}", a.name, b.name);
+                }
+            }
+        }
+        assert_eq!(
+            map.action(Mode::Ops, press(KeyCode::Char('r'))),
+            Some(Action::Retry)
+        );
+    }
+
+    #[test]
     fn arrows_and_escape_work_like_the_letters() {
         let defaults = Keymap::default();
-        assert_eq!(defaults.action(press(KeyCode::Down)), Some(Action::Down));
-        assert_eq!(defaults.action(press(KeyCode::Up)), Some(Action::Up));
-        assert_eq!(defaults.action(press(KeyCode::Esc)), Some(Action::Back));
+        assert_eq!(
+            defaults.action(Mode::Mailbox, press(KeyCode::Down)),
+            Some(Action::Down)
+        );
+        assert_eq!(
+            defaults.action(Mode::Mailbox, press(KeyCode::Up)),
+            Some(Action::Up)
+        );
+        assert_eq!(
+            defaults.action(Mode::Mailbox, press(KeyCode::Esc)),
+            Some(Action::Back)
+        );
+    }
+
+    #[test]
+    fn ctrl_chords_are_keys_of_their_own() {
+        let defaults = Keymap::default();
+        assert_eq!(
+            defaults.action(Mode::Compose, ctrl('s')),
+            Some(Action::Send)
+        );
+        assert_eq!(
+            defaults.action(Mode::Compose, ctrl('S')),
+            Some(Action::Send)
+        );
+        assert_eq!(
+            defaults.action(Mode::Compose, press(KeyCode::Char('s'))),
+            None,
+            "a plain s is text"
+        );
+        assert_eq!(
+            defaults.action(Mode::Mailbox, ctrl('c')),
+            Some(Action::Quit)
+        );
+        assert_eq!(defaults.action(Mode::Mailbox, ctrl('j')), None);
+        assert_eq!(defaults.key(Mode::Compose, Action::Send), "Ctrl-s");
     }
 
     #[test]
     fn an_override_changes_only_the_actions_it_names() {
         let overrides = BTreeMap::from([("reply".to_owned(), "e".to_owned())]);
         let map = Keymap::with_overrides(&overrides).unwrap();
-        assert_eq!(map.action(press(KeyCode::Char('e'))), Some(Action::Reply));
         assert_eq!(
-            map.action(press(KeyCode::Char('r'))),
+            map.action(Mode::Mailbox, press(KeyCode::Char('e'))),
+            Some(Action::Reply)
+        );
+        assert_eq!(
+            map.action(Mode::Mailbox, press(KeyCode::Char('r'))),
             None,
             "the old key is free"
         );
         assert_eq!(
-            map.action(press(KeyCode::Char('c'))),
+            map.action(Mode::Mailbox, press(KeyCode::Char('c'))),
             Some(Action::Compose),
             "others unchanged"
         );
-        assert_eq!(map.describe(Action::Reply), "e");
+        assert_eq!(
+            map.action(Mode::Ops, press(KeyCode::Char('r'))),
+            Some(Action::Retry),
+            "other modes unchanged"
+        );
+        assert_eq!(map.describe(Mode::Mailbox, Action::Reply), "e");
+    }
+
+    #[test]
+    fn a_mode_table_rebinds_that_mode_only() {
+        let overrides = BTreeMap::from([("composer.send".to_owned(), "ctrl+x".to_owned())]);
+        let map = Keymap::with_overrides(&overrides).unwrap();
+        assert_eq!(map.action(Mode::Compose, ctrl('x')), Some(Action::Send));
+        assert_eq!(map.action(Mode::Compose, ctrl('s')), None);
+        assert_eq!(map.key(Mode::Compose, Action::Send), "Ctrl-x");
     }
 
     #[test]
     fn a_rebound_key_leaves_its_old_action() {
         let overrides = BTreeMap::from([("compose".to_owned(), "r".to_owned())]);
         let map = Keymap::with_overrides(&overrides).unwrap();
-        assert_eq!(map.action(press(KeyCode::Char('r'))), Some(Action::Compose));
+        assert_eq!(
+            map.action(Mode::Mailbox, press(KeyCode::Char('r'))),
+            Some(Action::Compose)
+        );
     }
 
     #[test]
@@ -361,6 +684,11 @@ mod tests {
             Keymap::with_overrides(&bad)
                 .unwrap_err()
                 .contains("ctrl+banana")
+        );
+        let bad = BTreeMap::from([("composer.reply".to_owned(), "r".to_owned())]);
+        assert!(
+            Keymap::with_overrides(&bad).is_err(),
+            "reply is a mailbox key"
         );
     }
 }

@@ -42,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
         None => {
             let config = config::load(&dir)?;
             let (server, token) = config::credentials(&dir, &config)?;
-            let keymap = convos_tui::keys::Keymap::with_overrides(&config.keys)
+            let keymap = convos_tui::keys::Keymap::with_overrides(&config.key_overrides())
                 .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("config.toml").display()))?;
             runtime::run(Client::new(&server, Some(token)), config.bell, keymap).await
         }

@@ -1,6 +1,6 @@
 //! The I/O edge: owns the terminal, feeds keys, API answers and live events into the app as
-//! messages, runs the app's effects as tasks, and redraws only when something happened, so an
-//! idle client uses no CPU.
+//! messages, runs the app's effects as tasks, counts the tasks in flight (and tells the app, for
+//! the spinner), and redraws only when something happened, so an idle client uses no CPU.
 
 use crate::api::Client;
 use crate::app::{App, Effect, Msg};
@@ -9,8 +9,31 @@ use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
 use futures::StreamExt;
 use tokio::sync::mpsc::{self, UnboundedSender};
 
-/// Runs one effect in the background; its result comes back as a message.
-fn spawn(effect: Effect, client: &Client, tx: &UnboundedSender<Msg>) {
+/// What a running effect sends back.
+enum Answer {
+    /// A message on the way (a queued message sent while others still wait).
+    Progress(Msg),
+    /// The effect is done, with its last message if it has one.
+    Settled(Option<Msg>),
+}
+
+/// Whether an effect runs as a task that answers (and so counts as in flight); the others are
+/// done on the spot.
+fn runs_as_task(effect: &Effect) -> bool {
+    !matches!(
+        effect,
+        Effect::SaveOutbox(_) | Effect::Bell | Effect::Editor(_)
+    )
+}
+
+/// Runs one effect: on the spot, or in the background with its result coming back as an
+/// [`Answer`]. Returns whether a task was started.
+fn spawn(
+    effect: Effect,
+    client: &Client,
+    tx: &UnboundedSender<Msg>,
+    answers: &UnboundedSender<Answer>,
+) -> bool {
     if let Effect::SaveOutbox(outbox) = &effect {
         if let Err(e) = crate::outbox::save(outbox) {
             let _ = tx.send(Msg::Done(
@@ -20,33 +43,36 @@ fn spawn(effect: Effect, client: &Client, tx: &UnboundedSender<Msg>) {
                 ))),
             ));
         }
-        return;
+        return false;
     }
     if effect == Effect::Bell {
         use std::io::Write;
         let _ = std::io::stdout().write_all(b"\x07");
-        return;
+        return false;
+    }
+    if !runs_as_task(&effect) {
+        return false;
     }
     let client = client.clone();
-    let tx = tx.clone();
+    let answers = answers.clone();
     tokio::spawn(async move {
         let msg = match effect {
-            Effect::LoadMe => Msg::Me(client.me().await),
-            Effect::LoadThreads { folder, cursor } => Msg::Threads {
+            Effect::LoadMe => Some(Msg::Me(client.me().await)),
+            Effect::LoadThreads { folder, cursor } => Some(Msg::Threads {
                 folder,
                 append: cursor.is_some(),
                 result: client.threads(folder, cursor.as_deref()).await,
-            },
-            Effect::LoadMessages(thread) => Msg::Messages {
+            }),
+            Effect::LoadMessages(thread) => Some(Msg::Messages {
                 thread,
                 older: false,
                 result: client.messages(thread, None).await,
-            },
-            Effect::LoadOlder(thread, cursor) => Msg::Messages {
+            }),
+            Effect::LoadOlder(thread, cursor) => Some(Msg::Messages {
                 thread,
                 older: true,
                 result: client.messages(thread, Some(&cursor)).await,
-            },
+            }),
             Effect::Send {
                 recipient,
                 subject,
@@ -54,37 +80,38 @@ fn spawn(effect: Effect, client: &Client, tx: &UnboundedSender<Msg>) {
                 key,
             } => {
                 let result = client.send(&recipient, &subject, &body, &key).await;
-                Msg::Sent(key, result)
+                Some(Msg::Sent(key, result))
             }
             Effect::Reply { thread, body, key } => {
                 let result = client.reply(thread, &body, &key).await;
-                Msg::Sent(key, result)
+                Some(Msg::Sent(key, result))
             }
             Effect::ThreadAction {
                 thread,
                 action,
                 done,
-            } => Msg::Done(
+            } => Some(Msg::Done(
                 done.to_owned(),
                 client.thread_action(thread, action).await.map(drop),
-            ),
-            Effect::MarkUnread(message) => Msg::Done(
+            )),
+            Effect::MarkUnread(message) => Some(Msg::Done(
                 "Marked unread".into(),
                 client.set_read(message, false).await.map(drop),
-            ),
-            Effect::DeleteThread(thread) => {
-                Msg::Done("Deleted".into(), client.delete_thread(thread).await)
-            }
+            )),
+            Effect::DeleteThread(thread) => Some(Msg::Done(
+                "Deleted".into(),
+                client.delete_thread(thread).await,
+            )),
             Effect::Search(query) => {
                 let result = client.search(&query).await;
-                Msg::SearchResults(query, result)
+                Some(Msg::SearchResults(query, result))
             }
             Effect::Complete(prefix) => {
                 let result = client.usernames(&prefix).await;
-                Msg::Completions { prefix, result }
+                Some(Msg::Completions { prefix, result })
             }
-            Effect::OpenThread(thread) => Msg::ThreadLoaded(client.thread(thread).await),
-            Effect::OpenOnce(message) => Msg::Opened(client.message(message).await),
+            Effect::OpenThread(thread) => Some(Msg::ThreadLoaded(client.thread(thread).await)),
+            Effect::OpenOnce(message) => Some(Msg::Opened(client.message(message).await)),
             Effect::Flush(queued) => {
                 // One at a time, in the order written; each reports back on its own.
                 for outgoing in queued {
@@ -104,27 +131,24 @@ fn spawn(effect: Effect, client: &Client, tx: &UnboundedSender<Msg>) {
                         }
                     };
                     let offline = matches!(result, Err(crate::api::ApiError::Offline(_)));
-                    if tx
-                        .send(Msg::Flushed {
-                            key: outgoing.key,
-                            result,
-                        })
-                        .is_err()
-                        || offline
-                    {
-                        return;
+                    let sent = answers.send(Answer::Progress(Msg::Flushed {
+                        key: outgoing.key,
+                        result,
+                    }));
+                    if sent.is_err() || offline {
+                        break;
                     }
                 }
-                return;
+                None
             }
-            Effect::SaveOutbox(_) | Effect::Editor(_) => return,
-            Effect::LoadBoard => Msg::Board(client.board().await),
-            Effect::LoadDeadJobs => Msg::DeadJobs(client.dead_jobs().await),
-            Effect::Admin { path, done } => Msg::Done(done, client.admin_action(&path).await),
-            Effect::Bell => return,
+            Effect::SaveOutbox(_) | Effect::Editor(_) | Effect::Bell => None,
+            Effect::LoadBoard => Some(Msg::Board(client.board().await)),
+            Effect::LoadDeadJobs => Some(Msg::DeadJobs(client.dead_jobs().await)),
+            Effect::Admin { path, done } => Some(Msg::Done(done, client.admin_action(&path).await)),
         };
-        let _ = tx.send(msg);
+        let _ = answers.send(Answer::Settled(msg));
     });
+    true
 }
 
 /// Opens `text` in the configured editor, `$VISUAL`, `$EDITOR` or `vi`, and returns what the
@@ -175,13 +199,17 @@ async fn event_loop(
     keymap: crate::keys::Keymap,
 ) -> anyhow::Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let (answers, mut answers_rx) = mpsc::unbounded_channel::<Answer>();
     let mut app = App::new();
     app.bell = bell;
     app.keymap = keymap;
     app.outbox = crate::outbox::open(&crate::config::dir())?;
+    // Effects started and not yet settled: counted here, where they run, and told to the app.
+    let mut in_flight = 0usize;
     for effect in app.start() {
-        spawn(effect, &client, &tx);
+        in_flight += usize::from(spawn(effect, &client, &tx, &answers));
     }
+    app.update(Msg::InFlight(in_flight));
     let live = tokio::spawn(sse::follow(
         client.base().to_owned(),
         client.token().unwrap_or_default().to_owned(),
@@ -196,7 +224,7 @@ async fn event_loop(
     // Queued messages are retried every 10 s (and at once when the live stream reconnects).
     let mut retries = tokio::time::interval(std::time::Duration::from_secs(10));
     loop {
-        let ops_open = matches!(app.modal, crate::app::Modal::Ops(_));
+        let ops_open = app.wants_ticks();
         let queued = !app.outbox.is_empty();
         let msg = tokio::select! {
             _ = ticks.tick(), if ops_open => Some(Msg::Tick),
@@ -209,6 +237,13 @@ async fn event_loop(
                 None => break,
             },
             Some(msg) = rx.recv() => Some(msg),
+            Some(answer) = answers_rx.recv() => match answer {
+                Answer::Progress(msg) => Some(msg),
+                Answer::Settled(msg) => {
+                    in_flight = in_flight.saturating_sub(1);
+                    msg
+                }
+            },
             _ = term.recv() => break,
         };
         if let Some(msg) = msg {
@@ -227,9 +262,12 @@ async fn event_loop(
                     keys = EventStream::new();
                     let _ = tx.send(Msg::Edited(edited));
                 } else {
-                    spawn(effect, &client, &tx);
+                    in_flight += usize::from(spawn(effect, &client, &tx, &answers));
                 }
             }
+        }
+        if in_flight != app.in_flight {
+            app.update(Msg::InFlight(in_flight));
         }
         if app.quit {
             break;
@@ -238,4 +276,23 @@ async fn event_loop(
     }
     live.abort();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use convos_core::api::Folder;
+
+    #[test]
+    fn requests_count_as_in_flight_and_local_work_does_not() {
+        assert!(runs_as_task(&Effect::LoadMe));
+        assert!(runs_as_task(&Effect::LoadThreads {
+            folder: Folder::Inbox,
+            cursor: None
+        }));
+        assert!(runs_as_task(&Effect::Flush(vec![])));
+        assert!(!runs_as_task(&Effect::Bell));
+        assert!(!runs_as_task(&Effect::SaveOutbox(vec![])));
+        assert!(!runs_as_task(&Effect::Editor(String::new())));
+    }
 }

@@ -100,7 +100,7 @@ pub async fn run(
     let mut app = App::new();
     app.connection = Connection::Live;
     app.me = Some(me);
-    app.threads = page.items;
+    app.mailbox.threads = page.items;
     let now = chrono::Utc::now();
     let mut terminal = Terminal::new(TestBackend::new(COLS, ROWS))?;
     let frames = ctx.scale.frames;

@@ -4,7 +4,7 @@ use super::*;
 use chrono::TimeZone;
 use convos_core::api::{LastMessage, UserSummary};
 use convos_core::{ErrorBody, UserId};
-use crossterm::event::KeyEvent;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 pub(crate) fn user(name: &str) -> UserSummary {
     UserSummary {
@@ -45,7 +45,7 @@ fn ctrl(c: char) -> Msg {
 }
 
 fn loaded(app: &mut App, threads: Vec<Thread>) {
-    let folder = app.folder;
+    let folder = app.mailbox.folder;
     app.update(Msg::Threads {
         folder,
         append: false,
@@ -95,7 +95,12 @@ fn start_loads_the_account_and_the_inbox() {
             }
         ]
     );
-    assert_eq!(app.pending, 2);
+    assert_eq!(
+        app.in_flight, 0,
+        "the runtime counts what runs, not the app"
+    );
+    app.update(Msg::InFlight(2));
+    assert_eq!(app.in_flight, 2);
 }
 
 #[test]
@@ -108,13 +113,13 @@ fn j_and_k_move_and_stop_at_the_ends() {
     app.update(key(KeyCode::Char('j')));
     app.update(key(KeyCode::Down));
     app.update(key(KeyCode::Char('j')));
-    assert_eq!(app.selected, 2);
+    assert_eq!(app.mailbox.selected, 2);
     app.update(key(KeyCode::Char('g')));
-    assert_eq!(app.selected, 0);
+    assert_eq!(app.mailbox.selected, 0);
     app.update(key(KeyCode::Char('k')));
-    assert_eq!(app.selected, 0);
+    assert_eq!(app.mailbox.selected, 0);
     app.update(key(KeyCode::Char('G')));
-    assert_eq!(app.selected, 2);
+    assert_eq!(app.mailbox.selected, 2);
 }
 
 #[test]
@@ -136,11 +141,17 @@ fn enter_opens_a_thread_loads_it_and_marks_it_read() {
     );
     assert_eq!(app.pane, Pane::Thread);
     assert!(
-        app.open.as_ref().is_some_and(|o| o.messages.is_none()),
+        app.thread
+            .open
+            .as_ref()
+            .is_some_and(|o| o.messages.is_none()),
         "loading"
     );
     app.update(key(KeyCode::Char('q')));
-    assert!(app.open.is_none() && !app.quit, "q closes the thread first");
+    assert!(
+        app.thread.open.is_none() && !app.quit,
+        "q closes the thread first"
+    );
     app.update(key(KeyCode::Char('q')));
     assert!(app.quit);
 }
@@ -355,13 +366,16 @@ fn folders_switch_with_tab_and_enter() {
             cursor: None
         }]
     );
-    assert_eq!((app.folder, app.pane), (Folder::Sent, Pane::Threads));
+    assert_eq!(
+        (app.mailbox.folder, app.pane),
+        (Folder::Sent, Pane::Threads)
+    );
 }
 
 #[test]
 fn scrolling_near_the_end_loads_the_next_page() {
     let mut app = App::new();
-    let folder = app.folder;
+    let folder = app.mailbox.folder;
     let threads: Vec<Thread> = (0..11).map(|i| thread(&i.to_string(), 0)).collect();
     app.update(Msg::Threads {
         folder,
@@ -600,7 +614,7 @@ fn o_opens_a_sealed_read_once_message_once() {
         ..sealed
     };
     app.update(Msg::Opened(Ok(opened)));
-    let shown = &app.open.as_ref().unwrap().messages.as_ref().unwrap()[0];
+    let shown = &app.thread.open.as_ref().unwrap().messages.as_ref().unwrap()[0];
     assert_eq!(shown.body.as_deref(), Some("the code is 1234"));
     assert!(
         app.update(key(KeyCode::Char('o'))).is_empty(),
@@ -742,7 +756,8 @@ fn a_thread_shows_its_newest_messages_and_fetches_older_ones_going_up() {
         result: Ok(newest),
     });
     let bodies = |app: &App| -> Vec<String> {
-        app.open
+        app.thread
+            .open
             .as_ref()
             .unwrap()
             .messages
@@ -905,4 +920,44 @@ fn a_queued_message_stays_queued_when_the_server_is_in_trouble() {
         panic!()
     };
     assert!(compose.recipient.is_empty(), "the open draft is untouched");
+}
+
+#[test]
+fn every_mode_reads_its_keys_from_the_key_table() {
+    let overrides = std::collections::BTreeMap::from([
+        ("composer.send".to_owned(), "ctrl+x".to_owned()),
+        ("composer.discard".to_owned(), "ctrl+q".to_owned()),
+        ("search_prompt.submit".to_owned(), "tab".to_owned()),
+        ("quit".to_owned(), "ctrl+d".to_owned()),
+    ]);
+    let mut app = App::new();
+    app.keymap = keys::Keymap::with_overrides(&overrides).unwrap();
+    app.update(key(KeyCode::Char('c')));
+    type_text(&mut app, "bob");
+    tab_to_subject(&mut app, "bob");
+    type_text(&mut app, "Hi");
+    app.update(key(KeyCode::Tab));
+    type_text(&mut app, "there");
+    assert!(app.update(ctrl('s')).is_empty(), "Ctrl-s is no longer send");
+    assert!(matches!(
+        app.update(ctrl('x')).as_slice(),
+        [Effect::Send { .. }]
+    ));
+    app.update(ctrl('q'));
+    app.update(ctrl('q'));
+    assert!(
+        matches!(app.modal, Modal::None),
+        "discarded with the new key"
+    );
+
+    app.update(key(KeyCode::Char('/')));
+    type_text(&mut app, "ramen");
+    assert_eq!(
+        app.update(key(KeyCode::Tab)),
+        [Effect::Search("ramen".into())]
+    );
+    app.update(ctrl('c'));
+    assert!(!app.quit, "Ctrl-c was rebound");
+    app.update(ctrl('d'));
+    assert!(app.quit);
 }

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::app::tests::{thread, user};
-use crate::app::{App, Compose, Connection, Modal, OpenThread, Pane};
+use crate::app::{App, Composer, Connection, Modal, OpenThread, Pane};
 use chrono::TimeZone;
 use convos_core::api::{Me, Preferences, User};
 use convos_core::{MessageId, UserId};
@@ -53,7 +53,7 @@ fn app_with_inbox() -> App {
     ];
     let mut report = thread("Quarterly report draft", 0);
     report.last_message_at = Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0).unwrap();
-    app.threads = vec![lunch, report];
+    app.mailbox.threads = vec![lunch, report];
     app
 }
 
@@ -110,8 +110,8 @@ fn thread_view_with_wide_characters_and_an_expiring_message() {
         message("Sounds great! 12:30 works for me.", "bob"),
         expiring,
     ];
-    app.open = Some(OpenThread {
-        thread: app.threads[0].clone(),
+    app.thread.open = Some(OpenThread {
+        thread: app.mailbox.threads[0].clone(),
         messages: Some(messages),
         older: None,
         scroll: 0,
@@ -128,7 +128,7 @@ fn compose_with_field_errors() {
         crossterm::event::KeyModifiers::NONE,
     )));
     if let Modal::Compose(compose) = &mut app.modal {
-        let compose: &mut Compose = compose;
+        let compose: &mut Composer = compose;
         compose.recipient = "nobody".into();
         compose.subject = "Hello".into();
         compose.body.insert_str("Is anyone there?");
@@ -142,9 +142,12 @@ fn compose_with_field_errors() {
 #[test]
 fn help_is_generated_from_the_key_table() {
     let mut app = app_with_inbox();
-    app.modal = Modal::Help;
+    app.modal = Modal::Help(crate::app::Help);
     let screen = draw(&app, 100, 26);
-    for binding in crate::keys::BINDINGS {
+    let mailbox = crate::keys::BINDINGS
+        .iter()
+        .filter(|b| b.mode == crate::keys::Mode::Mailbox);
+    for binding in mailbox {
         assert!(screen.contains(binding.help), "help shows {}", binding.help);
     }
     insta::assert_snapshot!(screen);
@@ -162,9 +165,10 @@ fn reconnecting_status() {
 fn a_hostile_subject_is_shown_neutralised() {
     let mut app = app_with_inbox();
     // Invisible characters too: they must leave no trace, so the snapshot reads the same.
-    app.threads[0].subject =
+    app.mailbox.threads[0].subject =
         "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{1b}[31mFree\u{200b} mo\u{ad}ney\u{feff}".into();
-    app.threads[0].participants[1].display_name = "\u{2067}Mallory\u{1b}[5m\u{200f}\u{202e}".into();
+    app.mailbox.threads[0].participants[1].display_name =
+        "\u{2067}Mallory\u{1b}[5m\u{200f}\u{202e}".into();
     let screen = draw(&app, 100, 12);
     assert!(
         !screen.contains('\u{1b}') && !screen.contains('\u{7}'),
@@ -232,4 +236,89 @@ fn search_results_with_highlights() {
         selected: 0,
     });
     insta::assert_snapshot!(draw(&app, 100, 12));
+}
+
+#[test]
+fn a_rebound_key_changes_the_hints_and_the_help() {
+    let overrides = std::collections::BTreeMap::from([
+        ("help".to_owned(), "h".to_owned()),
+        ("composer.send".to_owned(), "ctrl+x".to_owned()),
+    ]);
+    let mut app = app_with_inbox();
+    app.keymap = crate::keys::Keymap::with_overrides(&overrides).unwrap();
+
+    let mailbox = draw(&app, 100, 12);
+    assert!(
+        mailbox.contains("h help") && !mailbox.contains("? help"),
+        "{mailbox}"
+    );
+
+    app.modal = Modal::Help(crate::app::Help);
+    let help = draw(&app, 100, 26);
+    assert!(help.contains("        h  this help"), "{help}");
+    assert!(
+        help.contains("Ctrl-x send") && !help.contains("Ctrl-s"),
+        "{help}"
+    );
+
+    app.modal = Modal::Compose(Box::new(Composer::new(None)));
+    let composer = draw(&app, 100, 20);
+    assert!(
+        composer.contains("Ctrl-x send · Ctrl-e $EDITOR"),
+        "{composer}"
+    );
+    assert!(!composer.contains("Ctrl-s"), "{composer}");
+}
+
+#[test]
+fn the_read_once_and_ops_hints_follow_the_keys() {
+    let overrides = std::collections::BTreeMap::from([
+        ("open_once".to_owned(), "enter".to_owned()),
+        ("open".to_owned(), "space".to_owned()),
+        ("queue_board.close".to_owned(), "esc".to_owned()),
+        ("confirm.yes".to_owned(), "Y".to_owned()),
+    ]);
+    let mut app = app_with_inbox();
+    app.keymap = crate::keys::Keymap::with_overrides(&overrides).unwrap();
+    assert!(draw(&app, 100, 12).contains("press Space to read it"));
+
+    let mut sealed = message("", "alice");
+    sealed.body = None;
+    sealed.read_once = true;
+    app.thread.open = Some(OpenThread {
+        thread: app.mailbox.threads[0].clone(),
+        messages: Some(vec![sealed]),
+        older: None,
+        scroll: 0,
+    });
+    let thread = draw(&app, 160, 12);
+    assert!(thread.contains("press Enter to open it"), "{thread}");
+
+    app.modal = Modal::Ops(Box::new(crate::app::Ops {
+        board: Some(crate::app::tests::board()),
+        confirm: Some(crate::app::OpsCommand::Pause("deliver".into())),
+        ..crate::app::Ops::default()
+    }));
+    let ops = draw(&app, 120, 24);
+    assert!(
+        ops.contains("· Esc close") && ops.contains("(Y/n)"),
+        "{ops}"
+    );
+}
+
+#[test]
+fn the_spinner_shows_what_the_runtime_counts() {
+    let mut app = App::new();
+    app.update(crate::app::Msg::InFlight(2));
+    let screen = draw(&app, 100, 12);
+    assert!(
+        screen.contains("⟳") && screen.contains("Loading…"),
+        "{screen}"
+    );
+    app.update(crate::app::Msg::InFlight(0));
+    let screen = draw(&app, 100, 12);
+    assert!(
+        !screen.contains("⟳") && screen.contains("No conversations here."),
+        "{screen}"
+    );
 }

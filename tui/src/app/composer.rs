@@ -1,0 +1,455 @@
+//! The composer: a message being written (a new thread or a reply), its fields and their
+//! errors, recipient completion, the external editor, and its window. It never sends by
+//! itself: it asks the root to run a send, and is told the answer.
+
+use super::{Effect, Out, Outgoing};
+use crate::api::ApiError;
+use crate::keys::{Action, Keymap, Mode};
+use crate::sanitize;
+use crate::ui::{ACCENT, block, centered};
+use convos_core::ThreadId;
+use convos_core::api::Message;
+use convos_core::{Body, Subject, Username};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, Paragraph};
+use ratatui_textarea::TextArea;
+use std::collections::BTreeMap;
+
+/// A field of the compose form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// Who it goes to.
+    Recipient,
+    /// The subject.
+    Subject,
+    /// The text.
+    Body,
+}
+
+impl Field {
+    /// The API's name for it, as used in error bodies.
+    pub fn api(self) -> &'static str {
+        match self {
+            Field::Recipient => "recipient",
+            Field::Subject => "subject",
+            Field::Body => "body",
+        }
+    }
+}
+
+/// A message being written.
+#[derive(Debug)]
+pub struct Composer {
+    /// For a reply: the thread and its subject (shown, not editable).
+    pub reply_to: Option<(ThreadId, String)>,
+    /// The recipient's username.
+    pub recipient: String,
+    /// The subject.
+    pub subject: String,
+    /// The body editor.
+    pub body: TextArea<'static>,
+    /// The field with the cursor.
+    pub field: Field,
+    /// Errors per field, from local checks or the server's 422.
+    pub errors: BTreeMap<String, String>,
+    /// The discard key was pressed once: a second press discards.
+    pub confirm_discard: bool,
+    /// Sent and waiting for the answer.
+    pub sending: bool,
+    /// The `Idempotency-Key` of this message: a resend can never create a second one.
+    pub key: String,
+    /// Usernames from the directory matching what was typed in the recipient field.
+    pub suggestions: Vec<String>,
+}
+
+fn status(text: impl Into<String>) -> Out {
+    Out::Status(text.into())
+}
+
+impl Composer {
+    /// An empty draft: a reply in `reply_to`, or a new thread.
+    pub fn new(reply_to: Option<(ThreadId, String)>) -> Self {
+        let field = if reply_to.is_some() {
+            Field::Body
+        } else {
+            Field::Recipient
+        };
+        Self {
+            reply_to,
+            recipient: String::new(),
+            subject: String::new(),
+            body: TextArea::default(),
+            field,
+            errors: BTreeMap::new(),
+            confirm_discard: false,
+            sending: false,
+            key: uuid::Uuid::new_v4().to_string(),
+            suggestions: Vec::new(),
+        }
+    }
+
+    /// A queued message the server refused, back in the composer with its key and the
+    /// server's reasons, so nothing written is lost.
+    pub fn refused(outgoing: Outgoing, errors: BTreeMap<String, String>) -> Self {
+        let mut composer = Self::new(outgoing.reply_to);
+        composer.key = outgoing.key;
+        composer.recipient = outgoing.recipient;
+        composer.subject = outgoing.subject;
+        composer.body =
+            TextArea::from(outgoing.body.lines().map(str::to_owned).collect::<Vec<_>>());
+        composer.errors = errors;
+        composer
+    }
+
+    /// The body's text.
+    pub fn body_text(&self) -> String {
+        self.body.lines().join("\n")
+    }
+
+    fn fields(&self) -> &'static [Field] {
+        if self.reply_to.is_some() {
+            &[Field::Body]
+        } else {
+            &[Field::Recipient, Field::Subject, Field::Body]
+        }
+    }
+
+    /// Checks the fields as the server will, so mistakes show before sending.
+    fn check(&mut self) -> bool {
+        self.errors.clear();
+        if self.reply_to.is_none() {
+            if let Err(e) = Username::parse_field("recipient", self.recipient.trim()) {
+                self.errors.insert(e.field.to_owned(), e.reason);
+            }
+            if let Err(e) = Subject::parse(&self.subject) {
+                self.errors.insert(e.field.to_owned(), e.reason);
+            }
+        }
+        if let Err(e) = Body::parse(&self.body_text()) {
+            self.errors.insert(e.field.to_owned(), e.reason);
+        }
+        self.errors.is_empty()
+    }
+
+    /// The draft as the outbox keeps it.
+    fn outgoing(&self) -> Outgoing {
+        Outgoing {
+            key: self.key.clone(),
+            reply_to: self.reply_to.clone(),
+            recipient: self.recipient.trim().to_owned(),
+            subject: self.subject.clone(),
+            body: self.body_text(),
+        }
+    }
+
+    /// A key press while writing.
+    pub fn key(&mut self, key: KeyEvent, keymap: &Keymap) -> Vec<Out> {
+        let action = keymap.action(Mode::Compose, key);
+        if action == Some(Action::Discard) {
+            if self.confirm_discard || (self.body_text().is_empty() && self.subject.is_empty()) {
+                return vec![Out::Close, status("Discarded")];
+            }
+            self.confirm_discard = true;
+            let discard = keymap.key(Mode::Compose, Action::Discard);
+            return vec![status(format!(
+                "Press {discard} again to discard this message"
+            ))];
+        }
+        self.confirm_discard = false;
+        match action {
+            Some(Action::Editor) => {
+                self.field = Field::Body;
+                vec![Out::Run(Effect::Editor(self.body_text()))]
+            }
+            Some(Action::Send) => self.send(),
+            // Next field in a recipient that is not a known username yet completes it from the
+            // directory.
+            Some(Action::NextField)
+                if self.field == Field::Recipient
+                    && !self.recipient.trim().is_empty()
+                    && !self.suggestions.iter().any(|s| *s == self.recipient.trim()) =>
+            {
+                vec![Out::Run(Effect::Complete(self.recipient.trim().to_owned()))]
+            }
+            Some(step @ (Action::NextField | Action::PreviousField)) => {
+                let fields = self.fields();
+                let at = fields.iter().position(|f| *f == self.field).unwrap_or(0);
+                let next = if step == Action::NextField {
+                    at + 1
+                } else {
+                    at + fields.len() - 1
+                };
+                self.field = fields[next % fields.len()];
+                vec![]
+            }
+            _ => {
+                self.type_key(key);
+                vec![]
+            }
+        }
+    }
+
+    fn send(&mut self) -> Vec<Out> {
+        if self.sending {
+            return vec![];
+        }
+        if !self.check() {
+            return vec![status("Fix the marked fields")];
+        }
+        self.sending = true;
+        let body = self.body_text();
+        let key = self.key.clone();
+        let effect = match &self.reply_to {
+            Some((thread, _)) => Effect::Reply {
+                thread: *thread,
+                body,
+                key,
+            },
+            None => Effect::Send {
+                recipient: self.recipient.trim().to_owned(),
+                subject: self.subject.clone(),
+                body,
+                key,
+            },
+        };
+        vec![status("Sending…"), Out::Run(effect)]
+    }
+
+    /// Text editing: the body editor's own keys, or typing in a one-line field.
+    fn type_key(&mut self, key: KeyEvent) {
+        let field = self.field;
+        self.errors.remove(field.api());
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match field {
+            Field::Body => {
+                self.body.input(key);
+            }
+            Field::Recipient | Field::Subject => {
+                let text = if field == Field::Recipient {
+                    &mut self.recipient
+                } else {
+                    &mut self.subject
+                };
+                match key.code {
+                    KeyCode::Char(c) if !ctrl => text.push(c),
+                    KeyCode::Backspace => {
+                        text.pop();
+                    }
+                    KeyCode::Enter => {
+                        self.field = if field == Field::Recipient {
+                            Field::Subject
+                        } else {
+                            Field::Body
+                        };
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// The answer to this draft's send.
+    pub fn sent(&mut self, result: Result<Message, ApiError>, keymap: &Keymap) -> Vec<Out> {
+        self.sending = false;
+        match result {
+            Ok(_) => vec![Out::Close, status("Sent"), Out::Refresh],
+            Err(ApiError::Server {
+                body,
+                status: code,
+                retry_after,
+            }) => {
+                if let Some(fields) = body.error.fields {
+                    self.errors = fields.into_iter().collect();
+                }
+                vec![status(match (code, retry_after) {
+                    (429, Some(wait)) => format!("Sending too fast: try again in {wait}s"),
+                    _ => format!("Not sent: {}", body.error.message),
+                })]
+            }
+            // Kept on disk and sent when the server answers; its key prevents a double send.
+            Err(ApiError::Offline(_)) => vec![
+                Out::Queue(self.outgoing()),
+                Out::Close,
+                status("Offline: queued, it will be sent when the server answers"),
+            ],
+            Err(e) => {
+                let send = keymap.key(Mode::Compose, Action::Send);
+                vec![status(format!("Not sent ({e}); press {send} to try again"))]
+            }
+        }
+    }
+
+    /// Directory matches for the prefix typed in the recipient field.
+    pub fn completions(&mut self, prefix: &str, result: Result<Vec<String>, ApiError>) -> Vec<Out> {
+        if self.recipient.trim() != prefix {
+            return vec![];
+        }
+        match result {
+            Ok(names) if names.is_empty() => {
+                self.suggestions.clear();
+                self.errors.insert(
+                    "recipient".into(),
+                    "no user has a name starting like this".into(),
+                );
+            }
+            Ok(names) => {
+                // Fill in as much as all the matches share.
+                let mut common = names[0].clone();
+                for name in &names[1..] {
+                    let shared = common
+                        .chars()
+                        .zip(name.chars())
+                        .take_while(|(a, b)| a == b)
+                        .count();
+                    common = common.chars().take(shared).collect();
+                }
+                let exact = names.len() == 1 && names[0] == prefix;
+                if common.chars().count() > prefix.chars().count() || names.len() == 1 {
+                    self.recipient = common;
+                }
+                self.suggestions = names;
+                // A full, known username: on to the subject.
+                if exact {
+                    self.field = Field::Subject;
+                }
+            }
+            Err(e) => return vec![status(format!("Error: {e}"))],
+        }
+        vec![]
+    }
+
+    /// The external editor closed with this text.
+    pub fn edited(&mut self, text: &str) -> Vec<Out> {
+        let text = text.strip_suffix('\n').unwrap_or(text);
+        self.body = TextArea::from(text.lines().map(str::to_owned).collect::<Vec<_>>());
+        self.field = Field::Body;
+        vec![status("Back from the editor")]
+    }
+
+    /// Draws the compose window over the mailbox.
+    pub fn render(&self, frame: &mut Frame, keymap: &Keymap) {
+        let area = centered(
+            frame.area(),
+            frame.area().width.saturating_sub(6),
+            frame.area().height.saturating_sub(4),
+        );
+        frame.render_widget(Clear, area);
+        let title = if self.reply_to.is_some() {
+            "Reply"
+        } else {
+            "New message"
+        };
+        let outer = block(title.into(), true);
+        let inner = outer.inner(area);
+        frame.render_widget(outer, area);
+        let mut header: Vec<Line> = Vec::new();
+        match &self.reply_to {
+            Some((_, subject)) => header.push(field_line("Subject", subject, false, None)),
+            None => {
+                header.push(field_line(
+                    "To",
+                    &self.recipient,
+                    self.field == Field::Recipient,
+                    None,
+                ));
+                header.extend(self.error_line("recipient"));
+                if self.field == Field::Recipient && self.suggestions.len() > 1 {
+                    header.push(Line::from(Span::styled(
+                        format!("           {}", self.suggestions.join("  ")),
+                        Style::default().fg(Color::DarkGray),
+                    )));
+                }
+                let count = format!("{}/140", self.subject.chars().count());
+                header.push(field_line(
+                    "Subject",
+                    &self.subject,
+                    self.field == Field::Subject,
+                    Some(count),
+                ));
+                header.extend(self.error_line("subject"));
+            }
+        }
+        let body_count = format!("{}/64000", self.body_text().chars().count());
+        header.push(field_line(
+            "Body",
+            "",
+            self.field == Field::Body,
+            Some(body_count),
+        ));
+        header.extend(self.error_line("body"));
+        let [head, body, foot] = Layout::vertical([
+            Constraint::Length(header.len() as u16),
+            Constraint::Min(3),
+            Constraint::Length(1),
+        ])
+        .areas(inner);
+        frame.render_widget(Paragraph::new(header), head);
+        frame.render_widget(&self.body, body);
+        frame.render_widget(
+            Paragraph::new(Span::styled(
+                footer(keymap),
+                Style::default().fg(Color::DarkGray),
+            )),
+            foot,
+        );
+    }
+
+    fn error_line(&self, field: &str) -> Option<Line<'static>> {
+        self.errors.get(field).map(|e| {
+            Line::from(Span::styled(
+                format!("           ⚠ {}", sanitize::line(e)),
+                Style::default().fg(Color::Red),
+            ))
+        })
+    }
+}
+
+/// The composer's key hint, from the keys in force.
+pub fn footer(keymap: &Keymap) -> String {
+    let key = |action| keymap.key(Mode::Compose, action);
+    format!(
+        "{} send · {} $EDITOR · {} next field · {} discard",
+        key(Action::Send),
+        key(Action::Editor),
+        key(Action::NextField),
+        key(Action::Discard),
+    )
+}
+
+/// The composer's keys in one line of the help screen.
+pub fn help_line(keymap: &Keymap) -> String {
+    let key = |action| keymap.key(Mode::Compose, action);
+    let discard = key(Action::Discard);
+    format!(
+        "  Writing: {} next field · {} send · {} $EDITOR · {discard} {discard} discard",
+        key(Action::NextField),
+        key(Action::Send),
+        key(Action::Editor),
+    )
+}
+
+fn field_line(label: &str, value: &str, focused: bool, counter: Option<String>) -> Line<'static> {
+    let style = if focused {
+        Style::default().fg(ACCENT).add_modifier(Modifier::BOLD)
+    } else {
+        Style::default()
+    };
+    let mut spans = vec![
+        Span::styled(format!("{label:>9}: "), style),
+        Span::raw(sanitize::line(value)),
+    ];
+    if focused {
+        spans.push(Span::styled("▏", Style::default().fg(ACCENT)));
+    }
+    if let Some(counter) = counter {
+        spans.push(Span::styled(
+            format!("  {counter}"),
+            Style::default().fg(Color::DarkGray),
+        ));
+    }
+    Line::from(spans)
+}

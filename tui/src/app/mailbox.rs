@@ -1,0 +1,301 @@
+//! The mailbox: the folder pane and the thread list of the folder shown, with paging as the
+//! selection nears the end, and the thread actions (archive, mute, read/unread) it offers.
+
+use super::{Effect, Out};
+use crate::keys::Action;
+use crate::sanitize;
+use crate::ui::{ACCENT, ago, block};
+use chrono::{DateTime, Utc};
+use convos_core::ThreadId;
+use convos_core::api::{EmailStopped, Folder, Me, Page, Thread};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{List, ListItem, ListState, Paragraph};
+use unicode_width::UnicodeWidthStr;
+
+/// The folders and the listed threads.
+#[derive(Debug)]
+pub struct Mailbox {
+    /// The folder listed.
+    pub folder: Folder,
+    /// The highlighted folder in the folder pane.
+    pub folder_cursor: usize,
+    /// The listed threads.
+    pub threads: Vec<Thread>,
+    /// The next page of the folder, if any.
+    pub next_cursor: Option<String>,
+    /// The highlighted thread.
+    pub selected: usize,
+}
+
+impl Default for Mailbox {
+    fn default() -> Self {
+        Self {
+            folder: Folder::Inbox,
+            folder_cursor: 0,
+            threads: Vec::new(),
+            next_cursor: None,
+            selected: 0,
+        }
+    }
+}
+
+/// Where `action` moves a cursor in a list of `len` items.
+fn step(action: Action, current: usize, len: usize) -> usize {
+    let last = len.saturating_sub(1);
+    match action {
+        Action::Down => (current + 1).min(last),
+        Action::Up => current.saturating_sub(1),
+        Action::Top => 0,
+        Action::Bottom => last,
+        Action::PageDown => (current + 10).min(last),
+        _ => current.saturating_sub(10),
+    }
+}
+
+impl Mailbox {
+    /// Fetches the first page of the folder shown.
+    pub fn load(&self) -> Effect {
+        Effect::LoadThreads {
+            folder: self.folder,
+            cursor: None,
+        }
+    }
+
+    /// The highlighted thread.
+    pub fn selected_thread(&self) -> Option<&Thread> {
+        self.threads.get(self.selected)
+    }
+
+    /// A listed thread.
+    pub fn thread(&self, id: ThreadId) -> Option<&Thread> {
+        self.threads.iter().find(|t| t.id == id)
+    }
+
+    /// Moves the folder cursor.
+    pub fn move_folder(&mut self, action: Action) {
+        self.folder_cursor = step(action, self.folder_cursor, Folder::ALL.len());
+    }
+
+    /// Moves the thread selection, loading the next page before the list runs out.
+    pub fn move_thread(&mut self, action: Action) -> Vec<Out> {
+        self.selected = step(action, self.selected, self.threads.len());
+        if self.selected + 10 >= self.threads.len()
+            && let Some(cursor) = self.next_cursor.take()
+        {
+            return vec![Out::Run(Effect::LoadThreads {
+                folder: self.folder,
+                cursor: Some(cursor),
+            })];
+        }
+        vec![]
+    }
+
+    /// Lists the highlighted folder.
+    pub fn open_folder(&mut self) -> Effect {
+        self.folder = Folder::ALL[self.folder_cursor];
+        self.threads.clear();
+        self.next_cursor = None;
+        self.selected = 0;
+        self.load()
+    }
+
+    /// A page of `folder`: it continues the list (`append`) or replaces it, keeping the
+    /// selection on the same thread. A page of a folder no longer shown is dropped.
+    pub fn loaded(&mut self, folder: Folder, append: bool, page: Page<Thread>) {
+        if folder != self.folder {
+            return;
+        }
+        let keep = self.selected_thread().map(|t| t.id);
+        if append {
+            self.threads.extend(page.items);
+        } else {
+            self.threads = page.items;
+        }
+        self.next_cursor = page.next_cursor;
+        self.selected = keep
+            .and_then(|id| self.threads.iter().position(|t| t.id == id))
+            .unwrap_or(self.selected)
+            .min(self.threads.len().saturating_sub(1));
+    }
+
+    /// Draws the folder pane.
+    pub fn render_folders(&self, frame: &mut Frame, area: Rect, me: Option<&Me>, focused: bool) {
+        let counts = me.map(|m| m.unread_by_folder.clone()).unwrap_or_default();
+        let items: Vec<ListItem> = Folder::ALL
+            .into_iter()
+            .map(|f| {
+                let unread = counts.get(f);
+                let mut text = folder_label(f).to_owned();
+                if unread > 0 {
+                    text.push_str(&format!(" ({unread})"));
+                }
+                let style = if f == self.folder {
+                    Style::default().add_modifier(Modifier::BOLD)
+                } else {
+                    Style::default()
+                };
+                ListItem::new(Span::styled(text, style))
+            })
+            .chain(email_stopped(me))
+            .collect();
+        let list = List::new(items)
+            .block(block("Folders".into(), focused))
+            .highlight_symbol("> ")
+            .highlight_style(Style::default().fg(ACCENT));
+        let mut state = ListState::default().with_selected(Some(self.folder_cursor));
+        frame.render_stateful_widget(list, area, &mut state);
+    }
+
+    /// Draws the thread list; `loading` says answers are still awaited, for an empty list.
+    pub fn render_threads(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        me: Option<&Me>,
+        focused: bool,
+        loading: bool,
+        now: DateTime<Utc>,
+    ) {
+        let me = me.map(|m| m.user.username.as_str());
+        let width = area.width.saturating_sub(4) as usize;
+        let items: Vec<ListItem> = self
+            .threads
+            .iter()
+            .map(|t| thread_item(t, me, width, now))
+            .collect();
+        let title = format!("{} ({})", folder_label(self.folder), self.threads.len());
+        let empty = items.is_empty();
+        let list = List::new(items)
+            .block(block(title, focused))
+            .highlight_style(Style::default().bg(Color::DarkGray));
+        let mut state = ListState::default().with_selected((!empty).then_some(self.selected));
+        frame.render_stateful_widget(list, area, &mut state);
+        if empty {
+            let inner = area.inner(ratatui::layout::Margin {
+                horizontal: 2,
+                vertical: 1,
+            });
+            let text = if loading {
+                "Loading…"
+            } else {
+                "No conversations here."
+            };
+            frame.render_widget(
+                Paragraph::new(text).style(Style::default().fg(Color::DarkGray)),
+                inner,
+            );
+        }
+    }
+}
+
+/// What archive, mute or read/unread does to `thread`, by its state.
+pub fn thread_action(thread: &Thread, action: Action) -> Option<Effect> {
+    Some(match action {
+        Action::Archive if thread.archived => Effect::ThreadAction {
+            thread: thread.id,
+            action: "unarchive",
+            done: "Moved to the inbox",
+        },
+        Action::Archive => Effect::ThreadAction {
+            thread: thread.id,
+            action: "archive",
+            done: "Archived",
+        },
+        Action::Mute if thread.muted => Effect::ThreadAction {
+            thread: thread.id,
+            action: "unmute",
+            done: "Unmuted",
+        },
+        Action::Mute => Effect::ThreadAction {
+            thread: thread.id,
+            action: "mute",
+            done: "Muted",
+        },
+        _ if thread.unread_count > 0 => Effect::ThreadAction {
+            thread: thread.id,
+            action: "read",
+            done: "Marked read",
+        },
+        _ => Effect::MarkUnread(thread.last_message.as_ref()?.id),
+    })
+}
+
+/// The name a folder is shown by.
+pub fn folder_label(folder: Folder) -> &'static str {
+    match folder {
+        Folder::Inbox => "Inbox",
+        Folder::Sent => "Sent",
+        Folder::Archive => "Archive",
+        Folder::All => "All",
+    }
+}
+
+/// Below the folders, why Convos stopped emailing the user, if it did.
+fn email_stopped(me: Option<&Me>) -> Vec<ListItem<'static>> {
+    let why = match me.and_then(|m| m.user.email_stopped) {
+        Some(EmailStopped::Bounced) => "bounced",
+        Some(EmailStopped::Complaint) => "complaint",
+        None => return Vec::new(),
+    };
+    let warn = Style::default().add_modifier(Modifier::DIM);
+    vec![
+        ListItem::new(""),
+        ListItem::new(Span::styled("No email:", warn)),
+        ListItem::new(Span::styled(why, warn)),
+    ]
+}
+
+fn peer_name(thread: &Thread, me: Option<&str>) -> String {
+    thread
+        .participants
+        .iter()
+        .find(|p| Some(p.username.as_str()) != me)
+        .or(thread.participants.first())
+        .map_or_else(String::new, |p| sanitize::line(&p.display_name))
+}
+
+fn thread_item(
+    t: &Thread,
+    me: Option<&str>,
+    width: usize,
+    now: DateTime<Utc>,
+) -> ListItem<'static> {
+    let unread = t.unread_count > 0;
+    let marker = if unread { "● " } else { "  " };
+    let when = ago(t.last_message_at, now);
+    let count = if t.message_count > 1 {
+        format!(" ({})", t.message_count)
+    } else {
+        String::new()
+    };
+    let name = format!("{marker}{}{count}", peer_name(t, me));
+    let pad = width.saturating_sub(name.width() + when.width());
+    let bold = if unread {
+        Style::default().add_modifier(Modifier::BOLD)
+    } else {
+        Style::default()
+    };
+    let first = Line::from(vec![
+        Span::styled(name, bold),
+        Span::raw(" ".repeat(pad)),
+        Span::raw(when),
+    ]);
+    let excerpt = t
+        .last_message
+        .as_ref()
+        .and_then(|m| m.body_excerpt.as_deref())
+        .map(sanitize::line)
+        .unwrap_or_else(|| "(read-once)".into());
+    let second = Line::from(vec![
+        Span::raw("  "),
+        Span::styled(sanitize::line(&t.subject), bold),
+        Span::styled(
+            format!(" — {excerpt}"),
+            Style::default().fg(Color::DarkGray),
+        ),
+    ]);
+    ListItem::new(vec![first, second])
+}

@@ -1,0 +1,329 @@
+//! The operators' screen: the queue board and the dead jobs, refreshed every few seconds, with
+//! pause/resume, retry and discard behind a yes/no question.
+
+use super::{Effect, Out};
+use crate::keys::{Action, Keymap, Mode};
+use crate::sanitize;
+use crate::ui::{ago, block};
+use chrono::{DateTime, Utc};
+use convos_core::api::Page;
+use convos_core::ops::{Board, BoardColumn, JobSummary, board_header, board_row};
+use crossterm::event::KeyEvent;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, List, ListItem, ListState, Paragraph, Wrap};
+
+/// Which list of the Ops screen has the keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpsFocus {
+    /// The queue board.
+    Queues,
+    /// The dead jobs.
+    Dead,
+}
+
+/// An operator action waiting for its confirmation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpsCommand {
+    /// Run a dead job again.
+    Retry(uuid::Uuid),
+    /// Give up on a dead job.
+    Discard(uuid::Uuid),
+    /// Stop workers from starting a queue's jobs.
+    Pause(String),
+    /// Let them start again.
+    Resume(String),
+}
+
+impl OpsCommand {
+    /// The admin API path.
+    pub fn path(&self) -> String {
+        match self {
+            OpsCommand::Retry(id) => format!("jobs/{id}/retry"),
+            OpsCommand::Discard(id) => format!("jobs/{id}/discard"),
+            OpsCommand::Pause(queue) => format!("queues/{queue}/pause"),
+            OpsCommand::Resume(queue) => format!("queues/{queue}/resume"),
+        }
+    }
+
+    /// The question asked before doing it.
+    pub fn question(&self) -> String {
+        match self {
+            OpsCommand::Retry(id) => format!("Retry job {id}?"),
+            OpsCommand::Discard(id) => format!("Discard job {id} for good?"),
+            OpsCommand::Pause(queue) => format!("Pause queue {queue}? Jobs wait until resumed."),
+            OpsCommand::Resume(queue) => format!("Resume queue {queue}?"),
+        }
+    }
+
+    /// The status once it is done.
+    fn done(&self) -> &'static str {
+        match self {
+            OpsCommand::Retry(_) => "Retried",
+            OpsCommand::Discard(_) => "Discarded",
+            OpsCommand::Pause(_) => "Paused",
+            OpsCommand::Resume(_) => "Resumed",
+        }
+    }
+}
+
+/// The operators' screen: the queue board and the dead jobs.
+#[derive(Clone, Debug)]
+pub struct Ops {
+    /// The board, once loaded.
+    pub board: Option<Board>,
+    /// Dead jobs, newest first.
+    pub dead: Vec<JobSummary>,
+    /// Which list has the keys.
+    pub focus: OpsFocus,
+    /// The highlighted queue.
+    pub queue: usize,
+    /// The highlighted dead job.
+    pub job: usize,
+    /// An action waiting for yes or no.
+    pub confirm: Option<OpsCommand>,
+}
+
+impl Default for Ops {
+    fn default() -> Self {
+        Self {
+            board: None,
+            dead: Vec::new(),
+            focus: OpsFocus::Queues,
+            queue: 0,
+            job: 0,
+            confirm: None,
+        }
+    }
+}
+
+impl Ops {
+    /// Fetches the board and the dead jobs (on opening, on every tick, after an action).
+    pub fn load() -> Vec<Effect> {
+        vec![Effect::LoadBoard, Effect::LoadDeadJobs]
+    }
+
+    /// A key press on the board.
+    pub fn key(&mut self, key: KeyEvent, keymap: &Keymap) -> Vec<Out> {
+        if let Some(command) = self.confirm.take() {
+            if keymap.is(Mode::Confirm, Action::Yes, key) {
+                return vec![
+                    Out::Status("Working…".into()),
+                    Out::Run(Effect::Admin {
+                        path: command.path(),
+                        done: command.done().into(),
+                    }),
+                ];
+            }
+            return vec![Out::Status("Cancelled".into())];
+        }
+        let queue_count = self.board.as_ref().map_or(0, |b| b.queues.len());
+        match keymap.action(Mode::Ops, key) {
+            Some(Action::Back) => return vec![Out::Close],
+            Some(Action::NextPane) => {
+                self.focus = match self.focus {
+                    OpsFocus::Queues => OpsFocus::Dead,
+                    OpsFocus::Dead => OpsFocus::Queues,
+                };
+            }
+            Some(Action::Down) => match self.focus {
+                OpsFocus::Queues => {
+                    self.queue = (self.queue + 1).min(queue_count.saturating_sub(1));
+                }
+                OpsFocus::Dead => self.job = (self.job + 1).min(self.dead.len().saturating_sub(1)),
+            },
+            Some(Action::Up) => match self.focus {
+                OpsFocus::Queues => self.queue = self.queue.saturating_sub(1),
+                OpsFocus::Dead => self.job = self.job.saturating_sub(1),
+            },
+            Some(Action::Pause) => {
+                if let Some(q) = self.board.as_ref().and_then(|b| b.queues.get(self.queue)) {
+                    let name = q.name.clone();
+                    self.confirm = Some(if q.paused {
+                        OpsCommand::Resume(name)
+                    } else {
+                        OpsCommand::Pause(name)
+                    });
+                }
+            }
+            Some(Action::Retry) if self.focus == OpsFocus::Dead => {
+                self.confirm = self.dead.get(self.job).map(|j| OpsCommand::Retry(j.id));
+            }
+            Some(Action::Discard) if self.focus == OpsFocus::Dead => {
+                self.confirm = self.dead.get(self.job).map(|j| OpsCommand::Discard(j.id));
+            }
+            Some(Action::Refresh) => return Self::load().into_iter().map(Out::Run).collect(),
+            _ => {}
+        }
+        vec![]
+    }
+
+    /// The board, fetched.
+    pub fn board(&mut self, board: Board) {
+        self.queue = self.queue.min(board.queues.len().saturating_sub(1));
+        self.board = Some(board);
+    }
+
+    /// The dead jobs, fetched.
+    pub fn dead_jobs(&mut self, page: Page<JobSummary>) {
+        self.dead = page.items;
+        self.job = self.job.min(self.dead.len().saturating_sub(1));
+    }
+
+    /// Draws the screen over everything but the status bar.
+    pub fn render(&self, frame: &mut Frame, keymap: &Keymap, now: DateTime<Utc>) {
+        let area = frame.area();
+        let area = Rect {
+            height: area.height.saturating_sub(1),
+            ..area
+        };
+        frame.render_widget(Clear, area);
+        let outer = block("Ops — job queues (refreshes every 3 s)".into(), true);
+        let inner = outer.inner(area);
+        frame.render_widget(outer, area);
+        let queue_rows = self.board.as_ref().map_or(1, |b| b.queues.len() + 2) as u16;
+        let [queues_area, dead_area, detail_area, keys_area] = Layout::vertical([
+            Constraint::Length(queue_rows + 2),
+            Constraint::Min(4),
+            Constraint::Length(3),
+            Constraint::Length(1),
+        ])
+        .areas(inner);
+        self.render_queues(frame, queues_area);
+        let empty = self.render_dead(frame, dead_area, now);
+        frame.render_widget(
+            Paragraph::new(self.detail(empty, keymap))
+                .wrap(Wrap { trim: true })
+                .block(block("Detail".into(), false)),
+            detail_area,
+        );
+        frame.render_widget(
+            Paragraph::new(Span::styled(
+                footer(keymap),
+                Style::default().fg(Color::DarkGray),
+            )),
+            keys_area,
+        );
+    }
+
+    fn render_queues(&self, frame: &mut Frame, area: Rect) {
+        let mut lines = vec![Line::from(Span::styled(
+            format!("  {}", board_header(&BoardColumn::COMPACT)),
+            Style::default().add_modifier(Modifier::BOLD),
+        ))];
+        match &self.board {
+            None => lines.push(Line::from("  Loading…")),
+            Some(board) => {
+                for (i, q) in board.queues.iter().enumerate() {
+                    let selected = self.focus == OpsFocus::Queues && i == self.queue;
+                    let mut style = Style::default();
+                    if q.dead > 0 {
+                        style = style.fg(Color::Red);
+                    }
+                    if selected {
+                        style = style.bg(Color::DarkGray);
+                    }
+                    lines.push(Line::from(Span::styled(
+                        format!(
+                            "{}{}",
+                            if selected { "> " } else { "  " },
+                            board_row(&BoardColumn::COMPACT, q)
+                        ),
+                        style,
+                    )));
+                }
+                lines.push(Line::from(Span::styled(
+                    format!(
+                        "  {} worker(s) seen in the last minute",
+                        board.workers.len()
+                    ),
+                    Style::default().fg(Color::DarkGray),
+                )));
+            }
+        }
+        frame.render_widget(
+            Paragraph::new(lines).block(block("Queues".into(), self.focus == OpsFocus::Queues)),
+            area,
+        );
+    }
+
+    /// Draws the dead jobs; says whether there are none.
+    fn render_dead(&self, frame: &mut Frame, area: Rect, now: DateTime<Utc>) -> bool {
+        let items: Vec<ListItem> = self
+            .dead
+            .iter()
+            .map(|j| {
+                let error = sanitize::line(j.last_error.as_deref().unwrap_or("-"));
+                ListItem::new(format!(
+                    "{:<13} {:>2}/{:<2} {:>5}  {}",
+                    j.kind,
+                    j.attempts,
+                    j.max_attempts,
+                    ago(j.updated_at, now),
+                    error
+                ))
+            })
+            .collect();
+        let empty = items.is_empty();
+        let list = List::new(items)
+            .block(block(
+                format!("Dead jobs ({})", self.dead.len()),
+                self.focus == OpsFocus::Dead,
+            ))
+            .highlight_style(Style::default().bg(Color::DarkGray));
+        let mut state = ListState::default()
+            .with_selected((!empty && self.focus == OpsFocus::Dead).then_some(self.job));
+        frame.render_stateful_widget(list, area, &mut state);
+        empty
+    }
+
+    fn detail(&self, empty: bool, keymap: &Keymap) -> Line<'static> {
+        match (&self.confirm, self.dead.get(self.job)) {
+            (Some(command), _) => Line::from(Span::styled(
+                format!(
+                    "{}  ({}/{})",
+                    command.question(),
+                    keymap.key(Mode::Confirm, Action::Yes),
+                    keymap.key(Mode::Confirm, Action::No)
+                ),
+                Style::default()
+                    .fg(Color::Yellow)
+                    .add_modifier(Modifier::BOLD),
+            )),
+            (None, Some(job)) if self.focus == OpsFocus::Dead => Line::from(format!(
+                "{}  {}",
+                job.id,
+                sanitize::line(job.last_error.as_deref().unwrap_or(""))
+            )),
+            _ if empty => Line::from(Span::styled(
+                "No dead jobs: delivery is healthy.",
+                Style::default().fg(Color::Green),
+            )),
+            _ => Line::from(Span::styled(
+                format!(
+                    "{} to the dead jobs to see their errors, retry or discard them.",
+                    keymap.key(Mode::Ops, Action::NextPane)
+                ),
+                Style::default().fg(Color::DarkGray),
+            )),
+        }
+    }
+}
+
+/// The board's key hint, from the keys in force.
+pub fn footer(keymap: &Keymap) -> String {
+    let key = |action| keymap.key(Mode::Ops, action);
+    format!(
+        "{} queues/dead · {}/{} move · {} pause/resume queue · {} retry · {} discard · {} refresh · {} close",
+        key(Action::NextPane),
+        key(Action::Down),
+        key(Action::Up),
+        key(Action::Pause),
+        key(Action::Retry),
+        key(Action::Discard),
+        key(Action::Refresh),
+        key(Action::Back),
+    )
+}

@@ -1,0 +1,258 @@
+//! The thread view: the open thread's messages (newest at the bottom, older pages fetched going
+//! up), the read-once messages opened in this session, and its pane.
+
+use super::{Effect, Out};
+use crate::keys::{Action, Keymap, Mode};
+use crate::sanitize;
+use crate::ui::{block, countdown};
+use chrono::{DateTime, Utc};
+use convos_core::api::{Message, Page, Thread};
+use convos_core::{MessageId, ThreadId, UserId};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+use std::collections::HashMap;
+
+/// The open thread.
+#[derive(Clone, Debug)]
+pub struct OpenThread {
+    /// The thread.
+    pub thread: Thread,
+    /// Its messages, oldest first (`None` while loading).
+    pub messages: Option<Vec<Message>>,
+    /// Where the older messages continue, if there are more.
+    pub older: Option<String>,
+    /// Lines scrolled from the bottom.
+    pub scroll: u16,
+}
+
+/// The thread pane: what is open in it and what was revealed.
+#[derive(Debug, Default)]
+pub struct ThreadView {
+    /// The open thread.
+    pub open: Option<OpenThread>,
+    /// Read-once messages opened in this session: their one read survives refreshes.
+    pub revealed: HashMap<MessageId, Message>,
+}
+
+impl ThreadView {
+    /// Opens `thread`: its messages are fetched, and it is marked read if it had unread ones.
+    pub fn open(&mut self, thread: Thread) -> Vec<Effect> {
+        let mut effects = vec![Effect::LoadMessages(thread.id)];
+        if thread.unread_count > 0 {
+            effects.push(Effect::ThreadAction {
+                thread: thread.id,
+                action: "read",
+                done: "",
+            });
+        }
+        self.open = Some(OpenThread {
+            thread,
+            messages: None,
+            older: None,
+            scroll: 0,
+        });
+        effects
+    }
+
+    /// Closes the thread.
+    pub fn close(&mut self) {
+        self.open = None;
+    }
+
+    /// The open thread, if any.
+    pub fn thread(&self) -> Option<&Thread> {
+        self.open.as_ref().map(|o| &o.thread)
+    }
+
+    /// Whether `thread` is the one open.
+    pub fn shows(&self, thread: ThreadId) -> bool {
+        self.thread().is_some_and(|t| t.id == thread)
+    }
+
+    /// Fetches the open thread's newest messages again.
+    pub fn reload(&self) -> Option<Effect> {
+        self.thread().map(|t| Effect::LoadMessages(t.id))
+    }
+
+    /// The thread as the list now has it (counts, flags).
+    pub fn refreshed(&mut self, fresh: &Thread) {
+        if let Some(open) = &mut self.open
+            && open.thread.id == fresh.id
+        {
+            open.thread = fresh.clone();
+        }
+    }
+
+    /// A page of messages (newest first) for `thread`; `older` continues back in time.
+    pub fn messages(&mut self, thread: ThreadId, older: bool, page: Page<Message>) {
+        let Some(open) = &mut self.open else { return };
+        if open.thread.id != thread {
+            return;
+        }
+        let mut items = page.items;
+        items.reverse();
+        if older {
+            items.extend(open.messages.take().unwrap_or_default());
+        }
+        open.messages = Some(items);
+        open.older = page.next_cursor;
+        self.show_revealed();
+    }
+
+    /// A read-once message's one read.
+    pub fn opened(&mut self, message: Message) -> Vec<Out> {
+        self.revealed.insert(message.id, message);
+        self.show_revealed();
+        vec![Out::Status("Opened: this was its one read".into())]
+    }
+
+    /// Moves through the thread: scrolling, and going up from the oldest message shown
+    /// fetches the page before it.
+    pub fn scroll(&mut self, action: Action) -> Vec<Out> {
+        let Some(open) = &mut self.open else {
+            return vec![];
+        };
+        if matches!(action, Action::Top | Action::PageUp)
+            && let Some(cursor) = open.older.take()
+        {
+            return vec![
+                Out::Status("Loading older messages…".into()),
+                Out::Run(Effect::LoadOlder(open.thread.id, cursor)),
+            ];
+        }
+        open.scroll = match action {
+            Action::Up => open.scroll.saturating_add(1),
+            Action::Down => open.scroll.saturating_sub(1),
+            Action::PageUp => open.scroll.saturating_add(10),
+            Action::PageDown => open.scroll.saturating_sub(10),
+            Action::Top => u16::MAX,
+            _ => 0,
+        };
+        vec![]
+    }
+
+    /// Opens the first sealed read-once message `me` received here.
+    pub fn open_once(&self, me: Option<UserId>) -> Vec<Out> {
+        let sealed = self
+            .open
+            .as_ref()
+            .and_then(|o| o.messages.as_ref())
+            .and_then(|messages| {
+                messages
+                    .iter()
+                    .find(|m| m.read_once && m.body.is_none() && Some(m.recipient.id) == me)
+            });
+        match sealed {
+            Some(message) => vec![Out::Run(Effect::OpenOnce(message.id))],
+            None => vec![Out::Status("No unopened read-once message here".into())],
+        }
+    }
+
+    /// Puts the read-once messages opened in this session back into the open thread: the server
+    /// no longer lists them (they are consumed), but the one read stays readable here.
+    fn show_revealed(&mut self) {
+        let Some(open) = &mut self.open else { return };
+        let Some(messages) = &mut open.messages else {
+            return;
+        };
+        let mut added = false;
+        for revealed in self
+            .revealed
+            .values()
+            .filter(|m| m.thread_id == open.thread.id)
+        {
+            match messages.iter_mut().find(|m| m.id == revealed.id) {
+                Some(slot) => *slot = revealed.clone(),
+                None => {
+                    messages.push(revealed.clone());
+                    added = true;
+                }
+            }
+        }
+        if added {
+            messages.sort_by_key(|m| (m.created_at, m.id));
+        }
+    }
+
+    /// Draws the thread pane.
+    pub fn render(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        focused: bool,
+        keymap: &Keymap,
+        now: DateTime<Utc>,
+    ) {
+        let Some(open) = &self.open else {
+            let open = keymap.key(Mode::Mailbox, Action::Open);
+            let hint = Paragraph::new(format!("Select a thread and press {open} to read it."))
+                .style(Style::default().fg(Color::DarkGray))
+                .block(block("Thread".into(), focused));
+            frame.render_widget(hint, area);
+            return;
+        };
+        let title = sanitize::line(&open.thread.subject);
+        let lines: Vec<Line> = match &open.messages {
+            None => vec![Line::from("Loading…")],
+            Some(messages) => messages
+                .iter()
+                .flat_map(|m| message_lines(m, keymap, now))
+                .collect(),
+        };
+        // Newest at the bottom: scroll so the end shows, minus what the user scrolled back.
+        let inner_width = area.width.saturating_sub(2).max(1) as usize;
+        let total: usize = lines
+            .iter()
+            .map(|l| l.width().max(1).div_ceil(inner_width))
+            .sum();
+        let height = area.height.saturating_sub(2) as usize;
+        let bottom = total.saturating_sub(height);
+        let offset = bottom.saturating_sub(open.scroll as usize);
+        let view = Paragraph::new(lines)
+            .block(block(title, focused))
+            .wrap(Wrap { trim: false })
+            .scroll((u16::try_from(offset).unwrap_or(u16::MAX), 0));
+        frame.render_widget(view, area);
+    }
+}
+
+fn message_lines(m: &Message, keymap: &Keymap, now: DateTime<Utc>) -> Vec<Line<'static>> {
+    let mut header = vec![
+        Span::styled(
+            sanitize::line(&m.sender.display_name),
+            Style::default().add_modifier(Modifier::BOLD),
+        ),
+        Span::styled(
+            format!(" <{}>", sanitize::line(&m.sender.username)),
+            Style::default().fg(Color::DarkGray),
+        ),
+        Span::raw(format!("  {}", m.created_at.format("%Y-%m-%d %H:%M"))),
+    ];
+    if m.read_once {
+        header.push(Span::styled(
+            "  [read once]",
+            Style::default().fg(Color::Yellow),
+        ));
+    }
+    if let Some(until) = m.expires_at {
+        header.push(Span::styled(
+            format!("  [expires in {}]", countdown(until, now)),
+            Style::default().fg(Color::Yellow),
+        ));
+    }
+    let mut lines = vec![Line::from(header)];
+    let body = match &m.body {
+        Some(body) => sanitize::body(body),
+        None if m.read_once => format!(
+            "(read-once message: press {} to open it; it can be read only once)",
+            keymap.key(Mode::Mailbox, Action::OpenOnce)
+        ),
+        None => "(no longer available)".into(),
+    };
+    lines.extend(body.lines().map(|l| Line::from(format!("  {l}"))));
+    lines.push(Line::from(""));
+    lines
+}
