@@ -164,3 +164,6 @@ fn render_status(frame: &mut Frame, app: &App, area: Rect) {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod theme_tests;

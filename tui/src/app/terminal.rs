@@ -143,3 +143,202 @@ impl App {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::tests::thread;
+    use crate::app::{Help, Msg};
+    use crossterm::event::KeyModifiers;
+
+    const SCREEN: Rect = Rect::new(0, 0, 100, 20);
+
+    fn panes() -> [Rect; 4] {
+        crate::ui::panes(SCREEN)
+    }
+
+    fn mouse(kind: MouseEventKind, column: u16, row: u16) -> Msg {
+        Msg::Mouse {
+            event: MouseEvent {
+                kind,
+                column,
+                row,
+                modifiers: KeyModifiers::NONE,
+            },
+            screen: SCREEN,
+        }
+    }
+
+    fn click(column: u16, row: u16) -> Msg {
+        mouse(MouseEventKind::Down(MouseButton::Left), column, row)
+    }
+
+    fn inbox() -> App {
+        let mut app = App::new();
+        app.mailbox.threads = vec![thread("First", 1), thread("Second", 0), thread("Third", 0)];
+        app
+    }
+
+    #[test]
+    fn a_click_selects_a_thread_and_a_second_click_opens_it() {
+        let mut app = inbox();
+        let [_, list, _, _] = panes();
+        // The second thread's two rows start below the border and the first thread.
+        let effects = app.update(click(list.x + 3, list.y + 3));
+        assert_eq!(app.mailbox.selected, 1);
+        assert!(effects.is_empty(), "{effects:?}");
+        assert!(app.thread.open.is_none());
+
+        let effects = app.update(click(list.x + 3, list.y + 4));
+
+        assert_eq!(app.pane, Pane::Thread);
+        let open = app.thread.thread().map(|t| t.subject.clone());
+        assert_eq!(open.as_deref(), Some("Second"));
+        assert!(
+            effects.iter().any(|e| matches!(e, Effect::LoadMessages(_))),
+            "{effects:?}"
+        );
+    }
+
+    #[test]
+    fn a_click_on_a_folder_opens_it() {
+        let mut app = inbox();
+        let [folders, _, _, _] = panes();
+        // Inbox, Sent, Archive, All: the third row inside the border.
+        let effects = app.update(click(folders.x + 2, folders.y + 3));
+        assert_eq!(app.mailbox.folder, Folder::Archive);
+        assert_eq!(app.pane, Pane::Threads);
+        assert!(
+            effects.contains(&Effect::LoadThreads {
+                folder: Folder::Archive,
+                cursor: None
+            }),
+            "{effects:?}"
+        );
+    }
+
+    #[test]
+    fn clicks_on_borders_and_empty_rows_do_nothing() {
+        let mut app = inbox();
+        let [folders, list, _, status] = panes();
+        for (x, y) in [
+            (list.x + 3, list.y),
+            (list.x + 3, list.y + 10),
+            (folders.x + 2, folders.y + 8),
+            (status.x + 2, status.y),
+        ] {
+            assert!(app.update(click(x, y)).is_empty());
+            assert_eq!(app.mailbox.selected, 0);
+            assert_eq!(app.mailbox.folder, Folder::Inbox);
+        }
+    }
+
+    #[test]
+    fn the_wheel_moves_the_list_under_the_pointer() {
+        let mut app = inbox();
+        let [folders, list, _, _] = panes();
+        app.update(mouse(MouseEventKind::ScrollDown, list.x + 2, list.y + 2));
+        app.update(mouse(MouseEventKind::ScrollDown, list.x + 2, list.y + 2));
+        assert_eq!(app.mailbox.selected, 2);
+        app.update(mouse(MouseEventKind::ScrollUp, list.x + 2, list.y + 2));
+        assert_eq!(app.mailbox.selected, 1);
+        // Over the folders, the folder cursor moves; the keys stay where they were.
+        app.update(mouse(MouseEventKind::ScrollDown, folders.x + 2, folders.y + 2));
+        assert_eq!(app.mailbox.folder_cursor, 1);
+        assert_eq!(app.pane, Pane::Threads);
+    }
+
+    #[test]
+    fn the_wheel_scrolls_the_open_thread() {
+        let mut app = inbox();
+        app.update(Msg::Key(crossterm::event::KeyEvent::from(
+            crossterm::event::KeyCode::Enter,
+        )));
+        let [_, _, view, _] = panes();
+        app.update(mouse(MouseEventKind::ScrollUp, view.x + 5, view.y + 5));
+        app.update(mouse(MouseEventKind::ScrollUp, view.x + 5, view.y + 5));
+        assert_eq!(app.thread.open.as_ref().map(|o| o.scroll), Some(2));
+        app.update(mouse(MouseEventKind::ScrollDown, view.x + 5, view.y + 5));
+        assert_eq!(app.thread.open.as_ref().map(|o| o.scroll), Some(1));
+    }
+
+    #[test]
+    fn a_window_over_the_mailbox_keeps_to_the_keyboard() {
+        let mut app = inbox();
+        app.modal = Modal::Help(Help);
+        let [_, list, _, _] = panes();
+        assert!(app.update(click(list.x + 3, list.y + 3)).is_empty());
+        app.update(mouse(MouseEventKind::ScrollDown, list.x + 2, list.y + 2));
+        assert_eq!(app.mailbox.selected, 0);
+        assert!(matches!(app.modal, Modal::Help(_)));
+    }
+
+    fn ctrl_z() -> Msg {
+        Msg::Key(crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Char('z'),
+            KeyModifiers::CONTROL,
+        ))
+    }
+
+    #[test]
+    fn ctrl_z_suspends_from_the_mailbox_and_from_the_composer() {
+        let mut app = inbox();
+        assert_eq!(app.update(ctrl_z()), vec![Effect::Suspend]);
+        app.modal = Modal::Compose(Box::new(crate::app::Composer::new(None)));
+        assert_eq!(app.update(ctrl_z()), vec![Effect::Suspend]);
+        assert!(matches!(app.modal, Modal::Compose(_)), "the draft stays open");
+    }
+
+    #[test]
+    fn suspend_can_be_rebound() {
+        let mut app = inbox();
+        let overrides = [("suspend".to_owned(), "ctrl+b".to_owned())].into();
+        app.keymap = crate::keys::Keymap::with_overrides(&overrides).unwrap();
+        assert!(app.update(ctrl_z()).is_empty());
+        let ctrl_b = Msg::Key(crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Char('b'),
+            KeyModifiers::CONTROL,
+        ));
+        assert_eq!(app.update(ctrl_b), vec![Effect::Suspend]);
+    }
+
+    fn new_message(app: &App) -> Msg {
+        Msg::Live(convos_core::events::Event::MessageCreated {
+            message_id: convos_core::MessageId::generate(),
+            thread_id: app.mailbox.threads[0].id,
+        })
+    }
+
+    #[test]
+    fn new_mail_raises_a_notification_only_when_configured() {
+        let mut app = inbox();
+        let msg = new_message(&app);
+        let effects = app.update(msg);
+        assert!(
+            !effects.iter().any(|e| matches!(e, Effect::Notify(_))),
+            "off by default: {effects:?}"
+        );
+
+        app.notify = Notify::Osc9;
+        let msg = new_message(&app);
+        let effects = app.update(msg);
+        let note = effects.iter().find_map(|e| match e {
+            Effect::Notify(note) => Some(note.clone()),
+            _ => None,
+        });
+        assert_eq!(note.map(|n| n.body), Some("ALICE: First".to_owned()));
+    }
+
+    #[test]
+    fn a_click_in_a_scrolled_list_lands_on_the_item_shown_there() {
+        let area = Rect::new(0, 0, 40, 12); // 10 rows inside: five two-row items
+        assert_eq!(item_at(area, 1, 2, 50, 0), Some(0));
+        assert_eq!(item_at(area, 10, 2, 50, 0), Some(4));
+        // Item 20 selected: the list shows 16..=20.
+        assert_eq!(item_at(area, 1, 2, 50, 20), Some(16));
+        assert_eq!(item_at(area, 10, 2, 50, 20), Some(20));
+        assert_eq!(item_at(area, 0, 2, 50, 20), None);
+        assert_eq!(item_at(area, 11, 2, 50, 20), None);
+        assert_eq!(item_at(area, 5, 2, 2, 0), None);
+    }
+}
