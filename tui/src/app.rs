@@ -11,9 +11,9 @@ mod composer;
 mod confirm;
 mod help;
 mod mailbox;
-mod terminal;
 mod ops;
 mod search;
+mod terminal;
 mod thread_view;
 
 pub use composer::{Composer, Field};

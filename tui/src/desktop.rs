@@ -176,7 +176,10 @@ mod tests {
             assert_eq!(seq.matches('\x1b').count(), 1, "{seq:?}");
             assert_eq!(seq.matches('\x07').count(), 1, "{seq:?}");
             assert!(seq.starts_with("\x1b]") && seq.ends_with('\x07'), "{seq:?}");
-            assert!(!seq.contains('\u{9c}') && !seq.contains('\u{202e}'), "{seq:?}");
+            assert!(
+                !seq.contains('\u{9c}') && !seq.contains('\u{202e}'),
+                "{seq:?}"
+            );
         }
         for arg in notify_send(&n) {
             assert!(!arg.chars().any(char::is_control), "{arg:?}");

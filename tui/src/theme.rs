@@ -113,7 +113,11 @@ impl Theme {
                 )
             })? = style;
         }
-        Ok(if no_color { theme.without_colors() } else { theme })
+        Ok(if no_color {
+            theme.without_colors()
+        } else {
+            theme
+        })
     }
 
     /// Whether the environment asks for no colour: `NO_COLOR` set to anything non-empty.
@@ -310,7 +314,10 @@ mod tests {
                 .fg(Color::Yellow)
                 .add_modifier(Modifier::BOLD)
         );
-        assert_eq!(theme.selection, Style::default().fg(Color::Black).bg(Color::White));
+        assert_eq!(
+            theme.selection,
+            Style::default().fg(Color::Black).bg(Color::White)
+        );
         assert_eq!(theme.error, Theme::default().error);
         assert_eq!(theme.border, Theme::default().border);
     }
@@ -343,10 +350,7 @@ mod tests {
             Style::default().add_modifier(Modifier::REVERSED)
         );
         assert_eq!(theme.unread, Style::default().add_modifier(Modifier::BOLD));
-        assert_eq!(
-            theme.matched,
-            Style::default().add_modifier(Modifier::BOLD)
-        );
+        assert_eq!(theme.matched, Style::default().add_modifier(Modifier::BOLD));
         for name in ELEMENTS {
             let mut theme = theme.clone();
             let style = *theme.element(name).unwrap();

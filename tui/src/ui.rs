@@ -104,12 +104,19 @@ pub fn render(frame: &mut Frame, app: &App, now: DateTime<Utc>) {
         Some(search) if search.shows_results() => {
             search.render_results(frame, list, list_focused, now, theme);
         }
-        _ => app
-            .mailbox
-            .render_threads(frame, list, me, list_focused, app.in_flight > 0, now, theme),
+        _ => {
+            app.mailbox
+                .render_threads(frame, list, me, list_focused, app.in_flight > 0, now, theme)
+        }
     }
-    app.thread
-        .render(frame, view, app.pane == Pane::Thread, &app.keymap, now, theme);
+    app.thread.render(
+        frame,
+        view,
+        app.pane == Pane::Thread,
+        &app.keymap,
+        now,
+        theme,
+    );
     match app.search.as_ref().filter(|s| s.editing) {
         Some(search) => search.render_prompt(frame, status, &app.keymap, theme),
         None => render_status(frame, app, status),

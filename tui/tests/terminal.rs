@@ -7,7 +7,7 @@ use convos_testkit::{InProcessWorker, StackConfig, TestServer, database_url};
 use convos_tui::api::Client;
 use secrecy::SecretString;
 use sqlx::PgPool;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -67,8 +67,10 @@ impl Tmux {
     }
 
     async fn wait_for(&self, text: &str) {
-        self.wait(&format!("showed {text:?}"), Self::screen, |s| s.contains(text))
-            .await;
+        self.wait(&format!("showed {text:?}"), Self::screen, |s| {
+            s.contains(text)
+        })
+        .await;
     }
 
     async fn wait_for_title(&self, title: &str) {
@@ -109,7 +111,7 @@ fn config_home(config: &str) -> PathBuf {
 }
 
 /// The client's command line for `token`.
-fn client(base: &str, token: &str, home: &PathBuf) -> String {
+fn client(base: &str, token: &str, home: &Path) -> String {
     format!(
         "env CONVOS_SERVER={base} CONVOS_TOKEN={token} XDG_CONFIG_HOME={} TERM=xterm-256color {}",
         home.display(),

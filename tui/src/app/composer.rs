@@ -396,10 +396,7 @@ impl Composer {
         frame.render_widget(Paragraph::new(header), head);
         frame.render_widget(&self.body, body);
         frame.render_widget(
-            Paragraph::new(Span::styled(
-                footer(keymap),
-                theme.hint,
-            )),
+            Paragraph::new(Span::styled(footer(keymap), theme.hint)),
             foot,
         );
     }
@@ -458,10 +455,7 @@ fn field_line(
         spans.push(Span::styled("▏", theme.accent));
     }
     if let Some(counter) = counter {
-        spans.push(Span::styled(
-            format!("  {counter}"),
-            theme.dim,
-        ));
+        spans.push(Span::styled(format!("  {counter}"), theme.dim));
     }
     Line::from(spans)
 }

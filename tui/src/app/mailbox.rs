@@ -173,6 +173,10 @@ impl Mailbox {
     }
 
     /// Draws the thread list; `loading` says answers are still awaited, for an empty list.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "what the root knows about the list, then the drawing context"
+    )]
     pub fn render_threads(
         &self,
         frame: &mut Frame,
@@ -207,10 +211,7 @@ impl Mailbox {
             } else {
                 "No conversations here."
             };
-            frame.render_widget(
-                Paragraph::new(text).style(theme.dim),
-                inner,
-            );
+            frame.render_widget(Paragraph::new(text).style(theme.dim), inner);
         }
     }
 }
@@ -317,10 +318,7 @@ fn thread_item(
     let second = Line::from(vec![
         Span::raw("  "),
         Span::styled(sanitize::line(&t.subject), bold),
-        Span::styled(
-            format!(" — {excerpt}"),
-            theme.dim,
-        ),
+        Span::styled(format!(" — {excerpt}"), theme.dim),
     ]);
     ListItem::new(vec![first, second])
 }

@@ -201,10 +201,7 @@ impl Ops {
             detail_area,
         );
         frame.render_widget(
-            Paragraph::new(Span::styled(
-                footer(keymap),
-                theme.hint,
-            )),
+            Paragraph::new(Span::styled(footer(keymap), theme.hint)),
             keys_area,
         );
     }
@@ -245,13 +242,20 @@ impl Ops {
             }
         }
         frame.render_widget(
-            Paragraph::new(lines).block(theme.block("Queues".into(), self.focus == OpsFocus::Queues)),
+            Paragraph::new(lines)
+                .block(theme.block("Queues".into(), self.focus == OpsFocus::Queues)),
             area,
         );
     }
 
     /// Draws the dead jobs; says whether there are none.
-    fn render_dead(&self, frame: &mut Frame, area: Rect, now: DateTime<Utc>, theme: &Theme) -> bool {
+    fn render_dead(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        now: DateTime<Utc>,
+        theme: &Theme,
+    ) -> bool {
         let items: Vec<ListItem> = self
             .dead
             .iter()
@@ -296,10 +300,7 @@ impl Ops {
                 job.id,
                 sanitize::line(job.last_error.as_deref().unwrap_or(""))
             )),
-            _ if empty => Line::from(Span::styled(
-                "No dead jobs: delivery is healthy.",
-                theme.ok,
-            )),
+            _ if empty => Line::from(Span::styled("No dead jobs: delivery is healthy.", theme.ok)),
             _ => Line::from(Span::styled(
                 format!(
                     "{} to the dead jobs to see their errors, retry or discard them.",

@@ -127,7 +127,10 @@ impl Search {
             return;
         };
         let width = area.width.saturating_sub(4) as usize;
-        let items: Vec<ListItem> = hits.iter().map(|h| hit_item(h, width, now, theme)).collect();
+        let items: Vec<ListItem> = hits
+            .iter()
+            .map(|h| hit_item(h, width, now, theme))
+            .collect();
         let empty = items.is_empty();
         let list = List::new(items)
             .block(theme.block(format!("{title} ({})", hits.len()), focused))
@@ -139,10 +142,7 @@ impl Search {
                 horizontal: 2,
                 vertical: 1,
             });
-            frame.render_widget(
-                Paragraph::new("Nothing found.").style(theme.dim),
-                inner,
-            );
+            frame.render_widget(Paragraph::new("Nothing found.").style(theme.dim), inner);
         }
     }
 
@@ -150,10 +150,7 @@ impl Search {
     pub fn render_prompt(&self, frame: &mut Frame, area: Rect, keymap: &Keymap, theme: &Theme) {
         let key = |action| keymap.key(Mode::Search, action);
         let prompt = Line::from(vec![
-            Span::styled(
-                "Search: ",
-                theme.accent.add_modifier(Modifier::BOLD),
-            ),
+            Span::styled("Search: ", theme.accent.add_modifier(Modifier::BOLD)),
             Span::raw(sanitize::line(&self.query)),
             Span::styled("▏", theme.accent),
             Span::styled(
@@ -186,10 +183,7 @@ fn hit_item(h: &SearchHit, width: usize, now: DateTime<Utc>, theme: &Theme) -> L
     ];
     match &h.excerpt {
         Some(excerpt) => second.extend(highlighted(excerpt, theme)),
-        None => second.push(Span::styled(
-            "(read-once)",
-            theme.dim,
-        )),
+        None => second.push(Span::styled("(read-once)", theme.dim)),
     }
     ListItem::new(vec![first, Line::from(second)])
 }

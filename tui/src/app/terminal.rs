@@ -17,7 +17,13 @@ const ITEM_ROWS: u16 = 2;
 /// The list item under row `row` of a bordered `area` holding `count` items of `item_rows`
 /// rows each, `selected` among them: the list shows the selected item, scrolled as little as
 /// possible (as ratatui's `List` does from offset 0).
-pub fn item_at(area: Rect, row: u16, item_rows: u16, count: usize, selected: usize) -> Option<usize> {
+pub fn item_at(
+    area: Rect,
+    row: u16,
+    item_rows: u16,
+    count: usize,
+    selected: usize,
+) -> Option<usize> {
     let inner_top = area.y + 1;
     let inner_rows = area.height.saturating_sub(2);
     if row < inner_top || row >= inner_top + inner_rows || item_rows == 0 {
@@ -243,7 +249,11 @@ mod tests {
         app.update(mouse(MouseEventKind::ScrollUp, list.x + 2, list.y + 2));
         assert_eq!(app.mailbox.selected, 1);
         // Over the folders, the folder cursor moves; the keys stay where they were.
-        app.update(mouse(MouseEventKind::ScrollDown, folders.x + 2, folders.y + 2));
+        app.update(mouse(
+            MouseEventKind::ScrollDown,
+            folders.x + 2,
+            folders.y + 2,
+        ));
         assert_eq!(app.mailbox.folder_cursor, 1);
         assert_eq!(app.pane, Pane::Threads);
     }
@@ -286,7 +296,10 @@ mod tests {
         assert_eq!(app.update(ctrl_z()), vec![Effect::Suspend]);
         app.modal = Modal::Compose(Box::new(crate::app::Composer::new(None)));
         assert_eq!(app.update(ctrl_z()), vec![Effect::Suspend]);
-        assert!(matches!(app.modal, Modal::Compose(_)), "the draft stays open");
+        assert!(
+            matches!(app.modal, Modal::Compose(_)),
+            "the draft stays open"
+        );
     }
 
     #[test]

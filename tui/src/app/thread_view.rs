@@ -227,10 +227,7 @@ fn message_lines(
     theme: &Theme,
 ) -> Vec<Line<'static>> {
     let mut header = vec![
-        Span::styled(
-            sanitize::line(&m.sender.display_name),
-            theme.strong,
-        ),
+        Span::styled(sanitize::line(&m.sender.display_name), theme.strong),
         Span::styled(
             format!(" <{}>", sanitize::line(&m.sender.username)),
             theme.dim,
@@ -238,10 +235,7 @@ fn message_lines(
         Span::raw(format!("  {}", m.created_at.format("%Y-%m-%d %H:%M"))),
     ];
     if m.read_once {
-        header.push(Span::styled(
-            "  [read once]",
-            theme.warning,
-        ));
+        header.push(Span::styled("  [read once]", theme.warning));
     }
     if let Some(until) = m.expires_at {
         header.push(Span::styled(
