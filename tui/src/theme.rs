@@ -26,8 +26,10 @@ pub struct Theme {
     pub selection: Style,
     /// The folder under the folder cursor.
     pub cursor: Style,
-    /// Keys in the help, the spinner, the label of the field or prompt being typed in.
+    /// Keys in the help, the spinner, the caret where text is typed.
     pub accent: Style,
+    /// The label of the field or prompt being typed in (`Subject:`, `Search:`).
+    pub prompt: Style,
     /// Threads with unread messages.
     pub unread: Style,
     /// Names, headings and the folder shown.
@@ -38,8 +40,10 @@ pub struct Theme {
     pub hint: Style,
     /// Errors (a field the server refused, a queue with dead jobs).
     pub error: Style,
-    /// Warnings and questions (connecting, queued messages, read-once, expiry, "are you sure").
+    /// Warnings (connecting, queued messages, read-once, expiry).
     pub warning: Style,
+    /// A question waiting for yes or no on the queue board.
+    pub question: Style,
     /// Good news (the live connection, a healthy queue board).
     pub ok: Style,
     /// Search matches in excerpts.
@@ -62,12 +66,18 @@ impl Default for Theme {
             selection: Style::default().add_modifier(Modifier::REVERSED),
             cursor: Style::default().fg(Color::Cyan),
             accent: Style::default().fg(Color::Cyan),
+            prompt: Style::default()
+                .fg(Color::Cyan)
+                .add_modifier(Modifier::BOLD),
             unread: bold,
             strong: bold,
             dim: gray,
             hint: gray,
             error: Style::default().fg(Color::Red),
             warning: Style::default().fg(Color::Yellow),
+            question: Style::default()
+                .fg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
             ok: Style::default().fg(Color::Green),
             matched: Style::default()
                 .fg(Color::Yellow)
@@ -86,12 +96,14 @@ pub const ELEMENTS: &[&str] = &[
     "selection",
     "cursor",
     "accent",
+    "prompt",
     "unread",
     "strong",
     "dim",
     "hint",
     "error",
     "warning",
+    "question",
     "ok",
     "matched",
     "notice",
@@ -146,12 +158,14 @@ impl Theme {
             "selection" => &mut self.selection,
             "cursor" => &mut self.cursor,
             "accent" => &mut self.accent,
+            "prompt" => &mut self.prompt,
             "unread" => &mut self.unread,
             "strong" => &mut self.strong,
             "dim" => &mut self.dim,
             "hint" => &mut self.hint,
             "error" => &mut self.error,
             "warning" => &mut self.warning,
+            "question" => &mut self.question,
             "ok" => &mut self.ok,
             "matched" => &mut self.matched,
             "notice" => &mut self.notice,
@@ -355,6 +369,30 @@ mod tests {
             let mut theme = theme.clone();
             let style = *theme.element(name).unwrap();
             assert_eq!((style.fg, style.bg), (None, None), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_shipped_example_config_has_a_theme_that_parses() {
+        let dir = std::env::temp_dir().join(format!("convos-theme-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml"),
+            dir.join("config.toml"),
+        )
+        .unwrap();
+        let config = crate::config::load(&dir).unwrap();
+        assert!(config.theme.contains_key("selection"), "{config:?}");
+        assert_eq!(
+            Theme::from_config(&config.theme, false).unwrap(),
+            Theme::default()
+        );
+        assert_eq!(config.notify, crate::desktop::Notify::Off);
+        assert!(!config.mouse);
+        // Every element is documented there (commented out or set).
+        let text = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+        for name in ELEMENTS {
+            assert!(text.contains(&format!("{name} = ")), "{name}");
         }
     }
 

@@ -14,7 +14,7 @@ use convos_core::{Body, Subject, Username};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
-use ratatui::style::{Modifier, Style};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
 use ratatui_textarea::TextArea;
@@ -443,7 +443,7 @@ fn field_line(
     theme: &Theme,
 ) -> Line<'static> {
     let style = if focused {
-        theme.accent.add_modifier(Modifier::BOLD)
+        theme.prompt
     } else {
         Style::default()
     };

@@ -12,7 +12,7 @@ use convos_core::ops::{Board, BoardColumn, JobSummary, board_header, board_row};
 use crossterm::event::KeyEvent;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Modifier, Style};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, List, ListItem, ListState, Paragraph, Wrap};
 
@@ -293,7 +293,7 @@ impl Ops {
                     keymap.key(Mode::Confirm, Action::Yes),
                     keymap.key(Mode::Confirm, Action::No)
                 ),
-                theme.warning.add_modifier(Modifier::BOLD),
+                theme.question,
             )),
             (None, Some(job)) if self.focus == OpsFocus::Dead => Line::from(format!(
                 "{}  {}",

@@ -12,7 +12,6 @@ use convos_core::api::{Page, SearchHit};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph};
 use unicode_width::UnicodeWidthStr;
@@ -150,7 +149,7 @@ impl Search {
     pub fn render_prompt(&self, frame: &mut Frame, area: Rect, keymap: &Keymap, theme: &Theme) {
         let key = |action| keymap.key(Mode::Search, action);
         let prompt = Line::from(vec![
-            Span::styled("Search: ", theme.accent.add_modifier(Modifier::BOLD)),
+            Span::styled("Search: ", theme.prompt),
             Span::raw(sanitize::line(&self.query)),
             Span::styled("▏", theme.accent),
             Span::styled(
