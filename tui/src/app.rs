@@ -13,6 +13,7 @@ mod help;
 mod mailbox;
 mod ops;
 mod search;
+mod terminal;
 mod thread_view;
 
 pub use composer::{Composer, Field};
@@ -164,6 +165,13 @@ pub enum Msg {
     /// How many effects the runtime is still running (for the spinner); the runtime counts
     /// them, not the components.
     InFlight(usize),
+    /// A mouse event (only with `mouse = true`), with the screen's size to place it.
+    Mouse {
+        /// What the mouse did, and where.
+        event: crossterm::event::MouseEvent,
+        /// The whole screen.
+        screen: ratatui::layout::Rect,
+    },
     /// Directory matches for a typed recipient prefix.
     Completions {
         /// The prefix asked for.
@@ -242,6 +250,10 @@ pub enum Effect {
     LoadBoard,
     /// Fetch the dead jobs.
     LoadDeadJobs,
+    /// Give the terminal back to the shell until `fg` (Ctrl-Z).
+    Suspend,
+    /// Announce a new message on the desktop, as `notify` in the config says.
+    Notify(crate::desktop::Notification),
     /// Run an operator action (admin API path); the text is the status when it worked.
     Admin {
         /// The admin API path.
@@ -274,10 +286,14 @@ pub struct App {
     pub in_flight: usize,
     /// Ring the bell on new mail.
     pub bell: bool,
+    /// How new mail is announced on the desktop.
+    pub notify: crate::desktop::Notify,
     /// Messages waiting for the server (persisted by the runtime).
     pub outbox: Vec<Outgoing>,
     /// The keys in force.
     pub keymap: keys::Keymap,
+    /// The colours and styles in force.
+    pub theme: crate::theme::Theme,
     /// Set when the user quits.
     pub quit: bool,
 }
@@ -302,8 +318,10 @@ impl App {
             connection: Connection::Connecting,
             in_flight: 0,
             bell: false,
+            notify: crate::desktop::Notify::Off,
             outbox: Vec::new(),
             keymap: keys::Keymap::default(),
+            theme: crate::theme::Theme::default(),
             quit: false,
         }
     }
@@ -460,11 +478,12 @@ impl App {
             },
             Msg::Live(event) => {
                 let mut effects = self.refresh();
-                if let Event::MessageCreated { .. } = event {
+                if let Event::MessageCreated { thread_id, .. } = event {
                     self.status = "New mail".into();
                     if self.bell {
                         effects.push(Effect::Bell);
                     }
+                    effects.extend(self.notification(thread_id));
                 }
                 effects
             }
@@ -524,6 +543,7 @@ impl App {
                 _ => vec![],
             },
             Msg::Flushed { key, result } => self.flushed(&key, result),
+            Msg::Mouse { event, screen } => self.mouse(event, screen),
             Msg::Tick if self.wants_ticks() => Ops::load(),
             Msg::Tick => vec![],
             Msg::Connection(connection) => {
@@ -591,6 +611,9 @@ impl App {
 
     /// Routes a key press to the component that has the keys.
     fn key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        if self.keymap.is(Mode::Global, Action::Suspend, key) {
+            return vec![Effect::Suspend];
+        }
         let outs = match &mut self.modal {
             Modal::Compose(composer) => Some(composer.key(key, &self.keymap)),
             Modal::Ops(ops) => Some(ops.key(key, &self.keymap)),

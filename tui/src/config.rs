@@ -19,6 +19,15 @@ pub struct Config {
     /// Key overrides: action name → key (e.g. `reply = "e"`), or a mode's table of them
     /// (`[keys.composer]`); see the help screen (`?`).
     pub keys: std::collections::BTreeMap<String, KeySetting>,
+    /// Colours and styles per element (`[theme]`: `selection = "reverse"`); see
+    /// [`crate::theme`]. `NO_COLOR` drops every colour.
+    pub theme: std::collections::BTreeMap<String, String>,
+    /// How a new message is announced on the desktop: `off` (the default), `osc9`, `osc777`
+    /// or `notify-send`.
+    pub notify: crate::desktop::Notify,
+    /// Click to select and the wheel to scroll (off by default: the terminal's own selection
+    /// then works as usual).
+    pub mouse: bool,
 }
 
 /// One entry of `[keys]`: a mailbox action's key, or a mode's own table.

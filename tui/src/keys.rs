@@ -93,6 +93,8 @@ pub enum Action {
     Back,
     /// Quit at once.
     Quit,
+    /// Suspend the client to the shell (`fg` resumes it).
+    Suspend,
     /// Send the message being written.
     Send,
     /// Write the body in the external editor.
@@ -283,6 +285,13 @@ pub const BINDINGS: &[Binding] = &[
         "quit",
         "quit at once",
         &["ctrl+c"],
+    ),
+    bind(
+        Mode::Global,
+        Action::Suspend,
+        "suspend",
+        "suspend to the shell (fg resumes)",
+        &["ctrl+z"],
     ),
     bind(
         Mode::Compose,

@@ -7,9 +7,11 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod desktop;
 pub mod keys;
 pub mod outbox;
 pub mod runtime;
 pub mod sanitize;
 pub mod sse;
+pub mod theme;
 pub mod ui;

@@ -44,7 +44,23 @@ async fn main() -> anyhow::Result<()> {
             let (server, token) = config::credentials(&dir, &config)?;
             let keymap = convos_tui::keys::Keymap::with_overrides(&config.key_overrides())
                 .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("config.toml").display()))?;
-            runtime::run(Client::new(&server, Some(token)), config.bell, keymap).await
+            let theme = convos_tui::theme::Theme::from_config(
+                &config.theme,
+                convos_tui::theme::Theme::no_color_from_env(),
+            )
+            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("config.toml").display()))?;
+            let options = runtime::Options {
+                theme,
+                notify: config.notify,
+                mouse: config.mouse,
+            };
+            runtime::run(
+                Client::new(&server, Some(token)),
+                config.bell,
+                keymap,
+                options,
+            )
+            .await
         }
         Some("login") => {
             let mut config = config::load(&dir)?;

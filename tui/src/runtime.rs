@@ -4,10 +4,28 @@
 
 use crate::api::Client;
 use crate::app::{App, Effect, Msg};
+use crate::desktop::{self, Notification, Notify};
+use crate::theme::Theme;
 use crate::{sse, ui};
-use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
-use futures::StreamExt;
+use crossterm::event::{
+    DisableMouseCapture, EnableMouseCapture, Event as TermEvent, EventStream, KeyEventKind,
+    MouseEventKind,
+};
+use futures::{FutureExt, StreamExt};
+use std::io::Write;
+use tokio::signal::unix::{Signal, SignalKind};
 use tokio::sync::mpsc::{self, UnboundedSender};
+
+/// How the client meets the terminal and the desktop: from `config.toml` and the environment.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The colours (`[theme]`, NO_COLOR already applied).
+    pub theme: Theme,
+    /// How new mail is announced on the desktop.
+    pub notify: Notify,
+    /// Whether the mouse is captured (click to select, wheel to scroll).
+    pub mouse: bool,
+}
 
 /// What a running effect sends back.
 enum Answer {
@@ -22,7 +40,11 @@ enum Answer {
 fn runs_as_task(effect: &Effect) -> bool {
     !matches!(
         effect,
-        Effect::SaveOutbox(_) | Effect::Bell | Effect::Editor(_)
+        Effect::SaveOutbox(_)
+            | Effect::Bell
+            | Effect::Editor(_)
+            | Effect::Suspend
+            | Effect::Notify(_)
     )
 }
 
@@ -141,7 +163,11 @@ fn spawn(
                 }
                 None
             }
-            Effect::SaveOutbox(_) | Effect::Editor(_) | Effect::Bell => None,
+            Effect::SaveOutbox(_)
+            | Effect::Editor(_)
+            | Effect::Bell
+            | Effect::Suspend
+            | Effect::Notify(_) => None,
             Effect::LoadBoard => Some(Msg::Board(client.board().await)),
             Effect::LoadDeadJobs => Some(Msg::DeadJobs(client.dead_jobs().await)),
             Effect::Admin { path, done } => Some(Msg::Done(done, client.admin_action(&path).await)),
@@ -185,11 +211,88 @@ fn edit(text: &str) -> Result<String, String> {
 
 /// Runs the client until the user quits. The terminal is restored on every exit path,
 /// including panics (ratatui's hook) and SIGTERM.
-pub async fn run(client: Client, bell: bool, keymap: crate::keys::Keymap) -> anyhow::Result<()> {
-    let mut terminal = ratatui::init();
-    let result = event_loop(&mut terminal, client, bell, keymap).await;
-    ratatui::restore();
+pub async fn run(
+    client: Client,
+    bell: bool,
+    keymap: crate::keys::Keymap,
+    options: Options,
+) -> anyhow::Result<()> {
+    let mouse = options.mouse;
+    let mut terminal = enter(mouse);
+    if mouse {
+        // A panic must not leave the shell receiving mouse reports; ratatui's own hook (set by
+        // `enter`) restores the rest.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
+            hook(info);
+        }));
+    }
+    let result = event_loop(&mut terminal, client, bell, keymap, options).await;
+    leave(mouse);
     result
+}
+
+/// Takes the terminal: raw mode, the alternate screen, the mouse if configured, and the
+/// terminal's own title kept aside (xterm's title stack) to be given back.
+fn enter(mouse: bool) -> ratatui::DefaultTerminal {
+    let terminal = ratatui::init();
+    let mut out = std::io::stdout();
+    let _ = out.write_all(b"\x1b[22;0t");
+    if mouse {
+        let _ = crossterm::execute!(out, EnableMouseCapture);
+    }
+    let _ = out.flush();
+    terminal
+}
+
+/// Gives the terminal back as it was: the mouse released, our title cleared and the old one
+/// restored where the terminal keeps a title stack, the screen and modes restored.
+fn leave(mouse: bool) {
+    let mut out = std::io::stdout();
+    if mouse {
+        let _ = crossterm::execute!(out, DisableMouseCapture);
+    }
+    let _ = crossterm::execute!(out, crossterm::terminal::SetTitle(""));
+    let _ = out.write_all(b"\x1b[23;0t");
+    let _ = out.flush();
+    ratatui::restore();
+}
+
+/// Stops the process as Ctrl-Z does in a shell (the terminal already given back), and returns
+/// once `fg` (SIGCONT) resumes it.
+async fn suspend(resumed: &mut Signal) {
+    // A SIGCONT from before (someone's `kill -CONT`) must not pass for this resume.
+    while resumed.recv().now_or_never().is_some() {}
+    if nix::sys::signal::raise(nix::sys::signal::Signal::SIGTSTP).is_err() {
+        return;
+    }
+    // Stopped here until `fg`. Where nothing stops the process (no job control: the stop is
+    // ignored), no SIGCONT comes: carry on after a moment rather than hang.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), resumed.recv()).await;
+}
+
+/// Announces a new message on the desktop, as configured: an OSC sequence to the terminal, or
+/// `notify-send` (nothing if it is not installed).
+fn notify(how: Notify, note: &Notification) {
+    if let Some(sequence) = desktop::osc(how, note) {
+        let mut out = std::io::stdout();
+        let _ = out.write_all(sequence.as_bytes());
+        let _ = out.flush();
+    } else if how == Notify::NotifySend {
+        let argv = desktop::notify_send(note);
+        let child = tokio::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if let Ok(mut child) = child {
+            tokio::spawn(async move {
+                let _ = child.wait().await;
+            });
+        }
+    }
 }
 
 async fn event_loop(
@@ -197,12 +300,16 @@ async fn event_loop(
     client: Client,
     bell: bool,
     keymap: crate::keys::Keymap,
+    options: Options,
 ) -> anyhow::Result<()> {
+    let mouse = options.mouse;
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let (answers, mut answers_rx) = mpsc::unbounded_channel::<Answer>();
     let mut app = App::new();
     app.bell = bell;
     app.keymap = keymap;
+    app.theme = options.theme;
+    app.notify = options.notify;
     app.outbox = crate::outbox::open(&crate::config::dir())?;
     // Effects started and not yet settled: counted here, where they run, and told to the app.
     let mut in_flight = 0usize;
@@ -217,6 +324,12 @@ async fn event_loop(
     ));
     let mut keys = EventStream::new();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // Listened to from the start, so the resume after Ctrl-Z is never missed.
+    let mut resumed = tokio::signal::unix::signal(SignalKind::from_raw(
+        nix::sys::signal::Signal::SIGCONT as i32,
+    ))?;
+    // The title last written (`None`: write it again, e.g. after a resume).
+    let mut title: Option<String> = None;
     terminal.draw(|f| ui::render(f, &app, chrono::Utc::now()))?;
     // Ticks refresh the queue board; they only flow while it is open, so an idle mailbox
     // wakes up for nothing.
@@ -232,6 +345,19 @@ async fn event_loop(
             key = keys.next() => match key {
                 Some(Ok(TermEvent::Key(key))) if key.kind == KeyEventKind::Press => Some(Msg::Key(key)),
                 Some(Ok(TermEvent::Resize(..))) => None,
+                Some(Ok(TermEvent::Mouse(event)))
+                    if mouse
+                        && matches!(
+                            event.kind,
+                            MouseEventKind::Down(_)
+                                | MouseEventKind::ScrollDown
+                                | MouseEventKind::ScrollUp
+                        ) =>
+                {
+                    let size = terminal.size()?;
+                    let screen = ratatui::layout::Rect::new(0, 0, size.width, size.height);
+                    Some(Msg::Mouse { event, screen })
+                }
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return Err(e.into()),
                 None => break,
@@ -252,15 +378,26 @@ async fn event_loop(
                     // The editor owns the terminal meanwhile: stop reading keys, leave the
                     // alternate screen, and restore both afterwards.
                     drop(keys);
-                    ratatui::restore();
+                    leave(mouse);
                     let edited = tokio::task::spawn_blocking(move || edit(&text))
                         .await
                         .map_err(|e| e.to_string())
                         .and_then(|r| r);
                     // A fresh terminal has an empty buffer, so the next draw repaints it all.
-                    *terminal = ratatui::init();
+                    *terminal = enter(mouse);
                     keys = EventStream::new();
+                    title = None;
                     let _ = tx.send(Msg::Edited(edited));
+                } else if effect == Effect::Suspend {
+                    drop(keys);
+                    leave(mouse);
+                    suspend(&mut resumed).await;
+                    // A fresh terminal has an empty buffer, so the next draw repaints it all.
+                    *terminal = enter(mouse);
+                    keys = EventStream::new();
+                    title = None;
+                } else if let Effect::Notify(note) = &effect {
+                    notify(app.notify, note);
                 } else {
                     in_flight += usize::from(spawn(effect, &client, &tx, &answers));
                 }
@@ -271,6 +408,11 @@ async fn event_loop(
         }
         if app.quit {
             break;
+        }
+        let now = desktop::title(app.me.as_ref().map_or(0, |m| m.unread_count));
+        if title.as_deref() != Some(now.as_str()) {
+            let _ = crossterm::execute!(std::io::stdout(), crossterm::terminal::SetTitle(&now));
+            title = Some(now);
         }
         terminal.draw(|f| ui::render(f, &app, chrono::Utc::now()))?;
     }

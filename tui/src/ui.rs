@@ -17,9 +17,12 @@ use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
 use unicode_width::UnicodeWidthStr;
 
 /// The colour of focus and keys.
+#[deprecated(note = "use the app's `Theme` (its `accent` style), so `[theme]` and NO_COLOR apply")]
 pub const ACCENT: Color = Color::Cyan;
 
 /// A titled border, thick and coloured when its pane has the keys.
+#[deprecated(note = "use `Theme::block`, so `[theme]` and NO_COLOR apply")]
+#[allow(deprecated)]
 pub fn block(title: String, focused: bool) -> Block<'static> {
     let style = if focused {
         Style::default().fg(ACCENT)
@@ -75,52 +78,68 @@ pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
     }
 }
 
-/// Draws the whole screen.
-pub fn render(frame: &mut Frame, app: &App, now: DateTime<Utc>) {
+/// Where the panes go on `screen`: the folders, the thread list, the thread and the status
+/// bar (also where a mouse click lands).
+pub fn panes(screen: Rect) -> [Rect; 4] {
     let [main, status] =
-        Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(frame.area());
+        Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(screen);
     let [folders, list, view] = Layout::horizontal([
         Constraint::Length(14),
         Constraint::Percentage(40),
         Constraint::Min(20),
     ])
     .areas(main);
+    [folders, list, view, status]
+}
+
+/// Draws the whole screen.
+pub fn render(frame: &mut Frame, app: &App, now: DateTime<Utc>) {
+    let [folders, list, view, status] = panes(frame.area());
     let me = app.me.as_ref();
+    let theme = &app.theme;
     app.mailbox
-        .render_folders(frame, folders, me, app.pane == Pane::Folders);
+        .render_folders(frame, folders, me, app.pane == Pane::Folders, theme);
     let list_focused = app.pane == Pane::Threads;
     match &app.search {
         Some(search) if search.shows_results() => {
-            search.render_results(frame, list, list_focused, now);
+            search.render_results(frame, list, list_focused, now, theme);
         }
-        _ => app
-            .mailbox
-            .render_threads(frame, list, me, list_focused, app.in_flight > 0, now),
+        _ => {
+            app.mailbox
+                .render_threads(frame, list, me, list_focused, app.in_flight > 0, now, theme)
+        }
     }
-    app.thread
-        .render(frame, view, app.pane == Pane::Thread, &app.keymap, now);
+    app.thread.render(
+        frame,
+        view,
+        app.pane == Pane::Thread,
+        &app.keymap,
+        now,
+        theme,
+    );
     match app.search.as_ref().filter(|s| s.editing) {
-        Some(search) => search.render_prompt(frame, status, &app.keymap),
+        Some(search) => search.render_prompt(frame, status, &app.keymap, theme),
         None => render_status(frame, app, status),
     }
     match &app.modal {
         Modal::None => {}
-        Modal::Help(help) => help.render(frame, &app.keymap),
-        Modal::Confirm(confirm) => confirm.render(frame, &app.keymap),
-        Modal::Compose(composer) => composer.render(frame, &app.keymap),
-        Modal::Ops(ops) => ops.render(frame, &app.keymap, now),
+        Modal::Help(help) => help.render(frame, &app.keymap, theme),
+        Modal::Confirm(confirm) => confirm.render(frame, &app.keymap, theme),
+        Modal::Compose(composer) => composer.render(frame, &app.keymap, theme),
+        Modal::Ops(ops) => ops.render(frame, &app.keymap, now, theme),
     }
 }
 
 fn render_status(frame: &mut Frame, app: &App, area: Rect) {
-    let (conn, color) = match app.connection {
-        Connection::Live => ("● live".to_owned(), Color::Green),
-        Connection::Connecting => ("… connecting".to_owned(), Color::Yellow),
-        Connection::Reconnecting(secs) => (format!("↻ reconnecting in {secs}s"), Color::Yellow),
+    let theme = &app.theme;
+    let (conn, style) = match app.connection {
+        Connection::Live => ("● live".to_owned(), theme.ok),
+        Connection::Connecting => ("… connecting".to_owned(), theme.warning),
+        Connection::Reconnecting(secs) => (format!("↻ reconnecting in {secs}s"), theme.warning),
     };
     let unread = app.me.as_ref().map_or(0, |m| m.unread_count);
     let mut spans = vec![
-        Span::styled(conn, Style::default().fg(color)),
+        Span::styled(conn, style),
         Span::raw(format!(
             " │ {} │ {unread} unread",
             folder_label(app.mailbox.folder)
@@ -129,11 +148,11 @@ fn render_status(frame: &mut Frame, app: &App, area: Rect) {
     if !app.outbox.is_empty() {
         spans.push(Span::styled(
             format!(" │ ✉ {} queued", app.outbox.len()),
-            Style::default().fg(Color::Yellow),
+            theme.warning,
         ));
     }
     if app.in_flight > 0 {
-        spans.push(Span::styled(" │ ⟳", Style::default().fg(ACCENT)));
+        spans.push(Span::styled(" │ ⟳", theme.accent));
     }
     if !app.status.is_empty() {
         spans.push(Span::raw(format!(" │ {}", sanitize::line(&app.status))));
@@ -143,9 +162,15 @@ fn render_status(frame: &mut Frame, app: &App, area: Rect) {
     let pad = (area.width as usize).saturating_sub(left.width() + hint.width());
     let mut all = left.spans;
     all.push(Span::raw(" ".repeat(pad)));
-    all.push(Span::styled(hint, Style::default().fg(Color::DarkGray)));
-    frame.render_widget(Paragraph::new(Line::from(all)), area);
+    all.push(Span::styled(hint, theme.hint));
+    frame.render_widget(
+        Paragraph::new(Line::from(all)).style(theme.status_bar),
+        area,
+    );
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod theme_tests;

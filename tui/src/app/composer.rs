@@ -6,14 +6,15 @@ use super::{Effect, Out, Outgoing};
 use crate::api::ApiError;
 use crate::keys::{Action, Keymap, Mode};
 use crate::sanitize;
-use crate::ui::{ACCENT, block, centered};
+use crate::theme::Theme;
+use crate::ui::centered;
 use convos_core::ThreadId;
 use convos_core::api::Message;
 use convos_core::{Body, Subject, Username};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
 use ratatui_textarea::TextArea;
@@ -331,7 +332,7 @@ impl Composer {
     }
 
     /// Draws the compose window over the mailbox.
-    pub fn render(&self, frame: &mut Frame, keymap: &Keymap) {
+    pub fn render(&self, frame: &mut Frame, keymap: &Keymap, theme: &Theme) {
         let area = centered(
             frame.area(),
             frame.area().width.saturating_sub(6),
@@ -343,24 +344,27 @@ impl Composer {
         } else {
             "New message"
         };
-        let outer = block(title.into(), true);
+        let outer = theme.block(title.into(), true);
         let inner = outer.inner(area);
         frame.render_widget(outer, area);
         let mut header: Vec<Line> = Vec::new();
         match &self.reply_to {
-            Some((_, subject)) => header.push(field_line("Subject", subject, false, None)),
+            Some((_, subject)) => {
+                header.push(field_line("Subject", subject, false, None, theme));
+            }
             None => {
                 header.push(field_line(
                     "To",
                     &self.recipient,
                     self.field == Field::Recipient,
                     None,
+                    theme,
                 ));
-                header.extend(self.error_line("recipient"));
+                header.extend(self.error_line("recipient", theme));
                 if self.field == Field::Recipient && self.suggestions.len() > 1 {
                     header.push(Line::from(Span::styled(
                         format!("           {}", self.suggestions.join("  ")),
-                        Style::default().fg(Color::DarkGray),
+                        theme.dim,
                     )));
                 }
                 let count = format!("{}/140", self.subject.chars().count());
@@ -369,8 +373,9 @@ impl Composer {
                     &self.subject,
                     self.field == Field::Subject,
                     Some(count),
+                    theme,
                 ));
-                header.extend(self.error_line("subject"));
+                header.extend(self.error_line("subject", theme));
             }
         }
         let body_count = format!("{}/64000", self.body_text().chars().count());
@@ -379,8 +384,9 @@ impl Composer {
             "",
             self.field == Field::Body,
             Some(body_count),
+            theme,
         ));
-        header.extend(self.error_line("body"));
+        header.extend(self.error_line("body", theme));
         let [head, body, foot] = Layout::vertical([
             Constraint::Length(header.len() as u16),
             Constraint::Min(3),
@@ -390,19 +396,16 @@ impl Composer {
         frame.render_widget(Paragraph::new(header), head);
         frame.render_widget(&self.body, body);
         frame.render_widget(
-            Paragraph::new(Span::styled(
-                footer(keymap),
-                Style::default().fg(Color::DarkGray),
-            )),
+            Paragraph::new(Span::styled(footer(keymap), theme.hint)),
             foot,
         );
     }
 
-    fn error_line(&self, field: &str) -> Option<Line<'static>> {
+    fn error_line(&self, field: &str, theme: &Theme) -> Option<Line<'static>> {
         self.errors.get(field).map(|e| {
             Line::from(Span::styled(
                 format!("           ⚠ {}", sanitize::line(e)),
-                Style::default().fg(Color::Red),
+                theme.error,
             ))
         })
     }
@@ -432,9 +435,15 @@ pub fn help_line(keymap: &Keymap) -> String {
     )
 }
 
-fn field_line(label: &str, value: &str, focused: bool, counter: Option<String>) -> Line<'static> {
+fn field_line(
+    label: &str,
+    value: &str,
+    focused: bool,
+    counter: Option<String>,
+    theme: &Theme,
+) -> Line<'static> {
     let style = if focused {
-        Style::default().fg(ACCENT).add_modifier(Modifier::BOLD)
+        theme.prompt
     } else {
         Style::default()
     };
@@ -443,13 +452,10 @@ fn field_line(label: &str, value: &str, focused: bool, counter: Option<String>) 
         Span::raw(sanitize::line(value)),
     ];
     if focused {
-        spans.push(Span::styled("▏", Style::default().fg(ACCENT)));
+        spans.push(Span::styled("▏", theme.accent));
     }
     if let Some(counter) = counter {
-        spans.push(Span::styled(
-            format!("  {counter}"),
-            Style::default().fg(Color::DarkGray),
-        ));
+        spans.push(Span::styled(format!("  {counter}"), theme.dim));
     }
     Line::from(spans)
 }

@@ -3,7 +3,8 @@
 
 use super::Out;
 use crate::keys::{Action, Keymap, Mode};
-use crate::ui::{block, centered};
+use crate::theme::Theme;
+use crate::ui::centered;
 use crossterm::event::KeyEvent;
 use ratatui::Frame;
 use ratatui::widgets::{Clear, Paragraph};
@@ -34,7 +35,7 @@ impl Confirm {
     }
 
     /// Draws the question in the middle of the screen.
-    pub fn render(&self, frame: &mut Frame, keymap: &Keymap) {
+    pub fn render(&self, frame: &mut Frame, keymap: &Keymap, theme: &Theme) {
         let text = format!(
             "{} ({}/{})",
             self.question,
@@ -45,7 +46,7 @@ impl Confirm {
         let area = centered(frame.area(), width, 3);
         frame.render_widget(Clear, area);
         frame.render_widget(
-            Paragraph::new(text).block(block(self.title.clone(), true)),
+            Paragraph::new(text).block(theme.block(self.title.clone(), true)),
             area,
         );
     }

@@ -3,9 +3,9 @@
 
 use super::{Out, composer};
 use crate::keys::{BINDINGS, Keymap, Mode};
-use crate::ui::{ACCENT, block, centered};
+use crate::theme::Theme;
+use crate::ui::centered;
 use ratatui::Frame;
-use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
 
@@ -20,7 +20,7 @@ impl Help {
     }
 
     /// The lines of the help, from the keys in force.
-    pub fn lines(keymap: &Keymap) -> Vec<Line<'static>> {
+    pub fn lines(keymap: &Keymap, theme: &Theme) -> Vec<Line<'static>> {
         let mut lines: Vec<Line> = BINDINGS
             .iter()
             .filter(|b| b.mode == Mode::Mailbox)
@@ -28,7 +28,7 @@ impl Help {
                 Line::from(vec![
                     Span::styled(
                         format!("{:>9}  ", keymap.describe(b.mode, b.action)),
-                        Style::default().fg(ACCENT),
+                        theme.accent,
                     ),
                     Span::raw(b.help),
                 ])
@@ -37,22 +37,22 @@ impl Help {
         lines.push(Line::from(""));
         lines.push(Line::from(Span::styled(
             composer::help_line(keymap),
-            Style::default().fg(Color::DarkGray),
+            theme.hint,
         )));
         lines.push(Line::from(Span::styled(
             "  Any key closes this help.",
-            Style::default().fg(Color::DarkGray),
+            theme.hint,
         )));
         lines
     }
 
     /// Draws the help in the middle of the screen.
-    pub fn render(&self, frame: &mut Frame, keymap: &Keymap) {
-        let lines = Self::lines(keymap);
+    pub fn render(&self, frame: &mut Frame, keymap: &Keymap, theme: &Theme) {
+        let lines = Self::lines(keymap, theme);
         let area = centered(frame.area(), 74, lines.len() as u16 + 2);
         frame.render_widget(Clear, area);
         frame.render_widget(
-            Paragraph::new(lines).block(block("Keys".into(), true)),
+            Paragraph::new(lines).block(theme.block("Keys".into(), true)),
             area,
         );
     }

@@ -4,13 +4,14 @@
 use super::{Effect, Out};
 use crate::keys::Action;
 use crate::sanitize;
-use crate::ui::{ACCENT, ago, block};
+use crate::theme::Theme;
+use crate::ui::ago;
 use chrono::{DateTime, Utc};
 use convos_core::ThreadId;
 use convos_core::api::{EmailStopped, Folder, Me, Page, Thread};
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph};
 use unicode_width::UnicodeWidthStr;
@@ -93,6 +94,21 @@ impl Mailbox {
         vec![]
     }
 
+    /// Selects the thread at `index` (a mouse click), loading the next page before the list
+    /// runs out.
+    pub fn select_thread(&mut self, index: usize) -> Vec<Out> {
+        self.selected = index.min(self.threads.len().saturating_sub(1));
+        if self.selected + 10 >= self.threads.len()
+            && let Some(cursor) = self.next_cursor.take()
+        {
+            return vec![Out::Run(Effect::LoadThreads {
+                folder: self.folder,
+                cursor: Some(cursor),
+            })];
+        }
+        vec![]
+    }
+
     /// Lists the highlighted folder.
     pub fn open_folder(&mut self) -> Effect {
         self.folder = Folder::ALL[self.folder_cursor];
@@ -122,7 +138,14 @@ impl Mailbox {
     }
 
     /// Draws the folder pane.
-    pub fn render_folders(&self, frame: &mut Frame, area: Rect, me: Option<&Me>, focused: bool) {
+    pub fn render_folders(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        me: Option<&Me>,
+        focused: bool,
+        theme: &Theme,
+    ) {
         let counts = me.map(|m| m.unread_by_folder.clone()).unwrap_or_default();
         let items: Vec<ListItem> = Folder::ALL
             .into_iter()
@@ -133,23 +156,27 @@ impl Mailbox {
                     text.push_str(&format!(" ({unread})"));
                 }
                 let style = if f == self.folder {
-                    Style::default().add_modifier(Modifier::BOLD)
+                    theme.strong
                 } else {
                     Style::default()
                 };
                 ListItem::new(Span::styled(text, style))
             })
-            .chain(email_stopped(me))
+            .chain(email_stopped(me, theme))
             .collect();
         let list = List::new(items)
-            .block(block("Folders".into(), focused))
+            .block(theme.block("Folders".into(), focused))
             .highlight_symbol("> ")
-            .highlight_style(Style::default().fg(ACCENT));
+            .highlight_style(theme.cursor);
         let mut state = ListState::default().with_selected(Some(self.folder_cursor));
         frame.render_stateful_widget(list, area, &mut state);
     }
 
     /// Draws the thread list; `loading` says answers are still awaited, for an empty list.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "what the root knows about the list, then the drawing context"
+    )]
     pub fn render_threads(
         &self,
         frame: &mut Frame,
@@ -158,19 +185,20 @@ impl Mailbox {
         focused: bool,
         loading: bool,
         now: DateTime<Utc>,
+        theme: &Theme,
     ) {
         let me = me.map(|m| m.user.username.as_str());
         let width = area.width.saturating_sub(4) as usize;
         let items: Vec<ListItem> = self
             .threads
             .iter()
-            .map(|t| thread_item(t, me, width, now))
+            .map(|t| thread_item(t, me, width, now, theme))
             .collect();
         let title = format!("{} ({})", folder_label(self.folder), self.threads.len());
         let empty = items.is_empty();
         let list = List::new(items)
-            .block(block(title, focused))
-            .highlight_style(Style::default().bg(Color::DarkGray));
+            .block(theme.block(title, focused))
+            .highlight_style(theme.selection);
         let mut state = ListState::default().with_selected((!empty).then_some(self.selected));
         frame.render_stateful_widget(list, area, &mut state);
         if empty {
@@ -183,10 +211,7 @@ impl Mailbox {
             } else {
                 "No conversations here."
             };
-            frame.render_widget(
-                Paragraph::new(text).style(Style::default().fg(Color::DarkGray)),
-                inner,
-            );
+            frame.render_widget(Paragraph::new(text).style(theme.dim), inner);
         }
     }
 }
@@ -234,13 +259,13 @@ pub fn folder_label(folder: Folder) -> &'static str {
 }
 
 /// Below the folders, why Convos stopped emailing the user, if it did.
-fn email_stopped(me: Option<&Me>) -> Vec<ListItem<'static>> {
+fn email_stopped(me: Option<&Me>, theme: &Theme) -> Vec<ListItem<'static>> {
     let why = match me.and_then(|m| m.user.email_stopped) {
         Some(EmailStopped::Bounced) => "bounced",
         Some(EmailStopped::Complaint) => "complaint",
         None => return Vec::new(),
     };
-    let warn = Style::default().add_modifier(Modifier::DIM);
+    let warn = theme.notice;
     vec![
         ListItem::new(""),
         ListItem::new(Span::styled("No email:", warn)),
@@ -262,6 +287,7 @@ fn thread_item(
     me: Option<&str>,
     width: usize,
     now: DateTime<Utc>,
+    theme: &Theme,
 ) -> ListItem<'static> {
     let unread = t.unread_count > 0;
     let marker = if unread { "● " } else { "  " };
@@ -274,7 +300,7 @@ fn thread_item(
     let name = format!("{marker}{}{count}", peer_name(t, me));
     let pad = width.saturating_sub(name.width() + when.width());
     let bold = if unread {
-        Style::default().add_modifier(Modifier::BOLD)
+        theme.unread
     } else {
         Style::default()
     };
@@ -292,10 +318,7 @@ fn thread_item(
     let second = Line::from(vec![
         Span::raw("  "),
         Span::styled(sanitize::line(&t.subject), bold),
-        Span::styled(
-            format!(" — {excerpt}"),
-            Style::default().fg(Color::DarkGray),
-        ),
+        Span::styled(format!(" — {excerpt}"), theme.dim),
     ]);
     ListItem::new(vec![first, second])
 }

@@ -4,14 +4,15 @@
 use super::{Effect, Out};
 use crate::keys::{Action, Keymap, Mode};
 use crate::sanitize;
-use crate::ui::{ago, block};
+use crate::theme::Theme;
+use crate::ui::ago;
 use chrono::{DateTime, Utc};
 use convos_core::api::Page;
 use convos_core::ops::{Board, BoardColumn, JobSummary, board_header, board_row};
 use crossterm::event::KeyEvent;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, List, ListItem, ListState, Paragraph, Wrap};
 
@@ -173,14 +174,14 @@ impl Ops {
     }
 
     /// Draws the screen over everything but the status bar.
-    pub fn render(&self, frame: &mut Frame, keymap: &Keymap, now: DateTime<Utc>) {
+    pub fn render(&self, frame: &mut Frame, keymap: &Keymap, now: DateTime<Utc>, theme: &Theme) {
         let area = frame.area();
         let area = Rect {
             height: area.height.saturating_sub(1),
             ..area
         };
         frame.render_widget(Clear, area);
-        let outer = block("Ops — job queues (refreshes every 3 s)".into(), true);
+        let outer = theme.block("Ops — job queues (refreshes every 3 s)".into(), true);
         let inner = outer.inner(area);
         frame.render_widget(outer, area);
         let queue_rows = self.board.as_ref().map_or(1, |b| b.queues.len() + 2) as u16;
@@ -191,27 +192,24 @@ impl Ops {
             Constraint::Length(1),
         ])
         .areas(inner);
-        self.render_queues(frame, queues_area);
-        let empty = self.render_dead(frame, dead_area, now);
+        self.render_queues(frame, queues_area, theme);
+        let empty = self.render_dead(frame, dead_area, now, theme);
         frame.render_widget(
-            Paragraph::new(self.detail(empty, keymap))
+            Paragraph::new(self.detail(empty, keymap, theme))
                 .wrap(Wrap { trim: true })
-                .block(block("Detail".into(), false)),
+                .block(theme.block("Detail".into(), false)),
             detail_area,
         );
         frame.render_widget(
-            Paragraph::new(Span::styled(
-                footer(keymap),
-                Style::default().fg(Color::DarkGray),
-            )),
+            Paragraph::new(Span::styled(footer(keymap), theme.hint)),
             keys_area,
         );
     }
 
-    fn render_queues(&self, frame: &mut Frame, area: Rect) {
+    fn render_queues(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
         let mut lines = vec![Line::from(Span::styled(
             format!("  {}", board_header(&BoardColumn::COMPACT)),
-            Style::default().add_modifier(Modifier::BOLD),
+            theme.strong,
         ))];
         match &self.board {
             None => lines.push(Line::from("  Loading…")),
@@ -220,10 +218,10 @@ impl Ops {
                     let selected = self.focus == OpsFocus::Queues && i == self.queue;
                     let mut style = Style::default();
                     if q.dead > 0 {
-                        style = style.fg(Color::Red);
+                        style = style.patch(theme.error);
                     }
                     if selected {
-                        style = style.bg(Color::DarkGray);
+                        style = style.patch(theme.selection);
                     }
                     lines.push(Line::from(Span::styled(
                         format!(
@@ -239,18 +237,25 @@ impl Ops {
                         "  {} worker(s) seen in the last minute",
                         board.workers.len()
                     ),
-                    Style::default().fg(Color::DarkGray),
+                    theme.dim,
                 )));
             }
         }
         frame.render_widget(
-            Paragraph::new(lines).block(block("Queues".into(), self.focus == OpsFocus::Queues)),
+            Paragraph::new(lines)
+                .block(theme.block("Queues".into(), self.focus == OpsFocus::Queues)),
             area,
         );
     }
 
     /// Draws the dead jobs; says whether there are none.
-    fn render_dead(&self, frame: &mut Frame, area: Rect, now: DateTime<Utc>) -> bool {
+    fn render_dead(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        now: DateTime<Utc>,
+        theme: &Theme,
+    ) -> bool {
         let items: Vec<ListItem> = self
             .dead
             .iter()
@@ -268,18 +273,18 @@ impl Ops {
             .collect();
         let empty = items.is_empty();
         let list = List::new(items)
-            .block(block(
+            .block(theme.block(
                 format!("Dead jobs ({})", self.dead.len()),
                 self.focus == OpsFocus::Dead,
             ))
-            .highlight_style(Style::default().bg(Color::DarkGray));
+            .highlight_style(theme.selection);
         let mut state = ListState::default()
             .with_selected((!empty && self.focus == OpsFocus::Dead).then_some(self.job));
         frame.render_stateful_widget(list, area, &mut state);
         empty
     }
 
-    fn detail(&self, empty: bool, keymap: &Keymap) -> Line<'static> {
+    fn detail(&self, empty: bool, keymap: &Keymap, theme: &Theme) -> Line<'static> {
         match (&self.confirm, self.dead.get(self.job)) {
             (Some(command), _) => Line::from(Span::styled(
                 format!(
@@ -288,25 +293,20 @@ impl Ops {
                     keymap.key(Mode::Confirm, Action::Yes),
                     keymap.key(Mode::Confirm, Action::No)
                 ),
-                Style::default()
-                    .fg(Color::Yellow)
-                    .add_modifier(Modifier::BOLD),
+                theme.question,
             )),
             (None, Some(job)) if self.focus == OpsFocus::Dead => Line::from(format!(
                 "{}  {}",
                 job.id,
                 sanitize::line(job.last_error.as_deref().unwrap_or(""))
             )),
-            _ if empty => Line::from(Span::styled(
-                "No dead jobs: delivery is healthy.",
-                Style::default().fg(Color::Green),
-            )),
+            _ if empty => Line::from(Span::styled("No dead jobs: delivery is healthy.", theme.ok)),
             _ => Line::from(Span::styled(
                 format!(
                     "{} to the dead jobs to see their errors, retry or discard them.",
                     keymap.key(Mode::Ops, Action::NextPane)
                 ),
-                Style::default().fg(Color::DarkGray),
+                theme.hint,
             )),
         }
     }

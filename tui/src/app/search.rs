@@ -5,13 +5,13 @@ use super::{Effect, Out, Pane};
 use crate::api::ApiError;
 use crate::keys::{Action, Keymap, Mode};
 use crate::sanitize;
-use crate::ui::{ACCENT, ago, block};
+use crate::theme::Theme;
+use crate::ui::ago;
 use chrono::{DateTime, Utc};
 use convos_core::api::{Page, SearchHit};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph};
 use unicode_width::UnicodeWidthStr;
@@ -111,19 +111,29 @@ impl Search {
     }
 
     /// Draws the results in the thread list's place.
-    pub fn render_results(&self, frame: &mut Frame, area: Rect, focused: bool, now: DateTime<Utc>) {
+    pub fn render_results(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        focused: bool,
+        now: DateTime<Utc>,
+        theme: &Theme,
+    ) {
         let title = format!("Search: {}", sanitize::line(&self.query));
         let Some(hits) = &self.hits else {
-            let text = Paragraph::new("Searching…").block(block(title, focused));
+            let text = Paragraph::new("Searching…").block(theme.block(title, focused));
             frame.render_widget(text, area);
             return;
         };
         let width = area.width.saturating_sub(4) as usize;
-        let items: Vec<ListItem> = hits.iter().map(|h| hit_item(h, width, now)).collect();
+        let items: Vec<ListItem> = hits
+            .iter()
+            .map(|h| hit_item(h, width, now, theme))
+            .collect();
         let empty = items.is_empty();
         let list = List::new(items)
-            .block(block(format!("{title} ({})", hits.len()), focused))
-            .highlight_style(Style::default().bg(Color::DarkGray));
+            .block(theme.block(format!("{title} ({})", hits.len()), focused))
+            .highlight_style(theme.selection);
         let mut state = ListState::default().with_selected((!empty).then_some(self.selected));
         frame.render_stateful_widget(list, area, &mut state);
         if empty {
@@ -131,43 +141,37 @@ impl Search {
                 horizontal: 2,
                 vertical: 1,
             });
-            frame.render_widget(
-                Paragraph::new("Nothing found.").style(Style::default().fg(Color::DarkGray)),
-                inner,
-            );
+            frame.render_widget(Paragraph::new("Nothing found.").style(theme.dim), inner);
         }
     }
 
     /// Draws the prompt in the status bar's place while the words are typed.
-    pub fn render_prompt(&self, frame: &mut Frame, area: Rect, keymap: &Keymap) {
+    pub fn render_prompt(&self, frame: &mut Frame, area: Rect, keymap: &Keymap, theme: &Theme) {
         let key = |action| keymap.key(Mode::Search, action);
         let prompt = Line::from(vec![
-            Span::styled(
-                "Search: ",
-                Style::default().fg(ACCENT).add_modifier(Modifier::BOLD),
-            ),
+            Span::styled("Search: ", theme.prompt),
             Span::raw(sanitize::line(&self.query)),
-            Span::styled("▏", Style::default().fg(ACCENT)),
+            Span::styled("▏", theme.accent),
             Span::styled(
                 format!(
                     "   {} search · {} cancel",
                     key(Action::Submit),
                     key(Action::Cancel)
                 ),
-                Style::default().fg(Color::DarkGray),
+                theme.hint,
             ),
         ]);
         frame.render_widget(Paragraph::new(prompt), area);
     }
 }
 
-fn hit_item(h: &SearchHit, width: usize, now: DateTime<Utc>) -> ListItem<'static> {
+fn hit_item(h: &SearchHit, width: usize, now: DateTime<Utc>, theme: &Theme) -> ListItem<'static> {
     let when = ago(h.created_at, now);
     let name = sanitize::line(&h.sender.display_name);
     let pad = width.saturating_sub(name.width() + when.width() + 2);
     let first = Line::from(vec![
         Span::raw("  "),
-        Span::styled(name, Style::default().add_modifier(Modifier::BOLD)),
+        Span::styled(name, theme.strong),
         Span::raw(" ".repeat(pad)),
         Span::raw(when),
     ]);
@@ -177,26 +181,17 @@ fn hit_item(h: &SearchHit, width: usize, now: DateTime<Utc>) -> ListItem<'static
         Span::raw(" — "),
     ];
     match &h.excerpt {
-        Some(excerpt) => second.extend(highlighted(excerpt)),
-        None => second.push(Span::styled(
-            "(read-once)",
-            Style::default().fg(Color::DarkGray),
-        )),
+        Some(excerpt) => second.extend(highlighted(excerpt, theme)),
+        None => second.push(Span::styled("(read-once)", theme.dim)),
     }
     ListItem::new(vec![first, Line::from(second)])
 }
 
 /// A search excerpt with the matches (between « and ») in bold.
-fn highlighted(excerpt: &str) -> Vec<Span<'static>> {
+fn highlighted(excerpt: &str, theme: &Theme) -> Vec<Span<'static>> {
     let mut spans = Vec::new();
     for (i, part) in sanitize::line(excerpt).split(['«', '»']).enumerate() {
-        let style = if i % 2 == 1 {
-            Style::default()
-                .fg(Color::Yellow)
-                .add_modifier(Modifier::BOLD)
-        } else {
-            Style::default().fg(Color::DarkGray)
-        };
+        let style = if i % 2 == 1 { theme.matched } else { theme.dim };
         spans.push(Span::styled(part.to_owned(), style));
     }
     spans

@@ -4,13 +4,13 @@
 use super::{Effect, Out};
 use crate::keys::{Action, Keymap, Mode};
 use crate::sanitize;
-use crate::ui::{block, countdown};
+use crate::theme::Theme;
+use crate::ui::countdown;
 use chrono::{DateTime, Utc};
 use convos_core::api::{Message, Page, Thread};
 use convos_core::{MessageId, ThreadId, UserId};
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use std::collections::HashMap;
@@ -185,12 +185,13 @@ impl ThreadView {
         focused: bool,
         keymap: &Keymap,
         now: DateTime<Utc>,
+        theme: &Theme,
     ) {
         let Some(open) = &self.open else {
             let open = keymap.key(Mode::Mailbox, Action::Open);
             let hint = Paragraph::new(format!("Select a thread and press {open} to read it."))
-                .style(Style::default().fg(Color::DarkGray))
-                .block(block("Thread".into(), focused));
+                .style(theme.dim)
+                .block(theme.block("Thread".into(), focused));
             frame.render_widget(hint, area);
             return;
         };
@@ -199,7 +200,7 @@ impl ThreadView {
             None => vec![Line::from("Loading…")],
             Some(messages) => messages
                 .iter()
-                .flat_map(|m| message_lines(m, keymap, now))
+                .flat_map(|m| message_lines(m, keymap, now, theme))
                 .collect(),
         };
         // Newest at the bottom: scroll so the end shows, minus what the user scrolled back.
@@ -212,35 +213,34 @@ impl ThreadView {
         let bottom = total.saturating_sub(height);
         let offset = bottom.saturating_sub(open.scroll as usize);
         let view = Paragraph::new(lines)
-            .block(block(title, focused))
+            .block(theme.block(title, focused))
             .wrap(Wrap { trim: false })
             .scroll((u16::try_from(offset).unwrap_or(u16::MAX), 0));
         frame.render_widget(view, area);
     }
 }
 
-fn message_lines(m: &Message, keymap: &Keymap, now: DateTime<Utc>) -> Vec<Line<'static>> {
+fn message_lines(
+    m: &Message,
+    keymap: &Keymap,
+    now: DateTime<Utc>,
+    theme: &Theme,
+) -> Vec<Line<'static>> {
     let mut header = vec![
-        Span::styled(
-            sanitize::line(&m.sender.display_name),
-            Style::default().add_modifier(Modifier::BOLD),
-        ),
+        Span::styled(sanitize::line(&m.sender.display_name), theme.strong),
         Span::styled(
             format!(" <{}>", sanitize::line(&m.sender.username)),
-            Style::default().fg(Color::DarkGray),
+            theme.dim,
         ),
         Span::raw(format!("  {}", m.created_at.format("%Y-%m-%d %H:%M"))),
     ];
     if m.read_once {
-        header.push(Span::styled(
-            "  [read once]",
-            Style::default().fg(Color::Yellow),
-        ));
+        header.push(Span::styled("  [read once]", theme.warning));
     }
     if let Some(until) = m.expires_at {
         header.push(Span::styled(
             format!("  [expires in {}]", countdown(until, now)),
-            Style::default().fg(Color::Yellow),
+            theme.warning,
         ));
     }
     let mut lines = vec![Line::from(header)];
