@@ -77,6 +77,10 @@ pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
 
 /// Draws the whole screen.
 pub fn render(frame: &mut Frame, app: &App, now: DateTime<Utc>) {
+    if let Some(login) = &app.login {
+        login.render(frame, &app.keymap);
+        return;
+    }
     let [main, status] =
         Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(frame.area());
     let [folders, list, view] = Layout::horizontal([
@@ -109,6 +113,7 @@ pub fn render(frame: &mut Frame, app: &App, now: DateTime<Utc>) {
         Modal::Confirm(confirm) => confirm.render(frame, &app.keymap),
         Modal::Compose(composer) => composer.render(frame, &app.keymap),
         Modal::Ops(ops) => ops.render(frame, &app.keymap, now),
+        Modal::Settings(settings) => settings.render(frame, me, &app.keymap, now),
     }
 }
 
@@ -147,5 +152,7 @@ fn render_status(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(Paragraph::new(Line::from(all)), area);
 }
 
+#[cfg(test)]
+mod account_tests;
 #[cfg(test)]
 mod tests;
