@@ -1,6 +1,6 @@
 //! The real `convos` binary in a real pseudo-terminal (tmux) against a real server, for the
 //! login and settings screens: a first run with no token logs in on the screen and opens the
-//! inbox; the settings screen switches email to a daily digest (checked through the client's
+//! inbox; a new user creates an account there; an ended token leads back to it; the settings screen switches email to a daily digest (checked through the client's
 //! own API module); and it logs out another session from the list.
 
 use convos_core::api::EmailMode;
@@ -153,6 +153,43 @@ async fn a_first_run_logs_in_on_the_screen_and_opens_the_inbox(db: PgPool) {
         .await
         .expect("the token works");
     assert_eq!(me.user.username, "bob");
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_new_user_creates_an_account_on_the_screen_and_is_logged_in(db: PgPool) {
+    let server = TestServer::spawn(db).await;
+    let base = server.base.clone();
+    let home = config_home();
+    let tmux = Tmux::start(&format!(
+        "CONVOS_SERVER={base} XDG_CONFIG_HOME={}",
+        home.display()
+    ));
+    tmux.wait_for("Convos: log in").await;
+
+    tmux.keys(&["C-n"]);
+    tmux.wait_for("Convos: create an account").await;
+    tmux.type_text("Dave");
+    tmux.keys(&["Tab"]);
+    tmux.type_text("dave@example.com");
+    tmux.keys(&["Tab"]);
+    tmux.type_text("Dave Grohl");
+    tmux.keys(&["Tab"]);
+    tmux.type_text("short");
+    tmux.keys(&["Enter"]);
+    // Refused on the spot, by the same rules as the server's.
+    tmux.wait_for("must be 8 to 256 characters").await;
+    tmux.type_text(" but longer now");
+    tmux.keys(&["Enter"]);
+
+    tmux.wait_for("Logged in as dave").await;
+    tmux.wait_for("No conversations here.").await;
+    let token = std::fs::read_to_string(home.join("convos").join("token")).unwrap();
+    let me = Client::new(&base, Some(token))
+        .me()
+        .await
+        .expect("the token works");
+    assert_eq!(me.user.username, "dave");
+    assert_eq!(me.user.display_name, "Dave Grohl");
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
