@@ -354,7 +354,9 @@ impl App {
     }
 
     fn flush(&self) -> Option<Effect> {
-        (!self.outbox.is_empty()).then(|| Effect::Flush(self.outbox.clone()))
+        // Signed out, a queued message waits for the next session.
+        (!self.outbox.is_empty() && self.login.is_none())
+            .then(|| Effect::Flush(self.outbox.clone()))
     }
 
     /// The thread the thread keys act on: the open one in the thread pane, else the
@@ -658,6 +660,8 @@ impl App {
             }
             // Still unreachable, or the server cannot take it now: it stays queued.
             Err(ApiError::Offline(_)) => vec![],
+            // The session ended, not the message: it stays queued for the next login.
+            Err(e @ ApiError::Server { status: 401, .. }) => self.error(&e),
             Err(ApiError::Server { status, .. })
                 if status == 408 || status == 429 || status >= 500 =>
             {

@@ -202,3 +202,37 @@ fn the_settings_key_can_be_rebound() {
 
     assert!(matches!(app.modal, Modal::Settings(_)));
 }
+
+#[test]
+fn a_queued_message_outlives_an_ended_session_and_goes_with_the_next_one() {
+    let mut app = App::new();
+    app.outbox = vec![Outgoing {
+        key: "k1".into(),
+        reply_to: None,
+        recipient: "alice".into(),
+        subject: "Hi".into(),
+        body: "Hello".into(),
+    }];
+
+    app.update(Msg::Flushed {
+        key: "k1".into(),
+        result: Err(unauthorized()),
+    });
+
+    assert!(app.login.is_some());
+    assert_eq!(app.outbox.len(), 1, "still queued");
+    assert!(matches!(app.modal, Modal::None), "not reopened as refused");
+    assert_eq!(
+        app.update(Msg::RetryOutbox),
+        [],
+        "not retried while signed out"
+    );
+    let effects = app.update(Msg::Login(LoginAnswer::LoggedIn {
+        server: "http://127.0.0.1:8080".into(),
+        result: Ok(Session {
+            token: "cvs_fresh".into(),
+            user: user("bob"),
+        }),
+    }));
+    assert!(matches!(effects.last(), Some(Effect::Flush(queued)) if queued.len() == 1));
+}
