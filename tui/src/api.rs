@@ -43,6 +43,8 @@ impl Client {
     pub fn new(base: &str, token: Option<String>) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
+            // Named in the session list (`GET /api/v1/sessions`), so its owner can tell it apart.
+            .user_agent(concat!("convos-tui/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
         Self {
@@ -331,5 +333,63 @@ impl Client {
             )
             .await?;
         Ok(page.items.into_iter().map(|u| u.username).collect())
+    }
+
+    /// Creates an account (`POST /api/v1/users`); needs no token. Log in afterwards.
+    pub async fn sign_up(
+        &self,
+        request: &convos_core::api::CreateUserRequest,
+    ) -> Result<convos_core::api::User, ApiError> {
+        let body = serde_json::to_value(request).map_err(|e| ApiError::Protocol(e.to_string()))?;
+        self.call(Method::POST, "/api/v1/users", Some(body), None)
+            .await
+    }
+
+    /// The caller's live sessions, newest first (`GET /api/v1/sessions`).
+    pub async fn sessions(&self) -> Result<Vec<convos_core::api::SessionInfo>, ApiError> {
+        let page: convos_core::api::Items<convos_core::api::SessionInfo> = self
+            .call(Method::GET, "/api/v1/sessions", None, None)
+            .await?;
+        Ok(page.items)
+    }
+
+    /// Ends one of the caller's sessions (`DELETE /api/v1/sessions/{id}`).
+    pub async fn revoke_session(&self, session: convos_core::SessionId) -> Result<(), ApiError> {
+        self.call::<Value>(
+            Method::DELETE,
+            &format!("/api/v1/sessions/{session}"),
+            None,
+            None,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Ends every session of the caller but this one (`DELETE /api/v1/sessions`).
+    pub async fn revoke_other_sessions(
+        &self,
+    ) -> Result<convos_core::api::RevokedSessions, ApiError> {
+        self.call(Method::DELETE, "/api/v1/sessions", None, None)
+            .await
+    }
+
+    /// Changes the caller's password (`PUT /api/v1/me/password`); the server ends every other
+    /// session.
+    pub async fn change_password(
+        &self,
+        request: &convos_core::api::ChangePasswordRequest,
+    ) -> Result<(), ApiError> {
+        let body = serde_json::to_value(request).map_err(|e| ApiError::Protocol(e.to_string()))?;
+        self.call::<Value>(Method::PUT, "/api/v1/me/password", Some(body), None)
+            .await
+            .map(drop)
+    }
+
+    /// Revokes the reply addresses of every notification sent so far
+    /// (`DELETE /api/v1/me/reply-addresses`).
+    pub async fn revoke_reply_addresses(&self) -> Result<(), ApiError> {
+        self.call::<Value>(Method::DELETE, "/api/v1/me/reply-addresses", None, None)
+            .await
+            .map(drop)
     }
 }

@@ -10,18 +10,22 @@
 mod composer;
 mod confirm;
 mod help;
+mod login;
 mod mailbox;
 mod ops;
 mod search;
+mod settings;
 mod terminal;
 mod thread_view;
 
 pub use composer::{Composer, Field};
 pub use confirm::Confirm;
 pub use help::Help;
+pub use login::{Login, LoginAnswer, LoginCall, LoginField, Secret};
 pub use mailbox::{Mailbox, folder_label};
 pub use ops::{Ops, OpsCommand, OpsFocus};
 pub use search::Search;
+pub use settings::{AccountAnswer, AccountCall, Row, Settings};
 pub use thread_view::{OpenThread, ThreadView};
 
 use crate::api::ApiError;
@@ -67,6 +71,8 @@ pub enum Modal {
     Confirm(Confirm),
     /// Writing a message.
     Compose(Box<Composer>),
+    /// The settings and account screen.
+    Settings(Box<Settings>),
 }
 
 /// What a component asks the root to do: the only way components reach beyond themselves.
@@ -86,6 +92,8 @@ pub enum Out {
     CloseThread(ThreadId),
     /// Keep this message in the outbox until the server answers.
     Queue(Outgoing),
+    /// Quit the client.
+    Quit,
 }
 
 /// A message written while the server could not be reached: kept on disk with its
@@ -179,6 +187,10 @@ pub enum Msg {
         /// The matching usernames.
         result: Result<Vec<String>, ApiError>,
     },
+    /// The answer to the login screen's call.
+    Login(LoginAnswer),
+    /// The answer to the settings screen's call.
+    Account(AccountAnswer),
 }
 
 /// Something to do outside the state machine.
@@ -261,6 +273,18 @@ pub enum Effect {
         /// The status text when it worked.
         done: String,
     },
+    /// Log in or sign up (the login screen).
+    Login(LoginCall),
+    /// From now on, use this server and session token, and store them as `convos login`
+    /// does.
+    UseSession {
+        /// The server's base URL.
+        server: String,
+        /// The session's token.
+        token: Secret,
+    },
+    /// A call of the settings screen.
+    Account(AccountCall),
 }
 
 /// Everything the client shows.
@@ -296,6 +320,10 @@ pub struct App {
     pub theme: crate::theme::Theme,
     /// Set when the user quits.
     pub quit: bool,
+    /// The login screen, shown instead of everything else while there is no session.
+    pub login: Option<Box<Login>>,
+    /// The server's base URL (for the login screen).
+    pub server: String,
 }
 
 impl Default for App {
@@ -323,11 +351,16 @@ impl App {
             keymap: keys::Keymap::default(),
             theme: crate::theme::Theme::default(),
             quit: false,
+            login: None,
+            server: String::new(),
         }
     }
 
     /// What to fetch at start-up (and any queued messages to send).
     pub fn start(&mut self) -> Vec<Effect> {
+        if self.login.is_some() {
+            return vec![];
+        }
         let mut effects = vec![Effect::LoadMe, self.mailbox.load()];
         effects.extend(self.flush());
         effects
@@ -339,7 +372,9 @@ impl App {
     }
 
     fn flush(&self) -> Option<Effect> {
-        (!self.outbox.is_empty()).then(|| Effect::Flush(self.outbox.clone()))
+        // Signed out, a queued message waits for the next session.
+        (!self.outbox.is_empty() && self.login.is_none())
+            .then(|| Effect::Flush(self.outbox.clone()))
     }
 
     /// The thread the thread keys act on: the open one in the thread pane, else the
@@ -368,8 +403,33 @@ impl App {
     }
 
     fn error(&mut self, e: &ApiError) -> Vec<Effect> {
+        if let ApiError::Server { status: 401, .. } = e {
+            self.sign_out(Some(
+                "Your session has ended (expired or logged out): log in again.".into(),
+            ));
+            return vec![];
+        }
         self.status = format!("Error: {e}");
         vec![]
+    }
+
+    /// Shows the login screen instead of the mailbox (unless it is already shown), with why.
+    pub fn sign_out(&mut self, notice: Option<String>) {
+        if self.login.is_none() {
+            self.login = Some(Box::new(Login::new(&self.server, notice)));
+            self.modal = Modal::None;
+        }
+    }
+
+    /// The login screen is done: a fresh mailbox for the session it opened.
+    fn signed_in(app: &mut App) {
+        app.login = None;
+        app.me = None;
+        app.mailbox = Mailbox::default();
+        app.thread = ThreadView::default();
+        app.search = None;
+        app.pane = Pane::Threads;
+        app.connection = Connection::Connecting;
     }
 
     /// Carries out what a component asked for; `close` closes that component.
@@ -391,6 +451,7 @@ impl App {
                     self.outbox.push(outgoing);
                     effects.push(Effect::SaveOutbox(self.outbox.clone()));
                 }
+                Out::Quit => self.quit = true,
             }
         }
         effects
@@ -414,6 +475,9 @@ impl App {
             }
             Msg::Me(result) => match result {
                 Ok(me) => {
+                    if let Modal::Settings(settings) = &mut self.modal {
+                        settings.me_loaded(&me);
+                    }
                     self.me = Some(me);
                     vec![]
                 }
@@ -544,6 +608,42 @@ impl App {
             },
             Msg::Flushed { key, result } => self.flushed(&key, result),
             Msg::Mouse { event, screen } => self.mouse(event, screen),
+            Msg::Login(answer) => {
+                let Some(login) = &mut self.login else {
+                    return vec![];
+                };
+                let outs = login.answer(answer);
+                let mut effects = self.apply(outs, Self::signed_in);
+                for effect in &effects {
+                    if let Effect::UseSession { server, .. } = effect {
+                        self.server.clone_from(server);
+                    }
+                }
+                effects.extend(self.start());
+                effects
+            }
+            Msg::Account(answer) => {
+                if let Some(e @ ApiError::Server { status: 401, .. }) = answer.error() {
+                    let e = e.clone();
+                    return self.error(&e);
+                }
+                if let AccountAnswer::Saved(Ok(me)) = &answer {
+                    self.me = Some(me.clone());
+                }
+                match &mut self.modal {
+                    Modal::Settings(settings) => {
+                        let outs = settings.answer(answer);
+                        self.apply(outs, Self::close_modal)
+                    }
+                    _ => match answer.error() {
+                        Some(e) => {
+                            let e = e.clone();
+                            self.error(&e)
+                        }
+                        None => vec![],
+                    },
+                }
+            }
             Msg::Tick if self.wants_ticks() => Ops::load(),
             Msg::Tick => vec![],
             Msg::Connection(connection) => {
@@ -580,6 +680,8 @@ impl App {
             }
             // Still unreachable, or the server cannot take it now: it stays queued.
             Err(ApiError::Offline(_)) => vec![],
+            // The session ended, not the message: it stays queued for the next login.
+            Err(e @ ApiError::Server { status: 401, .. }) => self.error(&e),
             Err(ApiError::Server { status, .. })
                 if status == 408 || status == 429 || status >= 500 =>
             {
@@ -614,11 +716,20 @@ impl App {
         if self.keymap.is(Mode::Global, Action::Suspend, key) {
             return vec![Effect::Suspend];
         }
+        if let Some(login) = &mut self.login {
+            if self.keymap.is(Mode::Global, Action::Quit, key) {
+                self.quit = true;
+                return vec![];
+            }
+            let outs = login.key(key, &self.keymap);
+            return self.apply(outs, Self::signed_in);
+        }
         let outs = match &mut self.modal {
             Modal::Compose(composer) => Some(composer.key(key, &self.keymap)),
             Modal::Ops(ops) => Some(ops.key(key, &self.keymap)),
             Modal::Help(help) => Some(help.key()),
             Modal::Confirm(confirm) => Some(confirm.key(key, &self.keymap)),
+            Modal::Settings(settings) => Some(settings.key(key, &self.keymap)),
             Modal::None => None,
         };
         if let Some(outs) = outs {
@@ -750,6 +861,10 @@ impl App {
                 self.modal = Modal::Ops(Box::default());
                 Ops::load()
             }
+            Action::Settings => {
+                self.modal = Modal::Settings(Box::new(Settings::new(self.me.as_ref())));
+                Settings::load()
+            }
             Action::Back => {
                 match self.pane {
                     Pane::Thread => self.close_thread(),
@@ -767,5 +882,7 @@ impl App {
     }
 }
 
+#[cfg(test)]
+mod account_tests;
 #[cfg(test)]
 pub(crate) mod tests;

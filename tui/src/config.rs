@@ -194,6 +194,23 @@ fn make_private(path: &Path) {
     }
 }
 
+/// The server used when neither `CONVOS_SERVER` nor `config.toml` names one.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+/// The server and the token, if any, the client starts with: environment first, then the
+/// files, then [`DEFAULT_SERVER`]. Without a token the client opens its login screen.
+pub fn session(dir: &Path, config: &Config) -> (String, Option<String>) {
+    let server = std::env::var("CONVOS_SERVER")
+        .ok()
+        .or_else(|| config.server.clone())
+        .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+    let token = std::env::var("CONVOS_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .or_else(|| token(dir));
+    (server.trim_end_matches('/').to_owned(), token)
+}
+
 /// The server and token in force: environment first, then the files.
 pub fn credentials(dir: &Path, config: &Config) -> anyhow::Result<(String, String)> {
     let server = std::env::var("CONVOS_SERVER")

@@ -23,6 +23,10 @@ pub enum Mode {
     Ops,
     /// A yes/no question.
     Confirm,
+    /// The login and sign-up screen.
+    Login,
+    /// The settings and account screen.
+    Settings,
 }
 
 impl Mode {
@@ -36,6 +40,8 @@ impl Mode {
             Mode::Search => Some("search_prompt"),
             Mode::Ops => Some("queue_board"),
             Mode::Confirm => Some("confirm"),
+            Mode::Login => Some("login_screen"),
+            Mode::Settings => Some("settings_screen"),
         }
     }
 
@@ -117,6 +123,14 @@ pub enum Action {
     Yes,
     /// No to the question asked.
     No,
+    /// The settings and account screen.
+    Settings,
+    /// Switch between logging in and creating an account.
+    SwitchForm,
+    /// The next value of the highlighted setting.
+    NextValue,
+    /// The previous value of the highlighted setting.
+    PreviousValue,
 }
 
 /// One action in the table: its mode, config name, what it does, and its default keys.
@@ -271,6 +285,13 @@ pub const BINDINGS: &[Binding] = &[
         "queue board (operators)",
         &["O"],
     ),
+    bind(
+        Mode::Mailbox,
+        Action::Settings,
+        "settings",
+        "settings, sessions, password",
+        &["S"],
+    ),
     bind(Mode::Mailbox, Action::Help, "help", "this help", &["?"]),
     bind(
         Mode::Mailbox,
@@ -352,6 +373,71 @@ pub const BINDINGS: &[Binding] = &[
         "no (so does any other key)",
         &["n"],
     ),
+    bind(
+        Mode::Login,
+        Action::Submit,
+        "submit",
+        "log in / create the account",
+        &["enter"],
+    ),
+    bind(
+        Mode::Login,
+        Action::NextField,
+        "next_field",
+        "next field",
+        &["tab", "down"],
+    ),
+    bind(
+        Mode::Login,
+        Action::PreviousField,
+        "previous_field",
+        "previous field",
+        &["backtab", "up"],
+    ),
+    bind(
+        Mode::Login,
+        Action::SwitchForm,
+        "switch_form",
+        "create an account / log in",
+        &["ctrl+n"],
+    ),
+    bind(Mode::Login, Action::Quit, "quit", "quit", &["esc"]),
+    bind(
+        Mode::Settings,
+        Action::NextField,
+        "next_field",
+        "next row",
+        &["down", "tab"],
+    ),
+    bind(
+        Mode::Settings,
+        Action::PreviousField,
+        "previous_field",
+        "previous row",
+        &["up", "backtab"],
+    ),
+    bind(
+        Mode::Settings,
+        Action::NextValue,
+        "next_value",
+        "next value",
+        &["right"],
+    ),
+    bind(
+        Mode::Settings,
+        Action::PreviousValue,
+        "previous_value",
+        "previous value",
+        &["left"],
+    ),
+    bind(
+        Mode::Settings,
+        Action::Submit,
+        "submit",
+        "save / revoke / change",
+        &["enter"],
+    ),
+    bind(Mode::Settings, Action::Back, "close", "close", &["esc"]),
 ];
 
 /// A key with the modifiers that change its meaning (Ctrl, Alt); Shift is part of the

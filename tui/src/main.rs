@@ -9,7 +9,7 @@ use std::io::{BufRead, Write};
 fn usage() -> ! {
     eprintln!(
         "usage: convos [login | logout | email [each | daily | off] [--hour H] [--tz ZONE] | --version]\n\n\
-         convos          open your mailbox\n\
+         convos          open your mailbox (or log in or create an account on its first screen)\n\
          convos login    sign in (or set CONVOS_SERVER and CONVOS_TOKEN)\n\
          convos logout   end the session and forget the token\n\
          convos email    show how Convos emails you, or set it: `each` (one email per message),\n\
@@ -41,7 +41,8 @@ async fn main() -> anyhow::Result<()> {
     match arg.as_deref() {
         None => {
             let config = config::load(&dir)?;
-            let (server, token) = config::credentials(&dir, &config)?;
+            // Without a token the client opens on its login screen.
+            let (server, token) = config::session(&dir, &config);
             let keymap = convos_tui::keys::Keymap::with_overrides(&config.key_overrides())
                 .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("config.toml").display()))?;
             let theme = convos_tui::theme::Theme::from_config(
@@ -54,13 +55,7 @@ async fn main() -> anyhow::Result<()> {
                 notify: config.notify,
                 mouse: config.mouse,
             };
-            runtime::run(
-                Client::new(&server, Some(token)),
-                config.bell,
-                keymap,
-                options,
-            )
-            .await
+            runtime::run(Client::new(&server, token), config.bell, keymap, options).await
         }
         Some("login") => {
             let mut config = config::load(&dir)?;

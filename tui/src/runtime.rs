@@ -3,7 +3,7 @@
 //! the spinner), and redraws only when something happened, so an idle client uses no CPU.
 
 use crate::api::Client;
-use crate::app::{App, Effect, Msg};
+use crate::app::{AccountAnswer, AccountCall, App, Effect, LoginAnswer, LoginCall, Msg};
 use crate::desktop::{self, Notification, Notify};
 use crate::theme::Theme;
 use crate::{sse, ui};
@@ -45,6 +45,7 @@ fn runs_as_task(effect: &Effect) -> bool {
             | Effect::Editor(_)
             | Effect::Suspend
             | Effect::Notify(_)
+            | Effect::UseSession { .. }
     )
 }
 
@@ -167,7 +168,10 @@ fn spawn(
             | Effect::Editor(_)
             | Effect::Bell
             | Effect::Suspend
-            | Effect::Notify(_) => None,
+            | Effect::Notify(_)
+            | Effect::UseSession { .. } => None,
+            Effect::Login(call) => Some(Msg::Login(login(call).await)),
+            Effect::Account(call) => Some(Msg::Account(account(&client, call).await)),
             Effect::LoadBoard => Some(Msg::Board(client.board().await)),
             Effect::LoadDeadJobs => Some(Msg::DeadJobs(client.dead_jobs().await)),
             Effect::Admin { path, done } => Some(Msg::Done(done, client.admin_action(&path).await)),
@@ -175,6 +179,77 @@ fn spawn(
         let _ = answers.send(Answer::Settled(msg));
     });
     true
+}
+
+/// Sends the login screen's call; it needs no token, and goes to the server typed there.
+async fn login(call: LoginCall) -> LoginAnswer {
+    match &call {
+        LoginCall::LogIn {
+            server,
+            username,
+            password,
+        } => LoginAnswer::LoggedIn {
+            server: server.clone(),
+            result: Client::new(server, None)
+                .login(username, password.expose())
+                .await,
+        },
+        LoginCall::SignUp { server, .. } => {
+            let request = call.sign_up_request().unwrap_or_default();
+            LoginAnswer::SignedUp(Client::new(server, None).sign_up(&request).await)
+        }
+    }
+}
+
+/// Sends the settings screen's call.
+async fn account(client: &Client, call: AccountCall) -> AccountAnswer {
+    match call {
+        AccountCall::SaveEmail {
+            mode,
+            digest_hour,
+            time_zone,
+        } => {
+            let patch = convos_core::api::PreferencesPatch {
+                email_mode: Some(mode),
+                digest_hour: Some(i64::from(digest_hour)),
+                time_zone: Some(time_zone),
+                ..Default::default()
+            };
+            AccountAnswer::Saved(client.update_settings(&patch).await)
+        }
+        AccountCall::LoadSessions => AccountAnswer::Sessions(client.sessions().await),
+        AccountCall::RevokeSession(id) => AccountAnswer::Revoked(client.revoke_session(id).await),
+        AccountCall::RevokeOtherSessions => {
+            AccountAnswer::RevokedOthers(client.revoke_other_sessions().await.map(|r| r.revoked))
+        }
+        AccountCall::ChangePassword { .. } => {
+            let request = call.password_request().unwrap_or_default();
+            AccountAnswer::PasswordChanged(client.change_password(&request).await)
+        }
+        AccountCall::RevokeReplyAddresses => {
+            AccountAnswer::ReplyAddressesRevoked(client.revoke_reply_addresses().await)
+        }
+    }
+}
+
+/// Stores a session as `convos login` does: the server in `config.toml`, the token in its
+/// private file.
+fn store_session(server: &str, token: &str) -> anyhow::Result<()> {
+    let dir = crate::config::dir();
+    let mut config = crate::config::load(&dir)?;
+    config.server = Some(server.to_owned());
+    crate::config::save(&dir, &config)?;
+    crate::config::save_token(&dir, token)
+}
+
+/// Follows the live events of `client`'s session (none without a token).
+fn follow(client: &Client, tx: &UnboundedSender<Msg>) -> Option<tokio::task::JoinHandle<()>> {
+    let token = client.token()?.to_owned();
+    Some(tokio::spawn(sse::follow(
+        client.base().to_owned(),
+        token,
+        tx.clone(),
+    )))
 }
 
 /// Opens `text` in the configured editor, `$VISUAL`, `$EDITOR` or `vi`, and returns what the
@@ -297,7 +372,7 @@ fn notify(how: Notify, note: &Notification) {
 
 async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
-    client: Client,
+    mut client: Client,
     bell: bool,
     keymap: crate::keys::Keymap,
     options: Options,
@@ -311,17 +386,17 @@ async fn event_loop(
     app.theme = options.theme;
     app.notify = options.notify;
     app.outbox = crate::outbox::open(&crate::config::dir())?;
+    app.server = client.base().to_owned();
+    if client.token().is_none() {
+        app.sign_out(None);
+    }
     // Effects started and not yet settled: counted here, where they run, and told to the app.
     let mut in_flight = 0usize;
     for effect in app.start() {
         in_flight += usize::from(spawn(effect, &client, &tx, &answers));
     }
     app.update(Msg::InFlight(in_flight));
-    let live = tokio::spawn(sse::follow(
-        client.base().to_owned(),
-        client.token().unwrap_or_default().to_owned(),
-        tx.clone(),
-    ));
+    let mut live = follow(&client, &tx);
     let mut keys = EventStream::new();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     // Listened to from the start, so the resume after Ctrl-Z is never missed.
@@ -398,6 +473,22 @@ async fn event_loop(
                     title = None;
                 } else if let Effect::Notify(note) = &effect {
                     notify(app.notify, note);
+                } else if let Effect::UseSession { server, token } = effect {
+                    // The login screen bought a session: keep it, and use it from the next
+                    // effect on (the root lists the mailbox's loads after this one).
+                    if let Err(e) = store_session(&server, token.expose()) {
+                        let _ = tx.send(Msg::Done(
+                            String::new(),
+                            Err(crate::api::ApiError::Protocol(format!(
+                                "the session works but could not be stored: {e}"
+                            ))),
+                        ));
+                    }
+                    client = Client::new(&server, Some(token.expose().to_owned()));
+                    if let Some(old) = live.take() {
+                        old.abort();
+                    }
+                    live = follow(&client, &tx);
                 } else {
                     in_flight += usize::from(spawn(effect, &client, &tx, &answers));
                 }
@@ -405,6 +496,12 @@ async fn event_loop(
         }
         if in_flight != app.in_flight {
             app.update(Msg::InFlight(in_flight));
+        }
+        // Signed out (the token ended): no live events until a new login.
+        if app.login.is_some()
+            && let Some(old) = live.take()
+        {
+            old.abort();
         }
         if app.quit {
             break;
@@ -416,7 +513,9 @@ async fn event_loop(
         }
         terminal.draw(|f| ui::render(f, &app, chrono::Utc::now()))?;
     }
-    live.abort();
+    if let Some(live) = live {
+        live.abort();
+    }
     Ok(())
 }
 
@@ -436,5 +535,19 @@ mod tests {
         assert!(!runs_as_task(&Effect::Bell));
         assert!(!runs_as_task(&Effect::SaveOutbox(vec![])));
         assert!(!runs_as_task(&Effect::Editor(String::new())));
+    }
+
+    #[test]
+    fn a_login_is_a_request_and_switching_to_its_session_is_done_on_the_spot() {
+        assert!(runs_as_task(&Effect::Login(crate::app::LoginCall::LogIn {
+            server: "http://127.0.0.1:8080".into(),
+            username: "bob".into(),
+            password: crate::app::Secret::new("password-bob"),
+        })));
+        assert!(runs_as_task(&Effect::Account(AccountCall::LoadSessions)));
+        assert!(!runs_as_task(&Effect::UseSession {
+            server: "http://127.0.0.1:8080".into(),
+            token: crate::app::Secret::new("cvs_token"),
+        }));
     }
 }

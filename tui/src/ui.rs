@@ -94,6 +94,10 @@ pub fn panes(screen: Rect) -> [Rect; 4] {
 
 /// Draws the whole screen.
 pub fn render(frame: &mut Frame, app: &App, now: DateTime<Utc>) {
+    if let Some(login) = &app.login {
+        login.render(frame, &app.keymap, &app.theme);
+        return;
+    }
     let [folders, list, view, status] = panes(frame.area());
     let me = app.me.as_ref();
     let theme = &app.theme;
@@ -127,6 +131,7 @@ pub fn render(frame: &mut Frame, app: &App, now: DateTime<Utc>) {
         Modal::Confirm(confirm) => confirm.render(frame, &app.keymap, theme),
         Modal::Compose(composer) => composer.render(frame, &app.keymap, theme),
         Modal::Ops(ops) => ops.render(frame, &app.keymap, now, theme),
+        Modal::Settings(settings) => settings.render(frame, me, &app.keymap, now, theme),
     }
 }
 
@@ -169,6 +174,8 @@ fn render_status(frame: &mut Frame, app: &App, area: Rect) {
     );
 }
 
+#[cfg(test)]
+mod account_tests;
 #[cfg(test)]
 mod tests;
 

@@ -3,7 +3,8 @@
 //! API module, as her client would) has the reply; `convos login` stores its token privately
 //! even over a file others could read.
 //!
-//! Accounts are made through the test kit: the client has no sign-up.
+//! Accounts are made through the test kit (the client's own sign-up screen is tested in
+//! `login.rs`).
 
 use convos_core::api::Folder;
 use convos_testkit::{InProcessWorker, StackConfig, TestServer, database_url};

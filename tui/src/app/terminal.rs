@@ -43,7 +43,7 @@ impl App {
     /// A mouse event on a `screen` of that size. Windows over the mailbox (composer, help,
     /// questions, the queue board) keep to the keyboard.
     pub(super) fn mouse(&mut self, event: MouseEvent, screen: Rect) -> Vec<Effect> {
-        if !matches!(self.modal, Modal::None) {
+        if !matches!(self.modal, Modal::None) || self.login.is_some() {
             return vec![];
         }
         let [folders, list, view, _] = crate::ui::panes(screen);
