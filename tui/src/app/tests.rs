@@ -27,6 +27,7 @@ pub(crate) fn thread(subject: &str, unread: i64) -> Thread {
             sender: user("alice"),
             body_excerpt: Some("see you there".into()),
             created_at: at,
+            expires_at: None,
         }),
         last_message_at: at,
         archived: false,
