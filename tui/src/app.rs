@@ -9,6 +9,7 @@
 
 mod composer;
 mod confirm;
+mod ephemeral;
 mod help;
 mod mailbox;
 mod ops;
@@ -17,6 +18,7 @@ mod thread_view;
 
 pub use composer::{Composer, Field};
 pub use confirm::Confirm;
+pub use ephemeral::SendOptions;
 pub use help::Help;
 pub use mailbox::{Mailbox, folder_label};
 pub use ops::{Ops, OpsCommand, OpsFocus};
@@ -101,6 +103,9 @@ pub struct Outgoing {
     pub subject: String,
     /// The text.
     pub body: String,
+    /// Expiry and read-once (absent from outboxes written before they existed).
+    #[serde(default)]
+    pub options: SendOptions,
 }
 
 /// Something that happened.
@@ -171,6 +176,9 @@ pub enum Msg {
         /// The matching usernames.
         result: Result<Vec<String>, ApiError>,
     },
+    /// The clock reached [`App::next_wake`]: messages expired by this time leave the screen,
+    /// and countdowns move on.
+    Expire(chrono::DateTime<chrono::Utc>),
 }
 
 /// Something to do outside the state machine.
@@ -199,6 +207,8 @@ pub enum Effect {
         body: String,
         /// Its idempotency key.
         key: String,
+        /// Expiry and read-once.
+        options: SendOptions,
     },
     /// Reply in a thread.
     Reply {
@@ -208,6 +218,8 @@ pub enum Effect {
         body: String,
         /// Its idempotency key.
         key: String,
+        /// Expiry and read-once.
+        options: SendOptions,
     },
     /// `read`, `archive`, `unarchive`, `mute` or `unmute` a thread.
     ThreadAction {
@@ -280,6 +292,9 @@ pub struct App {
     pub keymap: keys::Keymap,
     /// Set when the user quits.
     pub quit: bool,
+    /// Messages that expired on this screen: an answer still listing them (a server clock a
+    /// little behind) does not bring them back.
+    pub vanished: std::collections::HashSet<MessageId>,
 }
 
 impl Default for App {
@@ -305,6 +320,7 @@ impl App {
             outbox: Vec::new(),
             keymap: keys::Keymap::default(),
             quit: false,
+            vanished: Default::default(),
         }
     }
 
@@ -318,6 +334,39 @@ impl App {
     /// Whether the runtime should send [`Msg::Tick`]s (the queue board is open).
     pub fn wants_ticks(&self) -> bool {
         matches!(self.modal, Modal::Ops(_))
+    }
+
+    /// When the screen next changes by itself: an expiring message's countdown moves on or it
+    /// expires. The runtime sends [`Msg::Expire`] then; `None`: nothing shown expires.
+    pub fn next_wake(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.thread
+            .expiries()
+            .chain(self.mailbox.expiries())
+            .filter_map(|until| ephemeral::next_change(until, now))
+            .min()
+    }
+
+    /// Drops what expired by `now`; if a listed thread's newest message went, the list and
+    /// the counts are fetched again (the thread shows its previous message, or leaves).
+    fn expire(&mut self, now: chrono::DateTime<chrono::Utc>) -> Vec<Effect> {
+        let mut gone = self.thread.expire(now);
+        let listed = self.mailbox.expire(now);
+        let mut effects = Vec::new();
+        if !gone.is_empty() || !listed.is_empty() {
+            effects = vec![Effect::LoadMe, self.mailbox.load()];
+        }
+        if self.thread.open.as_ref().is_some_and(|o| {
+            o.messages.as_ref().is_some_and(Vec::is_empty) && o.older.is_none() && !gone.is_empty()
+        }) {
+            self.close_thread();
+            self.status = "The thread's last message expired".into();
+        }
+        gone.extend(listed);
+        self.vanished.extend(gone);
+        effects
     }
 
     fn flush(&self) -> Option<Effect> {
@@ -410,7 +459,12 @@ impl App {
                     return vec![];
                 }
                 match result {
-                    Ok(page) => {
+                    Ok(mut page) => {
+                        page.items.retain(|t| {
+                            !t.last_message
+                                .as_ref()
+                                .is_some_and(|m| self.vanished.contains(&m.id))
+                        });
                         self.mailbox.loaded(folder, append, page);
                         let open = self.thread.thread().map(|t| t.id);
                         if let Some(fresh) = open.and_then(|id| self.mailbox.thread(id)) {
@@ -426,7 +480,8 @@ impl App {
                 older,
                 result,
             } => match result {
-                Ok(page) => {
+                Ok(mut page) => {
+                    page.items.retain(|m| !self.vanished.contains(&m.id));
                     self.thread.messages(thread, older, page);
                     vec![]
                 }
@@ -524,6 +579,7 @@ impl App {
                 _ => vec![],
             },
             Msg::Flushed { key, result } => self.flushed(&key, result),
+            Msg::Expire(now) => self.expire(now),
             Msg::Tick if self.wants_ticks() => Ops::load(),
             Msg::Tick => vec![],
             Msg::Connection(connection) => {

@@ -97,8 +97,14 @@ pub fn render(frame: &mut Frame, app: &App, now: DateTime<Utc>) {
             .mailbox
             .render_threads(frame, list, me, list_focused, app.in_flight > 0, now),
     }
-    app.thread
-        .render(frame, view, app.pane == Pane::Thread, &app.keymap, now);
+    app.thread.render(
+        frame,
+        view,
+        app.pane == Pane::Thread,
+        &app.keymap,
+        now,
+        me.map(|m| m.user.id),
+    );
     match app.search.as_ref().filter(|s| s.editing) {
         Some(search) => search.render_prompt(frame, status, &app.keymap),
         None => render_status(frame, app, status),

@@ -102,7 +102,10 @@ async fn an_expired_message_is_gone_everywhere_at_once_for_both_sides(db: PgPool
         let t = app.get(&format!("/api/v1/threads/{thread}"), user).await;
         assert_eq!(t.body["message_count"], 1);
         assert_eq!(t.body["last_message"]["id"], keep["id"]);
-        assert_eq!(t.body["last_message"]["expires_at"], serde_json::Value::Null);
+        assert_eq!(
+            t.body["last_message"]["expires_at"],
+            serde_json::Value::Null
+        );
         let vanished = only["thread_id"].as_str().unwrap();
         assert_eq!(
             app.get(&format!("/api/v1/threads/{vanished}"), user)
