@@ -18,7 +18,7 @@ mod thread_view;
 
 pub use composer::{Composer, Field};
 pub use confirm::Confirm;
-pub use ephemeral::SendOptions;
+pub use ephemeral::{SendOptions, seconds_left};
 pub use help::Help;
 pub use mailbox::{Mailbox, folder_label};
 pub use ops::{Ops, OpsCommand, OpsFocus};
@@ -802,3 +802,6 @@ impl App {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+#[cfg(test)]
+mod ephemeral_tests;

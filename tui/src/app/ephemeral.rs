@@ -140,35 +140,27 @@ impl SendOptions {
     }
 }
 
-/// When the screen next changes for something that expires at `until`: when its countdown
-/// (seconds under a minute, then minutes, hours, days) shows a new number, or when it goes.
-/// `None` once it has gone.
-pub fn next_change(until: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let left = until - now;
-    if left <= chrono::TimeDelta::zero() {
-        return None;
-    }
-    let secs = left.num_seconds();
-    let step = match secs {
-        0..60 => {
-            return Some(
-                now + (left - chrono::TimeDelta::seconds(secs))
-                    .max(ms(1))
-                    .min(left),
-            );
-        }
-        60..3600 => 60,
-        3600..86_400 => 3600,
-        _ => 86_400,
-    };
-    // The countdown shows whole units, rounded down: it changes when a unit boundary passes.
-    let into_unit =
-        chrono::TimeDelta::seconds(secs % step) + (left - chrono::TimeDelta::seconds(secs));
-    Some(now + into_unit.max(ms(1)).min(left))
+/// Whole seconds left until `until`, rounded up (0 once it has passed).
+pub fn seconds_left(until: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
+    ((until - now).num_milliseconds().max(0) + 999) / 1000
 }
 
-fn ms(n: i64) -> chrono::TimeDelta {
-    chrono::TimeDelta::milliseconds(n)
+/// When the screen next changes for something that expires at `until`: when its countdown
+/// (seconds under a minute, then whole minutes, hours, days) shows a new number, or when it
+/// goes. `None` once it has gone.
+pub fn next_change(until: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let left = seconds_left(until, now);
+    if left == 0 {
+        return None;
+    }
+    // The count shown changes when the seconds left reach the next smaller number shown.
+    let next = match left {
+        0..60 => left - 1,
+        60..3600 => left / 60 * 60 - 1,
+        3600..86_400 => left / 3600 * 3600 - 1,
+        _ => left / 86_400 * 86_400 - 1,
+    };
+    Some(until - chrono::TimeDelta::seconds(next))
 }
 
 #[cfg(test)]
@@ -240,32 +232,15 @@ mod tests {
     fn the_screen_changes_when_the_countdown_shows_a_new_number_or_it_goes() {
         let now = Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap();
         let ms = chrono::TimeDelta::milliseconds;
-        assert_eq!(
-            next_change(now + ms(30_500), now),
-            Some(now + ms(500)),
-            "30s, then 29s"
-        );
-        assert_eq!(
-            next_change(now + ms(125_500), now),
-            Some(now + ms(5_500)),
-            "2m, then 1m"
-        );
-        assert_eq!(
-            next_change(now + ms(7_200_500), now),
-            Some(now + ms(500)),
-            "2h, then 1h"
-        );
-        assert_eq!(
-            next_change(now + ms(5_400_000), now),
-            Some(now + ms(1_800_000)),
-            "1h, then 59m"
-        );
+        let at = |left_ms: i64| next_change(now + ms(left_ms), now).map(|t| t - now);
+        assert_eq!(at(30_000), Some(ms(1_000)), "30s, then 29s");
+        assert_eq!(at(30_500), Some(ms(500)), "31s (rounded up), then 30s");
+        assert_eq!(at(1_000), Some(ms(1_000)), "1s, then gone");
+        assert_eq!(at(60_000), Some(ms(1_000)), "1m, then 59s");
+        assert_eq!(at(125_000), Some(ms(6_000)), "2m, then 1m");
+        assert_eq!(at(7_200_000), Some(ms(1_000)), "2h, then 1h");
+        assert_eq!(at(5_400_000), Some(ms(1_801_000)), "1h, then 59m");
         assert_eq!(next_change(now, now), None);
-        let half = chrono::TimeDelta::milliseconds(500);
-        assert_eq!(
-            next_change(now + half, now),
-            Some(now + half),
-            "then it goes"
-        );
+        assert_eq!(at(500), Some(ms(500)), "then it goes");
     }
 }
