@@ -485,6 +485,21 @@ impl App {
                     self.thread.messages(thread, older, page);
                     vec![]
                 }
+                // The thread has nothing visible left (expired, or its read-once message was
+                // opened): a read-once message opened here stays until the thread is left.
+                Err(ApiError::Server { status: 404, .. }) if self.thread.shows(thread) => {
+                    let empty = Page {
+                        items: Vec::new(),
+                        next_cursor: None,
+                    };
+                    self.thread.messages(thread, false, empty);
+                    let shown = self.thread.open.as_ref().and_then(|o| o.messages.as_ref());
+                    if shown.is_none_or(Vec::is_empty) {
+                        self.close_thread();
+                        self.status = "This thread is gone".into();
+                    }
+                    vec![]
+                }
                 Err(e) => self.error(&e),
             },
             Msg::Sent(key, result) => match &mut self.modal {
@@ -554,7 +569,16 @@ impl App {
             Msg::Opened(result) => match result {
                 Ok(message) => {
                     let outs = self.thread.opened(message);
-                    self.apply(outs, |_| {})
+                    let mut effects = self.apply(outs, |_| {});
+                    // The server no longer lists it: the list and the counts are fetched again
+                    // (not the thread, whose listing no longer has it either).
+                    effects.extend([Effect::LoadMe, self.mailbox.load()]);
+                    effects
+                }
+                Err(ApiError::Server { status: 404, .. }) => {
+                    self.status =
+                        "Already opened, or expired: a read-once message opens once".into();
+                    self.refresh()
                 }
                 Err(e) => self.error(&e),
             },

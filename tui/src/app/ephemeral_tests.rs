@@ -434,3 +434,36 @@ fn a_thread_with_an_expiring_message_at_80_by_24() {
 fn a_thread_with_an_expiring_message_large() {
     insta::assert_snapshot!(draw(&thread_with_an_expiring_message(), 140, 40));
 }
+
+#[test]
+fn a_thread_with_nothing_left_on_the_server_keeps_only_what_was_opened_here() {
+    let mut app = App::new();
+    let t = thread("Secret", 0);
+    list(&mut app, vec![t.clone()]);
+    app.update(key(KeyCode::Enter));
+    let mut opened = message_in(&t, "the code is 1234", None);
+    opened.read_once = true;
+    app.update(Msg::Opened(Ok(opened)));
+    let gone = || Msg::Messages {
+        thread: t.id,
+        older: false,
+        result: Err(ApiError::Server {
+            status: 404,
+            body: convos_core::ErrorBody::new("not_found", "not found"),
+            retry_after: None,
+        }),
+    };
+    app.update(gone());
+    assert_eq!(
+        shown(&app),
+        ["the code is 1234"],
+        "read here, it stays while open"
+    );
+    assert!(!app.status.starts_with("Error"));
+
+    app.update(key(KeyCode::Char('q')));
+    app.update(key(KeyCode::Enter));
+    app.update(gone());
+    assert!(app.thread.open.is_none());
+    assert_eq!(app.status, "This thread is gone");
+}
