@@ -688,6 +688,10 @@ pub struct LastMessage {
     pub body_excerpt: Option<String>,
     /// When it was sent.
     pub created_at: DateTime<Utc>,
+    /// When it disappears, for an ephemeral message (then the thread's newest visible message
+    /// changes, or the thread leaves the listing). Absent from servers that predate it.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// A thread, from the caller's point of view.

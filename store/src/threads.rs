@@ -47,14 +47,16 @@ macro_rules! thread_select {
                     peer.id as peer_id, peer.username as peer_username, \
                     peer.display_name as peer_display_name, \
                     lm.id as lm_id, lm.sender_id as lm_sender_id, lm.body as lm_body, \
-                    lm.read_once as lm_read_once, lm.created_at as lm_created_at \
+                    lm.read_once as lm_read_once, lm.created_at as lm_created_at, \
+                    lm.expires_at as lm_expires_at \
              from thread_participants tp \
              join threads t on t.id = tp.thread_id \
              join users me on me.id = tp.user_id \
              join users peer on peer.id = tp.peer_id ",
             expired_correction!(),
             "left join lateral ( \
-                select m.id, m.sender_id, m.body, m.read_once, m.created_at from messages m \
+                select m.id, m.sender_id, m.body, m.read_once, m.created_at, m.expires_at \
+                from messages m \
                 where m.thread_id = tp.thread_id and ",
             visible_to_caller!(),
             " order by m.created_at desc, m.id desc limit 1 \
@@ -83,6 +85,7 @@ struct ThreadRow {
     lm_body: Option<String>,
     lm_read_once: Option<bool>,
     lm_created_at: Option<DateTime<Utc>>,
+    lm_expires_at: Option<DateTime<Utc>>,
 }
 
 impl ThreadRow {
@@ -111,6 +114,7 @@ impl ThreadRow {
                     self.lm_body.as_deref().map(|b| excerpt(b, EXCERPT_CHARS))
                 },
                 created_at,
+                expires_at: self.lm_expires_at,
             }),
             _ => None,
         };

@@ -186,13 +186,13 @@ impl Client {
         body: &str,
         key: &str,
     ) -> Result<Message, ApiError> {
-        self.call(
-            Method::POST,
-            "/api/v1/messages",
-            Some(json!({"recipient": recipient, "subject": subject, "body": body})),
-            Some(key),
-        )
-        .await
+        let request = convos_core::api::CreateMessageRequest {
+            recipient: Some(recipient.to_owned()),
+            subject: Some(subject.to_owned()),
+            body: Some(body.to_owned()),
+            ..Default::default()
+        };
+        self.create_message(&request, key).await
     }
 
     /// Replies in a thread.
@@ -202,10 +202,36 @@ impl Client {
         body: &str,
         key: &str,
     ) -> Result<Message, ApiError> {
+        let request = convos_core::api::CreateReplyRequest {
+            body: Some(body.to_owned()),
+            ..Default::default()
+        };
+        self.create_reply(thread, &request, key).await
+    }
+
+    /// Starts a thread with the request as given (expiry and read-once included).
+    pub async fn create_message(
+        &self,
+        request: &convos_core::api::CreateMessageRequest,
+        key: &str,
+    ) -> Result<Message, ApiError> {
+        let body = serde_json::to_value(request).map_err(|e| ApiError::Protocol(e.to_string()))?;
+        self.call(Method::POST, "/api/v1/messages", Some(body), Some(key))
+            .await
+    }
+
+    /// Replies in a thread with the request as given (expiry and read-once included).
+    pub async fn create_reply(
+        &self,
+        thread: ThreadId,
+        request: &convos_core::api::CreateReplyRequest,
+        key: &str,
+    ) -> Result<Message, ApiError> {
+        let body = serde_json::to_value(request).map_err(|e| ApiError::Protocol(e.to_string()))?;
         self.call(
             Method::POST,
             &format!("/api/v1/threads/{thread}/messages"),
-            Some(json!({"body": body})),
+            Some(body),
             Some(key),
         )
         .await

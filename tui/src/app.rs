@@ -9,6 +9,7 @@
 
 mod composer;
 mod confirm;
+mod ephemeral;
 mod help;
 mod login;
 mod mailbox;
@@ -20,6 +21,7 @@ mod thread_view;
 
 pub use composer::{Composer, Field};
 pub use confirm::Confirm;
+pub use ephemeral::{SendOptions, seconds_left};
 pub use help::Help;
 pub use login::{Login, LoginAnswer, LoginCall, LoginField, Secret};
 pub use mailbox::{Mailbox, folder_label};
@@ -110,6 +112,9 @@ pub struct Outgoing {
     pub subject: String,
     /// The text.
     pub body: String,
+    /// Expiry and read-once (absent from outboxes written before they existed).
+    #[serde(default)]
+    pub options: SendOptions,
 }
 
 /// Something that happened.
@@ -191,6 +196,9 @@ pub enum Msg {
     Login(LoginAnswer),
     /// The answer to the settings screen's call.
     Account(AccountAnswer),
+    /// The clock reached [`App::next_wake`]: messages expired by this time leave the screen,
+    /// and countdowns move on.
+    Expire(chrono::DateTime<chrono::Utc>),
 }
 
 /// Something to do outside the state machine.
@@ -219,6 +227,8 @@ pub enum Effect {
         body: String,
         /// Its idempotency key.
         key: String,
+        /// Expiry and read-once.
+        options: SendOptions,
     },
     /// Reply in a thread.
     Reply {
@@ -228,6 +238,8 @@ pub enum Effect {
         body: String,
         /// Its idempotency key.
         key: String,
+        /// Expiry and read-once.
+        options: SendOptions,
     },
     /// `read`, `archive`, `unarchive`, `mute` or `unmute` a thread.
     ThreadAction {
@@ -324,6 +336,9 @@ pub struct App {
     pub login: Option<Box<Login>>,
     /// The server's base URL (for the login screen).
     pub server: String,
+    /// Messages that expired on this screen: an answer still listing them (a server clock a
+    /// little behind) does not bring them back.
+    pub vanished: std::collections::HashSet<MessageId>,
 }
 
 impl Default for App {
@@ -353,6 +368,7 @@ impl App {
             quit: false,
             login: None,
             server: String::new(),
+            vanished: Default::default(),
         }
     }
 
@@ -369,6 +385,39 @@ impl App {
     /// Whether the runtime should send [`Msg::Tick`]s (the queue board is open).
     pub fn wants_ticks(&self) -> bool {
         matches!(self.modal, Modal::Ops(_))
+    }
+
+    /// When the screen next changes by itself: an expiring message's countdown moves on or it
+    /// expires. The runtime sends [`Msg::Expire`] then; `None`: nothing shown expires.
+    pub fn next_wake(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.thread
+            .expiries()
+            .chain(self.mailbox.expiries())
+            .filter_map(|until| ephemeral::next_change(until, now))
+            .min()
+    }
+
+    /// Drops what expired by `now`; if a listed thread's newest message went, the list and
+    /// the counts are fetched again (the thread shows its previous message, or leaves).
+    fn expire(&mut self, now: chrono::DateTime<chrono::Utc>) -> Vec<Effect> {
+        let mut gone = self.thread.expire(now);
+        let listed = self.mailbox.expire(now);
+        let mut effects = Vec::new();
+        if !gone.is_empty() || !listed.is_empty() {
+            effects = vec![Effect::LoadMe, self.mailbox.load()];
+        }
+        if self.thread.open.as_ref().is_some_and(|o| {
+            o.messages.as_ref().is_some_and(Vec::is_empty) && o.older.is_none() && !gone.is_empty()
+        }) {
+            self.close_thread();
+            self.status = "The thread's last message expired".into();
+        }
+        gone.extend(listed);
+        self.vanished.extend(gone);
+        effects
     }
 
     fn flush(&self) -> Option<Effect> {
@@ -492,7 +541,12 @@ impl App {
                     return vec![];
                 }
                 match result {
-                    Ok(page) => {
+                    Ok(mut page) => {
+                        page.items.retain(|t| {
+                            !t.last_message
+                                .as_ref()
+                                .is_some_and(|m| self.vanished.contains(&m.id))
+                        });
                         self.mailbox.loaded(folder, append, page);
                         let open = self.thread.thread().map(|t| t.id);
                         if let Some(fresh) = open.and_then(|id| self.mailbox.thread(id)) {
@@ -508,8 +562,24 @@ impl App {
                 older,
                 result,
             } => match result {
-                Ok(page) => {
+                Ok(mut page) => {
+                    page.items.retain(|m| !self.vanished.contains(&m.id));
                     self.thread.messages(thread, older, page);
+                    vec![]
+                }
+                // The thread has nothing visible left (expired, or its read-once message was
+                // opened): a read-once message opened here stays until the thread is left.
+                Err(ApiError::Server { status: 404, .. }) if self.thread.shows(thread) => {
+                    let empty = Page {
+                        items: Vec::new(),
+                        next_cursor: None,
+                    };
+                    self.thread.messages(thread, false, empty);
+                    let shown = self.thread.open.as_ref().and_then(|o| o.messages.as_ref());
+                    if shown.is_none_or(Vec::is_empty) {
+                        self.close_thread();
+                        self.status = "This thread is gone".into();
+                    }
                     vec![]
                 }
                 Err(e) => self.error(&e),
@@ -582,7 +652,16 @@ impl App {
             Msg::Opened(result) => match result {
                 Ok(message) => {
                     let outs = self.thread.opened(message);
-                    self.apply(outs, |_| {})
+                    let mut effects = self.apply(outs, |_| {});
+                    // The server no longer lists it: the list and the counts are fetched again
+                    // (not the thread, whose listing no longer has it either).
+                    effects.extend([Effect::LoadMe, self.mailbox.load()]);
+                    effects
+                }
+                Err(ApiError::Server { status: 404, .. }) => {
+                    self.status =
+                        "Already opened, or expired: a read-once message opens once".into();
+                    self.refresh()
                 }
                 Err(e) => self.error(&e),
             },
@@ -644,6 +723,7 @@ impl App {
                     },
                 }
             }
+            Msg::Expire(now) => self.expire(now),
             Msg::Tick if self.wants_ticks() => Ops::load(),
             Msg::Tick => vec![],
             Msg::Connection(connection) => {
@@ -886,3 +966,6 @@ impl App {
 mod account_tests;
 #[cfg(test)]
 pub(crate) mod tests;
+
+#[cfg(test)]
+mod ephemeral_tests;

@@ -131,6 +131,10 @@ pub enum Action {
     NextValue,
     /// The previous value of the highlighted setting.
     PreviousValue,
+    /// Step the message's expiry through the presets (and go to the expiry field to type one).
+    Expiry,
+    /// Make the message read-once, or not.
+    ReadOnce,
 }
 
 /// One action in the table: its mode, config name, what it does, and its default keys.
@@ -342,6 +346,20 @@ pub const BINDINGS: &[Binding] = &[
         "discard",
         "discard",
         &["esc"],
+    ),
+    bind(
+        Mode::Compose,
+        Action::Expiry,
+        "expiry",
+        "expiry: 10m, 1h, 1d, 1w, never (or type one)",
+        &["ctrl+t"],
+    ),
+    bind(
+        Mode::Compose,
+        Action::ReadOnce,
+        "read_once",
+        "read once on/off",
+        &["ctrl+o"],
     ),
     bind(Mode::Search, Action::Submit, "submit", "search", &["enter"]),
     bind(Mode::Search, Action::Cancel, "cancel", "cancel", &["esc"]),

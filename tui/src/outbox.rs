@@ -174,6 +174,7 @@ mod tests {
             recipient: "bob".into(),
             subject: "s".into(),
             body: key.into(),
+            options: Default::default(),
         }
     }
 

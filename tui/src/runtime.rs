@@ -101,12 +101,20 @@ fn spawn(
                 subject,
                 body,
                 key,
+                options,
             } => {
-                let result = client.send(&recipient, &subject, &body, &key).await;
+                let request = options.message_request(&recipient, &subject, &body);
+                let result = client.create_message(&request, &key).await;
                 Some(Msg::Sent(key, result))
             }
-            Effect::Reply { thread, body, key } => {
-                let result = client.reply(thread, &body, &key).await;
+            Effect::Reply {
+                thread,
+                body,
+                key,
+                options,
+            } => {
+                let request = options.reply_request(&body);
+                let result = client.create_reply(thread, &request, &key).await;
                 Some(Msg::Sent(key, result))
             }
             Effect::ThreadAction {
@@ -138,19 +146,19 @@ fn spawn(
             Effect::Flush(queued) => {
                 // One at a time, in the order written; each reports back on its own.
                 for outgoing in queued {
+                    let options = outgoing.options;
                     let result = match &outgoing.reply_to {
                         Some((thread, _)) => {
-                            client.reply(*thread, &outgoing.body, &outgoing.key).await
+                            let request = options.reply_request(&outgoing.body);
+                            client.create_reply(*thread, &request, &outgoing.key).await
                         }
                         None => {
-                            client
-                                .send(
-                                    &outgoing.recipient,
-                                    &outgoing.subject,
-                                    &outgoing.body,
-                                    &outgoing.key,
-                                )
-                                .await
+                            let request = options.message_request(
+                                &outgoing.recipient,
+                                &outgoing.subject,
+                                &outgoing.body,
+                            );
+                            client.create_message(&request, &outgoing.key).await
                         }
                     };
                     let offline = matches!(result, Err(crate::api::ApiError::Offline(_)));
@@ -414,7 +422,15 @@ async fn event_loop(
     loop {
         let ops_open = app.wants_ticks();
         let queued = !app.outbox.is_empty();
+        // The next time an expiring message's countdown moves or it expires; nothing shown
+        // expires: no wake-up.
+        let wake = app.next_wake(chrono::Utc::now());
+        let expiry = tokio::time::sleep(
+            wake.and_then(|at| (at - chrono::Utc::now()).to_std().ok())
+                .unwrap_or_default(),
+        );
         let msg = tokio::select! {
+            _ = expiry, if wake.is_some() => Some(Msg::Expire(chrono::Utc::now())),
             _ = ticks.tick(), if ops_open => Some(Msg::Tick),
             _ = retries.tick(), if queued => Some(Msg::RetryOutbox),
             key = keys.next() => match key {

@@ -55,9 +55,10 @@ pub fn ago(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
-/// The time left until `until`: "45s", "30m", "2h", "3d".
+/// The time left until `until`: "45s", "30m", "2h", "3d" (whole seconds, rounded up, so the
+/// last second shows as "1s" and the number changes at whole seconds before `until`).
 pub fn countdown(until: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    let secs = (until - now).num_seconds().max(0);
+    let secs = crate::app::seconds_left(until, now);
     match secs {
         0..60 => format!("{secs}s"),
         60..3600 => format!("{}m", secs / 60),
@@ -119,6 +120,7 @@ pub fn render(frame: &mut Frame, app: &App, now: DateTime<Utc>) {
         app.pane == Pane::Thread,
         &app.keymap,
         now,
+        me.map(|m| m.user.id),
         theme,
     );
     match app.search.as_ref().filter(|s| s.editing) {

@@ -82,6 +82,11 @@ async fn an_expired_message_is_gone_everywhere_at_once_for_both_sides(db: PgPool
         .await
         .body;
     assert_eq!(app.unread_total(&bob).await, 3);
+    let before = app.get(&format!("/api/v1/threads/{thread}"), &bob).await;
+    assert_eq!(
+        before.body["last_message"]["expires_at"], gone["expires_at"],
+        "a listing says when its newest message disappears"
+    );
     expire_now(&app, &id(&gone)).await;
     expire_now(&app, &id(&only)).await;
 
@@ -97,6 +102,10 @@ async fn an_expired_message_is_gone_everywhere_at_once_for_both_sides(db: PgPool
         let t = app.get(&format!("/api/v1/threads/{thread}"), user).await;
         assert_eq!(t.body["message_count"], 1);
         assert_eq!(t.body["last_message"]["id"], keep["id"]);
+        assert_eq!(
+            t.body["last_message"]["expires_at"],
+            serde_json::Value::Null
+        );
         let vanished = only["thread_id"].as_str().unwrap();
         assert_eq!(
             app.get(&format!("/api/v1/threads/{vanished}"), user)

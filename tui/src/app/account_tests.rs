@@ -212,6 +212,7 @@ fn a_queued_message_outlives_an_ended_session_and_goes_with_the_next_one() {
         recipient: "alice".into(),
         subject: "Hi".into(),
         body: "Hello".into(),
+        options: Default::default(),
     }];
 
     app.update(Msg::Flushed {

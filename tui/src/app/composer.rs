@@ -2,6 +2,7 @@
 //! errors, recipient completion, the external editor, and its window. It never sends by
 //! itself: it asks the root to run a send, and is told the answer.
 
+use super::ephemeral::{self, SendOptions};
 use super::{Effect, Out, Outgoing};
 use crate::api::ApiError;
 use crate::keys::{Action, Keymap, Mode};
@@ -29,6 +30,8 @@ pub enum Field {
     Subject,
     /// The text.
     Body,
+    /// When it disappears (reached with the expiry key, not by Tab).
+    Expiry,
 }
 
 impl Field {
@@ -38,6 +41,7 @@ impl Field {
             Field::Recipient => "recipient",
             Field::Subject => "subject",
             Field::Body => "body",
+            Field::Expiry => "expires_in",
         }
     }
 }
@@ -65,6 +69,10 @@ pub struct Composer {
     pub key: String,
     /// Usernames from the directory matching what was typed in the recipient field.
     pub suggestions: Vec<String>,
+    /// The expiry as typed or picked (`1h`, `90m`); empty: the message stays.
+    pub expiry: String,
+    /// The recipient can open it once.
+    pub read_once: bool,
 }
 
 fn status(text: impl Into<String>) -> Out {
@@ -90,6 +98,8 @@ impl Composer {
             sending: false,
             key: uuid::Uuid::new_v4().to_string(),
             suggestions: Vec::new(),
+            expiry: String::new(),
+            read_once: false,
         }
     }
 
@@ -103,7 +113,21 @@ impl Composer {
         composer.body =
             TextArea::from(outgoing.body.lines().map(str::to_owned).collect::<Vec<_>>());
         composer.errors = errors;
+        composer.expiry = outgoing
+            .options
+            .expires_in
+            .map(ephemeral::describe)
+            .unwrap_or_default();
+        composer.read_once = outgoing.options.read_once;
         composer
+    }
+
+    /// The expiry and read-once options as they would be sent, if the expiry reads.
+    pub fn options(&self) -> Result<SendOptions, String> {
+        Ok(SendOptions {
+            expires_in: ephemeral::parse_duration(&self.expiry)?,
+            read_once: self.read_once,
+        })
     }
 
     /// The body's text.
@@ -133,6 +157,9 @@ impl Composer {
         if let Err(e) = Body::parse(&self.body_text()) {
             self.errors.insert(e.field.to_owned(), e.reason);
         }
+        if let Err(reason) = self.options() {
+            self.errors.insert(Field::Expiry.api().to_owned(), reason);
+        }
         self.errors.is_empty()
     }
 
@@ -144,6 +171,7 @@ impl Composer {
             recipient: self.recipient.trim().to_owned(),
             subject: self.subject.clone(),
             body: self.body_text(),
+            options: self.options().unwrap_or_default(),
         }
     }
 
@@ -167,6 +195,21 @@ impl Composer {
                 vec![Out::Run(Effect::Editor(self.body_text()))]
             }
             Some(Action::Send) => self.send(),
+            Some(Action::Expiry) => {
+                self.field = Field::Expiry;
+                self.errors.remove(Field::Expiry.api());
+                self.expiry = ephemeral::next_preset(&self.expiry);
+                vec![]
+            }
+            Some(Action::ReadOnce) => {
+                self.read_once = !self.read_once;
+                vec![]
+            }
+            // The expiry field is outside the Tab cycle: leaving it goes back to the text.
+            Some(Action::NextField | Action::PreviousField) if self.field == Field::Expiry => {
+                self.field = Field::Body;
+                vec![]
+            }
             // Next field in a recipient that is not a known username yet completes it from the
             // directory.
             Some(Action::NextField)
@@ -204,20 +247,23 @@ impl Composer {
         self.sending = true;
         let body = self.body_text();
         let key = self.key.clone();
+        let options = self.options().unwrap_or_default();
         let effect = match &self.reply_to {
             Some((thread, _)) => Effect::Reply {
                 thread: *thread,
                 body,
                 key,
+                options,
             },
             None => Effect::Send {
                 recipient: self.recipient.trim().to_owned(),
                 subject: self.subject.clone(),
                 body,
                 key,
+                options,
             },
         };
-        vec![status("Sending…"), Out::Run(effect)]
+        vec![status(sent_text("Sending…", options)), Out::Run(effect)]
     }
 
     /// Text editing: the body editor's own keys, or typing in a one-line field.
@@ -229,6 +275,14 @@ impl Composer {
             Field::Body => {
                 self.body.input(key);
             }
+            Field::Expiry => match key.code {
+                KeyCode::Char(c) if !ctrl && c.is_ascii_alphanumeric() => self.expiry.push(c),
+                KeyCode::Backspace => {
+                    self.expiry.pop();
+                }
+                KeyCode::Enter => self.field = Field::Body,
+                _ => {}
+            },
             Field::Recipient | Field::Subject => {
                 let text = if field == Field::Recipient {
                     &mut self.recipient
@@ -257,7 +311,11 @@ impl Composer {
     pub fn sent(&mut self, result: Result<Message, ApiError>, keymap: &Keymap) -> Vec<Out> {
         self.sending = false;
         match result {
-            Ok(_) => vec![Out::Close, status("Sent"), Out::Refresh],
+            Ok(_) => vec![
+                Out::Close,
+                status(sent_text("Sent", self.options().unwrap_or_default())),
+                Out::Refresh,
+            ],
             Err(ApiError::Server {
                 body,
                 status: code,
@@ -275,7 +333,10 @@ impl Composer {
             Err(ApiError::Offline(_)) => vec![
                 Out::Queue(self.outgoing()),
                 Out::Close,
-                status("Offline: queued, it will be sent when the server answers"),
+                status(sent_text(
+                    "Offline: queued, it will be sent when the server answers",
+                    self.options().unwrap_or_default(),
+                )),
             ],
             Err(e) => {
                 let send = keymap.key(Mode::Compose, Action::Send);
@@ -344,7 +405,11 @@ impl Composer {
         } else {
             "New message"
         };
-        let outer = theme.block(title.into(), true);
+        let title = match self.options() {
+            Ok(options) if !options.is_plain() => format!("{title} · {}", options.summary()),
+            _ => title.to_owned(),
+        };
+        let outer = theme.block(title, true);
         let inner = outer.inner(area);
         frame.render_widget(outer, area);
         let mut header: Vec<Line> = Vec::new();
@@ -378,6 +443,7 @@ impl Composer {
                 header.extend(self.error_line("subject", theme));
             }
         }
+        header.extend(self.option_lines(keymap, theme));
         let body_count = format!("{}/64000", self.body_text().chars().count());
         header.push(field_line(
             "Body",
@@ -401,6 +467,46 @@ impl Composer {
         );
     }
 
+    /// The expiry and read-once options, with their keys, and while the expiry is being set
+    /// what it takes.
+    fn option_lines(&self, keymap: &Keymap, theme: &Theme) -> Vec<Line<'static>> {
+        let key = |action| keymap.key(Mode::Compose, action);
+        let dim = theme.dim;
+        let focused = self.field == Field::Expiry;
+        let expiry = if self.expiry.is_empty() && !focused {
+            "never"
+        } else {
+            &self.expiry
+        };
+        let mut first = field_line("Expires", expiry, focused, None, theme);
+        first
+            .spans
+            .push(Span::styled(format!(" ({})", key(Action::Expiry)), dim));
+        let once = if self.read_once {
+            Span::styled("yes", theme.warning)
+        } else {
+            Span::raw("no")
+        };
+        first.spans.extend([
+            Span::raw("   Read once: "),
+            once,
+            Span::styled(format!(" ({})", key(Action::ReadOnce)), dim),
+        ]);
+        let mut lines = vec![first];
+        if focused {
+            let presets = ephemeral::PRESETS.join(", ");
+            lines.push(Line::from(Span::styled(
+                format!(
+                    "           {}: {presets}, never; or type 90m, 2h, 3d",
+                    key(Action::Expiry)
+                ),
+                dim,
+            )));
+        }
+        lines.extend(self.error_line(Field::Expiry.api(), theme));
+        lines
+    }
+
     fn error_line(&self, field: &str, theme: &Theme) -> Option<Line<'static>> {
         self.errors.get(field).map(|e| {
             Line::from(Span::styled(
@@ -408,6 +514,15 @@ impl Composer {
                 theme.error,
             ))
         })
+    }
+}
+
+/// A status text with the options it was sent with, if any: "Sent · read once".
+fn sent_text(text: &str, options: SendOptions) -> String {
+    if options.is_plain() {
+        text.to_owned()
+    } else {
+        format!("{text} · {}", options.summary())
     }
 }
 

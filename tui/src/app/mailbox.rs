@@ -5,10 +5,10 @@ use super::{Effect, Out};
 use crate::keys::Action;
 use crate::sanitize;
 use crate::theme::Theme;
-use crate::ui::ago;
+use crate::ui::{ago, countdown};
 use chrono::{DateTime, Utc};
-use convos_core::ThreadId;
 use convos_core::api::{EmailStopped, Folder, Me, Page, Thread};
+use convos_core::{MessageId, ThreadId};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -73,6 +73,41 @@ impl Mailbox {
     /// A listed thread.
     pub fn thread(&self, id: ThreadId) -> Option<&Thread> {
         self.threads.iter().find(|t| t.id == id)
+    }
+
+    /// When the listed threads' newest messages expire.
+    pub fn expiries(&self) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        self.threads
+            .iter()
+            .filter_map(|t| t.last_message.as_ref()?.expires_at)
+    }
+
+    /// Takes out the newest messages expired by `now` (returned): a thread with nothing else
+    /// leaves the list, the others count one message less until the list is fetched again.
+    pub fn expire(&mut self, now: DateTime<Utc>) -> Vec<MessageId> {
+        let keep = self.selected_thread().map(|t| t.id);
+        let mut gone = Vec::new();
+        self.threads.retain_mut(|t| {
+            let Some(last) = t
+                .last_message
+                .take_if(|m| m.expires_at.is_some_and(|at| at <= now))
+            else {
+                return true;
+            };
+            gone.push(last.id);
+            t.message_count -= 1;
+            if t.unread_count > t.message_count {
+                t.unread_count = t.message_count;
+            }
+            t.message_count > 0
+        });
+        if !gone.is_empty() {
+            self.selected = keep
+                .and_then(|id| self.threads.iter().position(|t| t.id == id))
+                .unwrap_or(self.selected)
+                .min(self.threads.len().saturating_sub(1));
+        }
+        gone
     }
 
     /// Moves the folder cursor.
@@ -291,7 +326,14 @@ fn thread_item(
 ) -> ListItem<'static> {
     let unread = t.unread_count > 0;
     let marker = if unread { "● " } else { "  " };
-    let when = ago(t.last_message_at, now);
+    let when = match t.last_message.as_ref().and_then(|m| m.expires_at) {
+        Some(until) => format!(
+            "{} left · {}",
+            countdown(until, now),
+            ago(t.last_message_at, now)
+        ),
+        None => ago(t.last_message_at, now),
+    };
     let count = if t.message_count > 1 {
         format!(" ({})", t.message_count)
     } else {
@@ -309,12 +351,14 @@ fn thread_item(
         Span::raw(" ".repeat(pad)),
         Span::raw(when),
     ]);
-    let excerpt = t
-        .last_message
-        .as_ref()
-        .and_then(|m| m.body_excerpt.as_deref())
-        .map(sanitize::line)
-        .unwrap_or_else(|| "(read-once)".into());
+    let excerpt = match &t.last_message {
+        Some(m) => m
+            .body_excerpt
+            .as_deref()
+            .map_or_else(|| "(read-once)".into(), sanitize::line),
+        // Its newest message expired; the list is being fetched again.
+        None => "…".into(),
+    };
     let second = Line::from(vec![
         Span::raw("  "),
         Span::styled(sanitize::line(&t.subject), bold),

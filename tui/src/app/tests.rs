@@ -27,6 +27,7 @@ pub(crate) fn thread(subject: &str, unread: i64) -> Thread {
             sender: user("alice"),
             body_excerpt: Some("see you there".into()),
             created_at: at,
+            expires_at: None,
         }),
         last_message_at: at,
         archived: false,
@@ -172,7 +173,12 @@ fn a_reply_sends_the_body_with_a_stable_idempotency_key() {
     );
     type_text(&mut app, "On my way");
     let first = app.update(ctrl('s'));
-    let [Effect::Reply { thread, body, key }] = first.as_slice() else {
+    let [
+        Effect::Reply {
+            thread, body, key, ..
+        },
+    ] = first.as_slice()
+    else {
         panic!("{first:?}")
     };
     assert_eq!((*thread, body.as_str()), (t.id, "On my way"));
@@ -697,6 +703,7 @@ fn a_queued_message_the_server_refuses_goes_back_to_the_editor() {
         recipient: "gone".into(),
         subject: "Hello".into(),
         body: "are you there".into(),
+        options: Default::default(),
     });
     let mut body = ErrorBody::new("validation_failed", "the request has invalid fields");
     body.error.fields = Some(
@@ -890,6 +897,7 @@ fn a_queued_message_stays_queued_when_the_server_is_in_trouble() {
         recipient: "bob".into(),
         subject: "s".into(),
         body: "b".into(),
+        options: Default::default(),
     });
     for status in [503, 502, 429, 408] {
         let body = ErrorBody::new("unavailable", "try later");

@@ -40,6 +40,7 @@ pub struct ThreadView {
 impl ThreadView {
     /// Opens `thread`: its messages are fetched, and it is marked read if it had unread ones.
     pub fn open(&mut self, thread: Thread) -> Vec<Effect> {
+        self.close();
         let mut effects = vec![Effect::LoadMessages(thread.id)];
         if thread.unread_count > 0 {
             effects.push(Effect::ThreadAction {
@@ -57,9 +58,39 @@ impl ThreadView {
         effects
     }
 
-    /// Closes the thread.
+    /// Closes the thread. Read-once messages opened in it go with it: their one read was
+    /// this visit.
     pub fn close(&mut self) {
-        self.open = None;
+        if let Some(open) = self.open.take() {
+            self.revealed.retain(|_, m| m.thread_id != open.thread.id);
+        }
+    }
+
+    /// When the messages shown expire.
+    pub fn expiries(&self) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        self.open
+            .iter()
+            .flat_map(|o| o.messages.iter().flatten())
+            .chain(self.revealed.values())
+            .filter_map(|m| m.expires_at)
+    }
+
+    /// Drops the messages expired by `now` (also read-once ones opened here); returns them.
+    pub fn expire(&mut self, now: DateTime<Utc>) -> Vec<MessageId> {
+        let expired = |m: &Message| m.expires_at.is_some_and(|at| at <= now);
+        let mut gone: Vec<MessageId> = Vec::new();
+        if let Some(messages) = self.open.as_mut().and_then(|o| o.messages.as_mut()) {
+            gone.extend(messages.iter().filter(|m| expired(m)).map(|m| m.id));
+            messages.retain(|m| !expired(m));
+        }
+        self.revealed.retain(|id, m| {
+            let keep = !expired(m);
+            if !keep && !gone.contains(id) {
+                gone.push(*id);
+            }
+            keep
+        });
+        gone
     }
 
     /// The open thread, if any.
@@ -106,7 +137,9 @@ impl ThreadView {
     pub fn opened(&mut self, message: Message) -> Vec<Out> {
         self.revealed.insert(message.id, message);
         self.show_revealed();
-        vec![Out::Status("Opened: this was its one read".into())]
+        vec![Out::Status(
+            "Opened: this was its one read; it is gone once you leave the thread".into(),
+        )]
     }
 
     /// Moves through the thread: scrolling, and going up from the oldest message shown
@@ -178,6 +211,10 @@ impl ThreadView {
     }
 
     /// Draws the thread pane.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "what the pane shows comes from the root: focus, keys, clock, reader, theme"
+    )]
     pub fn render(
         &self,
         frame: &mut Frame,
@@ -185,6 +222,7 @@ impl ThreadView {
         focused: bool,
         keymap: &Keymap,
         now: DateTime<Utc>,
+        me: Option<UserId>,
         theme: &Theme,
     ) {
         let Some(open) = &self.open else {
@@ -200,7 +238,7 @@ impl ThreadView {
             None => vec![Line::from("Loading…")],
             Some(messages) => messages
                 .iter()
-                .flat_map(|m| message_lines(m, keymap, now, theme))
+                .flat_map(|m| message_lines(m, keymap, now, me, theme))
                 .collect(),
         };
         // Newest at the bottom: scroll so the end shows, minus what the user scrolled back.
@@ -224,6 +262,7 @@ fn message_lines(
     m: &Message,
     keymap: &Keymap,
     now: DateTime<Utc>,
+    me: Option<UserId>,
     theme: &Theme,
 ) -> Vec<Line<'static>> {
     let mut header = vec![
@@ -246,6 +285,11 @@ fn message_lines(
     let mut lines = vec![Line::from(header)];
     let body = match &m.body {
         Some(body) => sanitize::body(body),
+        // The sender never sees the body again; only the recipient can open it.
+        None if m.read_once && Some(m.recipient.id) != me && me.is_some() => format!(
+            "(read-once: only {} can open it, once)",
+            sanitize::line(&m.recipient.username)
+        ),
         None if m.read_once => format!(
             "(read-once message: press {} to open it; it can be read only once)",
             keymap.key(Mode::Mailbox, Action::OpenOnce)

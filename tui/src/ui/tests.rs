@@ -285,6 +285,7 @@ fn the_read_once_and_ops_hints_follow_the_keys() {
     let mut sealed = message("", "alice");
     sealed.body = None;
     sealed.read_once = true;
+    sealed.recipient.id = app.me.as_ref().unwrap().user.id;
     app.thread.open = Some(OpenThread {
         thread: app.mailbox.threads[0].clone(),
         messages: Some(vec![sealed]),
