@@ -9,6 +9,7 @@
 
 mod composer;
 mod confirm;
+mod drafts;
 mod ephemeral;
 mod help;
 mod login;
@@ -21,6 +22,7 @@ mod thread_view;
 
 pub use composer::{Composer, Field};
 pub use confirm::Confirm;
+pub use drafts::{Draft, DraftList};
 pub use ephemeral::{SendOptions, seconds_left};
 pub use help::Help;
 pub use login::{Login, LoginAnswer, LoginCall, LoginField, Secret};
@@ -75,6 +77,8 @@ pub enum Modal {
     Compose(Box<Composer>),
     /// The settings and account screen.
     Settings(Box<Settings>),
+    /// The drafts list.
+    Drafts(Box<DraftList>),
 }
 
 /// What a component asks the root to do: the only way components reach beyond themselves.
@@ -96,6 +100,8 @@ pub enum Out {
     Queue(Outgoing),
     /// Quit the client.
     Quit,
+    /// Open this draft in the composer.
+    Resume(Draft),
 }
 
 /// A message written while the server could not be reached: kept on disk with its
@@ -196,6 +202,10 @@ pub enum Msg {
     Login(LoginAnswer),
     /// The answer to the settings screen's call.
     Account(AccountAnswer),
+    /// The typing paused with a draft not yet saved ([`App::draft_pending`]): save it.
+    SaveDraft,
+    /// The drafts on disk, as read again.
+    Drafts(Vec<Draft>),
     /// The clock reached [`App::next_wake`]: messages expired by this time leave the screen,
     /// and countdowns move on.
     Expire(chrono::DateTime<chrono::Utc>),
@@ -297,6 +307,12 @@ pub enum Effect {
     },
     /// A call of the settings screen.
     Account(AccountCall),
+    /// Write this draft to its file.
+    SaveDraft(Draft),
+    /// Delete the draft with this key (sent, queued or discarded).
+    DeleteDraft(String),
+    /// Read the drafts on disk again (answered with [`Msg::Drafts`]).
+    LoadDrafts,
 }
 
 /// Everything the client shows.
@@ -339,6 +355,8 @@ pub struct App {
     /// Messages that expired on this screen: an answer still listing them (a server clock a
     /// little behind) does not bring them back.
     pub vanished: std::collections::HashSet<MessageId>,
+    /// The drafts on disk, as last saved or read (the runtime loads them at start-up).
+    pub drafts: Vec<Draft>,
 }
 
 impl Default for App {
@@ -369,6 +387,7 @@ impl App {
             login: None,
             server: String::new(),
             vanished: Default::default(),
+            drafts: Vec::new(),
         }
     }
 
@@ -443,6 +462,10 @@ impl App {
 
     fn open_thread(&mut self, thread: Thread) -> Vec<Effect> {
         self.pane = Pane::Thread;
+        if self.reply_draft(thread.id).is_some() {
+            let reply = self.keymap.key(Mode::Mailbox, Action::Reply);
+            self.status = format!("A draft reply is waiting: press {reply} to resume it");
+        }
         self.thread.open(thread)
     }
 
@@ -501,6 +524,11 @@ impl App {
                     effects.push(Effect::SaveOutbox(self.outbox.clone()));
                 }
                 Out::Quit => self.quit = true,
+                Out::Resume(draft) => {
+                    close(self);
+                    self.status = "Resumed a draft".into();
+                    self.modal = Modal::Compose(Box::new(Composer::resumed(draft)));
+                }
             }
         }
         effects
@@ -516,7 +544,24 @@ impl App {
 
     /// Applies one message; returns what to do next.
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        let effects = self.handle(msg);
+        self.track_drafts(&effects);
+        effects
+    }
+
+    fn handle(&mut self, msg: Msg) -> Vec<Effect> {
         match msg {
+            Msg::SaveDraft => match &mut self.modal {
+                Modal::Compose(composer) if composer.dirty => composer.save().into_iter().collect(),
+                _ => vec![],
+            },
+            Msg::Drafts(drafts) => {
+                if let Modal::Drafts(list) = &mut self.modal {
+                    list.loaded(drafts.clone());
+                }
+                self.drafts = drafts;
+                vec![]
+            }
             Msg::Key(key) => self.key(key),
             Msg::InFlight(count) => {
                 self.in_flight = count;
@@ -810,6 +855,7 @@ impl App {
             Modal::Help(help) => Some(help.key()),
             Modal::Confirm(confirm) => Some(confirm.key(key, &self.keymap)),
             Modal::Settings(settings) => Some(settings.key(key, &self.keymap)),
+            Modal::Drafts(list) => Some(list.key(key, &self.keymap)),
             Modal::None => None,
         };
         if let Some(outs) = outs {
@@ -877,6 +923,15 @@ impl App {
                 vec![]
             }
             Action::Reply => {
+                let waiting = self
+                    .selected_thread()
+                    .and_then(|t| self.reply_draft(t.id))
+                    .cloned();
+                if let Some(draft) = waiting {
+                    self.status = "Resumed your draft reply".into();
+                    self.modal = Modal::Compose(Box::new(Composer::resumed(draft)));
+                    return vec![];
+                }
                 match self.selected_thread() {
                     Some(thread) => {
                         let to = (thread.id, thread.subject.clone());
@@ -889,6 +944,10 @@ impl App {
             Action::Compose => {
                 self.modal = Modal::Compose(Box::new(Composer::new(None)));
                 vec![]
+            }
+            Action::Drafts => {
+                self.modal = Modal::Drafts(Box::new(DraftList::new(self.drafts.clone())));
+                vec![Effect::LoadDrafts]
             }
             Action::Archive | Action::Mute | Action::ToggleUnread => {
                 let Some(thread) = self.selected_thread().cloned() else {
@@ -962,6 +1021,46 @@ impl App {
     }
 }
 
+/// Drafts: what the root keeps of them and asks the runtime for.
+impl App {
+    /// Whether the composer holds typing not yet saved: the runtime sends [`Msg::SaveDraft`]
+    /// after a pause of a second in the typing.
+    pub fn draft_pending(&self) -> bool {
+        matches!(&self.modal, Modal::Compose(composer) if composer.dirty)
+    }
+
+    /// What to do before the client quits: an open composer is kept as a draft.
+    pub fn on_exit(&mut self) -> Vec<Effect> {
+        let effects: Vec<Effect> = match &mut self.modal {
+            Modal::Compose(composer) => composer.save().into_iter().collect(),
+            _ => vec![],
+        };
+        self.track_drafts(&effects);
+        effects
+    }
+
+    /// A draft reply to this thread, if one is kept.
+    fn reply_draft(&self, thread: ThreadId) -> Option<&Draft> {
+        self.drafts
+            .iter()
+            .find(|d| d.reply_to.as_ref().is_some_and(|(t, _)| *t == thread))
+    }
+
+    /// Keeps the list of drafts in step with the saves and deletions asked for.
+    fn track_drafts(&mut self, effects: &[Effect]) {
+        for effect in effects {
+            match effect {
+                Effect::SaveDraft(draft) => {
+                    self.drafts.retain(|d| d.key != draft.key);
+                    self.drafts.insert(0, draft.clone());
+                }
+                Effect::DeleteDraft(key) => self.drafts.retain(|d| d.key != *key),
+                _ => {}
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod account_tests;
 #[cfg(test)]
@@ -969,3 +1068,6 @@ pub(crate) mod tests;
 
 #[cfg(test)]
 mod ephemeral_tests;
+
+#[cfg(test)]
+mod drafts_tests;

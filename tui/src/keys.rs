@@ -27,6 +27,8 @@ pub enum Mode {
     Login,
     /// The settings and account screen.
     Settings,
+    /// The list of drafts (postponed messages).
+    Drafts,
 }
 
 impl Mode {
@@ -42,6 +44,7 @@ impl Mode {
             Mode::Confirm => Some("confirm"),
             Mode::Login => Some("login_screen"),
             Mode::Settings => Some("settings_screen"),
+            Mode::Drafts => Some("drafts_list"),
         }
     }
 
@@ -135,6 +138,10 @@ pub enum Action {
     Expiry,
     /// Make the message read-once, or not.
     ReadOnce,
+    /// The drafts: messages being written, kept on disk.
+    Drafts,
+    /// Close the composer and keep the message as a draft.
+    Postpone,
 }
 
 /// One action in the table: its mode, config name, what it does, and its default keys.
@@ -299,6 +306,13 @@ pub const BINDINGS: &[Binding] = &[
     bind(Mode::Mailbox, Action::Help, "help", "this help", &["?"]),
     bind(
         Mode::Mailbox,
+        Action::Drafts,
+        "drafts",
+        "drafts (messages not sent yet)",
+        &["D"],
+    ),
+    bind(
+        Mode::Mailbox,
         Action::Back,
         "back",
         "close, back, or quit",
@@ -361,6 +375,30 @@ pub const BINDINGS: &[Binding] = &[
         "read once on/off",
         &["ctrl+o"],
     ),
+    bind(
+        Mode::Compose,
+        Action::Postpone,
+        "postpone",
+        "close and keep as a draft",
+        &["ctrl+p"],
+    ),
+    bind(
+        Mode::Drafts,
+        Action::Down,
+        "down",
+        "next draft",
+        &["j", "down"],
+    ),
+    bind(
+        Mode::Drafts,
+        Action::Up,
+        "up",
+        "previous draft",
+        &["k", "up"],
+    ),
+    bind(Mode::Drafts, Action::Open, "resume", "resume", &["enter"]),
+    bind(Mode::Drafts, Action::Discard, "discard", "discard", &["x"]),
+    bind(Mode::Drafts, Action::Back, "close", "close", &["q", "esc"]),
     bind(Mode::Search, Action::Submit, "submit", "search", &["enter"]),
     bind(Mode::Search, Action::Cancel, "cancel", "cancel", &["esc"]),
     bind(

@@ -8,6 +8,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod desktop;
+pub mod drafts;
 pub mod keys;
 pub mod outbox;
 pub mod runtime;

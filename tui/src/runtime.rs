@@ -46,6 +46,9 @@ fn runs_as_task(effect: &Effect) -> bool {
             | Effect::Suspend
             | Effect::Notify(_)
             | Effect::UseSession { .. }
+            | Effect::SaveDraft(_)
+            | Effect::DeleteDraft(_)
+            | Effect::LoadDrafts
     )
 }
 
@@ -63,6 +66,17 @@ fn spawn(
                 String::new(),
                 Err(crate::api::ApiError::Protocol(format!(
                     "could not save the outbox: {e}"
+                ))),
+            ));
+        }
+        return false;
+    }
+    if let Some(result) = drafts(&effect, tx) {
+        if let Err(e) = result {
+            let _ = tx.send(Msg::Done(
+                String::new(),
+                Err(crate::api::ApiError::Protocol(format!(
+                    "could not keep the draft: {e}"
                 ))),
             ));
         }
@@ -177,7 +191,10 @@ fn spawn(
             | Effect::Bell
             | Effect::Suspend
             | Effect::Notify(_)
-            | Effect::UseSession { .. } => None,
+            | Effect::UseSession { .. }
+            | Effect::SaveDraft(_)
+            | Effect::DeleteDraft(_)
+            | Effect::LoadDrafts => None,
             Effect::Login(call) => Some(Msg::Login(login(call).await)),
             Effect::Account(call) => Some(Msg::Account(account(&client, call).await)),
             Effect::LoadBoard => Some(Msg::Board(client.board().await)),
@@ -187,6 +204,20 @@ fn spawn(
         let _ = answers.send(Answer::Settled(msg));
     });
     true
+}
+
+/// Runs a drafts effect on the spot (small local files); `None` for any other effect.
+fn drafts(effect: &Effect, tx: &UnboundedSender<Msg>) -> Option<anyhow::Result<()>> {
+    let dir = crate::config::dir();
+    match effect {
+        Effect::SaveDraft(draft) => Some(crate::drafts::save(&dir, draft).map(drop)),
+        Effect::DeleteDraft(key) => Some(crate::drafts::remove(&dir, key)),
+        Effect::LoadDrafts => {
+            let _ = tx.send(Msg::Drafts(crate::drafts::load(&dir)));
+            Some(Ok(()))
+        }
+        _ => None,
+    }
 }
 
 /// Sends the login screen's call; it needs no token, and goes to the server typed there.
@@ -395,6 +426,7 @@ async fn event_loop(
     app.notify = options.notify;
     app.outbox = crate::outbox::open(&crate::config::dir())?;
     app.server = client.base().to_owned();
+    app.drafts = crate::drafts::load(&crate::config::dir());
     if client.token().is_none() {
         app.sign_out(None);
     }
@@ -419,7 +451,11 @@ async fn event_loop(
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(3));
     // Queued messages are retried every 10 s (and at once when the live stream reconnects).
     let mut retries = tokio::time::interval(std::time::Duration::from_secs(10));
+    // The last key typed: a draft is saved once the typing pauses for a second.
+    let mut typed = tokio::time::Instant::now();
+    let pause = std::time::Duration::from_secs(1);
     loop {
+        let draft_pending = app.draft_pending();
         let ops_open = app.wants_ticks();
         let queued = !app.outbox.is_empty();
         // The next time an expiring message's countdown moves or it expires; nothing shown
@@ -431,6 +467,7 @@ async fn event_loop(
         );
         let msg = tokio::select! {
             _ = expiry, if wake.is_some() => Some(Msg::Expire(chrono::Utc::now())),
+            _ = tokio::time::sleep_until(typed + pause), if draft_pending => Some(Msg::SaveDraft),
             _ = ticks.tick(), if ops_open => Some(Msg::Tick),
             _ = retries.tick(), if queued => Some(Msg::RetryOutbox),
             key = keys.next() => match key {
@@ -464,6 +501,9 @@ async fn event_loop(
             _ = term.recv() => break,
         };
         if let Some(msg) = msg {
+            if matches!(msg, Msg::Key(_)) {
+                typed = tokio::time::Instant::now();
+            }
             for effect in app.update(msg) {
                 if let Effect::Editor(text) = effect {
                     // The editor owns the terminal meanwhile: stop reading keys, leave the
@@ -528,6 +568,10 @@ async fn event_loop(
             title = Some(now);
         }
         terminal.draw(|f| ui::render(f, &app, chrono::Utc::now()))?;
+    }
+    // Quitting (or SIGTERM) with a message being written keeps it as a draft.
+    for effect in app.on_exit() {
+        spawn(effect, &client, &tx, &answers);
     }
     if let Some(live) = live {
         live.abort();

@@ -134,6 +134,7 @@ pub fn render(frame: &mut Frame, app: &App, now: DateTime<Utc>) {
         Modal::Compose(composer) => composer.render(frame, &app.keymap, theme),
         Modal::Ops(ops) => ops.render(frame, &app.keymap, now, theme),
         Modal::Settings(settings) => settings.render(frame, me, &app.keymap, now, theme),
+        Modal::Drafts(list) => list.render(frame, &app.keymap, now, theme),
     }
 }
 

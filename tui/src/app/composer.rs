@@ -3,7 +3,7 @@
 //! itself: it asks the root to run a send, and is told the answer.
 
 use super::ephemeral::{self, SendOptions};
-use super::{Effect, Out, Outgoing};
+use super::{Draft, Effect, Out, Outgoing};
 use crate::api::ApiError;
 use crate::keys::{Action, Keymap, Mode};
 use crate::sanitize;
@@ -73,6 +73,8 @@ pub struct Composer {
     pub expiry: String,
     /// The recipient can open it once.
     pub read_once: bool,
+    /// Typed into since the draft was last saved: the runtime saves it after a pause.
+    pub dirty: bool,
 }
 
 fn status(text: impl Into<String>) -> Out {
@@ -100,7 +102,55 @@ impl Composer {
             suggestions: Vec::new(),
             expiry: String::new(),
             read_once: false,
+            dirty: false,
         }
+    }
+
+    /// A draft back in the composer, every field and option as it was, with its key (so its
+    /// file is the one updated, and a send of it is never made twice).
+    pub fn resumed(draft: Draft) -> Self {
+        let mut composer = Self::new(draft.reply_to);
+        composer.key = draft.key;
+        composer.recipient = draft.recipient;
+        composer.subject = draft.subject;
+        composer.body = TextArea::from(draft.body.lines().map(str::to_owned).collect::<Vec<_>>());
+        composer
+            .body
+            .move_cursor(ratatui_textarea::CursorMove::Bottom);
+        composer.body.move_cursor(ratatui_textarea::CursorMove::End);
+        composer.expiry = draft.expiry;
+        composer.read_once = draft.read_once;
+        // Back where the writing was.
+        composer.field = Field::Body;
+        composer
+    }
+
+    /// What is written, as a draft keeps it.
+    pub fn draft(&self) -> Draft {
+        Draft {
+            key: self.key.clone(),
+            reply_to: self.reply_to.clone(),
+            recipient: self.recipient.clone(),
+            subject: self.subject.clone(),
+            body: self.body_text(),
+            expiry: self.expiry.clone(),
+            read_once: self.read_once,
+            saved_at: None,
+        }
+    }
+
+    /// Whether anything was written worth keeping.
+    pub fn has_content(&self) -> bool {
+        !self.body_text().trim().is_empty()
+            || (self.reply_to.is_none()
+                && !(self.recipient.trim().is_empty() && self.subject.trim().is_empty()))
+    }
+
+    /// Saves the draft now (if anything is written), as the runtime does after a pause in the
+    /// typing and the composer does on every change of field or option.
+    pub fn save(&mut self) -> Option<Effect> {
+        self.dirty = false;
+        self.has_content().then(|| Effect::SaveDraft(self.draft()))
     }
 
     /// A queued message the server refused, back in the composer with its key and the
@@ -179,17 +229,45 @@ impl Composer {
     pub fn key(&mut self, key: KeyEvent, keymap: &Keymap) -> Vec<Out> {
         let action = keymap.action(Mode::Compose, key);
         if action == Some(Action::Discard) {
-            if self.confirm_discard || (self.body_text().is_empty() && self.subject.is_empty()) {
-                return vec![Out::Close, status("Discarded")];
+            if self.confirm_discard || !self.has_content() {
+                return vec![
+                    Out::Close,
+                    status("Discarded"),
+                    Out::Run(Effect::DeleteDraft(self.key.clone())),
+                ];
             }
             self.confirm_discard = true;
             let discard = keymap.key(Mode::Compose, Action::Discard);
+            let keep = keymap.key(Mode::Compose, Action::Postpone);
             return vec![status(format!(
-                "Press {discard} again to discard this message"
+                "Discard this message? {discard} again: discard · {keep}: keep it as a draft"
             ))];
         }
         self.confirm_discard = false;
+        let before = self.field;
+        let mut outs = self.act(action, key, keymap);
+        // A change of field or option is a natural pause: the draft is saved at once.
+        if (self.field != before || matches!(action, Some(Action::Expiry | Action::ReadOnce)))
+            && let Some(save) = self.save()
+        {
+            outs.push(Out::Run(save));
+        }
+        outs
+    }
+
+    fn act(&mut self, action: Option<Action>, key: KeyEvent, keymap: &Keymap) -> Vec<Out> {
         match action {
+            Some(Action::Postpone) => {
+                let drafts = keymap.key(Mode::Mailbox, Action::Drafts);
+                match self.save() {
+                    Some(save) => vec![
+                        Out::Close,
+                        Out::Run(save),
+                        status(format!("Kept as a draft: {drafts} lists the drafts")),
+                    ],
+                    None => vec![Out::Close, status("Nothing written: no draft kept")],
+                }
+            }
             Some(Action::Editor) => {
                 self.field = Field::Body;
                 vec![Out::Run(Effect::Editor(self.body_text()))]
@@ -269,6 +347,7 @@ impl Composer {
     /// Text editing: the body editor's own keys, or typing in a one-line field.
     fn type_key(&mut self, key: KeyEvent) {
         let field = self.field;
+        self.dirty = true;
         self.errors.remove(field.api());
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         match field {
@@ -314,6 +393,7 @@ impl Composer {
             Ok(_) => vec![
                 Out::Close,
                 status(sent_text("Sent", self.options().unwrap_or_default())),
+                Out::Run(Effect::DeleteDraft(self.key.clone())),
                 Out::Refresh,
             ],
             Err(ApiError::Server {
@@ -332,6 +412,7 @@ impl Composer {
             // Kept on disk and sent when the server answers; its key prevents a double send.
             Err(ApiError::Offline(_)) => vec![
                 Out::Queue(self.outgoing()),
+                Out::Run(Effect::DeleteDraft(self.key.clone())),
                 Out::Close,
                 status(sent_text(
                     "Offline: queued, it will be sent when the server answers",
@@ -389,7 +470,9 @@ impl Composer {
         let text = text.strip_suffix('\n').unwrap_or(text);
         self.body = TextArea::from(text.lines().map(str::to_owned).collect::<Vec<_>>());
         self.field = Field::Body;
-        vec![status("Back from the editor")]
+        let mut outs = vec![status("Back from the editor")];
+        outs.extend(self.save().map(Out::Run));
+        outs
     }
 
     /// Draws the compose window over the mailbox.

@@ -651,8 +651,11 @@ fn a_message_written_offline_is_queued_and_sent_once_the_server_answers() {
     assert_eq!(app.outbox[0].key, sent_key, "the same key goes with it");
     assert_eq!(
         effects,
-        [Effect::SaveOutbox(app.outbox.clone())],
-        "kept on disk"
+        [
+            Effect::SaveOutbox(app.outbox.clone()),
+            Effect::DeleteDraft(sent_key.clone())
+        ],
+        "kept on disk, in the outbox instead of the drafts"
     );
 
     app.update(Msg::Connection(Connection::Reconnecting(2)));
@@ -815,8 +818,10 @@ fn tab_completes_the_recipient_from_the_directory() {
     assert_eq!(compose.suggestions, ["alice", "alicia"]);
     type_text(&mut app, "e");
     assert!(
-        app.update(key(KeyCode::Tab)).is_empty(),
-        "a known username: Tab moves on"
+        !app.update(key(KeyCode::Tab))
+            .iter()
+            .any(|e| matches!(e, Effect::Complete(_))),
+        "a known username: Tab moves on (saving the draft, not asking the directory)"
     );
     let Modal::Compose(compose) = &app.modal else {
         panic!()
