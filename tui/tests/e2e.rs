@@ -6,65 +6,15 @@
 //! Accounts are made through the test kit (the client's own sign-up screen is tested in
 //! `login.rs`).
 
+mod support;
+
 use convos_core::api::Folder;
 use convos_testkit::{InProcessWorker, StackConfig, TestServer, database_url};
 use convos_tui::api::Client;
 use secrecy::SecretString;
 use sqlx::PgPool;
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A tmux server of this test's own, killed at the end.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux runs");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "convos"])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "convos"];
-        args.extend_from_slice(keys);
-        self.run(&args);
-    }
-
-    async fn wait_for(&self, text: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let screen = self.screen();
-            if screen.contains(text) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the screen never showed {text:?}:\n{screen}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .output();
-    }
-}
+use support::Tmux;
 
 /// Starts the real server (heartbeats every 2 s) under a fresh Redis prefix.
 async fn spawn_server(db: PgPool) -> TestServer {
@@ -97,9 +47,7 @@ async fn bob_sees_mail_arrive_live_opens_it_and_replies(db: PgPool) {
     let alice = Client::new(&base, Some(server.user("alice").await.token));
     let bob = server.user("bob").await.token;
 
-    let tmux = Tmux {
-        socket: format!("convos-e2e-{}", std::process::id()),
-    };
+    let tmux = Tmux::new("convos-e2e");
     let config_home =
         std::env::temp_dir().join(format!("convos-e2e-config-{}", uuid::Uuid::new_v4()));
     // An "editor" that writes a line into the draft it is given.
@@ -214,9 +162,7 @@ async fn logging_in_replaces_a_token_file_others_could_read(db: PgPool) {
     std::fs::write(&token_file, "cvs_stale").unwrap();
     std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
 
-    let tmux = Tmux {
-        socket: format!("convos-e2e-{}", uuid::Uuid::new_v4().simple()),
-    };
+    let tmux = Tmux::new("convos-e2e");
     let command = format!(
         "env CONVOS_SERVER={base} XDG_CONFIG_HOME={} TERM=xterm-256color {} login",
         config_home.display(),
@@ -265,9 +211,7 @@ async fn bob_chooses_a_daily_digest_from_the_command_line(db: PgPool) {
     let server = spawn_server(db).await;
     let base = server.base.clone();
     let bob = server.user("bob").await;
-    let tmux = Tmux {
-        socket: format!("convos-e2e-{}", uuid::Uuid::new_v4().simple()),
-    };
+    let tmux = Tmux::new("convos-e2e");
     // The command ends at once: the pane's shell keeps what it printed on screen (an option set
     // after the session starts could come too late).
     let command = format!(

@@ -3,26 +3,20 @@
 //! inbox; a new user creates an account there; an ended token leads back to it; the settings screen switches email to a daily digest (checked through the client's
 //! own API module); and it logs out another session from the list.
 
+mod support;
+
 use convos_core::api::EmailMode;
 use convos_testkit::TestServer;
 use convos_tui::api::{ApiError, Client};
 use sqlx::PgPool;
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::{Duration, Instant};
-
-/// A tmux server of this test's own, killed at the end.
-struct Tmux {
-    socket: String,
-}
+use support::Tmux;
 
 impl Tmux {
     /// Starts `convos` with `env` (and nothing of the test's own `CONVOS_*` settings) in a
     /// 100×30 pane.
     fn start(env: &str) -> Self {
-        let tmux = Self {
-            socket: format!("convos-login-{}", uuid::Uuid::new_v4().simple()),
-        };
+        let tmux = Self::new("convos-login");
         let command = format!(
             "env -u CONVOS_TOKEN -u CONVOS_SERVER {env} TERM=xterm-256color {}",
             env!("CARGO_BIN_EXE_convos")
@@ -41,53 +35,8 @@ impl Tmux {
         tmux
     }
 
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux runs");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "convos"])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "convos"];
-        args.extend_from_slice(keys);
-        self.run(&args);
-    }
-
     fn type_text(&self, text: &str) {
         self.keys(&["-l", text]);
-    }
-
-    async fn wait_for(&self, text: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let screen = self.screen();
-            if screen.contains(text) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the screen never showed {text:?}:\n{screen}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .output();
     }
 }
 

@@ -3,50 +3,21 @@
 //! title shows the unread count and is cleared on quitting; with `mouse = true`, a click selects
 //! a thread and a second click opens it.
 
+mod support;
+
 use convos_testkit::{InProcessWorker, StackConfig, TestServer, database_url};
 use convos_tui::api::Client;
 use secrecy::SecretString;
 use sqlx::PgPool;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A tmux server of this test's own, killed at the end.
-struct Tmux {
-    socket: String,
-}
+use support::Tmux;
 
 impl Tmux {
-    fn new() -> Self {
-        Self {
-            socket: format!("convos-terminal-{}", uuid::Uuid::new_v4().simple()),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux runs");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "convos"])
-    }
-
     fn title(&self) -> String {
         self.run(&["display-message", "-p", "-t", "convos", "#{pane_title}"])
             .trim_end()
             .to_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "convos"];
-        args.extend_from_slice(keys);
-        self.run(&args);
     }
 
     /// Waits until `what` (the screen, the title) satisfies `done`.
@@ -66,26 +37,9 @@ impl Tmux {
         }
     }
 
-    async fn wait_for(&self, text: &str) {
-        self.wait(&format!("showed {text:?}"), Self::screen, |s| {
-            s.contains(text)
-        })
-        .await;
-    }
-
     async fn wait_for_title(&self, title: &str) {
         self.wait(&format!("titled {title:?}"), Self::title, |t| t == title)
             .await;
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .output();
     }
 }
 
@@ -131,7 +85,7 @@ async fn ctrl_z_gives_the_shell_back_and_fg_redraws_the_mailbox_and_the_title_co
     let alice = Client::new(&server.base, Some(server.user("alice").await.token));
     let bob = server.user("bob").await.token;
     let home = config_home("");
-    let tmux = Tmux::new();
+    let tmux = Tmux::new("convos-terminal");
     // An interactive shell with job control, so Ctrl-Z has a prompt to return to.
     tmux.run(&[
         "new-session",
@@ -206,7 +160,7 @@ async fn with_the_mouse_on_a_click_selects_a_thread_and_a_second_click_opens_it(
         .await
         .expect("alice sends again");
     let home = config_home("mouse = true\n");
-    let tmux = Tmux::new();
+    let tmux = Tmux::new("convos-terminal");
     tmux.run(&[
         "new-session",
         "-d",
