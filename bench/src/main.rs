@@ -43,6 +43,10 @@ struct Args {
     /// sustained, engine).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Messages in the email scenario's backlog, instead of the scale's (each owes two jobs:
+    /// `--backlog-messages 500000` drains a backlog of a million jobs).
+    #[arg(long)]
+    backlog_messages: Option<usize>,
     /// The report to write; defaults to BENCHMARKS.md (full) or target/convos-bench/ (quick).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -282,11 +286,14 @@ const SCENARIOS: [&str; 9] = [
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let scale = if args.quick {
+    let mut scale = if args.quick {
         Scale::quick()
     } else {
         Scale::full()
     };
+    if let Some(messages) = args.backlog_messages {
+        scale.backlog_messages = messages.max(10);
+    }
     for name in &args.only {
         anyhow::ensure!(
             SCENARIOS.contains(&name.as_str()),

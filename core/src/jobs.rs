@@ -115,11 +115,48 @@ pub struct PurgeExpiredJob {
     pub period: i64,
 }
 
-/// What travels through Redis to a worker: only the ledger row's id.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What travels through Redis to a worker: only ledger row ids, one or several of one kind
+/// (decision 33: a ticket per job cost a Redis fetch, lock and acknowledgement each).
+///
+/// Tickets written before several jobs could share one carry `job_id` alone; both forms read.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobTicket {
-    /// The `jobs` row.
-    pub job_id: uuid::Uuid,
+    /// The `jobs` rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub job_ids: Vec<uuid::Uuid>,
+    /// The one `jobs` row of a ticket from before `job_ids`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<uuid::Uuid>,
+}
+
+/// Most jobs one ticket carries: enough to take a backlog's Redis and apalis costs down by this
+/// much, few enough that one worker process does not hoard what another could run.
+pub const TICKET_JOBS_MAX: usize = 32;
+
+/// How many tickets a few hundred jobs are spread over (one job each while there are fewer), so
+/// they start in parallel across processes.
+pub const TICKET_SPREAD: usize = 8;
+
+impl JobTicket {
+    /// A ticket for these jobs.
+    pub fn of(job_ids: Vec<uuid::Uuid>) -> Self {
+        Self {
+            job_ids,
+            job_id: None,
+        }
+    }
+
+    /// The jobs it carries, in order.
+    pub fn jobs(&self) -> impl Iterator<Item = uuid::Uuid> + '_ {
+        self.job_id.iter().chain(&self.job_ids).copied()
+    }
+
+    /// `jobs` cut into tickets: one job each for up to [`TICKET_SPREAD`] jobs, then spread
+    /// evenly over that many tickets, then tickets of [`TICKET_JOBS_MAX`].
+    pub fn split(jobs: &[uuid::Uuid]) -> Vec<Self> {
+        let size = jobs.len().div_ceil(TICKET_SPREAD).clamp(1, TICKET_JOBS_MAX);
+        jobs.chunks(size).map(|c| Self::of(c.to_vec())).collect()
+    }
 }
 
 /// The Redis pub/sub channel, after the key prefix, on which servers announce that they
@@ -130,4 +167,48 @@ pub const WAKE_CHANNEL: &str = "jobs:wake";
 /// The wake-up channel under `prefix` (see [`WAKE_CHANNEL`]).
 pub fn wake_channel(prefix: &str) -> String {
     format!("{prefix}{WAKE_CHANNEL}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: usize) -> Vec<uuid::Uuid> {
+        (0..n).map(|_| uuid::Uuid::new_v4()).collect()
+    }
+
+    #[test]
+    fn a_few_jobs_get_a_ticket_each_so_they_start_in_parallel() {
+        let jobs = ids(5);
+        let tickets = JobTicket::split(&jobs);
+        assert_eq!(tickets.len(), 5);
+        assert!(tickets.iter().all(|t| t.job_ids.len() == 1));
+    }
+
+    #[test]
+    fn a_backlog_shares_tickets_of_at_most_the_maximum_and_keeps_every_job_once() {
+        for n in [9, 100, 200, 1000, 1001] {
+            let jobs = ids(n);
+            let tickets = JobTicket::split(&jobs);
+            let most = TICKET_SPREAD.max(n.div_ceil(TICKET_JOBS_MAX));
+            assert!(
+                tickets.len() <= most,
+                "{n} jobs in {} tickets",
+                tickets.len()
+            );
+            assert!(tickets.iter().all(|t| t.job_ids.len() <= TICKET_JOBS_MAX));
+            let carried: Vec<_> = tickets.iter().flat_map(JobTicket::jobs).collect();
+            assert_eq!(carried, jobs, "{n} jobs");
+        }
+        assert!(JobTicket::split(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_ticket_from_before_several_jobs_still_reads() {
+        let id = uuid::Uuid::new_v4();
+        let old: JobTicket = serde_json::from_value(serde_json::json!({ "job_id": id })).unwrap();
+        assert_eq!(old.jobs().collect::<Vec<_>>(), vec![id]);
+        let new = serde_json::to_value(JobTicket::of(vec![id])).unwrap();
+        assert_eq!(new, serde_json::json!({ "job_ids": [id] }));
+    }
 }

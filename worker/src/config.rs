@@ -41,10 +41,11 @@ pub struct WorkerSettings {
     /// usually dispatched sooner, when the server's wake-up arrives; the tick is the fallback,
     /// and what makes delayed jobs and retries due.
     pub relay_interval_ms: u64,
-    /// Most tasks of one kind waiting in Redis at once; the backlog waits in PostgreSQL
-    /// (`CONVOS_QUEUE_CEILING`).
+    /// Most tickets (of up to 32 jobs, decision 33) of one kind waiting in Redis at once; the
+    /// backlog waits in PostgreSQL (`CONVOS_QUEUE_CEILING`).
     pub queue_ceiling: i64,
-    /// Jobs of one kind run concurrently by this process (`CONVOS_WORKER_CONCURRENCY`). Jobs
+    /// Jobs of one kind run concurrently by this process (`CONVOS_WORKER_CONCURRENCY`), and
+    /// tickets of one kind it holds at once. Jobs
     /// mostly wait (on SMTP, Redis and their ledger writes), so this is well above the cores;
     /// at 16 the worker fell behind the API it serves (decision 24).
     pub worker_concurrency: usize,

@@ -235,6 +235,7 @@ pub async fn run(
 /// stops before shutdown, e.g. while Redis is unreachable.
 async fn supervise(ctx: Arc<Ctx>, queue: queue::Queue, kind: JobKind, cancel: CancellationToken) {
     let mut pause = Duration::from_millis(500);
+    let slots = jobs::Slots::new(ctx.settings.worker_concurrency);
     loop {
         let name = unique_name(&format!("convos-{}", kind.as_str()));
         let stop = cancel.clone();
@@ -246,11 +247,11 @@ async fn supervise(ctx: Arc<Ctx>, queue: queue::Queue, kind: JobKind, cancel: Ca
                 ),
             )
             .concurrency(ctx.settings.worker_concurrency)
-            // A job is cut off before its ledger deadline, so it is never presumed lost (and run
-            // again elsewhere) while it is still running here.
-            .timeout(ctx.settings.deadline().mul_f64(0.8))
+            // No timeout per ticket: its jobs may wait for a slot; each job has its own limit
+            // from its start (`jobs::handle`).
             .enable_tracing()
             .data(ctx.clone())
+            .data(slots.clone())
             .build(jobs::handle);
         let result = worker
             .run_until(async move {

@@ -1,4 +1,5 @@
-//! apalis on Redis as the transport: one queue per job kind, carrying only ledger ids.
+//! apalis on Redis as the transport: one queue per job kind, carrying only ledger ids (a few
+//! jobs per ticket, decision 33).
 
 use apalis::prelude::*;
 use apalis_core::backend::Vacuum;
@@ -195,7 +196,7 @@ static RELEASE_WORKER: LazyLock<redis::Script> = LazyLock::new(|| {
     )
 });
 
-/// Tasks of the queue waiting in Redis (scheduled plus ready).
+/// Tickets of the queue waiting in Redis (scheduled plus ready); each carries one job or a few.
 pub async fn depth(
     conn: &mut ConnectionManager,
     prefix: &str,
@@ -210,14 +211,14 @@ pub async fn depth(
     Ok(scheduled + active)
 }
 
-/// Pushes a ticket per job, each under a fresh task id (re-pushing an old id is a silent no-op
-/// in apalis-redis), through apalis' buffered sink: a few Redis round trips for the whole batch
+/// Pushes `tickets`, each under a fresh task id (re-pushing an old id is a silent no-op in
+/// apalis-redis), through apalis' buffered sink: a few Redis round trips for the whole batch
 /// instead of one per ticket. On an error some tickets may be in Redis and others not.
-pub async fn push_all(queue: &mut Queue, jobs: &[uuid::Uuid]) -> Result<(), BoxDynError> {
-    let tasks: Vec<_> = jobs
-        .iter()
-        .map(|&job_id| {
-            TaskBuilder::new(JobTicket { job_id })
+pub async fn push_all(queue: &mut Queue, tickets: Vec<JobTicket>) -> Result<(), BoxDynError> {
+    let tasks: Vec<_> = tickets
+        .into_iter()
+        .map(|ticket| {
+            TaskBuilder::new(ticket)
                 .task_id(TaskId::from_ulid(ulid::Ulid::generate()))
                 .build()
         })

@@ -13,7 +13,7 @@
 
 use crate::Ctx;
 use crate::queue::{self, Queue};
-use convos_core::jobs::JobKind;
+use convos_core::jobs::{JobKind, JobTicket, TICKET_JOBS_MAX, TICKET_SPREAD};
 use convos_store::jobs;
 use futures::{FutureExt, StreamExt};
 use secrecy::ExposeSecret;
@@ -23,8 +23,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// Tickets pushed per queue per pass at most.
-const BATCH: i64 = 200;
+/// Jobs dispatched per queue per pass at most (in up to [`TICKET_JOBS_MAX`] per ticket).
+const BATCH: i64 = 1_000;
 
 /// How soon a pass that filled a queue's room (more may be due) is followed by another.
 /// Waiting for the next tick instead capped a drain at one ceiling's worth of tickets per tick
@@ -252,27 +252,58 @@ async fn push_due(
             continue;
         };
         let depth = queue::depth(&mut redis, &ctx.settings.redis_prefix, kind).await?;
-        let room = (ctx.settings.queue_ceiling - depth).min(BATCH);
+        let room = ctx.settings.queue_ceiling - depth;
         if room <= 0 {
             left = left.max(Left::Full);
             continue;
         }
+        let most = jobs_for(room);
         // Dispatched is committed before any ticket exists. Tickets that cannot be pushed are
         // made due again right away (or, if even that fails, by their deadline).
-        let ids = jobs::dispatch_due(&ctx.ledger_db, kind, room, ctx.settings.deadline()).await?;
+        let ids = jobs::dispatch_due(&ctx.ledger_db, kind, most, ctx.settings.deadline()).await?;
         if ids.is_empty() {
             continue;
         }
-        if let Err(e) = queue::push_all(queue, &ids).await {
+        if let Err(e) = queue::push_all(queue, JobTicket::split(&ids)).await {
             // Which tickets reached Redis is unknown: all go back to due. A ticket that did
             // arrive finds its job no longer dispatched and is ignored (`jobs::start`).
             jobs::undispatch(&ctx.ledger_db, &ids).await?;
             return Err(anyhow::anyhow!("could not push to redis: {e}"));
         }
         ctx.wakers.pushed(kind);
-        if ids.len() as i64 >= room {
+        if ids.len() as i64 >= most {
             left = Left::More;
         }
     }
     Ok(left)
+}
+
+/// How many jobs to dispatch into a queue with room for `room` more tickets: as many as
+/// [`JobTicket::split`] fits in that room, at most [`BATCH`]. With less room than
+/// [`TICKET_SPREAD`] tickets, one job per ticket (a handful of jobs is split one per ticket).
+fn jobs_for(room: i64) -> i64 {
+    if room < TICKET_SPREAD as i64 {
+        room
+    } else {
+        (room * TICKET_JOBS_MAX as i64).min(BATCH)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_pass_dispatches_always_fits_the_room_left_in_redis() {
+        for room in 1..=600 {
+            let most = jobs_for(room);
+            assert!((1..=BATCH).contains(&most));
+            let ids: Vec<_> = (0..most).map(|_| uuid::Uuid::new_v4()).collect();
+            let tickets = JobTicket::split(&ids).len() as i64;
+            assert!(
+                tickets <= room,
+                "room {room}: {most} jobs in {tickets} tickets"
+            );
+        }
+    }
 }

@@ -67,7 +67,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
             .await?
             .without_wake();
     }
-    let worker = ctx.env.worker(
+    let mut worker = ctx.env.worker(
         &ctx.database_url(DB),
         port,
         &[("CONVOS_EMAIL_DAILY_CAP", "1000000000".into())],
@@ -83,8 +83,9 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     }
     let share = CpuShare::start();
     let drain_started = Instant::now();
-    // Finished jobs over time, per kind: (when, deliveries, emails).
+    // Finished jobs over time, per kind: (when, deliveries, emails); and the worker's memory.
     let mut timeline: Vec<(Duration, i64, i64)> = Vec::new();
+    let mut worker_mib: Vec<(i64, f64)> = Vec::new();
     let deadline = drain_started + Duration::from_secs(3600);
     loop {
         let (deliveries, emails): (i64, i64) = sqlx::query_as(
@@ -95,6 +96,11 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         .fetch_one(&db)
         .await?;
         timeline.push((drain_started.elapsed(), deliveries, emails));
+        // The drain is also a test that the worker never exits under a backlog.
+        worker.check_running()?;
+        if let Some(mib) = worker.rss_mib() {
+            worker_mib.push((deliveries + emails, mib));
+        }
         redis_peak = redis_peak.max(used_memory(&mut redis).await?);
         max_depth = max_depth.max(queue_depth(&mut redis).await?);
         if deliveries + emails >= jobs {
@@ -160,6 +166,27 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
             ratio,
         });
     }
+    // Flat memory: the worker's resident size once 90% of the backlog is done, beside 10%.
+    let rss_at = |fraction: f64| {
+        let goal = (jobs as f64 * fraction) as i64;
+        worker_mib.iter().find(|(done, _)| *done >= goal).map(|e| e.1)
+    };
+    let (early, late) = (rss_at(0.1), rss_at(0.9));
+    let mib = |m: Option<f64>| Measure {
+        peak_mib: m,
+        ..Measure::default()
+    };
+    report.row(Row {
+        scenario: SCENARIO,
+        what: format!("worker memory (RSS) at 90% of a {jobs}-job backlog"),
+        measured: mib(late),
+        baseline: Some(("same, at 10%".into(), mib(early))),
+        ratio: Ratio::of("90%/10%", late, early),
+        target: Some(Target {
+            goal: "flat worker memory across the backlog (within 10%)".into(),
+            met: matches!((early, late), (Some(e), Some(l)) if l <= e * 1.1),
+        }),
+    });
     report.row(Row {
         scenario: SCENARIO,
         what: format!("backlog drain of {jobs} jobs, whole"),

@@ -50,31 +50,75 @@ impl From<redis::RedisError> for JobError {
 /// What a job that worked reports: done, or skipped with a reason.
 pub type JobResult = Result<Outcome, JobError>;
 
-/// The apalis handler for every queue. A panicking job is reported as an error; its ledger row
-/// stays `running` until its deadline makes it due again.
-pub async fn handle(ticket: JobTicket, ctx: Data<Arc<Ctx>>) -> Result<(), BoxDynError> {
-    let ctx: Arc<Ctx> = (*ctx).clone();
-    match AssertUnwindSafe(run_one(ticket, ctx)).catch_unwind().await {
-        Ok(result) => result,
-        Err(_) => Err("the job panicked".into()),
+/// The jobs of one kind this process may run at once, shared by the tickets of its queue.
+#[derive(Clone, Debug)]
+pub struct Slots(Arc<tokio::sync::Semaphore>);
+
+impl Slots {
+    /// `n` slots (at least one).
+    pub fn new(n: usize) -> Self {
+        Self(Arc::new(tokio::sync::Semaphore::new(n.max(1))))
     }
 }
 
-async fn run_one(ticket: JobTicket, ctx: Arc<Ctx>) -> Result<(), BoxDynError> {
-    let Some(job) = ctx.ledger.start(ticket.job_id).await? else {
+/// The apalis handler for every queue: runs the ticket's jobs side by side, each once a slot
+/// of its kind is free (the process runs at most `worker_concurrency` jobs of a kind at once,
+/// however they were ticketed). A panicking job is reported as an error; its ledger row stays
+/// `running` until its deadline makes it due again, and the ticket's other jobs finish.
+pub async fn handle(
+    ticket: JobTicket,
+    ctx: Data<Arc<Ctx>>,
+    slots: Data<Slots>,
+) -> Result<(), BoxDynError> {
+    let ctx: Arc<Ctx> = (*ctx).clone();
+    let slots: &Slots = &slots;
+    let runs = ticket.jobs().map(|job_id| {
+        let ctx = ctx.clone();
+        let slots = slots.0.clone();
+        async move {
+            // Never closed, so a permit always comes.
+            let _slot = slots.acquire_owned().await;
+            match AssertUnwindSafe(run_one(job_id, ctx.clone()))
+                .catch_unwind()
+                .await
+            {
+                Ok(result) => result,
+                Err(_) => Err("the job panicked".into()),
+            }
+        }
+    });
+    let results = futures::future::join_all(runs).await;
+    results.into_iter().collect()
+}
+
+async fn run_one(job_id: uuid::Uuid, ctx: Arc<Ctx>) -> Result<(), BoxDynError> {
+    let Some(job) = ctx.ledger.start(job_id).await? else {
         // Already taken or finished: a duplicate ticket (relay re-dispatch, orphan recovery).
         return Ok(());
     };
     let started = std::time::Instant::now();
     let queue = job.kind.as_str();
     ctx.metrics.started.with_label_values(&[queue]).inc();
-    let result = match job.kind {
-        JobKind::Deliver => deliver::run(&ctx, &job).await,
-        JobKind::NotifyEmail => notify_email::run(&ctx, &job).await,
-        JobKind::PurgeExpired => purge::run(&ctx, &job).await,
-        JobKind::VerifyEmail => verify_email::run(&ctx, &job).await,
-        JobKind::InboundMail => inbound_mail::run(&ctx, &job).await,
-        JobKind::DigestEmail => digest_email::run(&ctx, &job).await,
+    let work = async {
+        match job.kind {
+            JobKind::Deliver => deliver::run(&ctx, &job).await,
+            JobKind::NotifyEmail => notify_email::run(&ctx, &job).await,
+            JobKind::PurgeExpired => purge::run(&ctx, &job).await,
+            JobKind::VerifyEmail => verify_email::run(&ctx, &job).await,
+            JobKind::InboundMail => inbound_mail::run(&ctx, &job).await,
+            JobKind::DigestEmail => digest_email::run(&ctx, &job).await,
+        }
+    };
+    // Cut off before its ledger deadline, so a job is never presumed lost (and run again
+    // elsewhere) while it still runs here; the time counts from its own start, not from its
+    // ticket's (which may have waited for a slot).
+    let limit = ctx.settings.deadline().mul_f64(0.8);
+    let result = match tokio::time::timeout(limit, work).await {
+        Ok(result) => result,
+        Err(_) => Err(JobError::Transient(format!(
+            "timed out after {} s",
+            limit.as_secs_f64()
+        ))),
     };
     let outcome = match result {
         Ok(outcome) => outcome,

@@ -12,6 +12,7 @@ mod replies;
 mod resilience;
 mod sse;
 mod stack;
+mod tickets;
 mod vacuum;
 mod verification;
 mod workers;

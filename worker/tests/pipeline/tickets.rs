@@ -1,0 +1,100 @@
+//! Tickets that carry several jobs (decision 33): a backlog shares tickets and still runs each
+//! job once, and a ticket written by an older worker (one `job_id`) still runs after an upgrade.
+
+use crate::stack::start_api;
+use convos_core::jobs::{JobKind, JobTicket};
+use convos_testkit::{
+    InProcessWorker, SmtpSink, StackConfig, all_jobs_finished, database_url, eventually,
+};
+use sqlx::PgPool;
+use std::collections::HashSet;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_backlog_shares_tickets_and_runs_each_job_once(db: PgPool) {
+    let config = StackConfig::new();
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = start_api(db.clone(), &config).await;
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    // Written while no worker runs: the first relay pass finds all of them due at once.
+    let mut sent = HashSet::new();
+    for i in 0..120 {
+        let message = api.send(&alice, &bob, &format!("Backlog {i}"), "x").await;
+        sent.insert(format!("<{}@convos.test>", message["id"].as_str().unwrap()));
+    }
+    let url = database_url(&db).await;
+    let mut settings = config.worker_settings(&url);
+    settings.email_daily_cap = 1000;
+    let worker = InProcessWorker::start(settings);
+    eventually(WAIT, "every job to finish", || all_jobs_finished(&db)).await;
+    worker.stop().await;
+
+    let runs: Vec<i64> = sqlx::query_scalar(
+        "select count(*) from job_attempts a join jobs j on j.id = a.job_id \
+         where j.kind in ('deliver', 'notify_email') group by a.job_id",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(runs.len(), 240, "a delivery and an email for each message");
+    assert!(runs.iter().all(|n| *n == 1), "every job ran exactly once");
+    let mails: HashSet<String> = smtp
+        .mails()
+        .iter()
+        .filter_map(|m| m.header("Message-ID"))
+        .collect();
+    assert_eq!(smtp.mails().len(), sent.len(), "no email twice");
+    assert_eq!(mails, sent, "every message's email, under its Message-ID");
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_ticket_from_an_older_worker_still_runs_its_job(db: PgPool) {
+    let config = StackConfig::new();
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = start_api(db.clone(), &config).await;
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    api.send(&alice, &bob, "Before the upgrade", "x").await;
+    // What an older relay did: dispatch the email job and push a ticket naming it alone.
+    let ids =
+        convos_store::jobs::dispatch_due(&db, JobKind::NotifyEmail, 10, Duration::from_secs(600))
+            .await
+            .unwrap();
+    assert_eq!(ids.len(), 1);
+    let old = JobTicket {
+        job_id: Some(ids[0]),
+        job_ids: Vec::new(),
+    };
+    assert_eq!(
+        serde_json::to_value(&old).unwrap(),
+        serde_json::json!({ "job_id": ids[0] }),
+        "the older form, as it sits in Redis"
+    );
+    let redis = convos_worker::queue::connect(&config.redis_url)
+        .await
+        .unwrap();
+    let mut queue = convos_worker::queue::storage(redis, &config.prefix, JobKind::NotifyEmail, 10);
+    convos_worker::queue::push_all(&mut queue, vec![old])
+        .await
+        .unwrap();
+
+    let url = database_url(&db).await;
+    let worker = InProcessWorker::start(config.worker_settings(&url));
+    eventually(WAIT, "every job to finish", || all_jobs_finished(&db)).await;
+    worker.stop().await;
+    let (state, attempts): (String, i32) =
+        sqlx::query_as("select state, attempts from jobs where id = $1")
+            .bind(ids[0])
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(
+        (state.as_str(), attempts),
+        ("done", 1),
+        "run once, from the old ticket"
+    );
+    assert_eq!(smtp.mails().len(), 1);
+}
