@@ -27,16 +27,16 @@ pub use ephemeral::{SendOptions, seconds_left};
 pub use help::Help;
 pub use login::{Login, LoginAnswer, LoginCall, LoginField, Secret};
 pub use mailbox::{Mailbox, folder_label};
-pub use ops::{Ops, OpsCommand, OpsFocus};
+pub use ops::{Ops, OpsFocus};
 pub use search::Search;
 pub use settings::{AccountAnswer, AccountCall, Row, Settings};
 pub use thread_view::{OpenThread, ThreadView};
 
 use crate::api::ApiError;
 use crate::keys::{self, Action, Mode};
-use convos_core::api::{Folder, Me, Message, Page, SearchHit, Thread};
+use convos_core::api::{Folder, Me, Message, Page, SearchHit, Thread, ThreadAction};
 use convos_core::events::Event;
-use convos_core::ops::{Board, JobSummary};
+use convos_core::ops::{Board, JobSummary, OpsCommand};
 use convos_core::{MessageId, ThreadId};
 use crossterm::event::KeyEvent;
 
@@ -251,12 +251,12 @@ pub enum Effect {
         /// Expiry and read-once.
         options: SendOptions,
     },
-    /// `read`, `archive`, `unarchive`, `mute` or `unmute` a thread.
+    /// Read, archive, unarchive, mute or unmute a thread.
     ThreadAction {
         /// Which thread.
         thread: ThreadId,
-        /// The API action.
-        action: &'static str,
+        /// What to do.
+        action: ThreadAction,
         /// The status text when it worked.
         done: &'static str,
     },
@@ -288,10 +288,10 @@ pub enum Effect {
     Suspend,
     /// Announce a new message on the desktop, as `notify` in the config says.
     Notify(crate::desktop::Notification),
-    /// Run an operator action (admin API path); the text is the status when it worked.
+    /// Run an operator action; the text is the status when it worked.
     Admin {
-        /// The admin API path.
-        path: String,
+        /// What to do.
+        command: OpsCommand,
         /// The status text when it worked.
         done: String,
     },

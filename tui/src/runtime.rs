@@ -199,7 +199,9 @@ fn spawn(
             Effect::Account(call) => Some(Msg::Account(account(&client, call).await)),
             Effect::LoadBoard => Some(Msg::Board(client.board().await)),
             Effect::LoadDeadJobs => Some(Msg::DeadJobs(client.dead_jobs().await)),
-            Effect::Admin { path, done } => Some(Msg::Done(done, client.admin_action(&path).await)),
+            Effect::Admin { command, done } => {
+                Some(Msg::Done(done, client.admin_action(&command).await))
+            }
         };
         let _ = answers.send(Answer::Settled(msg));
     });

@@ -7,7 +7,7 @@ use crate::sanitize;
 use crate::theme::Theme;
 use crate::ui::{ago, countdown};
 use chrono::{DateTime, Utc};
-use convos_core::api::{EmailStopped, Folder, Me, Page, Thread};
+use convos_core::api::{EmailStopped, Folder, Me, Page, Thread, ThreadAction};
 use convos_core::{MessageId, ThreadId};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -256,27 +256,27 @@ pub fn thread_action(thread: &Thread, action: Action) -> Option<Effect> {
     Some(match action {
         Action::Archive if thread.archived => Effect::ThreadAction {
             thread: thread.id,
-            action: "unarchive",
+            action: ThreadAction::Unarchive,
             done: "Moved to the inbox",
         },
         Action::Archive => Effect::ThreadAction {
             thread: thread.id,
-            action: "archive",
+            action: ThreadAction::Archive,
             done: "Archived",
         },
         Action::Mute if thread.muted => Effect::ThreadAction {
             thread: thread.id,
-            action: "unmute",
+            action: ThreadAction::Unmute,
             done: "Unmuted",
         },
         Action::Mute => Effect::ThreadAction {
             thread: thread.id,
-            action: "mute",
+            action: ThreadAction::Mute,
             done: "Muted",
         },
         _ if thread.unread_count > 0 => Effect::ThreadAction {
             thread: thread.id,
-            action: "read",
+            action: ThreadAction::Read,
             done: "Marked read",
         },
         _ => Effect::MarkUnread(thread.last_message.as_ref()?.id),

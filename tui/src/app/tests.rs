@@ -135,7 +135,7 @@ fn enter_opens_a_thread_loads_it_and_marks_it_read() {
             Effect::LoadMessages(t.id),
             Effect::ThreadAction {
                 thread: t.id,
-                action: "read",
+                action: ThreadAction::Read,
                 done: ""
             }
         ]
@@ -304,7 +304,7 @@ fn archive_mute_and_unread_toggle_by_the_threads_state() {
         app.update(key(KeyCode::Char('a'))),
         [Effect::ThreadAction {
             thread: t.id,
-            action: "unarchive",
+            action: ThreadAction::Unarchive,
             done: "Moved to the inbox"
         }]
     );
@@ -312,7 +312,7 @@ fn archive_mute_and_unread_toggle_by_the_threads_state() {
         app.update(key(KeyCode::Char('m'))),
         [Effect::ThreadAction {
             thread: t.id,
-            action: "unmute",
+            action: ThreadAction::Unmute,
             done: "Unmuted"
         }]
     );
@@ -488,7 +488,7 @@ fn operators_pause_retry_and_discard_with_a_confirmation() {
     assert_eq!(
         effects,
         [Effect::Admin {
-            path: "queues/notify_email/resume".into(),
+            command: OpsCommand::Resume("notify_email".into()),
             done: "Resumed".into()
         }],
         "notify_email is paused, so p resumes"
@@ -501,7 +501,7 @@ fn operators_pause_retry_and_discard_with_a_confirmation() {
     assert_eq!(
         app.update(key(KeyCode::Char('y'))),
         [Effect::Admin {
-            path: format!("jobs/{id}/discard"),
+            command: OpsCommand::Discard(id),
             done: "Discarded".into()
         }]
     );

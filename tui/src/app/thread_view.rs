@@ -7,7 +7,7 @@ use crate::sanitize;
 use crate::theme::Theme;
 use crate::ui::countdown;
 use chrono::{DateTime, Utc};
-use convos_core::api::{Message, Page, Thread};
+use convos_core::api::{Message, Page, Thread, ThreadAction};
 use convos_core::{MessageId, ThreadId, UserId};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -45,7 +45,7 @@ impl ThreadView {
         if thread.unread_count > 0 {
             effects.push(Effect::ThreadAction {
                 thread: thread.id,
-                action: "read",
+                action: ThreadAction::Read,
                 done: "",
             });
         }

@@ -201,7 +201,7 @@ fn the_ops_screen() {
     let board = draw(&app, 100, 24);
     assert!(board.contains("notify_email") && board.contains("paused"));
     insta::assert_snapshot!(board);
-    ops.confirm = Some(crate::app::OpsCommand::Retry(uuid::Uuid::nil()));
+    ops.confirm = Some(convos_core::ops::OpsCommand::Retry(uuid::Uuid::nil()));
     app.modal = Modal::Ops(Box::new(ops));
     let confirm = draw(&app, 100, 24);
     assert!(confirm.contains("Retry job 00000000-0000-0000-0000-000000000000?  (y/n)"));
@@ -297,7 +297,7 @@ fn the_read_once_and_ops_hints_follow_the_keys() {
 
     app.modal = Modal::Ops(Box::new(crate::app::Ops {
         board: Some(crate::app::tests::board()),
-        confirm: Some(crate::app::OpsCommand::Pause("deliver".into())),
+        confirm: Some(convos_core::ops::OpsCommand::Pause("deliver".into())),
         ..crate::app::Ops::default()
     }));
     let ops = draw(&app, 120, 24);
