@@ -176,6 +176,14 @@ impl Client {
         self.call(Method::GET, &path, None, None).await
     }
 
+    /// A thread's newest messages, newest first: the page a live new message is fetched with
+    /// (listing a read-once message does not open it, unlike [`Client::message`]).
+    pub async fn newest_messages(&self, thread: ThreadId) -> Result<Page<Message>, ApiError> {
+        let query = [("order", "desc"), ("limit", "20")];
+        let path = with_query(&format!("/api/v1/threads/{thread}/messages"), &query);
+        self.call(Method::GET, &path, None, None).await
+    }
+
     /// Starts a thread.
     pub async fn send(
         &self,

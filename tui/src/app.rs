@@ -12,6 +12,7 @@ mod confirm;
 mod drafts;
 mod ephemeral;
 mod help;
+mod live;
 mod login;
 mod mailbox;
 mod ops;
@@ -154,6 +155,20 @@ pub enum Msg {
     Done(String, Result<(), ApiError>),
     /// A live event.
     Live(Event),
+    /// One thread's row, fetched for a live event.
+    ThreadRow {
+        /// The thread asked for.
+        thread: ThreadId,
+        /// The answer.
+        result: Result<Thread, ApiError>,
+    },
+    /// A thread's newest messages (newest first), fetched for a live new message.
+    NewMessages {
+        /// The thread asked for.
+        thread: ThreadId,
+        /// The answer.
+        result: Result<Page<Message>, ApiError>,
+    },
     /// The live connection changed.
     Connection(Connection),
     /// The event stream says events were missed: everything shown is fetched again.
@@ -227,6 +242,11 @@ pub enum Effect {
     LoadMessages(ThreadId),
     /// Fetch the messages before the ones shown.
     LoadOlder(ThreadId, String),
+    /// Fetch one thread's row (answered with [`Msg::ThreadRow`]).
+    LoadThreadRow(ThreadId),
+    /// Fetch a thread's newest messages, to merge with those shown (answered with
+    /// [`Msg::NewMessages`]).
+    LoadNewMessages(ThreadId),
     /// Start a thread.
     Send {
         /// To whom.
@@ -357,6 +377,8 @@ pub struct App {
     pub vanished: std::collections::HashSet<MessageId>,
     /// The drafts on disk, as last saved or read (the runtime loads them at start-up).
     pub drafts: Vec<Draft>,
+    /// The coalescing fetches in flight (decision 32).
+    live: live::Live,
 }
 
 impl Default for App {
@@ -388,6 +410,7 @@ impl App {
             server: String::new(),
             vanished: Default::default(),
             drafts: Vec::new(),
+            live: live::Live::default(),
         }
     }
 
@@ -502,6 +525,7 @@ impl App {
         app.search = None;
         app.pane = Pane::Threads;
         app.connection = Connection::Connecting;
+        app.live = live::Live::default();
     }
 
     /// Carries out what a component asked for; `close` closes that component.
@@ -544,7 +568,16 @@ impl App {
 
     /// Applies one message; returns what to do next.
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
-        let effects = self.handle(msg);
+        // A live event's fetches coalesce with those in flight (decision 32); an answer to
+        // one asked for again meanwhile runs it once more.
+        let live = matches!(msg, Msg::Live(_));
+        let mut again: Vec<Effect> = self.live.answered(&msg).into_iter().collect();
+        let mut effects = self.handle(msg);
+        if live {
+            self.live.coalesce(&mut effects);
+        }
+        self.live.coalesce(&mut again);
+        effects.extend(again);
         self.track_drafts(&effects);
         effects
     }
@@ -655,17 +688,9 @@ impl App {
                 }
                 Err(e) => self.error(&e),
             },
-            Msg::Live(event) => {
-                let mut effects = self.refresh();
-                if let Event::MessageCreated { thread_id, .. } = event {
-                    self.status = "New mail".into();
-                    if self.bell {
-                        effects.push(Effect::Bell);
-                    }
-                    effects.extend(self.notification(thread_id));
-                }
-                effects
-            }
+            Msg::Live(event) => self.live_event(event),
+            Msg::ThreadRow { thread, result } => self.thread_row(thread, result),
+            Msg::NewMessages { thread, result } => self.new_messages(thread, result),
             Msg::Board(result) => match (result, &mut self.modal) {
                 (Ok(board), Modal::Ops(ops)) => {
                     ops.board(board);
@@ -1071,3 +1096,6 @@ mod ephemeral_tests;
 
 #[cfg(test)]
 mod drafts_tests;
+
+#[cfg(test)]
+mod live_tests;

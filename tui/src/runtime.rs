@@ -110,6 +110,14 @@ fn spawn(
                 older: true,
                 result: client.messages(thread, Some(&cursor)).await,
             }),
+            Effect::LoadThreadRow(thread) => Some(Msg::ThreadRow {
+                thread,
+                result: client.thread(thread).await,
+            }),
+            Effect::LoadNewMessages(thread) => Some(Msg::NewMessages {
+                thread,
+                result: client.newest_messages(thread).await,
+            }),
             Effect::Send {
                 recipient,
                 subject,

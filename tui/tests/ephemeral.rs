@@ -148,8 +148,7 @@ async fn an_ephemeral_message_vanishes_and_a_read_once_message_opens_once(db: Pg
     tmux.wait_for("alice", "New message · disappears 15s after sending")
         .await;
     tmux.keys("alice", &["Enter", "C-s"]);
-    // Sent (the status saying so may already be replaced by the live "New mail"), and sent
-    // with its expiry.
+    // Sent (the composer closes), and sent with its expiry.
     tmux.wait("alice", "New message", false, Duration::from_secs(20))
         .await;
     let alices = Client::new(&base, Some(alice.clone()));

@@ -324,26 +324,6 @@ fn archive_mute_and_unread_toggle_by_the_threads_state() {
 }
 
 #[test]
-fn new_mail_refreshes_the_list_and_the_open_thread_and_rings_if_asked() {
-    let mut app = App::new();
-    app.bell = true;
-    let t = thread("Live", 0);
-    loaded(&mut app, vec![t.clone()]);
-    app.update(key(KeyCode::Enter));
-    let effects = app.update(Msg::Live(Event::MessageCreated {
-        message_id: MessageId::generate(),
-        thread_id: t.id,
-    }));
-    assert!(effects.contains(&Effect::LoadThreads {
-        folder: Folder::Inbox,
-        cursor: None
-    }));
-    assert!(effects.contains(&Effect::LoadMessages(t.id)));
-    assert!(effects.contains(&Effect::Bell));
-    assert_eq!(app.status, "New mail");
-}
-
-#[test]
 fn coming_back_after_a_dropped_connection_refetches() {
     let mut app = App::new();
     assert!(
