@@ -11,7 +11,7 @@ mod composer;
 mod confirm;
 mod drafts;
 mod ephemeral;
-mod help;
+pub(crate) mod help;
 mod live;
 mod login;
 mod mailbox;
@@ -877,7 +877,7 @@ impl App {
         let outs = match &mut self.modal {
             Modal::Compose(composer) => Some(composer.key(key, &self.keymap)),
             Modal::Ops(ops) => Some(ops.key(key, &self.keymap)),
-            Modal::Help(help) => Some(help.key()),
+            Modal::Help(help) => Some(help.key(key, &self.keymap)),
             Modal::Confirm(confirm) => Some(confirm.key(key, &self.keymap)),
             Modal::Settings(settings) => Some(settings.key(key, &self.keymap)),
             Modal::Drafts(list) => Some(list.key(key, &self.keymap)),
@@ -1006,7 +1006,7 @@ impl App {
                 self.refresh()
             }
             Action::Help => {
-                self.modal = Modal::Help(Help);
+                self.modal = Modal::Help(Help::default());
                 vec![]
             }
             Action::Search => {

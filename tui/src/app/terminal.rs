@@ -275,7 +275,7 @@ mod tests {
     #[test]
     fn a_window_over_the_mailbox_keeps_to_the_keyboard() {
         let mut app = inbox();
-        app.modal = Modal::Help(Help);
+        app.modal = Modal::Help(Help::default());
         let [_, list, _, _] = panes();
         assert!(app.update(click(list.x + 3, list.y + 3)).is_empty());
         app.update(mouse(MouseEventKind::ScrollDown, list.x + 2, list.y + 2));
