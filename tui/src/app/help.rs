@@ -43,8 +43,11 @@ pub struct Help {
 }
 
 impl Help {
-    /// Its scroll keys move it; any other key closes it.
+    /// Its scroll keys move it; any other key closes it (any key at all when it fits).
     pub fn key(&mut self, key: KeyEvent, keymap: &Keymap) -> Vec<Out> {
+        if self.limit.get() == 0 {
+            return vec![Out::Close];
+        }
         let page = self.page.get().max(1);
         self.scroll = match keymap.action(Mode::Help, key) {
             Some(Action::Down) => self.scroll.saturating_add(1),
@@ -212,5 +215,12 @@ mod tests {
         assert_eq!(help.scroll, 0);
         let closes = help.key(press(KeyCode::Char('q')), &keymap);
         assert!(matches!(closes.as_slice(), [Out::Close]));
+
+        help.limit.set(0);
+        let closes = help.key(press(KeyCode::Char('j')), &keymap);
+        assert!(
+            matches!(closes.as_slice(), [Out::Close]),
+            "when it all fits, any key closes it, as it says"
+        );
     }
 }
