@@ -768,9 +768,62 @@ pub struct Health {
     pub checks: std::collections::BTreeMap<String, String>,
 }
 
+/// A thread-wide action on the caller's view of a thread: `POST /api/v1/threads/{id}/{action}`,
+/// answered with the thread as it now is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ThreadAction {
+    /// Marks every message the caller can see in it as read.
+    Read,
+    /// Moves it out of the inbox until a new message arrives.
+    Archive,
+    /// Brings it back to the inbox.
+    Unarchive,
+    /// Stops its notifications.
+    Mute,
+    /// Resumes its notifications.
+    Unmute,
+}
+
+impl ThreadAction {
+    /// Every thread action.
+    pub const ALL: [ThreadAction; 5] = [
+        ThreadAction::Read,
+        ThreadAction::Archive,
+        ThreadAction::Unarchive,
+        ThreadAction::Mute,
+        ThreadAction::Unmute,
+    ];
+
+    /// The last word of its path, as in `/api/v1/threads/{id}/archive`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThreadAction::Read => "read",
+            ThreadAction::Archive => "archive",
+            ThreadAction::Unarchive => "unarchive",
+            ThreadAction::Mute => "mute",
+            ThreadAction::Unmute => "unmute",
+        }
+    }
+
+    /// The path of the request acting on `thread`.
+    pub fn path(self, thread: ThreadId) -> String {
+        format!("/api/v1/threads/{thread}/{}", self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thread_actions_name_their_path() {
+        let thread = ThreadId::generate();
+        let paths: Vec<String> = ThreadAction::ALL.iter().map(|a| a.path(thread)).collect();
+        assert_eq!(paths[1], format!("/api/v1/threads/{thread}/archive"));
+        for (action, path) in ThreadAction::ALL.iter().zip(&paths) {
+            assert!(path.ends_with(&format!("/{}", action.as_str())));
+        }
+    }
 
     #[test]
     fn a_folder_parses_from_its_wire_name_and_serialises_back_to_it() {

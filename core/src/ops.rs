@@ -293,9 +293,48 @@ pub struct Affected {
     pub affected: u64,
 }
 
+/// An operator action on one job or one queue, as the client's Ops screen asks it:
+/// `POST /api/v1/admin/...`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpsCommand {
+    /// Runs a dead job again.
+    Retry(Uuid),
+    /// Gives up on a dead job for good.
+    Discard(Uuid),
+    /// Stops workers from starting a queue's jobs.
+    Pause(String),
+    /// Lets them start again.
+    Resume(String),
+}
+
+impl OpsCommand {
+    /// The path of its request.
+    pub fn path(&self) -> String {
+        match self {
+            OpsCommand::Retry(id) => format!("/api/v1/admin/jobs/{id}/retry"),
+            OpsCommand::Discard(id) => format!("/api/v1/admin/jobs/{id}/discard"),
+            OpsCommand::Pause(queue) => format!("/api/v1/admin/queues/{queue}/pause"),
+            OpsCommand::Resume(queue) => format!("/api/v1/admin/queues/{queue}/resume"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operator_commands_name_their_path() {
+        let id = Uuid::nil();
+        assert_eq!(
+            OpsCommand::Discard(id).path(),
+            format!("/api/v1/admin/jobs/{id}/discard")
+        );
+        assert_eq!(
+            OpsCommand::Resume("notify_email".into()).path(),
+            "/api/v1/admin/queues/notify_email/resume"
+        );
+    }
 
     fn queue() -> QueueStats {
         QueueStats {

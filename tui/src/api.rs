@@ -1,8 +1,8 @@
 //! The HTTP client for the Convos API. Every call returns the server's error body as
 //! [`ApiError::Server`], so the UI can show a 422's field errors where they belong.
 
-use convos_core::api::{Folder, Me, Message, Page, SearchHit, Session, Thread};
-use convos_core::ops::{Board, JobSummary};
+use convos_core::api::{Folder, Me, Message, Page, SearchHit, Session, Thread, ThreadAction};
+use convos_core::ops::{Board, JobSummary, OpsCommand};
 use convos_core::{ErrorBody, MessageId, ThreadId};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -158,10 +158,9 @@ impl Client {
         folder: Folder,
         cursor: Option<&str>,
     ) -> Result<Page<Thread>, ApiError> {
-        let mut path = format!("/api/v1/threads?folder={folder}&limit=50");
-        if let Some(cursor) = cursor {
-            path.push_str(&format!("&cursor={cursor}"));
-        }
+        let mut query = vec![("folder", folder.as_str()), ("limit", "50")];
+        query.extend(cursor.map(|c| ("cursor", c)));
+        let path = with_query("/api/v1/threads", &query);
         self.call(Method::GET, &path, None, None).await
     }
 
@@ -171,10 +170,17 @@ impl Client {
         thread: ThreadId,
         cursor: Option<&str>,
     ) -> Result<Page<Message>, ApiError> {
-        let mut path = format!("/api/v1/threads/{thread}/messages?order=desc&limit=100");
-        if let Some(cursor) = cursor {
-            path.push_str(&format!("&cursor={cursor}"));
-        }
+        let mut query = vec![("order", "desc"), ("limit", "100")];
+        query.extend(cursor.map(|c| ("cursor", c)));
+        let path = with_query(&format!("/api/v1/threads/{thread}/messages"), &query);
+        self.call(Method::GET, &path, None, None).await
+    }
+
+    /// A thread's newest messages, newest first: the page a live new message is fetched with
+    /// (listing a read-once message does not open it, unlike [`Client::message`]).
+    pub async fn newest_messages(&self, thread: ThreadId) -> Result<Page<Message>, ApiError> {
+        let query = [("order", "desc"), ("limit", "20")];
+        let path = with_query(&format!("/api/v1/threads/{thread}/messages"), &query);
         self.call(Method::GET, &path, None, None).await
     }
 
@@ -237,15 +243,14 @@ impl Client {
         .await
     }
 
-    /// A thread-wide action: `read`, `archive`, `unarchive`, `mute`, `unmute`.
-    pub async fn thread_action(&self, thread: ThreadId, action: &str) -> Result<Thread, ApiError> {
-        self.call(
-            Method::POST,
-            &format!("/api/v1/threads/{thread}/{action}"),
-            None,
-            None,
-        )
-        .await
+    /// A thread-wide action (read, archive, unarchive, mute, unmute).
+    pub async fn thread_action(
+        &self,
+        thread: ThreadId,
+        action: ThreadAction,
+    ) -> Result<Thread, ApiError> {
+        self.call(Method::POST, &action.path(thread), None, None)
+            .await
     }
 
     /// Deletes the caller's copies in a thread.
@@ -280,41 +285,21 @@ impl Client {
 
     /// Dead jobs, newest first (operators only).
     pub async fn dead_jobs(&self) -> Result<Page<JobSummary>, ApiError> {
-        self.call(
-            Method::GET,
-            "/api/v1/admin/jobs?state=dead&limit=100",
-            None,
-            None,
-        )
-        .await
+        let path = with_query("/api/v1/admin/jobs", &[("state", "dead"), ("limit", "100")]);
+        self.call(Method::GET, &path, None, None).await
     }
 
-    /// An operator action: `jobs/{id}/retry`, `jobs/{id}/discard`, `queues/{name}/pause`,
-    /// `queues/{name}/resume`.
-    pub async fn admin_action(&self, path: &str) -> Result<(), ApiError> {
-        self.call::<serde_json::Value>(Method::POST, &format!("/api/v1/admin/{path}"), None, None)
+    /// An operator action: retry or discard a dead job, pause or resume a queue.
+    pub async fn admin_action(&self, command: &OpsCommand) -> Result<(), ApiError> {
+        self.call::<serde_json::Value>(Method::POST, &command.path(), None, None)
             .await
             .map(drop)
     }
 
     /// Full-text search over the caller's convos.
     pub async fn search(&self, query: &str) -> Result<Page<SearchHit>, ApiError> {
-        let encoded: String = query
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
-        self.call(
-            Method::GET,
-            &format!("/api/v1/search?q={encoded}&limit=50"),
-            None,
-            None,
-        )
-        .await
+        let path = with_query("/api/v1/search", &[("q", query), ("limit", "50")]);
+        self.call(Method::GET, &path, None, None).await
     }
 
     /// One thread.
@@ -341,23 +326,9 @@ impl Client {
 
     /// Usernames starting with `prefix` (the directory, without the caller).
     pub async fn usernames(&self, prefix: &str) -> Result<Vec<String>, ApiError> {
-        let encoded: String = prefix
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
-        let page: convos_core::api::Items<convos_core::api::UserSummary> = self
-            .call(
-                Method::GET,
-                &format!("/api/v1/users?q={encoded}&limit=8"),
-                None,
-                None,
-            )
-            .await?;
+        let path = with_query("/api/v1/users", &[("q", prefix), ("limit", "8")]);
+        let page: convos_core::api::Items<convos_core::api::UserSummary> =
+            self.call(Method::GET, &path, None, None).await?;
         Ok(page.items.into_iter().map(|u| u.username).collect())
     }
 
@@ -417,5 +388,46 @@ impl Client {
         self.call::<Value>(Method::DELETE, "/api/v1/me/reply-addresses", None, None)
             .await
             .map(drop)
+    }
+}
+
+/// `path` with a query string, each value percent-encoded (everything but RFC 3986's unreserved
+/// characters), so a search for `a&b` or a cursor with `+` arrives as typed.
+fn with_query(path: &str, query: &[(&str, &str)]) -> String {
+    let mut out = path.to_owned();
+    for (i, (name, value)) in query.iter().enumerate() {
+        out.push(if i == 0 { '?' } else { '&' });
+        out.push_str(name);
+        out.push('=');
+        for b in value.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    out.push(char::from(b));
+                }
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_query;
+
+    #[test]
+    fn query_values_are_percent_encoded_and_joined() {
+        assert_eq!(
+            with_query(
+                "/api/v1/search",
+                &[("q", "fish & chips/ü"), ("limit", "50")]
+            ),
+            "/api/v1/search?q=fish%20%26%20chips%2F%C3%BC&limit=50"
+        );
+        assert_eq!(with_query("/api/v1/users", &[]), "/api/v1/users");
+        assert_eq!(
+            with_query("/api/v1/threads", &[("cursor", "a+b=~")]),
+            "/api/v1/threads?cursor=a%2Bb%3D~"
+        );
     }
 }

@@ -11,7 +11,8 @@ mod composer;
 mod confirm;
 mod drafts;
 mod ephemeral;
-mod help;
+pub(crate) mod help;
+mod live;
 mod login;
 mod mailbox;
 mod ops;
@@ -27,16 +28,16 @@ pub use ephemeral::{SendOptions, seconds_left};
 pub use help::Help;
 pub use login::{Login, LoginAnswer, LoginCall, LoginField, Secret};
 pub use mailbox::{Mailbox, folder_label};
-pub use ops::{Ops, OpsCommand, OpsFocus};
+pub use ops::{Ops, OpsFocus};
 pub use search::Search;
 pub use settings::{AccountAnswer, AccountCall, Row, Settings};
 pub use thread_view::{OpenThread, ThreadView};
 
 use crate::api::ApiError;
 use crate::keys::{self, Action, Mode};
-use convos_core::api::{Folder, Me, Message, Page, SearchHit, Thread};
+use convos_core::api::{Folder, Me, Message, Page, SearchHit, Thread, ThreadAction};
 use convos_core::events::Event;
-use convos_core::ops::{Board, JobSummary};
+use convos_core::ops::{Board, JobSummary, OpsCommand};
 use convos_core::{MessageId, ThreadId};
 use crossterm::event::KeyEvent;
 
@@ -154,6 +155,20 @@ pub enum Msg {
     Done(String, Result<(), ApiError>),
     /// A live event.
     Live(Event),
+    /// One thread's row, fetched for a live event.
+    ThreadRow {
+        /// The thread asked for.
+        thread: ThreadId,
+        /// The answer.
+        result: Result<Thread, ApiError>,
+    },
+    /// A thread's newest messages (newest first), fetched for a live new message.
+    NewMessages {
+        /// The thread asked for.
+        thread: ThreadId,
+        /// The answer.
+        result: Result<Page<Message>, ApiError>,
+    },
     /// The live connection changed.
     Connection(Connection),
     /// The event stream says events were missed: everything shown is fetched again.
@@ -227,6 +242,11 @@ pub enum Effect {
     LoadMessages(ThreadId),
     /// Fetch the messages before the ones shown.
     LoadOlder(ThreadId, String),
+    /// Fetch one thread's row (answered with [`Msg::ThreadRow`]).
+    LoadThreadRow(ThreadId),
+    /// Fetch a thread's newest messages, to merge with those shown (answered with
+    /// [`Msg::NewMessages`]).
+    LoadNewMessages(ThreadId),
     /// Start a thread.
     Send {
         /// To whom.
@@ -251,12 +271,12 @@ pub enum Effect {
         /// Expiry and read-once.
         options: SendOptions,
     },
-    /// `read`, `archive`, `unarchive`, `mute` or `unmute` a thread.
+    /// Read, archive, unarchive, mute or unmute a thread.
     ThreadAction {
         /// Which thread.
         thread: ThreadId,
-        /// The API action.
-        action: &'static str,
+        /// What to do.
+        action: ThreadAction,
         /// The status text when it worked.
         done: &'static str,
     },
@@ -288,10 +308,10 @@ pub enum Effect {
     Suspend,
     /// Announce a new message on the desktop, as `notify` in the config says.
     Notify(crate::desktop::Notification),
-    /// Run an operator action (admin API path); the text is the status when it worked.
+    /// Run an operator action; the text is the status when it worked.
     Admin {
-        /// The admin API path.
-        path: String,
+        /// What to do.
+        command: OpsCommand,
         /// The status text when it worked.
         done: String,
     },
@@ -357,6 +377,8 @@ pub struct App {
     pub vanished: std::collections::HashSet<MessageId>,
     /// The drafts on disk, as last saved or read (the runtime loads them at start-up).
     pub drafts: Vec<Draft>,
+    /// The coalescing fetches in flight (decision 32).
+    live: live::Live,
 }
 
 impl Default for App {
@@ -388,6 +410,7 @@ impl App {
             server: String::new(),
             vanished: Default::default(),
             drafts: Vec::new(),
+            live: live::Live::default(),
         }
     }
 
@@ -502,6 +525,7 @@ impl App {
         app.search = None;
         app.pane = Pane::Threads;
         app.connection = Connection::Connecting;
+        app.live = live::Live::default();
     }
 
     /// Carries out what a component asked for; `close` closes that component.
@@ -544,7 +568,16 @@ impl App {
 
     /// Applies one message; returns what to do next.
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
-        let effects = self.handle(msg);
+        // A live event's fetches coalesce with those in flight (decision 32); an answer to
+        // one asked for again meanwhile runs it once more.
+        let live = matches!(msg, Msg::Live(_));
+        let mut again: Vec<Effect> = self.live.answered(&msg).into_iter().collect();
+        let mut effects = self.handle(msg);
+        if live {
+            self.live.coalesce(&mut effects);
+        }
+        self.live.coalesce(&mut again);
+        effects.extend(again);
         self.track_drafts(&effects);
         effects
     }
@@ -655,17 +688,9 @@ impl App {
                 }
                 Err(e) => self.error(&e),
             },
-            Msg::Live(event) => {
-                let mut effects = self.refresh();
-                if let Event::MessageCreated { thread_id, .. } = event {
-                    self.status = "New mail".into();
-                    if self.bell {
-                        effects.push(Effect::Bell);
-                    }
-                    effects.extend(self.notification(thread_id));
-                }
-                effects
-            }
+            Msg::Live(event) => self.live_event(event),
+            Msg::ThreadRow { thread, result } => self.thread_row(thread, result),
+            Msg::NewMessages { thread, result } => self.new_messages(thread, result),
             Msg::Board(result) => match (result, &mut self.modal) {
                 (Ok(board), Modal::Ops(ops)) => {
                     ops.board(board);
@@ -852,7 +877,7 @@ impl App {
         let outs = match &mut self.modal {
             Modal::Compose(composer) => Some(composer.key(key, &self.keymap)),
             Modal::Ops(ops) => Some(ops.key(key, &self.keymap)),
-            Modal::Help(help) => Some(help.key()),
+            Modal::Help(help) => Some(help.key(key, &self.keymap)),
             Modal::Confirm(confirm) => Some(confirm.key(key, &self.keymap)),
             Modal::Settings(settings) => Some(settings.key(key, &self.keymap)),
             Modal::Drafts(list) => Some(list.key(key, &self.keymap)),
@@ -981,7 +1006,7 @@ impl App {
                 self.refresh()
             }
             Action::Help => {
-                self.modal = Modal::Help(Help);
+                self.modal = Modal::Help(Help::default());
                 vec![]
             }
             Action::Search => {
@@ -1071,3 +1096,6 @@ mod ephemeral_tests;
 
 #[cfg(test)]
 mod drafts_tests;
+
+#[cfg(test)]
+mod live_tests;

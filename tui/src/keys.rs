@@ -29,6 +29,8 @@ pub enum Mode {
     Settings,
     /// The list of drafts (postponed messages).
     Drafts,
+    /// The help window (scrolling it; any other key closes it).
+    Help,
 }
 
 impl Mode {
@@ -45,6 +47,7 @@ impl Mode {
             Mode::Login => Some("login_screen"),
             Mode::Settings => Some("settings_screen"),
             Mode::Drafts => Some("drafts_list"),
+            Mode::Help => Some("help_screen"),
         }
     }
 
@@ -358,7 +361,7 @@ pub const BINDINGS: &[Binding] = &[
         Mode::Compose,
         Action::Discard,
         "discard",
-        "discard",
+        "discard (press twice)",
         &["esc"],
     ),
     bind(
@@ -494,6 +497,36 @@ pub const BINDINGS: &[Binding] = &[
         &["enter"],
     ),
     bind(Mode::Settings, Action::Back, "close", "close", &["esc"]),
+    bind(
+        Mode::Help,
+        Action::Down,
+        "down",
+        "scroll down",
+        &["j", "down"],
+    ),
+    bind(Mode::Help, Action::Up, "up", "scroll up", &["k", "up"]),
+    bind(
+        Mode::Help,
+        Action::PageDown,
+        "page_down",
+        "a page down",
+        &["pagedown", "space"],
+    ),
+    bind(
+        Mode::Help,
+        Action::PageUp,
+        "page_up",
+        "a page up",
+        &["pageup"],
+    ),
+    bind(Mode::Help, Action::Top, "top", "to the top", &["g", "home"]),
+    bind(
+        Mode::Help,
+        Action::Bottom,
+        "bottom",
+        "to the end",
+        &["G", "end"],
+    ),
 ];
 
 /// A key with the modifiers that change its meaning (Ctrl, Alt); Shift is part of the

@@ -110,6 +110,14 @@ fn spawn(
                 older: true,
                 result: client.messages(thread, Some(&cursor)).await,
             }),
+            Effect::LoadThreadRow(thread) => Some(Msg::ThreadRow {
+                thread,
+                result: client.thread(thread).await,
+            }),
+            Effect::LoadNewMessages(thread) => Some(Msg::NewMessages {
+                thread,
+                result: client.newest_messages(thread).await,
+            }),
             Effect::Send {
                 recipient,
                 subject,
@@ -199,7 +207,9 @@ fn spawn(
             Effect::Account(call) => Some(Msg::Account(account(&client, call).await)),
             Effect::LoadBoard => Some(Msg::Board(client.board().await)),
             Effect::LoadDeadJobs => Some(Msg::DeadJobs(client.dead_jobs().await)),
-            Effect::Admin { path, done } => Some(Msg::Done(done, client.admin_action(&path).await)),
+            Effect::Admin { command, done } => {
+                Some(Msg::Done(done, client.admin_action(&command).await))
+            }
         };
         let _ = answers.send(Answer::Settled(msg));
     });

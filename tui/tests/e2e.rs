@@ -9,28 +9,15 @@
 mod support;
 
 use convos_core::api::Folder;
-use convos_testkit::{InProcessWorker, StackConfig, TestServer, database_url};
+use convos_testkit::TestServer;
 use convos_tui::api::Client;
-use secrecy::SecretString;
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
-use support::Tmux;
+use support::{Tmux, spawn_worker};
 
 /// Starts the real server (heartbeats every 2 s) under a fresh Redis prefix.
 async fn spawn_server(db: PgPool) -> TestServer {
     TestServer::spawn_with(db, |s| s.sse_heartbeat_secs = 2).await
-}
-
-/// Starts the real worker for `server`, writing its emails into files rather than sending them.
-async fn spawn_worker(db: &PgPool, server: &TestServer) -> InProcessWorker {
-    let stack = StackConfig {
-        prefix: server.redis_prefix.clone(),
-        ..StackConfig::new()
-    };
-    let mut settings = stack.worker_settings(&database_url(db).await);
-    let mail = std::env::temp_dir().join(format!("convos-e2e-mail-{}", uuid::Uuid::new_v4()));
-    settings.smtp_url = SecretString::from(format!("file://{}", mail.display()));
-    InProcessWorker::start(settings)
 }
 
 /// A fresh idempotency key, as the client makes one per draft.

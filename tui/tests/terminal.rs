@@ -5,13 +5,12 @@
 
 mod support;
 
-use convos_testkit::{InProcessWorker, StackConfig, TestServer, database_url};
+use convos_testkit::{InProcessWorker, TestServer};
 use convos_tui::api::Client;
-use secrecy::SecretString;
 use sqlx::PgPool;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use support::Tmux;
+use support::{Tmux, spawn_worker};
 
 impl Tmux {
     fn title(&self) -> String {
@@ -46,14 +45,8 @@ impl Tmux {
 /// The real server (heartbeats every 2 s) and worker under a fresh Redis prefix.
 async fn spawn_stack(db: PgPool) -> (TestServer, InProcessWorker) {
     let server = TestServer::spawn_with(db.clone(), |s| s.sse_heartbeat_secs = 2).await;
-    let stack = StackConfig {
-        prefix: server.redis_prefix.clone(),
-        ..StackConfig::new()
-    };
-    let mut settings = stack.worker_settings(&database_url(&db).await);
-    let mail = std::env::temp_dir().join(format!("convos-terminal-mail-{}", uuid::Uuid::new_v4()));
-    settings.smtp_url = SecretString::from(format!("file://{}", mail.display()));
-    (server, InProcessWorker::start(settings))
+    let worker = spawn_worker(&db, &server).await;
+    (server, worker)
 }
 
 /// A configuration folder holding `config` as `convos/config.toml`.
@@ -66,11 +59,7 @@ fn config_home(config: &str) -> PathBuf {
 
 /// The client's command line for `token`.
 fn client(base: &str, token: &str, home: &Path) -> String {
-    format!(
-        "env CONVOS_SERVER={base} CONVOS_TOKEN={token} XDG_CONFIG_HOME={} TERM=xterm-256color {}",
-        home.display(),
-        env!("CARGO_BIN_EXE_convos")
-    )
+    support::convos(base, token, home)
 }
 
 fn key() -> String {

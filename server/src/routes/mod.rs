@@ -51,3 +51,51 @@ pub fn router() -> (Router<AppState>, OpenApiDoc) {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     (router, doc)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::router;
+    use convos_core::ThreadId;
+    use convos_core::api::ThreadAction;
+    use convos_core::ops::OpsCommand;
+    use utoipa::openapi::OpenApi as OpenApiDoc;
+
+    /// Whether the document declares a POST route whose template (`{id}` matching any one
+    /// segment) matches `path`.
+    fn serves_post(doc: &OpenApiDoc, path: &str) -> bool {
+        let segments: Vec<&str> = path.split('/').collect();
+        doc.paths.paths.iter().any(|(template, item)| {
+            let parts: Vec<&str> = template.split('/').collect();
+            item.post.is_some()
+                && parts.len() == segments.len()
+                && parts
+                    .iter()
+                    .zip(&segments)
+                    .all(|(part, segment)| part.starts_with('{') || part == segment)
+        })
+    }
+
+    #[test]
+    fn every_action_path_the_client_builds_is_a_route_the_server_serves() {
+        let (_, doc) = router();
+        let thread = ThreadId::generate();
+        for action in ThreadAction::ALL {
+            let path = action.path(thread);
+            assert!(serves_post(&doc, &path), "no route for {path}");
+        }
+        let job = uuid::Uuid::nil();
+        for command in [
+            OpsCommand::Retry(job),
+            OpsCommand::Discard(job),
+            OpsCommand::Pause("notify_email".into()),
+            OpsCommand::Resume("notify_email".into()),
+        ] {
+            let path = command.path();
+            assert!(serves_post(&doc, &path), "no route for {path}");
+        }
+        assert!(
+            !serves_post(&doc, &format!("/api/v1/threads/{thread}/shred")),
+            "the check tells a route from a made-up path"
+        );
+    }
+}

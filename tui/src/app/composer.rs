@@ -621,18 +621,6 @@ pub fn footer(keymap: &Keymap) -> String {
     )
 }
 
-/// The composer's keys in one line of the help screen.
-pub fn help_line(keymap: &Keymap) -> String {
-    let key = |action| keymap.key(Mode::Compose, action);
-    let discard = key(Action::Discard);
-    format!(
-        "  Writing: {} next field · {} send · {} $EDITOR · {discard} {discard} discard",
-        key(Action::NextField),
-        key(Action::Send),
-        key(Action::Editor),
-    )
-}
-
 fn field_line(
     label: &str,
     value: &str,

@@ -7,8 +7,8 @@ use crate::sanitize;
 use crate::theme::Theme;
 use crate::ui::{ago, countdown};
 use chrono::{DateTime, Utc};
-use convos_core::api::{EmailStopped, Folder, Me, Page, Thread};
-use convos_core::{MessageId, ThreadId};
+use convos_core::api::{EmailStopped, Folder, Me, Page, Thread, ThreadAction};
+use convos_core::{MessageId, ThreadId, UserId};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -172,6 +172,60 @@ impl Mailbox {
             .min(self.threads.len().saturating_sub(1));
     }
 
+    /// Takes a thread out of the list (it left the folder, or is gone).
+    pub fn remove(&mut self, id: ThreadId) {
+        let keep = self.selected_thread().map(|t| t.id);
+        self.threads.retain(|t| t.id != id);
+        self.reselect(keep);
+    }
+
+    /// One thread as the server now has it: it replaces its row, moving to where its last
+    /// activity sorts, joins the list, or leaves it, by whether it belongs in the folder shown.
+    /// `me` is the signed-in user. Returns `false` when the row alone cannot tell whether it
+    /// belongs (the folder's first page must be fetched again).
+    pub fn upsert(&mut self, thread: Thread, me: Option<UserId>) -> bool {
+        let listed = self.thread(thread.id);
+        // Listed, and no message left it: whatever put it in the folder is still there.
+        let kept = listed.is_some_and(|old| thread.message_count >= old.message_count);
+        let newest_mine = match (&thread.last_message, me) {
+            (Some(last), Some(me)) => Some(last.sender.id == me),
+            _ => None,
+        };
+        let belongs = match self.folder {
+            Folder::All => Some(true),
+            Folder::Archive => Some(thread.archived),
+            Folder::Inbox if thread.archived => Some(false),
+            Folder::Inbox if newest_mine == Some(false) || kept => Some(true),
+            Folder::Sent if newest_mine == Some(true) || kept => Some(true),
+            Folder::Inbox | Folder::Sent => None,
+        };
+        let keep = self.selected_thread().map(|t| t.id);
+        match belongs {
+            None => return false,
+            Some(false) => self.threads.retain(|t| t.id != thread.id),
+            Some(true) => {
+                self.threads.retain(|t| t.id != thread.id);
+                // Newest activity first, as the server lists them (ties by id, descending).
+                let order = |t: &Thread| std::cmp::Reverse((t.last_message_at, t.id));
+                let at = self.threads.partition_point(|t| order(t) < order(&thread));
+                // Past the end of a list that continues: it comes with a later page.
+                if at < self.threads.len() || self.next_cursor.is_none() {
+                    self.threads.insert(at, thread);
+                }
+            }
+        }
+        self.reselect(keep);
+        true
+    }
+
+    /// Keeps the selection on `keep` if it is still listed, else in range.
+    fn reselect(&mut self, keep: Option<ThreadId>) {
+        self.selected = keep
+            .and_then(|id| self.threads.iter().position(|t| t.id == id))
+            .unwrap_or(self.selected)
+            .min(self.threads.len().saturating_sub(1));
+    }
+
     /// Draws the folder pane.
     pub fn render_folders(
         &self,
@@ -256,27 +310,27 @@ pub fn thread_action(thread: &Thread, action: Action) -> Option<Effect> {
     Some(match action {
         Action::Archive if thread.archived => Effect::ThreadAction {
             thread: thread.id,
-            action: "unarchive",
+            action: ThreadAction::Unarchive,
             done: "Moved to the inbox",
         },
         Action::Archive => Effect::ThreadAction {
             thread: thread.id,
-            action: "archive",
+            action: ThreadAction::Archive,
             done: "Archived",
         },
         Action::Mute if thread.muted => Effect::ThreadAction {
             thread: thread.id,
-            action: "unmute",
+            action: ThreadAction::Unmute,
             done: "Unmuted",
         },
         Action::Mute => Effect::ThreadAction {
             thread: thread.id,
-            action: "mute",
+            action: ThreadAction::Mute,
             done: "Muted",
         },
         _ if thread.unread_count > 0 => Effect::ThreadAction {
             thread: thread.id,
-            action: "read",
+            action: ThreadAction::Read,
             done: "Marked read",
         },
         _ => Effect::MarkUnread(thread.last_message.as_ref()?.id),

@@ -8,7 +8,7 @@ use crate::theme::Theme;
 use crate::ui::ago;
 use chrono::{DateTime, Utc};
 use convos_core::api::Page;
-use convos_core::ops::{Board, BoardColumn, JobSummary, board_header, board_row};
+use convos_core::ops::{Board, BoardColumn, JobSummary, OpsCommand, board_header, board_row};
 use crossterm::event::KeyEvent;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -25,48 +25,23 @@ pub enum OpsFocus {
     Dead,
 }
 
-/// An operator action waiting for its confirmation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum OpsCommand {
-    /// Run a dead job again.
-    Retry(uuid::Uuid),
-    /// Give up on a dead job.
-    Discard(uuid::Uuid),
-    /// Stop workers from starting a queue's jobs.
-    Pause(String),
-    /// Let them start again.
-    Resume(String),
+/// The question asked before an operator action.
+pub fn question(command: &OpsCommand) -> String {
+    match command {
+        OpsCommand::Retry(id) => format!("Retry job {id}?"),
+        OpsCommand::Discard(id) => format!("Discard job {id} for good?"),
+        OpsCommand::Pause(queue) => format!("Pause queue {queue}? Jobs wait until resumed."),
+        OpsCommand::Resume(queue) => format!("Resume queue {queue}?"),
+    }
 }
 
-impl OpsCommand {
-    /// The admin API path.
-    pub fn path(&self) -> String {
-        match self {
-            OpsCommand::Retry(id) => format!("jobs/{id}/retry"),
-            OpsCommand::Discard(id) => format!("jobs/{id}/discard"),
-            OpsCommand::Pause(queue) => format!("queues/{queue}/pause"),
-            OpsCommand::Resume(queue) => format!("queues/{queue}/resume"),
-        }
-    }
-
-    /// The question asked before doing it.
-    pub fn question(&self) -> String {
-        match self {
-            OpsCommand::Retry(id) => format!("Retry job {id}?"),
-            OpsCommand::Discard(id) => format!("Discard job {id} for good?"),
-            OpsCommand::Pause(queue) => format!("Pause queue {queue}? Jobs wait until resumed."),
-            OpsCommand::Resume(queue) => format!("Resume queue {queue}?"),
-        }
-    }
-
-    /// The status once it is done.
-    fn done(&self) -> &'static str {
-        match self {
-            OpsCommand::Retry(_) => "Retried",
-            OpsCommand::Discard(_) => "Discarded",
-            OpsCommand::Pause(_) => "Paused",
-            OpsCommand::Resume(_) => "Resumed",
-        }
+/// The status once an operator action is done.
+fn done(command: &OpsCommand) -> &'static str {
+    match command {
+        OpsCommand::Retry(_) => "Retried",
+        OpsCommand::Discard(_) => "Discarded",
+        OpsCommand::Pause(_) => "Paused",
+        OpsCommand::Resume(_) => "Resumed",
     }
 }
 
@@ -113,8 +88,8 @@ impl Ops {
                 return vec![
                     Out::Status("Working…".into()),
                     Out::Run(Effect::Admin {
-                        path: command.path(),
-                        done: command.done().into(),
+                        done: done(&command).into(),
+                        command,
                     }),
                 ];
             }
@@ -289,7 +264,7 @@ impl Ops {
             (Some(command), _) => Line::from(Span::styled(
                 format!(
                     "{}  ({}/{})",
-                    command.question(),
+                    question(command),
                     keymap.key(Mode::Confirm, Action::Yes),
                     keymap.key(Mode::Confirm, Action::No)
                 ),

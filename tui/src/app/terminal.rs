@@ -275,7 +275,7 @@ mod tests {
     #[test]
     fn a_window_over_the_mailbox_keeps_to_the_keyboard() {
         let mut app = inbox();
-        app.modal = Modal::Help(Help);
+        app.modal = Modal::Help(Help::default());
         let [_, list, _, _] = panes();
         assert!(app.update(click(list.x + 3, list.y + 3)).is_empty());
         app.update(mouse(MouseEventKind::ScrollDown, list.x + 2, list.y + 2));
@@ -315,26 +315,33 @@ mod tests {
         assert_eq!(app.update(ctrl_b), vec![Effect::Suspend]);
     }
 
-    fn new_message(app: &App) -> Msg {
-        Msg::Live(convos_core::events::Event::MessageCreated {
+    /// A new message in the thread "First" arrives live, and its row is answered: the effects
+    /// of both.
+    fn new_message(app: &mut App) -> Vec<Effect> {
+        let first = app.mailbox.threads.iter().find(|t| t.subject == "First");
+        let thread = first.cloned().unwrap();
+        let mut effects = app.update(Msg::Live(convos_core::events::Event::MessageCreated {
             message_id: convos_core::MessageId::generate(),
-            thread_id: app.mailbox.threads[0].id,
-        })
+            thread_id: thread.id,
+        }));
+        effects.extend(app.update(Msg::ThreadRow {
+            thread: thread.id,
+            result: Ok(thread),
+        }));
+        effects
     }
 
     #[test]
     fn new_mail_raises_a_notification_only_when_configured() {
         let mut app = inbox();
-        let msg = new_message(&app);
-        let effects = app.update(msg);
+        let effects = new_message(&mut app);
         assert!(
             !effects.iter().any(|e| matches!(e, Effect::Notify(_))),
             "off by default: {effects:?}"
         );
 
         app.notify = Notify::Osc9;
-        let msg = new_message(&app);
-        let effects = app.update(msg);
+        let effects = new_message(&mut app);
         let note = effects.iter().find_map(|e| match e {
             Effect::Notify(note) => Some(note.clone()),
             _ => None,

@@ -7,7 +7,7 @@ use crate::sanitize;
 use crate::theme::Theme;
 use crate::ui::countdown;
 use chrono::{DateTime, Utc};
-use convos_core::api::{Message, Page, Thread};
+use convos_core::api::{Message, Page, Thread, ThreadAction};
 use convos_core::{MessageId, ThreadId, UserId};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -45,7 +45,7 @@ impl ThreadView {
         if thread.unread_count > 0 {
             effects.push(Effect::ThreadAction {
                 thread: thread.id,
-                action: "read",
+                action: ThreadAction::Read,
                 done: "",
             });
         }
@@ -131,6 +131,48 @@ impl ThreadView {
         open.messages = Some(items);
         open.older = page.next_cursor;
         self.show_revealed();
+    }
+
+    /// The newest page of `thread` (newest first), fetched for a new message: messages not
+    /// shown yet join at the bottom and those shown take their fresh state. A page with no
+    /// message in common with those shown, and more before it, leaves a gap: then it replaces
+    /// them, as a reload does.
+    pub fn merge_newest(&mut self, thread: ThreadId, page: Page<Message>) {
+        let Some(open) = &mut self.open else { return };
+        let Some(shown) = &mut open.messages else {
+            // Still loading: that answer brings the newest messages too.
+            return;
+        };
+        if open.thread.id != thread {
+            return;
+        }
+        let overlaps = page
+            .items
+            .iter()
+            .any(|m| shown.iter().any(|s| s.id == m.id));
+        if !overlaps && page.next_cursor.is_some() && !shown.is_empty() {
+            self.messages(thread, false, page);
+            return;
+        }
+        for message in page.items {
+            match shown.iter_mut().find(|s| s.id == message.id) {
+                Some(slot) => *slot = message,
+                None => shown.push(message),
+            }
+        }
+        shown.sort_by_key(|m| (m.created_at, m.id));
+        self.show_revealed();
+    }
+
+    /// Sets a shown message's read flag (changed in another session).
+    pub fn set_read(&mut self, message: MessageId, is_read: bool) {
+        let shown = self
+            .open
+            .iter_mut()
+            .flat_map(|o| o.messages.iter_mut().flatten());
+        for m in shown.filter(|m| m.id == message) {
+            m.is_read = is_read;
+        }
     }
 
     /// A read-once message's one read.

@@ -140,17 +140,45 @@ fn compose_with_field_errors() {
 }
 
 #[test]
-fn help_is_generated_from_the_key_table() {
+fn help_lists_every_modes_keys_from_the_key_table() {
     let mut app = app_with_inbox();
-    app.modal = Modal::Help(crate::app::Help);
-    let screen = draw(&app, 100, 26);
-    let mailbox = crate::keys::BINDINGS
-        .iter()
-        .filter(|b| b.mode == crate::keys::Mode::Mailbox);
-    for binding in mailbox {
-        assert!(screen.contains(binding.help), "help shows {}", binding.help);
+    app.modal = Modal::Help(crate::app::Help::default());
+    let screen = draw(&app, 160, 50);
+    for (_, heading) in crate::app::help::SECTIONS {
+        assert!(screen.contains(heading), "a heading for {heading}");
     }
+    for binding in crate::keys::BINDINGS {
+        let keys = app.keymap.describe(binding.mode, binding.action);
+        assert!(
+            screen.contains(&format!("{keys}  {}", binding.help)),
+            "help shows {keys} {}",
+            binding.help
+        );
+    }
+    assert!(screen.contains(" any key closes "), "it all fits: {screen}");
     insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn help_at_80_by_24_scrolls_with_its_keys_and_closes_with_any_other() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let press = |c| crate::app::Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+    let mut app = app_with_inbox();
+    app.update(press('?'));
+    let top = draw(&app, 80, 24);
+    assert!(top.contains("j/k scroll"), "{top}");
+    assert!(!top.contains("This help"), "{top}");
+    insta::assert_snapshot!("help_at_80_by_24", top);
+
+    app.update(press('G'));
+    let end = draw(&app, 80, 24);
+    assert!(end.contains("This help  [keys.help_screen]"), "{end}");
+    insta::assert_snapshot!("help_at_80_by_24_at_the_end", end);
+
+    app.update(press('k'));
+    assert!(matches!(app.modal, Modal::Help(_)), "k scrolls");
+    app.update(press('x'));
+    assert!(matches!(app.modal, Modal::None), "any other key closes");
 }
 
 #[test]
@@ -201,7 +229,7 @@ fn the_ops_screen() {
     let board = draw(&app, 100, 24);
     assert!(board.contains("notify_email") && board.contains("paused"));
     insta::assert_snapshot!(board);
-    ops.confirm = Some(crate::app::OpsCommand::Retry(uuid::Uuid::nil()));
+    ops.confirm = Some(convos_core::ops::OpsCommand::Retry(uuid::Uuid::nil()));
     app.modal = Modal::Ops(Box::new(ops));
     let confirm = draw(&app, 100, 24);
     assert!(confirm.contains("Retry job 00000000-0000-0000-0000-000000000000?  (y/n)"));
@@ -253,11 +281,11 @@ fn a_rebound_key_changes_the_hints_and_the_help() {
         "{mailbox}"
     );
 
-    app.modal = Modal::Help(crate::app::Help);
-    let help = draw(&app, 100, 26);
+    app.modal = Modal::Help(crate::app::Help::default());
+    let help = draw(&app, 160, 50);
     assert!(help.contains("        h  this help"), "{help}");
     assert!(
-        help.contains("Ctrl-x send") && !help.contains("Ctrl-s"),
+        help.contains("   Ctrl-x  send") && !help.contains("Ctrl-s"),
         "{help}"
     );
 
@@ -297,7 +325,7 @@ fn the_read_once_and_ops_hints_follow_the_keys() {
 
     app.modal = Modal::Ops(Box::new(crate::app::Ops {
         board: Some(crate::app::tests::board()),
-        confirm: Some(crate::app::OpsCommand::Pause("deliver".into())),
+        confirm: Some(convos_core::ops::OpsCommand::Pause("deliver".into())),
         ..crate::app::Ops::default()
     }));
     let ops = draw(&app, 120, 24);
