@@ -693,6 +693,10 @@ mod tests {
         assert!(!runs_as_task(&Effect::Bell));
         assert!(!runs_as_task(&Effect::SaveOutbox(vec![])));
         assert!(!runs_as_task(&Effect::Editor(String::new())));
+        assert!(
+            !runs_as_task(&Effect::SaveCache(Box::default())),
+            "the cache is written off the draw path without counting as a request"
+        );
     }
 
     #[test]
