@@ -378,6 +378,55 @@ fn a_deleted_thread_leaves_the_cache() {
     );
 }
 
+#[test]
+fn a_cache_found_once_the_server_said_whose_the_session_is_fills_in_only_what_was_not_answered() {
+    // A new token of bob's: nothing at start; `/me` binds it and brings his cache in.
+    let cache = bobs_cache();
+    let mut app = App::new();
+    app.server = SERVER.into();
+    app.start();
+    let fresh = vec![thread("Newer than the cache", 1)];
+    app.update(Msg::Threads {
+        folder: Folder::Inbox,
+        append: false,
+        result: Ok(page(fresh.clone())),
+    });
+    app.update(Msg::Cached(Box::new(cache.snapshot.clone())));
+    app.update(Msg::Me(Ok(cache.me.clone())));
+    assert_eq!(app.mailbox.threads, fresh, "the answer stays");
+    assert!(
+        app.cache.thread(cache.threads[0].id).is_some(),
+        "the thread read in an earlier session reads offline"
+    );
+    let effects = app.update(Msg::SaveCache(now()));
+    let written = saved(&effects).unwrap();
+    assert_eq!(written.folder(Folder::Inbox).unwrap().threads, fresh);
+    assert_eq!(written.user, Some(cache.me.user.id));
+}
+
+#[test]
+fn opening_a_folder_shows_its_cached_list_until_the_answer() {
+    let mut cache = bobs_cache();
+    let archived = vec![thread("Old plans", 0)];
+    cache.snapshot.listed(Folder::Archive, false, &archived);
+    cache.snapshot.stamp(cached_at());
+    let mut app = started_with(&cache);
+    app.update(key(KeyCode::Tab));
+    assert_eq!(app.pane, Pane::Folders);
+    app.update(key(KeyCode::Char('j')));
+    app.update(key(KeyCode::Char('j')));
+    let effects = app.update(key(KeyCode::Enter));
+    assert_eq!(
+        effects,
+        [Effect::LoadThreads {
+            folder: Folder::Archive,
+            cursor: None
+        }]
+    );
+    assert_eq!(app.mailbox.threads, archived);
+    assert_eq!(app.mailbox.cached, Some(cached_at()));
+}
+
 // Screens.
 
 fn draw(app: &App, width: u16, height: u16) -> String {
