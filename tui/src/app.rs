@@ -7,6 +7,7 @@
 //! screen or mode, each in its own module with its own state, keys and drawing. A component
 //! never touches another's state; it answers with [`Out`]s that the root carries out.
 
+mod cache;
 mod composer;
 mod confirm;
 mod drafts;
@@ -21,6 +22,7 @@ mod settings;
 mod terminal;
 mod thread_view;
 
+pub use cache::{CachedFolder, CachedThread, Snapshot};
 pub use composer::{Composer, Field};
 pub use confirm::Confirm;
 pub use drafts::{Draft, DraftList};
@@ -224,6 +226,12 @@ pub enum Msg {
     /// The clock reached [`App::next_wake`]: messages expired by this time leave the screen,
     /// and countdowns move on.
     Expire(chrono::DateTime<chrono::Utc>),
+    /// What the cache on disk holds for this session's account (read at start, before the
+    /// first frame, or once the server said whose the session is).
+    Cached(Box<Snapshot>),
+    /// A moment passed since what is shown changed ([`App::cache_pending`]): write the cache
+    /// down, dated now.
+    SaveCache(chrono::DateTime<chrono::Utc>),
 }
 
 /// Something to do outside the state machine.
@@ -333,6 +341,8 @@ pub enum Effect {
     DeleteDraft(String),
     /// Read the drafts on disk again (answered with [`Msg::Drafts`]).
     LoadDrafts,
+    /// Write the cache to disk (off the draw path).
+    SaveCache(Box<Snapshot>),
 }
 
 /// Everything the client shows.
@@ -379,6 +389,10 @@ pub struct App {
     pub drafts: Vec<Draft>,
     /// The coalescing fetches in flight (decision 32).
     live: live::Live,
+    /// What has been shown, kept for the next start and for reading offline.
+    pub cache: Snapshot,
+    /// The last request could not reach the server (cleared by the next answer).
+    pub offline: bool,
 }
 
 impl Default for App {
@@ -411,6 +425,8 @@ impl App {
             vanished: Default::default(),
             drafts: Vec::new(),
             live: live::Live::default(),
+            cache: Snapshot::default(),
+            offline: false,
         }
     }
 
@@ -489,7 +505,12 @@ impl App {
             let reply = self.keymap.key(Mode::Mailbox, Action::Reply);
             self.status = format!("A draft reply is waiting: press {reply} to resume it");
         }
-        self.thread.open(thread)
+        let id = thread.id;
+        let effects = self.thread.open(thread);
+        if let Some(cached) = self.cache.thread(id) {
+            self.thread.show_cached(cached.messages.clone(), cached.at);
+        }
+        effects
     }
 
     fn close_thread(&mut self) {
@@ -498,6 +519,12 @@ impl App {
     }
 
     fn error(&mut self, e: &ApiError) -> Vec<Effect> {
+        if let ApiError::Offline(_) = e {
+            // The status bar already says offline, and since when what is shown was cached.
+            self.offline = true;
+            self.status = "The server cannot be reached".into();
+            return vec![];
+        }
         if let ApiError::Server { status: 401, .. } = e {
             self.sign_out(Some(
                 "Your session has ended (expired or logged out): log in again.".into(),
@@ -513,6 +540,8 @@ impl App {
         if self.login.is_none() {
             self.login = Some(Box::new(Login::new(&self.server, notice)));
             self.modal = Modal::None;
+            // The cache is the account's: nothing of it stays on screen or in memory.
+            self.cache = Snapshot::default();
         }
     }
 
@@ -526,6 +555,8 @@ impl App {
         app.pane = Pane::Threads;
         app.connection = Connection::Connecting;
         app.live = live::Live::default();
+        app.cache = Snapshot::default();
+        app.offline = false;
     }
 
     /// Carries out what a component asked for; `close` closes that component.
@@ -579,6 +610,7 @@ impl App {
         self.live.coalesce(&mut again);
         effects.extend(again);
         self.track_drafts(&effects);
+        self.track_cache(&effects);
         effects
     }
 
@@ -605,6 +637,8 @@ impl App {
                     if let Modal::Settings(settings) = &mut self.modal {
                         settings.me_loaded(&me);
                     }
+                    self.cache.me(&me);
+                    self.offline = false;
                     self.me = Some(me);
                     vec![]
                 }
@@ -625,6 +659,8 @@ impl App {
                                 .as_ref()
                                 .is_some_and(|m| self.vanished.contains(&m.id))
                         });
+                        self.cache.listed(folder, append, &page.items);
+                        self.offline = false;
                         self.mailbox.loaded(folder, append, page);
                         let open = self.thread.thread().map(|t| t.id);
                         if let Some(fresh) = open.and_then(|id| self.mailbox.thread(id)) {
@@ -642,6 +678,10 @@ impl App {
             } => match result {
                 Ok(mut page) => {
                     page.items.retain(|m| !self.vanished.contains(&m.id));
+                    if let Some(shown) = self.thread.thread().filter(|t| t.id == thread) {
+                        self.cache.messages(shown, older, &page.items);
+                    }
+                    self.offline = false;
                     self.thread.messages(thread, older, page);
                     vec![]
                 }
@@ -653,12 +693,18 @@ impl App {
                         next_cursor: None,
                     };
                     self.thread.messages(thread, false, empty);
+                    self.cache.forget(thread);
                     let shown = self.thread.open.as_ref().and_then(|o| o.messages.as_ref());
                     if shown.is_none_or(Vec::is_empty) {
                         self.close_thread();
                         self.status = "This thread is gone".into();
                     }
                     vec![]
+                }
+                // Offline, a thread never opened here has nothing to show.
+                Err(e @ ApiError::Offline(_)) if self.thread.shows(thread) && !older => {
+                    self.thread.unavailable();
+                    self.error(&e)
                 }
                 Err(e) => self.error(&e),
             },
@@ -689,8 +735,20 @@ impl App {
                 Err(e) => self.error(&e),
             },
             Msg::Live(event) => self.live_event(event),
-            Msg::ThreadRow { thread, result } => self.thread_row(thread, result),
-            Msg::NewMessages { thread, result } => self.new_messages(thread, result),
+            Msg::ThreadRow { thread, result } => {
+                let gone = matches!(result, Err(ApiError::Server { status: 404, .. }));
+                let effects = self.thread_row(thread, result);
+                self.cache_shown();
+                if gone {
+                    self.cache.forget(thread);
+                }
+                effects
+            }
+            Msg::NewMessages { thread, result } => {
+                let effects = self.new_messages(thread, result);
+                self.cache_shown();
+                effects
+            }
             Msg::Board(result) => match (result, &mut self.modal) {
                 (Ok(board), Modal::Ops(ops)) => {
                     ops.board(board);
@@ -794,11 +852,19 @@ impl App {
                 }
             }
             Msg::Expire(now) => self.expire(now),
+            Msg::Cached(snapshot) => {
+                self.restore(*snapshot);
+                vec![]
+            }
+            Msg::SaveCache(now) => self.save_cache(now).into_iter().collect(),
             Msg::Tick if self.wants_ticks() => Ops::load(),
             Msg::Tick => vec![],
             Msg::Connection(connection) => {
                 let was = self.connection;
                 self.connection = connection;
+                if connection == Connection::Live {
+                    self.offline = false;
+                }
                 // Back after a gap: what was missed is fetched again.
                 let mut effects = Vec::new();
                 if connection == Connection::Live
@@ -816,6 +882,22 @@ impl App {
     }
 
     /// A queued message's send finished.
+    /// A live event changed what is shown in place (decision 32): the cache keeps the folder's
+    /// list and the open thread as they now are, so the next start shows them too.
+    fn cache_shown(&mut self) {
+        if self.mailbox.cached.is_none() {
+            self.cache
+                .listed(self.mailbox.folder, false, &self.mailbox.threads);
+        }
+        if let Some(open) = &self.thread.open
+            && let Some(shown) = &open.messages
+            && self.thread.cached.is_none()
+        {
+            let newest_first: Vec<Message> = shown.iter().rev().cloned().collect();
+            self.cache.messages(&open.thread, false, &newest_first);
+        }
+    }
+
     fn flushed(&mut self, key: &str, result: Result<Message, ApiError>) -> Vec<Effect> {
         let Some(at) = self.outbox.iter().position(|o| o.key == key) else {
             return vec![];
@@ -927,7 +1009,9 @@ impl App {
             Action::Open => match self.pane {
                 Pane::Folders => {
                     self.pane = Pane::Threads;
-                    vec![self.mailbox.open_folder()]
+                    let load = self.mailbox.open_folder();
+                    self.show_cached_folder();
+                    vec![load]
                 }
                 Pane::Threads | Pane::Thread => {
                     if let Some(hit) = self.search.as_ref().and_then(Search::selected_hit) {
@@ -1086,6 +1170,84 @@ impl App {
     }
 }
 
+/// The cache: what the root records of the answers, shows from it, and asks the runtime to
+/// write down.
+impl App {
+    /// Whether the cache changed since it was written down: the runtime sends
+    /// [`Msg::SaveCache`] a moment later (changes meanwhile are written together).
+    pub fn cache_pending(&self) -> bool {
+        self.cache.dirty && self.cache.user.is_some() && self.login.is_none()
+    }
+
+    /// When what is on screen was cached, while some of it is not fresh from the server:
+    /// the older of the thread list and the open thread.
+    pub fn stale(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        [self.mailbox.cached, self.thread.cached]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Whether the server cannot be reached now: a request failed for it, or the live
+    /// connection is lost.
+    pub fn is_offline(&self) -> bool {
+        self.offline || matches!(self.connection, Connection::Reconnecting(_))
+    }
+
+    fn save_cache(&mut self, now: chrono::DateTime<chrono::Utc>) -> Option<Effect> {
+        if !self.cache_pending() {
+            return None;
+        }
+        self.cache.stamp(now);
+        self.cache.dirty = false;
+        let mut kept = self.cache.to_keep(&self.vanished, Some(now));
+        kept.server.clone_from(&self.server);
+        Some(Effect::SaveCache(Box::new(kept)))
+    }
+
+    /// Takes in what the disk holds for this account: what the server has not answered yet
+    /// is drawn from it, marked as cached.
+    fn restore(&mut self, snapshot: Snapshot) {
+        if self.login.is_some() || snapshot.server != self.server {
+            return;
+        }
+        let user = self.me.as_ref().map(|m| m.user.id).or(self.cache.user);
+        if user.is_some_and(|u| snapshot.user != Some(u)) {
+            return;
+        }
+        self.cache.adopt(snapshot);
+        if self.me.is_none() {
+            self.me.clone_from(&self.cache.me);
+        }
+        if !self.cache.fresh.contains(&self.mailbox.folder) {
+            self.show_cached_folder();
+        }
+        let open = self.thread.thread().map(|t| t.id);
+        if let Some(cached) = open.and_then(|id| self.cache.thread(id)) {
+            self.thread.show_cached(cached.messages.clone(), cached.at);
+        }
+    }
+
+    /// Lists the folder shown from the cache, until the server's answer replaces it.
+    fn show_cached_folder(&mut self) {
+        let Some(cached) = self.cache.folder(self.mailbox.folder) else {
+            return;
+        };
+        let threads = cached.threads.clone();
+        let at = cached.at;
+        self.mailbox.show_cached(threads, at);
+    }
+
+    /// Keeps the cache in step with the deletions asked for.
+    fn track_cache(&mut self, effects: &[Effect]) {
+        for effect in effects {
+            if let Effect::DeleteThread(thread) = effect {
+                self.cache.forget(*thread);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod account_tests;
 #[cfg(test)]
@@ -1099,3 +1261,6 @@ mod drafts_tests;
 
 #[cfg(test)]
 mod live_tests;
+
+#[cfg(test)]
+pub(crate) mod cache_tests;

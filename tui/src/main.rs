@@ -11,7 +11,7 @@ fn usage() -> ! {
         "usage: convos [login | logout | email [each | daily | off] [--hour H] [--tz ZONE] | --version]\n\n\
          convos          open your mailbox (or log in or create an account on its first screen)\n\
          convos login    sign in (or set CONVOS_SERVER and CONVOS_TOKEN)\n\
-         convos logout   end the session and forget the token\n\
+         convos logout   end the session, forget the token and delete the account's cached mail\n\
          convos email    show how Convos emails you, or set it: `each` (one email per message),\n\
          \x20               `daily` (one digest a day at --hour 0-23 in --tz, e.g. Europe/Paris), `off`"
     );
@@ -73,6 +73,13 @@ async fn main() -> anyhow::Result<()> {
                 .login(&username, &password)
                 .await
                 .map_err(|e| anyhow::anyhow!("could not log in: {e}"))?;
+            // The server said whose the token is: the next start draws that account's cache.
+            let _ = convos_tui::cache::remember(
+                &dir,
+                server.trim_end_matches('/'),
+                &session.token,
+                session.user.id,
+            );
             config.server = Some(server);
             config::save(&dir, &config)?;
             config::save_token(&dir, &session.token)?;
@@ -85,10 +92,12 @@ async fn main() -> anyhow::Result<()> {
         Some("logout") => {
             let config = config::load(&dir)?;
             if let Ok((server, token)) = config::credentials(&dir, &config) {
-                let _ = Client::new(&server, Some(token)).logout().await;
+                let _ = Client::new(&server, Some(token.clone())).logout().await;
+                // The account's cached mail goes with the session.
+                convos_tui::cache::forget_account(&dir, &server, &token)?;
             }
             config::forget_token(&dir)?;
-            println!("Logged out.");
+            println!("Logged out (and the mail cached for this account deleted).");
             Ok(())
         }
         Some("email") => {

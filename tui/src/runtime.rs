@@ -49,6 +49,7 @@ fn runs_as_task(effect: &Effect) -> bool {
             | Effect::SaveDraft(_)
             | Effect::DeleteDraft(_)
             | Effect::LoadDrafts
+            | Effect::SaveCache(_)
     )
 }
 
@@ -94,7 +95,24 @@ fn spawn(
     let answers = answers.clone();
     tokio::spawn(async move {
         let msg = match effect {
-            Effect::LoadMe => Some(Msg::Me(client.me().await)),
+            Effect::LoadMe => {
+                let result = client.me().await;
+                // The server said whose this token is: from now on it opens that account's
+                // cache; if it did not before, what the cache holds comes first.
+                if let (Ok(me), Some(token)) = (&result, client.token()) {
+                    let (base, token, user) =
+                        (client.base().to_owned(), token.to_owned(), me.user.id);
+                    let cached =
+                        tokio::task::spawn_blocking(move || bind_cache(&base, &token, user))
+                            .await
+                            .ok()
+                            .flatten();
+                    if let Some(snapshot) = cached {
+                        let _ = answers.send(Answer::Progress(Msg::Cached(Box::new(snapshot))));
+                    }
+                }
+                Some(Msg::Me(result))
+            }
             Effect::LoadThreads { folder, cursor } => Some(Msg::Threads {
                 folder,
                 append: cursor.is_some(),
@@ -202,7 +220,8 @@ fn spawn(
             | Effect::UseSession { .. }
             | Effect::SaveDraft(_)
             | Effect::DeleteDraft(_)
-            | Effect::LoadDrafts => None,
+            | Effect::LoadDrafts
+            | Effect::SaveCache(_) => None,
             Effect::Login(call) => Some(Msg::Login(login(call).await)),
             Effect::Account(call) => Some(Msg::Account(account(&client, call).await)),
             Effect::LoadBoard => Some(Msg::Board(client.board().await)),
@@ -228,6 +247,44 @@ fn drafts(effect: &Effect, tx: &UnboundedSender<Msg>) -> Option<anyhow::Result<(
         }
         _ => None,
     }
+}
+
+/// Sessions already bound to their account in this process (`server\ntoken`), so the index
+/// is read once per session, not on every `GET /me`.
+static BOUND: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Binds the session to `user`'s cache; returns that cache if the binding is new (the start
+/// could not show it).
+fn bind_cache(base: &str, token: &str, user: convos_core::UserId) -> Option<crate::app::Snapshot> {
+    let key = format!("{base}\n{token}");
+    if BOUND.lock().ok()?.contains(&key) {
+        return None;
+    }
+    let dir = crate::config::dir();
+    let new = crate::cache::remember(&dir, base, token, user).ok()?;
+    BOUND.lock().ok()?.push(key);
+    new.then(|| crate::cache::load_user(&dir, base, user, chrono::Utc::now()))
+        .flatten()
+}
+
+/// Writes the cache off the draw path; one write at a time, and a failure is reported.
+fn save_cache(
+    snapshot: Box<crate::app::Snapshot>,
+    tx: &UnboundedSender<Msg>,
+) -> tokio::task::JoinHandle<()> {
+    static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let tx = tx.clone();
+    tokio::task::spawn_blocking(move || {
+        let _one_at_a_time = WRITING.lock();
+        if let Err(e) = crate::cache::save(&crate::config::dir(), &snapshot, chrono::Utc::now()) {
+            let _ = tx.send(Msg::Done(
+                String::new(),
+                Err(crate::api::ApiError::Protocol(format!(
+                    "could not keep the cache: {e}"
+                ))),
+            ));
+        }
+    })
 }
 
 /// Sends the login screen's call; it needs no token, and goes to the server typed there.
@@ -446,6 +503,23 @@ async fn event_loop(
         in_flight += usize::from(spawn(effect, &client, &tx, &answers));
     }
     app.update(Msg::InFlight(in_flight));
+    // The first frame draws from the cache, whatever the network does meanwhile.
+    if app.login.is_none()
+        && let Some(token) = client.token()
+        && let Some(snapshot) = crate::cache::load(
+            &crate::config::dir(),
+            client.base(),
+            token,
+            chrono::Utc::now(),
+        )
+    {
+        app.update(Msg::Cached(Box::new(snapshot)));
+    }
+    // The cache is written a moment after what is shown changed, all changes of that moment
+    // at once, off the draw path; the last write, awaited before the one made on exit.
+    let cache_pause = std::time::Duration::from_secs(2);
+    let mut cache_due: Option<tokio::time::Instant> = None;
+    let mut cache_write: Option<tokio::task::JoinHandle<()>> = None;
     let mut live = follow(&client, &tx);
     let mut keys = EventStream::new();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -478,6 +552,12 @@ async fn event_loop(
         let msg = tokio::select! {
             _ = expiry, if wake.is_some() => Some(Msg::Expire(chrono::Utc::now())),
             _ = tokio::time::sleep_until(typed + pause), if draft_pending => Some(Msg::SaveDraft),
+            _ = tokio::time::sleep_until(cache_due.unwrap_or_else(tokio::time::Instant::now)),
+                if cache_due.is_some() =>
+            {
+                cache_due = None;
+                Some(Msg::SaveCache(chrono::Utc::now()))
+            }
             _ = ticks.tick(), if ops_open => Some(Msg::Tick),
             _ = retries.tick(), if queued => Some(Msg::RetryOutbox),
             key = keys.next() => match key {
@@ -537,6 +617,8 @@ async fn event_loop(
                     *terminal = enter(mouse);
                     keys = EventStream::new();
                     title = None;
+                } else if let Effect::SaveCache(snapshot) = effect {
+                    cache_write = Some(save_cache(snapshot, &tx));
                 } else if let Effect::Notify(note) = &effect {
                     notify(app.notify, note);
                 } else if let Effect::UseSession { server, token } = effect {
@@ -568,6 +650,13 @@ async fn event_loop(
             && let Some(old) = live.take()
         {
             old.abort();
+            // The token no longer opens the account's cache (its mail stays for the next login).
+            if let Some(token) = client.token() {
+                let _ = crate::cache::forget_session(&crate::config::dir(), client.base(), token);
+            }
+        }
+        if cache_due.is_none() && app.cache_pending() {
+            cache_due = Some(tokio::time::Instant::now() + cache_pause);
         }
         if app.quit {
             break;
@@ -582,6 +671,15 @@ async fn event_loop(
     // Quitting (or SIGTERM) with a message being written keeps it as a draft.
     for effect in app.on_exit() {
         spawn(effect, &client, &tx, &answers);
+    }
+    // What changed since the last write is kept too, after that write.
+    if let Some(write) = cache_write {
+        let _ = write.await;
+    }
+    for effect in app.update(Msg::SaveCache(chrono::Utc::now())) {
+        if let Effect::SaveCache(snapshot) = effect {
+            let _ = crate::cache::save(&crate::config::dir(), &snapshot, chrono::Utc::now());
+        }
     }
     if let Some(live) = live {
         live.abort();
@@ -605,6 +703,10 @@ mod tests {
         assert!(!runs_as_task(&Effect::Bell));
         assert!(!runs_as_task(&Effect::SaveOutbox(vec![])));
         assert!(!runs_as_task(&Effect::Editor(String::new())));
+        assert!(
+            !runs_as_task(&Effect::SaveCache(Box::default())),
+            "the cache is written off the draw path without counting as a request"
+        );
     }
 
     #[test]

@@ -55,6 +55,16 @@ pub fn ago(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
+/// When something was cached, as the stale marks say it: "12:03" today, "Nov 21 12:03"
+/// before.
+pub fn clock(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    if at.date_naive() == now.date_naive() {
+        at.format("%H:%M").to_string()
+    } else {
+        at.format("%b %d %H:%M").to_string()
+    }
+}
+
 /// The time left until `until`: "45s", "30m", "2h", "3d" (whole seconds, rounded up, so the
 /// last second shows as "1s" and the number changes at whole seconds before `until`).
 pub fn countdown(until: DateTime<Utc>, now: DateTime<Utc>) -> String {
@@ -125,7 +135,7 @@ pub fn render(frame: &mut Frame, app: &App, now: DateTime<Utc>) {
     );
     match app.search.as_ref().filter(|s| s.editing) {
         Some(search) => search.render_prompt(frame, status, &app.keymap, theme),
-        None => render_status(frame, app, status),
+        None => render_status(frame, app, status, now),
     }
     match &app.modal {
         Modal::None => {}
@@ -138,7 +148,7 @@ pub fn render(frame: &mut Frame, app: &App, now: DateTime<Utc>) {
     }
 }
 
-fn render_status(frame: &mut Frame, app: &App, area: Rect) {
+fn render_status(frame: &mut Frame, app: &App, area: Rect, now: DateTime<Utc>) {
     let theme = &app.theme;
     let (conn, style) = match app.connection {
         Connection::Live => ("● live".to_owned(), theme.ok),
@@ -146,13 +156,21 @@ fn render_status(frame: &mut Frame, app: &App, area: Rect) {
         Connection::Reconnecting(secs) => (format!("↻ reconnecting in {secs}s"), theme.warning),
     };
     let unread = app.me.as_ref().map_or(0, |m| m.unread_count);
-    let mut spans = vec![
-        Span::styled(conn, style),
-        Span::raw(format!(
-            " │ {} │ {unread} unread",
-            folder_label(app.mailbox.folder)
-        )),
-    ];
+    let mut spans = vec![Span::styled(conn, style)];
+    // What is on screen comes from the cache: say from when, and that it is all there is while
+    // the server cannot be reached.
+    if let Some(at) = app.stale() {
+        let offline = if app.is_offline() { "offline · " } else { "" };
+        spans.push(Span::raw(" │ "));
+        spans.push(Span::styled(
+            format!("{offline}cached {}", clock(at, now)),
+            theme.warning,
+        ));
+    }
+    spans.push(Span::raw(format!(
+        " │ {} │ {unread} unread",
+        folder_label(app.mailbox.folder)
+    )));
     if !app.outbox.is_empty() {
         spans.push(Span::styled(
             format!(" │ ✉ {} queued", app.outbox.len()),

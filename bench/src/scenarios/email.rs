@@ -169,7 +169,10 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     // Flat memory: the worker's resident size once 90% of the backlog is done, beside 10%.
     let rss_at = |fraction: f64| {
         let goal = (jobs as f64 * fraction) as i64;
-        worker_mib.iter().find(|(done, _)| *done >= goal).map(|e| e.1)
+        worker_mib
+            .iter()
+            .find(|(done, _)| *done >= goal)
+            .map(|e| e.1)
     };
     let (early, late) = (rss_at(0.1), rss_at(0.9));
     let mib = |m: Option<f64>| Measure {

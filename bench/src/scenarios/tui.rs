@@ -1,12 +1,14 @@
 //! Scenario 6, terminal client: time from starting the real `convos` binary in a pseudo-terminal
 //! to its first frame showing the inbox, for a 10,000-thread mailbox beside a 10-thread one;
-//! and the render time of a full screen of threads (TestBackend) beside ratatui drawing the same
+//! the same from the client's local cache with a server that accepts connections and never
+//! answers, beside the first from the network; and the render time of a full screen of threads (TestBackend) beside ratatui drawing the same
 //! text as a plain paragraph.
 
-use crate::report::{Ratio, Report, Row};
+use crate::report::{Ratio, Report, Row, Target};
 use crate::scenarios::Tokens;
 use crate::stats::Measure;
 use crate::{Ctx, platform::Server};
+use anyhow::Context;
 use convos_core::api::{Me, Page, Thread};
 use convos_tui::app::{App, Connection};
 use ratatui::Terminal;
@@ -14,8 +16,10 @@ use ratatui::backend::TestBackend;
 use ratatui::widgets::Paragraph;
 use sqlx::PgPool;
 use std::io::Read;
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 const SCENARIO: &str = "6. Terminal client";
@@ -38,17 +42,7 @@ pub async fn run(
     let mut figures = Vec::new();
     for n in [small, big] {
         let user = format!("box{n}");
-        let subject: String = sqlx::query_scalar(
-            "select t.subject from thread_participants tp join threads t on t.id = tp.thread_id \
-             join users u on u.id = tp.user_id \
-             where u.username = $1 and tp.received_count > 0 and not tp.archived \
-             order by tp.last_activity_at desc, tp.thread_id desc limit 1",
-        )
-        .bind(&user)
-        .fetch_one(db)
-        .await?;
-        // The client shows the subject from its start; a dozen characters identify it.
-        let marker: String = subject.chars().take(12).collect();
+        let marker = newest_subject(db, &user).await?;
         let mut times = Vec::new();
         let mut peak = Vec::new();
         for _ in 0..ctx.scale.tui_runs {
@@ -61,6 +55,7 @@ pub async fn run(
     }
     let (_, baseline) = figures[0].clone();
     let (n, measured) = figures[1].clone();
+    let network = measured.clone();
     report.row(Row {
         scenario: SCENARIO,
         what: format!(
@@ -75,6 +70,30 @@ pub async fn run(
         measured,
         baseline: Some((format!("same, {small}-thread inbox"), baseline)),
         target: None,
+    });
+
+    // From the cache: the big inbox's cache primed by one run against the server, then the
+    // client started against a server that accepts connections and never answers.
+    let user = format!("box{big}");
+    let marker = newest_subject(db, &user).await?;
+    let cached = from_cache(ctx, &server.base, tokens.of(&user), marker.trim())?;
+    report.row(Row {
+        scenario: SCENARIO,
+        what: format!(
+            "start to first inbox frame from the cache, {big}-thread inbox, server silent ({} \
+             runs)",
+            ctx.scale.tui_runs
+        ),
+        ratio: Ratio::of("p50 vs from the network", cached.p50_ms, network.p50_ms),
+        target: Some(Target {
+            goal: "under 50 ms whatever the network does (p99)".into(),
+            met: cached.p99_ms.is_some_and(|p| p < 50.0),
+        }),
+        measured: cached,
+        baseline: Some((
+            format!("same from the network, server up, {big}-thread inbox"),
+            network,
+        )),
     });
 
     // Rendering: a full screen of real threads from the big mailbox.
@@ -137,14 +156,31 @@ pub async fn run(
         format!(
             "the client ran in a {COLS}x{ROWS} pseudo-terminal (util-linux `script`); \"first \
              inbox frame\" is when the newest thread's subject appears on the terminal; peak \
-             memory is the client's"
+             memory is the client's; \"from the cache\" primes the client's cache with one run \
+             against the server, then points the client (with that cache) at a listener that \
+             accepts connections and never answers"
         ),
     );
     Ok(())
 }
 
-/// Starts the client in a pseudo-terminal and times its first frame showing `marker`; also
-/// reads the client's peak memory then.
+/// The first dozen characters of `user`'s newest inbox thread's subject: the client shows it
+/// from its first frame.
+async fn newest_subject(db: &PgPool, user: &str) -> anyhow::Result<String> {
+    let subject: String = sqlx::query_scalar(
+        "select t.subject from thread_participants tp join threads t on t.id = tp.thread_id \
+         join users u on u.id = tp.user_id \
+         where u.username = $1 and tp.received_count > 0 and not tp.archived \
+         order by tp.last_activity_at desc, tp.thread_id desc limit 1",
+    )
+    .bind(user)
+    .fetch_one(db)
+    .await?;
+    Ok(subject.chars().take(12).collect())
+}
+
+/// Starts the client with an empty configuration folder and times its first frame showing
+/// `marker`; also reads the client's peak memory then.
 fn first_frame(
     ctx: &Ctx,
     base: &str,
@@ -154,6 +190,87 @@ fn first_frame(
     let home = ctx.env.work_dir.join("tui-home");
     let _ = std::fs::remove_dir_all(&home);
     std::fs::create_dir_all(&home)?;
+    run_client(ctx, &home, base, token, marker)
+}
+
+/// A listener that accepts connections and never answers: the network at its worst, neither
+/// refusing nor failing.
+struct Silent {
+    base: String,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Silent {
+    fn start() -> anyhow::Result<Self> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            // Held open, never read or written, until the end.
+            let mut held = Vec::new();
+            while !stopping.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => held.push(stream),
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Ok(Self {
+            base,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Silent {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Start to first frame from the cache: one run against the server fills the client's cache
+/// (written as it quits), which is then moved to a silent server's address through the
+/// client's cache module; each timed run starts the client against that server.
+fn from_cache(ctx: &Ctx, base: &str, token: &str, marker: &str) -> anyhow::Result<Measure> {
+    let home = ctx.env.work_dir.join("tui-cache-home");
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&home)?;
+    run_client(ctx, &home, base, token, marker)?;
+    let dir = home.join("convos");
+    let mut snapshot = convos_tui::cache::load(&dir, base, token, chrono::Utc::now())
+        .context("the client wrote no cache on its way out")?;
+    let silent = Silent::start()?;
+    snapshot.server.clone_from(&silent.base);
+    let user = snapshot.user.context("the cache names its user")?;
+    convos_tui::cache::save(&dir, &snapshot, chrono::Utc::now())?;
+    convos_tui::cache::remember(&dir, &silent.base, token, user)?;
+    let mut times = Vec::new();
+    let mut peak = Vec::new();
+    for _ in 0..ctx.scale.tui_runs {
+        let (took, mib) = run_client(ctx, &home, &silent.base, token, marker)?;
+        times.push(took);
+        peak.extend(mib);
+    }
+    Ok(Measure::of(&times, None, "").with_peak(crate::stats::median(&peak)))
+}
+
+/// Starts the client in a pseudo-terminal with the configuration folder `home` and times its
+/// first frame showing `marker`; also reads the client's peak memory then. The client is
+/// stopped with SIGTERM (it writes its cache on the way out).
+fn run_client(
+    ctx: &Ctx,
+    home: &Path,
+    base: &str,
+    token: &str,
+    marker: &str,
+) -> anyhow::Result<(Duration, Option<f64>)> {
     let client = ctx.env.bin_dir.join("convos");
     let started = Instant::now();
     let mut child = Command::new("script")
@@ -165,8 +282,8 @@ fn first_frame(
         .arg("/dev/null")
         .env("CONVOS_SERVER", base)
         .env("CONVOS_TOKEN", token)
-        .env("HOME", &home)
-        .env("XDG_CONFIG_HOME", &home)
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home)
         .env("TERM", "xterm-256color")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -463,3 +463,46 @@ fn the_users_own_message_from_another_session_is_not_announced() {
     assert_eq!(app.status, "Sent", "the status is not taken over");
     assert_eq!(listed(&app), ["Mine"]);
 }
+
+#[test]
+fn what_a_live_event_changed_in_place_is_what_the_cache_keeps_for_the_next_start() {
+    let t = thread("Lunch", 0);
+    let (mut app, _) = signed_in(vec![thread("Older", 0), t.clone()]);
+    app.update(key(KeyCode::Char('j')));
+    let alice = t.participants[1].clone();
+    let first = message(&t, &alice, "noon?", 0);
+    open(&mut app, vec![first.clone()]);
+    let new = message(&t, &alice, "or one?", 5);
+    app.update(Msg::Live(Event::MessageCreated {
+        message_id: new.id,
+        thread_id: t.id,
+    }));
+    app.update(Msg::NewMessages {
+        thread: t.id,
+        result: Ok(page(vec![new.clone(), first])),
+    });
+    app.update(Msg::ThreadRow {
+        thread: t.id,
+        result: Ok(with_new(&t, &new)),
+    });
+
+    let inbox = app.cache.folder(Folder::Inbox).expect("the inbox is kept");
+    let subjects: Vec<&str> = inbox.threads.iter().map(|t| t.subject.as_str()).collect();
+    assert_eq!(subjects, ["Lunch", "Older"], "in the order shown now");
+    let kept = app.cache.thread(t.id).expect("the open thread is kept");
+    let bodies: Vec<_> = kept.messages.iter().map(|m| m.body.clone()).collect();
+    assert_eq!(
+        bodies,
+        [Some("noon?".to_owned()), Some("or one?".to_owned())],
+        "with the new message"
+    );
+
+    app.update(Msg::ThreadRow {
+        thread: t.id,
+        result: Err(gone()),
+    });
+    assert!(
+        app.cache.thread(t.id).is_none(),
+        "a thread gone from the server leaves the cache"
+    );
+}

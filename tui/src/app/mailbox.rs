@@ -29,6 +29,9 @@ pub struct Mailbox {
     pub next_cursor: Option<String>,
     /// The highlighted thread.
     pub selected: usize,
+    /// When the list shown was cached, while it comes from the cache (`None`: from the
+    /// server, or cached earlier in this session).
+    pub cached: Option<DateTime<Utc>>,
 }
 
 impl Default for Mailbox {
@@ -39,6 +42,7 @@ impl Default for Mailbox {
             threads: Vec::new(),
             next_cursor: None,
             selected: 0,
+            cached: None,
         }
     }
 }
@@ -150,7 +154,20 @@ impl Mailbox {
         self.threads.clear();
         self.next_cursor = None;
         self.selected = 0;
+        self.cached = None;
         self.load()
+    }
+
+    /// Lists `threads` from the cache (cached at `at`) until the server answers; no further
+    /// pages are fetched from a cached list.
+    pub fn show_cached(&mut self, threads: Vec<Thread>, at: Option<DateTime<Utc>>) {
+        let keep = self.selected_thread().map(|t| t.id);
+        self.threads = threads;
+        self.next_cursor = None;
+        self.cached = at;
+        self.selected = keep
+            .and_then(|id| self.threads.iter().position(|t| t.id == id))
+            .unwrap_or(0);
     }
 
     /// A page of `folder`: it continues the list (`append`) or replaces it, keeping the
@@ -166,6 +183,7 @@ impl Mailbox {
             self.threads = page.items;
         }
         self.next_cursor = page.next_cursor;
+        self.cached = None;
         self.selected = keep
             .and_then(|id| self.threads.iter().position(|t| t.id == id))
             .unwrap_or(self.selected)
@@ -283,7 +301,10 @@ impl Mailbox {
             .iter()
             .map(|t| thread_item(t, me, width, now, theme))
             .collect();
-        let title = format!("{} ({})", folder_label(self.folder), self.threads.len());
+        let mut title = format!("{} ({})", folder_label(self.folder), self.threads.len());
+        if let Some(at) = self.cached {
+            title.push_str(&format!(" · cached {}", crate::ui::clock(at, now)));
+        }
         let empty = items.is_empty();
         let list = List::new(items)
             .block(theme.block(title, focused))

@@ -35,6 +35,10 @@ pub struct ThreadView {
     pub open: Option<OpenThread>,
     /// Read-once messages opened in this session: their one read survives refreshes.
     pub revealed: HashMap<MessageId, Message>,
+    /// When the messages shown were cached, while they come from the cache.
+    pub cached: Option<DateTime<Utc>>,
+    /// The open thread's messages could not be fetched, and none were cached.
+    pub unavailable: bool,
 }
 
 impl ThreadView {
@@ -61,6 +65,8 @@ impl ThreadView {
     /// Closes the thread. Read-once messages opened in it go with it: their one read was
     /// this visit.
     pub fn close(&mut self) {
+        self.cached = None;
+        self.unavailable = false;
         if let Some(open) = self.open.take() {
             self.revealed.retain(|_, m| m.thread_id != open.thread.id);
         }
@@ -130,6 +136,8 @@ impl ThreadView {
         }
         open.messages = Some(items);
         open.older = page.next_cursor;
+        self.cached = None;
+        self.unavailable = false;
         self.show_revealed();
     }
 
@@ -172,6 +180,26 @@ impl ThreadView {
             .flat_map(|o| o.messages.iter_mut().flatten());
         for m in shown.filter(|m| m.id == message) {
             m.is_read = is_read;
+        }
+    }
+
+    /// Shows the open thread's cached `messages` (oldest first, cached at `at`) until the
+    /// server answers.
+    pub fn show_cached(&mut self, messages: Vec<Message>, at: Option<DateTime<Utc>>) {
+        let Some(open) = &mut self.open else { return };
+        if open.messages.is_some() {
+            return;
+        }
+        open.messages = Some(messages);
+        self.cached = at;
+        self.show_revealed();
+    }
+
+    /// The open thread's messages could not be fetched: without cached ones, it says it is
+    /// not available offline.
+    pub fn unavailable(&mut self) {
+        if self.open.as_ref().is_some_and(|o| o.messages.is_none()) {
+            self.unavailable = true;
         }
     }
 
@@ -275,8 +303,20 @@ impl ThreadView {
             frame.render_widget(hint, area);
             return;
         };
-        let title = sanitize::line(&open.thread.subject);
+        let mut title = sanitize::line(&open.thread.subject);
+        if let Some(at) = self.cached {
+            title.push_str(&format!(" · cached {}", crate::ui::clock(at, now)));
+        }
         let lines: Vec<Line> = match &open.messages {
+            None if self.unavailable => vec![
+                Line::styled("Not available offline.", theme.warning),
+                Line::from(""),
+                Line::styled(
+                    "This thread was not opened here while the server could be reached, so \
+                     nothing of it is cached. It loads once the server answers again.",
+                    theme.dim,
+                ),
+            ],
             None => vec![Line::from("Loading…")],
             Some(messages) => messages
                 .iter()
