@@ -231,6 +231,61 @@ pub async fn run(
     Ok(())
 }
 
+/// How often the stall watchdog looks at a queue.
+const WATCH_EVERY: Duration = Duration::from_secs(5);
+
+/// Resolves once the queue worker made no progress (took no ticket, ended no job) for longer
+/// than any job may run, while tickets waited in its queue: it is stuck, not busy. A busy
+/// worker ends a job, or cuts it off, within a job's time limit (80% of the deadline). Seen
+/// once under sustained load with apalis 1.0: a queue worker stopped fetching, acknowledging and
+/// heartbeating for good while its process ran on (decision 33). Returns how long it stood still.
+async fn watchdog(ctx: &Ctx, kind: JobKind, slots: &jobs::Slots) -> Duration {
+    let limit = ctx.settings.deadline().mul_f64(0.8) + Duration::from_secs(10);
+    let redis = ctx.redis.clone();
+    let prefix = ctx.settings.redis_prefix.clone();
+    stalled(
+        limit,
+        || slots.progress(),
+        move || {
+            let mut redis = redis.clone();
+            let prefix = prefix.clone();
+            async move { queue::depth(&mut redis, &prefix, kind).await.ok() }
+        },
+    )
+    .await
+}
+
+/// The watchdog's rule: resolves once `progress` stood still for `limit` while `waiting` said
+/// tickets wait (`None`: unknown, Redis away: nothing to fetch either, so no verdict).
+async fn stalled<F>(
+    limit: Duration,
+    progress: impl Fn() -> u64,
+    waiting: impl Fn() -> F,
+) -> Duration
+where
+    F: std::future::Future<Output = Option<i64>>,
+{
+    let mut seen = progress();
+    let mut since = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        let now = progress();
+        if now != seen {
+            (seen, since) = (now, tokio::time::Instant::now());
+            continue;
+        }
+        if since.elapsed() < limit {
+            continue;
+        }
+        match waiting().await {
+            Some(tickets) if tickets > 0 => return since.elapsed(),
+            // Nothing waits: idle, not stuck.
+            Some(_) => since = tokio::time::Instant::now(),
+            None => {}
+        }
+    }
+}
+
 /// Runs the apalis worker of one queue, restarting it (under a new name, after a pause) if it
 /// stops before shutdown, e.g. while Redis is unreachable.
 async fn supervise(ctx: Arc<Ctx>, queue: queue::Queue, kind: JobKind, cancel: CancellationToken) {
@@ -253,12 +308,21 @@ async fn supervise(ctx: Arc<Ctx>, queue: queue::Queue, kind: JobKind, cancel: Ca
             .data(ctx.clone())
             .data(slots.clone())
             .build(jobs::handle);
-        let result = worker
-            .run_until(async move {
-                stop.cancelled().await;
-                Ok::<(), std::io::Error>(())
-            })
-            .await;
+        let run = worker.run_until(async move {
+            stop.cancelled().await;
+            Ok::<(), std::io::Error>(())
+        });
+        let result = tokio::select! {
+            result = run => result.map_err(|e| e.to_string()),
+            stalled = watchdog(&ctx, kind, &slots) => {
+                // Dropping the worker abandons its tasks: their jobs come back by their ledger
+                // deadline, their tickets by apalis' orphan recovery once its heartbeats stop.
+                tracing::error!(queue = kind.as_str(), worker = %name, ?stalled,
+                    "queue worker stalled with tickets waiting; abandoning it");
+                ctx.metrics.stalls.with_label_values(&[kind.as_str()]).inc();
+                Err(format!("stalled for {stalled:?}"))
+            }
+        };
         // Its registration is of no further use (the next start takes a new name). Bounded, so
         // a Redis outage does not hold up shutdown; one left behind is a few hundred bytes.
         let mut redis = ctx.redis.clone();
@@ -278,5 +342,37 @@ async fn supervise(ctx: Arc<Ctx>, queue: queue::Queue, kind: JobKind, cancel: Ca
             () = tokio::time::sleep(pause) => {}
         }
         pause = (pause * 2).min(Duration::from_secs(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    const LIMIT: Duration = Duration::from_secs(60);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_queue_worker_that_stands_still_with_tickets_waiting_is_declared_stalled() {
+        let took = stalled(LIMIT, || 7, || async { Some(3) }).await;
+        assert!(took >= LIMIT && took < LIMIT + WATCH_EVERY * 2, "{took:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_or_idle_queue_worker_is_never_declared_stalled() {
+        let ticking = AtomicU64::new(0);
+        let busy = stalled(
+            LIMIT,
+            || ticking.fetch_add(1, Ordering::Relaxed),
+            || async { Some(500) },
+        );
+        let idle = stalled(LIMIT, || 7, || async { Some(0) });
+        let redis_away = stalled(LIMIT, || 7, || async { None });
+        tokio::select! {
+            took = busy => panic!("a busy worker was declared stalled after {took:?}"),
+            took = idle => panic!("an idle worker was declared stalled after {took:?}"),
+            took = redis_away => panic!("a worker without Redis was declared stalled after {took:?}"),
+            () = tokio::time::sleep(LIMIT * 10) => {}
+        }
     }
 }

@@ -27,6 +27,8 @@ pub struct Metrics {
     /// Received email, by way in (`smtp`, `webhook`) and outcome (`accepted`, `deferred`,
     /// then what the job made of it: `posted`, `refused`, `bounce`, `complaint`, `ignored`).
     pub inbound: IntCounterVec,
+    /// Queue workers abandoned by the stall watchdog, by queue (should stay 0).
+    pub stalls: IntCounterVec,
 }
 
 impl Metrics {
@@ -92,7 +94,18 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        let stalls = exposition.register(
+            IntCounterVec::new(
+                Opts::new(
+                    "convos_queue_worker_stalls_total",
+                    "Queue workers abandoned by the stall watchdog, by queue.",
+                ),
+                &["queue"],
+            )
+            .expect("valid metric"),
+        );
         Self {
+            stalls,
             inbound,
             exposition,
             started,

@@ -22,6 +22,7 @@ use futures::FutureExt;
 use rand::Rng;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Why a job did not do its work.
@@ -50,20 +51,33 @@ impl From<redis::RedisError> for JobError {
 /// What a job that worked reports: done, or skipped with a reason.
 pub type JobResult = Result<Outcome, JobError>;
 
-/// The jobs of one kind this process may run at once, shared by the tickets of its queue.
+/// The jobs of one kind this process may run at once, shared by the tickets of its queue, and
+/// a count of its queue's progress (tickets taken, jobs ended) for the stall watchdog.
 #[derive(Clone, Debug)]
-pub struct Slots(Arc<tokio::sync::Semaphore>);
+pub struct Slots(Arc<tokio::sync::Semaphore>, Arc<AtomicU64>);
 
 impl Slots {
     /// `n` slots (at least one).
     pub fn new(n: usize) -> Self {
-        Self(Arc::new(tokio::sync::Semaphore::new(n.max(1))))
+        Self(
+            Arc::new(tokio::sync::Semaphore::new(n.max(1))),
+            Arc::default(),
+        )
+    }
+
+    /// Tickets taken plus jobs ended so far: it stands still only while the queue does nothing.
+    pub fn progress(&self) -> u64 {
+        self.1.load(Ordering::Relaxed)
+    }
+
+    fn progressed(&self) {
+        self.1.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 /// The apalis handler for every queue: runs the ticket's jobs side by side, each once a slot
-/// of its kind is free (the process runs at most `worker_concurrency` jobs of a kind at once,
-/// however they were ticketed). A panicking job is reported as an error; its ledger row stays
+/// of its kind is free (the process works on at most `worker_concurrency` jobs of a kind at
+/// once, however they were ticketed; jobs waiting for their outcome's commit hold no slot). A panicking job is reported as an error; its ledger row stays
 /// `running` until its deadline makes it due again, and the ticket's other jobs finish.
 pub async fn handle(
     ticket: JobTicket,
@@ -72,26 +86,38 @@ pub async fn handle(
 ) -> Result<(), BoxDynError> {
     let ctx: Arc<Ctx> = (*ctx).clone();
     let slots: &Slots = &slots;
+    slots.progressed();
     let runs = ticket.jobs().map(|job_id| {
         let ctx = ctx.clone();
-        let slots = slots.0.clone();
+        let slots = slots.clone();
         async move {
             // Never closed, so a permit always comes.
-            let _slot = slots.acquire_owned().await;
-            match AssertUnwindSafe(run_one(job_id, ctx.clone()))
+            let Ok(slot) = slots.0.clone().acquire_owned().await else {
+                return Err("the job slots closed".into());
+            };
+            let result = match AssertUnwindSafe(run_one(job_id, ctx.clone(), slot))
                 .catch_unwind()
                 .await
             {
                 Ok(result) => result,
                 Err(_) => Err("the job panicked".into()),
-            }
+            };
+            slots.progressed();
+            result
         }
     });
     let results = futures::future::join_all(runs).await;
     results.into_iter().collect()
 }
 
-async fn run_one(job_id: uuid::Uuid, ctx: Arc<Ctx>) -> Result<(), BoxDynError> {
+/// Claims, runs and records one job. `slot` is held while the job claims its row and works,
+/// and given back before its outcome is written: waiting for the ledger's commit is not work,
+/// and holding slots through it capped a queue at its slots over the ledger's latency.
+async fn run_one(
+    job_id: uuid::Uuid,
+    ctx: Arc<Ctx>,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> Result<(), BoxDynError> {
     let Some(job) = ctx.ledger.start(job_id).await? else {
         // Already taken or finished: a duplicate ticket (relay re-dispatch, orphan recovery).
         return Ok(());
@@ -150,6 +176,7 @@ async fn run_one(job_id: uuid::Uuid, ctx: Arc<Ctx>) -> Result<(), BoxDynError> {
         .with_label_values(&[queue])
         .observe(started.elapsed().as_secs_f64());
     let delivered = job.kind == JobKind::Deliver && matches!(outcome, Outcome::Done(_));
+    drop(slot);
     ctx.ledger.finish(job.clone(), outcome).await?;
     if delivered {
         deliver::forget(&ctx, &job).await;
