@@ -138,8 +138,16 @@ pub const TICKET_JOBS_MAX: usize = 32;
 pub const TICKET_SPREAD: usize = 8;
 
 impl JobTicket {
-    /// A ticket for these jobs.
-    pub fn of(job_ids: Vec<uuid::Uuid>) -> Self {
+    /// A ticket for these jobs. One job is written in the older form (`job_id`), which every
+    /// worker reads, so live traffic keeps working across a rolling upgrade; only a backlog's
+    /// tickets need every worker on this version.
+    pub fn of(mut job_ids: Vec<uuid::Uuid>) -> Self {
+        if job_ids.len() == 1 {
+            return Self {
+                job_id: job_ids.pop(),
+                job_ids,
+            };
+        }
         Self {
             job_ids,
             job_id: None,
@@ -182,7 +190,7 @@ mod tests {
         let jobs = ids(5);
         let tickets = JobTicket::split(&jobs);
         assert_eq!(tickets.len(), 5);
-        assert!(tickets.iter().all(|t| t.job_ids.len() == 1));
+        assert!(tickets.iter().all(|t| t.jobs().count() == 1));
     }
 
     #[test]
@@ -196,7 +204,7 @@ mod tests {
                 "{n} jobs in {} tickets",
                 tickets.len()
             );
-            assert!(tickets.iter().all(|t| t.job_ids.len() <= TICKET_JOBS_MAX));
+            assert!(tickets.iter().all(|t| t.jobs().count() <= TICKET_JOBS_MAX));
             let carried: Vec<_> = tickets.iter().flat_map(JobTicket::jobs).collect();
             assert_eq!(carried, jobs, "{n} jobs");
         }
@@ -208,7 +216,14 @@ mod tests {
         let id = uuid::Uuid::new_v4();
         let old: JobTicket = serde_json::from_value(serde_json::json!({ "job_id": id })).unwrap();
         assert_eq!(old.jobs().collect::<Vec<_>>(), vec![id]);
-        let new = serde_json::to_value(JobTicket::of(vec![id])).unwrap();
-        assert_eq!(new, serde_json::json!({ "job_ids": [id] }));
+        let one = serde_json::to_value(JobTicket::of(vec![id])).unwrap();
+        assert_eq!(
+            one,
+            serde_json::json!({ "job_id": id }),
+            "what older workers read"
+        );
+        let other = uuid::Uuid::new_v4();
+        let two = serde_json::to_value(JobTicket::of(vec![id, other])).unwrap();
+        assert_eq!(two, serde_json::json!({ "job_ids": [id, other] }));
     }
 }

@@ -163,21 +163,27 @@ pub async fn requeue_lost(db: &PgPool) -> Result<u64> {
 /// The error of an attempt that ended without an outcome.
 const LOST: &str = "lost: no outcome before the deadline (worker stopped?)";
 
-/// Hands out up to `limit` due jobs of `kind`, oldest first, skipping rows another relay holds:
-/// marks them dispatched, to be back if no outcome arrives by `deadline`, and returns them in
-/// due order. One statement (one round trip, one commit), committed before any ticket exists,
-/// so a worker that takes a ticket at once always finds its row dispatched.
+/// Hands out up to `limit` due jobs of `kind`, oldest first, skipping rows another relay holds,
+/// and no more than keeps `ceiling` of the kind dispatched and not yet started (waiting in
+/// Redis or for a worker's slot, where their deadline runs): marks them dispatched, to be back
+/// if no outcome arrives by `deadline`, and returns them in due order. One statement (one round
+/// trip, one commit), committed before any ticket exists, so a worker that takes a ticket at
+/// once always finds its row dispatched.
 pub async fn dispatch_due(
     db: &PgPool,
     kind: JobKind,
     limit: i64,
+    ceiling: i64,
     deadline: Duration,
 ) -> Result<Vec<Uuid>> {
     let rows: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
         "with due as ( \
            select id from jobs where kind = $1 and state in ('pending', 'retry') \
              and next_run_at <= now() \
-           order by next_run_at limit $2 for update skip locked) \
+           order by next_run_at \
+           limit least($2, greatest(0, $4 - (select count(*) from jobs \
+                                             where kind = $1 and state = 'dispatched'))) \
+           for update skip locked) \
          update jobs j set state = 'dispatched', updated_at = now(), \
            deadline_at = now() + make_interval(secs => $3) \
          from due where j.id = due.id \
@@ -186,6 +192,7 @@ pub async fn dispatch_due(
     .bind(kind.as_str())
     .bind(limit)
     .bind(secs(deadline))
+    .bind(ceiling)
     .fetch_all(db)
     .await?;
     let mut rows = rows;

@@ -37,7 +37,9 @@ async fn dispatched(db: &PgPool, count: usize) -> Vec<Uuid> {
 
 /// What the relay does with due jobs of `kind`: hands them out, marked dispatched.
 async fn relay_dispatches(db: &PgPool, kind: JobKind) -> Vec<Uuid> {
-    jobs::dispatch_due(db, kind, 1000, DEADLINE).await.unwrap()
+    jobs::dispatch_due(db, kind, 1000, 100_000, DEADLINE)
+        .await
+        .unwrap()
 }
 
 async fn state(db: &PgPool, id: Uuid) -> (String, i32) {
@@ -282,15 +284,15 @@ async fn the_relay_hands_out_due_jobs_of_one_kind_oldest_first_and_each_once(db:
 
     // Act: two relays at once, then one more pass.
     let (one, two) = tokio::join!(
-        jobs::dispatch_due(&db, JobKind::Deliver, 2, DEADLINE),
-        jobs::dispatch_due(&db, JobKind::Deliver, 2, DEADLINE)
+        jobs::dispatch_due(&db, JobKind::Deliver, 2, 100_000, DEADLINE),
+        jobs::dispatch_due(&db, JobKind::Deliver, 2, 100_000, DEADLINE)
     );
-    let again = jobs::dispatch_due(&db, JobKind::Deliver, 10, DEADLINE)
+    let again = jobs::dispatch_due(&db, JobKind::Deliver, 10, 100_000, DEADLINE)
         .await
         .unwrap();
 
-    // Assert: the three due deliver jobs went out once each; the first relay to lock them got
-    // the oldest, in due order; nothing else was handed out.
+    // Assert: the three due deliver jobs went out once each, each relay's in due order
+    // (oldest first); nothing else was handed out.
     let (one, two) = (one.unwrap(), two.unwrap());
     let mut handed = Vec::new();
     for id in one.iter().chain(&two) {
@@ -299,11 +301,54 @@ async fn the_relay_hands_out_due_jobs_of_one_kind_oldest_first_and_each_once(db:
     }
     handed.sort();
     assert_eq!(handed, ["due:1", "due:2", "due:3"]);
-    let first = if one.len() == 2 { &one } else { &two };
-    assert_eq!(
-        [key_of(first[0]).await, key_of(first[1]).await],
-        ["due:3", "due:2"],
-        "oldest first"
-    );
+    for relay in [&one, &two] {
+        let mut keys = Vec::new();
+        for id in relay {
+            keys.push(key_of(*id).await);
+        }
+        let mut oldest_first = keys.clone();
+        oldest_first.sort_by(|a, b| b.cmp(a));
+        assert_eq!(keys, oldest_first, "oldest first");
+    }
     assert!(again.is_empty(), "nothing due is left: {again:?}");
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn the_relay_keeps_no_more_jobs_dispatched_and_unstarted_than_the_ceiling(db: PgPool) {
+    // Arrange: 30 due deliver jobs, 10 of them already handed out and not yet started.
+    let mut conn = db.acquire().await.unwrap();
+    for n in 0..30 {
+        let payload = serde_json::json!({"event": null, "users": []});
+        jobs::enqueue(
+            &mut conn,
+            JobKind::Deliver,
+            &format!("ceiling:{n}"),
+            None,
+            payload,
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    }
+    drop(conn);
+    let first = jobs::dispatch_due(&db, JobKind::Deliver, 10, 25, DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 10);
+
+    // Act and assert: with a ceiling of 25, only 15 more go out however many are asked for,
+    // then none until some start.
+    let second = jobs::dispatch_due(&db, JobKind::Deliver, 1000, 25, DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 15, "up to the ceiling");
+    let none = jobs::dispatch_due(&db, JobKind::Deliver, 1000, 25, DEADLINE)
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "at the ceiling, nothing more");
+    jobs::start(&db, &first, "w1", DEADLINE).await.unwrap();
+    let after = jobs::dispatch_due(&db, JobKind::Deliver, 1000, 25, DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 5, "started jobs leave room: the last 5 due");
 }

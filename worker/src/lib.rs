@@ -122,7 +122,10 @@ pub async fn run(
     // The relay and the ledger writer's two tasks each have a connection of their own: with
     // every pooled connection busy with job work, a start or an outcome waited for one, and
     // every job (live deliveries too) waited behind it.
-    let ledger_db = convos_store::connect(settings.database_url.expose_secret(), 3, limits)
+    // Its statements are short; a bound means a lock wait or a stuck server shows up as an
+    // error on the jobs waiting for it, never as jobs (and their queue) waiting for good.
+    let ledger_limits = convos_store::StatementLimits::statements(LEDGER_STATEMENT_LIMIT);
+    let ledger_db = convos_store::connect(settings.database_url.expose_secret(), 3, ledger_limits)
         .await
         .context("could not connect to postgres")?;
     sqlx::query("select 1")
@@ -182,7 +185,7 @@ pub async fn run(
                     redis.clone(),
                     &ctx.settings.redis_prefix,
                     k,
-                    ctx.settings.worker_concurrency,
+                    queue::fetch_batch(ctx.settings.worker_concurrency),
                 ),
             )
         })
@@ -231,6 +234,9 @@ pub async fn run(
     Ok(())
 }
 
+/// How long one statement of the relay or the ledger writer may run, lock waits included.
+pub const LEDGER_STATEMENT_LIMIT: Duration = Duration::from_secs(20);
+
 /// How often the stall watchdog looks at a queue.
 const WATCH_EVERY: Duration = Duration::from_secs(5);
 
@@ -239,11 +245,21 @@ const WATCH_EVERY: Duration = Duration::from_secs(5);
 /// worker ends a job, or cuts it off, within a job's time limit (80% of the deadline). Seen
 /// once under sustained load with apalis 1.0: a queue worker stopped fetching, acknowledging and
 /// heartbeating for good while its process ran on (decision 33). Returns how long it stood still.
-async fn watchdog(ctx: &Ctx, kind: JobKind, slots: &jobs::Slots) -> Duration {
-    let limit = ctx.settings.deadline().mul_f64(0.8) + Duration::from_secs(10);
+///
+/// Once shutdown begins it stands down: the worker is finishing its jobs, and dropping it
+/// would abandon the very jobs the shutdown waits for.
+async fn watchdog(
+    ctx: &Ctx,
+    kind: JobKind,
+    slots: &jobs::Slots,
+    cancel: &CancellationToken,
+) -> Duration {
+    // A job's work is cut off at 80% of its deadline, and its claim and outcome are bounded
+    // statements: past all of that with tickets waiting, nothing is working.
+    let limit = ctx.settings.deadline().mul_f64(0.8) + 2 * LEDGER_STATEMENT_LIMIT;
     let redis = ctx.redis.clone();
     let prefix = ctx.settings.redis_prefix.clone();
-    stalled(
+    let watch = stalled(
         limit,
         || slots.progress(),
         move || {
@@ -251,8 +267,11 @@ async fn watchdog(ctx: &Ctx, kind: JobKind, slots: &jobs::Slots) -> Duration {
             let prefix = prefix.clone();
             async move { queue::depth(&mut redis, &prefix, kind).await.ok() }
         },
-    )
-    .await
+    );
+    tokio::select! {
+        stalled = watch => stalled,
+        () = cancel.cancelled() => std::future::pending().await,
+    }
 }
 
 /// The watchdog's rule: resolves once `progress` stood still for `limit` while `waiting` said
@@ -301,7 +320,7 @@ async fn supervise(ctx: Arc<Ctx>, queue: queue::Queue, kind: JobKind, cancel: Ca
                         .polls(kind, Duration::from_millis(ctx.settings.poll_ms)),
                 ),
             )
-            .concurrency(ctx.settings.worker_concurrency)
+            .concurrency(queue::tickets_in_flight(ctx.settings.worker_concurrency))
             // No timeout per ticket: its jobs may wait for a slot; each job has its own limit
             // from its start (`jobs::handle`).
             .enable_tracing()
@@ -314,7 +333,7 @@ async fn supervise(ctx: Arc<Ctx>, queue: queue::Queue, kind: JobKind, cancel: Ca
         });
         let result = tokio::select! {
             result = run => result.map_err(|e| e.to_string()),
-            stalled = watchdog(&ctx, kind, &slots) => {
+            stalled = watchdog(&ctx, kind, &slots, &cancel) => {
                 // Dropping the worker abandons its tasks: their jobs come back by their ledger
                 // deadline, their tickets by apalis' orphan recovery once its heartbeats stop.
                 tracing::error!(queue = kind.as_str(), worker = %name, ?stalled,

@@ -57,6 +57,22 @@ pub const HEARTBEAT: Duration = Duration::from_millis(100);
 /// Heartbeats missed before a worker's tasks are presumed orphaned: 30 s.
 const MISSED_HEARTBEATS: usize = 300;
 
+/// Tickets a queue worker takes per poll, for `concurrency` jobs at once: a quarter of them
+/// (tickets of a backlog carry several jobs each, decision 33). Small because apalis 1.0 sends
+/// no heartbeat while a fetched batch is being handed out, and a heartbeat missed for 30 s gets
+/// the worker's tasks taken from it.
+pub fn fetch_batch(concurrency: usize) -> usize {
+    (concurrency / 4).max(1)
+}
+
+/// Tickets a queue worker runs at once: twice [`fetch_batch`], never more. apalis 1.0 keeps
+/// each task's events (a lock, an acknowledgement) in a channel of four fetch batches, drained
+/// only between batches; at most twice a batch in flight, they always fit, so no task waits on
+/// a full channel while the worker waits on its tasks.
+pub fn tickets_in_flight(concurrency: usize) -> usize {
+    2 * fetch_batch(concurrency)
+}
+
 /// The storage of `kind`'s queue over `conn`, taking up to `batch` tickets per poll (apalis'
 /// default is 10: with one poll per `poll_ms`, that capped how fast a queue could be taken).
 pub fn storage(conn: ConnectionManager, prefix: &str, kind: JobKind, batch: usize) -> Queue {

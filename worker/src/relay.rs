@@ -260,7 +260,9 @@ async fn push_due(
         let most = jobs_for(room);
         // Dispatched is committed before any ticket exists. Tickets that cannot be pushed are
         // made due again right away (or, if even that fails, by their deadline).
-        let ids = jobs::dispatch_due(&ctx.ledger_db, kind, most, ctx.settings.deadline()).await?;
+        let ceiling = ctx.settings.queue_ceiling;
+        let deadline = ctx.settings.deadline();
+        let ids = jobs::dispatch_due(&ctx.ledger_db, kind, most, ceiling, deadline).await?;
         if ids.is_empty() {
             continue;
         }

@@ -118,7 +118,7 @@ async fn run_one(
     ctx: Arc<Ctx>,
     slot: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<(), BoxDynError> {
-    let Some(job) = ctx.ledger.start(job_id).await? else {
+    let Some(job) = bounded(ctx.ledger.start(job_id)).await? else {
         // Already taken or finished: a duplicate ticket (relay re-dispatch, orphan recovery).
         return Ok(());
     };
@@ -177,9 +177,24 @@ async fn run_one(
         .observe(started.elapsed().as_secs_f64());
     let delivered = job.kind == JobKind::Deliver && matches!(outcome, Outcome::Done(_));
     drop(slot);
-    ctx.ledger.finish(job.clone(), outcome).await?;
+    bounded(ctx.ledger.finish(job.clone(), outcome)).await?;
     if delivered {
         deliver::forget(&ctx, &job).await;
     }
     Ok(())
+}
+
+/// A ledger write, waited for at most twice a statement's limit (its batch may queue behind one
+/// in flight): a job never waits on the ledger for good. On timeout the job's row is left as
+/// it is, for its deadline to bring back.
+async fn bounded<T, E>(
+    write: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, BoxDynError>
+where
+    E: Into<BoxDynError>,
+{
+    match tokio::time::timeout(2 * crate::LEDGER_STATEMENT_LIMIT, write).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => Err("the ledger did not answer in time".into()),
+    }
 }

@@ -59,10 +59,15 @@ async fn a_ticket_from_an_older_worker_still_runs_its_job(db: PgPool) {
     let bob = api.user("bob").await;
     api.send(&alice, &bob, "Before the upgrade", "x").await;
     // What an older relay did: dispatch the email job and push a ticket naming it alone.
-    let ids =
-        convos_store::jobs::dispatch_due(&db, JobKind::NotifyEmail, 10, Duration::from_secs(600))
-            .await
-            .unwrap();
+    let ids = convos_store::jobs::dispatch_due(
+        &db,
+        JobKind::NotifyEmail,
+        10,
+        500,
+        Duration::from_secs(600),
+    )
+    .await
+    .unwrap();
     assert_eq!(ids.len(), 1);
     let old = JobTicket {
         job_id: Some(ids[0]),
