@@ -175,19 +175,22 @@ pub async fn dispatch_due(
     limit: i64,
     ceiling: i64,
     deadline: Duration,
-) -> Result<Vec<Uuid>> {
-    let rows: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
-        "with due as ( \
+) -> Result<Dispatched> {
+    let rows: Vec<(Option<Uuid>, Option<DateTime<Utc>>, i64)> = sqlx::query_as(
+        "with room as ( \
+           select greatest(0, $4 - count(*)) as n from jobs \
+           where kind = $1 and state = 'dispatched'), \
+         due as ( \
            select id from jobs where kind = $1 and state in ('pending', 'retry') \
              and next_run_at <= now() \
-           order by next_run_at \
-           limit least($2, greatest(0, $4 - (select count(*) from jobs \
-                                             where kind = $1 and state = 'dispatched'))) \
-           for update skip locked) \
-         update jobs j set state = 'dispatched', updated_at = now(), \
-           deadline_at = now() + make_interval(secs => $3) \
-         from due where j.id = due.id \
-         returning j.id, j.next_run_at",
+           order by next_run_at limit least($2, (select n from room)) \
+           for update skip locked), \
+         moved as ( \
+           update jobs j set state = 'dispatched', updated_at = now(), \
+             deadline_at = now() + make_interval(secs => $3) \
+           from due where j.id = due.id \
+           returning j.id, j.next_run_at) \
+         select moved.id, moved.next_run_at, room.n from room left join moved on true",
     )
     .bind(kind.as_str())
     .bind(limit)
@@ -195,9 +198,25 @@ pub async fn dispatch_due(
     .bind(ceiling)
     .fetch_all(db)
     .await?;
-    let mut rows = rows;
-    rows.sort_by_key(|(_, due)| *due);
-    Ok(rows.into_iter().map(|(id, _)| id).collect())
+    let room = rows.first().map_or(0, |r| r.2);
+    let mut moved: Vec<(Uuid, DateTime<Utc>)> = rows
+        .into_iter()
+        .filter_map(|(id, due, _)| Some((id?, due?)))
+        .collect();
+    moved.sort_by_key(|(_, due)| *due);
+    Ok(Dispatched {
+        ids: moved.into_iter().map(|(id, _)| id).collect(),
+        at_ceiling: room < limit,
+    })
+}
+
+/// What one dispatch handed out.
+#[derive(Debug, Default)]
+pub struct Dispatched {
+    /// The jobs, in due order.
+    pub ids: Vec<Uuid>,
+    /// Whether the ceiling, not the request, bounded it: more may be due once some start.
+    pub at_ceiling: bool,
 }
 
 /// Makes dispatched jobs due again (their tickets could not be pushed). They become `retry`,

@@ -40,6 +40,7 @@ async fn relay_dispatches(db: &PgPool, kind: JobKind) -> Vec<Uuid> {
     jobs::dispatch_due(db, kind, 1000, 100_000, DEADLINE)
         .await
         .unwrap()
+        .ids
 }
 
 async fn state(db: &PgPool, id: Uuid) -> (String, i32) {
@@ -289,11 +290,12 @@ async fn the_relay_hands_out_due_jobs_of_one_kind_oldest_first_and_each_once(db:
     );
     let again = jobs::dispatch_due(&db, JobKind::Deliver, 10, 100_000, DEADLINE)
         .await
-        .unwrap();
+        .unwrap()
+        .ids;
 
     // Assert: the three due deliver jobs went out once each, each relay's in due order
     // (oldest first); nothing else was handed out.
-    let (one, two) = (one.unwrap(), two.unwrap());
+    let (one, two) = (one.unwrap().ids, two.unwrap().ids);
     let mut handed = Vec::new();
     for id in one.iter().chain(&two) {
         handed.push(key_of(*id).await);
@@ -334,21 +336,28 @@ async fn the_relay_keeps_no_more_jobs_dispatched_and_unstarted_than_the_ceiling(
     let first = jobs::dispatch_due(&db, JobKind::Deliver, 10, 25, DEADLINE)
         .await
         .unwrap();
-    assert_eq!(first.len(), 10);
+    assert_eq!(first.ids.len(), 10);
+    assert!(!first.at_ceiling);
 
     // Act and assert: with a ceiling of 25, only 15 more go out however many are asked for,
-    // then none until some start.
+    // and the relay is told the ceiling bound it; then none until some start.
     let second = jobs::dispatch_due(&db, JobKind::Deliver, 1000, 25, DEADLINE)
         .await
         .unwrap();
-    assert_eq!(second.len(), 15, "up to the ceiling");
+    assert_eq!(second.ids.len(), 15, "up to the ceiling");
+    assert!(second.at_ceiling);
     let none = jobs::dispatch_due(&db, JobKind::Deliver, 1000, 25, DEADLINE)
         .await
         .unwrap();
-    assert!(none.is_empty(), "at the ceiling, nothing more");
-    jobs::start(&db, &first, "w1", DEADLINE).await.unwrap();
+    assert!(none.ids.is_empty(), "at the ceiling, nothing more");
+    assert!(none.at_ceiling);
+    jobs::start(&db, &first.ids, "w1", DEADLINE).await.unwrap();
     let after = jobs::dispatch_due(&db, JobKind::Deliver, 1000, 25, DEADLINE)
         .await
         .unwrap();
-    assert_eq!(after.len(), 5, "started jobs leave room: the last 5 due");
+    assert_eq!(
+        after.ids.len(),
+        5,
+        "started jobs leave room: the last 5 due"
+    );
 }

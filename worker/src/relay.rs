@@ -262,7 +262,12 @@ async fn push_due(
         // made due again right away (or, if even that fails, by their deadline).
         let ceiling = ctx.settings.queue_ceiling;
         let deadline = ctx.settings.deadline();
-        let ids = jobs::dispatch_due(&ctx.ledger_db, kind, most, ceiling, deadline).await?;
+        let dispatched = jobs::dispatch_due(&ctx.ledger_db, kind, most, ceiling, deadline).await?;
+        if dispatched.at_ceiling {
+            // Enough of the kind waits to start: look again once workers had a poll to take some.
+            left = left.max(Left::Full);
+        }
+        let ids = dispatched.ids;
         if ids.is_empty() {
             continue;
         }

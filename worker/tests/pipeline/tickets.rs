@@ -67,7 +67,8 @@ async fn a_ticket_from_an_older_worker_still_runs_its_job(db: PgPool) {
         Duration::from_secs(600),
     )
     .await
-    .unwrap();
+    .unwrap()
+    .ids;
     assert_eq!(ids.len(), 1);
     let old = JobTicket {
         job_id: Some(ids[0]),
