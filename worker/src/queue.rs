@@ -40,7 +40,8 @@ pub async fn connect(url: &str) -> redis::RedisResult<ConnectionManager> {
 /// The heartbeat is every [`HEARTBEAT`] because, measured, it bounds how long a busy queue's
 /// deliveries stall in apalis 1.0 (decisions 25 and 33): at 30 s, deliveries under load
 /// stalled up to 22 s; at 5 s, 6 s; at 1 s, under 1 s (live p99 613–855 ms); at 100 ms, live p99
-/// 98–144 ms. Why the heartbeat timer is what ends a stall is not established (the first
+/// 98–218 ms in most runs (one had a 4.5 s stall, BENCHMARKS.md). Why the heartbeat timer is
+/// what ends a stall is not established (the first
 /// explanation, a full task-event channel, cannot happen with [`tickets_in_flight`] at most
 /// twice [`fetch_batch`]). A heartbeat is three small Redis calls.
 pub fn config(prefix: &str, kind: JobKind) -> QueueConfig {
