@@ -12,12 +12,12 @@ use uuid::Uuid;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// `count` deliver jobs, dispatched as the relay leaves them.
-async fn dispatched(db: &PgPool, count: usize) -> Vec<Uuid> {
+/// `count` deliver jobs, due now, keyed `{prefix}:{n}`.
+async fn enqueue_due(db: &PgPool, prefix: &str, count: usize) {
     let mut conn = db.acquire().await.unwrap();
     for n in 0..count {
         let payload = serde_json::json!({"event": null, "users": []});
-        let key = format!("test:{n}");
+        let key = format!("{prefix}:{n}");
         jobs::enqueue(
             &mut conn,
             JobKind::Deliver,
@@ -29,7 +29,11 @@ async fn dispatched(db: &PgPool, count: usize) -> Vec<Uuid> {
         .await
         .unwrap();
     }
-    drop(conn);
+}
+
+/// `count` deliver jobs, dispatched as the relay leaves them.
+async fn dispatched(db: &PgPool, count: usize) -> Vec<Uuid> {
+    enqueue_due(db, "test", count).await;
     let ids = relay_dispatches(db, JobKind::Deliver).await;
     assert_eq!(ids.len(), count);
     ids
@@ -318,21 +322,7 @@ async fn the_relay_hands_out_due_jobs_of_one_kind_oldest_first_and_each_once(db:
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn the_relay_keeps_no_more_jobs_dispatched_and_unstarted_than_the_ceiling(db: PgPool) {
     // Arrange: 30 due deliver jobs, 10 of them already handed out and not yet started.
-    let mut conn = db.acquire().await.unwrap();
-    for n in 0..30 {
-        let payload = serde_json::json!({"event": null, "users": []});
-        jobs::enqueue(
-            &mut conn,
-            JobKind::Deliver,
-            &format!("ceiling:{n}"),
-            None,
-            payload,
-            Duration::ZERO,
-        )
-        .await
-        .unwrap();
-    }
-    drop(conn);
+    enqueue_due(&db, "ceiling", 30).await;
     let first = jobs::dispatch_due(&db, JobKind::Deliver, 10, 25, DEADLINE)
         .await
         .unwrap();

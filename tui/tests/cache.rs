@@ -9,8 +9,7 @@ use convos_testkit::{fresh_prefix, redis_url, server_settings};
 use convos_tui::api::Client;
 use sqlx::PgPool;
 use std::path::Path;
-use std::time::{Duration, Instant};
-use support::Tmux;
+use support::{Tmux, until};
 
 /// A real server on a port of its own, stopped when the sender fires.
 async fn start_server(
@@ -33,23 +32,13 @@ async fn start_server(
     (base, stop, running)
 }
 
+/// The client of `token` in the `convos` session, as the other tests start it.
 fn start_client(tmux: &Tmux, base: &str, token: &str, config_home: &Path) {
-    let command = format!(
-        "env CONVOS_SERVER={base} CONVOS_TOKEN={token} XDG_CONFIG_HOME={} TERM=xterm-256color {}",
-        config_home.display(),
-        env!("CARGO_BIN_EXE_convos")
-    );
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
+    tmux.session(
         "convos",
-        "-x",
-        "120",
-        "-y",
-        "30",
-        &command,
-    ]);
+        (120, 30),
+        &support::convos(base, token, config_home),
+    );
 }
 
 /// The account files in the cache folder (not the session index).
@@ -65,14 +54,6 @@ fn cached_accounts(config_home: &Path) -> usize {
                 .count()
         })
         .unwrap_or(0)
-}
-
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]

@@ -461,8 +461,12 @@ fn offline_with_cache_large() {
     insta::assert_snapshot!(draw(&offline_with_cache(), 140, 40));
 }
 
-fn cached_thread_open_offline() -> App {
+/// Offline, the thread `down` rows below the top opened (its fetch failing).
+fn opened_offline(down: usize) -> App {
     let mut app = offline_with_cache();
+    for _ in 0..down {
+        app.update(key(KeyCode::Char('j')));
+    }
     app.update(key(KeyCode::Enter));
     let id = app.thread.thread().unwrap().id;
     app.update(Msg::Messages {
@@ -471,6 +475,11 @@ fn cached_thread_open_offline() -> App {
         result: Err(offline()),
     });
     app
+}
+
+/// The first thread, opened before, so cached.
+fn cached_thread_open_offline() -> App {
+    opened_offline(0)
 }
 
 #[test]
@@ -483,17 +492,9 @@ fn a_cached_thread_offline_large() {
     insta::assert_snapshot!(draw(&cached_thread_open_offline(), 140, 40));
 }
 
+/// The second thread, never opened, so not cached.
 fn uncached_thread_open_offline() -> App {
-    let mut app = offline_with_cache();
-    app.update(key(KeyCode::Char('j')));
-    app.update(key(KeyCode::Enter));
-    let id = app.thread.thread().unwrap().id;
-    app.update(Msg::Messages {
-        thread: id,
-        older: false,
-        result: Err(offline()),
-    });
-    app
+    opened_offline(1)
 }
 
 #[test]
