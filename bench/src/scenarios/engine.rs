@@ -10,6 +10,7 @@ use crate::Ctx;
 use crate::procs::{CpuShare, Proc};
 use crate::report::{Ratio, Report, Row, Target};
 use crate::scenarios::db_now;
+use crate::statements::{self, Profile};
 use crate::stats::Measure;
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
@@ -200,6 +201,12 @@ pub async fn run(ctx: &Ctx, graphile: &Graphile, report: &mut Report) -> anyhow:
             SCENARIO,
             format!("Convos drain, concurrency {concurrency}: {}", convos.cpu),
         );
+        if let Some(profile) = &convos.statements {
+            report.note(
+                SCENARIO,
+                format!("Convos drain, concurrency {concurrency}, PostgreSQL's time: {profile}"),
+            );
+        }
         if let Some(b) = baseline {
             report.note(
                 SCENARIO,
@@ -255,6 +262,8 @@ fn latency_row(convos: &Measure, baseline: Option<(&str, Measure)>) -> Row {
 struct Drained {
     rate: Measure,
     cpu: String,
+    /// Where PostgreSQL's time went (Convos' drains only).
+    statements: Option<Profile>,
 }
 
 /// A fresh database with the schema and [`USERS`] users; returns it and the users' ids.
@@ -400,6 +409,7 @@ async fn convos_drain(ctx: &Ctx, concurrency: usize, jobs: usize) -> anyhow::Res
     tx.commit().await?;
     let mut worker = convos_worker(ctx, &db, concurrency).await?;
     let mut redis = ctx.redis().await?;
+    statements::reset(&db).await?;
     let share = CpuShare::start();
     let from = db_now(&db).await?;
     convos_store::ops::set_paused(&db, JobKind::Deliver, false, actor)
@@ -408,6 +418,7 @@ async fn convos_drain(ctx: &Ctx, concurrency: usize, jobs: usize) -> anyhow::Res
     wake(&mut redis).await?;
     until_drained(&db, &mut worker).await?;
     let cpu = share.finish();
+    let statements = statements::top(&db, 6).await?;
     all_done(&db, jobs).await?;
     let to: DateTime<Utc> =
         sqlx::query_scalar("select max(finished_at) from jobs where kind = 'deliver'")
@@ -422,6 +433,7 @@ async fn convos_drain(ctx: &Ctx, concurrency: usize, jobs: usize) -> anyhow::Res
     Ok(Drained {
         rate: Measure::rate(jobs as u64, took, "jobs/s").with_peak(peak),
         cpu,
+        statements: Some(statements),
     })
 }
 
@@ -546,6 +558,7 @@ impl Node {
             rate: Measure::rate(jobs as u64, Duration::from_secs_f64(secs), "jobs/s")
                 .with_peak(field("peak_kib").map(|k| k / 1024.0)),
             cpu: cpu.unwrap_or_else(|| "not measured".into()),
+            statements: None,
         })
     }
 
