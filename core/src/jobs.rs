@@ -61,6 +61,14 @@ impl JobKind {
             JobKind::DigestEmail => 6,
         }
     }
+
+    /// Whether a worker claims a job of this kind (a committed write) before running it, so
+    /// that two deliveries of one ticket at once run it once (decision 34). Only `deliver`
+    /// runs on its lease alone: it is the volume, and its Lua markers already append each
+    /// event once however often it runs. An email cannot be unsent.
+    pub fn claimed_before_running(self) -> bool {
+        self != JobKind::Deliver
+    }
 }
 
 /// Payload of a `deliver` job.
@@ -115,16 +123,33 @@ pub struct PurgeExpiredJob {
     pub period: i64,
 }
 
-/// What travels through Redis to a worker: only ledger row ids, one or several of one kind
-/// (decision 33: a ticket per job cost a Redis fetch, lock and acknowledgement each).
+/// One handed-out attempt of a job: its ledger row and the attempt the relay counted when it
+/// dispatched it (decision 34: the dispatch carries the lease, so a worker writes nothing
+/// before it runs the job, and a ticket for an attempt the ledger has moved past runs nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The `jobs` row.
+    pub id: uuid::Uuid,
+    /// The attempt this ticket is for (1 on the first run).
+    pub attempt: i32,
+}
+
+/// What travels through Redis to a worker: only ledger row ids and their attempts, one or
+/// several jobs of one kind (decision 33: a ticket per job cost a Redis fetch, lock and
+/// acknowledgement each).
 ///
-/// Tickets written before several jobs could share one carry `job_id` alone; both forms read.
+/// A ticket carries its leases and, for workers older than decision 34, the same jobs' ids
+/// (`job_id` for one, `job_ids` for several), which those workers claim as before. Tickets
+/// from older relays carry ids alone; this worker claims those the old way too.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobTicket {
-    /// The `jobs` rows.
+    /// The handed-out attempts (decision 34).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leases: Vec<Lease>,
+    /// The `jobs` rows, for older workers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub job_ids: Vec<uuid::Uuid>,
-    /// The one `jobs` row of a ticket from before `job_ids`.
+    /// The one `jobs` row, in the form every worker reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<uuid::Uuid>,
 }
@@ -137,33 +162,57 @@ pub const TICKET_JOBS_MAX: usize = 32;
 /// they start in parallel across processes.
 pub const TICKET_SPREAD: usize = 8;
 
+/// What a worker does with a ticket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Handed {
+    /// Run these attempts, as leased by the relay.
+    Leased(Vec<Lease>),
+    /// A ticket from an older relay: claim these jobs first.
+    Claim(Vec<uuid::Uuid>),
+}
+
 impl JobTicket {
-    /// A ticket for these jobs. One job is written in the older form (`job_id`), which every
-    /// worker reads, so live traffic keeps working across a rolling upgrade; only a backlog's
-    /// tickets need every worker on this version.
-    pub fn of(mut job_ids: Vec<uuid::Uuid>) -> Self {
-        if job_ids.len() == 1 {
-            return Self {
-                job_id: job_ids.pop(),
-                job_ids,
-            };
-        }
+    /// A ticket for these leases (and their ids, for older workers).
+    pub fn of(leases: Vec<Lease>) -> Self {
+        let mut ids: Vec<uuid::Uuid> = leases.iter().map(|l| l.id).collect();
+        let job_id = if ids.len() == 1 { ids.pop() } else { None };
         Self {
-            job_ids,
-            job_id: None,
+            leases,
+            job_ids: ids,
+            job_id,
         }
     }
 
-    /// The jobs it carries, in order.
-    pub fn jobs(&self) -> impl Iterator<Item = uuid::Uuid> + '_ {
-        self.job_id.iter().chain(&self.job_ids).copied()
+    /// What to do with it: its leases, or, from an older relay, the jobs to claim.
+    pub fn handed(&self) -> Handed {
+        if self.leases.is_empty() {
+            Handed::Claim(self.job_id.iter().chain(&self.job_ids).copied().collect())
+        } else {
+            Handed::Leased(self.leases.clone())
+        }
     }
 
-    /// `jobs` cut into tickets: one job each for up to [`TICKET_SPREAD`] jobs, then spread
+    /// How many jobs it carries.
+    pub fn len(&self) -> usize {
+        match self.handed() {
+            Handed::Leased(l) => l.len(),
+            Handed::Claim(ids) => ids.len(),
+        }
+    }
+
+    /// Whether it carries none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `leases` cut into tickets: one job each for up to [`TICKET_SPREAD`] jobs, then spread
     /// evenly over that many tickets, then tickets of [`TICKET_JOBS_MAX`].
-    pub fn split(jobs: &[uuid::Uuid]) -> Vec<Self> {
-        let size = jobs.len().div_ceil(TICKET_SPREAD).clamp(1, TICKET_JOBS_MAX);
-        jobs.chunks(size).map(|c| Self::of(c.to_vec())).collect()
+    pub fn split(leases: &[Lease]) -> Vec<Self> {
+        let size = leases
+            .len()
+            .div_ceil(TICKET_SPREAD)
+            .clamp(1, TICKET_JOBS_MAX);
+        leases.chunks(size).map(|c| Self::of(c.to_vec())).collect()
     }
 }
 
@@ -181,22 +230,33 @@ pub fn wake_channel(prefix: &str) -> String {
 mod tests {
     use super::*;
 
-    fn ids(n: usize) -> Vec<uuid::Uuid> {
-        (0..n).map(|_| uuid::Uuid::new_v4()).collect()
+    fn leases(n: usize) -> Vec<Lease> {
+        (0..n)
+            .map(|i| Lease {
+                id: uuid::Uuid::new_v4(),
+                attempt: 1 + (i % 3) as i32,
+            })
+            .collect()
+    }
+
+    fn carried(ticket: &JobTicket) -> Vec<Lease> {
+        match ticket.handed() {
+            Handed::Leased(l) => l,
+            Handed::Claim(ids) => panic!("a new ticket read as an old one: {ids:?}"),
+        }
     }
 
     #[test]
     fn a_few_jobs_get_a_ticket_each_so_they_start_in_parallel() {
-        let jobs = ids(5);
-        let tickets = JobTicket::split(&jobs);
+        let tickets = JobTicket::split(&leases(5));
         assert_eq!(tickets.len(), 5);
-        assert!(tickets.iter().all(|t| t.jobs().count() == 1));
+        assert!(tickets.iter().all(|t| t.len() == 1));
     }
 
     #[test]
     fn a_backlog_shares_tickets_of_at_most_the_maximum_and_keeps_every_job_once() {
         for n in [9, 100, 200, 1000, 1001] {
-            let jobs = ids(n);
+            let jobs = leases(n);
             let tickets = JobTicket::split(&jobs);
             let most = TICKET_SPREAD.max(n.div_ceil(TICKET_JOBS_MAX));
             assert!(
@@ -204,26 +264,34 @@ mod tests {
                 "{n} jobs in {} tickets",
                 tickets.len()
             );
-            assert!(tickets.iter().all(|t| t.jobs().count() <= TICKET_JOBS_MAX));
-            let carried: Vec<_> = tickets.iter().flat_map(JobTicket::jobs).collect();
-            assert_eq!(carried, jobs, "{n} jobs");
+            assert!(tickets.iter().all(|t| t.len() <= TICKET_JOBS_MAX));
+            let all: Vec<Lease> = tickets.iter().flat_map(carried).collect();
+            assert_eq!(all, jobs, "{n} jobs");
         }
         assert!(JobTicket::split(&[]).is_empty());
     }
 
     #[test]
-    fn a_ticket_from_before_several_jobs_still_reads() {
+    fn a_ticket_from_an_older_relay_is_claimed_as_before() {
         let id = uuid::Uuid::new_v4();
-        let old: JobTicket = serde_json::from_value(serde_json::json!({ "job_id": id })).unwrap();
-        assert_eq!(old.jobs().collect::<Vec<_>>(), vec![id]);
-        let one = serde_json::to_value(JobTicket::of(vec![id])).unwrap();
-        assert_eq!(
-            one,
-            serde_json::json!({ "job_id": id }),
-            "what older workers read"
-        );
         let other = uuid::Uuid::new_v4();
-        let two = serde_json::to_value(JobTicket::of(vec![id, other])).unwrap();
-        assert_eq!(two, serde_json::json!({ "job_ids": [id, other] }));
+        let one: JobTicket = serde_json::from_value(serde_json::json!({ "job_id": id })).unwrap();
+        assert_eq!(one.handed(), Handed::Claim(vec![id]));
+        let two: JobTicket =
+            serde_json::from_value(serde_json::json!({ "job_ids": [id, other] })).unwrap();
+        assert_eq!(two.handed(), Handed::Claim(vec![id, other]));
+    }
+
+    #[test]
+    fn a_new_ticket_still_names_its_jobs_the_way_older_workers_read_them() {
+        let one = leases(1);
+        let json = serde_json::to_value(JobTicket::of(one.clone())).unwrap();
+        assert_eq!(json["job_id"], serde_json::json!(one[0].id));
+        assert_eq!(json["leases"][0]["attempt"], 1);
+        let two = leases(2);
+        let json = serde_json::to_value(JobTicket::of(two.clone())).unwrap();
+        assert_eq!(json["job_ids"], serde_json::json!([two[0].id, two[1].id]));
+        let back: JobTicket = serde_json::from_value(json).unwrap();
+        assert_eq!(back.handed(), Handed::Leased(two));
     }
 }

@@ -15,11 +15,12 @@ use utoipa::ToSchema;
 pub struct QueueStats {
     /// The queue (job kind).
     pub name: String,
-    /// Due now and waiting for a worker (including those handed to Redis).
+    /// Due now and waiting to be handed to a worker.
     pub pending: i64,
     /// Waiting for their time: a delay window or a retry backoff.
     pub scheduled: i64,
-    /// Being run.
+    /// Handed to a worker: waiting in Redis or for a slot, or being run (the ledger does not
+    /// tell these apart, decision 34).
     pub running: i64,
     /// Finished (done or skipped) in the last hour.
     pub succeeded_1h: i64,

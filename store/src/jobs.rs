@@ -1,15 +1,17 @@
 //! The job ledger: jobs are rows written in the same transaction as their cause; the relay
 //! hands due rows to Redis, workers record every attempt and outcome here.
 //!
-//! States: `pending` (waiting for its time) → `dispatched` (pushed to Redis) → `running` →
-//! `done` | `skipped` | `retry` (back to due at `next_run_at`) | `dead`. A dispatched or
-//! running job whose `deadline_at` passes without an outcome is lost (a crashed worker, a
-//! flushed Redis) and becomes due again.
+//! States: `pending` (waiting for its time) → `dispatched` (an attempt counted and leased
+//! until `deadline_at`, its ticket pushed to Redis; a worker runs it without writing first,
+//! decision 34) → `done` | `skipped` | `retry` (back to due at `next_run_at`) | `dead`.
+//! `running` is what workers older than decision 34 write when they claim a job. A dispatched
+//! or running job whose `deadline_at` passes without an outcome is lost (a crashed worker, a
+//! flushed Redis): its attempt goes into the history as lost and it becomes due again.
 
 use crate::Result;
 use chrono::{DateTime, Utc};
 use convos_core::events::Event;
-use convos_core::jobs::{DeliverJob, JobKind, NotifyEmailJob, PurgeExpiredJob};
+use convos_core::jobs::{DeliverJob, JobKind, Lease, NotifyEmailJob, PurgeExpiredJob};
 use convos_core::{MessageId, ThreadId, UserId};
 use sqlx::{PgConnection, PgPool};
 use std::time::Duration;
@@ -127,34 +129,47 @@ pub async fn schedule_purge(db: &PgPool, period: Duration) -> Result<bool> {
     .await
 }
 
-/// Makes lost jobs due again: dispatched or running past their deadline without an outcome. A
-/// running job's attempt counts, and goes into its history as lost, under the worker that
-/// started it; if it was the last, the job is dead. Rows another transaction holds (an outcome
-/// being written) are left for the next sweep.
+/// Makes lost jobs due again: dispatched or running past their deadline without an outcome.
+/// The attempt counts where a worker may have begun it (a claimed job, or one of a kind that
+/// runs on its lease alone: nothing tells), and goes into its history as lost, under the worker
+/// that claimed it if one did; if it was the last, the job is dead. A dispatched job of a kind
+/// [`JobKind::claimed_before_running`] never started, so its attempt is given back. Rows
+/// another transaction holds (an outcome being written) are left for the next sweep.
 pub async fn requeue_lost(db: &PgPool) -> Result<u64> {
+    let claimed: Vec<&str> = JobKind::ALL
+        .into_iter()
+        .filter(|k| k.claimed_before_running())
+        .map(JobKind::as_str)
+        .collect();
     let moved: i64 = sqlx::query_scalar(
-        "with lost as ( \
-           select id, state, attempts, worker, updated_at from jobs \
+        "with expired as ( \
+           select id, state, attempts, worker, updated_at, \
+             state = 'dispatched' and kind = any($2) as unstarted from jobs \
            where state in ('dispatched', 'running') and deadline_at < now() \
            for update skip locked), \
+         unstarted as ( \
+           update jobs j set state = 'retry', attempts = j.attempts - 1, next_run_at = now(), \
+             deadline_at = null, updated_at = now() \
+           from expired e where j.id = e.id and e.unstarted \
+           returning 1), \
+         lost as (select * from expired where not unstarted), \
          history as ( \
            insert into job_attempts (job_id, attempt, worker, started_at, finished_at, error) \
            select id, attempts, coalesce(worker, 'unknown'), updated_at, now(), $1 \
-           from lost where state = 'running' \
+           from lost \
            on conflict (job_id, attempt) do nothing), \
          moved as ( \
            update jobs j set \
-             state = case when l.state = 'running' and j.attempts >= j.max_attempts \
-                          then 'dead' else 'retry' end, \
-             last_error = case when l.state = 'running' then $1 else j.last_error end, \
+             state = case when j.attempts >= j.max_attempts then 'dead' else 'retry' end, \
+             last_error = $1, \
              next_run_at = now(), deadline_at = null, updated_at = now(), \
-             finished_at = case when l.state = 'running' and j.attempts >= j.max_attempts \
-                                then now() end \
+             finished_at = case when j.attempts >= j.max_attempts then now() end \
            from lost l where j.id = l.id \
            returning 1) \
-         select count(*) from moved",
+         select (select count(*) from moved) + (select count(*) from unstarted)",
     )
     .bind(LOST)
+    .bind(&claimed)
     .fetch_one(db)
     .await?;
     Ok(moved as u64)
@@ -164,11 +179,13 @@ pub async fn requeue_lost(db: &PgPool) -> Result<u64> {
 const LOST: &str = "lost: no outcome before the deadline (worker stopped?)";
 
 /// Hands out up to `limit` due jobs of `kind`, oldest first, skipping rows another relay holds,
-/// and no more than keeps `ceiling` of the kind dispatched and not yet started (waiting in
-/// Redis or for a worker's slot, where their deadline runs): marks them dispatched, to be back
-/// if no outcome arrives by `deadline`, and returns them in due order. One statement (one round
+/// and no more than keeps `ceiling` of the kind in flight (waiting in Redis, for a worker's
+/// slot, or running), and none while one it handed out waits unclaimed for over a quarter of
+/// `deadline` (the workers are behind: more would only wait out their leases): counts an
+/// attempt of each and leases it until `deadline` (back if no outcome arrives by then), and
+/// returns the leases in due order. One statement (one round
 /// trip, one commit), committed before any ticket exists, so a worker that takes a ticket at
-/// once always finds its row dispatched.
+/// once always finds its lease.
 pub async fn dispatch_due(
     db: &PgPool,
     kind: JobKind,
@@ -176,21 +193,29 @@ pub async fn dispatch_due(
     ceiling: i64,
     deadline: Duration,
 ) -> Result<Dispatched> {
-    let rows: Vec<(Option<Uuid>, Option<DateTime<Utc>>, i64)> = sqlx::query_as(
-        "with room as ( \
-           select greatest(0, $4 - count(*)) as n from jobs \
-           where kind = $1 and state = 'dispatched'), \
+    /// A dispatched job (id, attempt, due time) if any, and the room there was.
+    type Row = (Option<Uuid>, Option<i32>, Option<DateTime<Utc>>, i64);
+    let rows: Vec<Row> = sqlx::query_as(
+        "with oldest as ( \
+           select deadline_at from jobs where state = 'dispatched' and kind = $1 \
+           order by deadline_at limit 1), \
+         room as ( \
+           select case when (select deadline_at from oldest) \
+                              < now() + make_interval(secs => $3 * 0.75) then 0 \
+                       else greatest(0, $4 - count(*)) end as n from jobs \
+           where kind = $1 and state in ('dispatched', 'running')), \
          due as ( \
            select id from jobs where kind = $1 and state in ('pending', 'retry') \
              and next_run_at <= now() \
            order by next_run_at limit least($2, (select n from room)) \
            for update skip locked), \
          moved as ( \
-           update jobs j set state = 'dispatched', updated_at = now(), \
-             deadline_at = now() + make_interval(secs => $3) \
+           update jobs j set state = 'dispatched', attempts = j.attempts + 1, worker = null, \
+             updated_at = now(), deadline_at = now() + make_interval(secs => $3) \
            from due where j.id = due.id \
-           returning j.id, j.next_run_at) \
-         select moved.id, moved.next_run_at, room.n from room left join moved on true",
+           returning j.id, j.attempts, j.next_run_at) \
+         select moved.id, moved.attempts, moved.next_run_at, room.n \
+         from room left join moved on true",
     )
     .bind(kind.as_str())
     .bind(limit)
@@ -198,14 +223,22 @@ pub async fn dispatch_due(
     .bind(ceiling)
     .fetch_all(db)
     .await?;
-    let room = rows.first().map_or(0, |r| r.2);
-    let mut moved: Vec<(Uuid, DateTime<Utc>)> = rows
+    let room = rows.first().map_or(0, |r| r.3);
+    let mut moved: Vec<(Lease, DateTime<Utc>)> = rows
         .into_iter()
-        .filter_map(|(id, due, _)| Some((id?, due?)))
+        .filter_map(|(id, attempt, due, _)| {
+            Some((
+                Lease {
+                    id: id?,
+                    attempt: attempt?,
+                },
+                due?,
+            ))
+        })
         .collect();
     moved.sort_by_key(|(_, due)| *due);
     Ok(Dispatched {
-        ids: moved.into_iter().map(|(id, _)| id).collect(),
+        leases: moved.into_iter().map(|(lease, _)| lease).collect(),
         at_ceiling: room < limit,
     })
 }
@@ -213,24 +246,118 @@ pub async fn dispatch_due(
 /// What one dispatch handed out.
 #[derive(Debug, Default)]
 pub struct Dispatched {
-    /// The jobs, in due order.
-    pub ids: Vec<Uuid>,
+    /// The jobs' leases, in due order.
+    pub leases: Vec<Lease>,
     /// Whether the ceiling, not the request, bounded it: more may be due once some start.
     pub at_ceiling: bool,
 }
 
-/// Makes dispatched jobs due again (their tickets could not be pushed). They become `retry`,
-/// not `pending`, so a newer pending email job of the same thread cannot collide with them.
-pub async fn undispatch(db: &PgPool, ids: &[Uuid]) -> Result<()> {
+/// Gives leases back uncounted (their tickets could not be pushed): the jobs are due again.
+/// They become `retry`, not `pending`, so a newer pending email job of the same thread cannot
+/// collide with them.
+pub async fn undispatch(db: &PgPool, leases: &[Lease]) -> Result<()> {
+    let (ids, attempts): (Vec<Uuid>, Vec<i32>) = leases.iter().map(|l| (l.id, l.attempt)).unzip();
     sqlx::query(
-        "update jobs set state = 'retry', \
+        "update jobs j set state = 'retry', attempts = j.attempts - 1, \
            deadline_at = null, updated_at = now() \
-         where id = any($1) and state = 'dispatched'",
+         from unnest($1::uuid[], $2::int4[]) as l(id, attempt) \
+         where j.id = l.id and j.attempts = l.attempt and j.state = 'dispatched'",
     )
-    .bind(ids)
+    .bind(&ids)
+    .bind(&attempts)
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// A leased job ready to run, and how long its lease has left (PostgreSQL's clock).
+#[derive(Clone, Debug)]
+pub struct Taken {
+    /// The job.
+    pub job: Running,
+    /// Time left before the ledger presumes it lost.
+    pub lease_left: Duration,
+}
+
+/// Takes the jobs of `leases` that are still to run, in one statement: a lease the ledger has
+/// moved past (the job finished, or was presumed lost and handed out again, or an operator
+/// acted on it) runs nothing; the leases of a paused queue are given back uncounted, for the
+/// relay to hand out after it resumes (as `retry`, which no pending email job of the same
+/// thread can collide with). Jobs of kinds [`JobKind::claimed_before_running`] are claimed for
+/// `worker` (`running`, their lease renewed to `deadline`), so a second delivery of the same
+/// ticket finds them taken; the others are only read, and the statement writes (and waits for
+/// a commit) only when a queue is paused or such a job is among them.
+pub async fn take(
+    db: &PgPool,
+    leases: &[Lease],
+    worker: &str,
+    deadline: Duration,
+) -> Result<Vec<Taken>> {
+    let (ids, attempts): (Vec<Uuid>, Vec<i32>) = leases.iter().map(|l| (l.id, l.attempt)).unzip();
+    let unclaimed: Vec<&str> = JobKind::ALL
+        .into_iter()
+        .filter(|k| !k.claimed_before_running())
+        .map(JobKind::as_str)
+        .collect();
+    /// id, kind, payload, attempt, max attempts, now, lease seconds left.
+    type Row = (
+        Uuid,
+        String,
+        serde_json::Value,
+        i32,
+        i32,
+        DateTime<Utc>,
+        f64,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "with lease as (select * from unnest($1::uuid[], $2::int4[]) as l(id, attempt)), \
+             open as ( \
+               select j.id, j.kind = any($4) as read_only, \
+                 exists (select 1 from queue_controls q where q.kind = j.kind and q.paused) \
+                   as paused \
+               from jobs j join lease l on j.id = l.id and j.attempts = l.attempt \
+               where j.state = 'dispatched'), \
+             held as ( \
+               update jobs j set state = 'retry', attempts = j.attempts - 1, \
+                 deadline_at = null, updated_at = now() \
+               from open o where j.id = o.id and o.paused and j.state = 'dispatched'), \
+             claimed as ( \
+               update jobs j set state = 'running', worker = $3, updated_at = now(), \
+                 deadline_at = now() + make_interval(secs => $5) \
+               from open o where j.id = o.id and not o.paused and not o.read_only \
+                 and j.state = 'dispatched' \
+               returning j.id, j.kind, j.payload, j.attempts, j.max_attempts, j.deadline_at), \
+             taken as ( \
+               select id, kind, payload, attempts, max_attempts, deadline_at from claimed \
+               union all \
+               select j.id, j.kind, j.payload, j.attempts, j.max_attempts, j.deadline_at \
+               from jobs j join open o on j.id = o.id where o.read_only and not o.paused) \
+             select id, kind, payload, attempts, max_attempts, now(), \
+                    greatest(0, extract(epoch from deadline_at - now()))::float8 from taken",
+    )
+    .bind(&ids)
+    .bind(&attempts)
+    .bind(worker)
+    .bind(&unclaimed)
+    .bind(secs(deadline))
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, kind, payload, attempt, max_attempts, started_at, left)| Taken {
+                job: Running {
+                    id,
+                    kind: JobKind::parse(&kind).unwrap_or(JobKind::Deliver),
+                    payload,
+                    attempt,
+                    max_attempts,
+                    started_at,
+                },
+                lease_left: Duration::from_secs_f64(left.max(0.0)),
+            },
+        )
+        .collect())
 }
 
 /// A job a worker has started.
@@ -257,8 +384,9 @@ impl Running {
     }
 }
 
-/// Claims dispatched jobs for running, in one statement (one round trip, one commit) however
-/// many: each started job's row is `running` with its attempt counted and `worker` holding it
+/// Claims dispatched jobs for running, for tickets from relays older than decision 34 (which
+/// carry no lease), in one statement (one round trip, one commit) however many: each started
+/// job's row is `running` with its attempt counted and `worker` holding it
 /// (its history is written with its outcome, [`finish`], or as lost, [`requeue_lost`]). Ids
 /// missing from the answer were not dispatched any more (another worker took them, or they
 /// already finished: a duplicate delivery of the same ticket) or belong to a paused queue, in
@@ -319,8 +447,8 @@ pub enum Outcome {
 
 /// Records the outcomes of attempts `worker` ran, in one statement (one round trip, one commit)
 /// however many: each job's row, and each attempt's history. An outcome for an attempt that is
-/// not the job's running one (it was presumed lost and handed out again) changes only that
-/// attempt's history.
+/// not the job's current one (it was presumed lost and handed out again, or an operator acted
+/// on it) changes only that attempt's history.
 pub async fn finish(db: &PgPool, worker: &str, finished: &[(&Running, &Outcome)]) -> Result<()> {
     let n = finished.len();
     let (mut ids, mut attempts, mut started) = (
@@ -357,12 +485,14 @@ pub async fn finish(db: &PgPool, worker: &str, finished: &[(&Running, &Outcome)]
              as o(id, attempt, state, text, error, next_run_at, started_at)), \
          finished as ( \
            update jobs j set state = o.state, outcome = coalesce(o.text, j.outcome), \
+             worker = $8, \
              last_error = coalesce(o.error, j.last_error), \
              next_run_at = coalesce(o.next_run_at, j.next_run_at), \
              deadline_at = null, updated_at = now(), \
              finished_at = case when o.state in ('done', 'skipped', 'dead') then now() end \
            from outcome o \
-           where j.id = o.id and j.state = 'running' and j.attempts = o.attempt) \
+           where j.id = o.id and j.state in ('dispatched', 'running') \
+             and j.attempts = o.attempt) \
          insert into job_attempts (job_id, attempt, worker, started_at, finished_at, error) \
          select o.id, o.attempt, $8, o.started_at, now(), o.error \
          from outcome o join jobs j on j.id = o.id \

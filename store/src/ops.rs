@@ -18,10 +18,9 @@ pub async fn board(db: &PgPool) -> Result<Board> {
     for kind in JobKind::ALL {
         let row: (i64, i64, i64, i64, i64, i64, f64) = sqlx::query_as(
             "select \
-               count(*) filter (where state in ('pending', 'retry') and next_run_at <= now() \
-                                   or state = 'dispatched'), \
+               count(*) filter (where state in ('pending', 'retry') and next_run_at <= now()), \
                count(*) filter (where state in ('pending', 'retry') and next_run_at > now()), \
-               count(*) filter (where state = 'running'), \
+               count(*) filter (where state in ('dispatched', 'running')), \
                count(*) filter (where state in ('done', 'skipped') \
                                   and finished_at > now() - interval '1 hour'), \
                count(*) filter (where state in ('done', 'skipped') \
@@ -317,7 +316,7 @@ pub async fn job(db: &PgPool, id: Uuid) -> Result<JobDetail> {
          from job_attempts where job_id = $1 \
          union all \
          select j.attempts, coalesce(j.worker, 'unknown'), j.updated_at, null, null, null \
-         from jobs j where j.id = $1 and j.state = 'running' \
+         from jobs j where j.id = $1 and j.state in ('dispatched', 'running') \
            and not exists (select 1 from job_attempts a \
                            where a.job_id = j.id and a.attempt = j.attempts) \
          order by attempt",

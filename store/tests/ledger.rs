@@ -1,8 +1,9 @@
-//! Batched ledger writes: many jobs start in one statement and record their outcomes in one,
-//! and an outcome that lands late (its batch was in flight while the job was handed out again)
-//! changes only its own attempt's history, written with the outcome (or by the lost-job sweep).
+//! The ledger's batches: the relay leases many jobs in one statement, workers take them in
+//! one read and record their outcomes in one write, and an outcome that lands late (its batch
+//! was in flight while the job was handed out again) changes only its own attempt's history,
+//! written with the outcome (or by the lost-job sweep).
 
-use convos_core::jobs::JobKind;
+use convos_core::jobs::{JobKind, Lease};
 use convos_core::{DisplayName, EmailAddress, Username};
 use convos_store::jobs::{self, Outcome};
 use convos_store::ops::{self, JobFilter};
@@ -32,19 +33,33 @@ async fn enqueue_due(db: &PgPool, prefix: &str, count: usize) {
 }
 
 /// `count` deliver jobs, dispatched as the relay leaves them.
-async fn dispatched(db: &PgPool, count: usize) -> Vec<Uuid> {
+async fn dispatched(db: &PgPool, count: usize) -> Vec<Lease> {
     enqueue_due(db, "test", count).await;
-    let ids = relay_dispatches(db, JobKind::Deliver).await;
-    assert_eq!(ids.len(), count);
-    ids
+    let leases = relay_dispatches(db, JobKind::Deliver).await;
+    assert_eq!(leases.len(), count);
+    leases
 }
 
-/// What the relay does with due jobs of `kind`: hands them out, marked dispatched.
-async fn relay_dispatches(db: &PgPool, kind: JobKind) -> Vec<Uuid> {
+/// What the relay does with due jobs of `kind`: hands them out, each attempt leased.
+async fn relay_dispatches(db: &PgPool, kind: JobKind) -> Vec<Lease> {
     jobs::dispatch_due(db, kind, 1000, 100_000, DEADLINE)
         .await
         .unwrap()
-        .ids
+        .leases
+}
+
+/// What a worker does with a ticket: takes its leases, ready to run.
+async fn take(db: &PgPool, leases: &[Lease]) -> Vec<jobs::Running> {
+    jobs::take(db, leases, "worker-a", DEADLINE)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.job)
+        .collect()
+}
+
+fn ids(leases: &[Lease]) -> Vec<Uuid> {
+    leases.iter().map(|l| l.id).collect()
 }
 
 async fn state(db: &PgPool, id: Uuid) -> (String, i32) {
@@ -68,28 +83,33 @@ async fn attempts(db: &PgPool, id: Uuid) -> Vec<(i32, bool, Option<String>)> {
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
-async fn a_batch_starts_each_dispatched_job_once_and_records_every_outcome(db: PgPool) {
-    let ids = dispatched(&db, 5).await;
-    // A ticket delivered twice, and an id that is no job at all, in the same batch.
-    let mut batch = ids.clone();
-    batch.push(ids[0]);
-    batch.push(Uuid::now_v7());
+async fn a_batch_takes_each_leased_job_once_and_records_every_outcome(db: PgPool) {
+    let leases = dispatched(&db, 5).await;
+    // A ticket delivered twice, a lease of a job that does not exist and one for an attempt
+    // the ledger never handed out, in the same batch.
+    let mut batch = leases.clone();
+    batch.push(leases[0]);
+    batch.push(Lease {
+        id: Uuid::now_v7(),
+        attempt: 1,
+    });
+    batch.push(Lease {
+        id: leases[1].id,
+        attempt: 2,
+    });
 
-    let started = jobs::start(&db, &batch, "worker-a", DEADLINE)
-        .await
-        .unwrap();
+    let mut taken = take(&db, &batch).await;
+    taken.sort_by_key(|job| job.id);
+    taken.dedup_by_key(|job| job.id);
 
-    assert_eq!(started.len(), 5, "each dispatched job once");
-    assert!(started.iter().all(|job| job.attempt == 1));
-    let again = jobs::start(&db, &ids, "worker-b", DEADLINE).await.unwrap();
-    assert!(again.is_empty(), "running jobs do not start twice");
-    let under_way = ops::job(&db, ids[0]).await.unwrap().attempts_history;
+    assert_eq!(taken.len(), 5, "each leased job once");
+    assert!(taken.iter().all(|job| job.attempt == 1));
+    let under_way = ops::job(&db, leases[0].id).await.unwrap().attempts_history;
     assert_eq!(
         under_way.len(),
         1,
         "the ops view shows the attempt under way"
     );
-    assert_eq!(under_way[0].worker, "worker-a");
     assert!(under_way[0].finished_at.is_none());
 
     let done = Outcome::Done("sent".into());
@@ -99,7 +119,7 @@ async fn a_batch_starts_each_dispatched_job_once_and_records_every_outcome(db: P
         at,
     };
     let dead = Outcome::Dead("malformed payload".into());
-    let outcomes: Vec<(&jobs::Running, &Outcome)> = started
+    let outcomes: Vec<(&jobs::Running, &Outcome)> = taken
         .iter()
         .zip([&done, &done, &retry, &dead, &done])
         .collect();
@@ -107,29 +127,56 @@ async fn a_batch_starts_each_dispatched_job_once_and_records_every_outcome(db: P
 
     let states: Vec<String> = {
         let mut s = Vec::new();
-        for job in &started {
+        for job in &taken {
             s.push(state(&db, job.id).await.0);
         }
         s
     };
     assert_eq!(states, ["done", "done", "retry", "dead", "done"]);
-    let (error, next_run_at): (Option<String>, chrono::DateTime<chrono::Utc>) =
-        sqlx::query_as("select last_error, next_run_at from jobs where id = $1")
-            .bind(started[2].id)
-            .fetch_one(&db)
-            .await
-            .unwrap();
+    let (error, next_run_at, worker): (
+        Option<String>,
+        chrono::DateTime<chrono::Utc>,
+        Option<String>,
+    ) = sqlx::query_as("select last_error, next_run_at, worker from jobs where id = $1")
+        .bind(taken[2].id)
+        .fetch_one(&db)
+        .await
+        .unwrap();
     assert_eq!(error.as_deref(), Some("smtp: try later"));
     assert!((next_run_at - at).num_milliseconds().abs() < 1);
-    for job in &started {
+    assert_eq!(worker.as_deref(), Some("worker-a"), "who ran it");
+    for job in &taken {
         let history = attempts(&db, job.id).await;
         assert_eq!(history.len(), 1);
         assert!(history[0].1, "attempt finished");
     }
+    assert!(
+        take(&db, &leases).await.is_empty(),
+        "a finished job's ticket, delivered again, runs nothing"
+    );
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
-async fn a_paused_queues_jobs_wait_and_the_others_start_in_the_same_batch(db: PgPool) {
+async fn a_ticket_from_an_older_relay_is_claimed_once(db: PgPool) {
+    let leases = dispatched(&db, 2).await;
+    let claimed = jobs::start(&db, &ids(&leases), "worker-a", DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    let again = jobs::start(&db, &ids(&leases), "worker-b", DEADLINE)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "running jobs are not claimed twice");
+    let done = Outcome::Done("sent".into());
+    let outcomes: Vec<_> = claimed.iter().map(|job| (job, &done)).collect();
+    jobs::finish(&db, "worker-a", &outcomes).await.unwrap();
+    for lease in leases {
+        assert_eq!(state(&db, lease.id).await.0, "done");
+    }
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_paused_queues_jobs_wait_and_the_others_run_from_the_same_batch(db: PgPool) {
     let deliver = dispatched(&db, 2).await;
     let mut conn = db.acquire().await.unwrap();
     jobs::enqueue(
@@ -159,22 +206,20 @@ async fn a_paused_queues_jobs_wait_and_the_others_start_in_the_same_batch(db: Pg
         .unwrap();
 
     let batch = [deliver.clone(), purge.clone()].concat();
-    let started = jobs::start(&db, &batch, "worker-a", DEADLINE)
-        .await
-        .unwrap();
+    let taken = take(&db, &batch).await;
 
     assert_eq!(
-        started.iter().map(|j| j.id).collect::<Vec<_>>(),
-        purge,
-        "only the running queue's job starts"
+        taken.iter().map(|j| j.id).collect::<Vec<_>>(),
+        ids(&purge),
+        "only the running queue's job runs"
     );
-    for id in deliver {
+    for lease in deliver {
         assert_eq!(
-            state(&db, id).await,
+            state(&db, lease.id).await,
             ("retry".into(), 0),
-            "held for the relay, no attempt spent"
+            "given back to the relay, no attempt spent"
         );
-        assert!(attempts(&db, id).await.is_empty());
+        assert!(attempts(&db, lease.id).await.is_empty());
     }
 }
 
@@ -182,21 +227,19 @@ async fn a_paused_queues_jobs_wait_and_the_others_start_in_the_same_batch(db: Pg
 async fn an_outcome_landing_after_the_job_was_handed_out_again_changes_only_its_attempt(
     db: PgPool,
 ) {
-    let id = dispatched(&db, 1).await[0];
-    let first = jobs::start(&db, &[id], "worker-a", DEADLINE)
-        .await
-        .unwrap()
-        .remove(0);
+    let lease = dispatched(&db, 1).await[0];
+    let id = lease.id;
+    let first = take(&db, &[lease]).await.remove(0);
     // Its outcome is still in a batch when the deadline passes: the job is presumed lost, an
-    // operator retries it at once, and another worker starts it again.
+    // operator retries it at once, and the relay hands it out again.
     sqlx::query("update jobs set deadline_at = now() - interval '1 second' where id = $1")
         .bind(id)
         .execute(&db)
         .await
         .unwrap();
     assert_eq!(jobs::requeue_lost(&db).await.unwrap(), 1);
-    let lost: (i32, String, Option<String>) =
-        sqlx::query_as("select attempt, worker, error from job_attempts where job_id = $1")
+    let lost: (i32, Option<String>) =
+        sqlx::query_as("select attempt, error from job_attempts where job_id = $1")
             .bind(id)
             .fetch_one(&db)
             .await
@@ -205,21 +248,22 @@ async fn an_outcome_landing_after_the_job_was_handed_out_again_changes_only_its_
         lost,
         (
             1,
-            "worker-a".into(),
             Some("lost: no outcome before the deadline (worker stopped?)".into())
         ),
-        "the lost attempt is in the history, under the worker that started it"
+        "the lost attempt is in the history"
     );
     let retried = ops::retry(&db, &JobFilter::default(), Some(id))
         .await
         .unwrap()
         .without_wake();
     assert_eq!(retried, 1);
-    assert_eq!(relay_dispatches(&db, JobKind::Deliver).await, [id]);
-    let second = jobs::start(&db, &[id], "worker-b", DEADLINE)
-        .await
-        .unwrap()
-        .remove(0);
+    let again = relay_dispatches(&db, JobKind::Deliver).await;
+    assert_eq!(again, [Lease { id, attempt: 2 }]);
+    assert!(
+        take(&db, &[lease]).await.is_empty(),
+        "the first attempt's ticket, delivered again, runs nothing"
+    );
+    let second = take(&db, &again).await.remove(0);
     assert_eq!(second.attempt, 2);
 
     // The first attempt's batch lands now.
@@ -230,8 +274,8 @@ async fn an_outcome_landing_after_the_job_was_handed_out_again_changes_only_its_
 
     assert_eq!(
         state(&db, id).await,
-        ("running".into(), 2),
-        "the running attempt owns the job"
+        ("dispatched".into(), 2),
+        "the current attempt owns the job"
     );
     let dead = Outcome::Dead("redis: gone".into());
     jobs::finish(&db, "worker-b", &[(&second, &dead)])
@@ -243,6 +287,21 @@ async fn an_outcome_landing_after_the_job_was_handed_out_again_changes_only_its_
         [(1, true, None), (2, true, Some("redis: gone".into()))],
         "each attempt's history is its own: the late outcome replaces the presumed loss"
     );
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_lease_given_back_unpushed_costs_no_attempt(db: PgPool) {
+    let leases = dispatched(&db, 3).await;
+    jobs::undispatch(&db, &leases).await.unwrap();
+    for lease in &leases {
+        assert_eq!(state(&db, lease.id).await, ("retry".into(), 0));
+    }
+    assert!(
+        take(&db, &leases).await.is_empty(),
+        "a ticket that reached Redis anyway runs nothing"
+    );
+    let again = relay_dispatches(&db, JobKind::Deliver).await;
+    assert!(again.iter().all(|l| l.attempt == 1), "{again:?}");
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
@@ -295,15 +354,19 @@ async fn the_relay_hands_out_due_jobs_of_one_kind_oldest_first_and_each_once(db:
     let again = jobs::dispatch_due(&db, JobKind::Deliver, 10, 100_000, DEADLINE)
         .await
         .unwrap()
-        .ids;
+        .leases;
 
     // Assert: the three due deliver jobs went out once each, each relay's in due order
     // (oldest first); nothing else was handed out.
-    let (one, two) = (one.unwrap().ids, two.unwrap().ids);
+    let (one, two) = (ids(&one.unwrap().leases), ids(&two.unwrap().leases));
     let mut handed = Vec::new();
     for id in one.iter().chain(&two) {
         handed.push(key_of(*id).await);
-        assert_eq!(state(&db, *id).await, ("dispatched".into(), 0));
+        assert_eq!(
+            state(&db, *id).await,
+            ("dispatched".into(), 1),
+            "leased, its attempt counted"
+        );
     }
     handed.sort();
     assert_eq!(handed, ["due:1", "due:2", "due:3"]);
@@ -320,34 +383,82 @@ async fn the_relay_hands_out_due_jobs_of_one_kind_oldest_first_and_each_once(db:
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
-async fn the_relay_keeps_no_more_jobs_dispatched_and_unstarted_than_the_ceiling(db: PgPool) {
-    // Arrange: 30 due deliver jobs, 10 of them already handed out and not yet started.
+async fn the_relay_keeps_no_more_jobs_in_flight_than_the_ceiling(db: PgPool) {
+    // Arrange: 30 due deliver jobs, 10 of them already handed out and not yet finished.
     enqueue_due(&db, "ceiling", 30).await;
     let first = jobs::dispatch_due(&db, JobKind::Deliver, 10, 25, DEADLINE)
         .await
         .unwrap();
-    assert_eq!(first.ids.len(), 10);
+    assert_eq!(first.leases.len(), 10);
     assert!(!first.at_ceiling);
 
     // Act and assert: with a ceiling of 25, only 15 more go out however many are asked for,
-    // and the relay is told the ceiling bound it; then none until some start.
+    // and the relay is told the ceiling bound it; then none until some finish.
     let second = jobs::dispatch_due(&db, JobKind::Deliver, 1000, 25, DEADLINE)
         .await
         .unwrap();
-    assert_eq!(second.ids.len(), 15, "up to the ceiling");
+    assert_eq!(second.leases.len(), 15, "up to the ceiling");
     assert!(second.at_ceiling);
     let none = jobs::dispatch_due(&db, JobKind::Deliver, 1000, 25, DEADLINE)
         .await
         .unwrap();
-    assert!(none.ids.is_empty(), "at the ceiling, nothing more");
+    assert!(none.leases.is_empty(), "at the ceiling, nothing more");
     assert!(none.at_ceiling);
-    jobs::start(&db, &first.ids, "w1", DEADLINE).await.unwrap();
+    let taken = take(&db, &first.leases).await;
+    let done = Outcome::Done("sent".into());
+    let outcomes: Vec<_> = taken.iter().map(|job| (job, &done)).collect();
+    jobs::finish(&db, "w1", &outcomes).await.unwrap();
     let after = jobs::dispatch_due(&db, JobKind::Deliver, 1000, 25, DEADLINE)
         .await
         .unwrap();
     assert_eq!(
-        after.ids.len(),
+        after.leases.len(),
         5,
-        "started jobs leave room: the last 5 due"
+        "finished jobs leave room: the last 5 due"
+    );
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn an_email_jobs_ticket_delivered_twice_at_once_runs_once_a_deliver_runs_on_its_lease(
+    db: PgPool,
+) {
+    enqueue_due(&db, "deliver", 1).await;
+    let mut conn = db.acquire().await.unwrap();
+    jobs::enqueue(
+        &mut conn,
+        JobKind::VerifyEmail,
+        "verify:test",
+        None,
+        serde_json::json!({}),
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let deliver = relay_dispatches(&db, JobKind::Deliver).await;
+    let email = relay_dispatches(&db, JobKind::VerifyEmail).await;
+    let ticket = [deliver.clone(), email.clone()].concat();
+
+    // Two workers take the same ticket at the same moment.
+    let (a, b) = tokio::join!(
+        jobs::take(&db, &ticket, "worker-a", DEADLINE),
+        jobs::take(&db, &ticket, "worker-b", DEADLINE)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+
+    let runs = |id: Uuid| a.iter().chain(&b).filter(|t| t.job.id == id).count();
+    assert_eq!(runs(email[0].id), 1, "the email job is claimed once");
+    assert_eq!(
+        runs(deliver[0].id),
+        2,
+        "the deliver job runs on its lease (its markers append once)"
+    );
+    assert_eq!(state(&db, email[0].id).await, ("running".into(), 1));
+    assert_eq!(state(&db, deliver[0].id).await, ("dispatched".into(), 1));
+    assert!(
+        a.iter()
+            .chain(&b)
+            .all(|t| t.lease_left > Duration::from_secs(50)),
+        "the lease's time left comes with the job"
     );
 }

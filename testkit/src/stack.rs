@@ -63,6 +63,9 @@ impl StackConfig {
             mail_from: "Convos <notify@convos.test>".into(),
             public_url: "https://convos.test".into(),
             job_deadline_secs: self.job_deadline_secs,
+            // Leases run from the dispatch (decision 34): with deadlines of seconds, fewer
+            // jobs in flight than in production, or a debug build's backlog outwaits them.
+            jobs_in_flight: 500,
             retry_base_ms: self.retry_base_ms,
             retry_max_secs: 2,
             relay_interval_ms: 50,

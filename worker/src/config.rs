@@ -44,6 +44,12 @@ pub struct WorkerSettings {
     /// Most tickets (of up to 32 jobs, decision 33) of one kind waiting in Redis at once; the
     /// backlog waits in PostgreSQL (`CONVOS_QUEUE_CEILING`).
     pub queue_ceiling: i64,
+    /// Most jobs of one kind handed out and not yet finished, across every worker (waiting in
+    /// Redis or for a slot, or running: their leases run meanwhile, decision 34)
+    /// (`CONVOS_JOBS_IN_FLIGHT`). It bounds a drain's rate at itself over the time a job spends
+    /// in flight, so it is well above the slots of all the workers; and a job's lease runs from
+    /// its dispatch, so it is well below what they finish in a deadline.
+    pub jobs_in_flight: i64,
     /// Jobs of one kind run concurrently by this process (`CONVOS_WORKER_CONCURRENCY`), and
     /// tickets of one kind it holds at once. Jobs
     /// mostly wait (on SMTP, Redis and their ledger writes), so this is well above the cores;
@@ -112,6 +118,7 @@ impl Default for WorkerSettings {
             job_deadline_secs: 120,
             relay_interval_ms: 200,
             queue_ceiling: 500,
+            jobs_in_flight: 2_000,
             worker_concurrency: 64,
             db_max_connections: 20,
             retry_base_ms: 5_000,

@@ -1,17 +1,19 @@
-//! The worker's writes to the job ledger, batched by arrival: starts (and outcomes) that arrive
-//! while the previous write is in flight go together in the next statement.
+//! The worker's statements on the job ledger, batched by arrival: takes (and outcomes) that
+//! arrive while the previous statement is in flight go together in the next one.
 //!
-//! This is group commit. An idle worker writes each start and each outcome at once, as it did
-//! one statement per job; under load, the jobs running at the same moment share one round trip
-//! and one commit, so the ledger's cost per job falls as the load rises instead of capping it.
-//! A job still waits for its own outcome to be recorded before its handler returns, so nothing
-//! changes for the ledger's promises: a worker killed before a batch is written leaves those
-//! jobs `running` until their deadline makes them due again, exactly as a worker killed
-//! between the work and a single write did.
+//! A take reads the leased jobs of a ticket (decision 34: the relay's dispatch counted the
+//! attempt and holds the lease, so a take writes nothing and commits nothing); an outcome is
+//! a write. Outcomes are group-committed: an idle worker writes each at once; under load, the
+//! jobs ending at the same moment share one round trip and one commit, so the ledger's cost per
+//! job falls as the load rises instead of capping it. A job still waits for its own outcome to
+//! be recorded before its handler returns, so nothing changes for the ledger's promises: a
+//! worker killed before a batch is written leaves those jobs leased until their deadline makes
+//! them due again, exactly as a worker killed between the work and a single write did.
 
 use crate::metrics::Metrics;
+use convos_core::jobs::Lease;
 use convos_store::StoreError;
-use convos_store::jobs::{self, Outcome, Running};
+use convos_store::jobs::{self, Outcome, Running, Taken};
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -32,9 +34,18 @@ impl From<StoreError> for LedgerError {
     }
 }
 
-struct StartRequest {
-    id: Uuid,
-    reply: oneshot::Sender<Result<Option<Running>, LedgerError>>,
+/// What a ticket hands a worker, job by job.
+#[derive(Clone, Copy, Debug)]
+pub enum Ask {
+    /// A leased attempt (decision 34).
+    Lease(Lease),
+    /// A job from an older relay's ticket, to claim first.
+    Claim(Uuid),
+}
+
+struct TakeRequest {
+    ask: Ask,
+    reply: oneshot::Sender<Result<Option<Taken>, LedgerError>>,
 }
 
 struct FinishRequest {
@@ -58,31 +69,31 @@ pub struct LedgerSettings {
 /// The handle jobs write through; the two writer tasks end when every handle is dropped.
 #[derive(Clone)]
 pub struct Ledger {
-    starts: mpsc::UnboundedSender<StartRequest>,
+    takes: mpsc::UnboundedSender<TakeRequest>,
     outcomes: mpsc::UnboundedSender<FinishRequest>,
 }
 
 impl Ledger {
     /// Starts the writer tasks.
     pub fn spawn(db: PgPool, settings: LedgerSettings, metrics: Metrics) -> Self {
-        let (starts, start_rx) = mpsc::unbounded_channel();
+        let (takes, take_rx) = mpsc::unbounded_channel();
         let (outcomes, outcome_rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_starts(
+        tokio::spawn(write_takes(
             db.clone(),
             settings.clone(),
             metrics.clone(),
-            start_rx,
+            take_rx,
         ));
         tokio::spawn(write_outcomes(db, settings, metrics, outcome_rx));
-        Self { starts, outcomes }
+        Self { takes, outcomes }
     }
 
-    /// Claims dispatched job `id` for running; `None` when it is not to run here (see
-    /// [`jobs::start`]).
-    pub async fn start(&self, id: Uuid) -> Result<Option<Running>, LedgerError> {
+    /// The job a ticket hands out, ready to run; `None` when it is not to run here (see
+    /// [`jobs::take`] and, for older tickets, [`jobs::start`]).
+    pub async fn take(&self, ask: Ask) -> Result<Option<Taken>, LedgerError> {
         let (reply, answer) = oneshot::channel();
-        self.starts
-            .send(StartRequest { id, reply })
+        self.takes
+            .send(TakeRequest { ask, reply })
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
@@ -124,8 +135,9 @@ async fn next_batch<T>(rx: &mut mpsc::UnboundedReceiver<T>, wait: Duration) -> O
 /// Runs `write` and, if it fails, once more after a moment: two batches that lock some of the
 /// same rows in another order (a lost-job sweep, an operator's retry) can deadlock, and
 /// PostgreSQL then aborts one of them.
-/// A start that committed but whose answer was lost starts nothing when tried again: those
-/// jobs stay `running` until their deadline makes them due again, as after a crash.
+/// A claim (of an older ticket) that committed but whose answer was lost starts nothing when
+/// tried again: those jobs stay `running` until their deadline makes them due again, as after
+/// a crash.
 async fn twice<T, F, Fut>(mut write: F) -> Result<T, LedgerError>
 where
     F: FnMut() -> Fut,
@@ -141,26 +153,34 @@ where
     }
 }
 
-async fn write_starts(
+async fn write_takes(
     db: PgPool,
     settings: LedgerSettings,
     metrics: Metrics,
-    mut rx: mpsc::UnboundedReceiver<StartRequest>,
+    mut rx: mpsc::UnboundedReceiver<TakeRequest>,
 ) {
     while let Some(batch) = next_batch(&mut rx, Duration::ZERO).await {
         metrics
             .ledger_batch
-            .with_label_values(&["start"])
+            .with_label_values(&["take"])
             .observe(batch.len() as f64);
-        let ids: Vec<Uuid> = batch.iter().map(|r| r.id).collect();
-        let started = twice(|| jobs::start(&db, &ids, &settings.worker, settings.deadline)).await;
-        match started {
-            Ok(rows) => {
-                let mut rows: HashMap<Uuid, Running> =
-                    rows.into_iter().map(|job| (job.id, job)).collect();
-                // A ticket delivered twice into one batch starts once: the first asker runs it.
+        let (mut leases, mut claims) = (Vec::new(), Vec::new());
+        for request in &batch {
+            match request.ask {
+                Ask::Lease(lease) => leases.push(lease),
+                Ask::Claim(id) => claims.push(id),
+            }
+        }
+        let taken = take_all(&db, &settings, &leases, &claims).await;
+        match taken {
+            Ok(mut rows) => {
+                // A ticket delivered twice into one batch runs once: the first asker runs it.
                 for request in batch {
-                    let _ = request.reply.send(Ok(rows.remove(&request.id)));
+                    let id = match request.ask {
+                        Ask::Lease(lease) => lease.id,
+                        Ask::Claim(id) => id,
+                    };
+                    let _ = request.reply.send(Ok(rows.remove(&id)));
                 }
             }
             Err(e) => {
@@ -170,6 +190,30 @@ async fn write_starts(
             }
         }
     }
+}
+
+/// The leased jobs still to run, and the claimed jobs of older tickets, by id.
+async fn take_all(
+    db: &PgPool,
+    settings: &LedgerSettings,
+    leases: &[Lease],
+    claims: &[Uuid],
+) -> Result<HashMap<Uuid, Taken>, LedgerError> {
+    let mut rows = HashMap::new();
+    if !leases.is_empty() {
+        for taken in twice(|| jobs::take(db, leases, &settings.worker, settings.deadline)).await? {
+            rows.insert(taken.job.id, taken);
+        }
+    }
+    if !claims.is_empty() {
+        let started =
+            twice(|| jobs::start(db, claims, &settings.worker, settings.deadline)).await?;
+        for job in started {
+            let lease_left = settings.deadline;
+            rows.insert(job.id, Taken { job, lease_left });
+        }
+    }
+    Ok(rows)
 }
 
 async fn write_outcomes(

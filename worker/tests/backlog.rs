@@ -76,7 +76,14 @@ async fn a_20000_message_backlog_drains_once_with_redis_kept_shallow(db: PgPool)
         .fetch_one(&db)
         .await
         .unwrap();
-    assert_eq!(twice, 0, "no job ran twice");
+    let why: Vec<(String, i32, Option<String>, i64)> = sqlx::query_as(
+        "select j.kind, a.attempt, left(a.error, 60), count(*) from job_attempts a \
+         join jobs j on j.id = a.job_id group by 1, 2, 3 order by 4 desc limit 8",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(twice, 0, "no job ran twice: {why:?}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mails = smtp.mails();
     let ids: HashSet<String> = mails

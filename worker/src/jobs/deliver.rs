@@ -105,8 +105,8 @@ fn marker(prefix: &str, job: &Running, user: UserId) -> String {
 /// Deletes `job`'s markers; called once the ledger records it done.
 ///
 /// A marker only guards against a second run of the same job appending again, and a job the
-/// ledger holds as done never runs again (`jobs::start` takes only dispatched rows, and only dead
-/// or retrying jobs are ever made due again). The ledger write happens within the job's timeout,
+/// ledger holds as done never runs again (`jobs::take` runs only leases the ledger still holds,
+/// and only dead or retrying jobs are ever made due again). The ledger write happens within the job's timeout,
 /// itself shorter than the ledger deadline, so no lost-job re-dispatch can be under way. Kept
 /// for their full two hours, the markers were most of the Redis memory a drain left behind (one
 /// key per recipient per event). Best effort: if this fails, they still expire.

@@ -1,5 +1,5 @@
-//! Running one job: claim it in the ledger, do it, record the outcome there (both writes
-//! batched with other jobs' by [`crate::ledger`]).
+//! Running one job: take its lease from the ledger, do it, record the outcome there (both
+//! batched with other jobs' by [`crate::ledger`]; only the outcome writes, decision 34).
 //!
 //! The ledger, not apalis, owns retries: a transient failure is recorded as `retry` with an
 //! exponential, jittered delay, and the relay hands it back when due; a permanent failure, or the
@@ -14,9 +14,10 @@ pub mod purge;
 pub mod verify_email;
 
 use crate::Ctx;
+use crate::ledger::Ask;
 use apalis::prelude::*;
 use chrono::Utc;
-use convos_core::jobs::{JobKind, JobTicket};
+use convos_core::jobs::{Handed, JobKind, JobTicket};
 use convos_store::jobs::{Outcome, backoff};
 use futures::FutureExt;
 use rand::Rng;
@@ -87,7 +88,11 @@ pub async fn handle(
     let ctx: Arc<Ctx> = (*ctx).clone();
     let slots: &Slots = &slots;
     slots.progressed();
-    let runs = ticket.jobs().map(|job_id| {
+    let asks: Vec<Ask> = match ticket.handed() {
+        Handed::Leased(leases) => leases.into_iter().map(Ask::Lease).collect(),
+        Handed::Claim(ids) => ids.into_iter().map(Ask::Claim).collect(),
+    };
+    let runs = asks.into_iter().map(|ask| {
         let ctx = ctx.clone();
         let slots = slots.clone();
         async move {
@@ -95,7 +100,7 @@ pub async fn handle(
             let Ok(slot) = slots.0.clone().acquire_owned().await else {
                 return Err("the job slots closed".into());
             };
-            let result = match AssertUnwindSafe(run_one(job_id, ctx.clone(), slot))
+            let result = match AssertUnwindSafe(run_one(ask, ctx.clone(), slot))
                 .catch_unwind()
                 .await
             {
@@ -110,18 +115,30 @@ pub async fn handle(
     results.into_iter().collect()
 }
 
-/// Claims, runs and records one job. `slot` is held while the job claims its row and works,
-/// and given back before its outcome is written: waiting for the ledger's commit is not work,
-/// and holding slots through it capped a queue at its slots over the ledger's latency.
+/// Takes, runs and records one job. `slot` is held while the job is taken and works, and
+/// given back before its outcome is written: waiting for the ledger's commit is not work, and
+/// holding slots through it capped a queue at its slots over the ledger's latency.
 async fn run_one(
-    job_id: uuid::Uuid,
+    ask: Ask,
     ctx: Arc<Ctx>,
     slot: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<(), BoxDynError> {
-    let Some(job) = bounded(ctx.ledger.start(job_id)).await? else {
-        // Already taken or finished: a duplicate ticket (relay re-dispatch, orphan recovery).
+    let Some(taken) = bounded(ctx.ledger.take(ask)).await? else {
+        // Not to run: finished, handed out again, or its queue paused (a duplicate or stale
+        // ticket, or one given back until the queue resumes).
         return Ok(());
     };
+    // Cut off before its lease ends, so a job is never presumed lost (and run again
+    // elsewhere) while it still runs here; the time counts from its own start, not from its
+    // ticket's (which may have waited for a slot).
+    let Some(limit) = time_limit(ctx.settings.deadline(), taken.lease_left) else {
+        tracing::warn!(
+            job.id = %taken.job.id, lease_left_ms = taken.lease_left.as_millis() as u64,
+            "job left unrun: its lease ends too soon (it waited too long to start)"
+        );
+        return Ok(());
+    };
+    let job = taken.job;
     let started = std::time::Instant::now();
     let queue = job.kind.as_str();
     ctx.metrics.started.with_label_values(&[queue]).inc();
@@ -135,10 +152,6 @@ async fn run_one(
             JobKind::DigestEmail => digest_email::run(&ctx, &job).await,
         }
     };
-    // Cut off before its ledger deadline, so a job is never presumed lost (and run again
-    // elsewhere) while it still runs here; the time counts from its own start, not from its
-    // ticket's (which may have waited for a slot).
-    let limit = ctx.settings.deadline().mul_f64(0.8);
     let result = match tokio::time::timeout(limit, work).await {
         Ok(result) => result,
         Err(_) => Err(JobError::Transient(format!(
@@ -184,6 +197,16 @@ async fn run_one(
     Ok(())
 }
 
+/// How long a job may run: 80% of the deadline, and never into the last 20% of its lease
+/// (the time left to record its outcome); `None` if that leaves less than a tenth of the
+/// deadline, too little to be worth starting.
+fn time_limit(deadline: Duration, lease_left: Duration) -> Option<Duration> {
+    let limit = deadline
+        .mul_f64(0.8)
+        .min(lease_left.saturating_sub(deadline.mul_f64(0.2)));
+    (limit >= deadline.mul_f64(0.1)).then_some(limit)
+}
+
 /// A ledger write, waited for at most twice a statement's limit (its batch may queue behind one
 /// in flight): a job never waits on the ledger for good. On timeout the job's row is left as
 /// it is, for its deadline to bring back.
@@ -196,5 +219,27 @@ where
     match tokio::time::timeout(2 * crate::LEDGER_STATEMENT_LIMIT, write).await {
         Ok(result) => result.map_err(Into::into),
         Err(_) => Err("the ledger did not answer in time".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_runs_for_most_of_the_deadline_but_never_past_its_lease() {
+        let deadline = Duration::from_secs(100);
+        assert_eq!(
+            time_limit(deadline, deadline),
+            Some(Duration::from_secs(80)),
+            "a fresh lease"
+        );
+        assert_eq!(
+            time_limit(deadline, Duration::from_secs(50)),
+            Some(Duration::from_secs(30)),
+            "a ticket that waited 50 s keeps 20 s for its outcome"
+        );
+        assert_eq!(time_limit(deadline, Duration::from_secs(25)), None);
+        assert_eq!(time_limit(deadline, Duration::ZERO), None);
     }
 }

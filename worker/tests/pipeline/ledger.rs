@@ -1,5 +1,5 @@
 //! Batched ledger writes under a crash: a worker killed while its outcomes wait in a batch
-//! loses nothing. The jobs stay `running` until their deadline, run again, and an email is
+//! loses nothing. The jobs stay claimed until their deadline, run again, and an email is
 //! sent at most once more, under its own Message-ID.
 
 use crate::stack::{WORKER_BIN, start_api};
@@ -45,7 +45,7 @@ async fn a_worker_killed_with_outcomes_in_its_batch_loses_none_of_them(db: PgPoo
     assert_eq!(
         (state.as_str(), attempts),
         ("running", 1),
-        "the outcome died with its batch"
+        "still claimed: the outcome died with its batch"
     );
 
     let second = WorkerProcess::spawn(
