@@ -102,34 +102,40 @@ fn marker(prefix: &str, job: &Running, user: UserId) -> String {
     format!("{prefix}delivered:{}:{user}", job.id)
 }
 
-/// Deletes `job`'s markers; called once the ledger records it done.
+/// Deletes the markers of `jobs`, in one call; called once the ledger records them done.
 ///
 /// A marker only guards against a second run of the same job appending again, and a job the
 /// ledger holds as done never runs again (`jobs::take` runs only leases the ledger still holds,
-/// and only dead or retrying jobs are ever made due again). The ledger write happens within the job's timeout,
-/// itself shorter than the ledger deadline, so no lost-job re-dispatch can be under way. Kept
+/// and only dead or retrying jobs are ever made due again). The ledger write happens within the
+/// job's time limit, itself inside its lease, so no lost-job re-dispatch can be under way. Kept
 /// for their full two hours, the markers were most of the Redis memory a drain left behind (one
 /// key per recipient per event). Best effort: if this fails, they still expire.
-pub async fn forget(ctx: &Ctx, job: &Running) {
-    let Ok(payload) = serde_json::from_value::<DeliverJob>(job.payload.clone()) else {
-        return;
-    };
-    if payload.users.is_empty() {
+pub async fn forget(ctx: &Ctx, jobs: &[Running]) {
+    let prefix = &ctx.settings.redis_prefix;
+    let keys: Vec<String> = jobs
+        .iter()
+        .filter_map(|job| {
+            let payload = serde_json::from_value::<DeliverJob>(job.payload.clone()).ok()?;
+            Some(
+                payload
+                    .users
+                    .into_iter()
+                    .map(|user| marker(prefix, job, user))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .flatten()
+        .collect();
+    if keys.is_empty() {
         return;
     }
-    let prefix = &ctx.settings.redis_prefix;
-    let keys: Vec<String> = payload
-        .users
-        .iter()
-        .map(|user| marker(prefix, job, *user))
-        .collect();
     let mut conn = ctx.redis.clone();
     if let Err(e) = redis::cmd("DEL")
         .arg(&keys)
         .query_async::<i64>(&mut conn)
         .await
     {
-        tracing::debug!(error = %e, job.id = %job.id, "delivery markers left to expire");
+        tracing::debug!(error = %e, jobs = jobs.len(), "delivery markers left to expire");
     }
 }
 

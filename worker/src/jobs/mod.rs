@@ -18,7 +18,7 @@ use crate::ledger::Ask;
 use apalis::prelude::*;
 use chrono::Utc;
 use convos_core::jobs::{Handed, JobKind, JobTicket};
-use convos_store::jobs::{Outcome, backoff};
+use convos_store::jobs::{Outcome, Running, backoff};
 use futures::FutureExt;
 use rand::Rng;
 use std::panic::AssertUnwindSafe;
@@ -78,8 +78,10 @@ impl Slots {
 
 /// The apalis handler for every queue: runs the ticket's jobs side by side, each once a slot
 /// of its kind is free (the process works on at most `worker_concurrency` jobs of a kind at
-/// once, however they were ticketed; jobs waiting for their outcome's commit hold no slot). A panicking job is reported as an error; its ledger row stays
-/// `running` until its deadline makes it due again, and the ticket's other jobs finish.
+/// once, however they were ticketed; jobs waiting for their outcome's commit hold no slot).
+/// A panicking job is reported as an error; its ledger row stays leased until its deadline
+/// makes it due again, and the ticket's other jobs finish. The delivery markers of the
+/// ticket's `deliver` jobs recorded done are deleted together at the end (one Redis call).
 pub async fn handle(
     ticket: JobTicket,
     ctx: Data<Arc<Ctx>>,
@@ -112,21 +114,32 @@ pub async fn handle(
         }
     });
     let results = futures::future::join_all(runs).await;
-    results.into_iter().collect()
+    let mut delivered = Vec::new();
+    let mut failed = None;
+    for result in results {
+        match result {
+            Ok(Some(job)) => delivered.push(job),
+            Ok(None) => {}
+            Err(e) => failed = Some(e),
+        }
+    }
+    deliver::forget(&ctx, &delivered).await;
+    failed.map_or(Ok(()), Err)
 }
 
-/// Takes, runs and records one job. `slot` is held while the job is taken and works, and
-/// given back before its outcome is written: waiting for the ledger's commit is not work, and
-/// holding slots through it capped a queue at its slots over the ledger's latency.
+/// Takes, runs and records one job; returns it if it was a `deliver` job recorded done (its
+/// markers can go). `slot` is held while the job is taken and works, and given back before
+/// its outcome is written: waiting for the ledger's commit is not work, and holding slots
+/// through it capped a queue at its slots over the ledger's latency.
 async fn run_one(
     ask: Ask,
     ctx: Arc<Ctx>,
     slot: tokio::sync::OwnedSemaphorePermit,
-) -> Result<(), BoxDynError> {
+) -> Result<Option<Running>, BoxDynError> {
     let Some(taken) = bounded(ctx.ledger.take(ask)).await? else {
         // Not to run: finished, handed out again, or its queue paused (a duplicate or stale
         // ticket, or one given back until the queue resumes).
-        return Ok(());
+        return Ok(None);
     };
     // Cut off before its lease ends, so a job is never presumed lost (and run again
     // elsewhere) while it still runs here; the time counts from its own start, not from its
@@ -136,7 +149,7 @@ async fn run_one(
             job.id = %taken.job.id, lease_left_ms = taken.lease_left.as_millis() as u64,
             "job left unrun: its lease ends too soon (it waited too long to start)"
         );
-        return Ok(());
+        return Ok(None);
     };
     let job = taken.job;
     let started = std::time::Instant::now();
@@ -170,15 +183,35 @@ async fn run_one(
         }
         Err(e) => Outcome::Dead(e.to_string()),
     };
-    tracing::info!(
-        job.id = %job.id, job.kind = job.kind.as_str(), attempt = job.attempt,
-        elapsed_ms = started.elapsed().as_millis() as u64, outcome = ?outcome, "job finished"
-    );
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    // A line per job at thousands a second cost the worker more than some jobs do; the ledger
+    // is the record of every run, so only failures are logged by default.
     let label = match &outcome {
-        Outcome::Done(_) => "done",
-        Outcome::Skipped(_) => "skipped",
-        Outcome::Retry { .. } => "retry",
-        Outcome::Dead(_) => "dead",
+        Outcome::Done(_) | Outcome::Skipped(_) => {
+            tracing::debug!(
+                job.id = %job.id, job.kind = queue, attempt = job.attempt, elapsed_ms,
+                outcome = ?outcome, "job finished"
+            );
+            if matches!(outcome, Outcome::Done(_)) {
+                "done"
+            } else {
+                "skipped"
+            }
+        }
+        Outcome::Retry { .. } => {
+            tracing::info!(
+                job.id = %job.id, job.kind = queue, attempt = job.attempt, elapsed_ms,
+                outcome = ?outcome, "job failed; it will be retried"
+            );
+            "retry"
+        }
+        Outcome::Dead(_) => {
+            tracing::warn!(
+                job.id = %job.id, job.kind = queue, attempt = job.attempt, elapsed_ms,
+                outcome = ?outcome, "job failed for good"
+            );
+            "dead"
+        }
     };
     ctx.metrics
         .finished
@@ -191,10 +224,7 @@ async fn run_one(
     let delivered = job.kind == JobKind::Deliver && matches!(outcome, Outcome::Done(_));
     drop(slot);
     bounded(ctx.ledger.finish(job.clone(), outcome)).await?;
-    if delivered {
-        deliver::forget(&ctx, &job).await;
-    }
-    Ok(())
+    Ok(delivered.then_some(job))
 }
 
 /// How long a job may run: 80% of the deadline, and never into the last 20% of its lease
