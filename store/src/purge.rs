@@ -24,15 +24,19 @@ pub struct Purged {
 /// after `keep_days`, its record after 30 days (or `keep_days`, if longer), since soft bounces
 /// count over 30 days. Returns the number of jobs deleted.
 pub async fn old_records(db: &PgPool, keep_days: i32) -> Result<u64> {
-    let jobs = sqlx::query(
-        "delete from jobs where id in ( \
-           select id from jobs where state in ('done', 'skipped', 'discarded') \
-             and finished_at < now() - make_interval(days => $1) limit 10000)",
+    let jobs: i64 = sqlx::query_scalar(
+        "with gone as ( \
+           delete from jobs where id in ( \
+             select id from jobs where state in ('done', 'skipped', 'discarded') \
+               and finished_at < now() - make_interval(days => $1) limit 10000) \
+           returning id), \
+         history as (delete from job_attempts where job_id in (select id from gone)) \
+         select count(*) from gone",
     )
     .bind(keep_days)
-    .execute(db)
-    .await?
-    .rows_affected();
+    .fetch_one(db)
+    .await?;
+    let jobs = jobs as u64;
     sqlx::query("delete from idempotency_keys where created_at < now() - interval '25 hours'")
         .execute(db)
         .await?;

@@ -462,3 +462,39 @@ async fn an_email_jobs_ticket_delivered_twice_at_once_runs_once_a_deliver_runs_o
         "the lease's time left comes with the job"
     );
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn the_purge_deletes_old_jobs_with_their_attempt_history(db: PgPool) {
+    let leases = dispatched(&db, 3).await;
+    let taken = take(&db, &leases).await;
+    let failed = Outcome::Retry {
+        error: "redis: gone".into(),
+        at: chrono::Utc::now(),
+    };
+    let done = Outcome::Done("sent".into());
+    let outcomes: Vec<_> = taken.iter().map(|job| (job, &failed)).collect();
+    jobs::finish(&db, "worker-a", &outcomes).await.unwrap();
+    let again = relay_dispatches(&db, JobKind::Deliver).await;
+    let taken = take(&db, &again).await;
+    let outcomes: Vec<_> = taken.iter().map(|job| (job, &done)).collect();
+    jobs::finish(&db, "worker-a", &outcomes).await.unwrap();
+    let old = leases[0].id;
+    sqlx::query("update jobs set finished_at = now() - interval '8 days' where id = $1")
+        .bind(old)
+        .execute(&db)
+        .await
+        .unwrap();
+
+    let purged = convos_store::purge::old_records(&db, 7).await.unwrap();
+
+    assert_eq!(purged, 1, "only the job finished over 7 days ago");
+    assert!(
+        attempts(&db, old).await.is_empty(),
+        "its history went with it"
+    );
+    assert_eq!(
+        attempts(&db, leases[1].id).await.len(),
+        2,
+        "a recent job keeps its history"
+    );
+}
