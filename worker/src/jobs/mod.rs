@@ -98,11 +98,7 @@ pub async fn handle(
         let ctx = ctx.clone();
         let slots = slots.clone();
         async move {
-            // Never closed, so a permit always comes.
-            let Ok(slot) = slots.0.clone().acquire_owned().await else {
-                return Err("the job slots closed".into());
-            };
-            let result = match AssertUnwindSafe(run_one(ask, ctx.clone(), slot))
+            let result = match AssertUnwindSafe(run_one(ask, ctx.clone(), &slots))
                 .catch_unwind()
                 .await
             {
@@ -128,25 +124,28 @@ pub async fn handle(
 }
 
 /// Takes, runs and records one job; returns it if it was a `deliver` job recorded done (its
-/// markers can go). `slot` is held while the job is taken and works, and given back before
-/// its outcome is written: waiting for the ledger's commit is not work, and holding slots
-/// through it capped a queue at its slots over the ledger's latency.
-async fn run_one(
-    ask: Ask,
-    ctx: Arc<Ctx>,
-    slot: tokio::sync::OwnedSemaphorePermit,
-) -> Result<Option<Running>, BoxDynError> {
+/// markers can go). A slot of its kind is held for the work only: taken before it (a ticket's
+/// jobs are taken together, in one statement) and given back before its outcome is written.
+/// Waiting for the ledger is not work, and holding slots through it capped a queue at its
+/// slots over the ledger's latency.
+async fn run_one(ask: Ask, ctx: Arc<Ctx>, slots: &Slots) -> Result<Option<Running>, BoxDynError> {
     let Some(taken) = bounded(ctx.ledger.take(ask)).await? else {
         // Not to run: finished, handed out again, or its queue paused (a duplicate or stale
         // ticket, or one given back until the queue resumes).
         return Ok(None);
     };
+    let taken_at = std::time::Instant::now();
+    // Never closed, so a permit always comes.
+    let Ok(slot) = slots.0.clone().acquire_owned().await else {
+        return Err("the job slots closed".into());
+    };
     // Cut off before its lease ends, so a job is never presumed lost (and run again
     // elsewhere) while it still runs here; the time counts from its own start, not from its
-    // ticket's (which may have waited for a slot).
-    let Some(limit) = time_limit(ctx.settings.deadline(), taken.lease_left) else {
+    // ticket's, and the lease from its take, less the wait for a slot.
+    let lease_left = taken.lease_left.saturating_sub(taken_at.elapsed());
+    let Some(limit) = time_limit(ctx.settings.deadline(), lease_left) else {
         tracing::warn!(
-            job.id = %taken.job.id, lease_left_ms = taken.lease_left.as_millis() as u64,
+            job.id = %taken.job.id, lease_left_ms = lease_left.as_millis() as u64,
             "job left unrun: its lease ends too soon (it waited too long to start)"
         );
         return Ok(None);
