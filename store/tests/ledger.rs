@@ -498,3 +498,96 @@ async fn the_purge_deletes_old_jobs_with_their_attempt_history(db: PgPool) {
         "a recent job keeps its history"
     );
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn the_relay_hands_out_no_more_while_a_lease_has_waited_unclaimed_a_quarter_deadline(
+    db: PgPool,
+) {
+    // Arrange: one deliver job handed out and not yet taken, and 10 more due.
+    enqueue_due(&db, "waiting", 1).await;
+    let first = relay_dispatches(&db, JobKind::Deliver).await;
+    enqueue_due(&db, "due", 10).await;
+
+    // Its lease has run for 20% of the deadline: the workers keep up, more go out.
+    sqlx::query("update jobs set deadline_at = now() + make_interval(secs => $2) where id = $1")
+        .bind(first[0].id)
+        .bind(DEADLINE.as_secs_f64() * 0.8)
+        .execute(&db)
+        .await
+        .unwrap();
+    let some = jobs::dispatch_due(&db, JobKind::Deliver, 5, 100_000, DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(some.leases.len(), 5);
+
+    // Act: now every handed-out lease, the oldest first, has waited 30% of the deadline.
+    sqlx::query(
+        "update jobs set deadline_at = now() + make_interval(secs => $1) \
+         where state = 'dispatched'",
+    )
+    .bind(DEADLINE.as_secs_f64() * 0.7)
+    .execute(&db)
+    .await
+    .unwrap();
+    let none = jobs::dispatch_due(&db, JobKind::Deliver, 5, 100_000, DEADLINE)
+        .await
+        .unwrap();
+
+    // Assert: the workers are behind; nothing more goes out until the old leases are taken
+    // and finish (or lapse), and the relay is told it is at its bound.
+    assert!(none.leases.is_empty(), "{:?}", none.leases);
+    assert!(none.at_ceiling);
+    let mut handed = first.clone();
+    handed.extend(some.leases);
+    let taken = take(&db, &handed).await;
+    let done = Outcome::Done("sent".into());
+    let outcomes: Vec<_> = taken.iter().map(|job| (job, &done)).collect();
+    jobs::finish(&db, "w1", &outcomes).await.unwrap();
+    let after = jobs::dispatch_due(&db, JobKind::Deliver, 5, 100_000, DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(
+        after.leases.len(),
+        5,
+        "the rest go out once the old ones finished"
+    );
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_lapsed_lease_counts_for_a_deliver_job_and_not_for_an_unclaimed_email_job(db: PgPool) {
+    enqueue_due(&db, "deliver", 1).await;
+    let mut conn = db.acquire().await.unwrap();
+    jobs::enqueue(
+        &mut conn,
+        JobKind::VerifyEmail,
+        "verify:lapsed",
+        None,
+        serde_json::json!({}),
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let deliver = relay_dispatches(&db, JobKind::Deliver).await[0];
+    let email = relay_dispatches(&db, JobKind::VerifyEmail).await[0];
+    // Neither ticket reached a worker before the deadline (a flushed Redis, say).
+    sqlx::query("update jobs set deadline_at = now() - interval '1 second'")
+        .execute(&db)
+        .await
+        .unwrap();
+
+    assert_eq!(jobs::requeue_lost(&db).await.unwrap(), 2);
+
+    assert_eq!(
+        state(&db, deliver.id).await,
+        ("retry".into(), 1),
+        "a deliver job may have run on its lease: the attempt counts"
+    );
+    assert_eq!(attempts(&db, deliver.id).await.len(), 1, "recorded as lost");
+    assert_eq!(
+        state(&db, email.id).await,
+        ("retry".into(), 0),
+        "an email job runs only once claimed: this one never started"
+    );
+    assert!(attempts(&db, email.id).await.is_empty());
+}
