@@ -180,8 +180,9 @@ const LOST: &str = "lost: no outcome before the deadline (worker stopped?)";
 
 /// Hands out up to `limit` due jobs of `kind`, oldest first, skipping rows another relay holds,
 /// and no more than keeps `ceiling` of the kind in flight (waiting in Redis, for a worker's
-/// slot, or running), and none while one it handed out waits unclaimed for over a quarter of
-/// `deadline` (the workers are behind: more would only wait out their leases): counts an
+/// slot, or running), and none while over a quarter of that many have held their lease
+/// unclaimed for over a quarter of `deadline` (the workers are behind: more would only wait
+/// out their leases; a few lost tickets, or a slow job, do not stop the kind): counts an
 /// attempt of each and leases it until `deadline` (back if no outcome arrives by then), and
 /// returns the leases in due order. One statement (one round
 /// trip, one commit), committed before any ticket exists, so a worker that takes a ticket at
@@ -196,12 +197,9 @@ pub async fn dispatch_due(
     /// A dispatched job (id, attempt, due time) if any, and the room there was.
     type Row = (Option<Uuid>, Option<i32>, Option<DateTime<Utc>>, i64);
     let rows: Vec<Row> = sqlx::query_as(
-        "with oldest as ( \
-           select deadline_at from jobs where state = 'dispatched' and kind = $1 \
-           order by deadline_at limit 1), \
-         room as ( \
-           select case when (select deadline_at from oldest) \
-                              < now() + make_interval(secs => $3 * 0.75) then 0 \
+        "with room as ( \
+           select case when count(*) filter (where state = 'dispatched' and deadline_at \
+                                  < now() + make_interval(secs => $3 * 0.75)) > $4 / 4 then 0 \
                        else greatest(0, $4 - count(*)) end as n from jobs \
            where kind = $1 and state in ('dispatched', 'running')), \
          due as ( \
@@ -449,7 +447,14 @@ pub enum Outcome {
 /// however many: each job's row, and each attempt's history. An outcome for an attempt that is
 /// not the job's current one (it was presumed lost and handed out again, or an operator acted
 /// on it) changes only that attempt's history.
-pub async fn finish(db: &PgPool, worker: &str, finished: &[(&Running, &Outcome)]) -> Result<()> {
+///
+/// Returns the attempts (job, attempt) whose row took its outcome (the others were late or
+/// duplicate runs). The outcomes must name distinct attempts.
+pub async fn finish(
+    db: &PgPool,
+    worker: &str,
+    finished: &[(&Running, &Outcome)],
+) -> Result<Vec<(Uuid, i32)>> {
     let n = finished.len();
     let (mut ids, mut attempts, mut started) = (
         Vec::with_capacity(n),
@@ -478,7 +483,7 @@ pub async fn finish(db: &PgPool, worker: &str, finished: &[(&Running, &Outcome)]
         errors.push(error);
         nexts.push(next);
     }
-    sqlx::query(
+    let rows: Vec<(Uuid, i32)> = sqlx::query_as(
         "with outcome as ( \
            select * from unnest($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::text[], \
                                 $6::timestamptz[], $7::timestamptz[]) \
@@ -492,12 +497,15 @@ pub async fn finish(db: &PgPool, worker: &str, finished: &[(&Running, &Outcome)]
              finished_at = case when o.state in ('done', 'skipped', 'dead') then now() end \
            from outcome o \
            where j.id = o.id and j.state in ('dispatched', 'running') \
-             and j.attempts = o.attempt) \
-         insert into job_attempts (job_id, attempt, worker, started_at, finished_at, error) \
-         select o.id, o.attempt, $8, o.started_at, now(), o.error \
-         from outcome o join jobs j on j.id = o.id \
-         on conflict (job_id, attempt) do update \
-           set finished_at = excluded.finished_at, error = excluded.error",
+             and j.attempts = o.attempt \
+           returning j.id, j.attempts), \
+         history as ( \
+           insert into job_attempts (job_id, attempt, worker, started_at, finished_at, error) \
+           select o.id, o.attempt, $8, o.started_at, now(), o.error \
+           from outcome o join jobs j on j.id = o.id \
+           on conflict (job_id, attempt) do update \
+             set finished_at = excluded.finished_at, error = excluded.error) \
+         select id, attempts from finished",
     )
     .bind(&ids)
     .bind(&attempts)
@@ -507,9 +515,9 @@ pub async fn finish(db: &PgPool, worker: &str, finished: &[(&Running, &Outcome)]
     .bind(&nexts)
     .bind(&started)
     .bind(worker)
-    .execute(db)
+    .fetch_all(db)
     .await?;
-    Ok(())
+    Ok(rows)
 }
 
 /// Exponential backoff with full jitter: a random time in `[0, min(cap, base·2^(attempt-1))]`,

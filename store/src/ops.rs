@@ -27,7 +27,7 @@ pub async fn board(db: &PgPool) -> Result<Board> {
                                   and finished_at > now() - interval '1 day'), \
                count(*) filter (where state = 'dead'), \
                coalesce(extract(epoch from now() - min(next_run_at) filter ( \
-                 where state in ('pending', 'retry', 'dispatched') and next_run_at <= now())), 0)::float8 \
+                 where state in ('pending', 'retry') and next_run_at <= now())), 0)::float8 \
              from jobs where kind = $1",
         )
         .bind(kind.as_str())

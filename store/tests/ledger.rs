@@ -268,9 +268,10 @@ async fn an_outcome_landing_after_the_job_was_handed_out_again_changes_only_its_
 
     // The first attempt's batch lands now.
     let late = Outcome::Done("sent".into());
-    jobs::finish(&db, "worker-a", &[(&first, &late)])
+    let recorded = jobs::finish(&db, "worker-a", &[(&first, &late)])
         .await
         .unwrap();
+    assert!(recorded.is_empty(), "a late outcome is not the job's");
 
     assert_eq!(
         state(&db, id).await,
@@ -278,9 +279,14 @@ async fn an_outcome_landing_after_the_job_was_handed_out_again_changes_only_its_
         "the current attempt owns the job"
     );
     let dead = Outcome::Dead("redis: gone".into());
-    jobs::finish(&db, "worker-b", &[(&second, &dead)])
+    let recorded = jobs::finish(&db, "worker-b", &[(&second, &dead)])
         .await
         .unwrap();
+    assert_eq!(
+        recorded,
+        [(id, 2)],
+        "the current attempt's outcome is the job's"
+    );
     assert_eq!(state(&db, id).await, ("dead".into(), 2));
     assert_eq!(
         attempts(&db, id).await,
@@ -500,36 +506,39 @@ async fn the_purge_deletes_old_jobs_with_their_attempt_history(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
-async fn the_relay_hands_out_no_more_while_a_lease_has_waited_unclaimed_a_quarter_deadline(
+async fn the_relay_hands_out_no_more_while_many_leases_waited_unclaimed_a_quarter_deadline(
     db: PgPool,
 ) {
-    // Arrange: one deliver job handed out and not yet taken, and 10 more due.
-    enqueue_due(&db, "waiting", 1).await;
-    let first = relay_dispatches(&db, JobKind::Deliver).await;
-    enqueue_due(&db, "due", 10).await;
-
-    // Its lease has run for 20% of the deadline: the workers keep up, more go out.
-    sqlx::query("update jobs set deadline_at = now() + make_interval(secs => $2) where id = $1")
-        .bind(first[0].id)
-        .bind(DEADLINE.as_secs_f64() * 0.8)
+    // Arrange: room for 20 in flight; one deliver job handed out and not yet taken, 10 due.
+    const CEILING: i64 = 20;
+    let lease_age = |db: PgPool, share: f64| async move {
+        sqlx::query(
+            "update jobs set deadline_at = now() + make_interval(secs => $1) \
+             where state = 'dispatched'",
+        )
+        .bind(DEADLINE.as_secs_f64() * (1.0 - share))
         .execute(&db)
         .await
         .unwrap();
-    let some = jobs::dispatch_due(&db, JobKind::Deliver, 5, 100_000, DEADLINE)
+    };
+    enqueue_due(&db, "waiting", 1).await;
+    let first = jobs::dispatch_due(&db, JobKind::Deliver, 1, CEILING, DEADLINE)
+        .await
+        .unwrap()
+        .leases;
+    enqueue_due(&db, "due", 10).await;
+
+    // One lease has waited 30% of the deadline (a lost ticket, a slow job): it does not hold
+    // the kind back, more go out.
+    lease_age(db.clone(), 0.3).await;
+    let some = jobs::dispatch_due(&db, JobKind::Deliver, 5, CEILING, DEADLINE)
         .await
         .unwrap();
     assert_eq!(some.leases.len(), 5);
 
-    // Act: now every handed-out lease, the oldest first, has waited 30% of the deadline.
-    sqlx::query(
-        "update jobs set deadline_at = now() + make_interval(secs => $1) \
-         where state = 'dispatched'",
-    )
-    .bind(DEADLINE.as_secs_f64() * 0.7)
-    .execute(&db)
-    .await
-    .unwrap();
-    let none = jobs::dispatch_due(&db, JobKind::Deliver, 5, 100_000, DEADLINE)
+    // Act: now all six leases, over a quarter of the room, have waited that long.
+    lease_age(db.clone(), 0.3).await;
+    let none = jobs::dispatch_due(&db, JobKind::Deliver, 5, CEILING, DEADLINE)
         .await
         .unwrap();
 
@@ -543,7 +552,7 @@ async fn the_relay_hands_out_no_more_while_a_lease_has_waited_unclaimed_a_quarte
     let done = Outcome::Done("sent".into());
     let outcomes: Vec<_> = taken.iter().map(|job| (job, &done)).collect();
     jobs::finish(&db, "w1", &outcomes).await.unwrap();
-    let after = jobs::dispatch_due(&db, JobKind::Deliver, 5, 100_000, DEADLINE)
+    let after = jobs::dispatch_due(&db, JobKind::Deliver, 5, CEILING, DEADLINE)
         .await
         .unwrap();
     assert_eq!(

@@ -15,7 +15,7 @@ use convos_core::jobs::Lease;
 use convos_store::StoreError;
 use convos_store::jobs::{self, Outcome, Running, Taken};
 use sqlx::PgPool;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -51,7 +51,7 @@ struct TakeRequest {
 struct FinishRequest {
     job: Running,
     outcome: Outcome,
-    reply: oneshot::Sender<Result<(), LedgerError>>,
+    reply: oneshot::Sender<Result<bool, LedgerError>>,
 }
 
 /// How the batches are made.
@@ -98,8 +98,9 @@ impl Ledger {
         answer.await.map_err(|_| stopped())?
     }
 
-    /// Records the outcome of a running attempt; returns once it is committed.
-    pub async fn finish(&self, job: Running, outcome: Outcome) -> Result<(), LedgerError> {
+    /// Records the outcome of an attempt; returns once it is committed, with whether it was the
+    /// job's current attempt (its row took the outcome) rather than a late or duplicate run.
+    pub async fn finish(&self, job: Running, outcome: Outcome) -> Result<bool, LedgerError> {
         let (reply, answer) = oneshot::channel();
         self.outcomes
             .send(FinishRequest {
@@ -227,12 +228,31 @@ async fn write_outcomes(
             .ledger_batch
             .with_label_values(&["finish"])
             .observe(batch.len() as f64);
-        let finished: Vec<(&Running, &Outcome)> =
-            batch.iter().map(|r| (&r.job, &r.outcome)).collect();
+        // Two runs of one attempt (a ticket delivered twice) in one statement would make it
+        // update a history row twice, which PostgreSQL refuses for the whole batch: the first
+        // outcome of an attempt goes in, the other is answered as a late run.
+        let mut seen = HashSet::new();
+        let finished: Vec<(&Running, &Outcome)> = batch
+            .iter()
+            .filter(|r| seen.insert((r.job.id, r.job.attempt)))
+            .map(|r| (&r.job, &r.outcome))
+            .collect();
         let written = twice(|| jobs::finish(&db, &settings.worker, &finished)).await;
         drop(finished);
-        for request in batch {
-            let _ = request.reply.send(written.clone());
+        match written {
+            Ok(recorded) => {
+                let mut recorded: HashSet<(Uuid, i32)> = recorded.into_iter().collect();
+                for request in batch {
+                    // Only the first run of the current attempt took the outcome.
+                    let current = recorded.remove(&(request.job.id, request.job.attempt));
+                    let _ = request.reply.send(Ok(current));
+                }
+            }
+            Err(e) => {
+                for request in batch {
+                    let _ = request.reply.send(Err(e.clone()));
+                }
+            }
         }
     }
 }

@@ -309,7 +309,7 @@ where
 /// stops before shutdown, e.g. while Redis is unreachable.
 async fn supervise(ctx: Arc<Ctx>, queue: queue::Queue, kind: JobKind, cancel: CancellationToken) {
     let mut pause = Duration::from_millis(500);
-    let slots = jobs::Slots::new(ctx.settings.worker_concurrency);
+    let slots = jobs::Slots::new(kind, ctx.settings.worker_concurrency);
     loop {
         let name = unique_name(&format!("convos-{}", kind.as_str()));
         let stop = cancel.clone();

@@ -278,7 +278,8 @@ async fn push_due(
         }
         if let Err(e) = queue::push_all(queue, JobTicket::split(&leases)).await {
             // Which tickets reached Redis is unknown: all go back to due. A ticket that did
-            // arrive finds its lease given back and runs nothing (`jobs::take`).
+            // arrive runs nothing while its lease is given back, but may run beside the job's
+            // next hand-out, which reuses the attempt number (decision 34, consequences).
             jobs::undispatch(&ctx.ledger_db, &leases).await?;
             return Err(anyhow::anyhow!("could not push to redis: {e}"));
         }

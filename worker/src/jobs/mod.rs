@@ -55,14 +55,15 @@ pub type JobResult = Result<Outcome, JobError>;
 /// The jobs of one kind this process may run at once, shared by the tickets of its queue, and
 /// a count of its queue's progress (tickets taken, jobs ended) for the stall watchdog.
 #[derive(Clone, Debug)]
-pub struct Slots(Arc<tokio::sync::Semaphore>, Arc<AtomicU64>);
+pub struct Slots(Arc<tokio::sync::Semaphore>, Arc<AtomicU64>, JobKind);
 
 impl Slots {
-    /// `n` slots (at least one).
-    pub fn new(n: usize) -> Self {
+    /// `n` slots (at least one) for jobs of `kind`.
+    pub fn new(kind: JobKind, n: usize) -> Self {
         Self(
             Arc::new(tokio::sync::Semaphore::new(n.max(1))),
             Arc::default(),
+            kind,
         )
     }
 
@@ -123,21 +124,29 @@ pub async fn handle(
     failed.map_or(Ok(()), Err)
 }
 
-/// Takes, runs and records one job; returns it if it was a `deliver` job recorded done (its
-/// markers can go). A slot of its kind is held for the work only: taken before it (a ticket's
-/// jobs are taken together, in one statement) and given back before its outcome is written.
-/// Waiting for the ledger is not work, and holding slots through it capped a queue at its
-/// slots over the ledger's latency.
+/// Takes, runs and records one job; returns it if it was a `deliver` job whose outcome
+/// recorded it done (its markers can go). A slot of its kind is given back before the outcome
+/// is written: waiting for the ledger's commit is not work, and holding slots through it capped
+/// a queue at its slots over the ledger's latency. A `deliver` job (only read when taken) takes
+/// its slot after its take, so a ticket's jobs are taken together and a slot is held for the
+/// work alone; a job that is claimed when taken (every other kind) takes its slot first, so
+/// no claimed job waits for a slot while its lease runs out.
 async fn run_one(ask: Ask, ctx: Arc<Ctx>, slots: &Slots) -> Result<Option<Running>, BoxDynError> {
+    let claims = matches!(ask, Ask::Claim(_)) || slots.2.claimed_before_running();
+    let slot_first = if claims {
+        Some(acquire(slots).await?)
+    } else {
+        None
+    };
     let Some(taken) = bounded(ctx.ledger.take(ask)).await? else {
         // Not to run: finished, handed out again, or its queue paused (a duplicate or stale
         // ticket, or one given back until the queue resumes).
         return Ok(None);
     };
     let taken_at = std::time::Instant::now();
-    // Never closed, so a permit always comes.
-    let Ok(slot) = slots.0.clone().acquire_owned().await else {
-        return Err("the job slots closed".into());
+    let slot = match slot_first {
+        Some(slot) => slot,
+        None => acquire(slots).await?,
     };
     // Cut off before its lease ends, so a job is never presumed lost (and run again
     // elsewhere) while it still runs here; the time counts from its own start, not from its
@@ -222,8 +231,20 @@ async fn run_one(ask: Ask, ctx: Arc<Ctx>, slots: &Slots) -> Result<Option<Runnin
         .observe(started.elapsed().as_secs_f64());
     let delivered = job.kind == JobKind::Deliver && matches!(outcome, Outcome::Done(_));
     drop(slot);
-    bounded(ctx.ledger.finish(job.clone(), outcome)).await?;
-    Ok(delivered.then_some(job))
+    let recorded = bounded(ctx.ledger.finish(job.clone(), outcome)).await?;
+    // Only the run whose outcome the ledger took may forget the markers: a late or duplicate
+    // run's deleting them could let a run still under way append its event again.
+    Ok((delivered && recorded).then_some(job))
+}
+
+/// A slot of the queue's kind (never closed, so one always comes).
+async fn acquire(slots: &Slots) -> Result<tokio::sync::OwnedSemaphorePermit, BoxDynError> {
+    slots
+        .0
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| "the job slots closed".into())
 }
 
 /// How long a job may run: 80% of the deadline, and never into the last 20% of its lease
