@@ -65,7 +65,7 @@ impl StackConfig {
             job_deadline_secs: self.job_deadline_secs,
             // Leases run from the dispatch (decision 34): with deadlines of seconds, fewer
             // jobs in flight than in production, or a debug build's backlog outwaits them.
-            jobs_in_flight: 500,
+            jobs_in_flight: 200,
             retry_base_ms: self.retry_base_ms,
             retry_max_secs: 2,
             relay_interval_ms: 50,

@@ -69,7 +69,7 @@ impl WorkerProcess {
                 "CONVOS_JOB_DEADLINE_SECS",
                 config.job_deadline_secs.to_string(),
             )
-            .env("CONVOS_JOBS_IN_FLIGHT", "500")
+            .env("CONVOS_JOBS_IN_FLIGHT", "200")
             .env("CONVOS_RELAY_INTERVAL_MS", "50")
             .env("CONVOS_POLL_MS", "50")
             .env(
