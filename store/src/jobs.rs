@@ -136,11 +136,7 @@ pub async fn schedule_purge(db: &PgPool, period: Duration) -> Result<bool> {
 /// [`JobKind::claimed_before_running`] never started, so its attempt is given back. Rows
 /// another transaction holds (an outcome being written) are left for the next sweep.
 pub async fn requeue_lost(db: &PgPool) -> Result<u64> {
-    let claimed: Vec<&str> = JobKind::ALL
-        .into_iter()
-        .filter(|k| k.claimed_before_running())
-        .map(JobKind::as_str)
-        .collect();
+    let claimed = kinds_claimed(true);
     let moved: i64 = sqlx::query_scalar(
         "with expired as ( \
            select id, state, attempts, worker, updated_at, \
@@ -173,6 +169,16 @@ pub async fn requeue_lost(db: &PgPool) -> Result<u64> {
     .fetch_one(db)
     .await?;
     Ok(moved as u64)
+}
+
+/// The kinds whose jobs are (or, with `false`, are not) claimed before they run
+/// ([`JobKind::claimed_before_running`]), as the ledger names them.
+fn kinds_claimed(claimed: bool) -> Vec<&'static str> {
+    JobKind::ALL
+        .into_iter()
+        .filter(|k| k.claimed_before_running() == claimed)
+        .map(JobKind::as_str)
+        .collect()
 }
 
 /// The error of an attempt that ended without an outcome.
@@ -292,11 +298,7 @@ pub async fn take(
     deadline: Duration,
 ) -> Result<Vec<Taken>> {
     let (ids, attempts): (Vec<Uuid>, Vec<i32>) = leases.iter().map(|l| (l.id, l.attempt)).unzip();
-    let unclaimed: Vec<&str> = JobKind::ALL
-        .into_iter()
-        .filter(|k| !k.claimed_before_running())
-        .map(JobKind::as_str)
-        .collect();
+    let unclaimed = kinds_claimed(false);
     /// id, kind, payload, attempt, max attempts, now, lease seconds left.
     type Row = (
         Uuid,
@@ -344,14 +346,7 @@ pub async fn take(
         .into_iter()
         .map(
             |(id, kind, payload, attempt, max_attempts, started_at, left)| Taken {
-                job: Running {
-                    id,
-                    kind: JobKind::parse(&kind).unwrap_or(JobKind::Deliver),
-                    payload,
-                    attempt,
-                    max_attempts,
-                    started_at,
-                },
+                job: Running::from_row((id, kind, payload, attempt, max_attempts, started_at)),
                 lease_left: Duration::from_secs_f64(left.max(0.0)),
             },
         )
@@ -375,7 +370,21 @@ pub struct Running {
     pub started_at: DateTime<Utc>,
 }
 
+/// A [`Running`] as its statements select it: id, kind, payload, attempt, max attempts, start.
+type RunningRow = (Uuid, String, serde_json::Value, i32, i32, DateTime<Utc>);
+
 impl Running {
+    fn from_row((id, kind, payload, attempt, max_attempts, started_at): RunningRow) -> Self {
+        Self {
+            id,
+            kind: JobKind::parse(&kind).unwrap_or(JobKind::Deliver),
+            payload,
+            attempt,
+            max_attempts,
+            started_at,
+        }
+    }
+
     /// Whether a failure now would be the last allowed.
     pub fn is_last_attempt(&self) -> bool {
         self.attempt >= self.max_attempts
@@ -396,7 +405,7 @@ pub async fn start(
     worker: &str,
     deadline: Duration,
 ) -> Result<Vec<Running>> {
-    let rows: Vec<(Uuid, String, serde_json::Value, i32, i32, DateTime<Utc>)> = sqlx::query_as(
+    let rows: Vec<RunningRow> = sqlx::query_as(
         "with started as ( \
            update jobs set state = 'running', attempts = attempts + 1, updated_at = now(), \
              deadline_at = now() + make_interval(secs => $2), worker = $3 \
@@ -415,19 +424,7 @@ pub async fn start(
     .bind(worker)
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(id, kind, payload, attempt, max_attempts, started_at)| Running {
-                id,
-                kind: JobKind::parse(&kind).unwrap_or(JobKind::Deliver),
-                payload,
-                attempt,
-                max_attempts,
-                started_at,
-            },
-        )
-        .collect())
+    Ok(rows.into_iter().map(Running::from_row).collect())
 }
 
 /// How a run ended.

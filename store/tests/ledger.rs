@@ -40,6 +40,21 @@ async fn dispatched(db: &PgPool, count: usize) -> Vec<Lease> {
     leases
 }
 
+/// One `verify_email` job (a kind claimed before it runs), due now.
+async fn enqueue_email_job(db: &PgPool, key: &str) {
+    let mut conn = db.acquire().await.unwrap();
+    jobs::enqueue(
+        &mut conn,
+        JobKind::VerifyEmail,
+        key,
+        None,
+        serde_json::json!({}),
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
+}
+
 /// What the relay does with due jobs of `kind`: hands them out, each attempt leased.
 async fn relay_dispatches(db: &PgPool, kind: JobKind) -> Vec<Lease> {
     jobs::dispatch_due(db, kind, 1000, 100_000, DEADLINE)
@@ -429,18 +444,7 @@ async fn an_email_jobs_ticket_delivered_twice_at_once_runs_once_a_deliver_runs_o
     db: PgPool,
 ) {
     enqueue_due(&db, "deliver", 1).await;
-    let mut conn = db.acquire().await.unwrap();
-    jobs::enqueue(
-        &mut conn,
-        JobKind::VerifyEmail,
-        "verify:test",
-        None,
-        serde_json::json!({}),
-        Duration::ZERO,
-    )
-    .await
-    .unwrap();
-    drop(conn);
+    enqueue_email_job(&db, "verify:test").await;
     let deliver = relay_dispatches(&db, JobKind::Deliver).await;
     let email = relay_dispatches(&db, JobKind::VerifyEmail).await;
     let ticket = [deliver.clone(), email.clone()].concat();
@@ -565,18 +569,7 @@ async fn the_relay_hands_out_no_more_while_many_leases_waited_unclaimed_a_quarte
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn a_lapsed_lease_counts_for_a_deliver_job_and_not_for_an_unclaimed_email_job(db: PgPool) {
     enqueue_due(&db, "deliver", 1).await;
-    let mut conn = db.acquire().await.unwrap();
-    jobs::enqueue(
-        &mut conn,
-        JobKind::VerifyEmail,
-        "verify:lapsed",
-        None,
-        serde_json::json!({}),
-        Duration::ZERO,
-    )
-    .await
-    .unwrap();
-    drop(conn);
+    enqueue_email_job(&db, "verify:lapsed").await;
     let deliver = relay_dispatches(&db, JobKind::Deliver).await[0];
     let email = relay_dispatches(&db, JobKind::VerifyEmail).await[0];
     // Neither ticket reached a worker before the deadline (a flushed Redis, say).
