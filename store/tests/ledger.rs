@@ -593,3 +593,62 @@ async fn a_lapsed_lease_counts_for_a_deliver_job_and_not_for_an_unclaimed_email_
     );
     assert!(attempts(&db, email.id).await.is_empty());
 }
+
+/// Tuples read so far through the indexes that list jobs by state (`jobs_inflight`,
+/// `jobs_kind_state`), once `conn`'s own counts are flushed to the statistics.
+async fn reads_by_state(db: &PgPool, conn: &PgPool) -> i64 {
+    sqlx::query("select pg_stat_force_next_flush()")
+        .execute(conn)
+        .await
+        .unwrap();
+    sqlx::query_scalar(
+        "select coalesce(sum(idx_tup_read), 0)::int8 from pg_stat_user_indexes \
+         where indexrelname in ('jobs_inflight', 'jobs_kind_state')",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_take_and_an_outcome_find_their_jobs_by_id_whatever_the_statistics_say(db: PgPool) {
+    // The statistics of a quiet ledger: thousands of jobs due and none in flight (a paused
+    // queue, or the moment before a burst). A take or an outcome planned on them, with 2,000
+    // jobs then in flight, read every job in flight for each ticket: a drain fell from
+    // 10,000 jobs/s to 900.
+    sqlx::query(
+        "insert into jobs (id, kind, key, payload, max_attempts) \
+         select gen_random_uuid(), 'deliver', 'quiet:' || n, '{}', 10 \
+         from generate_series(1, 3000) n",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query("analyze jobs").execute(&db).await.unwrap();
+    // One connection, as one worker's: its statement counts are its own.
+    let worker = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with((*db.connect_options()).clone())
+        .await
+        .unwrap();
+    let mut leases = relay_dispatches(&worker, JobKind::Deliver).await;
+    leases.extend(relay_dispatches(&worker, JobKind::Deliver).await);
+    assert_eq!(leases.len(), 2000);
+
+    let before = reads_by_state(&db, &worker).await;
+    // More tickets than PostgreSQL's five runs before it settles on a statement's generic plan.
+    let done = Outcome::Done("delivered".into());
+    for ticket in leases.chunks(20).take(10) {
+        let taken = take(&worker, ticket).await;
+        assert_eq!(taken.len(), ticket.len());
+        let outcomes: Vec<(&jobs::Running, &Outcome)> =
+            taken.iter().map(|job| (job, &done)).collect();
+        let finished = jobs::finish(&worker, "worker-a", &outcomes).await.unwrap();
+        assert_eq!(finished.len(), ticket.len());
+    }
+    let read = reads_by_state(&db, &worker).await - before;
+    assert_eq!(
+        read, 0,
+        "ten tickets of 20 jobs read {read} index entries of jobs by state"
+    );
+}
