@@ -123,15 +123,25 @@ pub struct PurgeExpiredJob {
     pub period: i64,
 }
 
-/// One handed-out attempt of a job: its ledger row and the attempt the relay counted when it
-/// dispatched it (decision 34: the dispatch carries the lease, so a worker writes nothing
-/// before it runs the job, and a ticket for an attempt the ledger has moved past runs nothing).
+/// One handed-out attempt of a job: its ledger row, the attempt the relay counted when it
+/// dispatched it, and which hand-out of the job this is (decision 34: the dispatch carries the
+/// lease, so a worker writes nothing before it runs the job, and a ticket for an attempt the
+/// ledger has moved past runs nothing; decision 36: nor does a ticket of a hand-out given
+/// back, whose attempt is handed out again).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
     /// The `jobs` row.
     pub id: uuid::Uuid,
     /// The attempt this ticket is for (1 on the first run).
     pub attempt: i32,
+    /// The job's hand-outs so far, this one included; 0 from relays before decision 36, whose
+    /// tickets match any hand-out of their attempt.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub handout: i32,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 /// What travels through Redis to a worker: only ledger row ids and their attempts, one or
@@ -235,6 +245,7 @@ mod tests {
             .map(|i| Lease {
                 id: uuid::Uuid::new_v4(),
                 attempt: 1 + (i % 3) as i32,
+                handout: 1 + (i % 4) as i32,
             })
             .collect()
     }
@@ -293,5 +304,22 @@ mod tests {
         assert_eq!(json["job_ids"], serde_json::json!([two[0].id, two[1].id]));
         let back: JobTicket = serde_json::from_value(json).unwrap();
         assert_eq!(back.handed(), Handed::Leased(two));
+    }
+
+    #[test]
+    fn a_lease_from_a_relay_before_hand_outs_were_numbered_matches_any_hand_out() {
+        let id = uuid::Uuid::new_v4();
+        let ticket: JobTicket = serde_json::from_value(serde_json::json!({
+            "leases": [{ "id": id, "attempt": 2 }], "job_id": id
+        }))
+        .unwrap();
+        let lease = Lease {
+            id,
+            attempt: 2,
+            handout: 0,
+        };
+        assert_eq!(ticket.handed(), Handed::Leased(vec![lease]));
+        let json = serde_json::to_value(lease).unwrap();
+        assert_eq!(json.get("handout"), None, "written as that relay wrote it");
     }
 }

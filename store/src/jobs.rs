@@ -205,8 +205,14 @@ pub async fn dispatch_due(
     ceiling: i64,
     deadline: Duration,
 ) -> Result<Dispatched> {
-    /// A dispatched job (id, attempt, due time) if any, and the room there was.
-    type Row = (Option<Uuid>, Option<i32>, Option<DateTime<Utc>>, i64);
+    /// A dispatched job (id, attempt, hand-out, due time) if any, and the room there was.
+    type Row = (
+        Option<Uuid>,
+        Option<i32>,
+        Option<i32>,
+        Option<DateTime<Utc>>,
+        i64,
+    );
     let rows: Vec<Row> = sqlx::query_as(
         "with room as ( \
            select case when count(*) filter (where state = 'dispatched' and deadline_at \
@@ -220,10 +226,11 @@ pub async fn dispatch_due(
            for update skip locked), \
          moved as ( \
            update jobs j set state = 'dispatched', attempts = j.attempts + 1, worker = null, \
+             handouts = j.handouts + 1, \
              updated_at = now(), deadline_at = now() + make_interval(secs => $3) \
            where j.id = any(array(select id from due)) \
-           returning j.id, j.attempts, j.next_run_at) \
-         select moved.id, moved.attempts, moved.next_run_at, room.n \
+           returning j.id, j.attempts, j.handouts, j.next_run_at) \
+         select moved.id, moved.attempts, moved.handouts, moved.next_run_at, room.n \
          from room left join moved on true",
     )
     .bind(kind.as_str())
@@ -232,14 +239,15 @@ pub async fn dispatch_due(
     .bind(ceiling)
     .fetch_all(db)
     .await?;
-    let room = rows.first().map_or(0, |r| r.3);
+    let room = rows.first().map_or(0, |r| r.4);
     let mut moved: Vec<(Lease, DateTime<Utc>)> = rows
         .into_iter()
-        .filter_map(|(id, attempt, due, _)| {
+        .filter_map(|(id, attempt, handout, due, _)| {
             Some((
                 Lease {
                     id: id?,
                     attempt: attempt?,
+                    handout: handout?,
                 },
                 due?,
             ))
@@ -266,14 +274,17 @@ pub struct Dispatched {
 /// collide with them.
 pub async fn undispatch(db: &PgPool, leases: &[Lease]) -> Result<()> {
     let (ids, attempts): (Vec<Uuid>, Vec<i32>) = leases.iter().map(|l| (l.id, l.attempt)).unzip();
+    let handouts: Vec<i32> = leases.iter().map(|l| l.handout).collect();
     sqlx::query(
         "update jobs j set state = 'retry', attempts = j.attempts - 1, \
            deadline_at = null, updated_at = now() \
-         from unnest($1::uuid[], $2::int4[]) as l(id, attempt) \
-         where j.id = l.id and j.attempts = l.attempt and j.state = 'dispatched'",
+         from unnest($1::uuid[], $2::int4[], $3::int4[]) as l(id, attempt, handout) \
+         where j.id = l.id and j.attempts = l.attempt and j.state = 'dispatched' \
+           and (l.handout = 0 or j.handouts = l.handout)",
     )
     .bind(&ids)
     .bind(&attempts)
+    .bind(&handouts)
     .execute(db)
     .await?;
     Ok(())
@@ -290,7 +301,8 @@ pub struct Taken {
 
 /// Takes the jobs of `leases` that are still to run, in one statement: a lease the ledger has
 /// moved past (the job finished, or was presumed lost and handed out again, or an operator
-/// acted on it) runs nothing; the leases of a paused queue are given back uncounted, for the
+/// acted on it), or of a hand-out given back and handed out again (decision 36), runs nothing;
+/// the leases of a paused queue are given back uncounted, for the
 /// relay to hand out after it resumes (as `retry`, which no pending email job of the same
 /// thread can collide with). Jobs of kinds [`JobKind::claimed_before_running`] are claimed for
 /// `worker` (`running`, their lease renewed to `deadline`), so a second delivery of the same
@@ -307,6 +319,7 @@ pub async fn take(
     deadline: Duration,
 ) -> Result<Vec<Taken>> {
     let (ids, attempts): (Vec<Uuid>, Vec<i32>) = leases.iter().map(|l| (l.id, l.attempt)).unzip();
+    let handouts: Vec<i32> = leases.iter().map(|l| l.handout).collect();
     let unclaimed = kinds_claimed(false);
     /// id, kind, payload, attempt, max attempts, now, lease seconds left.
     type Row = (
@@ -319,25 +332,31 @@ pub async fn take(
         f64,
     );
     let rows: Vec<Row> = sqlx::query_as(
-        "with lease as (select * from unnest($1::uuid[], $2::int4[]) as l(id, attempt)), \
+        "with lease as ( \
+               select * from unnest($1::uuid[], $2::int4[], $6::int4[]) \
+                 as l(id, attempt, handout)), \
              open as ( \
                select j.*, j.kind = any($4) as read_only, \
                  exists (select 1 from queue_controls q where q.kind = j.kind and q.paused) \
                    as paused \
                from lease l cross join lateral ( \
-                 select id, kind, payload, state, attempts, max_attempts, deadline_at from jobs \
+                 select id, kind, payload, state, attempts, handouts, max_attempts, \
+                        deadline_at from jobs \
                  where id = l.id offset 0) j \
-               where j.state = 'dispatched' and j.attempts = l.attempt), \
+               where j.state = 'dispatched' and j.attempts = l.attempt \
+                 and (l.handout = 0 or j.handouts = l.handout)), \
              held as ( \
                update jobs j set state = 'retry', attempts = j.attempts - 1, \
                  deadline_at = null, updated_at = now() \
                from open o where j.id = o.id and o.paused \
-                 and j.state = o.state and j.attempts = o.attempts), \
+                 and j.state = o.state and j.attempts = o.attempts \
+                 and j.handouts = o.handouts), \
              claimed as ( \
                update jobs j set state = 'running', worker = $3, updated_at = now(), \
                  deadline_at = now() + make_interval(secs => $5) \
                from open o where j.id = o.id and not o.paused and not o.read_only \
                  and j.state = o.state and j.attempts = o.attempts \
+                 and j.handouts = o.handouts \
                returning j.id, j.kind, j.payload, j.attempts, j.max_attempts, j.deadline_at), \
              taken as ( \
                select id, kind, payload, attempts, max_attempts, deadline_at from claimed \
@@ -352,6 +371,7 @@ pub async fn take(
     .bind(worker)
     .bind(&unclaimed)
     .bind(secs(deadline))
+    .bind(&handouts)
     .fetch_all(db)
     .await?;
     Ok(rows

@@ -107,10 +107,12 @@ async fn a_batch_takes_each_leased_job_once_and_records_every_outcome(db: PgPool
     batch.push(Lease {
         id: Uuid::now_v7(),
         attempt: 1,
+        handout: 1,
     });
     batch.push(Lease {
         id: leases[1].id,
         attempt: 2,
+        handout: 1,
     });
 
     let mut taken = take(&db, &batch).await;
@@ -273,7 +275,14 @@ async fn an_outcome_landing_after_the_job_was_handed_out_again_changes_only_its_
         .without_wake();
     assert_eq!(retried, 1);
     let again = relay_dispatches(&db, JobKind::Deliver).await;
-    assert_eq!(again, [Lease { id, attempt: 2 }]);
+    assert_eq!(
+        again,
+        [Lease {
+            id,
+            attempt: 2,
+            handout: 2
+        }]
+    );
     assert!(
         take(&db, &[lease]).await.is_empty(),
         "the first attempt's ticket, delivered again, runs nothing"
@@ -323,6 +332,19 @@ async fn a_lease_given_back_unpushed_costs_no_attempt(db: PgPool) {
     );
     let again = relay_dispatches(&db, JobKind::Deliver).await;
     assert!(again.iter().all(|l| l.attempt == 1), "{again:?}");
+    assert!(again.iter().all(|l| l.handout == 2), "{again:?}");
+    // The same attempt is handed out again: the first hand-out's stray ticket still runs
+    // nothing, nor can it give the new hand-out back.
+    assert!(take(&db, &leases).await.is_empty(), "a stray first ticket");
+    jobs::undispatch(&db, &leases).await.unwrap();
+    assert_eq!(take(&db, &again).await.len(), 3, "the second hand-out runs");
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_lease_from_a_relay_before_hand_outs_were_numbered_still_runs(db: PgPool) {
+    let leases = dispatched(&db, 2).await;
+    let unnumbered: Vec<Lease> = leases.iter().map(|l| Lease { handout: 0, ..*l }).collect();
+    assert_eq!(take(&db, &unnumbered).await.len(), 2);
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]

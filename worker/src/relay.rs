@@ -315,6 +315,7 @@ mod tests {
                 .map(|_| convos_core::jobs::Lease {
                     id: uuid::Uuid::new_v4(),
                     attempt: 1,
+                    handout: 1,
                 })
                 .collect();
             let tickets = JobTicket::split(&leases).len() as i64;

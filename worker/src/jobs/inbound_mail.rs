@@ -286,6 +286,15 @@ async fn report(
         }
         None => ("ignored", "not_a_report", String::new()),
     };
+    // Acted on before the decision is recorded, as the other reports are: a decided email is
+    // never read again, so a crash between the two must not lose the suppression. This
+    // bounce is not counted yet; a run of them counts it.
+    if reason == "soft_bounce"
+        && inbound::recent_soft_bounces(&ctx.db, user).await? + 1 >= SOFT_BOUNCES_TO_SUPPRESS
+        && deliveries::mark_bounced(&ctx.db, user, &target.email).await?
+    {
+        tracing::info!(user.id = %user, "a run of soft bounces; no email until verified again");
+    }
     inbound::decide(
         &ctx.db,
         row.id,
@@ -300,12 +309,6 @@ async fn report(
         },
     )
     .await?;
-    if reason == "soft_bounce"
-        && inbound::recent_soft_bounces(&ctx.db, user).await? >= SOFT_BOUNCES_TO_SUPPRESS
-        && deliveries::mark_bounced(&ctx.db, user, &target.email).await?
-    {
-        tracing::info!(user.id = %user, "a run of soft bounces; no email until verified again");
-    }
     Ok(Recorded {
         status,
         summary: format!("{status}: {reason}"),
