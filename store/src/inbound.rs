@@ -265,15 +265,22 @@ pub async fn revoke_reply_addresses(db: &PgPool, user: UserId) -> Result<()> {
 
 /// Soft bounces (refusals that were not for good) of `user`'s email in the last 30 days, since
 /// their address was last confirmed: a sustained run of them means the mailbox no longer
-/// takes mail, as a hard bounce does.
-pub async fn recent_soft_bounces(db: &PgPool, user: UserId) -> Result<i64> {
+/// takes mail, as a hard bounce does. `being_decided`, a received email that is a soft bounce
+/// not yet recorded as one, counts under the same conditions.
+pub async fn recent_soft_bounces(
+    db: &PgPool,
+    user: UserId,
+    being_decided: Option<Uuid>,
+) -> Result<i64> {
     Ok(sqlx::query_scalar(
         "select count(*) from inbound_mail i join users u on u.id = i.user_id \
-         where i.user_id = $1 and i.status = 'bounce' and i.reason = 'soft_bounce' \
+         where i.user_id = $1 \
+           and ((i.status = 'bounce' and i.reason = 'soft_bounce') or i.id = $2) \
            and i.received_at > now() - interval '30 days' \
            and i.received_at > coalesce(u.email_verified_at, '-infinity')",
     )
     .bind(user.as_uuid())
+    .bind(being_decided)
     .fetch_one(db)
     .await?)
 }

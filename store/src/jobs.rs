@@ -321,7 +321,7 @@ pub async fn take(
     let (ids, attempts): (Vec<Uuid>, Vec<i32>) = leases.iter().map(|l| (l.id, l.attempt)).unzip();
     let handouts: Vec<i32> = leases.iter().map(|l| l.handout).collect();
     let unclaimed = kinds_claimed(false);
-    /// id, kind, payload, attempt, max attempts, now, lease seconds left.
+    /// id, kind, payload, attempt, max attempts, now, lease seconds left, hand-out.
     type Row = (
         Uuid,
         String,
@@ -330,6 +330,7 @@ pub async fn take(
         i32,
         DateTime<Utc>,
         f64,
+        i32,
     );
     let rows: Vec<Row> = sqlx::query_as(
         "with lease as ( \
@@ -357,14 +358,17 @@ pub async fn take(
                from open o where j.id = o.id and not o.paused and not o.read_only \
                  and j.state = o.state and j.attempts = o.attempts \
                  and j.handouts = o.handouts \
-               returning j.id, j.kind, j.payload, j.attempts, j.max_attempts, j.deadline_at), \
+               returning j.id, j.kind, j.payload, j.attempts, j.max_attempts, j.deadline_at, \
+                 j.handouts), \
              taken as ( \
-               select id, kind, payload, attempts, max_attempts, deadline_at from claimed \
+               select id, kind, payload, attempts, max_attempts, deadline_at, handouts \
+               from claimed \
                union all \
-               select id, kind, payload, attempts, max_attempts, deadline_at from open \
-               where read_only and not paused) \
+               select id, kind, payload, attempts, max_attempts, deadline_at, handouts \
+               from open where read_only and not paused) \
              select id, kind, payload, attempts, max_attempts, now(), \
-                    greatest(0, extract(epoch from deadline_at - now()))::float8 from taken",
+                    greatest(0, extract(epoch from deadline_at - now()))::float8, handouts \
+             from taken",
     )
     .bind(&ids)
     .bind(&attempts)
@@ -377,8 +381,11 @@ pub async fn take(
     Ok(rows
         .into_iter()
         .map(
-            |(id, kind, payload, attempt, max_attempts, started_at, left)| Taken {
-                job: Running::from_row((id, kind, payload, attempt, max_attempts, started_at)),
+            |(id, kind, payload, attempt, max_attempts, started_at, left, handout)| Taken {
+                job: Running {
+                    handout,
+                    ..Running::from_row((id, kind, payload, attempt, max_attempts, started_at))
+                },
                 lease_left: Duration::from_secs_f64(left.max(0.0)),
             },
         )
@@ -400,6 +407,9 @@ pub struct Running {
     pub max_attempts: i32,
     /// When this attempt started (PostgreSQL's clock), for its history.
     pub started_at: DateTime<Utc>,
+    /// The hand-out it was taken under (decision 36); 0 when claimed from an older relay's
+    /// ticket, whose outcome matches any hand-out of its attempt.
+    pub handout: i32,
 }
 
 /// A [`Running`] as its statements select it: id, kind, payload, attempt, max attempts, start.
@@ -414,6 +424,7 @@ impl Running {
             attempt,
             max_attempts,
             started_at,
+            handout: 0,
         }
     }
 
@@ -475,7 +486,8 @@ pub enum Outcome {
 /// Records the outcomes of attempts `worker` ran, in one statement (one round trip, one commit)
 /// however many: each job's row, and each attempt's history. An outcome for an attempt that is
 /// not the job's current one (it was presumed lost and handed out again, or an operator acted
-/// on it) changes only that attempt's history.
+/// on it) changes only that attempt's history; one from a hand-out given back and handed out
+/// again under the same attempt changes nothing (decision 36).
 ///
 /// Returns the attempts (job, attempt) whose row took its outcome (the others were late or
 /// duplicate runs). The outcomes must name distinct attempts.
@@ -488,7 +500,8 @@ pub async fn finish(
     finished: &[(&Running, &Outcome)],
 ) -> Result<Vec<(Uuid, i32)>> {
     let n = finished.len();
-    let (mut ids, mut attempts, mut started) = (
+    let (mut ids, mut attempts, mut handouts, mut started) = (
+        Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
@@ -509,6 +522,7 @@ pub async fn finish(
             };
         ids.push(job.id);
         attempts.push(job.attempt);
+        handouts.push(job.handout);
         started.push(job.started_at);
         states.push(state);
         texts.push(text);
@@ -518,12 +532,13 @@ pub async fn finish(
     let rows: Vec<(Uuid, i32)> = sqlx::query_as(
         "with outcome as ( \
            select * from unnest($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::text[], \
-                                $6::timestamptz[], $7::timestamptz[]) \
-             as o(id, attempt, state, text, error, next_run_at, started_at)), \
+                                $6::timestamptz[], $7::timestamptz[], $9::int4[]) \
+             as o(id, attempt, state, text, error, next_run_at, started_at, handout)), \
          current as ( \
-           select o.*, j.state as was from outcome o cross join lateral ( \
-             select state, attempts from jobs where id = o.id offset 0) j \
-           where j.state in ('dispatched', 'running') and j.attempts = o.attempt), \
+           select o.*, j.state as was, j.handouts from outcome o cross join lateral ( \
+             select state, attempts, handouts from jobs where id = o.id offset 0) j \
+           where j.state in ('dispatched', 'running') and j.attempts = o.attempt \
+             and (o.handout = 0 or j.handouts = o.handout)), \
          finished as ( \
            update jobs j set state = c.state, outcome = coalesce(c.text, j.outcome), \
              worker = $8, \
@@ -533,11 +548,14 @@ pub async fn finish(
              finished_at = case when c.state in ('done', 'skipped', 'dead') then now() end \
            from current c \
            where j.id = c.id and j.state = c.was and j.attempts = c.attempt \
+             and j.handouts = c.handouts \
            returning j.id, j.attempts), \
          history as ( \
            insert into job_attempts (job_id, attempt, worker, started_at, finished_at, error) \
            select o.id, o.attempt, $8, o.started_at, now(), o.error from outcome o \
-           where exists (select 1 from jobs j where j.id = o.id) \
+           where exists (select 1 from jobs j where j.id = o.id \
+                         and (o.handout = 0 or j.handouts = o.handout \
+                              or j.attempts <> o.attempt)) \
            on conflict (job_id, attempt) do update \
              set finished_at = excluded.finished_at, error = excluded.error) \
          select id, attempts from finished",
@@ -550,6 +568,7 @@ pub async fn finish(
     .bind(&nexts)
     .bind(&started)
     .bind(worker)
+    .bind(&handouts)
     .fetch_all(db)
     .await?;
     Ok(rows)

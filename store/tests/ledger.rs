@@ -674,3 +674,46 @@ async fn a_take_and_an_outcome_find_their_jobs_by_id_whatever_the_statistics_say
         "ten tickets of 20 jobs read {read} index entries of jobs by state"
     );
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_hand_out_given_back_neither_runs_again_nor_records_an_outcome(db: PgPool) {
+    // A deliver job taken, then given back (its relay's push failed after Redis took the
+    // ticket), then handed out again under the same attempt and taken by another worker.
+    let first = dispatched(&db, 1).await;
+    let stray = take(&db, &first).await.remove(0);
+    jobs::undispatch(&db, &first).await.unwrap();
+    let second = relay_dispatches(&db, JobKind::Deliver).await;
+    assert_eq!((second[0].attempt, second[0].handout), (1, 2));
+    let current = take(&db, &second).await.remove(0);
+
+    let done = Outcome::Done("delivered".into());
+    let recorded = jobs::finish(&db, "worker-a", &[(&stray, &done)])
+        .await
+        .unwrap();
+    assert!(
+        recorded.is_empty(),
+        "the first hand-out's outcome is not the job's"
+    );
+    assert_eq!(state(&db, current.id).await, ("dispatched".into(), 1));
+    assert!(
+        attempts(&db, current.id).await.is_empty(),
+        "{:?}",
+        attempts(&db, current.id).await
+    );
+    let recorded = jobs::finish(&db, "worker-b", &[(&current, &done)])
+        .await
+        .unwrap();
+    assert_eq!(recorded, [(current.id, 1)]);
+
+    // An email job's stray ticket does not claim the next hand-out either.
+    enqueue_email_job(&db, "verify:stray").await;
+    let first = relay_dispatches(&db, JobKind::VerifyEmail).await;
+    jobs::undispatch(&db, &first).await.unwrap();
+    let second = relay_dispatches(&db, JobKind::VerifyEmail).await;
+    assert!(
+        take(&db, &first).await.is_empty(),
+        "the stray ticket claims nothing"
+    );
+    assert_eq!(take(&db, &second).await.len(), 1);
+    assert_eq!(state(&db, second[0].id).await, ("running".into(), 1));
+}

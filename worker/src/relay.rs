@@ -278,8 +278,8 @@ async fn push_due(
         }
         if let Err(e) = queue::push_all(queue, JobTicket::split(&leases)).await {
             // Which tickets reached Redis is unknown: all go back to due. A ticket that did
-            // arrive runs nothing while its lease is given back, but may run beside the job's
-            // next hand-out, which reuses the attempt number (decision 34, consequences).
+            // arrive runs nothing, now or after the job's next hand-out (decision 36); one
+            // taken before the give-back runs on, and its outcome is ignored.
             jobs::undispatch(&ctx.ledger_db, &leases).await?;
             return Err(anyhow::anyhow!("could not push to redis: {e}"));
         }

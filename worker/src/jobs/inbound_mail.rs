@@ -28,6 +28,7 @@ use convos_store::messages::{self, Created, Idempotency};
 use convos_store::threads;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
+use uuid::Uuid;
 
 /// Explanations one person gets per hour at most, whatever they send.
 const ANSWERS_PER_HOUR: i64 = 5;
@@ -286,14 +287,13 @@ async fn report(
         }
         None => ("ignored", "not_a_report", String::new()),
     };
-    // Acted on before the decision is recorded, as the other reports are: a decided email is
-    // never read again, so a crash between the two must not lose the suppression. This
-    // bounce is not counted yet; a run of them counts it.
-    if reason == "soft_bounce"
-        && inbound::recent_soft_bounces(&ctx.db, user).await? + 1 >= SOFT_BOUNCES_TO_SUPPRESS
-        && deliveries::mark_bounced(&ctx.db, user, &target.email).await?
-    {
-        tracing::info!(user.id = %user, "a run of soft bounces; no email until verified again");
+    // A run of soft bounces is looked for before the decision is recorded, as the other
+    // reports act first: a decided email is never read again, so a crash between the two must
+    // not lose the suppression. And again after, where this bounce is on record: two bounces
+    // decided at once each count the other only then.
+    let soft = reason == "soft_bounce";
+    if soft {
+        soft_bounces(ctx, user, &target.email, Some(row.id)).await?;
     }
     inbound::decide(
         &ctx.db,
@@ -309,10 +309,29 @@ async fn report(
         },
     )
     .await?;
+    if soft {
+        soft_bounces(ctx, user, &target.email, None).await?;
+    }
     Ok(Recorded {
         status,
         summary: format!("{status}: {reason}"),
     })
+}
+
+/// Suppresses `email` if `user`'s recent soft bounces (with `being_decided`, one not yet on
+/// record) make a run.
+async fn soft_bounces(
+    ctx: &Ctx,
+    user: UserId,
+    email: &str,
+    being_decided: Option<Uuid>,
+) -> Result<(), JobError> {
+    if inbound::recent_soft_bounces(&ctx.db, user, being_decided).await? >= SOFT_BOUNCES_TO_SUPPRESS
+        && deliveries::mark_bounced(&ctx.db, user, email).await?
+    {
+        tracing::info!(user.id = %user, "a run of soft bounces; no email until verified again");
+    }
+    Ok(())
 }
 
 /// The idempotency key of a received email: its `Message-ID`, or its bytes without one.
