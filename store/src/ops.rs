@@ -13,22 +13,31 @@ use sqlx::{AssertSqlSafe, PgPool};
 use uuid::Uuid;
 
 /// Counts every queue's jobs by state.
+///
+/// Each count reads only the jobs it counts, through the index that holds them (the due jobs,
+/// those in flight, the last day's finished, the dead): finished jobs are kept for days until
+/// the purge, and counting a kind's every job read all of them each time an operator's board
+/// refreshed (about half a second per queue at a million jobs).
 pub async fn board(db: &PgPool) -> Result<Board> {
     let mut queues = Vec::new();
     for kind in JobKind::ALL {
         let row: (i64, i64, i64, i64, i64, i64, f64) = sqlx::query_as(
-            "select \
-               count(*) filter (where state in ('pending', 'retry') and next_run_at <= now()), \
-               count(*) filter (where state in ('pending', 'retry') and next_run_at > now()), \
-               count(*) filter (where state in ('dispatched', 'running')), \
-               count(*) filter (where state in ('done', 'skipped') \
-                                  and finished_at > now() - interval '1 hour'), \
-               count(*) filter (where state in ('done', 'skipped') \
-                                  and finished_at > now() - interval '1 day'), \
-               count(*) filter (where state = 'dead'), \
-               coalesce(extract(epoch from now() - min(next_run_at) filter ( \
-                 where state in ('pending', 'retry') and next_run_at <= now())), 0)::float8 \
-             from jobs where kind = $1",
+            "with due as ( \
+               select count(*) filter (where next_run_at <= now()) as now, \
+                      count(*) filter (where next_run_at > now()) as later, \
+                      min(next_run_at) filter (where next_run_at <= now()) as oldest \
+               from jobs where kind = $1 and state in ('pending', 'retry')), \
+             finished as ( \
+               select count(*) filter (where finished_at > now() - interval '1 hour') as hour, \
+                      count(*) as day \
+               from jobs where kind = $1 and finished_at > now() - interval '1 day' \
+                 and state in ('done', 'skipped')) \
+             select due.now, due.later, \
+               (select count(*) from jobs where kind = $1 and state in ('dispatched', 'running')), \
+               finished.hour, finished.day, \
+               (select count(*) from jobs where kind = $1 and state = 'dead'), \
+               coalesce(extract(epoch from now() - due.oldest), 0)::float8 \
+             from due, finished",
         )
         .bind(kind.as_str())
         .fetch_one(db)

@@ -1,8 +1,9 @@
-//! Mailbox listings are index range scans whatever the mailbox size.
+//! Listings read what they show, whatever the tables hold: mailboxes and the ops board.
 //!
 //! A heavy mailbox is generated in SQL, then the real listing query is explained: the plan must
 //! read the folder's partial index in order and stop after one page, never sort or scan the
-//! mailbox.
+//! mailbox. A ledger of old finished jobs is generated the same way, and the queue board must
+//! not read them.
 
 use convos_core::api::Folder;
 use convos_store::threads::list_sql;
@@ -97,4 +98,79 @@ async fn every_folder_listing_is_an_ordered_index_scan_of_its_partial_index(db: 
             );
         }
     }
+}
+
+/// Rows of `jobs` read so far, by sequential scans and through its indexes, as the statistics
+/// have them once `conn`'s own counts are flushed.
+async fn jobs_rows_read(db: &PgPool, conn: &PgPool) -> i64 {
+    sqlx::query("select pg_stat_force_next_flush()")
+        .execute(conn)
+        .await
+        .unwrap();
+    sqlx::query_scalar(
+        "select (coalesce(t.seq_tup_read, 0) + coalesce(sum(i.idx_tup_read), 0))::int8 \
+         from pg_stat_user_tables t left join pg_stat_user_indexes i on i.relid = t.relid \
+         where t.relname = 'jobs' group by t.seq_tup_read",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn the_queue_board_reads_the_live_jobs_not_the_finished_history(db: PgPool) {
+    // A ledger as a busy week leaves it: 100,000 jobs finished days ago (kept until the purge),
+    // beside a few of each kind the board counts. Counting them all, every few seconds for
+    // each operator watching, cost about half a second per queue at a million jobs.
+    sqlx::query(
+        "insert into jobs (id, kind, key, payload, max_attempts, state, attempts, finished_at, \
+                           created_at) \
+         select gen_random_uuid(), 'deliver', 'old:' || g, '{}', 5, 'done', 1, \
+                now() - interval '3 days', now() - interval '3 days' \
+         from generate_series(1, 100000) g",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into jobs (id, kind, key, payload, max_attempts, state, attempts, next_run_at, \
+                           deadline_at, finished_at) \
+         select gen_random_uuid(), 'deliver', s || ':' || g, '{}', 5, s, 1, \
+                case when s = 'retry' then now() + interval '1 hour' else now() - interval '1 minute' end, \
+                case when s = 'dispatched' then now() + interval '30 s' end, \
+                case when s in ('done', 'dead') then now() - interval '2 hours' end \
+         from unnest(array['pending', 'retry', 'dispatched', 'done', 'dead']) s, \
+              generate_series(1, 3) g",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query("analyze jobs").execute(&db).await.unwrap();
+    // One connection, as one server's request: its statistics are its own to flush.
+    let server = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with((*db.connect_options()).clone())
+        .await
+        .unwrap();
+
+    let before = jobs_rows_read(&db, &server).await;
+    let board = convos_store::ops::board(&server).await.unwrap();
+    let read = jobs_rows_read(&db, &server).await - before;
+
+    let deliver = board.queues.iter().find(|q| q.name == "deliver").unwrap();
+    assert_eq!(
+        (deliver.pending, deliver.scheduled, deliver.running),
+        (3, 3, 3),
+        "{deliver:?}"
+    );
+    assert_eq!(
+        (deliver.succeeded_1h, deliver.succeeded_24h, deliver.dead),
+        (0, 3, 3),
+        "{deliver:?}"
+    );
+    assert!(deliver.oldest_pending_secs >= 60.0, "{deliver:?}");
+    assert!(
+        read < 1_000,
+        "the board read {read} rows of jobs to count 15 live ones"
+    );
 }
