@@ -17,7 +17,7 @@ use uuid::Uuid;
 /// Each count reads only the jobs it counts, through the index that holds them (the due jobs,
 /// those in flight, the last day's finished, the dead): finished jobs are kept for days until
 /// the purge, and counting a kind's every job read all of them each time an operator's board
-/// refreshed (about half a second per queue at a million jobs).
+/// refreshed (about half a second for a queue holding a million jobs).
 pub async fn board(db: &PgPool) -> Result<Board> {
     let mut queues = Vec::new();
     for kind in JobKind::ALL {

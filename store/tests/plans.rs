@@ -121,7 +121,7 @@ async fn jobs_rows_read(db: &PgPool, conn: &PgPool) -> i64 {
 async fn the_queue_board_reads_the_live_jobs_not_the_finished_history(db: PgPool) {
     // A ledger as a busy week leaves it: 100,000 jobs finished days ago (kept until the purge),
     // beside a few of each kind the board counts. Counting them all, every few seconds for
-    // each operator watching, cost about half a second per queue at a million jobs.
+    // each operator watching, cost about half a second for a queue holding a million.
     sqlx::query(
         "insert into jobs (id, kind, key, payload, max_attempts, state, attempts, finished_at, \
                            created_at) \
