@@ -23,7 +23,7 @@ use futures::FutureExt;
 use rand::Rng;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Why a job did not do its work.
@@ -163,23 +163,19 @@ async fn run_one(ask: Ask, ctx: Arc<Ctx>, slots: &Slots) -> Result<Option<Runnin
     let started = std::time::Instant::now();
     let queue = job.kind.as_str();
     ctx.metrics.started.with_label_values(&[queue]).inc();
+    let irrevocable = Irrevocable::default();
     let work = async {
         match job.kind {
             JobKind::Deliver => deliver::run(&ctx, &job).await,
-            JobKind::NotifyEmail => notify_email::run(&ctx, &job).await,
+            JobKind::NotifyEmail => notify_email::run(&ctx, &job, &irrevocable).await,
             JobKind::PurgeExpired => purge::run(&ctx, &job).await,
             JobKind::VerifyEmail => verify_email::run(&ctx, &job).await,
             JobKind::InboundMail => inbound_mail::run(&ctx, &job).await,
             JobKind::DigestEmail => digest_email::run(&ctx, &job).await,
         }
     };
-    let result = match tokio::time::timeout(limit, work).await {
-        Ok(result) => result,
-        Err(_) => Err(JobError::Transient(format!(
-            "timed out after {} s",
-            limit.as_secs_f64()
-        ))),
-    };
+    let overrun = lease_left.saturating_sub(limit + ctx.settings.deadline() / 20);
+    let result = within(limit, overrun, &irrevocable, work).await;
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(JobError::Transient(error)) if !job.is_last_attempt() => {
@@ -247,6 +243,55 @@ async fn acquire(slots: &Slots) -> Result<tokio::sync::OwnedSemaphorePermit, Box
         .map_err(|_| "the job slots closed".into())
 }
 
+/// A run's mark that it has done what the ledger cannot undo (an SMTP server answered an email):
+/// from then on it finishes, its time limit notwithstanding, so that what it did is recorded.
+/// Cut off between an email's acceptance and its record, a run left the deliveries queued for
+/// its retry to send again (decision 37).
+#[derive(Debug, Default)]
+pub struct Irrevocable(AtomicBool);
+
+impl Irrevocable {
+    /// Marks the run: its work is out in the world.
+    pub fn mark(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn is_marked(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs `work` for at most `limit`; a run [`Irrevocable`] by then may go on for `overrun` more
+/// (to just short of its lease's end, so no other run starts meanwhile), and only then times out.
+async fn within(
+    limit: Duration,
+    overrun: Duration,
+    irrevocable: &Irrevocable,
+    work: impl std::future::Future<Output = JobResult>,
+) -> JobResult {
+    let mut work = std::pin::pin!(work);
+    let timed_out = |after: Duration| {
+        Err(JobError::Transient(format!(
+            "timed out after {} s",
+            after.as_secs_f64()
+        )))
+    };
+    match tokio::time::timeout(limit, &mut work).await {
+        Ok(result) => result,
+        Err(_) if irrevocable.is_marked() => {
+            tracing::warn!(
+                limit_ms = limit.as_millis() as u64,
+                "job past its time limit after an effect it must record; waiting for it"
+            );
+            match tokio::time::timeout(overrun, work).await {
+                Ok(result) => result,
+                Err(_) => timed_out(limit + overrun),
+            }
+        }
+        Err(_) => timed_out(limit),
+    }
+}
+
 /// How long a job may run: 80% of the deadline, and never into the last 20% of its lease
 /// (the time left to record its outcome); `None` if that leaves less than a tenth of the
 /// deadline, too little to be worth starting.
@@ -291,5 +336,32 @@ mod tests {
         );
         assert_eq!(time_limit(deadline, Duration::from_secs(25)), None);
         assert_eq!(time_limit(deadline, Duration::ZERO), None);
+    }
+
+    async fn slow(irrevocable: &Irrevocable, mark: bool) -> JobResult {
+        if mark {
+            irrevocable.mark();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(Outcome::Done("recorded".into()))
+    }
+
+    #[tokio::test]
+    async fn a_run_past_its_limit_is_cut_off_unless_it_did_what_it_must_record() {
+        let (limit, overrun) = (Duration::from_millis(50), Duration::from_secs(5));
+        let unmarked = Irrevocable::default();
+        let cut = within(limit, overrun, &unmarked, slow(&unmarked, false)).await;
+        assert!(matches!(cut, Err(JobError::Transient(e)) if e.contains("timed out")));
+
+        let marked = Irrevocable::default();
+        let finished = within(limit, overrun, &marked, slow(&marked, true)).await;
+        assert_eq!(finished.unwrap(), Outcome::Done("recorded".into()));
+
+        let marked = Irrevocable::default();
+        let too_long = within(limit, limit, &marked, slow(&marked, true)).await;
+        assert!(
+            matches!(too_long, Err(JobError::Transient(e)) if e.contains("timed out")),
+            "but not past its overrun"
+        );
     }
 }

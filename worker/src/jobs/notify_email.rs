@@ -6,7 +6,7 @@
 //! the address, marks it hard-bounced; one about our side keeps them queued for an operator's
 //! retry of the dead job; a temporary failure is retried by the ledger (decision 18).
 
-use super::{JobError, JobResult};
+use super::{Irrevocable, JobError, JobResult};
 use crate::Ctx;
 use crate::email;
 use crate::mailer::{Refusal, SendError};
@@ -112,8 +112,9 @@ pub fn decide(facts: &Facts) -> Result<(), SkipReason> {
     }
 }
 
-/// Runs a `notify_email` job.
-pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
+/// Runs a `notify_email` job. Once the SMTP server has answered, the run is `irrevocable`: what
+/// it answered is recorded even past the job's time limit.
+pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResult {
     let payload: NotifyEmailJob = serde_json::from_value(job.payload.clone())
         .map_err(|e| JobError::Permanent(format!("malformed payload: {e}")))?;
     let stale_after = ctx.settings.deadline().as_secs_f64();
@@ -191,7 +192,9 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
         }
     };
     let return_path = email::return_path(&ctx.email, ids[ids.len() - 1]);
-    match ctx.mailer.send_with_return_path(message, return_path).await {
+    let sent = ctx.mailer.send_with_return_path(message, return_path).await;
+    irrevocable.mark();
+    match sent {
         Ok(()) => {}
         Err(SendError::Rejected {
             refusal: Refusal::OurSide,

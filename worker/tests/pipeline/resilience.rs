@@ -329,3 +329,52 @@ async fn a_worker_killed_mid_job_finishes_everything_after_restart_without_dupli
     }
     assert_eq!(job_states(&db).await.get("dead"), None);
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn an_email_whose_record_waits_past_the_jobs_time_limit_is_sent_once(db: PgPool) {
+    let config = StackConfig {
+        job_deadline_secs: 10,
+        ..StackConfig::new()
+    };
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = start_api(db.clone(), &config).await;
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    // Another session holds the emails table: the email goes out, and its record waits.
+    let mut hold = db.begin().await.unwrap();
+    sqlx::query("lock table emails in exclusive mode")
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let message = api.send(&alice, &bob, "Lunch?", "At noon").await;
+    eventually(WAIT, "the email", || async { smtp.mails().len() == 1 }).await;
+
+    // Past the job's time limit (a fifth of the deadline before its lease ends), short of the
+    // lease's end; let go at once should a second copy go out meanwhile.
+    let until_release: f64 = sqlx::query_scalar(
+        "select extract(epoch from deadline_at - now())::float8 - 1 from jobs \
+         where kind = 'notify_email'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    let release = tokio::time::Instant::now() + Duration::from_secs_f64(until_release.max(0.0));
+    while tokio::time::Instant::now() < release && smtp.mails().len() == 1 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    hold.rollback().await.unwrap();
+
+    eventually(WAIT, "every job to finish", || all_jobs_finished(&db)).await;
+    worker.stop().await;
+    assert_eq!(smtp.mails().len(), 1, "the email went out once");
+    let status: String =
+        sqlx::query_scalar("select status from deliveries where message_id = $1::text::uuid")
+            .bind(message["id"].as_str().unwrap())
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(status, "sent", "and is recorded sent");
+    let states = job_states(&db).await;
+    assert_eq!(states.get("dead"), None);
+}
