@@ -617,7 +617,7 @@ async fn a_lapsed_lease_counts_for_a_deliver_job_and_not_for_an_unclaimed_email_
 }
 
 /// Tuples read so far through the indexes that list jobs by state (`jobs_inflight`,
-/// `jobs_kind_state`), once `conn`'s own counts are flushed to the statistics.
+/// `jobs_dead`), once `conn`'s own counts are flushed to the statistics.
 async fn reads_by_state(db: &PgPool, conn: &PgPool) -> i64 {
     sqlx::query("select pg_stat_force_next_flush()")
         .execute(conn)
@@ -625,7 +625,7 @@ async fn reads_by_state(db: &PgPool, conn: &PgPool) -> i64 {
         .unwrap();
     sqlx::query_scalar(
         "select coalesce(sum(idx_tup_read), 0)::int8 from pg_stat_user_indexes \
-         where indexrelname in ('jobs_inflight', 'jobs_kind_state')",
+         where indexrelname in ('jobs_inflight', 'jobs_dead')",
     )
     .fetch_one(db)
     .await
