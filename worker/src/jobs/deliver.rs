@@ -14,6 +14,7 @@ use convos_core::UserId;
 use convos_core::events::{Envelope, Event, RETENTION_SECS, channel, stream_key};
 use convos_core::jobs::DeliverJob;
 use convos_store::jobs::{Outcome, Running};
+use serde::Deserialize;
 use std::sync::LazyLock;
 
 static APPEND: LazyLock<redis::Script> = LazyLock::new(|| {
@@ -66,7 +67,7 @@ impl Announcement {
 
 /// Runs a `deliver` job.
 pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
-    let payload: DeliverJob = serde_json::from_value(job.payload.clone())
+    let payload: DeliverJob = Deserialize::deserialize(&job.payload)
         .map_err(|e| JobError::Permanent(format!("malformed payload: {e}")))?;
     let event = serde_json::to_string(&payload.event)
         .map_err(|e| JobError::Permanent(format!("unserialisable event: {e}")))?;
@@ -115,7 +116,7 @@ pub async fn forget(ctx: &Ctx, jobs: &[Running]) {
     let keys: Vec<String> = jobs
         .iter()
         .filter_map(|job| {
-            let payload = serde_json::from_value::<DeliverJob>(job.payload.clone()).ok()?;
+            let payload = DeliverJob::deserialize(&job.payload).ok()?;
             Some(
                 payload
                     .users

@@ -7,10 +7,11 @@ use crate::{Ctx, digest, email};
 use convos_core::jobs::DigestEmailJob;
 use convos_store::digests;
 use convos_store::jobs::{Outcome, Running};
+use serde::Deserialize;
 
 /// Runs a `digest_email` job.
 pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
-    let payload: DigestEmailJob = serde_json::from_value(job.payload.clone())
+    let payload: DigestEmailJob = Deserialize::deserialize(&job.payload)
         .map_err(|e| JobError::Permanent(format!("malformed payload: {e}")))?;
     let Some(reader) = digests::reader(&ctx.db, payload.recipient_id).await? else {
         return Ok(Outcome::Skipped("the account is gone".into()));

@@ -26,6 +26,7 @@ use convos_store::inbound::{self, Decided, Inbound};
 use convos_store::jobs::{NotifySettings, Outcome, Running};
 use convos_store::messages::{self, Created, Idempotency};
 use convos_store::threads;
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 use uuid::Uuid;
@@ -118,7 +119,7 @@ impl Refusal {
 
 /// Runs an `inbound_mail` job.
 pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
-    let payload: InboundMailJob = serde_json::from_value(job.payload.clone())
+    let payload: InboundMailJob = Deserialize::deserialize(&job.payload)
         .map_err(|e| JobError::Permanent(format!("malformed payload: {e}")))?;
     let Some(row) = inbound::load(&ctx.db, payload.inbound_id).await? else {
         return Ok(Outcome::Skipped("the received message is gone".into()));

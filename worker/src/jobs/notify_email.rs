@@ -13,6 +13,7 @@ use crate::mailer::{Refusal, SendError};
 use convos_core::jobs::NotifyEmailJob;
 use convos_store::deliveries::{self, QueuedMessage};
 use convos_store::jobs::{Outcome, Running};
+use serde::Deserialize;
 
 /// Why no email is sent about a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,7 +116,7 @@ pub fn decide(facts: &Facts) -> Result<(), SkipReason> {
 /// Runs a `notify_email` job. Once the SMTP server has answered, the run is `irrevocable`: what
 /// it answered is recorded even past the job's time limit.
 pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResult {
-    let payload: NotifyEmailJob = serde_json::from_value(job.payload.clone())
+    let payload: NotifyEmailJob = Deserialize::deserialize(&job.payload)
         .map_err(|e| JobError::Permanent(format!("malformed payload: {e}")))?;
     let stale_after = ctx.settings.deadline().as_secs_f64();
     let pending = deliveries::pending(

@@ -21,6 +21,7 @@ use convos_store::verification::{self, AddressCaps};
 use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
+use serde::Deserialize;
 
 /// Verification emails one address receives at most in an hour, over all accounts.
 pub const PER_ADDRESS_PER_HOUR: i64 = 5;
@@ -87,7 +88,7 @@ pub fn render(
 
 /// Runs a `verify_email` job.
 pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
-    let payload: VerifyEmailJob = serde_json::from_value(job.payload.clone())
+    let payload: VerifyEmailJob = Deserialize::deserialize(&job.payload)
         .map_err(|e| JobError::Permanent(format!("malformed payload: {e}")))?;
     let Some(state) = verification::state(&ctx.db, payload.recipient_id).await? else {
         return Ok(Outcome::Skipped("skipped: account deleted".into()));
