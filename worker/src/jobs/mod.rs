@@ -230,7 +230,11 @@ async fn run_one(ask: Ask, ctx: Arc<Ctx>, slots: &Slots) -> Result<Option<Runnin
         .observe(started.elapsed().as_secs_f64());
     let delivered = job.kind == JobKind::Deliver && matches!(outcome, Outcome::Done(_));
     drop(slot);
+    // The outcome needs the job's identity, not its payload: no copy of the payload's tree.
+    let mut job = job;
+    let payload = std::mem::take(&mut job.payload);
     let recorded = bounded(ctx.ledger.finish(job.clone(), outcome)).await?;
+    job.payload = payload;
     // Only the run whose outcome the ledger took may forget the markers: a late or duplicate
     // run's deleting them could let a run still under way append its event again.
     Ok((delivered && recorded).then_some(job))
