@@ -333,7 +333,7 @@ async fn a_worker_killed_mid_job_finishes_everything_after_restart_without_dupli
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn an_email_whose_record_waits_past_the_jobs_time_limit_is_sent_once(db: PgPool) {
     let config = StackConfig {
-        job_deadline_secs: 10,
+        job_deadline_secs: 16,
         ..StackConfig::new()
     };
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
@@ -350,12 +350,14 @@ async fn an_email_whose_record_waits_past_the_jobs_time_limit_is_sent_once(db: P
     let message = api.send(&alice, &bob, "Lunch?", "At noon").await;
     eventually(WAIT, "the email", || async { smtp.mails().len() == 1 }).await;
 
-    // Past the job's time limit (a fifth of the deadline before its lease ends), short of the
-    // lease's end; let go at once should a second copy go out meanwhile.
+    // Midway between the job's time limit (a fifth of the deadline before its lease ends) and
+    // the end of its overrun (a twentieth before), 1.2 s from each; let go at once should a
+    // second copy go out meanwhile.
     let until_release: f64 = sqlx::query_scalar(
-        "select extract(epoch from deadline_at - now())::float8 - 1 from jobs \
+        "select extract(epoch from deadline_at - now())::float8 - $1 * 0.125 from jobs \
          where kind = 'notify_email'",
     )
+    .bind(config.job_deadline_secs as f64)
     .fetch_one(&db)
     .await
     .unwrap();
