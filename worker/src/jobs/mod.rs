@@ -179,6 +179,13 @@ async fn run_one(ask: Ask, ctx: Arc<Ctx>, slots: &Slots) -> Result<Option<Runnin
     };
     let overrun = lease_left.saturating_sub(limit + ctx.settings.deadline() / 20);
     let result = within(limit, overrun, &irrevocable, work).await;
+    if started.elapsed() > limit && irrevocable.is_marked() {
+        tracing::warn!(
+            job.id = %job.id, job.kind = queue, limit_ms = limit.as_millis() as u64,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "job ran past its time limit to record what the SMTP server answered"
+        );
+    }
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(JobError::Transient(error)) if !job.is_last_attempt() => {
@@ -285,16 +292,10 @@ async fn within(
     };
     match tokio::time::timeout(limit, &mut work).await {
         Ok(result) => result,
-        Err(_) if irrevocable.is_marked() => {
-            tracing::warn!(
-                limit_ms = limit.as_millis() as u64,
-                "job past its time limit after an effect it must record; waiting for it"
-            );
-            match tokio::time::timeout(overrun, work).await {
-                Ok(result) => result,
-                Err(_) => timed_out(limit + overrun),
-            }
-        }
+        Err(_) if irrevocable.is_marked() => match tokio::time::timeout(overrun, work).await {
+            Ok(result) => result,
+            Err(_) => timed_out(limit + overrun),
+        },
         Err(_) => timed_out(limit),
     }
 }
