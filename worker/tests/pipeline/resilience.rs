@@ -377,6 +377,16 @@ async fn an_email_whose_record_waits_past_the_jobs_time_limit_is_sent_once(db: P
             .await
             .unwrap();
     assert_eq!(status, "sent", "and is recorded sent");
+    let (state, attempts): (String, i32) =
+        sqlx::query_as("select state, attempts from jobs where kind = 'notify_email'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(
+        (state.as_str(), attempts),
+        ("done", 1),
+        "by its first run, which went on past its time limit"
+    );
     let states = job_states(&db).await;
     assert_eq!(states.get("dead"), None);
 }
