@@ -484,9 +484,11 @@ pub enum Outcome {
 }
 
 /// Records the outcomes of attempts `worker` ran, in one statement (one round trip, one commit)
-/// however many: each job's row, and each attempt's history. An outcome for an attempt that is
-/// not the job's current one (it was presumed lost and handed out again, or an operator acted
-/// on it) changes only that attempt's history; one from a hand-out given back and handed out
+/// however many: each job's row, with the start of the attempt whose outcome it holds, and a
+/// history row for each attempt that did not succeed (decision 40: a done or skipped attempt
+/// lives on its job's row, and `job_history` shows it). An outcome for an attempt that is not
+/// the job's current one (it was presumed lost and handed out again, or an operator acted on
+/// it) changes only that attempt's history; one from a hand-out given back and handed out
 /// again under the same attempt changes nothing (decision 36).
 ///
 /// Returns the attempts (job, attempt) whose row took its outcome (the others were late or
@@ -544,7 +546,7 @@ pub async fn finish(
              worker = $8, \
              last_error = coalesce(c.error, j.last_error), \
              next_run_at = coalesce(c.next_run_at, j.next_run_at), \
-             deadline_at = null, updated_at = now(), \
+             deadline_at = null, updated_at = now(), started_at = c.started_at, \
              finished_at = case when c.state in ('done', 'skipped', 'dead') then now() end \
            from current c \
            where j.id = c.id and j.state = c.was and j.attempts = c.attempt \
@@ -553,7 +555,9 @@ pub async fn finish(
          history as ( \
            insert into job_attempts (job_id, attempt, worker, started_at, finished_at, error) \
            select o.id, o.attempt, $8, o.started_at, now(), o.error from outcome o \
-           where exists (select 1 from jobs j where j.id = o.id \
+           where not (o.state in ('done', 'skipped') \
+                      and (o.id, o.attempt) in (select id, attempts from finished)) \
+             and exists (select 1 from jobs j where j.id = o.id \
                          and (o.handout = 0 or j.handouts = o.handout \
                               or j.attempts <> o.attempt)) \
            on conflict (job_id, attempt) do update \

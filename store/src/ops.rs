@@ -317,12 +317,12 @@ pub async fn job(db: &PgPool, id: Uuid) -> Result<JobDetail> {
             .bind(id)
             .fetch_one(db)
             .await?;
-    // Finished and lost attempts, then the one under way (its history is written with its
-    // outcome).
+    // Finished and lost attempts (a successful one from the job's row, decision 40), then the
+    // one under way (its history is written with its outcome).
     let attempts: Vec<AttemptRow> = sqlx::query_as(
         "select attempt, worker, started_at, finished_at, \
                 (extract(epoch from finished_at - started_at) * 1000)::float8 as duration_ms, error \
-         from job_attempts where job_id = $1 \
+         from job_history where job_id = $1 \
          union all \
          select j.attempts, coalesce(j.worker, 'unknown'), j.updated_at, null, null, null \
          from jobs j where j.id = $1 and j.state in ('dispatched', 'running') \

@@ -88,7 +88,7 @@ async fn state(db: &PgPool, id: Uuid) -> (String, i32) {
 /// The attempt history of a job: (attempt, finished, error).
 async fn attempts(db: &PgPool, id: Uuid) -> Vec<(i32, bool, Option<String>)> {
     sqlx::query_as(
-        "select attempt, finished_at is not null, error from job_attempts \
+        "select attempt, finished_at is not null, error from job_history \
          where job_id = $1 order by attempt",
     )
     .bind(id)
@@ -171,6 +171,62 @@ async fn a_batch_takes_each_leased_job_once_and_records_every_outcome(db: PgPool
         take(&db, &leases).await.is_empty(),
         "a finished job's ticket, delivered again, runs nothing"
     );
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_successful_attempt_is_kept_on_its_jobs_row_and_shown_once_in_its_history(db: PgPool) {
+    let leases = dispatched(&db, 3).await;
+    let taken = take(&db, &leases).await;
+    let (done, skipped) = (
+        Outcome::Done("sent".into()),
+        Outcome::Skipped("read already".into()),
+    );
+    let failed = Outcome::Retry {
+        error: "smtp: try later".into(),
+        at: chrono::Utc::now(),
+    };
+    let outcomes = [
+        (&taken[0], &done),
+        (&taken[1], &skipped),
+        (&taken[2], &failed),
+    ];
+    jobs::finish(&db, "worker-a", &outcomes).await.unwrap();
+
+    let written: Vec<Uuid> = sqlx::query_scalar("select job_id from job_attempts")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    assert_eq!(written, [taken[2].id], "a history row only for the failure");
+    for job in &taken {
+        let shown = ops::job(&db, job.id).await.unwrap().attempts_history;
+        assert_eq!(shown.len(), 1, "{shown:?}");
+        assert_eq!(shown[0].attempt, 1);
+        assert_eq!(shown[0].worker, "worker-a");
+        assert_eq!(
+            shown[0].started_at, job.started_at,
+            "the attempt's own start"
+        );
+        assert!(shown[0].finished_at.is_some());
+    }
+
+    // A worker from before decision 40 wrote a history row for its success and no start on
+    // the row: the history shows that attempt once.
+    sqlx::query("update jobs set started_at = null where id = $1")
+        .bind(taken[0].id)
+        .execute(&db)
+        .await
+        .unwrap();
+    sqlx::query(
+        "insert into job_attempts (job_id, attempt, worker, started_at, finished_at) \
+         values ($1, 1, 'older-worker', now(), now())",
+    )
+    .bind(taken[0].id)
+    .execute(&db)
+    .await
+    .unwrap();
+    let shown = ops::job(&db, taken[0].id).await.unwrap().attempts_history;
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert_eq!(shown[0].worker, "older-worker");
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]

@@ -72,12 +72,12 @@ async fn a_20000_message_backlog_drains_once_with_redis_kept_shallow(db: PgPool)
     );
     let states = job_states(&db).await;
     assert_eq!(states.get("dead"), None, "{states:?}");
-    let twice: i64 = sqlx::query_scalar("select count(*) from (select job_id from job_attempts group by job_id having count(*) > 1) t")
+    let twice: i64 = sqlx::query_scalar("select count(*) from (select job_id from job_history group by job_id having count(*) > 1) t")
         .fetch_one(&db)
         .await
         .unwrap();
     let why: Vec<(String, i32, Option<String>, i64)> = sqlx::query_as(
-        "select j.kind, a.attempt, left(a.error, 60), count(*) from job_attempts a \
+        "select j.kind, a.attempt, left(a.error, 60), count(*) from job_history a \
          join jobs j on j.id = a.job_id group by 1, 2, 3 order by 4 desc limit 8",
     )
     .fetch_all(&db)

@@ -462,7 +462,7 @@ async fn convos_latency(ctx: &Ctx, samples: usize) -> anyhow::Result<Vec<Duratio
     all_done(&db, samples).await?;
     let ms: Vec<f64> = sqlx::query_scalar(
         "select (extract(epoch from a.started_at - j.created_at) * 1000)::float8 \
-         from jobs j join job_attempts a on a.job_id = j.id and a.attempt = 1 \
+         from jobs j join job_history a on a.job_id = j.id and a.attempt = 1 \
          where j.kind = 'deliver'",
     )
     .fetch_all(&db)

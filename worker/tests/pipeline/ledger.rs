@@ -69,7 +69,7 @@ async fn a_worker_killed_with_outcomes_in_its_batch_loses_none_of_them(db: PgPoo
     );
     assert_eq!(attempts, 2, "the lost attempt counts");
     let history: Vec<(i32, bool, bool)> = sqlx::query_as(
-        "select attempt, finished_at is not null, coalesce(error like 'lost:%', false) from job_attempts \
+        "select attempt, finished_at is not null, coalesce(error like 'lost:%', false) from job_history \
          where job_id = $1 order by attempt",
     )
     .bind(job)

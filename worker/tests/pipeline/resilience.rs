@@ -174,7 +174,7 @@ async fn smtp_down_means_retries_with_backoff_until_it_is_back(db: PgPool) {
     assert_eq!(state, "done");
     assert!(attempts >= 3, "{attempts}");
     let logged: i64 = sqlx::query_scalar(
-        "select count(*) from job_attempts a join jobs j on j.id = a.job_id \
+        "select count(*) from job_history a join jobs j on j.id = a.job_id \
          where j.kind = 'notify_email' and a.error like 'smtp:%'",
     )
     .fetch_one(&db)

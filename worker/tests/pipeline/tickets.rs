@@ -33,7 +33,7 @@ async fn a_backlog_shares_tickets_and_runs_each_job_once(db: PgPool) {
     worker.stop().await;
 
     let runs: Vec<i64> = sqlx::query_scalar(
-        "select count(*) from job_attempts a join jobs j on j.id = a.job_id \
+        "select count(*) from job_history a join jobs j on j.id = a.job_id \
          where j.kind in ('deliver', 'notify_email') group by a.job_id",
     )
     .fetch_all(&db)

@@ -39,13 +39,13 @@ async fn two_workers_run_each_job_once(db: PgPool) {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let runs: Vec<(i64,)> = sqlx::query_as("select count(*) from job_attempts group by job_id")
+    let runs: Vec<(i64,)> = sqlx::query_as("select count(*) from job_history group by job_id")
         .fetch_all(&db)
         .await
         .unwrap();
     let repeated: Vec<(String, i32, Option<String>, String)> = sqlx::query_as(
-        "select j.kind, a.attempt, a.error, a.worker from job_attempts a join jobs j on j.id = a.job_id \
-         where a.job_id in (select job_id from job_attempts group by job_id having count(*) > 1)",
+        "select j.kind, a.attempt, a.error, a.worker from job_history a join jobs j on j.id = a.job_id \
+         where a.job_id in (select job_id from job_history group by job_id having count(*) > 1)",
     )
     .fetch_all(&db)
     .await
@@ -54,7 +54,7 @@ async fn two_workers_run_each_job_once(db: PgPool) {
         runs.iter().all(|(n,)| *n == 1),
         "every job ran exactly once: {repeated:?}"
     );
-    let workers: i64 = sqlx::query_scalar("select count(distinct worker) from job_attempts")
+    let workers: i64 = sqlx::query_scalar("select count(distinct worker) from job_history")
         .fetch_one(&db)
         .await
         .unwrap();
@@ -132,7 +132,7 @@ async fn the_purge_runs_once_per_period_across_workers_and_erases_expired_bodies
         "about one per second over 3.5 s: {periods:?}"
     );
     let runs: i64 = sqlx::query_scalar(
-        "select count(*) from job_attempts a join jobs j on j.id = a.job_id where j.kind = 'purge_expired'",
+        "select count(*) from job_history a join jobs j on j.id = a.job_id where j.kind = 'purge_expired'",
     )
     .fetch_one(&db)
     .await
@@ -213,7 +213,7 @@ async fn a_paused_queue_starts_nothing_in_two_worker_processes_and_drains_on_res
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let started: i64 = sqlx::query_scalar(
-        "select count(*) from job_attempts a join jobs j on j.id = a.job_id where j.kind = 'notify_email'",
+        "select count(*) from job_history a join jobs j on j.id = a.job_id where j.kind = 'notify_email'",
     )
     .fetch_one(&db)
     .await
