@@ -67,35 +67,83 @@ impl Announcement {
 
 /// Runs a `deliver` job.
 pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
-    let payload: DeliverJob = Deserialize::deserialize(&job.payload)
-        .map_err(|e| JobError::Permanent(format!("malformed payload: {e}")))?;
-    let event = serde_json::to_string(&payload.event)
-        .map_err(|e| JobError::Permanent(format!("unserialisable event: {e}")))?;
+    run_all(ctx, &[job])
+        .await
+        .pop()
+        .unwrap_or_else(|| Err(JobError::Permanent("no result".into())))
+}
+
+/// Runs `deliver` jobs together (decision 41): every append of every job goes to Redis in one
+/// pipeline, one round trip however many jobs and users. Returns each job's result, in order.
+/// A job whose payload cannot be read fails alone; if the pipeline fails, every job in it
+/// fails (transiently), and those that appended anyway append nothing when run again (their
+/// markers).
+pub async fn run_all(ctx: &Ctx, jobs: &[&Running]) -> Vec<JobResult> {
     let prefix = &ctx.settings.redis_prefix;
     let now_ms = chrono::Utc::now().timestamp_millis();
     let min_id = now_ms - (RETENTION_SECS as i64) * 1000;
+    let mut pipe = redis::pipe();
+    let planned: Vec<Result<(&'static str, usize), JobError>> = jobs
+        .iter()
+        .map(|job| {
+            let payload: DeliverJob = Deserialize::deserialize(&job.payload)
+                .map_err(|e| JobError::Permanent(format!("malformed payload: {e}")))?;
+            let event = serde_json::to_string(&payload.event)
+                .map_err(|e| JobError::Permanent(format!("unserialisable event: {e}")))?;
+            let mut appends = Vec::with_capacity(payload.users.len());
+            for user in &payload.users {
+                let announcement = Announcement::new(*user, &payload.event)?;
+                let mut append = APPEND.prepare_invoke();
+                append
+                    .key(stream_key(prefix, *user))
+                    .key(marker(prefix, job, *user))
+                    .arg(min_id)
+                    .arg(&event)
+                    .arg(channel(prefix))
+                    .arg(RETENTION_SECS)
+                    .arg(&announcement.head)
+                    .arg(&announcement.tail);
+                appends.push(append);
+            }
+            for append in &appends {
+                pipe.invoke_script(append);
+            }
+            Ok((payload.event.name(), appends.len()))
+        })
+        .collect();
+    let answers = if planned.iter().any(|p| matches!(p, Ok((_, n)) if *n > 0)) {
+        appended(ctx, &pipe).await
+    } else {
+        Ok(Vec::new())
+    };
+    let mut answers = match answers {
+        Ok(ids) => Ok(ids.into_iter()),
+        Err(e) => Err(e.to_string()),
+    };
+    planned
+        .into_iter()
+        .map(|plan| {
+            let (name, users) = plan?;
+            let ids = answers
+                .as_mut()
+                .map_err(|e| JobError::Transient(format!("redis: {e}")))?;
+            let appended = ids.by_ref().take(users).filter(Option::is_some).count();
+            Ok(Outcome::Done(format!("{name} to {appended} stream(s)")))
+        })
+        .collect()
+}
+
+/// Runs the appends of `pipe`: the stream id each appended, or none where the marker said
+/// the event was there already. Loads the script once if Redis does not have it.
+async fn appended(ctx: &Ctx, pipe: &redis::Pipeline) -> redis::RedisResult<Vec<Option<String>>> {
     let mut conn = ctx.redis.clone();
-    let mut appended = 0;
-    for user in &payload.users {
-        let marker = marker(prefix, job, *user);
-        let announcement = Announcement::new(*user, &payload.event)?;
-        let id: Option<String> = APPEND
-            .key(stream_key(prefix, *user))
-            .key(marker)
-            .arg(min_id)
-            .arg(&event)
-            .arg(channel(prefix))
-            .arg(RETENTION_SECS)
-            .arg(&announcement.head)
-            .arg(&announcement.tail)
-            .invoke_async(&mut conn)
-            .await?;
-        appended += usize::from(id.is_some());
+    match pipe.query_async(&mut conn).await {
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            APPEND.prepare_invoke().load_async(&mut conn).await?;
+            pipe.query_async(&mut conn).await
+        }
+        answer => answer,
     }
-    Ok(Outcome::Done(format!(
-        "{} to {appended} stream(s)",
-        payload.event.name()
-    )))
 }
 
 /// The marker saying `job`'s event is in `user`'s stream.

@@ -18,7 +18,7 @@ use crate::ledger::Ask;
 use apalis::prelude::*;
 use chrono::Utc;
 use convos_core::jobs::{Handed, JobKind, JobTicket};
-use convos_store::jobs::{Outcome, Running, backoff};
+use convos_store::jobs::{Outcome, Running, Taken, backoff};
 use futures::FutureExt;
 use rand::Rng;
 use std::panic::AssertUnwindSafe;
@@ -55,7 +55,7 @@ pub type JobResult = Result<Outcome, JobError>;
 /// The jobs of one kind this process may run at once, shared by the tickets of its queue, and
 /// a count of its queue's progress (tickets taken, jobs ended) for the stall watchdog.
 #[derive(Clone, Debug)]
-pub struct Slots(Arc<tokio::sync::Semaphore>, Arc<AtomicU64>, JobKind);
+pub struct Slots(Arc<tokio::sync::Semaphore>, Arc<AtomicU64>, JobKind, usize);
 
 impl Slots {
     /// `n` slots (at least one) for jobs of `kind`.
@@ -64,6 +64,7 @@ impl Slots {
             Arc::new(tokio::sync::Semaphore::new(n.max(1))),
             Arc::default(),
             kind,
+            n.max(1),
         )
     }
 
@@ -95,22 +96,33 @@ pub async fn handle(
         Handed::Leased(leases) => leases.into_iter().map(Ask::Lease).collect(),
         Handed::Claim(ids) => ids.into_iter().map(Ask::Claim).collect(),
     };
-    let runs = asks.into_iter().map(|ask| {
-        let ctx = ctx.clone();
-        let slots = slots.clone();
-        async move {
-            let result = match AssertUnwindSafe(run_one(ask, ctx.clone(), &slots))
-                .catch_unwind()
-                .await
-            {
-                Ok(result) => result,
-                Err(_) => Err("the job panicked".into()),
-            };
-            slots.progressed();
-            result
+    let results = if slots.2 == JobKind::Deliver && asks.iter().all(|a| matches!(a, Ask::Lease(_)))
+    {
+        match AssertUnwindSafe(deliveries(asks, &ctx, slots))
+            .catch_unwind()
+            .await
+        {
+            Ok(results) => results,
+            Err(_) => vec![Err("a delivery panicked".into())],
         }
-    });
-    let results = futures::future::join_all(runs).await;
+    } else {
+        let runs = asks.into_iter().map(|ask| {
+            let ctx = ctx.clone();
+            let slots = slots.clone();
+            async move {
+                let result = match AssertUnwindSafe(run_one(ask, ctx.clone(), &slots))
+                    .catch_unwind()
+                    .await
+                {
+                    Ok(result) => result,
+                    Err(_) => Err("the job panicked".into()),
+                };
+                slots.progressed();
+                result
+            }
+        });
+        futures::future::join_all(runs).await
+    };
     let mut delivered = Vec::new();
     let mut failed = None;
     for result in results {
@@ -124,6 +136,106 @@ pub async fn handle(
     failed.map_or(Ok(()), Err)
 }
 
+/// What a job's run left: the job if it was a `deliver` job recorded done, or an error.
+type Ran = Result<Option<Running>, BoxDynError>;
+
+/// Runs a ticket's leased `deliver` jobs together (decision 41): takes them (one ledger
+/// statement, as every take), runs them in chunks of at most the kind's slots, each holding a
+/// slot per job and making one Redis round trip ([`deliver::run_all`]), and records each
+/// outcome (one ledger statement). Jobs of one chunk share its time limit, the shortest of
+/// theirs.
+async fn deliveries(asks: Vec<Ask>, ctx: &Ctx, slots: &Slots) -> Vec<Ran> {
+    let taken =
+        futures::future::join_all(asks.into_iter().map(|ask| bounded(ctx.ledger.take(ask)))).await;
+    let taken_at = std::time::Instant::now();
+    let mut results = Vec::new();
+    let mut ready = Vec::new();
+    for taken in taken {
+        match taken {
+            Ok(Some(taken)) => ready.push(taken),
+            // Not to run (see `run_one`), or the ledger did not answer.
+            other => {
+                results.push(other.map(|_| None));
+                slots.progressed();
+            }
+        }
+    }
+    let mut chunks = Vec::new();
+    let mut ready = ready.into_iter().peekable();
+    while ready.peek().is_some() {
+        chunks.push(ready.by_ref().take(slots.3).collect::<Vec<_>>());
+    }
+    let runs = chunks
+        .into_iter()
+        .map(|chunk| delivery_chunk(chunk, ctx, slots, taken_at));
+    results.extend(futures::future::join_all(runs).await.into_iter().flatten());
+    results
+}
+
+/// Runs one chunk of [`deliveries`], once a slot is free for each of its jobs.
+async fn delivery_chunk(
+    chunk: Vec<Taken>,
+    ctx: &Ctx,
+    slots: &Slots,
+    taken_at: std::time::Instant,
+) -> Vec<Ran> {
+    let permits = match slots.0.clone().acquire_many_owned(chunk.len() as u32).await {
+        Ok(permits) => permits,
+        Err(_) => return vec![Err("the job slots closed".into())],
+    };
+    let waited = taken_at.elapsed();
+    let mut results = Vec::new();
+    let mut jobs = Vec::with_capacity(chunk.len());
+    let mut limit: Option<Duration> = None;
+    for taken in chunk {
+        let lease_left = taken.lease_left.saturating_sub(waited);
+        match time_limit(ctx.settings.deadline(), lease_left) {
+            Some(own) => {
+                limit = Some(limit.map_or(own, |l| l.min(own)));
+                jobs.push(taken.job);
+            }
+            None => {
+                tracing::warn!(
+                    job.id = %taken.job.id, lease_left_ms = lease_left.as_millis() as u64,
+                    "job left unrun: its lease ends too soon (it waited too long to start)"
+                );
+                results.push(Ok(None));
+                slots.progressed();
+            }
+        }
+    }
+    let Some(limit) = limit else {
+        return results;
+    };
+    let started = std::time::Instant::now();
+    let queue = JobKind::Deliver.as_str();
+    ctx.metrics
+        .started
+        .with_label_values(&[queue])
+        .inc_by(jobs.len() as u64);
+    let refs: Vec<&Running> = jobs.iter().collect();
+    let ran = match tokio::time::timeout(limit, deliver::run_all(ctx, &refs)).await {
+        Ok(ran) => ran,
+        Err(_) => refs.iter().map(|_| Err(timed_out(limit))).collect(),
+    };
+    let outcomes: Vec<Outcome> = jobs
+        .iter()
+        .zip(ran)
+        .map(|(job, result)| settle(ctx, job, result, started))
+        .collect();
+    drop(refs);
+    drop(permits);
+    let records = jobs
+        .into_iter()
+        .zip(outcomes)
+        .map(|(job, outcome)| record(ctx, job, outcome));
+    for recorded in futures::future::join_all(records).await {
+        results.push(recorded);
+        slots.progressed();
+    }
+    results
+}
+
 /// Takes, runs and records one job; returns it if it was a `deliver` job whose outcome
 /// recorded it done (its markers can go). A slot of its kind is given back before the outcome
 /// is written: waiting for the ledger's commit is not work, and holding slots through it capped
@@ -131,7 +243,7 @@ pub async fn handle(
 /// its slot after its take, so a ticket's jobs are taken together and a slot is held for the
 /// work alone; a job that is claimed when taken (every other kind) takes its slot first, so
 /// no claimed job waits for a slot while its lease runs out.
-async fn run_one(ask: Ask, ctx: Arc<Ctx>, slots: &Slots) -> Result<Option<Running>, BoxDynError> {
+async fn run_one(ask: Ask, ctx: Arc<Ctx>, slots: &Slots) -> Ran {
     let claims = matches!(ask, Ask::Claim(_)) || slots.2.claimed_before_running();
     let slot_first = if claims {
         Some(acquire(slots).await?)
@@ -186,6 +298,14 @@ async fn run_one(ask: Ask, ctx: Arc<Ctx>, slots: &Slots) -> Result<Option<Runnin
             "job ran past its time limit to record what the SMTP server answered"
         );
     }
+    let outcome = settle(&ctx, &job, result, started);
+    drop(slot);
+    record(&ctx, job, outcome).await
+}
+
+/// The outcome of a run that ended with `result`, counted and (unless it succeeded) logged.
+fn settle(ctx: &Ctx, job: &Running, result: JobResult, started: std::time::Instant) -> Outcome {
+    let queue = job.kind.as_str();
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(JobError::Transient(error)) if !job.is_last_attempt() => {
@@ -235,10 +355,18 @@ async fn run_one(ask: Ask, ctx: Arc<Ctx>, slots: &Slots) -> Result<Option<Runnin
         .duration
         .with_label_values(&[queue])
         .observe(started.elapsed().as_secs_f64());
+    outcome
+}
+
+/// Records `outcome` in the ledger (its slot given back first); returns the job if it was a
+/// `deliver` job the ledger now holds done (its markers can go).
+async fn record(
+    ctx: &Ctx,
+    mut job: Running,
+    outcome: Outcome,
+) -> Result<Option<Running>, BoxDynError> {
     let delivered = job.kind == JobKind::Deliver && matches!(outcome, Outcome::Done(_));
-    drop(slot);
     // The outcome needs the job's identity, not its payload: no copy of the payload's tree.
-    let mut job = job;
     let payload = std::mem::take(&mut job.payload);
     let recorded = bounded(ctx.ledger.finish(job.clone(), outcome)).await?;
     job.payload = payload;
@@ -284,20 +412,19 @@ async fn within(
     work: impl std::future::Future<Output = JobResult>,
 ) -> JobResult {
     let mut work = std::pin::pin!(work);
-    let timed_out = |after: Duration| {
-        Err(JobError::Transient(format!(
-            "timed out after {} s",
-            after.as_secs_f64()
-        )))
-    };
     match tokio::time::timeout(limit, &mut work).await {
         Ok(result) => result,
         Err(_) if irrevocable.is_marked() => match tokio::time::timeout(overrun, work).await {
             Ok(result) => result,
-            Err(_) => timed_out(limit + overrun),
+            Err(_) => Err(timed_out(limit + overrun)),
         },
-        Err(_) => timed_out(limit),
+        Err(_) => Err(timed_out(limit)),
     }
+}
+
+/// The error of a run cut off after `after`.
+fn timed_out(after: Duration) -> JobError {
+    JobError::Transient(format!("timed out after {} s", after.as_secs_f64()))
 }
 
 /// How long a job may run: 80% of the deadline, and never into the last 20% of its lease

@@ -2,9 +2,14 @@
 //! job once, and a ticket written by an older worker (one `job_id`) still runs after an upgrade.
 
 use crate::stack::start_api;
+use convos_core::events::{Event, stream_key};
+use convos_core::jobs::DeliverJob;
 use convos_core::jobs::{JobKind, JobTicket};
+use convos_core::{MessageId, ThreadId};
+use convos_store::jobs;
 use convos_testkit::{
-    InProcessWorker, SmtpSink, StackConfig, all_jobs_finished, database_url, eventually,
+    InProcessWorker, OwnRedis, SmtpSink, StackConfig, all_jobs_finished, database_url, eventually,
+    store_users,
 };
 use sqlx::PgPool;
 use std::collections::HashSet;
@@ -110,4 +115,83 @@ async fn a_ticket_from_an_older_relay_still_runs_its_job(db: PgPool) {
         "run once, from the old ticket"
     );
     assert_eq!(smtp.mails().len(), 1);
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_tickets_deliveries_go_to_redis_together_and_a_bad_payload_fails_alone(db: PgPool) {
+    // A Redis of its own, where the append script is not loaded yet: the first pipeline of
+    // appends meets NOSCRIPT and must load it.
+    let redis = OwnRedis::start();
+    let mut config = StackConfig::new();
+    config.redis_url = redis.url();
+    let users = store_users(&db, "deliv", 40).await;
+    // Written at once, so the relay's first pass shares them out in tickets of several jobs.
+    let mut tx = db.begin().await.unwrap();
+    for (i, user) in users.iter().enumerate() {
+        let payload = if i == 7 {
+            serde_json::json!({"event": "not an event", "users": [user]})
+        } else {
+            serde_json::to_value(DeliverJob {
+                event: Event::MessageCreated {
+                    message_id: MessageId::generate(),
+                    thread_id: ThreadId::generate(),
+                },
+                users: vec![*user],
+            })
+            .unwrap()
+        };
+        let key = format!("deliver:together:{i:02}");
+        jobs::enqueue(
+            &mut tx,
+            JobKind::Deliver,
+            &key,
+            None,
+            payload,
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    eventually(WAIT, "every job to finish", || all_jobs_finished(&db)).await;
+    worker.stop().await;
+
+    let ended: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
+        "select key, state, outcome, last_error from jobs where kind = 'deliver' order by key",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(ended.len(), 40);
+    for (i, (key, state, outcome, error)) in ended.iter().enumerate() {
+        if i == 7 {
+            assert_eq!(state, "dead", "{key}");
+            assert!(
+                error
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains("malformed payload"),
+                "{error:?}"
+            );
+        } else {
+            assert_eq!(state, "done", "{key}: {error:?}");
+            assert_eq!(outcome.as_deref(), Some("message.created to 1 stream(s)"));
+        }
+    }
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for (i, user) in users.iter().enumerate() {
+        let events: i64 = redis::cmd("XLEN")
+            .arg(stream_key(&config.prefix, *user))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            events,
+            i64::from(i != 7),
+            "user {i}: each event appended once"
+        );
+    }
 }
