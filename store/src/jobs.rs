@@ -39,6 +39,9 @@ fn secs(d: Duration) -> f64 {
 
 /// Inserts a job unless one with the same key (or, for coalesced jobs, a pending one with the
 /// same coalesce key) exists. Returns whether a row was written.
+///
+/// A `deliver` job's key is not checked: it must be unique by construction (decision 42; see
+/// [`enqueue_event`]), which spares every live event three index entries.
 pub async fn enqueue(
     tx: &mut PgConnection,
     kind: JobKind,
@@ -65,7 +68,10 @@ pub async fn enqueue(
     Ok(written == 1)
 }
 
-/// Enqueues a live event for `users`; `key` makes it one event however often this is called.
+/// Enqueues a live event for `users`. `key` names the job in the ledger and must be new: it
+/// embeds the id of what the event is about when that is created in the same transaction (a
+/// new message), or an id made for the event. It is not checked (decision 42), so an event
+/// enqueued twice under one key is two jobs, and two appends to each stream.
 pub async fn enqueue_event(
     tx: &mut PgConnection,
     key: &str,

@@ -174,6 +174,34 @@ async fn a_batch_takes_each_leased_job_once_and_records_every_outcome(db: PgPool
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_key_enqueues_one_job_of_each_kind_and_the_key_index_leaves_live_events_out(db: PgPool) {
+    let mut conn = db.acquire().await.unwrap();
+    for kind in JobKind::ALL {
+        let key = format!("{}:once", kind.as_str());
+        let enqueue = async |conn: &mut sqlx::PgConnection| {
+            let payload = serde_json::json!({});
+            jobs::enqueue(conn, kind, &key, None, payload, Duration::ZERO)
+                .await
+                .unwrap()
+        };
+        assert!(enqueue(&mut conn).await, "{kind:?}: the first is written");
+        if kind != JobKind::Deliver {
+            assert!(!enqueue(&mut conn).await, "{kind:?}: one job per key");
+        }
+    }
+    // Decision 42: a `deliver` job's key is unique by construction (a new message's id, or an
+    // id made for the event), so the unique index leaves `deliver` jobs out.
+    let predicate: Option<String> = sqlx::query_scalar(
+        "select pg_get_expr(indpred, indrelid) from pg_index \
+         where indexrelid = 'jobs_key'::regclass and indisunique",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(predicate.as_deref(), Some("(kind <> 'deliver'::text)"));
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn a_successful_attempt_is_kept_on_its_jobs_row_and_shown_once_in_its_history(db: PgPool) {
     let leases = dispatched(&db, 3).await;
     let taken = take(&db, &leases).await;
