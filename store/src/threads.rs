@@ -3,7 +3,7 @@
 use crate::counters::{self, expired_correction};
 use crate::cursor::{Cursor, split_page};
 use crate::messages::{MessageRow, announce, lock_thread};
-use crate::visibility::{message_select, visible_to_caller};
+use crate::visibility::{message_select, visible_in_thread_to_caller, visible_to_caller};
 use crate::{Result, StoreError, Written};
 use chrono::{DateTime, Utc};
 use convos_core::api::{Folder, LastMessage, Message, Page, Thread, UserSummary};
@@ -233,7 +233,7 @@ pub fn messages_sql(order: Order) -> String {
         "{} where m.thread_id = $2 and {} and (m.created_at, m.id) {cmp} ($3, $4) \
          order by m.created_at {dir}, m.id {dir} limit $5",
         message_select!(),
-        visible_to_caller!(),
+        visible_in_thread_to_caller!(),
     )
 }
 

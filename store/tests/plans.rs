@@ -1,12 +1,13 @@
-//! Listings read what they show, whatever the tables hold: mailboxes and the ops board.
+//! Listings read what they show, whatever the tables hold: mailboxes, threads and the ops board.
 //!
 //! A heavy mailbox is generated in SQL, then the real listing query is explained: the plan must
 //! read the folder's partial index in order and stop after one page, never sort or scan the
-//! mailbox. A ledger of old finished jobs is generated the same way, and the queue board must
-//! not read them.
+//! mailbox. A long thread among many others is generated the same way, and its page must walk
+//! the thread in order. A ledger of old finished jobs is generated the same way, and the queue
+//! board must not read them.
 
 use convos_core::api::Folder;
-use convos_store::threads::list_sql;
+use convos_store::threads::{Order, list_sql, messages_sql};
 use sqlx::PgPool;
 
 const ALICE: &str = "00000000-0000-7000-8000-00000000000a";
@@ -97,6 +98,89 @@ async fn every_folder_listing_is_an_ordered_index_scan_of_its_partial_index(db: 
                 "{folder:?} does not stop after a page:\n{plan}"
             );
         }
+    }
+}
+
+const LONG_THREAD: &str = "00000000-0000-7000-9100-000000000001";
+
+/// A thread of `messages` between Alice and Bob, among `others` messages of 1,000 other
+/// people, so that the statistics see Alice and Bob as rare and their thread as small: what
+/// made the planner read and sort a whole thread for one page (decision 43).
+async fn long_thread_among_others(db: &PgPool, messages: i32, others: i32) {
+    for sql in [
+        "insert into users (id, username, email, display_name, password_hash) \
+         select ('00000000-0000-7000-8100-' || lpad(to_hex(g), 12, '0'))::uuid, 'user' || g, \
+                'user' || g || '@example.com', 'User', 'x' \
+         from generate_series(1, 1000) g \
+         union all values ($1::uuid, 'alice', 'alice@example.com', 'Alice', 'x'), \
+                          ($2::uuid, 'bob', 'bob@example.com', 'Bob', 'x')",
+        "insert into threads (id, subject, created_by) values ($5::uuid, 'long', $1::uuid)",
+        "insert into messages (id, thread_id, sender_id, recipient_id, body, created_at) \
+         select gen_random_uuid(), $5::uuid, \
+                case when g % 2 = 0 then $1::uuid else $2::uuid end, \
+                case when g % 2 = 0 then $2::uuid else $1::uuid end, \
+                'hello ' || g, now() - g * interval '1 second' \
+         from generate_series(1, $3) g",
+        "insert into threads (id, subject, created_by) \
+         select ('00000000-0000-7000-9200-' || lpad(to_hex(g), 12, '0'))::uuid, 'other', $1::uuid \
+         from generate_series(1, $4 / 10) g",
+        "insert into messages (id, thread_id, sender_id, recipient_id, body, created_at) \
+         select gen_random_uuid(), \
+                ('00000000-0000-7000-9200-' || lpad(to_hex(g % ($4 / 10) + 1), 12, '0'))::uuid, \
+                ('00000000-0000-7000-8100-' || lpad(to_hex(g % 999 + 1), 12, '0'))::uuid, \
+                ('00000000-0000-7000-8100-' || lpad(to_hex(g % 999 + 2), 12, '0'))::uuid, \
+                'other ' || g, now() - g * interval '1 second' \
+         from generate_series(1, $4) g",
+    ] {
+        sqlx::query(sql)
+            .bind(ALICE)
+            .bind(BOB)
+            .bind(messages)
+            .bind(others)
+            .bind(LONG_THREAD)
+            .execute(db)
+            .await
+            .unwrap();
+    }
+    sqlx::query("analyze").execute(db).await.unwrap();
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_long_threads_page_walks_the_thread_in_order_and_stops_after_one_page(db: PgPool) {
+    long_thread_among_others(&db, 2_000, 200_000).await;
+    for order in [Order::Desc, Order::Asc] {
+        let (at, id) = match order {
+            Order::Desc => (
+                chrono::Utc::now() + chrono::Duration::days(1),
+                uuid::Uuid::max(),
+            ),
+            Order::Asc => (chrono::DateTime::UNIX_EPOCH, uuid::Uuid::nil()),
+        };
+        let sql = format!("explain {}", messages_sql(order));
+        let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(uuid::Uuid::parse_str(ALICE).unwrap())
+            .bind(uuid::Uuid::parse_str(LONG_THREAD).unwrap())
+            .bind(at)
+            .bind(id)
+            .bind(26_i64)
+            .fetch_all(&db)
+            .await
+            .unwrap();
+        let plan: Vec<String> = rows.into_iter().map(|(line,)| line).collect();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("Index Scan using messages_thread_created on messages")
+                || plan.contains("Index Scan Backward using messages_thread_created on messages"),
+            "{order:?}: the page does not walk the thread's index:\n{plan}"
+        );
+        assert!(
+            !plan.contains("Sort") && !plan.contains("Bitmap"),
+            "{order:?}: the page reads the whole thread and sorts it:\n{plan}"
+        );
+        assert!(
+            plan.starts_with("Limit"),
+            "{order:?}: no stop after a page:\n{plan}"
+        );
     }
 }
 
