@@ -5,6 +5,7 @@
 use crate::Ctx;
 use crate::procs::CpuShare;
 use crate::report::{Ratio, Report, Row, Target};
+use crate::scenarios::jobs_owed;
 use crate::smtp::Sink;
 use crate::stats::Measure;
 use chrono::{DateTime, Utc};
@@ -112,15 +113,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         }
         redis_peak = redis_peak.max(used_memory(&mut redis).await?);
         max_depth = max_depth.max(queue_depth(&mut redis).await?);
-        let owed: bool = sqlx::query_scalar(
-            "select exists (select 1 from jobs where kind in ('deliver', 'notify_email') \
-                              and state in ('pending', 'retry')) \
-                 or exists (select 1 from jobs where kind in ('deliver', 'notify_email') \
-                              and state in ('dispatched', 'running'))",
-        )
-        .fetch_one(&db)
-        .await?;
-        if !owed {
+        if !jobs_owed(&db).await? {
             break;
         }
         anyhow::ensure!(

@@ -218,3 +218,24 @@ pub async fn db_now(db: &PgPool) -> anyhow::Result<chrono::DateTime<chrono::Utc>
         .fetch_one(db)
         .await?)
 }
+
+/// Whether any `deliver` or `notify_email` job is still owed (due or waiting, or in flight):
+/// the drains' probe. Each kind and state is read from the high end of its partial index, where
+/// live jobs are, and stops at the first: an `exists` over the two kinds planned a sequential
+/// scan of the ledger whenever its statistics still counted the jobs as pending (20–30 ms a
+/// probe in the sustained scenario, 3–5% of PostgreSQL's time in what it measured, and
+/// 130–170 ms after a 300,000-job drain).
+pub async fn jobs_owed(db: &PgPool) -> anyhow::Result<bool> {
+    Ok(sqlx::query_scalar(
+        "select exists (select 1 from (select 1 from jobs where kind = 'deliver' \
+                   and state in ('pending', 'retry') order by kind desc, next_run_at desc limit 1) d) \
+             or exists (select 1 from (select 1 from jobs where kind = 'notify_email' \
+                   and state in ('pending', 'retry') order by kind desc, next_run_at desc limit 1) e) \
+             or exists (select 1 from (select 1 from jobs where kind = 'deliver' \
+                   and state in ('dispatched', 'running') order by kind desc, deadline_at desc limit 1) f) \
+             or exists (select 1 from (select 1 from jobs where kind = 'notify_email' \
+                   and state in ('dispatched', 'running') order by kind desc, deadline_at desc limit 1) g)",
+    )
+    .fetch_one(db)
+    .await?)
+}

@@ -9,7 +9,7 @@ use crate::Ctx;
 use crate::procs::{CpuShare, Proc};
 use crate::report::{Ratio, Report, Row, Target};
 use crate::scenarios::live::{Seen, connect};
-use crate::scenarios::{Text, db_now, issue_to};
+use crate::scenarios::{Text, db_now, issue_to, jobs_owed};
 use crate::statements::{self, Profile};
 use crate::stats::Measure;
 use chrono::{DateTime, Utc};
@@ -746,17 +746,7 @@ impl Phase {
 async fn drain(db: &PgPool, worker: &mut Proc) -> anyhow::Result<Option<Instant>> {
     let deadline = Instant::now() + DRAIN_CAP;
     loop {
-        // Two probes of the partial indexes of waiting and in-flight jobs: a count over the
-        // ledger cost PostgreSQL ~25 ms per poll, part of what was measured.
-        let owed: bool = sqlx::query_scalar(
-            "select exists (select 1 from jobs where kind in ('deliver', 'notify_email') \
-                              and state in ('pending', 'retry')) \
-                 or exists (select 1 from jobs where state in ('dispatched', 'running') \
-                              and kind in ('deliver', 'notify_email'))",
-        )
-        .fetch_one(db)
-        .await?;
-        if !owed {
+        if !jobs_owed(db).await? {
             return Ok(Some(Instant::now()));
         }
         worker.check_running()?;
