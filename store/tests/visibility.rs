@@ -1,36 +1,15 @@
 //! A thread's page and a single message's read state the visibility rule in two forms
 //! (decision 43); each participant must see the same messages through both.
 
-use convos_core::api::NewContent;
-use convos_core::{Body, DisplayName, EmailAddress, Subject, UserId, Username};
+use convos_core::Subject;
 use convos_store::jobs::NotifySettings;
 use convos_store::messages::{self, Created};
 use convos_store::threads::{self, Order};
-use convos_store::users;
 use sqlx::PgPool;
+use support::{content, user};
+
+mod support;
 use std::collections::HashSet;
-
-async fn user(db: &PgPool, name: &str) -> UserId {
-    users::insert(
-        db,
-        &Username::parse(name).unwrap(),
-        &EmailAddress::parse(&format!("{name}@example.com")).unwrap(),
-        &DisplayName::parse(name).unwrap(),
-        "x",
-        false,
-    )
-    .await
-    .unwrap()
-    .id
-}
-
-fn content(text: &str) -> NewContent {
-    NewContent {
-        body: Body::parse(text).unwrap(),
-        expires_in: None,
-        read_once: false,
-    }
-}
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn a_threads_page_shows_each_participant_the_messages_they_can_open(db: PgPool) {

@@ -3,36 +3,16 @@
 //! The server wakes the relays on that answer alone (decision 12), so a write that changed
 //! nothing must say so, and one that enqueued must never say otherwise.
 
-use convos_core::api::NewContent;
-use convos_core::{Body, DisplayName, EmailAddress, IdempotencyKey, Subject, UserId, Username};
+use convos_core::{IdempotencyKey, Subject};
 use convos_store::Written;
 use convos_store::jobs::NotifySettings;
 use convos_store::messages::{self, Created, Idempotency};
 use convos_store::threads::{self, Flag};
-use convos_store::{users, verification};
+use convos_store::verification;
 use sqlx::PgPool;
+use support::{content, user};
 
-async fn user(db: &PgPool, name: &str) -> UserId {
-    users::insert(
-        db,
-        &Username::parse(name).unwrap(),
-        &EmailAddress::parse(&format!("{name}@example.com")).unwrap(),
-        &DisplayName::parse(name).unwrap(),
-        "x",
-        false,
-    )
-    .await
-    .unwrap()
-    .id
-}
-
-fn content(text: &str) -> NewContent {
-    NewContent {
-        body: Body::parse(text).unwrap(),
-        expires_in: None,
-        read_once: false,
-    }
-}
+mod support;
 
 async fn jobs(db: &PgPool) -> i64 {
     sqlx::query_scalar("select count(*) from jobs")
