@@ -58,7 +58,7 @@ macro_rules! thread_select {
                 select m.id, m.sender_id, m.body, m.read_once, m.created_at, m.expires_at \
                 from messages m \
                 where m.thread_id = tp.thread_id and ",
-            visible_to_caller!(),
+            visible_in_thread_to_caller!(),
             " order by m.created_at desc, m.id desc limit 1 \
              ) lm on true "
         )
@@ -199,17 +199,23 @@ pub async fn list(
     })
 }
 
-/// One thread, if the caller can see any message in it.
-pub async fn get(db: &PgPool, caller: UserId, thread: ThreadId) -> Result<Thread> {
-    let row: Option<ThreadRow> = sqlx::query_as(concat!(
+/// The SQL of [`get`]: binds the caller (`$1`) and the thread (`$2`). Public so that its query
+/// plan can be checked.
+pub fn get_sql() -> &'static str {
+    concat!(
         thread_select!(),
         "where tp.user_id = $1 and tp.thread_id = $2 \
            and tp.received_count + tp.sent_count > x.received + x.sent"
-    ))
-    .bind(caller.as_uuid())
-    .bind(thread.as_uuid())
-    .fetch_optional(db)
-    .await?;
+    )
+}
+
+/// One thread, if the caller can see any message in it.
+pub async fn get(db: &PgPool, caller: UserId, thread: ThreadId) -> Result<Thread> {
+    let row: Option<ThreadRow> = sqlx::query_as(get_sql())
+        .bind(caller.as_uuid())
+        .bind(thread.as_uuid())
+        .fetch_optional(db)
+        .await?;
     row.map(ThreadRow::into_api).ok_or(StoreError::NotFound)
 }
 

@@ -21,7 +21,8 @@ pub(crate) use visible_to_caller;
 /// its selectivity by the thread's (the two are correlated: every message of a thread is its
 /// participants'), expected a few dozen rows of a long thread, and read and sorted all of them
 /// instead of walking the thread's index for one page (decision 43). `sender_id <>
-/// recipient_id` holds for every message, so the two forms select the same rows.
+/// recipient_id` holds for every message, so the two forms select the same rows: a change to
+/// the rule is a change to both (a store test compares them, `tests/visibility.rs`).
 macro_rules! visible_in_thread_to_caller {
     () => {
         "(m.consumed_at is null and m.purged_at is null \

@@ -7,7 +7,7 @@
 //! board must not read them.
 
 use convos_core::api::Folder;
-use convos_store::threads::{Order, list_sql, messages_sql};
+use convos_store::threads::{Order, get_sql, list_sql, messages_sql};
 use sqlx::PgPool;
 
 const ALICE: &str = "00000000-0000-7000-8000-00000000000a";
@@ -131,6 +131,10 @@ async fn long_thread_among_others(db: &PgPool, messages: i32, others: i32) {
                 ('00000000-0000-7000-8100-' || lpad(to_hex(g % 999 + 2), 12, '0'))::uuid, \
                 'other ' || g, now() - g * interval '1 second' \
          from generate_series(1, $4) g",
+        "insert into thread_participants \
+           (thread_id, user_id, peer_id, sent_count, received_count, last_activity_at) \
+         values ($5::uuid, $1::uuid, $2::uuid, $3 / 2, $3 / 2, now()), \
+                ($5::uuid, $2::uuid, $1::uuid, $3 / 2, $3 / 2, now())",
     ] {
         sqlx::query(sql)
             .bind(ALICE)
@@ -182,6 +186,28 @@ async fn a_long_threads_page_walks_the_thread_in_order_and_stops_after_one_page(
             "{order:?}: no stop after a page:\n{plan}"
         );
     }
+    // The thread's header, read before every page: its newest visible message is found the
+    // same way, not by reading the thread.
+    let rows: Vec<(String,)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("explain {}", get_sql())))
+            .bind(uuid::Uuid::parse_str(ALICE).unwrap())
+            .bind(uuid::Uuid::parse_str(LONG_THREAD).unwrap())
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    let plan: Vec<String> = rows.into_iter().map(|(line,)| line).collect();
+    let plan = plan.join("\n");
+    assert!(
+        plan.contains("Index Scan using messages_thread_created on messages"),
+        "the header does not walk the thread's index for its newest message:\n{plan}"
+    );
+    let sorts_messages = plan
+        .lines()
+        .any(|line| line.contains("Sort Key") && line.contains("created_at"));
+    assert!(
+        !sorts_messages && !plan.contains("Bitmap Heap Scan on messages"),
+        "the header reads the whole thread for its newest message:\n{plan}"
+    );
 }
 
 /// Rows of `jobs` read so far, by sequential scans and through its indexes, as the statistics
