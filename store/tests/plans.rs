@@ -2,8 +2,8 @@
 //!
 //! A heavy mailbox is generated in SQL, then the real listing query is explained: the plan must
 //! read the folder's partial index in order and stop after one page, never sort or scan the
-//! mailbox. A long thread among many others is generated the same way, and its page must walk
-//! the thread in order. A ledger of old finished jobs is generated the same way, and the queue
+//! mailbox. A long thread among many others is generated the same way, and its page and its
+//! header must walk the thread in order. A ledger of old finished jobs is generated the same way, and the queue
 //! board must not read them.
 
 use convos_core::api::Folder;
@@ -54,6 +54,14 @@ async fn heavy_mailbox(db: &PgPool, threads: i32) {
     sqlx::query("analyze").execute(db).await.unwrap();
 }
 
+/// `explain`'s answer as one text.
+fn joined(rows: Vec<(String,)>) -> String {
+    rows.into_iter()
+        .map(|(line,)| line)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 async fn plan(db: &PgPool, caller: &str, folder: Folder, unread: bool) -> String {
     let sql = format!("explain {}", list_sql(folder, unread));
     let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -64,10 +72,7 @@ async fn plan(db: &PgPool, caller: &str, folder: Folder, unread: bool) -> String
         .fetch_all(db)
         .await
         .unwrap();
-    rows.into_iter()
-        .map(|(line,)| line)
-        .collect::<Vec<_>>()
-        .join("\n")
+    joined(rows)
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
@@ -150,7 +155,7 @@ async fn long_thread_among_others(db: &PgPool, messages: i32, others: i32) {
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
-async fn a_long_threads_page_walks_the_thread_in_order_and_stops_after_one_page(db: PgPool) {
+async fn a_long_threads_page_and_header_walk_the_thread_in_order_and_stop_early(db: PgPool) {
     long_thread_among_others(&db, 2_000, 200_000).await;
     for order in [Order::Desc, Order::Asc] {
         let (at, id) = match order {
@@ -170,8 +175,7 @@ async fn a_long_threads_page_walks_the_thread_in_order_and_stops_after_one_page(
             .fetch_all(&db)
             .await
             .unwrap();
-        let plan: Vec<String> = rows.into_iter().map(|(line,)| line).collect();
-        let plan = plan.join("\n");
+        let plan = joined(rows);
         assert!(
             plan.contains("Index Scan using messages_thread_created on messages")
                 || plan.contains("Index Scan Backward using messages_thread_created on messages"),
@@ -195,8 +199,7 @@ async fn a_long_threads_page_walks_the_thread_in_order_and_stops_after_one_page(
             .fetch_all(&db)
             .await
             .unwrap();
-    let plan: Vec<String> = rows.into_iter().map(|(line,)| line).collect();
-    let plan = plan.join("\n");
+    let plan = joined(rows);
     assert!(
         plan.contains("Index Scan using messages_thread_created on messages"),
         "the header does not walk the thread's index for its newest message:\n{plan}"
