@@ -76,8 +76,9 @@ pub async fn run(ctx: &Ctx, graphile: &Graphile, report: &mut Report) -> anyhow:
         format!(
             "drains: {jobs} jobs each, on a database of their own per engine and run. Convos: \
              `deliver` jobs of one `message.created` event to one of {USERS} users each (the \
-             Redis Lua append and PUBLISH really run), written through `jobs::enqueue` with the \
-             deliver queue paused; timed from the resume (and a wake-up on the relay's channel) \
+             Redis Lua append and PUBLISH really run), and the same jobs addressed to nobody \
+             (no-op jobs: relay, ticket, take and outcome run, no append), written through \
+             `jobs::enqueue` with the deliver queue paused; timed from the resume (and a wake-up on the relay's channel) \
              to the last `finished_at`, both on PostgreSQL's clock; the worker runs with \
              CONVOS_WORKER_CONCURRENCY = 16 or 64 and CONVOS_DB_MAX_CONNECTIONS = {POOL} in \
              both, so its pool is not the limit"
@@ -99,11 +100,16 @@ pub async fn run(ctx: &Ctx, graphile: &Graphile, report: &mut Report) -> anyhow:
     }
 
     let mut drains = Vec::new();
+    let mut engine_alone = Vec::new();
     for concurrency in CONCURRENCIES {
         println!("   Convos, concurrency {concurrency}");
-        let convos = convos_drain(ctx, concurrency, jobs)
+        let convos = convos_drain(ctx, concurrency, jobs, Work::Deliver)
             .await
             .with_context(|| format!("Convos drain at concurrency {concurrency}"))?;
+        println!("   Convos no-op jobs, concurrency {concurrency}");
+        let no_op = convos_drain(ctx, concurrency, jobs, Work::Nothing)
+            .await
+            .with_context(|| format!("Convos no-op drain at concurrency {concurrency}"))?;
         let baseline = match &node {
             Some(node) => {
                 println!("   graphile-worker batched, concurrency {concurrency}");
@@ -112,6 +118,7 @@ pub async fn run(ctx: &Ctx, graphile: &Graphile, report: &mut Report) -> anyhow:
             None => None,
         };
         drains.push((concurrency, convos, baseline));
+        engine_alone.push((concurrency, no_op));
     }
     let default_mode = match &node {
         Some(node) => {
@@ -142,6 +149,25 @@ pub async fn run(ctx: &Ctx, graphile: &Graphile, report: &mut Report) -> anyhow:
                 met: r.value >= 1.0,
             }),
             ratio,
+        });
+    }
+    // Like for like: both engines running jobs that do nothing, so what remains is the engine.
+    // No target here: the issue holds the deliver jobs to it (above).
+    for ((concurrency, no_op), (_, _, baseline)) in engine_alone.iter().zip(&drains) {
+        report.row(Row {
+            scenario: SCENARIO,
+            what: format!("no-op jobs drained (deliver to nobody), concurrency {concurrency}"),
+            measured: no_op.rate.clone(),
+            baseline: baseline.as_ref().map(|b| {
+                (
+                    format!("graphile-worker batched, concurrency {concurrency}, no-op jobs"),
+                    b.rate.clone(),
+                )
+            }),
+            ratio: baseline
+                .as_ref()
+                .and_then(|b| Ratio::of("Convos/graphile", no_op.rate.rate, b.rate.rate)),
+            target: None,
         });
     }
     if let (Some(default_mode), Some((_, convos, _))) = (&default_mode, drains.first()) {
@@ -196,10 +222,17 @@ pub async fn run(ctx: &Ctx, graphile: &Graphile, report: &mut Report) -> anyhow:
             }
         ),
     );
-    for (concurrency, convos, baseline) in &drains {
+    for ((concurrency, convos, baseline), (_, no_op)) in drains.iter().zip(&engine_alone) {
         report.note(
             SCENARIO,
             format!("Convos drain, concurrency {concurrency}: {}", convos.cpu),
+        );
+        report.note(
+            SCENARIO,
+            format!(
+                "Convos no-op drain, concurrency {concurrency}: {}",
+                no_op.cpu
+            ),
         );
         if let Some(profile) = &convos.statements {
             report.note(
@@ -319,14 +352,27 @@ async fn convos_worker(ctx: &Ctx, db: &PgPool, concurrency: usize) -> anyhow::Re
     Ok(worker)
 }
 
-/// The `deliver` job payload of one new message to `user`.
-fn deliver_payload(user: UserId) -> anyhow::Result<serde_json::Value> {
+/// What the drained jobs do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Work {
+    /// Append one event to one user's stream and announce it (a `deliver` job as sent).
+    Deliver,
+    /// Nothing: a `deliver` job addressed to nobody, which goes through the whole engine
+    /// (dispatch, ticket, take, outcome) and appends nothing.
+    Nothing,
+}
+
+/// The `deliver` job payload of one new message to `user`, or to nobody.
+fn deliver_payload(user: UserId, work: Work) -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::to_value(DeliverJob {
         event: Event::MessageCreated {
             message_id: MessageId::generate(),
             thread_id: ThreadId::generate(),
         },
-        users: vec![user],
+        users: match work {
+            Work::Deliver => vec![user],
+            Work::Nothing => Vec::new(),
+        },
     })?)
 }
 
@@ -386,9 +432,14 @@ async fn all_done(db: &PgPool, expected: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `jobs` deliver jobs written with the queue paused, then drained by a worker at
+/// `jobs` deliver jobs doing `work`, written with the queue paused, then drained by a worker at
 /// `concurrency` from the resume.
-async fn convos_drain(ctx: &Ctx, concurrency: usize, jobs: usize) -> anyhow::Result<Drained> {
+async fn convos_drain(
+    ctx: &Ctx,
+    concurrency: usize,
+    jobs: usize,
+    work: Work,
+) -> anyhow::Result<Drained> {
     let (db, users) = convos_database(ctx).await?;
     let actor = users[0].as_uuid();
     convos_store::ops::set_paused(&db, JobKind::Deliver, true, actor)
@@ -401,7 +452,7 @@ async fn convos_drain(ctx: &Ctx, concurrency: usize, jobs: usize) -> anyhow::Res
             JobKind::Deliver,
             &format!("engine:backlog:{i}"),
             None,
-            deliver_payload(users[i % users.len()])?,
+            deliver_payload(users[i % users.len()], work)?,
             Duration::ZERO,
         )
         .await?;
@@ -450,7 +501,7 @@ async fn convos_latency(ctx: &Ctx, samples: usize) -> anyhow::Result<Vec<Duratio
             JobKind::Deliver,
             &format!("engine:latency:{i}"),
             None,
-            deliver_payload(users[i % users.len()])?,
+            deliver_payload(users[i % users.len()], Work::Deliver)?,
             Duration::ZERO,
         )
         .await?;
