@@ -27,7 +27,7 @@ pub async fn schedule_due(db: &PgPool, batch: i64) -> Result<u64> {
            returning u.id, due.at, due.wanted), \
          queued as ( \
            insert into jobs (id, kind, key, payload, max_attempts, next_run_at) \
-           select gen_random_uuid(), $2, \
+           select convos_uuidv7(), $2, \
                   'digest_email:' || id || ':' || floor(extract(epoch from at))::bigint, \
                   jsonb_build_object('recipient_id', id), $3, now() \
            from moved where wanted \

@@ -266,7 +266,10 @@ fn filter_sql() -> &'static str {
           or payload->'users' ? $5::text)"
 }
 
-/// A page of jobs, newest first.
+/// A page of jobs, newest first: in the order of their ids, which are UUIDv7 (decision 44), so
+/// a page is read from the primary key's newest end and stops once it is full, whatever the
+/// ledger holds. (Filters that match few jobs read on until they find a page: bounded by the
+/// statement time limit.) A page starts after the cursor's id.
 pub async fn list_jobs(
     db: &PgPool,
     filter: &JobFilter,
@@ -280,8 +283,8 @@ pub async fn list_jobs(
     let sql = format!(
         "select id, kind, state, attempts, max_attempts, next_run_at, last_error, outcome, \
                 created_at, updated_at \
-         from jobs where {} and (created_at, id) < ($6, $7) \
-         order by created_at desc, id desc limit $8",
+         from jobs where {} and id < $6 \
+         order by id desc limit $7",
         filter_sql()
     );
     let rows: Vec<JobRow> = sqlx::query_as(AssertSqlSafe(sql))
@@ -290,7 +293,6 @@ pub async fn list_jobs(
         .bind(filter.q.as_deref().map(contains_pattern))
         .bind(filter.message_id)
         .bind(filter.user)
-        .bind(after.at)
         .bind(after.id)
         .bind(limit + 1)
         .fetch_all(db)

@@ -3,12 +3,18 @@
 //! A heavy mailbox is generated in SQL, then the real listing query is explained: the plan must
 //! read the folder's partial index in order and stop after one page, never sort or scan the
 //! mailbox. A long thread among many others is generated the same way, and its page and its
-//! header must walk the thread in order. A ledger of old finished jobs is generated the same way, and the queue
-//! board must not read them.
+//! header must walk the thread in order. A ledger of old finished jobs is generated the same
+//! way: the queue board must not read them, and the operators' job list must read a page.
 
 use convos_core::api::Folder;
+use convos_core::jobs::JobKind;
+use convos_store::cursor::Cursor;
+use convos_store::jobs;
+use convos_store::ops::{self, JobFilter};
 use convos_store::threads::{Order, get_sql, list_sql, messages_sql};
+use serde_json::json;
 use sqlx::PgPool;
+use std::time::Duration;
 
 const ALICE: &str = "00000000-0000-7000-8000-00000000000a";
 const BOB: &str = "00000000-0000-7000-8000-00000000000b";
@@ -230,6 +236,15 @@ async fn jobs_rows_read(db: &PgPool, conn: &PgPool) -> i64 {
     .unwrap()
 }
 
+/// One connection, as one server's request: its statistics are its own to flush.
+async fn one_connection(db: &PgPool) -> PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with((*db.connect_options()).clone())
+        .await
+        .unwrap()
+}
+
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn the_queue_board_reads_the_live_jobs_not_the_finished_history(db: PgPool) {
     // A ledger as a busy week leaves it: 100,000 jobs finished days ago (kept until the purge),
@@ -259,12 +274,7 @@ async fn the_queue_board_reads_the_live_jobs_not_the_finished_history(db: PgPool
     .await
     .unwrap();
     sqlx::query("analyze jobs").execute(&db).await.unwrap();
-    // One connection, as one server's request: its statistics are its own to flush.
-    let server = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with((*db.connect_options()).clone())
-        .await
-        .unwrap();
+    let server = one_connection(&db).await;
 
     let before = jobs_rows_read(&db, &server).await;
     let board = convos_store::ops::board(&server).await.unwrap();
@@ -285,5 +295,97 @@ async fn the_queue_board_reads_the_live_jobs_not_the_finished_history(db: PgPool
     assert!(
         read < 1_000,
         "the board read {read} rows of jobs to count 15 live ones"
+    );
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn an_operators_job_list_reads_a_page_not_the_ledger(db: PgPool) {
+    // A week's ledger: 100,000 jobs finished days ago (kept until the purge), then the recent
+    // ones an operator looks for. The list sorted every job its filters matched (all of them,
+    // unfiltered), so each page cost a read of the whole ledger.
+    sqlx::query(
+        "insert into jobs (id, kind, key, payload, max_attempts, state, attempts, finished_at, \
+                           created_at) \
+         select convos_uuidv7(now() - interval '3 days' + g * interval '1 ms'), 'deliver', \
+                'old:' || g, '{}', 5, 'done', 1, now() - interval '3 days', \
+                now() - interval '3 days' + g * interval '1 ms' \
+         from generate_series(1, 100000) g",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let mut recent = Vec::new();
+    for (i, kind) in [JobKind::Deliver, JobKind::NotifyEmail]
+        .into_iter()
+        .cycle()
+        .take(40)
+        .enumerate()
+    {
+        let mut conn = db.acquire().await.unwrap();
+        let key = format!("recent:{i}");
+        jobs::enqueue(&mut conn, kind, &key, None, json!({}), Duration::ZERO)
+            .await
+            .unwrap();
+        let id: uuid::Uuid = sqlx::query_scalar("select id from jobs where key = $1")
+            .bind(&key)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        recent.push((kind, id));
+    }
+    sqlx::query("analyze jobs").execute(&db).await.unwrap();
+    let server = one_connection(&db).await;
+
+    for kind in [None, Some(JobKind::NotifyEmail)] {
+        let filter = JobFilter {
+            kind,
+            ..JobFilter::default()
+        };
+        let before = jobs_rows_read(&db, &server).await;
+        let (first, next) = ops::list_jobs(&server, &filter, 10, None).await.unwrap();
+        let cursor = next.and_then(|c| Cursor::decode(&c));
+        let (second, _) = ops::list_jobs(&server, &filter, 10, cursor).await.unwrap();
+        let read = jobs_rows_read(&db, &server).await - before;
+
+        let newest: Vec<uuid::Uuid> = recent
+            .iter()
+            .rev()
+            .filter(|(k, _)| kind.is_none_or(|kind| kind == *k))
+            .map(|(_, id)| *id)
+            .take(20)
+            .collect();
+        let listed: Vec<uuid::Uuid> = first.iter().chain(&second).map(|j| j.id).collect();
+        assert_eq!(listed, newest, "{kind:?}: newest first, page after page");
+        assert!(
+            read < 1_000,
+            "{kind:?}: two pages of 10 read {read} rows of a 100,040-job ledger"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn job_ids_made_in_sql_are_uuidv7_of_their_time(db: PgPool) {
+    let at = chrono::DateTime::parse_from_rfc3339("2026-12-01T15:00:00.123Z")
+        .unwrap()
+        .to_utc();
+    let (then, now): (uuid::Uuid, uuid::Uuid) =
+        sqlx::query_as("select convos_uuidv7($1), convos_uuidv7()")
+            .bind(at)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+
+    assert_eq!(then.get_version_num(), 7);
+    assert_eq!(then.get_variant(), uuid::Variant::RFC4122);
+    let (secs, nanos) = then.get_timestamp().unwrap().to_unix();
+    assert_eq!((secs, nanos / 1_000_000), (at.timestamp() as u64, 123));
+    let millis = |id: uuid::Uuid| {
+        let (secs, nanos) = id.get_timestamp().unwrap().to_unix();
+        secs * 1_000 + u64::from(nanos) / 1_000_000
+    };
+    let now_ms = chrono::Utc::now().timestamp_millis() as u64;
+    assert!(
+        millis(now) > millis(then) && millis(now) <= now_ms,
+        "{now} is not made now"
     );
 }
