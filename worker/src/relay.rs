@@ -2,14 +2,16 @@
 //! batches, only while each queue is shallower than its ceiling, so a backlog of any size waits
 //! in PostgreSQL (where it costs nothing) and Redis never holds more than a working set.
 //!
-//! Each tick also makes lost jobs due again and schedules the periodic purge (once per period
-//! across every worker: the ledger's unique key decides); a task beside the relay vacuums
-//! finished tasks out of Redis. Several relays (one per worker process) cooperate through
-//! `FOR UPDATE SKIP LOCKED`.
+//! Beside the relay, a housekeeping task makes lost jobs due again, schedules the periodic purge
+//! (once per period across every worker: the ledger's unique key decides) and the daily digests,
+//! and reports the worker's heartbeat, waking the relay when it made jobs due; another task
+//! vacuums finished tasks out of Redis. Neither holds up a dispatch. Several relays (one per
+//! worker process) cooperate through `FOR UPDATE SKIP LOCKED`.
 //!
 //! Servers announce commits that wrote jobs on the wake channel (decision 12); the relay then
-//! dispatches at once instead of at its next tick. A wake-up is only a hint: the tick still
-//! runs every `relay_interval_ms`, so nothing depends on one arriving.
+//! dispatches at once instead of at its next tick. A wake-up is only a hint: the relay still
+//! dispatches every `relay_interval_ms` (which also finds retries and delayed jobs come due),
+//! so nothing depends on one arriving.
 
 use crate::Ctx;
 use crate::queue::{self, Queue};
@@ -57,32 +59,28 @@ const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
 const PING_EVERY: Duration = Duration::from_secs(15);
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Runs relay passes until `cancel` fires: a full pass every tick, and a dispatch pass as soon
-/// as a server announces new jobs.
+/// Dispatches until `cancel` fires: every tick, as soon as a server announces new jobs, and as
+/// soon as the housekeeping made some due. The housekeeping runs beside it, in a task of its
+/// own: on the relay's loop, a wake-up arriving during it waited for its four statements, which
+/// was most of the slowest starts of an idle worker's jobs.
 pub async fn run(ctx: Arc<Ctx>, mut queues: HashMap<JobKind, Queue>, cancel: CancellationToken) {
     let wake = Arc::new(Notify::new());
     let listener = tokio::spawn(listen(ctx.clone(), wake.clone()));
+    let housekeeper = tokio::spawn(housekeeping(ctx.clone(), wake.clone(), cancel.clone()));
     let mut tick = tokio::time::interval(Duration::from_millis(ctx.settings.relay_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     let mut again: Option<tokio::time::Instant> = None;
     loop {
-        // The tick comes first, so a steady stream of wake-ups never starves the housekeeping.
-        let woken = tokio::select! {
-            biased;
+        tokio::select! {
             () = cancel.cancelled() => break,
-            _ = tick.tick() => false,
-            () = wake.notified() => true,
+            _ = tick.tick() => {}
+            () = wake.notified() => {}
             () = tokio::time::sleep_until(again.unwrap_or_else(tokio::time::Instant::now)),
-                if again.is_some() => true,
-        };
+                if again.is_some() => {}
+        }
         again = None;
-        let result = if woken {
-            dispatch(&ctx, &mut queues).await
-        } else {
-            pass(&ctx, &mut queues).await
-        };
-        match result {
+        match dispatch(&ctx, &mut queues).await {
             Ok(left) => {
                 if failing {
                     tracing::info!("relay recovered");
@@ -105,6 +103,65 @@ pub async fn run(ctx: Arc<Ctx>, mut queues: HashMap<JobKind, Queue>, cancel: Can
         }
     }
     listener.abort();
+    let _ = housekeeper.await;
+}
+
+/// Every `relay_interval_ms` until `cancel` fires: makes lost jobs due again, schedules the
+/// purge and the daily digests, and reports the heartbeat; wakes the relay when any job became
+/// due.
+async fn housekeeping(ctx: Arc<Ctx>, wake: Arc<Notify>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_millis(ctx.settings.relay_interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match keep_house(&ctx).await {
+            Ok(due) => {
+                if failing {
+                    tracing::info!("housekeeping recovered");
+                    failing = false;
+                }
+                if due {
+                    wake.notify_one();
+                }
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "housekeeping failed; lost jobs wait for the next");
+                }
+                failing = true;
+            }
+        }
+    }
+}
+
+/// One round of housekeeping; returns whether it made jobs due.
+async fn keep_house(ctx: &Ctx) -> anyhow::Result<bool> {
+    let lost = jobs::requeue_lost(&ctx.ledger_db).await?;
+    if lost > 0 {
+        tracing::warn!(
+            jobs = lost,
+            "jobs without an outcome past their deadline are due again"
+        );
+    }
+    let purge = jobs::schedule_purge(
+        &ctx.ledger_db,
+        Duration::from_secs(ctx.settings.purge_every_secs),
+    )
+    .await?;
+    let digests = convos_store::digests::schedule_due(&ctx.ledger_db, 500).await?;
+    if digests > 0 {
+        tracing::info!(digests, "daily digests due");
+    }
+    if ctx.heartbeat_due() {
+        let pid = std::process::id() as i32;
+        convos_store::ops::heartbeat(&ctx.ledger_db, &ctx.name, &ctx.host, pid, ctx.started)
+            .await?;
+    }
+    Ok(lost > 0 || purge || digests > 0)
 }
 
 /// Removes finished tasks from Redis every `vacuum_every_secs` until `cancel` fires, in a task
@@ -209,36 +266,9 @@ async fn subscribe(
         })
 }
 
-/// A relay pass woken by a server (or following one that left due jobs behind): only the
-/// dispatch, as the housekeeping keeps to the tick. Whether due jobs may be left behind.
+/// A relay pass: hands due jobs of every kind that is not paused to its queue. Whether due
+/// jobs may be left behind.
 async fn dispatch(ctx: &Ctx, queues: &mut HashMap<JobKind, Queue>) -> anyhow::Result<Left> {
-    let paused = convos_store::ops::paused(&ctx.ledger_db).await?;
-    push_due(ctx, queues, &paused).await
-}
-
-/// One relay pass; returns whether due jobs may be left behind.
-async fn pass(ctx: &Ctx, queues: &mut HashMap<JobKind, Queue>) -> anyhow::Result<Left> {
-    let lost = jobs::requeue_lost(&ctx.ledger_db).await?;
-    if lost > 0 {
-        tracing::warn!(
-            jobs = lost,
-            "jobs without an outcome past their deadline are due again"
-        );
-    }
-    jobs::schedule_purge(
-        &ctx.ledger_db,
-        Duration::from_secs(ctx.settings.purge_every_secs),
-    )
-    .await?;
-    let digests = convos_store::digests::schedule_due(&ctx.ledger_db, 500).await?;
-    if digests > 0 {
-        tracing::info!(digests, "daily digests due");
-    }
-    if ctx.heartbeat_due() {
-        let pid = std::process::id() as i32;
-        convos_store::ops::heartbeat(&ctx.ledger_db, &ctx.name, &ctx.host, pid, ctx.started)
-            .await?;
-    }
     let paused = convos_store::ops::paused(&ctx.ledger_db).await?;
     push_due(ctx, queues, &paused).await
 }
