@@ -20,7 +20,8 @@ pub struct Pending {
     pub subject: String,
     /// Whether the recipient muted the thread.
     pub muted: bool,
-    /// Emails sent to the recipient in the last 24 hours.
+    /// Emails sent to the recipient in the last 24 hours, counted up to the daily cap: no more
+    /// are read than it takes to know whether it is reached.
     pub sent_last_day: i64,
     /// The queued messages, oldest first.
     pub messages: Vec<QueuedMessage>,
@@ -120,16 +121,19 @@ struct QueuedRow {
 
 /// Claims the queued deliveries of `thread` to `recipient` for `job` (unclaimed ones, or ones
 /// whose claim is older than `stale_after` seconds: their job died) and returns them with the
-/// facts to decide on them; `None` when there is none for this job (a delivery another live
-/// job holds is not returned).
+/// facts to decide on them, among them the emails the recipient got in the last 24 hours up to
+/// `daily_cap`; `None` when there is none for this job (a delivery another live job holds is not
+/// returned).
 ///
-/// One statement: one round trip and one commit, whatever the thread's length.
+/// One statement: one round trip and one commit, whatever the thread's length or the
+/// recipient's day.
 pub async fn pending(
     db: &PgPool,
     thread: ThreadId,
     recipient: UserId,
     job: Uuid,
     stale_after: f64,
+    daily_cap: i64,
 ) -> Result<Option<Pending>> {
     let rows: Vec<PendingRow> = sqlx::query_as(
         "with claimed as ( \
@@ -162,9 +166,9 @@ pub async fn pending(
                   u.email_digest as digest, \
                   coalesce(u.email_paused_until > now(), false) as paused, \
                   t.subject, coalesce(tp.muted, false) as muted, \
-                  (select count(*) from emails e \
-                   where e.recipient_id = u.id and e.sent_at > now() - interval '1 day') \
-                    as sent_last_day, \
+                  (select count(*) from (select from emails e \
+                     where e.recipient_id = u.id and e.sent_at > now() - interval '1 day' \
+                     limit greatest($5, 0)) day) as sent_last_day, \
                   (select coalesce(array_agg(id order by created_at, id), '{}') from earlier) \
                     as earlier \
            from users u cross join threads t \
@@ -176,6 +180,7 @@ pub async fn pending(
     .bind(recipient.as_uuid())
     .bind(job)
     .bind(stale_after)
+    .bind(daily_cap)
     .fetch_all(db)
     .await?;
     let mut rows = rows.into_iter().peekable();

@@ -4,17 +4,25 @@
 //! read the folder's partial index in order and stop after one page, never sort or scan the
 //! mailbox. A long thread among many others is generated the same way, and its page and its
 //! header must walk the thread in order. A ledger of old finished jobs is generated the same
-//! way: the queue board must not read them, and the operators' job list must read a page.
+//! way: the queue board must not read them, and the operators' job list must read a page. An
+//! email job's check of its recipient's daily cap reads no more of the day's emails than the
+//! cap.
 
+mod support;
+
+use convos_core::Subject;
 use convos_core::api::Folder;
 use convos_core::jobs::JobKind;
 use convos_store::cursor::Cursor;
-use convos_store::jobs;
+use convos_store::deliveries;
+use convos_store::jobs::{self, NotifySettings};
+use convos_store::messages::{self, Created};
 use convos_store::ops::{self, JobFilter};
 use convos_store::threads::{Order, get_sql, list_sql, messages_sql};
 use serde_json::json;
 use sqlx::PgPool;
 use std::time::Duration;
+use support::{content, user};
 
 const ALICE: &str = "00000000-0000-7000-8000-00000000000a";
 const BOB: &str = "00000000-0000-7000-8000-00000000000b";
@@ -219,9 +227,9 @@ async fn a_long_threads_page_and_header_walk_the_thread_in_order_and_stop_early(
     );
 }
 
-/// Rows of `jobs` read so far, by sequential scans and through its indexes, as the statistics
-/// have them once `conn`'s own counts are flushed.
-async fn jobs_rows_read(db: &PgPool, conn: &PgPool) -> i64 {
+/// Rows of `table` read so far, by sequential scans and through its indexes, as the
+/// statistics have them once `conn`'s own counts are flushed.
+async fn rows_read(db: &PgPool, conn: &PgPool, table: &str) -> i64 {
     sqlx::query("select pg_stat_force_next_flush()")
         .execute(conn)
         .await
@@ -229,11 +237,17 @@ async fn jobs_rows_read(db: &PgPool, conn: &PgPool) -> i64 {
     sqlx::query_scalar(
         "select (coalesce(t.seq_tup_read, 0) + coalesce(sum(i.idx_tup_read), 0))::int8 \
          from pg_stat_user_tables t left join pg_stat_user_indexes i on i.relid = t.relid \
-         where t.relname = 'jobs' group by t.seq_tup_read",
+         where t.relname = $1 group by t.seq_tup_read",
     )
+    .bind(table)
     .fetch_one(db)
     .await
     .unwrap()
+}
+
+/// Rows of `jobs` read so far (see [`rows_read`]).
+async fn jobs_rows_read(db: &PgPool, conn: &PgPool) -> i64 {
+    rows_read(db, conn, "jobs").await
 }
 
 /// One connection, as one server's request: its statistics are its own to flush.
@@ -388,4 +402,66 @@ async fn job_ids_made_in_sql_are_uuidv7_of_their_time(db: PgPool) {
         millis(now) > millis(then) && millis(now) <= now_ms,
         "{now} is not made now"
     );
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn an_email_jobs_daily_cap_check_reads_no_more_emails_than_the_cap(db: PgPool) {
+    // A recipient whose cap an operator raised got 5,000 emails today. Counting them all for
+    // each new email made every email job cost more as the day went on (the bench's million-job
+    // backlog: the emails' last tenth ran at 0.88 of their first).
+    let (alice, bob) = (user(&db, "alice").await, user(&db, "bob").await);
+    let created = messages::create_thread(
+        &db,
+        &NotifySettings::default(),
+        alice,
+        bob,
+        &Subject::parse("Lunch").unwrap(),
+        &content("noon?"),
+        None,
+    )
+    .await
+    .unwrap()
+    .without_wake();
+    let Created::New(message) = created else {
+        panic!("a new thread")
+    };
+    sqlx::query(
+        "insert into emails (id, recipient_id, thread_id, message_id, sent_at) \
+         select gen_random_uuid(), $1, $2, $3, now() - g * interval '10 s' \
+         from generate_series(1, 5000) g",
+    )
+    .bind(bob.as_uuid())
+    .bind(message.thread_id.as_uuid())
+    .bind(message.id.as_uuid())
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query("analyze emails").execute(&db).await.unwrap();
+    let worker = one_connection(&db).await;
+
+    for cap in [20, 100] {
+        let before = rows_read(&db, &worker, "emails").await;
+        let pending = deliveries::pending(
+            &worker,
+            message.thread_id,
+            bob,
+            uuid::Uuid::now_v7(),
+            120.0,
+            cap,
+        )
+        .await
+        .unwrap()
+        .expect("bob's delivery is queued");
+        let read = rows_read(&db, &worker, "emails").await - before;
+
+        assert_eq!(pending.sent_last_day, cap, "counted up to the cap");
+        assert!(
+            read <= cap + 1,
+            "cap {cap}: read {read} of the 5,000 emails sent today"
+        );
+        sqlx::query("update deliveries set claimed_by = null")
+            .execute(&db)
+            .await
+            .unwrap();
+    }
 }

@@ -125,6 +125,7 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
         payload.recipient_id,
         job.id,
         stale_after,
+        ctx.settings.email_daily_cap,
     )
     .await?;
     let Some(pending) = pending else {

@@ -435,3 +435,31 @@ async fn a_subject_or_name_typed_as_an_encoded_word_arrives_as_typed(db: PgPool)
     );
     worker.stop().await;
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn past_the_daily_cap_a_message_is_skipped_with_its_reason(db: PgPool) {
+    let config = StackConfig::new();
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = start_api(db.clone(), &config).await;
+    let mut settings = config.worker_settings(&database_url(&db).await);
+    settings.email_daily_cap = 2;
+    let worker = InProcessWorker::start(settings);
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+
+    let mut sent = Vec::new();
+    for (i, subject) in ["One", "Two", "Three"].into_iter().enumerate() {
+        sent.push(api.send(&alice, &bob, subject, "hello").await);
+        eventually(WAIT, "the email job to finish", || all_jobs_finished(&db)).await;
+        assert_eq!(smtp.mails().len(), (i + 1).min(2), "after {subject}");
+    }
+
+    let third = sent[2]["id"].as_str().unwrap();
+    let d = api
+        .get(&format!("/api/v1/messages/{third}/deliveries"), &bob)
+        .await
+        .body;
+    assert_eq!(d["items"][0]["detail"]["state"], "skipped");
+    assert_eq!(d["items"][0]["detail"]["reason"], "daily_cap");
+    worker.stop().await;
+}
