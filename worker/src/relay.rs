@@ -66,14 +66,29 @@ const PING_TIMEOUT: Duration = Duration::from_secs(5);
 pub async fn run(ctx: Arc<Ctx>, mut queues: HashMap<JobKind, Queue>, cancel: CancellationToken) {
     let wake = Arc::new(Notify::new());
     let listener = tokio::spawn(listen(ctx.clone(), wake.clone()));
-    let housekeeper = tokio::spawn(housekeeping(ctx.clone(), wake.clone(), cancel.clone()));
+    let keep = |after: Duration| {
+        let (ctx, wake, cancel) = (ctx.clone(), wake.clone(), cancel.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            housekeeping(ctx, wake, cancel).await;
+        })
+    };
+    let mut housekeeper = keep(Duration::ZERO);
     let mut tick = tokio::time::interval(Duration::from_millis(ctx.settings.relay_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     let mut again: Option<tokio::time::Instant> = None;
     loop {
+        // Cancellation first: once shutdown begins, nothing more is handed out.
         tokio::select! {
+            biased;
             () = cancel.cancelled() => break,
+            ended = &mut housekeeper => {
+                // It only ends on cancellation, which the branch above saw first: it panicked.
+                tracing::error!(error = ?ended.err(), "housekeeping stopped; starting it again");
+                housekeeper = keep(Duration::from_secs(1));
+                continue;
+            }
             _ = tick.tick() => {}
             () = wake.notified() => {}
             () = tokio::time::sleep_until(again.unwrap_or_else(tokio::time::Instant::now)),
@@ -115,6 +130,7 @@ async fn housekeeping(ctx: Arc<Ctx>, wake: Arc<Notify>, cancel: CancellationToke
     let mut failing = false;
     loop {
         tokio::select! {
+            biased;
             () = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
