@@ -135,12 +135,7 @@ pub async fn run(ctx: &Ctx, graphile: &Graphile, report: &mut Report) -> anyhow:
             scenario: SCENARIO,
             what: format!("deliver jobs drained, concurrency {concurrency}"),
             measured: convos.rate.clone(),
-            baseline: baseline.as_ref().map(|b| {
-                (
-                    format!("graphile-worker batched, concurrency {concurrency}, no-op jobs"),
-                    b.rate.clone(),
-                )
-            }),
+            baseline: batched(*concurrency, baseline.as_ref()),
             target: ratio.as_ref().map(|r| Target {
                 goal: format!(
                     "at concurrency {concurrency}, at least graphile-worker's batched mode \
@@ -158,12 +153,7 @@ pub async fn run(ctx: &Ctx, graphile: &Graphile, report: &mut Report) -> anyhow:
             scenario: SCENARIO,
             what: format!("no-op jobs drained (deliver to nobody), concurrency {concurrency}"),
             measured: no_op.rate.clone(),
-            baseline: baseline.as_ref().map(|b| {
-                (
-                    format!("graphile-worker batched, concurrency {concurrency}, no-op jobs"),
-                    b.rate.clone(),
-                )
-            }),
+            baseline: batched(*concurrency, baseline.as_ref()),
             ratio: baseline
                 .as_ref()
                 .and_then(|b| Ratio::of("Convos/graphile", no_op.rate.rate, b.rate.rate)),
@@ -260,6 +250,16 @@ pub async fn run(ctx: &Ctx, graphile: &Graphile, report: &mut Report) -> anyhow:
         );
     }
     Ok(())
+}
+
+/// graphile-worker's batched drain at `concurrency`, as the baseline of a drain row.
+fn batched(concurrency: usize, drain: Option<&Drained>) -> Option<(String, Measure)> {
+    drain.map(|b| {
+        (
+            format!("graphile-worker batched, concurrency {concurrency}, no-op jobs"),
+            b.rate.clone(),
+        )
+    })
 }
 
 /// The latency row, against graphile-worker in `mode` when it ran. Only the batched mode is
