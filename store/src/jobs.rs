@@ -190,6 +190,30 @@ fn kinds_claimed(claimed: bool) -> Vec<&'static str> {
 /// The error of an attempt that ended without an outcome.
 const LOST: &str = "lost: no outcome before the deadline (worker stopped?)";
 
+/// The SQL of [`dispatch_due`]: binds the kind (`$1`), the most to hand out (`$2`), the
+/// deadline in seconds (`$3`) and the ceiling (`$4`). Public so that tests can check its plan.
+pub const DISPATCH_DUE_SQL: &str = "with flight as ( \
+           select state, deadline_at from jobs \
+           where kind = $1 and state in ('dispatched', 'running') \
+           order by deadline_at limit $4), \
+         room as ( \
+           select case when count(*) filter (where state = 'dispatched' and deadline_at \
+                                  < now() + make_interval(secs => $3 * 0.75)) > $4 / 4 then 0 \
+                       else greatest(0, $4 - count(*)) end as n from flight), \
+         due as ( \
+           select id from jobs where kind = $1 and state in ('pending', 'retry') \
+             and next_run_at <= now() \
+           order by next_run_at limit least($2, (select n from room)) \
+           for update skip locked), \
+         moved as ( \
+           update jobs j set state = 'dispatched', attempts = j.attempts + 1, worker = null, \
+             handouts = j.handouts + 1, \
+             updated_at = now(), deadline_at = now() + make_interval(secs => $3) \
+           where j.id = any(array(select id from due)) \
+           returning j.id, j.attempts, j.handouts, j.next_run_at) \
+         select moved.id, moved.attempts, moved.handouts, moved.next_run_at, room.n \
+         from room left join moved on true";
+
 /// Hands out up to `limit` due jobs of `kind`, oldest first, skipping rows another relay holds,
 /// and no more than keeps `ceiling` of the kind in flight (waiting in Redis, for a worker's
 /// slot, or running), and none while over a quarter of that many have held their lease
@@ -203,7 +227,10 @@ const LOST: &str = "lost: no outcome before the deadline (worker stopped?)";
 /// The update finds its rows by primary key (`= any(array(...))`): joined to the `due` set,
 /// whose size the planner cannot know, the prepared statement's generic plan read the whole
 /// table into a hash on every dispatch (2 ms at 20,000 rows, growing with the backlog;
-/// decision 35).
+/// decision 35). The jobs in flight are read in deadline order, at most `ceiling` of them (the
+/// stale ones come first): an index scan, which marks the entries of jobs that left the flight
+/// dead as it passes them, where the plain count ran as a bitmap scan, which never does, and
+/// read them all again at every look until the next vacuum (decision 47).
 pub async fn dispatch_due(
     db: &PgPool,
     kind: JobKind,
@@ -219,32 +246,13 @@ pub async fn dispatch_due(
         Option<DateTime<Utc>>,
         i64,
     );
-    let rows: Vec<Row> = sqlx::query_as(
-        "with room as ( \
-           select case when count(*) filter (where state = 'dispatched' and deadline_at \
-                                  < now() + make_interval(secs => $3 * 0.75)) > $4 / 4 then 0 \
-                       else greatest(0, $4 - count(*)) end as n from jobs \
-           where kind = $1 and state in ('dispatched', 'running')), \
-         due as ( \
-           select id from jobs where kind = $1 and state in ('pending', 'retry') \
-             and next_run_at <= now() \
-           order by next_run_at limit least($2, (select n from room)) \
-           for update skip locked), \
-         moved as ( \
-           update jobs j set state = 'dispatched', attempts = j.attempts + 1, worker = null, \
-             handouts = j.handouts + 1, \
-             updated_at = now(), deadline_at = now() + make_interval(secs => $3) \
-           where j.id = any(array(select id from due)) \
-           returning j.id, j.attempts, j.handouts, j.next_run_at) \
-         select moved.id, moved.attempts, moved.handouts, moved.next_run_at, room.n \
-         from room left join moved on true",
-    )
-    .bind(kind.as_str())
-    .bind(limit)
-    .bind(secs(deadline))
-    .bind(ceiling)
-    .fetch_all(db)
-    .await?;
+    let rows: Vec<Row> = sqlx::query_as(DISPATCH_DUE_SQL)
+        .bind(kind.as_str())
+        .bind(limit)
+        .bind(secs(deadline))
+        .bind(ceiling)
+        .fetch_all(db)
+        .await?;
     let room = rows.first().map_or(0, |r| r.4);
     let mut moved: Vec<(Lease, DateTime<Utc>)> = rows
         .into_iter()
