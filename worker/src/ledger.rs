@@ -11,13 +11,15 @@
 //! them due again, exactly as a worker killed between the work and a single write did.
 
 use crate::metrics::Metrics;
-use convos_core::jobs::Lease;
+use convos_core::jobs::{JobKind, Lease};
 use convos_store::StoreError;
 use convos_store::jobs::{self, Outcome, Running, Taken};
 use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
 
 /// Most jobs in one statement.
@@ -71,6 +73,44 @@ pub struct LedgerSettings {
 pub struct Ledger {
     takes: mpsc::UnboundedSender<TakeRequest>,
     outcomes: mpsc::UnboundedSender<FinishRequest>,
+    ended: Ended,
+}
+
+/// Attempts whose outcome this process committed, by kind, since it started, and a signal
+/// after each committed batch: each one left its kind's jobs in flight. The relay looks for
+/// room in a kind at its ceiling once enough of them ended (decision 47).
+#[derive(Clone, Debug)]
+pub struct Ended(Arc<(HashMap<JobKind, AtomicU64>, Notify)>);
+
+impl Ended {
+    fn new() -> Self {
+        let counts = JobKind::ALL
+            .into_iter()
+            .map(|kind| (kind, AtomicU64::new(0)))
+            .collect();
+        Self(Arc::new((counts, Notify::new())))
+    }
+
+    /// How many attempts of `kind` ended here so far.
+    pub fn of(&self, kind: JobKind) -> u64 {
+        self.0.0.get(&kind).map_or(0, |n| n.load(Ordering::Relaxed))
+    }
+
+    /// Returns once a batch of outcomes committed since the last call returned (at once if one
+    /// did meanwhile).
+    pub async fn more(&self) {
+        self.0.1.notified().await;
+    }
+
+    fn add(&self, kind: JobKind) {
+        if let Some(n) = self.0.0.get(&kind) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn committed(&self) {
+        self.0.1.notify_one();
+    }
 }
 
 impl Ledger {
@@ -78,14 +118,30 @@ impl Ledger {
     pub fn spawn(db: PgPool, settings: LedgerSettings, metrics: Metrics) -> Self {
         let (takes, take_rx) = mpsc::unbounded_channel();
         let (outcomes, outcome_rx) = mpsc::unbounded_channel();
+        let ended = Ended::new();
         tokio::spawn(write_takes(
             db.clone(),
             settings.clone(),
             metrics.clone(),
             take_rx,
         ));
-        tokio::spawn(write_outcomes(db, settings, metrics, outcome_rx));
-        Self { takes, outcomes }
+        tokio::spawn(write_outcomes(
+            db,
+            settings,
+            metrics,
+            ended.clone(),
+            outcome_rx,
+        ));
+        Self {
+            takes,
+            outcomes,
+            ended,
+        }
+    }
+
+    /// The attempts whose outcome this process committed, by kind.
+    pub fn ended(&self) -> &Ended {
+        &self.ended
     }
 
     /// The job a ticket hands out, ready to run; `None` when it is not to run here (see
@@ -221,6 +277,7 @@ async fn write_outcomes(
     db: PgPool,
     settings: LedgerSettings,
     metrics: Metrics,
+    ended: Ended,
     mut rx: mpsc::UnboundedReceiver<FinishRequest>,
 ) {
     while let Some(batch) = next_batch(&mut rx, settings.outcome_wait).await {
@@ -245,8 +302,12 @@ async fn write_outcomes(
                 for request in batch {
                     // Only the first run of the current attempt took the outcome.
                     let current = recorded.remove(&(request.job.id, request.job.attempt));
+                    if current {
+                        ended.add(request.job.kind);
+                    }
                     let _ = request.reply.send(Ok(current));
                 }
+                ended.committed();
             }
             Err(e) => {
                 for request in batch {

@@ -14,6 +14,7 @@
 //! so nothing depends on one arriving.
 
 use crate::Ctx;
+use crate::ledger::Ended;
 use crate::queue::{self, Queue};
 use convos_core::jobs::{JobKind, JobTicket, TICKET_JOBS_MAX, TICKET_SPREAD};
 use convos_store::jobs;
@@ -33,19 +34,68 @@ const BATCH: i64 = 1_000;
 /// (500 per 200 ms).
 const AGAIN: Duration = Duration::from_millis(5);
 
-/// How soon a queue found at its ceiling is looked at again. A drain runs at most at the
-/// ceiling over this: waiting one worker poll (50 ms) capped it near 500 jobs per 65 ms, while
-/// jobs now leave the ceiling as soon as their outcomes commit (decision 34). A look finding no
-/// room is one count over the in-flight index.
-const FULL_AGAIN: Duration = Duration::from_millis(10);
+/// A kind at its ceiling (of jobs in flight, or of tickets in Redis) is looked at again once
+/// this share of the ceiling ended here (1/16: 125 of the default 2,000), or at the next tick.
+const REFILL_SHARE: i64 = 16;
+
+/// The kinds a pass found at a ceiling, with how many of the kind had ended in this process
+/// then (decision 47).
+///
+/// A look at a kind counts its jobs in flight, up to the ceiling: in the sustained benchmark's
+/// full-speed phase, 2,000 email jobs read every 10 ms to find room for a handful. Room only
+/// opens as jobs end (or are found lost, or an operator acts), so a kind at its ceiling is
+/// looked at again once this process's workers ended a share of the ceiling, and at every tick
+/// for what other processes' workers and the housekeeping freed.
+#[derive(Debug, Default)]
+struct Ceilings(HashMap<JobKind, u64>);
+
+impl Ceilings {
+    /// Whether `kind` is worth a look: it was not at a ceiling, or `refill` of it ended here
+    /// since.
+    fn worth_a_look(&self, kind: JobKind, ended: u64, refill: u64) -> bool {
+        self.0
+            .get(&kind)
+            .is_none_or(|&then| ended.saturating_sub(then) >= refill)
+    }
+
+    /// Whether any kind at a ceiling is worth a look (see [`Ceilings::worth_a_look`]).
+    fn any_worth_a_look(&self, ended: &Ended, refill: u64) -> bool {
+        self.0
+            .keys()
+            .any(|&kind| self.worth_a_look(kind, ended.of(kind), refill))
+    }
+
+    /// What a pass found of `kind`, `ended` of it having ended here before the pass looked.
+    fn found(&mut self, kind: JobKind, at_ceiling: bool, ended: u64) {
+        if at_ceiling {
+            self.0.insert(kind, ended);
+        } else {
+            self.0.remove(&kind);
+        }
+    }
+
+    /// Whether no kind is at a ceiling.
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Forgets every ceiling: the next pass looks at every kind.
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+/// How many jobs of a kind at its ceiling end here before it is looked at again.
+fn refill(ceiling: i64) -> u64 {
+    (ceiling / REFILL_SHARE).max(1) as u64
+}
 
 /// What a pass left behind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Left {
-    /// Nothing due that it could see.
+    /// Nothing due that it could see, or nothing it could hand out before jobs end (kinds at a
+    /// ceiling are in [`Ceilings`]).
     Nothing,
-    /// A queue at its ceiling: go again once some may have finished.
-    Full,
     /// A queue took as many as it had room for: more may be due, go again at once.
     More,
 }
@@ -78,6 +128,9 @@ pub async fn run(ctx: Arc<Ctx>, mut queues: HashMap<JobKind, Queue>, cancel: Can
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     let mut again: Option<tokio::time::Instant> = None;
+    let mut ceilings = Ceilings::default();
+    let ended = ctx.ledger.ended().clone();
+    let refill = refill(ctx.settings.jobs_in_flight);
     loop {
         // Cancellation first: once shutdown begins, nothing more is handed out.
         tokio::select! {
@@ -89,25 +142,29 @@ pub async fn run(ctx: Arc<Ctx>, mut queues: HashMap<JobKind, Queue>, cancel: Can
                 housekeeper = keep(Duration::from_secs(1));
                 continue;
             }
-            _ = tick.tick() => {}
+            // Every kind is looked at on the tick, what other processes freed included.
+            _ = tick.tick() => ceilings.clear(),
             () = wake.notified() => {}
             () = tokio::time::sleep_until(again.unwrap_or_else(tokio::time::Instant::now)),
                 if again.is_some() => {}
+            () = ended.more(), if !ceilings.is_empty() => {
+                if !ceilings.any_worth_a_look(&ended, refill) {
+                    continue;
+                }
+            }
         }
         again = None;
-        match dispatch(&ctx, &mut queues).await {
+        match dispatch(&ctx, &mut queues, &mut ceilings).await {
             Ok(left) => {
                 if failing {
                     tracing::info!("relay recovered");
                     failing = false;
                 }
-                // Due jobs may be left behind: go again soon, not at the next tick.
-                let after = match left {
-                    Left::Nothing => None,
-                    Left::Full => Some(FULL_AGAIN),
-                    Left::More => Some(AGAIN),
-                };
-                again = after.map(|after| tokio::time::Instant::now() + after);
+                // Due jobs may be left behind: go again soon, not at the next tick. (Kinds at a
+                // ceiling are looked at again as their jobs end.)
+                if left == Left::More {
+                    again = Some(tokio::time::Instant::now() + AGAIN);
+                }
             }
             Err(e) => {
                 if !failing {
@@ -284,9 +341,13 @@ async fn subscribe(
 
 /// A relay pass: hands due jobs of every kind that is not paused to its queue. Whether due
 /// jobs may be left behind.
-async fn dispatch(ctx: &Ctx, queues: &mut HashMap<JobKind, Queue>) -> anyhow::Result<Left> {
+async fn dispatch(
+    ctx: &Ctx,
+    queues: &mut HashMap<JobKind, Queue>,
+    ceilings: &mut Ceilings,
+) -> anyhow::Result<Left> {
     let paused = convos_store::ops::paused(&ctx.ledger_db).await?;
-    push_due(ctx, queues, &paused).await
+    push_due(ctx, queues, ceilings, &paused).await
 }
 
 /// Pushes tickets for due jobs of every kind that is not paused, while its queue has room.
@@ -294,30 +355,34 @@ async fn dispatch(ctx: &Ctx, queues: &mut HashMap<JobKind, Queue>) -> anyhow::Re
 async fn push_due(
     ctx: &Ctx,
     queues: &mut HashMap<JobKind, Queue>,
+    ceilings: &mut Ceilings,
     paused: &[JobKind],
 ) -> anyhow::Result<Left> {
     let mut left = Left::Nothing;
     let mut redis = ctx.redis.clone();
+    let ceiling = ctx.settings.jobs_in_flight;
+    let refill = refill(ceiling);
     for kind in JobKind::ALL.into_iter().filter(|k| !paused.contains(k)) {
         let Some(queue) = queues.get_mut(&kind) else {
             continue;
         };
+        let ended = ctx.ledger.ended().of(kind);
+        if !ceilings.worth_a_look(kind, ended, refill) {
+            continue;
+        }
         let depth = queue::depth(&mut redis, &ctx.settings.redis_prefix, kind).await?;
         let room = ctx.settings.queue_ceiling - depth;
         if room <= 0 {
-            left = left.max(Left::Full);
+            ceilings.found(kind, true, ended);
             continue;
         }
         let most = jobs_for(room);
         // Dispatched is committed before any ticket exists. Tickets that cannot be pushed are
         // made due again right away (or, if even that fails, by their deadline).
-        let ceiling = ctx.settings.jobs_in_flight;
         let deadline = ctx.settings.deadline();
         let dispatched = jobs::dispatch_due(&ctx.ledger_db, kind, most, ceiling, deadline).await?;
-        if dispatched.at_ceiling {
-            // Enough of the kind is in flight: look again once workers had a poll to finish some.
-            left = left.max(Left::Full);
-        }
+        // Enough of the kind in flight: looked at again once enough of it ended.
+        ceilings.found(kind, dispatched.at_ceiling, ended);
         let leases = dispatched.leases;
         if leases.is_empty() {
             continue;
@@ -351,6 +416,31 @@ fn jobs_for(room: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kind_at_its_ceiling_is_looked_at_again_once_a_share_of_the_ceiling_ended_here() {
+        let refill = refill(2_000);
+        assert_eq!(refill, 125);
+        let mut ceilings = Ceilings::default();
+        assert!(ceilings.worth_a_look(JobKind::NotifyEmail, 0, refill));
+
+        ceilings.found(JobKind::NotifyEmail, true, 1_000);
+        assert!(!ceilings.worth_a_look(JobKind::NotifyEmail, 1_124, refill));
+        assert!(ceilings.worth_a_look(JobKind::NotifyEmail, 1_125, refill));
+        assert!(
+            ceilings.worth_a_look(JobKind::Deliver, 0, refill),
+            "other kinds are looked at as before"
+        );
+
+        ceilings.found(JobKind::NotifyEmail, false, 1_125);
+        assert!(ceilings.is_empty());
+        ceilings.found(JobKind::Deliver, true, 7);
+        ceilings.clear();
+        assert!(
+            ceilings.worth_a_look(JobKind::Deliver, 7, refill),
+            "the tick looks at all"
+        );
+    }
 
     #[test]
     fn what_a_pass_dispatches_always_fits_the_room_left_in_redis() {
