@@ -268,9 +268,12 @@ pub async fn dispatch_due(
         })
         .collect();
     moved.sort_by_key(|(_, due)| *due);
+    // Bound by the ceiling: the room was below the request, and all of it was taken (fewer due
+    // jobs than the room is not the ceiling's doing).
+    let at_ceiling = room < limit && moved.len() as i64 >= room;
     Ok(Dispatched {
         leases: moved.into_iter().map(|(lease, _)| lease).collect(),
-        at_ceiling: room < limit,
+        at_ceiling,
     })
 }
 
@@ -279,7 +282,8 @@ pub async fn dispatch_due(
 pub struct Dispatched {
     /// The jobs' leases, in due order.
     pub leases: Vec<Lease>,
-    /// Whether the ceiling, not the request, bounded it: more may be due once some start.
+    /// Whether the ceiling, not the request or the due jobs, bounded it: it left no room, and
+    /// more may be due once some of the kind end.
     pub at_ceiling: bool,
 }
 

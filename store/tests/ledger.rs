@@ -516,6 +516,16 @@ async fn the_relay_hands_out_due_jobs_of_one_kind_oldest_first_and_each_once(db:
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn the_relay_keeps_no_more_jobs_in_flight_than_the_ceiling(db: PgPool) {
+    // Nothing due: a ceiling below the request did not bound the dispatch, nothing else did.
+    let idle = jobs::dispatch_due(&db, JobKind::Deliver, 1000, 25, DEADLINE)
+        .await
+        .unwrap();
+    assert!(idle.leases.is_empty());
+    assert!(
+        !idle.at_ceiling,
+        "nothing in flight, the ceiling is not reached"
+    );
+
     // Arrange: 30 due deliver jobs, 10 of them already handed out and not yet finished.
     enqueue_due(&db, "ceiling", 30).await;
     let first = jobs::dispatch_due(&db, JobKind::Deliver, 10, 25, DEADLINE)

@@ -108,7 +108,8 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         format!(
             "{USERS} senders and {USERS} recipients writing new threads (bodies from the corpus's \
              size distribution); notification delay 0, so every message owes a delivery job and \
-             an email job, and emails are written to a folder (lettre's file transport); {WATCHED} recipients hold an \
+             an email job, and emails are written to a folder (lettre's file transport), in \
+             memory where the machine has /dev/shm (decision 48); {WATCHED} recipients hold an \
              event stream open and one send in {SAMPLE_EVERY} goes to one of them; peak MiB is \
              the server's on the accepted rows and the worker's on the end-to-end rows"
         ),
