@@ -558,6 +558,10 @@ async fn the_relay_keeps_no_more_jobs_in_flight_than_the_ceiling(db: PgPool) {
         5,
         "finished jobs leave room: the last 5 due"
     );
+    assert!(
+        !after.at_ceiling,
+        "20 in flight, 5 due: the due jobs bounded it, not the ceiling"
+    );
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]

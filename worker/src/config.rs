@@ -151,6 +151,13 @@ impl WorkerSettings {
     /// must not be forgeable with the public development secret.
     pub fn check(&self) -> Result<(), ConfigError> {
         convos_plumbing::settings::check_secret(self.env, &self.secret_key)?;
+        if self.queue_ceiling < 1 || self.jobs_in_flight < 1 {
+            return Err(ConfigError::Unusable(
+                "CONVOS_QUEUE_CEILING and CONVOS_JOBS_IN_FLIGHT must be at least 1: nothing \
+                 would ever be handed out"
+                    .into(),
+            ));
+        }
         if self.inbound_smtp_addr.is_some() && self.reply_domain.is_none() {
             return Err(ConfigError::Unusable(
                 "CONVOS_INBOUND_SMTP_ADDR needs CONVOS_REPLY_DOMAIN: the listener takes mail \

@@ -9,9 +9,10 @@
 //! worker process) cooperate through `FOR UPDATE SKIP LOCKED`.
 //!
 //! Servers announce commits that wrote jobs on the wake channel (decision 12); the relay then
-//! dispatches at once instead of at its next tick. A wake-up is only a hint: the relay still
-//! dispatches every `relay_interval_ms` (which also finds retries and delayed jobs come due),
-//! so nothing depends on one arriving.
+//! dispatches at once instead of at its next tick (except kinds at a ceiling, looked at again
+//! as their jobs end: decision 47). A wake-up is only a hint: the relay still dispatches every
+//! `relay_interval_ms` (which also finds retries and delayed jobs come due), so nothing depends
+//! on one arriving.
 
 use crate::Ctx;
 use crate::ledger::Ended;
@@ -24,6 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Jobs dispatched per queue per pass at most (in up to [`TICKET_JOBS_MAX`] per ticket).
@@ -35,48 +37,59 @@ const BATCH: i64 = 1_000;
 const AGAIN: Duration = Duration::from_millis(5);
 
 /// A kind at its ceiling (of jobs in flight, or of tickets in Redis) is looked at again once
-/// this share of the ceiling ended here (1/16: 125 of the default 2,000), or at the next tick.
+/// this share of the ceiling ended here (1/16: 125 of the default 2,000), or after
+/// [`LOOK_AGAIN`].
 const REFILL_SHARE: i64 = 16;
+
+/// The longest a kind at its ceiling goes without a look: room its jobs' endings here do not
+/// show (other processes' workers took its tickets, stale tickets left Redis, the housekeeping
+/// found lost jobs, an operator retried some) is found this soon. It was 10 ms for every kind
+/// at a ceiling before decision 47.
+const LOOK_AGAIN: Duration = Duration::from_millis(50);
 
 /// The kinds a pass found at a ceiling, with how many of the kind had ended in this process
 /// then (decision 47).
 ///
 /// A look at a kind counts its jobs in flight, up to the ceiling: in the sustained benchmark's
-/// full-speed phase, 2,000 email jobs read every 10 ms to find room for a handful. Room only
-/// opens as jobs end (or are found lost, or an operator acts), so a kind at its ceiling is
-/// looked at again once this process's workers ended a share of the ceiling, and at every tick
-/// for what other processes' workers and the housekeeping freed.
+/// full-speed phase, 2,000 email jobs read every 10 ms to find room for a handful. Room mostly
+/// opens as jobs end, so a kind at its ceiling is looked at again once this process's workers
+/// ended a share of the ceiling, and at the latest after [`LOOK_AGAIN`] or at the tick.
 #[derive(Debug, Default)]
-struct Ceilings(HashMap<JobKind, u64>);
+struct Ceilings(HashMap<JobKind, (u64, Instant)>);
 
 impl Ceilings {
-    /// Whether `kind` is worth a look: it was not at a ceiling, or `refill` of it ended here
-    /// since.
-    fn worth_a_look(&self, kind: JobKind, ended: u64, refill: u64) -> bool {
-        self.0
-            .get(&kind)
-            .is_none_or(|&then| ended.saturating_sub(then) >= refill)
+    /// Whether `kind` is worth a look at `now`: it was not at a ceiling, `refill` of it ended
+    /// here since, or [`LOOK_AGAIN`] passed.
+    fn worth_a_look(&self, kind: JobKind, ended: u64, refill: u64, now: Instant) -> bool {
+        self.0.get(&kind).is_none_or(|&(then, at)| {
+            ended.saturating_sub(then) >= refill || now.duration_since(at) >= LOOK_AGAIN
+        })
     }
 
     /// Whether any kind at a ceiling is worth a look (see [`Ceilings::worth_a_look`]).
-    fn any_worth_a_look(&self, ended: &Ended, refill: u64) -> bool {
+    fn any_worth_a_look(&self, ended: &Ended, refill: u64, now: Instant) -> bool {
         self.0
             .keys()
-            .any(|&kind| self.worth_a_look(kind, ended.of(kind), refill))
+            .any(|&kind| self.worth_a_look(kind, ended.of(kind), refill, now))
     }
 
-    /// What a pass found of `kind`, `ended` of it having ended here before the pass looked.
-    fn found(&mut self, kind: JobKind, at_ceiling: bool, ended: u64) {
+    /// What a pass found of `kind` at `now`, `ended` of it having ended here before it looked.
+    fn found(&mut self, kind: JobKind, at_ceiling: bool, ended: u64, now: Instant) {
         if at_ceiling {
-            self.0.insert(kind, ended);
+            self.0.insert(kind, (ended, now));
         } else {
             self.0.remove(&kind);
         }
     }
 
-    /// Whether no kind is at a ceiling.
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
+    /// When the kind at a ceiling longest is due a look whatever ended; `None` if none is.
+    fn next_look(&self) -> Option<Instant> {
+        self.0.values().map(|&(_, at)| at + LOOK_AGAIN).min()
+    }
+
+    /// Forgets the ceilings of `kinds` (paused: the pass does not look at them).
+    fn forget(&mut self, kinds: &[JobKind]) {
+        self.0.retain(|kind, _| !kinds.contains(kind));
     }
 
     /// Forgets every ceiling: the next pass looks at every kind.
@@ -127,7 +140,7 @@ pub async fn run(ctx: Arc<Ctx>, mut queues: HashMap<JobKind, Queue>, cancel: Can
     let mut tick = tokio::time::interval(Duration::from_millis(ctx.settings.relay_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
-    let mut again: Option<tokio::time::Instant> = None;
+    let mut again: Option<Instant> = None;
     let mut ceilings = Ceilings::default();
     let ended = ctx.ledger.ended().clone();
     let refill = refill(ctx.settings.jobs_in_flight);
@@ -145,10 +158,10 @@ pub async fn run(ctx: Arc<Ctx>, mut queues: HashMap<JobKind, Queue>, cancel: Can
             // Every kind is looked at on the tick, what other processes freed included.
             _ = tick.tick() => ceilings.clear(),
             () = wake.notified() => {}
-            () = tokio::time::sleep_until(again.unwrap_or_else(tokio::time::Instant::now)),
+            () = tokio::time::sleep_until(again.unwrap_or_else(Instant::now)),
                 if again.is_some() => {}
-            () = ended.more(), if !ceilings.is_empty() => {
-                if !ceilings.any_worth_a_look(&ended, refill) {
+            () = ended.more(), if ceilings.next_look().is_some() => {
+                if !ceilings.any_worth_a_look(&ended, refill, Instant::now()) {
                     continue;
                 }
             }
@@ -160,11 +173,12 @@ pub async fn run(ctx: Arc<Ctx>, mut queues: HashMap<JobKind, Queue>, cancel: Can
                     tracing::info!("relay recovered");
                     failing = false;
                 }
-                // Due jobs may be left behind: go again soon, not at the next tick. (Kinds at a
-                // ceiling are looked at again as their jobs end.)
-                if left == Left::More {
-                    again = Some(tokio::time::Instant::now() + AGAIN);
-                }
+                // Due jobs may be left behind: go again soon, not at the next tick. Kinds at a
+                // ceiling are looked at again as their jobs end, or once their time is up.
+                again = match left {
+                    Left::More => Some(Instant::now() + AGAIN),
+                    Left::Nothing => ceilings.next_look(),
+                };
             }
             Err(e) => {
                 if !failing {
@@ -362,18 +376,19 @@ async fn push_due(
     let mut redis = ctx.redis.clone();
     let ceiling = ctx.settings.jobs_in_flight;
     let refill = refill(ceiling);
+    ceilings.forget(paused);
     for kind in JobKind::ALL.into_iter().filter(|k| !paused.contains(k)) {
         let Some(queue) = queues.get_mut(&kind) else {
             continue;
         };
         let ended = ctx.ledger.ended().of(kind);
-        if !ceilings.worth_a_look(kind, ended, refill) {
+        if !ceilings.worth_a_look(kind, ended, refill, Instant::now()) {
             continue;
         }
         let depth = queue::depth(&mut redis, &ctx.settings.redis_prefix, kind).await?;
         let room = ctx.settings.queue_ceiling - depth;
         if room <= 0 {
-            ceilings.found(kind, true, ended);
+            ceilings.found(kind, true, ended, Instant::now());
             continue;
         }
         let most = jobs_for(room);
@@ -382,7 +397,7 @@ async fn push_due(
         let deadline = ctx.settings.deadline();
         let dispatched = jobs::dispatch_due(&ctx.ledger_db, kind, most, ceiling, deadline).await?;
         // Enough of the kind in flight: looked at again once enough of it ended.
-        ceilings.found(kind, dispatched.at_ceiling, ended);
+        ceilings.found(kind, dispatched.at_ceiling, ended, Instant::now());
         let leases = dispatched.leases;
         if leases.is_empty() {
             continue;
@@ -391,6 +406,7 @@ async fn push_due(
             // Which tickets reached Redis is unknown: all go back to due. A ticket that did
             // arrive runs nothing, now or after the job's next hand-out (decision 36); one
             // taken before the give-back runs on, and its outcome is ignored.
+            ceilings.found(kind, false, ended, Instant::now());
             jobs::undispatch(&ctx.ledger_db, &leases).await?;
             return Err(anyhow::anyhow!("could not push to redis: {e}"));
         }
@@ -418,26 +434,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_kind_at_its_ceiling_is_looked_at_again_once_a_share_of_the_ceiling_ended_here() {
+    fn a_kind_at_its_ceiling_is_looked_at_again_once_a_share_ended_here_or_its_time_is_up() {
         let refill = refill(2_000);
         assert_eq!(refill, 125);
+        let start = Instant::now();
+        let soon = start + Duration::from_millis(10);
         let mut ceilings = Ceilings::default();
-        assert!(ceilings.worth_a_look(JobKind::NotifyEmail, 0, refill));
+        assert!(ceilings.worth_a_look(JobKind::NotifyEmail, 0, refill, start));
+        assert_eq!(ceilings.next_look(), None);
 
-        ceilings.found(JobKind::NotifyEmail, true, 1_000);
-        assert!(!ceilings.worth_a_look(JobKind::NotifyEmail, 1_124, refill));
-        assert!(ceilings.worth_a_look(JobKind::NotifyEmail, 1_125, refill));
+        ceilings.found(JobKind::NotifyEmail, true, 1_000, start);
+        assert!(!ceilings.worth_a_look(JobKind::NotifyEmail, 1_124, refill, soon));
+        assert!(ceilings.worth_a_look(JobKind::NotifyEmail, 1_125, refill, soon));
+        assert!(ceilings.worth_a_look(JobKind::NotifyEmail, 1_000, refill, start + LOOK_AGAIN));
+        assert_eq!(ceilings.next_look(), Some(start + LOOK_AGAIN));
         assert!(
-            ceilings.worth_a_look(JobKind::Deliver, 0, refill),
+            ceilings.worth_a_look(JobKind::Deliver, 0, refill, soon),
             "other kinds are looked at as before"
         );
 
-        ceilings.found(JobKind::NotifyEmail, false, 1_125);
-        assert!(ceilings.is_empty());
-        ceilings.found(JobKind::Deliver, true, 7);
+        ceilings.found(JobKind::NotifyEmail, false, 1_125, soon);
+        assert_eq!(ceilings.next_look(), None);
+        ceilings.found(JobKind::Deliver, true, 7, soon);
+        ceilings.found(JobKind::NotifyEmail, true, 9, soon);
+        ceilings.forget(&[JobKind::Deliver]);
+        assert!(
+            ceilings.worth_a_look(JobKind::Deliver, 7, refill, soon),
+            "paused, forgotten"
+        );
         ceilings.clear();
         assert!(
-            ceilings.worth_a_look(JobKind::Deliver, 7, refill),
+            ceilings.worth_a_look(JobKind::NotifyEmail, 9, refill, soon),
             "the tick looks at all"
         );
     }

@@ -99,6 +99,28 @@ fn the_worker_refuses_to_run_in_production_with_the_development_secret() {
     assert!(String::from_utf8_lossy(&real.stderr).contains("could not connect to postgres"));
 }
 
+#[test]
+fn the_worker_refuses_ceilings_under_one() {
+    for (name, value) in [
+        ("CONVOS_JOBS_IN_FLIGHT", "0"),
+        ("CONVOS_QUEUE_CEILING", "-5"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_convos-worker"))
+            .env(name, value)
+            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+            .env("REDIS_URL", "redis://127.0.0.1:1")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(name), "{name}={value}: {err}");
+        assert!(
+            !err.contains("could not connect"),
+            "refused before connecting: {err}"
+        );
+    }
+}
+
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn queues_prints_the_board_for_scripts_and_people(db: sqlx::PgPool) {
     sqlx::query(
