@@ -54,53 +54,61 @@ const LOOK_AGAIN: Duration = Duration::from_millis(50);
 /// full-speed phase, 2,000 email jobs read every 10 ms to find room for a handful. Room mostly
 /// opens as jobs end, so a kind at its ceiling is looked at again once this process's workers
 /// ended a share of the ceiling, and at the latest after [`LOOK_AGAIN`] or at the tick.
-#[derive(Debug, Default)]
-struct Ceilings(HashMap<JobKind, (u64, Instant)>);
+#[derive(Debug)]
+struct Ceilings {
+    /// How many jobs of a kind at its ceiling end here before it is looked at again.
+    refill: u64,
+    /// Each kind at a ceiling: how many of it had ended here, and when it was found.
+    found: HashMap<JobKind, (u64, Instant)>,
+}
 
 impl Ceilings {
-    /// Whether `kind` is worth a look at `now`: it was not at a ceiling, `refill` of it ended
-    /// here since, or [`LOOK_AGAIN`] passed.
-    fn worth_a_look(&self, kind: JobKind, ended: u64, refill: u64, now: Instant) -> bool {
-        self.0.get(&kind).is_none_or(|&(then, at)| {
-            ended.saturating_sub(then) >= refill || now.duration_since(at) >= LOOK_AGAIN
+    /// None yet, for a ceiling of `jobs_in_flight`.
+    fn new(jobs_in_flight: i64) -> Self {
+        Self {
+            refill: (jobs_in_flight / REFILL_SHARE).max(1) as u64,
+            found: HashMap::new(),
+        }
+    }
+
+    /// Whether `kind` is worth a look at `now`, `ended` of it having ended here: it was not at
+    /// a ceiling, a share of the ceiling of it ended here since, or [`LOOK_AGAIN`] passed.
+    fn worth_a_look(&self, kind: JobKind, ended: u64, now: Instant) -> bool {
+        self.found.get(&kind).is_none_or(|&(then, at)| {
+            ended.saturating_sub(then) >= self.refill || now.duration_since(at) >= LOOK_AGAIN
         })
     }
 
     /// Whether any kind at a ceiling is worth a look (see [`Ceilings::worth_a_look`]).
-    fn any_worth_a_look(&self, ended: &Ended, refill: u64, now: Instant) -> bool {
-        self.0
+    fn any_worth_a_look(&self, ended: &Ended, now: Instant) -> bool {
+        self.found
             .keys()
-            .any(|&kind| self.worth_a_look(kind, ended.of(kind), refill, now))
+            .any(|&kind| self.worth_a_look(kind, ended.of(kind), now))
     }
 
     /// What a pass found of `kind` at `now`, `ended` of it having ended here before it looked.
     fn found(&mut self, kind: JobKind, at_ceiling: bool, ended: u64, now: Instant) {
         if at_ceiling {
-            self.0.insert(kind, (ended, now));
+            self.found.insert(kind, (ended, now));
         } else {
-            self.0.remove(&kind);
+            self.found.remove(&kind);
         }
     }
 
     /// When the kind at a ceiling longest is due a look whatever ended; `None` if none is.
     fn next_look(&self) -> Option<Instant> {
-        self.0.values().map(|&(_, at)| at + LOOK_AGAIN).min()
+        self.found.values().map(|&(_, at)| at + LOOK_AGAIN).min()
     }
 
     /// Forgets the ceilings of `kinds` (paused: the pass does not look at them).
     fn forget(&mut self, kinds: &[JobKind]) {
-        self.0.retain(|kind, _| !kinds.contains(kind));
+        self.found.retain(|kind, _| !kinds.contains(kind));
     }
 
     /// Forgets every ceiling: the next pass looks at every kind.
     fn clear(&mut self) {
-        self.0.clear();
+        self.found.clear();
     }
-}
-
-/// How many jobs of a kind at its ceiling end here before it is looked at again.
-fn refill(ceiling: i64) -> u64 {
-    (ceiling / REFILL_SHARE).max(1) as u64
 }
 
 /// What a pass left behind.
@@ -141,17 +149,16 @@ pub async fn run(ctx: Arc<Ctx>, mut queues: HashMap<JobKind, Queue>, cancel: Can
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     let mut again: Option<Instant> = None;
-    let mut ceilings = Ceilings::default();
+    let mut ceilings = Ceilings::new(ctx.settings.jobs_in_flight);
     let ended = ctx.ledger.ended().clone();
-    let refill = refill(ctx.settings.jobs_in_flight);
     loop {
         // Cancellation first: once shutdown begins, nothing more is handed out.
         tokio::select! {
             biased;
             () = cancel.cancelled() => break,
-            ended = &mut housekeeper => {
+            stopped = &mut housekeeper => {
                 // It only ends on cancellation, which the branch above saw first: it panicked.
-                tracing::error!(error = ?ended.err(), "housekeeping stopped; starting it again");
+                tracing::error!(error = ?stopped.err(), "housekeeping stopped; starting it again");
                 housekeeper = keep(Duration::from_secs(1));
                 continue;
             }
@@ -161,7 +168,7 @@ pub async fn run(ctx: Arc<Ctx>, mut queues: HashMap<JobKind, Queue>, cancel: Can
             () = tokio::time::sleep_until(again.unwrap_or_else(Instant::now)),
                 if again.is_some() => {}
             () = ended.more(), if ceilings.next_look().is_some() => {
-                if !ceilings.any_worth_a_look(&ended, refill, Instant::now()) {
+                if !ceilings.any_worth_a_look(&ended, Instant::now()) {
                     continue;
                 }
             }
@@ -375,14 +382,13 @@ async fn push_due(
     let mut left = Left::Nothing;
     let mut redis = ctx.redis.clone();
     let ceiling = ctx.settings.jobs_in_flight;
-    let refill = refill(ceiling);
     ceilings.forget(paused);
     for kind in JobKind::ALL.into_iter().filter(|k| !paused.contains(k)) {
         let Some(queue) = queues.get_mut(&kind) else {
             continue;
         };
         let ended = ctx.ledger.ended().of(kind);
-        if !ceilings.worth_a_look(kind, ended, refill, Instant::now()) {
+        if !ceilings.worth_a_look(kind, ended, Instant::now()) {
             continue;
         }
         let depth = queue::depth(&mut redis, &ctx.settings.redis_prefix, kind).await?;
@@ -435,21 +441,20 @@ mod tests {
 
     #[test]
     fn a_kind_at_its_ceiling_is_looked_at_again_once_a_share_ended_here_or_its_time_is_up() {
-        let refill = refill(2_000);
-        assert_eq!(refill, 125);
+        let mut ceilings = Ceilings::new(2_000);
+        assert_eq!(ceilings.refill, 125);
         let start = Instant::now();
         let soon = start + Duration::from_millis(10);
-        let mut ceilings = Ceilings::default();
-        assert!(ceilings.worth_a_look(JobKind::NotifyEmail, 0, refill, start));
+        assert!(ceilings.worth_a_look(JobKind::NotifyEmail, 0, start));
         assert_eq!(ceilings.next_look(), None);
 
         ceilings.found(JobKind::NotifyEmail, true, 1_000, start);
-        assert!(!ceilings.worth_a_look(JobKind::NotifyEmail, 1_124, refill, soon));
-        assert!(ceilings.worth_a_look(JobKind::NotifyEmail, 1_125, refill, soon));
-        assert!(ceilings.worth_a_look(JobKind::NotifyEmail, 1_000, refill, start + LOOK_AGAIN));
+        assert!(!ceilings.worth_a_look(JobKind::NotifyEmail, 1_124, soon));
+        assert!(ceilings.worth_a_look(JobKind::NotifyEmail, 1_125, soon));
+        assert!(ceilings.worth_a_look(JobKind::NotifyEmail, 1_000, start + LOOK_AGAIN));
         assert_eq!(ceilings.next_look(), Some(start + LOOK_AGAIN));
         assert!(
-            ceilings.worth_a_look(JobKind::Deliver, 0, refill, soon),
+            ceilings.worth_a_look(JobKind::Deliver, 0, soon),
             "other kinds are looked at as before"
         );
 
@@ -459,13 +464,18 @@ mod tests {
         ceilings.found(JobKind::NotifyEmail, true, 9, soon);
         ceilings.forget(&[JobKind::Deliver]);
         assert!(
-            ceilings.worth_a_look(JobKind::Deliver, 7, refill, soon),
+            ceilings.worth_a_look(JobKind::Deliver, 7, soon),
             "paused, forgotten"
         );
         ceilings.clear();
         assert!(
-            ceilings.worth_a_look(JobKind::NotifyEmail, 9, refill, soon),
+            ceilings.worth_a_look(JobKind::NotifyEmail, 9, soon),
             "the tick looks at all"
+        );
+        assert_eq!(
+            Ceilings::new(8).refill,
+            1,
+            "a small ceiling still needs one to end"
         );
     }
 

@@ -298,25 +298,17 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
 struct MailFolder(std::path::PathBuf);
 
 impl MailFolder {
-    /// A new, empty folder.
+    /// A new, empty folder: in memory if it can be made there, else in `work_dir`.
     fn new(work_dir: &std::path::Path) -> std::io::Result<Self> {
-        let name = format!("convos-bench-sustained-mail-{}", std::process::id());
-        let memory = std::path::Path::new("/dev/shm");
-        let path = if memory.is_dir() {
-            memory.join(name)
-        } else {
-            work_dir.join("sustained-mail")
+        let fresh = |path: std::path::PathBuf| {
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).map(|()| Self(path))
         };
-        let _ = std::fs::remove_dir_all(&path);
-        match std::fs::create_dir_all(&path) {
-            Ok(()) => Ok(Self(path)),
-            Err(_) if path.starts_with(memory) => {
-                let path = work_dir.join("sustained-mail");
-                let _ = std::fs::remove_dir_all(&path);
-                std::fs::create_dir_all(&path)?;
-                Ok(Self(path))
-            }
-            Err(e) => Err(e),
+        let memory = std::path::Path::new("/dev/shm");
+        let name = format!("convos-bench-sustained-mail-{}", std::process::id());
+        match memory.is_dir().then(|| fresh(memory.join(name))) {
+            Some(Ok(folder)) => Ok(folder),
+            _ => fresh(work_dir.join("sustained-mail")),
         }
     }
 }
