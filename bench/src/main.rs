@@ -99,6 +99,8 @@ pub struct Scale {
     pub sustained_idle_samples: usize,
     /// Jobs per drain of the engine scenario (each engine, each concurrency).
     pub engine_jobs: usize,
+    /// Drains of each engine per concurrency, taking turns; the report takes the medians.
+    pub engine_rounds: usize,
     /// Single jobs timed from enqueue to start, per engine and mode.
     pub engine_latency_samples: usize,
 }
@@ -125,7 +127,8 @@ impl Scale {
             sustained_baseline_secs: 6,
             sustained_idle_samples: 200,
             engine_jobs: 20_000,
-            engine_latency_samples: 300,
+            engine_rounds: 3,
+            engine_latency_samples: 600,
         }
     }
 
@@ -150,6 +153,7 @@ impl Scale {
             sustained_baseline_secs: 3,
             sustained_idle_samples: 50,
             engine_jobs: 3_000,
+            engine_rounds: 1,
             engine_latency_samples: 100,
         }
     }
@@ -185,9 +189,9 @@ impl Scale {
             self.sustained_idle_samples
         ));
         lines.push(format!(
-            "engine: {} jobs per drain, per engine and concurrency; {} single jobs for \
-             enqueue → start",
-            self.engine_jobs, self.engine_latency_samples
+            "engine: {} jobs per drain, per engine and concurrency, {} time(s) each; {} single \
+             jobs for enqueue → start",
+            self.engine_jobs, self.engine_rounds, self.engine_latency_samples
         ));
         lines
     }

@@ -99,26 +99,58 @@ pub async fn run(ctx: &Ctx, graphile: &Graphile, report: &mut Report) -> anyhow:
         );
     }
 
+    let rounds = ctx.scale.engine_rounds.max(1);
     let mut drains = Vec::new();
     let mut engine_alone = Vec::new();
+    let mut spread = Vec::new();
     for concurrency in CONCURRENCIES {
-        println!("   Convos, concurrency {concurrency}");
-        let convos = convos_drain(ctx, concurrency, jobs, Work::Deliver)
-            .await
-            .with_context(|| format!("Convos drain at concurrency {concurrency}"))?;
-        println!("   Convos no-op jobs, concurrency {concurrency}");
-        let no_op = convos_drain(ctx, concurrency, jobs, Work::Nothing)
-            .await
-            .with_context(|| format!("Convos no-op drain at concurrency {concurrency}"))?;
-        let baseline = match &node {
-            Some(node) => {
-                println!("   graphile-worker batched, concurrency {concurrency}");
-                Some(node.drain(ctx, "batched", concurrency, jobs).await?)
+        let (mut convos, mut no_op, mut baseline) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 1..=rounds {
+            println!("   Convos, concurrency {concurrency}, round {round} of {rounds}");
+            convos.push(
+                convos_drain(ctx, concurrency, jobs, Work::Deliver)
+                    .await
+                    .with_context(|| format!("Convos drain at concurrency {concurrency}"))?,
+            );
+            println!("   Convos no-op jobs, concurrency {concurrency}, round {round} of {rounds}");
+            no_op.push(
+                convos_drain(ctx, concurrency, jobs, Work::Nothing)
+                    .await
+                    .with_context(|| format!("Convos no-op drain at concurrency {concurrency}"))?,
+            );
+            if let Some(node) = &node {
+                println!(
+                    "   graphile-worker batched, concurrency {concurrency}, round {round} of {rounds}"
+                );
+                baseline.push(node.drain(ctx, "batched", concurrency, jobs).await?);
             }
-            None => None,
-        };
-        drains.push((concurrency, convos, baseline));
+        }
+        spread.push(format!(
+            "concurrency {concurrency}, jobs/s round by round: Convos `deliver` {}; no-op {}{}",
+            rates(&convos),
+            rates(&no_op),
+            if baseline.is_empty() {
+                String::new()
+            } else {
+                format!("; graphile-worker batched {}", rates(&baseline))
+            }
+        ));
+        let convos = median(convos).context("no Convos drain ran")?;
+        let no_op = median(no_op).context("no Convos no-op drain ran")?;
+        drains.push((concurrency, convos, median(baseline)));
         engine_alone.push((concurrency, no_op));
+    }
+    if rounds > 1 {
+        report.note(
+            SCENARIO,
+            format!(
+                "each drain ran {rounds} times, the engines taking turns (Convos, its no-op \
+                 jobs, graphile-worker, then again), and each figure is its series' median run \
+                 (one drain each moved the ratio 0.54–0.94 across runs of one build: the \
+                 machine's speed moves by the minute); {}",
+                spread.join("; ")
+            ),
+        );
     }
     let default_mode = match &node {
         Some(node) => {
@@ -289,6 +321,26 @@ fn latency_row(convos: &Measure, baseline: Option<(&str, Measure)>) -> Row {
         }),
         ratio,
     }
+}
+
+/// The median of `drains` by rate (the faster of the middle two of an even number); `None`
+/// if there are none.
+fn median(mut drains: Vec<Drained>) -> Option<Drained> {
+    drains.sort_by(|a, b| {
+        let rate = |d: &Drained| d.rate.rate.unwrap_or(0.0);
+        rate(a).total_cmp(&rate(b))
+    });
+    let middle = drains.len() / 2;
+    drains.into_iter().nth(middle)
+}
+
+/// The rates of `drains`, in the order they ran: "14,215 / 16,538 / 15,100".
+fn rates(drains: &[Drained]) -> String {
+    drains
+        .iter()
+        .map(|d| format!("{:.0}", d.rate.rate.unwrap_or(0.0)))
+        .collect::<Vec<_>>()
+        .join(" / ")
 }
 
 /// One timed drain: jobs per second (with the worker's peak memory) and where the CPU went.
