@@ -334,7 +334,7 @@ fn median(mut drains: Vec<Drained>) -> Option<Drained> {
     drains.into_iter().nth(middle)
 }
 
-/// The rates of `drains`, in the order they ran: "14,215 / 16,538 / 15,100".
+/// The rates of `drains` in jobs/s, in the order they ran: "14215 / 16538 / 15100".
 fn rates(drains: &[Drained]) -> String {
     drains
         .iter()
