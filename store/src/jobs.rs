@@ -140,12 +140,13 @@ pub async fn schedule_purge(db: &PgPool, period: Duration) -> Result<bool> {
 /// runs on its lease alone: nothing tells), and goes into its history as lost, under the worker
 /// that claimed it if one did; if it was the last, the job is dead. A dispatched job of a kind
 /// [`JobKind::claimed_before_running`] never started, so its attempt is given back. Rows
-/// another transaction holds (an outcome being written) are left for the next sweep.
+/// another transaction holds (an outcome being written) are left for the next sweep. Each lost
+/// attempt recorded counts as failed on the queue board (decision 49).
 pub async fn requeue_lost(db: &PgPool) -> Result<u64> {
     let claimed = kinds_claimed(true);
     let moved: i64 = sqlx::query_scalar(
         "with expired as ( \
-           select id, state, attempts, worker, updated_at, \
+           select id, kind, state, attempts, worker, updated_at, \
              state = 'dispatched' and kind = any($2) as unstarted from jobs \
            where state in ('dispatched', 'running') and deadline_at < now() \
            for update skip locked), \
@@ -159,7 +160,13 @@ pub async fn requeue_lost(db: &PgPool) -> Result<u64> {
            insert into job_attempts (job_id, attempt, worker, started_at, finished_at, error) \
            select id, attempts, coalesce(worker, 'unknown'), updated_at, now(), $1 \
            from lost \
-           on conflict (job_id, attempt) do nothing), \
+           on conflict (job_id, attempt) do nothing \
+           returning job_id), \
+         counted as ( \
+           insert into job_outcome_counts as c (kind, minute, counted_by, failed) \
+           select l.kind, date_trunc('minute', now()), 'lost', count(*) \
+           from history h join lost l on l.id = h.job_id group by l.kind \
+           on conflict (kind, minute, counted_by) do update set failed = c.failed + excluded.failed), \
          moved as ( \
            update jobs j set \
              state = case when j.attempts >= j.max_attempts then 'dead' else 'retry' end, \
@@ -509,6 +516,9 @@ pub enum Outcome {
 /// it) changes only that attempt's history; one from a hand-out given back and handed out
 /// again under the same attempt changes nothing (decision 36).
 ///
+/// The same statement adds the succeeded outcomes that took and the failed attempts it
+/// recorded to `worker`'s count for the minute, which the queue board sums (decision 49).
+///
 /// Returns the attempts (job, attempt) whose row took its outcome (the others were late or
 /// duplicate runs). The outcomes must name distinct attempts.
 ///
@@ -526,6 +536,7 @@ pub async fn finish(
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
+    let mut kinds = Vec::with_capacity(n);
     let (mut states, mut texts, mut errors, mut nexts) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),
@@ -541,6 +552,7 @@ pub async fn finish(
                 Outcome::Dead(error) => ("dead", None, Some(error), None),
             };
         ids.push(job.id);
+        kinds.push(job.kind.as_str());
         attempts.push(job.attempt);
         handouts.push(job.handout);
         started.push(job.started_at);
@@ -552,8 +564,8 @@ pub async fn finish(
     let rows: Vec<(Uuid, i32)> = sqlx::query_as(
         "with outcome as ( \
            select * from unnest($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::text[], \
-                                $6::timestamptz[], $7::timestamptz[], $9::int4[]) \
-             as o(id, attempt, state, text, error, next_run_at, started_at, handout)), \
+                                $6::timestamptz[], $7::timestamptz[], $9::int4[], $10::text[]) \
+             as o(id, attempt, state, text, error, next_run_at, started_at, handout, kind)), \
          current as ( \
            select o.*, j.state as was, j.handouts from outcome o cross join lateral ( \
              select state, attempts, handouts from jobs where id = o.id offset 0) j \
@@ -569,7 +581,7 @@ pub async fn finish(
            from current c \
            where j.id = c.id and j.state = c.was and j.attempts = c.attempt \
              and j.handouts = c.handouts \
-           returning j.id, j.attempts), \
+           returning j.id, j.attempts, j.kind, j.state), \
          history as ( \
            insert into job_attempts (job_id, attempt, worker, started_at, finished_at, error) \
            select o.id, o.attempt, $8, o.started_at, now(), o.error from outcome o \
@@ -579,7 +591,21 @@ pub async fn finish(
                          and (o.handout = 0 or j.handouts = o.handout \
                               or j.attempts <> o.attempt)) \
            on conflict (job_id, attempt) do update \
-             set finished_at = excluded.finished_at, error = excluded.error) \
+             set finished_at = excluded.finished_at, error = excluded.error \
+           returning job_id, attempt, error, xmax = 0 as inserted), \
+         counted as ( \
+           insert into job_outcome_counts as c (kind, minute, counted_by, succeeded, failed) \
+           select kind, date_trunc('minute', now()), $8, count(*) filter (where ok), \
+                  count(*) filter (where not ok) \
+           from (select kind, true as ok from finished where state in ('done', 'skipped') \
+                 union all \
+                 select o.kind, false from history h \
+                 join outcome o on o.id = h.job_id and o.attempt = h.attempt \
+                 where h.error is not null and h.inserted) counted \
+           group by kind \
+           on conflict (kind, minute, counted_by) do update \
+             set succeeded = c.succeeded + excluded.succeeded, \
+                 failed = c.failed + excluded.failed) \
          select id, attempts from finished",
     )
     .bind(&ids)
@@ -591,6 +617,7 @@ pub async fn finish(
     .bind(&started)
     .bind(worker)
     .bind(&handouts)
+    .bind(&kinds)
     .fetch_all(db)
     .await?;
     Ok(rows)

@@ -20,7 +20,8 @@ pub struct Purged {
 
 /// Deletes what has served its time: jobs finished (done, skipped, discarded) more than
 /// `keep_days` ago with their attempt history, idempotency keys past their 24 hours, the
-/// heartbeats of workers gone for a day, and received email: its raw text (quotes and all)
+/// heartbeats of workers gone for a day, the queue board's outcome counts past two days
+/// (it shows one), and received email: its raw text (quotes and all)
 /// after `keep_days`, its record after 30 days (or `keep_days`, if longer), since soft bounces
 /// count over 30 days. Returns the number of jobs deleted.
 pub async fn old_records(db: &PgPool, keep_days: i32) -> Result<u64> {
@@ -41,6 +42,9 @@ pub async fn old_records(db: &PgPool, keep_days: i32) -> Result<u64> {
         .execute(db)
         .await?;
     sqlx::query("delete from worker_heartbeats where last_seen_at < now() - interval '1 day'")
+        .execute(db)
+        .await?;
+    sqlx::query("delete from job_outcome_counts where minute < now() - interval '2 days'")
         .execute(db)
         .await?;
     sqlx::query(

@@ -619,6 +619,14 @@ async fn the_purge_deletes_old_jobs_with_their_attempt_history(db: PgPool) {
         .execute(&db)
         .await
         .unwrap();
+    // The board's counts of three days ago: it shows one day.
+    sqlx::query(
+        "insert into job_outcome_counts (kind, minute, counted_by, succeeded) \
+         values ('deliver', date_trunc('minute', now() - interval '3 days'), 'w', 5)",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
 
     let purged = convos_store::purge::old_records(&db, 7).await.unwrap();
 
@@ -632,6 +640,15 @@ async fn the_purge_deletes_old_jobs_with_their_attempt_history(db: PgPool) {
         2,
         "a recent job keeps its history"
     );
+    let counts: (i64, i64, i64) = sqlx::query_as(
+        "select sum(succeeded)::int8, sum(failed)::int8, \
+                count(*) filter (where minute < now() - interval '2 days') \
+         from job_outcome_counts",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(counts, (3, 3, 0), "today's counts stay, older ones go");
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
@@ -819,4 +836,46 @@ async fn a_hand_out_given_back_neither_runs_again_nor_records_an_outcome(db: PgP
     );
     assert_eq!(take(&db, &second).await.len(), 1);
     assert_eq!(state(&db, second[0].id).await, ("running".into(), 1));
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn the_board_counts_each_outcome_once_as_it_is_recorded(db: PgPool) {
+    let leases = dispatched(&db, 3).await;
+    let running = take(&db, &leases).await;
+    let done = Outcome::Done("appended".into());
+    let retry = Outcome::Retry {
+        error: "redis: refused".into(),
+        at: chrono::Utc::now() + chrono::Duration::minutes(5),
+    };
+    let outcomes = [(&running[0], &done), (&running[1], &retry)];
+    jobs::finish(&db, "worker-a", &outcomes).await.unwrap();
+    // The same attempts end again (a ticket run twice): nothing more happened to count.
+    jobs::finish(&db, "worker-b", &outcomes).await.unwrap();
+    // The third goes without an outcome past its deadline: a lost attempt is a failed one.
+    sqlx::query("update jobs set deadline_at = now() - interval '1 second' where id = $1")
+        .bind(leases[2].id)
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(jobs::requeue_lost(&db).await.unwrap(), 1);
+    assert_eq!(jobs::requeue_lost(&db).await.unwrap(), 0);
+
+    let board = ops::board(&db).await.unwrap();
+    let deliver = board.queues.iter().find(|q| q.name == "deliver").unwrap();
+    assert_eq!(
+        (deliver.succeeded_1h, deliver.succeeded_24h),
+        (1, 1),
+        "{deliver:?}"
+    );
+    assert_eq!(
+        (deliver.failed_1h, deliver.failed_24h),
+        (2, 2),
+        "a retry and a loss: {deliver:?}"
+    );
+    let other = board
+        .queues
+        .iter()
+        .find(|q| q.name == "notify_email")
+        .unwrap();
+    assert_eq!((other.succeeded_24h, other.failed_24h), (0, 0));
 }

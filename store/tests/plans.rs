@@ -288,6 +288,14 @@ async fn the_queue_board_reads_the_live_jobs_not_the_finished_history(db: PgPool
     .execute(&db)
     .await
     .unwrap();
+    // What the worker counted when the three finished (decision 49).
+    sqlx::query(
+        "insert into job_outcome_counts (kind, minute, counted_by, succeeded) \
+         values ('deliver', date_trunc('minute', now() - interval '2 hours'), 'w', 3)",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
     sqlx::query("analyze jobs").execute(&db).await.unwrap();
     let server = one_connection(&db).await;
 
@@ -310,6 +318,94 @@ async fn the_queue_board_reads_the_live_jobs_not_the_finished_history(db: PgPool
     assert!(
         read < 1_000,
         "the board read {read} rows of jobs to count 15 live ones"
+    );
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn the_queue_board_counts_a_busy_days_outcomes_without_reading_them(db: PgPool) {
+    // A busy day: 20,000 jobs succeeded and 2,000 attempts failed, their outcomes recorded as a
+    // worker records them. Counted from the rows, the board read each of them on every refresh
+    // (about 0.3 s for a million finished in a day, on an idle machine), so it grew with the
+    // day's traffic until it ran past the statement timeout, when operators need it most.
+    sqlx::query(
+        "insert into jobs (id, kind, key, payload, max_attempts, state, attempts, handouts, \
+                           deadline_at) \
+         select gen_random_uuid(), 'deliver', 'busy:' || g, '{}', 5, 'dispatched', 1, 1, \
+                now() + interval '10 minutes' \
+         from generate_series(1, 22000) g",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let dispatched: Vec<uuid::Uuid> = sqlx::query_scalar("select id from jobs order by key")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    let started_at: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("select now()")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    let running: Vec<jobs::Running> = dispatched
+        .iter()
+        .map(|&id| jobs::Running {
+            id,
+            kind: JobKind::Deliver,
+            payload: json!({}),
+            attempt: 1,
+            max_attempts: 5,
+            started_at,
+            handout: 1,
+        })
+        .collect();
+    let done = jobs::Outcome::Done("appended".into());
+    let failed = jobs::Outcome::Retry {
+        error: "redis: refused".into(),
+        at: started_at + chrono::Duration::minutes(5),
+    };
+    // The worker's connection, its statistics flushed before the board's are measured.
+    let worker = one_connection(&db).await;
+    for (i, batch) in running.chunks(500).enumerate() {
+        let outcome = if i < 40 { &done } else { &failed };
+        let finished: Vec<(&jobs::Running, &jobs::Outcome)> =
+            batch.iter().map(|job| (job, outcome)).collect();
+        jobs::finish(&worker, "worker-1", &finished).await.unwrap();
+    }
+    sqlx::query("select pg_stat_force_next_flush()")
+        .execute(&worker)
+        .await
+        .unwrap();
+    worker.close().await;
+    sqlx::query("vacuum analyze").execute(&db).await.unwrap();
+    let server = one_connection(&db).await;
+
+    let before = (
+        jobs_rows_read(&db, &server).await,
+        rows_read(&db, &server, "job_attempts").await,
+    );
+    let board = ops::board(&server).await.unwrap();
+    let read = (
+        jobs_rows_read(&db, &server).await - before.0,
+        rows_read(&db, &server, "job_attempts").await - before.1,
+    );
+
+    let deliver = board.queues.iter().find(|q| q.name == "deliver").unwrap();
+    assert_eq!(
+        (deliver.succeeded_1h, deliver.succeeded_24h),
+        (20_000, 20_000),
+        "{deliver:?}"
+    );
+    assert_eq!(
+        (deliver.failed_1h, deliver.failed_24h),
+        (2_000, 2_000),
+        "{deliver:?}"
+    );
+    assert_eq!(deliver.scheduled, 2_000, "the failed wait to retry");
+    assert!(
+        read.0 < 3_000 && read.1 < 1_000,
+        "the board read {} rows of jobs and {} of attempts to count 2,000 live jobs and a \
+         day's outcomes",
+        read.0,
+        read.1
     );
 }
 

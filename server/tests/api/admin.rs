@@ -41,6 +41,25 @@ async fn job(app: &TestServer, kind: &str, state: &str, sql_extra: &str) -> uuid
     id
 }
 
+/// What a worker counted for the queue board when `succeeded` jobs of `kind` ended and
+/// `failed` attempts failed, `age` ago (decision 49).
+async fn counted(app: &TestServer, kind: &str, age: &str, succeeded: i64, failed: i64) {
+    sqlx::query(
+        "insert into job_outcome_counts (kind, minute, counted_by, succeeded, failed) \
+         values ($1, date_trunc('minute', now() - $2::interval), 'w', $3, $4) \
+         on conflict (kind, minute, counted_by) do update \
+           set succeeded = job_outcome_counts.succeeded + excluded.succeeded, \
+               failed = job_outcome_counts.failed + excluded.failed",
+    )
+    .bind(kind)
+    .bind(age)
+    .bind(succeeded)
+    .bind(failed)
+    .execute(&app.db)
+    .await
+    .unwrap();
+}
+
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn everyone_but_admins_gets_404_on_every_admin_route(db: PgPool) {
     let app = TestServer::spawn(db).await;
@@ -155,6 +174,14 @@ async fn the_board_counts_a_scripted_mix_of_jobs(db: PgPool) {
         .unwrap();
     }
     job(&app, "deliver", "done", "finished_at = now()").await;
+    // What the workers counted as those ended: the board sums these, not the rows.
+    counted(&app, "notify_email", "10 minutes", 1, 0).await;
+    counted(&app, "notify_email", "3 hours", 1, 0).await;
+    counted(&app, "notify_email", "3 days", 1, 0).await;
+    for age in ["2 minutes", "2 hours", "2 days"] {
+        counted(&app, "notify_email", age, 0, 1).await;
+    }
+    counted(&app, "deliver", "0 minutes", 1, 0).await;
 
     let res = app.get("/api/v1/admin/queues", &root).await;
     assert_eq!(res.status, StatusCode::OK, "{res:?}");

@@ -244,6 +244,17 @@ async fn a_paused_queue_starts_nothing_in_two_worker_processes_and_drains_on_res
         smtp.mails().len() == 6
     })
     .await;
+    let board = convos_store::ops::board(&db).await.unwrap();
+    let notify = board
+        .queues
+        .iter()
+        .find(|q| q.name == "notify_email")
+        .unwrap();
+    assert_eq!(
+        (notify.succeeded_1h, notify.failed_1h),
+        (6, 0),
+        "the board counts what the two workers recorded: {notify:?}"
+    );
     one.stop();
     two.stop();
 }
