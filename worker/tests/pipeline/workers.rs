@@ -221,11 +221,7 @@ async fn a_paused_queue_starts_nothing_in_two_worker_processes_and_drains_on_res
     assert_eq!(started, 0, "no worker started a paused job");
     assert!(smtp.mails().is_empty());
     let board = convos_store::ops::board(&db).await.unwrap();
-    let notify = board
-        .queues
-        .iter()
-        .find(|q| q.name == "notify_email")
-        .unwrap();
+    let notify = email_queue(&board);
     assert!(notify.paused);
     assert_eq!(notify.pending, 6, "they keep waiting, counted as pending");
     assert_eq!(board.workers.len(), 2, "both workers report heartbeats");
@@ -245,11 +241,7 @@ async fn a_paused_queue_starts_nothing_in_two_worker_processes_and_drains_on_res
     })
     .await;
     let board = convos_store::ops::board(&db).await.unwrap();
-    let notify = board
-        .queues
-        .iter()
-        .find(|q| q.name == "notify_email")
-        .unwrap();
+    let notify = email_queue(&board);
     assert_eq!(
         (notify.succeeded_1h, notify.failed_1h),
         (6, 0),
@@ -257,6 +249,15 @@ async fn a_paused_queue_starts_nothing_in_two_worker_processes_and_drains_on_res
     );
     one.stop();
     two.stop();
+}
+
+/// The email queue's line of `board`.
+fn email_queue(board: &convos_store::ops::Board) -> &convos_store::ops::QueueStats {
+    board
+        .queues
+        .iter()
+        .find(|q| q.name == "notify_email")
+        .unwrap()
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
