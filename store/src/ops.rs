@@ -356,42 +356,52 @@ pub async fn job(db: &PgPool, id: Uuid) -> Result<JobDetail> {
 }
 
 /// Makes dead or waiting-to-retry jobs matching `filter` (or the one `id`) due now; dead jobs
-/// get a fresh attempt budget. Returns how many were touched.
+/// get a fresh attempt budget, and an email job's failed deliveries are queued again. Returns
+/// how many were touched.
+///
+/// One statement however many jobs match: the deliveries are found by thread and recipient
+/// through their index of failed ones, all of them in one update (each retried email job's
+/// update of its own, matched by a text cast, read every delivery ever made).
 pub async fn retry(db: &PgPool, filter: &JobFilter, id: Option<Uuid>) -> Result<Written<u64>> {
     let sql = format!(
-        "update jobs set state = 'retry', next_run_at = now(), updated_at = now(), \
-           finished_at = null, \
-           max_attempts = case when state = 'dead' then attempts + {budget} else max_attempts end \
-         where state in ('dead', 'retry') and ($6::uuid is null or id = $6) and {} \
-         returning id, kind, payload",
+        "with retried as ( \
+           update jobs set state = 'retry', next_run_at = now(), updated_at = now(), \
+             finished_at = null, \
+             max_attempts = case when state = 'dead' then attempts + {budget} \
+                                 else max_attempts end \
+           where state in ('dead', 'retry') and ($6::uuid is null or id = $6) and {} \
+           returning kind, payload), \
+         emails as ( \
+           select distinct (payload->>'thread_id')::uuid as thread_id, \
+                  (payload->>'recipient_id')::uuid as recipient_id \
+           from retried \
+           where kind = 'notify_email' and payload->>'thread_id' ~ $7 \
+             and payload->>'recipient_id' ~ $7), \
+         requeued as ( \
+           update deliveries d set status = 'queued', updated_at = now() \
+           from emails e \
+           where d.thread_id = e.thread_id and d.recipient_id = e.recipient_id \
+             and d.status = 'failed') \
+         select count(*) from retried",
         filter_sql(),
         budget = budget_sql(),
     );
-    let mut tx = db.begin().await?;
-    let rows: Vec<(Uuid, String, serde_json::Value)> = sqlx::query_as(AssertSqlSafe(sql))
+    let retried: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
         .bind(filter.kind.map(JobKind::as_str))
         .bind(&filter.state)
         .bind(filter.q.as_deref().map(contains_pattern))
         .bind(filter.message_id)
         .bind(filter.user)
         .bind(id)
-        .fetch_all(&mut *tx)
+        .bind(UUID_TEXT)
+        .fetch_one(db)
         .await?;
-    for (_, kind, payload) in &rows {
-        if JobKind::parse(kind) == Some(JobKind::NotifyEmail) {
-            sqlx::query(
-                "update deliveries set status = 'queued', updated_at = now() \
-                 where thread_id::text = $1->>'thread_id' and recipient_id::text = $1->>'recipient_id' \
-                   and status = 'failed'",
-            )
-            .bind(payload)
-            .execute(&mut *tx)
-            .await?;
-        }
-    }
-    tx.commit().await?;
-    Ok(Written::new(rows.len() as u64, !rows.is_empty()))
+    Ok(Written::new(retried as u64, retried > 0))
 }
+
+/// A UUID as text, for reading ids out of job payloads without failing on a malformed one.
+const UUID_TEXT: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 
 /// Discards dead jobs matching `filter` (or the one `id`): they leave the dead count for good.
 pub async fn discard(db: &PgPool, filter: &JobFilter, id: Option<Uuid>) -> Result<u64> {

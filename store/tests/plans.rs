@@ -7,7 +7,9 @@
 //! way: the queue board must not read them, and the operators' job list must read a page. A
 //! relay's dispatch reads the jobs in flight in an index scan, which does not read again, look
 //! after look, the jobs that left the flight since the last vacuum. An email job's check of its
-//! recipient's daily cap reads no more of the day's emails than the cap.
+//! recipient's daily cap reads no more of the day's emails than the cap. The board counts a
+//! day's outcomes without reading them, and an operator's retry of dead emails reads only
+//! their deliveries.
 
 mod support;
 
@@ -617,4 +619,73 @@ async fn an_email_jobs_daily_cap_check_reads_no_more_emails_than_the_cap(db: PgP
             .await
             .unwrap();
     }
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn an_operators_retry_of_dead_emails_reads_only_their_deliveries(db: PgPool) {
+    // After an SMTP outage outlasted every attempt, an operator retries the dead email jobs at
+    // once. Each requeued its failed deliveries in a statement of its own, matching them by a
+    // text cast no index serves: a read of every delivery ever made, for each dead job.
+    let (alice, bob) = (user(&db, "alice").await, user(&db, "bob").await);
+    for i in 0..200 {
+        messages::create_thread(
+            &db,
+            &NotifySettings::default(),
+            alice,
+            bob,
+            &Subject::parse(&format!("Thread {i}")).unwrap(),
+            &content("hello"),
+            None,
+        )
+        .await
+        .unwrap()
+        .without_wake();
+    }
+    // Most went out; the last 50 threads' emails died with the outage.
+    sqlx::query("update deliveries set status = 'sent'")
+        .execute(&db)
+        .await
+        .unwrap();
+    sqlx::query(
+        "with dead as ( \
+           update jobs set state = 'dead', attempts = max_attempts, last_error = 'smtp: down', \
+             finished_at = now() \
+           where id in (select id from jobs where kind = 'notify_email' order by id desc limit 50) \
+           returning payload) \
+         update deliveries d set status = 'failed', reason = 'temporary_failure' from dead \
+         where d.thread_id = (dead.payload->>'thread_id')::uuid \
+           and d.recipient_id = (dead.payload->>'recipient_id')::uuid",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query("analyze").execute(&db).await.unwrap();
+    let server = one_connection(&db).await;
+
+    let before = rows_read(&db, &server, "deliveries").await;
+    let filter = JobFilter {
+        kind: Some(JobKind::NotifyEmail),
+        ..JobFilter::default()
+    };
+    let retried = ops::retry(&server, &filter, None)
+        .await
+        .unwrap()
+        .without_wake();
+    let read = rows_read(&db, &server, "deliveries").await - before;
+
+    assert_eq!(retried, 50);
+    let statuses: Vec<(String, i64)> =
+        sqlx::query_as("select status, count(*) from deliveries group by status order by status")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert_eq!(
+        statuses,
+        [("queued".to_owned(), 50), ("sent".to_owned(), 150)],
+        "the dead emails' deliveries wait again, the others are untouched"
+    );
+    assert!(
+        read <= 100,
+        "requeuing 50 deliveries read {read} of the 200 deliveries"
+    );
 }
