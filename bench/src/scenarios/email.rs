@@ -1,6 +1,7 @@
 //! Scenario 5, email: the worker's emails per second into a local SMTP sink, against lettre
 //! sending the same way straight to that sink; and a drain of a backlog of 100,000 jobs,
-//! comparing the first and last 10% of it, with Redis memory before, during and after.
+//! comparing the first and last 10% of it, with Redis memory before, during and after, and the
+//! queue board's read time while it drains.
 
 use crate::Ctx;
 use crate::procs::CpuShare;
@@ -75,6 +76,13 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         &[("CONVOS_EMAIL_DAILY_CAP", "1000000000".into())],
     )?;
     tokio::time::sleep(Duration::from_secs(3)).await;
+    // What an operator's board costs with the backlog waiting and the queues held (the same
+    // statements the server's `GET /api/v1/admin/queues` runs; the median of three reads, the
+    // first of which prepares them), then read every few seconds of the drain.
+    let mut board_before = Vec::new();
+    for _ in 0..3 {
+        board_before.push(timed_board(&db).await?);
+    }
     let redis_before = used_memory(&mut redis).await?;
     let mut redis_peak = redis_before;
     let mut max_depth = 0i64;
@@ -83,6 +91,8 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
             .await?
             .without_wake();
     }
+    let mut board_reads: Vec<Duration> = Vec::new();
+    let mut board_next = Instant::now() + BOARD_EVERY;
     let share = CpuShare::start();
     let drain_started = Instant::now();
     let drain_from: DateTime<Utc> = sqlx::query_scalar("select now()").fetch_one(&db).await?;
@@ -113,6 +123,10 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         }
         redis_peak = redis_peak.max(used_memory(&mut redis).await?);
         max_depth = max_depth.max(queue_depth(&mut redis).await?);
+        if Instant::now() >= board_next {
+            board_reads.push(timed_board(&db).await?);
+            board_next = Instant::now() + BOARD_EVERY;
+        }
         if !jobs_owed(&db).await? {
             break;
         }
@@ -204,6 +218,17 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     });
     report.row(Row {
         scenario: SCENARIO,
+        what: format!("queue board read during the drain of a {jobs}-job backlog"),
+        measured: Measure::of(&board_reads, None, ""),
+        baseline: Some((
+            "same, the backlog waiting, queues paused".into(),
+            Measure::of(&board_before, None, ""),
+        )),
+        ratio: None,
+        target: None,
+    });
+    report.row(Row {
+        scenario: SCENARIO,
         what: format!("backlog drain of {jobs} jobs, whole"),
         measured: Measure::rate(jobs as u64, drained, "jobs/s").with_peak(peak),
         baseline: None,
@@ -265,6 +290,16 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     worker.stop();
     db.close().await;
     Ok(())
+}
+
+/// How often the drain reads the queue board, as an operator's screen would.
+const BOARD_EVERY: Duration = Duration::from_secs(5);
+
+/// How long the queue board's statements take, as the server runs them for an operator.
+async fn timed_board(db: &sqlx::PgPool) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    convos_store::ops::board(db).await?;
+    Ok(started.elapsed())
 }
 
 /// Emails per second lettre gets into the sink with the worker's concurrency and a message of
