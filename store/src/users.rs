@@ -313,31 +313,48 @@ pub async fn find_by_username(db: &PgPool, username: &Username) -> Result<Option
 }
 
 /// The directory: users whose username starts with `prefix`, alphabetically, minus the caller.
+///
+/// It reads one page, whatever the number of users: the usernames' index (`text_pattern_ops`,
+/// byte order) is walked in its own order (`using ~<~`) from the prefix to the next one, bounds
+/// computed here, so that a prepared statement's generic plan walks it too. Ordered by
+/// `lower(username)` in the collation's order, with a `like` condition, every user was sorted
+/// for a page when the prefix was empty or short (a second at a million users).
 pub async fn directory(
     db: &PgPool,
     caller: UserId,
     prefix: &str,
     limit: i64,
 ) -> Result<Vec<UserSummary>> {
-    // `_` is legal in usernames and a LIKE wildcard, so the prefix is escaped.
-    let pattern = format!(
-        "{}%",
-        prefix
-            .to_lowercase()
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    );
-    let rows: Vec<(Uuid, String, String)> = sqlx::query_as(
-        "select id, username, display_name from users \
-         where lower(username) like $2 and id <> $1 \
-         order by lower(username) limit $3",
-    )
-    .bind(caller.as_uuid())
-    .bind(pattern)
-    .bind(limit)
-    .fetch_all(db)
-    .await?;
+    let from = prefix.to_lowercase();
+    // Usernames are ASCII (`a-z`, `0-9`, `_`, `.`, `-`): no other prefix matches any.
+    if !from.is_ascii() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(Uuid, String, String)> = match next_prefix(&from) {
+        None => {
+            sqlx::query_as(
+                "select id, username, display_name from users where id <> $1 \
+                 order by lower(username) using ~<~ limit $2",
+            )
+            .bind(caller.as_uuid())
+            .bind(limit)
+            .fetch_all(db)
+            .await?
+        }
+        Some(to) => {
+            sqlx::query_as(
+                "select id, username, display_name from users \
+                 where lower(username) ~>=~ $2 and lower(username) ~<~ $3 and id <> $1 \
+                 order by lower(username) using ~<~ limit $4",
+            )
+            .bind(caller.as_uuid())
+            .bind(&from)
+            .bind(to)
+            .bind(limit)
+            .fetch_all(db)
+            .await?
+        }
+    };
     Ok(rows
         .into_iter()
         .map(|(id, username, display_name)| UserSummary {
@@ -346,4 +363,32 @@ pub async fn directory(
             display_name,
         })
         .collect())
+}
+
+/// The first text after every text starting with `prefix` (ASCII) in byte order: `prefix`
+/// with its last byte counted up (a last byte of 0x7F is dropped and the one before counted
+/// up). `None` for an empty prefix, or one with nothing after it: no upper bound.
+fn next_prefix(prefix: &str) -> Option<String> {
+    let mut bytes = prefix.as_bytes().to_vec();
+    while let Some(last) = bytes.pop() {
+        if last < 0x7F {
+            bytes.push(last + 1);
+            return String::from_utf8(bytes).ok();
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_prefix;
+
+    #[test]
+    fn the_prefix_after_a_prefix_counts_up_its_last_byte() {
+        assert_eq!(next_prefix(""), None, "no bound after nothing");
+        assert_eq!(next_prefix("ab").as_deref(), Some("ac"));
+        assert_eq!(next_prefix("a_").as_deref(), Some("a`"));
+        assert_eq!(next_prefix("a\u{7f}").as_deref(), Some("b"));
+        assert_eq!(next_prefix("\u{7f}\u{7f}"), None);
+    }
 }

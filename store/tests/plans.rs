@@ -689,3 +689,46 @@ async fn an_operators_retry_of_dead_emails_reads_only_their_deliveries(db: PgPoo
         "requeuing 50 deliveries read {read} of the 200 deliveries"
     );
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn the_directory_reads_one_page_of_users_whatever_their_number(db: PgPool) {
+    // Any signed-in user can list the directory; with no prefix (the default) or a short one,
+    // it sorted every user to return twenty: a second at a million users.
+    let caller = user(&db, "aaa-caller").await;
+    sqlx::query(
+        "insert into users (id, username, email, display_name, password_hash) \
+         select gen_random_uuid(), 'u' || lpad(g::text, 6, '0'), 'u' || g || '@example.com', \
+                'User ' || g, 'x' \
+         from generate_series(1, 20000) g",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query("analyze users").execute(&db).await.unwrap();
+    let server = one_connection(&db).await;
+    // A prepared statement's generic plan, which a connection falls back to, must be bounded too.
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("set plan_cache_mode = {mode}")))
+            .execute(&server)
+            .await
+            .unwrap();
+        for (prefix, first) in [("", "u000001"), ("u", "u000001"), ("u0199", "u019900")] {
+            let before = rows_read(&db, &server, "users").await;
+            let page = convos_store::users::directory(&server, caller, prefix, 20)
+                .await
+                .unwrap();
+            let read = rows_read(&db, &server, "users").await - before;
+
+            assert_eq!(page.len(), 20, "{mode} {prefix:?}");
+            assert_eq!(page[0].username, first, "{mode} {prefix:?}: alphabetical");
+            assert!(
+                read <= 25,
+                "{mode}: a page for {prefix:?} read {read} of 20,001 users"
+            );
+        }
+        let none = convos_store::users::directory(&server, caller, "zz", 20)
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+    }
+}
