@@ -741,3 +741,68 @@ async fn the_directory_reads_one_page_of_users_whatever_their_number(db: PgPool)
         assert!(none.is_empty());
     }
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn the_minutely_purge_reads_what_it_purges_not_the_history(db: PgPool) {
+    // Every worker purges every minute. With nothing to purge (the usual case) it read every
+    // message for consumed read-once ones, the whole index of finished jobs (it does not lead
+    // with the kind), and every idempotency key: work that grew with the history, for nothing.
+    let (alice, bob) = (user(&db, "alice").await, user(&db, "bob").await);
+    let created = messages::create_thread(
+        &db,
+        &NotifySettings::default(),
+        alice,
+        bob,
+        &Subject::parse("Old").unwrap(),
+        &content("hello"),
+        None,
+    )
+    .await
+    .unwrap()
+    .without_wake();
+    let Created::New(message) = created else {
+        panic!("a new thread")
+    };
+    for sql in [
+        "insert into messages (id, thread_id, sender_id, recipient_id, body, created_at) \
+         select gen_random_uuid(), $1, $2, $3, 'hello ' || g, now() - g * interval '1 minute' \
+         from generate_series(1, 20000) g",
+        "insert into jobs (id, kind, key, payload, max_attempts, state, attempts, finished_at) \
+         select gen_random_uuid(), 'deliver', 'done:' || g, '{}', 5, 'done', 1, \
+                now() - g * interval '10 s' \
+         from generate_series(1, 20000) g",
+        "insert into idempotency_keys (user_id, key, request_hash, message_id, created_at) \
+         select $2, 'key-' || g, '\\x00', $4, now() - g * interval '1 s' \
+         from generate_series(1, 20000) g",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(message.thread_id.as_uuid())
+            .bind(alice.as_uuid())
+            .bind(bob.as_uuid())
+            .bind(message.id.as_uuid())
+            .execute(&db)
+            .await
+            .unwrap();
+    }
+    sqlx::query("analyze").execute(&db).await.unwrap();
+    let worker = one_connection(&db).await;
+
+    // The keys' index holds block ranges: it reads the newest range, not yet summarised, in
+    // full, however many keys are older.
+    let tables = [("messages", 10), ("jobs", 10), ("idempotency_keys", 2_500)];
+    let mut before = Vec::new();
+    for (table, _) in tables {
+        before.push(rows_read(&db, &worker, table).await);
+    }
+    let purged = convos_store::purge::run(&worker, 500).await.unwrap();
+    let jobs = convos_store::purge::old_records(&worker, 7).await.unwrap();
+
+    assert_eq!((purged.expired, purged.consumed, jobs), (0, 0, 0));
+    for ((table, most), before) in tables.into_iter().zip(before) {
+        let read = rows_read(&db, &worker, table).await - before;
+        assert!(
+            read <= most,
+            "a purge with nothing to do read {read} rows of {table}"
+        );
+    }
+}
