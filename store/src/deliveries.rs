@@ -282,14 +282,19 @@ pub async fn record(
     Ok(())
 }
 
-/// Lets go of a job's claim on the deliveries it did not decide (it will retry, or another
-/// job may take them).
-pub async fn release(db: &PgPool, job: Uuid) -> Result<()> {
+/// Lets go of a job's claim on the deliveries of `thread` to `recipient` it did not decide
+/// (it will retry, or another job may take them). They are found as the job claimed them,
+/// through the index of queued deliveries by thread and recipient: found by the claim alone,
+/// every queued delivery was read, and an SMTP outage grows the queue that every failing job
+/// reads.
+pub async fn release(db: &PgPool, job: Uuid, thread: ThreadId, recipient: UserId) -> Result<()> {
     sqlx::query(
         "update deliveries set claimed_by = null, claimed_at = null \
-         where claimed_by = $1 and status = 'queued'",
+         where thread_id = $2 and recipient_id = $3 and status = 'queued' and claimed_by = $1",
     )
     .bind(job)
+    .bind(thread.as_uuid())
+    .bind(recipient.as_uuid())
     .execute(db)
     .await?;
     Ok(())

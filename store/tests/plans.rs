@@ -806,3 +806,54 @@ async fn the_minutely_purge_reads_what_it_purges_not_the_history(db: PgPool) {
         );
     }
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn an_email_job_lets_go_of_its_claim_reading_only_its_deliveries(db: PgPool) {
+    // During an SMTP outage every email job fails, lets go of its claim and retries, while the
+    // queue of deliveries grows. Found by the claim alone, each let-go read the whole queue.
+    let (alice, bob) = (user(&db, "alice").await, user(&db, "bob").await);
+    let mut last = None;
+    for i in 0..500 {
+        let created = messages::create_thread(
+            &db,
+            &NotifySettings::default(),
+            alice,
+            bob,
+            &Subject::parse(&format!("Queued {i}")).unwrap(),
+            &content("hello"),
+            None,
+        )
+        .await
+        .unwrap()
+        .without_wake();
+        let Created::New(message) = created else {
+            panic!("a new thread")
+        };
+        last = Some(message);
+    }
+    let message = last.unwrap();
+    let job = uuid::Uuid::now_v7();
+    deliveries::pending(&db, message.thread_id, bob, job, 120.0, 20)
+        .await
+        .unwrap()
+        .expect("bob's delivery is queued");
+    sqlx::query("analyze deliveries")
+        .execute(&db)
+        .await
+        .unwrap();
+    let worker = one_connection(&db).await;
+
+    let before = rows_read(&db, &worker, "deliveries").await;
+    deliveries::release(&worker, job, message.thread_id, bob)
+        .await
+        .unwrap();
+    let read = rows_read(&db, &worker, "deliveries").await - before;
+
+    let claimed: i64 =
+        sqlx::query_scalar("select count(*) from deliveries where claimed_by is not null")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(claimed, 0, "the claim is let go");
+    assert!(read <= 5, "letting go of one delivery read {read} of 500");
+}

@@ -208,7 +208,7 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
             // it pending) and lets go of its claim for that retry, or a later job, to take.
             let error = format!("smtp: {text}");
             deliveries::note_error(&ctx.db, &ids, recipient, "rejected", &error).await?;
-            deliveries::release(&ctx.db, job.id).await?;
+            deliveries::release(&ctx.db, job.id, payload.thread_id, recipient).await?;
             return Err(JobError::Permanent(error));
         }
         Err(SendError::Rejected { refusal, text, .. }) => {
@@ -239,7 +239,7 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
             } else {
                 deliveries::note_error(&ctx.db, &ids, recipient, "temporary_failure", &error)
                     .await?;
-                deliveries::release(&ctx.db, job.id).await?;
+                deliveries::release(&ctx.db, job.id, payload.thread_id, recipient).await?;
             }
             return Err(JobError::Transient(error));
         }
