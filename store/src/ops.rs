@@ -359,17 +359,24 @@ pub async fn job(db: &PgPool, id: Uuid) -> Result<JobDetail> {
 /// get a fresh attempt budget, and an email job's failed deliveries are queued again. Returns
 /// how many were touched.
 ///
-/// One statement however many jobs match: the deliveries are found by thread and recipient
-/// through their index of failed ones, all of them in one update (each retried email job's
-/// update of its own, matched by a text cast, read every delivery ever made).
+/// One statement however many jobs match, reading the jobs it retries through the indexes
+/// that hold them (the dead ones; those waiting to retry, among the due), not the ledger (a
+/// condition on both states matched neither index); the deliveries are found by thread and
+/// recipient through their index of failed ones, all of them in one update (each retried email
+/// job's update of its own, matched by a text cast, read every delivery ever made).
 pub async fn retry(db: &PgPool, filter: &JobFilter, id: Option<Uuid>) -> Result<Written<u64>> {
     let sql = format!(
-        "with retried as ( \
+        "with target as ( \
+           select id from jobs where state = 'dead' and ($6::uuid is null or id = $6) and {filter} \
+           union all \
+           select id from jobs where state = 'retry' and kind = any($8) \
+             and ($6::uuid is null or id = $6) and {filter}), \
+         retried as ( \
            update jobs set state = 'retry', next_run_at = now(), updated_at = now(), \
              finished_at = null, \
              max_attempts = case when state = 'dead' then attempts + {budget} \
                                  else max_attempts end \
-           where state in ('dead', 'retry') and ($6::uuid is null or id = $6) and {} \
+           where id in (select id from target) and state in ('dead', 'retry') \
            returning kind, payload), \
          emails as ( \
            select distinct (payload->>'thread_id')::uuid as thread_id, \
@@ -383,7 +390,7 @@ pub async fn retry(db: &PgPool, filter: &JobFilter, id: Option<Uuid>) -> Result<
            where d.thread_id = e.thread_id and d.recipient_id = e.recipient_id \
              and d.status = 'failed') \
          select count(*) from retried",
-        filter_sql(),
+        filter = filter_sql(),
         budget = budget_sql(),
     );
     let retried: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
@@ -394,6 +401,7 @@ pub async fn retry(db: &PgPool, filter: &JobFilter, id: Option<Uuid>) -> Result<
         .bind(filter.user)
         .bind(id)
         .bind(UUID_TEXT)
+        .bind(JobKind::ALL.map(JobKind::as_str).to_vec())
         .fetch_one(db)
         .await?;
     Ok(Written::new(retried as u64, retried > 0))

@@ -857,3 +857,40 @@ async fn an_email_job_lets_go_of_its_claim_reading_only_its_deliveries(db: PgPoo
     assert_eq!(claimed, 0, "the claim is let go");
     assert!(read <= 5, "letting go of one delivery read {read} of 500");
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn an_operators_retry_reads_the_dead_jobs_not_the_ledger(db: PgPool) {
+    // A ledger of 20,000 finished jobs (kept until the purge) and 30 dead ones: retrying the
+    // dead read every job, since one condition on two states matched no index.
+    sqlx::query(
+        "insert into jobs (id, kind, key, payload, max_attempts, state, attempts, finished_at) \
+         select gen_random_uuid(), 'deliver', 'done:' || g, '{}', 5, \
+                case when g <= 30 then 'dead' else 'done' end, 5, now() - interval '1 hour' \
+         from generate_series(1, 20000) g",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query("analyze jobs").execute(&db).await.unwrap();
+    let server = one_connection(&db).await;
+
+    for state in [Some("dead"), None] {
+        let before = jobs_rows_read(&db, &server).await;
+        let filter = JobFilter {
+            kind: Some(JobKind::Deliver),
+            state: state.map(str::to_owned),
+            ..JobFilter::default()
+        };
+        let retried = ops::retry(&server, &filter, None)
+            .await
+            .unwrap()
+            .without_wake();
+        let read = jobs_rows_read(&db, &server).await - before;
+
+        assert_eq!(retried, 30, "{state:?}");
+        assert!(
+            read <= 200,
+            "retrying 30 jobs ({state:?}) read {read} of 20,000"
+        );
+    }
+}
