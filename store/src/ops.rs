@@ -267,10 +267,31 @@ fn filter_sql() -> &'static str {
           or payload->'users' ? $5::text)"
 }
 
+/// The filter's queue and state as literals (from the known kinds and states, never the
+/// caller's text), beside their parameters in [`filter_sql`]: a prepared statement's generic
+/// plan cannot tell that `($2 is null or state = $2)` means `state = 'dead'`, so without them
+/// it could use no index of dead jobs and walked the ledger for them (the operators' screen
+/// lists them every few seconds). An unknown state matches nothing.
+fn known_filters_sql(filter: &JobFilter) -> String {
+    let mut sql = String::new();
+    if let Some(kind) = filter.kind {
+        sql.push_str(&format!(" and kind = '{}'", kind.as_str()));
+    }
+    if let Some(state) = &filter.state {
+        match STATES.iter().find(|s| **s == state.as_str()) {
+            Some(known) => sql.push_str(&format!(" and state = '{known}'")),
+            None => sql.push_str(" and false"),
+        }
+    }
+    sql
+}
+
 /// A page of jobs, newest first: in the order of their ids, which are UUIDv7 (decision 44), so
 /// a page is read from the primary key's newest end and stops once it is full, whatever the
 /// ledger holds. (Filters that match few jobs read on until they find a page: bounded by the
-/// statement time limit.) A page starts after the cursor's id.
+/// statement time limit.) A page starts after the cursor's id. A queue or a state is also
+/// written into the statement ([`known_filters_sql`]), so that the dead jobs are read through
+/// their own index in every plan.
 pub async fn list_jobs(
     db: &PgPool,
     filter: &JobFilter,
@@ -284,9 +305,10 @@ pub async fn list_jobs(
     let sql = format!(
         "select id, kind, state, attempts, max_attempts, next_run_at, last_error, outcome, \
                 created_at, updated_at \
-         from jobs where {} and id < $6 \
+         from jobs where {}{} and id < $6 \
          order by id desc limit $7",
-        filter_sql()
+        filter_sql(),
+        known_filters_sql(filter)
     );
     let rows: Vec<JobRow> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(filter.kind.map(JobKind::as_str))

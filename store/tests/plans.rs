@@ -894,3 +894,45 @@ async fn an_operators_retry_reads_the_dead_jobs_not_the_ledger(db: PgPool) {
         );
     }
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn the_dead_jobs_list_reads_the_dead_jobs_not_the_ledger(db: PgPool) {
+    // The operators' screen lists the dead jobs every few seconds. With a handful dead among a
+    // ledger of finished jobs, a page of them was looked for by walking every job, newest
+    // first, once a connection's prepared statement took its generic plan.
+    sqlx::query(
+        "insert into jobs (id, kind, key, payload, max_attempts, state, attempts, finished_at) \
+         select convos_uuidv7(now() - g * interval '1 s'), 'deliver', 'done:' || g, '{}', 5, \
+                case when g % 5000 = 0 then 'dead' else 'done' end, 5, now() \
+         from generate_series(1, 20000) g",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query("analyze jobs").execute(&db).await.unwrap();
+    let server = one_connection(&db).await;
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("set plan_cache_mode = {mode}")))
+            .execute(&server)
+            .await
+            .unwrap();
+        let filter = JobFilter {
+            state: Some("dead".into()),
+            ..JobFilter::default()
+        };
+        let before = jobs_rows_read(&db, &server).await;
+        let (page, next) = ops::list_jobs(&server, &filter, 100, None).await.unwrap();
+        let read = jobs_rows_read(&db, &server).await - before;
+
+        assert_eq!(page.len(), 4, "{mode}");
+        assert!(next.is_none(), "{mode}");
+        assert!(
+            page.windows(2).all(|w| w[0].id > w[1].id),
+            "{mode}: newest first"
+        );
+        assert!(
+            read <= 50,
+            "{mode}: listing 4 dead jobs read {read} of 20,000"
+        );
+    }
+}
