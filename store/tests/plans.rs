@@ -71,6 +71,44 @@ async fn heavy_mailbox(db: &PgPool, threads: i32) {
     sqlx::query("analyze").execute(db).await.unwrap();
 }
 
+/// A new thread from `from` to `to`, as the API writes it; its first message.
+async fn new_thread(
+    db: &PgPool,
+    from: convos_core::UserId,
+    to: convos_core::UserId,
+    subject: &str,
+    body: &str,
+) -> Box<convos_core::api::Message> {
+    let created = messages::create_thread(
+        db,
+        &NotifySettings::default(),
+        from,
+        to,
+        &Subject::parse(subject).unwrap(),
+        &content(body),
+        None,
+    )
+    .await
+    .unwrap()
+    .without_wake();
+    let Created::New(message) = created else {
+        panic!("a new thread")
+    };
+    message
+}
+
+/// The plans a connection's prepared statements run: planned for their parameters, and the
+/// generic plan a connection falls back to after a few runs, which must be bounded too.
+const PLAN_MODES: [&str; 2] = ["force_custom_plan", "force_generic_plan"];
+
+/// Makes `conn`'s statements run in plan `mode` (one of [`PLAN_MODES`]).
+async fn in_plan_mode(conn: &PgPool, mode: &str) {
+    sqlx::query(sqlx::AssertSqlSafe(format!("set plan_cache_mode = {mode}")))
+        .execute(conn)
+        .await
+        .unwrap();
+}
+
 /// `explain`'s answer as one text.
 fn joined(rows: Vec<(String,)>) -> String {
     rows.into_iter()
@@ -574,21 +612,7 @@ async fn an_email_jobs_daily_cap_check_reads_no_more_emails_than_the_cap(db: PgP
     // each new email made every email job cost more as the day went on (the bench's million-job
     // backlog: the emails' last tenth ran at 0.88 of their first).
     let (alice, bob) = (user(&db, "alice").await, user(&db, "bob").await);
-    let created = messages::create_thread(
-        &db,
-        &NotifySettings::default(),
-        alice,
-        bob,
-        &Subject::parse("Lunch").unwrap(),
-        &content("noon?"),
-        None,
-    )
-    .await
-    .unwrap()
-    .without_wake();
-    let Created::New(message) = created else {
-        panic!("a new thread")
-    };
+    let message = new_thread(&db, alice, bob, "Lunch", "noon?").await;
     sqlx::query(
         "insert into emails (id, recipient_id, thread_id, message_id, sent_at) \
          select gen_random_uuid(), $1, $2, $3, now() - g * interval '10 s' \
@@ -637,18 +661,7 @@ async fn an_operators_retry_of_dead_emails_reads_only_their_deliveries(db: PgPoo
     // text cast no index serves: a read of every delivery ever made, for each dead job.
     let (alice, bob) = (user(&db, "alice").await, user(&db, "bob").await);
     for i in 0..200 {
-        messages::create_thread(
-            &db,
-            &NotifySettings::default(),
-            alice,
-            bob,
-            &Subject::parse(&format!("Thread {i}")).unwrap(),
-            &content("hello"),
-            None,
-        )
-        .await
-        .unwrap()
-        .without_wake();
+        new_thread(&db, alice, bob, &format!("Thread {i}"), "hello").await;
     }
     // Most went out; the last 50 threads' emails died with the outage.
     sqlx::query("update deliveries set status = 'sent'")
@@ -716,11 +729,8 @@ async fn the_directory_reads_one_page_of_users_whatever_their_number(db: PgPool)
     sqlx::query("analyze users").execute(&db).await.unwrap();
     let server = one_connection(&db).await;
     // A prepared statement's generic plan, which a connection falls back to, must be bounded too.
-    for mode in ["force_custom_plan", "force_generic_plan"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!("set plan_cache_mode = {mode}")))
-            .execute(&server)
-            .await
-            .unwrap();
+    for mode in PLAN_MODES {
+        in_plan_mode(&server, mode).await;
         for (prefix, first) in [("", "u000001"), ("u", "u000001"), ("u0199", "u019900")] {
             let before = rows_read(&db, &server, "users").await;
             let page = convos_store::users::directory(&server, caller, prefix, 20)
@@ -748,21 +758,7 @@ async fn the_minutely_purge_reads_what_it_purges_not_the_history(db: PgPool) {
     // message for consumed read-once ones, the whole index of finished jobs (it does not lead
     // with the kind), and every idempotency key: work that grew with the history, for nothing.
     let (alice, bob) = (user(&db, "alice").await, user(&db, "bob").await);
-    let created = messages::create_thread(
-        &db,
-        &NotifySettings::default(),
-        alice,
-        bob,
-        &Subject::parse("Old").unwrap(),
-        &content("hello"),
-        None,
-    )
-    .await
-    .unwrap()
-    .without_wake();
-    let Created::New(message) = created else {
-        panic!("a new thread")
-    };
+    let message = new_thread(&db, alice, bob, "Old", "hello").await;
     for sql in [
         "insert into messages (id, thread_id, sender_id, recipient_id, body, created_at) \
          select gen_random_uuid(), $1, $2, $3, 'hello ' || g, now() - g * interval '1 minute' \
@@ -814,21 +810,7 @@ async fn an_email_job_lets_go_of_its_claim_reading_only_its_deliveries(db: PgPoo
     let (alice, bob) = (user(&db, "alice").await, user(&db, "bob").await);
     let mut last = None;
     for i in 0..500 {
-        let created = messages::create_thread(
-            &db,
-            &NotifySettings::default(),
-            alice,
-            bob,
-            &Subject::parse(&format!("Queued {i}")).unwrap(),
-            &content("hello"),
-            None,
-        )
-        .await
-        .unwrap()
-        .without_wake();
-        let Created::New(message) = created else {
-            panic!("a new thread")
-        };
+        let message = new_thread(&db, alice, bob, &format!("Queued {i}"), "hello").await;
         last = Some(message);
     }
     let message = last.unwrap();
@@ -911,11 +893,8 @@ async fn the_dead_jobs_list_reads_the_dead_jobs_not_the_ledger(db: PgPool) {
     .unwrap();
     sqlx::query("analyze jobs").execute(&db).await.unwrap();
     let server = one_connection(&db).await;
-    for mode in ["force_custom_plan", "force_generic_plan"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!("set plan_cache_mode = {mode}")))
-            .execute(&server)
-            .await
-            .unwrap();
+    for mode in PLAN_MODES {
+        in_plan_mode(&server, mode).await;
         let filter = JobFilter {
             state: Some("dead".into()),
             ..JobFilter::default()
