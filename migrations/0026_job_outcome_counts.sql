@@ -5,7 +5,7 @@
 -- past the statement timeout.
 --
 -- One row per kind, minute and process: each worker adds its outcome batch's counts to its own
--- row (one sequential writer per process, so no two writers wait on one row). The board sums at
+-- row (one sequential writer per process); the lost-job sweeps share `lost`. The board sums at
 -- most a day of minutes per kind, through the primary key. The purge deletes rows older than
 -- two days.
 create table job_outcome_counts (

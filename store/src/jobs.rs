@@ -141,7 +141,9 @@ pub async fn schedule_purge(db: &PgPool, period: Duration) -> Result<bool> {
 /// that claimed it if one did; if it was the last, the job is dead. A dispatched job of a kind
 /// [`JobKind::claimed_before_running`] never started, so its attempt is given back. Rows
 /// another transaction holds (an outcome being written) are left for the next sweep. Each lost
-/// attempt recorded counts as failed on the queue board (decision 49).
+/// attempt recorded counts as failed on the queue board (decision 49), under `lost`, which
+/// every worker's sweep adds to: each adds its kinds in one order, so two sweeps wait for each
+/// other rather than deadlock.
 pub async fn requeue_lost(db: &PgPool) -> Result<u64> {
     let claimed = kinds_claimed(true);
     let moved: i64 = sqlx::query_scalar(
@@ -165,7 +167,7 @@ pub async fn requeue_lost(db: &PgPool) -> Result<u64> {
          counted as ( \
            insert into job_outcome_counts as c (kind, minute, counted_by, failed) \
            select l.kind, date_trunc('minute', now()), 'lost', count(*) \
-           from history h join lost l on l.id = h.job_id group by l.kind \
+           from history h join lost l on l.id = h.job_id group by l.kind order by l.kind \
            on conflict (kind, minute, counted_by) do update set failed = c.failed + excluded.failed), \
          moved as ( \
            update jobs j set \
@@ -602,7 +604,7 @@ pub async fn finish(
                  select o.kind, false from history h \
                  join outcome o on o.id = h.job_id and o.attempt = h.attempt \
                  where h.error is not null and h.inserted) counted \
-           group by kind \
+           group by kind order by kind \
            on conflict (kind, minute, counted_by) do update \
              set succeeded = c.succeeded + excluded.succeeded, \
                  failed = c.failed + excluded.failed) \

@@ -27,8 +27,9 @@ pub struct Purged {
 /// count over 30 days. Returns the number of jobs deleted.
 ///
 /// Each reads what it deletes, through an index: the finished jobs by kind and end (the index
-/// leads with the kind, so every kind is named), the keys by age (migration 0028). Run every
-/// minute by every worker, usually with nothing to delete, they read the history otherwise.
+/// leads with the kind, so every kind is named), the keys by age (migration 0028), the board's
+/// counts by kind and minute. Run once a period (a minute by default) for the whole cluster,
+/// usually with nothing to delete, they read the history otherwise.
 pub async fn old_records(db: &PgPool, keep_days: i32) -> Result<u64> {
     let jobs: i64 = sqlx::query_scalar(
         "with gone as ( \
@@ -51,9 +52,13 @@ pub async fn old_records(db: &PgPool, keep_days: i32) -> Result<u64> {
     sqlx::query("delete from worker_heartbeats where last_seen_at < now() - interval '1 day'")
         .execute(db)
         .await?;
-    sqlx::query("delete from job_outcome_counts where minute < now() - interval '2 days'")
-        .execute(db)
-        .await?;
+    sqlx::query(
+        "delete from job_outcome_counts \
+         where kind = any($1) and minute < now() - interval '2 days'",
+    )
+    .bind(JobKind::ALL.map(JobKind::as_str).to_vec())
+    .execute(db)
+    .await?;
     sqlx::query(
         "update inbound_mail set raw = '' where id in ( \
            select id from inbound_mail where status <> 'received' and raw <> '' \

@@ -184,11 +184,19 @@ pub async fn confirm(
         }
         Err(e) => return Err(e.into()),
     }
+    // Skipped jobs count on the queue board like those a worker skips (decision 49).
     sqlx::query(
-        "update jobs set state = 'skipped', outcome = 'skipped: already verified', \
-           updated_at = now(), finished_at = now() \
-         where kind = 'verify_email' and state in ('pending', 'retry') \
-           and payload->>'recipient_id' = $1::text",
+        "with skipped as ( \
+           update jobs set state = 'skipped', outcome = 'skipped: already verified', \
+             updated_at = now(), finished_at = now() \
+           where kind = 'verify_email' and state in ('pending', 'retry') \
+             and payload->>'recipient_id' = $1::text \
+           returning 1) \
+         insert into job_outcome_counts as c (kind, minute, counted_by, succeeded) \
+         select 'verify_email', date_trunc('minute', now()), 'confirm', count(*) from skipped \
+         having count(*) > 0 \
+         on conflict (kind, minute, counted_by) do update \
+           set succeeded = c.succeeded + excluded.succeeded",
     )
     .bind(user.as_uuid())
     .execute(&mut *tx)
