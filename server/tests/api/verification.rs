@@ -115,6 +115,17 @@ async fn the_link_page_only_asks_and_its_post_confirms(db: PgPool) {
     let (status, html) = page(&app, Method::POST, &token).await;
     assert_eq!(status, StatusCode::OK, "following it twice is harmless");
     assert!(html.contains("already confirmed"), "{html}");
+    let board = convos_store::ops::board(&app.db).await.unwrap();
+    let verify = board
+        .queues
+        .iter()
+        .find(|q| q.name == "verify_email")
+        .unwrap();
+    assert_eq!(
+        (verify.succeeded_1h, verify.succeeded_24h),
+        (1, 1),
+        "the board counts the job the confirmation skipped, once: {verify:?}"
+    );
     let (status, html) = page(&app, Method::GET, &token).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!html.contains("<form"), "nothing left to confirm: {html}");
