@@ -423,7 +423,7 @@ pub async fn retry(db: &PgPool, filter: &JobFilter, id: Option<Uuid>) -> Result<
         .bind(filter.user)
         .bind(id)
         .bind(UUID_TEXT)
-        .bind(JobKind::ALL.map(JobKind::as_str).to_vec())
+        .bind(crate::jobs::all_kinds())
         .fetch_one(db)
         .await?;
     Ok(Written::new(retried as u64, retried > 0))

@@ -6,7 +6,6 @@
 
 use crate::Result;
 use crate::counters::{Side, uncount};
-use convos_core::jobs::JobKind;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -42,7 +41,7 @@ pub async fn old_records(db: &PgPool, keep_days: i32) -> Result<u64> {
          select count(*) from gone",
     )
     .bind(keep_days)
-    .bind(JobKind::ALL.map(JobKind::as_str).to_vec())
+    .bind(crate::jobs::all_kinds())
     .fetch_one(db)
     .await?;
     let jobs = jobs as u64;
@@ -56,7 +55,7 @@ pub async fn old_records(db: &PgPool, keep_days: i32) -> Result<u64> {
         "delete from job_outcome_counts \
          where kind = any($1) and minute < now() - interval '2 days'",
     )
-    .bind(JobKind::ALL.map(JobKind::as_str).to_vec())
+    .bind(crate::jobs::all_kinds())
     .execute(db)
     .await?;
     sqlx::query(
