@@ -182,6 +182,16 @@ struct JobRow {
     updated_at: DateTime<Utc>,
 }
 
+impl JobRow {
+    /// Where a page ending with this job leaves off.
+    fn cursor(&self) -> Cursor {
+        Cursor {
+            at: self.created_at,
+            id: self.id,
+        }
+    }
+}
+
 impl From<JobRow> for JobSummary {
     fn from(r: JobRow) -> Self {
         JobSummary {
@@ -286,45 +296,138 @@ fn known_filters_sql(filter: &JobFilter) -> String {
     sql
 }
 
+/// The most jobs a page of a filtered job list reads ([`list_jobs`]), whatever the filters.
+pub const JOB_LIST_WINDOW: i64 = 5_000;
+
+/// How much older than a message its jobs can look: job ids and message ids are UUIDv7 made
+/// on different clocks (PostgreSQL's, a server's), so a job made with its message can carry
+/// an earlier time.
+const CLOCK_MARGIN_MS: u64 = 300_000;
+
+/// The states whose jobs an index holds (due, in flight, dead): a page of them reads that
+/// index, not the ledger. The others (`done`, `skipped`, `discarded`) are most of the ledger.
+const INDEXED_STATES: [&str; 5] = ["pending", "retry", "dispatched", "running", "dead"];
+
 /// A page of jobs, newest first: in the order of their ids, which are UUIDv7 (decision 44), so
-/// a page is read from the primary key's newest end and stops once it is full, whatever the
-/// ledger holds. (Filters that match few jobs read on until they find a page: bounded by the
-/// statement time limit.) A page starts after the cursor's id. A queue or a state is also
-/// written into the statement ([`known_filters_sql`]), so that the dead jobs are read through
-/// their own index in every plan.
+/// a page is read from the primary key's newest end and stops once it is full.
+///
+/// Filters that can match few jobs (text, message, user, a queue, a finished state) read at
+/// most [`JOB_LIST_WINDOW`] jobs after the cursor (decision 51): a page may hold fewer jobs
+/// than `limit`, none at all, and still have a next cursor, which continues after the jobs
+/// read. A message's jobs are looked for back to its own time only. A state whose jobs an
+/// index holds ([`INDEXED_STATES`]) is read through that index; it is also written into the
+/// statement ([`known_filters_sql`]), so that every plan uses the index.
 pub async fn list_jobs(
     db: &PgPool,
     filter: &JobFilter,
     limit: i64,
     after: Option<Cursor>,
 ) -> Result<(Vec<JobSummary>, Option<String>)> {
-    let after = after.unwrap_or(Cursor {
-        at: DateTime::from_timestamp(253_402_300_799, 0).unwrap_or_default(),
-        id: Uuid::max(),
-    });
+    let after = after.map_or(Uuid::max(), |c| c.id);
+    let indexed = filter
+        .state
+        .as_deref()
+        .is_some_and(|s| INDEXED_STATES.contains(&s));
+    let unfiltered = filter.kind.is_none()
+        && filter.state.is_none()
+        && filter.q.is_none()
+        && filter.message_id.is_none()
+        && filter.user.is_none();
+    let plain = unfiltered
+        || (indexed && filter.q.is_none() && filter.message_id.is_none() && filter.user.is_none());
+    if plain {
+        let sql = format!(
+            "select id, kind, state, attempts, max_attempts, next_run_at, last_error, outcome, \
+                    created_at, updated_at \
+             from jobs where {}{} and id < $6 \
+             order by id desc limit $7",
+            filter_sql(),
+            known_filters_sql(filter)
+        );
+        let rows: Vec<JobRow> = bind_filter(sqlx::query_as(AssertSqlSafe(sql)), filter)
+            .bind(after)
+            .bind(limit + 1)
+            .fetch_all(db)
+            .await?;
+        let (rows, next) = split_page(rows, limit, JobRow::cursor);
+        return Ok((rows.into_iter().map(Into::into).collect(), next));
+    }
+    // The jobs read: those of the state's index, or the ledger's newest end after the cursor;
+    // a message's, back to its time.
+    let read = match (indexed, filter.message_id.and_then(jobs_floor)) {
+        (true, _) => known_filters_sql(filter),
+        (false, Some(floor)) => format!(" and id >= '{floor}'"),
+        (false, None) => String::new(),
+    };
+    // The page, in one pass over the window: the jobs the filters match, and the window's last
+    // job (matched or not) if it read a whole window. Once that job is reached with the page
+    // not full, the next page starts after it.
     let sql = format!(
         "select id, kind, state, attempts, max_attempts, next_run_at, last_error, outcome, \
-                created_at, updated_at \
-         from jobs where {}{} and id < $6 \
+                created_at, updated_at, matched, n = {JOB_LIST_WINDOW} as edge \
+         from ( \
+           select *, coalesce({filter}, false) as matched from ( \
+             select id, kind, state, attempts, max_attempts, next_run_at, last_error, outcome, \
+                    created_at, updated_at, key, payload, \
+                    row_number() over (order by id desc) as n \
+             from jobs where id < $6{read} order by id desc limit {JOB_LIST_WINDOW}) w) f \
+         where matched or n = {JOB_LIST_WINDOW} \
          order by id desc limit $7",
-        filter_sql(),
-        known_filters_sql(filter)
+        filter = filter_sql(),
     );
-    let rows: Vec<JobRow> = sqlx::query_as(AssertSqlSafe(sql))
+    let rows: Vec<WindowRow> = bind_filter(sqlx::query_as(AssertSqlSafe(sql)), filter)
+        .bind(after)
+        .bind(limit + 2)
+        .fetch_all(db)
+        .await?;
+    let edge = rows.iter().find(|r| r.edge).map(|r| r.job.cursor());
+    let jobs: Vec<JobRow> = rows
+        .into_iter()
+        .filter(|r| r.matched)
+        .map(|r| r.job)
+        .collect();
+    let (jobs, next) = split_page(jobs, limit, JobRow::cursor);
+    Ok((
+        jobs.into_iter().map(Into::into).collect(),
+        next.or(edge.map(|c| c.encode())),
+    ))
+}
+
+/// Binds `filter` as `$1`–`$5` of [`filter_sql`].
+fn bind_filter<'q, O>(
+    query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    filter: &'q JobFilter,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    query
         .bind(filter.kind.map(JobKind::as_str))
         .bind(&filter.state)
         .bind(filter.q.as_deref().map(contains_pattern))
         .bind(filter.message_id)
         .bind(filter.user)
-        .bind(after.id)
-        .bind(limit + 1)
-        .fetch_all(db)
-        .await?;
-    let (rows, next) = split_page(rows, limit, |r| Cursor {
-        at: r.created_at,
-        id: r.id,
-    });
-    Ok((rows.into_iter().map(Into::into).collect(), next))
+}
+
+/// The least job id that can belong to `message`'s jobs: a UUIDv7 of the message's millisecond
+/// less [`CLOCK_MARGIN_MS`], all its other bits zero; `None` if `message` is not a UUIDv7.
+fn jobs_floor(message: Uuid) -> Option<Uuid> {
+    if message.get_version_num() != 7 {
+        return None;
+    }
+    let ms = (message.as_u128() >> 80) as u64;
+    Some(Uuid::from_u128(
+        u128::from(ms.saturating_sub(CLOCK_MARGIN_MS)) << 80,
+    ))
+}
+
+/// A row of a windowed [`list_jobs`] statement: a job the filters matched, or the window's
+/// last job, or both.
+#[derive(sqlx::FromRow)]
+struct WindowRow {
+    #[sqlx(flatten)]
+    job: JobRow,
+    /// The filters match it.
+    matched: bool,
+    /// The window's last job.
+    edge: bool,
 }
 
 /// One job with its payload and attempt history.

@@ -4,7 +4,8 @@
 //! read the folder's partial index in order and stop after one page, never sort or scan the
 //! mailbox. A long thread among many others is generated the same way, and its page and its
 //! header must walk the thread in order. A ledger of old finished jobs is generated the same
-//! way: the queue board must not read them, and the operators' job list must read a page. A
+//! way: the queue board must not read them, and the operators' job list must read a page (a
+//! filter matching little, a window of the ledger, its cursor walking on). A
 //! relay's dispatch reads the jobs in flight in an index scan, which does not read again, look
 //! after look, the jobs that left the flight since the last vacuum. An email job's check of its
 //! recipient's daily cap reads no more of the day's emails than the cap. The board counts a
@@ -572,8 +573,15 @@ async fn an_operators_job_list_reads_a_page_not_the_ledger(db: PgPool) {
             .collect();
         let listed: Vec<uuid::Uuid> = first.iter().chain(&second).map(|j| j.id).collect();
         assert_eq!(listed, newest, "{kind:?}: newest first, page after page");
+        // Unfiltered, the pages are the newest jobs. A queue reads a window at most (decision
+        // 51): the second page's tenth email is the last, and telling so reads a window.
+        let bound = if kind.is_none() {
+            1_000
+        } else {
+            ops::JOB_LIST_WINDOW + 1_000
+        };
         assert!(
-            read < 1_000,
+            read < bound,
             "{kind:?}: two pages of 10 read {read} rows of a 100,040-job ledger"
         );
     }
@@ -912,5 +920,127 @@ async fn the_dead_jobs_list_reads_the_dead_jobs_not_the_ledger(db: PgPool) {
             read <= 50,
             "{mode}: listing 4 dead jobs read {read} of 20,000"
         );
+
+        // Text among the dead jobs reads them, not a window of the ledger.
+        let filter = JobFilter {
+            q: Some("done:10000".into()),
+            ..filter
+        };
+        let before = jobs_rows_read(&db, &server).await;
+        let (page, next) = ops::list_jobs(&server, &filter, 100, None).await.unwrap();
+        let read = jobs_rows_read(&db, &server).await - before;
+
+        assert_eq!(page.len(), 1, "{mode}: the dead job with that text");
+        assert!(next.is_none(), "{mode}");
+        assert!(
+            read <= 50,
+            "{mode}: searching 4 dead jobs read {read} of 20,000"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_job_list_filter_that_matches_little_reads_a_window_and_its_cursor_walks_on(db: PgPool) {
+    // An operator looks for jobs that are rare in a big ledger: by text, by user, in a quiet
+    // queue, or among the done ones. The page was filled by walking the ledger, newest first,
+    // until the statement time limit (a 503 on a large ledger). Two days' jobs: 20,000
+    // deliveries, and among the oldest, one verification email to carol and one failure.
+    // A message sent half an hour ago: its event is the job made 2,000 s ago.
+    let carol = uuid::Uuid::now_v7();
+    let message: uuid::Uuid = sqlx::query_scalar("select convos_uuidv7(now() - interval '2001 s')")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    sqlx::query(
+        "insert into jobs (id, kind, key, payload, max_attempts, state, attempts, finished_at, \
+                           last_error) \
+         select convos_uuidv7(now() - g * interval '1 s'), \
+                case when g = 19990 then 'verify_email' else 'deliver' end, \
+                case when g = 2000 then 'event:message.created:' || $2::text else 'job:' || g end, \
+                case when g = 19990 then jsonb_build_object('recipient_id', $1::text) \
+                     else '{}' end, \
+                5, case when g = 19995 then 'skipped' else 'done' end, 1, now(), \
+                case when g = 19995 then 'the needle' end \
+         from generate_series(1, 20000) g",
+    )
+    .bind(carol)
+    .bind(message)
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query("analyze jobs").execute(&db).await.unwrap();
+    let server = one_connection(&db).await;
+    let filters = [
+        (
+            "message",
+            JobFilter {
+                message_id: Some(message),
+                ..JobFilter::default()
+            },
+        ),
+        (
+            "text",
+            JobFilter {
+                q: Some("NEEDLE".into()),
+                ..JobFilter::default()
+            },
+        ),
+        (
+            "user",
+            JobFilter {
+                user: Some(carol),
+                ..JobFilter::default()
+            },
+        ),
+        (
+            "quiet queue",
+            JobFilter {
+                kind: Some(JobKind::VerifyEmail),
+                ..JobFilter::default()
+            },
+        ),
+        (
+            "rare finished state",
+            JobFilter {
+                state: Some("skipped".into()),
+                ..JobFilter::default()
+            },
+        ),
+    ];
+    for mode in PLAN_MODES {
+        in_plan_mode(&server, mode).await;
+        for (what, filter) in &filters {
+            let mut found = Vec::new();
+            let mut cursor = None;
+            let mut pages = 0;
+            loop {
+                let before = jobs_rows_read(&db, &server).await;
+                let (page, next) = ops::list_jobs(&server, filter, 25, cursor).await.unwrap();
+                let read = jobs_rows_read(&db, &server).await - before;
+                assert!(
+                    read <= ops::JOB_LIST_WINDOW + 100,
+                    "{mode}, {what}: one page read {read} rows of a 20,000-job ledger"
+                );
+                pages += 1;
+                found.extend(page.into_iter().map(|j| j.id));
+                match next {
+                    Some(next) => cursor = Cursor::decode(&next),
+                    None => break,
+                }
+                assert!(pages < 100, "{mode}, {what}: the cursor does not walk on");
+            }
+            assert_eq!(found.len(), 1, "{mode}, {what}: the one job, found once");
+            // A message's jobs are no older than it (less a margin for clocks): the walk ends
+            // there, not at the end of the ledger.
+            let expected = if *what == "message" {
+                1
+            } else {
+                (20_000 / ops::JOB_LIST_WINDOW) as usize
+            };
+            assert!(
+                (expected..=expected + 1).contains(&pages),
+                "{mode}, {what}: {pages} pages to walk 20,000 jobs"
+            );
+        }
     }
 }
