@@ -104,6 +104,46 @@ pub(crate) async fn uncount(
     Ok(())
 }
 
+/// [`uncount`] for many messages at once, in one statement: each participant's counters of a
+/// thread change once, by the sum of its messages. The caller holds every thread's lock.
+pub(crate) async fn uncount_all(
+    tx: &mut PgConnection,
+    uncounted: &[(ThreadId, UserId, Side, bool)],
+) -> Result<()> {
+    if uncounted.is_empty() {
+        return Ok(());
+    }
+    let mut threads = Vec::with_capacity(uncounted.len());
+    let mut users = Vec::with_capacity(uncounted.len());
+    let (mut sent, mut received, mut unread) = (Vec::new(), Vec::new(), Vec::new());
+    for (thread, user, side, was_unread) in uncounted {
+        threads.push(thread.as_uuid());
+        users.push(user.as_uuid());
+        sent.push(i32::from(*side == Side::Sent));
+        received.push(i32::from(*side == Side::Received));
+        unread.push(i32::from(*was_unread));
+    }
+    sqlx::query(
+        "update thread_participants tp set \
+           sent_count = tp.sent_count - c.sent, received_count = tp.received_count - c.received, \
+           unread_count = tp.unread_count - c.unread \
+         from (select thread_id, user_id, sum(sent)::int as sent, sum(received)::int as received, \
+                      sum(unread)::int as unread \
+               from unnest($1::uuid[], $2::uuid[], $3::int4[], $4::int4[], $5::int4[]) \
+                 as u(thread_id, user_id, sent, received, unread) \
+               group by thread_id, user_id) c \
+         where tp.thread_id = c.thread_id and tp.user_id = c.user_id",
+    )
+    .bind(&threads)
+    .bind(&users)
+    .bind(&sent)
+    .bind(&received)
+    .bind(&unread)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 /// One of `user`'s counted messages changed its read flag to `read`.
 pub(crate) async fn read_changed(
     tx: &mut PgConnection,

@@ -1,13 +1,25 @@
 //! Erasing the bodies of expired and consumed ephemeral messages.
 //!
 //! Read paths already hide these messages (and discount expired ones from the counters); the
-//! purge makes the erasure real and settles the counters, one thread lock at a time so it never
-//! races a send, a read or a delete in the same thread.
+//! purge makes the erasure real and settles the counters, a batch at a time under the locks of
+//! its threads, so it never races a send, a read or a delete in the same thread.
 
 use crate::Result;
-use crate::counters::{Side, uncount};
+use crate::counters::{Side, uncount_all};
 use sqlx::PgPool;
 use uuid::Uuid;
+
+/// An expired message the purge erased, and whose counters it was in.
+#[derive(sqlx::FromRow)]
+struct Erased {
+    thread_id: Uuid,
+    sender_id: Uuid,
+    recipient_id: Uuid,
+    sender_counts: bool,
+    recipient_counts: bool,
+    sender_read: bool,
+    recipient_read: bool,
+}
 
 /// What one purge run did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -97,37 +109,54 @@ pub async fn run(db: &PgPool, batch: i64) -> Result<Purged> {
     .bind(batch)
     .fetch_all(db)
     .await?;
-    let mut expired = 0;
-    for (message, thread) in due {
-        let mut tx = db.begin().await?;
-        sqlx::query("select 1 from threads where id = $1 for no key update")
-            .bind(thread)
-            .execute(&mut *tx)
-            .await?;
-        // Re-checked under the lock: a concurrent purge may have taken it.
-        let row: Option<(Uuid, Uuid, bool, bool, bool, bool)> = sqlx::query_as(
-            "update messages set body = null, purged_at = now() \
-             where id = $1 and purged_at is null and consumed_at is null \
-             returning sender_id, recipient_id, sender_deleted_at is null, \
-                       recipient_deleted_at is null, sender_read, recipient_read",
-        )
-        .bind(message)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some((sender, recipient, sender_has, recipient_has, sender_read, recipient_read)) =
-            row
-        {
-            for (user, has, read, side) in [
-                (sender, sender_has, sender_read, Side::Sent),
-                (recipient, recipient_has, recipient_read, Side::Received),
-            ] {
-                if has {
-                    uncount(&mut tx, thread.into(), user.into(), side, !read).await?;
-                }
-            }
-            expired += 1;
-        }
-        tx.commit().await?;
+    if due.is_empty() {
+        return Ok(Purged {
+            expired: 0,
+            consumed,
+        });
     }
+    let (messages, mut threads): (Vec<Uuid>, Vec<Uuid>) = due.into_iter().unzip();
+    threads.sort_unstable();
+    threads.dedup();
+    // The batch in one transaction of three statements (it was one transaction per message):
+    // the threads locked in id order, as a write to one thread locks it (`lock_thread`) before
+    // its messages, so two purges, or a purge and a sender, wait instead of deadlocking; then
+    // the messages still expired erased, re-checked under the locks (a concurrent purge or a
+    // read of a read-once message may have taken one); then each participant's counters,
+    // once per thread for all its messages erased.
+    let mut tx = db.begin().await?;
+    sqlx::query("select 1 from threads where id = any($1) order by id for no key update")
+        .bind(&threads)
+        .execute(&mut *tx)
+        .await?;
+    let erased: Vec<Erased> = sqlx::query_as(
+        "update messages set body = null, purged_at = now() \
+         where id = any($1) and purged_at is null and consumed_at is null \
+         returning thread_id, sender_id, recipient_id, \
+                   sender_deleted_at is null as sender_counts, \
+                   recipient_deleted_at is null as recipient_counts, sender_read, recipient_read",
+    )
+    .bind(&messages)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut uncounted = Vec::with_capacity(2 * erased.len());
+    for m in &erased {
+        for (user, counts, read, side) in [
+            (m.sender_id, m.sender_counts, m.sender_read, Side::Sent),
+            (
+                m.recipient_id,
+                m.recipient_counts,
+                m.recipient_read,
+                Side::Received,
+            ),
+        ] {
+            if counts {
+                uncounted.push((m.thread_id.into(), user.into(), side, !read));
+            }
+        }
+    }
+    uncount_all(&mut tx, &uncounted).await?;
+    tx.commit().await?;
+    let expired = erased.len() as u64;
     Ok(Purged { expired, consumed })
 }
