@@ -158,7 +158,9 @@ async fn filter_from(
     })
 }
 
-/// A page of jobs, newest first, filtered by queue, state, text, message or user.
+/// A page of jobs, newest first, filtered by queue, state, text, message or user. A page reads
+/// at most 5,000 jobs (decision 51): a filter matching few can answer a short or empty page with
+/// a cursor to continue.
 #[utoipa::path(get, path = "/api/v1/admin/jobs", tag = "admin",
     security(("bearer" = [])), params(JobQuery),
     responses((status = 200, body = Page<JobSummary>), (status = 404, body = ErrorBody),
