@@ -6,6 +6,8 @@
 //! A small forgiving tokenizer rather than a full HTML5 parser: mail HTML is shallow, and what
 //! matters here is the text a person wrote and where the quote starts.
 
+use crate::limits::{MAX_QUOTE_MARKS, MAX_TEXT_BYTES, truncate};
+
 /// The text of an HTML body, one line per visual line, quotes as `> ` lines, no trailing
 /// blank lines.
 pub fn to_text(html: &str) -> String {
@@ -30,8 +32,7 @@ pub fn to_text(html: &str) -> String {
             if !tag.closing && RAW_TEXT.contains(&tag.name.as_str()) {
                 // The content of `<style>` and `<script>` is not markup: skip to its end tag.
                 let end = format!("</{}", tag.name);
-                let lower = after.to_ascii_lowercase();
-                let skipped = lower.find(&end).map_or(after.len(), |i| i);
+                let skipped = find_ignoring_case(after, &end).unwrap_or(after.len());
                 let after = &after[skipped..];
                 stack.pop();
                 after.find('>').map_or("", |i| &after[i + 1..])
@@ -305,10 +306,14 @@ fn quote_depth(stack: &[Open]) -> usize {
     stack.iter().filter(|o| o.name == "blockquote").count()
 }
 
-/// Lines being written; each remembers how deeply quoted it is.
+/// Lines being written; each remembers how deeply quoted it is. Lines past
+/// [`MAX_TEXT_BYTES`] of text are dropped: hostile mail cannot make the text, or the memory it
+/// takes, larger than that (whatever the input, each line costs its bytes and its marks).
 #[derive(Default)]
 struct Writer {
     lines: Vec<(usize, String)>,
+    /// The bytes the kept lines will take as text.
+    bytes: usize,
     /// The line being written, if any text has started it.
     current: Option<(usize, String)>,
     pending_space: bool,
@@ -356,21 +361,29 @@ impl Writer {
     /// `<br>`: ends the line, or writes an empty one.
     fn line_break(&mut self, depth: usize) {
         let line = self.current.take().unwrap_or((depth, String::new()));
-        self.lines.push(line);
+        self.keep(line);
         self.pending_space = false;
+    }
+
+    /// Adds a finished line, unless the text is full.
+    fn keep(&mut self, (depth, line): (usize, String)) {
+        if self.bytes < MAX_TEXT_BYTES {
+            self.bytes += line.len() + 2 * depth.min(MAX_QUOTE_MARKS) + 1;
+            self.lines.push((depth, line));
+        }
     }
 
     /// Ends the line being written, if any.
     fn end_block(&mut self) {
         if let Some(line) = self.current.take() {
-            self.lines.push(line);
+            self.keep(line);
         }
         self.pending_space = false;
     }
 
     fn push_line(&mut self, text: &str, depth: usize) {
         self.end_block();
-        self.lines.push((depth, text.to_owned()));
+        self.keep((depth, text.to_owned()));
     }
 
     /// A paragraph or quote edge: ends the line and writes a blank line (quoted `depth` deep)
@@ -378,7 +391,7 @@ impl Writer {
     fn blank_line(&mut self, depth: usize) {
         self.end_block();
         if self.lines.last().is_some_and(|(_, l)| !l.trim().is_empty()) {
-            self.lines.push((depth, String::new()));
+            self.keep((depth, String::new()));
         }
     }
 
@@ -404,16 +417,28 @@ impl Writer {
             if out.is_empty() && line.is_empty() && *depth == 0 {
                 continue;
             }
-            let prefix = vec![">"; *depth].join(" ");
+            let prefix = vec![">"; (*depth).min(MAX_QUOTE_MARKS)].join(" ");
             out.push_str(&prefix);
             if !prefix.is_empty() && !line.is_empty() {
                 out.push(' ');
             }
             out.push_str(line);
             out.push('\n');
+            if out.len() >= MAX_TEXT_BYTES {
+                break;
+            }
         }
+        truncate(&mut out, MAX_TEXT_BYTES);
         out
     }
+}
+
+/// Where `needle` (ASCII, lower case) first occurs in `haystack`, ignoring ASCII case, without
+/// copying it (a lower-cased copy of the rest of the document per raw-text element made the
+/// conversion quadratic).
+fn find_ignoring_case(haystack: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    (0..=h.len().checked_sub(n.len())?).find(|&i| h[i..i + n.len()].eq_ignore_ascii_case(n))
 }
 
 /// Decodes character references: numeric ones and the named ones mail uses.
@@ -567,6 +592,26 @@ fn named_entity(name: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flood_of_deeply_quoted_lines_becomes_bounded_text() {
+        // 1 MB of HTML: 255 nested quotes around a `<pre>` of half a million one-letter lines.
+        // Each line got a 511-byte quote prefix: 265 MB of text, 800 MB of worker memory.
+        let html = format!(
+            "{}<pre>{}",
+            "<blockquote>".repeat(255),
+            "x\n".repeat(520_000)
+        );
+        let text = to_text(&html);
+        assert!(
+            text.len() <= crate::limits::MAX_TEXT_BYTES,
+            "{} bytes of text",
+            text.len()
+        );
+        let first = text.lines().next().unwrap();
+        assert!(first.starts_with("> > > "), "still a quote: {first}");
+        assert!(first.ends_with('x'), "{first}");
+    }
 
     #[test]
     fn paragraphs_are_separated_by_a_blank_line_and_breaks_end_lines() {

@@ -3,6 +3,7 @@
 
 pub mod autoreply;
 pub mod html;
+pub mod limits;
 pub mod parsed;
 pub mod quotes;
 pub mod reports;

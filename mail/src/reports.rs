@@ -65,6 +65,7 @@ impl Report {
 ///
 /// Anything else, a person's reply or an auto-reply included, is `None`.
 pub fn read(raw: &[u8]) -> Option<Report> {
+    crate::limits::check(raw).ok()?;
     let mail = mailparse::parse_mail(raw).ok()?;
     let original_message_id = returned_message(&mail)
         .as_deref()
