@@ -154,11 +154,13 @@ pub async fn decide(db: &PgPool, id: Uuid, decided: &Decided<'_>) -> Result<bool
 }
 
 /// Where `user` can be told about their refused email: their address and name, if it is
-/// verified and has not bounced.
+/// verified, has not bounced or complained, and they take email (not turned off, not paused).
 pub async fn answer_address(db: &PgPool, user: UserId) -> Result<Option<(String, String)>> {
     Ok(sqlx::query_as(
         "select email, display_name from users where id = $1 \
-           and email_verified_at is not null and email_bounced_at is null",
+           and email_verified_at is not null and email_bounced_at is null \
+           and email_complained_at is null and email_notifications \
+           and (email_paused_until is null or email_paused_until <= now())",
     )
     .bind(user.as_uuid())
     .fetch_optional(db)
@@ -181,7 +183,16 @@ pub async fn posted_as(db: &PgPool, user: UserId, message_id: &str) -> Result<Op
 /// Claims the one explanatory email about refused message `id`, if `user` got fewer than
 /// `per_hour` such emails in the last hour. Returns whether the caller may send it; if sending
 /// fails, [`unanswer`] gives the claim back.
+///
+/// The user's row is locked first, and the count taken after, in a statement of its own: in
+/// one statement, claims running at once each counted before any of them was written (13
+/// emails in a burst of 30, against a cap of 5).
 pub async fn claim_answer(db: &PgPool, id: Uuid, user: UserId, per_hour: i64) -> Result<bool> {
+    let mut tx = db.begin().await?;
+    sqlx::query("select 1 from users where id = $1 for no key update")
+        .bind(user.as_uuid())
+        .execute(&mut *tx)
+        .await?;
     let claimed = sqlx::query(
         "update inbound_mail set answered_at = now() \
          where id = $1 and answered_at is null \
@@ -191,9 +202,10 @@ pub async fn claim_answer(db: &PgPool, id: Uuid, user: UserId, per_hour: i64) ->
     .bind(id)
     .bind(user.as_uuid())
     .bind(per_hour)
-    .execute(db)
+    .execute(&mut *tx)
     .await?
     .rows_affected();
+    tx.commit().await?;
     Ok(claimed == 1)
 }
 
@@ -239,17 +251,6 @@ pub async fn reply_target(db: &PgPool, message: MessageId) -> Result<Option<Repl
     .bind(message.as_uuid())
     .fetch_optional(db)
     .await?)
-}
-
-/// The verified account that owns `address`, if any (who may be told a reply was refused).
-pub async fn verified_owner(db: &PgPool, address: &str) -> Result<Option<UserId>> {
-    let owner: Option<Uuid> = sqlx::query_scalar(
-        "select id from users where lower(email) = lower($1) and email_verified_at is not null",
-    )
-    .bind(address)
-    .fetch_optional(db)
-    .await?;
-    Ok(owner.map(UserId::from))
 }
 
 /// Ends every reply address `user` was given so far.

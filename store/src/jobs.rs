@@ -203,6 +203,18 @@ pub(crate) fn all_kinds() -> Vec<&'static str> {
     JobKind::ALL.map(JobKind::as_str).to_vec()
 }
 
+/// How many of job `id`'s attempts ended without an outcome (presumed lost: the worker
+/// running them stopped, or they outlived their deadline).
+pub async fn lost_attempts(db: &PgPool, id: Uuid) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "select count(*) from job_attempts where job_id = $1 and error = $2",
+    )
+    .bind(id)
+    .bind(LOST)
+    .fetch_one(db)
+    .await?)
+}
+
 /// The error of an attempt that ended without an outcome.
 const LOST: &str = "lost: no outcome before the deadline (worker stopped?)";
 

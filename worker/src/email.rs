@@ -379,8 +379,20 @@ pub fn render(
     builder.multipart(MultiPart::alternative_plain_html(text, html))
 }
 
-/// The short explanation sent back about a refused reply by email: fixed text, the person's
-/// own subject, nothing that comes back to Convos (no reply address; the return path is our
+/// Characters of a received subject an explanation repeats.
+const ECHOED_SUBJECT_CHARS: usize = 60;
+
+/// The start of a received subject, as an explanation repeats it: enough to recognise it, not
+/// a channel for text of the sender's choosing (a 300 KB subject was sent back whole).
+fn echoed(subject: &str) -> String {
+    match subject.char_indices().nth(ECHOED_SUBJECT_CHARS) {
+        Some((end, _)) => format!("{}…", subject[..end].trim_end()),
+        None => subject.to_owned(),
+    }
+}
+
+/// The short explanation sent back about a refused reply by email: fixed text, the start of
+/// the person's own subject, nothing that comes back to Convos (no reply address; the return path is our
 /// `From`, not a bounce address).
 pub fn refusal(
     settings: &EmailSettings,
@@ -396,7 +408,7 @@ pub fn refusal(
             .parse()
             .map_err(|_| lettre::error::Error::MissingTo)?,
     );
-    let subject = clean(subject);
+    let subject = echoed(&clean(subject));
     let text = format!(
         "Your email \"{subject}\" was not posted to Convos.\n\n{explanation}\n\n\
          Nothing else was done with it. You can also reply in Convos: run `convos` \
@@ -429,6 +441,13 @@ pub fn refusal(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_explanation_repeats_only_the_start_of_a_subject() {
+        assert_eq!(echoed("Re: Lunch"), "Re: Lunch");
+        let long = "é".repeat(300_000);
+        assert_eq!(echoed(&long), format!("{}…", "é".repeat(60)));
+    }
     use convos_core::ThreadId;
     use convos_store::deliveries::EmailRecipient;
 

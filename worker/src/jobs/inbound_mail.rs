@@ -84,24 +84,21 @@ impl Refusal {
     }
 
     /// What the person is told, if they are told anything: never about machines' mail or
-    /// duplicates (an answer could start a loop, and the first copy was handled).
+    /// duplicates (an answer could start a loop, and the first copy was handled), and never
+    /// when the reply address and its owner's `From` did not both check out: `From` is
+    /// anyone's to write, so answering it let a stranger make Convos email any user, five times
+    /// an hour, a subject of their choosing (decision 52).
     pub fn explanation(self) -> Option<&'static str> {
         Some(match self {
             Refusal::Unreadable
             | Refusal::NotForUs
             | Refusal::Automatic(_)
-            | Refusal::Duplicate => return None,
-            Refusal::UnknownToken => {
-                "The address you replied to is not a Convos reply address (it may have been \
-                 mistyped or cut short by your mail program)."
-            }
+            | Refusal::Duplicate
+            | Refusal::UnknownToken
+            | Refusal::WrongSender => return None,
             Refusal::Revoked => {
                 "The reply address of that email was revoked. Reply in Convos, or to a newer \
                  notification."
-            }
-            Refusal::WrongSender => {
-                "Replies by email must come from the verified address the notification was sent \
-                 to; this one came from another address."
             }
             Refusal::Empty => {
                 "Once the quoted message and signature were removed, nothing was left to post."
@@ -117,6 +114,32 @@ impl Refusal {
     }
 }
 
+/// Attempts lost (the worker stopped while running them) after which a received email is
+/// refused as unreadable without being read again.
+const LOST_BEFORE_UNREADABLE: i32 = 2;
+
+/// Refuses received email `row` as unreadable, without reading it.
+async fn unreadable(ctx: &Ctx, row: &Inbound) -> Result<Recorded, JobError> {
+    inbound::decide(
+        &ctx.db,
+        row.id,
+        &Decided {
+            status: "refused",
+            reason: Some(Refusal::Unreadable.as_str()),
+            detail: None,
+            message_id: None,
+            user: None,
+            thread: None,
+            posted: None,
+        },
+    )
+    .await?;
+    Ok(Recorded {
+        status: "refused",
+        summary: format!("refused: {}", Refusal::Unreadable.as_str()),
+    })
+}
+
 /// Runs an `inbound_mail` job.
 pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
     let payload: InboundMailJob = Deserialize::deserialize(&job.payload)
@@ -130,7 +153,17 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
         return Ok(Outcome::Skipped(format!("already {}", row.status)));
     }
     let via = row.via.clone();
-    let outcome = decide(ctx, &row).await?;
+    let outcome = if job.attempt > LOST_BEFORE_UNREADABLE
+        && convos_store::jobs::lost_attempts(&ctx.db, job.id).await?
+            >= i64::from(LOST_BEFORE_UNREADABLE)
+    {
+        // Twice its attempts ended with no outcome: whatever in it stops the worker (a parser's
+        // stack overflow cannot be caught) is not tried again.
+        tracing::warn!(inbound.id = %row.id, "a received email the worker stopped on twice, refused unread");
+        unreadable(ctx, &row).await?
+    } else {
+        decide(ctx, &row).await?
+    };
     ctx.metrics
         .inbound
         .with_label_values(&[via.as_str(), outcome.status])
@@ -209,14 +242,7 @@ async fn decide(ctx: &Ctx, row: &Inbound) -> Result<Recorded, JobError> {
     };
     let (purpose, message) = match our_address(ctx, row, Some(parsed), domain) {
         Ok(found) => found,
-        Err(refusal) => {
-            // Who can be told: the verified owner of the sending address, if any.
-            let owner = match &parsed.from {
-                Some(from) => inbound::verified_owner(&ctx.db, from).await?,
-                None => None,
-            };
-            return refuse(refusal, owner, None).await;
-        }
+        Err(refusal) => return refuse(refusal, None, None).await,
     };
     let Some(target) = inbound::reply_target(&ctx.db, message).await? else {
         return refuse(Refusal::ThreadGone, None, None).await;
@@ -381,29 +407,21 @@ async fn post_reply(
     if reports::read(&row.raw).is_some() {
         return refused(Refusal::Automatic(autoreply::Automatic::MailerDaemon)).await;
     }
-    if target.revoked_at.is_some_and(|at| at >= target.created_at) {
-        return refused(Refusal::Revoked).await;
-    }
     let from_owner = parsed
         .from
         .as_deref()
         .is_some_and(|from| from.eq_ignore_ascii_case(&target.email));
     if !from_owner || !target.verified {
-        // The explanation goes to the sending address's verified owner, if any, not to the
-        // address's owner (who did not write it).
-        let owner = match &parsed.from {
-            Some(from) => inbound::verified_owner(&ctx.db, from).await?,
-            None => None,
-        };
+        // Not the address's owner (who did not write it): nobody is told.
         inbound::decide(
             &ctx.db,
             row.id,
             &Decided {
                 status: "refused",
                 reason: Some(Refusal::WrongSender.as_str()),
-                detail: Refusal::WrongSender.explanation(),
+                detail: None,
                 message_id,
-                user: owner,
+                user: None,
                 thread: None,
                 posted: None,
             },
@@ -413,6 +431,10 @@ async fn post_reply(
             status: "refused",
             summary: "refused: wrong_sender".into(),
         });
+    }
+    // Checked after the sender, so that only the address's owner hears it was revoked.
+    if target.revoked_at.is_some_and(|at| at >= target.created_at) {
+        return refused(Refusal::Revoked).await;
     }
     let key = received_key(message_id, &row.raw);
     if let Some(id) = message_id
@@ -555,9 +577,7 @@ async fn answer_if_due(ctx: &Ctx, row: &Inbound) -> Result<(), JobError> {
 /// The refusal a recorded reason names (for the explanation of an earlier attempt's decision).
 fn refusal_of(reason: &str) -> Option<Refusal> {
     [
-        Refusal::UnknownToken,
         Refusal::Revoked,
-        Refusal::WrongSender,
         Refusal::Empty,
         Refusal::TooLong,
         Refusal::RateLimited,
@@ -572,11 +592,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn machines_and_duplicates_are_never_answered() {
+    fn machines_duplicates_and_unproven_senders_are_never_answered() {
         for refusal in [
             Refusal::Unreadable,
             Refusal::NotForUs,
             Refusal::Duplicate,
+            Refusal::UnknownToken,
+            Refusal::WrongSender,
             Refusal::Automatic(autoreply::Automatic::OutOfOffice),
         ] {
             assert_eq!(refusal.explanation(), None, "{refusal:?}");

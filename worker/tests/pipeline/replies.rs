@@ -427,24 +427,33 @@ async fn forged_foreign_and_automatic_mail_is_refused_on_record(db: PgPool) {
     let reply =
         |from: &str, to: &str, id: &str| gmail_reply(from, to, id, &n.message_id, "Sounds good.");
 
-    // A forged token, from Bob's own address: refused, and Bob is told (one short email).
+    // A forged token, "from" Bob's own address: refused, and nobody is told. `From` is
+    // anyone's to write: answering it let a stranger make Convos email any user a subject of
+    // their choosing, five times an hour.
     let (local, _) = n.reply_to.split_once('@').unwrap();
     let forged = format!(
         "{}{}@{DOMAIN}",
         &local[..local.len() - 1],
         if local.ends_with('a') { 'b' } else { 'a' }
     );
-    p.send_smtp(
-        "bob@example.com",
-        &forged,
-        &reply("bob@example.com", &forged, "f1@x"),
-    )
-    .await;
-    // The right address from someone else: refused, and nobody is emailed (a stranger).
+    let phishing = reply("bob@example.com", &forged, "f1@x").replacen(
+        "Subject: Re: [Convos] Lunch on Friday?",
+        "Subject: URGENT your Convos password expires - reset at http://evil.example/",
+        1,
+    );
+    p.send_smtp("bob@example.com", &forged, &phishing).await;
+    // The right address from someone else: refused, and nobody is emailed.
     p.send_smtp(
         "mallory@example.net",
         &n.reply_to,
         &reply("mallory@example.net", &n.reply_to, "f2@x"),
+    )
+    .await;
+    // The right address, "from" Alice (a user, but not the address's owner): nobody is told.
+    p.send_smtp(
+        "alice@example.com",
+        &n.reply_to,
+        &reply("alice@example.com", &n.reply_to, "f5@x"),
     )
     .await;
     // Bob's out-of-office robot.
@@ -462,7 +471,7 @@ async fn forged_foreign_and_automatic_mail_is_refused_on_record(db: PgPool) {
     p.send_smtp("notify@convos.test", &n.reply_to, &looped)
         .await;
 
-    let decided = p.wait_decided(4).await;
+    let decided = p.wait_decided(5).await;
     let reasons: Vec<&str> = decided
         .iter()
         .map(|(status, reason)| {
@@ -470,32 +479,50 @@ async fn forged_foreign_and_automatic_mail_is_refused_on_record(db: PgPool) {
             reason.as_deref().unwrap()
         })
         .collect();
-    assert_eq!(reasons[0], "unknown_token");
-    assert_eq!(reasons[1], "wrong_sender");
-    assert_eq!(reasons[2], "auto_submitted");
-    assert_eq!(reasons[3], "our_own");
+    assert_eq!(
+        reasons,
+        [
+            "unknown_token",
+            "wrong_sender",
+            "wrong_sender",
+            "auto_submitted",
+            "our_own"
+        ]
+    );
     assert_eq!(p.thread_bodies(&alice, &n.thread).await.len(), 1);
-    let explanation = p.nth_mail(2).await;
-    assert_eq!(explanation.to, ["bob@example.com"]);
-    assert_eq!(
-        explanation.from, "notify@convos.test",
-        "its return path is not an address the listener takes"
-    );
-    assert!(
-        explanation.raw.contains("not a Convos reply address"),
-        "{}",
-        explanation.raw
-    );
-    assert_eq!(
-        explanation.header("Auto-Submitted").as_deref(),
-        Some("auto-replied")
-    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         p.smtp.mails().len(),
-        2,
-        "nobody else was emailed: not the stranger, not a robot"
+        1,
+        "nobody was emailed but the notification: not Bob, not Alice, not the stranger, not a \
+         robot"
     );
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn mail_nested_thousands_deep_is_refused_and_the_worker_lives_on(db: PgPool) {
+    // 300 KB of multiparts, 6,000 deep, to a made-up reply address: parsing it overflowed the
+    // stack of the runtime thread, which aborted the worker (every queue with it), and again
+    // after each restart, once the job's lease ran out.
+    let p = Platform::start(db).await;
+    let alice = p.api.user("alice").await;
+    let bob = p.api.user("bob").await;
+    let mut bomb = format!(
+        "From: a@evil.test\r\nTo: reply+x@{DOMAIN}\r\nSubject: s\r\nMessage-ID: <deep@x>\r\n"
+    );
+    for level in 0..6_000 {
+        bomb.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=b{level}\r\n\r\n--b{level}\r\n"
+        ));
+    }
+    bomb.push_str("Content-Type: text/plain\r\n\r\nhi\r\n");
+    p.send_smtp("a@evil.test", &format!("reply+x@{DOMAIN}"), &bomb)
+        .await;
+
+    let decided = p.wait_decided(1).await;
+    assert_eq!(decided[0], ("refused".into(), Some("unreadable".into())));
+    // The worker still delivers: Alice's message to Bob is emailed.
+    alice_writes_to_bob(&p, &alice, &bob, 1).await;
 }
 
 /// A delivery status notification as a receiving server sends it to the return path.
@@ -723,4 +750,106 @@ async fn the_webhook_is_not_there_unless_configured(db: PgPool) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn an_email_the_worker_stopped_on_twice_is_refused_unread(db: PgPool) {
+    // Whatever in a received email stops the worker (nothing catches a stack overflow) would
+    // stop it again at each attempt, up to eight. Two attempts lost, the third reads nothing.
+    let p = Platform::start(db).await;
+    let alice = p.api.user("alice").await;
+    let bob = p.api.user("bob").await;
+    let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    sqlx::query("insert into queue_controls (kind, paused) values ('inbound_mail', true)")
+        .execute(&p.db)
+        .await
+        .unwrap();
+    let reply = gmail_reply(
+        "bob@example.com",
+        &n.reply_to,
+        "twice@x",
+        &n.message_id,
+        "Sounds good.",
+    );
+    assert_eq!(p.post_webhook(SECRET, &reply).await.status(), 202);
+    // As the lost-job sweep leaves a job whose worker stopped twice.
+    sqlx::query(
+        "with job as (update jobs set state = 'retry', attempts = 2, next_run_at = now() \
+                      where kind = 'inbound_mail' returning id) \
+         insert into job_attempts (job_id, attempt, worker, started_at, finished_at, error) \
+         select id, a, 'gone', now(), now(), \
+                'lost: no outcome before the deadline (worker stopped?)' \
+         from job cross join generate_series(1, 2) a",
+    )
+    .execute(&p.db)
+    .await
+    .unwrap();
+    sqlx::query("update queue_controls set paused = false where kind = 'inbound_mail'")
+        .execute(&p.db)
+        .await
+        .unwrap();
+
+    let decided = p.wait_decided(1).await;
+    assert_eq!(decided[0], ("refused".into(), Some("unreadable".into())));
+    assert_eq!(p.thread_bodies(&alice, &n.thread).await.len(), 1, "not posted");
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_burst_of_refused_replies_gets_five_explanations_an_hour(db: PgPool) {
+    // Thirty empty replies from Bob at once: each is refused and explainable, and the claims
+    // of their explanations ran at once; each counted Bob's hour before any was written.
+    let p = Platform::start(db).await;
+    let alice = p.api.user("alice").await;
+    let bob = p.api.user("bob").await;
+    let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    let platform = &p;
+    let posts = (0..30).map(|i| {
+        let empty = gmail_reply(
+            "bob@example.com",
+            &n.reply_to,
+            &format!("empty{i}@x"),
+            &n.message_id,
+            "",
+        );
+        async move { platform.post_webhook(SECRET, &empty).await.status() }
+    });
+    for status in futures::future::join_all(posts).await {
+        assert_eq!(status, 202);
+    }
+
+    let decided = p.wait_decided(30).await;
+    assert!(decided.iter().all(|(_, r)| r.as_deref() == Some("empty")));
+    p.nth_mail(6).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        p.smtp.mails().len(),
+        6,
+        "the notification and five explanations"
+    );
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn someone_who_turned_email_off_gets_no_explanation(db: PgPool) {
+    let p = Platform::start(db).await;
+    let alice = p.api.user("alice").await;
+    let bob = p.api.user("bob").await;
+    let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    // Bob turns email off, then answers the notification he had, with nothing in it.
+    sqlx::query("update users set email_notifications = false where username = 'bob'")
+        .execute(&p.db)
+        .await
+        .unwrap();
+    let empty = gmail_reply(
+        "bob@example.com",
+        &n.reply_to,
+        "off@x",
+        &n.message_id,
+        "",
+    );
+    p.send_smtp("bob@example.com", &n.reply_to, &empty).await;
+
+    let decided = p.wait_decided(1).await;
+    assert_eq!(decided[0], ("refused".into(), Some("empty".into())));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(p.smtp.mails().len(), 1, "only the notification");
 }
