@@ -5,9 +5,12 @@
 //! `CONVOS_<NAME>` (e.g. `CONVOS_ADDR`, `CONVOS_SEND_RATE_PER_MIN`).
 
 use figment::Figment;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::net::SocketAddr;
+
+/// The shortest inbound webhook secret accepted.
+const MIN_WEBHOOK_SECRET_CHARS: usize = 16;
 
 pub use convos_plumbing::{ConfigError, DEV_PUBLIC_URL, DEV_SECRET_KEY, Environment, LogFormat};
 
@@ -162,6 +165,15 @@ impl Settings {
     fn check(&self) -> Result<(), ConfigError> {
         convos_plumbing::settings::check_secret(self.env, &self.secret_key)?;
         convos_plumbing::settings::check_public_url(self.env, &self.public_url)?;
+        if let Some(secret) = &self.inbound_webhook_secret
+            && secret.expose_secret().chars().count() < MIN_WEBHOOK_SECRET_CHARS
+        {
+            // An empty secret matched an empty basic-auth password: the webhook was open.
+            return Err(ConfigError::Unusable(format!(
+                "CONVOS_INBOUND_WEBHOOK_SECRET must be at least {MIN_WEBHOOK_SECRET_CHARS} \
+                 characters (unset it to turn the webhook off)"
+            )));
+        }
         if let Err(e) = crate::client_addr::TrustedProxies::parse(&self.trusted_proxies) {
             return Err(ConfigError::Unusable(format!("trusted_proxies: {e}")));
         }
@@ -218,6 +230,23 @@ mod tests {
             jail.set_env("CONVOS_PUBLIC_URL", "https://convos.example");
             let s = Settings::load().expect("settings load");
             assert_eq!(s.log_format(), LogFormat::Json);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_empty_or_short_webhook_secret_is_refused() {
+        Jail::expect_with(|jail| {
+            for short in ["", "hunter2"] {
+                jail.set_env("CONVOS_INBOUND_WEBHOOK_SECRET", short);
+                let err = Settings::load().unwrap_err().to_string();
+                assert!(err.contains("CONVOS_INBOUND_WEBHOOK_SECRET"), "{err}");
+            }
+            jail.set_env(
+                "CONVOS_INBOUND_WEBHOOK_SECRET",
+                "a-webhook-secret-of-some-length",
+            );
+            assert!(Settings::load().unwrap().inbound_webhook_secret.is_some());
             Ok(())
         });
     }

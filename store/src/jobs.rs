@@ -206,13 +206,13 @@ pub(crate) fn all_kinds() -> Vec<&'static str> {
 /// How many of job `id`'s attempts ended without an outcome (presumed lost: the worker
 /// running them stopped, or they outlived their deadline).
 pub async fn lost_attempts(db: &PgPool, id: Uuid) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "select count(*) from job_attempts where job_id = $1 and error = $2",
+    Ok(
+        sqlx::query_scalar("select count(*) from job_attempts where job_id = $1 and error = $2")
+            .bind(id)
+            .bind(LOST)
+            .fetch_one(db)
+            .await?,
     )
-    .bind(id)
-    .bind(LOST)
-    .fetch_one(db)
-    .await?)
 }
 
 /// The error of an attempt that ended without an outcome.

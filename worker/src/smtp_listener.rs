@@ -4,8 +4,8 @@
 //! It is a receiver, never a relay: `RCPT TO` accepts only `reply+…` and `bounce+…` at the
 //! reply domain; whether a token is genuine is the job's verdict, recorded with the message.
 //! Every client gets bounded work: at most `inbound_max_connections` sessions at once (the rest
-//! are told `421` to come back), a minute per command line, ten minutes per session, lines of
-//! at most 1,000 bytes outside a message, messages of at most `inbound_max_bytes`, 20
+//! are told `421` to come back), a minute per line (the whole line, however it trickles in),
+//! ten minutes per session, lines of at most 1,000 bytes outside a message, messages of at most `inbound_max_bytes`, 20
 //! recipients, 10 errors. A database failure answers `451`, so the sending server keeps the
 //! message and tries again: nothing accepted is lost, nothing is accepted before it is kept.
 
@@ -118,6 +118,11 @@ impl Session {
 
     /// Answers one command line (without its line end).
     pub fn command(&mut self, line: &str) -> Next {
+        if line.chars().any(|c| c.is_control() && c != '\t') {
+            // A NUL in an address could not be kept (a text column), and was answered `451`:
+            // the sending server would have retried for days.
+            return Next::Reply(Reply::new(501, "5.5.2 control characters in the command"));
+        }
         let verb = line
             .split_whitespace()
             .next()
@@ -252,7 +257,8 @@ async fn send(out: &mut (impl AsyncWrite + Unpin), reply: &Reply) -> std::io::Re
     out.flush().await
 }
 
-/// Reads one line of at most `max` bytes (its line end included); `None` at end of input.
+/// Reads one line of at most `max` bytes (its line end included) within [`LINE_TIMEOUT`];
+/// `None` at end of input.
 /// A longer line is read to its end and reported as `Err(TooLong)` in the `Ok` (kept reading,
 /// so the session stays in step).
 async fn read_line(
@@ -262,8 +268,11 @@ async fn read_line(
 ) -> std::io::Result<Option<bool>> {
     buf.clear();
     let mut too_long = false;
+    // One deadline for the whole line: a byte every few seconds kept a session (and one of the
+    // listener's slots) alive for its ten minutes when each read had a minute of its own.
+    let deadline = tokio::time::Instant::now() + LINE_TIMEOUT;
     loop {
-        let chunk = tokio::time::timeout(LINE_TIMEOUT, input.fill_buf())
+        let chunk = tokio::time::timeout_at(deadline, input.fill_buf())
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "line timeout"))??;
         if chunk.is_empty() {
@@ -336,7 +345,7 @@ async fn run_session(
     }
 }
 
-/// Reads a message up to the lone `.` line, unstuffing dots. `Ok(None)` if the client went
+/// Reads a message up to the lone `.` line (`.<CRLF>`), unstuffing dots. `Ok(None)` if the client went
 /// away; `Ok(Some(None))` if it was larger than `max` (read to its end, not kept).
 async fn read_message(
     input: &mut (impl tokio::io::AsyncBufRead + Unpin),
@@ -350,7 +359,9 @@ async fn read_message(
         let Some(fits) = read_line(input, &mut line, max + 3).await? else {
             return Ok(None);
         };
-        if line == b".\r\n" || line == b".\n" {
+        // Only `<CRLF>.<CRLF>` ends the data: a bare `.<LF>` ended it too, so a message could
+        // carry SMTP commands the listener then read as the client's (SMTP smuggling).
+        if line == b".\r\n" {
             return Ok(Some((!too_big).then_some(raw)));
         }
         let content = line.strip_prefix(b".").unwrap_or(&line);
@@ -500,5 +511,58 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rest, "QUIT\r\n");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_line_trickled_a_byte_at_a_time_runs_out_of_time() {
+        // Slowloris: one byte every 25 s, never a line end. Each read got a minute of its own,
+        // so the session held its slot until the ten-minute limit.
+        let (client, server) = tokio::io::duplex(64);
+        tokio::spawn(async move {
+            let mut client = client;
+            while client.write_all(b"N").await.is_ok() {
+                tokio::time::sleep(Duration::from_secs(25)).await;
+            }
+        });
+        let mut reader = BufReader::new(server);
+        let started = tokio::time::Instant::now();
+        let read = tokio::time::timeout(
+            SESSION_LIMIT,
+            read_line(&mut reader, &mut Vec::new(), MAX_COMMAND),
+        )
+        .await
+        .expect("the line's own deadline ends it");
+        assert_eq!(read.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+        assert!(started.elapsed() <= LINE_TIMEOUT + Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn only_crlf_dot_crlf_ends_a_message() {
+        // A bare `.<LF>` inside the data is content, not the end: what follows it is not read
+        // as the client's next command (SMTP smuggling).
+        let input = b"first\n.\nMAIL FROM:<b@evil.test>\r\nlast\r\n.\r\nQUIT\r\n";
+        let mut reader = BufReader::new(&input[..]);
+        let message = read_message(&mut reader, 1000).await.unwrap().unwrap();
+        assert_eq!(
+            message.unwrap(),
+            b"first\n\nMAIL FROM:<b@evil.test>\r\nlast\r\n"
+        );
+    }
+
+    #[test]
+    fn control_characters_in_a_command_are_a_syntax_error() {
+        let mut s = Session::new("d.test", 1000);
+        assert_eq!(
+            replies(
+                &mut s,
+                &[
+                    "EHLO x",
+                    "MAIL FROM:<a\u{0}b@evil.test>",
+                    "MAIL FROM:<a@b.test>",
+                    "RCPT TO:<reply+\u{0}zz@d.test>",
+                ]
+            ),
+            [250, 501, 250, 501]
+        );
     }
 }

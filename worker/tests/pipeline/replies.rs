@@ -791,7 +791,11 @@ async fn an_email_the_worker_stopped_on_twice_is_refused_unread(db: PgPool) {
 
     let decided = p.wait_decided(1).await;
     assert_eq!(decided[0], ("refused".into(), Some("unreadable".into())));
-    assert_eq!(p.thread_bodies(&alice, &n.thread).await.len(), 1, "not posted");
+    assert_eq!(
+        p.thread_bodies(&alice, &n.thread).await.len(),
+        1,
+        "not posted"
+    );
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
@@ -839,13 +843,7 @@ async fn someone_who_turned_email_off_gets_no_explanation(db: PgPool) {
         .execute(&p.db)
         .await
         .unwrap();
-    let empty = gmail_reply(
-        "bob@example.com",
-        &n.reply_to,
-        "off@x",
-        &n.message_id,
-        "",
-    );
+    let empty = gmail_reply("bob@example.com", &n.reply_to, "off@x", &n.message_id, "");
     p.send_smtp("bob@example.com", &n.reply_to, &empty).await;
 
     let decided = p.wait_decided(1).await;
