@@ -361,11 +361,25 @@ async fn soft_bounces(
     Ok(())
 }
 
-/// The idempotency key of a received email: its `Message-ID`, or its bytes without one.
-fn received_key(message_id: Option<&str>, raw: &[u8]) -> String {
+/// The idempotency key of a received email: its `Message-ID`, or without one what its sender
+/// wrote (`From`, `Date`, `Subject`, the text). Not its bytes: each relay that carries a copy
+/// adds its own `Received:` line, and two copies of one reply were posted twice.
+fn received_key(message_id: Option<&str>, parsed: &Parsed) -> String {
     let digest = match message_id {
         Some(id) => Sha256::digest(id.as_bytes()),
-        None => Sha256::digest(raw),
+        None => {
+            let mut written = Sha256::new();
+            for part in [
+                parsed.from.as_deref().unwrap_or_default(),
+                parsed.header("Date").unwrap_or_default(),
+                &parsed.subject,
+                &parsed.text,
+            ] {
+                written.update((part.len() as u64).to_be_bytes());
+                written.update(part.as_bytes());
+            }
+            written.finalize()
+        }
     };
     format!("email:{}", hex::encode(digest))
 }
@@ -436,7 +450,7 @@ async fn post_reply(
     if target.revoked_at.is_some_and(|at| at >= target.created_at) {
         return refused(Refusal::Revoked).await;
     }
-    let key = received_key(message_id, &row.raw);
+    let key = received_key(message_id, parsed);
     if let Some(id) = message_id
         && inbound::posted_as(&ctx.db, user, id).await?.is_some()
     {
@@ -609,9 +623,7 @@ mod tests {
     #[test]
     fn every_answered_refusal_is_found_again_by_its_reason() {
         for refusal in [
-            Refusal::UnknownToken,
             Refusal::Revoked,
-            Refusal::WrongSender,
             Refusal::Empty,
             Refusal::TooLong,
             Refusal::RateLimited,
@@ -623,12 +635,25 @@ mod tests {
     }
 
     #[test]
-    fn a_received_email_is_keyed_by_its_message_id_or_else_its_bytes() {
+    fn a_received_email_is_keyed_by_its_message_id_or_else_what_its_sender_wrote() {
+        let parsed = |raw: &str| convos_mail::parsed::parse(raw.as_bytes()).unwrap();
+        let reply = "From: bob@example.com\r\nDate: Wed, 02 Dec 2026 10:05:00 +0000\r\n\
+                     Subject: Re: Lunch\r\n\r\nYes.\r\n";
+        let relayed = format!("Received: from mx2.example.com\r\n{reply}");
+        let other = reply.replace("Yes.", "No.");
         assert_eq!(
-            received_key(Some("a@b"), b"one"),
-            received_key(Some("a@b"), b"two")
+            received_key(Some("a@b"), &parsed(reply)),
+            received_key(Some("a@b"), &parsed(&other))
         );
-        assert_ne!(received_key(None, b"one"), received_key(None, b"two"));
-        assert!(received_key(Some("a@b"), b"").len() <= 255);
+        assert_eq!(
+            received_key(None, &parsed(reply)),
+            received_key(None, &parsed(&relayed)),
+            "a copy that came another way"
+        );
+        assert_ne!(
+            received_key(None, &parsed(reply)),
+            received_key(None, &parsed(&other))
+        );
+        assert!(received_key(Some("a@b"), &parsed(reply)).len() <= 255);
     }
 }
