@@ -192,6 +192,7 @@ pub fn app(state: AppState) -> Router {
         crate::metrics::track,
     ))
     .layer(DefaultBodyLimit::max(BODY_LIMIT))
+    .layer(axum::middleware::from_fn(refuse_declared_oversize))
     // Inside the request id and trace layers, so a timed-out request is logged with its id.
     .layer(axum::middleware::from_fn(
         move |req: Request, next: Next| deadline(request_timeout, req, next),
@@ -233,6 +234,21 @@ async fn deadline(limit: Duration, req: Request, next: Next) -> Response {
         Ok(response) => response,
         Err(_) => ApiError::RequestTimedOut.into_response(),
     }
+}
+
+/// A body declared larger than [`BODY_LIMIT`] (`Content-Length`) is refused before any of it is
+/// read: the limit applied only as the body was read, so a client declaring 5 MB and sending a
+/// byte now and then held its request (and a connection) until the request deadline.
+async fn refuse_declared_oversize(req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return ApiError::PayloadTooLarge.into_response();
+    }
+    next.run(req).await
 }
 
 /// A client's own `X-Request-Id` is kept (and echoed) only when it is short and plain; anything

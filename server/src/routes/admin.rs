@@ -3,10 +3,10 @@
 //! routes did not exist. Every action is audited.
 
 use crate::error::{ApiError, Result};
-use crate::extract::{ApiJson, ApiQuery, AuthUser, parse_cursor, parse_id, parse_limit};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, parse_cursor, parse_id, parse_limit};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use convos_core::api::{Items, Page};
 use convos_core::jobs::JobKind;
@@ -192,7 +192,7 @@ pub async fn list_jobs(
 pub async fn get_job(
     State(state): State<AppState>,
     _: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<JobDetail>> {
     let id: Uuid = parse_id(&id)?;
     Ok(Json(ops::job(&state.db, id).await?))
@@ -254,7 +254,7 @@ async fn act_on_job(
 pub async fn retry_job(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Affected>> {
     act_on_job(&state, &admin, JobAction::Retry, &id).await
 }
@@ -266,7 +266,7 @@ pub async fn retry_job(
 pub async fn discard_job(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Affected>> {
     act_on_job(&state, &admin, JobAction::Discard, &id).await
 }
@@ -363,7 +363,7 @@ async fn set_paused(
 pub async fn pause_queue(
     State(state): State<AppState>,
     admin: Admin,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<QueueStats>> {
     set_paused(&state, &admin, &name, true).await
 }
@@ -375,7 +375,7 @@ pub async fn pause_queue(
 pub async fn resume_queue(
     State(state): State<AppState>,
     admin: Admin,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<QueueStats>> {
     set_paused(&state, &admin, &name, false).await
 }

@@ -7,9 +7,10 @@
 //! act. A forged, mangled or expired token is a 404, like the unsubscribe links.
 
 use crate::error::{ApiError, Result};
+use crate::extract::ApiPath;
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -230,7 +231,7 @@ fn email_buttons(token: &str, link: &Link, email: &EmailState) -> String {
         (status = 404, description = "Not a genuine, current email link (or its message is gone for its user)", body = ErrorBody)))]
 pub async fn email_link_page(
     State(state): State<AppState>,
-    Path(token): Path<String>,
+    ApiPath(token): ApiPath<String>,
 ) -> Result<Html<String>> {
     use EmailLinkAction as A;
     let link = link(&state, &token)?;
@@ -307,7 +308,7 @@ pub async fn email_link_page(
 pub async fn email_link_one_click(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(token): Path<String>,
+    ApiPath(token): ApiPath<String>,
 ) -> Result<Response> {
     let link = link(&state, &token)?;
     let action = EmailLinkAction::one_click(link.target);
@@ -328,7 +329,7 @@ pub async fn email_link_one_click(
 pub async fn email_link_action(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path((token, action)): Path<(String, String)>,
+    ApiPath((token, action)): ApiPath<(String, String)>,
 ) -> Result<Response> {
     let link = link(&state, &token)?;
     let action = EmailLinkAction::parse(&action)

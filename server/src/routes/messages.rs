@@ -1,11 +1,11 @@
 //! Messages: starting a thread, reading, read flags and delete-for-me.
 
 use crate::error::{ApiError, Result};
-use crate::extract::{ApiJson, AuthUser, IdempotencyHeader, parse_id};
+use crate::extract::{ApiJson, ApiPath, AuthUser, IdempotencyHeader, parse_id};
 use crate::rate_limit::Decision;
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use convos_core::api::{CreateMessageRequest, Message};
@@ -112,7 +112,7 @@ pub async fn create_message(
 pub async fn get_message(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Message>> {
     let id: MessageId = parse_id(&id)?;
     let opened = state
@@ -130,7 +130,7 @@ pub async fn get_message(
 pub async fn delete_message(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode> {
     let id: MessageId = parse_id(&id)?;
     state
@@ -148,7 +148,7 @@ pub async fn delete_message(
 pub async fn mark_read(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Message>> {
     let id: MessageId = parse_id(&id)?;
     let message = state
@@ -166,7 +166,7 @@ pub async fn mark_read(
 pub async fn mark_unread(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Message>> {
     let id: MessageId = parse_id(&id)?;
     let message = state

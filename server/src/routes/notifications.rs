@@ -2,10 +2,10 @@
 //! whether it was sent; its recipient and admins see why), and one-click unsubscribe.
 
 use crate::error::{ApiError, Result};
-use crate::extract::{AuthUser, parse_id};
+use crate::extract::{ApiPath, AuthUser, parse_id};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{Html, IntoResponse};
 use convos_core::api::Delivery;
 use convos_core::api::Items;
@@ -36,7 +36,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 pub async fn list_deliveries(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Items<Delivery>>> {
     let id: MessageId = parse_id(&id)?;
     let items =
@@ -72,7 +72,7 @@ pub struct Unsubscribed {
 pub async fn unsubscribe(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
-    Path(token): Path<String>,
+    ApiPath(token): ApiPath<String>,
 ) -> Result<axum::response::Response> {
     let claim = link_claim(&state, &token)?;
     let user = claim.user;
@@ -109,7 +109,7 @@ pub async fn unsubscribe(
         (status = 404, description = "Not a genuine, current unsubscribe link", body = ErrorBody)))]
 pub async fn unsubscribe_page(
     State(state): State<AppState>,
-    Path(token): Path<String>,
+    ApiPath(token): ApiPath<String>,
 ) -> Result<Html<String>> {
     let claim = link_claim(&state, &token)?;
     if !convos_store::unsubscribe::link_current(&state.db, claim.user, claim.issued_at).await? {

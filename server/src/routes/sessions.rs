@@ -4,11 +4,11 @@
 use crate::auth;
 use crate::client_addr::ClientAddr;
 use crate::error::{ApiError, Result};
-use crate::extract::{ApiJson, AuthUser, parse_id};
+use crate::extract::{ApiJson, ApiPath, AuthUser, parse_id};
 use crate::login_limits::Attempt;
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use convos_core::api::{
     ChangePasswordRequest, CreateSessionRequest, Items, RevokedSessions, Session, SessionInfo,
@@ -169,7 +169,7 @@ pub async fn delete_session(State(state): State<AppState>, caller: AuthUser) -> 
 pub async fn delete_session_by_id(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode> {
     let id: SessionId = parse_id(&id)?;
     let ended = tokens::revoke_own(

@@ -2,12 +2,13 @@
 
 use crate::error::{ApiError, Result};
 use crate::extract::{
-    ApiJson, ApiQuery, AuthUser, IdempotencyHeader, parse_bool, parse_cursor, parse_id, parse_limit,
+    ApiJson, ApiPath, ApiQuery, AuthUser, IdempotencyHeader, parse_bool, parse_cursor, parse_id,
+    parse_limit,
 };
 use crate::routes::messages::{check_send_rate, created_response};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use convos_core::api::{CreateReplyRequest, Folder, Message, Page, Thread};
@@ -78,7 +79,7 @@ pub async fn list_threads(
 pub async fn get_thread(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Thread>> {
     let id: ThreadId = parse_id(&id)?;
     Ok(Json(threads::get(&state.db, caller.user.id, id).await?))
@@ -93,7 +94,7 @@ pub async fn get_thread(
 pub async fn delete_thread(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode> {
     let id: ThreadId = parse_id(&id)?;
     state
@@ -123,7 +124,7 @@ pub struct MessageListQuery {
 pub async fn list_thread_messages(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<MessageListQuery>,
 ) -> Result<Json<Page<Message>>> {
     let id: ThreadId = parse_id(&id)?;
@@ -153,7 +154,7 @@ pub async fn list_thread_messages(
 pub async fn reply(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     IdempotencyHeader(key): IdempotencyHeader,
     body: ApiJson<CreateReplyRequest>,
 ) -> Result<Response> {
@@ -202,7 +203,7 @@ macro_rules! thread_action {
         pub async fn $name(
             State(state): State<AppState>,
             caller: AuthUser,
-            Path(id): Path<String>,
+            ApiPath(id): ApiPath<String>,
         ) -> Result<Json<Thread>> {
             let ($db, $me, $id): (_, _, ThreadId) = (&state.db, caller.user.id, parse_id(&id)?);
             // The action announces a `thread.updated` event whenever it changed something.

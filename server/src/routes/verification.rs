@@ -6,11 +6,11 @@
 //! another account's verified address is refused with 409.
 
 use crate::error::{ApiError, Result};
-use crate::extract::AuthUser;
+use crate::extract::{ApiPath, AuthUser};
 use crate::rate_limit::Decision;
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Html;
 use chrono::Utc;
@@ -125,7 +125,10 @@ async fn check(state: &AppState, token: &str) -> Result<Result<(Link, EmailState
         (status = 409, description = "Another account verified this address first",
             content_type = "text/html", body = String),
         (status = 410, description = "Expired", content_type = "text/html", body = String)))]
-pub async fn verify_page(State(state): State<AppState>, Path(token): Path<String>) -> Result<Page> {
+pub async fn verify_page(
+    State(state): State<AppState>,
+    ApiPath(token): ApiPath<String>,
+) -> Result<Page> {
     let (link, account) = match check(&state, &token).await? {
         Ok(checked) => checked,
         Err(page) => return Ok(page),
@@ -167,7 +170,7 @@ pub async fn verify_page(State(state): State<AppState>, Path(token): Path<String
             content_type = "text/html", body = String)))]
 pub async fn confirm_email(
     State(state): State<AppState>,
-    Path(token): Path<String>,
+    ApiPath(token): ApiPath<String>,
 ) -> Result<Page> {
     let (link, account) = match check(&state, &token).await? {
         Ok(checked) => checked,

@@ -3,6 +3,8 @@
 use convos_testkit::{Answer, TestServer};
 use reqwest::StatusCode;
 use sqlx::PgPool;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 async fn raw_post(app: &TestServer, token: &str, content_type: &str, body: Vec<u8>) -> Answer {
     let res = app
@@ -74,6 +76,57 @@ async fn a_body_over_one_mebibyte_is_413(db: PgPool) {
     assert_eq!(res.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(res.code(), "payload_too_large");
     assert_eq!(app.message_rows().await, 0);
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_body_declared_over_one_mebibyte_is_413_before_it_is_sent(db: PgPool) {
+    // 5 MB declared, a few bytes sent: the request waited for the rest until its deadline, then
+    // answered 503, holding a connection all along.
+    let app = TestServer::spawn(db).await;
+    let alice = app.user("alice").await;
+    let mut socket = TcpStream::connect(app.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /api/v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 5000000\r\n\r\n{{\"re",
+        alice.token
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("}") {
+        let n = socket.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed without an answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_path_that_cannot_be_decoded_is_404_with_the_error_body(db: PgPool) {
+    // Invalid UTF-8 in an id was axum's own 400 in plain text.
+    let app = TestServer::spawn(db).await;
+    let alice = app.user("alice").await;
+    for path in [
+        "/api/v1/messages/%ff%fe",
+        "/api/v1/threads/%ff%fe/messages",
+        "/api/v1/unsubscribe/%ff%fe",
+        "/api/v1/email-links/%ff%fe",
+    ] {
+        let res = app
+            .http
+            .get(format!("{}{path}", app.base))
+            .bearer_auth(&alice.token)
+            .send()
+            .await
+            .unwrap();
+        let res = Answer::from_response(res).await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(res.code(), "not_found", "{path}");
+    }
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
