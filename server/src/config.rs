@@ -59,6 +59,9 @@ pub struct Settings {
     pub search_timeout_ms: u64,
     /// Event streams one user may hold open at once; opening one more closes their oldest.
     pub max_streams_per_user: usize,
+    /// Requests one user may have under way at once in one server process (event streams
+    /// once started do not count); one more is `429`.
+    pub max_requests_per_user: usize,
     /// Connections served at once; further ones wait in the kernel's backlog.
     pub max_connections: usize,
     /// Connections one client network (an IPv4 address, an IPv6 /64) may hold open at once;
@@ -124,6 +127,7 @@ impl Default for Settings {
             db_statement_timeout_ms: 5_000,
             search_timeout_ms: 2_000,
             max_streams_per_user: 10,
+            max_requests_per_user: 8,
             max_connections: 4_096,
             max_connections_per_addr: 64,
             header_timeout_secs: 10,

@@ -11,6 +11,7 @@ use convos_core::{FieldError, IdempotencyKey};
 use convos_store::tokens::{self, TokenId};
 use serde::de::DeserializeOwned;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// The header that makes a create safe to repeat.
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -126,6 +127,9 @@ pub struct AuthUser {
     pub token: TokenId,
     /// When the session ends however much it is used; an event stream closes then.
     pub session_expires_at: chrono::DateTime<chrono::Utc>,
+    /// The request's place among its user's requests under way (`in_flight`), held as long as
+    /// the handler runs.
+    pub place: Arc<crate::in_flight::Place>,
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -146,6 +150,12 @@ impl FromRequestParts<AppState> for AuthUser {
             tokens::authenticate(&state.db, token, crate::auth::lifetimes(&state.settings))
                 .await?
                 .ok_or(ApiError::Unauthorized)?;
+        // How long until a place frees is unknown; requests are short (a statement is cut at
+        // its limit), so a second is the honest guess.
+        let place = state
+            .in_flight
+            .enter(session.user.id)
+            .ok_or(ApiError::RateLimited(std::time::Duration::from_secs(1)))?;
         if session.touched {
             // As seldom as the use is recorded (once a minute): the address the session is used
             // from stays known to the login limits while the owner keeps using it.
@@ -157,6 +167,7 @@ impl FromRequestParts<AppState> for AuthUser {
             preferences: session.preferences,
             token: session.token,
             session_expires_at: session.expires_at,
+            place: Arc::new(place),
         })
     }
 }

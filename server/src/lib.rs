@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod hashing;
+pub mod in_flight;
 pub mod listener;
 pub mod login_limits;
 pub mod metrics;

@@ -88,6 +88,7 @@ impl Application {
             limiter: RateLimiter::new(redis.clone(), settings.redis_prefix.clone()),
             hub,
             streams: crate::streams::Streams::new(settings.max_streams_per_user),
+            in_flight: crate::in_flight::InFlight::new(settings.max_requests_per_user),
             metrics: crate::metrics::Metrics::new(),
             hashing: crate::hashing::Hasher::for_this_machine()
                 .context("could not start the password hashing threads")?,

@@ -23,6 +23,8 @@ pub struct AppState {
     pub hub: crate::events::Hub,
     /// The event streams open in this process, capped per user.
     pub streams: crate::streams::Streams,
+    /// The requests under way in this process, capped per user.
+    pub in_flight: crate::in_flight::InFlight,
     /// Fires when shutdown starts, ending long-lived streams so in-flight requests can finish.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Prometheus metrics of this process.

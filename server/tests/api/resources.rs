@@ -336,3 +336,69 @@ async fn metrics_are_served_apart_from_the_api(db: PgPool) {
             .contains("convos_http_requests_total")
     );
 }
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn one_user_cannot_hold_more_requests_than_their_share(db: PgPool) {
+    // One account with many connections, each asking for something slow over and over, held
+    // the database pool every user shares: another user's one-page listing waited seconds.
+    let app = TestServer::spawn_with(db, |s| s.max_requests_per_user = 2).await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let sent = app.send(&bob, &alice, "Hello", "Hi").await;
+    let thread = sent["thread_id"].as_str().unwrap().to_owned();
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        // Open event streams take no place once started.
+        streams.push(open_stream(&app, &alice).await);
+    }
+    // Marking a thread read waits here on its counters' row, as slow statements wait.
+    let mut lock = app.db.begin().await.unwrap();
+    sqlx::query("select 1 from thread_participants where thread_id = $1::uuid for update")
+        .bind(&thread)
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let read = format!("/api/v1/threads/{thread}/read");
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            let (client, alice, read) = (app.client.clone(), alice.clone(), read.clone());
+            tokio::spawn(async move { client.post(&read, &alice, serde_json::json!({})).await })
+        })
+        .collect();
+    // Both are under way once they wait on the lock.
+    convos_testkit::eventually(Duration::from_secs(10), "two requests waiting", || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity where wait_event_type = 'Lock' \
+             and datname = current_database()",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        waiting == 2
+    })
+    .await;
+
+    let third = app.get("/api/v1/me", &alice).await;
+    let bobs = app.get("/api/v1/me", &bob).await;
+
+    assert_eq!(third.status, StatusCode::TOO_MANY_REQUESTS, "{third:?}");
+    assert_eq!(third.code(), "rate_limited");
+    assert_eq!(
+        third
+            .headers
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap()),
+        Some("1")
+    );
+    assert_eq!(bobs.status, StatusCode::OK, "another user is served");
+    lock.rollback().await.unwrap();
+    for request in held {
+        let done = request.await.unwrap();
+        assert!(done.status.is_success(), "{done:?}");
+    }
+    assert_eq!(
+        app.get("/api/v1/me", &alice).await.status,
+        StatusCode::OK,
+        "her places came back"
+    );
+    drop(streams);
+}
