@@ -163,6 +163,19 @@ pub(crate) async fn read_changed(
     Ok(())
 }
 
+/// Zeroes `user`'s counters for a thread, once every copy of theirs in it is deleted.
+pub(crate) async fn clear(tx: &mut PgConnection, user: UserId, thread: ThreadId) -> Result<()> {
+    sqlx::query(
+        "update thread_participants set received_count = 0, sent_count = 0, unread_count = 0 \
+         where thread_id = $2 and user_id = $1",
+    )
+    .bind(user.as_uuid())
+    .bind(thread.as_uuid())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 /// Recomputes `user`'s counters for a thread from its messages (after thread-wide writes).
 pub(crate) async fn recount(tx: &mut PgConnection, user: UserId, thread: ThreadId) -> Result<()> {
     sqlx::query(concat!(

@@ -292,8 +292,10 @@ pub async fn mark_read(db: &PgPool, caller: UserId, thread: ThreadId) -> Result<
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    counters::recount(&mut tx, caller, thread).await?;
     if changed > 0 {
+        // Only when something changed: the recount reads the whole thread, and a repeated
+        // mark-read of a long thread paid for it every time.
+        counters::recount(&mut tx, caller, thread).await?;
         announce(
             &mut tx,
             Event::ThreadUpdated { thread_id: thread },
@@ -360,13 +362,17 @@ pub async fn delete_for_me(db: &PgPool, caller: UserId, thread: ThreadId) -> Res
              then coalesce(sender_deleted_at, now()) else sender_deleted_at end, \
            recipient_deleted_at = case when m.recipient_id = $1 \
              then coalesce(recipient_deleted_at, now()) else recipient_deleted_at end \
-         where m.thread_id = $2",
+         where m.thread_id = $2 \
+           and ((m.sender_id = $1 and m.sender_deleted_at is null) \
+             or (m.recipient_id = $1 and m.recipient_deleted_at is null))",
     )
     .bind(caller.as_uuid())
     .bind(thread.as_uuid())
     .execute(&mut *tx)
     .await?;
-    counters::recount(&mut tx, caller, thread).await?;
+    // Every copy of the caller's is deleted now: nothing is left to count (a recount read the
+    // whole thread again).
+    counters::clear(&mut tx, caller, thread).await?;
     announce(
         &mut tx,
         Event::ThreadUpdated { thread_id: thread },
