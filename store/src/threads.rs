@@ -383,44 +383,54 @@ pub async fn delete_for_me(db: &PgPool, caller: UserId, thread: ThreadId) -> Res
     Ok(Written::with_jobs(()))
 }
 
-/// Unread messages per folder (threads with no unread message are never read).
-pub async fn unread_by_folder(
-    db: &PgPool,
-    caller: UserId,
-) -> Result<convos_core::api::FolderCounts> {
-    let (inbox, sent, archive, all): (i64, i64, i64, i64) = sqlx::query_as(concat!(
-        "select \
-           coalesce(sum(u) filter (where received_count > 0 and not archived), 0)::int8, \
-           coalesce(sum(u) filter (where sent_count > 0), 0)::int8, \
-           coalesce(sum(u) filter (where archived), 0)::int8, \
-           coalesce(sum(u), 0)::int8 \
-         from (select tp.received_count, tp.sent_count, tp.archived, \
-                      greatest(tp.unread_count - x.unread, 0) as u \
-               from thread_participants tp ",
-        expired_correction!(),
-        "where tp.user_id = $1 and tp.unread_count > 0) t"
-    ))
-    .bind(caller.as_uuid())
-    .fetch_one(db)
-    .await?;
-    Ok(convos_core::api::FolderCounts {
-        inbox,
-        sent,
-        archive,
-        all,
-    })
+/// The caller's (`$1`) threads with unread messages: their folder columns and `u`, the unread
+/// messages less those that expired and await the purge. The expired ones are found through
+/// the caller's own expiring messages (migration 0029), a few rows between purges, and joined
+/// to their threads; looked for thread by thread, they cost a probe per unread thread (100,000
+/// threads, one send each from anyone: 0.2–0.4 s a call, decision 54).
+macro_rules! unread_threads {
+    () => {
+        concat!(
+            "with x as (select m.thread_id, ",
+            crate::counters::counted_by_caller!(),
+            "from messages m \
+             where (m.recipient_id = $1 or m.sender_id = $1) \
+               and m.expires_at is not null and m.purged_at is null and m.consumed_at is null \
+               and m.expires_at <= now() \
+             group by m.thread_id) \
+             select tp.received_count, tp.sent_count, tp.archived, \
+                    greatest(tp.unread_count - coalesce(x.unread, 0), 0) as u \
+             from thread_participants tp left join x on x.thread_id = tp.thread_id \
+             where tp.user_id = $1 and tp.unread_count > 0"
+        )
+    };
 }
 
-/// Unread messages in the caller's threads that are not archived.
-pub async fn unread_total(db: &PgPool, caller: UserId) -> Result<i64> {
-    let total: i64 = sqlx::query_scalar(concat!(
-        "select coalesce(sum(greatest(tp.unread_count - x.unread, 0)), 0)::int8 \
-         from thread_participants tp ",
-        expired_correction!(),
-        "where tp.user_id = $1 and tp.unread_count > 0 and not tp.archived"
+/// The caller's unread messages: in threads they have not archived, and per folder (a thread in
+/// several folders counts in each). One read of their unread threads (threads with no unread
+/// message are never read).
+pub async fn unread(db: &PgPool, caller: UserId) -> Result<(i64, convos_core::api::FolderCounts)> {
+    let (total, inbox, sent, archive, all): (i64, i64, i64, i64, i64) = sqlx::query_as(concat!(
+        "select \
+               coalesce(sum(u) filter (where not archived), 0)::int8, \
+               coalesce(sum(u) filter (where received_count > 0 and not archived), 0)::int8, \
+               coalesce(sum(u) filter (where sent_count > 0), 0)::int8, \
+               coalesce(sum(u) filter (where archived), 0)::int8, \
+               coalesce(sum(u), 0)::int8 \
+             from (",
+        unread_threads!(),
+        ") t"
     ))
     .bind(caller.as_uuid())
     .fetch_one(db)
     .await?;
-    Ok(total)
+    Ok((
+        total,
+        convos_core::api::FolderCounts {
+            inbox,
+            sent,
+            archive,
+            all,
+        },
+    ))
 }

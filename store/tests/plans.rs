@@ -1044,3 +1044,67 @@ async fn a_job_list_filter_that_matches_little_reads_a_window_and_its_cursor_wal
         }
     }
 }
+
+/// Index scans of `table`'s indexes so far (see [`rows_read`]).
+async fn index_scans(db: &PgPool, conn: &PgPool, table: &str) -> i64 {
+    sqlx::query("select pg_stat_force_next_flush()")
+        .execute(conn)
+        .await
+        .unwrap();
+    sqlx::query_scalar(
+        "select coalesce(sum(idx_scan), 0)::int8 from pg_stat_user_indexes where relname = $1",
+    )
+    .bind(table)
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn the_unread_totals_find_expired_messages_without_a_probe_per_thread(db: PgPool) {
+    // Anyone can start threads with anyone, one send each: 20,000 unread threads from mallory.
+    // The totals on `/me` looked in each for messages that expired and await the purge.
+    let mallory = user(&db, "mallory").await;
+    let victim = user(&db, "victim").await;
+    for sql in [
+        "insert into threads (id, subject, created_by) \
+         select convos_uuidv7(now() - g * interval '1 s'), 's', $1 \
+         from generate_series(1, 20000) g",
+        "insert into messages (id, thread_id, sender_id, recipient_id, body, sender_read, \
+                               recipient_read) \
+         select gen_random_uuid(), id, $1, $2, 'x', true, false from threads",
+        "insert into thread_participants (thread_id, user_id, peer_id, received_count, \
+                                          unread_count, last_activity_at) \
+         select id, $2, $1, 1, 1, now() from threads",
+        "insert into thread_participants (thread_id, user_id, peer_id, sent_count, \
+                                          last_activity_at) \
+         select id, $1, $2, 1, now() from threads",
+        // One of them expired a second ago; the purge has not run.
+        "update messages set expires_at = now() - interval '1 s' \
+         where id = (select id from messages order by id limit 1)",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(mallory.as_uuid())
+            .bind(victim.as_uuid())
+            .execute(&db)
+            .await
+            .unwrap();
+    }
+    sqlx::query("analyze").execute(&db).await.unwrap();
+    let server = one_connection(&db).await;
+    for mode in PLAN_MODES {
+        in_plan_mode(&server, mode).await;
+        let before = index_scans(&db, &server, "messages").await;
+        let (total, folders) = convos_store::threads::unread(&server, victim)
+            .await
+            .unwrap();
+        let scans = index_scans(&db, &server, "messages").await - before;
+
+        assert_eq!(total, 19_999, "{mode}: the expired one is not counted");
+        assert_eq!((folders.inbox, folders.all), (19_999, 19_999), "{mode}");
+        assert!(
+            scans <= 4,
+            "{mode}: {scans} index scans of messages for 20,000 unread threads"
+        );
+    }
+}

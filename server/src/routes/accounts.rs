@@ -105,8 +105,7 @@ fn signup_key(addr: ClientAddr) -> String {
     security(("bearer" = [])),
     responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
 pub async fn get_me(State(state): State<AppState>, caller: AuthUser) -> Result<Json<Me>> {
-    let unread_count = threads::unread_total(&state.db, caller.user.id).await?;
-    let unread_by_folder = threads::unread_by_folder(&state.db, caller.user.id).await?;
+    let (unread_count, unread_by_folder) = threads::unread(&state.db, caller.user.id).await?;
     Ok(Json(Me {
         user: caller.user,
         unread_count,
@@ -128,8 +127,7 @@ pub async fn update_me(
 ) -> Result<Json<Me>> {
     let change = body.value.parse().map_err(ApiError::Validation)?;
     let (user, settings) = users::update_profile(&state.db, caller.user.id, &change).await?;
-    let unread_count = threads::unread_total(&state.db, caller.user.id).await?;
-    let unread_by_folder = threads::unread_by_folder(&state.db, caller.user.id).await?;
+    let (unread_count, unread_by_folder) = threads::unread(&state.db, caller.user.id).await?;
     Ok(Json(Me {
         user,
         unread_count,
