@@ -94,7 +94,8 @@ fn canonicalize(value: &serde_json::Value) -> serde_json::Value {
 }
 
 /// Field names are `&'static str` everywhere else; a wrong-type error names a path that is not
-/// known statically, so map it back onto the known request fields.
+/// known statically, so map it back onto the known request fields (every field of every JSON
+/// body the API takes; anything else is `request`, never the caller's own text).
 fn leak_field_name(path: String) -> &'static str {
     const KNOWN: &[&str] = &[
         "username",
@@ -103,11 +104,19 @@ fn leak_field_name(path: String) -> &'static str {
         "display_name",
         "settings",
         "settings.email_notifications",
+        "settings.email_mode",
+        "settings.digest_hour",
+        "settings.time_zone",
+        "current",
+        "new",
         "recipient",
         "subject",
         "body",
         "expires_in",
         "read_once",
+        "queue",
+        "state",
+        "q",
     ];
     KNOWN
         .iter()

@@ -485,7 +485,8 @@ async fn the_email_mode_is_each_daily_or_off_with_a_digest_hour_in_a_time_zone(d
             json!({"email_mode": "off", "email_notifications": true}),
             "email_mode",
         ),
-        (json!({"email_mode": "weekly"}), "request"),
+        (json!({"email_mode": "weekly"}), "settings.email_mode"),
+        (json!({"digest_hour": 1e21}), "settings.digest_hour"),
     ] {
         let refused = patch(settings.clone()).await;
         assert_eq!(
