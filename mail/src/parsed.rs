@@ -277,6 +277,22 @@ not the body\r\n\
     }
 
     #[test]
+    fn nesting_declared_in_encoded_words_is_unreadable_too() {
+        // The parser decodes RFC 2047 words in a header's value: this declares a boundary
+        // without the word "boundary" in its bytes.
+        let mut raw = String::from("From: a@example.com\r\nSubject: deep\r\n");
+        for level in 0..6_000 {
+            raw.push_str(&format!(
+                "Content-Type: =?us-ascii?Q?multipart/mixed;_=62oundary=3Db{level}?=\r\n\r\n\
+                 --b{level}\r\n"
+            ));
+        }
+        raw.push_str("Content-Type: text/plain\r\n\r\nthe bottom\r\n");
+        assert!(parse(raw.as_bytes()).is_err());
+        assert_eq!(crate::reports::read(raw.as_bytes()), None);
+    }
+
+    #[test]
     fn ordinary_nesting_is_read() {
         let parsed = parse(&nested(12)).unwrap();
         assert_eq!(parsed.text.trim(), "the bottom");

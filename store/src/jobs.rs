@@ -203,16 +203,19 @@ pub(crate) fn all_kinds() -> Vec<&'static str> {
     JobKind::ALL.map(JobKind::as_str).to_vec()
 }
 
-/// How many of job `id`'s attempts ended without an outcome (presumed lost: the worker
-/// running them stopped, or they outlived their deadline).
-pub async fn lost_attempts(db: &PgPool, id: Uuid) -> Result<i64> {
-    Ok(
-        sqlx::query_scalar("select count(*) from job_attempts where job_id = $1 and error = $2")
-            .bind(id)
-            .bind(LOST)
-            .fetch_one(db)
-            .await?,
+/// Whether the two attempts of job `id` before `attempt` both ended without an outcome
+/// (presumed lost: the worker running them stopped, or they outlived their deadline).
+pub async fn two_attempts_lost_before(db: &PgPool, id: Uuid, attempt: i32) -> Result<bool> {
+    let lost: i64 = sqlx::query_scalar(
+        "select count(*) from job_attempts \
+         where job_id = $1 and attempt in ($2 - 1, $2 - 2) and error = $3",
     )
+    .bind(id)
+    .bind(attempt)
+    .bind(LOST)
+    .fetch_one(db)
+    .await?;
+    Ok(lost == 2)
 }
 
 /// The error of an attempt that ended without an outcome.

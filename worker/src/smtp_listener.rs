@@ -354,16 +354,20 @@ async fn read_message(
     let mut raw = Vec::new();
     let mut line = Vec::new();
     let mut too_big = false;
+    // Whether the line before ended in CRLF (the `DATA` command's did).
+    let mut after_crlf = true;
     loop {
         // A line longer than the whole allowance makes the message too big anyway.
         let Some(fits) = read_line(input, &mut line, max + 3).await? else {
             return Ok(None);
         };
-        // Only `<CRLF>.<CRLF>` ends the data: a bare `.<LF>` ended it too, so a message could
-        // carry SMTP commands the listener then read as the client's (SMTP smuggling).
-        if line == b".\r\n" {
+        // Only `<CRLF>.<CRLF>` ends the data: `<LF>.<LF>` and `<LF>.<CRLF>` ended it too, so a
+        // message could carry SMTP commands the listener then read as the client's (SMTP
+        // smuggling).
+        if after_crlf && line == b".\r\n" {
             return Ok(Some((!too_big).then_some(raw)));
         }
+        after_crlf = line.ends_with(b"\r\n");
         let content = line.strip_prefix(b".").unwrap_or(&line);
         if !fits || raw.len() + content.len() > max {
             too_big = true;
@@ -547,6 +551,11 @@ mod tests {
             message.unwrap(),
             b"first\n\nMAIL FROM:<b@evil.test>\r\nlast\r\n"
         );
+        // `<LF>.<CRLF>`, the variant of the published research, is not the end either.
+        let input = b"first\n.\r\nMAIL FROM:<b@evil.test>\r\n.\r\nQUIT\r\n";
+        let mut reader = BufReader::new(&input[..]);
+        let message = read_message(&mut reader, 1000).await.unwrap().unwrap();
+        assert_eq!(message.unwrap(), b"first\n\r\nMAIL FROM:<b@evil.test>\r\n");
     }
 
     #[test]

@@ -114,32 +114,6 @@ impl Refusal {
     }
 }
 
-/// Attempts lost (the worker stopped while running them) after which a received email is
-/// refused as unreadable without being read again.
-const LOST_BEFORE_UNREADABLE: i32 = 2;
-
-/// Refuses received email `row` as unreadable, without reading it.
-async fn unreadable(ctx: &Ctx, row: &Inbound) -> Result<Recorded, JobError> {
-    inbound::decide(
-        &ctx.db,
-        row.id,
-        &Decided {
-            status: "refused",
-            reason: Some(Refusal::Unreadable.as_str()),
-            detail: None,
-            message_id: None,
-            user: None,
-            thread: None,
-            posted: None,
-        },
-    )
-    .await?;
-    Ok(Recorded {
-        status: "refused",
-        summary: format!("refused: {}", Refusal::Unreadable.as_str()),
-    })
-}
-
 /// Runs an `inbound_mail` job.
 pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
     let payload: InboundMailJob = Deserialize::deserialize(&job.payload)
@@ -153,17 +127,21 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
         return Ok(Outcome::Skipped(format!("already {}", row.status)));
     }
     let via = row.via.clone();
-    let outcome = if job.attempt > LOST_BEFORE_UNREADABLE
-        && convos_store::jobs::lost_attempts(&ctx.db, job.id).await?
-            >= i64::from(LOST_BEFORE_UNREADABLE)
+    if job.attempt > 2
+        && convos_store::jobs::two_attempts_lost_before(&ctx.db, job.id, job.attempt).await?
     {
-        // Twice its attempts ended with no outcome: whatever in it stops the worker (a parser's
-        // stack overflow cannot be caught) is not tried again.
-        tracing::warn!(inbound.id = %row.id, "a received email the worker stopped on twice, refused unread");
-        unreadable(ctx, &row).await?
-    } else {
-        decide(ctx, &row).await?
-    };
+        // Its last two attempts stopped the worker, or ran with it when it stopped: whatever in
+        // it might (nothing catches a stack overflow) is not tried a third time unattended. The
+        // job is dead, the email kept as received: an operator retries it once the cause is
+        // known (the attempt after that one is read as any other).
+        tracing::warn!(inbound.id = %row.id, "a received email the worker stopped on twice, left for an operator");
+        return Err(JobError::Permanent(
+            "the worker stopped twice while this email was being read: not read again until \
+             an operator retries it"
+                .into(),
+        ));
+    }
+    let outcome = decide(ctx, &row).await?;
     ctx.metrics
         .inbound
         .with_label_values(&[via.as_str(), outcome.status])
@@ -362,13 +340,15 @@ async fn soft_bounces(
 }
 
 /// The idempotency key of a received email: its `Message-ID`, or without one what its sender
-/// wrote (`From`, `Date`, `Subject`, the text). Not its bytes: each relay that carries a copy
-/// adds its own `Received:` line, and two copies of one reply were posted twice.
-fn received_key(message_id: Option<&str>, parsed: &Parsed) -> String {
+/// wrote (`From`, `Date`, `Subject`, the text) and to which message's reply address. Not its
+/// bytes: each relay that carries a copy adds its own `Received:` line, and two copies of one
+/// reply were posted twice.
+fn received_key(message_id: Option<&str>, parsed: &Parsed, replying_to: Uuid) -> String {
     let digest = match message_id {
         Some(id) => Sha256::digest(id.as_bytes()),
         None => {
             let mut written = Sha256::new();
+            written.update(replying_to.as_bytes());
             for part in [
                 parsed.from.as_deref().unwrap_or_default(),
                 parsed.header("Date").unwrap_or_default(),
@@ -450,7 +430,7 @@ async fn post_reply(
     if target.revoked_at.is_some_and(|at| at >= target.created_at) {
         return refused(Refusal::Revoked).await;
     }
-    let key = received_key(message_id, parsed);
+    let key = received_key(message_id, parsed, target.message_id);
     if let Some(id) = message_id
         && inbound::posted_as(&ctx.db, user, id).await?.is_some()
     {
@@ -641,19 +621,25 @@ mod tests {
                      Subject: Re: Lunch\r\n\r\nYes.\r\n";
         let relayed = format!("Received: from mx2.example.com\r\n{reply}");
         let other = reply.replace("Yes.", "No.");
+        let (lunch, dinner) = (Uuid::now_v7(), Uuid::now_v7());
         assert_eq!(
-            received_key(Some("a@b"), &parsed(reply)),
-            received_key(Some("a@b"), &parsed(&other))
+            received_key(Some("a@b"), &parsed(reply), lunch),
+            received_key(Some("a@b"), &parsed(&other), lunch)
         );
         assert_eq!(
-            received_key(None, &parsed(reply)),
-            received_key(None, &parsed(&relayed)),
+            received_key(None, &parsed(reply), lunch),
+            received_key(None, &parsed(&relayed), lunch),
             "a copy that came another way"
         );
         assert_ne!(
-            received_key(None, &parsed(reply)),
-            received_key(None, &parsed(&other))
+            received_key(None, &parsed(reply), lunch),
+            received_key(None, &parsed(&other), lunch)
         );
-        assert!(received_key(Some("a@b"), &parsed(reply)).len() <= 255);
+        assert_ne!(
+            received_key(None, &parsed(reply), lunch),
+            received_key(None, &parsed(reply), dinner),
+            "the same words to another thread"
+        );
+        assert!(received_key(Some("a@b"), &parsed(reply), lunch).len() <= 255);
     }
 }

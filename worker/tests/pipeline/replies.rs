@@ -753,9 +753,10 @@ async fn the_webhook_is_not_there_unless_configured(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
-async fn an_email_the_worker_stopped_on_twice_is_refused_unread(db: PgPool) {
+async fn an_email_the_worker_stopped_on_twice_waits_for_an_operator(db: PgPool) {
     // Whatever in a received email stops the worker (nothing catches a stack overflow) would
-    // stop it again at each attempt, up to eight. Two attempts lost, the third reads nothing.
+    // stop it again at each attempt, up to eight. Two attempts lost, the third reads nothing:
+    // the job is dead and the email kept, for an operator to retry.
     let p = Platform::start(db).await;
     let alice = p.api.user("alice").await;
     let bob = p.api.user("bob").await;
@@ -789,13 +790,33 @@ async fn an_email_the_worker_stopped_on_twice_is_refused_unread(db: PgPool) {
         .await
         .unwrap();
 
-    let decided = p.wait_decided(1).await;
-    assert_eq!(decided[0], ("refused".into(), Some("unreadable".into())));
+    let dead = || async {
+        sqlx::query_scalar::<_, String>(
+            "select last_error from jobs where kind = 'inbound_mail' and state = 'dead'",
+        )
+        .fetch_optional(&p.db)
+        .await
+        .unwrap()
+    };
+    eventually(WAIT, "the job dead", || async { dead().await.is_some() }).await;
+    assert!(dead().await.unwrap().contains("stopped twice"));
+    assert_eq!(p.received().await, [("received".into(), None)], "kept");
     assert_eq!(
         p.thread_bodies(&alice, &n.thread).await.len(),
         1,
         "not posted"
     );
+
+    // An operator retries it (as `ops::retry` does a dead job): read as any other, and posted.
+    sqlx::query(
+        "update jobs set state = 'retry', next_run_at = now(), max_attempts = attempts + 8 \
+         where kind = 'inbound_mail'",
+    )
+    .execute(&p.db)
+    .await
+    .unwrap();
+    let decided = p.wait_decided(1).await;
+    assert_eq!(decided[0].0, "posted");
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
