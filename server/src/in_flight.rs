@@ -5,7 +5,9 @@
 //! mailbox over and over, kept another user's one-page listing waiting 2.7–6.2 s for a
 //! connection (the pool holds 20). Each authenticated request now takes one of its user's
 //! places for as long as its handler runs (an event stream gives its place back once it has
-//! started: streams have their own cap); with none left it is `429` with `Retry-After`.
+//! started: streams have their own cap); with none left it is `429` with `Retry-After`. A
+//! handler runs to its end even if its client hangs up (`startup::detached`), so a place is not
+//! given back while the request's statement still holds a connection.
 
 use convos_core::UserId;
 use std::collections::HashMap;

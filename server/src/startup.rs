@@ -188,44 +188,46 @@ impl Application {
 pub fn app(state: AppState) -> Router {
     let (api, _) = routes::router();
     let request_timeout = Duration::from_secs(state.settings.request_timeout_secs.max(1));
-    api.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        crate::metrics::track,
-    ))
-    .layer(DefaultBodyLimit::max(BODY_LIMIT))
-    .layer(axum::middleware::from_fn(refuse_declared_oversize))
-    // Inside the request id and trace layers, so a timed-out request is logged with its id.
-    .layer(axum::middleware::from_fn(
-        move |req: Request, next: Next| deadline(request_timeout, req, next),
-    ))
-    .layer(CatchPanicLayer::custom(|_| {
-        ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
-    }))
-    .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-    .layer(
-        TraceLayer::new_for_http()
-            .make_span_with(|req: &Request| {
-                let route = req
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map(MatchedPath::as_str);
-                let request_id = req
-                    .headers()
-                    .get(REQUEST_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
-                tracing::info_span!("request", method = %req.method(), route, request_id)
-            })
-            // One access-log line per request, inside the span that carries the request id.
-            .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
-            // A 5xx is mostly a client's timeout or an outage already logged where it was met
-            // (`ApiError` logs internal errors with their cause): warn, not error, so one
-            // client cannot flood the error log.
-            .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
-    )
-    .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-    .layer(axum::middleware::from_fn(drop_unusable_request_id))
-    .with_state(state)
+    api.layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(refuse_declared_oversize))
+        // Outside the refusal above, so its 413s are counted too.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
+        // Inside the request id and trace layers, so a timed-out request is logged with its id.
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| deadline(request_timeout, req, next),
+        ))
+        .layer(axum::middleware::from_fn(detached))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map(MatchedPath::as_str);
+                    let request_id = req
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!("request", method = %req.method(), route, request_id)
+                })
+                // One access-log line per request, inside the span that carries the request id.
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+                // A 5xx is mostly a client's timeout or an outage already logged where it was met
+                // (`ApiError` logs internal errors with their cause): warn, not error, so one
+                // client cannot flood the error log.
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::from_fn(drop_unusable_request_id))
+        .with_state(state)
 }
 
 /// Answers 503 when a request's response has not started within `limit`. An event stream has
@@ -234,6 +236,20 @@ async fn deadline(limit: Duration, req: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
         Err(_) => ApiError::RequestTimedOut.into_response(),
+    }
+}
+
+/// Runs a request (its deadline included) in a task of its own, so that a client hanging up
+/// does not cancel it halfway: a cancelled handler gave back its user's place among their
+/// requests under way (decision 53) while its statement went on holding a pooled connection
+/// (sqlx waits for it before the connection is reused), so a client that sent a search and hung
+/// up at once, again and again, held the pool past its share. The work stays bounded by the
+/// request deadline and the statement limits; a panic in the task is a 500 with the error body,
+/// as one in a handler is.
+async fn detached(req: Request, next: Next) -> Response {
+    match tokio::spawn(next.run(req)).await {
+        Ok(response) => response,
+        Err(e) => ApiError::Internal(anyhow::anyhow!("request task failed: {e}")).into_response(),
     }
 }
 

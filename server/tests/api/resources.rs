@@ -402,3 +402,63 @@ async fn one_user_cannot_hold_more_requests_than_their_share(db: PgPool) {
     );
     drop(streams);
 }
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_request_whose_client_hung_up_keeps_its_place_until_its_work_ends(db: PgPool) {
+    // A cancelled handler gave its place back while its statement went on holding a pooled
+    // connection: a client sending slow requests and hanging up at once held the pool anyway.
+    let app = TestServer::spawn_with(db, |s| s.max_requests_per_user = 2).await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let sent = app.send(&bob, &alice, "Hello", "Hi").await;
+    let thread = sent["thread_id"].as_str().unwrap().to_owned();
+    let mut lock = app.db.begin().await.unwrap();
+    sqlx::query("select 1 from thread_participants where thread_id = $1::uuid for update")
+        .bind(&thread)
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let read = format!("{}/api/v1/threads/{thread}/read", app.base);
+    // One that waits on the lock, its client gone after 300 ms.
+    let gone = app
+        .http
+        .post(&read)
+        .bearer_auth(&alice.token)
+        .json(&serde_json::json!({}))
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client gave up");
+    // One more that waits, its client still there.
+    let waiting = {
+        let (client, alice) = (app.client.clone(), alice.clone());
+        let read = format!("/api/v1/threads/{thread}/read");
+        tokio::spawn(async move { client.post(&read, &alice, serde_json::json!({})).await })
+    };
+    convos_testkit::eventually(Duration::from_secs(10), "two statements waiting", || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity where wait_event_type = 'Lock' \
+             and datname = current_database()",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        waiting == 2
+    })
+    .await;
+    // Time for the server to see the first client's hang-up.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let third = app.get("/api/v1/me", &alice).await;
+
+    assert_eq!(
+        third.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the abandoned request still holds a connection, and its place: {third:?}"
+    );
+    lock.rollback().await.unwrap();
+    assert!(waiting.await.unwrap().status.is_success());
+    convos_testkit::eventually(Duration::from_secs(10), "her places back", || async {
+        app.get("/api/v1/me", &alice).await.status == StatusCode::OK
+    })
+    .await;
+}
