@@ -299,11 +299,6 @@ fn known_filters_sql(filter: &JobFilter) -> String {
 /// The most jobs a page of a filtered job list reads ([`list_jobs`]), whatever the filters.
 pub const JOB_LIST_WINDOW: i64 = 5_000;
 
-/// How much older than a message its jobs can look: job ids and message ids are UUIDv7 made
-/// on different clocks (PostgreSQL's, a server's), so a job made with its message can carry
-/// an earlier time.
-const CLOCK_MARGIN_MS: u64 = 300_000;
-
 /// The states whose jobs an index holds (due, in flight, dead): a page of them reads that
 /// index, not the ledger. The others (`done`, `skipped`, `discarded`) are most of the ledger.
 const INDEXED_STATES: [&str; 5] = ["pending", "retry", "dispatched", "running", "dead"];
@@ -314,8 +309,7 @@ const INDEXED_STATES: [&str; 5] = ["pending", "retry", "dispatched", "running", 
 /// Filters that can match few jobs (text, message, user, a queue, a finished state) read at
 /// most [`JOB_LIST_WINDOW`] jobs after the cursor (decision 51): a page may hold fewer jobs
 /// than `limit`, none at all, and still have a next cursor, which continues after the jobs
-/// read. A message's jobs are looked for back to its own time only. A state whose jobs an
-/// index holds ([`INDEXED_STATES`]) is read through that index; it is also written into the
+/// read. A state whose jobs an index holds ([`INDEXED_STATES`]) is read through that index; it is also written into the
 /// statement ([`known_filters_sql`]), so that every plan uses the index.
 pub async fn list_jobs(
     db: &PgPool,
@@ -352,12 +346,13 @@ pub async fn list_jobs(
         let (rows, next) = split_page(rows, limit, JobRow::cursor);
         return Ok((rows.into_iter().map(Into::into).collect(), next));
     }
-    // The jobs read: those of the state's index, or the ledger's newest end after the cursor;
-    // a message's, back to its time.
-    let read = match (indexed, filter.message_id.and_then(jobs_floor)) {
-        (true, _) => known_filters_sql(filter),
-        (false, Some(floor)) => format!(" and id >= '{floor}'"),
-        (false, None) => String::new(),
+    // The jobs read: those of the state's index, or the ledger's newest end after the cursor.
+    // (Not bounded below by a message's time: the email job that covered a message can be
+    // older than it, and so can the other email jobs of its thread to its recipient.)
+    let read = if indexed {
+        known_filters_sql(filter)
+    } else {
+        String::new()
     };
     // The page, in one pass over the window: the jobs the filters match, and the window's last
     // job (matched or not) if it read a whole window. Once that job is reached with the page
@@ -404,18 +399,6 @@ fn bind_filter<'q, O>(
         .bind(filter.q.as_deref().map(contains_pattern))
         .bind(filter.message_id)
         .bind(filter.user)
-}
-
-/// The least job id that can belong to `message`'s jobs: a UUIDv7 of the message's millisecond
-/// less [`CLOCK_MARGIN_MS`], all its other bits zero; `None` if `message` is not a UUIDv7.
-fn jobs_floor(message: Uuid) -> Option<Uuid> {
-    if message.get_version_num() != 7 {
-        return None;
-    }
-    let ms = (message.as_u128() >> 80) as u64;
-    Some(Uuid::from_u128(
-        u128::from(ms.saturating_sub(CLOCK_MARGIN_MS)) << 80,
-    ))
 }
 
 /// A row of a windowed [`list_jobs`] statement: a job the filters matched, or the window's

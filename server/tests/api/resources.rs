@@ -434,16 +434,20 @@ async fn a_request_whose_client_hung_up_keeps_its_place_until_its_work_ends(db: 
         let read = format!("/api/v1/threads/{thread}/read");
         tokio::spawn(async move { client.post(&read, &alice, serde_json::json!({})).await })
     };
-    convos_testkit::eventually(Duration::from_secs(10), "two statements waiting", || async {
-        let waiting: i64 = sqlx::query_scalar(
-            "select count(*) from pg_stat_activity where wait_event_type = 'Lock' \
+    convos_testkit::eventually(
+        Duration::from_secs(10),
+        "two statements waiting",
+        || async {
+            let waiting: i64 = sqlx::query_scalar(
+                "select count(*) from pg_stat_activity where wait_event_type = 'Lock' \
              and datname = current_database()",
-        )
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-        waiting == 2
-    })
+            )
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+            waiting == 2
+        },
+    )
     .await;
     // Time for the server to see the first client's hang-up.
     tokio::time::sleep(Duration::from_millis(300)).await;
