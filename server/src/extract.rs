@@ -206,10 +206,16 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        use axum::extract::rejection::PathRejection;
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(v)| Self(v))
-            .map_err(|_| ApiError::NotFound)
+            .map_err(|e| match e {
+                PathRejection::FailedToDeserializePathParams(_) => ApiError::NotFound,
+                // A route without the parameters its handler takes: ours to fix, not the
+                // client's.
+                other => ApiError::Internal(anyhow::anyhow!("path parameters: {other}")),
+            })
     }
 }
 
