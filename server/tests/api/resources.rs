@@ -351,31 +351,13 @@ async fn one_user_cannot_hold_more_requests_than_their_share(db: PgPool) {
         streams.push(open_stream(&app, &alice).await);
     }
     // Marking a thread read waits here on its counters' row, as slow statements wait.
-    let mut lock = app.db.begin().await.unwrap();
-    sqlx::query("select 1 from thread_participants where thread_id = $1::uuid for update")
-        .bind(&thread)
-        .execute(&mut *lock)
-        .await
-        .unwrap();
-    let read = format!("/api/v1/threads/{thread}/read");
-    let held: Vec<_> = (0..2)
-        .map(|_| {
-            let (client, alice, read) = (app.client.clone(), alice.clone(), read.clone());
-            tokio::spawn(async move { client.post(&read, &alice, serde_json::json!({})).await })
-        })
-        .collect();
+    let lock = hold_thread_counters(&app, &thread).await;
+    let held = [
+        mark_read_in_background(&app, &alice, &thread),
+        mark_read_in_background(&app, &alice, &thread),
+    ];
     // Both are under way once they wait on the lock.
-    convos_testkit::eventually(Duration::from_secs(10), "two requests waiting", || async {
-        let waiting: i64 = sqlx::query_scalar(
-            "select count(*) from pg_stat_activity where wait_event_type = 'Lock' \
-             and datname = current_database()",
-        )
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-        waiting == 2
-    })
-    .await;
+    until_statements_wait(&app, 2).await;
 
     let third = app.get("/api/v1/me", &alice).await;
     let bobs = app.get("/api/v1/me", &bob).await;
@@ -411,12 +393,7 @@ async fn a_request_whose_client_hung_up_keeps_its_place_until_its_work_ends(db: 
     let (alice, bob) = (app.user("alice").await, app.user("bob").await);
     let sent = app.send(&bob, &alice, "Hello", "Hi").await;
     let thread = sent["thread_id"].as_str().unwrap().to_owned();
-    let mut lock = app.db.begin().await.unwrap();
-    sqlx::query("select 1 from thread_participants where thread_id = $1::uuid for update")
-        .bind(&thread)
-        .execute(&mut *lock)
-        .await
-        .unwrap();
+    let lock = hold_thread_counters(&app, &thread).await;
     let read = format!("{}/api/v1/threads/{thread}/read", app.base);
     // One that waits on the lock, its client gone after 300 ms.
     let gone = app
@@ -429,26 +406,8 @@ async fn a_request_whose_client_hung_up_keeps_its_place_until_its_work_ends(db: 
         .await;
     assert!(gone.is_err(), "the client gave up");
     // One more that waits, its client still there.
-    let waiting = {
-        let (client, alice) = (app.client.clone(), alice.clone());
-        let read = format!("/api/v1/threads/{thread}/read");
-        tokio::spawn(async move { client.post(&read, &alice, serde_json::json!({})).await })
-    };
-    convos_testkit::eventually(
-        Duration::from_secs(10),
-        "two statements waiting",
-        || async {
-            let waiting: i64 = sqlx::query_scalar(
-                "select count(*) from pg_stat_activity where wait_event_type = 'Lock' \
-             and datname = current_database()",
-            )
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-            waiting == 2
-        },
-    )
-    .await;
+    let waiting = mark_read_in_background(&app, &alice, &thread);
+    until_statements_wait(&app, 2).await;
     // Time for the server to see the first client's hang-up.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -464,5 +423,50 @@ async fn a_request_whose_client_hung_up_keeps_its_place_until_its_work_ends(db: 
     convos_testkit::eventually(Duration::from_secs(10), "her places back", || async {
         app.get("/api/v1/me", &alice).await.status == StatusCode::OK
     })
+    .await;
+}
+
+/// Locks the counters of `thread` in a transaction of the test's: marking it read waits on
+/// them, as a slow statement would, until the transaction ends.
+async fn hold_thread_counters(
+    app: &TestServer,
+    thread: &str,
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut lock = app.db.begin().await.unwrap();
+    sqlx::query("select 1 from thread_participants where thread_id = $1::uuid for update")
+        .bind(thread)
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    lock
+}
+
+/// Marks `thread` read as `user`, in a task of its own.
+fn mark_read_in_background(
+    app: &TestServer,
+    user: &convos_testkit::TestUser,
+    thread: &str,
+) -> tokio::task::JoinHandle<convos_testkit::Answer> {
+    let (client, user) = (app.client.clone(), user.clone());
+    let read = format!("/api/v1/threads/{thread}/read");
+    tokio::spawn(async move { client.post(&read, &user, serde_json::json!({})).await })
+}
+
+/// Waits until `n` statements of the test's database wait on a lock.
+async fn until_statements_wait(app: &TestServer, n: i64) {
+    convos_testkit::eventually(
+        Duration::from_secs(10),
+        &format!("{n} statements waiting"),
+        || async {
+            let waiting: i64 = sqlx::query_scalar(
+                "select count(*) from pg_stat_activity where wait_event_type = 'Lock' \
+                 and datname = current_database()",
+            )
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+            waiting == n
+        },
+    )
     .await;
 }
