@@ -52,6 +52,8 @@ impl Env {
             // A wrk load sends many requests at once as one user (the inbox as one reader):
             // the per-user cap of requests under way is checked, set out of reach.
             .env("CONVOS_MAX_REQUESTS_PER_USER", "1000000")
+            // Likewise the searches running at once, which its search load keeps above 8.
+            .env("CONVOS_MAX_SEARCHES", "1000000")
             .env(
                 "CONVOS_SERVER_METRICS_ADDR",
                 format!("127.0.0.1:{}", free_port()?),

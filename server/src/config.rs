@@ -62,6 +62,8 @@ pub struct Settings {
     /// Requests one user may have under way at once in one server process (event streams
     /// once started do not count); one more is `429`.
     pub max_requests_per_user: usize,
+    /// Searches running at once in one server process, all users together; one more is `429`.
+    pub max_searches: usize,
     /// Connections served at once; further ones wait in the kernel's backlog.
     pub max_connections: usize,
     /// Connections one client network (an IPv4 address, an IPv6 /64) may hold open at once;
@@ -128,6 +130,7 @@ impl Default for Settings {
             search_timeout_ms: 2_000,
             max_streams_per_user: 10,
             max_requests_per_user: 8,
+            max_searches: 8,
             max_connections: 4_096,
             max_connections_per_addr: 64,
             header_timeout_secs: 10,

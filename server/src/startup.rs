@@ -89,6 +89,7 @@ impl Application {
             hub,
             streams: crate::streams::Streams::new(settings.max_streams_per_user),
             in_flight: crate::in_flight::InFlight::new(settings.max_requests_per_user),
+            searches: Arc::new(tokio::sync::Semaphore::new(settings.max_searches.max(1))),
             metrics: crate::metrics::Metrics::new(),
             hashing: crate::hashing::Hasher::for_this_machine()
                 .context("could not start the password hashing threads")?,

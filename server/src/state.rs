@@ -25,6 +25,8 @@ pub struct AppState {
     pub streams: crate::streams::Streams,
     /// The requests under way in this process, capped per user.
     pub in_flight: crate::in_flight::InFlight,
+    /// The searches running in this process, all users together (`max_searches`).
+    pub searches: Arc<tokio::sync::Semaphore>,
     /// Fires when shutdown starts, ending long-lived streams so in-flight requests can finish.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Prometheus metrics of this process.

@@ -184,6 +184,56 @@ async fn the_search_bomb_is_refused_and_the_longest_searches_allowed_stay_harmle
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn searches_beyond_the_servers_share_are_refused_whoever_asks(db: PgPool) {
+    // Several accounts, each within its own share of requests, searching at once, could still
+    // hold most of the pool: searches are the costliest reads. Here one search may run at once.
+    let app = TestServer::spawn_with(db.clone(), |s| s.max_searches = 1).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    app.send(&alice, &bob, "Ramen", "the ramen place").await;
+    // Every search waits on this lock, as a slow one would.
+    let mut blocker = db.begin().await.unwrap();
+    sqlx::query("lock table threads in access exclusive mode")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let first = {
+        let (client, bob) = (app.client.clone(), bob.clone());
+        tokio::spawn(async move { client.get("/api/v1/search?q=ramen", &bob).await })
+    };
+    convos_testkit::eventually(
+        std::time::Duration::from_secs(10),
+        "a search waiting",
+        || async {
+            let waiting: i64 = sqlx::query_scalar(
+                "select count(*) from pg_stat_activity where wait_event_type = 'Lock' \
+                 and datname = current_database()",
+            )
+            .fetch_one(&db)
+            .await
+            .unwrap();
+            waiting == 1
+        },
+    )
+    .await;
+
+    let second = app.get("/api/v1/search?q=ramen", &alice).await;
+    let other = app.get("/api/v1/me", &alice).await;
+
+    assert_eq!(second.status, StatusCode::TOO_MANY_REQUESTS, "{second:?}");
+    assert_eq!(second.headers["retry-after"], "1");
+    assert_eq!(
+        other.status,
+        StatusCode::OK,
+        "the rest of the API is served"
+    );
+    blocker.rollback().await.unwrap();
+    assert_eq!(first.await.unwrap().status, StatusCode::OK);
+    let again = app.get("/api/v1/search?q=ramen", &alice).await;
+    assert_eq!(again.status, StatusCode::OK, "{again:?}");
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_search_past_its_time_limit_answers_503_timed_out_and_the_next_one_works(db: PgPool) {
     // Arrange: a search that cannot finish in time, because another session holds a lock
     // every search must wait for.
