@@ -269,22 +269,31 @@ async fn a_long_threads_page_and_header_walk_the_thread_in_order_and_stop_early(
     );
 }
 
-/// Rows of `table` read so far, by sequential scans and through its indexes, as the
-/// statistics have them once `conn`'s own counts are flushed.
-async fn rows_read(db: &PgPool, conn: &PgPool, table: &str) -> i64 {
+/// A figure of `table`'s statistics (`sql`, binding the table's name), as it stands once
+/// `conn`'s own counts are flushed.
+async fn table_statistic(db: &PgPool, conn: &PgPool, sql: &'static str, table: &str) -> i64 {
     sqlx::query("select pg_stat_force_next_flush()")
         .execute(conn)
         .await
         .unwrap();
-    sqlx::query_scalar(
+    sqlx::query_scalar(sql)
+        .bind(table)
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+/// Rows of `table` read so far, by sequential scans and through its indexes.
+async fn rows_read(db: &PgPool, conn: &PgPool, table: &str) -> i64 {
+    table_statistic(
+        db,
+        conn,
         "select (coalesce(t.seq_tup_read, 0) + coalesce(sum(i.idx_tup_read), 0))::int8 \
          from pg_stat_user_tables t left join pg_stat_user_indexes i on i.relid = t.relid \
          where t.relname = $1 group by t.seq_tup_read",
+        table,
     )
-    .bind(table)
-    .fetch_one(db)
     .await
-    .unwrap()
 }
 
 /// Rows of `jobs` read so far (see [`rows_read`]).
@@ -1040,19 +1049,15 @@ async fn a_job_list_filter_that_matches_little_reads_a_window_and_its_cursor_wal
     }
 }
 
-/// Index scans of `table`'s indexes so far (see [`rows_read`]).
+/// Index scans of `table`'s indexes so far.
 async fn index_scans(db: &PgPool, conn: &PgPool, table: &str) -> i64 {
-    sqlx::query("select pg_stat_force_next_flush()")
-        .execute(conn)
-        .await
-        .unwrap();
-    sqlx::query_scalar(
+    table_statistic(
+        db,
+        conn,
         "select coalesce(sum(idx_scan), 0)::int8 from pg_stat_user_indexes where relname = $1",
+        table,
     )
-    .bind(table)
-    .fetch_one(db)
     .await
-    .unwrap()
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]

@@ -2,12 +2,12 @@
 //! participant's counters as a recount from the messages would, also while people keep
 //! writing in the same threads.
 
-use convos_core::{MessageId, Subject, ThreadId, UserId};
+use convos_core::{MessageId, ThreadId, UserId};
 use convos_store::jobs::NotifySettings;
-use convos_store::messages::{self, Created};
+use convos_store::messages;
 use convos_store::{StoreError, purge};
 use sqlx::PgPool;
-use support::{content, user};
+use support::{content, conversation, user};
 
 mod support;
 
@@ -50,44 +50,19 @@ async fn a_mass_expiry_is_erased_in_batches_and_every_counter_matches_a_recount(
         user(&db, "carol").await,
     ];
     let notify = NotifySettings::default();
-    let subject = Subject::parse("Ephemeral").unwrap();
     // 30 threads between each pair in turn, six messages each from both sides; some read, some
     // deleted by one side.
     let mut threads: Vec<(ThreadId, [UserId; 2])> = Vec::new();
     let mut sent: Vec<(MessageId, UserId, UserId)> = Vec::new();
     for t in 0..30 {
         let pair = [people[t % 3], people[(t + 1) % 3]];
-        let Created::New(first) = messages::create_thread(
-            &db,
-            &notify,
-            pair[0],
-            pair[1],
-            &subject,
-            &content("0"),
-            None,
-        )
-        .await
-        .unwrap()
-        .without_wake() else {
-            panic!("a new thread")
-        };
-        threads.push((first.thread_id, pair));
-        sent.push((first.id, pair[0], pair[1]));
-        for n in 1..6 {
-            let (from, to) = (pair[n % 2], pair[(n + 1) % 2]);
-            let reply = messages::reply(
-                &db,
-                &notify,
-                from,
-                first.thread_id,
-                &content(&n.to_string()),
-                None,
-            )
-            .await
-            .unwrap()
-            .without_wake();
-            sent.push((reply.id(), from, to));
-        }
+        let (thread, ids) = conversation(&db, pair[0], pair[1], "Ephemeral", 6).await;
+        threads.push((thread, pair));
+        sent.extend(
+            ids.into_iter()
+                .enumerate()
+                .map(|(n, id)| (id, pair[n % 2], pair[(n + 1) % 2])),
+        );
     }
     for (i, (id, from, to)) in sent.iter().enumerate() {
         match i % 4 {

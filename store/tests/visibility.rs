@@ -1,12 +1,10 @@
 //! A thread's page and a single message's read state the visibility rule in two forms
 //! (decision 43); each participant must see the same messages through both.
 
-use convos_core::Subject;
-use convos_store::jobs::NotifySettings;
-use convos_store::messages::{self, Created};
+use convos_store::messages;
 use convos_store::threads::{self, Order};
 use sqlx::PgPool;
-use support::{content, user};
+use support::{conversation, user};
 
 mod support;
 use std::collections::HashSet;
@@ -14,31 +12,7 @@ use std::collections::HashSet;
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn a_threads_page_shows_each_participant_the_messages_they_can_open(db: PgPool) {
     let (alice, bob) = (user(&db, "alice").await, user(&db, "bob").await);
-    let notify = NotifySettings::default();
-    let subject = Subject::parse("Plans").unwrap();
-    let created = messages::create_thread(&db, &notify, alice, bob, &subject, &content("0"), None)
-        .await
-        .unwrap()
-        .without_wake();
-    let Created::New(first) = created else {
-        panic!("a new thread")
-    };
-    let mut ids = vec![first.id];
-    for n in 1..10 {
-        let sender = if n % 2 == 0 { alice } else { bob };
-        let reply = messages::reply(
-            &db,
-            &notify,
-            sender,
-            first.thread_id,
-            &content(&n.to_string()),
-            None,
-        )
-        .await
-        .unwrap()
-        .without_wake();
-        ids.push(reply.id());
-    }
+    let (thread, ids) = conversation(&db, alice, bob, "Plans", 10).await;
     // Bob deletes one he received and one he sent; Alice one she sent and one she received;
     // one message has expired and one was read once.
     for (who, n) in [(bob, 0), (bob, 1), (alice, 2), (alice, 3)] {
@@ -59,7 +33,7 @@ async fn a_threads_page_shows_each_participant_the_messages_they_can_open(db: Pg
         .unwrap();
 
     for (name, caller, expected) in [("alice", alice, 6), ("bob", bob, 6)] {
-        let page = threads::messages(&db, caller, first.thread_id, Order::Desc, 50, None)
+        let page = threads::messages(&db, caller, thread, Order::Desc, 50, None)
             .await
             .unwrap();
         let listed: HashSet<_> = page.items.iter().map(|m| m.id).collect();

@@ -357,7 +357,7 @@ async fn one_user_cannot_hold_more_requests_than_their_share(db: PgPool) {
         mark_read_in_background(&app, &alice, &thread),
     ];
     // Both are under way once they wait on the lock.
-    until_statements_wait(&app, 2).await;
+    crate::until_statements_wait(&app.db, 2).await;
 
     let third = app.get("/api/v1/me", &alice).await;
     let bobs = app.get("/api/v1/me", &bob).await;
@@ -407,7 +407,7 @@ async fn a_request_whose_client_hung_up_keeps_its_place_until_its_work_ends(db: 
     assert!(gone.is_err(), "the client gave up");
     // One more that waits, its client still there.
     let waiting = mark_read_in_background(&app, &alice, &thread);
-    until_statements_wait(&app, 2).await;
+    crate::until_statements_wait(&app.db, 2).await;
     // Time for the server to see the first client's hang-up.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -450,23 +450,4 @@ fn mark_read_in_background(
     let (client, user) = (app.client.clone(), user.clone());
     let read = format!("/api/v1/threads/{thread}/read");
     tokio::spawn(async move { client.post(&read, &user, serde_json::json!({})).await })
-}
-
-/// Waits until `n` statements of the test's database wait on a lock.
-async fn until_statements_wait(app: &TestServer, n: i64) {
-    convos_testkit::eventually(
-        Duration::from_secs(10),
-        &format!("{n} statements waiting"),
-        || async {
-            let waiting: i64 = sqlx::query_scalar(
-                "select count(*) from pg_stat_activity where wait_event_type = 'Lock' \
-                 and datname = current_database()",
-            )
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-            waiting == n
-        },
-    )
-    .await;
 }

@@ -192,30 +192,12 @@ async fn searches_beyond_the_servers_share_are_refused_whoever_asks(db: PgPool) 
     let bob = app.user("bob").await;
     app.send(&alice, &bob, "Ramen", "the ramen place").await;
     // Every search waits on this lock, as a slow one would.
-    let mut blocker = db.begin().await.unwrap();
-    sqlx::query("lock table threads in access exclusive mode")
-        .execute(&mut *blocker)
-        .await
-        .unwrap();
+    let blocker = lock_out_searches(&db).await;
     let first = {
         let (client, bob) = (app.client.clone(), bob.clone());
         tokio::spawn(async move { client.get("/api/v1/search?q=ramen", &bob).await })
     };
-    convos_testkit::eventually(
-        std::time::Duration::from_secs(10),
-        "a search waiting",
-        || async {
-            let waiting: i64 = sqlx::query_scalar(
-                "select count(*) from pg_stat_activity where wait_event_type = 'Lock' \
-                 and datname = current_database()",
-            )
-            .fetch_one(&db)
-            .await
-            .unwrap();
-            waiting == 1
-        },
-    )
-    .await;
+    crate::until_statements_wait(&db, 1).await;
 
     let second = app.get("/api/v1/search?q=ramen", &alice).await;
     let other = app.get("/api/v1/me", &alice).await;
@@ -241,11 +223,7 @@ async fn a_search_past_its_time_limit_answers_503_timed_out_and_the_next_one_wor
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     app.send(&alice, &bob, "Ramen", "the ramen place").await;
-    let mut blocker = db.begin().await.unwrap();
-    sqlx::query("lock table threads in access exclusive mode")
-        .execute(&mut *blocker)
-        .await
-        .unwrap();
+    let blocker = lock_out_searches(&db).await;
 
     // Act
     let res = app.get("/api/v1/search?q=ramen", &bob).await;
@@ -399,4 +377,15 @@ async fn a_search_reads_the_callers_own_messages_never_the_whole_table(db: PgPoo
     let common = app.get("/api/v1/search?q=common&limit=100", &me).await;
     assert_eq!(common.body["items"].as_array().unwrap().len(), 100);
     assert!(common.body["next_cursor"].is_string());
+}
+
+/// Locks a table every search reads, in a transaction of the test's: searches wait on it, as
+/// slow ones would, until the transaction ends.
+async fn lock_out_searches(db: &PgPool) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut blocker = db.begin().await.unwrap();
+    sqlx::query("lock table threads in access exclusive mode")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    blocker
 }
