@@ -88,24 +88,12 @@ pub(crate) async fn uncount(
     side: Side,
     was_unread: bool,
 ) -> Result<()> {
-    sqlx::query(
-        "update thread_participants set \
-           sent_count = sent_count - $3::int, received_count = received_count - $4::int, \
-           unread_count = unread_count - $5::int \
-         where thread_id = $1 and user_id = $2",
-    )
-    .bind(thread.as_uuid())
-    .bind(user.as_uuid())
-    .bind(i32::from(side == Side::Sent))
-    .bind(i32::from(side == Side::Received))
-    .bind(i32::from(was_unread))
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+    uncount_all(tx, &[(thread, user, side, was_unread)]).await
 }
 
-/// [`uncount`] for many messages at once, in one statement: each participant's counters of a
-/// thread change once, by the sum of its messages. The caller holds every thread's lock.
+/// Takes messages out of their participants' counts, in one statement: each participant's
+/// counters of a thread change once, by the sum of its messages. The caller holds every
+/// thread's lock.
 pub(crate) async fn uncount_all(
     tx: &mut PgConnection,
     uncounted: &[(ThreadId, UserId, Side, bool)],

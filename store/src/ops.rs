@@ -309,8 +309,8 @@ const INDEXED_STATES: [&str; 5] = ["pending", "retry", "dispatched", "running", 
 /// Filters that can match few jobs (text, message, user, a queue, a finished state) read at
 /// most [`JOB_LIST_WINDOW`] jobs after the cursor (decision 51): a page may hold fewer jobs
 /// than `limit`, none at all, and still have a next cursor, which continues after the jobs
-/// read. A state whose jobs an index holds ([`INDEXED_STATES`]) is read through that index; it is also written into the
-/// statement ([`known_filters_sql`]), so that every plan uses the index.
+/// read. A state whose jobs an index holds ([`INDEXED_STATES`]) is read through that index; it
+/// is also written into the statement ([`known_filters_sql`]), so that every plan uses it.
 pub async fn list_jobs(
     db: &PgPool,
     filter: &JobFilter,
@@ -322,13 +322,9 @@ pub async fn list_jobs(
         .state
         .as_deref()
         .is_some_and(|s| INDEXED_STATES.contains(&s));
-    let unfiltered = filter.kind.is_none()
-        && filter.state.is_none()
-        && filter.q.is_none()
-        && filter.message_id.is_none()
-        && filter.user.is_none();
-    let plain = unfiltered
-        || (indexed && filter.q.is_none() && filter.message_id.is_none() && filter.user.is_none());
+    let rare = filter.q.is_some() || filter.message_id.is_some() || filter.user.is_some();
+    // Unfiltered, or an indexed state (and its queue): the page is the first jobs read.
+    let plain = !rare && (indexed || (filter.kind.is_none() && filter.state.is_none()));
     if plain {
         let sql = format!(
             "select id, kind, state, attempts, max_attempts, next_run_at, last_error, outcome, \

@@ -152,6 +152,37 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
     Ok(Outcome::Done(outcome.summary))
 }
 
+/// Records received email `row` as refused for `refusal`, about `about` (the address's owner
+/// and their thread) when the address was theirs and they wrote it; the refusal's explanation,
+/// if it has one, is what `answer_if_due` sends.
+async fn refused(
+    ctx: &Ctx,
+    row: &Inbound,
+    refusal: Refusal,
+    message_id: Option<&str>,
+    about: Option<(UserId, ThreadId)>,
+) -> Result<Recorded, JobError> {
+    let reason = refusal.as_str();
+    inbound::decide(
+        &ctx.db,
+        row.id,
+        &Decided {
+            status: "refused",
+            reason: Some(reason),
+            detail: refusal.explanation(),
+            message_id,
+            user: about.map(|(user, _)| user),
+            thread: about.map(|(_, thread)| thread),
+            posted: None,
+        },
+    )
+    .await?;
+    Ok(Recorded {
+        status: "refused",
+        summary: format!("refused: {reason}"),
+    })
+}
+
 /// What [`decide`] recorded.
 struct Recorded {
     status: &'static str,
@@ -188,42 +219,20 @@ fn our_address(
 async fn decide(ctx: &Ctx, row: &Inbound) -> Result<Recorded, JobError> {
     let parsed = convos_mail::parsed::parse(&row.raw).ok();
     let message_id = parsed.as_ref().and_then(|p| p.message_id.clone());
-    let refuse = |refusal: Refusal, user: Option<UserId>, thread: Option<ThreadId>| {
-        let message_id = message_id.clone();
-        async move {
-            let reason = refusal.as_str();
-            inbound::decide(
-                &ctx.db,
-                row.id,
-                &Decided {
-                    status: "refused",
-                    reason: Some(reason),
-                    detail: refusal.explanation(),
-                    message_id: message_id.as_deref(),
-                    user,
-                    thread,
-                    posted: None,
-                },
-            )
-            .await?;
-            Ok::<_, JobError>(Recorded {
-                status: "refused",
-                summary: format!("refused: {reason}"),
-            })
-        }
-    };
+    // Refused before its address is known to be genuine: about no one.
+    let refuse = |refusal: Refusal| refused(ctx, row, refusal, message_id.as_deref(), None);
     let Some(domain) = ctx.settings.reply_domain.as_deref() else {
-        return refuse(Refusal::NotForUs, None, None).await;
+        return refuse(Refusal::NotForUs).await;
     };
     let Some(parsed) = parsed.as_ref() else {
-        return refuse(Refusal::Unreadable, None, None).await;
+        return refuse(Refusal::Unreadable).await;
     };
     let (purpose, message) = match our_address(ctx, row, Some(parsed), domain) {
         Ok(found) => found,
-        Err(refusal) => return refuse(refusal, None, None).await,
+        Err(refusal) => return refuse(refusal).await,
     };
     let Some(target) = inbound::reply_target(&ctx.db, message).await? else {
-        return refuse(Refusal::ThreadGone, None, None).await;
+        return refuse(Refusal::ThreadGone).await;
     };
     let user = UserId::from(target.user_id);
     let thread = ThreadId::from(target.thread_id);
@@ -374,74 +383,37 @@ async fn post_reply(
     thread: ThreadId,
     message_id: Option<&str>,
 ) -> Result<Recorded, JobError> {
-    let refused = |refusal: Refusal| async move {
-        let reason = refusal.as_str();
-        inbound::decide(
-            &ctx.db,
-            row.id,
-            &Decided {
-                status: "refused",
-                reason: Some(reason),
-                detail: refusal.explanation(),
-                message_id,
-                user: Some(user),
-                thread: Some(thread),
-                posted: None,
-            },
-        )
-        .await?;
-        Ok::<_, JobError>(Recorded {
-            status: "refused",
-            summary: format!("refused: {reason}"),
-        })
-    };
+    let refuse = |refusal: Refusal| refused(ctx, row, refusal, message_id, Some((user, thread)));
     if let Some(automatic) = autoreply::automatic(parsed, &ctx.email.domain) {
-        return refused(Refusal::Automatic(automatic)).await;
+        return refuse(Refusal::Automatic(automatic)).await;
     }
     if reports::read(&row.raw).is_some() {
-        return refused(Refusal::Automatic(autoreply::Automatic::MailerDaemon)).await;
+        return refuse(Refusal::Automatic(autoreply::Automatic::MailerDaemon)).await;
     }
     let from_owner = parsed
         .from
         .as_deref()
         .is_some_and(|from| from.eq_ignore_ascii_case(&target.email));
     if !from_owner || !target.verified {
-        // Not the address's owner (who did not write it): nobody is told.
-        inbound::decide(
-            &ctx.db,
-            row.id,
-            &Decided {
-                status: "refused",
-                reason: Some(Refusal::WrongSender.as_str()),
-                detail: None,
-                message_id,
-                user: None,
-                thread: None,
-                posted: None,
-            },
-        )
-        .await?;
-        return Ok(Recorded {
-            status: "refused",
-            summary: "refused: wrong_sender".into(),
-        });
+        // Not the address's owner (who did not write it): about no one, and nobody is told.
+        return refused(ctx, row, Refusal::WrongSender, message_id, None).await;
     }
     // Checked after the sender, so that only the address's owner hears it was revoked.
     if target.revoked_at.is_some_and(|at| at >= target.created_at) {
-        return refused(Refusal::Revoked).await;
+        return refuse(Refusal::Revoked).await;
     }
     let key = received_key(message_id, parsed, target.message_id);
     if let Some(id) = message_id
         && inbound::posted_as(&ctx.db, user, id).await?.is_some()
     {
-        return refused(Refusal::Duplicate).await;
+        return refuse(Refusal::Duplicate).await;
     }
     let text = convos_mail::quotes::new_text(&parsed.text);
     if text.trim().is_empty() {
-        return refused(Refusal::Empty).await;
+        return refuse(Refusal::Empty).await;
     }
     let Ok(body) = Body::parse(&text) else {
-        return refused(Refusal::TooLong).await;
+        return refuse(Refusal::TooLong).await;
     };
     let content = NewContent {
         body,
@@ -462,7 +434,7 @@ async fn post_reply(
         Decision::Allowed
     });
     if let Decision::Limited(_) = decision {
-        return refused(Refusal::RateLimited).await;
+        return refuse(Refusal::RateLimited).await;
     }
     let idem_key = IdempotencyKey::parse(&key)
         .map_err(|e| JobError::Permanent(format!("idempotency key: {e:?}")))?;
@@ -474,7 +446,7 @@ async fn post_reply(
     {
         Err(StoreError::NotFound) => {
             let _ = rate_limit::forget_one(&mut redis, &counter).await;
-            return refused(Refusal::ThreadGone).await;
+            return refuse(Refusal::ThreadGone).await;
         }
         created => ctx.committed(created?),
     };
@@ -501,7 +473,7 @@ async fn post_reply(
     match decided {
         Ok(_) => {}
         // Another copy of the same email, processed at the same instant, recorded first.
-        Err(StoreError::Conflict(_)) => return refused(Refusal::Duplicate).await,
+        Err(StoreError::Conflict(_)) => return refuse(Refusal::Duplicate).await,
         Err(e) => return Err(e.into()),
     }
     // Answering a thread by email reads it, as answering it in the app does.
