@@ -189,6 +189,9 @@ impl Application {
 pub fn app(state: AppState) -> Router {
     let (api, _) = routes::router();
     let request_timeout = Duration::from_secs(state.settings.request_timeout_secs.max(1));
+    let running = Arc::new(tokio::sync::Semaphore::new(
+        state.settings.max_connections.max(1),
+    ));
     api.layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(refuse_declared_oversize))
         // Outside the refusal above, so its 413s are counted too.
@@ -200,7 +203,9 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(
             move |req: Request, next: Next| deadline(request_timeout, req, next),
         ))
-        .layer(axum::middleware::from_fn(detached))
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| detached(running.clone(), request_timeout, req, next),
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
@@ -247,8 +252,27 @@ async fn deadline(limit: Duration, req: Request, next: Next) -> Response {
 /// up at once, again and again, held the pool past its share. The work stays bounded by the
 /// request deadline and the statement limits; a panic in the task is a 500 with the error body,
 /// as one in a handler is.
-async fn detached(req: Request, next: Next) -> Response {
-    match tokio::spawn(next.run(req)).await {
+///
+/// At most `running` such tasks at once, as many as connections are served: a request holds a
+/// permit until its task ends, so hanging up and connecting again cannot pile up more work
+/// than open connections could (a request finding none free waits for one, within
+/// `request_timeout`, as it would have waited in the connection backlog).
+async fn detached(
+    running: Arc<tokio::sync::Semaphore>,
+    request_timeout: Duration,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Ok(Ok(permit)) = tokio::time::timeout(request_timeout, running.acquire_owned()).await
+    else {
+        return ApiError::RequestTimedOut.into_response();
+    };
+    let task = tokio::spawn(async move {
+        let response = next.run(req).await;
+        drop(permit);
+        response
+    });
+    match task.await {
         Ok(response) => response,
         Err(e) => ApiError::Internal(anyhow::anyhow!("request task failed: {e}")).into_response(),
     }
@@ -283,4 +307,56 @@ async fn drop_unusable_request_id(mut req: Request, next: Next) -> Response {
         req.headers_mut().remove(REQUEST_ID);
     }
     next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::sync::Notify;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn requests_whose_clients_hung_up_still_hold_their_place_among_those_running() {
+        // One request may run at once. The first is abandoned by its client while its handler
+        // waits; the handler goes on, and the second waits for it rather than running beside it
+        // (hanging up and connecting again must not pile up more work than connections can).
+        let release = Arc::new(Notify::new());
+        let started = Arc::new(AtomicUsize::new(0));
+        let handler = {
+            let (release, started) = (release.clone(), started.clone());
+            move || async move {
+                if started.fetch_add(1, Ordering::SeqCst) == 0 {
+                    release.notified().await;
+                }
+                "done"
+            }
+        };
+        let running = Arc::new(tokio::sync::Semaphore::new(1));
+        let app = Router::new()
+            .route("/", get(handler))
+            .layer(axum::middleware::from_fn(
+                move |req: Request, next: Next| {
+                    detached(running.clone(), Duration::from_secs(30), req, next)
+                },
+            ));
+        let request = || Request::builder().uri("/").body(Body::empty()).unwrap();
+
+        let abandoned = tokio::spawn(app.clone().oneshot(request()));
+        while started.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        abandoned.abort();
+        let second = tokio::spawn(app.oneshot(request()));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        assert!(!second.is_finished(), "ran beside the abandoned one");
+        assert_eq!(started.load(Ordering::SeqCst), 1);
+        release.notify_one();
+        let answer = second.await.unwrap().unwrap();
+        assert_eq!(answer.status(), axum::http::StatusCode::OK);
+        assert_eq!(started.load(Ordering::SeqCst), 2);
+    }
 }
