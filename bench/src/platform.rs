@@ -54,6 +54,7 @@ impl Env {
             .env("CONVOS_MAX_REQUESTS_PER_USER", "1000000")
             // Likewise the searches running at once, which its search load keeps above 8.
             .env("CONVOS_MAX_SEARCHES", "1000000")
+            .env("CONVOS_MAX_LONG_THREAD_ACTIONS", "1000000")
             .env(
                 "CONVOS_SERVER_METRICS_ADDR",
                 format!("127.0.0.1:{}", free_port()?),

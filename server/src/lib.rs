@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod client_addr;
 pub mod config;
+pub mod costly;
 pub mod error;
 pub mod events;
 pub mod extract;

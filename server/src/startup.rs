@@ -89,7 +89,8 @@ impl Application {
             hub,
             streams: crate::streams::Streams::new(settings.max_streams_per_user),
             in_flight: crate::in_flight::InFlight::new(settings.max_requests_per_user),
-            searches: Arc::new(tokio::sync::Semaphore::new(settings.max_searches.max(1))),
+            searches: crate::costly::Budget::new(settings.max_searches),
+            long_thread_actions: crate::costly::Budget::new(settings.max_long_thread_actions),
             metrics: crate::metrics::Metrics::new(),
             hashing: crate::hashing::Hasher::for_this_machine()
                 .context("could not start the password hashing threads")?,

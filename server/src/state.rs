@@ -26,7 +26,10 @@ pub struct AppState {
     /// The requests under way in this process, capped per user.
     pub in_flight: crate::in_flight::InFlight,
     /// The searches running in this process, all users together (`max_searches`).
-    pub searches: Arc<tokio::sync::Semaphore>,
+    pub searches: crate::costly::Budget,
+    /// The actions on whole long threads running in this process, all users together
+    /// (`max_long_thread_actions`).
+    pub long_thread_actions: crate::costly::Budget,
     /// Fires when shutdown starts, ending long-lived streams so in-flight requests can finish.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Prometheus metrics of this process.

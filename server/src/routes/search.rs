@@ -54,13 +54,8 @@ pub async fn search_messages(
     };
     let timeout = Duration::from_millis(state.settings.search_timeout_ms);
     // Searches are the costliest reads (up to their 2 s limit each): however many accounts ask,
-    // no more than `max_searches` hold pooled connections at once, and the rest of the API keeps
-    // the others. Answered at once, like any limit (decision 53).
-    let _running = state
-        .searches
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::RateLimited(Duration::from_secs(1)))?;
+    // no more than `max_searches` hold pooled connections at once (decision 53).
+    let _running = state.searches.place()?;
     Ok(Json(
         search::search(&state.db, caller.user.id, &q, limit, offset, timeout).await?,
     ))

@@ -90,13 +90,15 @@ pub async fn get_thread(
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Thread id")),
     responses((status = 204, description = "Deleted for the caller"),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 pub async fn delete_thread(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode> {
     let id: ThreadId = parse_id(&id)?;
+    let _place = long_thread_place(&state, &caller, id).await?;
     state
         .wake
         .committed(threads::delete_for_me(&state.db, caller.user.id, id).await?);
@@ -192,6 +194,43 @@ pub async fn reply(
     created_response(&state, caller.user.id, created).await
 }
 
+/// A place among the actions on whole long threads under way in this process, when the caller
+/// holds more than `long_thread_copies` of `thread`'s messages; none is needed otherwise.
+/// Marking a whole thread read or deleting it costs in proportion to the caller's copies
+/// (seconds for hundreds of thousands): several accounts, each within its own share of
+/// requests, could otherwise hold most of the pool with such actions (decision 55).
+async fn long_thread_place(
+    state: &AppState,
+    caller: &AuthUser,
+    thread: ThreadId,
+) -> Result<Option<crate::costly::Place>> {
+    let copies = threads::copies(&state.db, caller.user.id, thread).await?;
+    if copies > state.settings.long_thread_copies {
+        Ok(Some(state.long_thread_actions.place()?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Marks every message the caller can see in the thread as read.
+#[utoipa::path(post, path = "/api/v1/threads/{id}/read", tag = "threads",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Thread id")),
+    responses((status = 200, body = Thread), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn read_thread(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Thread>> {
+    let id: ThreadId = parse_id(&id)?;
+    let _place = long_thread_place(&state, &caller, id).await?;
+    let thread = state
+        .wake
+        .committed(threads::mark_read(&state.db, caller.user.id, id).await?);
+    Ok(Json(thread))
+}
+
 macro_rules! thread_action {
     ($(#[$doc:meta])* $name:ident, $path:literal, |$db:ident, $me:ident, $id:ident| $call:expr) => {
         $(#[$doc])*
@@ -213,10 +252,6 @@ macro_rules! thread_action {
     };
 }
 
-thread_action!(
-    /// Marks every message the caller can see in the thread as read.
-    read_thread, "/api/v1/threads/{id}/read", |db, me, id| threads::mark_read(db, me, id)
-);
 thread_action!(
     /// Moves the thread out of the caller's inbox until a new message arrives.
     archive_thread, "/api/v1/threads/{id}/archive",

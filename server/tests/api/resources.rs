@@ -451,3 +451,69 @@ fn mark_read_in_background(
     let read = format!("/api/v1/threads/{thread}/read");
     tokio::spawn(async move { client.post(&read, &user, serde_json::json!({})).await })
 }
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn actions_on_long_threads_beyond_the_servers_share_are_refused_whoever_asks(db: PgPool) {
+    // Deleting or reading a whole thread costs in proportion to it (seconds for hundreds of
+    // thousands of messages). Several accounts, each within its own share of requests, could
+    // hold most of the pool with them. Here a thread of more than 2 copies is long, and one
+    // action on a long thread may run at once.
+    let app = TestServer::spawn_with(db, |s| {
+        s.long_thread_copies = 2;
+        s.max_long_thread_actions = 1;
+    })
+    .await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let (carol, dave) = (app.user("carol").await, app.user("dave").await);
+    let long = |sent: serde_json::Value| sent["thread_id"].as_str().unwrap().to_owned();
+    let alices = long(app.send(&bob, &alice, "Long", "one").await);
+    let carols = long(app.send(&dave, &carol, "Also long", "one").await);
+    for _ in 0..2 {
+        app.reply(&bob, &alices, "more").await;
+        app.reply(&dave, &carols, "more").await;
+    }
+    let short = long(app.send(&bob, &carol, "Short", "one").await);
+    // Alice's mark-read waits on her thread's counters, as a slow one would.
+    let lock = hold_thread_counters(&app, &alices).await;
+    let held = mark_read_in_background(&app, &alice, &alices);
+    crate::until_statements_wait(&app.db, 1).await;
+
+    let on_long_read = app
+        .post(
+            &format!("/api/v1/threads/{carols}/read"),
+            &carol,
+            serde_json::json!({}),
+        )
+        .await;
+    let on_long_delete = app
+        .delete(&format!("/api/v1/threads/{carols}"), &carol)
+        .await;
+    let on_short = app
+        .post(
+            &format!("/api/v1/threads/{short}/read"),
+            &carol,
+            serde_json::json!({}),
+        )
+        .await;
+
+    for refused in [&on_long_read, &on_long_delete] {
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{refused:?}");
+        assert_eq!(refused.code(), "rate_limited");
+        assert_eq!(refused.headers["retry-after"], "1");
+    }
+    assert_eq!(
+        on_short.status,
+        StatusCode::OK,
+        "a short thread is served: {on_short:?}"
+    );
+    lock.rollback().await.unwrap();
+    assert_eq!(held.await.unwrap().status, StatusCode::OK);
+    let again = app
+        .delete(&format!("/api/v1/threads/{carols}"), &carol)
+        .await;
+    assert_eq!(
+        again.status,
+        StatusCode::NO_CONTENT,
+        "the place came back: {again:?}"
+    );
+}
