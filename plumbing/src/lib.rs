@@ -3,6 +3,7 @@
 //! expose metrics the same way, and stop on the same signals.
 
 pub mod metrics;
+pub mod networks;
 pub mod rate_limit;
 pub mod settings;
 pub mod shutdown;

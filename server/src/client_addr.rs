@@ -35,19 +35,6 @@ impl FromRequestParts<AppState> for ClientAddr {
     }
 }
 
-/// The network an address stands for when counting per client: an IPv4 address itself, an IPv6
-/// address's /64 (one subscriber's usual allocation, which costs an attacker nothing to rotate
-/// within).
-pub fn network_of(addr: IpAddr) -> IpAddr {
-    match addr {
-        IpAddr::V4(_) => addr,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
-        },
-    }
-}
-
 /// The reverse proxies whose `X-Forwarded-For` is believed.
 #[derive(Clone, Debug, Default)]
 pub struct TrustedProxies(Vec<Cidr>);
@@ -191,13 +178,6 @@ mod tests {
         let proxies = TrustedProxies::parse(&["10.0.0.0/8".into()]).unwrap();
         let got = proxies.client(ip("10.0.0.1"), ["198.51.100.4, nonsense"].into_iter());
         assert_eq!(got, ip("10.0.0.1"));
-    }
-
-    #[test]
-    fn ipv6_addresses_count_by_their_64() {
-        assert_eq!(network_of(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
-        assert_eq!(network_of(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
-        assert_eq!(network_of(ip("192.0.2.1")), ip("192.0.2.1"));
     }
 
     #[test]

@@ -5,9 +5,10 @@
 //! `axum::serve` runs hyper without a timer, so no header deadline applies there: a client
 //! sending a header line every few seconds (or nothing) could hold a connection forever.
 
-use crate::client_addr::{TrustedProxies, network_of};
+use crate::client_addr::TrustedProxies;
 use axum::Router;
 use axum::extract::ConnectInfo;
+use convos_plumbing::networks::PerNetwork;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -43,7 +44,7 @@ pub async fn serve(
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let per_addr = PerAddr::default();
+    let per_network = PerNetwork::default();
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -74,7 +75,7 @@ pub async fn serve(
         let held = if limits.proxies.trusts(peer.ip()) {
             None
         } else {
-            match per_addr.take(network_of(peer.ip()), limits.max_per_addr) {
+            match per_network.take(peer.ip(), limits.max_per_addr) {
                 Some(held) => Some(held),
                 None => {
                     tracing::debug!(%peer, "too many connections from this network; closed");
@@ -99,42 +100,4 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
-}
-
-/// Open connections per client network.
-#[derive(Clone, Default)]
-struct PerAddr(Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>);
-
-/// One connection counted against its network; dropping it gives the place back.
-struct Held {
-    counts: PerAddr,
-    network: std::net::IpAddr,
-}
-
-impl PerAddr {
-    /// Counts a connection from `network`, unless it already holds `max`.
-    fn take(&self, network: std::net::IpAddr, max: usize) -> Option<Held> {
-        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let count = counts.entry(network).or_default();
-        if *count >= max.max(1) {
-            return None;
-        }
-        *count += 1;
-        Some(Held {
-            counts: self.clone(),
-            network,
-        })
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        let mut counts = self.counts.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = counts.get_mut(&self.network) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.network);
-            }
-        }
-    }
 }

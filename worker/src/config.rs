@@ -94,6 +94,10 @@ pub struct WorkerSettings {
     /// Connections the SMTP listener serves at once (`CONVOS_INBOUND_MAX_CONNECTIONS`); more
     /// are told to come back later (421).
     pub inbound_max_connections: usize,
+    /// Of those, what one client network (an IPv4 address, an IPv6 /64) may hold
+    /// (`CONVOS_INBOUND_MAX_CONNECTIONS_PER_ADDR`); more are told to come back later (421). Behind
+    /// a relay every session comes from the relay: raise it to `inbound_max_connections` there.
+    pub inbound_max_connections_per_addr: usize,
     /// Messages one user may send per minute, replies by email included; must match the
     /// server's (`CONVOS_SEND_RATE_PER_MIN`).
     pub send_rate_per_min: u32,
@@ -132,6 +136,7 @@ impl Default for WorkerSettings {
             inbound_smtp_addr: None,
             inbound_max_bytes: 1 << 20,
             inbound_max_connections: 64,
+            inbound_max_connections_per_addr: 16,
             send_rate_per_min: 30,
             notify_delay_secs: 120,
         }

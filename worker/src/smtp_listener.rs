@@ -3,19 +3,21 @@
 //!
 //! It is a receiver, never a relay: `RCPT TO` accepts only `reply+…` and `bounce+…` at the
 //! reply domain; whether a token is genuine is the job's verdict, recorded with the message.
-//! Every client gets bounded work: at most `inbound_max_connections` sessions at once (the rest
-//! are told `421` to come back), a minute per line (the whole line, however it trickles in),
+//! Every client gets bounded work: at most `inbound_max_connections` sessions at once, and
+//! `inbound_max_connections_per_addr` of them from one client network (the rest are told `421`
+//! to come back), a minute per line (the whole line, however it trickles in),
 //! ten minutes per session, lines of at most 1,000 bytes outside a message, messages of at most `inbound_max_bytes`, 20
 //! recipients, 10 errors. A database failure answers `451`, so the sending server keeps the
 //! message and tries again: nothing accepted is lost, nothing is accepted before it is kept.
 
 use crate::Ctx;
 use crate::reply_address;
+use convos_plumbing::networks::PerNetwork;
 use convos_store::inbound::{self, Received, Via};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -212,6 +214,7 @@ pub async fn serve(
     cancel: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(ctx.settings.inbound_max_connections.max(1)));
+    let per_network = PerNetwork::default();
     loop {
         let accepted = tokio::select! {
             () = cancel.cancelled() => return,
@@ -225,15 +228,17 @@ pub async fn serve(
                 continue;
             }
         };
+        let held = per_network.take(peer.ip(), ctx.settings.inbound_max_connections_per_addr);
+        let Some(held) = held else {
+            let busy = Reply::new(421, "4.7.0 too many connections from your network");
+            turn_away(stream, busy);
+            continue;
+        };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            let busy = Reply::new(421, format!("4.3.2 {domain} busy, try again later"));
-            tokio::spawn(async move {
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(5),
-                    stream.write_all(busy.wire().as_bytes()),
-                )
-                .await;
-            });
+            turn_away(
+                stream,
+                Reply::new(421, format!("4.3.2 {domain} busy, try again later")),
+            );
             continue;
         };
         let (ctx, domain, cancel) = (ctx.clone(), domain.clone(), cancel.clone());
@@ -247,9 +252,20 @@ pub async fn serve(
                     }
                 }
             }
-            drop(permit);
+            drop((permit, held));
         });
     }
+}
+
+/// Tells a client there is no session for it now (`421`: come back later), and closes.
+fn turn_away(mut stream: TcpStream, reply: Reply) {
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            stream.write_all(reply.wire().as_bytes()),
+        )
+        .await;
+    });
 }
 
 async fn send(out: &mut (impl AsyncWrite + Unpin), reply: &Reply) -> std::io::Result<()> {

@@ -29,10 +29,16 @@ struct Platform {
     listener_port: u16,
     db: PgPool,
     config: StackConfig,
+    /// Changes to the worker's settings, kept for its restarts.
+    tweak: fn(&mut convos_worker::config::WorkerSettings),
 }
 
 impl Platform {
     async fn start(db: PgPool) -> Self {
+        Self::start_with(db, |_| {}).await
+    }
+
+    async fn start_with(db: PgPool, tweak: fn(&mut convos_worker::config::WorkerSettings)) -> Self {
         let config = StackConfig::new();
         let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
         let mut settings = config.server_settings();
@@ -49,6 +55,7 @@ impl Platform {
             listener_port: free_port(),
             db,
             config,
+            tweak,
         };
         platform.start_worker().await;
         platform
@@ -58,6 +65,7 @@ impl Platform {
         let mut settings = self.config.worker_settings(&database_url(&self.db).await);
         settings.reply_domain = Some(DOMAIN.into());
         settings.inbound_smtp_addr = Some(([127, 0, 0, 1], self.listener_port).into());
+        (self.tweak)(&mut settings);
         self.worker = Some(InProcessWorker::start(settings));
         let port = self.listener_port;
         eventually(WAIT, "the SMTP listener", || async move {
@@ -523,6 +531,53 @@ async fn mail_nested_thousands_deep_is_refused_and_the_worker_lives_on(db: PgPoo
     assert_eq!(decided[0], ("refused".into(), Some("unreadable".into())));
     // The worker still delivers: Alice's message to Bob is emailed.
     alice_writes_to_bob(&p, &alice, &bob, 1).await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn one_network_cannot_hold_every_smtp_session(db: PgPool) {
+    // The listener may be the reply domain's MX, open to the internet: one host opening the
+    // sessions allowed (64) and keeping each alive with a line a minute, for ten minutes each,
+    // kept every other sender's replies out. Here a network may hold two sessions.
+    let p = Platform::start_with(db, |s| s.inbound_max_connections_per_addr = 2).await;
+    let port = p.listener_port;
+    let from = |host: [u8; 4]| async move {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind((host, 0).into()).unwrap();
+        let mut stream = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+        let mut greeting = vec![0; 512];
+        let n = tokio::time::timeout(
+            WAIT,
+            tokio::io::AsyncReadExt::read(&mut stream, &mut greeting),
+        )
+        .await
+        .expect("a greeting")
+        .unwrap();
+        (stream, String::from_utf8_lossy(&greeting[..n]).into_owned())
+    };
+    let (_first, one) = from([127, 0, 0, 2]).await;
+    let (_second, two) = from([127, 0, 0, 2]).await;
+
+    let (_third, refused) = from([127, 0, 0, 2]).await;
+    let (_other, elsewhere) = from([127, 0, 0, 3]).await;
+
+    assert!(
+        one.starts_with("220 ") && two.starts_with("220 "),
+        "{one} {two}"
+    );
+    assert!(
+        refused.starts_with("421 "),
+        "a third session from one network: {refused}"
+    );
+    assert!(
+        elsewhere.starts_with("220 "),
+        "another network is served: {elsewhere}"
+    );
+    drop((_first, _second));
+    // Their places come back once they end.
+    eventually(WAIT, "a session from the first network again", || async {
+        from([127, 0, 0, 2]).await.1.starts_with("220 ")
+    })
+    .await;
 }
 
 /// A delivery status notification as a receiving server sends it to the return path.
