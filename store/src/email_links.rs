@@ -75,14 +75,18 @@ pub async fn unpause(db: &PgPool, user: UserId) -> Result<bool> {
 }
 
 /// Turns `user`'s email notifications back on, as `PATCH /me` does: if they were off, the time
-/// is recorded, so older unsubscribe links no longer turn them off. Returns whether the user
-/// exists.
+/// is recorded, so older unsubscribe links no longer turn them off, and a daily-digest reader's
+/// next digest is placed if it is not (one that came due while email was off was unplaced, and
+/// nothing else would place it again). Returns whether the user exists.
 pub async fn turn_email_on(db: &PgPool, user: UserId) -> Result<bool> {
     let updated = sqlx::query(
         "update users set \
            email_resubscribed_at = case when email_notifications then email_resubscribed_at \
                                         else now() end, \
-           email_notifications = true, updated_at = now() \
+           email_notifications = true, \
+           next_digest_at = case when email_digest \
+             then coalesce(next_digest_at, next_digest_at(digest_hour, time_zone, now())) end, \
+           updated_at = now() \
          where id = $1",
     )
     .bind(user.as_uuid())
