@@ -248,6 +248,30 @@ impl EmailAddress {
         }
         Ok(Self(raw.to_owned()))
     }
+
+    /// The mailbox this address reaches, as far as the address itself tells: lower case,
+    /// without a `+tag` (subaddressing, which Gmail, Outlook, Fastmail, iCloud and most others
+    /// deliver to the untagged mailbox), and at Gmail without dots, `googlemail.com` being
+    /// `gmail.com`. What caps per mailbox count by; never an address to send to.
+    pub fn mailbox(&self) -> String {
+        mailbox_of(&self.0)
+    }
+}
+
+/// [`EmailAddress::mailbox`] of an address already stored (which may predate today's rules):
+/// the same key for any text with an `@`, its lower case otherwise.
+pub fn mailbox_of(address: &str) -> String {
+    let address = address.to_ascii_lowercase();
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return address;
+    };
+    let local = local
+        .split_once('+')
+        .map_or(local, |(untagged, _)| untagged);
+    match domain {
+        "gmail.com" | "googlemail.com" => format!("{}@gmail.com", local.replace('.', "")),
+        _ => format!("{local}@{domain}"),
+    }
 }
 
 /// RFC 5322 `atext`, the characters of a dot-atom besides the dots.
@@ -431,6 +455,19 @@ pub fn excerpt(body: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn spellings_of_one_mailbox_have_one_mailbox() {
+        let mailbox = |raw: &str| EmailAddress::parse(raw).unwrap().mailbox();
+        assert_eq!(mailbox("Victim+Two@Example.COM"), "victim@example.com");
+        assert_eq!(mailbox("victim@example.com"), "victim@example.com");
+        assert_eq!(mailbox("v.i.c.tim+x@gmail.com"), "victim@gmail.com");
+        assert_eq!(mailbox("Victim@GoogleMail.com"), "victim@gmail.com");
+        // Dots matter elsewhere, and so does the domain.
+        assert_eq!(mailbox("first.last@example.com"), "first.last@example.com");
+        assert_ne!(mailbox("victim@example.org"), mailbox("victim@example.com"));
+        assert_eq!(mailbox_of("no-at-sign"), "no-at-sign");
+    }
 
     #[test]
     fn subject_limit_counts_characters_not_bytes() {

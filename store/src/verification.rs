@@ -220,14 +220,16 @@ pub struct AddressCaps {
 #[must_use = "a reservation for an email that was not sent must be released"]
 pub struct Reservation(i64);
 
-/// Counts one verification email to `email` if the address is under `caps`; `None` when it is
-/// not. Emails reserved and not yet sent count too, and the check and the count happen under
-/// a lock on the address, so jobs running at once cannot all see room.
+/// Counts one verification email to `email` if its mailbox is under `caps`; `None` when it is
+/// not. Every spelling of one mailbox counts together (`mailbox_of`: `+tags`, case, Gmail's
+/// dots). Emails reserved and not yet sent count too, and the check and the count happen under
+/// a lock on the mailbox, so jobs running at once cannot all see room.
 pub async fn reserve_email(
     db: &PgPool,
     email: &str,
     caps: AddressCaps,
 ) -> Result<Option<Reservation>> {
+    let email = &convos_core::domain::mailbox_of(email);
     let mut tx = db.begin().await?;
     // Held until commit; the two-key form keeps these locks apart from any single-key ones.
     sqlx::query("select pg_advisory_xact_lock($1, hashtext(lower($2)))")

@@ -190,6 +190,38 @@ async fn many_claims_on_one_address_sent_at_once_still_get_five_emails_an_hour(d
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn tagged_spellings_of_one_mailbox_share_its_five_emails_an_hour(db: PgPool) {
+    // Each `+tag` had caps of its own, though all reach one mailbox: a probe put 20
+    // verification emails in one inbox within a minute from one client address, and more every
+    // hour as it made accounts.
+    let config = StackConfig::new();
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = start_api(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    claim(&api, "plain", 2, "victim@example.com").await;
+    claim(&api, "tagone", 2, "victim+one@example.com").await;
+    claim(&api, "tagtwo", 2, "Victim+Two@Example.com").await;
+    claim(&api, "dots", 2, "v.i.c.tim+x@gmail.com").await;
+    claim(&api, "google", 1, "victim@googlemail.com").await;
+    send_verification_emails(&db).await;
+    eventually(WAIT, "every job to finish", || all_jobs_finished(&db)).await;
+
+    let example = smtp
+        .mails()
+        .iter()
+        .filter(|m| m.to[0].to_lowercase().ends_with("@example.com"))
+        .count();
+    assert_eq!(example, 5, "one mailbox at example.com, five an hour");
+    assert_eq!(
+        smtp.mails().len() - example,
+        3,
+        "the Gmail mailbox is another, under its own five"
+    );
+    assert_eq!(capped(&db).await, 1);
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn one_address_gets_at_most_ten_verification_emails_a_day(db: PgPool) {
     let config = StackConfig::new();
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
