@@ -102,6 +102,9 @@ pub struct Settings {
     pub signups_per_hour_per_addr: u32,
     /// Verification emails one account may ask for an hour.
     pub verification_emails_per_hour: u32,
+    /// Actions one user's email links may take a minute (they need no login, so no other
+    /// per-user cap applies); one more is `429`.
+    pub email_link_actions_per_min: u32,
     /// Hours a verification link works; an unverified claim on an address lapses after as long.
     pub verification_link_hours: u64,
     /// Days a session survives without being used.
@@ -151,6 +154,7 @@ impl Default for Settings {
             max_sessions_per_user: 50,
             signups_per_hour_per_addr: 5,
             verification_emails_per_hour: 3,
+            email_link_actions_per_min: 30,
             verification_link_hours: 48,
             session_idle_days: 30,
             session_max_days: 90,

@@ -4,10 +4,13 @@
 //! it off; a message's link marks it read. Every result offers its undo.
 //!
 //! A GET never changes anything, since mail scanners follow links: it shows buttons whose POSTs
-//! act. A forged, mangled or expired token is a 404, like the unsubscribe links.
+//! act. A forged, mangled or expired token is a 404, like the unsubscribe links. A user's links
+//! take at most `email_link_actions_per_min` actions a minute: without a login, nothing else
+//! caps how fast one link can flip a flag, each flip an event and a job.
 
 use crate::error::{ApiError, Result};
 use crate::extract::ApiPath;
+use crate::rate_limit::Decision;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -304,7 +307,8 @@ pub async fn email_link_page(
     responses(
         (status = 200, description = "Done; an HTML page with an undo button when the request accepts `text/html`",
             content((EmailLinkResult = "application/json"), (String = "text/html"))),
-        (status = 404, description = "Not a genuine, current email link (or its thread or message is gone for its user)", body = ErrorBody)))]
+        (status = 404, description = "Not a genuine, current email link (or its thread or message is gone for its user)", body = ErrorBody),
+        (status = 429, description = "The user's links took too many actions this minute", body = ErrorBody)))]
 pub async fn email_link_one_click(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -325,7 +329,8 @@ pub async fn email_link_one_click(
     responses(
         (status = 200, description = "Done; an HTML page with an undo button when the request accepts `text/html`",
             content((EmailLinkResult = "application/json"), (String = "text/html"))),
-        (status = 404, description = "Not a genuine, current email link, an action this link cannot take, or its thread or message is gone for its user", body = ErrorBody)))]
+        (status = 404, description = "Not a genuine, current email link, an action this link cannot take, or its thread or message is gone for its user", body = ErrorBody),
+        (status = 429, description = "The user's links took too many actions this minute", body = ErrorBody)))]
 pub async fn email_link_action(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -348,6 +353,15 @@ async fn act(
 ) -> Result<Response> {
     use EmailLinkAction as A;
     let user = link.user;
+    let limit = state.settings.email_link_actions_per_min;
+    let minute = std::time::Duration::from_secs(60);
+    if let Decision::Limited(wait) = state
+        .limiter
+        .hit("email_link", &user.to_string(), limit, minute)
+        .await
+    {
+        return Err(ApiError::RateLimited(wait));
+    }
     let mut paused_until = None;
     let mut about = None;
     match (action, link.target) {

@@ -185,3 +185,60 @@ async fn a_login_that_cannot_be_a_username_is_just_a_wrong_login(db: PgPool) {
     let ok = app.login("alice", "password-alice").await;
     assert!(!ok.token.is_empty(), "a success gives its count back");
 }
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn actions_from_email_links_are_rate_limited_per_user(db: PgPool) {
+    // A link in an email needs no login, so no per-user cap applied: a probe flipped one
+    // message read and unread 200 times in 1.2 s from its link, each flip an event and a job.
+    let app = TestServer::spawn_with(db.clone(), |s| s.email_link_actions_per_min = 4).await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let to_bob = app.send(&alice, &bob, "Hello", "Hi").await;
+    let to_alice = app.send(&bob, &alice, "Hello", "Hi").await;
+    let link = |user: &convos_testkit::TestUser, sent: &serde_json::Value| {
+        let secret = convos_server::config::Settings::default().secret_key;
+        let message = sent["id"].as_str().unwrap().parse().unwrap();
+        convos_core::email_links::token(
+            secrecy::ExposeSecret::expose_secret(&secret),
+            user.id.parse().unwrap(),
+            convos_core::email_links::Target::Message(message),
+            chrono::Utc::now(),
+        )
+    };
+    let (bobs, alices) = (link(&bob, &to_bob), link(&alice, &to_alice));
+    let act = |token: &str, action: &str| {
+        let path = format!("/api/v1/email-links/{token}/{action}");
+        let client = app.client.clone();
+        async move { client.call(Method::POST, &path, None, None).await }
+    };
+    for action in ["read", "unread", "read", "unread"] {
+        assert_eq!(act(&bobs, action).await.status, StatusCode::OK);
+    }
+    let jobs = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from jobs where kind = 'deliver'")
+            .fetch_one(&db)
+            .await
+            .unwrap()
+    };
+    let before = jobs().await;
+
+    let fifth = act(&bobs, "read").await;
+    let after = jobs().await;
+    let page = app
+        .http
+        .get(format!("{}/api/v1/email-links/{bobs}", app.base))
+        .send()
+        .await
+        .unwrap();
+    let hers = act(&alices, "read").await;
+
+    assert_eq!(fifth.status, StatusCode::TOO_MANY_REQUESTS, "{fifth:?}");
+    assert_eq!(fifth.code(), "rate_limited");
+    assert!(fifth.headers.contains_key("retry-after"));
+    assert_eq!(after, before, "nothing done, nothing announced");
+    assert_eq!(page.status(), StatusCode::OK, "the page itself still opens");
+    assert_eq!(
+        hers.status,
+        StatusCode::OK,
+        "another user's links are their own"
+    );
+}
