@@ -36,6 +36,11 @@ pub struct QueueStats {
     pub oldest_pending_secs: f64,
     /// Whether workers are held from starting its jobs.
     pub paused: bool,
+    /// Where the live counts (`pending`, `scheduled`, `running`, `dead`) stop: a count that
+    /// reached it means at least that many, so a refresh costs the same however deep the
+    /// backlog (decision 57). Absent from servers that count everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count_limit: Option<i64>,
 }
 
 /// A column of the queue board, as `convos-worker queues` and the client's Ops screen draw it.
@@ -139,15 +144,23 @@ impl QueueStats {
         match column {
             BoardColumn::Queue => self.name.clone(),
             BoardColumn::State => if self.paused { "paused" } else { "running" }.to_owned(),
-            BoardColumn::Pending => self.pending.to_string(),
-            BoardColumn::Scheduled => self.scheduled.to_string(),
-            BoardColumn::Running => self.running.to_string(),
+            BoardColumn::Pending => self.count(self.pending),
+            BoardColumn::Scheduled => self.count(self.scheduled),
+            BoardColumn::Running => self.count(self.running),
             BoardColumn::Ok1h => self.succeeded_1h.to_string(),
             BoardColumn::Ok24h => self.succeeded_24h.to_string(),
             BoardColumn::Failed1h => self.failed_1h.to_string(),
             BoardColumn::Failed24h => self.failed_24h.to_string(),
-            BoardColumn::Dead => self.dead.to_string(),
+            BoardColumn::Dead => self.count(self.dead),
             BoardColumn::Oldest => short_duration(self.oldest_pending_secs),
+        }
+    }
+
+    /// A live count as shown: `100000+` once it reached [`QueueStats::count_limit`].
+    fn count(&self, n: i64) -> String {
+        match self.count_limit {
+            Some(limit) if n >= limit => format!("{n}+"),
+            _ => n.to_string(),
         }
     }
 }
@@ -350,7 +363,28 @@ mod tests {
             dead: 7,
             oldest_pending_secs: 125.0,
             paused: true,
+            count_limit: Some(100_000),
         }
+    }
+
+    #[test]
+    fn a_count_that_reached_the_limit_reads_as_at_least() {
+        let deep = QueueStats {
+            pending: 100_000,
+            dead: 99_999,
+            ..queue()
+        };
+        assert_eq!(deep.cell(BoardColumn::Pending), "100000+");
+        assert_eq!(deep.cell(BoardColumn::Dead), "99999");
+        let exact = QueueStats {
+            count_limit: None,
+            ..deep
+        };
+        assert_eq!(
+            exact.cell(BoardColumn::Pending),
+            "100000",
+            "a server counting everything"
+        );
     }
 
     #[test]

@@ -124,7 +124,10 @@ pub fn queue_gauges(board: &Board) -> String {
     }
     gauge(
         "convos_queue_jobs",
-        "Jobs in the ledger per queue and state.",
+        &format!(
+            "Jobs in the ledger per queue and state, each counted to at most {} (decision 57).",
+            convos_store::ops::COUNT_LIMIT
+        ),
         jobs,
     );
     gauge(
@@ -194,6 +197,7 @@ mod tests {
                 dead: 1,
                 oldest_pending_secs: 0.0,
                 paused: false,
+                count_limit: Some(100_000),
             }],
             workers: Vec::new(),
         };

@@ -21,15 +21,30 @@ use uuid::Uuid;
 /// all but summed from the counts the workers keep per minute as they record them (decision
 /// 49): the last day's rows grow with the traffic, the minutes of a day do not. The hour and
 /// the day are to the minute.
+///
+/// The live counts stop at [`COUNT_LIMIT`] (decision 57): a backlog of millions is read to its
+/// limit, not to its end, so a refresh costs the same during an incident as on a quiet day.
 pub async fn board(db: &PgPool) -> Result<Board> {
+    board_counting_to(db, COUNT_LIMIT).await
+}
+
+/// Where the board's live counts stop: about 25 ms of index per count on an idle machine.
+pub const COUNT_LIMIT: i64 = 100_000;
+
+/// [`board`], its live counts stopping at `limit`.
+pub async fn board_counting_to(db: &PgPool, limit: i64) -> Result<Board> {
     let mut queues = Vec::new();
     for kind in JobKind::ALL {
         let row: (i64, i64, i64, i64, i64, i64, i64, i64, f64) = sqlx::query_as(
             "with due as ( \
-               select count(*) filter (where next_run_at <= now()) as now, \
-                      count(*) filter (where next_run_at > now()) as later, \
-                      min(next_run_at) filter (where next_run_at <= now()) as oldest \
-               from jobs where kind = $1 and state in ('pending', 'retry')), \
+               select (select count(*) from (select from jobs where kind = $1 \
+                         and state in ('pending', 'retry') and next_run_at <= now() \
+                         limit $2) n) as now, \
+                      (select count(*) from (select from jobs where kind = $1 \
+                         and state in ('pending', 'retry') and next_run_at > now() \
+                         limit $2) n) as later, \
+                      (select min(next_run_at) from jobs where kind = $1 \
+                         and state in ('pending', 'retry')) as oldest), \
              outcomes as ( \
                select coalesce(sum(succeeded) filter (where minute >= \
                                  date_trunc('minute', now() - interval '1 hour')), 0)::int8 \
@@ -42,14 +57,17 @@ pub async fn board(db: &PgPool) -> Result<Board> {
                from job_outcome_counts \
                where kind = $1 and minute >= date_trunc('minute', now() - interval '1 day')) \
              select due.now, due.later, \
-               (select count(*) from jobs where kind = $1 and state in ('dispatched', 'running')), \
+               (select count(*) from (select from jobs where kind = $1 \
+                  and state in ('dispatched', 'running') limit $2) n), \
                outcomes.succeeded_hour, outcomes.succeeded_day, \
                outcomes.failed_hour, outcomes.failed_day, \
-               (select count(*) from jobs where kind = $1 and state = 'dead'), \
-               coalesce(extract(epoch from now() - due.oldest), 0)::float8 \
+               (select count(*) from (select from jobs where kind = $1 and state = 'dead' \
+                  limit $2) n), \
+               greatest(coalesce(extract(epoch from now() - due.oldest), 0), 0)::float8 \
              from due, outcomes",
         )
         .bind(kind.as_str())
+        .bind(limit)
         .fetch_one(db)
         .await?;
         let paused: bool = sqlx::query_scalar(
@@ -70,6 +88,7 @@ pub async fn board(db: &PgPool) -> Result<Board> {
             dead: row.7,
             oldest_pending_secs: row.8,
             paused,
+            count_limit: Some(limit),
         });
     }
     let workers: Vec<WorkerRow> = sqlx::query_as(

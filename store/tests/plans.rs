@@ -372,6 +372,57 @@ async fn the_queue_board_reads_the_live_jobs_not_the_finished_history(db: PgPool
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn the_queue_board_stops_counting_a_backlog_at_its_limit(db: PgPool) {
+    // Each refresh counted every due, waiting, in-flight and dead job: a million due took up
+    // to 2.3 s a read during a drain, growing with the backlog towards the statement limit,
+    // just when an operator needs the board. Here the board counts to 1,000.
+    sqlx::query(
+        "insert into jobs (id, kind, key, payload, max_attempts, state, attempts, next_run_at, \
+                           deadline_at) \
+         select gen_random_uuid(), 'deliver', s || ':' || g, '{}', 5, s, 1, \
+                case when g % 2 = 0 then now() + interval '1 hour' \
+                     else now() - interval '1 minute' end, \
+                case when s = 'dispatched' then now() + interval '30 s' end \
+         from unnest(array['pending', 'dispatched', 'dead']) s, generate_series(1, 6000) g",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query("vacuum analyze jobs")
+        .execute(&db)
+        .await
+        .unwrap();
+    let server = one_connection(&db).await;
+
+    let before = jobs_rows_read(&db, &server).await;
+    let board = ops::board_counting_to(&server, 1_000).await.unwrap();
+    let read = jobs_rows_read(&db, &server).await - before;
+
+    let deliver = board.queues.iter().find(|q| q.name == "deliver").unwrap();
+    assert_eq!(deliver.count_limit, Some(1_000));
+    assert_eq!(
+        (
+            deliver.pending,
+            deliver.scheduled,
+            deliver.running,
+            deliver.dead
+        ),
+        (1_000, 1_000, 1_000, 1_000),
+        "each at least the limit: {deliver:?}"
+    );
+    assert_eq!(
+        deliver.cell(convos_core::ops::BoardColumn::Pending),
+        "1000+",
+        "shown as at least"
+    );
+    assert!(deliver.oldest_pending_secs >= 60.0, "{deliver:?}");
+    assert!(
+        read <= 4_100,
+        "the board read {read} rows of jobs to count four kinds of 1,000 and more"
+    );
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn the_queue_board_counts_a_busy_days_outcomes_without_reading_them(db: PgPool) {
     // A busy day: 20,000 jobs succeeded and 2,000 attempts failed, their outcomes recorded as a
     // worker records them. Counted from the rows, the board read each of them on every refresh

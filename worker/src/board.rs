@@ -48,6 +48,7 @@ mod tests {
                 dead: 7,
                 oldest_pending_secs: 125.0,
                 paused: true,
+                count_limit: Some(100_000),
             }],
             workers: vec![],
         };

@@ -415,6 +415,7 @@ pub(crate) fn board() -> convos_core::ops::Board {
         dead,
         oldest_pending_secs: 75.0,
         paused,
+        count_limit: Some(100_000),
     };
     convos_core::ops::Board {
         queues: vec![
