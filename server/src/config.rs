@@ -67,9 +67,8 @@ pub struct Settings {
     /// Actions on a whole long thread (marking it read, deleting it) running at once in one
     /// server process, all users together; one more is `429`.
     pub max_long_thread_actions: usize,
-    /// A thread is long, for `max_long_thread_actions`, when the caller holds more copies of
-    /// its messages than this.
-    pub long_thread_copies: i64,
+    /// A thread is long, for `max_long_thread_actions`, when it holds more messages than this.
+    pub long_thread_messages: i64,
     /// Connections served at once; further ones wait in the kernel's backlog.
     pub max_connections: usize,
     /// Connections one client network (an IPv4 address, an IPv6 /64) may hold open at once;
@@ -141,7 +140,7 @@ impl Default for Settings {
             max_requests_per_user: 8,
             max_searches: 8,
             max_long_thread_actions: 4,
-            long_thread_copies: 10_000,
+            long_thread_messages: 10_000,
             max_connections: 4_096,
             max_connections_per_addr: 64,
             header_timeout_secs: 10,

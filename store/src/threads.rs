@@ -209,19 +209,25 @@ pub fn get_sql() -> &'static str {
     )
 }
 
-/// How many of `thread`'s messages the caller holds a copy of, sent or received (0 when they
-/// are not in it): what reading or deleting the whole thread for them costs. Read from their
-/// counters, without waiting on any lock.
-pub async fn copies(db: &PgPool, caller: UserId, thread: ThreadId) -> Result<i64> {
-    let copies: Option<i64> = sqlx::query_scalar(
-        "select tp.received_count::int8 + tp.sent_count from thread_participants tp \
-         where tp.user_id = $1 and tp.thread_id = $2",
+/// How many messages `thread` holds, counted up to `limit` (at most that many index entries
+/// read, without waiting on any lock), if the caller is in it: what marking the whole thread
+/// read or deleting it walks, whatever the caller still holds of it.
+pub async fn size_up_to(
+    db: &PgPool,
+    caller: UserId,
+    thread: ThreadId,
+    limit: i64,
+) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "select (select count(*) from (select from messages m where m.thread_id = $2 \
+                   limit $3) n) \
+         from thread_participants tp where tp.user_id = $1 and tp.thread_id = $2",
     )
     .bind(caller.as_uuid())
     .bind(thread.as_uuid())
+    .bind(limit)
     .fetch_optional(db)
-    .await?;
-    Ok(copies.unwrap_or(0))
+    .await?)
 }
 
 /// One thread, if the caller can see any message in it.

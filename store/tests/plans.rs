@@ -269,6 +269,114 @@ async fn a_long_threads_page_and_header_walk_the_thread_in_order_and_stop_early(
     );
 }
 
+/// A thread of `messages` between Alice and Bob, as the store would have kept it: Alice's copies
+/// deleted for her when `alice_deleted`, and every message expiring in a week when `expiring`.
+async fn thread_of(db: &PgPool, messages: i32, alice_deleted: bool, expiring: bool) {
+    let alice_count = if alice_deleted { 0 } else { messages / 2 };
+    for sql in [
+        "insert into users (id, username, email, display_name, password_hash) \
+         values ($1::uuid, 'alice', 'alice@example.com', 'Alice', 'x'), \
+                ($2::uuid, 'bob', 'bob@example.com', 'Bob', 'x')",
+        "insert into threads (id, subject, created_by) values ($4::uuid, 'long', $1::uuid)",
+        "insert into messages (id, thread_id, sender_id, recipient_id, body, created_at, \
+                               expires_at, sender_deleted_at, recipient_deleted_at) \
+         select gen_random_uuid(), $4::uuid, \
+                case when g % 2 = 0 then $1::uuid else $2::uuid end, \
+                case when g % 2 = 0 then $2::uuid else $1::uuid end, \
+                'hello ' || g, now() - g * interval '1 second', \
+                case when $6 then now() + interval '7 days' end, \
+                case when $5 and g % 2 = 0 then now() end, \
+                case when $5 and g % 2 = 1 then now() end \
+         from generate_series(1, $3) g",
+        "insert into thread_participants \
+           (thread_id, user_id, peer_id, sent_count, received_count, last_activity_at) \
+         values ($4::uuid, $1::uuid, $2::uuid, $7, $7, now()), \
+                ($4::uuid, $2::uuid, $1::uuid, $3 / 2, $3 / 2, now())",
+    ] {
+        sqlx::query(sql)
+            .bind(ALICE)
+            .bind(BOB)
+            .bind(messages)
+            .bind(LONG_THREAD)
+            .bind(alice_deleted)
+            .bind(expiring)
+            .bind(alice_count)
+            .execute(db)
+            .await
+            .unwrap();
+    }
+    sqlx::query("vacuum analyze").execute(db).await.unwrap();
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn writes_to_a_thread_its_reader_deleted_are_refused_without_walking_it(db: PgPool) {
+    // Whether the caller could still see a thread was looked for message by message: once they
+    // had deleted a long thread, every reply, mark-read or delete of it walked all of it to
+    // answer 404, free of any limit (a review found it).
+    thread_of(&db, 20_000, true, false).await;
+    let (alice, thread) = (
+        ALICE.parse::<convos_core::UserId>().unwrap(),
+        LONG_THREAD.parse::<convos_core::ThreadId>().unwrap(),
+    );
+    let server = one_connection(&db).await;
+
+    let before = rows_read(&db, &server, "messages").await;
+    let reply = messages::reply(
+        &server,
+        &NotifySettings::default(),
+        alice,
+        thread,
+        &content("again"),
+        None,
+    )
+    .await;
+    let read = convos_store::threads::mark_read(&server, alice, thread).await;
+    let delete = convos_store::threads::delete_for_me(&server, alice, thread).await;
+    let rows = rows_read(&db, &server, "messages").await - before;
+
+    assert!(
+        matches!(reply, Err(convos_store::StoreError::NotFound)),
+        "{reply:?}"
+    );
+    assert!(
+        matches!(read, Err(convos_store::StoreError::NotFound)),
+        "{read:?}"
+    );
+    assert!(
+        matches!(delete, Err(convos_store::StoreError::NotFound)),
+        "{delete:?}"
+    );
+    assert!(
+        rows < 100,
+        "{rows} rows of messages read to refuse three writes"
+    );
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_threads_expired_messages_are_found_without_reading_the_unexpired_ones(db: PgPool) {
+    // A thread's expired messages, subtracted from its counts, are found through the index of
+    // ephemeral messages by expiry (migration 0028), not among the thread's unexpired ones: a
+    // sender's 20,000 expiring next week are not read on every look at the thread.
+    thread_of(&db, 20_000, false, true).await;
+    let (bob, thread) = (
+        BOB.parse::<convos_core::UserId>().unwrap(),
+        LONG_THREAD.parse::<convos_core::ThreadId>().unwrap(),
+    );
+    let server = one_connection(&db).await;
+
+    let before = rows_read(&db, &server, "messages").await;
+    let header = convos_store::threads::get(&server, bob, thread)
+        .await
+        .unwrap();
+    let rows = rows_read(&db, &server, "messages").await - before;
+
+    assert_eq!(header.message_count, 20_000);
+    assert!(
+        rows < 100,
+        "{rows} rows of messages read for one thread's header"
+    );
+}
+
 /// A figure of `table`'s statistics (`sql`, binding the table's name), as it stands once
 /// `conn`'s own counts are flushed.
 async fn table_statistic(db: &PgPool, conn: &PgPool, sql: &'static str, table: &str) -> i64 {

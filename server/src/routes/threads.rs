@@ -194,19 +194,21 @@ pub async fn reply(
     created_response(&state, caller.user.id, created).await
 }
 
-/// A place among the actions on whole long threads under way in this process, when the caller
-/// holds more than `long_thread_copies` of `thread`'s messages; none is needed otherwise.
-/// Marking a whole thread read or deleting it costs in proportion to the caller's copies
-/// (seconds for hundreds of thousands): several accounts, each within its own share of
-/// requests, could otherwise hold most of the pool with such actions (decision 55).
+/// A place among the actions on whole long threads under way in this process, when `thread`
+/// holds more than `long_thread_messages` messages and the caller is in it; none is needed
+/// otherwise. Marking a whole thread read or deleting it walks all of its messages (seconds for
+/// hundreds of thousands), whatever the caller still holds of them: several accounts, each
+/// within its own share of requests, could otherwise hold most of the pool with such actions
+/// (decision 55).
 async fn long_thread_place(
     state: &AppState,
     caller: &AuthUser,
     thread: ThreadId,
 ) -> Result<Option<crate::costly::Place>> {
-    let copies = threads::copies(&state.db, caller.user.id, thread).await?;
-    if copies > state.settings.long_thread_copies {
-        Ok(Some(state.long_thread_actions.place()?))
+    let long = state.settings.long_thread_messages;
+    let size = threads::size_up_to(&state.db, caller.user.id, thread, long + 1).await?;
+    if size.is_some_and(|size| size > long) {
+        Ok(Some(state.long_thread_actions.place(caller.user.id)?))
     } else {
         Ok(None)
     }

@@ -454,25 +454,25 @@ fn mark_read_in_background(
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn actions_on_long_threads_beyond_the_servers_share_are_refused_whoever_asks(db: PgPool) {
-    // Deleting or reading a whole thread costs in proportion to it (seconds for hundreds of
-    // thousands of messages). Several accounts, each within its own share of requests, could
-    // hold most of the pool with them. Here a thread of more than 2 copies is long, and one
-    // action on a long thread may run at once.
+    // Deleting or reading a whole thread walks all of it (seconds for hundreds of thousands of
+    // messages), however few of them the caller still holds. Several accounts, each within its
+    // own share of requests, could hold most of the pool with them. Here a thread of more than
+    // 2 messages is long, and one action on a long thread may run at once.
     let app = TestServer::spawn_with(db, |s| {
-        s.long_thread_copies = 2;
+        s.long_thread_messages = 2;
         s.max_long_thread_actions = 1;
     })
     .await;
     let (alice, bob) = (app.user("alice").await, app.user("bob").await);
     let (carol, dave) = (app.user("carol").await, app.user("dave").await);
-    let long = |sent: serde_json::Value| sent["thread_id"].as_str().unwrap().to_owned();
-    let alices = long(app.send(&bob, &alice, "Long", "one").await);
-    let carols = long(app.send(&dave, &carol, "Also long", "one").await);
-    for _ in 0..2 {
-        app.reply(&bob, &alices, "more").await;
-        app.reply(&dave, &carols, "more").await;
-    }
-    let short = long(app.send(&bob, &carol, "Short", "one").await);
+    let alices = long_thread(&app, &bob, &alice).await;
+    let carols = long_thread(&app, &dave, &carol).await;
+    let short = thread_id(app.send(&bob, &carol, "Short", "one").await);
+    // Carol has deleted hers: she holds none of its messages, and it is as long as before.
+    let deleted = app
+        .delete(&format!("/api/v1/threads/{carols}"), &carol)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     // Alice's mark-read waits on her thread's counters, as a slow one would.
     let lock = hold_thread_counters(&app, &alices).await;
     let held = mark_read_in_background(&app, &alice, &alices);
@@ -513,7 +513,68 @@ async fn actions_on_long_threads_beyond_the_servers_share_are_refused_whoever_as
         .await;
     assert_eq!(
         again.status,
-        StatusCode::NO_CONTENT,
+        StatusCode::NOT_FOUND,
         "the place came back: {again:?}"
     );
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn one_user_holds_one_place_for_actions_on_long_threads(db: PgPool) {
+    // With the places for all users, one account could take every one of them with actions on
+    // its own long threads, and everyone else's were refused. A user may hold a quarter of them.
+    let app = TestServer::spawn_with(db, |s| {
+        s.long_thread_messages = 2;
+        s.max_long_thread_actions = 4;
+    })
+    .await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let (carol, dave) = (app.user("carol").await, app.user("dave").await);
+    let first = long_thread(&app, &bob, &alice).await;
+    let second = long_thread(&app, &dave, &alice).await;
+    let carols = long_thread(&app, &dave, &carol).await;
+    let lock = hold_thread_counters(&app, &first).await;
+    let held = mark_read_in_background(&app, &alice, &first);
+    crate::until_statements_wait(&app.db, 1).await;
+
+    let her_second = app
+        .post(
+            &format!("/api/v1/threads/{second}/read"),
+            &alice,
+            serde_json::json!({}),
+        )
+        .await;
+    let carols_first = app
+        .post(
+            &format!("/api/v1/threads/{carols}/read"),
+            &carol,
+            serde_json::json!({}),
+        )
+        .await;
+
+    assert_eq!(
+        her_second.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{her_second:?}"
+    );
+    assert_eq!(carols_first.status, StatusCode::OK, "{carols_first:?}");
+    lock.rollback().await.unwrap();
+    assert_eq!(held.await.unwrap().status, StatusCode::OK);
+}
+
+/// The id of the thread a send answered with.
+fn thread_id(sent: serde_json::Value) -> String {
+    sent["thread_id"].as_str().unwrap().to_owned()
+}
+
+/// A thread of three messages, `from` writing to `to`.
+async fn long_thread(
+    app: &TestServer,
+    from: &convos_testkit::TestUser,
+    to: &convos_testkit::TestUser,
+) -> String {
+    let thread = thread_id(app.send(from, to, "Long", "one").await);
+    for _ in 0..2 {
+        app.reply(from, &thread, "more").await;
+    }
+    thread
 }
