@@ -265,9 +265,11 @@ pub fn mailbox_of(address: &str) -> String {
     let Some((local, domain)) = address.rsplit_once('@') else {
         return address;
     };
-    let local = local
-        .split_once('+')
-        .map_or(local, |(untagged, _)| untagged);
+    // A local part that starts with `+` (`+15551234567@sms.example`) is no tag.
+    let local = match local.split_once('+') {
+        Some((untagged, _)) if !untagged.is_empty() => untagged,
+        _ => local,
+    };
     match domain {
         "gmail.com" | "googlemail.com" => format!("{}@gmail.com", local.replace('.', "")),
         _ => format!("{local}@{domain}"),
@@ -467,6 +469,10 @@ mod tests {
         assert_eq!(mailbox("first.last@example.com"), "first.last@example.com");
         assert_ne!(mailbox("victim@example.org"), mailbox("victim@example.com"));
         assert_eq!(mailbox_of("no-at-sign"), "no-at-sign");
+        assert_eq!(
+            mailbox("+15551234567@sms.example"),
+            "+15551234567@sms.example"
+        );
     }
 
     #[test]

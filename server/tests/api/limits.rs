@@ -230,6 +230,15 @@ async fn actions_from_email_links_are_rate_limited_per_user(db: PgPool) {
         .await
         .unwrap();
     let hers = act(&alices, "read").await;
+    let one_click = app
+        .client
+        .call(
+            Method::POST,
+            &format!("/api/v1/email-links/{bobs}"),
+            None,
+            None,
+        )
+        .await;
 
     assert_eq!(fifth.status, StatusCode::TOO_MANY_REQUESTS, "{fifth:?}");
     assert_eq!(fifth.code(), "rate_limited");
