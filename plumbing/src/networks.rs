@@ -1,5 +1,6 @@
-//! Connections counted per client network, for the listeners that cap them (the API's and the
-//! SMTP listener's): one host cannot take every place a listener has.
+//! Client networks, for the listeners (the API's and the SMTP listener's): connections counted
+//! per network, so one host cannot take every place a listener has, and lists of addresses and
+//! ranges they treat apart (the API's trusted proxies, the SMTP listener's relays).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -15,6 +16,65 @@ pub fn network_of(addr: IpAddr) -> IpAddr {
             Some(v4) => IpAddr::V4(v4),
             None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
         },
+    }
+}
+
+/// Addresses and ranges (`10.0.0.5`, `10.0.0.0/8`, `fd00::/8`).
+#[derive(Clone, Debug, Default)]
+pub struct Networks(Vec<Cidr>);
+
+impl Networks {
+    /// Parses each entry, or says which one is not an address or range.
+    pub fn parse(entries: &[String]) -> Result<Self, String> {
+        entries
+            .iter()
+            .map(|e| Cidr::parse(e).ok_or_else(|| format!("`{e}` is not an address or range")))
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    /// Whether `addr` is one of them (an IPv4 address seen on a dual-stack socket as
+    /// `::ffff:a.b.c.d` is the IPv4 address).
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        self.0.iter().any(|c| c.contains(addr))
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Cidr {
+    net: IpAddr,
+    bits: u8,
+}
+
+impl Cidr {
+    fn parse(raw: &str) -> Option<Self> {
+        let (addr, bits) = match raw.trim().split_once('/') {
+            Some((a, b)) => (a.parse::<IpAddr>().ok()?, Some(b.parse::<u8>().ok()?)),
+            None => (raw.trim().parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let bits = bits.unwrap_or(max);
+        (bits <= max).then_some(Self { net: addr, bits })
+    }
+
+    fn contains(&self, addr: IpAddr) -> bool {
+        let addr = match (self.net, addr) {
+            (IpAddr::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+            _ => addr,
+        };
+        match (self.net, addr) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.bits)).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.bits))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
     }
 }
 
@@ -72,6 +132,21 @@ mod tests {
         assert_eq!(network_of(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
         assert_eq!(network_of(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
         assert_eq!(network_of(ip("192.0.2.1")), ip("192.0.2.1"));
+    }
+
+    #[test]
+    fn ranges_are_checked_when_parsed_and_match_their_addresses() {
+        assert!(Networks::parse(&["10.0.0.0/33".into()]).is_err());
+        assert!(Networks::parse(&["not-an-ip".into()]).is_err());
+        let networks = Networks::parse(&["10.0.0.0/8".into(), "fd00::/8".into()]).unwrap();
+        assert!(networks.contains(ip("10.1.2.3")));
+        assert!(
+            networks.contains(ip("::ffff:10.1.2.3")),
+            "IPv4 on a dual-stack socket"
+        );
+        assert!(networks.contains(ip("fd12::1")));
+        assert!(!networks.contains(ip("11.0.0.1")));
+        assert!(!Networks::default().contains(ip("10.1.2.3")));
     }
 
     #[test]

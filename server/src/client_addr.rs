@@ -5,6 +5,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use convos_plumbing::networks::Networks;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// Who sent the request, as far as this server can tell.
@@ -37,21 +38,17 @@ impl FromRequestParts<AppState> for ClientAddr {
 
 /// The reverse proxies whose `X-Forwarded-For` is believed.
 #[derive(Clone, Debug, Default)]
-pub struct TrustedProxies(Vec<Cidr>);
+pub struct TrustedProxies(Networks);
 
 impl TrustedProxies {
     /// Parses addresses (`10.0.0.5`) and ranges (`10.0.0.0/8`, `fd00::/8`).
     pub fn parse(entries: &[String]) -> Result<Self, String> {
-        entries
-            .iter()
-            .map(|e| Cidr::parse(e).ok_or_else(|| format!("`{e}` is not an address or range")))
-            .collect::<Result<_, _>>()
-            .map(Self)
+        Networks::parse(entries).map(Self)
     }
 
     /// Whether `addr` is one of the trusted proxies.
     pub fn trusts(&self, addr: IpAddr) -> bool {
-        self.0.iter().any(|c| c.contains(addr))
+        self.0.contains(addr)
     }
 
     /// The client behind `peer`: `peer` itself unless it is trusted; then the right-most
@@ -89,45 +86,6 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
         return Some(socket.ip());
     }
     hop.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Cidr {
-    net: IpAddr,
-    bits: u8,
-}
-
-impl Cidr {
-    fn parse(raw: &str) -> Option<Self> {
-        let (addr, bits) = match raw.trim().split_once('/') {
-            Some((a, b)) => (a.parse::<IpAddr>().ok()?, Some(b.parse::<u8>().ok()?)),
-            None => (raw.trim().parse::<IpAddr>().ok()?, None),
-        };
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let bits = bits.unwrap_or(max);
-        (bits <= max).then_some(Self { net: addr, bits })
-    }
-
-    fn contains(&self, addr: IpAddr) -> bool {
-        let addr = match (self.net, addr) {
-            // An IPv4 client seen on a dual-stack socket.
-            (IpAddr::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
-            _ => addr,
-        };
-        match (self.net, addr) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.bits)).unwrap_or(0);
-                u32::from(n) & mask == u32::from(a) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.bits))
-                    .unwrap_or(0);
-                u128::from(n) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        }
-    }
 }
 
 #[cfg(test)]

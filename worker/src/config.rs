@@ -95,9 +95,14 @@ pub struct WorkerSettings {
     /// are told to come back later (421).
     pub inbound_max_connections: usize,
     /// Of those, what one client network (an IPv4 address, an IPv6 /64) may hold
-    /// (`CONVOS_INBOUND_MAX_CONNECTIONS_PER_ADDR`); more are told to come back later (421). Behind
-    /// a relay every session comes from the relay: raise it to `inbound_max_connections` there.
+    /// (`CONVOS_INBOUND_MAX_CONNECTIONS_PER_ADDR`); more are told to come back later (421).
+    /// `inbound_relays` are not held to it.
     pub inbound_max_connections_per_addr: usize,
+    /// Addresses and ranges of the mail relays in front of the listener
+    /// (`CONVOS_INBOUND_RELAYS`, e.g. `["10.0.0.0/8"]`), every session of theirs carrying
+    /// someone else's mail: not held to `inbound_max_connections_per_addr`. Default: this
+    /// machine (`127.0.0.1`, `::1`), where a local Postfix relays from.
+    pub inbound_relays: Vec<String>,
     /// Messages one user may send per minute, replies by email included; must match the
     /// server's (`CONVOS_SEND_RATE_PER_MIN`).
     pub send_rate_per_min: u32,
@@ -137,6 +142,7 @@ impl Default for WorkerSettings {
             inbound_max_bytes: 1 << 20,
             inbound_max_connections: 64,
             inbound_max_connections_per_addr: 16,
+            inbound_relays: vec!["127.0.0.1".into(), "::1".into()],
             send_rate_per_min: 30,
             notify_delay_secs: 120,
         }
@@ -162,6 +168,9 @@ impl WorkerSettings {
                  would ever be handed out"
                     .into(),
             ));
+        }
+        if let Err(e) = convos_plumbing::networks::Networks::parse(&self.inbound_relays) {
+            return Err(ConfigError::Unusable(format!("CONVOS_INBOUND_RELAYS: {e}")));
         }
         if self.inbound_smtp_addr.is_some() && self.reply_domain.is_none() {
             return Err(ConfigError::Unusable(

@@ -4,15 +4,16 @@
 //! It is a receiver, never a relay: `RCPT TO` accepts only `reply+…` and `bounce+…` at the
 //! reply domain; whether a token is genuine is the job's verdict, recorded with the message.
 //! Every client gets bounded work: at most `inbound_max_connections` sessions at once, and
-//! `inbound_max_connections_per_addr` of them from one client network (the rest are told `421`
-//! to come back), a minute per line (the whole line, however it trickles in),
-//! ten minutes per session, lines of at most 1,000 bytes outside a message, messages of at most `inbound_max_bytes`, 20
-//! recipients, 10 errors. A database failure answers `451`, so the sending server keeps the
+//! `inbound_max_connections_per_addr` of them from one client network other than the
+//! `inbound_relays` (the rest are told `421` to come back), a minute per line (the whole line,
+//! however it trickles in), ten minutes per session, lines of at most 1,000 bytes outside a
+//! message, messages of at most `inbound_max_bytes`, 20 recipients, 10 errors. A database
+//! failure answers `451`, so the sending server keeps the
 //! message and tries again: nothing accepted is lost, nothing is accepted before it is kept.
 
 use crate::Ctx;
 use crate::reply_address;
-use convos_plumbing::networks::PerNetwork;
+use convos_plumbing::networks::{Networks, PerNetwork};
 use convos_store::inbound::{self, Received, Via};
 use std::sync::Arc;
 use std::time::Duration;
@@ -215,6 +216,8 @@ pub async fn serve(
 ) {
     let permits = Arc::new(Semaphore::new(ctx.settings.inbound_max_connections.max(1)));
     let per_network = PerNetwork::default();
+    // Checked when the settings were loaded.
+    let relays = Networks::parse(&ctx.settings.inbound_relays).unwrap_or_default();
     loop {
         let accepted = tokio::select! {
             () = cancel.cancelled() => return,
@@ -228,11 +231,16 @@ pub async fn serve(
                 continue;
             }
         };
-        let held = per_network.take(peer.ip(), ctx.settings.inbound_max_connections_per_addr);
-        let Some(held) = held else {
-            let busy = Reply::new(421, "4.7.0 too many connections from your network");
-            turn_away(stream, busy);
-            continue;
+        let held = if relays.contains(peer.ip()) {
+            None
+        } else {
+            let held = per_network.take(peer.ip(), ctx.settings.inbound_max_connections_per_addr);
+            if held.is_none() {
+                let busy = Reply::new(421, "4.7.0 too many connections from your network");
+                turn_away(stream, busy);
+                continue;
+            }
+            held
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             turn_away(

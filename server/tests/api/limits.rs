@@ -250,4 +250,9 @@ async fn actions_from_email_links_are_rate_limited_per_user(db: PgPool) {
         StatusCode::OK,
         "another user's links are their own"
     );
+    assert_eq!(
+        one_click.status,
+        StatusCode::OK,
+        "the one-click POST, which a mail provider does not retry, is not counted: {one_click:?}"
+    );
 }
