@@ -887,9 +887,10 @@ pub struct Delivery {
 pub struct DeliveryDetail {
     /// `queued`, `sent`, `skipped` or `failed`.
     pub state: String,
-    /// For `skipped`, why (`unverified`, `bounced`, `deleted`, `expired`, `already_read`,
-    /// `email_off`, `paused`, `muted`, `daily_cap`); for `failed` (and `queued` after a transient error),
-    /// the kind of failure (`rejected`, `temporary_failure`, `invalid_address`).
+    /// For `skipped`, why (`unverified`, `bounced`, `sender_unverified`, `deleted`, `expired`,
+    /// `already_read`, `email_off`, `paused`, `muted`, `digest`, `daily_cap`); for `failed` (and
+    /// `queued` after a transient error), the kind of failure (`rejected`, `temporary_failure`,
+    /// `invalid_address`).
     pub reason: Option<String>,
     /// For `failed` (and `queued` after a transient error): the mail server's words.
     pub error: Option<String>,

@@ -59,6 +59,8 @@ pub struct QueuedMessage {
     pub id: MessageId,
     /// Its sender.
     pub sender: UserSummary,
+    /// Its sender has proved their address.
+    pub sender_verified: bool,
     /// Its text (`None` once purged).
     pub body: Option<String>,
     /// Read-once messages never show their body in an email.
@@ -109,6 +111,7 @@ struct QueuedRow {
     sender_id: Uuid,
     sender_username: String,
     sender_display_name: String,
+    sender_verified: bool,
     body: Option<String>,
     read_once: bool,
     created_at: DateTime<Utc>,
@@ -144,7 +147,9 @@ pub async fn pending(
            returning message_id), \
          queued as ( \
            select m.id, s.id as sender_id, s.username as sender_username, \
-                  s.display_name as sender_display_name, m.body, m.read_once, m.created_at, \
+                  s.display_name as sender_display_name, \
+                  s.email_verified_at is not null as sender_verified, \
+                  m.body, m.read_once, m.created_at, \
                   m.in_reply_to, m.recipient_read as read, \
                   (m.recipient_deleted_at is not null or m.consumed_at is not null) as deleted, \
                   (m.expires_at is not null and m.expires_at <= now()) as expired, \
@@ -214,6 +219,7 @@ pub async fn pending(
                 username: r.sender_username,
                 display_name: r.sender_display_name,
             },
+            sender_verified: r.sender_verified,
             body: r.body,
             read_once: r.read_once,
             created_at: r.created_at,

@@ -109,9 +109,10 @@ impl UnreadThread {
 }
 
 /// The reader's unread threads for a digest, newest first: visible unread messages they
-/// received, in threads they neither muted nor archived; at most [`MAX_THREADS`], and how many
-/// such threads there are in all. Bounded work: the candidates are the most recently active
-/// [`MAX_THREADS`] threads the per-participant counters say are unread.
+/// received, in threads they neither muted nor archived, with someone who has proved their
+/// address (what an account anyone can make writes is not emailed); at most [`MAX_THREADS`],
+/// and how many such threads there are in all. Bounded work: the candidates are the most
+/// recently active [`MAX_THREADS`] such threads the per-participant counters say are unread.
 pub async fn unread_threads(db: &PgPool, user: UserId) -> Result<(Vec<UnreadThread>, i64)> {
     let threads: Vec<UnreadThread> = sqlx::query_as(concat!(
         "select tp.thread_id, t.subject, n.unread, m.id as newest_id, m.created_at as newest_at, \
@@ -119,9 +120,11 @@ pub async fn unread_threads(db: &PgPool, user: UserId) -> Result<(Vec<UnreadThre
                      else left(m.body, 300) end as excerpt, \
                 m.read_once, m.expires_at is not null as expiring, \
                 s.display_name as sender_name, s.username as sender_username \
-         from (select thread_id, last_activity_at from thread_participants \
-               where user_id = $1 and unread_count > 0 and not archived and not muted \
-               order by last_activity_at desc limit $2) tp \
+         from (select tp.thread_id, tp.last_activity_at from thread_participants tp \
+               join users peer on peer.id = tp.peer_id and peer.email_verified_at is not null \
+               where tp.user_id = $1 and tp.unread_count > 0 and not tp.archived \
+                 and not tp.muted \
+               order by tp.last_activity_at desc limit $2) tp \
          join threads t on t.id = tp.thread_id \
          cross join lateral ( \
            select m.* from messages m \
@@ -147,8 +150,10 @@ pub async fn unread_threads(db: &PgPool, user: UserId) -> Result<(Vec<UnreadThre
     } else {
         // Beyond the listed ones, the per-thread counters say how many more there are.
         sqlx::query_scalar(
-            "select count(*) from thread_participants \
-             where user_id = $1 and unread_count > 0 and not archived and not muted",
+            "select count(*) from thread_participants tp \
+             join users peer on peer.id = tp.peer_id and peer.email_verified_at is not null \
+             where tp.user_id = $1 and tp.unread_count > 0 and not tp.archived \
+               and not tp.muted",
         )
         .bind(user.as_uuid())
         .fetch_one(db)

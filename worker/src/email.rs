@@ -473,6 +473,7 @@ mod tests {
         QueuedMessage {
             id: MessageId::generate(),
             sender: user(sender),
+            sender_verified: true,
             body: Some("hello".into()),
             read_once: false,
             created_at: Utc::now(),

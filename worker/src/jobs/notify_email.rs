@@ -23,6 +23,9 @@ pub enum SkipReason {
     Unverified,
     /// The address was rejected for good; nothing goes there until its owner verifies it again.
     Bounced,
+    /// The sender has not proved their own address: what an account anyone can make writes is
+    /// not emailed (it still arrives in the app).
+    SenderUnverified,
     /// The recipient read it within the delay window.
     AlreadyRead,
     /// The recipient deleted it, or it was a read-once message already opened.
@@ -48,6 +51,7 @@ impl SkipReason {
         match self {
             SkipReason::Unverified => "unverified",
             SkipReason::Bounced => "bounced",
+            SkipReason::SenderUnverified => "sender_unverified",
             SkipReason::AlreadyRead => "already_read",
             SkipReason::Deleted => "deleted",
             SkipReason::Expired => "expired",
@@ -67,6 +71,8 @@ pub struct Facts {
     pub unverified: bool,
     /// The recipient's address hard-bounced since it was verified.
     pub bounced: bool,
+    /// The sender's address is not verified.
+    pub sender_unverified: bool,
     /// The recipient read it.
     pub read: bool,
     /// The recipient deleted it (or it was consumed).
@@ -86,12 +92,15 @@ pub struct Facts {
 }
 
 /// Send, or skip with a reason. The first reason that applies wins: the address first (nothing
-/// goes to an address not known to work, whatever else holds), then the most specific.
+/// goes to an address not known to work, whatever else holds), then the sender (nothing an
+/// unproven account wrote goes out), then the most specific.
 pub fn decide(facts: &Facts) -> Result<(), SkipReason> {
     if facts.unverified {
         Err(SkipReason::Unverified)
     } else if facts.bounced {
         Err(SkipReason::Bounced)
+    } else if facts.sender_unverified {
+        Err(SkipReason::SenderUnverified)
     } else if facts.deleted {
         Err(SkipReason::Deleted)
     } else if facts.expired {
@@ -138,6 +147,7 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
         let facts = Facts {
             unverified: !pending.recipient.verified,
             bounced: pending.recipient.bounced,
+            sender_unverified: !message.sender_verified,
             read: message.read,
             deleted: message.deleted,
             expired: message.expired,
@@ -291,6 +301,13 @@ mod tests {
             ),
             (
                 Facts {
+                    sender_unverified: true,
+                    ..Facts::default()
+                },
+                SkipReason::SenderUnverified,
+            ),
+            (
+                Facts {
                     read: true,
                     ..Facts::default()
                 },
@@ -403,6 +420,7 @@ mod tests {
         let everything = Facts {
             unverified: true,
             bounced: true,
+            sender_unverified: true,
             read: true,
             deleted: true,
             expired: true,

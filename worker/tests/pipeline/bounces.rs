@@ -4,7 +4,7 @@
 //! at all. Against an SMTP server (mailin, in this process) that refuses chosen
 //! recipients.
 
-use crate::stack::start_api;
+use crate::stack::{notifications_finished, start_api};
 use convos_testkit::{Client, InProcessWorker, StackConfig, TestUser, database_url, eventually};
 use mailin_embedded::response::{OK, Response};
 use mailin_embedded::{Handler, Server};
@@ -100,19 +100,6 @@ async fn deliveries(api: &Client, message: &Value, caller: &TestUser) -> Value {
         .await;
     assert_eq!(answer.status, 200, "{answer:?}");
     answer.body["items"][0].clone()
-}
-
-/// Whether every email notification job has finished (verification emails stay paused, see
-/// `start_api`).
-async fn notifications_finished(db: &PgPool) -> bool {
-    let open: i64 = sqlx::query_scalar(
-        "select count(*) from jobs where kind = 'notify_email' \
-           and state not in ('done', 'skipped', 'dead')",
-    )
-    .fetch_one(db)
-    .await
-    .unwrap();
-    open == 0
 }
 
 async fn bounced(db: &PgPool, username: &str) -> bool {

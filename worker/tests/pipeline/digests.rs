@@ -59,6 +59,10 @@ async fn a_digest_lists_exactly_the_unread_unmuted_threads_and_nothing_is_sent_w
         .await;
     let read = api.send(&alice, &bob, "Read one", "You saw this").await;
     let muted = api.send(&alice, &bob, "Muted one", "Quiet, please").await;
+    // An account with no proven address: what it writes is not emailed, digests included.
+    let stranger = api.unverified_user("stranger").await;
+    api.send(&stranger, &bob, "Cheap pills", "http://spam.example")
+        .await;
     api.act(&format!("/api/v1/messages/{}/read", id(&read)), &bob)
         .await;
     api.act(
@@ -108,6 +112,10 @@ async fn a_digest_lists_exactly_the_unread_unmuted_threads_and_nothing_is_sent_w
     assert!(
         !text.contains("Muted one"),
         "a muted thread is left out: {text}"
+    );
+    assert!(
+        !text.contains("Cheap pills") && !text.contains("spam.example"),
+        "an unverified sender's thread is left out: {text}"
     );
     assert!(
         text.contains("mailto:reply+")

@@ -1,6 +1,6 @@
 //! Notification emails over real SMTP.
 
-use crate::stack::start_api;
+use crate::stack::{notifications_finished, start_api};
 use convos_testkit::{
     InProcessWorker, SmtpSink, StackConfig, all_jobs_finished, database_url, eventually,
 };
@@ -348,6 +348,50 @@ async fn a_muted_thread_sends_no_email(db: PgPool) {
     assert_eq!(d["items"][0]["status"], "not_sent");
     assert_eq!(d["items"][0]["detail"]["state"], "skipped");
     assert_eq!(d["items"][0]["detail"]["reason"], "muted");
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn what_an_unverified_sender_writes_is_not_emailed_until_they_verify(db: PgPool) {
+    // An account needs no proven address: a probe's five sign-ups an hour could each send 30
+    // messages a minute, whose text Convos emailed to any verified user in the directory.
+    let config = StackConfig::new();
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = start_api(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let stranger = api.unverified_user("stranger").await;
+    let bob = api.user("bob").await;
+
+    let spam = api
+        .send(&stranger, &bob, "Cheap pills", "http://spam.example")
+        .await;
+    eventually(WAIT, "the email job", || notifications_finished(&db)).await;
+
+    assert!(smtp.mails().is_empty(), "nothing went out");
+    let seen_by_bob = api
+        .get(
+            &format!(
+                "/api/v1/messages/{}/deliveries",
+                spam["id"].as_str().unwrap()
+            ),
+            &bob,
+        )
+        .await
+        .body;
+    assert_eq!(seen_by_bob["items"][0]["detail"]["state"], "skipped");
+    assert_eq!(
+        seen_by_bob["items"][0]["detail"]["reason"],
+        "sender_unverified"
+    );
+    // Once they prove their address, what they write is emailed as anyone's.
+    api.verify_email(&stranger).await;
+    api.reply(
+        &stranger,
+        spam["thread_id"].as_str().unwrap(),
+        "It's me, really",
+    )
+    .await;
+    eventually(WAIT, "the email", || async { smtp.mails().len() == 1 }).await;
     worker.stop().await;
 }
 

@@ -26,3 +26,16 @@ pub async fn send_verification_emails(db: &PgPool) {
         .await
         .expect("verification emails resumed");
 }
+
+/// Whether every email notification job has finished (verification emails stay paused, see
+/// [`start_api`]).
+pub async fn notifications_finished(db: &PgPool) -> bool {
+    let open: i64 = sqlx::query_scalar(
+        "select count(*) from jobs where kind = 'notify_email' \
+           and state not in ('done', 'skipped', 'dead')",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap();
+    open == 0
+}
