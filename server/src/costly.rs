@@ -43,8 +43,7 @@ impl Budget {
     pub fn place(&self, user: UserId) -> Result<Place, ApiError> {
         let busy = || ApiError::RateLimited(Duration::from_secs(1));
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        let mine = held.entry(user).or_default();
-        if *mine >= self.per_user {
+        if held.get(&user).is_some_and(|&mine| mine >= self.per_user) {
             return Err(busy());
         }
         let permit = self
@@ -52,7 +51,8 @@ impl Budget {
             .clone()
             .try_acquire_owned()
             .map_err(|_| busy())?;
-        *mine += 1;
+        // Counted only once placed: a refused user leaves nothing behind.
+        *held.entry(user).or_default() += 1;
         Ok(Place {
             _permit: permit,
             held: self.held.clone(),
@@ -84,6 +84,11 @@ mod tests {
         let held = budget.place(alice).unwrap();
 
         assert!(matches!(budget.place(bob), Err(ApiError::RateLimited(_))));
+        assert_eq!(
+            budget.held.lock().unwrap().len(),
+            1,
+            "nothing kept of the refused"
+        );
         drop(held);
         assert!(budget.place(bob).is_ok());
     }

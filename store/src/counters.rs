@@ -33,21 +33,33 @@ macro_rules! counted_by_caller {
     };
 }
 
-/// Per thread `tp`, how many of the caller's (`$1`) counted messages have expired but are not
-/// yet purged (`x.received`, `x.sent`, `x.unread`); listings subtract these from the counters.
-macro_rules! expired_correction {
+/// Of thread `tp`, how many of the caller's (`$1`) counted messages have expired but are not
+/// yet purged (`received`, `sent`, `unread`): a range of the thread's expiring messages
+/// (migration 0031), however many expire later.
+macro_rules! expired_counts {
     () => {
         concat!(
-            "cross join lateral (select ",
+            "select ",
             $crate::counters::counted_by_caller!(),
             "from messages m \
              where m.thread_id = tp.thread_id and m.expires_at is not null \
-               and m.purged_at is null and m.consumed_at is null and m.expires_at <= now() \
-             ) x "
+               and m.purged_at is null and m.consumed_at is null and m.expires_at <= now() "
         )
     };
 }
-pub(crate) use {counted_by_caller, expired_correction};
+
+/// Per thread `tp`, [`expired_counts`] as `x.received`, `x.sent`, `x.unread`; listings subtract
+/// these from the counters.
+macro_rules! expired_correction {
+    () => {
+        concat!(
+            "cross join lateral (",
+            $crate::counters::expired_counts!(),
+            ") x "
+        )
+    };
+}
+pub(crate) use {counted_by_caller, expired_correction, expired_counts};
 
 /// Counts a new message on both participants' rows (creating them for a new thread); a message
 /// into an archived thread brings it back to the recipient's inbox.

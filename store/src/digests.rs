@@ -111,8 +111,11 @@ impl UnreadThread {
 /// The reader's unread threads for a digest, newest first: visible unread messages they
 /// received, in threads they neither muted nor archived, with someone who has proved their
 /// address (what an account anyone can make writes is not emailed); at most [`MAX_THREADS`],
-/// and how many such threads there are in all. Bounded work: the candidates are the most
-/// recently active [`MAX_THREADS`] such threads the per-participant counters say are unread.
+/// and how many such threads there are in all. The candidates are the reader's unread threads
+/// by their counters (`thread_participants_unread`), each joined to its peer: work in
+/// proportion to the reader's unread threads, once a day in the worker, with no statement
+/// limit; the messages read are the newest unread one and the unread count of the
+/// [`MAX_THREADS`] listed.
 pub async fn unread_threads(db: &PgPool, user: UserId) -> Result<(Vec<UnreadThread>, i64)> {
     let threads: Vec<UnreadThread> = sqlx::query_as(concat!(
         "select tp.thread_id, t.subject, n.unread, m.id as newest_id, m.created_at as newest_at, \

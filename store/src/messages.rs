@@ -359,13 +359,16 @@ pub(crate) async fn lock_thread(
     .await?;
     let peer = peer.ok_or(StoreError::NotFound)?;
     // From the caller's counters, kept under this lock, less their expired messages not yet
-    // purged (as a thread's header reads them): looked for message by message, a long thread the
-    // caller had deleted was walked to its end by every write that answered 404 (decision 55).
+    // purged (as a thread's header reads them), and only when the counters hold any: looked for
+    // message by message, a long thread the caller had deleted was walked to its end by every
+    // write that answered 404 (decision 55).
     let visible: bool = sqlx::query_scalar(concat!(
-        "select tp.received_count + tp.sent_count > x.received + x.sent \
-         from thread_participants tp ",
-        crate::counters::expired_correction!(),
-        "where tp.user_id = $1 and tp.thread_id = $2"
+        "select case when tp.received_count + tp.sent_count = 0 then false \
+                else tp.received_count + tp.sent_count > \
+                  (select x.received + x.sent from (",
+        crate::counters::expired_counts!(),
+        ") x) end \
+         from thread_participants tp where tp.user_id = $1 and tp.thread_id = $2"
     ))
     .bind(caller.as_uuid())
     .bind(thread.as_uuid())
