@@ -28,5 +28,9 @@ async fn a_digest_lists_and_counts_only_threads_with_verified_people(db: PgPool)
 
     assert_eq!(listed.len() as i64, MAX_THREADS);
     assert!(listed.iter().all(|t| t.subject.starts_with("From friend")));
-    assert_eq!(total, MAX_THREADS + 1, "the strangers' threads are not counted");
+    assert_eq!(
+        total,
+        MAX_THREADS + 1,
+        "the strangers' threads are not counted"
+    );
 }
