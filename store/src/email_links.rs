@@ -17,6 +17,9 @@ pub struct EmailState {
     pub paused_until: Option<DateTime<Utc>>,
     /// When the user last turned email back on (links issued before it no longer turn it off).
     pub resubscribed_at: Option<DateTime<Utc>>,
+    /// When the user last revoked what their past emails can do (`DELETE
+    /// /api/v1/me/reply-addresses`, decision 59): links issued before it only unsubscribe.
+    pub links_revoked_at: Option<DateTime<Utc>>,
 }
 
 impl EmailState {
@@ -26,27 +29,42 @@ impl EmailState {
     pub fn may_turn_off(&self, issued_at: DateTime<Utc>) -> bool {
         self.resubscribed_at.is_none_or(|at| at < issued_at)
     }
+
+    /// Whether a link issued at `issued_at` was revoked (decision 59): issued before the user's
+    /// last revocation, or in the same second (a link's time is in whole seconds), so no link
+    /// signed before a revocation outlives it.
+    pub fn revoked(&self, issued_at: DateTime<Utc>) -> bool {
+        self.links_revoked_at.is_some_and(|at| issued_at <= at)
+    }
 }
 
-/// A user's row as [`state`] reads it: on, paused until, resubscribed at.
-type StateRow = (bool, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+/// A user's row as [`state`] reads it: on, paused until, resubscribed at, links revoked at.
+type StateRow = (
+    bool,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+);
 
 /// The email state of `user`; `None` if there is no such user.
 pub async fn state(db: &PgPool, user: UserId) -> Result<Option<EmailState>> {
     let row: Option<StateRow> = sqlx::query_as(
         "select email_notifications, \
                 case when email_paused_until > now() then email_paused_until end, \
-                email_resubscribed_at \
+                email_resubscribed_at, reply_addresses_revoked_at \
          from users where id = $1",
     )
     .bind(user.as_uuid())
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|(on, paused_until, resubscribed_at)| EmailState {
-        on,
-        paused_until,
-        resubscribed_at,
-    }))
+    Ok(row.map(
+        |(on, paused_until, resubscribed_at, links_revoked_at)| EmailState {
+            on,
+            paused_until,
+            resubscribed_at,
+            links_revoked_at,
+        },
+    ))
 }
 
 /// Pauses `user`'s email notifications for `days` days from now (replacing any pause) and

@@ -111,6 +111,12 @@ impl EmailLinkAction {
         }
     }
 
+    /// Whether it only stops email (what a mail client's one-click unsubscribe does), which a
+    /// revoked link may still do (decision 59).
+    fn stops_email(self) -> bool {
+        matches!(self, Self::Mute | Self::Off)
+    }
+
     /// The action that undoes this one.
     fn undo(self) -> Self {
         match self {
@@ -162,6 +168,17 @@ async fn email_state(state: &AppState, link: &Link) -> Result<EmailState> {
     store::state(&state.db, link.user)
         .await?
         .ok_or(ApiError::NotFound)
+}
+
+/// What a genuine link says and its user's email state, unless its user revoked it since
+/// (decision 59); otherwise `NotFound`.
+async fn unrevoked(state: &AppState, token: &str) -> Result<(Link, EmailState)> {
+    let link = link(state, token)?;
+    let email = email_state(state, &link).await?;
+    if email.revoked(link.issued_at) {
+        return Err(ApiError::NotFound);
+    }
+    Ok((link, email))
 }
 
 fn escape(text: &str) -> String {
@@ -231,14 +248,13 @@ fn email_buttons(token: &str, link: &Link, email: &EmailState) -> String {
     params(("token" = String, Path, description = "The signed token from the email")),
     responses(
         (status = 200, description = "An HTML page with the link's buttons", content_type = "text/html", body = String),
-        (status = 404, description = "Not a genuine, current email link (or its message is gone for its user)", body = ErrorBody)))]
+        (status = 404, description = "Not a genuine, current email link (forged, expired, or revoked by its user), or its message is gone for its user", body = ErrorBody)))]
 pub async fn email_link_page(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
 ) -> Result<Html<String>> {
     use EmailLinkAction as A;
-    let link = link(&state, &token)?;
-    let email = email_state(&state, &link).await?;
+    let (link, email) = unrevoked(&state, &token).await?;
     Ok(match link.target {
         Target::Thread(thread) => {
             let thread = match threads::get(&state.db, link.user, thread).await {
@@ -307,7 +323,7 @@ pub async fn email_link_page(
     responses(
         (status = 200, description = "Done; an HTML page with an undo button when the request accepts `text/html`",
             content((EmailLinkResult = "application/json"), (String = "text/html"))),
-        (status = 404, description = "Not a genuine, current email link (or its thread or message is gone for its user)", body = ErrorBody)))]
+        (status = 404, description = "Not a genuine, current email link, or its thread or message is gone for its user; a link its user revoked still unsubscribes (mutes its thread or turns email off)", body = ErrorBody)))]
 pub async fn email_link_one_click(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -315,6 +331,11 @@ pub async fn email_link_one_click(
 ) -> Result<Response> {
     let link = link(&state, &token)?;
     let action = EmailLinkAction::one_click(link.target);
+    // A revoked link still stops email (decision 59): unsubscribing must keep working for the
+    // life of the email, and it only takes email away from its owner.
+    if !action.stops_email() && email_state(&state, &link).await?.revoked(link.issued_at) {
+        return Err(ApiError::NotFound);
+    }
     // Not counted: a mail provider's one-click is not retried after a `429`, and it sets
     // rather than flips (once done, it changes nothing and announces nothing), so whoever holds
     // a forwarded email could otherwise spend the user's actions and void their unsubscribe.
@@ -331,17 +352,19 @@ pub async fn email_link_one_click(
     responses(
         (status = 200, description = "Done; an HTML page with an undo button when the request accepts `text/html`",
             content((EmailLinkResult = "application/json"), (String = "text/html"))),
-        (status = 404, description = "Not a genuine, current email link, an action this link cannot take, or its thread or message is gone for its user", body = ErrorBody),
+        (status = 404, description = "Not a genuine, current email link (forged, expired, or revoked by its user), an action this link cannot take, or its thread or message is gone for its user", body = ErrorBody),
         (status = 429, description = "The user's links took too many actions this minute", body = ErrorBody)))]
 pub async fn email_link_action(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiPath((token, action)): ApiPath<(String, String)>,
 ) -> Result<Response> {
-    let link = link(&state, &token)?;
-    let action = EmailLinkAction::parse(&action)
-        .filter(|a| a.allowed_for(link.target))
-        .ok_or(ApiError::NotFound)?;
+    let action = EmailLinkAction::parse(&action).ok_or(ApiError::NotFound)?;
+    // A revoked link is refused before it is counted, so it cannot spend its user's actions.
+    let (link, _) = unrevoked(&state, &token).await?;
+    if !action.allowed_for(link.target) {
+        return Err(ApiError::NotFound);
+    }
     let limit = state.settings.email_link_actions_per_min;
     let minute = std::time::Duration::from_secs(60);
     if let Decision::Limited(wait) = state

@@ -24,19 +24,21 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke_reply_addresses))
 }
 
-/// Revokes the reply addresses of every notification the caller was sent so far (say, one was
-/// forwarded to someone who must not answer as them): replies to those emails are refused and
-/// recorded. Notifications sent from now on carry new, working addresses.
+/// Revokes what every email the caller was sent so far can do (say, one was forwarded to
+/// someone who must not act as them): replies to those emails are refused and recorded, and
+/// their email links (mute, pause, read) are not found, all but their one-click unsubscribe,
+/// which still only stops email (decision 59). Emails sent from now on carry new, working
+/// addresses and links.
 #[utoipa::path(delete, path = "/api/v1/me/reply-addresses", tag = "inbound",
     security(("bearer" = [])),
-    responses((status = 204, description = "Every earlier reply address stopped working"),
+    responses((status = 204, description = "Every earlier reply address and email link stopped working"),
         (status = 401, description = "No valid token", body = ErrorBody)))]
 pub async fn revoke_reply_addresses(
     State(state): State<AppState>,
     caller: crate::extract::AuthUser,
 ) -> Result<StatusCode> {
     inbound::revoke_reply_addresses(&state.db, caller.user.id).await?;
-    tracing::info!(user.id = %caller.user.id, "reply addresses revoked");
+    tracing::info!(user.id = %caller.user.id, "reply addresses and email links revoked");
     Ok(StatusCode::NO_CONTENT)
 }
 

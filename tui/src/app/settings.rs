@@ -77,7 +77,7 @@ pub enum AccountAnswer {
     RevokedOthers(Result<u64, ApiError>),
     /// The password changed (and the other sessions ended).
     PasswordChanged(Result<(), ApiError>),
-    /// The reply addresses were revoked.
+    /// The reply addresses and email links were revoked.
     ReplyAddressesRevoked(Result<(), ApiError>),
 }
 
@@ -347,7 +347,7 @@ impl Settings {
             }
             Row::ReplyAddresses => {
                 self.ask(
-                    "Revoke the reply addresses of every email sent so far?".into(),
+                    "Revoke the reply addresses and links of every email sent so far?".into(),
                     AccountCall::RevokeReplyAddresses,
                 );
                 vec![]
@@ -389,7 +389,7 @@ impl Settings {
             }
             AccountAnswer::ReplyAddressesRevoked(Ok(())) => {
                 self.notice = Some(
-                    "Replies to the emails sent so far are refused; new emails get new addresses."
+                    "Old emails' reply addresses and links no longer work; new emails get new ones."
                         .into(),
                 );
                 vec![]
@@ -588,12 +588,12 @@ impl Settings {
         }
 
         lines.push(Line::from(""));
-        lines.push(Line::from(Span::styled("Reply by email", bold)));
+        lines.push(Line::from(Span::styled("Acting from email", bold)));
         row(
             &mut lines,
             Row::ReplyAddresses,
             "Revoke",
-            vec![Span::raw("the reply addresses of the emails sent so far")],
+            vec![Span::raw("reply addresses and links in emails sent so far")],
         );
 
         let [body, notice, hints] = Layout::vertical([

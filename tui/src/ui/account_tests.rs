@@ -183,7 +183,7 @@ fn the_settings_screen_scrolls_to_the_highlighted_row() {
     }
     let screen = draw(&app, 80, 24);
     assert!(
-        screen.contains("the reply addresses of the emails sent so far"),
+        screen.contains("reply addresses and links in emails sent so far"),
         "{screen}"
     );
 }

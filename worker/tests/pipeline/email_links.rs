@@ -496,3 +496,66 @@ async fn forged_expired_and_foreign_links_are_not_found(db: PgPool) {
     assert_eq!(their.body["muted"], false);
     worker.stop().await;
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn revoking_a_leaked_emails_links_leaves_only_its_unsubscribe(db: PgPool) {
+    // Arrange: Bob forwarded an email about a thread; whoever holds it holds its links.
+    let config = StackConfig::new();
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = start_api(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let leaked = api.send(&alice, &bob, "Leaked", "1").await;
+    let thread = leaked["thread_id"].as_str().unwrap();
+    let mail = email_about(&smtp, "Leaked").await;
+    let page = footer_link(&mail, "Mute this thread");
+    let read = footer_link(&mail, "Mark as read");
+    let (status, _) = browse(&api, Method::GET, &page).await;
+    assert_eq!(status, 200, "the links work before");
+
+    // Act: Bob revokes what his past emails can do.
+    let revoked = api.delete("/api/v1/me/reply-addresses", &bob).await;
+    assert_eq!(revoked.status, 204, "{revoked:?}");
+
+    // Assert: the email's page and every button are gone, and nothing changed.
+    for (method, path) in [
+        (Method::GET, page.clone()),
+        (Method::POST, format!("{page}/mute")),
+        (Method::POST, format!("{page}/pause-week")),
+        (Method::POST, format!("{page}/off")),
+        (Method::GET, read.clone()),
+        (Method::POST, format!("{read}/read")),
+        (Method::POST, read.clone()),
+    ] {
+        let res = api.call(method.clone(), &path, None, None).await;
+        assert_eq!(res.status, 404, "{method} {path}");
+        assert_eq!(res.code(), "not_found", "{method} {path}");
+    }
+    assert_eq!(api.unread_total(&bob).await, 1);
+    assert!(!muted(&api, thread, &bob).await);
+    let me = api.get("/api/v1/me", &bob).await.body;
+    assert_eq!(me["settings"]["email_notifications"], true);
+    assert_eq!(me["settings"]["email_paused_until"], Value::Null);
+
+    // Only stopping the email still works: the mail client's one-click unsubscribe.
+    let answer = one_click(&api, &list_unsubscribe(&mail)).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.body["status"], "muted");
+    assert!(muted(&api, thread, &bob).await);
+
+    // The next email's links work: links are revoked by when they were signed, to the second.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    api.send(&alice, &bob, "Fresh", "1").await;
+    let fresh = email_about(&smtp, "Fresh").await;
+    let (status, page) = browse(&api, Method::GET, &footer_link(&fresh, "Mark as read")).await;
+    assert_eq!(status, 200, "{page}");
+    let (status, done) = browse(&api, Method::POST, &form_action(&page, "Mark as read")).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(
+        api.unread_total(&bob).await,
+        1,
+        "only the leaked one is unread"
+    );
+    worker.stop().await;
+}
