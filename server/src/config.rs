@@ -77,6 +77,10 @@ pub struct Settings {
     /// Seconds a client has to send a request's headers, counted from when the server starts
     /// waiting for them: also how long a kept-alive connection may sit idle between requests.
     pub header_timeout_secs: u64,
+    /// Seconds a response may wait on a client that does not read it: a connection whose
+    /// writes wait that long without the client taking 64 KiB (or all that was written) is
+    /// reset, and its response freed.
+    pub write_timeout_secs: u64,
     /// Seconds a request (anything but an event stream) may take before it answers 503.
     pub request_timeout_secs: u64,
     /// Addresses (or CIDR ranges) of reverse proxies whose `X-Forwarded-For` is believed; from
@@ -144,6 +148,7 @@ impl Default for Settings {
             max_connections: 4_096,
             max_connections_per_addr: 64,
             header_timeout_secs: 10,
+            write_timeout_secs: 30,
             request_timeout_secs: 30,
             trusted_proxies: Vec::new(),
             login_failures_per_min_per_addr: 30,

@@ -25,5 +25,6 @@ pub mod startup;
 pub mod state;
 pub mod streams;
 pub mod wake;
+pub mod write_deadline;
 
 pub use convos_store::MIGRATOR;

@@ -1,16 +1,18 @@
 //! The HTTP listener: HTTP/1.1 with a cap on open connections (overall and per client network),
-//! a deadline for every request's headers (which also closes idle kept-alive connections), the
-//! peer address on each request, and a graceful stop.
+//! a deadline for every request's headers (which also closes idle kept-alive connections) and
+//! for clients that stop reading their responses, the peer address on each request, and a
+//! graceful stop.
 //!
 //! `axum::serve` runs hyper without a timer, so no header deadline applies there: a client
 //! sending a header line every few seconds (or nothing) could hold a connection forever.
 
 use crate::client_addr::TrustedProxies;
+use crate::write_deadline::WriteDeadline;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use convos_plumbing::networks::PerNetwork;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +35,9 @@ pub struct ConnectionLimits {
     /// Time a client has to send a request's headers, counted from when the server starts
     /// waiting for them (so it is also the idle time allowed between kept-alive requests).
     pub header_timeout: Duration,
+    /// Time a response's writes may wait on a client that does not read (see
+    /// [`crate::write_deadline`]).
+    pub write_timeout: Duration,
 }
 
 /// Serves `router` on `listener` until `stop` is cancelled, then stops accepting and waits for
@@ -89,7 +94,9 @@ pub async fn serve(
             req.extensions_mut().insert(ConnectInfo(peer));
             router.clone().oneshot(req.map(axum::body::Body::new))
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(socket), service));
+        let connection = graceful.watch(
+            http.serve_connection(WriteDeadline::new(socket, limits.write_timeout), service),
+        );
         tokio::spawn(async move {
             let (_slot, _held) = (slot, held);
             if let Err(e) = connection.await {

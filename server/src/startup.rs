@@ -124,6 +124,7 @@ impl Application {
             max_per_addr: state.settings.max_connections_per_addr,
             proxies: state.proxies.clone(),
             header_timeout: Duration::from_secs(state.settings.header_timeout_secs.max(1)),
+            write_timeout: Duration::from_secs(state.settings.write_timeout_secs.max(1)),
         };
         Ok(Self {
             shutdown,

@@ -22,7 +22,7 @@ use convos_store::deliveries;
 use convos_store::jobs::{self, DISPATCH_DUE_SQL, NotifySettings};
 use convos_store::messages::{self, Created};
 use convos_store::ops::{self, JobFilter};
-use convos_store::threads::{Order, get_sql, list_sql, messages_sql};
+use convos_store::threads::{Order, get_sql, list_sql, messages_sql, page_of_messages_sql};
 use serde_json::json;
 use sqlx::PgPool;
 use std::time::Duration;
@@ -244,6 +244,27 @@ async fn a_long_threads_page_and_header_walk_the_thread_in_order_and_stop_early(
         assert!(
             plan.starts_with("Limit"),
             "{order:?}: no stop after a page:\n{plan}"
+        );
+        // The page as served: the same walk, measured as it goes, without a sort.
+        let sql = format!("explain {}", page_of_messages_sql(order));
+        let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(uuid::Uuid::parse_str(ALICE).unwrap())
+            .bind(uuid::Uuid::parse_str(LONG_THREAD).unwrap())
+            .bind(at)
+            .bind(id)
+            .bind(26_i64)
+            .bind(convos_store::threads::PAGE_BODY_BYTES)
+            .fetch_all(&db)
+            .await
+            .unwrap();
+        let plan = joined(rows);
+        assert!(
+            plan.contains("Limit") && plan.contains("messages_thread_created on messages"),
+            "{order:?}: the page as served does not walk the thread's index:\n{plan}"
+        );
+        assert!(
+            !plan.contains("Sort") && !plan.contains("Bitmap"),
+            "{order:?}: the page as served sorts:\n{plan}"
         );
     }
     // The thread's header, read before every page: its newest visible message is found the

@@ -578,3 +578,122 @@ async fn long_thread(
     }
     thread
 }
+
+/// Bodies of 64,000 four-byte characters: 256 KB of UTF-8 each, the most a body can weigh.
+fn heaviest_body() -> String {
+    "\u{1F600}".repeat(64_000)
+}
+
+/// A thread from Alice to Bob of `n` of the heaviest messages; returns Bob and the thread.
+async fn heavy_thread(app: &TestServer, n: usize) -> (convos_testkit::TestUser, String) {
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let body = heaviest_body();
+    let thread = thread_id(app.send(&alice, &bob, "Heavy", &body).await);
+    for _ in 1..n {
+        app.reply(&alice, &thread, &body).await;
+    }
+    (bob, thread)
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_page_of_heavy_messages_stops_at_its_byte_budget_and_continues(db: PgPool) {
+    // Arrange: 24 messages of 256 KB: 6 MB, were they one page.
+    let app = TestServer::spawn_with(db, |s| s.send_rate_per_min = 1_000).await;
+    let (bob, thread) = heavy_thread(&app, 24).await;
+
+    // Act: walk the thread 100 at a time.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/threads/{thread}/messages?limit=100&cursor={c}"),
+            None => format!("/api/v1/threads/{thread}/messages?limit=100"),
+        };
+        let page = app.get(&path, &bob).await;
+        assert_eq!(page.status, StatusCode::OK, "{page:?}");
+        let items = page.body["items"].as_array().unwrap().clone();
+        let bytes: usize = items
+            .iter()
+            .map(|m| m["body"].as_str().unwrap().len())
+            .sum();
+        // Assert: each page is about a megabyte of bodies, never the whole thread.
+        assert!(!items.is_empty(), "a page holds at least one message");
+        assert!(
+            bytes <= (1 << 20) + 256_000,
+            "{bytes} bytes of bodies in a page"
+        );
+        seen.extend(items.iter().map(|m| m["id"].as_str().unwrap().to_owned()));
+        pages += 1;
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert!(pages >= 5, "24 heavy messages took {pages} page(s)");
+    let unique: std::collections::HashSet<_> = seen.iter().collect();
+    assert_eq!(seen.len(), 24, "every message once");
+    assert_eq!(unique.len(), 24);
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_client_that_stops_reading_is_reset_at_the_write_deadline(db: PgPool) {
+    // Arrange: pages of megabytes, and a client that asks for many and reads nothing.
+    let app = TestServer::spawn_with(db, |s| {
+        s.send_rate_per_min = 1_000;
+        s.write_timeout_secs = 1;
+    })
+    .await;
+    let (bob, thread) = heavy_thread(&app, 8).await;
+    let path = format!("/api/v1/threads/{thread}/messages?limit=100");
+    let one_page = app
+        .http
+        .get(format!("{}{path}", app.base))
+        .bearer_auth(&bob.token)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .len();
+    const ASKED: usize = 16;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let addr = app.base.trim_start_matches("http://").parse().unwrap();
+    let mut stalled = socket.connect(addr).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        bob.token
+    );
+    stalled
+        .write_all(request.repeat(ASKED).as_bytes())
+        .await
+        .unwrap();
+
+    // Act: read nothing for a while, then everything there is.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut received = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match stalled.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received += n,
+            }
+        }
+    })
+    .await;
+
+    // Assert: the server gave up on the connection long before its responses were written,
+    // and serves everyone else.
+    assert!(ended.is_ok(), "the stalled connection was still open");
+    assert!(
+        received < one_page * ASKED / 2,
+        "{received} of {} bytes arrived: the server kept writing",
+        one_page * ASKED
+    );
+    let health = app.http.get(format!("{}/healthz", app.base)).send().await;
+    assert_eq!(health.unwrap().status(), StatusCode::OK);
+}
