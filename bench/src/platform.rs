@@ -55,6 +55,8 @@ impl Env {
             // Likewise the searches running at once, which its search load keeps above 8.
             .env("CONVOS_MAX_SEARCHES", "1000000")
             .env("CONVOS_MAX_LONG_THREAD_ACTIONS", "1000000")
+            // The live scenarios open streams as fast as they can for a few users.
+            .env("CONVOS_STREAM_OPENS_PER_MIN", "1000000")
             .env(
                 "CONVOS_SERVER_METRICS_ADDR",
                 format!("127.0.0.1:{}", free_port()?),

@@ -108,6 +108,9 @@ pub struct Settings {
     /// Actions one user's email links may take a minute (they need no login, so no other
     /// per-user cap applies); one more is `429`.
     pub email_link_actions_per_min: u32,
+    /// Event streams one user may open a minute; one more is `429`. Each open may replay up to
+    /// a thousand events, so a reconnect loop is bounded here rather than by the CPU it burns.
+    pub stream_opens_per_min: u32,
     /// Hours a verification link works; an unverified claim on an address lapses after as long.
     pub verification_link_hours: u64,
     /// Days a session survives without being used.
@@ -159,6 +162,7 @@ impl Default for Settings {
             signups_per_hour_per_addr: 5,
             verification_emails_per_hour: 3,
             email_link_actions_per_min: 30,
+            stream_opens_per_min: 60,
             verification_link_hours: 48,
             session_idle_days: 30,
             session_max_days: 90,

@@ -1,8 +1,9 @@
 //! `GET /api/v1/events`: the caller's live events as server-sent events.
 
-use crate::error::Result;
+use crate::error::{ApiError, Result};
 use crate::events::{Catchup, HubMessage, StreamId, catch_up};
 use crate::extract::AuthUser;
+use crate::rate_limit::Decision;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -48,13 +49,27 @@ fn reset(reason: &str, now: Option<StreamId>) -> SseEvent {
     params(("Last-Event-ID" = Option<String>, Header, description = "The id of the last event received")),
     responses(
         (status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
-        (status = 401, body = ErrorBody)))]
+        (status = 401, body = ErrorBody),
+        (status = 429, description = "Too many streams opened this minute; see Retry-After", body = ErrorBody)))]
 pub async fn stream_events(
     State(state): State<AppState>,
     caller: AuthUser,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = std::result::Result<SseEvent, Infallible>>>> {
     let me = caller.user.id;
+    let limit = state.settings.stream_opens_per_min;
+    if let Decision::Limited(wait) = state
+        .limiter
+        .hit(
+            "stream_open",
+            &me.to_string(),
+            limit,
+            Duration::from_secs(60),
+        )
+        .await
+    {
+        return Err(ApiError::RateLimited(wait));
+    }
     // Opening one more than the per-user limit closes the user's oldest stream.
     let slot = state.streams.open(me, &state.shutdown);
     state.metrics.sse_open.inc();

@@ -697,3 +697,85 @@ async fn a_client_that_stops_reading_is_reset_at_the_write_deadline(db: PgPool) 
     let health = app.http.get(format!("{}/healthz", app.base)).send().await;
     assert_eq!(health.unwrap().status(), StatusCode::OK);
 }
+
+/// `n` events appended to `user`'s stream as the worker appends them; returns the first id.
+async fn appended_events(app: &TestServer, user: &convos_testkit::TestUser, n: usize) -> String {
+    let client = redis::Client::open(convos_testkit::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let key = convos_core::events::stream_key(&app.redis_prefix, user.id.parse().unwrap());
+    let event = serde_json::json!({"type": "thread.updated", "thread_id": uuid::Uuid::now_v7()});
+    let mut first = None;
+    for _ in 0..n {
+        let id: String = redis::cmd("XADD")
+            .arg(&key)
+            .arg("*")
+            .arg("event")
+            .arg(event.to_string())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        first.get_or_insert(id);
+    }
+    first.unwrap()
+}
+
+/// The first event of a stream resumed from `last_event_id`: its name and data.
+async fn first_event_after(
+    app: &TestServer,
+    user: &convos_testkit::TestUser,
+    last_event_id: &str,
+) -> String {
+    let mut res = app
+        .http
+        .get(format!("{}/api/v1/events", app.base))
+        .bearer_auth(&user.token)
+        .header("last-event-id", last_event_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), res.chunk())
+            .await
+            .expect("an event")
+            .unwrap()
+            .expect("the stream is open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_client_far_behind_is_reset_without_a_replay_of_thousands(db: PgPool) {
+    let app = TestServer::spawn(db).await;
+    let alice = app.user("alice").await;
+    let first = appended_events(&app, &alice, 1_100).await;
+
+    let resumed = first_event_after(&app, &alice, &first).await;
+
+    assert!(
+        resumed.starts_with("event: reset") && resumed.contains("too_old"),
+        "a replay of over a thousand events was sent: {}",
+        &resumed[..resumed.len().min(200)]
+    );
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn reconnecting_in_a_loop_is_refused_past_the_per_minute_limit(db: PgPool) {
+    let app = TestServer::spawn_with(db, |s| s.stream_opens_per_min = 3).await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(open_stream(&app, &alice).await);
+    }
+
+    let refused = tokio::time::timeout(Duration::from_secs(10), app.get("/api/v1/events", &alice))
+        .await
+        .expect("refused at once, not streamed");
+
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{refused:?}");
+    assert_eq!(refused.code(), "rate_limited");
+    assert!(refused.headers.get("retry-after").is_some());
+    open.push(open_stream(&app, &bob).await);
+}
