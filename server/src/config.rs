@@ -111,6 +111,9 @@ pub struct Settings {
     /// Event streams one user may open a minute; one more is `429`. Each open may replay up to
     /// a thousand events, so a reconnect loop is bounded here rather than by the CPU it burns.
     pub stream_opens_per_min: u32,
+    /// Changes one user may make a minute to read flags, folders and their copies (mark read or
+    /// unread, archive, mute, delete): each writes a live event's job; one more is `429`.
+    pub actions_per_min: u32,
     /// Hours a verification link works; an unverified claim on an address lapses after as long.
     pub verification_link_hours: u64,
     /// Days a session survives without being used.
@@ -163,6 +166,7 @@ impl Default for Settings {
             verification_emails_per_hour: 3,
             email_link_actions_per_min: 30,
             stream_opens_per_min: 60,
+            actions_per_min: 300,
             verification_link_hours: 48,
             session_idle_days: 30,
             session_max_days: 90,

@@ -45,6 +45,20 @@ impl RateLimiter {
         }
     }
 
+    /// Counts one of `user`'s `kind` against `per_minute`; `429` with `Retry-After` past it.
+    pub async fn per_user_minute(
+        &self,
+        kind: &str,
+        user: convos_core::UserId,
+        per_minute: u32,
+    ) -> Result<(), crate::error::ApiError> {
+        let minute = Duration::from_secs(60);
+        match self.hit(kind, &user.to_string(), per_minute, minute).await {
+            Decision::Allowed => Ok(()),
+            Decision::Limited(wait) => Err(crate::error::ApiError::RateLimited(wait)),
+        }
+    }
+
     /// Takes back one counted attempt (a login that succeeded).
     pub async fn forget_one(&self, kind: &str, subject: &str) {
         let key = self.key(kind, subject);

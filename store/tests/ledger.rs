@@ -879,3 +879,29 @@ async fn the_board_counts_each_outcome_once_as_it_is_recorded(db: PgPool) {
         .unwrap();
     assert_eq!((other.succeeded_24h, other.failed_24h), (0, 0));
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn the_purge_keeps_up_with_more_old_jobs_than_one_batch(db: PgPool) {
+    // Arrange: a day's worth of jobs past their keeping, more than one batch deletes (a probe
+    // wrote flags' jobs at 375 a second; one batch a minute deleted 167 a second).
+    sqlx::query(
+        "insert into jobs (id, kind, key, payload, max_attempts, next_run_at, state, finished_at) \
+         select gen_random_uuid(), 'deliver', 'old:' || i, '{}', 8, now() - interval '9 days', \
+                'done', now() - interval '8 days' \
+         from generate_series(1, 25000) i",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+
+    // Act: one run of the purge.
+    let purged = convos_store::purge::old_records(&db, 7).await.unwrap();
+
+    // Assert
+    assert_eq!(purged, 25_000);
+    let left: i64 = sqlx::query_scalar("select count(*) from jobs")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}

@@ -1,9 +1,8 @@
 //! `GET /api/v1/events`: the caller's live events as server-sent events.
 
-use crate::error::{ApiError, Result};
+use crate::error::Result;
 use crate::events::{Catchup, HubMessage, StreamId, catch_up};
 use crate::extract::AuthUser;
-use crate::rate_limit::Decision;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -58,18 +57,10 @@ pub async fn stream_events(
 ) -> Result<Sse<impl Stream<Item = std::result::Result<SseEvent, Infallible>>>> {
     let me = caller.user.id;
     let limit = state.settings.stream_opens_per_min;
-    if let Decision::Limited(wait) = state
+    state
         .limiter
-        .hit(
-            "stream_open",
-            &me.to_string(),
-            limit,
-            Duration::from_secs(60),
-        )
-        .await
-    {
-        return Err(ApiError::RateLimited(wait));
-    }
+        .per_user_minute("stream_open", me, limit)
+        .await?;
     // Opening one more than the per-user limit closes the user's oldest stream.
     let slot = state.streams.open(me, &state.shutdown);
     state.metrics.sse_open.inc();

@@ -2,7 +2,6 @@
 
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiJson, ApiPath, AuthUser, IdempotencyHeader, parse_id};
-use crate::rate_limit::Decision;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -12,7 +11,6 @@ use convos_core::api::{CreateMessageRequest, Message};
 use convos_core::{ErrorBody, MessageId, UserId};
 use convos_store::StoreError;
 use convos_store::messages::{self, Created, Idempotency, Recipient};
-use std::time::Duration;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -27,14 +25,14 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 /// Counts one send against the caller's per-minute limit.
 pub(crate) async fn check_send_rate(state: &AppState, sender: UserId) -> Result<()> {
     let limit = state.settings.send_rate_per_min;
-    match state
-        .limiter
-        .hit("send", &sender.to_string(), limit, Duration::from_secs(60))
-        .await
-    {
-        Decision::Allowed => Ok(()),
-        Decision::Limited(wait) => Err(ApiError::RateLimited(wait)),
-    }
+    state.limiter.per_user_minute("send", sender, limit).await
+}
+
+/// Counts one change of the caller's read flags, folders or copies (decision 61): each writes
+/// a live event's job to the ledger, kept for days, so it is capped like a send.
+pub(crate) async fn check_action_rate(state: &AppState, caller: UserId) -> Result<()> {
+    let limit = state.settings.actions_per_min;
+    state.limiter.per_user_minute("action", caller, limit).await
 }
 
 /// The answer to a create: 201 with the message; a replay carries `Idempotent-Replayed: true`.
@@ -126,13 +124,15 @@ pub async fn get_message(
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Message id")),
     responses((status = 204, description = "Deleted for the caller"),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, description = "Too many actions this minute; see Retry-After", body = ErrorBody)))]
 pub async fn delete_message(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode> {
     let id: MessageId = parse_id(&id)?;
+    check_action_rate(&state, caller.user.id).await?;
     state
         .wake
         .committed(messages::delete_for_me(&state.db, caller.user.id, id).await?);
@@ -144,13 +144,15 @@ pub async fn delete_message(
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Message id")),
     responses((status = 200, body = Message), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody),
+        (status = 429, description = "Too many actions this minute; see Retry-After", body = ErrorBody)))]
 pub async fn mark_read(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Message>> {
     let id: MessageId = parse_id(&id)?;
+    check_action_rate(&state, caller.user.id).await?;
     let message = state
         .wake
         .committed(messages::set_read(&state.db, caller.user.id, id, true).await?);
@@ -162,13 +164,15 @@ pub async fn mark_read(
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Message id")),
     responses((status = 200, body = Message), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody),
+        (status = 429, description = "Too many actions this minute; see Retry-After", body = ErrorBody)))]
 pub async fn mark_unread(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Message>> {
     let id: MessageId = parse_id(&id)?;
+    check_action_rate(&state, caller.user.id).await?;
     let message = state
         .wake
         .committed(messages::set_read(&state.db, caller.user.id, id, false).await?);

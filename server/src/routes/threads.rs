@@ -5,7 +5,7 @@ use crate::extract::{
     ApiJson, ApiPath, ApiQuery, AuthUser, IdempotencyHeader, parse_bool, parse_cursor, parse_id,
     parse_limit,
 };
-use crate::routes::messages::{check_send_rate, created_response};
+use crate::routes::messages::{check_action_rate, check_send_rate, created_response};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -98,6 +98,7 @@ pub async fn delete_thread(
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode> {
     let id: ThreadId = parse_id(&id)?;
+    check_action_rate(&state, caller.user.id).await?;
     let _place = long_thread_place(&state, &caller, id).await?;
     state
         .wake
@@ -226,6 +227,7 @@ pub async fn read_thread(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Thread>> {
     let id: ThreadId = parse_id(&id)?;
+    check_action_rate(&state, caller.user.id).await?;
     let _place = long_thread_place(&state, &caller, id).await?;
     let thread = state
         .wake
@@ -240,13 +242,15 @@ macro_rules! thread_action {
             security(("bearer" = [])),
             params(("id" = String, Path, description = "Thread id")),
             responses((status = 200, body = Thread), (status = 401, body = ErrorBody),
-                (status = 404, body = ErrorBody)))]
+                (status = 404, body = ErrorBody),
+                (status = 429, description = "Too many actions this minute; see Retry-After", body = ErrorBody)))]
         pub async fn $name(
             State(state): State<AppState>,
             caller: AuthUser,
             ApiPath(id): ApiPath<String>,
         ) -> Result<Json<Thread>> {
             let ($db, $me, $id): (_, _, ThreadId) = (&state.db, caller.user.id, parse_id(&id)?);
+            check_action_rate(&state, $me).await?;
             // The action announces a `thread.updated` event whenever it changed something.
             let thread = state.wake.committed($call.await?);
             Ok(Json(thread))

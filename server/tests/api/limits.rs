@@ -256,3 +256,73 @@ async fn actions_from_email_links_are_rate_limited_per_user(db: PgPool) {
         "the one-click POST, which a mail provider does not retry, is not counted: {one_click:?}"
     );
 }
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn flipping_flags_in_a_loop_is_refused_past_the_per_minute_limit(db: PgPool) {
+    // Arrange: every flip of a flag writes a live event's job to the ledger, kept for days.
+    let app = TestServer::spawn_with(db.clone(), |s| s.actions_per_min = 6).await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let sent = app.send(&alice, &bob, "Flip", "1").await;
+    let message = sent["id"].as_str().unwrap();
+    let thread = sent["thread_id"].as_str().unwrap();
+    let jobs_before: i64 = sqlx::query_scalar("select count(*) from jobs")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    let flips = [
+        format!("/api/v1/messages/{message}/read"),
+        format!("/api/v1/messages/{message}/unread"),
+        format!("/api/v1/threads/{thread}/archive"),
+        format!("/api/v1/threads/{thread}/unarchive"),
+        format!("/api/v1/threads/{thread}/mute"),
+        format!("/api/v1/threads/{thread}/read"),
+    ];
+
+    // Act: the six the minute allows, then one of each kind more.
+    for path in &flips {
+        let res = app.call(Method::POST, path, Some(&bob.token), None).await;
+        assert_eq!(res.status, StatusCode::OK, "{path}: {res:?}");
+    }
+    let mut refused = Vec::new();
+    for path in flips.iter().take(5) {
+        refused.push(app.call(Method::POST, path, Some(&bob.token), None).await);
+    }
+    refused.push(
+        app.call(
+            Method::DELETE,
+            &format!("/api/v1/messages/{message}"),
+            Some(&bob.token),
+            None,
+        )
+        .await,
+    );
+
+    // Assert: each is a 429 with the API's body and a time to wait, and wrote nothing.
+    for res in &refused {
+        assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS, "{res:?}");
+        assert_eq!(res.code(), "rate_limited");
+        assert!(res.headers.get("retry-after").is_some());
+    }
+    let jobs_after: i64 = sqlx::query_scalar("select count(*) from jobs")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert!(
+        jobs_after - jobs_before <= 6,
+        "{} jobs for six allowed flips",
+        jobs_after - jobs_before
+    );
+    let alices = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/threads/{thread}/archive"),
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        alices.status,
+        StatusCode::OK,
+        "another user's actions are theirs"
+    );
+}
