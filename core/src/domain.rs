@@ -64,6 +64,23 @@ fn reject_control(field: &'static str, raw: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// Refuses characters that hide or reorder text (bidirectional controls, zero-width spaces,
+/// soft hyphens, tags: [`crate::text::is_invisible`]), so a name cannot pose as another
+/// (`pay\u{200b}pal`, `evil\u{202e}gpj.exe`) in any client. The joiners that scripts and emoji
+/// need between visible characters are allowed.
+fn reject_invisible(field: &'static str, raw: &str) -> Result<(), FieldError> {
+    if raw
+        .chars()
+        .any(|c| crate::text::is_invisible(c) && !crate::text::is_joiner(c))
+    {
+        return Err(FieldError::new(
+            field,
+            "must not contain invisible or direction-changing characters",
+        ));
+    }
+    Ok(())
+}
+
 macro_rules! text_newtype {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -291,6 +308,7 @@ impl DisplayName {
         let trimmed = raw.trim();
         check_text(FIELD, trimmed, 1, Self::MAX)?;
         reject_control(FIELD, trimmed)?;
+        reject_invisible(FIELD, trimmed)?;
         Ok(Self(trimmed.to_owned()))
     }
 

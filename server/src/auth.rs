@@ -36,11 +36,7 @@ pub fn lifetimes(settings: &crate::config::Settings) -> Lifetimes {
 /// folded, at most [`CLIENT_LABEL_MAX`] characters. `None` when nothing is left.
 pub fn client_label(user_agent: Option<&[u8]>) -> Option<String> {
     let raw = String::from_utf8_lossy(user_agent?);
-    let hidden = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
-                | '\u{2060}'..='\u{2069}' | '\u{feff}' | '\u{ad}' | '\u{61c}' | '\u{fffd}')
-    };
+    let hidden = |c: char| c.is_control() || convos_core::text::is_invisible(c) || c == '\u{fffd}';
     let label = raw
         .split(|c: char| c.is_whitespace() || hidden(c))
         .filter(|w| !w.is_empty())

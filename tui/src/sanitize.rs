@@ -16,6 +16,7 @@
 //!   cluster, as in emoji sequences (`👩‍💻`, a family) and Indic conjuncts. Anywhere else (at the
 //!   start, between letters, doubled, before a combining mark) it is removed.
 
+use convos_core::text::is_invisible;
 use unicode_segmentation::UnicodeSegmentation;
 use unicode_width::UnicodeWidthChar;
 
@@ -56,34 +57,6 @@ fn clean(text: &str, keep_newlines: bool) -> String {
         out = keep_joining_zwjs(&out);
     }
     out
-}
-
-/// Whether `c` reorders text or takes no room on screen, and is removed.
-///
-/// This is Unicode's `Default_Ignorable_Code_Point` set, which includes every bidirectional
-/// control, plus the interlinear annotation controls, minus the variation selectors (kept, see
-/// the module documentation). The zero-width joiner is handled by [`keep_joining_zwjs`].
-fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00ad}'                      // soft hyphen
-        | '\u{034f}'                    // combining grapheme joiner
-        | '\u{061c}'                    // Arabic letter mark
-        | '\u{115f}'..='\u{1160}'       // Hangul choseong and jungseong fillers
-        | '\u{17b4}'..='\u{17b5}'       // Khmer inherent vowels
-        | '\u{180e}'                    // Mongolian vowel separator
-        | '\u{200b}'..='\u{200f}'       // zero-width space, (non-)joiner, LRM, RLM
-        | '\u{202a}'..='\u{202e}'       // bidirectional embeddings and overrides
-        | '\u{2060}'..='\u{206f}'       // word joiner, invisible operators, isolates, …
-        | '\u{3164}'                    // Hangul filler
-        | '\u{feff}'                    // byte-order mark, zero-width no-break space
-        | '\u{ffa0}'                    // halfwidth Hangul filler
-        | '\u{fff0}'..='\u{fffb}'       // reserved, interlinear annotation controls
-        | '\u{1bca0}'..='\u{1bca3}'     // shorthand format controls
-        | '\u{1d173}'..='\u{1d17a}'     // musical symbol format controls
-        | '\u{e0000}'..='\u{e00ff}'     // tags (invisible ASCII), reserved
-        | '\u{e01f0}'..='\u{e0fff}'     // reserved
-    )
 }
 
 /// Keeps each zero-width joiner that joins the visible character after it into the same

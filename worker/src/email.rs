@@ -84,18 +84,7 @@ pub fn return_path(settings: &EmailSettings, newest: MessageId) -> Option<lettre
 /// bidirectional controls (which can make `moc.lapyap` read `paypal.com`), zero-width and other
 /// invisible characters. Control characters are removed too (see [`clean`]).
 fn is_hidden(c: char) -> bool {
-    matches!(
-        c,
-        '\u{061C}'                    // Arabic letter mark
-            | '\u{00AD}'              // soft hyphen
-            | '\u{034F}'              // combining grapheme joiner
-            | '\u{180E}'              // Mongolian vowel separator
-            | '\u{200B}'..='\u{200F}' // zero-width space, (non-)joiner, LRM, RLM
-            | '\u{202A}'..='\u{202E}' // embeddings and overrides
-            | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
-            | '\u{2066}'..='\u{2069}' // isolates
-            | '\u{FEFF}' // zero-width no-break space
-    ) || c.is_control()
+    convos_core::text::is_invisible(c) || c.is_control()
 }
 
 /// A name or subject as it may appear in a header: hidden characters removed, any run of

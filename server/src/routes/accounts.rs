@@ -2,13 +2,13 @@
 
 use crate::client_addr::ClientAddr;
 use crate::error::{ApiError, Result};
-use crate::extract::{ApiJson, ApiQuery, AuthUser, parse_limit};
+use crate::extract::{ACCOUNT_BODY_LIMIT, ApiJson, ApiQuery, AuthUser, parse_limit};
 use crate::hashing::HashError;
 use crate::login_limits::addr_key;
 use crate::rate_limit::Decision;
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use convos_core::ErrorBody;
 use convos_core::api::{CreateUserRequest, Items, Me, UpdateMeRequest, User, UserSummary};
@@ -23,6 +23,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_user, list_users))
         .routes(routes!(get_me, update_me))
+        .layer(DefaultBodyLimit::max(ACCOUNT_BODY_LIMIT))
 }
 
 /// Creates an account. Its address is unverified: a verification email goes out (one job,

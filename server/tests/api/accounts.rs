@@ -543,3 +543,47 @@ async fn the_directory_matches_prefixes_and_leaves_out_the_caller(db: PgPool) {
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.field("limit").contains("1 to 100"));
 }
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_display_name_cannot_hide_or_reorder_its_text(db: PgPool) {
+    let app = TestServer::spawn(db).await;
+    let mallory = app.user("mallory").await;
+    let rename = |name: &'static str| {
+        let (app, token) = (&app, mallory.token.clone());
+        async move {
+            app.call(
+                Method::PATCH,
+                "/api/v1/me",
+                Some(&token),
+                Some(json!({ "display_name": name })),
+            )
+            .await
+        }
+    };
+
+    // Names that pose as others: an override that reverses `exe.jpg`, a zero-width space inside
+    // `paypal`, a soft hyphen inside `admin`, an isolate.
+    for posing in [
+        "evil\u{202e}gpj.exe",
+        "pay\u{200b}pal",
+        "ad\u{ad}min",
+        "\u{2066}support\u{2069}",
+    ] {
+        let res = rename(posing).await;
+        assert_eq!(
+            res.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{posing:?}: {res:?}"
+        );
+        assert!(res.field("display_name").contains("invisible"), "{res:?}");
+    }
+    // Joiners doing visible work stay: an emoji sequence, a Persian name.
+    for fine in [
+        "\u{1f469}\u{200d}\u{1f4bb} Ana",
+        "\u{645}\u{6cc}\u{200c}\u{646}\u{627}",
+    ] {
+        let res = rename(fine).await;
+        assert_eq!(res.status, StatusCode::OK, "{fine:?}: {res:?}");
+        assert_eq!(res.body["display_name"], fine);
+    }
+}
