@@ -170,15 +170,19 @@ async fn email_state(state: &AppState, link: &Link) -> Result<EmailState> {
         .ok_or(ApiError::NotFound)
 }
 
-/// What a genuine link says and its user's email state, unless its user revoked it since
-/// (decision 59); otherwise `NotFound`.
-async fn unrevoked(state: &AppState, token: &str) -> Result<(Link, EmailState)> {
-    let link = link(state, token)?;
-    let email = email_state(state, &link).await?;
-    if email.revoked(link.issued_at) {
-        return Err(ApiError::NotFound);
+/// The buttons a link its user revoked still offers (decision 59): only stopping email, which
+/// must keep working for the life of the email, and no undo.
+fn stop_buttons(token: &str, link: &Link, email: &EmailState) -> String {
+    use EmailLinkAction as A;
+    let mut html =
+        String::from("<p>The links in this email were revoked; they can only stop email now.</p>");
+    if matches!(link.target, Target::Thread(_)) {
+        html.push_str(&button(token, A::Mute, "Mute this thread"));
     }
-    Ok((link, email))
+    if email.on && email.may_turn_off(link.issued_at) {
+        html.push_str(&button(token, A::Off, "Turn all email off"));
+    }
+    html
 }
 
 fn escape(text: &str) -> String {
@@ -254,7 +258,17 @@ pub async fn email_link_page(
     ApiPath(token): ApiPath<String>,
 ) -> Result<Html<String>> {
     use EmailLinkAction as A;
-    let (link, email) = unrevoked(&state, &token).await?;
+    let link = link(&state, &token)?;
+    let email = email_state(&state, &link).await?;
+    if email.revoked(link.issued_at) {
+        if matches!(link.target, Target::Message(_)) {
+            return Err(ApiError::NotFound);
+        }
+        return Ok(page(
+            "Email from Convos",
+            &stop_buttons(&token, &link, &email),
+        ));
+    }
     Ok(match link.target {
         Target::Thread(thread) => {
             let thread = match threads::get(&state.db, link.user, thread).await {
@@ -333,13 +347,14 @@ pub async fn email_link_one_click(
     let action = EmailLinkAction::one_click(link.target);
     // A revoked link still stops email (decision 59): unsubscribing must keep working for the
     // life of the email, and it only takes email away from its owner.
-    if !action.stops_email() && email_state(&state, &link).await?.revoked(link.issued_at) {
+    let revoked = email_state(&state, &link).await?.revoked(link.issued_at);
+    if revoked && !action.stops_email() {
         return Err(ApiError::NotFound);
     }
     // Not counted: a mail provider's one-click is not retried after a `429`, and it sets
     // rather than flips (once done, it changes nothing and announces nothing), so whoever holds
     // a forwarded email could otherwise spend the user's actions and void their unsubscribe.
-    act(&state, &headers, &token, link, action).await
+    act(&state, &headers, &token, link, action, revoked).await
 }
 
 /// A button of the page: mute or unmute the link's thread, pause all email for a day or a week
@@ -359,10 +374,14 @@ pub async fn email_link_action(
     headers: HeaderMap,
     ApiPath((token, action)): ApiPath<(String, String)>,
 ) -> Result<Response> {
-    let action = EmailLinkAction::parse(&action).ok_or(ApiError::NotFound)?;
-    // A revoked link is refused before it is counted, so it cannot spend its user's actions.
-    let (link, _) = unrevoked(&state, &token).await?;
-    if !action.allowed_for(link.target) {
+    let link = link(&state, &token)?;
+    let action = EmailLinkAction::parse(&action)
+        .filter(|a| a.allowed_for(link.target))
+        .ok_or(ApiError::NotFound)?;
+    // A revoked link only stops email (decision 59); anything else is refused before it is
+    // counted, so it cannot spend its user's actions.
+    let revoked = email_state(&state, &link).await?.revoked(link.issued_at);
+    if revoked && !action.stops_email() {
         return Err(ApiError::NotFound);
     }
     let limit = state.settings.email_link_actions_per_min;
@@ -374,16 +393,18 @@ pub async fn email_link_action(
     {
         return Err(ApiError::RateLimited(wait));
     }
-    act(&state, &headers, &token, link, action).await
+    act(&state, &headers, &token, link, action, revoked).await
 }
 
-/// Does `action` for the link, and answers a browser with a page, anyone else with JSON.
+/// Does `action` for the link, and answers a browser with a page, anyone else with JSON. A
+/// `revoked` link's page offers no undo and no other choices (it can only stop email).
 async fn act(
     state: &AppState,
     headers: &HeaderMap,
     token: &str,
     link: Link,
     action: EmailLinkAction,
+    revoked: bool,
 ) -> Result<Response> {
     use EmailLinkAction as A;
     let user = link.user;
@@ -463,6 +484,12 @@ async fn act(
             "Email is on".to_owned(),
             "Convos emails you about new messages again.".to_owned(),
         ),
+        A::Off if revoked => (
+            "Email is off".to_owned(),
+            "Convos will not email you about new messages any more. You can turn it back on in \
+             Convos settings."
+                .to_owned(),
+        ),
         A::Off => (
             "Email is off".to_owned(),
             "Convos will not email you about new messages any more. You can turn it back on \
@@ -483,13 +510,14 @@ async fn act(
         ),
     };
     // Turning email back on retires this link's "off" (see above): no undo to offer then.
-    let undo = if action == A::On {
+    let undo = if action == A::On || revoked {
         String::new()
     } else {
         button(token, action.undo(), "Undo")
     };
     let more = match link.target {
         Target::Message(_) => String::new(),
+        _ if revoked => String::new(),
         _ => format!(
             "<p><a href=\"/api/v1/email-links/{}\">More choices</a></p>",
             escape(token)

@@ -498,7 +498,7 @@ async fn forged_expired_and_foreign_links_are_not_found(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
-async fn revoking_a_leaked_emails_links_leaves_only_its_unsubscribe(db: PgPool) {
+async fn revoking_a_leaked_emails_links_leaves_only_stopping_email(db: PgPool) {
     // Arrange: Bob forwarded an email about a thread; whoever holds it holds its links.
     let config = StackConfig::new();
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
@@ -518,12 +518,11 @@ async fn revoking_a_leaked_emails_links_leaves_only_its_unsubscribe(db: PgPool) 
     let revoked = api.delete("/api/v1/me/reply-addresses", &bob).await;
     assert_eq!(revoked.status, 204, "{revoked:?}");
 
-    // Assert: the email's page and every button are gone, and nothing changed.
+    // Assert: every button but those stopping email is gone, and nothing changed.
     for (method, path) in [
-        (Method::GET, page.clone()),
-        (Method::POST, format!("{page}/mute")),
+        (Method::POST, format!("{page}/unmute")),
         (Method::POST, format!("{page}/pause-week")),
-        (Method::POST, format!("{page}/off")),
+        (Method::POST, format!("{page}/on")),
         (Method::GET, read.clone()),
         (Method::POST, format!("{read}/read")),
         (Method::POST, read.clone()),
@@ -533,16 +532,49 @@ async fn revoking_a_leaked_emails_links_leaves_only_its_unsubscribe(db: PgPool) 
         assert_eq!(res.code(), "not_found", "{method} {path}");
     }
     assert_eq!(api.unread_total(&bob).await, 1);
-    assert!(!muted(&api, thread, &bob).await);
     let me = api.get("/api/v1/me", &bob).await.body;
     assert_eq!(me["settings"]["email_notifications"], true);
     assert_eq!(me["settings"]["email_paused_until"], Value::Null);
 
-    // Only stopping the email still works: the mail client's one-click unsubscribe.
+    // Stopping the email still works, from the page and from the mail client's one-click,
+    // without an undo.
+    let (status, stop_page) = browse(&api, Method::GET, &page).await;
+    assert_eq!(status, 200);
+    assert!(stop_page.contains("revoked"), "{stop_page}");
+    assert!(!stop_page.contains("Pause"), "{stop_page}");
+    let (status, done) = browse(
+        &api,
+        Method::POST,
+        &form_action(&stop_page, "Mute this thread"),
+    )
+    .await;
+    assert_eq!(status, 200, "{done}");
+    assert!(
+        !done.contains("Undo") && !done.contains("More choices"),
+        "{done}"
+    );
+    assert!(muted(&api, thread, &bob).await);
     let answer = one_click(&api, &list_unsubscribe(&mail)).await;
     assert_eq!(answer.status, 200, "{answer:?}");
     assert_eq!(answer.body["status"], "muted");
-    assert!(muted(&api, thread, &bob).await);
+    let (status, off) = browse(
+        &api,
+        Method::POST,
+        &form_action(&stop_page, "Turn all email off"),
+    )
+    .await;
+    assert_eq!(status, 200, "{off}");
+    let me = api.get("/api/v1/me", &bob).await.body;
+    assert_eq!(me["settings"]["email_notifications"], false);
+    let on = api
+        .call(
+            Method::PATCH,
+            "/api/v1/me",
+            Some(&bob.token),
+            Some(serde_json::json!({"settings": {"email_notifications": true}})),
+        )
+        .await;
+    assert_eq!(on.status, 200, "{on:?}");
 
     // The next email's links work: links are revoked by when they were signed, to the second.
     tokio::time::sleep(Duration::from_millis(1_100)).await;
