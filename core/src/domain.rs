@@ -66,13 +66,21 @@ fn reject_control(field: &'static str, raw: &str) -> Result<(), FieldError> {
 
 /// Refuses characters that hide or reorder text (bidirectional controls, zero-width spaces,
 /// soft hyphens, tags: [`crate::text::is_invisible`]), so a name cannot pose as another
-/// (`pay\u{200b}pal`, `evil\u{202e}gpj.exe`) in any client. The joiners that scripts and emoji
-/// need between visible characters are allowed.
+/// (`pay\u{200b}pal`, `evil\u{202e}gpj.exe`) in any client. A joiner is allowed only where
+/// emoji and non-Latin scripts need it: between two visible characters outside ASCII (`👩‍💻`,
+/// a Persian word), never between Latin letters (`pay\u{200c}pal`) or at an edge.
 fn reject_invisible(field: &'static str, raw: &str) -> Result<(), FieldError> {
-    if raw
-        .chars()
-        .any(|c| crate::text::is_invisible(c) && !crate::text::is_joiner(c))
-    {
+    let chars: Vec<char> = raw.chars().collect();
+    let shown = |c: Option<&char>| {
+        c.is_some_and(|&c| !c.is_ascii() && !c.is_whitespace() && !crate::text::is_invisible(c))
+    };
+    let hidden = chars.iter().enumerate().any(|(i, &c)| {
+        crate::text::is_invisible(c)
+            && !(crate::text::is_joiner(c)
+                && shown(i.checked_sub(1).and_then(|p| chars.get(p)))
+                && shown(chars.get(i + 1)))
+    });
+    if hidden {
         return Err(FieldError::new(
             field,
             "must not contain invisible or direction-changing characters",

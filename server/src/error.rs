@@ -27,7 +27,9 @@ pub enum ApiError {
     #[error("expected a request body with Content-Type: application/json")]
     UnsupportedMediaType,
     /// The body is over the limit.
-    #[error("the request body is larger than the 1 MiB limit")]
+    #[error(
+        "the request body is larger than this route accepts (1 MiB; 16 KiB for accounts and sessions)"
+    )]
     PayloadTooLarge,
     /// One or more fields were refused.
     #[error("the request has invalid fields")]

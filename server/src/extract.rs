@@ -24,6 +24,42 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 /// to parse (about 150 ms of CPU in a probe) was work a stranger could ask for at will.
 pub const ACCOUNT_BODY_LIMIT: usize = 16 * 1024;
 
+/// A body declared larger than `limit` (`Content-Length`) is refused before any of it is
+/// read: the limit applied only as the body was read, so a client declaring 5 MB and sending a
+/// byte now and then held its request (and a connection) until the request deadline.
+pub async fn refuse_declared_over(
+    limit: usize,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ApiError::PayloadTooLarge.into_response();
+    }
+    next.run(req).await
+}
+
+/// `router`'s routes take bodies of at most `limit` bytes, refused by their declared length
+/// before any is read, and by what arrives otherwise; inside the API's 1 MiB, a smaller limit
+/// wins.
+pub fn body_limit(
+    router: utoipa_axum::router::OpenApiRouter<crate::state::AppState>,
+    limit: usize,
+) -> utoipa_axum::router::OpenApiRouter<crate::state::AppState> {
+    router
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                refuse_declared_over(limit, req, next)
+            },
+        ))
+}
+
 /// A JSON request body: 415 for another content type, 413 over the limit, 400 when it is not a
 /// JSON object, 422 naming the field when a value has the wrong type.
 #[derive(Debug)]

@@ -21,6 +21,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+/// How long a stop waits for open connections to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
+
 /// What bounds the connections of one listener.
 #[derive(Clone, Debug)]
 pub struct ConnectionLimits {
@@ -105,6 +108,13 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // Responses still being written get a minute: a client reading at the write deadline's
+    // minimum rate could otherwise hold the stop for as long as it liked.
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("stopped with connections still open after the grace period");
+    }
     Ok(())
 }

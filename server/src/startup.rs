@@ -195,7 +195,9 @@ pub fn app(state: AppState) -> Router {
         state.settings.max_connections.max(1),
     ));
     api.layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::from_fn(refuse_declared_oversize))
+        .layer(axum::middleware::from_fn(|req: Request, next: Next| {
+            crate::extract::refuse_declared_over(BODY_LIMIT, req, next)
+        }))
         // Outside the refusal above, so its 413s are counted too.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -278,21 +280,6 @@ async fn detached(
         Ok(response) => response,
         Err(e) => ApiError::Internal(anyhow::anyhow!("request task failed: {e}")).into_response(),
     }
-}
-
-/// A body declared larger than [`BODY_LIMIT`] (`Content-Length`) is refused before any of it is
-/// read: the limit applied only as the body was read, so a client declaring 5 MB and sending a
-/// byte now and then held its request (and a connection) until the request deadline.
-async fn refuse_declared_oversize(req: Request, next: Next) -> Response {
-    let declared = req
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
-        return ApiError::PayloadTooLarge.into_response();
-    }
-    next.run(req).await
 }
 
 /// A client's own `X-Request-Id` is kept (and echoed) only when it is short and plain; anything

@@ -48,6 +48,11 @@ impl MessageRow {
     }
 
     /// The API shape. Read-once bodies are withheld unless `reveal` (the consuming read).
+    /// The body as stored (a read-once body included).
+    pub(crate) fn body(&self) -> Option<&str> {
+        self.body.as_deref()
+    }
+
     pub(crate) fn into_api(self, reveal: bool) -> Message {
         Message {
             id: self.id.into(),

@@ -249,10 +249,10 @@ pub enum Order {
     Asc,
 }
 
-/// Bytes of bodies one page of a thread's messages holds at most, past its first message: a
-/// page of 100 of the heaviest bodies was 25 MB of UTF-8 (38 MB of JSON with escapes), built
-/// and held in memory for each request. A page cut short carries a `next_cursor` as a full one
-/// does.
+/// Bytes of bodies one page of a thread's messages holds at most, as JSON, past its first
+/// message: a page of 100 of the heaviest bodies was 25 MB of UTF-8 (38 MB of JSON with
+/// escapes), built and held in memory for each request. A page cut short carries a
+/// `next_cursor` as a full one does.
 pub const PAGE_BODY_BYTES: i64 = 1 << 20;
 
 /// The walk of [`messages`]: binds the caller (`$1`), the thread (`$2`), the cursor (`$3`,
@@ -270,25 +270,57 @@ pub fn messages_sql(order: Order) -> String {
     )
 }
 
-/// The SQL of [`messages`]: [`messages_sql`], cut where its bodies pass `$6` bytes (its first
-/// message kept whatever its size), each row saying how many the walk read (`fetched`), so a
-/// page cut short knows more follow. Only the rows kept are detoasted: the sizes come from the
-/// values' headers.
+/// The SQL of [`messages`]: [`messages_sql`], cut where its bodies pass `$6` bytes of UTF-8
+/// (its first message kept whatever its size), each row saying how many the walk read
+/// (`fetched`), so a page cut short knows more follow. Only the rows kept are detoasted: the
+/// sizes come from the values' headers. A read-once body is never listed, so it is neither
+/// counted nor sent.
 pub fn page_of_messages_sql(order: Order) -> String {
     let dir = match order {
         Order::Desc => "desc",
         Order::Asc => "asc",
     };
     format!(
-        "select * from ( \
+        "select id, thread_id, subject, case when read_once then null else body end as body, \
+                read_once, created_at, in_reply_to, expires_at, is_read, sender_id, \
+                sender_username, sender_display_name, recipient_id, recipient_username, \
+                recipient_display_name, fetched \
+         from ( \
            select page.*, count(*) over () as fetched, \
-             coalesce(sum(octet_length(page.body)) over (order by page.created_at {dir}, \
-                      page.id {dir} rows unbounded preceding), 0) \
-               - coalesce(octet_length(page.body), 0) as before \
-           from ({}) page) sized \
+             coalesce(sum(listed) over (order by page.created_at {dir}, page.id {dir} \
+                                        rows unbounded preceding), 0) - listed as before \
+           from (select walk.*, \
+                   case when walk.read_once then 0 \
+                        else coalesce(octet_length(walk.body), 0) end as listed \
+                 from ({}) walk) page) sized \
          where before < $6 order by created_at {dir}, id {dir}",
         messages_sql(order)
     )
+}
+
+/// Bytes `text` takes as a JSON string's contents: quotes, backslashes and the control
+/// characters with a short escape (`\n`) take two, other control characters six (`\u0001`).
+fn json_len(text: &str) -> usize {
+    text.bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum()
+}
+
+/// How many of `rows` a page keeps: all, or as many as keep their bodies, written as JSON,
+/// within [`PAGE_BODY_BYTES`] after the first (escapes can make a body six times its UTF-8).
+fn within_budget(rows: &[MessageRow]) -> usize {
+    let mut written = 0;
+    for (kept, row) in rows.iter().enumerate() {
+        if kept > 0 && written >= PAGE_BODY_BYTES as usize {
+            return kept;
+        }
+        written += row.body().map_or(0, json_len);
+    }
+    rows.len()
 }
 
 /// A row of [`page_of_messages_sql`].
@@ -299,8 +331,8 @@ struct SizedRow {
     fetched: i64,
 }
 
-/// One page of the messages the caller can see in a thread: at most `limit`, and no more than
-/// [`PAGE_BODY_BYTES`] of bodies after the first.
+/// One page of the messages the caller can see in a thread: at most `limit`, and its bodies
+/// within about [`PAGE_BODY_BYTES`] (the last kept may pass it, by one body at most).
 pub async fn messages(
     db: &PgPool,
     caller: UserId,
@@ -326,7 +358,8 @@ pub async fn messages(
         .fetch_all(db)
         .await?;
     let fetched = sized.first().map_or(0, |r| r.fetched);
-    let rows: Vec<MessageRow> = sized.into_iter().map(|r| r.row).collect();
+    let mut rows: Vec<MessageRow> = sized.into_iter().map(|r| r.row).collect();
+    rows.truncate(within_budget(&rows));
     let (rows, next_cursor) = if (rows.len() as i64) < fetched {
         // Cut by its bytes (fewer than `limit` kept): what follows starts after the last kept.
         let next = rows.last().map(|r| r.cursor().encode());

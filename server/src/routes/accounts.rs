@@ -2,13 +2,13 @@
 
 use crate::client_addr::ClientAddr;
 use crate::error::{ApiError, Result};
-use crate::extract::{ACCOUNT_BODY_LIMIT, ApiJson, ApiQuery, AuthUser, parse_limit};
+use crate::extract::{ACCOUNT_BODY_LIMIT, ApiJson, ApiQuery, AuthUser, body_limit, parse_limit};
 use crate::hashing::HashError;
 use crate::login_limits::addr_key;
 use crate::rate_limit::Decision;
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use convos_core::ErrorBody;
 use convos_core::api::{CreateUserRequest, Items, Me, UpdateMeRequest, User, UserSummary};
@@ -20,10 +20,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    let router = OpenApiRouter::new()
         .routes(routes!(create_user, list_users))
-        .routes(routes!(get_me, update_me))
-        .layer(DefaultBodyLimit::max(ACCOUNT_BODY_LIMIT))
+        .routes(routes!(get_me, update_me));
+    body_limit(router, ACCOUNT_BODY_LIMIT)
 }
 
 /// Creates an account. Its address is unverified: a verification email goes out (one job,

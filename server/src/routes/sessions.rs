@@ -4,11 +4,11 @@
 use crate::auth;
 use crate::client_addr::ClientAddr;
 use crate::error::{ApiError, Result};
-use crate::extract::{ACCOUNT_BODY_LIMIT, ApiJson, ApiPath, AuthUser, parse_id};
+use crate::extract::{ACCOUNT_BODY_LIMIT, ApiJson, ApiPath, AuthUser, body_limit, parse_id};
 use crate::login_limits::Attempt;
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use convos_core::api::{
     ChangePasswordRequest, CreateSessionRequest, Items, RevokedSessions, Session, SessionInfo,
@@ -21,7 +21,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    let router = OpenApiRouter::new()
         .routes(routes!(
             create_session,
             list_sessions,
@@ -29,8 +29,8 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(delete_session))
         .routes(routes!(delete_session_by_id))
-        .routes(routes!(change_password))
-        .layer(DefaultBodyLimit::max(ACCOUNT_BODY_LIMIT))
+        .routes(routes!(change_password));
+    body_limit(router, ACCOUNT_BODY_LIMIT)
 }
 
 /// Checks `password` for `username` on the hashing pool, with the login limits around it:

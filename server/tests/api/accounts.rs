@@ -568,6 +568,8 @@ async fn a_display_name_cannot_hide_or_reorder_its_text(db: PgPool) {
         "pay\u{200b}pal",
         "ad\u{ad}min",
         "\u{2066}support\u{2069}",
+        "pay\u{200c}pal",
+        "\u{200d}",
     ] {
         let res = rename(posing).await;
         assert_eq!(

@@ -78,19 +78,15 @@ async fn a_body_over_one_mebibyte_is_413(db: PgPool) {
     assert_eq!(app.message_rows().await, 0);
 }
 
-#[sqlx::test(migrator = "convos_server::MIGRATOR")]
-async fn a_body_declared_over_one_mebibyte_is_413_before_it_is_sent(db: PgPool) {
-    // 5 MB declared, a few bytes sent: the request waited for the rest until its deadline, then
-    // answered 503, holding a connection all along.
-    let app = TestServer::spawn(db).await;
-    let alice = app.user("alice").await;
+/// What the server answers at once to a request declaring `length` bytes of body and sending
+/// a few.
+async fn declared(app: &TestServer, path: &str, token: &str, length: usize) -> String {
     let mut socket = TcpStream::connect(app.base.trim_start_matches("http://"))
         .await
         .unwrap();
     let head = format!(
-        "POST /api/v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: application/json\r\nContent-Length: 5000000\r\n\r\n{{\"re",
-        alice.token
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n{{\"re",
     );
     socket.write_all(head.as_bytes()).await.unwrap();
     let mut answer = Vec::new();
@@ -100,9 +96,23 @@ async fn a_body_declared_over_one_mebibyte_is_413_before_it_is_sent(db: PgPool) 
         assert!(n > 0, "closed without an answer");
         answer.extend_from_slice(&buf[..n]);
     }
-    let answer = String::from_utf8_lossy(&answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_body_declared_over_one_mebibyte_is_413_before_it_is_sent(db: PgPool) {
+    // 5 MB declared, a few bytes sent: the request waited for the rest until its deadline, then
+    // answered 503, holding a connection all along.
+    let app = TestServer::spawn(db).await;
+    let alice = app.user("alice").await;
+
+    let answer = declared(&app, "/api/v1/messages", &alice.token, 5_000_000).await;
+
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("payload_too_large"), "{answer}");
+    // The account routes' smaller limit is also refused by what a body declares.
+    let answer = declared(&app, "/api/v1/sessions", "none", 100_000).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]

@@ -584,11 +584,14 @@ fn heaviest_body() -> String {
     "\u{1F600}".repeat(64_000)
 }
 
-/// A thread from Alice to Bob of `n` of the heaviest messages; returns Bob and the thread.
-async fn heavy_thread(app: &TestServer, n: usize) -> (convos_testkit::TestUser, String) {
+/// A thread from Alice to Bob of `n` messages of `body`; returns Bob and the thread.
+async fn heavy_thread(
+    app: &TestServer,
+    n: usize,
+    body: String,
+) -> (convos_testkit::TestUser, String) {
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
-    let body = heaviest_body();
     let thread = thread_id(app.send(&alice, &bob, "Heavy", &body).await);
     for _ in 1..n {
         app.reply(&alice, &thread, &body).await;
@@ -596,42 +599,62 @@ async fn heavy_thread(app: &TestServer, n: usize) -> (convos_testkit::TestUser, 
     (bob, thread)
 }
 
-#[sqlx::test(migrator = "convos_server::MIGRATOR")]
-async fn a_page_of_heavy_messages_stops_at_its_byte_budget_and_continues(db: PgPool) {
-    // Arrange: 24 messages of 256 KB: 6 MB, were they one page.
-    let app = TestServer::spawn_with(db, |s| s.send_rate_per_min = 1_000).await;
-    let (bob, thread) = heavy_thread(&app, 24).await;
-
-    // Act: walk the thread 100 at a time.
-    let mut seen = Vec::new();
+/// Walks a thread 100 messages at a time; returns every page's JSON size and message ids.
+async fn walk(
+    app: &TestServer,
+    bob: &convos_testkit::TestUser,
+    thread: &str,
+) -> Vec<(usize, Vec<String>)> {
+    let mut pages = Vec::new();
     let mut cursor: Option<String> = None;
-    let mut pages = 0;
     loop {
         let path = match &cursor {
             Some(c) => format!("/api/v1/threads/{thread}/messages?limit=100&cursor={c}"),
             None => format!("/api/v1/threads/{thread}/messages?limit=100"),
         };
-        let page = app.get(&path, &bob).await;
-        assert_eq!(page.status, StatusCode::OK, "{page:?}");
-        let items = page.body["items"].as_array().unwrap().clone();
-        let bytes: usize = items
-            .iter()
-            .map(|m| m["body"].as_str().unwrap().len())
-            .sum();
-        // Assert: each page is about a megabyte of bodies, never the whole thread.
-        assert!(!items.is_empty(), "a page holds at least one message");
-        assert!(
-            bytes <= (1 << 20) + 256_000,
-            "{bytes} bytes of bodies in a page"
-        );
-        seen.extend(items.iter().map(|m| m["id"].as_str().unwrap().to_owned()));
-        pages += 1;
-        match page.body["next_cursor"].as_str() {
+        let res = app
+            .http
+            .get(format!("{}{path}", app.base))
+            .bearer_auth(&bob.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let json = res.bytes().await.unwrap();
+        let page: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        let ids = page["items"].as_array().unwrap().iter();
+        pages.push((
+            json.len(),
+            ids.map(|m| m["id"].as_str().unwrap().to_owned()).collect(),
+        ));
+        match page["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
-            None => break,
+            None => return pages,
         }
     }
-    assert!(pages >= 5, "24 heavy messages took {pages} page(s)");
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_page_of_heavy_messages_stops_at_its_byte_budget_and_continues(db: PgPool) {
+    // Arrange: bodies of 64,000 control characters, six bytes each as JSON: 24 of them were a
+    // 9 MB page.
+    let app = TestServer::spawn_with(db, |s| s.send_rate_per_min = 1_000).await;
+    let (bob, thread) = heavy_thread(&app, 24, "\u{1}".repeat(64_000)).await;
+
+    // Act
+    let pages = walk(&app, &bob, &thread).await;
+
+    // Assert: each page about a mebibyte of JSON, at least one message, every message once.
+    for (bytes, ids) in &pages {
+        assert!(!ids.is_empty(), "a page holds at least one message");
+        assert!(*bytes <= (1 << 20) + 400_000, "a page of {bytes} bytes");
+    }
+    assert!(
+        pages.len() >= 6,
+        "24 heavy messages took {} page(s)",
+        pages.len()
+    );
+    let seen: Vec<&String> = pages.iter().flat_map(|(_, ids)| ids).collect();
     let unique: std::collections::HashSet<_> = seen.iter().collect();
     assert_eq!(seen.len(), 24, "every message once");
     assert_eq!(unique.len(), 24);
@@ -643,9 +666,11 @@ async fn a_client_that_stops_reading_is_reset_at_the_write_deadline(db: PgPool) 
     let app = TestServer::spawn_with(db, |s| {
         s.send_rate_per_min = 1_000;
         s.write_timeout_secs = 1;
+        s.sse_heartbeat_secs = 1;
     })
     .await;
-    let (bob, thread) = heavy_thread(&app, 8).await;
+    let (bob, thread) = heavy_thread(&app, 8, heaviest_body()).await;
+    let mut idle_stream = chunks_of(open_stream(&app, &bob).await);
     let path = format!("/api/v1/threads/{thread}/messages?limit=100");
     let one_page = app
         .http
@@ -696,6 +721,10 @@ async fn a_client_that_stops_reading_is_reset_at_the_write_deadline(db: PgPool) 
     );
     let health = app.http.get(format!("{}/healthz", app.base)).send().await;
     assert_eq!(health.unwrap().status(), StatusCode::OK);
+    assert!(
+        heartbeat_within(&mut idle_stream, Duration::from_secs(3)).await,
+        "an idle event stream, read as it comes, outlived the deadline several times over"
+    );
 }
 
 /// `n` events appended to `user`'s stream as the worker appends them; returns the first id.
