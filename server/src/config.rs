@@ -46,6 +46,9 @@ pub struct Settings {
     pub notify_delay_secs: u64,
     /// Seconds between SSE heartbeat comments on idle event streams.
     pub sse_heartbeat_secs: u64,
+    /// Seconds between an event stream's checks that its session still lives: revocations are
+    /// announced at once, but a session idling out or expiring is not an event.
+    pub sse_session_check_secs: u64,
     /// Apply pending migrations at start-up.
     pub migrate_on_start: bool,
     /// Upper bound of PostgreSQL connections this process opens.
@@ -141,6 +144,7 @@ impl Default for Settings {
             public_url: DEV_PUBLIC_URL.into(),
             notify_delay_secs: 120,
             sse_heartbeat_secs: 15,
+            sse_session_check_secs: 3_600,
             migrate_on_start: true,
             db_max_connections: 20,
             log_format: None,

@@ -276,13 +276,19 @@ struct SessionRow {
     expires_at: DateTime<Utc>,
 }
 
-/// Whether a token still works (not revoked).
-pub async fn is_live(db: &PgPool, id: TokenId) -> Result<bool> {
-    let live: Option<bool> =
-        sqlx::query_scalar("select revoked_at is null from api_tokens where id = $1")
-            .bind(id.0)
-            .fetch_optional(db)
-            .await?;
+/// Whether a token still works: not revoked, not idle past `lifetimes.idle_days`, not past its
+/// absolute limit (the rule [`authenticate`] applies).
+pub async fn is_live(db: &PgPool, id: TokenId, lifetimes: Lifetimes) -> Result<bool> {
+    let live: Option<bool> = sqlx::query_scalar(concat!(
+        "select ",
+        live!("t", "$2", "$3"),
+        " from api_tokens t where t.id = $1"
+    ))
+    .bind(id.0)
+    .bind(lifetimes.idle_days)
+    .bind(lifetimes.max_days)
+    .fetch_optional(db)
+    .await?;
     Ok(live.unwrap_or(false))
 }
 

@@ -85,6 +85,11 @@ pub async fn stream_events(
         token: caller.token,
         expires: session_deadline(caller.session_expires_at),
         seen,
+        check: {
+            let every = Duration::from_secs(state.settings.sse_session_check_secs.max(1));
+            tokio::time::interval_at(tokio::time::Instant::now() + every, every)
+        },
+        lifetimes: crate::auth::lifetimes(&state.settings),
         db: state.db.clone(),
         slot,
         _open: guard,
@@ -108,7 +113,9 @@ fn session_deadline(expires_at: chrono::DateTime<chrono::Utc>) -> tokio::time::I
 /// The live part of one stream. It costs nothing while idle: no query runs per heartbeat. It
 /// ends at shutdown, when a newer stream of the same user takes its place, and when its session
 /// ends (announced through the hub; after an interruption of the hub, which may have missed an
-/// announcement, the session is checked once in the database) or reaches its absolute expiry.
+/// announcement, the session is checked once in the database), reaches its absolute expiry, or
+/// is found idle past its limit at one of the hourly checks (`sse_session_check_secs`: a
+/// session idling out is no event).
 struct Live {
     hub: tokio::sync::broadcast::Receiver<HubMessage>,
     me: convos_core::UserId,
@@ -116,17 +123,34 @@ struct Live {
     /// The session's absolute expiry.
     expires: tokio::time::Instant,
     seen: Option<StreamId>,
+    /// When the session is next looked at in the database, and the rule it is held to.
+    check: tokio::time::Interval,
+    lifetimes: convos_store::tokens::Lifetimes,
     db: sqlx::PgPool,
     slot: crate::streams::StreamSlot,
     _open: crate::metrics::StreamGuard,
 }
 
 impl Live {
+    /// Whether the stream's session still lives, as the database says; `true` if it cannot
+    /// tell (an outage must not close every stream).
+    async fn session_lives(&self) -> bool {
+        convos_store::tokens::is_live(&self.db, self.token, self.lifetimes)
+            .await
+            .unwrap_or(true)
+    }
+
     async fn next(&mut self) -> Option<SseEvent> {
         loop {
             let message = tokio::select! {
                 () = self.slot.closed.cancelled() => return None,
                 () = tokio::time::sleep_until(self.expires) => return None,
+                _ = self.check.tick() => {
+                    if !self.session_lives().await {
+                        return None;
+                    }
+                    continue;
+                }
                 message = self.hub.recv() => message,
             };
             match message {
@@ -146,10 +170,7 @@ impl Live {
                     }
                 }
                 Ok(HubMessage::Reset) | Err(RecvError::Lagged(_)) => {
-                    let live = convos_store::tokens::is_live(&self.db, self.token)
-                        .await
-                        .unwrap_or(true);
-                    if !live {
+                    if !self.session_lives().await {
                         return None;
                     }
                     return Some(reset("interrupted", None));

@@ -447,3 +447,37 @@ async fn a_login_beyond_the_session_cap_ends_the_oldest_session_and_its_stream(d
     let clients: Vec<_> = listed.iter().map(|s| s["client"].clone()).collect();
     assert_eq!(clients, [json!("fourth"), json!("third"), json!("second")]);
 }
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn an_event_stream_ends_once_its_session_has_idled_out(db: PgPool) {
+    // Arrange: two of Alice's sessions with a stream open each; a probe found a stream kept
+    // delivering after its session had expired for being idle.
+    let app = TestServer::spawn_with(db, |s| {
+        s.session_idle_days = 30;
+        s.sse_session_check_secs = 1;
+    })
+    .await;
+    let alice = app.user("alice").await;
+    let other = login_as(&app, &alice, "other").await;
+    let idled = open_stream(&app, &alice).await;
+    let kept = open_stream(&app, &other).await;
+
+    // Act: the first session goes unused for 31 days (as the ledger would have it).
+    sqlx::query(
+        "update api_tokens set last_used_at = now() - interval '31 days' where token_hash = $1",
+    )
+    .bind(convos_store::tokens::hash(&alice.token))
+    .execute(&app.db)
+    .await
+    .unwrap();
+
+    // Assert: its stream ends at the next check; the live session's stream stays.
+    assert!(
+        ends_within(idled, Duration::from_secs(10)).await,
+        "the idled-out session's stream stayed open"
+    );
+    assert!(
+        !ends_within(kept, Duration::from_secs(3)).await,
+        "a live session's stream was closed"
+    );
+}
