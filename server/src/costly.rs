@@ -4,9 +4,9 @@
 //! (decisions 53 and 55).
 
 use crate::error::ApiError;
+use crate::in_flight::{self, InFlight};
 use convos_core::UserId;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -14,16 +14,15 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 #[derive(Clone, Debug)]
 pub struct Budget {
     places: Arc<Semaphore>,
-    per_user: usize,
-    held: Arc<Mutex<HashMap<UserId, usize>>>,
+    /// Each user's share, counted as their requests under way are.
+    shares: InFlight,
 }
 
 /// A place taken from a [`Budget`]; dropping it (when the work is done) frees it.
 #[derive(Debug)]
 pub struct Place {
     _permit: OwnedSemaphorePermit,
-    held: Arc<Mutex<HashMap<UserId, usize>>>,
-    user: UserId,
+    _share: in_flight::Place,
 }
 
 impl Budget {
@@ -32,44 +31,25 @@ impl Budget {
         let places = places.max(1);
         Self {
             places: Arc::new(Semaphore::new(places)),
-            per_user: (places / 4).max(1),
-            held: Arc::default(),
+            shares: InFlight::new((places / 4).max(1)),
         }
     }
 
     /// A place for `user`, or `429` with `Retry-After: 1` at once when they hold their share or
     /// every place is taken: like any limit, answered rather than queued, so waiting requests
-    /// never pile up behind it.
+    /// never pile up behind it. A refused user's share is given back at once.
     pub fn place(&self, user: UserId) -> Result<Place, ApiError> {
         let busy = || ApiError::RateLimited(Duration::from_secs(1));
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        if held.get(&user).is_some_and(|&mine| mine >= self.per_user) {
-            return Err(busy());
-        }
+        let share = self.shares.enter(user).ok_or_else(busy)?;
         let permit = self
             .places
             .clone()
             .try_acquire_owned()
             .map_err(|_| busy())?;
-        // Counted only once placed: a refused user leaves nothing behind.
-        *held.entry(user).or_default() += 1;
         Ok(Place {
             _permit: permit,
-            held: self.held.clone(),
-            user,
+            _share: share,
         })
-    }
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(mine) = held.get_mut(&self.user) {
-            *mine -= 1;
-            if *mine == 0 {
-                held.remove(&self.user);
-            }
-        }
     }
 }
 
@@ -84,11 +64,7 @@ mod tests {
         let held = budget.place(alice).unwrap();
 
         assert!(matches!(budget.place(bob), Err(ApiError::RateLimited(_))));
-        assert_eq!(
-            budget.held.lock().unwrap().len(),
-            1,
-            "nothing kept of the refused"
-        );
+        assert_eq!(budget.shares.users(), 1, "nothing kept of the refused");
         drop(held);
         assert!(budget.place(bob).is_ok());
     }

@@ -221,17 +221,7 @@ async fn a_long_threads_page_and_header_walk_the_thread_in_order_and_stop_early(
             ),
             Order::Asc => (chrono::DateTime::UNIX_EPOCH, uuid::Uuid::nil()),
         };
-        let sql = format!("explain {}", messages_sql(order));
-        let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(uuid::Uuid::parse_str(ALICE).unwrap())
-            .bind(uuid::Uuid::parse_str(LONG_THREAD).unwrap())
-            .bind(at)
-            .bind(id)
-            .bind(26_i64)
-            .fetch_all(&db)
-            .await
-            .unwrap();
-        let plan = joined(rows);
+        let plan = thread_page_plan(&db, &messages_sql(order), at, id, None).await;
         assert!(
             plan.contains("Index Scan using messages_thread_created on messages")
                 || plan.contains("Index Scan Backward using messages_thread_created on messages"),
@@ -246,18 +236,8 @@ async fn a_long_threads_page_and_header_walk_the_thread_in_order_and_stop_early(
             "{order:?}: no stop after a page:\n{plan}"
         );
         // The page as served: the same walk, measured as it goes, without a sort.
-        let sql = format!("explain {}", page_of_messages_sql(order));
-        let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(uuid::Uuid::parse_str(ALICE).unwrap())
-            .bind(uuid::Uuid::parse_str(LONG_THREAD).unwrap())
-            .bind(at)
-            .bind(id)
-            .bind(26_i64)
-            .bind(convos_store::threads::PAGE_BODY_BYTES)
-            .fetch_all(&db)
-            .await
-            .unwrap();
-        let plan = joined(rows);
+        let budget = Some(convos_store::threads::PAGE_BODY_BYTES);
+        let plan = thread_page_plan(&db, &page_of_messages_sql(order), at, id, budget).await;
         assert!(
             plan.contains("Limit") && plan.contains("messages_thread_created on messages"),
             "{order:?}: the page as served does not walk the thread's index:\n{plan}"
@@ -351,6 +331,29 @@ async fn purged_history(db: &PgPool, count: i32) {
     .await
     .unwrap();
     sqlx::query("vacuum analyze").execute(db).await.unwrap();
+}
+
+/// The plan of a page of 25 of Alice's long thread after (`at`, `id`): `sql` binds the caller,
+/// the thread, the cursor, the limit and, for the page as served, its byte budget.
+async fn thread_page_plan(
+    db: &PgPool,
+    sql: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    id: uuid::Uuid,
+    budget: Option<i64>,
+) -> String {
+    let query = sqlx::query_as(sqlx::AssertSqlSafe(format!("explain {sql}")))
+        .bind(uuid::Uuid::parse_str(ALICE).unwrap())
+        .bind(uuid::Uuid::parse_str(LONG_THREAD).unwrap())
+        .bind(at)
+        .bind(id)
+        .bind(26_i64);
+    let query = match budget {
+        Some(bytes) => query.bind(bytes),
+        None => query,
+    };
+    let rows: Vec<(String,)> = query.fetch_all(db).await.unwrap();
+    joined(rows)
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]

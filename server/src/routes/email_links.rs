@@ -10,7 +10,6 @@
 
 use crate::error::{ApiError, Result};
 use crate::extract::ApiPath;
-use crate::rate_limit::Decision;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -385,14 +384,10 @@ pub async fn email_link_action(
         return Err(ApiError::NotFound);
     }
     let limit = state.settings.email_link_actions_per_min;
-    let minute = std::time::Duration::from_secs(60);
-    if let Decision::Limited(wait) = state
+    state
         .limiter
-        .hit("email_link", &link.user.to_string(), limit, minute)
-        .await
-    {
-        return Err(ApiError::RateLimited(wait));
-    }
+        .per_user_minute("email_link", link.user, limit)
+        .await?;
     act(&state, &headers, &token, link, action, revoked).await
 }
 
