@@ -62,6 +62,16 @@ pub enum ApiError {
     /// PostgreSQL cannot be reached (pool timeout or connection failure).
     #[error("the service is temporarily unavailable; try again shortly")]
     Unavailable,
+    /// The HTTP parser could not read the request line or a header (answered by
+    /// [`crate::parse_errors`], since no route runs).
+    #[error("the request is not valid HTTP/1.1")]
+    MalformedRequest,
+    /// The request's headers are more than the parser reads (64 headers, 64 KiB in all).
+    #[error("the request's headers are too many or too large (64 headers, 64 KiB in all)")]
+    HeadersTooLarge,
+    /// The request's target is longer than the parser reads.
+    #[error("the request's URI is too long")]
+    UriTooLong,
     /// A bug or an infrastructure failure.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -91,8 +101,35 @@ impl ApiError {
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::StatementTimedOut => (StatusCode::SERVICE_UNAVAILABLE, "timed_out"),
             ApiError::RequestTimedOut => (StatusCode::SERVICE_UNAVAILABLE, "request_timed_out"),
+            ApiError::MalformedRequest => (StatusCode::BAD_REQUEST, "malformed_request"),
+            ApiError::HeadersTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
+            ApiError::UriTooLong => (StatusCode::URI_TOO_LONG, "uri_too_long"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
+    }
+
+    /// Its status and the body it is answered with.
+    pub fn status_and_body(&self) -> (StatusCode, ErrorBody) {
+        let (status, code) = self.status_and_code();
+        let message = match self {
+            ApiError::Internal(e) => {
+                tracing::error!(error.cause_chain = ?e, "request failed");
+                "something went wrong on our side; it has been logged".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut body = ErrorBody::new(code, message);
+        if let ApiError::Validation(fields) = self {
+            let map: BTreeMap<String, String> = fields
+                .iter()
+                .map(|f| (f.field.to_owned(), f.reason.clone()))
+                .collect();
+            body.error.fields = Some(map);
+        }
+        (status, body)
     }
 }
 
@@ -127,22 +164,7 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
-        let message = match &self {
-            ApiError::Internal(e) => {
-                tracing::error!(error.cause_chain = ?e, "request failed");
-                "something went wrong on our side; it has been logged".to_owned()
-            }
-            other => other.to_string(),
-        };
-        let mut body = ErrorBody::new(code, message);
-        if let ApiError::Validation(fields) = &self {
-            let map: BTreeMap<String, String> = fields
-                .iter()
-                .map(|f| (f.field.to_owned(), f.reason.clone()))
-                .collect();
-            body.error.fields = Some(map);
-        }
+        let (status, body) = self.status_and_body();
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         match &self {

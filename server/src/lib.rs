@@ -17,6 +17,7 @@ pub mod login_limits;
 pub mod metrics;
 pub mod openapi;
 pub mod operator;
+pub mod parse_errors;
 pub mod rate_limit;
 pub mod redis_conn;
 pub mod routes;

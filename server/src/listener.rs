@@ -1,12 +1,13 @@
 //! The HTTP listener: HTTP/1.1 with a cap on open connections (overall and per client network),
 //! a deadline for every request's headers (which also closes idle kept-alive connections) and
-//! for clients that stop reading their responses, the peer address on each request, and a
-//! graceful stop.
+//! for clients that stop reading their responses, the JSON error body on what the HTTP parser
+//! refuses, the peer address on each request, and a graceful stop.
 //!
 //! `axum::serve` runs hyper without a timer, so no header deadline applies there: a client
 //! sending a header line every few seconds (or nothing) could hold a connection forever.
 
 use crate::client_addr::TrustedProxies;
+use crate::parse_errors::JsonErrors;
 use crate::write_deadline::WriteDeadline;
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -97,9 +98,10 @@ pub async fn serve(
             req.extensions_mut().insert(ConnectInfo(peer));
             router.clone().oneshot(req.map(axum::body::Body::new))
         });
-        let connection = graceful.watch(
-            http.serve_connection(WriteDeadline::new(socket, limits.write_timeout), service),
-        );
+        let connection = graceful.watch(http.serve_connection(
+            JsonErrors::new(WriteDeadline::new(socket, limits.write_timeout)),
+            service,
+        ));
         tokio::spawn(async move {
             let (_slot, _held) = (slot, held);
             if let Err(e) = connection.await {

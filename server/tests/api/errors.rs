@@ -201,3 +201,101 @@ async fn an_anonymous_body_over_16_kib_is_413_before_it_is_parsed(db: PgPool) {
         assert_eq!(res.code(), "payload_too_large");
     }
 }
+
+/// Sends `request` as raw bytes on a new connection and reads the answer until the server
+/// closes it: its head and its body. The request is written while the answer is read, since
+/// the server may answer and close before it has read all of it.
+async fn raw_exchange(app: &TestServer, request: &[u8]) -> (String, String) {
+    let socket = TcpStream::connect(app.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (mut socket, mut writer) = socket.into_split();
+    let request = request.to_vec();
+    tokio::spawn(async move { writer.write_all(&request).await });
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), socket.read(&mut buf)).await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("no close after {:?}", String::from_utf8_lossy(&answer)),
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (head.to_owned(), body.to_owned())
+}
+
+/// The error code of a JSON error body, or a panic naming what came instead.
+fn error_code(head: &str, body: &str) -> String {
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    let value: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {head}\r\n\r\n{body:?}"));
+    value["error"]["code"].as_str().unwrap().to_owned()
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn requests_the_http_parser_refuses_get_the_error_body_too(db: PgPool) {
+    // hyper answers these itself, before any route runs, with a status and an empty body.
+    let app = TestServer::spawn(db).await;
+    let many_headers: String = (0..80).map(|i| format!("X-Pad-{i}: {i}\r\n")).collect();
+    let huge_header = format!("X-Pad: {}\r\n", "a".repeat(300 * 1024));
+    for (what, request, status, code) in [
+        (
+            "80 headers",
+            format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n"),
+            "431",
+            "headers_too_large",
+        ),
+        (
+            "a 300 KiB header",
+            format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{huge_header}\r\n"),
+            "431",
+            "headers_too_large",
+        ),
+        (
+            "a malformed request line",
+            "GET /healthz HTTP/9.9 extra\r\nHost: x\r\n\r\n".to_owned(),
+            "400",
+            "malformed_request",
+        ),
+        (
+            "a malformed header",
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n".to_owned(),
+            "400",
+            "malformed_request",
+        ),
+    ] {
+        let (head, body) = raw_exchange(&app, request.as_bytes()).await;
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{what}: {head}"
+        );
+        assert_eq!(error_code(&head, &body), code, "{what}");
+    }
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_kept_alive_connection_gets_the_error_body_for_its_second_request(db: PgPool) {
+    let app = TestServer::spawn(db).await;
+    let many_headers: String = (0..80).map(|i| format!("X-Pad-{i}: {i}\r\n")).collect();
+    let request = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\n{many_headers}\r\n"
+    );
+    let (head, rest) = raw_exchange(&app, request.as_bytes()).await;
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    let (second_head, second_body) = rest
+        .split_once("HTTP/1.1 431 ")
+        .map(|(_, after)| after.split_once("\r\n\r\n").unwrap())
+        .unwrap_or_else(|| panic!("no 431 after the first answer: {rest}"));
+    assert_eq!(
+        error_code(second_head, second_body),
+        "headers_too_large",
+        "{rest}"
+    );
+}
