@@ -1,12 +1,11 @@
 //! The daily digest email (decision 28): one email listing a reader's unread threads, each
 //! with its own reply address, so every thread in it can be answered from the mail client.
 
-use crate::email::{EmailSettings, NOTIFICATION_HEADER, clean, link_url, reply_to};
+use crate::email::{EmailSettings, clean, link_url, notification_headers, reply_to};
 use chrono::{DateTime, Utc};
 use convos_core::email_links::Target;
 use convos_store::digests::{Reader, UnreadThread};
 use lettre::Message;
-use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 
 fn escape(text: &str) -> String {
@@ -126,7 +125,7 @@ pub fn render(
          <a href=\"{}\">Pause or stop email</a>.</p>",
         escape(&unsubscribe)
     ));
-    Message::builder()
+    let builder = Message::builder()
         .from(settings.from.clone())
         .to(to)
         .subject(format!("[Convos] Daily digest: {count}"))
@@ -134,22 +133,7 @@ pub fn render(
             "<digest.{}@{}>",
             uuid::Uuid::now_v7(),
             settings.domain
-        )))
-        .raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str("List-Unsubscribe"),
-            format!("<{unsubscribe}>"),
-        ))
-        .raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
-            "List-Unsubscribe=One-Click".to_owned(),
-        ))
-        .raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str("Auto-Submitted"),
-            "auto-generated".to_owned(),
-        ))
-        .raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str(NOTIFICATION_HEADER),
-            "digest".to_owned(),
-        ))
+        )));
+    notification_headers(builder, "digest", &unsubscribe)
         .multipart(MultiPart::alternative_plain_html(text, html))
 }

@@ -9,7 +9,7 @@ use convos_core::{MessageId, UserId};
 use convos_store::deliveries::{Pending, QueuedMessage};
 use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::{Mailbox, MessageBuilder, MultiPart};
 
 /// Characters of each message shown in an email.
 const EXCERPT: usize = 500;
@@ -153,6 +153,29 @@ fn encoded_words(text: &str) -> String {
 /// else is encoded whole by us, so text a user typed that looks like an encoded-word is shown
 /// as typed instead of being decoded by the mail client. (lettre writes ASCII words raw, so a
 /// subject of `=?utf-8?b?...?=` would otherwise reach the client as an encoded-word.)
+/// `builder` with the headers of a notification (`kind`: `yes` for a thread's, `digest`): it
+/// was written by a machine (`Auto-Submitted`), it is ours ([`NOTIFICATION_HEADER`]), and
+/// RFC 8058's one-click `List-Unsubscribe` goes to `stop`.
+pub fn notification_headers(builder: MessageBuilder, kind: &str, stop: &str) -> MessageBuilder {
+    builder
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe"),
+            format!("<{stop}>"),
+        ))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+            "List-Unsubscribe=One-Click".to_owned(),
+        ))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            "auto-generated".to_owned(),
+        ))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str(NOTIFICATION_HEADER),
+            kind.to_owned(),
+        ))
+}
+
 fn subject_header(subject: &str) -> HeaderValue {
     let name = HeaderName::new_from_ascii_str("Subject");
     if subject.is_ascii() && !subject.contains("=?") {
@@ -326,23 +349,8 @@ pub fn render(
         .from(from)
         .to(to)
         .raw_header(subject_header(&format!("[Convos] {subject}")))
-        .message_id(Some(message_id(&settings.domain, newest.id)))
-        .raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str("List-Unsubscribe"),
-            format!("<{stop}>"),
-        ))
-        .raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
-            "List-Unsubscribe=One-Click".to_owned(),
-        ))
-        .raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str("Auto-Submitted"),
-            "auto-generated".to_owned(),
-        ))
-        .raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str(NOTIFICATION_HEADER),
-            "yes".to_owned(),
-        ));
+        .message_id(Some(message_id(&settings.domain, newest.id)));
+    builder = notification_headers(builder, "yes", &stop);
     if let Some(address) = &reply_to {
         let mailbox = Mailbox::new(
             Some(format!("{sender} via Convos")),
