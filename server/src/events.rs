@@ -277,8 +277,8 @@ pub async fn catch_up(
 /// Most events replayed on reconnect; a client further behind refetches instead. Each replay
 /// is read whole from Redis before it is sent (a probe's 10,000 cost Redis 3.5 ms and the
 /// server 130 ms, and 1.4–1.9 MB of socket buffer each), so it stays small: refetching a page
-/// of threads is cheaper than replaying more.
-const REPLAY_LIMIT: usize = 1_000;
+/// of threads is cheaper than replaying more. Streams keep no more (the worker trims them).
+const REPLAY_LIMIT: usize = convos_core::events::STREAM_KEEPS;
 
 /// The id of the oldest entry still kept, from `XINFO STREAM`'s `first-entry`.
 fn first_entry_id(info: &redis::Value) -> Option<StreamId> {

@@ -195,3 +195,45 @@ async fn a_tickets_deliveries_go_to_redis_together_and_a_bad_payload_fails_alone
         );
     }
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_users_stream_keeps_no_more_events_than_a_replay_can_use(db: PgPool) {
+    // Every flag a user flips appends an event to their stream, kept two hours: at the 300
+    // actions a minute allowed, one account kept 36,000 events (about 10 MB of Redis), of
+    // which a reconnecting client can be replayed 1,000 at most.
+    let mut config = StackConfig::new();
+    let redis = OwnRedis::start();
+    config.redis_url = redis.url();
+    let users = store_users(&db, "flips", 1).await;
+    const APPENDED: usize = 1_500;
+    let mut tx = db.begin().await.unwrap();
+    for i in 0..APPENDED {
+        let event = Event::ThreadUpdated {
+            thread_id: ThreadId::generate(),
+        };
+        jobs::enqueue_event(&mut tx, &format!("deliver:flip:{i}"), event, users.clone())
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    eventually(WAIT, "every job to finish", || all_jobs_finished(&db)).await;
+    worker.stop().await;
+
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let kept: usize = redis::cmd("XLEN")
+        .arg(stream_key(&config.prefix, users[0]))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        (convos_core::events::STREAM_KEEPS..APPENDED).contains(&kept),
+        "{kept} of {APPENDED} events kept"
+    );
+    assert!(
+        kept <= convos_core::events::STREAM_KEEPS + 100,
+        "at most one stream node past the limit: {kept}"
+    );
+}
