@@ -55,7 +55,10 @@ fn check_text(field: &'static str, raw: &str, min: usize, max: usize) -> Result<
 }
 
 fn reject_control(field: &'static str, raw: &str) -> Result<(), FieldError> {
-    if raw.chars().any(char::is_control) {
+    if raw
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+    {
         return Err(FieldError::new(
             field,
             "must be a single line without control characters",
@@ -65,20 +68,27 @@ fn reject_control(field: &'static str, raw: &str) -> Result<(), FieldError> {
 }
 
 /// Refuses characters that hide or reorder text (bidirectional controls, zero-width spaces,
-/// soft hyphens, tags: [`crate::text::is_invisible`]), so a name cannot pose as another
-/// (`pay\u{200b}pal`, `evil\u{202e}gpj.exe`) in any client. A joiner is allowed only where
-/// emoji and non-Latin scripts need it: between two visible characters outside ASCII (`👩‍💻`,
-/// a Persian word), never between Latin letters (`pay\u{200c}pal`) or at an edge.
+/// soft hyphens, tags: [`crate::text::is_invisible`]), so a name or a subject cannot pose as
+/// another (`pay\u{200b}pal`, `evil\u{202e}gpj.exe`) in any client. A joiner is allowed only
+/// where emoji and non-Latin scripts need it: between two visible characters outside ASCII
+/// (`👩‍💻`, a Persian word), never between Latin letters (`pay\u{200c}pal`) or at an edge; a
+/// variation selector only right after a visible character outside ASCII that it selects the
+/// look of (`❤️`, a variant of a Chinese character), never after a Latin letter or another
+/// selector, where it draws nothing and can carry hidden bytes.
 fn reject_invisible(field: &'static str, raw: &str) -> Result<(), FieldError> {
+    use crate::text::{is_invisible, is_joiner, is_variation_selector};
     let chars: Vec<char> = raw.chars().collect();
     let shown = |c: Option<&char>| {
-        c.is_some_and(|&c| !c.is_ascii() && !c.is_whitespace() && !crate::text::is_invisible(c))
+        c.is_some_and(|&c| {
+            !c.is_ascii() && !c.is_whitespace() && !is_invisible(c) && !is_variation_selector(c)
+        })
     };
     let hidden = chars.iter().enumerate().any(|(i, &c)| {
-        crate::text::is_invisible(c)
-            && !(crate::text::is_joiner(c)
-                && shown(i.checked_sub(1).and_then(|p| chars.get(p)))
-                && shown(chars.get(i + 1)))
+        let before = i.checked_sub(1).and_then(|p| chars.get(p));
+        if is_variation_selector(c) {
+            return !shown(before);
+        }
+        is_invisible(c) && !(is_joiner(c) && shown(before) && shown(chars.get(i + 1)))
     });
     if hidden {
         return Err(FieldError::new(
@@ -317,6 +327,14 @@ impl DisplayName {
         check_text(FIELD, trimmed, 1, Self::MAX)?;
         reject_control(FIELD, trimmed)?;
         reject_invisible(FIELD, trimmed)?;
+        // A name shaped like an address passes for one where a mail client shows the name alone
+        // (`"Admin" <admin@…> via Convos`).
+        if trimmed.contains(['@', '<', '>']) {
+            return Err(FieldError::new(
+                FIELD,
+                "must be a name, not an address: no @, < or >",
+            ));
+        }
         Ok(Self(trimmed.to_owned()))
     }
 
@@ -330,10 +348,12 @@ impl Subject {
     /// Longest accepted subject, in characters.
     pub const MAX: usize = 140;
 
-    /// Parses a subject. The text is kept exactly as sent.
+    /// Parses a subject: one line of visible text (no control characters, no line or
+    /// paragraph separators, nothing that hides or reorders text). It is kept exactly as sent.
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         check_text("subject", raw, 1, Self::MAX)?;
         reject_control("subject", raw)?;
+        reject_invisible("subject", raw)?;
         Ok(Self(raw.to_owned()))
     }
 }

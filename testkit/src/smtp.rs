@@ -30,6 +30,16 @@ impl Mail {
             .unwrap_or_default()
     }
 
+    /// A header's value as a mail client shows it: unfolded, its RFC 2047 words decoded.
+    pub fn shown_header(&self, name: &str) -> Option<String> {
+        let head = self.raw.split("\r\n\r\n").next().unwrap_or_default();
+        let (headers, _) = mailparse::parse_headers(head.as_bytes()).ok()?;
+        headers
+            .iter()
+            .find(|h| h.get_key().eq_ignore_ascii_case(name))
+            .map(|h| h.get_value())
+    }
+
     /// A header's value (unfolded, not decoded).
     pub fn header(&self, name: &str) -> Option<String> {
         let head = self.raw.split("\r\n\r\n").next().unwrap_or_default();

@@ -137,11 +137,12 @@ pub(crate) fn write_private_file(dir: &Path, name: &str, contents: &[u8]) -> any
 /// are private themselves.
 fn create_dir(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    let created = match dir.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => std::fs::create_dir_all(parent),
-        _ => Ok(()),
-    }
-    .and_then(|()| std::fs::DirBuilder::new().mode(0o700).create(dir));
+    // Every folder it creates on the way is the owner's alone too: the client's own folder was
+    // created with the default mode when a subfolder (the cache) was written first.
+    let created = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir);
     match created {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists || !dir.is_dir() => {
             Err(e).with_context(|| format!("could not create {}", dir.display()))
@@ -309,6 +310,17 @@ mod tests {
 
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(names(&dir), ["config.toml", "token"]);
+    }
+
+    #[test]
+    fn a_subfolder_written_first_leaves_the_folders_above_it_private() {
+        // With `CONVOS_TOKEN` and no login, the cache is the first thing written.
+        let dir = temp().join("convos");
+
+        create_private_dir(&dir.join("cache")).unwrap();
+
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("cache")), 0o700);
     }
 
     #[test]

@@ -3,11 +3,11 @@
 //! building the texts and sequences; the runtime writes or runs them.
 //!
 //! Everything shown comes from the server and is untrusted: it goes through
-//! [`sanitize::line`], which turns every control character (ESC and BEL included) into a visible
+//! [`text::shown_line`], which turns every control character (ESC and BEL included) into a visible
 //! symbol, so a subject can never end the sequence it is carried in and start one of its own.
 
-use crate::sanitize;
 use convos_core::api::Thread;
+use convos_core::text;
 use serde::{Deserialize, Serialize};
 
 /// How a new message is announced outside the terminal's screen (`notify` in `config.toml`).
@@ -108,7 +108,7 @@ pub fn notify_send(n: &Notification) -> Vec<String> {
 /// One line of harmless text: no control characters (they show as symbols), no
 /// bidirectional or invisible characters.
 fn clean(text: &str) -> String {
-    sanitize::line(text)
+    text::shown_line(text)
 }
 
 fn cut(text: String) -> String {

@@ -13,7 +13,6 @@ pub mod drafts;
 pub mod keys;
 pub mod outbox;
 pub mod runtime;
-pub mod sanitize;
 pub mod sse;
 pub mod theme;
 pub mod ui;

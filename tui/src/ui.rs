@@ -5,10 +5,10 @@
 
 use crate::app::{App, Connection, Modal, Pane, folder_label};
 use crate::keys::{Action, Mode};
-use crate::sanitize;
 use chrono::{DateTime, Utc};
 #[cfg(test)]
 use convos_core::api::Message;
+use convos_core::text;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -41,6 +41,27 @@ pub fn block(title: String, focused: bool) -> Block<'static> {
             title,
             Style::default().add_modifier(Modifier::BOLD),
         ))
+}
+
+/// `text` cut to `width` columns, the cut marked with `…`.
+pub fn fit(text: &str, width: usize) -> String {
+    if text.width() <= width {
+        return text.to_owned();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w + 1 > width {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    if width > 0 {
+        out.push('…');
+    }
+    out
 }
 
 /// "now", "5m", "3h", "2d", or the date.
@@ -181,7 +202,7 @@ fn render_status(frame: &mut Frame, app: &App, area: Rect, now: DateTime<Utc>) {
         spans.push(Span::styled(" │ ⟳", theme.accent));
     }
     if !app.status.is_empty() {
-        spans.push(Span::raw(format!(" │ {}", sanitize::line(&app.status))));
+        spans.push(Span::raw(format!(" │ {}", text::shown_line(&app.status))));
     }
     let left = Line::from(spans);
     let hint = format!("{} help", app.keymap.key(Mode::Mailbox, Action::Help));

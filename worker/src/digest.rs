@@ -1,7 +1,7 @@
 //! The daily digest email (decision 28): one email listing a reader's unread threads, each
 //! with its own reply address, so every thread in it can be answered from the mail client.
 
-use crate::email::{EmailSettings, clean, link_url, notification_headers, reply_to};
+use crate::email::{EmailSettings, clean, link_url, notification_headers, reply_to, sender_name};
 use chrono::{DateTime, Utc};
 use convos_core::email_links::Target;
 use convos_store::digests::{Reader, UnreadThread};
@@ -23,6 +23,7 @@ fn shown(thread: &UnreadThread) -> String {
     } else {
         let excerpt = thread.excerpt.as_deref().unwrap_or_default();
         let flat = excerpt.split_whitespace().collect::<Vec<_>>().join(" ");
+        let flat = convos_core::text::shown_line(&flat);
         if flat.chars().count() > 200 {
             format!("{}…", flat.chars().take(200).collect::<String>())
         } else {
@@ -73,12 +74,7 @@ pub fn render(
     );
     for thread in threads {
         let subject = clean(&thread.subject);
-        let sender = clean(&thread.sender_name);
-        let sender = if sender.is_empty() {
-            clean(&thread.sender_username)
-        } else {
-            sender
-        };
+        let sender = sender_name(&thread.sender_name, &thread.sender_username);
         let unread = if thread.unread == 1 {
             "1 unread".to_owned()
         } else {

@@ -105,15 +105,23 @@ pub fn clean(text: &str) -> String {
     visible.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// The name a person is shown by in an email: their display name, cleaned, or their username
-/// if nothing visible is left of it.
-fn name_of(user: &UserSummary) -> String {
-    let name = clean(&user.display_name);
+/// The name a person is shown by in an email: their display name, cleaned, with their username
+/// beside it (`Alice Liddell (mallory)`), since anyone may take any display name; the name
+/// alone if it is the username (in any case), the username if nothing visible is left of it.
+pub fn sender_name(display_name: &str, username: &str) -> String {
+    let name = clean(display_name);
+    let username = clean(username);
     if name.is_empty() {
-        clean(&user.username)
-    } else {
+        username
+    } else if name.eq_ignore_ascii_case(&username) {
         name
+    } else {
+        format!("{name} ({username})")
     }
+}
+
+fn name_of(user: &UserSummary) -> String {
+    sender_name(&user.display_name, &user.username)
 }
 
 /// Longest RFC 2047 encoded-word we write: `Subject: ` and one word fit a 78-character line.
@@ -149,10 +157,6 @@ fn encoded_words(text: &str) -> String {
     words.join("\r\n ")
 }
 
-/// The `Subject` header. Plain ASCII without `=?` goes as it is (lettre folds it); anything
-/// else is encoded whole by us, so text a user typed that looks like an encoded-word is shown
-/// as typed instead of being decoded by the mail client. (lettre writes ASCII words raw, so a
-/// subject of `=?utf-8?b?...?=` would otherwise reach the client as an encoded-word.)
 /// `builder` with the headers of a notification (`kind`: `yes` for a thread's, `digest`): it
 /// was written by a machine (`Auto-Submitted`), it is ours ([`NOTIFICATION_HEADER`]), and
 /// RFC 8058's one-click `List-Unsubscribe` goes to `stop`.
@@ -176,6 +180,10 @@ pub fn notification_headers(builder: MessageBuilder, kind: &str, stop: &str) -> 
         ))
 }
 
+/// The `Subject` header. Plain ASCII without `=?` goes as it is (lettre folds it); anything
+/// else is encoded whole by us, so text a user typed that looks like an encoded-word is shown
+/// as typed instead of being decoded by the mail client. (lettre writes ASCII words raw, so a
+/// subject of `=?utf-8?b?...?=` would otherwise reach the client as an encoded-word.)
 fn subject_header(subject: &str) -> HeaderValue {
     let name = HeaderName::new_from_ascii_str("Subject");
     if subject.is_ascii() && !subject.contains("=?") {
@@ -200,13 +208,32 @@ fn shown(message: &QueuedMessage) -> String {
         // An email would outlive the message, which must disappear for both sides.
         return "(An expiring message: open it in Convos to read it before it disappears.)".into();
     }
-    match &message.body {
-        Some(body) if body.chars().count() > EXCERPT => {
-            format!("{}…", body.chars().take(EXCERPT).collect::<String>())
-        }
-        Some(body) => body.clone(),
-        None => "(no longer available)".into(),
+    let Some(body) = &message.body else {
+        return "(no longer available)".into();
+    };
+    // What the terminal client shows, for the same reasons: a reader's terminal or mail client
+    // must not obey escape sequences, reorder the text or hide part of it.
+    let body = convos_core::text::shown_body(body);
+    if body.chars().count() > EXCERPT {
+        format!("{}…", body.chars().take(EXCERPT).collect::<String>())
+    } else {
+        body
     }
+}
+
+/// `text` quoted, a `> ` before each line, so that what someone wrote cannot pass for the
+/// email's own words (a footer with a link of theirs) in a plain-text reader.
+fn quoted(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            if line.is_empty() {
+                ">".to_owned()
+            } else {
+                format!("> {line}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Builds the email about `messages` (oldest first) of `pending`'s thread, sent at `now`.
@@ -278,14 +305,12 @@ pub fn render(
         let when = m.created_at.format("%Y-%m-%d %H:%M UTC");
         let name = name_of(&m.sender);
         text.push_str(&format!(
-            "--- {name} ({}) wrote at {when}:\n\n{}\n\n",
-            m.sender.username,
-            shown(m)
+            "--- {name} wrote at {when}:\n\n{}\n\n",
+            quoted(&shown(m))
         ));
         html.push_str(&format!(
-            "<p style=\"color:#555\">{} ({}) wrote at {when}:</p><blockquote style=\"white-space:pre-wrap\">{}</blockquote>",
+            "<p style=\"color:#555\">{} wrote at {when}:</p><blockquote style=\"white-space:pre-wrap\">{}</blockquote>",
             escape(&name),
-            escape(&m.sender.username),
             escape(&shown(m))
         ));
     }
@@ -599,7 +624,10 @@ mod tests {
         let typed = "=?utf-8?b?UGF5UGFsIFNlY3VyaXR5?=";
         let (head, decoded) = rendered("Hi", typed);
         let from = header(&decoded, "From");
-        assert_eq!(from, format!("{typed} via Convos <notify@convos.test>"));
+        assert_eq!(
+            from,
+            format!("{typed} (mallory) via Convos <notify@convos.test>")
+        );
         let line = raw_line(&head, "From");
         assert!(!line.contains(typed), "the typed word is not raw: {line}");
         assert!(line.starts_with("From: =?utf-8?b?"), "{line}");
@@ -612,7 +640,7 @@ mod tests {
         let (_, decoded) = rendered("Re\u{200F}set\u{2069} now\tplease", sender);
         assert_eq!(
             header(&decoded, "From"),
-            "\"Supportmoc.lapyap Team via Convos\" <notify@convos.test>"
+            "Supportmoc.lapyap Team (mallory) via Convos <notify@convos.test>"
         );
         assert_eq!(header(&decoded, "Subject"), "[Convos] Reset now please");
     }

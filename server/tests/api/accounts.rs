@@ -570,6 +570,9 @@ async fn a_display_name_cannot_hide_or_reorder_its_text(db: PgPool) {
         "\u{2066}support\u{2069}",
         "pay\u{200c}pal",
         "\u{200d}",
+        // Variation selectors after Latin letters draw nothing, and can carry hidden bytes.
+        "Alice Liddell\u{e0100}",
+        "admin\u{fe0f}\u{fe0e}",
     ] {
         let res = rename(posing).await;
         assert_eq!(
@@ -579,10 +582,24 @@ async fn a_display_name_cannot_hide_or_reorder_its_text(db: PgPool) {
         );
         assert!(res.field("display_name").contains("invisible"), "{res:?}");
     }
+    // Names shaped like an address pose as one where a mail client shows the name alone.
+    for address in [
+        "\"Admin\" <admin@convos.example>",
+        "security@convos.example",
+    ] {
+        let res = rename(address).await;
+        assert_eq!(
+            res.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{address:?}: {res:?}"
+        );
+        assert!(res.field("display_name").contains('@'), "{res:?}");
+    }
     // Joiners doing visible work stay: an emoji sequence, a Persian name.
     for fine in [
         "\u{1f469}\u{200d}\u{1f4bb} Ana",
         "\u{645}\u{6cc}\u{200c}\u{646}\u{627}",
+        "Ana \u{2764}\u{fe0f}",
     ] {
         let res = rename(fine).await;
         assert_eq!(res.status, StatusCode::OK, "{fine:?}: {res:?}");

@@ -102,6 +102,34 @@ async fn nul_characters_are_refused_before_reaching_postgres(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_subject_is_one_line_of_visible_text(db: PgPool) {
+    // Every listing shows the subject: a line separator broke it in two in other clients, an
+    // override reversed what followed, a zero-width space hid inside a word.
+    let app = TestServer::spawn(db).await;
+    let alice = app.user("alice").await;
+    app.user("bob").await;
+    for subject in [
+        "Invoice\u{2028}Paid",
+        "Invoice \u{202e}fdp.exe",
+        "pay\u{200b}pal receipt",
+        "Report\u{e0100}\u{e0101}",
+    ] {
+        let res = app
+            .post(
+                "/api/v1/messages",
+                &alice,
+                json!({"recipient": "bob", "subject": subject, "body": "b"}),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{subject:?}");
+    }
+    assert_eq!(app.message_rows().await, 0);
+    let fine = "Dîner ❤\u{fe0f} 👩\u{200d}💻 نامه\u{200c}ها";
+    let sent = app.send(&alice, &app.user("carol").await, fine, "b").await;
+    assert_eq!(sent["subject"], fine);
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn the_recipient_must_exist_and_not_be_the_sender(db: PgPool) {
     let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;

@@ -6,11 +6,11 @@ use super::ephemeral::{self, SendOptions};
 use super::{Draft, Effect, Out, Outgoing};
 use crate::api::ApiError;
 use crate::keys::{Action, Keymap, Mode};
-use crate::sanitize;
 use crate::theme::Theme;
 use crate::ui::centered;
 use convos_core::ThreadId;
 use convos_core::api::Message;
+use convos_core::text;
 use convos_core::{Body, Subject, Username};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Frame;
@@ -593,7 +593,7 @@ impl Composer {
     fn error_line(&self, field: &str, theme: &Theme) -> Option<Line<'static>> {
         self.errors.get(field).map(|e| {
             Line::from(Span::styled(
-                format!("           ⚠ {}", sanitize::line(e)),
+                format!("           ⚠ {}", text::shown_line(e)),
                 theme.error,
             ))
         })
@@ -635,7 +635,7 @@ fn field_line(
     };
     let mut spans = vec![
         Span::styled(format!("{label:>9}: "), style),
-        Span::raw(sanitize::line(value)),
+        Span::raw(text::shown_line(value)),
     ];
     if focused {
         spans.push(Span::styled("▏", theme.accent));

@@ -3,11 +3,11 @@
 
 use super::{Effect, Out};
 use crate::keys::{Action, Keymap, Mode};
-use crate::sanitize;
 use crate::theme::Theme;
-use crate::ui::{ago, centered};
+use crate::ui::{ago, centered, fit};
 use chrono::{DateTime, Utc};
 use convos_core::ThreadId;
+use convos_core::text;
 use crossterm::event::KeyEvent;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
@@ -134,15 +134,15 @@ impl DraftList {
         }
         for (i, draft) in self.drafts.iter().enumerate() {
             let age = draft.saved_at.map(|at| ago(at, now)).unwrap_or_default();
-            let to = truncate(&sanitize::line(&draft.to()), 24);
+            let to = fit(&text::shown_line(&draft.to()), 24);
             let subject = if draft.reply_to.is_some() {
                 String::new()
             } else {
-                truncate(&sanitize::line(&draft.subject), 28)
+                fit(&text::shown_line(&draft.subject), 28)
             };
             let head = format!("{to:<24} {subject:<28} ");
             let room = width.saturating_sub(head.chars().count() + age.chars().count() + 2);
-            let first = truncate(&sanitize::line(draft.first_line()), room);
+            let first = fit(&text::shown_line(draft.first_line()), room);
             let pad = room.saturating_sub(first.chars().count());
             let style = if i == self.selected {
                 theme.selection
@@ -173,13 +173,4 @@ impl DraftList {
             foot,
         );
     }
-}
-
-fn truncate(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_owned();
-    }
-    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }

@@ -7,10 +7,10 @@
 use super::{Effect, Out};
 use crate::api::ApiError;
 use crate::keys::{Action, Keymap, Mode};
-use crate::sanitize;
 use crate::theme::Theme;
 use crate::ui::centered;
 use convos_core::api::{CreateUserRequest, Session, User};
+use convos_core::text;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Frame;
 use ratatui::style::Style;
@@ -357,7 +357,7 @@ impl Login {
                     }),
                     Out::Status(format!(
                         "Logged in as {}",
-                        sanitize::line(&session.user.username)
+                        text::shown_line(&session.user.username)
                     )),
                     Out::Close,
                 ]
@@ -368,7 +368,7 @@ impl Login {
                 self.busy = true;
                 self.notice = Some(format!(
                     "Account {} created; logging in…",
-                    sanitize::line(&user.username)
+                    text::shown_line(&user.username)
                 ));
                 vec![Out::Run(Effect::Login(LoginCall::LogIn {
                     server: self.server.trim().trim_end_matches('/').to_owned(),
@@ -469,10 +469,10 @@ impl Login {
             };
             let value = match field {
                 LoginField::Password => "•".repeat(self.password_len()),
-                LoginField::Server => sanitize::line(&self.server),
-                LoginField::Username => sanitize::line(&self.username),
-                LoginField::Email => sanitize::line(&self.email),
-                LoginField::DisplayName => sanitize::line(&self.display_name),
+                LoginField::Server => text::shown_line(&self.server),
+                LoginField::Username => text::shown_line(&self.username),
+                LoginField::Email => text::shown_line(&self.email),
+                LoginField::DisplayName => text::shown_line(&self.display_name),
             };
             let mut spans = vec![
                 Span::styled(format!("{:>12}: ", field.label()), style),
@@ -487,7 +487,7 @@ impl Login {
             lines.push(Line::from(spans));
             if let Some(error) = self.errors.get(field.api()) {
                 lines.push(Line::from(Span::styled(
-                    format!("              ⚠ {}", sanitize::line(error)),
+                    format!("              ⚠ {}", text::shown_line(error)),
                     theme.error,
                 )));
             }
@@ -499,7 +499,7 @@ impl Login {
             } else {
                 theme.error
             };
-            lines.push(Line::from(Span::styled(sanitize::line(notice), style)));
+            lines.push(Line::from(Span::styled(text::shown_line(notice), style)));
         } else {
             lines.push(Line::from(""));
         }

@@ -3,11 +3,11 @@
 
 use super::{Effect, Out};
 use crate::keys::Action;
-use crate::sanitize;
 use crate::theme::Theme;
-use crate::ui::{ago, countdown};
+use crate::ui::{ago, countdown, fit};
 use chrono::{DateTime, Utc};
 use convos_core::api::{EmailStopped, Folder, Me, Page, Thread, ThreadAction};
+use convos_core::text;
 use convos_core::{MessageId, ThreadId, UserId};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -383,13 +383,31 @@ fn email_stopped(me: Option<&Me>, theme: &Theme) -> Vec<ListItem<'static>> {
     ]
 }
 
-fn peer_name(thread: &Thread, me: Option<&str>) -> String {
-    thread
+/// Who the thread is with, in `width` columns: their display name, and their username beside
+/// it where the two differ (`Alice Liddell <mallory>`), since anyone may take any display name.
+/// A long display name gives way; the username is never cut.
+fn peer_name(thread: &Thread, me: Option<&str>, width: usize) -> String {
+    let Some(peer) = thread
         .participants
         .iter()
         .find(|p| Some(p.username.as_str()) != me)
         .or(thread.participants.first())
-        .map_or_else(String::new, |p| sanitize::line(&p.display_name))
+    else {
+        return String::new();
+    };
+    let name = text::shown_line(&peer.display_name);
+    let username = text::shown_line(&peer.username);
+    if name.trim().is_empty() {
+        fit(&username, width)
+    } else if name.eq_ignore_ascii_case(&username) {
+        fit(&name, width)
+    } else {
+        let tag = format!(" <{username}>");
+        format!(
+            "{}{tag}",
+            fit(&name, width.saturating_sub(tag.width()).max(1))
+        )
+    }
 }
 
 fn thread_item(
@@ -414,7 +432,10 @@ fn thread_item(
     } else {
         String::new()
     };
-    let name = format!("{marker}{}{count}", peer_name(t, me));
+    // The count and the time keep their places, with a space before the time; a long name
+    // gives way.
+    let room = width.saturating_sub(marker.width() + count.width() + when.width() + 1);
+    let name = format!("{marker}{}{count}", peer_name(t, me, room));
     let pad = width.saturating_sub(name.width() + when.width());
     let bold = if unread {
         theme.unread
@@ -430,13 +451,13 @@ fn thread_item(
         Some(m) => m
             .body_excerpt
             .as_deref()
-            .map_or_else(|| "(read-once)".into(), sanitize::line),
+            .map_or_else(|| "(read-once)".into(), text::shown_line),
         // Its newest message expired; the list is being fetched again.
         None => "…".into(),
     };
     let second = Line::from(vec![
         Span::raw("  "),
-        Span::styled(sanitize::line(&t.subject), bold),
+        Span::styled(text::shown_line(&t.subject), bold),
         Span::styled(format!(" — {excerpt}"), theme.dim),
     ]);
     ListItem::new(vec![first, second])

@@ -3,12 +3,12 @@
 
 use super::{Effect, Out};
 use crate::keys::{Action, Keymap, Mode};
-use crate::sanitize;
 use crate::theme::Theme;
 use crate::ui::ago;
 use chrono::{DateTime, Utc};
 use convos_core::api::Page;
 use convos_core::ops::{Board, BoardColumn, JobSummary, OpsCommand, board_header, board_row};
+use convos_core::text;
 use crossterm::event::KeyEvent;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -235,7 +235,7 @@ impl Ops {
             .dead
             .iter()
             .map(|j| {
-                let error = sanitize::line(j.last_error.as_deref().unwrap_or("-"));
+                let error = text::shown_line(j.last_error.as_deref().unwrap_or("-"));
                 ListItem::new(format!(
                     "{:<13} {:>2}/{:<2} {:>5}  {}",
                     j.kind,
@@ -273,7 +273,7 @@ impl Ops {
             (None, Some(job)) if self.focus == OpsFocus::Dead => Line::from(format!(
                 "{}  {}",
                 job.id,
-                sanitize::line(job.last_error.as_deref().unwrap_or(""))
+                text::shown_line(job.last_error.as_deref().unwrap_or(""))
             )),
             _ if empty => Line::from(Span::styled("No dead jobs: delivery is healthy.", theme.ok)),
             _ => Line::from(Span::styled(

@@ -4,11 +4,11 @@
 use super::{Effect, Out, Pane};
 use crate::api::ApiError;
 use crate::keys::{Action, Keymap, Mode};
-use crate::sanitize;
 use crate::theme::Theme;
 use crate::ui::ago;
 use chrono::{DateTime, Utc};
 use convos_core::api::{Page, SearchHit};
+use convos_core::text;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -119,7 +119,7 @@ impl Search {
         now: DateTime<Utc>,
         theme: &Theme,
     ) {
-        let title = format!("Search: {}", sanitize::line(&self.query));
+        let title = format!("Search: {}", text::shown_line(&self.query));
         let Some(hits) = &self.hits else {
             let text = Paragraph::new("Searching…").block(theme.block(title, focused));
             frame.render_widget(text, area);
@@ -150,7 +150,7 @@ impl Search {
         let key = |action| keymap.key(Mode::Search, action);
         let prompt = Line::from(vec![
             Span::styled("Search: ", theme.prompt),
-            Span::raw(sanitize::line(&self.query)),
+            Span::raw(text::shown_line(&self.query)),
             Span::styled("▏", theme.accent),
             Span::styled(
                 format!(
@@ -167,7 +167,7 @@ impl Search {
 
 fn hit_item(h: &SearchHit, width: usize, now: DateTime<Utc>, theme: &Theme) -> ListItem<'static> {
     let when = ago(h.created_at, now);
-    let name = sanitize::line(&h.sender.display_name);
+    let name = text::shown_line(&h.sender.display_name);
     let pad = width.saturating_sub(name.width() + when.width() + 2);
     let first = Line::from(vec![
         Span::raw("  "),
@@ -177,7 +177,7 @@ fn hit_item(h: &SearchHit, width: usize, now: DateTime<Utc>, theme: &Theme) -> L
     ]);
     let mut second = vec![
         Span::raw("  "),
-        Span::raw(sanitize::line(&h.subject)),
+        Span::raw(text::shown_line(&h.subject)),
         Span::raw(" — "),
     ];
     match &h.excerpt {
@@ -190,7 +190,7 @@ fn hit_item(h: &SearchHit, width: usize, now: DateTime<Utc>, theme: &Theme) -> L
 /// A search excerpt with the matches (between « and ») in bold.
 fn highlighted(excerpt: &str, theme: &Theme) -> Vec<Span<'static>> {
     let mut spans = Vec::new();
-    for (i, part) in sanitize::line(excerpt).split(['«', '»']).enumerate() {
+    for (i, part) in text::shown_line(excerpt).split(['«', '»']).enumerate() {
         let style = if i % 2 == 1 { theme.matched } else { theme.dim };
         spans.push(Span::styled(part.to_owned(), style));
     }

@@ -6,12 +6,12 @@
 use super::{Confirm, Effect, Out};
 use crate::api::ApiError;
 use crate::keys::{Action, Keymap, Mode};
-use crate::sanitize;
 use crate::theme::Theme;
 use crate::ui::{ago, centered};
 use chrono::{DateTime, Utc};
 use convos_core::SessionId;
 use convos_core::api::{ChangePasswordRequest, EmailMode, EmailStopped, Me, SessionInfo};
+use convos_core::text;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
@@ -481,7 +481,7 @@ impl Settings {
                 lines.push(Line::from(vec![
                     Span::styled("Email", bold),
                     Span::styled(
-                        format!(" to {} ({verified})", sanitize::line(&me.user.email)),
+                        format!(" to {} ({verified})", text::shown_line(&me.user.email)),
                         dim,
                     ),
                 ]));
@@ -506,7 +506,7 @@ impl Settings {
             vec![Span::raw(format!("‹ {:02}:00 ›", self.digest_hour))],
         );
         lines.extend(self.error_line("digest_hour", theme));
-        let mut tz = vec![Span::raw(sanitize::line(&self.time_zone))];
+        let mut tz = vec![Span::raw(text::shown_line(&self.time_zone))];
         if selected == Row::TimeZone {
             tz.push(Span::styled("▏", theme.accent));
         }
@@ -610,7 +610,7 @@ impl Settings {
         );
         if let Some(text) = &self.notice {
             frame.render_widget(
-                Paragraph::new(Span::styled(sanitize::line(text), warn)),
+                Paragraph::new(Span::styled(text::shown_line(text), warn)),
                 notice,
             );
         }
@@ -638,7 +638,7 @@ impl Settings {
     fn error_line(&self, field: &str, theme: &Theme) -> Option<Line<'static>> {
         self.errors.get(field).map(|e| {
             Line::from(Span::styled(
-                format!("                 ⚠ {}", sanitize::line(e)),
+                format!("                 ⚠ {}", text::shown_line(e)),
                 theme.error,
             ))
         })
@@ -650,7 +650,7 @@ fn client_name(session: &SessionInfo) -> String {
     let name = session
         .client
         .as_deref()
-        .map(sanitize::line)
+        .map(text::shown_line)
         .filter(|c| !c.trim().is_empty())
         .unwrap_or_else(|| "unknown client".into());
     if name.chars().count() <= 14 {
@@ -668,7 +668,7 @@ fn describe_mode(me: &Me) -> String {
         EmailMode::Daily => format!(
             "a daily digest at {:02}:00 {}",
             s.digest_hour,
-            sanitize::line(&s.time_zone)
+            text::shown_line(&s.time_zone)
         ),
         EmailMode::Off => "no email".into(),
     }

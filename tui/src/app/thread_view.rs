@@ -3,11 +3,11 @@
 
 use super::{Effect, Out};
 use crate::keys::{Action, Keymap, Mode};
-use crate::sanitize;
 use crate::theme::Theme;
 use crate::ui::countdown;
 use chrono::{DateTime, Utc};
 use convos_core::api::{Message, Page, Thread, ThreadAction};
+use convos_core::text;
 use convos_core::{MessageId, ThreadId, UserId};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -303,7 +303,7 @@ impl ThreadView {
             frame.render_widget(hint, area);
             return;
         };
-        let mut title = sanitize::line(&open.thread.subject);
+        let mut title = text::shown_line(&open.thread.subject);
         if let Some(at) = self.cached {
             title.push_str(&format!(" · cached {}", crate::ui::clock(at, now)));
         }
@@ -348,9 +348,9 @@ fn message_lines(
     theme: &Theme,
 ) -> Vec<Line<'static>> {
     let mut header = vec![
-        Span::styled(sanitize::line(&m.sender.display_name), theme.strong),
+        Span::styled(text::shown_line(&m.sender.display_name), theme.strong),
         Span::styled(
-            format!(" <{}>", sanitize::line(&m.sender.username)),
+            format!(" <{}>", text::shown_line(&m.sender.username)),
             theme.dim,
         ),
         Span::raw(format!("  {}", m.created_at.format("%Y-%m-%d %H:%M"))),
@@ -366,11 +366,11 @@ fn message_lines(
     }
     let mut lines = vec![Line::from(header)];
     let body = match &m.body {
-        Some(body) => sanitize::body(body),
+        Some(body) => text::shown_body(body),
         // The sender never sees the body again; only the recipient can open it.
         None if m.read_once && Some(m.recipient.id) != me && me.is_some() => format!(
             "(read-once: only {} can open it, once)",
-            sanitize::line(&m.recipient.username)
+            text::shown_line(&m.recipient.username)
         ),
         None if m.read_once => format!(
             "(read-once message: press {} to open it; it can be read only once)",

@@ -84,6 +84,22 @@ fn inbox_at_80_by_24() {
 }
 
 #[test]
+fn an_impostors_display_name_cannot_hide_their_username() {
+    // Anyone may take the display name "Alice Liddell", padded to push the rest out of view.
+    let mut app = app_with_inbox();
+    app.mailbox.threads[1].participants = vec![
+        user("bob"),
+        convos_core::api::UserSummary {
+            display_name: format!("Alice Liddell{}", " ".repeat(40)) + "x",
+            ..user("mallory")
+        },
+    ];
+    let screen = draw(&app, 80, 24);
+    assert!(screen.contains("<alice>"), "{screen}");
+    assert!(screen.contains("<mallory>"), "{screen}");
+}
+
+#[test]
 fn the_folders_say_why_email_stopped() {
     let mut app = app_with_inbox();
     if let Some(me) = &mut app.me {

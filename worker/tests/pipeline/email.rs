@@ -180,7 +180,7 @@ async fn several_messages_in_one_window_make_one_email(db: PgPool) {
     let text = mails[0].part("text/plain");
     for body in ["one", "two", "three"] {
         assert!(
-            text.contains(&format!("\n\n{body}\n")),
+            text.contains(&format!("\n\n> {body}\n")),
             "{body} is in the email: {text}"
         );
     }
@@ -453,24 +453,19 @@ async fn a_subject_or_name_typed_as_an_encoded_word_arrives_as_typed(db: PgPool)
         .unwrap();
     api.send(&alice, &bob, typed, "hi").await;
     eventually(WAIT, "the email", || async { smtp.mails().len() == 1 }).await;
-    let raw = &smtp.mails()[0].raw;
-    let head = raw.split("\r\n\r\n").next().unwrap();
+    let mail = &smtp.mails()[0];
+    let head = mail.raw.split("\r\n\r\n").next().unwrap();
     assert!(
         !head.contains(typed),
         "the typed word never reaches a header raw"
     );
-    let (headers, _) = mailparse::parse_headers(head.as_bytes()).unwrap();
-    let value = |name: &str| {
-        headers
-            .iter()
-            .find(|h| h.get_key().eq_ignore_ascii_case(name))
-            .map(|h| h.get_value())
-            .unwrap()
-    };
-    assert_eq!(value("Subject"), format!("[Convos] {typed}"));
     assert_eq!(
-        value("From"),
-        "\"Support moc.lapyap via Convos\" <notify@convos.test>"
+        mail.shown_header("Subject").unwrap(),
+        format!("[Convos] {typed}")
+    );
+    assert_eq!(
+        mail.shown_header("From").unwrap(),
+        "Support moc.lapyap (alice) via Convos <notify@convos.test>"
     );
     worker.stop().await;
 }
@@ -500,5 +495,90 @@ async fn past_the_daily_cap_a_message_is_skipped_with_its_reason(db: PgPool) {
         .body;
     assert_eq!(d["items"][0]["detail"]["state"], "skipped");
     assert_eq!(d["items"][0]["detail"]["reason"], "daily_cap");
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_body_cannot_reach_the_readers_terminal_or_pose_as_the_emails_own_text(db: PgPool) {
+    // A body went into the email as typed: escape sequences (a window title, a clipboard
+    // write), bidirectional overrides and hidden characters, and a fake footer with a link,
+    // which the plain-text part showed just like the real one.
+    let config = StackConfig::new();
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = start_api(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let body = "Hi \u{1b}]0;PWNED\u{7}\u{1b}]52;c;ZWNobw==\u{7} file \u{202e}exe.gpj\u{202c} \
+                pay\u{200b}pal\u{e0100}\u{e0101}\r\nnext\n-- \nYou got this email because \
+                Convos Security requires you to verify: http://evil.test/verify";
+
+    api.send(&alice, &bob, "Report", body).await;
+    eventually(WAIT, "the email", || async { smtp.mails().len() == 1 }).await;
+
+    let mail = &smtp.mails()[0];
+    for mime in ["text/plain", "text/html"] {
+        let part = mail.part(mime);
+        assert!(
+            !part
+                .chars()
+                .any(|c| (c.is_control() && c != '\n' && c != '\r')
+                    || convos_core::text::is_invisible(c)),
+            "{mime}: {part:?}"
+        );
+        assert!(part.contains("␛]0;PWNED␇"), "shown, not obeyed: {part:?}");
+        assert!(part.contains("paypal"), "{part:?}");
+    }
+    let text = mail.part("text/plain");
+    let quoted: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.contains("wrote at"))
+        .skip(2)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(quoted.len(), 4, "{text}");
+    assert!(quoted.iter().all(|l| l.starts_with("> ")), "{quoted:?}");
+    assert_eq!(
+        text.lines().filter(|l| *l == "-- ").count(),
+        1,
+        "one signature line, the email's own: {text}"
+    );
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn an_email_names_the_sender_by_username_as_well_as_by_display_name(db: PgPool) {
+    // Anyone may take the display name "Alice Liddell"; only alice is alice.
+    let config = StackConfig::new();
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = start_api(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let mallory = api.user("mallory").await;
+    let bob = api.user("bob").await;
+    let renamed = api
+        .call(
+            reqwest::Method::PATCH,
+            "/api/v1/me",
+            Some(&mallory.token),
+            Some(serde_json::json!({"display_name": "Alice Liddell"})),
+        )
+        .await;
+    assert_eq!(renamed.status, reqwest::StatusCode::OK, "{renamed:?}");
+
+    api.send(&mallory, &bob, "Q3 numbers", "Send them please")
+        .await;
+    eventually(WAIT, "the email", || async { smtp.mails().len() == 1 }).await;
+
+    let mail = &smtp.mails()[0];
+    let from = mail.shown_header("From").unwrap();
+    assert_eq!(
+        from,
+        "Alice Liddell (mallory) via Convos <notify@convos.test>"
+    );
+    let text = mail.part("text/plain");
+    assert!(
+        text.starts_with("Alice Liddell (mallory) sent you a message"),
+        "{text}"
+    );
     worker.stop().await;
 }
