@@ -73,10 +73,10 @@ fn reject_control(field: &'static str, raw: &str) -> Result<(), FieldError> {
 /// where emoji and non-Latin scripts need it: between two visible characters outside ASCII
 /// (`👩‍💻`, a Persian word), never between Latin letters (`pay\u{200c}pal`) or at an edge; a
 /// variation selector only right after a visible character outside ASCII that it selects the
-/// look of (`❤️`, a variant of a Chinese character), never after a Latin letter or another
-/// selector, where it draws nothing and can carry hidden bytes.
+/// look of ([`crate::text::selects`]: `❤️`, a keycap, a variant of a Chinese character), never
+/// after a Latin letter or another selector, where it draws nothing and can carry a hidden byte.
 fn reject_invisible(field: &'static str, raw: &str) -> Result<(), FieldError> {
-    use crate::text::{is_invisible, is_joiner, is_variation_selector};
+    use crate::text::{is_invisible, is_joiner, is_variation_selector, selects};
     let chars: Vec<char> = raw.chars().collect();
     let shown = |c: Option<&char>| {
         c.is_some_and(|&c| {
@@ -86,9 +86,15 @@ fn reject_invisible(field: &'static str, raw: &str) -> Result<(), FieldError> {
     let hidden = chars.iter().enumerate().any(|(i, &c)| {
         let before = i.checked_sub(1).and_then(|p| chars.get(p));
         if is_variation_selector(c) {
-            return !shown(before);
+            return !before.is_some_and(|&base| selects(base, c));
         }
-        is_invisible(c) && !(is_joiner(c) && shown(before) && shown(chars.get(i + 1)))
+        // A joiner's left neighbour is the character a selector before it chose the look of
+        // (`🏳️‍🌈`).
+        let joined = match before {
+            Some(&s) if is_variation_selector(s) => i.checked_sub(2).and_then(|p| chars.get(p)),
+            other => other,
+        };
+        is_invisible(c) && !(is_joiner(c) && shown(joined) && shown(chars.get(i + 1)))
     });
     if hidden {
         return Err(FieldError::new(
@@ -316,6 +322,14 @@ fn is_atext(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b)
 }
 
+/// `@`, `<` and `>`, and the characters that look like them (full-width and small forms,
+/// angle quotes and brackets): what would make a name pass for an address.
+const ADDRESS_MARKS: [char; 19] = [
+    '@', '<', '>', '\u{ff20}', '\u{fe6b}', '\u{ff1c}', '\u{ff1e}', '\u{fe64}', '\u{fe65}',
+    '\u{2039}', '\u{203a}', '\u{3008}', '\u{3009}', '\u{27e8}', '\u{27e9}', '\u{300a}', '\u{300b}',
+    '\u{276e}', '\u{276f}',
+];
+
 impl DisplayName {
     /// Longest accepted display name.
     pub const MAX: usize = 64;
@@ -329,7 +343,7 @@ impl DisplayName {
         reject_invisible(FIELD, trimmed)?;
         // A name shaped like an address passes for one where a mail client shows the name alone
         // (`"Admin" <admin@…> via Convos`).
-        if trimmed.contains(['@', '<', '>']) {
+        if trimmed.contains(ADDRESS_MARKS) {
             return Err(FieldError::new(
                 FIELD,
                 "must be a name, not an address: no @, < or >",

@@ -70,13 +70,13 @@ pub fn channel(prefix: &str) -> String {
     format!("{prefix}events")
 }
 
-/// How long events are kept for clients that reconnect with `Last-Event-ID` (at least an hour).
+/// How long events are kept for clients that reconnect with `Last-Event-ID`.
 pub const RETENTION_SECS: u64 = 2 * 60 * 60;
 
-/// The newest events a user's stream keeps, whatever their age: the most a reconnecting client
-/// is replayed (a client further behind refetches instead), so older ones are of no use. A
-/// stream may hold up to one Redis stream node (100 entries) more, since it is trimmed by
-/// whole nodes.
+/// The most events a user's stream keeps (none older than [`RETENTION_SECS`] either): the most
+/// a reconnecting client is replayed (a client further behind refetches instead), so older
+/// ones are of no use. A stream may hold up to one Redis stream node (100 entries) more, since
+/// it is trimmed by whole nodes.
 pub const STREAM_KEEPS: usize = 1_000;
 
 #[cfg(test)]

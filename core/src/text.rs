@@ -14,10 +14,10 @@
 //! line breaks; tabs become spaces.
 //!
 //! Two kinds of invisible character are kept where they do visible, harmless work:
-//! - a variation selector right after the visible character it chooses the look of (`❤️` as
-//!   an emoji, a variant of a Chinese character); anywhere else (a run of them, at the start,
-//!   after a space), where they draw nothing and can carry hidden bytes, one a byte, it is
-//!   removed;
+//! - a variation selector right after a character it can choose the look of ([`selects`]:
+//!   `❤️` as an emoji, a keycap `1️⃣`, a variant of a Chinese character); anywhere else (after a
+//!   Latin letter, a run of them, at the start, after a space), where it draws nothing and can
+//!   carry a hidden byte, it is removed;
 //! - the zero-width joiner (U+200D) where it joins two visible characters into one grapheme
 //!   cluster, as in emoji sequences (`👩‍💻`, a family) and Indic conjuncts. Anywhere else (at the
 //!   start, between letters, doubled, before a combining mark) it is removed.
@@ -70,6 +70,32 @@ pub fn is_variation_selector(c: char) -> bool {
     )
 }
 
+/// Whether variation selector `selector` can choose the look of `base`, roughly as Unicode's
+/// variation sequences allow: an ideographic one after a CJK ideograph, a Mongolian one after a
+/// Mongolian letter, the others after a visible character outside ASCII (emoji, symbols) or a
+/// keycap's digit, `#` or `*`; never after a Latin letter, a space, a joiner or another
+/// selector, where it would only hide a byte.
+pub fn selects(base: char, selector: char) -> bool {
+    match selector {
+        '\u{e0100}'..='\u{e01ef}' => matches!(
+            base,
+            '\u{3400}'..='\u{4dbf}'
+                | '\u{4e00}'..='\u{9fff}'
+                | '\u{f900}'..='\u{faff}'
+                | '\u{20000}'..='\u{3ffff}'
+        ),
+        '\u{180b}'..='\u{180d}' | '\u{180f}' => matches!(base, '\u{1800}'..='\u{18af}'),
+        _ => {
+            matches!(base, '0'..='9' | '#' | '*')
+                || (!base.is_ascii()
+                    && !base.is_whitespace()
+                    && !base.is_control()
+                    && !is_invisible(base)
+                    && !is_variation_selector(base))
+        }
+    }
+}
+
 const ZWJ: char = '\u{200d}';
 
 /// A single-line field (subject, name) as it may be shown: line breaks are shown, not obeyed.
@@ -101,7 +127,7 @@ fn clean(text: &str, keep_newlines: bool) -> String {
             ZWJ => out.push(ZWJ),
             c if is_invisible(c) => {}
             c if is_variation_selector(c) => {
-                if out.chars().next_back().is_some_and(selectable) {
+                if out.chars().next_back().is_some_and(|base| selects(base, c)) {
                     out.push(c);
                 }
             }
@@ -112,12 +138,6 @@ fn clean(text: &str, keep_newlines: bool) -> String {
         out = keep_joining_zwjs(&out);
     }
     out
-}
-
-/// Whether a variation selector may follow `c`: a character that is drawn, not a space, a
-/// joiner or another selector.
-fn selectable(c: char) -> bool {
-    !c.is_whitespace() && c != ZWJ && !is_variation_selector(c) && !c.is_control()
 }
 
 /// Keeps each zero-width joiner that joins the visible character after it into the same
@@ -151,13 +171,15 @@ mod tests {
             "1\u{fe0f}\u{20e3}",
             "葛\u{e0100}",
             "🏳\u{fe0f}\u{200d}🌈",
+            "ᠠ\u{180b}",
         ] {
             assert_eq!(line(text), text);
         }
-        // Hidden bytes, one selector each: "hi" after an innocent letter.
-        assert_eq!(line("a\u{e0158}\u{e0159}"), "a\u{e0158}");
-        assert_eq!(line("\u{fe0f}start \u{fe0f}x"), "start x");
-        assert_eq!(line("mongol\u{180b}\u{180c}"), "mongol\u{180b}");
+        // Hidden bytes, one selector each, after innocent letters.
+        assert_eq!(line("h\u{e0158}i\u{e0159}"), "hi");
+        assert_eq!(line("葛\u{e0100}\u{e0101}"), "葛\u{e0100}");
+        assert_eq!(line("\u{fe0f}start \u{fe0f}x\u{fe0f}"), "start x");
+        assert_eq!(line("mongol\u{180b}"), "mongol");
     }
 
     #[test]

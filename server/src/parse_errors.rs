@@ -5,10 +5,12 @@
 //! the connection; it offers no hook to change them. Wrapped around a connection, [`JsonErrors`]
 //! recognises such a head among the writes (one of those three statuses with
 //! `content-length: 0`, which no route of the API answers: its errors all carry a body) and
-//! writes it with the body [`ApiError`] gives the same refusal instead.
+//! writes it with the body [`ApiError`] gives the same refusal instead. An answer to a `HEAD`
+//! request may carry no body, so one is left as hyper wrote it (the wrapper notes the method
+//! of each request as its first bytes are read).
 
 use crate::error::ApiError;
-use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper::rt::{Read, ReadBuf, ReadBufCursor, Write};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -19,6 +21,11 @@ pub struct JsonErrors<T> {
     /// An answer being written in place of hyper's: its bytes, how many are written, and the
     /// length of hyper's buffer it stands for.
     replacing: Option<(Vec<u8>, usize, usize)>,
+    /// Whether the next bytes read begin a request: the connection's first, or the first read
+    /// since an answer was written.
+    request_starts: bool,
+    /// Whether the request being answered is a `HEAD`.
+    head: bool,
 }
 
 impl<T> JsonErrors<T> {
@@ -27,9 +34,15 @@ impl<T> JsonErrors<T> {
         Self {
             io,
             replacing: None,
+            request_starts: true,
+            head: false,
         }
     }
 }
+
+/// How much of a request's first read is looked at (through a buffer of this size on the
+/// stack): enough for any method.
+const FIRST_READ: usize = 4096;
 
 /// The refusal a head hyper wrote for a request it could not parse stands for, if it is one.
 fn refusal(head: &[u8]) -> Option<ApiError> {
@@ -70,9 +83,22 @@ impl<T: Read + Unpin> Read for JsonErrors<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: ReadBufCursor<'_>,
+        mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        if !self.request_starts || buf.remaining() == 0 {
+            return Pin::new(&mut self.io).poll_read(cx, buf);
+        }
+        let mut first = [0u8; FIRST_READ];
+        let want = buf.remaining().min(FIRST_READ);
+        let mut read = ReadBuf::new(&mut first[..want]);
+        ready!(Pin::new(&mut self.io).poll_read(cx, read.unfilled()))?;
+        let bytes = read.filled();
+        if !bytes.is_empty() {
+            self.head = bytes.starts_with(b"HEAD ");
+            self.request_starts = false;
+        }
+        buf.put_slice(bytes);
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -82,7 +108,9 @@ impl<T: Write + Unpin> Write for JsonErrors<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.request_starts = true;
         if self.replacing.is_none()
+            && !self.head
             && let Some(error) = refusal(buf)
         {
             self.replacing = Some((with_body(buf, &error), 0, buf.len()));

@@ -62,9 +62,9 @@ pub fn new_message(thread: Option<&Thread>, me: Option<&str>) -> Notification {
                         .iter()
                         .find(|p| Some(p.username.as_str()) != me)
                 })
-                .map(|p| p.display_name.as_str());
+                .map(|p| crate::ui::person(p, usize::MAX));
             match from {
-                Some(from) => format!("{}: {}", clean(from), clean(&thread.subject)),
+                Some((name, tag)) => format!("{name}{tag}: {}", clean(&thread.subject)),
                 None => clean(&thread.subject),
             }
         }
@@ -138,6 +138,17 @@ mod tests {
         assert_eq!(n.title, "Convos");
         assert_eq!(n.body, "ALICE: Lunch");
         assert_eq!(new_message(None, Some("bob")).body, "New message");
+    }
+
+    #[test]
+    fn a_borrowed_display_name_comes_with_the_senders_username() {
+        let mut t = thread("Urgent invoice", 1);
+        if let Some(m) = &mut t.last_message {
+            m.sender.display_name = "Alice Liddell".into();
+            m.sender.username = "mallory".into();
+        }
+        let n = new_message(Some(&t), Some("bob"));
+        assert_eq!(n.body, "Alice Liddell <mallory>: Urgent invoice");
     }
 
     #[test]

@@ -8,12 +8,14 @@ use crate::keys::{Action, Mode};
 use chrono::{DateTime, Utc};
 #[cfg(test)]
 use convos_core::api::Message;
+use convos_core::api::UserSummary;
 use convos_core::text;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
+use unicode_segmentation::UnicodeSegmentation;
 use unicode_width::UnicodeWidthStr;
 
 /// The colour of focus and keys.
@@ -43,25 +45,46 @@ pub fn block(title: String, focused: bool) -> Block<'static> {
         ))
 }
 
-/// `text` cut to `width` columns, the cut marked with `…`.
+/// `text` cut to `width` columns, the cut marked with `…`. Measured by grapheme, as the
+/// terminal draws it (`❤️` is two columns, though its heart alone is one).
 pub fn fit(text: &str, width: usize) -> String {
     if text.width() <= width {
         return text.to_owned();
     }
     let mut out = String::new();
     let mut used = 0;
-    for c in text.chars() {
-        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+    for grapheme in text.graphemes(true) {
+        let w = grapheme.width();
         if used + w + 1 > width {
             break;
         }
-        out.push(c);
+        out.push_str(grapheme);
         used += w;
     }
     if width > 0 {
         out.push('…');
     }
     out
+}
+
+/// How a person is named on screen in `width` columns: their display name, and their username
+/// beside it where the two differ (`Alice Liddell` and ` <mallory>`), since anyone may take
+/// any display name. A long display name gives way, never the username: where the two do not
+/// fit, the username alone.
+pub fn person(user: &UserSummary, width: usize) -> (String, String) {
+    let name = text::shown_line(&user.display_name);
+    let username = text::shown_line(&user.username);
+    if name.trim().is_empty() {
+        return (fit(&username, width), String::new());
+    }
+    if name.eq_ignore_ascii_case(&username) {
+        return (fit(&name, width), String::new());
+    }
+    let tag = format!(" <{username}>");
+    if tag.width() + 2 > width {
+        return (fit(&username, width), String::new());
+    }
+    (fit(&name, width - tag.width()), tag)
 }
 
 /// "now", "5m", "3h", "2d", or the date.

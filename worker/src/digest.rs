@@ -81,8 +81,10 @@ pub fn render(
             format!("{} unread", thread.unread)
         };
         let when = thread.newest_at.format("%Y-%m-%d %H:%M UTC");
+        // Quoted, so that what someone wrote cannot pass for the digest's own lines (its
+        // "Answer by email" link).
         text.push_str(&format!(
-            "* {subject} — {sender}, {when} ({unread})\n  {}\n",
+            "* {subject} — {sender}, {when} ({unread})\n  > {}\n",
             shown(thread)
         ));
         html.push_str(&format!(

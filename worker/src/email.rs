@@ -90,24 +90,31 @@ fn is_hidden(c: char) -> bool {
 /// A name or subject as it may appear in a header: hidden characters removed, any run of
 /// whitespace (line breaks included) one space, trimmed.
 pub fn clean(text: &str) -> String {
-    let visible: String = text
-        .chars()
-        .filter_map(|c| {
-            if c.is_whitespace() {
-                Some(' ')
-            } else if is_hidden(c) {
-                None
-            } else {
-                Some(c)
+    let mut visible = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_whitespace() {
+            visible.push(' ');
+        } else if convos_core::text::is_variation_selector(c) {
+            // Kept only after what it selects, as on screen.
+            if visible
+                .chars()
+                .next_back()
+                .is_some_and(|base| convos_core::text::selects(base, c))
+            {
+                visible.push(c);
             }
-        })
-        .collect();
+        } else if !is_hidden(c) {
+            visible.push(c);
+        }
+    }
     visible.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// The name a person is shown by in an email: their display name, cleaned, with their username
-/// beside it (`Alice Liddell (mallory)`), since anyone may take any display name; the name
-/// alone if it is the username (in any case), the username if nothing visible is left of it.
+/// The name a person is shown by in an email: their username, which is theirs alone, then
+/// their display name, cleaned, which anyone may take (`mallory (Alice Liddell)`). The username
+/// comes first so that nothing in a display name can pose as it or push it out of view; the
+/// display name alone if it is the username (in any case), the username if nothing visible is
+/// left of it.
 pub fn sender_name(display_name: &str, username: &str) -> String {
     let name = clean(display_name);
     let username = clean(username);
@@ -116,7 +123,7 @@ pub fn sender_name(display_name: &str, username: &str) -> String {
     } else if name.eq_ignore_ascii_case(&username) {
         name
     } else {
-        format!("{name} ({username})")
+        format!("{username} ({name})")
     }
 }
 
@@ -626,7 +633,7 @@ mod tests {
         let from = header(&decoded, "From");
         assert_eq!(
             from,
-            format!("{typed} (mallory) via Convos <notify@convos.test>")
+            format!("mallory ({typed}) via Convos <notify@convos.test>")
         );
         let line = raw_line(&head, "From");
         assert!(!line.contains(typed), "the typed word is not raw: {line}");
@@ -640,7 +647,7 @@ mod tests {
         let (_, decoded) = rendered("Re\u{200F}set\u{2069} now\tplease", sender);
         assert_eq!(
             header(&decoded, "From"),
-            "Supportmoc.lapyap Team (mallory) via Convos <notify@convos.test>"
+            "mallory (Supportmoc.lapyap Team) via Convos <notify@convos.test>"
         );
         assert_eq!(header(&decoded, "Subject"), "[Convos] Reset now please");
     }

@@ -238,8 +238,9 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     // The relay vacuums finished tasks out of Redis every 30 s by default; wait for one pass.
     tokio::time::sleep(Duration::from_secs(35)).await;
     let with_streams = used_memory(&mut redis).await?;
-    // The event streams are kept on purpose (2 h, for reconnecting clients); the scenario is
-    // over, so drop them and read what is left exactly (MEMORY USAGE only estimates).
+    // The event streams are kept on purpose (2 h, at most 1,000 events a user, for reconnecting
+    // clients); the scenario is over, so drop them and read what is left exactly (MEMORY USAGE
+    // only estimates).
     drop_event_streams(&mut redis).await?;
     let redis_after = used_memory(&mut redis).await?;
     let streams = with_streams - redis_after;
@@ -280,7 +281,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
             "drain took {:.0} s; {emails} emails accepted by the sink for {messages} messages \
              ({sent_rows} recorded, {dead} dead jobs); the Redis queues together never held more than \
              {max_depth} tasks (the relay keeps each under its ceiling of 500); Redis peaked at {:.1} MiB; the event streams (kept 2 h for \
-             reconnecting clients, by design) held {:.1} MiB after the drain",
+             reconnecting clients, by design, at most 1,000 events a user) held {:.1} MiB after the drain",
             drained.as_secs_f64(),
             mib(redis_peak),
             mib(streams)

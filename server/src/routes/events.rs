@@ -40,7 +40,8 @@ fn reset(reason: &str, now: Option<StreamId>) -> SseEvent {
 
 /// The caller's events: `message.created`, `message.read`, `thread.updated` (ids only; fetch the
 /// content through the API). Send `Last-Event-ID` to resume: missed events are replayed (they
-/// are kept for at least an hour). Without it, or when it is too old, the first event is
+/// are kept for two hours, at most the newest 1,000). Without it, or when it is too old, the
+/// first event is
 /// `reset`: refetch what you show, then continue from its id. Comments (`: heartbeat`) keep
 /// idle connections open.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events",

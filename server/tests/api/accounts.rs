@@ -586,6 +586,8 @@ async fn a_display_name_cannot_hide_or_reorder_its_text(db: PgPool) {
     for address in [
         "\"Admin\" <admin@convos.example>",
         "security@convos.example",
+        "Admin \u{ff1c}admin\u{ff20}convos.example\u{ff1e}",
+        "Admin \u{2039}admin\u{fe6b}convos.example\u{203a}",
     ] {
         let res = rename(address).await;
         assert_eq!(
@@ -600,6 +602,11 @@ async fn a_display_name_cannot_hide_or_reorder_its_text(db: PgPool) {
         "\u{1f469}\u{200d}\u{1f4bb} Ana",
         "\u{645}\u{6cc}\u{200c}\u{646}\u{627}",
         "Ana \u{2764}\u{fe0f}",
+        // Emoji whose joiner follows a selector, a keycap, an ideographic variant.
+        "\u{1f3f3}\u{fe0f}\u{200d}\u{1f308} Ana",
+        "\u{2764}\u{fe0f}\u{200d}\u{1f525} \u{1f575}\u{fe0f}\u{200d}\u{2640}\u{fe0f}",
+        "Team 1\u{fe0f}\u{20e3}",
+        "\u{845b}\u{e0100}\u{98fe}",
     ] {
         let res = rename(fine).await;
         assert_eq!(res.status, StatusCode::OK, "{fine:?}: {res:?}");

@@ -281,6 +281,18 @@ async fn requests_the_http_parser_refuses_get_the_error_body_too(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_head_request_the_parser_refuses_gets_no_body(db: PgPool) {
+    // An answer to HEAD may carry no body; bytes after its head would be read as the next
+    // answer.
+    let app = TestServer::spawn(db).await;
+    let many_headers: String = (0..80).map(|i| format!("X-Pad-{i}: {i}\r\n")).collect();
+    let request = format!("HEAD /healthz HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n");
+    let (head, body) = raw_exchange(&app, request.as_bytes()).await;
+    assert!(head.starts_with("HTTP/1.1 431 "), "{head}");
+    assert_eq!(body, "", "{head}");
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_kept_alive_connection_gets_the_error_body_for_its_second_request(db: PgPool) {
     let app = TestServer::spawn(db).await;
     let many_headers: String = (0..80).map(|i| format!("X-Pad-{i}: {i}\r\n")).collect();

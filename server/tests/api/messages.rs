@@ -124,7 +124,8 @@ async fn a_subject_is_one_line_of_visible_text(db: PgPool) {
         assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{subject:?}");
     }
     assert_eq!(app.message_rows().await, 0);
-    let fine = "Dîner ❤\u{fe0f} 👩\u{200d}💻 نامه\u{200c}ها";
+    let fine =
+        "Dîner ❤\u{fe0f} 👩\u{200d}💻 نامه\u{200c}ها 🏳\u{fe0f}\u{200d}🌈 top 3\u{fe0f}\u{20e3}";
     let sent = app.send(&alice, &app.user("carol").await, fine, "b").await;
     assert_eq!(sent["subject"], fine);
 }

@@ -4,7 +4,7 @@
 use super::{Effect, Out};
 use crate::keys::Action;
 use crate::theme::Theme;
-use crate::ui::{ago, countdown, fit};
+use crate::ui::{ago, countdown, person};
 use chrono::{DateTime, Utc};
 use convos_core::api::{EmailStopped, Folder, Me, Page, Thread, ThreadAction};
 use convos_core::text;
@@ -383,31 +383,15 @@ fn email_stopped(me: Option<&Me>, theme: &Theme) -> Vec<ListItem<'static>> {
     ]
 }
 
-/// Who the thread is with, in `width` columns: their display name, and their username beside
-/// it where the two differ (`Alice Liddell <mallory>`), since anyone may take any display name.
-/// A long display name gives way; the username is never cut.
-fn peer_name(thread: &Thread, me: Option<&str>, width: usize) -> String {
-    let Some(peer) = thread
+/// Who the thread is with, in `width` columns: their name and the username beside it
+/// ([`person`]).
+fn peer(thread: &Thread, me: Option<&str>, width: usize) -> (String, String) {
+    thread
         .participants
         .iter()
         .find(|p| Some(p.username.as_str()) != me)
         .or(thread.participants.first())
-    else {
-        return String::new();
-    };
-    let name = text::shown_line(&peer.display_name);
-    let username = text::shown_line(&peer.username);
-    if name.trim().is_empty() {
-        fit(&username, width)
-    } else if name.eq_ignore_ascii_case(&username) {
-        fit(&name, width)
-    } else {
-        let tag = format!(" <{username}>");
-        format!(
-            "{}{tag}",
-            fit(&name, width.saturating_sub(tag.width()).max(1))
-        )
-    }
+        .map_or_else(Default::default, |p| person(p, width))
 }
 
 fn thread_item(
@@ -435,15 +419,18 @@ fn thread_item(
     // The count and the time keep their places, with a space before the time; a long name
     // gives way.
     let room = width.saturating_sub(marker.width() + count.width() + when.width() + 1);
-    let name = format!("{marker}{}{count}", peer_name(t, me, room));
-    let pad = width.saturating_sub(name.width() + when.width());
+    let (name, tag) = peer(t, me, room);
+    let pad = width
+        .saturating_sub(marker.width() + name.width() + tag.width() + count.width() + when.width());
     let bold = if unread {
         theme.unread
     } else {
         Style::default()
     };
     let first = Line::from(vec![
-        Span::styled(name, bold),
+        Span::styled(format!("{marker}{name}"), bold),
+        Span::styled(tag, theme.dim),
+        Span::styled(count, bold),
         Span::raw(" ".repeat(pad)),
         Span::raw(when),
     ]);

@@ -5,7 +5,7 @@ use super::{Effect, Out, Pane};
 use crate::api::ApiError;
 use crate::keys::{Action, Keymap, Mode};
 use crate::theme::Theme;
-use crate::ui::ago;
+use crate::ui::{ago, person};
 use chrono::{DateTime, Utc};
 use convos_core::api::{Page, SearchHit};
 use convos_core::text;
@@ -167,11 +167,12 @@ impl Search {
 
 fn hit_item(h: &SearchHit, width: usize, now: DateTime<Utc>, theme: &Theme) -> ListItem<'static> {
     let when = ago(h.created_at, now);
-    let name = text::shown_line(&h.sender.display_name);
-    let pad = width.saturating_sub(name.width() + when.width() + 2);
+    let (name, tag) = person(&h.sender, width.saturating_sub(when.width() + 3));
+    let pad = width.saturating_sub(name.width() + tag.width() + when.width() + 2);
     let first = Line::from(vec![
         Span::raw("  "),
         Span::styled(name, theme.strong),
+        Span::styled(tag, theme.dim),
         Span::raw(" ".repeat(pad)),
         Span::raw(when),
     ]);

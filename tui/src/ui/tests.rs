@@ -97,6 +97,24 @@ fn an_impostors_display_name_cannot_hide_their_username() {
     let screen = draw(&app, 80, 24);
     assert!(screen.contains("<alice>"), "{screen}");
     assert!(screen.contains("<mallory>"), "{screen}");
+    // Emoji take two columns each, though their hearts alone are one.
+    app.mailbox.threads[1].participants[1].display_name = "Alice \u{2764}\u{fe0f}".repeat(8);
+    for width in [80, 100, 140] {
+        let screen = draw(&app, width, 24);
+        assert!(screen.contains("<mallory>"), "at {width}: {screen}");
+    }
+    // A username too long to stand beside any name stands alone, and the time keeps its place.
+    app.mailbox.threads[1].participants[1] = convos_core::api::UserSummary {
+        display_name: "Alice Liddell".into(),
+        ..user("abcdefghijklmnopqrstuvwxyz")
+    };
+    let screen = draw(&app, 80, 24);
+    let row = screen
+        .lines()
+        .find(|l| l.contains("abcdefghij"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(row.contains("2d"), "{row}");
+    assert!(!row.contains("Alice"), "{row}");
 }
 
 #[test]

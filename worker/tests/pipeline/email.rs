@@ -465,7 +465,7 @@ async fn a_subject_or_name_typed_as_an_encoded_word_arrives_as_typed(db: PgPool)
     );
     assert_eq!(
         mail.shown_header("From").unwrap(),
-        "Support moc.lapyap (alice) via Convos <notify@convos.test>"
+        "alice (Support moc.lapyap) via Convos <notify@convos.test>"
     );
     worker.stop().await;
 }
@@ -548,7 +548,8 @@ async fn a_body_cannot_reach_the_readers_terminal_or_pose_as_the_emails_own_text
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn an_email_names_the_sender_by_username_as_well_as_by_display_name(db: PgPool) {
-    // Anyone may take the display name "Alice Liddell"; only alice is alice.
+    // Anyone may take the display name "Alice Liddell", even "Alice Liddell (alice)"; only
+    // alice is alice, and the username comes first.
     let config = StackConfig::new();
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
     let api = start_api(db.clone(), &config).await;
@@ -573,11 +574,11 @@ async fn an_email_names_the_sender_by_username_as_well_as_by_display_name(db: Pg
     let from = mail.shown_header("From").unwrap();
     assert_eq!(
         from,
-        "Alice Liddell (mallory) via Convos <notify@convos.test>"
+        "mallory (Alice Liddell) via Convos <notify@convos.test>"
     );
     let text = mail.part("text/plain");
     assert!(
-        text.starts_with("Alice Liddell (mallory) sent you a message"),
+        text.starts_with("mallory (Alice Liddell) sent you a message"),
         "{text}"
     );
     worker.stop().await;
