@@ -12,6 +12,7 @@
 use crate::error::ApiError;
 use hyper::rt::{Read, ReadBuf, ReadBufCursor, Write};
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -88,9 +89,9 @@ impl<T: Read + Unpin> Read for JsonErrors<T> {
         if !self.request_starts || buf.remaining() == 0 {
             return Pin::new(&mut self.io).poll_read(cx, buf);
         }
-        let mut first = [0u8; FIRST_READ];
+        let mut first = [MaybeUninit::<u8>::uninit(); FIRST_READ];
         let want = buf.remaining().min(FIRST_READ);
-        let mut read = ReadBuf::new(&mut first[..want]);
+        let mut read = ReadBuf::uninit(&mut first[..want]);
         ready!(Pin::new(&mut self.io).poll_read(cx, read.unfilled()))?;
         let bytes = read.filled();
         if !bytes.is_empty() {
