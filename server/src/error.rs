@@ -37,6 +37,11 @@ pub enum ApiError {
     /// No valid bearer token.
     #[error("a valid bearer token is required")]
     Unauthorized,
+    /// The inbound webhook's secret is missing or wrong.
+    #[error(
+        "the webhook secret is missing or wrong: send it as a bearer token or as a basic-auth password"
+    )]
+    WebhookUnauthorized,
     /// Wrong username or password (one answer for both, so accounts cannot be probed).
     #[error("wrong username or password")]
     InvalidCredentials,
@@ -92,7 +97,9 @@ impl ApiError {
             }
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Unauthorized | ApiError::WebhookUnauthorized => {
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            }
             ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -170,6 +177,12 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Unauthorized | ApiError::InvalidCredentials => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::WebhookUnauthorized => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"convos-inbound\""),
+                );
             }
             ApiError::RateLimited(wait) => {
                 let secs = wait.as_millis().div_ceil(1000).max(1);

@@ -177,7 +177,7 @@ pub async fn receive_email(
         return Err(ApiError::NotFound);
     };
     if !authorised(request.headers(), secret.expose_secret()) {
-        return Err(ApiError::Unauthorized);
+        return Err(ApiError::WebhookUnauthorized);
     }
     let (raw, envelope_to) = raw_message(request).await?;
     if raw.iter().all(u8::is_ascii_whitespace) {

@@ -721,8 +721,17 @@ async fn the_webhook_keeps_mail_while_the_worker_is_down_and_only_with_the_secre
     );
     let res = p.post_webhook("wrong-secret", &raw).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    // The webhook takes its secret as a bearer token or a basic-auth password; the refusal
+    // says which secret, not "a valid bearer token".
+    let challenge = res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(challenge.starts_with("Basic"), "{challenge}");
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unauthorized");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("webhook secret"), "{message}");
     let res = p.post_webhook(SECRET, &raw).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let body: Value = res.json().await.unwrap();
