@@ -46,7 +46,9 @@ pub struct CreateUserRequest {
     #[cfg_attr(feature = "openapi", schema(required = true, value_type = String,
         min_length = 8, max_length = 256))]
     pub password: Option<String>,
-    /// 1-64 characters on one line (surrounding spaces are trimmed); defaults to the username.
+    /// 1-64 characters on one line (surrounding spaces are trimmed), nothing that hides or
+    /// reorders text, no `@`, `<` or `>` nor their look-alikes; defaults to the username. Not
+    /// unique: Convos shows the username beside it.
     #[cfg_attr(feature = "openapi", schema(required = false, value_type = String, min_length = 1,
         max_length = 64, pattern = "\\S"))]
     pub display_name: Option<String>,
@@ -177,7 +179,8 @@ impl ChangePasswordRequest {
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct UpdateMeRequest {
-    /// A new display name: 1-64 characters on one line (surrounding spaces are trimmed).
+    /// A new display name: 1-64 characters on one line (surrounding spaces are trimmed), as
+    /// for sign-up.
     #[cfg_attr(feature = "openapi", schema(required = false, value_type = String, min_length = 1,
         max_length = 64, pattern = "\\S"))]
     pub display_name: Option<String>,
@@ -312,7 +315,8 @@ pub struct CreateMessageRequest {
     #[cfg_attr(feature = "openapi", schema(required = true, value_type = String,
         pattern = "^[A-Za-z0-9_.-]{3,32}$"))]
     pub recipient: Option<String>,
-    /// 1-140 characters, one line, not only spaces.
+    /// 1-140 characters, one line of visible text (no control characters, line separators or
+    /// characters that hide or reorder text), not only spaces.
     #[cfg_attr(feature = "openapi", schema(required = true, value_type = String,
         min_length = 1, max_length = 140))]
     pub subject: Option<String>,
