@@ -64,7 +64,11 @@ async fn the_sender_sees_whether_it_was_sent_and_the_recipient_and_admins_see_wh
     let item = &seen_by_sender["items"][0];
     assert_eq!(item["status"], "not_sent");
     assert!(item.get("detail").is_none() && item.get("reason").is_none());
-    let text = seen_by_sender.to_string();
+    // Ids and times are random digits, which can spell "550" ("…T08:55:39.909550Z").
+    let mut shown = seen_by_sender.clone();
+    shown["items"][0]["updated_at"] = serde_json::Value::Null;
+    shown["items"][0]["recipient"]["id"] = serde_json::Value::Null;
+    let text = shown.to_string();
     for secret in [
         "bob@example.com",
         "550",
