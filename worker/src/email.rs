@@ -311,14 +311,16 @@ pub fn render(
     for m in messages {
         let when = m.created_at.format("%Y-%m-%d %H:%M UTC");
         let name = name_of(&m.sender);
+        // Cleaned once for both parts: a body can be 64,000 characters.
+        let shown = shown(m);
         text.push_str(&format!(
             "--- {name} wrote at {when}:\n\n{}\n\n",
-            quoted(&shown(m))
+            quoted(&shown)
         ));
         html.push_str(&format!(
             "<p style=\"color:#555\">{} wrote at {when}:</p><blockquote style=\"white-space:pre-wrap\">{}</blockquote>",
             escape(&name),
-            escape(&shown(m))
+            escape(&shown)
         ));
     }
     let reply_to = reply_to(settings, newest.id);
