@@ -1,5 +1,5 @@
 //! Client networks, for the listeners (the API's and the SMTP listener's): connections counted
-//! per network, so one host cannot take every place a listener has, and lists of addresses and
+//! per network and per IPv6 /48, so one host or site cannot take every place a listener has, and lists of addresses and
 //! ranges they treat apart (the API's trusted proxies, the SMTP listener's relays).
 
 use std::collections::HashMap;
@@ -78,11 +78,34 @@ impl Cidr {
     }
 }
 
-/// Open connections per client network.
-#[derive(Clone, Debug, Default)]
-pub struct PerNetwork(Arc<Mutex<HashMap<IpAddr, usize>>>);
+/// The wider block an IPv6 network belongs to: its /48, a site's usual allocation, which a tunnel
+/// broker hands out for free. None for IPv4, counted by the address alone.
+fn block_of(network: IpAddr) -> Option<IpAddr> {
+    match network {
+        IpAddr::V4(_) => None,
+        IpAddr::V6(v6) => Some(IpAddr::V6(Ipv6Addr::from(
+            u128::from(v6) & (u128::MAX << 80),
+        ))),
+    }
+}
 
-/// One connection counted against its network; dropping it gives the place back.
+/// How many of a network's share one IPv6 /48 holds, whatever number of /64s it uses.
+const BLOCK_SHARES: usize = 2;
+
+/// Open connections per client network, and per IPv6 /48 (decision 64).
+#[derive(Clone, Debug, Default)]
+pub struct PerNetwork(Arc<Mutex<HashMap<Counted, usize>>>);
+
+/// What a connection is counted under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Counted {
+    /// Its network ([`network_of`]).
+    Network(IpAddr),
+    /// Its network's /48 ([`block_of`]).
+    Block(IpAddr),
+}
+
+/// One connection counted against its network (and /48); dropping it gives the places back.
 #[derive(Debug)]
 pub struct Held {
     counts: PerNetwork,
@@ -90,16 +113,24 @@ pub struct Held {
 }
 
 impl PerNetwork {
-    /// Counts a connection from `peer`'s network, unless that network already holds `max`
-    /// (at least one is always allowed).
+    /// Counts a connection from `peer`'s network, unless that network already holds `max`, or
+    /// its IPv6 /48 twice that (at least one is always allowed).
     pub fn take(&self, peer: IpAddr, max: usize) -> Option<Held> {
         let network = network_of(peer);
+        let max = max.max(1);
         let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let count = counts.entry(network).or_default();
-        if *count >= max.max(1) {
+        let count = |key| counts.get(&key).copied().unwrap_or(0);
+        if count(Counted::Network(network)) >= max {
             return None;
         }
-        *count += 1;
+        if let Some(block) = block_of(network)
+            && count(Counted::Block(block)) >= max.saturating_mul(BLOCK_SHARES)
+        {
+            return None;
+        }
+        for key in counted_under(network) {
+            *counts.entry(key).or_default() += 1;
+        }
         Some(Held {
             counts: self.clone(),
             network,
@@ -107,13 +138,20 @@ impl PerNetwork {
     }
 }
 
+/// The counts a connection from `network` takes a place in.
+fn counted_under(network: IpAddr) -> impl Iterator<Item = Counted> {
+    std::iter::once(Counted::Network(network)).chain(block_of(network).map(Counted::Block))
+}
+
 impl Drop for Held {
     fn drop(&mut self) {
         let mut counts = self.counts.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = counts.get_mut(&self.network) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.network);
+        for key in counted_under(self.network) {
+            if let Some(count) = counts.get_mut(&key) {
+                *count -= 1;
+                if *count == 0 {
+                    counts.remove(&key);
+                }
             }
         }
     }
@@ -162,5 +200,37 @@ mod tests {
         );
         drop(first);
         assert!(per_network.take(ip("2001:db8::3"), 2).is_some());
+    }
+
+    #[test]
+    fn an_ipv6_48_holds_at_most_twice_a_networks_share_however_many_64s_it_rotates_through() {
+        // A tunnel broker hands out a /48 for free: 65,536 /64s, each a network of its own.
+        let per_network = PerNetwork::default();
+        let held: Vec<Held> = (0..4)
+            .map(|n| {
+                per_network
+                    .take(ip(&format!("2001:db8:7:{n}::1")), 2)
+                    .expect("a fresh /64 of a /48 below its share")
+            })
+            .collect();
+
+        assert!(
+            per_network.take(ip("2001:db8:7:ff::1"), 2).is_none(),
+            "a fifth /64 of the same /48 past twice the share"
+        );
+        assert!(
+            per_network.take(ip("2001:db8:8::1"), 2).is_some(),
+            "another /48 is counted apart"
+        );
+        assert!(
+            per_network.take(ip("192.0.2.1"), 2).is_some(),
+            "IPv4 as before"
+        );
+
+        drop(held);
+        assert!(
+            per_network.take(ip("2001:db8:7:ff::1"), 2).is_some(),
+            "the /48's places come back"
+        );
     }
 }
