@@ -6,6 +6,7 @@
 
 use crate::Result;
 use crate::counters::{Side, uncount_all};
+use convos_core::jobs::JobKind;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -30,18 +31,40 @@ pub struct Purged {
     pub consumed: u64,
 }
 
+/// How long finished jobs are kept for operators (decision 65).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keep {
+    /// Days every job but a live event's is kept, and received email's raw text
+    /// (`CONVOS_KEEP_JOBS_DAYS`).
+    pub days: i32,
+    /// Hours a live event's job (`deliver`) is kept (`CONVOS_KEEP_EVENT_JOBS_HOURS`): each
+    /// action on one's mail writes one, at up to 300 a minute an account.
+    pub event_hours: i32,
+}
+
+impl Default for Keep {
+    /// The worker's defaults: a week, a day for live events' jobs.
+    fn default() -> Self {
+        Self {
+            days: 7,
+            event_hours: 24,
+        }
+    }
+}
+
 /// Deletes what has served its time: jobs finished (done, skipped, discarded) more than
-/// `keep_days` ago with their attempt history, idempotency keys past their 24 hours, the
+/// `keep.days` ago (a live event's, `keep.event_hours`) with their attempt history, idempotency keys past their 24 hours, the
 /// heartbeats of workers gone for a day, the queue board's outcome counts past two days
 /// (it shows one), and received email: its raw text (quotes and all)
-/// after `keep_days`, its record after 30 days (or `keep_days`, if longer), since soft bounces
+/// after `keep.days`, its record after 30 days (or `keep.days`, if longer), since soft bounces
 /// count over 30 days. Returns the number of jobs deleted.
 ///
 /// Each reads what it deletes, through an index: the finished jobs by kind and end (the index
 /// leads with the kind, so every kind is named), the keys by age (migration 0028), the board's
 /// counts by kind and minute. Run once a period (a minute by default) for the whole cluster,
 /// usually with nothing to delete, they read the history otherwise.
-pub async fn old_records(db: &PgPool, keep_days: i32) -> Result<u64> {
+pub async fn old_records(db: &PgPool, keep: Keep) -> Result<u64> {
+    let keep_days = keep.days;
     sqlx::query("delete from idempotency_keys where created_at < now() - interval '25 hours'")
         .execute(db)
         .await?;
@@ -75,11 +98,24 @@ pub async fn old_records(db: &PgPool, keep_days: i32) -> Result<u64> {
     // time limit still did everything else, and the next run goes on.
     let started = std::time::Instant::now();
     let mut jobs = 0;
-    for _ in 0..OLD_JOB_BATCHES {
-        let gone = old_jobs(db, keep_days).await?;
-        jobs += gone;
-        if gone < OLD_JOB_BATCH as u64 || started.elapsed() > OLD_JOBS_TIME {
-            break;
+    let events = vec![JobKind::Deliver.as_str()];
+    let others: Vec<&str> = crate::jobs::all_kinds()
+        .into_iter()
+        .filter(|k| !events.contains(k))
+        .collect();
+    let passes = [
+        (events, keep.event_hours),
+        (others, keep.days.saturating_mul(24)),
+    ];
+    let mut batches = 0;
+    for (kinds, hours) in &passes {
+        while batches < OLD_JOB_BATCHES && started.elapsed() <= OLD_JOBS_TIME {
+            batches += 1;
+            let gone = old_jobs(db, kinds, *hours).await?;
+            jobs += gone;
+            if gone < OLD_JOB_BATCH as u64 {
+                break;
+            }
         }
     }
     Ok(jobs)
@@ -98,20 +134,21 @@ const OLD_JOB_BATCHES: usize = 60;
 /// time limit (80% of its two-minute deadline).
 const OLD_JOBS_TIME: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Deletes up to [`OLD_JOB_BATCH`] jobs finished over `keep_days` ago, with their history.
-async fn old_jobs(db: &PgPool, keep_days: i32) -> Result<u64> {
+/// Deletes up to [`OLD_JOB_BATCH`] jobs of `kinds` finished over `hours` ago, with their
+/// history.
+async fn old_jobs(db: &PgPool, kinds: &[&str], hours: i32) -> Result<u64> {
     let gone: i64 = sqlx::query_scalar(
         "with gone as ( \
            delete from jobs where id in ( \
              select id from jobs where kind = any($2) \
                and state in ('done', 'skipped', 'discarded') \
-               and finished_at < now() - make_interval(days => $1) limit $3) \
+               and finished_at < now() - make_interval(hours => $1) limit $3) \
            returning id), \
          history as (delete from job_attempts where job_id in (select id from gone)) \
          select count(*) from gone",
     )
-    .bind(keep_days)
-    .bind(crate::jobs::all_kinds())
+    .bind(hours)
+    .bind(kinds)
     .bind(OLD_JOB_BATCH)
     .fetch_one(db)
     .await?;

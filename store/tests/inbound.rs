@@ -77,7 +77,9 @@ async fn old_received_mail_loses_its_text_then_its_record(db: PgPool) {
         };
         inbound::decide(&db, id, &decided).await.unwrap();
     }
-    convos_store::purge::old_records(&db, 7).await.unwrap();
+    convos_store::purge::old_records(&db, convos_store::purge::Keep::default())
+        .await
+        .unwrap();
     let waiting = inbound::load(&db, waiting).await.unwrap().unwrap();
     assert_eq!(waiting.raw, b"waiting", "undecided mail is never purged");
     let week_old = inbound::load(&db, week_old).await.unwrap().unwrap();

@@ -97,6 +97,12 @@ async fn attempts(db: &PgPool, id: Uuid) -> Vec<(i32, bool, Option<String>)> {
     .unwrap()
 }
 
+/// The worker's default keeping: a week, a day for live events' jobs.
+const KEEP: convos_store::purge::Keep = convos_store::purge::Keep {
+    days: 7,
+    event_hours: 24,
+};
+
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn a_batch_takes_each_leased_job_once_and_records_every_outcome(db: PgPool) {
     let leases = dispatched(&db, 5).await;
@@ -628,7 +634,7 @@ async fn the_purge_deletes_old_jobs_with_their_attempt_history(db: PgPool) {
     .await
     .unwrap();
 
-    let purged = convos_store::purge::old_records(&db, 7).await.unwrap();
+    let purged = convos_store::purge::old_records(&db, KEEP).await.unwrap();
 
     assert_eq!(purged, 1, "only the job finished over 7 days ago");
     assert!(
@@ -881,6 +887,38 @@ async fn the_board_counts_each_outcome_once_as_it_is_recorded(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn live_event_jobs_are_kept_a_day_and_every_other_job_a_week(db: PgPool) {
+    // Arrange: every action on one's mail writes a live event's job. At the 300 actions a
+    // minute one free account may make, a week of them was about 3 GB of ledger.
+    sqlx::query(
+        "insert into jobs (id, kind, key, payload, max_attempts, next_run_at, state, finished_at) \
+         select gen_random_uuid(), kind, kind || ':' || age, '{}', 8, \
+                now() - make_interval(hours => age + 1), 'done', \
+                now() - make_interval(hours => age) \
+         from unnest(array['deliver', 'notify_email']) kind, unnest(array[2, 30, 200]) age",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+
+    // Act
+    let purged = convos_store::purge::old_records(&db, KEEP).await.unwrap();
+
+    // Assert: events older than a day went; emails stay a week.
+    assert_eq!(purged, 3);
+    let left: Vec<String> =
+        sqlx::query_scalar("select key from jobs order by kind, finished_at desc")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert_eq!(
+        left,
+        ["deliver:2", "notify_email:2", "notify_email:30"],
+        "a 30-hour-old event's job is gone, a 30-hour-old email's stays"
+    );
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn the_purge_keeps_up_with_more_old_jobs_than_one_batch(db: PgPool) {
     // Arrange: a day's worth of jobs past their keeping, more than one batch deletes (a probe
     // wrote flags' jobs at 375 a second; one batch a minute deleted 167 a second).
@@ -895,7 +933,7 @@ async fn the_purge_keeps_up_with_more_old_jobs_than_one_batch(db: PgPool) {
     .unwrap();
 
     // Act: one run of the purge.
-    let purged = convos_store::purge::old_records(&db, 7).await.unwrap();
+    let purged = convos_store::purge::old_records(&db, KEEP).await.unwrap();
 
     // Assert
     assert_eq!(purged, 25_000);

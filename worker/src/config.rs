@@ -73,6 +73,9 @@ pub struct WorkerSettings {
     /// Days finished jobs (and their attempt history) are kept for operators
     /// (`CONVOS_KEEP_JOBS_DAYS`).
     pub keep_jobs_days: i32,
+    /// Hours a finished live event's job (`deliver`) is kept (`CONVOS_KEEP_EVENT_JOBS_HOURS`):
+    /// every action on one's mail writes one (decision 65).
+    pub keep_event_jobs_hours: i32,
     /// Where `/metrics` is served (`CONVOS_WORKER_METRICS_ADDR`); `off` to serve none.
     #[serde(deserialize_with = "convos_plumbing::settings::optional_addr")]
     pub worker_metrics_addr: Option<std::net::SocketAddr>,
@@ -136,6 +139,7 @@ impl Default for WorkerSettings {
             ledger_outcome_wait_ms: 0,
             vacuum_every_secs: 5,
             keep_jobs_days: 7,
+            keep_event_jobs_hours: 24,
             worker_metrics_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9091))),
             reply_domain: None,
             inbound_smtp_addr: None,
@@ -169,6 +173,13 @@ impl WorkerSettings {
                     .into(),
             ));
         }
+        if self.keep_jobs_days < 1 || self.keep_event_jobs_hours < 1 {
+            return Err(ConfigError::Unusable(
+                "CONVOS_KEEP_JOBS_DAYS and CONVOS_KEEP_EVENT_JOBS_HOURS must be at least 1: \
+                 the purge would delete jobs as they finish"
+                    .into(),
+            ));
+        }
         if let Err(e) = convos_plumbing::networks::Networks::parse(&self.inbound_relays) {
             return Err(ConfigError::Unusable(format!("CONVOS_INBOUND_RELAYS: {e}")));
         }
@@ -180,6 +191,14 @@ impl WorkerSettings {
             ));
         }
         convos_plumbing::settings::check_public_url(self.env, &self.public_url)
+    }
+
+    /// How long finished jobs are kept.
+    pub fn keep(&self) -> convos_store::purge::Keep {
+        convos_store::purge::Keep {
+            days: self.keep_jobs_days,
+            event_hours: self.keep_event_jobs_hours,
+        }
     }
 
     /// The job deadline.

@@ -19,7 +19,7 @@ pub async fn run(ctx: &Ctx, _job: &Running) -> JobResult {
         }
     }
     // The ledger keeps history for operators, not forever.
-    let old_jobs = convos_store::purge::old_records(&ctx.db, ctx.settings.keep_jobs_days).await?;
+    let old_jobs = convos_store::purge::old_records(&ctx.db, ctx.settings.keep()).await?;
     Ok(Outcome::Done(format!(
         "purged {expired} expired and {consumed} consumed; deleted {old_jobs} old jobs"
     )))
