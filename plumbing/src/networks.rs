@@ -1,6 +1,7 @@
 //! Client networks, for the listeners (the API's and the SMTP listener's): connections counted
-//! per network and per IPv6 /48, so one host or site cannot take every place a listener has, and lists of addresses and
-//! ranges they treat apart (the API's trusted proxies, the SMTP listener's relays).
+//! per network and per IPv6 /48, so one host or site cannot take every place a listener has,
+//! and lists of addresses and ranges they treat apart (the API's trusted proxies, the SMTP
+//! listener's relays).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -232,5 +233,32 @@ mod tests {
             per_network.take(ip("2001:db8:7:ff::1"), 2).is_some(),
             "the /48's places come back"
         );
+    }
+
+    #[test]
+    fn an_ipv4_address_on_a_dual_stack_socket_is_no_48_and_a_refusal_holds_no_place() {
+        let per_network = PerNetwork::default();
+        let held: Vec<Held> = (1..=4)
+            .map(|n| {
+                per_network
+                    .take(ip(&format!("::ffff:192.0.2.{n}")), 1)
+                    .expect("each IPv4 address its own network, counted under no /48")
+            })
+            .collect();
+        assert!(
+            per_network.take(ip("192.0.2.1"), 1).is_none(),
+            "the same address"
+        );
+
+        // Refused connections take nothing: once the one place is back, one more fits.
+        let only = per_network
+            .take(ip("2001:db8:9::1"), 0)
+            .expect("a share of 0 is 1");
+        for _ in 0..3 {
+            assert!(per_network.take(ip("2001:db8:9::2"), 0).is_none());
+        }
+        drop(only);
+        assert!(per_network.take(ip("2001:db8:9::2"), 0).is_some());
+        drop(held);
     }
 }

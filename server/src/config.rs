@@ -74,8 +74,8 @@ pub struct Settings {
     pub long_thread_messages: i64,
     /// Connections served at once; further ones wait in the kernel's backlog.
     pub max_connections: usize,
-    /// Connections one client network (an IPv4 address, an IPv6 /64) may hold open at once;
-    /// trusted proxies are exempt.
+    /// Connections one client network (an IPv4 address, an IPv6 /64) may hold open at once,
+    /// and twice that one IPv6 /48; trusted proxies are exempt.
     pub max_connections_per_addr: usize,
     /// Seconds a client has to send a request's headers, counted from when the server starts
     /// waiting for them: also how long a kept-alive connection may sit idle between requests.

@@ -98,7 +98,8 @@ pub struct WorkerSettings {
     /// are told to come back later (421).
     pub inbound_max_connections: usize,
     /// Of those, what one client network (an IPv4 address, an IPv6 /64) may hold
-    /// (`CONVOS_INBOUND_MAX_CONNECTIONS_PER_ADDR`); more are told to come back later (421).
+    /// (`CONVOS_INBOUND_MAX_CONNECTIONS_PER_ADDR`), and twice that one IPv6 /48; more are told
+    /// to come back later (421).
     /// `inbound_relays` are not held to it.
     pub inbound_max_connections_per_addr: usize,
     /// Addresses and ranges of the mail relays in front of the listener

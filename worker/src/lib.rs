@@ -185,7 +185,7 @@ pub async fn run(
                     redis.clone(),
                     &ctx.settings.redis_prefix,
                     k,
-                    queue::fetch_batch(ctx.settings.worker_concurrency),
+                    queue::fetch_batch(k, ctx.settings.worker_concurrency),
                 ),
             )
         })
@@ -320,7 +320,10 @@ async fn supervise(ctx: Arc<Ctx>, queue: queue::Queue, kind: JobKind, cancel: Ca
                         .polls(kind, Duration::from_millis(ctx.settings.poll_ms)),
                 ),
             )
-            .concurrency(queue::tickets_in_flight(ctx.settings.worker_concurrency))
+            .concurrency(queue::tickets_in_flight(
+                kind,
+                ctx.settings.worker_concurrency,
+            ))
             // No timeout per ticket: its jobs may wait for a slot; each job has its own limit
             // from its start (`jobs::handle`).
             .enable_tracing()

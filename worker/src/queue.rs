@@ -58,34 +58,38 @@ pub const HEARTBEAT: Duration = Duration::from_millis(100);
 /// Heartbeats missed before a worker's tasks are presumed orphaned: 30 s.
 const MISSED_HEARTBEATS: usize = 300;
 
-/// Tickets a queue worker takes per poll, for `concurrency` jobs at once: a quarter of them
-/// (tickets of a backlog carry several jobs each, decision 33), but half of them, up to
-/// [`SMALL_WINDOW`] tickets, below 32. Small because apalis 1.0 sends no heartbeat while a
-/// fetched batch is being handed out, and a heartbeat missed for 30 s gets the worker's tasks
-/// taken from it.
+/// Tickets a queue worker of `kind` takes per poll, for `concurrency` jobs at once: a quarter of
+/// them (tickets of a backlog carry several jobs each, decision 33). Small because apalis 1.0
+/// sends no heartbeat while a fetched batch is being handed out, which waits for tickets in
+/// flight to end, and a heartbeat missed for 30 s gets the worker's tasks taken from it.
 ///
 /// Twice this is the worker's window: the tickets it holds at once, their jobs running, waiting
-/// for a slot, or waiting for their outcome's commit (which holds no slot). A drain of short
-/// jobs is bound by that window over the ledger's round trips, not by the slots: at
-/// concurrency 16, eight tickets of about 16 jobs drained 17,300–21,800 `deliver` jobs a
-/// second, sixteen 24,700–26,400 (decision 63).
-pub fn fetch_batch(concurrency: usize) -> usize {
-    (concurrency / 2)
-        .min(SMALL_WINDOW)
-        .max(concurrency / 4)
-        .max(1)
+/// for a slot, or waiting for their outcome's commit (which holds no slot). The tickets of one
+/// window overlap their takes, runs and outcome writes; a drain of `deliver` jobs, each a Redis
+/// round trip, is bound by how many overlap, not by the slots: at concurrency 16, 8 tickets
+/// drained 17,300–21,800 jobs a second, 16 tickets 24,100–27,900 (decision 63). So a `deliver`
+/// worker takes half its concurrency per poll, up to [`DELIVER_POLL_MOST`], where that is
+/// more. Its jobs end in milliseconds, so handing out a batch waits that long; a slow kind's
+/// (an email to a slow server) could wait out the heartbeat, and keeps a quarter.
+pub fn fetch_batch(kind: JobKind, concurrency: usize) -> usize {
+    let quarter = concurrency / 4;
+    let batch = match kind {
+        JobKind::Deliver => (concurrency / 2).min(DELIVER_POLL_MOST).max(quarter),
+        _ => quarter,
+    };
+    batch.max(1)
 }
 
-/// The most tickets a poll takes under the half-the-concurrency rule of [`fetch_batch`]; above
-/// 32 jobs at once, a quarter of them is more.
-const SMALL_WINDOW: usize = 8;
+/// The most tickets a `deliver` poll takes by the half-the-concurrency rule of [`fetch_batch`]
+/// (from 36 jobs at once, a quarter of them is more).
+const DELIVER_POLL_MOST: usize = 8;
 
-/// Tickets a queue worker runs at once: twice [`fetch_batch`], never more. apalis 1.0 keeps
-/// each task's events (a lock, an acknowledgement) in a channel of four fetch batches, drained
-/// only between batches; at most twice a batch in flight, they always fit, so no task waits on
-/// a full channel while the worker waits on its tasks.
-pub fn tickets_in_flight(concurrency: usize) -> usize {
-    2 * fetch_batch(concurrency)
+/// Tickets a queue worker of `kind` runs at once: twice [`fetch_batch`], never more. apalis
+/// 1.0 keeps each task's events (a lock, an acknowledgement) in a channel of four fetch
+/// batches, drained only between batches; at most twice a batch in flight, they always fit, so
+/// no task waits on a full channel while the worker waits on its tasks.
+pub fn tickets_in_flight(kind: JobKind, concurrency: usize) -> usize {
+    2 * fetch_batch(kind, concurrency)
 }
 
 /// The storage of `kind`'s queue over `conn`, taking up to `batch` tickets per poll (apalis'
@@ -272,22 +276,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_worker_of_few_slots_still_holds_enough_tickets_to_cover_the_ledgers_round_trips() {
-        let window = |concurrency| (fetch_batch(concurrency), tickets_in_flight(concurrency));
-
+    fn a_deliver_worker_of_few_slots_holds_enough_tickets_to_cover_the_ledgers_round_trips() {
+        let deliver = |concurrency| {
+            (
+                fetch_batch(JobKind::Deliver, concurrency),
+                tickets_in_flight(JobKind::Deliver, concurrency),
+            )
+        };
         // The default keeps a quarter per poll: 16 tickets, 32 at once.
-        assert_eq!(window(64), (16, 32));
-        assert_eq!(window(32), (8, 16));
+        assert_eq!(deliver(64), (16, 32));
+        assert_eq!(deliver(32), (8, 16));
         // Fewer slots still hold 16 tickets, not 8 (half the slots per poll, up to 8).
-        assert_eq!(window(16), (8, 16));
-        assert_eq!(window(8), (4, 8));
-        // Never more tickets at once than twice the slots, and always one.
-        assert_eq!(window(2), (1, 2));
-        assert_eq!(window(1), (1, 2));
+        assert_eq!(deliver(16), (8, 16));
+        assert_eq!(deliver(8), (4, 8));
+        assert_eq!(deliver(2), (1, 2));
+        assert_eq!(deliver(1), (1, 2));
         for concurrency in 1..=256 {
-            let (batch, in_flight) = window(concurrency);
+            let (batch, in_flight) = deliver(concurrency);
             assert!(batch >= 1 && in_flight == 2 * batch, "{concurrency}");
-            assert!(in_flight <= (2 * concurrency).max(2), "{concurrency}");
+            assert!(in_flight <= concurrency.max(2), "{concurrency}");
+        }
+    }
+
+    #[test]
+    fn a_slow_kinds_worker_takes_a_quarter_of_its_slots_per_poll() {
+        // Handing out a fetched batch waits for tickets in flight to end, without a heartbeat:
+        // an email worker keeps its batches small whatever its slots.
+        for kind in JobKind::ALL.into_iter().filter(|k| *k != JobKind::Deliver) {
+            assert_eq!(fetch_batch(kind, 64), 16);
+            assert_eq!(fetch_batch(kind, 16), 4);
+            assert_eq!(tickets_in_flight(kind, 16), 8);
+            assert_eq!(fetch_batch(kind, 2), 1);
         }
     }
 }
