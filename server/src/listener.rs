@@ -31,8 +31,8 @@ pub struct ConnectionLimits {
     /// Connections served at once; further ones wait in the kernel's accept backlog.
     pub max_connections: usize,
     /// Connections one client network (an IPv4 address, an IPv6 /64) may hold open at once,
-    /// and twice that one IPv6 /48 (decision 64); one more is closed as soon as it is accepted. Trusted proxies are exempt: their
-    /// connections carry everyone's requests.
+    /// and twice that one IPv6 /48 (decision 64); one more is closed as soon as it is
+    /// accepted. Trusted proxies are exempt: their connections carry everyone's requests.
     pub max_per_addr: usize,
     /// Peers exempt from the per-address cap.
     pub proxies: Arc<TrustedProxies>,

@@ -53,18 +53,17 @@ impl Default for Keep {
 }
 
 /// Deletes what has served its time: jobs finished (done, skipped, discarded) more than
-/// `keep.days` ago (a live event's, `keep.event_hours`) with their attempt history, idempotency keys past their 24 hours, the
-/// heartbeats of workers gone for a day, the queue board's outcome counts past two days
-/// (it shows one), and received email: its raw text (quotes and all)
-/// after `keep.days`, its record after 30 days (or `keep.days`, if longer), since soft bounces
-/// count over 30 days. Returns the number of jobs deleted.
+/// `keep.days` ago (a live event's, `keep.event_hours`) with their attempt history,
+/// idempotency keys past their 24 hours, the heartbeats of workers gone for a day, the queue
+/// board's outcome counts past two days (it shows one), and received email: its raw text
+/// (quotes and all) after `keep.days`, its record after 30 days (or `keep.days`, if longer),
+/// since soft bounces count over 30 days. Returns the number of jobs deleted.
 ///
 /// Each reads what it deletes, through an index: the finished jobs by kind and end (the index
 /// leads with the kind, so every kind is named), the keys by age (migration 0028), the board's
 /// counts by kind and minute. Run once a period (a minute by default) for the whole cluster,
 /// usually with nothing to delete, they read the history otherwise.
 pub async fn old_records(db: &PgPool, keep: Keep) -> Result<u64> {
-    let keep_days = keep.days;
     sqlx::query("delete from idempotency_keys where created_at < now() - interval '25 hours'")
         .execute(db)
         .await?;
@@ -83,7 +82,7 @@ pub async fn old_records(db: &PgPool, keep: Keep) -> Result<u64> {
            select id from inbound_mail where status <> 'received' and raw <> '' \
              and received_at < now() - make_interval(days => $1) limit 10000)",
     )
-    .bind(keep_days)
+    .bind(keep.days)
     .execute(db)
     .await?;
     sqlx::query(
@@ -91,7 +90,7 @@ pub async fn old_records(db: &PgPool, keep: Keep) -> Result<u64> {
            select id from inbound_mail where status <> 'received' \
              and received_at < now() - make_interval(days => greatest($1, 30)) limit 10000)",
     )
-    .bind(keep_days)
+    .bind(keep.days)
     .execute(db)
     .await?;
     // The jobs last, after the quick ones, and for a bounded time: a run cut off by its job's

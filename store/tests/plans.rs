@@ -989,6 +989,7 @@ async fn the_minutely_purge_reads_what_it_purges_not_the_history(db: PgPool) {
     // with the history, for nothing.
     let (alice, bob) = (user(&db, "alice").await, user(&db, "bob").await);
     let message = new_thread(&db, alice, bob, "Old", "hello").await;
+    // The finished events span the last 22 hours: a live event's job is kept a day.
     for sql in [
         "insert into messages (id, thread_id, sender_id, recipient_id, body, created_at) \
          select gen_random_uuid(), $1, $2, $3, 'hello ' || g, now() - g * interval '1 minute' \
