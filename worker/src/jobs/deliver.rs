@@ -70,49 +70,74 @@ impl Announcement {
 
 /// Runs a `deliver` job.
 pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
-    run_all(ctx, &[job])
+    run_all(ctx, vec![prepare(ctx, job)])
         .await
         .pop()
         .unwrap_or_else(|| Err(JobError::Permanent("no result".into())))
 }
 
-/// Runs `deliver` jobs together (decision 41): every append of every job goes to Redis in one
-/// pipeline, one round trip however many jobs and users. Returns each job's result, in order.
-/// A job whose payload cannot be read fails alone; if the pipeline fails, every job in it
+/// A `deliver` job's appends, ready to go to Redis: one script call per user.
+///
+/// Made before the job holds a slot (decision 66): reading the payload and writing the
+/// announcements is work on the worker's CPU that needs nothing a slot guards, and while it
+/// ran inside the slots it stretched the time every job of the chunk held one, which at few
+/// slots is what bounds a drain.
+#[derive(Debug)]
+pub struct Appends {
+    event: &'static str,
+    calls: Vec<redis::Cmd>,
+}
+
+/// Reads `job`'s payload and prepares its appends; a payload that cannot be read is a
+/// permanent failure of the job alone.
+pub fn prepare(ctx: &Ctx, job: &Running) -> Result<Appends, JobError> {
+    let prefix = &ctx.settings.redis_prefix;
+    let min_id = chrono::Utc::now().timestamp_millis() - (RETENTION_SECS as i64) * 1000;
+    let payload: DeliverJob = Deserialize::deserialize(&job.payload)
+        .map_err(|e| JobError::Permanent(format!("malformed payload: {e}")))?;
+    let event = serde_json::to_string(&payload.event)
+        .map_err(|e| JobError::Permanent(format!("unserialisable event: {e}")))?;
+    let calls = payload
+        .users
+        .iter()
+        .map(|user| {
+            let announcement = Announcement::new(*user, &payload.event)?;
+            let mut append = APPEND.prepare_invoke();
+            append
+                .key(stream_key(prefix, *user))
+                .key(marker(prefix, job, *user))
+                .arg(min_id)
+                .arg(&event)
+                .arg(channel(prefix))
+                .arg(RETENTION_SECS)
+                .arg(&announcement.head)
+                .arg(&announcement.tail)
+                .arg(STREAM_KEEPS);
+            Ok(redis::Cmd::invoke_script(&append))
+        })
+        .collect::<Result<_, JobError>>()?;
+    Ok(Appends {
+        event: payload.event.name(),
+        calls,
+    })
+}
+
+/// Runs prepared `deliver` jobs together (decision 41): every append of every job goes to Redis
+/// in one pipeline, one round trip however many jobs and users. Returns each job's result, in
+/// order. A job that could not be prepared fails alone; if the pipeline fails, every job in it
 /// fails (transiently), and those that appended anyway append nothing when run again (their
 /// markers).
-pub async fn run_all(ctx: &Ctx, jobs: &[&Running]) -> Vec<JobResult> {
-    let prefix = &ctx.settings.redis_prefix;
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    let min_id = now_ms - (RETENTION_SECS as i64) * 1000;
+pub async fn run_all(ctx: &Ctx, jobs: Vec<Result<Appends, JobError>>) -> Vec<JobResult> {
     let mut pipe = redis::pipe();
     let planned: Vec<Result<(&'static str, usize), JobError>> = jobs
-        .iter()
-        .map(|job| {
-            let payload: DeliverJob = Deserialize::deserialize(&job.payload)
-                .map_err(|e| JobError::Permanent(format!("malformed payload: {e}")))?;
-            let event = serde_json::to_string(&payload.event)
-                .map_err(|e| JobError::Permanent(format!("unserialisable event: {e}")))?;
-            let mut appends = Vec::with_capacity(payload.users.len());
-            for user in &payload.users {
-                let announcement = Announcement::new(*user, &payload.event)?;
-                let mut append = APPEND.prepare_invoke();
-                append
-                    .key(stream_key(prefix, *user))
-                    .key(marker(prefix, job, *user))
-                    .arg(min_id)
-                    .arg(&event)
-                    .arg(channel(prefix))
-                    .arg(RETENTION_SECS)
-                    .arg(&announcement.head)
-                    .arg(&announcement.tail)
-                    .arg(STREAM_KEEPS);
-                appends.push(append);
+        .into_iter()
+        .map(|appends| {
+            let appends = appends?;
+            let users = appends.calls.len();
+            for call in appends.calls {
+                pipe.add_command(call);
             }
-            for append in &appends {
-                pipe.invoke_script(append);
-            }
-            Ok((payload.event.name(), appends.len()))
+            Ok((appends.event, users))
         })
         .collect();
     let answers = if planned.iter().any(|p| matches!(p, Ok((_, n)) if *n > 0)) {

@@ -140,10 +140,10 @@ pub async fn handle(
 type Ran = Result<Option<Running>, BoxDynError>;
 
 /// Runs a ticket's leased `deliver` jobs together (decision 41): takes them (one ledger
-/// statement, as every take), runs them in chunks of at most the kind's slots, each holding a
-/// slot per job and making one Redis round trip ([`deliver::run_all`]), and records each
-/// outcome (one ledger statement). Jobs of one chunk share its time limit, the shortest of
-/// theirs.
+/// statement, as every take), prepares their appends ([`deliver::prepare`], before they hold a
+/// slot: decision 66), runs them in chunks of at most the kind's slots, each holding a slot
+/// per job for one Redis round trip ([`deliver::run_all`]), and records each outcome (one
+/// ledger statement). Jobs of one chunk share its time limit, the shortest of theirs.
 async fn deliveries(asks: Vec<Ask>, ctx: &Ctx, slots: &Slots) -> Vec<Ran> {
     let taken =
         futures::future::join_all(asks.into_iter().map(|ask| bounded(ctx.ledger.take(ask)))).await;
@@ -152,7 +152,10 @@ async fn deliveries(asks: Vec<Ask>, ctx: &Ctx, slots: &Slots) -> Vec<Ran> {
     let mut ready = Vec::new();
     for taken in taken {
         match taken {
-            Ok(Some(taken)) => ready.push(taken),
+            Ok(Some(taken)) => {
+                let appends = deliver::prepare(ctx, &taken.job);
+                ready.push((taken, appends));
+            }
             // Not to run (see `run_one`), or the ledger did not answer.
             other => {
                 results.push(other.map(|_| None));
@@ -174,7 +177,7 @@ async fn deliveries(asks: Vec<Ask>, ctx: &Ctx, slots: &Slots) -> Vec<Ran> {
 
 /// Runs one chunk of [`deliveries`], once a slot is free for each of its jobs.
 async fn delivery_chunk(
-    chunk: Vec<Taken>,
+    chunk: Vec<(Taken, Result<deliver::Appends, JobError>)>,
     ctx: &Ctx,
     slots: &Slots,
     taken_at: std::time::Instant,
@@ -186,13 +189,15 @@ async fn delivery_chunk(
     let waited = taken_at.elapsed();
     let mut results = Vec::new();
     let mut jobs = Vec::with_capacity(chunk.len());
+    let mut appends = Vec::with_capacity(chunk.len());
     let mut limit: Option<Duration> = None;
-    for taken in chunk {
+    for (taken, prepared) in chunk {
         let lease_left = taken.lease_left.saturating_sub(waited);
         match time_limit(ctx.settings.deadline(), lease_left) {
             Some(own) => {
                 limit = Some(limit.map_or(own, |l| l.min(own)));
                 jobs.push(taken.job);
+                appends.push(prepared);
             }
             None => {
                 tracing::warn!(
@@ -213,17 +218,15 @@ async fn delivery_chunk(
         .started
         .with_label_values(&[queue])
         .inc_by(jobs.len() as u64);
-    let refs: Vec<&Running> = jobs.iter().collect();
-    let ran = match tokio::time::timeout(limit, deliver::run_all(ctx, &refs)).await {
+    let ran = match tokio::time::timeout(limit, deliver::run_all(ctx, appends)).await {
         Ok(ran) => ran,
-        Err(_) => refs.iter().map(|_| Err(timed_out(limit))).collect(),
+        Err(_) => jobs.iter().map(|_| Err(timed_out(limit))).collect(),
     };
     let outcomes: Vec<Outcome> = jobs
         .iter()
         .zip(ran)
         .map(|(job, result)| settle(ctx, job, result, started))
         .collect();
-    drop(refs);
     drop(permits);
     let records = jobs
         .into_iter()
