@@ -32,8 +32,9 @@ pub struct Parsed {
     pub mime_type: String,
     /// Every header, key and decoded value, in order (for auto-reply checks).
     pub headers: Vec<(String, String)>,
-    /// The body as plain text with LF line ends: the first `text/plain` part that is not an
-    /// attachment, else the first `text/html` converted to text; empty if neither exists.
+    /// The body as plain text with LF line ends and no NUL: the first `text/plain` part that
+    /// is not an attachment, else the first `text/html` converted to text; empty if neither
+    /// exists.
     pub text: String,
 }
 
@@ -139,7 +140,12 @@ fn text_of(mail: &ParsedMail) -> String {
     } else {
         String::new()
     };
-    let mut text = text.replace("\r\n", "\n").replace('\r', "\n");
+    // A NUL means nothing in a mail's text, and PostgreSQL cannot store one: a stray one made
+    // a short reply look unpostable.
+    let mut text = text
+        .replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .replace('\0', "");
     crate::limits::truncate(&mut text, crate::limits::MAX_TEXT_BYTES);
     text
 }

@@ -275,6 +275,31 @@ async fn a_reply_by_email_lands_in_the_thread_clean_and_its_reader_sees_it_live(
     assert_eq!(p.thread_bodies(&alice, &n.thread).await.len(), 2);
 }
 
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_reply_with_a_stray_nul_is_posted_without_it_not_refused_as_too_long(db: PgPool) {
+    let p = Platform::start(db).await;
+    let alice = p.api.user("alice").await;
+    let bob = p.api.user("bob").await;
+    let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    // A NUL cannot be stored as text, and no mail client means one: a probe's 30-byte reply
+    // holding one was refused as longer than 64,000 characters, and its author told so.
+    let raw = format!(
+        "From: Bob <bob@example.com>\r\nTo: {to}\r\nSubject: Re: [Convos] Lunch on Friday?\r\n\
+         Message-ID: <nul1@example.com>\r\nIn-Reply-To: {id}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         Content-Transfer-Encoding: quoted-printable\r\n\r\n\
+         Noon=00 works.\r\n",
+        to = n.reply_to,
+        id = n.message_id,
+    );
+    p.send_smtp("bob@example.com", &n.reply_to, &raw).await;
+    assert_eq!(p.wait_decided(1).await, [("posted".into(), None)]);
+    assert_eq!(
+        p.thread_bodies(&alice, &n.thread).await[1],
+        ("bob".into(), "Noon works.".into())
+    );
+}
+
 /// The corpus of replies as real mail clients write them (`mail/tests/replies`): each raw
 /// message, its `Message-ID` and the new text it holds.
 fn corpus() -> Vec<(Vec<u8>, String, String)> {
