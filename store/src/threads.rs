@@ -451,6 +451,37 @@ pub async fn set_flag(
     Ok(Written::new(get(db, caller, thread).await?, changed > 0))
 }
 
+/// Mutes or unmutes `thread` for `caller` from an email's link, which proves they take part
+/// in it: unlike [`set_flag`], also when every message of theirs in it is deleted, since the
+/// next message brings the thread back, and would email them again (a mail client's one-click
+/// unsubscribe must succeed, RFC 8058). Returns the thread's subject; `NotFound` only when
+/// `caller` never took part in it.
+pub async fn set_muted_by_email(
+    db: &PgPool,
+    caller: UserId,
+    thread: ThreadId,
+    on: bool,
+) -> Result<Written<String>> {
+    match set_flag(db, caller, thread, Flag::Muted, on).await {
+        Err(StoreError::NotFound) => {}
+        done => return Ok(done?.map(|thread| thread.subject)),
+    }
+    // Gone from the caller's mailbox: no view shows the flag, so nothing is announced.
+    let subject: Option<String> = sqlx::query_scalar(
+        "update thread_participants p set muted = $3 from threads t \
+         where t.id = p.thread_id and p.thread_id = $2 and p.user_id = $1 \
+         returning t.subject",
+    )
+    .bind(caller.as_uuid())
+    .bind(thread.as_uuid())
+    .bind(on)
+    .fetch_optional(db)
+    .await?;
+    subject
+        .map(|s| Written::new(s, false))
+        .ok_or(StoreError::NotFound)
+}
+
 /// Deletes every copy the caller has in the thread; the other participant keeps theirs.
 pub async fn delete_for_me(db: &PgPool, caller: UserId, thread: ThreadId) -> Result<Written<()>> {
     let mut tx = db.begin().await?;

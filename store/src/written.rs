@@ -25,6 +25,10 @@ impl<T> Written<T> {
         Self::new(value, true)
     }
 
+    /// The same write with its value changed by `f`.
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Written<U> {
+        Written::new(f(self.value), self.wrote_jobs)
+    }
     /// Whether the committed transaction inserted jobs or made some due.
     pub fn wrote_jobs(&self) -> bool {
         self.wrote_jobs

@@ -20,7 +20,7 @@ use convos_core::ErrorBody;
 use convos_core::email_links::{self, Link, Target};
 use convos_store::StoreError;
 use convos_store::email_links::{self as store, EmailState};
-use convos_store::threads::{self, Flag};
+use convos_store::threads;
 use convos_store::{messages, unsubscribe};
 use secrecy::ExposeSecret;
 use serde::Serialize;
@@ -329,14 +329,14 @@ pub async fn email_link_page(
 }
 
 /// One-click (RFC 8058): what a mail client's `List-Unsubscribe` POST does. A thread's link
-/// mutes the thread; the account's link turns email off; a message's link marks it read. Any
+/// mutes the thread, also one its user deleted in the app; the account's link turns email off; a message's link marks it read. Any
 /// request body (`List-Unsubscribe=One-Click`) is ignored. Idempotent.
 #[utoipa::path(post, path = "/api/v1/email-links/{token}", tag = "notifications",
     params(("token" = String, Path, description = "The signed token from the email")),
     responses(
         (status = 200, description = "Done; an HTML page with an undo button when the request accepts `text/html`",
             content((EmailLinkResult = "application/json"), (String = "text/html"))),
-        (status = 404, description = "Not a genuine, current email link, or its thread or message is gone for its user; a link its user revoked still unsubscribes (mutes its thread or turns email off)", body = ErrorBody)))]
+        (status = 404, description = "Not a genuine, current email link, or its message is gone for its user (a thread's link mutes its thread even when its user deleted it); a link its user revoked still unsubscribes (mutes its thread or turns email off)", body = ErrorBody)))]
 pub async fn email_link_one_click(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -366,7 +366,7 @@ pub async fn email_link_one_click(
     responses(
         (status = 200, description = "Done; an HTML page with an undo button when the request accepts `text/html`",
             content((EmailLinkResult = "application/json"), (String = "text/html"))),
-        (status = 404, description = "Not a genuine, current email link (forged, expired, or revoked by its user), an action this link cannot take, or its thread or message is gone for its user", body = ErrorBody),
+        (status = 404, description = "Not a genuine, current email link (forged, expired, or revoked by its user), an action this link cannot take, or its message is gone for its user (a thread's mute and unmute work on a thread its user deleted)", body = ErrorBody),
         (status = 429, description = "The user's links took too many actions this minute", body = ErrorBody)))]
 pub async fn email_link_action(
     State(state): State<AppState>,
@@ -408,8 +408,8 @@ async fn act(
     match (action, link.target) {
         (A::Mute | A::Unmute, Target::Thread(thread)) => {
             let on = action == A::Mute;
-            let written = threads::set_flag(&state.db, user, thread, Flag::Muted, on).await?;
-            about = Some(state.wake.committed(written).subject);
+            let written = threads::set_muted_by_email(&state.db, user, thread, on).await?;
+            about = Some(state.wake.committed(written));
         }
         (A::Read | A::Unread, Target::Message(message)) => {
             let read = action == A::Read;

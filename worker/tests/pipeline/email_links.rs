@@ -178,6 +178,37 @@ async fn one_click_on_list_unsubscribe_mutes_only_that_thread(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn one_click_mutes_a_thread_deleted_in_the_app_so_its_next_reply_is_not_emailed(db: PgPool) {
+    // Arrange: Bob got an email about a thread, then deleted the thread in the app.
+    let config = StackConfig::new();
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = start_api(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let sent = api.send(&alice, &bob, "Deleted", "1").await;
+    let thread = sent["thread_id"].as_str().unwrap();
+    let link = list_unsubscribe(&email_about(&smtp, "Deleted").await);
+    let deleted = api.delete(&format!("/api/v1/threads/{thread}"), &bob).await;
+    assert_eq!(deleted.status, 204);
+
+    // Act: his mail client's one-click POST (a provider does not retry a refusal).
+    let answer = one_click(&api, &link).await;
+
+    // Assert: it succeeds, as RFC 8058 expects, and Alice's next reply, which brings the
+    // thread back to Bob's mailbox, is not emailed to him.
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(answer.body["status"], "muted");
+    let reply = api.reply(&alice, thread, "2").await;
+    assert!(muted(&api, thread, &bob).await, "muted in the app too");
+    eventually(WAIT, "jobs to finish", || all_jobs_finished(&db)).await;
+    assert_eq!(smtp.mails().len(), 1, "only the first email");
+    let d = delivery(&api, &reply, &bob).await;
+    assert_eq!(d["detail"]["reason"], "muted");
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn a_thread_muted_from_the_email_can_be_unmuted_at_once(db: PgPool) {
     let config = StackConfig::new();
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
