@@ -299,12 +299,18 @@ pub struct AuditEntry {
     pub created_at: DateTime<Utc>,
 }
 
-/// How many jobs an operator action touched.
+/// How many jobs an operator action touched, and, for a bulk action that is not finished,
+/// where to continue.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Affected {
     /// Jobs changed.
     pub affected: u64,
+    /// A bulk action works through its jobs a window at a time for at most about two seconds
+    /// a request (decision 67): when it stopped before the end, send the same filter again
+    /// with this as `cursor`. `null` once it is done (always, for one job).
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 /// An operator action on one job or one queue, as the client's Ops screen asks it:

@@ -482,33 +482,99 @@ pub async fn job(db: &PgPool, id: Uuid) -> Result<JobDetail> {
     })
 }
 
-/// Makes dead or waiting-to-retry jobs matching `filter` (or the one `id`) due now; dead jobs
-/// get a fresh attempt budget, and an email job's failed deliveries are queued again. Returns
-/// how many were touched.
+/// The most jobs one step of a bulk action reads ([`retry`], [`discard`]), as a page of the
+/// job list does (decision 67).
+pub const BULK_WINDOW: i64 = 5_000;
+
+/// What one step of a bulk action did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// Jobs changed.
+    pub affected: u64,
+    /// Where the next step starts: after the last job this one read; `None` once the walk
+    /// reached the oldest job it could act on.
+    pub next: Option<Cursor>,
+}
+
+/// The window of one step: the newest [`BULK_WINDOW`] jobs in `states` (of the filter's queue
+/// and state, `$6` alone when given) older than the cursor (`after`), through the indexes that
+/// hold those states (the dead jobs by queue and id; those waiting to retry, among the due),
+/// never the ledger; `matched` where the rest of the filter holds. The jobs to change are then
+/// looked up by id (`= any(array(…))`, a primary-key lookup whatever the planner guesses of
+/// the filter; as a join, a text filter it took for rare made it read the whole ledger).
+fn window_sql(filter: &JobFilter, states: &[&str], after: &str) -> String {
+    let known = known_filters_sql(filter);
+    let arms: Vec<String> = states
+        .iter()
+        .map(|state| {
+            format!(
+                "(select id, created_at, coalesce({filter}, false) as matched \
+                  from jobs where state = '{state}'{known}{due} \
+                  and id < {after} and ($6::uuid is null or id = $6) \
+                  order by id desc limit {BULK_WINDOW})",
+                filter = filter_sql(),
+                // The due index leads with the queue (`$8`: every queue, bound by `retry`).
+                due = if *state == "retry" {
+                    " and kind = any($8)"
+                } else {
+                    ""
+                },
+            )
+        })
+        .collect();
+    format!(
+        "bulk_window as (select * from ({}) w order by id desc limit {BULK_WINDOW}), \
+         window_end as (select id, created_at, \
+             (select count(*) from bulk_window) = {BULK_WINDOW} as filled \
+           from bulk_window order by id limit 1)",
+        arms.join(" union all ")
+    )
+}
+
+/// The step's answer from the `changed` rows and the window's end.
+fn step_sql() -> &'static str {
+    "select (select count(*) from changed), \
+            (select id from window_end where filled), \
+            (select created_at from window_end where filled)"
+}
+
+/// A step's answer as read.
+fn step_of((affected, id, at): (i64, Option<Uuid>, Option<DateTime<Utc>>)) -> Step {
+    Step {
+        affected: affected as u64,
+        next: id.zip(at).map(|(id, at)| Cursor { at, id }),
+    }
+}
+
+/// Makes dead or waiting-to-retry jobs matching `filter` (or the one `id`) due now, one window
+/// of them, newest first, after `after` (decision 67); dead jobs get a fresh attempt budget,
+/// and an email job's failed deliveries are queued again.
 ///
-/// One statement however many jobs match, reading the jobs it retries through the indexes
-/// that hold them (the dead ones; those waiting to retry, among the due), not the ledger (a
-/// condition on both states matched neither index); the deliveries are found by thread and
-/// recipient through their index of failed ones, all of them in one update (each retried email
-/// job's update of its own, matched by a text cast, read every delivery ever made).
-pub async fn retry(db: &PgPool, filter: &JobFilter, id: Option<Uuid>) -> Result<Written<u64>> {
+/// A window of at most [`BULK_WINDOW`] jobs per statement: a million dead email jobs after a
+/// relay's outage, retried in one statement, ran into the statement limit every time, and the
+/// documented recovery could not finish. The deliveries are found by thread and recipient
+/// through their index of failed ones, all of them in one update (each retried email job's
+/// update of its own, matched by a text cast, read every delivery ever made).
+pub async fn retry(
+    db: &PgPool,
+    filter: &JobFilter,
+    id: Option<Uuid>,
+    after: Option<Cursor>,
+) -> Result<Written<Step>> {
     let sql = format!(
-        "with target as ( \
-           select id from jobs where state = 'dead' and ($6::uuid is null or id = $6) and {filter} \
-           union all \
-           select id from jobs where state = 'retry' and kind = any($8) \
-             and ($6::uuid is null or id = $6) and {filter}), \
-         retried as ( \
+        "with {window}, \
+         changed as ( \
            update jobs set state = 'retry', next_run_at = now(), updated_at = now(), \
              finished_at = null, \
              max_attempts = case when state = 'dead' then attempts + {budget} \
                                  else max_attempts end \
-           where id in (select id from target) and state in ('dead', 'retry') \
+           where id = any(array(select id from bulk_window where matched)) \
+             and state in ('dead', 'retry') \
            returning kind, payload), \
          emails as ( \
            select distinct (payload->>'thread_id')::uuid as thread_id, \
                   (payload->>'recipient_id')::uuid as recipient_id \
-           from retried \
+           from changed \
            where kind = 'notify_email' and payload->>'thread_id' ~ $7 \
              and payload->>'recipient_id' ~ $7), \
          requeued as ( \
@@ -516,11 +582,12 @@ pub async fn retry(db: &PgPool, filter: &JobFilter, id: Option<Uuid>) -> Result<
            from emails e \
            where d.thread_id = e.thread_id and d.recipient_id = e.recipient_id \
              and d.status = 'failed') \
-         select count(*) from retried",
-        filter = filter_sql(),
+         {step}",
+        window = window_sql(filter, &["dead", "retry"], "$9"),
         budget = budget_sql(),
+        step = step_sql(),
     );
-    let retried: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
+    let row = sqlx::query_as(AssertSqlSafe(sql))
         .bind(filter.kind.map(JobKind::as_str))
         .bind(&filter.state)
         .bind(filter.q.as_deref().map(contains_pattern))
@@ -529,33 +596,48 @@ pub async fn retry(db: &PgPool, filter: &JobFilter, id: Option<Uuid>) -> Result<
         .bind(id)
         .bind(UUID_TEXT)
         .bind(crate::jobs::all_kinds())
+        .bind(after.map_or(Uuid::max(), |c| c.id))
         .fetch_one(db)
         .await?;
-    Ok(Written::new(retried as u64, retried > 0))
+    let step = step_of(row);
+    let wrote = step.affected > 0;
+    Ok(Written::new(step, wrote))
 }
 
 /// A UUID as text, for reading ids out of job payloads without failing on a malformed one.
 const UUID_TEXT: &str =
     "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 
-/// Discards dead jobs matching `filter` (or the one `id`): they leave the dead count for good.
-pub async fn discard(db: &PgPool, filter: &JobFilter, id: Option<Uuid>) -> Result<u64> {
+/// Discards dead jobs matching `filter` (or the one `id`), one window of them, newest first,
+/// after `after`, as [`retry`] does: they leave the dead count for good.
+pub async fn discard(
+    db: &PgPool,
+    filter: &JobFilter,
+    id: Option<Uuid>,
+    after: Option<Cursor>,
+) -> Result<Step> {
     let sql = format!(
-        "update jobs set state = 'discarded', updated_at = now() \
-         where state = 'dead' and ($6::uuid is null or id = $6) and {}",
-        filter_sql()
+        "with {window}, \
+         changed as ( \
+           update jobs set state = 'discarded', updated_at = now() \
+           where id = any(array(select id from bulk_window where matched)) \
+             and state = 'dead' \
+           returning 1) \
+         {step}",
+        window = window_sql(filter, &["dead"], "$7"),
+        step = step_sql(),
     );
-    let done = sqlx::query(AssertSqlSafe(sql))
+    let row = sqlx::query_as(AssertSqlSafe(sql))
         .bind(filter.kind.map(JobKind::as_str))
         .bind(&filter.state)
         .bind(filter.q.as_deref().map(contains_pattern))
         .bind(filter.message_id)
         .bind(filter.user)
         .bind(id)
-        .execute(db)
-        .await?
-        .rows_affected();
-    Ok(done)
+        .bind(after.map_or(Uuid::max(), |c| c.id))
+        .fetch_one(db)
+        .await?;
+    Ok(step_of(row))
 }
 
 /// Records an operator action.

@@ -364,10 +364,11 @@ async fn an_outcome_landing_after_the_job_was_handed_out_again_changes_only_its_
         ),
         "the lost attempt is in the history"
     );
-    let retried = ops::retry(&db, &JobFilter::default(), Some(id))
+    let retried = ops::retry(&db, &JobFilter::default(), Some(id), None)
         .await
         .unwrap()
-        .without_wake();
+        .without_wake()
+        .affected;
     assert_eq!(retried, 1);
     let again = relay_dispatches(&db, JobKind::Deliver).await;
     assert_eq!(
@@ -743,7 +744,7 @@ async fn a_lapsed_lease_counts_for_a_deliver_job_and_not_for_an_unclaimed_email_
 }
 
 /// Tuples read so far through the indexes that list jobs by state (`jobs_inflight`,
-/// `jobs_dead`), once `conn`'s own counts are flushed to the statistics.
+/// `jobs_dead_by_id`), once `conn`'s own counts are flushed to the statistics.
 async fn reads_by_state(db: &PgPool, conn: &PgPool) -> i64 {
     sqlx::query("select pg_stat_force_next_flush()")
         .execute(conn)
@@ -751,7 +752,7 @@ async fn reads_by_state(db: &PgPool, conn: &PgPool) -> i64 {
         .unwrap();
     sqlx::query_scalar(
         "select coalesce(sum(idx_tup_read), 0)::int8 from pg_stat_user_indexes \
-         where indexrelname in ('jobs_inflight', 'jobs_dead')",
+         where indexrelname in ('jobs_inflight', 'jobs_dead_by_id')",
     )
     .fetch_one(db)
     .await

@@ -918,10 +918,11 @@ async fn an_operators_retry_of_dead_emails_reads_only_their_deliveries(db: PgPoo
         kind: Some(JobKind::NotifyEmail),
         ..JobFilter::default()
     };
-    let retried = ops::retry(&server, &filter, None)
+    let retried = ops::retry(&server, &filter, None, None)
         .await
         .unwrap()
-        .without_wake();
+        .without_wake()
+        .affected;
     let read = rows_read(&db, &server, "deliveries").await - before;
 
     assert_eq!(retried, 50);
@@ -1094,10 +1095,11 @@ async fn an_operators_retry_reads_the_dead_jobs_not_the_ledger(db: PgPool) {
             state: state.map(str::to_owned),
             ..JobFilter::default()
         };
-        let retried = ops::retry(&server, &filter, None)
+        let retried = ops::retry(&server, &filter, None, None)
             .await
             .unwrap()
-            .without_wake();
+            .without_wake()
+            .affected;
         let read = jobs_rows_read(&db, &server).await - before;
 
         assert_eq!(retried, 30, "{state:?}");
@@ -1160,6 +1162,82 @@ async fn the_dead_jobs_list_reads_the_dead_jobs_not_the_ledger(db: PgPool) {
             read <= 50,
             "{mode}: searching 4 dead jobs read {read} of 20,000"
         );
+    }
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_bulk_action_on_many_dead_jobs_reads_a_window_a_step_and_its_cursor_walks_on(db: PgPool) {
+    // A relay's outage leaves a million dead email jobs; the operator retries or discards
+    // them, maybe only those with some text. One statement for all of them ran into the
+    // statement limit every time (a probe: 1,500,000 dead, `503` after 5 s, nothing done).
+    // Here 20,000 dead jobs, two of them with the text: the newest and the oldest (made
+    // again for each plan mode, so that no row versions of the last one are read).
+    let server = one_connection(&db).await;
+    for mode in PLAN_MODES {
+        sqlx::query("delete from jobs").execute(&db).await.unwrap();
+        sqlx::query(
+            "insert into jobs (id, kind, key, payload, max_attempts, state, attempts, \
+                               finished_at) \
+             select convos_uuidv7(now() - g * interval '1 s'), 'deliver', \
+                    case when g in (1, 20000) then 'outage:' else 'dead:' end || g, '{}', 5, \
+                    'dead', 5, now() \
+             from generate_series(1, 20000) g",
+        )
+        .execute(&db)
+        .await
+        .unwrap();
+        sqlx::query("vacuum analyze jobs")
+            .execute(&db)
+            .await
+            .unwrap();
+        in_plan_mode(&server, mode).await;
+        let filter = JobFilter {
+            kind: Some(JobKind::Deliver),
+            state: Some("dead".into()),
+            q: Some("outage:".into()),
+            ..JobFilter::default()
+        };
+        let mut after = None;
+        let (mut steps, mut discarded) = (0, 0);
+        loop {
+            let before = jobs_rows_read(&db, &server).await;
+            let step = ops::discard(&server, &filter, None, after).await.unwrap();
+            let read = jobs_rows_read(&db, &server).await - before;
+            assert!(
+                read <= 2 * ops::BULK_WINDOW + 100,
+                "{mode}: a step read {read} of 20,000 dead jobs"
+            );
+            steps += 1;
+            discarded += step.affected;
+            after = step.next;
+            if after.is_none() {
+                break;
+            }
+        }
+        assert_eq!(discarded, 2, "{mode}: the newest and the oldest");
+        assert_eq!(steps, (20_000 / ops::BULK_WINDOW) as usize + 1, "{mode}");
+
+        // Retried the same way, the rest: every one, in as many steps.
+        let filter = JobFilter { q: None, ..filter };
+        let (mut after, mut retried) = (None, 0);
+        loop {
+            let before = jobs_rows_read(&db, &server).await;
+            let step = ops::retry(&server, &filter, None, after)
+                .await
+                .unwrap()
+                .without_wake();
+            let read = jobs_rows_read(&db, &server).await - before;
+            assert!(
+                read <= 2 * ops::BULK_WINDOW + 100,
+                "{mode}: a retry step read {read} of 20,000 dead jobs"
+            );
+            retried += step.affected;
+            after = step.next;
+            if after.is_none() {
+                break;
+            }
+        }
+        assert_eq!(retried, 19_998, "{mode}");
     }
 }
 

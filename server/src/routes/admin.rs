@@ -205,8 +205,14 @@ enum JobAction {
     Discard,
 }
 
-/// Applies `action` to the jobs `filter` (and, for one job, `id`) selects, audits it as done on
-/// `target`, and answers how many jobs it touched.
+/// How long one request of a bulk action goes on taking windows of jobs (decision 67); past
+/// it, the answer carries a cursor to continue from.
+const BULK_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Applies `action` to the jobs `filter` (and, for one job, `id`) selects, from `after` on,
+/// a window at a time until they are all done or [`BULK_BUDGET`] is spent; audits it as done
+/// on `target` (what the windows did, also when a later one failed), and answers how many
+/// jobs it touched and where to continue.
 async fn act_on_jobs(
     state: &AppState,
     admin: &Admin,
@@ -214,18 +220,40 @@ async fn act_on_jobs(
     filter: &JobFilter,
     id: Option<Uuid>,
     target: &str,
+    mut after: Option<convos_store::cursor::Cursor>,
 ) -> Result<Json<Affected>> {
-    let (name, affected) = match action {
-        JobAction::Retry => (
-            "retry",
-            state
-                .wake
-                .committed(ops::retry(&state.db, filter, id).await?),
-        ),
-        JobAction::Discard => ("discard", ops::discard(&state.db, filter, id).await?),
+    let name = match action {
+        JobAction::Retry => "retry",
+        JobAction::Discard => "discard",
     };
-    ops::audit(&state.db, admin.0.user.id.as_uuid(), name, target, affected).await?;
-    Ok(Json(Affected { affected }))
+    let started = std::time::Instant::now();
+    let mut affected = 0;
+    let outcome = loop {
+        let step = match action {
+            JobAction::Retry => ops::retry(&state.db, filter, id, after)
+                .await
+                .map(|written| state.wake.committed(written)),
+            JobAction::Discard => ops::discard(&state.db, filter, id, after).await,
+        };
+        match step {
+            Ok(step) => {
+                affected += step.affected;
+                after = step.next;
+                if after.is_none() || started.elapsed() >= BULK_BUDGET {
+                    break Ok(());
+                }
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    if affected > 0 || outcome.is_ok() {
+        ops::audit(&state.db, admin.0.user.id.as_uuid(), name, target, affected).await?;
+    }
+    outcome?;
+    Ok(Json(Affected {
+        affected,
+        next_cursor: after.map(|c| c.encode()),
+    }))
 }
 
 async fn act_on_job(
@@ -243,6 +271,7 @@ async fn act_on_job(
         &JobFilter::default(),
         Some(id),
         &format!("job {id}"),
+        None,
     )
     .await
 }
@@ -282,6 +311,8 @@ pub struct BulkFilter {
     pub state: Option<String>,
     /// Text in key, payload or last error.
     pub q: Option<String>,
+    /// Where to continue: the `next_cursor` of the last answer to the same filter.
+    pub cursor: Option<String>,
 }
 
 async fn bulk_filter(state: &AppState, body: &BulkFilter) -> Result<JobFilter> {
@@ -310,7 +341,17 @@ pub async fn retry_jobs(
 ) -> Result<Json<Affected>> {
     let filter = bulk_filter(&state, &body.value).await?;
     let target = serde_json::to_string(&body.value).unwrap_or_default();
-    act_on_jobs(&state, &admin, JobAction::Retry, &filter, None, &target).await
+    let after = parse_cursor(body.value.cursor.as_deref())?;
+    act_on_jobs(
+        &state,
+        &admin,
+        JobAction::Retry,
+        &filter,
+        None,
+        &target,
+        after,
+    )
+    .await
 }
 
 /// Discards every dead job matching the filter.
@@ -324,7 +365,17 @@ pub async fn discard_jobs(
 ) -> Result<Json<Affected>> {
     let filter = bulk_filter(&state, &body.value).await?;
     let target = serde_json::to_string(&body.value).unwrap_or_default();
-    act_on_jobs(&state, &admin, JobAction::Discard, &filter, None, &target).await
+    let after = parse_cursor(body.value.cursor.as_deref())?;
+    act_on_jobs(
+        &state,
+        &admin,
+        JobAction::Discard,
+        &filter,
+        None,
+        &target,
+        after,
+    )
+    .await
 }
 
 async fn set_paused(

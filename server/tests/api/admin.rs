@@ -2,7 +2,7 @@
 
 use convos_testkit::{TestServer, TestUser};
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 
 async fn admin(app: &TestServer, name: &str) -> TestUser {
@@ -463,6 +463,68 @@ async fn the_job_text_filter_matches_percent_and_underscore_literally(db: PgPool
         percent.ids(),
         [literal.to_string()],
         "a lone % is a character, not 'anything'"
+    );
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_bulk_action_walks_every_window_and_goes_on_from_a_cursor(db: PgPool) {
+    // More dead emails than two windows of a bulk action (decision 67).
+    let app = TestServer::spawn(db).await;
+    let root = admin(&app, "root").await;
+    sqlx::query(
+        "insert into jobs (id, kind, key, payload, state, max_attempts, attempts, next_run_at) \
+         select convos_uuidv7(now() - g * interval '1 ms'), 'notify_email', 'dead:' || g, '{}', \
+                'dead', 3, 3, now() \
+         from generate_series(1, 12000) g",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let page = app
+        .get(
+            "/api/v1/admin/jobs?queue=notify_email&state=dead&limit=100",
+            &root,
+        )
+        .await;
+    let cursor = page.body["next_cursor"].as_str().unwrap().to_owned();
+
+    // From a cursor (here a page's): only the jobs older than it, every window of them, in as
+    // many requests as the time each may take allows (one, on an idle machine).
+    let (mut discarded, mut cursor) = (0, Value::from(cursor));
+    while !cursor.is_null() {
+        let older = app
+            .post(
+                "/api/v1/admin/jobs/discard",
+                &root,
+                json!({"queue": "notify_email", "state": "dead", "cursor": cursor}),
+            )
+            .await;
+        assert_eq!(older.status, StatusCode::OK, "{older:?}");
+        discarded += older.body["affected"].as_u64().unwrap();
+        cursor = older.body["next_cursor"].clone();
+    }
+    assert_eq!(discarded, 11_900);
+    let rest = app
+        .post(
+            "/api/v1/admin/jobs/retry",
+            &root,
+            json!({"queue": "notify_email", "state": "dead"}),
+        )
+        .await;
+    assert_eq!(rest.body["affected"], 100, "the newest, before the cursor");
+    assert_eq!(rest.body["next_cursor"], Value::Null);
+
+    let forged = app
+        .post(
+            "/api/v1/admin/jobs/retry",
+            &root,
+            json!({"queue": "notify_email", "state": "dead", "cursor": "not-ours"}),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        forged.field("cursor").contains("not a cursor"),
+        "{forged:?}"
     );
 }
 

@@ -237,11 +237,11 @@ async fn smtp_down_past_the_last_attempt_leaves_a_dead_job_that_can_be_retried(d
         state: Some("dead".into()),
         ..Default::default()
     };
-    let retried = convos_store::ops::retry(&db, &dead_only, Some(id))
+    let retried = convos_store::ops::retry(&db, &dead_only, Some(id), None)
         .await
         .unwrap();
     assert!(retried.wrote_jobs(), "the job is due again");
-    assert_eq!(retried.without_wake(), 1);
+    assert_eq!(retried.without_wake().affected, 1);
     let jobs_now = || async {
         sqlx::query_as::<_, (String, String, i32, Option<String>)>(
             "select kind, state, attempts, last_error from jobs",
