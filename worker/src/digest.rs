@@ -34,8 +34,12 @@ fn shown(thread: &UnreadThread) -> String {
 
 /// A `mailto:` link that answers `thread` (its newest message's reply address), if replies by
 /// email are on.
-fn answer_link(settings: &EmailSettings, thread: &UnreadThread) -> Option<String> {
-    let address = reply_to(settings, thread.newest())?;
+fn answer_link(
+    settings: &EmailSettings,
+    thread: &UnreadThread,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let address = reply_to(settings, thread.newest(), now)?;
     let subject: String = format!("Re: {}", clean(&thread.subject))
         .bytes()
         .map(|b| match b {
@@ -95,7 +99,7 @@ pub fn render(
             escape(&unread),
             escape(&shown(thread))
         ));
-        if let Some(link) = answer_link(settings, thread) {
+        if let Some(link) = answer_link(settings, thread, now) {
             text.push_str(&format!("  Answer by email: {link}\n"));
             html.push_str(&format!(
                 "<p><a href=\"{}\">Answer by email</a></p>",

@@ -53,20 +53,26 @@ pub fn link_url(
     )
 }
 
-/// The `Reply-To` address of the email about `newest` (its recipient answers its thread).
-pub fn reply_to(settings: &EmailSettings, newest: MessageId) -> Option<String> {
+/// The `Reply-To` address of the email about `newest` (its recipient answers its thread),
+/// made `now`.
+pub fn reply_to(settings: &EmailSettings, newest: MessageId, now: DateTime<Utc>) -> Option<String> {
     let domain = settings.reply_domain.as_deref()?;
     Some(crate::reply_address::address(
         &settings.secret_key,
         crate::reply_address::Purpose::Reply,
         newest,
+        now,
         domain,
     ))
 }
 
 /// The return path (VERP) of the email about `newest`: bounces and complaints come back to an
 /// address that names the message, hence its recipient. Without a reply domain, the `From`.
-pub fn return_path(settings: &EmailSettings, newest: MessageId) -> Option<lettre::Address> {
+pub fn return_path(
+    settings: &EmailSettings,
+    newest: MessageId,
+    now: DateTime<Utc>,
+) -> Option<lettre::Address> {
     let Some(domain) = settings.reply_domain.as_deref() else {
         return Some(settings.from.email.clone());
     };
@@ -74,6 +80,7 @@ pub fn return_path(settings: &EmailSettings, newest: MessageId) -> Option<lettre
         &settings.secret_key,
         crate::reply_address::Purpose::Bounce,
         newest,
+        now,
         domain,
     )
     .parse()
@@ -323,7 +330,7 @@ pub fn render(
             escape(&shown)
         ));
     }
-    let reply_to = reply_to(settings, newest.id);
+    let reply_to = reply_to(settings, newest.id, now);
     let how = if reply_to.is_some() {
         format!(
             "Reply to this email to answer {sender}: your reply is posted in the thread (the \

@@ -1,15 +1,19 @@
 //! The addresses a notification carries back to Convos (decision 26): `reply+<token>@<domain>`
 //! in `Reply-To`, and `bounce+<token>@<domain>` as its return path (VERP).
 //!
-//! A token is the notified message's id and an HMAC-SHA256 of it under `CONVOS_SECRET_KEY`,
-//! truncated to 80 bits, both in lower-case base32 (42 characters: local parts stay under
-//! RFC 5321's 64, and a relay that changes their case changes nothing). The message names
-//! everything else: its recipient is the only person who may answer through the address, and
-//! its thread is where the answer goes. Without the secret no address can be made for another
-//! message; the two purposes sign under different labels, so a bounce address is no reply
-//! address. Revocation needs no table: the owner's `reply_addresses_revoked_at` retires every
-//! address issued for messages written before it.
+//! A token is the notified message's id, the time the address was made (milliseconds, 48
+//! bits) and an HMAC-SHA256 of both under `CONVOS_SECRET_KEY`, truncated to 80 bits, all in
+//! lower-case base32 (52 characters: local parts stay under RFC 5321's 64, and a relay that
+//! changes their case changes nothing). The message names everything else: its recipient is
+//! the only person who may answer through the address, and its thread is where the answer
+//! goes. Without the secret no address can be made for another message or time; the two
+//! purposes sign under different labels, so a bounce address is no reply address.
+//! Revocation needs no table: the owner's `reply_addresses_revoked_at` retires every address
+//! made before it (decision 68). Addresses made before the time was in them (42 characters,
+//! the message's id and its signature) still parse; they count as made when their message
+//! was written.
 
+use chrono::{DateTime, Utc};
 use convos_core::MessageId;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -31,13 +35,36 @@ impl Purpose {
         }
     }
 
-    fn label(self) -> &'static [u8] {
+    /// What a token of the first form (without a time) is signed under.
+    fn label_v1(self) -> &'static [u8] {
         match self {
             Purpose::Reply => b"convos-reply-v1:",
             Purpose::Bounce => b"convos-bounce-v1:",
         }
     }
+
+    fn label(self) -> &'static [u8] {
+        match self {
+            Purpose::Reply => b"convos-reply-v2:",
+            Purpose::Bounce => b"convos-bounce-v2:",
+        }
+    }
 }
+
+/// A genuine address of ours, read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Token {
+    /// What it is for.
+    pub purpose: Purpose,
+    /// The message it was made for.
+    pub message: MessageId,
+    /// When it was made; `None` for an address of the first form, made before the time was
+    /// in them.
+    pub made: Option<DateTime<Utc>>,
+}
+
+/// Bytes of the time in a token: milliseconds since 1970 fit 48 bits until the year 10889.
+const TIME: usize = 6;
 
 /// Bytes of the signature kept in a token.
 const SIGNATURE: usize = 10;
@@ -77,27 +104,37 @@ fn unbase32(text: &str) -> Option<Vec<u8>> {
     (buffer & ((1 << bits) - 1) == 0).then_some(out)
 }
 
-fn signature(secret: &str, purpose: Purpose, message: MessageId) -> Vec<u8> {
+/// The signature of `signed` (the token's bytes before it) under `label`.
+fn signature(secret: &str, label: &[u8], signed: &[u8]) -> Vec<u8> {
     // HMAC accepts keys of any length, so this cannot fail.
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac takes any key");
-    mac.update(purpose.label());
-    mac.update(message.as_uuid().as_bytes());
+    mac.update(label);
+    mac.update(signed);
     mac.finalize().into_bytes()[..SIGNATURE].to_vec()
 }
 
-/// The address for `purpose` about `message` at `domain`.
-pub fn address(secret: &str, purpose: Purpose, message: MessageId, domain: &str) -> String {
+/// The address for `purpose` about `message` at `domain`, made at `now`.
+pub fn address(
+    secret: &str,
+    purpose: Purpose,
+    message: MessageId,
+    now: DateTime<Utc>,
+    domain: &str,
+) -> String {
+    let mut signed = message.as_uuid().as_bytes().to_vec();
+    let millis = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+    signed.extend_from_slice(&millis.to_be_bytes()[8 - TIME..]);
     format!(
         "{}{}{}@{domain}",
         purpose.prefix(),
-        base32(message.as_uuid().as_bytes()),
-        base32(&signature(secret, purpose, message))
+        base32(&signed),
+        base32(&signature(secret, purpose.label(), &signed))
     )
 }
 
-/// What a received address is, if it is a genuine one of ours at `domain`: its purpose and the
-/// message it was made for. Case-insensitive.
-pub fn parse(secret: &str, address: &str, domain: &str) -> Option<(Purpose, MessageId)> {
+/// What a received address is, if it is a genuine one of ours at `domain`: its purpose, the
+/// message it was made for and when. Case-insensitive.
+pub fn parse(secret: &str, address: &str, domain: &str) -> Option<Token> {
     let address = address.trim().trim_start_matches('<').trim_end_matches('>');
     let (local, host) = address.rsplit_once('@')?;
     if !host.eq_ignore_ascii_case(domain) {
@@ -107,14 +144,16 @@ pub fn parse(secret: &str, address: &str, domain: &str) -> Option<(Purpose, Mess
     let (purpose, token) = [Purpose::Reply, Purpose::Bounce]
         .into_iter()
         .find_map(|p| local.strip_prefix(p.prefix()).map(|t| (p, t)))?;
-    // 16 bytes of id are 26 characters; the signature the rest.
-    if token.len() != 26 + 16 {
-        return None;
-    }
-    let id = unbase32(&token[..26])?;
-    let sig = unbase32(&token[26..])?;
-    let message = MessageId::from(uuid::Uuid::from_slice(&id).ok()?);
-    let expected = signature(secret, purpose, message);
+    // The id and the time (22 bytes) are 36 characters, the id alone (16) 26; the signature
+    // (10) the other 16.
+    let (signed_len, label) = match token.len() {
+        52 => (36, purpose.label()),
+        42 => (26, purpose.label_v1()),
+        _ => return None,
+    };
+    let signed = unbase32(&token[..signed_len])?;
+    let sig = unbase32(&token[signed_len..])?;
+    let expected = signature(secret, label, &signed);
     // Compared in constant time.
     let equal = sig.len() == expected.len()
         && sig
@@ -122,7 +161,25 @@ pub fn parse(secret: &str, address: &str, domain: &str) -> Option<(Purpose, Mess
             .zip(&expected)
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0;
-    equal.then_some((purpose, message))
+    if !equal {
+        return None;
+    }
+    let message = MessageId::from(uuid::Uuid::from_slice(&signed[..16]).ok()?);
+    let made = match &signed[16..] {
+        [] => None,
+        time => {
+            let mut millis = [0u8; 8];
+            millis[8 - TIME..].copy_from_slice(time);
+            Some(DateTime::from_timestamp_millis(
+                i64::try_from(u64::from_be_bytes(millis)).ok()?,
+            )?)
+        }
+    };
+    Some(Token {
+        purpose,
+        message,
+        made,
+    })
 }
 
 /// Whether `address` is any address of ours at `domain` (genuine or not): what the SMTP
@@ -142,27 +199,70 @@ pub fn is_ours(address: &str, domain: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn at(millis: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(millis).unwrap()
+    }
+
+    /// An address of the first form, as made before the time was in them.
+    fn first_form(secret: &str, purpose: Purpose, message: MessageId, domain: &str) -> String {
+        let id = *message.as_uuid().as_bytes();
+        format!(
+            "{}{}{}@{domain}",
+            purpose.prefix(),
+            base32(&id),
+            base32(&signature(secret, purpose.label_v1(), &id))
+        )
+    }
+
     #[test]
-    fn an_address_names_its_message_and_fits_a_local_part() {
+    fn an_address_names_its_message_and_when_it_was_made_and_fits_a_local_part() {
         let message = MessageId::generate();
-        let reply = address("secret", Purpose::Reply, message, "reply.convos.test");
-        let local = reply.split('@').next().unwrap();
-        assert!(local.len() <= 64, "{reply}");
-        assert_eq!(
-            parse("secret", &reply, "reply.convos.test"),
-            Some((Purpose::Reply, message))
+        let made = at(1_796_000_000_123);
+        let expected = Some(Token {
+            purpose: Purpose::Reply,
+            message,
+            made: Some(made),
+        });
+        let reply = address("secret", Purpose::Reply, message, made, "reply.convos.test");
+        let bounce = address(
+            "secret",
+            Purpose::Bounce,
+            message,
+            made,
+            "reply.convos.test",
         );
+        for local in [&reply, &bounce].map(|a| a.split('@').next().unwrap()) {
+            assert!(local.len() <= 64, "{local}");
+        }
+        assert_eq!(parse("secret", &reply, "reply.convos.test"), expected);
         assert_eq!(
             parse("secret", &reply.to_uppercase(), "REPLY.convos.test"),
-            Some((Purpose::Reply, message)),
+            expected,
             "relays may change the case"
         );
     }
 
     #[test]
+    fn an_address_of_the_first_form_still_parses_without_a_time() {
+        let message = MessageId::generate();
+        let old = first_form("secret", Purpose::Reply, message, "d.test");
+        assert_eq!(
+            parse("secret", &old, "d.test"),
+            Some(Token {
+                purpose: Purpose::Reply,
+                message,
+                made: None
+            })
+        );
+        let as_bounce = old.replacen("reply+", "bounce+", 1);
+        assert_eq!(parse("secret", &as_bounce, "d.test"), None);
+    }
+
+    #[test]
     fn forged_moved_and_foreign_addresses_are_refused() {
         let message = MessageId::generate();
-        let reply = address("secret", Purpose::Reply, message, "d.test");
+        let now = at(1_796_000_000_000);
+        let reply = address("secret", Purpose::Reply, message, now, "d.test");
         assert_eq!(parse("other secret", &reply, "d.test"), None);
         assert_eq!(parse("secret", &reply, "elsewhere.test"), None);
         let as_bounce = reply.replacen("reply+", "bounce+", 1);
@@ -171,12 +271,31 @@ mod tests {
             None,
             "a reply token is not a bounce token"
         );
-        let other = address("secret", Purpose::Reply, MessageId::generate(), "d.test");
-        let moved = format!("{}{}", &reply[..6 + 26], &other[6 + 26..]);
+        let other = address(
+            "secret",
+            Purpose::Reply,
+            MessageId::generate(),
+            now,
+            "d.test",
+        );
+        let moved = format!("{}{}", &reply[..6 + 36], &other[6 + 36..]);
         assert_eq!(
             parse("secret", &moved, "d.test"),
             None,
             "a signature moved to another message"
+        );
+        let later = address(
+            "secret",
+            Purpose::Reply,
+            message,
+            at(1_797_000_000_000),
+            "d.test",
+        );
+        let redated = format!("{}{}", &later[..6 + 36], &reply[6 + 36..]);
+        assert_eq!(
+            parse("secret", &redated, "d.test"),
+            None,
+            "a time changed under the signature"
         );
         assert_eq!(parse("secret", "reply+abc@d.test", "d.test"), None);
         assert_eq!(parse("secret", "bob@d.test", "d.test"), None);

@@ -28,9 +28,10 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
     if threads.is_empty() {
         return Ok(Outcome::Skipped("nothing unread".into()));
     }
-    let message = digest::render(&ctx.email, &reader, &threads, total, chrono::Utc::now())
+    let now = chrono::Utc::now();
+    let message = digest::render(&ctx.email, &reader, &threads, total, now)
         .map_err(|e| JobError::Permanent(format!("could not build the digest: {e}")))?;
-    let return_path = email::return_path(&ctx.email, threads[0].newest());
+    let return_path = email::return_path(&ctx.email, threads[0].newest(), now);
     match ctx.mailer.send_with_return_path(message, return_path).await {
         Ok(()) => {
             ctx.metrics

@@ -12,10 +12,11 @@ use super::{JobError, JobResult};
 use crate::mailer::SendError;
 use crate::reply_address::{self, Purpose};
 use crate::{Ctx, email};
+use chrono::{DateTime, Utc};
 use convos_core::api::NewContent;
 use convos_core::domain::{Body, IdempotencyKey};
 use convos_core::jobs::InboundMailJob;
-use convos_core::{MessageId, ThreadId, UserId};
+use convos_core::{ThreadId, UserId};
 use convos_mail::autoreply;
 use convos_mail::parsed::Parsed;
 use convos_mail::reports::{self, Report};
@@ -196,7 +197,7 @@ fn our_address(
     row: &Inbound,
     parsed: Option<&Parsed>,
     domain: &str,
-) -> Result<(Purpose, MessageId), Refusal> {
+) -> Result<reply_address::Token, Refusal> {
     let secret = &ctx.email.secret_key;
     let candidates = row
         .envelope_to
@@ -227,23 +228,25 @@ async fn decide(ctx: &Ctx, row: &Inbound) -> Result<Recorded, JobError> {
     let Some(parsed) = parsed.as_ref() else {
         return refuse(Refusal::Unreadable).await;
     };
-    let (purpose, message) = match our_address(ctx, row, Some(parsed), domain) {
+    let token = match our_address(ctx, row, Some(parsed), domain) {
         Ok(found) => found,
         Err(refusal) => return refuse(refusal).await,
     };
-    let Some(target) = inbound::reply_target(&ctx.db, message).await? else {
+    let Some(target) = inbound::reply_target(&ctx.db, token.message).await? else {
         return refuse(Refusal::ThreadGone).await;
     };
     let user = UserId::from(target.user_id);
     let thread = ThreadId::from(target.thread_id);
-    match purpose {
+    match token.purpose {
         Purpose::Bounce => report(ctx, row, &target, &row.raw, message_id.as_deref()).await,
         Purpose::Reply => {
+            // An address of the first form counts as made when its message was written.
+            let made = token.made.unwrap_or(target.created_at);
             post_reply(
                 ctx,
                 row,
                 parsed,
-                &target,
+                (&target, made),
                 user,
                 thread,
                 message_id.as_deref(),
@@ -378,7 +381,7 @@ async fn post_reply(
     ctx: &Ctx,
     row: &Inbound,
     parsed: &Parsed,
-    target: &inbound::ReplyTarget,
+    (target, made): (&inbound::ReplyTarget, DateTime<Utc>),
     user: UserId,
     thread: ThreadId,
     message_id: Option<&str>,
@@ -399,7 +402,8 @@ async fn post_reply(
         return refused(ctx, row, Refusal::WrongSender, message_id, None).await;
     }
     // Checked after the sender, so that only the address's owner hears it was revoked.
-    if target.revoked_at.is_some_and(|at| at >= target.created_at) {
+    // Revoked when the owner revoked their addresses after this one was made (decision 68).
+    if target.revoked_at.is_some_and(|at| at >= made) {
         return refuse(Refusal::Revoked).await;
     }
     let key = received_key(message_id, parsed, target.message_id);

@@ -203,7 +203,7 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
             return Err(JobError::Permanent(error));
         }
     };
-    let return_path = email::return_path(&ctx.email, ids[ids.len() - 1]);
+    let return_path = email::return_path(&ctx.email, ids[ids.len() - 1], chrono::Utc::now());
     let sent = ctx.mailer.send_with_return_path(message, return_path).await;
     irrevocable.mark();
     match sent {

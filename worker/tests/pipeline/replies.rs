@@ -389,6 +389,51 @@ async fn replies_from_every_corpus_client_land_with_exactly_their_new_text(db: P
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn an_email_written_after_a_revocation_carries_a_reply_address_that_works(db: PgPool) {
+    // Bob revokes his reply addresses while the email about Alice's message still waits (the
+    // notification delay, a paused queue, a retry). The email goes out after the revocation,
+    // so its reply address is a new one: a probe found it dead on arrival, judged by the
+    // message's time, while the same email's links worked.
+    let p = Platform::start(db).await;
+    let alice = p.api.user("alice").await;
+    let bob = p.api.user("bob").await;
+    sqlx::query("insert into queue_controls (kind, paused) values ('notify_email', true)")
+        .execute(&p.db)
+        .await
+        .unwrap();
+    let sent = p
+        .api
+        .send(&alice, &bob, "Lunch on Friday?", "Are you free at noon?")
+        .await;
+    let revoked = p.api.delete("/api/v1/me/reply-addresses", &bob).await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{revoked:?}");
+    sqlx::query("update queue_controls set paused = false where kind = 'notify_email'")
+        .execute(&p.db)
+        .await
+        .unwrap();
+    let mail = p.nth_mail(1).await;
+    let reply_to = mail.header("Reply-To").expect("a reply address");
+    let address = reply_to
+        .rsplit('<')
+        .next()
+        .unwrap()
+        .trim_end_matches('>')
+        .to_owned();
+
+    let raw = gmail_reply(
+        "bob@example.com",
+        &address,
+        "after-revoke@mail.gmail.com",
+        &mail.header("Message-ID").unwrap(),
+        "Noon works.",
+    );
+    p.send_smtp("bob@example.com", &address, &raw).await;
+    assert_eq!(p.wait_decided(1).await, [("posted".into(), None)]);
+    let thread = sent["thread_id"].as_str().unwrap();
+    assert_eq!(p.thread_bodies(&alice, thread).await.len(), 2);
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn replies_to_a_deleted_thread_or_a_revoked_address_are_refused_and_explained(db: PgPool) {
     let p = Platform::start(db).await;
     let alice = p.api.user("alice").await;
