@@ -144,6 +144,10 @@ pub fn parse(secret: &str, address: &str, domain: &str) -> Option<Token> {
     let (purpose, token) = [Purpose::Reply, Purpose::Bounce]
         .into_iter()
         .find_map(|p| local.strip_prefix(p.prefix()).map(|t| (p, t)))?;
+    // Only our alphabet is ever in a token; anything else is no token, and is not cut.
+    if !token.is_ascii() {
+        return None;
+    }
     // The id and the time (22 bytes) are 36 characters, the id alone (16) 26; the signature
     // (10) the other 16.
     let (signed_len, label) = match token.len() {
@@ -299,6 +303,16 @@ mod tests {
         );
         assert_eq!(parse("secret", "reply+abc@d.test", "d.test"), None);
         assert_eq!(parse("secret", "bob@d.test", "d.test"), None);
+    }
+
+    #[test]
+    fn an_address_with_a_character_of_several_bytes_where_a_token_is_cut_is_refused() {
+        // The listener takes any UTF-8 at `RCPT TO`; cut inside a character, the token made
+        // the job panic, and it was retried until dead.
+        for (before, after) in [(35, 15), (25, 15)] {
+            let address = format!("reply+{}é{}@d.test", "a".repeat(before), "a".repeat(after));
+            assert_eq!(parse("secret", &address, "d.test"), None, "{address}");
+        }
     }
 
     #[test]
