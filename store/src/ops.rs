@@ -26,8 +26,9 @@ use uuid::Uuid;
 /// limit, not to its end, so a refresh costs the same during an incident as on a quiet day.
 /// The due and in-flight counts are ordered as their indexes are, so that each walks its index
 /// and stops: left to choose, the planner read a small table from its start, and so would a
-/// large one whose counted rows lie at its end. The dead jobs' index (by kind alone) offers no
-/// order to ask for; they are few while operators tend them.
+/// large one whose counted rows lie at its end. The dead jobs are counted through their index
+/// by queue and id (migration 0032), in no order asked for; they are few while operators tend
+/// them.
 pub async fn board(db: &PgPool) -> Result<Board> {
     board_counting_to(db, COUNT_LIMIT).await
 }
@@ -498,8 +499,7 @@ pub struct Step {
 
 /// The window of one step: the newest [`BULK_WINDOW`] jobs in `states` (of the filter's queue
 /// and state, `$6` alone when given) older than the cursor (`after`), through the indexes that
-/// hold those states (the dead jobs by queue and id; those waiting to retry, among the due),
-/// never the ledger; `matched` where the rest of the filter holds. The jobs to change are then
+/// hold those states by queue and id (migration 0032), never the ledger; `matched` where the rest of the filter holds. The jobs to change are then
 /// looked up by id (`= any(array(…))`, a primary-key lookup whatever the planner guesses of
 /// the filter; as a join, a text filter it took for rare made it read the whole ledger).
 fn window_sql(filter: &JobFilter, states: &[&str], after: &str) -> String {
@@ -509,16 +509,10 @@ fn window_sql(filter: &JobFilter, states: &[&str], after: &str) -> String {
         .map(|state| {
             format!(
                 "(select id, created_at, coalesce({filter}, false) as matched \
-                  from jobs where state = '{state}'{known}{due} \
+                  from jobs where state = '{state}'{known} \
                   and id < {after} and ($6::uuid is null or id = $6) \
                   order by id desc limit {BULK_WINDOW})",
                 filter = filter_sql(),
-                // The due index leads with the queue (`$8`: every queue, bound by `retry`).
-                due = if *state == "retry" {
-                    " and kind = any($8)"
-                } else {
-                    ""
-                },
             )
         })
         .collect();
@@ -583,7 +577,7 @@ pub async fn retry(
            where d.thread_id = e.thread_id and d.recipient_id = e.recipient_id \
              and d.status = 'failed') \
          {step}",
-        window = window_sql(filter, &["dead", "retry"], "$9"),
+        window = window_sql(filter, &["dead", "retry"], "$8"),
         budget = budget_sql(),
         step = step_sql(),
     );
@@ -595,7 +589,6 @@ pub async fn retry(
         .bind(filter.user)
         .bind(id)
         .bind(UUID_TEXT)
-        .bind(crate::jobs::all_kinds())
         .bind(after.map_or(Uuid::max(), |c| c.id))
         .fetch_one(db)
         .await?;
