@@ -12,6 +12,7 @@ pub mod events;
 pub mod ids;
 pub mod jobs;
 pub mod ops;
+pub mod reply_address;
 pub mod text;
 pub mod unsubscribe;
 pub mod verification;

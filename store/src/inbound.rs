@@ -6,7 +6,7 @@ use crate::written::Written;
 use chrono::{DateTime, Utc};
 use convos_core::jobs::{InboundMailJob, JobKind};
 use convos_core::{MessageId, ThreadId, UserId};
-use sqlx::PgPool;
+use sqlx::{AssertSqlSafe, PgPool};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -125,14 +125,19 @@ pub struct Decided<'a> {
     pub posted: Option<MessageId>,
 }
 
-/// Records what became of received message `id` (once: a decided message keeps its decision).
-/// Returns whether this call decided it.
+/// Bytes of a decided message kept for the operators: its head, where the headers are. Kept
+/// whole, a flood of refused mail at a megabyte each was kept for a week (decision 69).
+pub const KEPT_BYTES: i32 = 16 * 1024;
+
+/// Records what became of received message `id` (once: a decided message keeps its decision),
+/// and keeps only its first [`KEPT_BYTES`]. Returns whether this call decided it.
 pub async fn decide(db: &PgPool, id: Uuid, decided: &Decided<'_>) -> Result<bool> {
-    let written = sqlx::query(
+    let written = sqlx::query(AssertSqlSafe(format!(
         "update inbound_mail set status = $2, reason = $3, detail = $4, message_id = $5, \
-           user_id = $6, thread_id = $7, posted_id = $8, processed_at = now() \
-         where id = $1 and status = 'received'",
-    )
+           user_id = $6, thread_id = $7, posted_id = $8, processed_at = now(), \
+           raw = substring(raw from 1 for {KEPT_BYTES}) \
+         where id = $1 and status = 'received'"
+    )))
     .bind(id)
     .bind(decided.status)
     .bind(decided.reason)

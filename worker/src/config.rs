@@ -107,6 +107,10 @@ pub struct WorkerSettings {
     /// someone else's mail: not held to `inbound_max_connections_per_addr`. Default: this
     /// machine (`127.0.0.1`, `::1`), where a local Postfix relays from.
     pub inbound_relays: Vec<String>,
+    /// Messages the SMTP listener takes for one reply or bounce address a day
+    /// (`CONVOS_INBOUND_PER_ADDRESS_PER_DAY`); more are told `452` (decision 69). An answer or
+    /// two and a bounce are what one email's address gets.
+    pub inbound_per_address_per_day: u32,
     /// Messages one user may send per minute, replies by email included; must match the
     /// server's (`CONVOS_SEND_RATE_PER_MIN`).
     pub send_rate_per_min: u32,
@@ -148,6 +152,7 @@ impl Default for WorkerSettings {
             inbound_max_connections: 64,
             inbound_max_connections_per_addr: 16,
             inbound_relays: vec!["127.0.0.1".into(), "::1".into()],
+            inbound_per_address_per_day: 20,
             send_rate_per_min: 30,
             notify_delay_secs: 120,
         }

@@ -57,9 +57,9 @@ pub fn link_url(
 /// made `now`.
 pub fn reply_to(settings: &EmailSettings, newest: MessageId, now: DateTime<Utc>) -> Option<String> {
     let domain = settings.reply_domain.as_deref()?;
-    Some(crate::reply_address::address(
+    Some(convos_core::reply_address::address(
         &settings.secret_key,
-        crate::reply_address::Purpose::Reply,
+        convos_core::reply_address::Purpose::Reply,
         newest,
         now,
         domain,
@@ -76,9 +76,9 @@ pub fn return_path(
     let Some(domain) = settings.reply_domain.as_deref() else {
         return Some(settings.from.email.clone());
     };
-    crate::reply_address::address(
+    convos_core::reply_address::address(
         &settings.secret_key,
-        crate::reply_address::Purpose::Bounce,
+        convos_core::reply_address::Purpose::Bounce,
         newest,
         now,
         domain,

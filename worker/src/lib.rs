@@ -15,7 +15,6 @@ pub mod mailer;
 pub mod metrics;
 pub mod queue;
 pub mod relay;
-pub mod reply_address;
 pub mod smtp_listener;
 
 use crate::config::WorkerSettings;

@@ -1,9 +1,10 @@
 //! The SMTP listener for the reply domain (decision 26): receives replies, bounces and
 //! complaints, keeps each message in PostgreSQL with its job, and only then answers `250`.
 //!
-//! It is a receiver, never a relay: `RCPT TO` accepts only `reply+…` and `bounce+…` at the
-//! reply domain; whether a token is genuine is the job's verdict, recorded with the message.
-//! Every client gets bounded work: at most `inbound_max_connections` sessions at once, and
+//! It is a receiver, never a relay: `RCPT TO` accepts only genuine `reply+…` and `bounce+…`
+//! addresses at the reply domain (their signature is checked there, so a made-up address
+//! costs no storage), and each address takes at most `inbound_per_address_per_day` messages
+//! (decision 69). Every client gets bounded work: at most `inbound_max_connections` sessions at once, and
 //! `inbound_max_connections_per_addr` of them from one client network other than the
 //! `inbound_relays` (the rest are told `421` to come back), a minute per line (the whole line,
 //! however it trickles in), ten minutes per session, lines of at most 1,000 bytes outside a
@@ -12,8 +13,9 @@
 //! message and tries again: nothing accepted is lost, nothing is accepted before it is kept.
 
 use crate::Ctx;
-use crate::reply_address;
+use convos_core::reply_address;
 use convos_plumbing::networks::{Networks, PerNetwork};
+use convos_plumbing::rate_limit::{self, Decision};
 use convos_store::inbound::{self, Received, Via};
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +81,8 @@ pub enum Next {
 #[derive(Clone, Debug)]
 pub struct Session {
     domain: String,
+    /// The key reply addresses are signed with.
+    secret: String,
     max_bytes: usize,
     greeted: bool,
     from: Option<String>,
@@ -98,10 +102,12 @@ fn path<'a>(line: &'a str, prefix: &str) -> Option<(&'a str, &'a str)> {
 }
 
 impl Session {
-    /// A new session for mail to `domain`, taking messages up to `max_bytes`.
-    pub fn new(domain: &str, max_bytes: usize) -> Self {
+    /// A new session for mail to the addresses signed with `secret` at `domain`, taking
+    /// messages up to `max_bytes`.
+    pub fn new(domain: &str, secret: &str, max_bytes: usize) -> Self {
         Self {
             domain: domain.to_owned(),
+            secret: secret.to_owned(),
             max_bytes,
             greeted: false,
             from: None,
@@ -172,7 +178,7 @@ impl Session {
                 Some(_) if self.to.len() >= MAX_RECIPIENTS => {
                     Reply::new(452, "4.5.3 too many recipients")
                 }
-                Some((to, _)) if reply_address::is_ours(to, &self.domain) => {
+                Some((to, _)) if reply_address::parse(&self.secret, to, &self.domain).is_some() => {
                     self.to.push(to.to_owned());
                     Reply::new(250, "2.1.5 ok")
                 }
@@ -330,7 +336,7 @@ async fn run_session(
     let (read, mut write) = tokio::io::split(stream);
     let mut input = BufReader::new(read);
     let max_bytes = ctx.settings.inbound_max_bytes;
-    let mut session = Session::new(domain, max_bytes);
+    let mut session = Session::new(domain, &ctx.email.secret_key, max_bytes);
     send(&mut write, &session.greeting()).await?;
     let mut line = Vec::new();
     let mut errors = 0;
@@ -355,6 +361,13 @@ async fn run_session(
                 let (from, to) = session.take_envelope();
                 match message {
                     None => Reply::new(552, "5.3.4 message too big"),
+                    Some(_) if !within_daily_cap(ctx, &to, domain).await => {
+                        ctx.metrics
+                            .inbound
+                            .with_label_values(&["smtp", "over_cap"])
+                            .inc();
+                        Reply::new(452, "4.2.2 this address takes no more mail today")
+                    }
                     Some(raw) => keep(ctx, from.as_deref(), &to, &raw).await,
                 }
             }
@@ -402,6 +415,37 @@ async fn read_message(
     }
 }
 
+/// Whether every address in `to` may take one more message today (decision 69): one counter
+/// per address (its purpose and message), in Redis like every abuse limit, enforced only
+/// while Redis answers (decision 6).
+async fn within_daily_cap(ctx: &Ctx, to: &[String], domain: &str) -> bool {
+    let mut redis = ctx.redis.clone();
+    for address in to {
+        let Some(token) = reply_address::parse(&ctx.email.secret_key, address, domain) else {
+            continue;
+        };
+        let purpose = match token.purpose {
+            reply_address::Purpose::Reply => "reply",
+            reply_address::Purpose::Bounce => "bounce",
+        };
+        let subject = format!("{purpose}:{}", token.message);
+        let counter = rate_limit::key(&ctx.settings.redis_prefix, "inbound", &subject);
+        let decision = rate_limit::hit(
+            &mut redis,
+            &counter,
+            ctx.settings.inbound_per_address_per_day,
+            Duration::from_secs(86_400),
+        )
+        .await;
+        match decision {
+            Ok(Decision::Allowed) => {}
+            Ok(Decision::Limited(_)) => return false,
+            Err(e) => tracing::warn!(error = %e, "inbound cap not enforced: redis unavailable"),
+        }
+    }
+    true
+}
+
 /// Keeps the message and its job; the answer says whether the sender may forget it.
 async fn keep(ctx: &Ctx, from: Option<&str>, to: &[String], raw: &[u8]) -> Reply {
     let received = Received {
@@ -444,9 +488,22 @@ mod tests {
             .collect()
     }
 
+    /// A genuine reply address at `domain`, signed with "secret".
+    fn genuine(domain: &str) -> String {
+        reply_address::address(
+            "secret",
+            reply_address::Purpose::Reply,
+            convos_core::MessageId::generate(),
+            chrono::Utc::now(),
+            domain,
+        )
+    }
+
     #[test]
-    fn a_reply_is_taken_for_our_addresses_only() {
-        let mut s = Session::new("reply.convos.test", 1000);
+    fn a_reply_is_taken_for_our_genuine_addresses_only() {
+        let mut s = Session::new("reply.convos.test", "secret", 1000);
+        let ours = genuine("reply.convos.test").to_uppercase();
+        let made_up = format!("reply+{}@reply.convos.test", "a".repeat(52));
         let codes = replies(
             &mut s,
             &[
@@ -454,19 +511,20 @@ mod tests {
                 "MAIL FROM:<bob@example.com> SIZE=200 BODY=8BITMIME",
                 "RCPT TO:<postmaster@reply.convos.test>",
                 "RCPT TO:<someone@elsewhere.test>",
-                "RCPT TO:<Reply+abc@REPLY.convos.test>",
+                &format!("RCPT TO:<{made_up}>"),
+                &format!("RCPT TO:<{ours}>"),
                 "DATA",
             ],
         );
-        assert_eq!(codes, [250, 250, 550, 550, 250, 354]);
+        assert_eq!(codes, [250, 250, 550, 550, 550, 250, 354]);
         let (from, to) = s.take_envelope();
         assert_eq!(from.as_deref(), Some("bob@example.com"));
-        assert_eq!(to, ["Reply+abc@REPLY.convos.test"]);
+        assert_eq!(to, [ours]);
     }
 
     #[test]
     fn commands_out_of_order_are_refused() {
-        let mut s = Session::new("d.test", 1000);
+        let mut s = Session::new("d.test", "secret", 1000);
         assert_eq!(
             replies(
                 &mut s,
@@ -475,7 +533,7 @@ mod tests {
                     "HELO",
                     "HELO x",
                     "DATA",
-                    "RCPT TO:<reply+a@d.test>"
+                    &format!("RCPT TO:<{}>", genuine("d.test")),
                 ]
             ),
             [503, 501, 250, 503, 503]
@@ -484,7 +542,7 @@ mod tests {
 
     #[test]
     fn a_declared_size_over_the_limit_is_refused_up_front() {
-        let mut s = Session::new("d.test", 1000);
+        let mut s = Session::new("d.test", "secret", 1000);
         assert_eq!(
             replies(
                 &mut s,
@@ -500,12 +558,12 @@ mod tests {
 
     #[test]
     fn recipients_are_capped() {
-        let mut s = Session::new("d.test", 1000);
+        let mut s = Session::new("d.test", "secret", 1000);
         s.command("EHLO x");
         s.command("MAIL FROM:<>");
         let codes: Vec<u16> = (0..=MAX_RECIPIENTS)
             .map(
-                |i| match s.command(&format!("RCPT TO:<reply+{i}@d.test>")) {
+                |_| match s.command(&format!("RCPT TO:<{}>", genuine("d.test"))) {
                     Next::Reply(r) => r.code,
                     other => panic!("{other:?}"),
                 },
@@ -584,7 +642,7 @@ mod tests {
 
     #[test]
     fn control_characters_in_a_command_are_a_syntax_error() {
-        let mut s = Session::new("d.test", 1000);
+        let mut s = Session::new("d.test", "secret", 1000);
         assert_eq!(
             replies(
                 &mut s,

@@ -10,12 +10,12 @@
 
 use super::{JobError, JobResult};
 use crate::mailer::SendError;
-use crate::reply_address::{self, Purpose};
 use crate::{Ctx, email};
 use chrono::{DateTime, Utc};
 use convos_core::api::NewContent;
 use convos_core::domain::{Body, IdempotencyKey};
 use convos_core::jobs::InboundMailJob;
+use convos_core::reply_address::{self, Purpose};
 use convos_core::{ThreadId, UserId};
 use convos_mail::autoreply;
 use convos_mail::parsed::Parsed;

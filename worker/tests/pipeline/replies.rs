@@ -87,6 +87,13 @@ impl Platform {
 
     /// Sends `raw` to the worker's SMTP listener from `from` to `to`.
     async fn send_smtp(&self, from: &str, to: &str, raw: impl AsRef<[u8]>) {
+        self.try_smtp(from, to, raw)
+            .await
+            .expect("the listener takes the message");
+    }
+
+    /// Sends `raw` to the worker's SMTP listener; the listener's refusal, if it refused.
+    async fn try_smtp(&self, from: &str, to: &str, raw: impl AsRef<[u8]>) -> Result<(), String> {
         let transport =
             lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous("127.0.0.1")
                 .port(self.listener_port)
@@ -103,7 +110,8 @@ impl Platform {
         transport
             .send_raw(&envelope, raw.as_ref())
             .await
-            .expect("the listener takes the message");
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// Posts `raw` to the webhook with `secret`.
@@ -350,7 +358,8 @@ fn as_bobs_answer(raw: &[u8], reply_to: &str) -> Vec<u8> {
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn replies_from_every_corpus_client_land_with_exactly_their_new_text(db: PgPool) {
-    let p = Platform::start(db.clone()).await;
+    // Every client's reply goes to the one notification's address: more than it takes a day.
+    let p = Platform::start_with(db.clone(), |s| s.inbound_per_address_per_day = 1_000).await;
     let alice = p.api.user("alice").await;
     let bob = p.api.user("bob").await;
     let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
@@ -507,7 +516,8 @@ async fn forged_foreign_and_automatic_mail_is_refused_on_record(db: PgPool) {
 
     // A forged token, "from" Bob's own address: refused, and nobody is told. `From` is
     // anyone's to write: answering it let a stranger make Convos email any user a subject of
-    // their choosing, five times an hour.
+    // their choosing, five times an hour. The listener refuses it at `RCPT TO` (decision 69);
+    // through a provider's webhook, the job refuses it on record.
     let (local, _) = n.reply_to.split_once('@').unwrap();
     let forged = format!(
         "{}{}@{DOMAIN}",
@@ -519,7 +529,10 @@ async fn forged_foreign_and_automatic_mail_is_refused_on_record(db: PgPool) {
         "Subject: URGENT your Convos password expires - reset at http://evil.example/",
         1,
     );
-    p.send_smtp("bob@example.com", &forged, &phishing).await;
+    let refused = p.try_smtp("bob@example.com", &forged, &phishing).await;
+    assert!(refused.unwrap_err().contains("550"), "refused at RCPT TO");
+    let res = p.post_webhook(SECRET, &phishing).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
     // The right address from someone else: refused, and nobody is emailed.
     p.send_smtp(
         "mallory@example.net",
@@ -578,15 +591,67 @@ async fn forged_foreign_and_automatic_mail_is_refused_on_record(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn nobody_fills_the_database_through_the_listener(db: PgPool) {
+    // A probe with no account sent 200 megabyte emails to made-up reply addresses in 6.5 s:
+    // each was kept whole, with its job, for a week (206 MB). Here an address takes three a
+    // day.
+    let p = Platform::start_with(db, |s| s.inbound_per_address_per_day = 3).await;
+    let alice = p.api.user("alice").await;
+    let bob = p.api.user("bob").await;
+    let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    let big = |to: &str, i: usize| {
+        format!(
+            "From: m@evil.test\r\nTo: {to}\r\nSubject: fill\r\nMessage-ID: <fill{i}@evil.test>\r\n\r\n{}",
+            "x".repeat(76)
+                .repeat(10_000)
+                .as_bytes()
+                .chunks(76)
+                .map(|l| format!("{}\r\n", String::from_utf8_lossy(l)))
+                .collect::<String>()
+        )
+    };
+
+    // A made-up address is refused before any of the message is sent.
+    let made_up = format!("reply+{}@{DOMAIN}", "a".repeat(52));
+    let refused = p.try_smtp("m@evil.test", &made_up, big(&made_up, 0)).await;
+    assert!(refused.unwrap_err().contains("550"));
+
+    // A genuine one takes three a day, then is told to come back tomorrow.
+    for i in 1..=3 {
+        p.send_smtp("m@evil.test", &n.reply_to, big(&n.reply_to, i))
+            .await;
+    }
+    let over = p
+        .try_smtp("m@evil.test", &n.reply_to, big(&n.reply_to, 4))
+        .await;
+    assert!(over.unwrap_err().contains("452"));
+
+    // What is kept of each refused one (not its owner's) is its head, not its 770 KB.
+    let decided = p.wait_decided(3).await;
+    assert!(
+        decided
+            .iter()
+            .all(|(s, r)| s == "refused" && r.as_deref() == Some("wrong_sender"))
+    );
+    let kept: Vec<i32> = sqlx::query_scalar("select octet_length(raw) from inbound_mail")
+        .fetch_all(&p.db)
+        .await
+        .unwrap();
+    assert_eq!(kept, [convos_store::inbound::KEPT_BYTES; 3]);
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn mail_nested_thousands_deep_is_refused_and_the_worker_lives_on(db: PgPool) {
-    // 300 KB of multiparts, 6,000 deep, to a made-up reply address: parsing it overflowed the
+    // 300 KB of multiparts, 6,000 deep, to a reply address: parsing it overflowed the
     // stack of the runtime thread, which aborted the worker (every queue with it), and again
     // after each restart, once the job's lease ran out.
     let p = Platform::start(db).await;
     let alice = p.api.user("alice").await;
     let bob = p.api.user("bob").await;
+    let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
     let mut bomb = format!(
-        "From: a@evil.test\r\nTo: reply+x@{DOMAIN}\r\nSubject: s\r\nMessage-ID: <deep@x>\r\n"
+        "From: a@evil.test\r\nTo: {}\r\nSubject: s\r\nMessage-ID: <deep@x>\r\n",
+        n.reply_to
     );
     for level in 0..6_000 {
         bomb.push_str(&format!(
@@ -594,13 +659,12 @@ async fn mail_nested_thousands_deep_is_refused_and_the_worker_lives_on(db: PgPoo
         ));
     }
     bomb.push_str("Content-Type: text/plain\r\n\r\nhi\r\n");
-    p.send_smtp("a@evil.test", &format!("reply+x@{DOMAIN}"), &bomb)
-        .await;
+    p.send_smtp("a@evil.test", &n.reply_to, &bomb).await;
 
     let decided = p.wait_decided(1).await;
     assert_eq!(decided[0], ("refused".into(), Some("unreadable".into())));
-    // The worker still delivers: Alice's message to Bob is emailed.
-    alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    // The worker still delivers: Alice's next message to Bob is emailed.
+    alice_writes_to_bob(&p, &alice, &bob, 2).await;
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]

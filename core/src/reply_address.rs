@@ -13,8 +13,8 @@
 //! the message's id and its signature) still parse; they count as made when their message
 //! was written.
 
+use crate::MessageId;
 use chrono::{DateTime, Utc};
-use convos_core::MessageId;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
