@@ -77,13 +77,21 @@ where
 }
 
 /// The checks every process makes of the secret key: long enough anywhere (counted in
-/// characters, not bytes), and never the public development secret in production.
-pub fn check_secret(env: Environment, secret: &SecretString) -> Result<(), ConfigError> {
+/// characters, not bytes), and never the public development secret in production or wherever
+/// the links it signs point somewhere other than this machine or a reserved test name: a
+/// deployment that left out `CONVOS_ENV=production` signed every link with a key anyone can
+/// read in the source (a probe forged verifications and unsubscribes).
+pub fn check_secret(
+    env: Environment,
+    secret: &SecretString,
+    public_url: &str,
+) -> Result<(), ConfigError> {
     let secret = secret.expose_secret();
-    if env == Environment::Production && secret == DEV_SECRET_KEY {
-        return Err(ConfigError::UnsafeInProduction(
-            "CONVOS_SECRET_KEY is not set (the built-in development secret is not allowed)".into(),
-        ));
+    if secret == DEV_SECRET_KEY && (env == Environment::Production || !is_local(public_url)) {
+        return Err(ConfigError::UnsafeInProduction(format!(
+            "CONVOS_SECRET_KEY is not set (the built-in development secret is only for links to \
+             this machine, and CONVOS_PUBLIC_URL is {public_url})"
+        )));
     }
     if secret.chars().count() < MIN_SECRET_CHARS {
         return Err(ConfigError::Unusable(format!(
@@ -91,6 +99,28 @@ pub fn check_secret(env: Environment, secret: &SecretString) -> Result<(), Confi
         )));
     }
     Ok(())
+}
+
+/// Whether `url` names this machine (`localhost`, a loopback address) or a name reserved for
+/// tests and documentation (`.localhost`, `.test`, `.example`, `.invalid`: RFC 6761), which
+/// no public deployment can have.
+fn is_local(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(bracketed) = host_port.strip_prefix('[') {
+        bracketed.split(']').next().unwrap_or_default()
+    } else {
+        host_port.split(':').next().unwrap_or_default()
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return ip.is_loopback();
+    }
+    host == "localhost"
+        || [".localhost", ".test", ".example", ".invalid"]
+            .iter()
+            .any(|tld| host.ends_with(tld))
 }
 
 /// Production refuses the built-in public URL: verification and unsubscribe links would not
@@ -111,9 +141,36 @@ mod tests {
     #[test]
     fn production_refuses_the_development_secret() {
         let dev = SecretString::from(DEV_SECRET_KEY);
-        assert!(check_secret(Environment::Development, &dev).is_ok());
-        let err = check_secret(Environment::Production, &dev).unwrap_err();
+        assert!(check_secret(Environment::Development, &dev, DEV_PUBLIC_URL).is_ok());
+        let err = check_secret(Environment::Production, &dev, DEV_PUBLIC_URL).unwrap_err();
         assert!(err.to_string().contains("CONVOS_SECRET_KEY"), "{err}");
+    }
+
+    #[test]
+    fn the_development_secret_signs_only_links_to_this_machine_or_a_test_name() {
+        let dev = SecretString::from(DEV_SECRET_KEY);
+        let dev_ok = |url: &str| check_secret(Environment::Development, &dev, url).is_ok();
+        for local in [
+            "http://127.0.0.1:8080",
+            "http://localhost:3000/",
+            "http://[::1]:8080",
+            "https://convos.test",
+            "https://app.convos.localhost",
+            "https://convos.example/x",
+        ] {
+            assert!(dev_ok(local), "{local}");
+        }
+        // A probe's deployment: a real address, `CONVOS_ENV` left out.
+        for public in [
+            "https://convos.example.com",
+            "http://10.0.0.5:8080",
+            "https://test.com",
+            "https://localhost.evil.com",
+        ] {
+            assert!(!dev_ok(public), "{public}");
+        }
+        let own = SecretString::from("k".repeat(32));
+        assert!(check_secret(Environment::Development, &own, "https://convos.example.com").is_ok());
     }
 
     #[test]
@@ -127,8 +184,8 @@ mod tests {
     fn secret_length_is_counted_in_characters() {
         // 11 characters, 33 bytes: too short.
         let short = SecretString::from("ééééééééééé".replace('é', "€"));
-        assert!(check_secret(Environment::Production, &short).is_err());
+        assert!(check_secret(Environment::Production, &short, DEV_PUBLIC_URL).is_err());
         let long = SecretString::from("€".repeat(32));
-        assert!(check_secret(Environment::Production, &long).is_ok());
+        assert!(check_secret(Environment::Production, &long, DEV_PUBLIC_URL).is_ok());
     }
 }

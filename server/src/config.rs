@@ -198,7 +198,7 @@ impl Settings {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        convos_plumbing::settings::check_secret(self.env, &self.secret_key)?;
+        convos_plumbing::settings::check_secret(self.env, &self.secret_key, &self.public_url)?;
         convos_plumbing::settings::check_public_url(self.env, &self.public_url)?;
         if let Some(secret) = &self.inbound_webhook_secret
             && secret.expose_secret().chars().count() < MIN_WEBHOOK_SECRET_CHARS

@@ -171,7 +171,7 @@ impl WorkerSettings {
     /// The same production checks as the server's: the unsubscribe links this process signs
     /// must not be forgeable with the public development secret.
     pub fn check(&self) -> Result<(), ConfigError> {
-        convos_plumbing::settings::check_secret(self.env, &self.secret_key)?;
+        convos_plumbing::settings::check_secret(self.env, &self.secret_key, &self.public_url)?;
         if self.queue_ceiling < 1 || self.jobs_in_flight < 1 {
             return Err(ConfigError::Unusable(
                 "CONVOS_QUEUE_CEILING and CONVOS_JOBS_IN_FLIGHT must be at least 1: nothing \
