@@ -210,9 +210,11 @@ enum JobAction {
 const BULK_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Applies `action` to the jobs `filter` (and, for one job, `id`) selects, from `after` on,
-/// a window at a time until they are all done or [`BULK_BUDGET`] is spent; audits it as done
-/// on `target` (what the windows did, also when a later one failed), and answers how many
-/// jobs it touched and where to continue.
+/// a window at a time until they are all done or [`BULK_BUDGET`] is spent, and answers how
+/// many jobs it touched and where to continue. A window that fails after others were done
+/// ends the request with what they did and a cursor at the failed window (the same request
+/// again meets it, or goes on). The walk runs as a task of its own, so that a client that
+/// hangs up does not cut it between a window's commit and its audit record.
 async fn act_on_jobs(
     state: &AppState,
     admin: &Admin,
@@ -220,40 +222,68 @@ async fn act_on_jobs(
     filter: &JobFilter,
     id: Option<Uuid>,
     target: &str,
-    mut after: Option<convos_store::cursor::Cursor>,
+    after: Option<convos_store::cursor::Cursor>,
 ) -> Result<Json<Affected>> {
+    let walk = walk_jobs(
+        state.clone(),
+        admin.0.user.id.as_uuid(),
+        action,
+        filter.clone(),
+        id,
+        target.to_owned(),
+        after,
+    );
+    match tokio::spawn(walk).await {
+        Ok(answer) => answer.map(Json),
+        Err(e) => Err(ApiError::Internal(anyhow::anyhow!(
+            "a bulk action's task failed: {e}"
+        ))),
+    }
+}
+
+/// The walk of [`act_on_jobs`], audited as done on `target` by `actor`.
+async fn walk_jobs(
+    state: AppState,
+    actor: Uuid,
+    action: JobAction,
+    filter: JobFilter,
+    id: Option<Uuid>,
+    target: String,
+    mut after: Option<convos_store::cursor::Cursor>,
+) -> Result<Affected> {
     let name = match action {
         JobAction::Retry => "retry",
         JobAction::Discard => "discard",
     };
     let started = std::time::Instant::now();
-    let mut affected = 0;
-    let outcome = loop {
+    let (mut affected, mut stepped) = (0, false);
+    loop {
         let step = match action {
-            JobAction::Retry => ops::retry(&state.db, filter, id, after)
+            JobAction::Retry => ops::retry(&state.db, &filter, id, after)
                 .await
                 .map(|written| state.wake.committed(written)),
-            JobAction::Discard => ops::discard(&state.db, filter, id, after).await,
+            JobAction::Discard => ops::discard(&state.db, &filter, id, after).await,
         };
         match step {
             Ok(step) => {
-                affected += step.affected;
+                (affected, stepped) = (affected + step.affected, true);
                 after = step.next;
                 if after.is_none() || started.elapsed() >= BULK_BUDGET {
-                    break Ok(());
+                    break;
                 }
             }
-            Err(e) => break Err(e),
+            Err(e) if !stepped => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(error = %e, affected, "a bulk action stopped at a failed window");
+                break;
+            }
         }
-    };
-    if affected > 0 || outcome.is_ok() {
-        ops::audit(&state.db, admin.0.user.id.as_uuid(), name, target, affected).await?;
     }
-    outcome?;
-    Ok(Json(Affected {
+    ops::audit(&state.db, actor, name, &target, affected).await?;
+    Ok(Affected {
         affected,
         next_cursor: after.map(|c| c.encode()),
-    }))
+    })
 }
 
 async fn act_on_job(
