@@ -175,9 +175,11 @@ impl ChangePasswordRequest {
     }
 }
 
-/// `PATCH /api/v1/me`.
+/// `PATCH /api/v1/me`. A field it does not have (`email`, `is_admin`) is refused, not ignored:
+/// a client must not be told it changed what cannot change here.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
     /// A new display name: 1-64 characters on one line (surrounding spaces are trimmed), as
     /// for sign-up.
@@ -188,9 +190,10 @@ pub struct UpdateMeRequest {
     pub settings: Option<PreferencesPatch>,
 }
 
-/// The preferences part of `PATCH /api/v1/me` (its `settings` field).
+/// The preferences part of `PATCH /api/v1/me` (its `settings` field); unknown fields refused.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct PreferencesPatch {
     /// Whether new messages are announced by email (`false` is `email_mode: "off"`).
     pub email_notifications: Option<bool>,

@@ -54,10 +54,8 @@ fn queue(raw: &str) -> Result<JobKind> {
 fn parse_queue_field(raw: Option<&str>) -> Result<Option<JobKind>> {
     raw.map(|q| {
         JobKind::parse(q).ok_or_else(|| {
-            ApiError::field(
-                "queue",
-                "must be one of deliver, notify_email, purge_expired, verify_email",
-            )
+            let names: Vec<&str> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
+            ApiError::field("queue", format!("must be one of {}", names.join(", ")))
         })
     })
     .transpose()

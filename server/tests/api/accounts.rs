@@ -378,6 +378,26 @@ async fn requests_without_a_valid_token_get_401_with_a_bearer_challenge(db: PgPo
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_change_to_me_naming_what_cannot_change_is_refused_not_ignored(db: PgPool) {
+    // A probe's `{"email": …}` and `{"is_admin": true}` answered 200, nothing changed: a
+    // client was told it had changed the address.
+    let app = TestServer::spawn(db).await;
+    let alice = app.user("alice").await;
+    for body in [
+        json!({"email": "bob@example.com"}),
+        json!({"is_admin": true}),
+        json!({"settings": {"email": "x@example.com"}}),
+    ] {
+        let res = app
+            .call(Method::PATCH, "/api/v1/me", Some(&alice.token), Some(body))
+            .await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{res:?}");
+    }
+    let me = app.get("/api/v1/me", &alice).await;
+    assert_eq!(me.body["email"], "alice@example.com", "{me:?}");
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn me_shows_the_unread_total_and_settings_and_can_be_changed(db: PgPool) {
     let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;

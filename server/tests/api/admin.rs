@@ -529,6 +529,18 @@ async fn a_bulk_action_walks_every_window_and_goes_on_from_a_cursor(db: PgPool) 
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn an_unknown_queue_is_refused_naming_every_queue(db: PgPool) {
+    let app = TestServer::spawn(db).await;
+    let root = admin(&app, "root").await;
+    let res = app.get("/api/v1/admin/jobs?queue=nope", &root).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // A probe found two of the six queues missing from the list.
+    for kind in convos_core::jobs::JobKind::ALL {
+        assert!(res.field("queue").contains(kind.as_str()), "{res:?}");
+    }
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_job_text_filter_with_nul_or_too_long_is_refused_on_field_q(db: PgPool) {
     let app = TestServer::spawn(db).await;
     let root = admin(&app, "root").await;
