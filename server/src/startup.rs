@@ -194,7 +194,8 @@ pub fn app(state: AppState) -> Router {
     let running = Arc::new(tokio::sync::Semaphore::new(
         state.settings.max_connections.max(1),
     ));
-    api.layer(DefaultBodyLimit::max(BODY_LIMIT))
+    api.layer(axum::middleware::map_response(guard_page))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(|req: Request, next: Next| {
             crate::extract::refuse_declared_over(BODY_LIMIT, req, next)
         }))
@@ -238,6 +239,39 @@ pub fn app(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(axum::middleware::from_fn(drop_unusable_request_id))
         .with_state(state)
+}
+
+/// The headers of every HTML page (the verification and email-link pages, whose URL is a
+/// capability and whose buttons act with it): not cached anywhere, never framed by another
+/// site (a "turn email off" button under a stranger's page), never named in a `Referer`, and
+/// able to load nothing and post only to us.
+async fn guard_page(mut response: Response) -> Response {
+    use axum::http::{HeaderValue, header};
+    let html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if html {
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        );
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+    }
+    response
 }
 
 /// Answers 503 when a request's response has not started within `limit`. An event stream has

@@ -56,6 +56,55 @@ async fn verify_jobs(app: &TestServer) -> Vec<(String, Value)> {
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_page_with_a_token_in_its_address_is_not_cached_framed_or_referred(db: PgPool) {
+    // The verification and email-link pages carry a capability in their URL and buttons that
+    // act with it: a probe found them cacheable, frameable (a "turn email off" button under a
+    // stranger's page) and free to send their URL as a Referer.
+    let app = TestServer::spawn(db).await;
+    for path in ["/verify/not-a-token", "/api/v1/email-links/not-a-token"] {
+        let res = app
+            .http
+            .get(format!("{}{path}", app.base))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        let header = |name: &str| {
+            res.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        if header("content-type").starts_with("text/html") {
+            assert_eq!(header("cache-control"), "no-store", "{path}");
+            assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
+            assert_eq!(header("x-frame-options"), "DENY", "{path}");
+            assert!(
+                header("content-security-policy").contains("frame-ancestors 'none'"),
+                "{path}"
+            );
+        } else {
+            assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}: a JSON 404");
+        }
+    }
+    // An HTML page for sure: the verification page of a link that is not valid.
+    let res = app
+        .http
+        .get(format!("{}/verify/not-a-token", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert_eq!(res.headers()["x-frame-options"], "DENY");
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn sign_up_leaves_the_address_unverified_and_queues_one_verification_email(db: PgPool) {
     let app = TestServer::spawn(db).await;
     let res = app
