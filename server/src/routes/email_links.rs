@@ -272,11 +272,19 @@ pub async fn email_link_page(
         Target::Thread(thread) => {
             let thread = match threads::get(&state.db, link.user, thread).await {
                 Ok(thread) => thread,
-                // The user deleted the thread since: the email can still pause or stop email.
+                // The user deleted the thread since: its next message brings it back, so the
+                // email can still mute it, as its one-click unsubscribe does, and pause or stop
+                // all email.
                 Err(StoreError::NotFound) => {
                     return Ok(page(
                         "Email from Convos",
-                        &email_buttons(&token, &link, &email),
+                        &format!(
+                            "<p>You deleted this thread. If someone writes in it again, it comes \
+                             back to your mailbox; mute it so that Convos does not email you \
+                             about it then.</p>{}<h2>All email from Convos</h2>{}",
+                            button(&token, A::Mute, "Mute this thread"),
+                            email_buttons(&token, &link, &email)
+                        ),
                     ));
                 }
                 Err(e) => return Err(e.into()),

@@ -188,7 +188,8 @@ async fn one_click_mutes_a_thread_deleted_in_the_app_so_its_next_reply_is_not_em
     let bob = api.user("bob").await;
     let sent = api.send(&alice, &bob, "Deleted", "1").await;
     let thread = sent["thread_id"].as_str().unwrap();
-    let link = list_unsubscribe(&email_about(&smtp, "Deleted").await);
+    let mail = email_about(&smtp, "Deleted").await;
+    let link = list_unsubscribe(&mail);
     let deleted = api.delete(&format!("/api/v1/threads/{thread}"), &bob).await;
     assert_eq!(deleted.status, 204);
 
@@ -205,6 +206,28 @@ async fn one_click_mutes_a_thread_deleted_in_the_app_so_its_next_reply_is_not_em
     assert_eq!(smtp.mails().len(), 1, "only the first email");
     let d = delivery(&api, &reply, &bob).await;
     assert_eq!(d["detail"]["reason"], "muted");
+
+    // The page behind the footer offers the same on a deleted thread.
+    let page_path = footer_link(&mail, "Mute this thread");
+    api.delete(&format!("/api/v1/threads/{thread}"), &bob).await;
+    sqlx::query("update thread_participants set muted = false")
+        .execute(&db)
+        .await
+        .unwrap();
+    let (status, page) = browse(&api, Method::GET, &page_path).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("You deleted this thread"), "{page}");
+    let (status, done) = browse(&api, Method::POST, &form_action(&page, "Mute this thread")).await;
+    assert_eq!(status, 200, "{done}");
+    let muted_now: bool = sqlx::query_scalar(
+        "select muted from thread_participants where thread_id::text = $1 and user_id::text = $2",
+    )
+    .bind(thread)
+    .bind(bob.id.as_str())
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert!(muted_now);
     worker.stop().await;
 }
 
