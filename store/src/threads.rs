@@ -451,6 +451,17 @@ pub async fn set_flag(
     Ok(Written::new(get(db, caller, thread).await?, changed > 0))
 }
 
+/// Whether `user` ever took part in `thread` (their copies may all be deleted).
+pub async fn took_part(db: &PgPool, user: UserId, thread: ThreadId) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "select exists (select 1 from thread_participants where thread_id = $2 and user_id = $1)",
+    )
+    .bind(user.as_uuid())
+    .bind(thread.as_uuid())
+    .fetch_one(db)
+    .await?)
+}
+
 /// Mutes or unmutes `thread` for `caller` from an email's link, which proves they take part
 /// in it: unlike [`set_flag`], also when every message of theirs in it is deleted, since the
 /// next message brings the thread back, and would email them again (a mail client's one-click

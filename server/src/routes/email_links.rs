@@ -269,9 +269,18 @@ pub async fn email_link_page(
         ));
     }
     Ok(match link.target {
-        Target::Thread(thread) => {
-            let thread = match threads::get(&state.db, link.user, thread).await {
+        Target::Thread(id) => {
+            let thread = match threads::get(&state.db, link.user, id).await {
                 Ok(thread) => thread,
+                // Not theirs (a link no email carried): it can still pause or stop email.
+                Err(StoreError::NotFound)
+                    if !threads::took_part(&state.db, link.user, id).await? =>
+                {
+                    return Ok(page(
+                        "Email from Convos",
+                        &email_buttons(&token, &link, &email),
+                    ));
+                }
                 // The user deleted the thread since: its next message brings it back, so the
                 // email can still mute it, as its one-click unsubscribe does, and pause or stop
                 // all email.
