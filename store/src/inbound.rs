@@ -231,7 +231,8 @@ pub struct ReplyTarget {
     pub message_id: Uuid,
     /// Its thread.
     pub thread_id: Uuid,
-    /// When it was written (the address's issue time: revocation compares with it).
+    /// When it was written: an address of the first form, without a time of its own, counts
+    /// as made then (decision 68).
     pub created_at: DateTime<Utc>,
     /// The recipient: the address's owner.
     pub user_id: Uuid,

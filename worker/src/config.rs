@@ -111,6 +111,10 @@ pub struct WorkerSettings {
     /// (`CONVOS_INBOUND_PER_ADDRESS_PER_DAY`); more are told `452` (decision 69). An answer or
     /// two and a bounce are what one email's address gets.
     pub inbound_per_address_per_day: u32,
+    /// Messages the SMTP listener takes a day for all the addresses of one user
+    /// (`CONVOS_INBOUND_PER_USER_PER_DAY`): addresses never expire, so without it a patient
+    /// sender's supply of them grew by a day's emails every day (decision 69).
+    pub inbound_per_user_per_day: u32,
     /// Messages one user may send per minute, replies by email included; must match the
     /// server's (`CONVOS_SEND_RATE_PER_MIN`).
     pub send_rate_per_min: u32,
@@ -153,6 +157,7 @@ impl Default for WorkerSettings {
             inbound_max_connections_per_addr: 16,
             inbound_relays: vec!["127.0.0.1".into(), "::1".into()],
             inbound_per_address_per_day: 20,
+            inbound_per_user_per_day: 200,
             send_rate_per_min: 30,
             notify_delay_secs: 120,
         }

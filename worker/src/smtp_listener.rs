@@ -3,8 +3,9 @@
 //!
 //! It is a receiver, never a relay: `RCPT TO` accepts only genuine `reply+…` and `bounce+…`
 //! addresses at the reply domain (their signature is checked there, so a made-up address
-//! costs no storage), and each address takes at most `inbound_per_address_per_day` messages
-//! (decision 69). Every client gets bounded work: at most `inbound_max_connections` sessions at once, and
+//! costs no storage); each address takes at most `inbound_per_address_per_day` messages a day,
+//! and all of one user's `inbound_per_user_per_day` (decision 69). Every client gets bounded
+//! work: at most `inbound_max_connections` sessions at once, and
 //! `inbound_max_connections_per_addr` of them from one client network other than the
 //! `inbound_relays` (the rest are told `421` to come back), a minute per line (the whole line,
 //! however it trickles in), ten minutes per session, lines of at most 1,000 bytes outside a
@@ -415,28 +416,44 @@ async fn read_message(
     }
 }
 
-/// Whether every address in `to` may take one more message today (decision 69): one counter
-/// per address (its purpose and message), in Redis like every abuse limit, enforced only
-/// while Redis answers (decision 6).
+/// Whether every address in `to`, and each address's owner, may take one more message today
+/// (decision 69): a counter per address (its purpose and message) and one per owner, since
+/// addresses never expire and a patient sender collects more each day. In Redis like every
+/// abuse limit, enforced only while Redis and PostgreSQL answer (decision 6).
 async fn within_daily_cap(ctx: &Ctx, to: &[String], domain: &str) -> bool {
+    let tokens: Vec<reply_address::Token> = to
+        .iter()
+        .filter_map(|address| reply_address::parse(&ctx.email.secret_key, address, domain))
+        .collect();
+    let mut owners = Vec::new();
+    for token in &tokens {
+        match inbound::reply_target(&ctx.db, token.message).await {
+            Ok(Some(target)) if !owners.contains(&target.user_id) => owners.push(target.user_id),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "inbound cap per owner not enforced"),
+        }
+    }
+    let counters = tokens
+        .iter()
+        .map(|token| {
+            let purpose = match token.purpose {
+                reply_address::Purpose::Reply => "reply",
+                reply_address::Purpose::Bounce => "bounce",
+            };
+            let subject = format!("{purpose}:{}", token.message);
+            (subject, ctx.settings.inbound_per_address_per_day)
+        })
+        .chain(owners.iter().map(|user| {
+            (
+                format!("user:{user}"),
+                ctx.settings.inbound_per_user_per_day,
+            )
+        }));
     let mut redis = ctx.redis.clone();
-    for address in to {
-        let Some(token) = reply_address::parse(&ctx.email.secret_key, address, domain) else {
-            continue;
-        };
-        let purpose = match token.purpose {
-            reply_address::Purpose::Reply => "reply",
-            reply_address::Purpose::Bounce => "bounce",
-        };
-        let subject = format!("{purpose}:{}", token.message);
+    for (subject, limit) in counters {
         let counter = rate_limit::key(&ctx.settings.redis_prefix, "inbound", &subject);
-        let decision = rate_limit::hit(
-            &mut redis,
-            &counter,
-            ctx.settings.inbound_per_address_per_day,
-            Duration::from_secs(86_400),
-        )
-        .await;
+        let decision =
+            rate_limit::hit(&mut redis, &counter, limit, Duration::from_secs(86_400)).await;
         match decision {
             Ok(Decision::Allowed) => {}
             Ok(Decision::Limited(_)) => return false,

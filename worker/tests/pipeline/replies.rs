@@ -594,8 +594,12 @@ async fn forged_foreign_and_automatic_mail_is_refused_on_record(db: PgPool) {
 async fn nobody_fills_the_database_through_the_listener(db: PgPool) {
     // A probe with no account sent 200 megabyte emails to made-up reply addresses in 6.5 s:
     // each was kept whole, with its job, for a week (206 MB). Here an address takes three a
-    // day.
-    let p = Platform::start_with(db, |s| s.inbound_per_address_per_day = 3).await;
+    // day, and all of a user's four.
+    let p = Platform::start_with(db, |s| {
+        s.inbound_per_address_per_day = 3;
+        s.inbound_per_user_per_day = 4;
+    })
+    .await;
     let alice = p.api.user("alice").await;
     let bob = p.api.user("bob").await;
     let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
@@ -625,9 +629,25 @@ async fn nobody_fills_the_database_through_the_listener(db: PgPool) {
         .try_smtp("m@evil.test", &n.reply_to, big(&n.reply_to, 4))
         .await;
     assert!(over.unwrap_err().contains("452"));
+    // Addresses never expire, so every day's emails bring more: all of one user's take four
+    // a day here.
+    let sent = p.api.send(&alice, &bob, "Another", "2").await;
+    assert!(sent["thread_id"].is_string());
+    let second = p.nth_mail(2).await;
+    let address = second
+        .header("Reply-To")
+        .unwrap()
+        .rsplit('<')
+        .next()
+        .unwrap()
+        .trim_end_matches('>')
+        .to_owned();
+    p.send_smtp("m@evil.test", &address, big(&address, 5)).await;
+    let over = p.try_smtp("m@evil.test", &address, big(&address, 6)).await;
+    assert!(over.unwrap_err().contains("452"), "the owner's fifth");
 
     // What is kept of each refused one (not its owner's) is its head, not its 770 KB.
-    let decided = p.wait_decided(3).await;
+    let decided = p.wait_decided(4).await;
     assert!(
         decided
             .iter()
@@ -637,7 +657,7 @@ async fn nobody_fills_the_database_through_the_listener(db: PgPool) {
         .fetch_all(&p.db)
         .await
         .unwrap();
-    assert_eq!(kept, [convos_store::inbound::KEPT_BYTES; 3]);
+    assert_eq!(kept, [convos_store::inbound::KEPT_BYTES; 4]);
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
