@@ -500,9 +500,10 @@ pub struct Step {
 
 /// The window of one step: the newest [`BULK_WINDOW`] jobs in `states` (of the filter's queue
 /// and state, `$6` alone when given) older than the cursor (`after`), through the indexes that
-/// hold those states by queue and id (migration 0032), never the ledger; `matched` where the rest of the filter holds. The jobs to change are then
-/// looked up by id (`= any(array(…))`, a primary-key lookup whatever the planner guesses of
-/// the filter; as a join, a text filter it took for rare made it read the whole ledger).
+/// hold those states by queue and id (migration 0032), never the ledger; `matched` where the
+/// rest of the filter holds. The jobs to change are then looked up by id (`= any(array(…))`, a
+/// primary-key lookup whatever the planner guesses of the filter; as a join, a text filter it
+/// took for rare made it read the whole ledger).
 fn window_sql(filter: &JobFilter, states: &[&str], after: &str) -> String {
     let known = known_filters_sql(filter);
     let arms: Vec<String> = states
@@ -582,12 +583,7 @@ pub async fn retry(
         budget = budget_sql(),
         step = step_sql(),
     );
-    let row = sqlx::query_as(AssertSqlSafe(sql))
-        .bind(filter.kind.map(JobKind::as_str))
-        .bind(&filter.state)
-        .bind(filter.q.as_deref().map(contains_pattern))
-        .bind(filter.message_id)
-        .bind(filter.user)
+    let row = bind_filter(sqlx::query_as(AssertSqlSafe(sql)), filter)
         .bind(id)
         .bind(UUID_TEXT)
         .bind(after.map_or(Uuid::max(), |c| c.id))
@@ -621,12 +617,7 @@ pub async fn discard(
         window = window_sql(filter, &["dead"], "$7"),
         step = step_sql(),
     );
-    let row = sqlx::query_as(AssertSqlSafe(sql))
-        .bind(filter.kind.map(JobKind::as_str))
-        .bind(&filter.state)
-        .bind(filter.q.as_deref().map(contains_pattern))
-        .bind(filter.message_id)
-        .bind(filter.user)
+    let row = bind_filter(sqlx::query_as(AssertSqlSafe(sql)), filter)
         .bind(id)
         .bind(after.map_or(Uuid::max(), |c| c.id))
         .fetch_one(db)

@@ -1165,21 +1165,66 @@ async fn the_dead_jobs_list_reads_the_dead_jobs_not_the_ledger(db: PgPool) {
     }
 }
 
+/// A ledger of just the jobs `insert` writes, vacuumed: emptied without reading it (a delete's
+/// reads reach the statistics late, counted as a later step's), so that no row versions of an
+/// earlier one are read either.
+async fn fresh_ledger(db: &PgPool, insert: &'static str) {
+    for sql in ["truncate jobs cascade", insert, "vacuum analyze jobs"] {
+        sqlx::query(sql).execute(db).await.unwrap();
+    }
+}
+
+/// The bulk actions of [`walk_bulk`].
+#[derive(Clone, Copy, Debug)]
+enum Bulk {
+    Retry,
+    Discard,
+}
+
+/// Takes `bulk` over `filter` step by step, from the newest job to the end of the walk, as an
+/// operator follows `next_cursor`; asserts that no step read more than two windows of jobs
+/// (the window, then the changed jobs by id). Returns the steps and the jobs changed.
+async fn walk_bulk(
+    db: &PgPool,
+    server: &PgPool,
+    mode: &str,
+    bulk: Bulk,
+    filter: &JobFilter,
+) -> (usize, u64) {
+    let (mut after, mut steps, mut changed) = (None, 0, 0);
+    loop {
+        let before = jobs_rows_read(db, server).await;
+        let step = match bulk {
+            Bulk::Retry => ops::retry(server, filter, None, after)
+                .await
+                .unwrap()
+                .without_wake(),
+            Bulk::Discard => ops::discard(server, filter, None, after).await.unwrap(),
+        };
+        let read = jobs_rows_read(db, server).await - before;
+        assert!(
+            read <= 2 * ops::BULK_WINDOW + 100,
+            "{mode}: a {bulk:?} step read {read} rows of 20,000 jobs"
+        );
+        steps += 1;
+        changed += step.affected;
+        after = step.next;
+        if after.is_none() {
+            return (steps, changed);
+        }
+    }
+}
+
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn a_bulk_action_on_many_dead_jobs_reads_a_window_a_step_and_its_cursor_walks_on(db: PgPool) {
     // A relay's outage leaves a million dead email jobs; the operator retries or discards
     // them, maybe only those with some text. One statement for all of them ran into the
     // statement limit every time (a probe: 1,500,000 dead, `503` after 5 s, nothing done).
-    // Here 20,000 dead jobs, two of them with the text: the newest and the oldest (made
-    // again for each plan mode, so that no row versions of the last one are read).
+    // Here 20,000 dead jobs, two of them with the text: the newest and the oldest.
     let server = one_connection(&db).await;
     for mode in PLAN_MODES {
-        // Emptied without reading it: a delete's reads reach the statistics late, counted as a step's.
-        sqlx::query("truncate jobs cascade")
-            .execute(&db)
-            .await
-            .unwrap();
-        sqlx::query(
+        fresh_ledger(
+            &db,
             "insert into jobs (id, kind, key, payload, max_attempts, state, attempts, \
                                finished_at) \
              select convos_uuidv7(now() - g * interval '1 s'), 'deliver', \
@@ -1187,13 +1232,7 @@ async fn a_bulk_action_on_many_dead_jobs_reads_a_window_a_step_and_its_cursor_wa
                     'dead', 5, now() \
              from generate_series(1, 20000) g",
         )
-        .execute(&db)
-        .await
-        .unwrap();
-        sqlx::query("vacuum analyze jobs")
-            .execute(&db)
-            .await
-            .unwrap();
+        .await;
         in_plan_mode(&server, mode).await;
         let filter = JobFilter {
             kind: Some(JobKind::Deliver),
@@ -1201,46 +1240,13 @@ async fn a_bulk_action_on_many_dead_jobs_reads_a_window_a_step_and_its_cursor_wa
             q: Some("outage:".into()),
             ..JobFilter::default()
         };
-        let mut after = None;
-        let (mut steps, mut discarded) = (0, 0);
-        loop {
-            let before = jobs_rows_read(&db, &server).await;
-            let step = ops::discard(&server, &filter, None, after).await.unwrap();
-            let read = jobs_rows_read(&db, &server).await - before;
-            assert!(
-                read <= 2 * ops::BULK_WINDOW + 100,
-                "{mode}: a step read {read} of 20,000 dead jobs"
-            );
-            steps += 1;
-            discarded += step.affected;
-            after = step.next;
-            if after.is_none() {
-                break;
-            }
-        }
+        let (steps, discarded) = walk_bulk(&db, &server, mode, Bulk::Discard, &filter).await;
         assert_eq!(discarded, 2, "{mode}: the newest and the oldest");
         assert_eq!(steps, (20_000 / ops::BULK_WINDOW) as usize + 1, "{mode}");
 
-        // Retried the same way, the rest: every one, in as many steps.
+        // Retried the same way, the rest: every one.
         let filter = JobFilter { q: None, ..filter };
-        let (mut after, mut retried) = (None, 0);
-        loop {
-            let before = jobs_rows_read(&db, &server).await;
-            let step = ops::retry(&server, &filter, None, after)
-                .await
-                .unwrap()
-                .without_wake();
-            let read = jobs_rows_read(&db, &server).await - before;
-            assert!(
-                read <= 2 * ops::BULK_WINDOW + 100,
-                "{mode}: a retry step read {read} of 20,000 dead jobs"
-            );
-            retried += step.affected;
-            after = step.next;
-            if after.is_none() {
-                break;
-            }
-        }
+        let (_, retried) = walk_bulk(&db, &server, mode, Bulk::Retry, &filter).await;
         assert_eq!(retried, 19_998, "{mode}");
     }
 }
@@ -1251,49 +1257,22 @@ async fn a_bulk_retry_of_a_retrying_backlog_reads_a_window_a_step(db: PgPool) {
     // whole backlog of the queue's due jobs for each window (a review). 20,000 here.
     let server = one_connection(&db).await;
     for mode in PLAN_MODES {
-        // Emptied without reading it: a delete's reads reach the statistics late, counted as a step's.
-        sqlx::query("truncate jobs cascade")
-            .execute(&db)
-            .await
-            .unwrap();
-        sqlx::query(
+        fresh_ledger(
+            &db,
             "insert into jobs (id, kind, key, payload, max_attempts, state, attempts, \
                                next_run_at) \
              select convos_uuidv7(now() - g * interval '1 s'), 'notify_email', 'email:' || g, \
                     '{}', 5, 'retry', 2, now() + interval '1 hour' \
              from generate_series(1, 20000) g",
         )
-        .execute(&db)
-        .await
-        .unwrap();
-        sqlx::query("vacuum analyze jobs")
-            .execute(&db)
-            .await
-            .unwrap();
+        .await;
         in_plan_mode(&server, mode).await;
         let filter = JobFilter {
             kind: Some(JobKind::NotifyEmail),
             state: Some("retry".into()),
             ..JobFilter::default()
         };
-        let (mut after, mut retried) = (None, 0);
-        loop {
-            let before = jobs_rows_read(&db, &server).await;
-            let step = ops::retry(&server, &filter, None, after)
-                .await
-                .unwrap()
-                .without_wake();
-            let read = jobs_rows_read(&db, &server).await - before;
-            assert!(
-                read <= 2 * ops::BULK_WINDOW + 100,
-                "{mode}: a step read {read} of 20,000 retrying jobs"
-            );
-            retried += step.affected;
-            after = step.next;
-            if after.is_none() {
-                break;
-            }
-        }
+        let (_, retried) = walk_bulk(&db, &server, mode, Bulk::Retry, &filter).await;
         assert_eq!(retried, 20_000, "{mode}");
     }
 }

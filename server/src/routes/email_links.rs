@@ -346,8 +346,9 @@ pub async fn email_link_page(
 }
 
 /// One-click (RFC 8058): what a mail client's `List-Unsubscribe` POST does. A thread's link
-/// mutes the thread, also one its user deleted in the app; the account's link turns email off; a message's link marks it read. Any
-/// request body (`List-Unsubscribe=One-Click`) is ignored. Idempotent.
+/// mutes the thread, also one its user deleted in the app; the account's link turns email
+/// off; a message's link marks it read. Any request body (`List-Unsubscribe=One-Click`) is
+/// ignored. Idempotent.
 #[utoipa::path(post, path = "/api/v1/email-links/{token}", tag = "notifications",
     params(("token" = String, Path, description = "The signed token from the email")),
     responses(

@@ -182,6 +182,17 @@ fn gmail_reply(from: &str, to: &str, message_id: &str, in_reply_to: &str, text: 
     )
 }
 
+/// The address in the `Reply-To` of `mail`.
+fn reply_address_of(mail: &Mail) -> String {
+    let reply_to = mail.header("Reply-To").expect("a reply address");
+    reply_to
+        .rsplit('<')
+        .next()
+        .unwrap()
+        .trim_end_matches('>')
+        .to_owned()
+}
+
 struct Notified {
     thread: String,
     reply_to: String,
@@ -196,13 +207,7 @@ async fn alice_writes_to_bob(p: &Platform, alice: &TestUser, bob: &TestUser, n: 
         .send(alice, bob, "Lunch on Friday?", "Are you free at noon?")
         .await;
     let mail = p.nth_mail(n).await;
-    let reply_to = mail.header("Reply-To").expect("a reply address");
-    let address = reply_to
-        .rsplit('<')
-        .next()
-        .unwrap()
-        .trim_end_matches('>')
-        .to_owned();
+    let address = reply_address_of(&mail);
     Notified {
         thread: sent["thread_id"].as_str().unwrap().to_owned(),
         reply_to: address,
@@ -421,13 +426,7 @@ async fn an_email_written_after_a_revocation_carries_a_reply_address_that_works(
         .await
         .unwrap();
     let mail = p.nth_mail(1).await;
-    let reply_to = mail.header("Reply-To").expect("a reply address");
-    let address = reply_to
-        .rsplit('<')
-        .next()
-        .unwrap()
-        .trim_end_matches('>')
-        .to_owned();
+    let address = reply_address_of(&mail);
 
     let raw = gmail_reply(
         "bob@example.com",
@@ -633,15 +632,7 @@ async fn nobody_fills_the_database_through_the_listener(db: PgPool) {
     // a day here.
     let sent = p.api.send(&alice, &bob, "Another", "2").await;
     assert!(sent["thread_id"].is_string());
-    let second = p.nth_mail(2).await;
-    let address = second
-        .header("Reply-To")
-        .unwrap()
-        .rsplit('<')
-        .next()
-        .unwrap()
-        .trim_end_matches('>')
-        .to_owned();
+    let address = reply_address_of(&p.nth_mail(2).await);
     p.send_smtp("m@evil.test", &address, big(&address, 5)).await;
     let over = p.try_smtp("m@evil.test", &address, big(&address, 6)).await;
     assert!(over.unwrap_err().contains("452"), "the owner's fifth");
