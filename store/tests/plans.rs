@@ -990,7 +990,12 @@ async fn the_minutely_purge_reads_what_it_purges_not_the_history(db: PgPool) {
     // with the history, for nothing.
     let (alice, bob) = (user(&db, "alice").await, user(&db, "bob").await);
     let message = new_thread(&db, alice, bob, "Old", "hello").await;
-    // The finished events span the last 22 hours: a live event's job is kept a day.
+    // The finished events span the last 22 hours: a live event's job is kept a day. Written on
+    // a connection of their own, whose statistics are flushed before anything is measured: the
+    // keys' foreign-key checks read 20,000 rows of `messages`, and left pending on a pooled
+    // connection they were flushed between the two readings now and then (PostgreSQL flushes
+    // a backend's statistics at most once a second), failing the test for nothing.
+    let setup = one_connection(&db).await;
     for sql in [
         "insert into messages (id, thread_id, sender_id, recipient_id, body, created_at) \
          select gen_random_uuid(), $1, $2, $3, 'hello ' || g, now() - g * interval '1 minute' \
@@ -1008,11 +1013,15 @@ async fn the_minutely_purge_reads_what_it_purges_not_the_history(db: PgPool) {
             .bind(alice.as_uuid())
             .bind(bob.as_uuid())
             .bind(message.id.as_uuid())
-            .execute(&db)
+            .execute(&setup)
             .await
             .unwrap();
     }
-    sqlx::query("analyze").execute(&db).await.unwrap();
+    sqlx::query("analyze").execute(&setup).await.unwrap();
+    sqlx::query("select pg_stat_force_next_flush()")
+        .execute(&setup)
+        .await
+        .unwrap();
     let worker = one_connection(&db).await;
 
     let tables = [("messages", 10), ("jobs", 10), ("idempotency_keys", 10)];
