@@ -46,6 +46,7 @@ impl Env {
             // Load comes from a few hundred bench users: the per-user send limit is still
             // checked on every request (in Redis), just set out of reach.
             .env("CONVOS_SEND_RATE_PER_MIN", "100000000")
+            .env("CONVOS_SEND_BYTES_PER_DAY", u64::MAX.to_string())
             // Every simulated client connects from loopback: the per-address connection cap
             // would otherwise cut the 1,000-stream and wrk loads short.
             .env("CONVOS_MAX_CONNECTIONS_PER_ADDR", "1000000")

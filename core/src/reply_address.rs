@@ -186,8 +186,17 @@ pub fn parse(secret: &str, address: &str, domain: &str) -> Option<Token> {
     })
 }
 
-/// Whether `address` is any address of ours at `domain` (genuine or not): what the SMTP
-/// listener accepts at `RCPT TO`, leaving the verdict to the job, which records it.
+/// What `address` is if it is a genuine one of ours, at whatever domain it names: the inbound
+/// webhook's check, which is not told the reply domain (its provider posts it only mail for
+/// that domain). The signature is what a stranger cannot make; the job that reads the mail
+/// checks the domain as well.
+pub fn parse_at_any_domain(secret: &str, address: &str) -> Option<Token> {
+    let (_, host) = address.trim().trim_end_matches('>').rsplit_once('@')?;
+    parse(secret, address, host)
+}
+
+/// Whether `address` is any address of ours at `domain`, genuine or not: what tells a made-up
+/// token (`unknown_token`) from mail that was never for us when a received email is decided.
 pub fn is_ours(address: &str, domain: &str) -> bool {
     let address = address.trim().trim_start_matches('<').trim_end_matches('>');
     address.rsplit_once('@').is_some_and(|(local, host)| {
@@ -244,6 +253,27 @@ mod tests {
             expected,
             "relays may change the case"
         );
+    }
+
+    #[test]
+    fn at_any_domain_only_the_signature_is_checked() {
+        let message = MessageId::generate();
+        let reply = address(
+            "secret",
+            Purpose::Reply,
+            message,
+            at(1),
+            "reply.convos.test",
+        );
+        let elsewhere = reply.replace("reply.convos.test", "in.example.org");
+        let token = parse_at_any_domain("secret", &format!("<{elsewhere}>")).unwrap();
+        assert_eq!((token.purpose, token.message), (Purpose::Reply, message));
+        assert_eq!(parse_at_any_domain("other secret", &reply), None);
+        assert_eq!(
+            parse_at_any_domain("secret", "reply+made-up@reply.convos.test"),
+            None
+        );
+        assert_eq!(parse_at_any_domain("secret", "no-at-sign"), None);
     }
 
     #[test]

@@ -53,18 +53,7 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
     crate::limits::check(raw)?;
     let mail = mailparse::parse_mail(raw).map_err(|e| ParseError(e.to_string()))?;
     let headers = mail.get_headers();
-    let addresses = |name: &str| -> Vec<String> {
-        headers
-            .get_all_headers(name)
-            .into_iter()
-            .filter_map(|h| mailparse::addrparse_header(h).ok())
-            .flat_map(|list| list.into_inner())
-            .flat_map(|addr| match addr {
-                mailparse::MailAddr::Single(s) => vec![s.addr],
-                mailparse::MailAddr::Group(g) => g.addrs.into_iter().map(|s| s.addr).collect(),
-            })
-            .collect()
-    };
+    let addresses = |name: &str| addresses(&mail.headers, name);
     let ids = |name: &str| -> Vec<String> {
         headers
             .get_all_values(name)
@@ -72,14 +61,10 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
             .flat_map(|v| message_ids(v))
             .collect()
     };
-    let recipients = ["To", "Cc", "Delivered-To", "X-Original-To"]
-        .iter()
-        .flat_map(|name| addresses(name))
-        .collect();
     Ok(Parsed {
         message_id: ids("Message-ID").into_iter().next(),
         from: addresses("From").into_iter().next(),
-        recipients,
+        recipients: recipients_in(&mail.headers),
         subject: headers.get_first_value("Subject").unwrap_or_default(),
         in_reply_to: ids("In-Reply-To"),
         references: ids("References"),
@@ -91,6 +76,37 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
             .collect(),
         text: text_of(&mail),
     })
+}
+
+/// The addresses a raw message's top-level headers name as its recipients, as [`Parsed`]'s
+/// `recipients`, reading only its header section (no MIME parts, so no depth to bound); none if
+/// the headers cannot be read.
+pub fn recipients(raw: &[u8]) -> Vec<String> {
+    mailparse::parse_headers(raw)
+        .map(|(headers, _)| recipients_in(&headers))
+        .unwrap_or_default()
+}
+
+/// The addresses of `To`, `Cc`, `Delivered-To` and `X-Original-To` among `headers`.
+fn recipients_in(headers: &[mailparse::MailHeader]) -> Vec<String> {
+    ["To", "Cc", "Delivered-To", "X-Original-To"]
+        .iter()
+        .flat_map(|name| addresses(headers, name))
+        .collect()
+}
+
+/// The mailbox addresses of every `name` header among `headers`, groups opened.
+fn addresses(headers: &[mailparse::MailHeader], name: &str) -> Vec<String> {
+    headers
+        .get_all_headers(name)
+        .into_iter()
+        .filter_map(|h| mailparse::addrparse_header(h).ok())
+        .flat_map(|list| list.into_inner())
+        .flat_map(|addr| match addr {
+            mailparse::MailAddr::Single(s) => vec![s.addr],
+            mailparse::MailAddr::Group(g) => g.addrs.into_iter().map(|s| s.addr).collect(),
+        })
+        .collect()
 }
 
 /// The ids in a `Message-ID`-like header: each `<...>`, or the whole trimmed value if it has no
@@ -215,6 +231,21 @@ Oui, =C3=A0 midi.\r\n";
         assert_eq!(parsed.in_reply_to, vec!["m1@convos.test"]);
         assert_eq!(parsed.references, vec!["m0@convos.test", "m1@convos.test"]);
         assert_eq!(parsed.text, "Oui, à midi.\n");
+    }
+
+    #[test]
+    fn recipients_are_read_from_the_headers_alone_whatever_the_body_holds() {
+        let nested = "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n".repeat(5_000);
+        let raw = format!(
+            "From: m@evil.test\r\nTo: a@x.test, Group: b@x.test, c@x.test;\r\n\
+             Cc: <d@x.test>\r\nDelivered-To: e@x.test\r\n{nested}"
+        );
+        assert!(parse(raw.as_bytes()).is_err(), "too deep to parse whole");
+        assert_eq!(
+            recipients(raw.as_bytes()),
+            ["a@x.test", "b@x.test", "c@x.test", "d@x.test", "e@x.test"]
+        );
+        assert!(recipients(b"no headers here").is_empty());
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! configuration the same way, refuse the same unsafe production settings, log the same way,
 //! expose metrics the same way, and stop on the same signals.
 
+pub mod inbound_caps;
 pub mod metrics;
 pub mod networks;
 pub mod rate_limit;
+pub mod redis_client;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

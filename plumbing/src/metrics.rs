@@ -4,7 +4,7 @@
 
 use convos_core::ops::{Board, QueueStats};
 use prometheus::core::Collector;
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,6 +38,22 @@ impl Exposition {
             .register(Box::new(metric.clone()))
             .expect("metric defined once, with a valid name");
         metric
+    }
+
+    /// Registers the count of received email by way in (`smtp`, `webhook`) and outcome, which
+    /// both processes keep: the server what its webhook answered, the worker what its listener
+    /// answered and what the jobs decided.
+    pub fn inbound_mail(&self) -> IntCounterVec {
+        self.register(
+            IntCounterVec::new(
+                Opts::new(
+                    "convos_inbound_mail_total",
+                    "Received email, by way in and outcome.",
+                ),
+                &["via", "outcome"],
+            )
+            .expect("valid metric"),
+        )
     }
 
     /// This process's metrics, then the queue gauges (skipped, and logged, when PostgreSQL

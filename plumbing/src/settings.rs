@@ -123,6 +123,19 @@ fn is_local(url: &str) -> bool {
             .any(|tld| host.ends_with(tld))
 }
 
+/// Refuses send limits that would refuse some message every time: no send a minute, or a day's
+/// volume below what one message can count ([`crate::rate_limit::MIN_SEND_BYTES_PER_DAY`]).
+pub fn check_send_limits(limits: crate::rate_limit::SendLimits) -> Result<(), ConfigError> {
+    let least = crate::rate_limit::MIN_SEND_BYTES_PER_DAY;
+    if limits.per_minute < 1 || limits.bytes_per_day < least {
+        return Err(ConfigError::Unusable(format!(
+            "CONVOS_SEND_RATE_PER_MIN must be at least 1 and CONVOS_SEND_BYTES_PER_DAY at least \
+             {least}: one message can count up to about that much, and would never be sent"
+        )));
+    }
+    Ok(())
+}
+
 /// Production refuses the built-in public URL: verification and unsubscribe links would not
 /// work.
 pub fn check_public_url(env: Environment, url: &str) -> Result<(), ConfigError> {

@@ -4,6 +4,8 @@
 //! Environment variables win: `DATABASE_URL`, `REDIS_URL`, and every other setting as
 //! `CONVOS_<NAME>` (e.g. `CONVOS_ADDR`, `CONVOS_SEND_RATE_PER_MIN`).
 
+use convos_plumbing::inbound_caps::DailyCaps;
+use convos_plumbing::rate_limit::{SEND_BYTES_PER_DAY, SendLimits};
 use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -31,6 +33,11 @@ pub struct Settings {
     pub redis_prefix: String,
     /// Messages (new threads and replies) one user may send a minute.
     pub send_rate_per_min: u32,
+    /// Bytes a day, from the day's first send, of what one user's sends store
+    /// (`convos_plumbing::rate_limit::message_volume`; `CONVOS_SEND_BYTES_PER_DAY`), replies
+    /// by email included; past it, `429` (decision 72). At the minute's rate and the longest
+    /// bodies, one account stored 2.7 GB a day.
+    pub send_bytes_per_day: u64,
     /// Failed logins allowed per username from one client address a minute.
     pub login_failures_per_min: u32,
     /// Signs tokens in links (e.g. unsubscribe). Must be set in production.
@@ -41,6 +48,14 @@ pub struct Settings {
     /// as `Authorization: Bearer <secret>` or as the password of HTTP basic authentication;
     /// unset (default), `POST /api/v1/inbound/email` answers 404.
     pub inbound_webhook_secret: Option<SecretString>,
+    /// Messages the inbound webhook keeps for one reply or bounce address a day
+    /// (`CONVOS_INBOUND_PER_ADDRESS_PER_DAY`); more are answered `503`, which every provider
+    /// retries later (decision 70). Counted with the worker's SMTP listener, in the same keys: give
+    /// both the same value.
+    pub inbound_per_address_per_day: u32,
+    /// Messages the inbound webhook keeps a day for all the addresses of one user
+    /// (`CONVOS_INBOUND_PER_USER_PER_DAY`), counted with the SMTP listener's (decision 70).
+    pub inbound_per_user_per_day: u32,
     /// Seconds a notification email waits for the recipient to read the message first
     /// (`CONVOS_NOTIFY_DELAY_SECS`).
     pub notify_delay_secs: u64,
@@ -138,9 +153,12 @@ impl Default for Settings {
             redis_url: SecretString::from("redis://127.0.0.1:6379"),
             redis_prefix: "convos:".into(),
             send_rate_per_min: 30,
+            send_bytes_per_day: SEND_BYTES_PER_DAY,
             login_failures_per_min: 10,
             secret_key: SecretString::from(DEV_SECRET_KEY),
             inbound_webhook_secret: None,
+            inbound_per_address_per_day: DailyCaps::default().per_address,
+            inbound_per_user_per_day: DailyCaps::default().per_user,
             public_url: DEV_PUBLIC_URL.into(),
             notify_delay_secs: 120,
             sse_heartbeat_secs: 15,
@@ -190,6 +208,22 @@ impl Settings {
         convos_plumbing::settings::figment()
     }
 
+    /// What one user may send.
+    pub fn send_limits(&self) -> SendLimits {
+        SendLimits {
+            per_minute: self.send_rate_per_min,
+            bytes_per_day: self.send_bytes_per_day,
+        }
+    }
+
+    /// The daily caps on mail to reply and bounce addresses.
+    pub fn inbound_caps(&self) -> DailyCaps {
+        DailyCaps {
+            per_address: self.inbound_per_address_per_day,
+            per_user: self.inbound_per_user_per_day,
+        }
+    }
+
     /// Extracts and checks settings from `figment`.
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
         let settings: Settings = convos_plumbing::settings::extract(&figment)?;
@@ -200,6 +234,7 @@ impl Settings {
     fn check(&self) -> Result<(), ConfigError> {
         convos_plumbing::settings::check_secret(self.env, &self.secret_key, &self.public_url)?;
         convos_plumbing::settings::check_public_url(self.env, &self.public_url)?;
+        convos_plumbing::settings::check_send_limits(self.send_limits())?;
         if let Some(secret) = &self.inbound_webhook_secret
             && secret.expose_secret().chars().count() < MIN_WEBHOOK_SECRET_CHARS
         {
@@ -246,6 +281,25 @@ mod tests {
                 "postgres://db.example/convos"
             );
             assert_eq!(s.login_failures_per_min, 10);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn send_limits_that_would_refuse_a_message_every_day_are_refused() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CONVOS_SEND_BYTES_PER_DAY", "0");
+            let err = Settings::load().unwrap_err().to_string();
+            assert!(err.contains("CONVOS_SEND_BYTES_PER_DAY"), "{err}");
+            jail.set_env("CONVOS_SEND_BYTES_PER_DAY", "5000000");
+            jail.set_env("CONVOS_SEND_RATE_PER_MIN", "0");
+            let err = Settings::load().unwrap_err().to_string();
+            assert!(err.contains("CONVOS_SEND_RATE_PER_MIN"), "{err}");
+            jail.set_env("CONVOS_SEND_RATE_PER_MIN", "1");
+            assert_eq!(
+                Settings::load().expect("settings load").send_bytes_per_day,
+                5_000_000
+            );
             Ok(())
         });
     }

@@ -57,6 +57,20 @@ pub enum ApiError {
     /// Too many requests; try again after the given time.
     #[error("too many requests; retry in {} seconds", .0.as_millis().div_ceil(1000).max(1))]
     RateLimited(Duration),
+    /// The caller sent today's volume of messages (`send_bytes_per_day`, decision 72).
+    #[error(
+        "you have sent today's volume of messages; you can send more in {} seconds",
+        .0.as_millis().div_ceil(1000).max(1)
+    )]
+    SendVolume(Duration),
+    /// Mail to the inbound webhook for an address (or an owner's addresses together) that took
+    /// its messages for the day: a 503, since every provider retries a 5xx later (SendGrid
+    /// nothing else, decision 70).
+    #[error(
+        "this address took its messages for today; post it again in {} seconds",
+        .0.as_millis().div_ceil(1000).max(1)
+    )]
+    InboundOverCap(Duration),
     /// The request took longer than the server allows (`request_timeout_secs`).
     #[error("the request took too long and was stopped; try again shortly")]
     RequestTimedOut,
@@ -104,7 +118,10 @@ impl ApiError {
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::RateLimited(_) | ApiError::SendVolume(_) => {
+                (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+            }
+            ApiError::InboundOverCap(_) => (StatusCode::SERVICE_UNAVAILABLE, "rate_limited"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::StatementTimedOut => (StatusCode::SERVICE_UNAVAILABLE, "timed_out"),
             ApiError::RequestTimedOut => (StatusCode::SERVICE_UNAVAILABLE, "request_timed_out"),
@@ -184,7 +201,9 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Basic realm=\"convos-inbound\""),
                 );
             }
-            ApiError::RateLimited(wait) => {
+            ApiError::RateLimited(wait)
+            | ApiError::SendVolume(wait)
+            | ApiError::InboundOverCap(wait) => {
                 let secs = wait.as_millis().div_ceil(1000).max(1);
                 if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
                     headers.insert(header::RETRY_AFTER, value);

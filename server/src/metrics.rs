@@ -1,6 +1,7 @@
 //! The server's Prometheus metrics, on their own listener (`server_metrics_addr`, loopback by
 //! default), never on the API's: HTTP requests by route and status with latency histograms,
-//! open event streams, and the job ledger's queue gauges (`convos_plumbing::metrics`).
+//! open event streams, mail posted to the inbound webhook, and the job ledger's queue gauges
+//! (`convos_plumbing::metrics`).
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -20,6 +21,9 @@ pub struct Metrics {
     latency: HistogramVec,
     /// Event streams open right now.
     pub sse_open: IntGauge,
+    /// Mail posted to the inbound webhook, by outcome (`accepted`, `dropped`: for no genuine
+    /// address, `over_cap`); the worker counts the listener's and what the jobs decide.
+    pub inbound: IntCounterVec,
 }
 
 impl Metrics {
@@ -53,11 +57,13 @@ impl Metrics {
             IntGauge::new("convos_sse_connections_open", "Event streams open.")
                 .expect("valid metric"),
         );
+        let inbound = exposition.inbound_mail();
         Self {
             exposition,
             requests,
             latency,
             sse_open,
+            inbound,
         }
     }
 }

@@ -4,7 +4,10 @@
 //! If Redis cannot be reached the limit is not enforced (and the failure is logged): an outage
 //! of the counter store must not stop people from sending or logging in.
 
+use crate::error::ApiError;
 use crate::redis_conn::RedisConn;
+use convos_core::UserId;
+use convos_plumbing::rate_limit::{SendDecision, SendLimits};
 use std::time::Duration;
 
 pub use convos_plumbing::rate_limit::Decision;
@@ -49,13 +52,48 @@ impl RateLimiter {
     pub async fn per_user_minute(
         &self,
         kind: &str,
-        user: convos_core::UserId,
+        user: UserId,
         per_minute: u32,
-    ) -> Result<(), crate::error::ApiError> {
-        let minute = Duration::from_secs(60);
-        match self.hit(kind, &user.to_string(), per_minute, minute).await {
+    ) -> Result<(), ApiError> {
+        match self
+            .hit(kind, &user.to_string(), per_minute, Duration::from_secs(60))
+            .await
+        {
             Decision::Allowed => Ok(()),
-            Decision::Limited(wait) => Err(crate::error::ApiError::RateLimited(wait)),
+            Decision::Limited(wait) => Err(ApiError::RateLimited(wait)),
+        }
+    }
+
+    /// Counts one send by `user` of `bytes` (its `message_volume`) against their messages a
+    /// minute and volume a day (decision 72), in one round trip: `429` with `Retry-After` past
+    /// either.
+    pub async fn send(&self, user: UserId, limits: SendLimits, bytes: u64) -> Result<(), ApiError> {
+        let decided = match self.redis.get().await {
+            Err(e) => Err(e),
+            Ok(mut conn) => {
+                let user = user.to_string();
+                convos_plumbing::rate_limit::send(&mut conn, &self.prefix, &user, limits, bytes)
+                    .await
+            }
+        };
+        match decided {
+            Ok(SendDecision::Allowed) => Ok(()),
+            Ok(SendDecision::TooFast(wait)) => Err(ApiError::RateLimited(wait)),
+            Ok(SendDecision::DaySent(wait)) => Err(ApiError::SendVolume(wait)),
+            Err(e) => {
+                tracing::warn!(error = %e, "send limits not enforced: redis unavailable");
+                Ok(())
+            }
+        }
+    }
+
+    /// Takes back a send [`Self::send`] counted that was then refused; best effort.
+    pub async fn give_back_send(&self, user: UserId, bytes: u64) {
+        if let Ok(mut conn) = self.redis.get().await {
+            let user = user.to_string();
+            let _ =
+                convos_plumbing::rate_limit::give_back_send(&mut conn, &self.prefix, &user, bytes)
+                    .await;
         }
     }
 

@@ -30,7 +30,7 @@ impl RedisConn {
     /// Prepares a connection to `url`; fails only if the URL itself is invalid.
     pub fn new(url: &str) -> redis::RedisResult<Self> {
         Ok(Self {
-            client: redis::Client::open(url)?,
+            client: convos_plumbing::redis_client::open(url)?,
             state: Arc::new(Mutex::new(State::Unknown)),
         })
     }

@@ -46,6 +46,7 @@ impl StackConfig {
         Settings {
             notify_delay_secs: self.notify_delay_secs,
             send_rate_per_min: 100_000,
+            send_bytes_per_day: u64::MAX,
             sse_heartbeat_secs: 1,
             ..server_settings(&self.redis_url, &self.prefix)
         }
@@ -73,6 +74,7 @@ impl StackConfig {
             purge_every_secs: self.purge_every_secs,
             notify_delay_secs: self.notify_delay_secs,
             send_rate_per_min: 100_000,
+            send_bytes_per_day: u64::MAX,
             worker_metrics_addr: None,
             ..WorkerSettings::default()
         }

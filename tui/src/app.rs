@@ -126,6 +126,9 @@ pub struct Outgoing {
     pub options: SendOptions,
 }
 
+/// Seconds between retries of a non-empty outbox ([`Msg::RetryOutbox`]).
+pub const OUTBOX_RETRY_SECS: u64 = 10;
+
 /// Something that happened.
 #[derive(Debug)]
 pub enum Msg {
@@ -372,6 +375,10 @@ pub struct App {
     pub notify: crate::desktop::Notify,
     /// Messages waiting for the server (persisted by the runtime).
     pub outbox: Vec<Outgoing>,
+    /// Retries of the outbox to let pass before the next: the server said when to come back
+    /// (a day's volume sent, decision 72), and each retry before then would spend one of the
+    /// minute's sends for nothing.
+    pub outbox_hold: u64,
     /// The keys in force.
     pub keymap: keys::Keymap,
     /// The colours and styles in force.
@@ -417,6 +424,7 @@ impl App {
             bell: false,
             notify: crate::desktop::Notify::Off,
             outbox: Vec::new(),
+            outbox_hold: 0,
             keymap: keys::Keymap::default(),
             theme: crate::theme::Theme::default(),
             quit: false,
@@ -479,8 +487,8 @@ impl App {
     }
 
     fn flush(&self) -> Option<Effect> {
-        // Signed out, a queued message waits for the next session.
-        (!self.outbox.is_empty() && self.login.is_none())
+        // Signed out, a queued message waits for the next session; held, for its time.
+        (!self.outbox.is_empty() && self.login.is_none() && self.outbox_hold == 0)
             .then(|| Effect::Flush(self.outbox.clone()))
     }
 
@@ -793,6 +801,10 @@ impl App {
                 }
                 Err(e) => self.error(&e),
             },
+            Msg::RetryOutbox if self.outbox_hold > 0 => {
+                self.outbox_hold -= 1;
+                vec![]
+            }
             Msg::RetryOutbox => self.flush().into_iter().collect(),
             Msg::Reset => self.refresh(),
             Msg::Completions { prefix, result } => match &mut self.modal {
@@ -914,6 +926,15 @@ impl App {
             Err(ApiError::Offline(_)) => vec![],
             // The session ended, not the message: it stays queued for the next login.
             Err(e @ ApiError::Server { status: 401, .. }) => self.error(&e),
+            Err(ApiError::Server {
+                status: 429,
+                retry_after: Some(wait),
+                body,
+            }) if wait > 60 => {
+                self.outbox_hold = wait.div_ceil(OUTBOX_RETRY_SECS);
+                self.status = format!("Queued message not sent yet: {}", body.error.message);
+                vec![]
+            }
             Err(ApiError::Server { status, .. })
                 if status == 408 || status == 429 || status >= 500 =>
             {

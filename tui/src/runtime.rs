@@ -534,7 +534,9 @@ async fn event_loop(
     // wakes up for nothing.
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(3));
     // Queued messages are retried every 10 s (and at once when the live stream reconnects).
-    let mut retries = tokio::time::interval(std::time::Duration::from_secs(10));
+    let mut retries = tokio::time::interval(std::time::Duration::from_secs(
+        crate::app::OUTBOX_RETRY_SECS,
+    ));
     // The last key typed: a draft is saved once the typing pauses for a second.
     let mut typed = tokio::time::Instant::now();
     let pause = std::time::Duration::from_secs(1);

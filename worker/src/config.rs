@@ -2,6 +2,8 @@
 //! loaded and checked by the same code as the server's (`convos-plumbing`); the names match the
 //! server's (`DATABASE_URL`, `REDIS_URL`, `CONVOS_<NAME>`).
 
+use convos_plumbing::inbound_caps::DailyCaps;
+use convos_plumbing::rate_limit::{SEND_BYTES_PER_DAY, SendLimits};
 use convos_plumbing::{ConfigError, DEV_PUBLIC_URL, DEV_SECRET_KEY, Environment};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -109,7 +111,8 @@ pub struct WorkerSettings {
     pub inbound_relays: Vec<String>,
     /// Messages the SMTP listener takes for one reply or bounce address a day
     /// (`CONVOS_INBOUND_PER_ADDRESS_PER_DAY`); more are told `452` (decision 69). An answer or
-    /// two and a bounce are what one email's address gets.
+    /// two and a bounce are what one email's address gets. The server's inbound webhook counts
+    /// in the same keys with its own setting of the same name.
     pub inbound_per_address_per_day: u32,
     /// Messages the SMTP listener takes a day for all the addresses of one user
     /// (`CONVOS_INBOUND_PER_USER_PER_DAY`): addresses never expire, so without it a patient
@@ -118,6 +121,9 @@ pub struct WorkerSettings {
     /// Messages one user may send per minute, replies by email included; must match the
     /// server's (`CONVOS_SEND_RATE_PER_MIN`).
     pub send_rate_per_min: u32,
+    /// Bytes a day of what one user's sends store, replies by email included; must match the
+    /// server's (`CONVOS_SEND_BYTES_PER_DAY`, decision 72).
+    pub send_bytes_per_day: u64,
     /// Seconds a notification email waits for its recipient to read the message first, for
     /// replies posted by email; must match the server's (`CONVOS_NOTIFY_DELAY_SECS`).
     pub notify_delay_secs: u64,
@@ -156,9 +162,10 @@ impl Default for WorkerSettings {
             inbound_max_connections: 64,
             inbound_max_connections_per_addr: 16,
             inbound_relays: vec!["127.0.0.1".into(), "::1".into()],
-            inbound_per_address_per_day: 20,
-            inbound_per_user_per_day: 200,
+            inbound_per_address_per_day: DailyCaps::default().per_address,
+            inbound_per_user_per_day: DailyCaps::default().per_user,
             send_rate_per_min: 30,
+            send_bytes_per_day: SEND_BYTES_PER_DAY,
             notify_delay_secs: 120,
         }
     }
@@ -177,6 +184,7 @@ impl WorkerSettings {
     /// must not be forgeable with the public development secret.
     pub fn check(&self) -> Result<(), ConfigError> {
         convos_plumbing::settings::check_secret(self.env, &self.secret_key, &self.public_url)?;
+        convos_plumbing::settings::check_send_limits(self.send_limits())?;
         if self.queue_ceiling < 1 || self.jobs_in_flight < 1 {
             return Err(ConfigError::Unusable(
                 "CONVOS_QUEUE_CEILING and CONVOS_JOBS_IN_FLIGHT must be at least 1: nothing \
@@ -209,6 +217,22 @@ impl WorkerSettings {
         convos_store::purge::Keep {
             days: self.keep_jobs_days,
             event_hours: self.keep_event_jobs_hours,
+        }
+    }
+
+    /// What one user may send, replies by email included.
+    pub fn send_limits(&self) -> SendLimits {
+        SendLimits {
+            per_minute: self.send_rate_per_min,
+            bytes_per_day: self.send_bytes_per_day,
+        }
+    }
+
+    /// The daily caps on mail to reply and bounce addresses.
+    pub fn inbound_caps(&self) -> DailyCaps {
+        DailyCaps {
+            per_address: self.inbound_per_address_per_day,
+            per_user: self.inbound_per_user_per_day,
         }
     }
 

@@ -84,16 +84,7 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
-        let inbound = exposition.register(
-            IntCounterVec::new(
-                Opts::new(
-                    "convos_inbound_mail_total",
-                    "Received email, by way in and outcome.",
-                ),
-                &["via", "outcome"],
-            )
-            .expect("valid metric"),
-        );
+        let inbound = exposition.inbound_mail();
         let stalls = exposition.register(
             IntCounterVec::new(
                 Opts::new(

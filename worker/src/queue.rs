@@ -27,7 +27,7 @@ pub async fn connect(url: &str) -> redis::RedisResult<ConnectionManager> {
     let config = ConnectionManagerConfig::new()
         .set_response_timeout(Some(Duration::from_secs(5)))
         .set_connection_timeout(Some(Duration::from_secs(2)));
-    redis::Client::open(url)?
+    convos_plumbing::redis_client::open(url)?
         .get_connection_manager_with_config(config)
         .await
 }

@@ -286,7 +286,7 @@ pub async fn vacuum(ctx: Arc<Ctx>, mut queues: HashMap<JobKind, Queue>, cancel: 
 /// subscribing again with backoff whenever the subscription is lost or cannot be made.
 async fn listen(ctx: Arc<Ctx>, wake: Arc<Notify>) {
     let channel = convos_core::jobs::wake_channel(&ctx.settings.redis_prefix);
-    let client = match redis::Client::open(ctx.settings.redis_url.expose_secret()) {
+    let client = match convos_plumbing::redis_client::open(ctx.settings.redis_url.expose_secret()) {
         Ok(client) => client,
         Err(e) => {
             tracing::warn!(error = %e, "no wake-ups: the relay runs on its tick alone");

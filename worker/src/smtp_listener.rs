@@ -15,8 +15,9 @@
 
 use crate::Ctx;
 use convos_core::reply_address;
+use convos_plumbing::inbound_caps;
 use convos_plumbing::networks::{Networks, PerNetwork};
-use convos_plumbing::rate_limit::{self, Decision};
+use convos_plumbing::rate_limit::Decision;
 use convos_store::inbound::{self, Received, Via};
 use std::sync::Arc;
 use std::time::Duration;
@@ -417,50 +418,16 @@ async fn read_message(
 }
 
 /// Whether every address in `to`, and each address's owner, may take one more message today
-/// (decision 69): a counter per address (its purpose and message) and one per owner, since
-/// addresses never expire and a patient sender collects more each day. In Redis like every
-/// abuse limit, enforced only while Redis and PostgreSQL answer (decision 6).
+/// (decision 69; the webhook counts in the same keys).
 async fn within_daily_cap(ctx: &Ctx, to: &[String], domain: &str) -> bool {
     let tokens: Vec<reply_address::Token> = to
         .iter()
         .filter_map(|address| reply_address::parse(&ctx.email.secret_key, address, domain))
         .collect();
-    let mut owners = Vec::new();
-    for token in &tokens {
-        match inbound::reply_target(&ctx.db, token.message).await {
-            Ok(Some(target)) if !owners.contains(&target.user_id) => owners.push(target.user_id),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "inbound cap per owner not enforced"),
-        }
-    }
-    let counters = tokens
-        .iter()
-        .map(|token| {
-            let purpose = match token.purpose {
-                reply_address::Purpose::Reply => "reply",
-                reply_address::Purpose::Bounce => "bounce",
-            };
-            let subject = format!("{purpose}:{}", token.message);
-            (subject, ctx.settings.inbound_per_address_per_day)
-        })
-        .chain(owners.iter().map(|user| {
-            (
-                format!("user:{user}"),
-                ctx.settings.inbound_per_user_per_day,
-            )
-        }));
     let mut redis = ctx.redis.clone();
-    for (subject, limit) in counters {
-        let counter = rate_limit::key(&ctx.settings.redis_prefix, "inbound", &subject);
-        let decision =
-            rate_limit::hit(&mut redis, &counter, limit, Duration::from_secs(86_400)).await;
-        match decision {
-            Ok(Decision::Allowed) => {}
-            Ok(Decision::Limited(_)) => return false,
-            Err(e) => tracing::warn!(error = %e, "inbound cap not enforced: redis unavailable"),
-        }
-    }
-    true
+    let caps = ctx.settings.inbound_caps();
+    let prefix = &ctx.settings.redis_prefix;
+    inbound_caps::hit(&ctx.db, &mut redis, prefix, caps, &tokens).await == Decision::Allowed
 }
 
 /// Keeps the message and its job; the answer says whether the sender may forget it.

@@ -1,7 +1,8 @@
 //! Email coming back (decision 26): the inbound webhook, where providers that receive mail for
 //! the reply domain post each raw MIME message (kept in PostgreSQL with its job before the
 //! answer, so a 2xx means the message is safe; a 5xx makes the provider retry), and the
-//! revocation of a user's reply addresses.
+//! revocation of a user's reply addresses. The webhook keeps only mail to a genuine address of
+//! ours, within the daily caps the SMTP listener counts in too (decision 70).
 
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
@@ -12,6 +13,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use base64::Engine;
 use convos_core::ErrorBody;
+use convos_core::reply_address;
+use convos_plumbing::inbound_caps;
+use convos_plumbing::rate_limit::Decision;
 use convos_store::inbound::{self, Received, Via};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -49,6 +53,19 @@ pub struct Accepted {
     pub id: uuid::Uuid,
     /// Always `accepted`.
     pub status: String,
+}
+
+/// Recipients of one posted message whose signature is checked: real mail names a handful.
+const MAX_RECIPIENTS_READ: usize = 100;
+
+/// The answer to a message that was not kept, and why; a 2xx, so the provider does not post
+/// it again.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Dropped {
+    /// Always `dropped`.
+    pub status: String,
+    /// `no_genuine_address`: none of its recipients is a reply or bounce address Convos made.
+    pub reason: String,
 }
 
 /// A JSON delivery: Postmark's `RawEmail` (with "include raw email content" on), or `raw`.
@@ -155,6 +172,14 @@ async fn raw_message(request: Request) -> Result<(Vec<u8>, Vec<String>)> {
 /// (`{"RawEmail": "..."}` as Postmark posts it, or `{"raw": "..."}`). Authenticated by the
 /// shared secret (`CONVOS_INBOUND_WEBHOOK_SECRET`) as a bearer token or a basic-auth password.
 /// The message is kept, with the job that reads it, before the answer: 202 means it is safe.
+///
+/// Only mail to a genuine reply or bounce address is kept (decision 70): its envelope
+/// recipient or its `To`, `Cc`, `Delivered-To` or `X-Original-To` must carry a signature only
+/// Convos makes. Any other is answered 200 `dropped`, which no provider posts again: the
+/// provider accepts mail for every address at the domain, and kept, a stranger's made-up
+/// addresses filled PostgreSQL a megabyte a message. Mail to genuine addresses is held to the
+/// SMTP listener's daily caps, counted in the same keys; over them it is answered 503, which
+/// every provider retries later, as a sending server retries the listener's 452.
 #[utoipa::path(post, path = "/api/v1/inbound/email", tag = "inbound",
     request_body(content = String, content_type = "text/plain",
         description = "The raw MIME message. Also accepted: the same body as `message/rfc822` or \
@@ -162,13 +187,18 @@ async fn raw_message(request: Request) -> Result<(Vec<u8>, Vec<String>)> {
         `email` (SendGrid) field and an optional `recipient`; JSON `{\"RawEmail\": ...}` \
         (Postmark) or `{\"raw\": ...}`."),
     responses(
+        (status = 200, description = "Not kept: no genuine reply or bounce address among its \
+            recipients", body = Dropped),
         (status = 202, description = "Kept; a job reads it", body = Accepted),
         (status = 400, description = "A form without the message", body = ErrorBody),
         (status = 401, description = "No or wrong webhook secret", body = ErrorBody),
         (status = 404, description = "The webhook is not configured", body = ErrorBody),
         (status = 413, description = "Larger than 1 MiB", body = ErrorBody),
         (status = 415, description = "Not one of the accepted forms", body = ErrorBody),
-        (status = 422, description = "An empty message", body = ErrorBody)))]
+        (status = 422, description = "An empty message", body = ErrorBody),
+        (status = 503, description = "Its address, or its owner's addresses together, took \
+            their messages for the day (`rate_limited`, with `Retry-After`), or PostgreSQL \
+            could not store it; the provider is to post it again later", body = ErrorBody)))]
 pub async fn receive_email(
     State(state): State<AppState>,
     request: Request,
@@ -186,6 +216,48 @@ pub async fn receive_email(
             "must not be empty",
         )]));
     }
+    // Real mail names a few recipients; a header section of a megabyte can name thousands,
+    // each a signature to check, so only the first few are looked at.
+    let genuine: Vec<reply_address::Token> = envelope_to
+        .iter()
+        .cloned()
+        .chain(convos_mail::parsed::recipients(&raw))
+        .take(MAX_RECIPIENTS_READ)
+        .filter_map(|address| {
+            reply_address::parse_at_any_domain(state.settings.secret_key.expose_secret(), &address)
+        })
+        .collect();
+    let counted = |outcome: &str| {
+        state
+            .metrics
+            .inbound
+            .with_label_values(&["webhook", outcome])
+            .inc();
+    };
+    if genuine.is_empty() {
+        tracing::info!(
+            bytes = raw.len(),
+            "inbound email dropped: no genuine reply or bounce address"
+        );
+        counted("dropped");
+        let dropped = Dropped {
+            status: "dropped".into(),
+            reason: "no_genuine_address".into(),
+        };
+        return Ok((StatusCode::OK, Json(dropped)).into_response());
+    }
+    match state.redis.get().await {
+        Ok(mut redis) => {
+            let (prefix, caps) = (&state.settings.redis_prefix, state.settings.inbound_caps());
+            if let Decision::Limited(wait) =
+                inbound_caps::hit(&state.db, &mut redis, prefix, caps, &genuine).await
+            {
+                counted("over_cap");
+                return Err(ApiError::InboundOverCap(wait));
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "inbound cap not enforced: redis unavailable"),
+    }
     let received = Received {
         via: Via::Webhook,
         envelope_from: None,
@@ -195,13 +267,15 @@ pub async fn receive_email(
     let id = state
         .wake
         .committed(inbound::accept(&state.db, received).await?);
+    counted("accepted");
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {
             id,
             status: "accepted".into(),
         }),
-    ))
+    )
+        .into_response())
 }
 
 #[cfg(test)]

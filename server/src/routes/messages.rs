@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use convos_core::api::{CreateMessageRequest, Message};
 use convos_core::{ErrorBody, MessageId, UserId};
+use convos_plumbing::rate_limit::message_volume;
 use convos_store::StoreError;
 use convos_store::messages::{self, Created, Idempotency, Recipient};
 use utoipa_axum::router::OpenApiRouter;
@@ -22,10 +23,11 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(mark_unread))
 }
 
-/// Counts one send against the caller's per-minute limit.
-pub(crate) async fn check_send_rate(state: &AppState, sender: UserId) -> Result<()> {
-    let limit = state.settings.send_rate_per_min;
-    state.limiter.per_user_minute("send", sender, limit).await
+/// Counts one send of `bytes` ([`message_volume`]) against the caller's messages a minute and
+/// volume a day (decision 72).
+pub(crate) async fn check_send(state: &AppState, sender: UserId, bytes: u64) -> Result<()> {
+    let limits = state.settings.send_limits();
+    state.limiter.send(sender, limits, bytes).await
 }
 
 /// Counts one change of the caller's read flags, folders or copies (decision 61): each writes
@@ -61,7 +63,8 @@ pub(crate) async fn created_response(
     responses(
         (status = 201, description = "Sent", body = Message),
         (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 429, description = "Sending too fast; see Retry-After", body = ErrorBody)))]
+        (status = 429, description = "Sending too fast, or today's volume sent; see Retry-After",
+            body = ErrorBody)))]
 pub async fn create_message(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -75,7 +78,8 @@ pub async fn create_message(
     {
         return created_response(&state, caller.user.id, Created::Replayed(original)).await;
     }
-    check_send_rate(&state, caller.user.id).await?;
+    let bytes = message_volume(new.subject.as_str(), new.content.body.as_str());
+    check_send(&state, caller.user.id, bytes).await?;
     // The recipient is resolved inside the insert; a refused one gives the quota back.
     let created = match messages::create_thread(
         &state.db,
@@ -89,10 +93,7 @@ pub async fn create_message(
     .await
     {
         Err(e @ (StoreError::UnknownRecipient | StoreError::SelfRecipient)) => {
-            state
-                .limiter
-                .forget_one("send", &caller.user.id.to_string())
-                .await;
+            state.limiter.give_back_send(caller.user.id, bytes).await;
             return Err(e.into());
         }
         created => state.wake.committed(created?),

@@ -5,7 +5,7 @@ use crate::extract::{
     ApiJson, ApiPath, ApiQuery, AuthUser, IdempotencyHeader, parse_bool, parse_cursor, parse_id,
     parse_limit,
 };
-use crate::routes::messages::{check_action_rate, check_send_rate, created_response};
+use crate::routes::messages::{check_action_rate, check_send, created_response};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -153,7 +153,8 @@ pub async fn list_thread_messages(
     request_body = CreateReplyRequest,
     responses((status = 201, body = Message), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 429, description = "Sending too fast; see Retry-After", body = ErrorBody)))]
+        (status = 429, description = "Sending too fast, or today's volume sent; see Retry-After",
+            body = ErrorBody)))]
 pub async fn reply(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -170,7 +171,8 @@ pub async fn reply(
     {
         return created_response(&state, caller.user.id, Created::Replayed(original)).await;
     }
-    check_send_rate(&state, caller.user.id).await?;
+    let bytes = convos_plumbing::rate_limit::message_volume("", content.body.as_str());
+    check_send(&state, caller.user.id, bytes).await?;
     // The reply's transaction checks that the caller can see the thread; a stranger learns
     // nothing (404) and gets the quota back.
     let created = match messages::reply(
@@ -184,10 +186,7 @@ pub async fn reply(
     .await
     {
         Err(StoreError::NotFound) => {
-            state
-                .limiter
-                .forget_one("send", &caller.user.id.to_string())
-                .await;
+            state.limiter.give_back_send(caller.user.id, bytes).await;
             return Err(ApiError::NotFound);
         }
         created => state.wake.committed(created?),

@@ -62,6 +62,73 @@ async fn sending_is_rate_limited_per_user_across_server_processes(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn one_account_cannot_fill_the_disk_a_minute_at_a_time(db: PgPool) {
+    // Thirty messages a minute of 64,000 characters let one free account store 2.7 GB a day
+    // (four times that in four-byte characters), every day: a few accounts filled a disk in a
+    // week, a minute's allowance at a time. A day's volume of what sends store is capped; here
+    // at 210,000 bytes. A message counts 2,000 (its rows and jobs), its text, and 100 for each
+    // distinct word (its search entries; `rate_limit::message_volume`).
+    let app = TestServer::spawn_with(db, |s| s.send_bytes_per_day = 210_000).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let longest = "x".repeat(64_000);
+    let m = app.send(&alice, &bob, "1", &longest).await;
+    let thread = m["thread_id"].as_str().unwrap().to_owned();
+    app.reply(&alice, &thread, &longest).await;
+    app.send(&alice, &bob, "3", &longest).await;
+
+    // 66,201 + 66,100 + 66,201 = 198,502 counted: one more of the longest is over, as a new
+    // thread or a reply.
+    let over = app
+        .post(
+            "/api/v1/messages",
+            &alice,
+            json!({"recipient": "bob", "subject": "4", "body": longest}),
+        )
+        .await;
+    assert_eq!(over.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(over.code(), "rate_limited");
+    let message = over.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("today's volume"), "{message}");
+    let wait: u64 = over.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((86_000..=86_400).contains(&wait), "Retry-After {wait}");
+    let reply = app
+        .post(
+            &format!("/api/v1/threads/{thread}/messages"),
+            &alice,
+            json!({"body": longest}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+
+    // What was refused, for its volume or its recipient, spent none of it: the day's last
+    // 11,498 still go, and then nothing.
+    let nobody = app
+        .post(
+            "/api/v1/messages",
+            &alice,
+            json!({"recipient": "nobody", "subject": "5", "body": "x".repeat(7_000)}),
+        )
+        .await;
+    assert_eq!(nobody.status, StatusCode::UNPROCESSABLE_ENTITY);
+    app.reply(&alice, &thread, &"x".repeat(9_398)).await;
+    let done = app
+        .post(
+            &format!("/api/v1/threads/{thread}/messages"),
+            &alice,
+            json!({"body": "y"}),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(app.message_rows().await, 4);
+    app.send(&bob, &alice, "bob", &longest).await;
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_refused_recipient_or_thread_spends_no_send_quota(db: PgPool) {
     let app = TestServer::spawn_with(db, |s| s.send_rate_per_min = 2).await;
     let alice = app.user("alice").await;
@@ -325,4 +392,70 @@ async fn flipping_flags_in_a_loop_is_refused_past_the_per_minute_limit(db: PgPoo
         StatusCode::OK,
         "another user's actions are theirs"
     );
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_send_refused_for_the_minute_spends_none_of_the_day(db: PgPool) {
+    let app = TestServer::spawn_with(db, |s| s.send_rate_per_min = 1).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let body = "x".repeat(64_000);
+    app.send(&alice, &bob, "1", &body).await;
+    let fast = app
+        .post(
+            "/api/v1/messages",
+            &alice,
+            json!({"recipient": "bob", "subject": "2", "body": body}),
+        )
+        .await;
+    assert_eq!(fast.status, StatusCode::TOO_MANY_REQUESTS);
+    let message = fast.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("too many requests"), "{message}");
+
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut redis = client.get_connection_manager().await.unwrap();
+    let counted: u64 = redis::cmd("GET")
+        .arg(format!("{}rl:send_bytes:{}", app.redis_prefix, alice.id))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(
+        counted,
+        2_000 + 1 + 64_000 + 2 * 100,
+        "the first send alone"
+    );
+}
+
+#[tokio::test]
+async fn a_count_given_back_after_its_window_ended_is_no_credit_for_the_next() {
+    // A refused send gives its count back. Given back just after the counter expired, a
+    // `DECRBY` made a negative counter with no expiry: a credit for the next window (found by
+    // reading the code). Only a living counter is given back to.
+    use convos_plumbing::rate_limit::{Decision, forget, hit};
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut redis = client.get_connection_manager().await.unwrap();
+    let key = format!("{}rl:send_bytes:someone", convos_testkit::fresh_prefix());
+    let window = std::time::Duration::from_secs(60);
+
+    forget(&mut redis, &key, 5_000).await.unwrap();
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(!exists, "nothing made of an expired counter");
+
+    assert_eq!(
+        hit(&mut redis, &key, 1, window).await.unwrap(),
+        Decision::Allowed
+    );
+    forget(&mut redis, &key, 1).await.unwrap();
+    let (count, ttl_ms): (i64, i64) = redis::pipe()
+        .get(&key)
+        .pttl(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(count, 0, "a living counter is given back to");
+    assert!(ttl_ms > 0, "and keeps its expiry");
 }

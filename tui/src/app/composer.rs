@@ -404,8 +404,12 @@ impl Composer {
                 if let Some(fields) = body.error.fields {
                     self.errors = fields.into_iter().collect();
                 }
+                // A minute's rate is a short wait; a day's volume (decision 72) is the server's
+                // to explain.
                 vec![status(match (code, retry_after) {
-                    (429, Some(wait)) => format!("Sending too fast: try again in {wait}s"),
+                    (429, Some(wait)) if wait <= 60 => {
+                        format!("Sending too fast: try again in {wait}s")
+                    }
                     _ => format!("Not sent: {}", body.error.message),
                 })]
             }

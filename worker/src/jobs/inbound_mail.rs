@@ -20,7 +20,7 @@ use convos_core::{ThreadId, UserId};
 use convos_mail::autoreply;
 use convos_mail::parsed::Parsed;
 use convos_mail::reports::{self, Report};
-use convos_plumbing::rate_limit::{self, Decision};
+use convos_plumbing::rate_limit::{self, SendDecision};
 use convos_store::StoreError;
 use convos_store::deliveries;
 use convos_store::inbound::{self, Decided, Inbound};
@@ -106,7 +106,8 @@ impl Refusal {
             }
             Refusal::TooLong => "A message may hold at most 64,000 characters.",
             Refusal::RateLimited => {
-                "You are sending messages faster than Convos allows. Send it again in a minute."
+                "You have sent more than Convos allows for now (messages a minute, or text a \
+                 day). Send it again later."
             }
             Refusal::ThreadGone => {
                 "That conversation is no longer available to you (it was deleted or has expired)."
@@ -424,20 +425,18 @@ async fn post_reply(
         expires_in: None,
         read_once: false,
     };
-    let counter = rate_limit::key(&ctx.settings.redis_prefix, "send", &user.to_string());
+    // The sender's budget whichever way they send (decision 72): messages a minute, bytes a day.
+    let (prefix, sender) = (&ctx.settings.redis_prefix, user.to_string());
+    let bytes = rate_limit::message_volume("", content.body.as_str());
     let mut redis = ctx.redis.clone();
-    let decision = rate_limit::hit(
-        &mut redis,
-        &counter,
-        ctx.settings.send_rate_per_min,
-        Duration::from_secs(60),
-    )
-    .await
-    .unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "rate limit not enforced: redis unavailable");
-        Decision::Allowed
-    });
-    if let Decision::Limited(_) = decision {
+    let limits = ctx.settings.send_limits();
+    let decision = rate_limit::send(&mut redis, prefix, &sender, limits, bytes)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "send limits not enforced: redis unavailable");
+            SendDecision::Allowed
+        });
+    if decision != SendDecision::Allowed {
         return refuse(Refusal::RateLimited).await;
     }
     let idem_key = IdempotencyKey::parse(&key)
@@ -449,7 +448,7 @@ async fn post_reply(
     let created = match messages::reply(&ctx.db, &notify, user, thread, &content, Some(&idem)).await
     {
         Err(StoreError::NotFound) => {
-            let _ = rate_limit::forget_one(&mut redis, &counter).await;
+            let _ = rate_limit::give_back_send(&mut redis, prefix, &sender, bytes).await;
             return refuse(Refusal::ThreadGone).await;
         }
         created => ctx.committed(created?),
