@@ -20,64 +20,31 @@ pub fn key(prefix: &str, kind: &str, subject: &str) -> String {
     format!("{prefix}rl:{kind}:{subject}")
 }
 
-/// One counter to count against: `amount` more under `key`, at most `limit` per `window`.
-#[derive(Clone, Copy, Debug)]
-pub struct Count<'a> {
-    /// The counter ([`key`]).
-    pub key: &'a str,
-    /// How much this attempt counts: 1, or its bytes for a volume.
-    pub amount: u64,
-    /// The most a window may count.
-    pub limit: u64,
-    /// How long a counter lives from its first count.
-    pub window: Duration,
-}
-
-/// Counts one attempt against counter `key` (at most `limit` per `window`) and decides.
+/// Counts one attempt against counter `key` (at most `limit` per `window`) and decides, in one
+/// atomic round trip (an answer Redis left out, as no counter, is allowed: limits fail open,
+/// decision 6).
 pub async fn hit(
     conn: &mut ConnectionManager,
     key: &str,
     limit: u32,
     window: Duration,
 ) -> redis::RedisResult<Decision> {
-    let count = Count {
-        key,
-        amount: 1,
-        limit: limit.into(),
-        window,
-    };
-    let decided = hit_all(conn, &[count]).await?;
-    Ok(decided.into_iter().next().unwrap_or(Decision::Allowed))
-}
-
-/// Counts `counts` together, in one atomic round trip, and decides for each (an answer Redis
-/// left out, as no counter, is allowed: limits fail open, decision 6).
-pub async fn hit_all(
-    conn: &mut ConnectionManager,
-    counts: &[Count<'_>],
-) -> redis::RedisResult<Vec<Decision>> {
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    for count in counts {
-        pipe.incr(count.key, count.amount)
-            .cmd("PEXPIRE")
-            .arg(count.key)
-            .arg(count.window.as_millis() as u64)
-            .arg("NX")
-            .ignore()
-            .pttl(count.key);
-    }
-    let answers: Vec<i64> = pipe.query_async(conn).await?;
-    Ok(counts
-        .iter()
-        .zip(answers.chunks(2))
-        .map(|(count, answer)| match answer {
-            [total, ttl_ms] if u64::try_from(*total).unwrap_or(0) > count.limit => {
-                Decision::Limited(Duration::from_millis((*ttl_ms).max(1000) as u64))
-            }
-            _ => Decision::Allowed,
-        })
-        .collect())
+    let (total, ttl_ms): (i64, i64) = redis::pipe()
+        .atomic()
+        .incr(key, 1)
+        .cmd("PEXPIRE")
+        .arg(key)
+        .arg(window.as_millis() as u64)
+        .arg("NX")
+        .ignore()
+        .pttl(key)
+        .query_async(conn)
+        .await?;
+    Ok(if u64::try_from(total).unwrap_or(0) > u64::from(limit) {
+        Decision::Limited(Duration::from_millis(ttl_ms.max(1000) as u64))
+    } else {
+        Decision::Allowed
+    })
 }
 
 /// The default of the daily volume of sends (`CONVOS_SEND_BYTES_PER_DAY`): 20 MB of what sends
@@ -201,9 +168,12 @@ pub enum SendDecision {
     DaySent(Duration),
 }
 
-/// Counts one send by `user` of `bytes` (its [`message_volume`]) under `prefix`
-/// against `limits`, in one round trip. A refused send's bytes are given back (its attempt
-/// still counts against the minute, as every limited attempt does).
+/// Counts one send by `user` of `bytes` (its [`message_volume`]) under `prefix` against
+/// `limits`, in one round trip: the attempt against the minute (a refused one still counts, as
+/// every limited attempt does), then, if the minute allows it, its bytes against the day, only
+/// if they fit. Checking and counting the bytes are one step (a script): counted first and
+/// checked after, a send too big for the day's rest made one arriving beside it, which fitted,
+/// over too.
 pub async fn send(
     conn: &mut ConnectionManager,
     prefix: &str,
@@ -211,32 +181,48 @@ pub async fn send(
     limits: SendLimits,
     bytes: u64,
 ) -> redis::RedisResult<SendDecision> {
-    let (minute, volume) = (key(prefix, "send", user), key(prefix, "send_bytes", user));
-    let counts = [
-        Count {
-            key: &minute,
-            amount: 1,
-            limit: limits.per_minute.into(),
-            window: Duration::from_secs(60),
-        },
-        Count {
-            key: &volume,
-            amount: bytes,
-            limit: limits.bytes_per_day,
-            window: Duration::from_secs(86_400),
-        },
-    ];
-    let decided = match hit_all(conn, &counts).await?.as_slice() {
-        [Decision::Limited(wait), _] => SendDecision::TooFast(*wait),
-        [_, Decision::Limited(wait)] => SendDecision::DaySent(*wait),
-        _ => return Ok(SendDecision::Allowed),
+    static SEND: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+        redis::Script::new(
+            "local sent = redis.call('INCR', KEYS[1]) \
+             redis.call('PEXPIRE', KEYS[1], ARGV[2], 'NX') \
+             if sent > tonumber(ARGV[1]) then \
+               return {1, redis.call('PTTL', KEYS[1])} \
+             end \
+             local volume = tonumber(redis.call('GET', KEYS[2]) or '0') \
+             if volume + tonumber(ARGV[3]) > tonumber(ARGV[4]) then \
+               return {2, redis.call('PTTL', KEYS[2])} \
+             end \
+             redis.call('INCRBY', KEYS[2], ARGV[3]) \
+             redis.call('PEXPIRE', KEYS[2], ARGV[5], 'NX') \
+             return {0, 0}",
+        )
+    });
+    const MINUTE: Duration = Duration::from_secs(60);
+    const DAY: Duration = Duration::from_secs(86_400);
+    let (refused, ttl_ms): (i64, i64) = SEND
+        .key(key(prefix, "send", user))
+        .key(key(prefix, "send_bytes", user))
+        .arg(limits.per_minute)
+        .arg(MINUTE.as_millis() as u64)
+        .arg(bytes)
+        .arg(limits.bytes_per_day)
+        .arg(DAY.as_millis() as u64)
+        .invoke_async(conn)
+        .await?;
+    // A day's counter that does not exist yet (a send bigger than the whole day) is refused
+    // for the day.
+    let wait = |window: Duration| {
+        if ttl_ms > 0 {
+            Duration::from_millis(ttl_ms.max(1000) as u64)
+        } else {
+            window
+        }
     };
-    // Refused either way: a give-back that fails leaves the bytes counted, never the send let
-    // through.
-    if let Err(e) = forget(conn, &volume, bytes).await {
-        tracing::warn!(error = %e, "a refused send's volume not given back");
-    }
-    Ok(decided)
+    Ok(match refused {
+        1 => SendDecision::TooFast(wait(MINUTE)),
+        2 => SendDecision::DaySent(wait(DAY)),
+        _ => SendDecision::Allowed,
+    })
 }
 
 /// Takes back a send [`send`] counted that was then refused (an unknown recipient, a thread

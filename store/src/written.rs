@@ -29,6 +29,11 @@ impl<T> Written<T> {
     pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Written<U> {
         Written::new(f(self.value), self.wrote_jobs)
     }
+    /// The value, to look at before the wake-up.
+    pub fn value(&self) -> &T {
+        &self.value
+    }
+
     /// Whether the committed transaction inserted jobs or made some due.
     pub fn wrote_jobs(&self) -> bool {
         self.wrote_jobs

@@ -12,6 +12,7 @@ use convos_core::{ErrorBody, MessageId, UserId};
 use convos_plumbing::rate_limit::message_volume;
 use convos_store::StoreError;
 use convos_store::messages::{self, Created, Idempotency, Recipient};
+use convos_store::written::Written;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -28,6 +29,20 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 pub(crate) async fn check_send(state: &AppState, sender: UserId, bytes: u64) -> Result<()> {
     let limits = state.settings.send_limits();
     state.limiter.send(sender, limits, bytes).await
+}
+
+/// Gives back what [`check_send`] counted when the send stored nothing: refused (an unknown
+/// recipient, a thread the sender cannot see), failed (the database), or a replay of a twin
+/// with the same idempotency key that got in first.
+pub(crate) async fn give_back_unless_stored(
+    state: &AppState,
+    sender: UserId,
+    bytes: u64,
+    created: &std::result::Result<Written<Created>, StoreError>,
+) {
+    if !matches!(created.as_ref().map(Written::value), Ok(Created::New(_))) {
+        state.limiter.give_back_send(sender, bytes).await;
+    }
 }
 
 /// Counts one change of the caller's read flags, folders or copies (decision 61): each writes
@@ -80,8 +95,8 @@ pub async fn create_message(
     }
     let bytes = message_volume(new.subject.as_str(), new.content.body.as_str());
     check_send(&state, caller.user.id, bytes).await?;
-    // The recipient is resolved inside the insert; a refused one gives the quota back.
-    let created = match messages::create_thread(
+    // The recipient is resolved inside the insert.
+    let created = messages::create_thread(
         &state.db,
         &state.notify,
         caller.user.id,
@@ -90,14 +105,9 @@ pub async fn create_message(
         &new.content,
         idem.as_ref(),
     )
-    .await
-    {
-        Err(e @ (StoreError::UnknownRecipient | StoreError::SelfRecipient)) => {
-            state.limiter.give_back_send(caller.user.id, bytes).await;
-            return Err(e.into());
-        }
-        created => state.wake.committed(created?),
-    };
+    .await;
+    give_back_unless_stored(&state, caller.user.id, bytes, &created).await;
+    let created = state.wake.committed(created?);
     created_response(&state, caller.user.id, created).await
 }
 

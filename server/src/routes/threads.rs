@@ -13,7 +13,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use convos_core::api::{CreateReplyRequest, Folder, Message, Page, Thread};
 use convos_core::{ErrorBody, ThreadId};
-use convos_store::StoreError;
 use convos_store::messages::{self, Created, Idempotency};
 use convos_store::threads::{self, Flag, Order};
 use serde::Deserialize;
@@ -174,8 +173,8 @@ pub async fn reply(
     let bytes = convos_plumbing::rate_limit::message_volume("", content.body.as_str());
     check_send(&state, caller.user.id, bytes).await?;
     // The reply's transaction checks that the caller can see the thread; a stranger learns
-    // nothing (404) and gets the quota back.
-    let created = match messages::reply(
+    // nothing (404).
+    let created = messages::reply(
         &state.db,
         &state.notify,
         caller.user.id,
@@ -183,14 +182,9 @@ pub async fn reply(
         &content,
         idem.as_ref(),
     )
-    .await
-    {
-        Err(StoreError::NotFound) => {
-            state.limiter.give_back_send(caller.user.id, bytes).await;
-            return Err(ApiError::NotFound);
-        }
-        created => state.wake.committed(created?),
-    };
+    .await;
+    super::messages::give_back_unless_stored(&state, caller.user.id, bytes, &created).await;
+    let created = state.wake.committed(created?);
     created_response(&state, caller.user.id, created).await
 }
 

@@ -459,3 +459,39 @@ async fn a_count_given_back_after_its_window_ended_is_no_credit_for_the_next() {
     assert_eq!(count, 0, "a living counter is given back to");
     assert!(ttl_ms > 0, "and keeps its expiry");
 }
+
+#[tokio::test]
+async fn a_send_too_big_for_the_day_does_not_refuse_one_that_fits_beside_it() {
+    // A send was counted first and checked after, its count given back once refused. Two sends
+    // arriving together, one too big for what is left of the day and one that fits, were both
+    // counted before either was checked: the one that fits was over too, and refused for
+    // nothing (found by review). Checking and counting are one step: only what fits counts.
+    use convos_plumbing::rate_limit::{SendDecision, SendLimits, send};
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut first = client.get_connection_manager().await.unwrap();
+    let mut second = first.clone();
+    let prefix = convos_testkit::fresh_prefix();
+    let limits = SendLimits {
+        per_minute: 30,
+        bytes_per_day: 10_000,
+    };
+    let sent = send(&mut first, &prefix, "someone", limits, 4_000).await;
+    assert_eq!(sent.unwrap(), SendDecision::Allowed);
+
+    // 6,000 left: 7,000 is too much, 5,000 fits.
+    let (too_big, fits) = tokio::join!(
+        send(&mut first, &prefix, "someone", limits, 7_000),
+        send(&mut second, &prefix, "someone", limits, 5_000),
+    );
+    assert!(matches!(too_big.unwrap(), SendDecision::DaySent(_)));
+    assert_eq!(fits.unwrap(), SendDecision::Allowed);
+    let counted: u64 = redis::cmd("GET")
+        .arg(format!("{prefix}rl:send_bytes:someone"))
+        .query_async(&mut first)
+        .await
+        .unwrap();
+    assert_eq!(
+        counted, 9_000,
+        "the two sends that went, nothing of the refused one"
+    );
+}

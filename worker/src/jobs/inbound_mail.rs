@@ -27,6 +27,7 @@ use convos_store::inbound::{self, Decided, Inbound};
 use convos_store::jobs::{NotifySettings, Outcome, Running};
 use convos_store::messages::{self, Created, Idempotency};
 use convos_store::threads;
+use convos_store::written::Written;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -445,12 +446,14 @@ async fn post_reply(
     let notify = NotifySettings {
         notify_delay: Duration::from_secs(ctx.settings.notify_delay_secs),
     };
-    let created = match messages::reply(&ctx.db, &notify, user, thread, &content, Some(&idem)).await
-    {
-        Err(StoreError::NotFound) => {
-            let _ = rate_limit::give_back_send(&mut redis, prefix, &sender, bytes).await;
-            return refuse(Refusal::ThreadGone).await;
-        }
+    let created = messages::reply(&ctx.db, &notify, user, thread, &content, Some(&idem)).await;
+    // What stored nothing gives its count back: a thread gone, a database failure (the job
+    // runs again and counts again), an earlier attempt's reply replayed.
+    if !matches!(created.as_ref().map(Written::value), Ok(Created::New(_))) {
+        let _ = rate_limit::give_back_send(&mut redis, prefix, &sender, bytes).await;
+    }
+    let created = match created {
+        Err(StoreError::NotFound) => return refuse(Refusal::ThreadGone).await,
         created => ctx.committed(created?),
     };
     let posted = match created {
