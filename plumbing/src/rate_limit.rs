@@ -51,10 +51,9 @@ pub async fn hit(
 /// store, by [`message_volume`] (decision 72).
 pub const SEND_BYTES_PER_DAY: u64 = 20_000_000;
 
-/// The least `CONVOS_SEND_BYTES_PER_DAY` a process starts with: about the most one message can
-/// count (64,000 characters of distinct one-letter words and compounds), so none is refused
-/// every day.
-pub const MIN_SEND_BYTES_PER_DAY: u64 = 5_000_000;
+/// The least `CONVOS_SEND_BYTES_PER_DAY` a process starts with: more than the most one message
+/// can count (a word a character, [`message_volume`]), so none is refused every day.
+pub const MIN_SEND_BYTES_PER_DAY: u64 = 7_000_000;
 
 /// What any message stores besides its text, in bytes: its row, its entries in the messages'
 /// indexes, its thread's subject words copied into its search vector, and the jobs it writes
@@ -68,106 +67,199 @@ pub const WORD_BYTES: u64 = 100;
 
 /// What a message of `subject` (empty for a reply) and `body` counts against its sender's
 /// volume a day: an estimate of what it stores (decision 72). Words are counted as PostgreSQL's
-/// `simple` text search configuration finds them, near enough: runs of letters and digits, and
+/// `simple` text search configuration finds them, near enough: runs of letters and digits,
 /// each compound it also indexes whole (`12.34.56`, `a-b-c`, host names, paths, addresses:
-/// letters and digits joined by [`JOINERS`], ended by anything else, a space or a comma alike).
-/// Counting its text's bytes alone let bodies of many short distinct words store 8 to 19 times
-/// what they counted; counting runs alone, bodies of number triples 6 times.
+/// letters and digits joined by [`is_joiner`]'s, ended by anything else, a space or a comma
+/// alike),
+/// a compound's host and path apart (`a.b/c` is a URL, its host and its path), and a number's
+/// signed forms apart (`-5`, `+5`). Counting its text's bytes alone let bodies of many short
+/// distinct words store 8 to 19 times what they counted; counting runs alone, bodies of number
+/// triples 6 times.
 ///
 /// What PostgreSQL finds depends on its database's locale, which the count cannot know, so it
-/// counts what either would find: in the C locale, only ASCII letters are folded to lower case
-/// and every other character is a letter (`Ça` and `ça`, `x😀y` and `x😀😀y` are distinct
-/// words); in others, case folds everywhere and only letters are letters. Folding every case,
-/// as first built, let bodies of case variants of one word count a sixth of what a C-locale
-/// database stores. One pass over the text, each word kept as a keyed hash, so a refused
-/// send's estimate costs little beside reading its body.
+/// counts what either would find ([`Reader`]): in the C locale, only ASCII letters are folded
+/// to lower case and every other character is a letter (`Ça` and `ça`, `x😀y` and `x😀😀y`,
+/// `¡-¢` are words); in others, case folds everywhere and only letters are letters. Folding
+/// every case and reading only letters, as first built, let bodies of words a C-locale
+/// database keeps apart count a sixth to a tenth of what it stores (found by reviews). A
+/// message counts at most one word per character of its text, more than PostgreSQL finds in
+/// any text, so no message counts more than [`MIN_SEND_BYTES_PER_DAY`]. One pass over the text,
+/// each word kept as a keyed hash, so a refused send's estimate costs little beside reading its
+/// body.
 pub fn message_volume(subject: &str, body: &str) -> u64 {
     let mut words = Words::default();
-    for text in [subject, body] {
-        for c in text.chars() {
-            words.read(c);
-        }
-        words.read(' ');
-    }
-    MESSAGE_BYTES + (subject.len() + body.len()) as u64 + WORD_BYTES * words.seen.len() as u64
+    let chars = words.read(subject) + words.read(body);
+    let counted = (words.seen.len() as u64).min(chars);
+    MESSAGE_BYTES + (subject.len() + body.len()) as u64 + WORD_BYTES * counted
 }
 
-/// What joins letters and digits into a compound PostgreSQL's parser indexes whole.
-const JOINERS: &str = ".-/@_:+~%=?&#";
+/// Whether `c` joins letters and digits into a compound PostgreSQL's parser indexes whole
+/// (`.-/@_:+~%=?&#`).
+fn is_joiner(c: char) -> bool {
+    matches!(
+        c,
+        '.' | '-' | '/' | '@' | '_' | ':' | '+' | '~' | '%' | '=' | '?' | '&' | '#'
+    )
+}
 
-/// The distinct words of a text read a character at a time.
+/// The distinct words of texts, as keyed hashes (already spread, so the set does not hash
+/// them again).
 #[derive(Default)]
 struct Words {
-    seen: std::collections::HashSet<u64>,
-    /// The run of letters and digits being read, ASCII in lower case.
-    run: String,
-    /// The run being read as the C locale reads it: letters, digits and any non-ASCII
-    /// character.
-    wide: String,
-    /// The compound being read, in lower case, up to its last letter or digit.
-    compound: String,
-    /// Joiners read since the compound's last letter or digit.
-    pending: String,
-    /// Whether a joiner stands between two of the compound's letters or digits.
-    joined: bool,
+    seen: std::collections::HashSet<u64, std::hash::BuildHasherDefault<Spread>>,
+    /// Where a word is put in lower case to be hashed (one buffer, reused).
+    lower: String,
 }
 
 impl Words {
-    fn read(&mut self, c: char) {
-        let c = c.to_ascii_lowercase();
-        if !c.is_ascii() {
-            self.wide.push(c);
+    /// Reads the words of `text` as both readings find them; returns its length in characters.
+    fn read(&mut self, text: &str) -> u64 {
+        let mut readers = [Reader::new(false), Reader::new(true)];
+        let mut chars = 0;
+        for (at, c) in text.char_indices() {
+            for reader in &mut readers {
+                reader.read(text, at, c, self);
+            }
+            chars += 1;
         }
-        if c.is_alphanumeric() {
-            if !self.pending.is_empty() {
-                self.compound.push_str(&self.pending);
-                self.pending.clear();
-                self.joined = true;
+        for reader in &mut readers {
+            reader.read(text, text.len(), ' ', self);
+        }
+        chars
+    }
+
+    /// Counts `word` with ASCII in lower case: every locale folds it, only some fold the rest.
+    fn count(&mut self, word: &str) {
+        self.lower.clear();
+        self.lower
+            .extend(word.chars().map(|c| c.to_ascii_lowercase()));
+        self.seen.insert(KEYS.hash_one(self.lower.as_str()));
+    }
+}
+
+/// One reading of a text's words, as byte ranges of it: as every locale but C reads letters
+/// (Unicode's letters and digits), or as the C locale does (any non-ASCII character too).
+struct Reader {
+    c_locale: bool,
+    /// Where the run of letters being read starts (at its sign, if it has one).
+    run: Option<usize>,
+    /// Whether the run starts with a sign (`-` or `+` right before a digit, at a word's start).
+    signed: bool,
+    /// Where the compound being read starts, and where its last letter ends.
+    compound: Option<(usize, usize)>,
+    /// Where the joiners read since the last letter start.
+    pending: Option<usize>,
+    /// Whether a joiner stands between two of the compound's letters.
+    joined: bool,
+    /// Whether the run, and the compound, hold a letter only the C locale calls one. A word
+    /// of the C locale's reading without one is a word of the other reading too, counted
+    /// there.
+    run_own: bool,
+    compound_own: bool,
+}
+
+impl Reader {
+    fn new(c_locale: bool) -> Self {
+        Self {
+            c_locale,
+            run: None,
+            signed: false,
+            compound: None,
+            pending: None,
+            joined: false,
+            run_own: false,
+            compound_own: false,
+        }
+    }
+
+    fn read(&mut self, text: &str, at: usize, c: char, words: &mut Words) {
+        let alphanumeric = c.is_alphanumeric();
+        if alphanumeric || (self.c_locale && !c.is_ascii()) {
+            if let Some(from) = self.pending.take() {
+                if self.compound.is_some() {
+                    self.joined = true;
+                } else if matches!(&text[from..at], "-" | "+") && c.is_ascii_digit() {
+                    // `-5` is a word apart from `5`.
+                    self.run = Some(from);
+                    self.signed = true;
+                }
             }
-            self.run.push(c);
-            self.compound.push(c);
-            if c.is_ascii() {
-                self.wide.push(c);
-            }
+            self.run.get_or_insert(at);
+            let start = self.compound.map_or(at, |(start, _)| start);
+            self.compound = Some((start, at + c.len_utf8()));
+            self.run_own |= !alphanumeric;
+            self.compound_own |= !alphanumeric;
             return;
         }
-        self.end_run();
-        if c.is_ascii() {
-            self.end_wide();
-        }
-        if JOINERS.contains(c) && !self.compound.is_empty() {
-            self.pending.push(c);
+        self.end_run(text, at, words);
+        if is_joiner(c) {
+            self.pending.get_or_insert(at);
         } else {
-            if self.joined {
-                self.seen.insert(KEYS.hash_one(self.compound.as_str()));
-            }
-            self.compound.clear();
-            self.pending.clear();
-            self.joined = false;
+            self.end_compound(text, words);
         }
     }
 
-    fn end_run(&mut self) {
-        if !self.run.is_empty() {
-            self.seen.insert(KEYS.hash_one(self.run.as_str()));
-            self.run.clear();
+    fn end_run(&mut self, text: &str, at: usize, words: &mut Words) {
+        let own = std::mem::take(&mut self.run_own);
+        let signed = std::mem::take(&mut self.signed);
+        let Some(from) = self.run.take() else {
+            return;
+        };
+        if self.c_locale && !own {
+            return;
+        }
+        let run = &text[from..at];
+        words.count(run);
+        if signed {
+            words.count(&run[1..]);
         }
     }
 
-    /// Ends the C locale's run; one that is also a run of letters and digits hashes the same,
-    /// and counts once.
-    fn end_wide(&mut self) {
-        if !self.wide.is_empty() {
-            self.seen.insert(KEYS.hash_one(self.wide.as_str()));
-            self.wide.clear();
+    fn end_compound(&mut self, text: &str, words: &mut Words) {
+        self.pending = None;
+        let joined = std::mem::take(&mut self.joined);
+        let own = std::mem::take(&mut self.compound_own);
+        let Some((from, to)) = self.compound.take() else {
+            return;
+        };
+        if !joined || (self.c_locale && !own) {
+            return;
+        }
+        let compound = &text[from..to];
+        words.count(compound);
+        // A URL's host and path are indexed apart too.
+        if let Some(slash) = compound.find('/').filter(|&i| i > 0) {
+            words.count(&compound[..slash]);
+            words.count(&compound[slash..]);
         }
     }
 }
 
 /// The key of the words' hashes, fresh in each process, so nobody can choose words that
-/// collide.
-static KEYS: std::sync::LazyLock<std::hash::RandomState> =
-    std::sync::LazyLock::new(std::hash::RandomState::new);
+/// collide (foldhash: a tenth of SipHash's time on short words, which a 64,000-character body
+/// has tens of thousands of).
+static KEYS: std::sync::LazyLock<foldhash::fast::RandomState> =
+    std::sync::LazyLock::new(foldhash::fast::RandomState::default);
+
+/// The set of [`Words`]'s hasher: its keys are keyed hashes already.
+#[derive(Default)]
+struct Spread(u64);
+
+impl std::hash::Hasher for Spread {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
 
 /// What one user may send, however it arrives (the API, a reply by email).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -247,15 +339,28 @@ pub async fn send(
     })
 }
 
-/// Takes back a send [`send`] counted that was then refused (an unknown recipient, a thread
-/// the sender cannot see).
+/// Why a send [`send`] counted stored nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unsent {
+    /// Refused for what it names (an unknown recipient, a thread the sender cannot see), or a
+    /// replay of a twin that stored it: its attempt and its bytes are given back.
+    Refused,
+    /// Failed (the database): its bytes are given back, its attempt still counts against the
+    /// minute, so a client retrying in a loop while the database is in trouble stays limited.
+    Failed,
+}
+
+/// Takes back what [`send`] counted of a send of `bytes` that then stored nothing.
 pub async fn give_back_send(
     conn: &mut ConnectionManager,
     prefix: &str,
     user: &str,
     bytes: u64,
+    unsent: Unsent,
 ) -> redis::RedisResult<()> {
-    forget(conn, &key(prefix, "send", user), 1).await?;
+    if unsent == Unsent::Refused {
+        forget(conn, &key(prefix, "send", user), 1).await?;
+    }
     forget(conn, &key(prefix, "send_bytes", user), bytes).await
 }
 
@@ -329,6 +434,57 @@ mod tests {
     }
 
     #[test]
+    fn a_urls_host_and_path_and_a_numbers_signs_are_words_apart() {
+        // Indexed apart by every locale: counted as one, bodies of them stored about 2.5
+        // times what they counted (found by review).
+        let url = "abc.de/fgh";
+        assert_eq!(
+            message_volume("", url),
+            2_000 + url.len() as u64 + 100 * 6,
+            "abc, de, fgh, abc.de/fgh, abc.de and /fgh"
+        );
+        let signed = "10000 -10000 +10000";
+        assert_eq!(
+            message_volume("", signed),
+            2_000 + signed.len() as u64 + 100 * 3
+        );
+        let not_signed = "a-5 - 5";
+        assert_eq!(
+            message_volume("", not_signed),
+            2_000 + not_signed.len() as u64 + 100 * 3,
+            "a, 5 and a-5: a joiner inside a word, or standing alone, signs nothing"
+        );
+    }
+
+    #[test]
+    fn no_message_counts_more_than_the_least_day_a_process_starts_with() {
+        // At most a word a character, so the longest subject and body of four-byte
+        // characters, each a word, still fit in the least day allowed: none is refused every
+        // day.
+        let chars = 140 + 64_000;
+        assert!(MESSAGE_BYTES + 4 * chars + WORD_BYTES * chars <= MIN_SEND_BYTES_PER_DAY);
+        // Short URLs after a symbol: each part, whole, host and path a word, and again as the
+        // C locale reads them, the symbol a letter: more words than characters, uncapped.
+        let mut body = String::new();
+        for i in 0..8_000u32 {
+            let letter = |from: u32| char::from_u32(from + i).unwrap();
+            let (a, b, c) = (letter(0x4e00), letter(0xac00), letter(0x20000));
+            body.push_str(&format!("×{a}.{b}/{c} "));
+        }
+        let subject: String = (0..140u32)
+            .map(|i| char::from_u32(0x10000 + i).unwrap())
+            .collect();
+        let counted = message_volume(&subject, &body);
+        let words = (counted - 2_000 - (subject.len() + body.len()) as u64) / 100;
+        assert_eq!(
+            words,
+            (subject.chars().count() + body.chars().count()) as u64,
+            "a word a character, at most"
+        );
+        assert!(counted <= MIN_SEND_BYTES_PER_DAY);
+    }
+
+    #[test]
     fn what_a_c_locale_database_stores_apart_is_counted_apart() {
         // A C-locale database folds only ASCII letters and reads every other character as a
         // letter: case variants of one word, or one word with symbols inside, are as many
@@ -344,6 +500,13 @@ mod tests {
             message_volume("", symbols),
             2_000 + symbols.len() as u64 + 100 * (2 + 3),
             "x and y, as another locale reads them, and the three C-locale words"
+        );
+        // Compounds of such letters are words in the C locale, beside their parts.
+        let symbols = "¡-¢ ¡-£";
+        assert_eq!(
+            message_volume("", symbols),
+            2_000 + symbols.len() as u64 + 100 * 5,
+            "¡, ¢, £, ¡-¢ and ¡-£"
         );
         // Plain text counts as before: its words are the same either way.
         let prose = "Déjà vu, déjà lu.";

@@ -288,17 +288,17 @@ mod tests {
     #[test]
     fn send_limits_that_would_refuse_a_message_every_day_are_refused() {
         Jail::expect_with(|jail| {
-            jail.set_env("CONVOS_SEND_BYTES_PER_DAY", "0");
+            jail.set_env("CONVOS_SEND_BYTES_PER_DAY", "6999999");
             let err = Settings::load().unwrap_err().to_string();
             assert!(err.contains("CONVOS_SEND_BYTES_PER_DAY"), "{err}");
-            jail.set_env("CONVOS_SEND_BYTES_PER_DAY", "5000000");
+            jail.set_env("CONVOS_SEND_BYTES_PER_DAY", "7000000");
             jail.set_env("CONVOS_SEND_RATE_PER_MIN", "0");
             let err = Settings::load().unwrap_err().to_string();
             assert!(err.contains("CONVOS_SEND_RATE_PER_MIN"), "{err}");
             jail.set_env("CONVOS_SEND_RATE_PER_MIN", "1");
             assert_eq!(
                 Settings::load().expect("settings load").send_bytes_per_day,
-                5_000_000
+                7_000_000
             );
             Ok(())
         });

@@ -7,7 +7,7 @@
 use crate::error::ApiError;
 use crate::redis_conn::RedisConn;
 use convos_core::UserId;
-use convos_plumbing::rate_limit::{SendDecision, SendLimits};
+use convos_plumbing::rate_limit::{SendDecision, SendLimits, Unsent};
 use std::time::Duration;
 
 pub use convos_plumbing::rate_limit::Decision;
@@ -66,8 +66,13 @@ impl RateLimiter {
 
     /// Counts one send by `user` of `bytes` (its `message_volume`) against their messages a
     /// minute and volume a day (decision 72), in one round trip: `429` with `Retry-After` past
-    /// either.
-    pub async fn send(&self, user: UserId, limits: SendLimits, bytes: u64) -> Result<(), ApiError> {
+    /// either. Whether it was counted: not while Redis does not answer (limits fail open).
+    pub async fn send(
+        &self,
+        user: UserId,
+        limits: SendLimits,
+        bytes: u64,
+    ) -> Result<Counted, ApiError> {
         let decided = match self.redis.get().await {
             Err(e) => Err(e),
             Ok(mut conn) => {
@@ -77,23 +82,33 @@ impl RateLimiter {
             }
         };
         match decided {
-            Ok(SendDecision::Allowed) => Ok(()),
+            Ok(SendDecision::Allowed) => Ok(Counted(true)),
             Ok(SendDecision::TooFast(wait)) => Err(ApiError::RateLimited(wait)),
             Ok(SendDecision::DaySent(wait)) => Err(ApiError::SendVolume(wait)),
             Err(e) => {
                 tracing::warn!(error = %e, "send limits not enforced: redis unavailable");
-                Ok(())
+                Ok(Counted(false))
             }
         }
     }
 
-    /// Takes back a send [`Self::send`] counted that was then refused; best effort.
-    pub async fn give_back_send(&self, user: UserId, bytes: u64) {
+    /// Takes back what [`Self::send`] counted of a send that then stored nothing, if it
+    /// counted anything (given back when it did not, it would take away other sends' counts);
+    /// best effort.
+    pub async fn give_back_send(&self, user: UserId, bytes: u64, counted: Counted, unsent: Unsent) {
+        if !counted.0 {
+            return;
+        }
         if let Ok(mut conn) = self.redis.get().await {
             let user = user.to_string();
-            let _ =
-                convos_plumbing::rate_limit::give_back_send(&mut conn, &self.prefix, &user, bytes)
-                    .await;
+            let _ = convos_plumbing::rate_limit::give_back_send(
+                &mut conn,
+                &self.prefix,
+                &user,
+                bytes,
+                unsent,
+            )
+            .await;
         }
     }
 
@@ -105,3 +120,7 @@ impl RateLimiter {
         }
     }
 }
+
+/// Whether [`RateLimiter::send`] counted a send (not while Redis does not answer).
+#[derive(Clone, Copy, Debug)]
+pub struct Counted(bool);

@@ -2,6 +2,7 @@
 
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiJson, ApiPath, AuthUser, IdempotencyHeader, parse_id};
+use crate::rate_limit::Counted;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -9,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use convos_core::api::{CreateMessageRequest, Message};
 use convos_core::{ErrorBody, MessageId, UserId};
-use convos_plumbing::rate_limit::message_volume;
+use convos_plumbing::rate_limit::{Unsent, message_volume};
 use convos_store::StoreError;
 use convos_store::messages::{self, Created, Idempotency, Recipient};
 use convos_store::written::Written;
@@ -26,23 +27,36 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 
 /// Counts one send of `bytes` ([`message_volume`]) against the caller's messages a minute and
 /// volume a day (decision 72).
-pub(crate) async fn check_send(state: &AppState, sender: UserId, bytes: u64) -> Result<()> {
+pub(crate) async fn check_send(state: &AppState, sender: UserId, bytes: u64) -> Result<Counted> {
     let limits = state.settings.send_limits();
     state.limiter.send(sender, limits, bytes).await
 }
 
 /// Gives back what [`check_send`] counted when the send stored nothing: refused (an unknown
-/// recipient, a thread the sender cannot see), failed (the database), or a replay of a twin
-/// with the same idempotency key that got in first.
+/// recipient, a thread the sender cannot see) or a replay of a twin with the same idempotency
+/// key that got in first, its attempt and its bytes; failed (the database), its bytes alone.
 pub(crate) async fn give_back_unless_stored(
     state: &AppState,
     sender: UserId,
     bytes: u64,
+    counted: Counted,
     created: &std::result::Result<Written<Created>, StoreError>,
 ) {
-    if !matches!(created.as_ref().map(Written::value), Ok(Created::New(_))) {
-        state.limiter.give_back_send(sender, bytes).await;
-    }
+    let unsent = match created.as_ref().map(Written::value) {
+        Ok(Created::New(_)) => return,
+        Ok(Created::Replayed(_))
+        | Err(
+            StoreError::UnknownRecipient
+            | StoreError::SelfRecipient
+            | StoreError::NotFound
+            | StoreError::IdempotencyMismatch,
+        ) => Unsent::Refused,
+        Err(_) => Unsent::Failed,
+    };
+    state
+        .limiter
+        .give_back_send(sender, bytes, counted, unsent)
+        .await;
 }
 
 /// Counts one change of the caller's read flags, folders or copies (decision 61): each writes
@@ -94,7 +108,7 @@ pub async fn create_message(
         return created_response(&state, caller.user.id, Created::Replayed(original)).await;
     }
     let bytes = message_volume(new.subject.as_str(), new.content.body.as_str());
-    check_send(&state, caller.user.id, bytes).await?;
+    let counted = check_send(&state, caller.user.id, bytes).await?;
     // The recipient is resolved inside the insert.
     let created = messages::create_thread(
         &state.db,
@@ -106,7 +120,7 @@ pub async fn create_message(
         idem.as_ref(),
     )
     .await;
-    give_back_unless_stored(&state, caller.user.id, bytes, &created).await;
+    give_back_unless_stored(&state, caller.user.id, bytes, counted, &created).await;
     let created = state.wake.committed(created?);
     created_response(&state, caller.user.id, created).await
 }

@@ -171,7 +171,7 @@ pub async fn reply(
         return created_response(&state, caller.user.id, Created::Replayed(original)).await;
     }
     let bytes = convos_plumbing::rate_limit::message_volume("", content.body.as_str());
-    check_send(&state, caller.user.id, bytes).await?;
+    let counted = check_send(&state, caller.user.id, bytes).await?;
     // The reply's transaction checks that the caller can see the thread; a stranger learns
     // nothing (404).
     let created = messages::reply(
@@ -183,7 +183,8 @@ pub async fn reply(
         idem.as_ref(),
     )
     .await;
-    super::messages::give_back_unless_stored(&state, caller.user.id, bytes, &created).await;
+    super::messages::give_back_unless_stored(&state, caller.user.id, bytes, counted, &created)
+        .await;
     let created = state.wake.committed(created?);
     created_response(&state, caller.user.id, created).await
 }

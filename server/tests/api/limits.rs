@@ -495,3 +495,63 @@ async fn a_send_too_big_for_the_day_does_not_refuse_one_that_fits_beside_it() {
         "the two sends that went, nothing of the refused one"
     );
 }
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_send_the_database_failed_still_counts_against_the_minute_but_stores_no_volume(
+    db: PgPool,
+) {
+    // A send that stored nothing gives its bytes back. Given back its minute's attempt too
+    // when the database failed it, a client retrying in a loop while the database was in
+    // trouble (a statement timing out on a thread someone holds) was held back by nothing
+    // (found by review): only a refusal for what it names, or a replay, gives the attempt
+    // back.
+    // The server's statements are limited to 300 ms, as `db_statement_timeout_ms` does.
+    let options = (*db.connect_options())
+        .clone()
+        .options([("statement_timeout", "300")]);
+    let limited = sqlx::postgres::PgPoolOptions::new()
+        .connect_with(options)
+        .await
+        .unwrap();
+    let app = TestServer::spawn_with(limited, |_| {}).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let m = app.send(&alice, &bob, "Lunch", "hello").await;
+    let thread = m["thread_id"].as_str().unwrap().to_owned();
+
+    let mut holder = db.begin().await.unwrap();
+    sqlx::query("select 1 from threads where id = $1::uuid for update")
+        .bind(&thread)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let failed = app
+        .post(
+            &format!("/api/v1/threads/{thread}/messages"),
+            &alice,
+            json!({"body": "are you there?"}),
+        )
+        .await;
+    assert_eq!(failed.status, StatusCode::SERVICE_UNAVAILABLE, "{failed:?}");
+    assert_eq!(
+        failed.code(),
+        "timed_out",
+        "the statement's limit, not the request's"
+    );
+    holder.rollback().await.unwrap();
+
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut redis = client.get_connection_manager().await.unwrap();
+    let (attempts, volume): (u64, u64) = redis::pipe()
+        .get(format!("{}rl:send:{}", app.redis_prefix, alice.id))
+        .get(format!("{}rl:send_bytes:{}", app.redis_prefix, alice.id))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 2, "the send and the failed reply");
+    assert_eq!(
+        volume,
+        convos_plumbing::rate_limit::message_volume("Lunch", "hello"),
+        "the send's volume alone"
+    );
+}

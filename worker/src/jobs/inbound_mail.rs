@@ -20,7 +20,7 @@ use convos_core::{ThreadId, UserId};
 use convos_mail::autoreply;
 use convos_mail::parsed::Parsed;
 use convos_mail::reports::{self, Report};
-use convos_plumbing::rate_limit::{self, SendDecision};
+use convos_plumbing::rate_limit::{self, SendDecision, Unsent};
 use convos_store::StoreError;
 use convos_store::deliveries;
 use convos_store::inbound::{self, Decided, Inbound};
@@ -431,15 +431,14 @@ async fn post_reply(
     let bytes = rate_limit::message_volume("", content.body.as_str());
     let mut redis = ctx.redis.clone();
     let limits = ctx.settings.send_limits();
-    let decision = rate_limit::send(&mut redis, prefix, &sender, limits, bytes)
-        .await
-        .unwrap_or_else(|e| {
+    let counted = match rate_limit::send(&mut redis, prefix, &sender, limits, bytes).await {
+        Ok(SendDecision::Allowed) => true,
+        Ok(_) => return refuse(Refusal::RateLimited).await,
+        Err(e) => {
             tracing::warn!(error = %e, "send limits not enforced: redis unavailable");
-            SendDecision::Allowed
-        });
-    if decision != SendDecision::Allowed {
-        return refuse(Refusal::RateLimited).await;
-    }
+            false
+        }
+    };
     let idem_key = IdempotencyKey::parse(&key)
         .map_err(|e| JobError::Permanent(format!("idempotency key: {e:?}")))?;
     let idem = Idempotency::new(idem_key, "email reply", key.as_bytes());
@@ -447,10 +446,16 @@ async fn post_reply(
         notify_delay: Duration::from_secs(ctx.settings.notify_delay_secs),
     };
     let created = messages::reply(&ctx.db, &notify, user, thread, &content, Some(&idem)).await;
-    // What stored nothing gives its count back: a thread gone, a database failure (the job
-    // runs again and counts again), an earlier attempt's reply replayed.
-    if !matches!(created.as_ref().map(Written::value), Ok(Created::New(_))) {
-        let _ = rate_limit::give_back_send(&mut redis, prefix, &sender, bytes).await;
+    // What stored nothing gives back what it counted: a thread gone or an earlier attempt's
+    // reply replayed, its attempt and bytes; a database failure, its bytes (the job runs again
+    // and counts again).
+    let unsent = match created.as_ref().map(Written::value) {
+        Ok(Created::New(_)) => None,
+        Ok(Created::Replayed(_)) | Err(StoreError::NotFound) => Some(Unsent::Refused),
+        Err(_) => Some(Unsent::Failed),
+    };
+    if let Some(unsent) = unsent.filter(|_| counted) {
+        let _ = rate_limit::give_back_send(&mut redis, prefix, &sender, bytes, unsent).await;
     }
     let created = match created {
         Err(StoreError::NotFound) => return refuse(Refusal::ThreadGone).await,
