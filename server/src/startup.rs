@@ -67,8 +67,13 @@ impl Application {
     pub async fn with_pool(settings: Settings, db: sqlx::PgPool) -> anyhow::Result<Self> {
         let redis =
             RedisConn::new(settings.redis_url.expose_secret()).context("invalid REDIS_URL")?;
-        if let Err(e) = redis.get().await {
-            tracing::warn!(error = %e, "redis is unreachable; starting anyway (rate limits off)");
+        match redis.get().await {
+            Err(e) => {
+                tracing::warn!(error = %e, "redis is unreachable; starting anyway (rate limits off)")
+            }
+            Ok(mut conn) => convos_plumbing::redis_client::check_version(&mut conn)
+                .await
+                .map_err(anyhow::Error::msg)?,
         }
         let dummy_hash = tokio::task::spawn_blocking(|| {
             let random = crate::auth::new_token();

@@ -134,6 +134,9 @@ pub async fn run(
     let redis = queue::connect(settings.redis_url.expose_secret())
         .await
         .context("could not connect to redis")?;
+    convos_plumbing::redis_client::check_version(&mut redis.clone())
+        .await
+        .map_err(anyhow::Error::msg)?;
     let mailer = Mailer::from_url(settings.smtp_url.expose_secret())?;
     let from: lettre::message::Mailbox = settings
         .mail_from
