@@ -236,8 +236,8 @@ impl Reader {
 }
 
 /// The key of the words' hashes, fresh in each process, so nobody can choose words that
-/// collide (foldhash: a tenth of SipHash's time on short words, which a 64,000-character body
-/// has tens of thousands of).
+/// collide (foldhash: with it instead of SipHash, the densest body counted in 4.5 ms instead of
+/// 6.4, decision 72).
 static KEYS: std::sync::LazyLock<foldhash::fast::RandomState> =
     std::sync::LazyLock::new(foldhash::fast::RandomState::default);
 
