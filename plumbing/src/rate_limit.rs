@@ -420,7 +420,7 @@ mod tests {
         let triples = "12.34.56 12.34.57, (12.34.56);12.34.58,12.34.59";
         assert_eq!(
             words(triples),
-            (6 + 4),
+            6 + 4,
             "12, 34, 56 to 59 and the four triples"
         );
         let prose = "Hello, world. (Yes: hello!) \"World\"?";
@@ -466,9 +466,10 @@ mod tests {
             .map(|i| char::from_u32(0x10000 + i).unwrap())
             .collect();
         let counted = message_volume(&subject, &body);
-        let words = (counted - 2_000 - (subject.len() + body.len()) as u64) / 100;
+        let counted_words =
+            (counted - MESSAGE_BYTES - (subject.len() + body.len()) as u64) / WORD_BYTES;
         assert_eq!(
-            words,
+            counted_words,
             (subject.chars().count() + body.chars().count()) as u64,
             "a word a character, at most"
         );
@@ -486,7 +487,7 @@ mod tests {
         let symbols = "x😀y x😀😀y x😀😀😀y";
         assert_eq!(
             words(symbols),
-            (2 + 3),
+            2 + 3,
             "x and y, as another locale reads them, and the three C-locale words"
         );
         // Compounds of such letters are words in the C locale, beside their parts.
