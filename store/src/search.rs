@@ -119,7 +119,7 @@ impl SearchQuery {
             return Err(QueryError::TooManyWords(words));
         }
         Ok(Self {
-            text: text.to_owned(),
+            text: short_negations(text),
             terms,
         })
     }
@@ -133,6 +133,44 @@ impl SearchQuery {
     pub fn terms(&self) -> &[String] {
         &self.terms
     }
+}
+
+/// Longest run of `-` [`short_negations`] leaves as it is.
+const MAX_NEGATIONS: usize = 3;
+
+/// `text` with each long run of negations cut short. PostgreSQL's `websearch_to_tsquery` reads
+/// every `-` before a word as a NOT, passing over whitespace and `! & | ( ) <` between them, and
+/// stacks the NOTs before the word: past 32 it fails ("tsquery stack too small"), a server
+/// error for a query of 33 dashes. A run of those characters holding more than
+/// [`MAX_NEGATIONS`] dashes keeps its first two or three, whichever keeps the count's parity,
+/// so the query means what it meant (two NOTs cancel out); the other characters stay.
+fn short_negations(text: &str) -> String {
+    let in_run =
+        |c: char| c == '-' || c.is_whitespace() || matches!(c, '!' | '&' | '|' | '(' | ')' | '<');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(in_run) {
+        out.push_str(&rest[..start]);
+        let run = &rest[start..];
+        let end = run.find(|c: char| !in_run(c)).unwrap_or(run.len());
+        let dashes = run[..end].matches('-').count();
+        let mut keep = if dashes > MAX_NEGATIONS {
+            2 + dashes % 2
+        } else {
+            dashes
+        };
+        for c in run[..end].chars() {
+            if c != '-' {
+                out.push(c);
+            } else if keep > 0 {
+                out.push(c);
+                keep -= 1;
+            }
+        }
+        rest = &run[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A piece of query or body text: a word (a run of letters and digits, as PostgreSQL's parser
@@ -489,6 +527,25 @@ mod tests {
             prop_assert_eq!(shown.matches('«').count(), shown.matches('»').count());
             prop_assert!(!shown.contains('\n'));
         }
+    }
+
+    #[test]
+    fn long_runs_of_negations_are_cut_to_two_or_three_keeping_what_they_mean() {
+        let dashes = |n| "-".repeat(n);
+        assert_eq!(short_negations(&format!("{}a", dashes(40))), "--a");
+        assert_eq!(short_negations(&format!("{}a", dashes(41))), "---a");
+        assert_eq!(short_negations("- - - - a"), "- -   a");
+        assert_eq!(
+            short_negations("-!-(-|-a"),
+            "-!-(|a",
+            "the skipped characters stay"
+        );
+        assert_eq!(
+            short_negations("e-mail ---a b-c"),
+            "e-mail ---a b-c",
+            "short runs stay"
+        );
+        assert_eq!(short_negations("a b"), "a b");
     }
 
     fn terms(q: &str) -> Vec<String> {

@@ -6,7 +6,7 @@ use crate::rate_limit::Counted;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use convos_core::api::{CreateMessageRequest, Message};
 use convos_core::{ErrorBody, MessageId, UserId};
@@ -126,7 +126,8 @@ pub async fn create_message(
 }
 
 /// One message. For the recipient of a read-once message this is the one read that returns
-/// its body; afterwards it is gone for both sides. Otherwise reading changes nothing.
+/// its body; afterwards it is gone for both sides. Otherwise reading changes nothing, and a
+/// `HEAD` (answered by this route, its body dropped) never does: it must not spend the one read.
 #[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "messages",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Message id")),
@@ -135,9 +136,13 @@ pub async fn create_message(
 pub async fn get_message(
     State(state): State<AppState>,
     caller: AuthUser,
+    method: Method,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Message>> {
     let id: MessageId = parse_id(&id)?;
+    if method == Method::HEAD {
+        return Ok(Json(messages::get(&state.db, caller.user.id, id).await?));
+    }
     let opened = state
         .wake
         .committed(messages::open(&state.db, caller.user.id, id).await?);

@@ -183,6 +183,38 @@ async fn a_read_once_body_is_shown_once_to_the_recipient_then_gone_for_both(db: 
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_head_request_leaves_a_read_once_message_unread(db: PgPool) {
+    // HEAD is answered by the GET route with its body dropped; it must not spend the one read
+    // (a link checker or proxy holding the token would destroy the message unseen).
+    let app = TestServer::spawn(db).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let sent = app
+        .post(
+            "/api/v1/messages",
+            &alice,
+            json!({"recipient": "bob", "subject": "Secret", "body": "the code is 1234", "read_once": true}),
+        )
+        .await;
+    let path = format!("/api/v1/messages/{}", id(&sent.body));
+
+    let head = app
+        .call(reqwest::Method::HEAD, &path, Some(&bob.token), None)
+        .await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert_eq!(head.body, serde_json::Value::Null, "HEAD carries no body");
+    assert_eq!(app.unread_total(&bob).await, 1, "still unread");
+
+    let opened = app.get(&path, &bob).await;
+    assert_eq!(opened.status, StatusCode::OK);
+    assert_eq!(opened.body["body"], "the code is 1234");
+    let gone = app
+        .call(reqwest::Method::HEAD, &path, Some(&bob.token), None)
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND, "after its one read");
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn of_two_concurrent_reads_of_a_read_once_message_exactly_one_gets_the_body(db: PgPool) {
     let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;

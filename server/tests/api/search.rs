@@ -103,10 +103,59 @@ async fn search_finds_only_what_the_caller_can_see_best_first_with_highlights(db
     assert_eq!(hostile.status, StatusCode::OK, "any text is just words");
 }
 
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_run_of_negations_is_taken_as_words_not_a_server_error(db: PgPool) {
+    // PostgreSQL's query parser stacks one NOT per `-` before a word, and fails past 32 of
+    // them ("tsquery stack too small"): a 500 for a query of 33 dashes.
+    let app = TestServer::spawn(db).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    app.send(
+        &alice,
+        &bob,
+        "Forwarded",
+        "----- Original message ----- about ramen",
+    )
+    .await;
+    let dashes = "-".repeat(40);
+    let spaced = "- ".repeat(40);
+    let mixed = "-!-(-|-&-<-)".repeat(6);
+    for q in [
+        dashes.clone(),
+        format!("{dashes}ramen"),
+        format!("ramen {dashes}"),
+        format!("{spaced}ramen"),
+        format!("ramen {mixed}ramen"),
+        format!("ramen \t{dashes}\nramen"),
+    ] {
+        let res = app
+            .get(&format!("/api/v1/search?q={}", encoded(&q)), &bob)
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{q:?}: {res:?}");
+    }
+    // An even run of negations cancels out, an odd one excludes, as PostgreSQL reads them.
+    let even = app
+        .get(
+            &format!("/api/v1/search?q={}", encoded(&format!("{dashes}ramen"))),
+            &bob,
+        )
+        .await;
+    assert_eq!(even.body["items"].as_array().unwrap().len(), 1, "{even:?}");
+    let odd = format!("message {}ramen", "-".repeat(41));
+    let odd = app
+        .get(&format!("/api/v1/search?q={}", encoded(&odd)), &bob)
+        .await;
+    assert!(odd.body["items"].as_array().unwrap().is_empty(), "{odd:?}");
+}
+
 /// A query string value with its spaces and quotes escaped.
 fn encoded(q: &str) -> String {
     q.replace('%', "%25")
         .replace(' ', "%20")
+        .replace('\t', "%09")
+        .replace('\n', "%0A")
+        .replace('|', "%7C")
+        .replace('<', "%3C")
         .replace('"', "%22")
         .replace('&', "%26")
 }
