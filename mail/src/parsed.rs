@@ -109,8 +109,15 @@ fn addresses(headers: &[mailparse::MailHeader], name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Longest id [`message_ids`] keeps, in bytes. Real ones are well under 100; the ids are stored
+/// and indexed (a B-tree entry holds at most 2,704 bytes) and written back in `In-Reply-To`
+/// (a header line holds at most 998).
+pub const MAX_ID_BYTES: usize = 250;
+
 /// The ids in a `Message-ID`-like header: each `<...>`, or the whole trimmed value if it has no
-/// angle brackets.
+/// angle brackets. An id longer than [`MAX_ID_BYTES`] or holding a control character (a NUL,
+/// which PostgreSQL text cannot hold) is no id: a reply without one is told apart by what it
+/// says instead.
 fn message_ids(value: &str) -> Vec<String> {
     let bracketed: Vec<String> = value
         .split('<')
@@ -118,11 +125,14 @@ fn message_ids(value: &str) -> Vec<String> {
         .filter_map(|rest| rest.split_once('>').map(|(id, _)| id.trim().to_owned()))
         .filter(|id| !id.is_empty())
         .collect();
-    if bracketed.is_empty() && !value.trim().is_empty() && !value.contains('<') {
+    let ids = if bracketed.is_empty() && !value.trim().is_empty() && !value.contains('<') {
         vec![value.trim().to_owned()]
     } else {
         bracketed
-    }
+    };
+    ids.into_iter()
+        .filter(|id| id.len() <= MAX_ID_BYTES && !id.chars().any(char::is_control))
+        .collect()
 }
 
 fn is_attachment(part: &ParsedMail) -> bool {
@@ -210,6 +220,16 @@ fn unflow(text: &str, delete_space: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_with_control_characters_or_past_the_length_are_no_ids() {
+        let long = format!("<{}@example.com>", "a".repeat(MAX_ID_BYTES));
+        assert_eq!(message_ids("<a\0b@x> <ok@x>"), ["ok@x"]);
+        assert_eq!(message_ids("c\u{1}d@x"), Vec::<String>::new());
+        assert_eq!(message_ids(&long), Vec::<String>::new());
+        let fits = format!("<{}@x>", "a".repeat(MAX_ID_BYTES - 2));
+        assert_eq!(message_ids(&fits).len(), 1);
+    }
 
     #[test]
     fn a_plain_reply_is_read_with_its_routing_headers() {

@@ -140,9 +140,14 @@ fn bare_address(value: &str) -> Option<String> {
     (!value.is_empty() && value.contains('@')).then(|| value.to_owned())
 }
 
-/// Whitespace runs (from folded lines) collapsed to single spaces.
+/// Whitespace runs (from folded lines) collapsed to single spaces; control characters count as
+/// whitespace (a NUL cannot be stored as PostgreSQL text, and no report means one).
 fn one_line(value: &str) -> String {
-    value.split_whitespace().collect::<Vec<_>>().join(" ")
+    value
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The field groups of a `message/delivery-status` or `message/feedback-report` body: header-like
@@ -423,7 +428,7 @@ fn plain_text_bounce(raw: &[u8], original_message_id: Option<String>) -> Option<
             status.as_deref().is_some_and(|s| line.contains(s))
                 || (status.is_none() && smtp_reply_class(line).is_some())
         })
-        .map(|line| line.trim().to_owned())
+        .map(one_line)
         .filter(|line| !line.is_empty());
     let original_message_id = original_message_id.or_else(|| {
         copy.lines().find_map(|line| {

@@ -56,8 +56,11 @@ impl Default for Keep {
 /// `keep.days` ago (a live event's, `keep.event_hours`) with their attempt history,
 /// idempotency keys past their 24 hours, the heartbeats of workers gone for a day, the queue
 /// board's outcome counts past two days (it shows one), and received email: its raw text
-/// (quotes and all) after `keep.days`, its record after 30 days (or `keep.days`, if longer),
-/// since soft bounces count over 30 days. Returns the number of jobs deleted.
+/// (quotes and all) after `keep.days` once decided, its record after 30 days (or `keep.days`,
+/// if longer), since soft bounces count over 30 days. An email still undecided then is one
+/// whose job died (its retries end within hours) and no operator retried in a month: it goes
+/// too, or every email a worker could not read would be kept whole for good (decision 74).
+/// Returns the number of jobs deleted.
 ///
 /// Each reads what it deletes, through an index: the finished jobs by kind and end (the index
 /// leads with the kind, so every kind is named), the keys by age (migration 0028), the board's
@@ -87,8 +90,8 @@ pub async fn old_records(db: &PgPool, keep: Keep) -> Result<u64> {
     .await?;
     sqlx::query(
         "delete from inbound_mail where id in ( \
-           select id from inbound_mail where status <> 'received' \
-             and received_at < now() - make_interval(days => greatest($1, 30)) limit 10000)",
+           select id from inbound_mail \
+             where received_at < now() - make_interval(days => greatest($1, 30)) limit 10000)",
     )
     .bind(keep.days)
     .execute(db)

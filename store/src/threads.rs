@@ -8,7 +8,7 @@ use crate::{Result, StoreError, Written};
 use chrono::{DateTime, Utc};
 use convos_core::api::{Folder, LastMessage, Message, Page, Thread, UserSummary};
 use convos_core::events::Event;
-use convos_core::{ThreadId, UserId, excerpt};
+use convos_core::{MessageId, ThreadId, UserId, excerpt};
 // Dynamic SQL below only splices in fragments and column names from this crate, never input.
 use sqlx::{AssertSqlSafe, PgPool};
 use uuid::Uuid;
@@ -375,6 +375,27 @@ pub async fn messages(
 
 /// Marks every message the caller can see in the thread as read.
 pub async fn mark_read(db: &PgPool, caller: UserId, thread: ThreadId) -> Result<Written<Thread>> {
+    mark_read_through(db, caller, thread, None).await
+}
+
+/// Marks the messages the caller can see in the thread as read, up to and including `last`:
+/// what an email about `last` showed them. Answering that email reads no message written after
+/// it, which they have not seen.
+pub async fn mark_read_up_to(
+    db: &PgPool,
+    caller: UserId,
+    thread: ThreadId,
+    last: MessageId,
+) -> Result<Written<Thread>> {
+    mark_read_through(db, caller, thread, Some(last)).await
+}
+
+async fn mark_read_through(
+    db: &PgPool,
+    caller: UserId,
+    thread: ThreadId,
+    last: Option<MessageId>,
+) -> Result<Written<Thread>> {
     let mut tx = db.begin().await?;
     lock_thread(&mut tx, caller, thread).await?;
     let changed = sqlx::query(concat!(
@@ -383,11 +404,15 @@ pub async fn mark_read(db: &PgPool, caller: UserId, thread: ThreadId) -> Result<
            recipient_read = recipient_read or m.recipient_id = $1 \
          where m.thread_id = $2 \
            and ((m.sender_id = $1 and not m.sender_read) \
-             or (m.recipient_id = $1 and not m.recipient_read)) and ",
+             or (m.recipient_id = $1 and not m.recipient_read)) \
+           and ($3::uuid is null \
+             or (m.created_at, m.id) <= (select created_at, id from messages where id = $3)) \
+           and ",
         visible_to_caller!()
     ))
     .bind(caller.as_uuid())
     .bind(thread.as_uuid())
+    .bind(last.map(|id| id.as_uuid()))
     .execute(&mut *tx)
     .await?
     .rows_affected();

@@ -58,9 +58,15 @@ async fn a_received_message_is_kept_with_its_job_and_decided_once(db: PgPool) {
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn old_received_mail_loses_its_text_then_its_record(db: PgPool) {
     let waiting = receive(&db, b"waiting").await;
+    let abandoned = receive(&db, b"undecided for a month").await;
     let week_old = receive(&db, b"a week old").await;
     let month_old = receive(&db, b"a month old").await;
-    for (id, days) in [(waiting, 40), (week_old, 8), (month_old, 31)] {
+    for (id, days) in [
+        (waiting, 20),
+        (abandoned, 31),
+        (week_old, 8),
+        (month_old, 31),
+    ] {
         sqlx::query(
             "update inbound_mail set received_at = now() - make_interval(days => $2) where id = $1",
         )
@@ -81,7 +87,11 @@ async fn old_received_mail_loses_its_text_then_its_record(db: PgPool) {
         .await
         .unwrap();
     let waiting = inbound::load(&db, waiting).await.unwrap().unwrap();
-    assert_eq!(waiting.raw, b"waiting", "undecided mail is never purged");
+    assert_eq!(waiting.raw, b"waiting", "undecided mail waits whole");
+    assert!(
+        inbound::load(&db, abandoned).await.unwrap().is_none(),
+        "until no job can decide it any more: its job died a month ago"
+    );
     let week_old = inbound::load(&db, week_old).await.unwrap().unwrap();
     assert!(
         week_old.raw.is_empty(),

@@ -152,8 +152,15 @@ async fn raw_message(request: Request) -> Result<(Vec<u8>, Vec<String>)> {
                 match name.as_str() {
                     // Mailgun's raw MIME routes, SendGrid's "post the raw, full MIME message".
                     "body-mime" | "email" => raw = Some(value.to_vec()),
-                    // Mailgun's envelope recipient.
-                    "recipient" => to.push(String::from_utf8_lossy(&value).into_owned()),
+                    // Mailgun's envelope recipient. One holding a control character is no
+                    // address (the SMTP listener answers 501 to one), and a NUL cannot be
+                    // stored as text.
+                    "recipient" => {
+                        let recipient = String::from_utf8_lossy(&value);
+                        if !recipient.chars().any(char::is_control) {
+                            to.push(recipient.into_owned());
+                        }
+                    }
                     _ => {}
                 }
             }

@@ -16,7 +16,7 @@ use convos_core::api::NewContent;
 use convos_core::domain::{Body, IdempotencyKey};
 use convos_core::jobs::InboundMailJob;
 use convos_core::reply_address::{self, Purpose};
-use convos_core::{ThreadId, UserId};
+use convos_core::{MessageId, ThreadId, UserId};
 use convos_mail::autoreply;
 use convos_mail::parsed::Parsed;
 use convos_mail::reports::{self, Report};
@@ -487,8 +487,10 @@ async fn post_reply(
         Err(StoreError::Conflict(_)) => return refuse(Refusal::Duplicate).await,
         Err(e) => return Err(e.into()),
     }
-    // Answering a thread by email reads it, as answering it in the app does.
-    match threads::mark_read(&ctx.db, user, thread).await {
+    // Answering a thread by email reads it, as answering it in the app does, up to the message
+    // the email was about: one written since has not been seen (decision 74).
+    let answered = MessageId::from(target.message_id);
+    match threads::mark_read_up_to(&ctx.db, user, thread, answered).await {
         Ok(written) => {
             ctx.committed(written);
         }

@@ -1210,3 +1210,122 @@ async fn someone_who_turned_email_off_gets_no_explanation(db: PgPool) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(p.smtp.mails().len(), 1, "only the notification");
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn hostile_message_ids_and_reports_are_decided_never_left_dying(db: PgPool) {
+    // PostgreSQL text holds no NUL: one in a reply's Message-ID (raw or encoded) or in a
+    // bounce's diagnostic failed every attempt of its job, which died and left the email
+    // undecided, never purged; one in the webhook's recipient field answered 500. A Message-ID
+    // of 6,000 characters was posted, then could not be recorded (over the unique index's row
+    // size) on every retry.
+    let p = Platform::start(db).await;
+    let alice = p.api.user("alice").await;
+    let bob = p.api.user("bob").await;
+    let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    let reply =
+        |id: &str, text: &str| gmail_reply("bob@example.com", &n.reply_to, id, &n.message_id, text);
+    let mut seed = 7u64;
+    let long_id: String = (0..6_000)
+        .map(|_| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[(seed >> 33) as usize % 36])
+        })
+        .collect();
+    let raw_nul = reply("a\0b@example.com", "One.");
+    let encoded_nul = reply("c@example.com", "Two.").replace(
+        "Message-ID: <c@example.com>",
+        "Message-ID: =?utf-8?q?c=00d?=",
+    );
+    let long = reply(&format!("{long_id}@example.com"), "Three.");
+    for raw in [&raw_nul, &encoded_nul, &long] {
+        p.send_smtp("bob@example.com", &n.reply_to, raw).await;
+    }
+    let posted = ("posted".to_owned(), None);
+    assert_eq!(p.wait_decided(3).await, vec![posted.clone(); 3]);
+
+    // As Mailgun posts, with a NUL in its recipient field: kept for the genuine `To`.
+    let form = format!(
+        "--b0\r\nContent-Disposition: form-data; name=\"recipient\"\r\n\r\na\0b@x.test\r\n\
+         --b0\r\nContent-Disposition: form-data; name=\"body-mime\"\r\n\r\n{}\r\n--b0--\r\n",
+        reply("webhook@example.com", "Four.")
+    );
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/inbound/email", p.api.client.base))
+        .bearer_auth(SECRET)
+        .header("content-type", "multipart/form-data; boundary=b0")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    assert_eq!(p.wait_decided(4).await[3], posted);
+    let bodies: Vec<String> = p
+        .thread_bodies(&alice, &n.thread)
+        .await
+        .into_iter()
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(bodies[1..], ["One.", "Two.", "Three.", "Four."]);
+
+    // A hard bounce whose diagnostic holds a NUL is recorded, and stops email.
+    let bounce_to = n.mail.from.clone();
+    let bounce = dsn(&bounce_to, &n.message_id, "5.1.1", "failed")
+        .replace("mailbox unavailable", "mailbox\0unavailable");
+    p.send_smtp("", &bounce_to, &bounce).await;
+    assert_eq!(
+        p.wait_decided(5).await[4],
+        ("bounce".into(), Some("hard_bounce".into()))
+    );
+    assert!(
+        user_row(&p.db, "bob").await.0,
+        "the address is marked bounced"
+    );
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn answering_an_email_reads_the_thread_up_to_the_message_it_answers(db: PgPool) {
+    // Answering by email marked the whole thread read: a message written after the email
+    // being answered, which its reader never saw, was marked read and its notification
+    // skipped as already read.
+    let p = Platform::start(db).await;
+    let alice = p.api.user("alice").await;
+    let bob = p.api.user("bob").await;
+    let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    let later = p.api.reply(&alice, &n.thread, "Or at one?").await;
+    let raw = gmail_reply(
+        "bob@example.com",
+        &n.reply_to,
+        "answer@example.com",
+        &n.message_id,
+        "Noon works.",
+    );
+    p.send_smtp("bob@example.com", &n.reply_to, &raw).await;
+    assert_eq!(p.wait_decided(1).await, [("posted".into(), None)]);
+
+    let thread = p
+        .api
+        .get(&format!("/api/v1/threads/{}", n.thread), &bob)
+        .await;
+    assert_eq!(thread.body["unread_count"], 1, "{:?}", thread.body);
+    let unseen = p
+        .api
+        .get(
+            &format!("/api/v1/messages/{}", later["id"].as_str().unwrap()),
+            &bob,
+        )
+        .await;
+    assert_eq!(unseen.body["is_read"], false, "{:?}", unseen.body);
+    let page = p
+        .api
+        .get(
+            &format!("/api/v1/threads/{}/messages?order=asc", n.thread),
+            &bob,
+        )
+        .await;
+    assert_eq!(
+        page.body["items"][0]["is_read"], true,
+        "the message answered"
+    );
+}
