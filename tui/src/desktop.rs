@@ -94,15 +94,24 @@ pub fn osc(kind: Notify, n: &Notification) -> Option<String> {
 }
 
 /// The command line that raises `n` through `notify-send`; the texts follow `--`, so neither
-/// can pass as an option.
+/// can pass as an option. The body is markup to the notification daemons (GNOME Shell, KDE,
+/// dunst and mako render `<a href>`, `<b>`, `<img>`), so its `& < >` are escaped: a subject
+/// could plant a link, and the `<username>` beside a display name was read as a tag and lost.
 pub fn notify_send(n: &Notification) -> Vec<String> {
     vec![
         "notify-send".into(),
         "--app-name=Convos".into(),
         "--".into(),
         clean(&n.title),
-        clean(&n.body),
+        markup_escaped(&clean(&n.body)),
     ]
+}
+
+/// `text` as literal text in the notification spec's markup.
+fn markup_escaped(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// One line of harmless text: no control characters (they show as symbols), no
@@ -215,6 +224,18 @@ mod tests {
         assert_eq!(
             notify_send(&n),
             ["notify-send", "--app-name=Convos", "--", "Convos", "--help"]
+        );
+    }
+
+    #[test]
+    fn notify_send_shows_markup_in_a_subject_as_text() {
+        let n = Notification {
+            title: "Convos".into(),
+            body: "Bob <bob>: <a href=\"https://evil.example\">alert</a> &amp;".into(),
+        };
+        assert_eq!(
+            notify_send(&n)[4],
+            "Bob &lt;bob&gt;: &lt;a href=\"https://evil.example\"&gt;alert&lt;/a&gt; &amp;amp;"
         );
     }
 

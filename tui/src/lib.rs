@@ -16,3 +16,4 @@ pub mod runtime;
 pub mod sse;
 pub mod theme;
 pub mod ui;
+pub mod wrap;

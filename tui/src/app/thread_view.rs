@@ -5,6 +5,7 @@ use super::{Effect, Out};
 use crate::keys::{Action, Keymap, Mode};
 use crate::theme::Theme;
 use crate::ui::countdown;
+use crate::wrap::wrap;
 use chrono::{DateTime, Utc};
 use convos_core::api::{Message, Page, Thread, ThreadAction};
 use convos_core::text;
@@ -12,7 +13,8 @@ use convos_core::{MessageId, ThreadId, UserId};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::widgets::Paragraph;
+use std::cell::Cell;
 use std::collections::HashMap;
 
 /// The open thread.
@@ -24,8 +26,8 @@ pub struct OpenThread {
     pub messages: Option<Vec<Message>>,
     /// Where the older messages continue, if there are more.
     pub older: Option<String>,
-    /// Lines scrolled from the bottom.
-    pub scroll: u16,
+    /// Rows scrolled back from the bottom.
+    pub scroll: usize,
 }
 
 /// The thread pane: what is open in it and what was revealed.
@@ -39,6 +41,9 @@ pub struct ThreadView {
     pub cached: Option<DateTime<Utc>>,
     /// The open thread's messages could not be fetched, and none were cached.
     pub unavailable: bool,
+    /// Rows the last draw showed (a page), and how far back from the bottom it could scroll.
+    page: Cell<usize>,
+    limit: Cell<usize>,
 }
 
 impl ThreadView {
@@ -226,14 +231,24 @@ impl ThreadView {
                 Out::Run(Effect::LoadOlder(open.thread.id, cursor)),
             ];
         }
+        // Before the first draw a page is 10 rows and the limit unknown (the draw clamps).
+        let page = match self.page.get() {
+            0 => 10,
+            rows => rows.saturating_sub(1).max(1),
+        };
+        let limit = match self.page.get() {
+            0 => usize::MAX,
+            _ => self.limit.get(),
+        };
         open.scroll = match action {
             Action::Up => open.scroll.saturating_add(1),
             Action::Down => open.scroll.saturating_sub(1),
-            Action::PageUp => open.scroll.saturating_add(10),
-            Action::PageDown => open.scroll.saturating_sub(10),
-            Action::Top => u16::MAX,
+            Action::PageUp => open.scroll.saturating_add(page),
+            Action::PageDown => open.scroll.saturating_sub(page),
+            Action::Top => usize::MAX,
             _ => 0,
-        };
+        }
+        .min(limit);
         vec![]
     }
 
@@ -323,19 +338,21 @@ impl ThreadView {
                 .flat_map(|m| message_lines(m, keymap, now, me, theme))
                 .collect(),
         };
-        // Newest at the bottom: scroll so the end shows, minus what the user scrolled back.
+        // Newest at the bottom: the rows that end there, less what the user scrolled back.
+        // Wrapped here, so the count of rows is the count shown, whatever the thread's length.
         let inner_width = area.width.saturating_sub(2).max(1) as usize;
-        let total: usize = lines
-            .iter()
-            .map(|l| l.width().max(1).div_ceil(inner_width))
-            .sum();
+        let rows: Vec<Line> = lines.iter().flat_map(|l| wrap(l, inner_width)).collect();
         let height = area.height.saturating_sub(2) as usize;
-        let bottom = total.saturating_sub(height);
-        let offset = bottom.saturating_sub(open.scroll as usize);
-        let view = Paragraph::new(lines)
-            .block(theme.block(title, focused))
-            .wrap(Wrap { trim: false })
-            .scroll((u16::try_from(offset).unwrap_or(u16::MAX), 0));
+        let bottom = rows.len().saturating_sub(height);
+        self.page.set(height.max(1));
+        self.limit.set(bottom);
+        let offset = bottom.saturating_sub(open.scroll);
+        let shown = rows
+            .into_iter()
+            .skip(offset)
+            .take(height)
+            .collect::<Vec<_>>();
+        let view = Paragraph::new(shown).block(theme.block(title, focused));
         frame.render_widget(view, area);
     }
 }

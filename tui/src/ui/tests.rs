@@ -385,3 +385,54 @@ fn the_spinner_shows_what_the_runtime_counts() {
         "{screen}"
     );
 }
+
+/// The app with `messages` open in the thread pane.
+fn app_with_thread(messages: Vec<Message>) -> App {
+    let mut app = app_with_inbox();
+    app.thread.open = Some(OpenThread {
+        thread: app.mailbox.threads[0].clone(),
+        messages: Some(messages),
+        older: None,
+        scroll: 0,
+    });
+    app.pane = Pane::Thread;
+    app
+}
+
+#[test]
+fn the_end_of_a_long_wrapped_message_shows_at_the_bottom() {
+    // Words wrap before the pane's edge, so a message takes more rows than its characters
+    // divided by the width: counted that way, its last lines sat below the pane, out of reach.
+    let word = "abcdefghijklmnopqrstuvwxyz01";
+    let body: Vec<String> = (0..20)
+        .map(|i| format!("{i:02}{} {word} {word}", &word[2..]))
+        .chain(["THE END of the newest message".to_owned()])
+        .collect();
+    let app = app_with_thread(vec![message(&body.join("\n"), "alice")]);
+    for width in [70, 100, 133] {
+        let screen = draw(&app, width, 30);
+        assert!(screen.contains("THE END"), "width {width}:\n{screen}");
+    }
+}
+
+#[test]
+fn a_thread_of_more_rows_than_a_u16_scrolls_to_its_top_and_back() {
+    let long = |n: usize| format!("{}LAST OF MESSAGE {n}", "x\n".repeat(31_000));
+    let mut app = app_with_thread(vec![
+        message(&format!("FIRST LINE\n{}", long(1)), "alice"),
+        message(&long(2), "bob"),
+        message(&long(3), "alice"),
+    ]);
+    assert!(draw(&app, 100, 20).contains("LAST OF MESSAGE 3"));
+    app.thread.scroll(Action::Top);
+    let top = draw(&app, 100, 20);
+    assert!(top.contains("FIRST LINE"), "{top}");
+    app.thread.scroll(Action::PageDown);
+    let paged = draw(&app, 100, 20);
+    assert!(
+        !paged.contains("FIRST LINE"),
+        "a page down from the top moves: {paged}"
+    );
+    app.thread.scroll(Action::Bottom);
+    assert!(draw(&app, 100, 20).contains("LAST OF MESSAGE 3"));
+}
