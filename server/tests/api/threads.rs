@@ -34,6 +34,50 @@ async fn a_reply_goes_to_the_other_participant_and_keeps_the_thread_subject(db: 
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_listing_shows_the_start_of_a_long_last_message_and_that_it_goes_on(db: PgPool) {
+    // A listing reads only the start of each last message (it read whole bodies, up to 25 MB a
+    // page, to show 100 characters of each); what it shows of it stays the same.
+    let app = TestServer::spawn(db).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let excerpt_of = |thread: serde_json::Value| {
+        thread["last_message"]["body_excerpt"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let longest = format!("{} {}", "拉麺".repeat(20), "x".repeat(63_958));
+    app.send(&alice, &bob, "Longest", &longest).await;
+    let spaced = format!("start{}end", " ".repeat(5_000));
+    app.send(&alice, &bob, "Spaced", &spaced).await;
+    let short = "Just this.";
+    app.send(&alice, &bob, "Short", short).await;
+
+    let listed = app.get("/api/v1/threads?folder=inbox", &bob).await;
+    let by_subject = |subject: &str| {
+        listed.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["subject"] == subject)
+            .cloned()
+            .unwrap()
+    };
+    let shown = excerpt_of(by_subject("Longest"));
+    assert_eq!(
+        shown,
+        format!("{} {}…", "拉麺".repeat(20), "x".repeat(59)),
+        "100 characters, then an ellipsis"
+    );
+    assert_eq!(
+        excerpt_of(by_subject("Spaced")),
+        "start…",
+        "it goes on past what was read"
+    );
+    assert_eq!(excerpt_of(by_subject("Short")), short);
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_thread_shows_the_callers_view(db: PgPool) {
     let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
