@@ -462,7 +462,9 @@ impl App {
         self.thread
             .expiries()
             .chain(self.mailbox.expiries())
-            .filter_map(|until| ephemeral::next_change(until, now))
+            // What is already due (a wake-up missed while keys kept the loop busy, or a row
+            // that arrived expired) wakes at once: it stayed shown with "0s left" for good.
+            .map(|until| ephemeral::next_change(until, now).unwrap_or(now))
             .min()
     }
 

@@ -467,3 +467,17 @@ fn a_thread_with_nothing_left_on_the_server_keeps_only_what_was_opened_here() {
     assert!(app.thread.open.is_none());
     assert_eq!(app.status, "This thread is gone");
 }
+
+#[test]
+fn an_expiry_already_past_wakes_at_once_not_never() {
+    // A wake-up missed while keys kept the loop busy, or a row that arrived already expired:
+    // nothing woke for it again, and it stayed shown with "0s left".
+    let mut app = App::new();
+    let at = now() - secs(3);
+    let late = expiring_thread("Late", 1, at);
+    list(&mut app, vec![late]);
+    assert_eq!(app.next_wake(now()), Some(now()));
+    app.update(Msg::Expire(now()));
+    assert!(app.mailbox.threads.is_empty());
+    assert_eq!(app.next_wake(now()), None);
+}

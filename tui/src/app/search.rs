@@ -101,7 +101,21 @@ impl Search {
                 self.selected = 0;
                 vec![Out::Status(found)]
             }
-            Err(e) => vec![Out::Status(format!("Error: {e}"))],
+            // Back to the words, kept, with why: "Searching…" stayed on screen for good.
+            Err(e) => {
+                self.editing = true;
+                self.hits = None;
+                let why = match &e {
+                    ApiError::Server { body, .. } => body
+                        .error
+                        .fields
+                        .as_ref()
+                        .and_then(|fields| fields.get("q"))
+                        .map(|q| format!("Search refused: the query {q}")),
+                    _ => None,
+                };
+                vec![Out::Status(why.unwrap_or_else(|| format!("Error: {e}")))]
+            }
         }
     }
 

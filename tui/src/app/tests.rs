@@ -1004,3 +1004,44 @@ fn every_mode_reads_its_keys_from_the_key_table() {
     app.update(ctrl('d'));
     assert!(app.quit);
 }
+
+#[test]
+fn a_refused_search_goes_back_to_its_words_and_says_why() {
+    let mut app = App::new();
+    loaded(&mut app, vec![thread("Unrelated", 0)]);
+    app.update(key(KeyCode::Char('/')));
+    type_text(&mut app, "one two three four five six seven eight nine");
+    app.update(key(KeyCode::Enter));
+    let mut fields = std::collections::BTreeMap::new();
+    fields.insert(
+        "q".to_owned(),
+        "has 9 words; search with at most 8".to_owned(),
+    );
+    let refused = crate::api::ApiError::Server {
+        status: 422,
+        body: convos_core::ErrorBody {
+            error: convos_core::error::ErrorDetail {
+                code: "validation_failed".into(),
+                message: "the request has invalid fields".into(),
+                fields: Some(fields),
+            },
+        },
+        retry_after: None,
+    };
+    app.update(Msg::SearchResults(
+        "one two three four five six seven eight nine".into(),
+        Err(refused),
+    ));
+    assert_eq!(
+        app.status,
+        "Search refused: the query has 9 words; search with at most 8"
+    );
+    let search = app.search.as_ref().unwrap();
+    assert!(search.editing, "the prompt is back, not \"Searching…\"");
+    app.update(key(KeyCode::Backspace));
+    assert_eq!(
+        app.search.as_ref().unwrap().query,
+        "one two three four five six seven eight nin",
+        "with the words kept"
+    );
+}
