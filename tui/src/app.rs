@@ -134,6 +134,9 @@ pub const OUTBOX_RETRY_SECS: u64 = 10;
 pub enum Msg {
     /// A key press.
     Key(KeyEvent),
+    /// Text pasted into the terminal (bracketed paste): typed into the field with the cursor,
+    /// never read as keys.
+    Paste(String),
     /// The caller's account and unread total.
     Me(Result<Me, ApiError>),
     /// A page of a folder.
@@ -638,6 +641,7 @@ impl App {
                 vec![]
             }
             Msg::Key(key) => self.key(key),
+            Msg::Paste(text) => self.paste(&text),
             Msg::InFlight(count) => {
                 self.in_flight = count;
                 vec![]
@@ -967,6 +971,26 @@ impl App {
     }
 
     /// Routes a key press to the component that has the keys.
+    /// Pasted text goes into the field with the cursor: the composer's or the search's words.
+    /// Anywhere else it is dropped: its letters are not commands.
+    fn paste(&mut self, text: &str) -> Vec<Effect> {
+        if self.login.is_some() {
+            return vec![];
+        }
+        if let Modal::Compose(composer) = &mut self.modal {
+            composer.paste(text);
+            return vec![];
+        }
+        if let Some(search) = self.search.as_mut().filter(|s| s.editing) {
+            search.paste(text);
+            return vec![];
+        }
+        if matches!(self.modal, Modal::None) {
+            self.status = "Pasted text is typed only into the composer or the search".into();
+        }
+        vec![]
+    }
+
     fn key(&mut self, key: KeyEvent) -> Vec<Effect> {
         if self.keymap.is(Mode::Global, Action::Suspend, key) {
             return vec![Effect::Suspend];

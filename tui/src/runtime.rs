@@ -8,8 +8,8 @@ use crate::desktop::{self, Notification, Notify};
 use crate::theme::Theme;
 use crate::{sse, ui};
 use crossterm::event::{
-    DisableMouseCapture, EnableMouseCapture, Event as TermEvent, EventStream, KeyEventKind,
-    MouseEventKind,
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+    Event as TermEvent, EventStream, KeyEventKind, MouseEventKind,
 };
 use futures::{FutureExt, StreamExt};
 use std::io::Write;
@@ -400,26 +400,29 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mouse = options.mouse;
     let mut terminal = enter(mouse);
-    if mouse {
-        // A panic must not leave the shell receiving mouse reports; ratatui's own hook (set by
-        // `enter`) restores the rest.
-        let hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
+    // A panic must not leave the shell receiving mouse reports or bracketed pastes; ratatui's
+    // own hook (set by `enter`) restores the rest.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if mouse {
             let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
-            hook(info);
-        }));
-    }
+        }
+        let _ = crossterm::execute!(std::io::stdout(), DisableBracketedPaste);
+        hook(info);
+    }));
     let result = event_loop(&mut terminal, client, bell, keymap, options).await;
     leave(mouse);
     result
 }
 
-/// Takes the terminal: raw mode, the alternate screen, the mouse if configured, and the
-/// terminal's own title kept aside (xterm's title stack) to be given back.
+/// Takes the terminal: raw mode, the alternate screen, bracketed paste (a paste arrives as one
+/// event, never as keys), the mouse if configured, and the terminal's own title kept aside
+/// (xterm's title stack) to be given back.
 fn enter(mouse: bool) -> ratatui::DefaultTerminal {
     let terminal = ratatui::init();
     let mut out = std::io::stdout();
     let _ = out.write_all(b"\x1b[22;0t");
+    let _ = crossterm::execute!(out, EnableBracketedPaste);
     if mouse {
         let _ = crossterm::execute!(out, EnableMouseCapture);
     }
@@ -434,6 +437,7 @@ fn leave(mouse: bool) {
     if mouse {
         let _ = crossterm::execute!(out, DisableMouseCapture);
     }
+    let _ = crossterm::execute!(out, DisableBracketedPaste);
     let _ = crossterm::execute!(out, crossterm::terminal::SetTitle(""));
     let _ = out.write_all(b"\x1b[23;0t");
     let _ = out.flush();
@@ -564,6 +568,7 @@ async fn event_loop(
             _ = retries.tick(), if queued => Some(Msg::RetryOutbox),
             key = keys.next() => match key {
                 Some(Ok(TermEvent::Key(key))) if key.kind == KeyEventKind::Press => Some(Msg::Key(key)),
+                Some(Ok(TermEvent::Paste(text))) => Some(Msg::Paste(text)),
                 Some(Ok(TermEvent::Resize(..))) => None,
                 Some(Ok(TermEvent::Mouse(event)))
                     if mouse
@@ -593,7 +598,7 @@ async fn event_loop(
             _ = term.recv() => break,
         };
         if let Some(msg) = msg {
-            if matches!(msg, Msg::Key(_)) {
+            if matches!(msg, Msg::Key(_) | Msg::Paste(_)) {
                 typed = tokio::time::Instant::now();
             }
             for effect in app.update(msg) {

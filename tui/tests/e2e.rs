@@ -120,6 +120,32 @@ async fn bob_sees_mail_arrive_live_opens_it_and_replies(db: PgPool) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // A third, pasted: 3,000 characters over two lines arrive whole and at once (crossterm's
+    // reader stalled at 1,024 until the next key, and a paste came as keys).
+    tmux.keys(&["r"]);
+    tmux.wait_for("Reply").await;
+    let pasted = format!("{}\n{}", "abcdefghi ".repeat(150), "jklmnopqr ".repeat(150));
+    let file = std::env::temp_dir().join(format!("{}-paste", tmux.socket));
+    std::fs::write(&file, &pasted).unwrap();
+    tmux.run(&["load-buffer", "-b", "paste", file.to_str().unwrap()]);
+    tmux.run(&["paste-buffer", "-p", "-b", "paste", "-t", "convos"]);
+    let _ = std::fs::remove_file(&file);
+    tmux.wait_for("3001/64000").await;
+    tmux.keys(&["C-s"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let messages = alice.messages(thread, None).await.expect("the thread");
+        if messages.items[0].body.as_deref() == Some(pasted.as_str()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pasted reply never arrived whole:\n{}",
+            tmux.screen()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     tmux.keys(&["q"]);
     tmux.keys(&["q"]);
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -77,6 +77,17 @@ pub struct Composer {
     pub dirty: bool,
 }
 
+/// `text` on one line: its line breaks as spaces, other control characters dropped.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .filter_map(|c| match c {
+            '\n' => Some(' '),
+            c if c.is_control() => None,
+            c => Some(c),
+        })
+        .collect()
+}
+
 fn status(text: impl Into<String>) -> Out {
     Out::Status(text.into())
 }
@@ -345,6 +356,31 @@ impl Composer {
     }
 
     /// Text editing: the body editor's own keys, or typing in a one-line field.
+    /// Pasted `text` at the cursor: whole in the body (its line breaks as the terminal sent
+    /// them, `\r` or `\r\n`, read as new lines), on one line in the other fields.
+    pub fn paste(&mut self, text: &str) {
+        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        self.dirty = true;
+        self.confirm_discard = false;
+        self.errors.remove(self.field.api());
+        match self.field {
+            Field::Body => {
+                self.body.insert_str(text);
+            }
+            Field::Recipient | Field::Subject => {
+                let line = one_line(&text);
+                if self.field == Field::Recipient {
+                    self.recipient.push_str(line.trim());
+                } else {
+                    self.subject.push_str(&line);
+                }
+            }
+            Field::Expiry => self
+                .expiry
+                .extend(text.chars().filter(char::is_ascii_alphanumeric)),
+        }
+    }
+
     fn type_key(&mut self, key: KeyEvent) {
         let field = self.field;
         self.dirty = true;

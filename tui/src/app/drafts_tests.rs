@@ -3,7 +3,7 @@
 //! resumes a draft with every field and option, and a thread with a draft reply offers it.
 //! Then the drafts list and a resumed composer as snapshots.
 
-use super::tests::{thread, user};
+use super::tests::{loaded, thread, user};
 use super::*;
 use chrono::{DateTime, TimeZone, Utc};
 use crossterm::event::{KeyCode, KeyModifiers};
@@ -308,4 +308,31 @@ fn the_composer_resumed_from_a_draft_at_80_by_24() {
 #[test]
 fn the_composer_resumed_from_a_draft_large() {
     insta::assert_snapshot!(draw(&resumed(), 140, 40));
+}
+
+#[test]
+fn a_paste_arrives_whole_where_the_cursor_is_and_never_as_commands() {
+    // Pasted text came as keys, and a stalled paste's rest ran as mailbox commands (`a`
+    // archive, `d` delete) once the composer was closed.
+    let mut app = App::new();
+    loaded(&mut app, vec![thread("Kept", 0)]);
+    writing_to_bob(&mut app, "Look: ");
+    let pasted = "first line\r\nsecond line\rthird".repeat(100);
+    app.update(Msg::Paste(pasted.clone()));
+    let expected = format!("Look: {}", pasted.replace("\r\n", "\n").replace('\r', "\n"));
+    assert_eq!(composer(&app).body_text(), expected);
+    app.update(key(KeyCode::BackTab));
+    app.update(Msg::Paste(" and\nmore".into()));
+    assert_eq!(
+        composer(&app).subject,
+        "Plans and more",
+        "one line in a line's field"
+    );
+
+    app.update(ctrl('p'));
+    assert!(matches!(app.modal, Modal::None));
+    let effects = app.update(Msg::Paste("ddddaaaaq".into()));
+    assert!(effects.is_empty(), "{effects:?}");
+    assert!(!app.quit);
+    assert_eq!(app.mailbox.threads.len(), 1, "nothing archived or deleted");
 }

@@ -64,6 +64,12 @@ impl Search {
         Some(vec![])
     }
 
+    /// Pasted text appended to the words, on one line.
+    pub fn paste(&mut self, text: &str) {
+        self.query
+            .push_str(&super::composer::one_line(&text.replace('\r', "\n")));
+    }
+
     fn edit(&mut self, key: KeyEvent, keymap: &Keymap) -> Vec<Out> {
         match keymap.action(Mode::Search, key) {
             Some(Action::Cancel) => return vec![Out::Close],

@@ -45,7 +45,7 @@ fn ctrl(c: char) -> Msg {
     Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
 }
 
-fn loaded(app: &mut App, threads: Vec<Thread>) {
+pub(crate) fn loaded(app: &mut App, threads: Vec<Thread>) {
     let folder = app.mailbox.folder;
     app.update(Msg::Threads {
         folder,
