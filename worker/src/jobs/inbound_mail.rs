@@ -403,12 +403,21 @@ async fn post_reply(
         // Not the address's owner (who did not write it): about no one, and nobody is told.
         return refused(ctx, row, Refusal::WrongSender, message_id, None).await;
     }
+    let key = received_key(message_id, parsed, target.message_id);
+    let idem_key = IdempotencyKey::parse(&key)
+        .map_err(|e| JobError::Permanent(format!("idempotency key: {e:?}")))?;
+    let idem = Idempotency::new(idem_key, "email reply", key.as_bytes());
+    // Posted by an earlier attempt of this job that stopped before recording it: recorded now,
+    // whatever changed since (a revocation, the day's volume). Checked again, a posted reply
+    // could be recorded refused and its author told "not posted" (decision 74).
+    if let Some(posted) = messages::replayed(&ctx.db, user, &idem).await? {
+        return record_posted(ctx, row, message_id, (user, thread), posted, target).await;
+    }
     // Checked after the sender, so that only the address's owner hears it was revoked.
     // Revoked when the owner revoked their addresses after this one was made (decision 68).
     if target.revoked_at.is_some_and(|at| at >= made) {
         return refuse(Refusal::Revoked).await;
     }
-    let key = received_key(message_id, parsed, target.message_id);
     if let Some(id) = message_id
         && inbound::posted_as(&ctx.db, user, id).await?.is_some()
     {
@@ -439,9 +448,6 @@ async fn post_reply(
             false
         }
     };
-    let idem_key = IdempotencyKey::parse(&key)
-        .map_err(|e| JobError::Permanent(format!("idempotency key: {e:?}")))?;
-    let idem = Idempotency::new(idem_key, "email reply", key.as_bytes());
     let notify = NotifySettings {
         notify_delay: Duration::from_secs(ctx.settings.notify_delay_secs),
     };
@@ -464,9 +470,23 @@ async fn post_reply(
     let posted = match created {
         Created::New(message) => message.id,
         // This email was posted by an earlier attempt of this job that ended before recording
-        // it (the duplicate check above found no other row that posted it).
+        // it, between the check above and the post (the duplicate check found no other row
+        // that posted it).
         Created::Replayed(id) => id,
     };
+    record_posted(ctx, row, message_id, (user, thread), posted, target).await
+}
+
+/// Records received email `row` as posted as message `posted`, and reads the thread for its
+/// author up to the message their email answered.
+async fn record_posted(
+    ctx: &Ctx,
+    row: &Inbound,
+    message_id: Option<&str>,
+    (user, thread): (UserId, ThreadId),
+    posted: MessageId,
+    target: &inbound::ReplyTarget,
+) -> Result<Recorded, JobError> {
     let decided = inbound::decide(
         &ctx.db,
         row.id,
@@ -484,7 +504,16 @@ async fn post_reply(
     match decided {
         Ok(_) => {}
         // Another copy of the same email, processed at the same instant, recorded first.
-        Err(StoreError::Conflict(_)) => return refuse(Refusal::Duplicate).await,
+        Err(StoreError::Conflict(_)) => {
+            return refused(
+                ctx,
+                row,
+                Refusal::Duplicate,
+                message_id,
+                Some((user, thread)),
+            )
+            .await;
+        }
         Err(e) => return Err(e.into()),
     }
     // Answering a thread by email reads it, as answering it in the app does, up to the message

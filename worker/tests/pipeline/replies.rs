@@ -1329,3 +1329,59 @@ async fn answering_an_email_reads_the_thread_up_to_the_message_it_answers(db: Pg
         "the message answered"
     );
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_reply_posted_by_an_attempt_that_could_not_record_it_is_recorded_posted(db: PgPool) {
+    // The post and its record are two statements. An attempt that posted and then failed to
+    // record ran every check again on its retry: after a revocation in between it recorded
+    // "refused: revoked" and told the author "not posted" about a reply in the thread.
+    let p = Platform::start(db.clone()).await;
+    let alice = p.api.user("alice").await;
+    let bob = p.api.user("bob").await;
+    let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    // Recording a reply as posted fails while the flag is there.
+    for statement in [
+        "create table fail_posted_records (on_ bool)",
+        "insert into fail_posted_records values (true)",
+        "create function fail_posted_record() returns trigger language plpgsql as $$ \
+         begin if new.status = 'posted' and exists (select 1 from fail_posted_records) then \
+         raise exception 'the record fails'; end if; return new; end $$",
+        "create trigger fail_posted_record before update on inbound_mail \
+         for each row execute function fail_posted_record()",
+    ] {
+        sqlx::query(statement).execute(&db).await.unwrap();
+    }
+    let raw = gmail_reply(
+        "bob@example.com",
+        &n.reply_to,
+        "posted-once@example.com",
+        &n.message_id,
+        "Noon works.",
+    );
+    p.send_smtp("bob@example.com", &n.reply_to, &raw).await;
+    eventually(WAIT, "the reply posted", || async {
+        p.thread_bodies(&alice, &n.thread).await.len() == 2
+    })
+    .await;
+    let revoked = p.api.delete("/api/v1/me/reply-addresses", &bob).await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{revoked:?}");
+    sqlx::query("delete from fail_posted_records")
+        .execute(&db)
+        .await
+        .unwrap();
+
+    assert_eq!(p.wait_decided(1).await, [("posted".into(), None)]);
+    assert_eq!(
+        p.thread_bodies(&alice, &n.thread).await.len(),
+        2,
+        "posted once"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let told: Vec<_> = p
+        .smtp
+        .mails()
+        .into_iter()
+        .filter(|m| m.to == ["bob@example.com"] && m.raw.contains("Not posted"))
+        .collect();
+    assert!(told.is_empty(), "bob was told \"not posted\": {told:?}");
+}
