@@ -6,10 +6,10 @@
 //! events for one thread costs two fetches of each, and the last answer is never older than the
 //! last event.
 
-use super::{App, Effect, Msg};
+use super::{App, Effect, Msg, Pane};
 use crate::api::ApiError;
 use convos_core::ThreadId;
-use convos_core::api::{Message, Page, Thread};
+use convos_core::api::{Message, Page, Thread, ThreadAction};
 use convos_core::events::Event;
 use std::collections::HashSet;
 
@@ -185,7 +185,25 @@ impl App {
         match result {
             Ok(mut page) => {
                 page.items.retain(|m| !self.vanished.contains(&m.id));
+                let me = self.me.as_ref().map(|me| me.user.id);
+                let unread = page
+                    .items
+                    .iter()
+                    .any(|m| !m.is_read && Some(m.recipient.id) == me);
                 self.thread.merge_newest(thread, page);
+                // Read where it is read: in the open thread, its pane focused and at its newest
+                // message, as opening a thread reads it. Scrolled back, or in another pane, the
+                // new message stays unread.
+                let watched = self.pane == Pane::Thread
+                    && self.thread.shows(thread)
+                    && self.thread.open.as_ref().is_some_and(|o| o.scroll == 0);
+                if unread && watched {
+                    return vec![Effect::ThreadAction {
+                        thread,
+                        action: ThreadAction::Read,
+                        done: "",
+                    }];
+                }
                 vec![]
             }
             // The thread is gone: its row's answer closes or keeps it.

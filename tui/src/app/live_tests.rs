@@ -506,3 +506,45 @@ fn what_a_live_event_changed_in_place_is_what_the_cache_keeps_for_the_next_start
         "a thread gone from the server leaves the cache"
     );
 }
+
+#[test]
+fn a_new_message_read_at_the_bottom_of_the_open_thread_is_read_and_not_elsewhere() {
+    let t = thread("Lunch", 0);
+    let (mut app, bob) = signed_in(vec![t.clone()]);
+    let alice = t.participants[1].clone();
+    let to_bob = |body: &str, minutes| Message {
+        recipient: bob.clone(),
+        ..message(&t, &alice, body, minutes)
+    };
+    open(&mut app, vec![to_bob("noon?", 0)]);
+    assert_eq!(app.pane, Pane::Thread);
+    let read = Effect::ThreadAction {
+        thread: t.id,
+        action: ThreadAction::Read,
+        done: "",
+    };
+    let arrives = |app: &mut App, body: &str, minutes| {
+        app.update(Msg::NewMessages {
+            thread: t.id,
+            result: Ok(page(vec![to_bob(body, minutes)])),
+        })
+    };
+
+    assert_eq!(
+        arrives(&mut app, "or one?", 1),
+        [read.clone()],
+        "shown as it came"
+    );
+    app.update(key(KeyCode::Char('k')));
+    assert!(
+        arrives(&mut app, "or two?", 2).is_empty(),
+        "scrolled back: unread"
+    );
+    app.update(key(KeyCode::Char('j')));
+    app.update(key(KeyCode::Tab));
+    assert_ne!(app.pane, Pane::Thread);
+    assert!(
+        arrives(&mut app, "or three?", 3).is_empty(),
+        "another pane: unread"
+    );
+}
