@@ -532,7 +532,7 @@ fn a_new_message_read_at_the_bottom_of_the_open_thread_is_read_and_not_elsewhere
 
     assert_eq!(
         arrives(&mut app, "or one?", 1),
-        [read.clone()],
+        vec![read],
         "shown as it came"
     );
     app.update(key(KeyCode::Char('k')));
