@@ -2,11 +2,11 @@
 //! and something is unread (decision 28). Nothing is sent when nothing is unread.
 
 use super::{JobError, JobResult};
-use crate::mailer::SendError;
+use crate::mailer::{Refusal, SendError};
 use crate::{Ctx, digest, email};
 use convos_core::jobs::DigestEmailJob;
-use convos_store::digests;
 use convos_store::jobs::{Outcome, Running};
+use convos_store::{deliveries, digests};
 use serde::Deserialize;
 
 /// Runs a `digest_email` job.
@@ -44,6 +44,16 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
             )))
         }
         Err(SendError::Temporary(e)) => Err(JobError::Transient(format!("smtp: {e}"))),
-        Err(SendError::Rejected { text, .. }) => Err(JobError::Permanent(format!("smtp: {text}"))),
+        Err(SendError::Rejected { refusal, text, .. }) => {
+            // The receiving server says the address does not work: no email to it until its
+            // owner verifies it again, as for a per-message email (decision 18); a digest
+            // refused so was tried again every day.
+            if refusal == Refusal::BadAddress
+                && deliveries::mark_bounced(&ctx.db, payload.recipient_id, &reader.email).await?
+            {
+                tracing::info!(user.id = %payload.recipient_id, "address hard-bounced (digest); no email until verified again");
+            }
+            Err(JobError::Permanent(format!("smtp: {text}")))
+        }
     }
 }

@@ -344,3 +344,52 @@ async fn an_unverified_address_gets_no_notification_and_a_verified_one_does(db: 
     assert_eq!(deliveries(&api, &second, &alice).await["status"], "sent");
     worker.stop().await;
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_digest_refused_for_its_address_stops_email_to_it(db: PgPool) {
+    // Per-message emails marked an address the receiving server said does not exist; a digest
+    // refused the same way did not, and tried the dead address again every day.
+    let config = StackConfig::new();
+    let smtp = RefusingSmtp::serve(config.smtp_port);
+    smtp.refuse(
+        "bob@example.com",
+        550,
+        "5.1.1 <bob@example.com>: Recipient address rejected: User unknown",
+    );
+    let api = start_api(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let daily = api
+        .call(
+            reqwest::Method::PATCH,
+            "/api/v1/me",
+            Some(&bob.token),
+            Some(serde_json::json!({"settings": {"email_mode": "daily", "digest_hour": 9}})),
+        )
+        .await;
+    assert_eq!(daily.status, reqwest::StatusCode::OK, "{daily:?}");
+    api.send(&alice, &bob, "Unread", "waiting").await;
+    sqlx::query(
+        "update users set next_digest_at = now() - interval '1 minute' where username = 'bob'",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+
+    eventually(WAIT, "the digest refused", || async {
+        let states: Vec<String> =
+            sqlx::query_scalar("select state from jobs where kind = 'digest_email'")
+                .fetch_all(&db)
+                .await
+                .unwrap();
+        states == ["dead"]
+    })
+    .await;
+    assert_eq!(smtp.asked("bob@example.com"), 1, "not retried");
+    assert!(
+        bounced(&db, "bob").await,
+        "the address is marked hard-bounced"
+    );
+    worker.stop().await;
+}
