@@ -23,9 +23,9 @@ pub enum ApiError {
     /// The query string cannot be decoded.
     #[error("{0}")]
     MalformedQuery(String),
-    /// The body is not `application/json`.
-    #[error("expected a request body with Content-Type: application/json")]
-    UnsupportedMediaType,
+    /// The body is not of a type the route takes (named in the message).
+    #[error("expected a request body with Content-Type: {0}")]
+    UnsupportedMediaType(&'static str),
     /// The body is over the limit.
     #[error(
         "the request body is larger than this route accepts (1 MiB; 16 KiB for accounts and sessions)"
@@ -106,7 +106,7 @@ impl ApiError {
         match self {
             ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
             ApiError::MalformedQuery(_) => (StatusCode::BAD_REQUEST, "malformed_query"),
-            ApiError::UnsupportedMediaType => {
+            ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),

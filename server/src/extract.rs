@@ -89,7 +89,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
         if !content_type.is_some_and(is_json) {
-            return Err(ApiError::UnsupportedMediaType);
+            return Err(ApiError::UnsupportedMediaType("application/json"));
         }
         let idempotent = req.headers().contains_key(IDEMPOTENCY_KEY);
         let raw = Bytes::from_request(req, state).await.map_err(|rejection| {

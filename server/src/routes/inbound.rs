@@ -169,7 +169,10 @@ async fn raw_message(request: Request) -> Result<(Vec<u8>, Vec<String>)> {
             })?;
             Ok((raw, to))
         }
-        _ => Err(ApiError::UnsupportedMediaType),
+        _ => Err(ApiError::UnsupportedMediaType(
+            "message/rfc822, text/plain, application/octet-stream, multipart/form-data or \
+             application/json",
+        )),
     }
 }
 

@@ -965,6 +965,19 @@ async fn the_webhook_keeps_mail_while_the_worker_is_down_and_only_with_the_secre
     assert_eq!(body["error"]["code"], "unauthorized");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("webhook secret"), "{message}");
+    // A body of a type it does not take: the refusal names the ones it does.
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/inbound/email", p.api.client.base))
+        .bearer_auth(SECRET)
+        .header("content-type", "image/png")
+        .body(raw.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let body: Value = res.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("message/rfc822"), "{message}");
     let res = p.post_webhook(SECRET, &raw).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let body: Value = res.json().await.unwrap();
