@@ -14,8 +14,9 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::rc::Rc;
 
 /// The open thread.
 #[derive(Clone, Debug)]
@@ -44,6 +45,11 @@ pub struct ThreadView {
     /// Rows the last draw showed (a page), and how far back from the bottom it could scroll.
     page: Cell<usize>,
     limit: Cell<usize>,
+    /// Each message's body as a draw wrapped it, by message, whether its body was there (a
+    /// read-once message's appears when opened) and the width: a draw wraps only what it has
+    /// not wrapped before, and copies only the rows it shows. Rewrapping a thread of three
+    /// 64,000-character messages of short lines took a quarter of a second a frame.
+    bodies: RefCell<HashMap<(MessageId, bool), (usize, Rc<Vec<Line<'static>>>)>>,
 }
 
 impl ThreadView {
@@ -71,6 +77,7 @@ impl ThreadView {
     /// this visit.
     pub fn close(&mut self) {
         self.cached = None;
+        self.bodies.get_mut().clear();
         self.unavailable = false;
         if let Some(open) = self.open.take() {
             self.revealed.retain(|_, m| m.thread_id != open.thread.id);
@@ -322,48 +329,74 @@ impl ThreadView {
         if let Some(at) = self.cached {
             title.push_str(&format!(" · cached {}", crate::ui::clock(at, now)));
         }
-        let lines: Vec<Line> = match &open.messages {
-            None if self.unavailable => vec![
-                Line::styled("Not available offline.", theme.warning),
-                Line::from(""),
-                Line::styled(
-                    "This thread was not opened here while the server could be reached, so \
-                     nothing of it is cached. It loads once the server answers again.",
-                    theme.dim,
-                ),
-            ],
-            None => vec![Line::from("Loading…")],
-            Some(messages) => messages
-                .iter()
-                .flat_map(|m| message_lines(m, keymap, now, me, theme))
-                .collect(),
+        let inner_width = area.width.saturating_sub(2).max(1) as usize;
+        let pieces: Vec<Rc<Vec<Line<'static>>>> = match &open.messages {
+            None if self.unavailable => vec![Rc::new(wrapped(
+                vec![
+                    Line::styled("Not available offline.", theme.warning),
+                    Line::from(""),
+                    Line::styled(
+                        "This thread was not opened here while the server could be reached, \
+                         so nothing of it is cached. It loads once the server answers again.",
+                        theme.dim,
+                    ),
+                ],
+                inner_width,
+            ))],
+            None => vec![Rc::new(vec![Line::from("Loading…")])],
+            Some(messages) => {
+                let mut bodies = self.bodies.borrow_mut();
+                let blank = Rc::new(vec![Line::from("")]);
+                let mut pieces = Vec::with_capacity(messages.len() * 3);
+                for m in messages {
+                    let header = wrapped(vec![message_header(m, now, theme)], inner_width);
+                    let key = (m.id, m.body.is_some());
+                    let body = match bodies.get(&key) {
+                        Some((width, rows)) if *width == inner_width => rows.clone(),
+                        _ => {
+                            let rows = Rc::new(wrapped(message_body(m, keymap, me), inner_width));
+                            bodies.insert(key, (inner_width, rows.clone()));
+                            rows
+                        }
+                    };
+                    pieces.extend([Rc::new(header), body, blank.clone()]);
+                }
+                pieces
+            }
         };
         // Newest at the bottom: the rows that end there, less what the user scrolled back.
-        // Wrapped here, so the count of rows is the count shown, whatever the thread's length.
-        let inner_width = area.width.saturating_sub(2).max(1) as usize;
-        let rows: Vec<Line> = lines.iter().flat_map(|l| wrap(l, inner_width)).collect();
+        // Wrapped here, so the count of rows is the count shown, whatever the thread's length;
+        // only the rows shown are copied.
+        let total: usize = pieces.iter().map(|rows| rows.len()).sum();
         let height = area.height.saturating_sub(2) as usize;
-        let bottom = rows.len().saturating_sub(height);
+        let bottom = total.saturating_sub(height);
         self.page.set(height.max(1));
         self.limit.set(bottom);
-        let offset = bottom.saturating_sub(open.scroll);
-        let shown = rows
-            .into_iter()
-            .skip(offset)
-            .take(height)
-            .collect::<Vec<_>>();
+        let mut skip = bottom.saturating_sub(open.scroll);
+        let mut shown: Vec<Line> = Vec::with_capacity(height);
+        for rows in &pieces {
+            if shown.len() == height {
+                break;
+            }
+            if skip >= rows.len() {
+                skip -= rows.len();
+                continue;
+            }
+            shown.extend(rows[skip..].iter().take(height - shown.len()).cloned());
+            skip = 0;
+        }
         let view = Paragraph::new(shown).block(theme.block(title, focused));
         frame.render_widget(view, area);
     }
 }
 
-fn message_lines(
-    m: &Message,
-    keymap: &Keymap,
-    now: DateTime<Utc>,
-    me: Option<UserId>,
-    theme: &Theme,
-) -> Vec<Line<'static>> {
+/// `lines` in rows of `width` columns.
+fn wrapped(lines: Vec<Line<'static>>, width: usize) -> Vec<Line<'static>> {
+    lines.iter().flat_map(|line| wrap(line, width)).collect()
+}
+
+/// A message's heading: who, when, and what it does (read once, expires).
+fn message_header(m: &Message, now: DateTime<Utc>, theme: &Theme) -> Line<'static> {
     let mut header = vec![
         Span::styled(text::shown_line(&m.sender.display_name), theme.strong),
         Span::styled(
@@ -381,7 +414,11 @@ fn message_lines(
             theme.warning,
         ));
     }
-    let mut lines = vec![Line::from(header)];
+    Line::from(header)
+}
+
+/// A message's text, or what stands for it, indented.
+fn message_body(m: &Message, keymap: &Keymap, me: Option<UserId>) -> Vec<Line<'static>> {
     let body = match &m.body {
         Some(body) => text::shown_body(body),
         // The sender never sees the body again; only the recipient can open it.
@@ -395,7 +432,5 @@ fn message_lines(
         ),
         None => "(no longer available)".into(),
     };
-    lines.extend(body.lines().map(|l| Line::from(format!("  {l}"))));
-    lines.push(Line::from(""));
-    lines
+    body.lines().map(|l| Line::from(format!("  {l}"))).collect()
 }
