@@ -18,6 +18,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
+/// Rows of a message's body and the width they were wrapped for.
+type Wrapped = (usize, Rc<Vec<Line<'static>>>);
+
 /// The open thread.
 #[derive(Clone, Debug)]
 pub struct OpenThread {
@@ -49,7 +52,7 @@ pub struct ThreadView {
     /// read-once message's appears when opened) and the width: a draw wraps only what it has
     /// not wrapped before, and copies only the rows it shows. Rewrapping a thread of three
     /// 64,000-character messages of short lines took a quarter of a second a frame.
-    bodies: RefCell<HashMap<(MessageId, bool), (usize, Rc<Vec<Line<'static>>>)>>,
+    bodies: RefCell<HashMap<(MessageId, bool), Wrapped>>,
 }
 
 impl ThreadView {
