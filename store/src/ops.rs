@@ -351,14 +351,39 @@ pub async fn list_jobs(
     // Unfiltered, or an indexed state (and its queue): the page is the first jobs read.
     let plain = !rare && (indexed || (filter.kind.is_none() && filter.state.is_none()));
     if plain {
-        let sql = format!(
-            "select id, kind, state, attempts, max_attempts, next_run_at, last_error, outcome, \
-                    created_at, updated_at \
-             from jobs where {}{} and id < $6 \
-             order by id desc limit $7",
-            filter_sql(),
-            known_filters_sql(filter)
-        );
+        let page = |known: &str| {
+            format!(
+                "select id, kind, state, attempts, max_attempts, next_run_at, last_error, \
+                        outcome, created_at, updated_at \
+                 from jobs where {}{known} and id < $6 \
+                 order by id desc limit $7",
+                filter_sql(),
+            )
+        };
+        let sql = match filter.kind {
+            // The indexes of a state lead with the queue: a page of every queue is a page of
+            // each, merged. Read as one, it walked the ledger from its newest end, or read every
+            // job in the state and sorted them (20,000 dead jobs for a page of 100).
+            None if indexed => {
+                let arms: Vec<String> = crate::jobs::all_kinds()
+                    .into_iter()
+                    .map(|kind| {
+                        format!(
+                            "({})",
+                            page(&format!(
+                                " and kind = '{kind}'{}",
+                                known_filters_sql(filter)
+                            ))
+                        )
+                    })
+                    .collect();
+                format!(
+                    "select * from ({}) page order by id desc limit $7",
+                    arms.join(" union all ")
+                )
+            }
+            _ => page(&known_filters_sql(filter)),
+        };
         let rows: Vec<JobRow> = bind_filter(sqlx::query_as(AssertSqlSafe(sql)), filter)
             .bind(after)
             .bind(limit + 1)

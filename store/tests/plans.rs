@@ -1174,6 +1174,62 @@ async fn the_dead_jobs_list_reads_the_dead_jobs_not_the_ledger(db: PgPool) {
     }
 }
 
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_backlog_of_dead_jobs_of_every_queue_is_listed_a_page_at_a_time(db: PgPool) {
+    // An outage left 20,000 dead jobs of two queues at the old end of the ledger, and 60,000
+    // finished jobs came after. A page of dead jobs of every queue (the operators' screen asks
+    // for one every three seconds) walked the ledger from its newest end, or read every dead
+    // job and sorted them: the indexes of dead jobs are ordered by queue, then id.
+    sqlx::query(
+        "insert into jobs (id, kind, key, payload, max_attempts, state, attempts, finished_at) \
+         select convos_uuidv7(now() - interval '1 day' - g * interval '1 s'), \
+                case when g % 2 = 0 then 'notify_email' else 'digest_email' end, \
+                'dead:' || g, '{}'::jsonb, 5, 'dead', 5, now() - interval '1 day' \
+         from generate_series(1, 20000) g \
+         union all \
+         select convos_uuidv7(now() - g * interval '1 ms'), 'deliver', 'done:' || g, '{}'::jsonb, 5, \
+                'done', 1, now() \
+         from generate_series(1, 60000) g",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query("vacuum analyze jobs")
+        .execute(&db)
+        .await
+        .unwrap();
+    let server = one_connection(&db).await;
+    for mode in PLAN_MODES {
+        in_plan_mode(&server, mode).await;
+        let filter = JobFilter {
+            state: Some("dead".into()),
+            ..JobFilter::default()
+        };
+        let before = jobs_rows_read(&db, &server).await;
+        let (first, next) = ops::list_jobs(&server, &filter, 100, None).await.unwrap();
+        let read = jobs_rows_read(&db, &server).await - before;
+        assert_eq!(first.len(), 100, "{mode}");
+        assert!(
+            first.windows(2).all(|w| w[0].id > w[1].id),
+            "{mode}: newest first, both queues together"
+        );
+        assert!(
+            first.iter().any(|j| j.kind == "notify_email")
+                && first.iter().any(|j| j.kind == "digest_email"),
+            "{mode}"
+        );
+        assert!(read <= 1_000, "{mode}: a page of dead jobs read {read}");
+
+        let cursor = next.and_then(|c| Cursor::decode(&c));
+        let before = jobs_rows_read(&db, &server).await;
+        let (second, _) = ops::list_jobs(&server, &filter, 100, cursor).await.unwrap();
+        let read = jobs_rows_read(&db, &server).await - before;
+        assert_eq!(second.len(), 100, "{mode}");
+        assert!(second[0].id < first[99].id, "{mode}: the next page goes on");
+        assert!(read <= 1_000, "{mode}: the next page read {read}");
+    }
+}
+
 /// A ledger of just the jobs `insert` writes, vacuumed: emptied without reading it (a delete's
 /// reads reach the statistics late, counted as a later step's), so that no row versions of an
 /// earlier one are read either.
