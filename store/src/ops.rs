@@ -624,7 +624,9 @@ const UUID_TEXT: &str =
     "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 
 /// Discards dead jobs matching `filter` (or the one `id`), one window of them, newest first,
-/// after `after`, as [`retry`] does: they leave the dead count for good.
+/// after `after`, as [`retry`] does: they leave the dead count for good. A discard finishes
+/// the job then: it is kept `keep_days` from the discard, not from when it died (one dead for
+/// over a week was purged within a minute of its discard).
 pub async fn discard(
     db: &PgPool,
     filter: &JobFilter,
@@ -634,7 +636,7 @@ pub async fn discard(
     let sql = format!(
         "with {window}, \
          changed as ( \
-           update jobs set state = 'discarded', updated_at = now() \
+           update jobs set state = 'discarded', updated_at = now(), finished_at = now() \
            where id = any(array(select id from bulk_window where matched)) \
              and state = 'dead' \
            returning 1) \

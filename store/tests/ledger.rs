@@ -944,3 +944,34 @@ async fn the_purge_keeps_up_with_more_old_jobs_than_one_batch(db: PgPool) {
         .unwrap();
     assert_eq!(left, 0);
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_discarded_job_is_kept_its_days_from_its_discard(db: PgPool) {
+    // A discard kept the time the job died: one that died over a week ago, discarded now, was
+    // purged within the minute, with its history, and the audit log named a job gone.
+    let id: uuid::Uuid = sqlx::query_scalar(
+        "insert into jobs (id, kind, key, payload, max_attempts, state, attempts, finished_at) \
+         values (gen_random_uuid(), 'notify_email', 'old-dead', '{}'::jsonb, 3, 'dead', 3, \
+                 now() - interval '10 days') returning id",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    let step = ops::discard(&db, &JobFilter::default(), Some(id), None)
+        .await
+        .unwrap();
+    assert_eq!(step.affected, 1);
+
+    convos_store::purge::old_records(&db, KEEP).await.unwrap();
+
+    let state: Option<String> = sqlx::query_scalar("select state from jobs where id = $1")
+        .bind(id)
+        .fetch_optional(&db)
+        .await
+        .unwrap();
+    assert_eq!(
+        state.as_deref(),
+        Some("discarded"),
+        "kept a week from its discard"
+    );
+}

@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use convos_worker::config::WorkerSettings;
 use secrecy::ExposeSecret;
+use std::io::Write;
 
 /// The Convos background worker.
 #[derive(Parser)]
@@ -76,12 +77,17 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("could not connect to postgres")?;
             let board = convos_store::ops::board(&db).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&board)?);
+            let text = if json {
+                format!("{}\n", serde_json::to_string_pretty(&board)?)
             } else {
-                print!("{}", convos_worker::board::table(&board));
+                convos_worker::board::table(&board)
+            };
+            // A reader that stops early (`| head`) is no error: `print!` panicked on the
+            // broken pipe.
+            match std::io::stdout().lock().write_all(text.as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
             }
-            Ok(())
         }
         Command::Reply { file, text, smtp } => {
             let raw = std::fs::read(&file)

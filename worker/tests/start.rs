@@ -164,4 +164,20 @@ async fn queues_prints_the_board_for_scripts_and_people(db: sqlx::PgPool) {
         Some("1"),
         "the DEAD column: {line}"
     );
+    // A reader that has gone (`| head`, `| true`): it panicked on the broken pipe, exit 101.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let closed = Command::new(env!("CARGO_BIN_EXE_convos-worker"))
+        .arg("queues")
+        .env("DATABASE_URL", &url)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        closed.status.success(),
+        "{:?}: {}",
+        closed.status,
+        String::from_utf8_lossy(&closed.stderr)
+    );
 }
