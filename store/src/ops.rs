@@ -531,12 +531,22 @@ pub struct Step {
 /// took for rare made it read the whole ledger).
 fn window_sql(filter: &JobFilter, states: &[&str], after: &str) -> String {
     let known = known_filters_sql(filter);
+    // One arm per state and queue: the indexes of a state lead with the queue, so an arm of
+    // every queue at once read every job in the state (or walked the ledger) for each step.
+    // Merged in id order, each arm is read only as far as the window needs, in a plan made for
+    // the step's cursor; a generic plan (the statement cached and planned once for any cursor)
+    // read every job in the state again, so the statements built on this are not cached.
+    let kinds = match filter.kind {
+        Some(kind) => vec![kind.as_str()],
+        None => crate::jobs::all_kinds(),
+    };
     let arms: Vec<String> = states
         .iter()
-        .map(|state| {
+        .flat_map(|state| kinds.iter().map(move |kind| (state, kind)))
+        .map(|(state, kind)| {
             format!(
                 "(select id, created_at, coalesce({filter}, false) as matched \
-                  from jobs where state = '{state}'{known} \
+                  from jobs where state = '{state}' and kind = '{kind}'{known} \
                   and id < {after} and ($6::uuid is null or id = $6) \
                   order by id desc limit {BULK_WINDOW})",
                 filter = filter_sql(),
@@ -612,6 +622,8 @@ pub async fn retry(
         .bind(id)
         .bind(UUID_TEXT)
         .bind(after.map_or(Uuid::max(), |c| c.id))
+        // Planned for its values each time (see `window_sql`).
+        .persistent(false)
         .fetch_one(db)
         .await?;
     let step = step_of(row);
@@ -647,6 +659,8 @@ pub async fn discard(
     let row = bind_filter(sqlx::query_as(AssertSqlSafe(sql)), filter)
         .bind(id)
         .bind(after.map_or(Uuid::max(), |c| c.id))
+        // Planned for its values each time (see `window_sql`).
+        .persistent(false)
         .fetch_one(db)
         .await?;
     Ok(step_of(row))

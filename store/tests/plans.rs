@@ -1255,6 +1255,7 @@ async fn walk_bulk(
     mode: &str,
     bulk: Bulk,
     filter: &JobFilter,
+    windows: i64,
 ) -> (usize, u64) {
     let (mut after, mut steps, mut changed) = (None, 0, 0);
     loop {
@@ -1268,8 +1269,8 @@ async fn walk_bulk(
         };
         let read = jobs_rows_read(db, server).await - before;
         assert!(
-            read <= 2 * ops::BULK_WINDOW + 100,
-            "{mode}: a {bulk:?} step read {read} rows of 20,000 jobs"
+            read <= windows * ops::BULK_WINDOW + 100,
+            "{mode}: a {bulk:?} step read {read} rows"
         );
         steps += 1;
         changed += step.affected;
@@ -1305,14 +1306,47 @@ async fn a_bulk_action_on_many_dead_jobs_reads_a_window_a_step_and_its_cursor_wa
             q: Some("outage:".into()),
             ..JobFilter::default()
         };
-        let (steps, discarded) = walk_bulk(&db, &server, mode, Bulk::Discard, &filter).await;
+        let (steps, discarded) = walk_bulk(&db, &server, mode, Bulk::Discard, &filter, 2).await;
         assert_eq!(discarded, 2, "{mode}: the newest and the oldest");
         assert_eq!(steps, (20_000 / ops::BULK_WINDOW) as usize + 1, "{mode}");
 
         // Retried the same way, the rest: every one.
         let filter = JobFilter { q: None, ..filter };
-        let (_, retried) = walk_bulk(&db, &server, mode, Bulk::Retry, &filter).await;
+        let (_, retried) = walk_bulk(&db, &server, mode, Bulk::Retry, &filter, 2).await;
         assert_eq!(retried, 19_998, "{mode}");
+    }
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_bulk_action_on_the_dead_jobs_of_every_queue_reads_a_window_a_step(db: PgPool) {
+    // Dead jobs of two queues at the old end of the ledger, finished ones after them, and an
+    // operator's "retry every dead job": the indexes of dead jobs lead with the queue, and a
+    // step read every dead job. Its statement is never cached, so it is always planned for
+    // its cursor (a generic plan read every dead job again).
+    let server = one_connection(&db).await;
+    for mode in ["auto", "force_custom_plan"] {
+        fresh_ledger(
+            &db,
+            "insert into jobs (id, kind, key, payload, max_attempts, state, attempts, \
+                               finished_at) \
+             select convos_uuidv7(now() - interval '1 day' - g * interval '1 s'), \
+                    case when g % 2 = 0 then 'notify_email' else 'digest_email' end, \
+                    'dead:' || g, '{}'::jsonb, 5, 'dead', 5, now() - interval '1 day' \
+             from generate_series(1, 80000) g \
+             union all \
+             select convos_uuidv7(now() - g * interval '1 ms'), 'deliver', 'done:' || g, \
+                    '{}'::jsonb, 5, 'done', 1, now() \
+             from generate_series(1, 20000) g",
+        )
+        .await;
+        in_plan_mode(&server, mode).await;
+        let filter = JobFilter {
+            state: Some("dead".into()),
+            ..JobFilter::default()
+        };
+        // A window of each of the two queues, and the jobs it changes: not every dead job.
+        let (_, retried) = walk_bulk(&db, &server, mode, Bulk::Retry, &filter, 3).await;
+        assert_eq!(retried, 80_000, "{mode}");
     }
 }
 
@@ -1337,7 +1371,7 @@ async fn a_bulk_retry_of_a_retrying_backlog_reads_a_window_a_step(db: PgPool) {
             state: Some("retry".into()),
             ..JobFilter::default()
         };
-        let (_, retried) = walk_bulk(&db, &server, mode, Bulk::Retry, &filter).await;
+        let (_, retried) = walk_bulk(&db, &server, mode, Bulk::Retry, &filter, 2).await;
         assert_eq!(retried, 20_000, "{mode}");
     }
 }
