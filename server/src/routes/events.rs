@@ -1,6 +1,6 @@
 //! `GET /api/v1/events`: the caller's live events as server-sent events.
 
-use crate::error::Result;
+use crate::error::{ApiError, Result};
 use crate::events::{Catchup, HubMessage, StreamId, catch_up};
 use crate::extract::AuthUser;
 use crate::state::AppState;
@@ -62,12 +62,22 @@ pub async fn stream_events(
         .limiter
         .per_user_minute("stream_open", me, limit)
         .await?;
+    // Listen before catching up, so nothing falls between the replay and the live events.
+    let hub = state.hub.subscribe();
+    // And ask once more whether the session lives, now that its end would be heard: one that
+    // ended between the token's check and the subscription was announced to nobody here, and
+    // its stream lived until its hourly check, receiving the user's events.
+    let lifetimes = crate::auth::lifetimes(&state.settings);
+    if !convos_store::tokens::is_live(&state.db, caller.token, lifetimes)
+        .await
+        .unwrap_or(true)
+    {
+        return Err(ApiError::Unauthorized);
+    }
     // Opening one more than the per-user limit closes the user's oldest stream.
     let slot = state.streams.open(me, &state.shutdown);
     state.metrics.sse_open.inc();
     let guard = crate::metrics::StreamGuard(state.metrics.sse_open.clone());
-    // Listen before catching up, so nothing falls between the replay and the live events.
-    let hub = state.hub.subscribe();
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -90,7 +100,7 @@ pub async fn stream_events(
             let every = Duration::from_secs(state.settings.sse_session_check_secs.max(1));
             tokio::time::interval_at(tokio::time::Instant::now() + every, every)
         },
-        lifetimes: crate::auth::lifetimes(&state.settings),
+        lifetimes,
         db: state.db.clone(),
         slot,
         _open: guard,

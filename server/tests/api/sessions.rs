@@ -481,3 +481,44 @@ async fn an_event_stream_ends_once_its_session_has_idled_out(db: PgPool) {
         "a live session's stream was closed"
     );
 }
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_stream_opened_as_its_session_is_revoked_ends_with_it(db: PgPool) {
+    // A stream whose token was checked just before the revocation, and which listened for
+    // revocations just after it was announced, missed it: it stayed open for an hour (until its
+    // session's next check), receiving the user's events.
+    let app = TestServer::spawn_with(db, |s| s.stream_opens_per_min = 1_000).await;
+    let here = app.user("alice").await;
+    for trial in 0..10 {
+        let phone = login_as(&app, &here, "phone").await;
+        let opens = (0..6).map(|_| {
+            app.http
+                .get(format!("{}/api/v1/events", app.base))
+                .bearer_auth(&phone.token)
+                .send()
+        });
+        let revoke = async {
+            tokio::time::sleep(Duration::from_micros(500 + 200 * trial)).await;
+            app.call(
+                Method::DELETE,
+                "/api/v1/sessions/current",
+                Some(&phone.token),
+                None,
+            )
+            .await
+        };
+        let (streams, revoked) = tokio::join!(futures::future::join_all(opens), revoke);
+        assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+        for stream in streams {
+            let stream = stream.expect("the request is answered");
+            if stream.status() == StatusCode::OK {
+                assert!(
+                    ends_within(stream, Duration::from_secs(3)).await,
+                    "trial {trial}: a stream of the revoked session is still open"
+                );
+            } else {
+                assert_eq!(stream.status(), StatusCode::UNAUTHORIZED);
+            }
+        }
+    }
+}
