@@ -167,6 +167,11 @@ impl Username {
     /// Longest accepted username.
     pub const MAX: usize = 32;
 
+    /// Whether a (folded) username may hold `c`: `a-z`, `0-9`, `_`, `.` and `-`.
+    pub fn holds(c: char) -> bool {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-')
+    }
+
     /// Parses a username, folding ASCII upper case to lower case (`Alice` is `alice`).
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         Self::parse_field("username", raw)
@@ -186,10 +191,7 @@ impl Username {
                 ),
             ));
         }
-        if !folded
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'))
-        {
+        if !folded.chars().all(Self::holds) {
             return Err(FieldError::new(
                 field,
                 "may only contain a-z, 0-9, '_', '.' and '-'",

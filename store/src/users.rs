@@ -326,8 +326,9 @@ pub async fn directory(
     limit: i64,
 ) -> Result<Vec<UserSummary>> {
     let from = prefix.to_lowercase();
-    // Usernames are ASCII (`a-z`, `0-9`, `_`, `.`, `-`): no other prefix matches any.
-    if !from.is_ascii() {
+    // Usernames are `a-z`, `0-9`, `_`, `.` and `-`: no other prefix matches any (a DEL, with
+    // no text after it in byte order, was read as no prefix and listed everyone).
+    if !from.chars().all(Username::holds) {
         return Ok(Vec::new());
     }
     let rows: Vec<(Uuid, String, String)> = match next_prefix(&from) {

@@ -557,6 +557,12 @@ async fn the_directory_matches_prefixes_and_leaves_out_the_caller(db: PgPool) {
         1,
         "_ is literal"
     );
+    // A prefix no username can start with matches nobody: a DEL listed everyone.
+    for nobody in ["%7F", "a%7F", "~", "%01", "a%2Bb"] {
+        let res = app.get(&format!("/api/v1/users?q={nobody}"), &alice).await;
+        assert_eq!(res.status, StatusCode::OK, "{nobody}");
+        assert_eq!(res.body["items"], serde_json::json!([]), "{nobody}");
+    }
     let limited = app.get("/api/v1/users?limit=2", &alice).await;
     assert_eq!(limited.body["items"].as_array().unwrap().len(), 2);
     let bad = app.get("/api/v1/users?limit=0", &alice).await;
