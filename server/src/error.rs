@@ -48,6 +48,9 @@ pub enum ApiError {
     /// Missing, or not the caller's to see.
     #[error("not found")]
     NotFound,
+    /// Not this caller's to do, saying why.
+    #[error("{0}")]
+    Forbidden(String),
     /// The route exists but not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -118,6 +121,7 @@ impl ApiError {
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::RateLimited(_) | ApiError::SendVolume(_) => {
                 (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
             }
@@ -161,6 +165,7 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound => ApiError::NotFound,
+            e @ StoreError::NewerSession => ApiError::Forbidden(e.to_string()),
             StoreError::Conflict(field) => ApiError::Conflict(field),
             e @ (StoreError::UnknownRecipient | StoreError::SelfRecipient) => {
                 ApiError::field("recipient", e.to_string())

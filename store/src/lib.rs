@@ -51,6 +51,12 @@ pub enum StoreError {
     /// A time zone PostgreSQL does not know.
     #[error("unknown time zone")]
     UnknownTimeZone,
+    /// A session was asked to end one made after it (decision 76).
+    #[error(
+        "this session can end only sessions made before it: end that one from a newer session \
+         (log in again), or change your password to end every other session"
+    )]
+    NewerSession,
     /// A new thread's recipient is its sender.
     #[error("you cannot send a message to yourself")]
     SelfRecipient,

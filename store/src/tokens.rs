@@ -301,47 +301,63 @@ pub async fn revoke(db: &PgPool, id: TokenId) -> Result<()> {
     Ok(())
 }
 
-/// Revokes one of `user`'s live sessions. [`crate::StoreError::NotFound`] when `id` is not a
-/// live session of theirs (someone else's, already ended, or never issued): the answer is the
-/// same, so nobody learns which sessions exist.
+/// Revokes one of `user`'s live sessions, asked by session `asking`, which may end itself and
+/// the sessions made before it, not those made after it (decision 76): a stolen token cannot
+/// end the sessions its owner logs in with after the theft, from which the owner ends the
+/// thief's. [`crate::StoreError::NotFound`] when `id` is not a live session of theirs
+/// (someone else's, already ended, or never issued): the answer is the same, so nobody learns
+/// which sessions exist; [`crate::StoreError::NewerSession`] when it was made after `asking`.
 pub async fn revoke_own(
     db: &PgPool,
     user: UserId,
     id: SessionId,
     lifetimes: Lifetimes,
+    asking: TokenId,
 ) -> Result<TokenId> {
-    let revoked: Option<Uuid> = sqlx::query_scalar(concat!(
-        "update api_tokens t set revoked_at = now() \
+    let found: Option<(Uuid, bool)> = sqlx::query_as(concat!(
+        "update api_tokens t set revoked_at = case \
+           when t.id = $5 or t.created_at <= (select created_at from api_tokens where id = $5) \
+           then now() end \
          where t.id = $1 and t.user_id = $2 and ",
         live!("t", "$3", "$4"),
-        " returning t.id"
+        " returning t.id, t.revoked_at is not null"
     ))
     .bind(id.as_uuid())
     .bind(user.as_uuid())
     .bind(lifetimes.idle_days)
     .bind(lifetimes.max_days)
+    .bind(asking.0)
     .fetch_optional(db)
     .await?;
-    revoked.map(TokenId).ok_or(crate::StoreError::NotFound)
+    match found {
+        Some((id, true)) => Ok(TokenId(id)),
+        Some((_, false)) => Err(crate::StoreError::NewerSession),
+        None => Err(crate::StoreError::NotFound),
+    }
 }
 
-/// Revokes every session of `user` but `keep` ("log out everywhere else"); returns the ended
-/// ones, so their event streams can be closed.
+/// Revokes every session of `user` made before `keep` ("log out everywhere else", asked by
+/// `keep`); those made after it stay, as [`revoke_own`] says why. Returns the ended ones, so
+/// their event streams can be closed.
 pub async fn revoke_others(db: &PgPool, user: UserId, keep: TokenId) -> Result<Vec<TokenId>> {
-    revoke_others_in(db, user, keep).await
+    revoke_others_in(db, user, keep, true).await
 }
 
 async fn revoke_others_in<'e>(
     db: impl sqlx::PgExecutor<'e>,
     user: UserId,
     keep: TokenId,
+    older_only: bool,
 ) -> Result<Vec<TokenId>> {
     let ids: Vec<Uuid> = sqlx::query_scalar(
         "update api_tokens set revoked_at = now() \
-         where user_id = $1 and id <> $2 and revoked_at is null returning id",
+         where user_id = $1 and id <> $2 and revoked_at is null \
+           and (not $3 or created_at <= (select created_at from api_tokens where id = $2)) \
+         returning id",
     )
     .bind(user.as_uuid())
     .bind(keep.0)
+    .bind(older_only)
     .fetch_all(db)
     .await?;
     Ok(ids.into_iter().map(TokenId).collect())
@@ -366,7 +382,8 @@ pub async fn change_password(
     if updated.rows_affected() == 0 {
         return Err(crate::StoreError::NotFound);
     }
-    let ended = revoke_others_in(&mut *tx, user, keep).await?;
+    // Every other session, however new: the password proves the owner.
+    let ended = revoke_others_in(&mut *tx, user, keep, false).await?;
     tx.commit().await?;
     Ok(ended)
 }

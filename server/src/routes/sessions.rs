@@ -160,12 +160,14 @@ pub async fn delete_session(State(state): State<AppState>, caller: AuthUser) -> 
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Revokes one of the caller's sessions (the current one included).
+/// Revokes one of the caller's sessions: the current one, or one made before it (decision 76).
 #[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "accounts",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "A session id from `GET /api/v1/sessions`")),
     responses((status = 204, description = "The session ended"),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The session was made after the current one: end it from \
+            a newer session, or change the password", body = ErrorBody),
         (status = 404, description = "Not a live session of the caller", body = ErrorBody)))]
 pub async fn delete_session_by_id(
     State(state): State<AppState>,
@@ -178,13 +180,15 @@ pub async fn delete_session_by_id(
         caller.user.id,
         id,
         auth::lifetimes(&state.settings),
+        caller.token,
     )
     .await?;
     end(&state, &[ended]).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Logs out everywhere else: every session of the caller but the current one ends.
+/// Logs out everywhere else: every session of the caller made before the current one ends;
+/// those made after it stay (decision 76).
 #[utoipa::path(delete, path = "/api/v1/sessions", tag = "accounts",
     security(("bearer" = [])),
     responses((status = 200, description = "The other sessions ended", body = RevokedSessions),

@@ -121,9 +121,10 @@ async fn an_owner_revokes_one_session_and_nobody_else_can(db: PgPool) {
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn logging_out_everywhere_else_keeps_only_the_current_session(db: PgPool) {
     let app = TestServer::spawn(db).await;
-    let here = app.user("alice").await;
-    let phone = login_as(&app, &here, "phone").await;
-    let stolen = login_as(&app, &here, "unknown").await;
+    let first = app.user("alice").await;
+    let phone = login_as(&app, &first, "phone").await;
+    let stolen = login_as(&app, &first, "unknown").await;
+    let here = login_as(&app, &first, "here").await;
     let bob = app.user("bob").await;
 
     let res = app
@@ -131,9 +132,10 @@ async fn logging_out_everywhere_else_keeps_only_the_current_session(db: PgPool) 
         .await;
 
     assert_eq!(res.status, StatusCode::OK, "{res:?}");
-    assert_eq!(res.body, json!({"revoked": 2}));
+    assert_eq!(res.body, json!({"revoked": 3}));
     assert!(works(&app, &here).await);
     assert!(!works(&app, &phone).await && !works(&app, &stolen).await);
+    assert!(!works(&app, &first).await);
     assert!(works(&app, &bob).await, "other users keep their sessions");
     assert_eq!(sessions(&app, &here).await.len(), 1);
 }
@@ -251,9 +253,10 @@ async fn sessions_expire_when_idle_and_at_their_absolute_limit(db: PgPool) {
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn revoking_a_session_ends_its_event_stream_and_no_other(db: PgPool) {
     let app = TestServer::spawn(db).await;
-    let here = app.user("alice").await;
-    let phone = login_as(&app, &here, "phone").await;
-    let laptop = login_as(&app, &here, "laptop").await;
+    let first = app.user("alice").await;
+    let phone = login_as(&app, &first, "phone").await;
+    let laptop = login_as(&app, &first, "laptop").await;
+    let here = login_as(&app, &first, "here").await;
     let phone_stream = open_stream(&app, &phone).await;
     let laptop_stream = open_stream(&app, &laptop).await;
     let phone_id = current_id(&app, &phone).await;
@@ -273,7 +276,7 @@ async fn revoking_a_session_ends_its_event_stream_and_no_other(db: PgPool) {
     let out = app
         .call(Method::DELETE, "/api/v1/sessions", Some(&here.token), None)
         .await;
-    assert_eq!(out.body, json!({"revoked": 1}));
+    assert_eq!(out.body, json!({"revoked": 2}), "the laptop and the first");
     assert!(
         ends_within(laptop_stream, Duration::from_secs(5)).await,
         "logging out everywhere else ends the other streams"
@@ -521,4 +524,46 @@ async fn a_stream_opened_as_its_session_is_revoked_ends_with_it(db: PgPool) {
             }
         }
     }
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_stolen_token_cannot_end_the_sessions_its_owner_logs_in_with_after(db: PgPool) {
+    // A thief holding a token ended every session its owner logged in with, a second later
+    // each time ("log out everywhere else" in a loop): the owner could not even change the
+    // password. A session now ends only itself and the sessions made before it.
+    let app = TestServer::spawn(db).await;
+    let stolen = app.user("alice").await;
+    let owner = login_as(&app, &stolen, "owner").await;
+    let owner_id = current_id(&app, &owner).await;
+
+    let out = app
+        .call(
+            Method::DELETE,
+            "/api/v1/sessions",
+            Some(&stolen.token),
+            None,
+        )
+        .await;
+    assert_eq!(out.body, json!({"revoked": 0}));
+    let by_id = app
+        .delete(&format!("/api/v1/sessions/{owner_id}"), &stolen)
+        .await;
+    assert_eq!(by_id.status, StatusCode::FORBIDDEN, "{by_id:?}");
+    assert!(
+        by_id.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("password")
+    );
+    assert_eq!(app.get("/api/v1/me", &owner).await.status, StatusCode::OK);
+
+    // The owner ends the thief's, which was made before.
+    let out = app
+        .call(Method::DELETE, "/api/v1/sessions", Some(&owner.token), None)
+        .await;
+    assert_eq!(out.body, json!({"revoked": 1}));
+    assert_eq!(
+        app.get("/api/v1/me", &stolen).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
