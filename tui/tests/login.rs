@@ -192,24 +192,28 @@ async fn bob_chooses_a_daily_digest_in_the_settings_screen(db: PgPool) {
 async fn bob_logs_out_another_session_from_the_list(db: PgPool) {
     let server = TestServer::spawn(db).await;
     let base = server.base.clone();
-    let bob = server.user("bob").await;
-    // A second login of bob's, elsewhere (newest first, so it heads the list).
-    let laptop = Client::new(&base, None)
-        .login("bob", "password-bob")
-        .await
-        .expect("bob logs in elsewhere")
-        .token;
+    server.user("bob").await;
+    // A second login of bob's, elsewhere, then this client's: a session ends only the ones
+    // made before it (decision 76). Newest first, so the laptop's is the second row.
+    let login = || async {
+        Client::new(&base, None)
+            .login("bob", "password-bob")
+            .await
+            .expect("bob logs in")
+            .token
+    };
+    let laptop = login().await;
+    let here = login().await;
     let tmux = Tmux::start(&format!(
-        "CONVOS_SERVER={base} CONVOS_TOKEN={} XDG_CONFIG_HOME={}",
-        bob.token,
+        "CONVOS_SERVER={base} CONVOS_TOKEN={here} XDG_CONFIG_HOME={}",
         config_home().display()
     ));
     tmux.wait_for("● live").await;
 
     tmux.type_text("S");
     tmux.wait_for("(this client)").await;
-    // Past the three email rows, to the first session: the laptop's.
-    tmux.keys(&["Down", "Down", "Down"]);
+    // Past the three email rows and this client's session, to the laptop's.
+    tmux.keys(&["Down", "Down", "Down", "Down"]);
     tmux.keys(&["Enter"]);
     tmux.wait_for("Log out convos-tui/").await;
     tmux.type_text("y");
@@ -220,7 +224,7 @@ async fn bob_logs_out_another_session_from_the_list(db: PgPool) {
         matches!(refused, Err(ApiError::Server { status: 401, .. })),
         "the laptop's token no longer works: {refused:?}"
     );
-    Client::new(&base, Some(bob.token.clone()))
+    Client::new(&base, Some(here))
         .me()
         .await
         .expect("this client's own session still works");
