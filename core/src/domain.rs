@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use unicode_width::UnicodeWidthChar;
 
 /// Why one field of a request was refused: the field's name and a sentence for the caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -343,6 +344,20 @@ impl DisplayName {
         check_text(FIELD, trimmed, 1, Self::MAX)?;
         reject_control(FIELD, trimmed)?;
         reject_invisible(FIELD, trimmed)?;
+        // Shown beside the username, a name must show something, and begin with what it shows:
+        // the braille blank draws nothing, and marks (no width of their own) first in a name
+        // settle on what is shown before it (`mallory (\u{301}\u{301})`).
+        let draws = |c: char| c != '\u{2800}' && !c.is_whitespace() && c.width().unwrap_or(0) > 0;
+        let first_drawn = trimmed
+            .chars()
+            .next()
+            .is_some_and(|c| c.width().unwrap_or(0) > 0);
+        if !first_drawn || !trimmed.chars().any(draws) {
+            return Err(FieldError::new(
+                FIELD,
+                "must begin with a visible character and show one that is not blank",
+            ));
+        }
         // A name shaped like an address passes for one where a mail client shows the name alone
         // (`"Admin" <admin@…> via Convos`).
         if trimmed.contains(ADDRESS_MARKS) {

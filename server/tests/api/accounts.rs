@@ -608,6 +608,29 @@ async fn a_display_name_cannot_hide_or_reorder_its_text(db: PgPool) {
         );
         assert!(res.field("display_name").contains("invisible"), "{res:?}");
     }
+    // Names that show nothing, or start with marks that settle on what comes before them
+    // (`mallory (\u{301}\u{301})`): a probe renamed to the braille blank.
+    for blank in [
+        "\u{2800}",
+        "\u{2800}\u{2800} ",
+        "\u{300}\u{301}\u{302}",
+        "\u{20e3}x",
+    ] {
+        let res = rename(blank).await;
+        assert_eq!(
+            res.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{blank:?}: {res:?}"
+        );
+        assert!(res.field("display_name").contains("visible"), "{res:?}");
+    }
+    for fine in [
+        "e\u{301}mile",
+        "\u{2800}x",
+        "\u{1f469}\u{200d}\u{1f4bb} dev",
+    ] {
+        assert_eq!(rename(fine).await.status, StatusCode::OK, "{fine:?}");
+    }
     // Names shaped like an address pose as one where a mail client shows the name alone.
     for address in [
         "\"Admin\" <admin@convos.example>",
