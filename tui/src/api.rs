@@ -289,11 +289,13 @@ impl Client {
         self.call(Method::GET, &path, None, None).await
     }
 
-    /// An operator action: retry or discard a dead job, pause or resume a queue.
-    pub async fn admin_action(&self, command: &OpsCommand) -> Result<(), ApiError> {
-        self.call::<serde_json::Value>(Method::POST, &command.path(), None, None)
-            .await
-            .map(drop)
+    /// An operator action: retry or discard a dead job, pause or resume a queue. The jobs it
+    /// changed, where the answer says (retry and discard: `0` when the job was no longer dead).
+    pub async fn admin_action(&self, command: &OpsCommand) -> Result<Option<u64>, ApiError> {
+        let answer = self
+            .call::<serde_json::Value>(Method::POST, &command.path(), None, None)
+            .await?;
+        Ok(answer.get("affected").and_then(serde_json::Value::as_u64))
     }
 
     /// Full-text search over the caller's convos.

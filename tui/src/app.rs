@@ -322,12 +322,14 @@ pub enum Effect {
     Suspend,
     /// Announce a new message on the desktop, as `notify` in the config says.
     Notify(crate::desktop::Notification),
-    /// Run an operator action; the text is the status when it worked.
+    /// Run an operator action; the texts are the status when it worked.
     Admin {
         /// What to do.
         command: OpsCommand,
         /// The status text when it worked.
         done: String,
+        /// The status text when the server answered that it changed nothing.
+        unchanged: String,
     },
     /// Log in or sign up (the login screen).
     Login(LoginCall),

@@ -226,8 +226,18 @@ fn spawn(
             Effect::Account(call) => Some(Msg::Account(account(&client, call).await)),
             Effect::LoadBoard => Some(Msg::Board(client.board().await)),
             Effect::LoadDeadJobs => Some(Msg::DeadJobs(client.dead_jobs().await)),
-            Effect::Admin { command, done } => {
-                Some(Msg::Done(done, client.admin_action(&command).await))
+            Effect::Admin {
+                command,
+                done,
+                unchanged,
+            } => {
+                let result = client.admin_action(&command).await;
+                let said = if matches!(result, Ok(Some(0))) {
+                    unchanged
+                } else {
+                    done
+                };
+                Some(Msg::Done(said, result.map(drop)))
             }
         };
         let _ = answers.send(Answer::Settled(msg));

@@ -36,6 +36,16 @@ pub fn question(command: &OpsCommand) -> String {
 }
 
 /// The status once an operator action is done.
+/// The status when the server changed nothing: the job was retried or discarded meanwhile
+/// (by another operator, or its retry ran), so it is no longer dead.
+fn unchanged(command: &OpsCommand) -> &'static str {
+    match command {
+        OpsCommand::Retry(_) => "Nothing retried: that job is no longer dead",
+        OpsCommand::Discard(_) => "Nothing discarded: that job is no longer dead",
+        OpsCommand::Pause(_) | OpsCommand::Resume(_) => done(command),
+    }
+}
+
 fn done(command: &OpsCommand) -> &'static str {
     match command {
         OpsCommand::Retry(_) => "Retried",
@@ -89,6 +99,7 @@ impl Ops {
                     Out::Status("Working…".into()),
                     Out::Run(Effect::Admin {
                         done: done(&command).into(),
+                        unchanged: unchanged(&command).into(),
                         command,
                     }),
                 ];
@@ -143,9 +154,15 @@ impl Ops {
     }
 
     /// The dead jobs, fetched.
+    /// The dead jobs, fetched again: the highlight stays on the job it was on (new dead jobs
+    /// come first and pushed it onto another), or at its place if that job left the list.
     pub fn dead_jobs(&mut self, page: Page<JobSummary>) {
+        let on = self.dead.get(self.job).map(|job| job.id);
         self.dead = page.items;
-        self.job = self.job.min(self.dead.len().saturating_sub(1));
+        self.job = on
+            .and_then(|id| self.dead.iter().position(|job| job.id == id))
+            .unwrap_or(self.job)
+            .min(self.dead.len().saturating_sub(1));
     }
 
     /// Draws the screen over everything but the status bar.

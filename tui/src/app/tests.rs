@@ -496,7 +496,8 @@ fn operators_pause_retry_and_discard_with_a_confirmation() {
         effects,
         [Effect::Admin {
             command: OpsCommand::Resume("notify_email".into()),
-            done: "Resumed".into()
+            done: "Resumed".into(),
+            unchanged: "Resumed".into(),
         }],
         "notify_email is paused, so p resumes"
     );
@@ -509,7 +510,8 @@ fn operators_pause_retry_and_discard_with_a_confirmation() {
         app.update(key(KeyCode::Char('y'))),
         [Effect::Admin {
             command: OpsCommand::Discard(id),
-            done: "Discarded".into()
+            done: "Discarded".into(),
+            unchanged: "Nothing discarded: that job is no longer dead".into(),
         }]
     );
     let after = app.update(Msg::Done("Discarded".into(), Ok(())));
@@ -1043,5 +1045,36 @@ fn a_refused_search_goes_back_to_its_words_and_says_why() {
         app.search.as_ref().unwrap().query,
         "one two three four five six seven eight nin",
         "with the words kept"
+    );
+}
+
+#[test]
+fn the_highlighted_dead_job_stays_on_its_job_when_new_ones_arrive() {
+    // New dead jobs come first: kept by its place, the highlight moved onto another job, which
+    // a retry or discard then acted on.
+    let mut app = admin_app();
+    app.update(key(KeyCode::Char('O')));
+    app.update(Msg::Board(Ok(board())));
+    let job = |n: u128| convos_core::ops::JobSummary {
+        id: uuid::Uuid::from_u128(n),
+        ..dead_job()
+    };
+    let page = |ids: &[u128]| Page {
+        items: ids.iter().map(|&n| job(n)).collect(),
+        next_cursor: None,
+    };
+    app.update(Msg::DeadJobs(Ok(page(&[3, 2, 1]))));
+    app.update(key(KeyCode::Tab));
+    app.update(key(KeyCode::Char('j')));
+    app.update(Msg::DeadJobs(Ok(page(&[5, 4, 3, 2, 1]))));
+    app.update(key(KeyCode::Char('x')));
+    assert_eq!(
+        app.update(key(KeyCode::Char('y'))),
+        [Effect::Admin {
+            command: OpsCommand::Discard(uuid::Uuid::from_u128(2)),
+            done: "Discarded".into(),
+            unchanged: "Nothing discarded: that job is no longer dead".into(),
+        }],
+        "still job 2"
     );
 }
