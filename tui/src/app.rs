@@ -1028,6 +1028,15 @@ impl App {
             return self.apply(outs, Self::close_search);
         }
         match self.keymap.action(Mode::Mailbox, key) {
+            // Esc backs out of what is open, never out of the client: one press too many (after
+            // the composer's two, say) quit it without a word.
+            Some(Action::Back)
+                if key.code == crossterm::event::KeyCode::Esc && self.pane != Pane::Thread =>
+            {
+                let quit = self.keymap.key(Mode::Mailbox, Action::Back);
+                self.status = format!("{quit} quits");
+                vec![]
+            }
             Some(action) => self.act(action),
             None => vec![],
         }

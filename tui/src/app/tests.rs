@@ -1078,3 +1078,14 @@ fn the_highlighted_dead_job_stays_on_its_job_when_new_ones_arrive() {
         "still job 2"
     );
 }
+
+#[test]
+fn esc_backs_out_but_never_quits() {
+    let mut app = App::new();
+    loaded(&mut app, vec![thread("Lunch", 0)]);
+    app.update(key(KeyCode::Esc));
+    assert!(!app.quit, "one Esc too many quit the client");
+    assert_eq!(app.status, "q quits");
+    app.update(key(KeyCode::Char('q')));
+    assert!(app.quit);
+}
