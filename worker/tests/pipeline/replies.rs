@@ -1316,6 +1316,12 @@ async fn answering_an_email_reads_the_thread_up_to_the_message_it_answers(db: Pg
     );
     p.send_smtp("bob@example.com", &n.reply_to, &raw).await;
     assert_eq!(p.wait_decided(1).await, [("posted".into(), None)]);
+    // The thread is read after the reply is recorded posted.
+    let page = format!("/api/v1/threads/{}/messages?order=asc", n.thread);
+    eventually(WAIT, "the answered message read", || async {
+        p.api.get(&page, &bob).await.body["items"][0]["is_read"] == true
+    })
+    .await;
 
     let thread = p
         .api
