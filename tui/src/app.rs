@@ -320,6 +320,8 @@ pub enum Effect {
     LoadDeadJobs,
     /// Give the terminal back to the shell until `fg` (Ctrl-Z).
     Suspend,
+    /// Draw every cell of the screen again at the next draw (Ctrl-L).
+    Redraw,
     /// Announce a new message on the desktop, as `notify` in the config says.
     Notify(crate::desktop::Notification),
     /// Run an operator action; the texts are the status when it worked.
@@ -996,6 +998,9 @@ impl App {
     fn key(&mut self, key: KeyEvent) -> Vec<Effect> {
         if self.keymap.is(Mode::Global, Action::Suspend, key) {
             return vec![Effect::Suspend];
+        }
+        if self.keymap.is(Mode::Global, Action::Redraw, key) {
+            return vec![Effect::Redraw];
         }
         if let Some(login) = &mut self.login {
             if self.keymap.is(Mode::Global, Action::Quit, key) {

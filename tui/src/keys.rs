@@ -107,6 +107,8 @@ pub enum Action {
     Quit,
     /// Suspend the client to the shell (`fg` resumes it).
     Suspend,
+    /// Draw the whole screen again (what another program or the terminal left on it goes).
+    Redraw,
     /// Send the message being written.
     Send,
     /// Write the body in the external editor.
@@ -334,6 +336,13 @@ pub const BINDINGS: &[Binding] = &[
         "suspend",
         "suspend to the shell (fg resumes)",
         &["ctrl+z"],
+    ),
+    bind(
+        Mode::Global,
+        Action::Redraw,
+        "redraw",
+        "draw the whole screen again",
+        &["ctrl+l"],
     ),
     bind(
         Mode::Compose,

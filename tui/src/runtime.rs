@@ -44,6 +44,7 @@ fn runs_as_task(effect: &Effect) -> bool {
             | Effect::Bell
             | Effect::Editor(_)
             | Effect::Suspend
+            | Effect::Redraw
             | Effect::Notify(_)
             | Effect::UseSession { .. }
             | Effect::SaveDraft(_)
@@ -216,6 +217,7 @@ fn spawn(
             | Effect::Editor(_)
             | Effect::Bell
             | Effect::Suspend
+            | Effect::Redraw
             | Effect::Notify(_)
             | Effect::UseSession { .. }
             | Effect::SaveDraft(_)
@@ -626,6 +628,11 @@ async fn event_loop(
                     keys = EventStream::new();
                     title = None;
                     let _ = tx.send(Msg::Edited(edited));
+                } else if effect == Effect::Redraw {
+                    // Cleared, the terminal's buffer and ratatui's both start empty: the next
+                    // draw writes every cell (a wide glyph the terminal drew differently leaves
+                    // ghosts the diff never rewrites).
+                    let _ = terminal.clear();
                 } else if effect == Effect::Suspend {
                     drop(keys);
                     leave(mouse);

@@ -1089,3 +1089,19 @@ fn esc_backs_out_but_never_quits() {
     app.update(key(KeyCode::Char('q')));
     assert!(app.quit);
 }
+
+#[test]
+fn ctrl_l_draws_the_whole_screen_again_wherever_the_keys_are() {
+    // A wide glyph the terminal draws narrower than ratatui counts (flags) leaves ghosts in
+    // cells the next diff never writes; there was no way to clear them.
+    let mut app = App::new();
+    loaded(&mut app, vec![thread("Lunch", 0)]);
+    assert_eq!(app.update(ctrl('l')), [Effect::Redraw]);
+    app.update(key(KeyCode::Char('c')));
+    assert_eq!(
+        app.update(ctrl('l')),
+        [Effect::Redraw],
+        "in the composer too"
+    );
+    assert!(matches!(app.modal, Modal::Compose(_)));
+}
