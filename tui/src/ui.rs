@@ -246,3 +246,32 @@ mod tests;
 
 #[cfg(test)]
 mod theme_tests;
+
+/// `value` in at most `room` columns: whole if it fits, else `…` and its end (`tail`) or its
+/// start and `…`.
+pub fn fitted(value: &str, room: usize, tail: bool) -> String {
+    if value.width() <= room {
+        return value.to_owned();
+    }
+    let mut kept: Vec<&str> = Vec::new();
+    let mut used = 1;
+    let graphemes: Vec<&str> = value.graphemes(true).collect();
+    let ordered: Box<dyn Iterator<Item = &&str>> = if tail {
+        Box::new(graphemes.iter().rev())
+    } else {
+        Box::new(graphemes.iter())
+    };
+    for g in ordered {
+        if used + g.width() > room {
+            break;
+        }
+        used += g.width();
+        kept.push(g);
+    }
+    if tail {
+        kept.reverse();
+        format!("…{}", kept.concat())
+    } else {
+        format!("{}…", kept.concat())
+    }
+}

@@ -20,6 +20,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
 use ratatui_textarea::TextArea;
 use std::collections::BTreeMap;
+use unicode_width::UnicodeWidthStr;
 
 /// A field of the compose form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -538,7 +539,14 @@ impl Composer {
         let mut header: Vec<Line> = Vec::new();
         match &self.reply_to {
             Some((_, subject)) => {
-                header.push(field_line("Subject", subject, false, None, theme));
+                header.push(field_line(
+                    "Subject",
+                    subject,
+                    false,
+                    None,
+                    inner.width,
+                    theme,
+                ));
             }
             None => {
                 header.push(field_line(
@@ -546,6 +554,7 @@ impl Composer {
                     &self.recipient,
                     self.field == Field::Recipient,
                     None,
+                    inner.width,
                     theme,
                 ));
                 header.extend(self.error_line("recipient", theme));
@@ -561,6 +570,7 @@ impl Composer {
                     &self.subject,
                     self.field == Field::Subject,
                     Some(count),
+                    inner.width,
                     theme,
                 ));
                 header.extend(self.error_line("subject", theme));
@@ -573,6 +583,7 @@ impl Composer {
             "",
             self.field == Field::Body,
             Some(body_count),
+            inner.width,
             theme,
         ));
         header.extend(self.error_line("body", theme));
@@ -601,7 +612,7 @@ impl Composer {
         } else {
             &self.expiry
         };
-        let mut first = field_line("Expires", expiry, focused, None, theme);
+        let mut first = field_line("Expires", expiry, focused, None, u16::MAX, theme);
         first
             .spans
             .push(Span::styled(format!(" ({})", key(Action::Expiry)), dim));
@@ -666,6 +677,7 @@ fn field_line(
     value: &str,
     focused: bool,
     counter: Option<String>,
+    width: u16,
     theme: &Theme,
 ) -> Line<'static> {
     let style = if focused {
@@ -673,9 +685,14 @@ fn field_line(
     } else {
         Style::default()
     };
+    // The label, the cursor and the counter always show: a value longer than the rest of the
+    // line shows its end while it is typed into (where the cursor is), else its start, cut
+    // with `…` (the cursor and the 140-character counter went past the window's edge).
+    let counter_width = counter.as_ref().map_or(0, |c| c.width() + 2);
+    let room = usize::from(width).saturating_sub(11 + 1 + counter_width);
     let mut spans = vec![
         Span::styled(format!("{label:>9}: "), style),
-        Span::raw(text::shown_line(value)),
+        Span::raw(crate::ui::fitted(&text::shown_line(value), room, focused)),
     ];
     if focused {
         spans.push(Span::styled("▏", theme.accent));

@@ -168,18 +168,22 @@ impl Search {
     /// Draws the prompt in the status bar's place while the words are typed.
     pub fn render_prompt(&self, frame: &mut Frame, area: Rect, keymap: &Keymap, theme: &Theme) {
         let key = |action| keymap.key(Mode::Search, action);
+        let hint = format!(
+            "   {} search · {} cancel",
+            key(Action::Submit),
+            key(Action::Cancel)
+        );
+        // The words' end, where the cursor is, stays in sight (they went past the edge).
+        let room = usize::from(area.width).saturating_sub("Search: ".len() + 1 + hint.width());
         let prompt = Line::from(vec![
             Span::styled("Search: ", theme.prompt),
-            Span::raw(text::shown_line(&self.query)),
+            Span::raw(crate::ui::fitted(
+                &text::shown_line(&self.query),
+                room,
+                true,
+            )),
             Span::styled("▏", theme.accent),
-            Span::styled(
-                format!(
-                    "   {} search · {} cancel",
-                    key(Action::Submit),
-                    key(Action::Cancel)
-                ),
-                theme.hint,
-            ),
+            Span::styled(hint, theme.hint),
         ]);
         frame.render_widget(Paragraph::new(prompt), area);
     }

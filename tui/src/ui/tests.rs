@@ -436,3 +436,38 @@ fn a_thread_of_more_rows_than_a_u16_scrolls_to_its_top_and_back() {
     app.thread.scroll(Action::Bottom);
     assert!(draw(&app, 100, 20).contains("LAST OF MESSAGE 3"));
 }
+
+#[test]
+fn a_subject_longer_than_the_window_keeps_its_cursor_and_counter_in_sight() {
+    // Typing past the window's width drew the cursor and the 140-character counter past its
+    // edge: the counter was hidden exactly when it mattered.
+    let mut app = app_with_inbox();
+    app.update(crate::app::Msg::Key(crossterm::event::KeyEvent::new(
+        crossterm::event::KeyCode::Char('c'),
+        crossterm::event::KeyModifiers::NONE,
+    )));
+    if let Modal::Compose(compose) = &mut app.modal {
+        let compose: &mut Composer = compose;
+        compose.recipient = "bob".into();
+        compose.subject = format!("{}THE END", "拉麺".repeat(50));
+        compose.field = crate::app::Field::Subject;
+    }
+    let screen = draw(&app, 80, 20);
+    let line = screen
+        .lines()
+        .find(|l| l.contains("Subject:"))
+        .expect("the subject's line");
+    assert!(line.contains("THE END▏"), "{line}");
+    assert!(line.contains("107/140"), "{line}");
+    assert!(line.contains('…'), "{line}");
+}
+
+#[test]
+fn a_search_longer_than_the_window_keeps_its_end_in_sight() {
+    let mut app = app_with_inbox();
+    let mut search = crate::app::Search::new();
+    search.query = format!("{} tail", "word ".repeat(30));
+    app.search = Some(search);
+    let screen = draw(&app, 80, 20);
+    assert!(screen.contains("tail▏"), "{screen}");
+}
