@@ -36,6 +36,9 @@ pub struct Parsed {
     /// is not an attachment, else the first `text/html` converted to text; empty if neither
     /// exists.
     pub text: String,
+    /// That part's transfer encoding (base64, quoted-printable) could not be undone, so its
+    /// text is empty: not an empty reply.
+    pub undecodable: bool,
 }
 
 impl Parsed {
@@ -75,6 +78,7 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
             .map(|h| (h.get_key(), h.get_value()))
             .collect(),
         text: text_of(&mail),
+        undecodable: text_part(&mail).is_some_and(|part| part.get_body().is_err()),
     })
 }
 
@@ -143,6 +147,11 @@ fn first_part<'a>(mail: &'a ParsedMail<'a>, mime: &str) -> Option<&'a ParsedMail
     mail.parts().find(|p| {
         p.subparts.is_empty() && !is_attachment(p) && p.ctype.mimetype.eq_ignore_ascii_case(mime)
     })
+}
+
+/// The part [`text_of`] reads: the first plain text part, else the first HTML one.
+fn text_part<'a>(mail: &'a ParsedMail<'a>) -> Option<&'a ParsedMail<'a>> {
+    first_part(mail, "text/plain").or_else(|| first_part(mail, "text/html"))
 }
 
 fn text_of(mail: &ParsedMail) -> String {

@@ -59,6 +59,8 @@ pub enum Refusal {
     Duplicate,
     /// Nothing new in it once the quote and signature are gone.
     Empty,
+    /// Its text's transfer encoding is broken.
+    Undecodable,
     /// Longer than a message may be.
     TooLong,
     /// The owner is sending faster than the API allows.
@@ -79,6 +81,7 @@ impl Refusal {
             Refusal::Automatic(a) => a.as_str(),
             Refusal::Duplicate => "duplicate",
             Refusal::Empty => "empty",
+            Refusal::Undecodable => "undecodable",
             Refusal::TooLong => "too_long",
             Refusal::RateLimited => "rate_limited",
             Refusal::ThreadGone => "thread_gone",
@@ -104,6 +107,10 @@ impl Refusal {
             }
             Refusal::Empty => {
                 "Once the quoted message and signature were removed, nothing was left to post."
+            }
+            Refusal::Undecodable => {
+                "The text of that email could not be decoded (its encoding is broken), so \
+                 nothing was posted. Send it again, or reply in Convos."
             }
             Refusal::TooLong => "A message may hold at most 64,000 characters.",
             Refusal::RateLimited => {
@@ -425,7 +432,12 @@ async fn post_reply(
     }
     let text = convos_mail::quotes::new_text(&parsed.text);
     if text.trim().is_empty() {
-        return refuse(Refusal::Empty).await;
+        let why = if parsed.undecodable {
+            Refusal::Undecodable
+        } else {
+            Refusal::Empty
+        };
+        return refuse(why).await;
     }
     let Ok(body) = Body::parse(&text) else {
         return refuse(Refusal::TooLong).await;
@@ -587,6 +599,7 @@ fn refusal_of(reason: &str) -> Option<Refusal> {
     [
         Refusal::Revoked,
         Refusal::Empty,
+        Refusal::Undecodable,
         Refusal::TooLong,
         Refusal::RateLimited,
         Refusal::ThreadGone,
@@ -619,6 +632,7 @@ mod tests {
         for refusal in [
             Refusal::Revoked,
             Refusal::Empty,
+            Refusal::Undecodable,
             Refusal::TooLong,
             Refusal::RateLimited,
             Refusal::ThreadGone,

@@ -1404,3 +1404,28 @@ async fn a_reply_posted_by_an_attempt_that_could_not_record_it_is_recorded_poste
         .collect();
     assert!(told.is_empty(), "bob was told \"not posted\": {told:?}");
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_reply_whose_text_cannot_be_decoded_is_explained_as_such(db: PgPool) {
+    // Broken base64 was read as an empty text: the reply was refused as empty, and its author
+    // told that nothing was left once the quote was removed.
+    let p = Platform::start(db).await;
+    let alice = p.api.user("alice").await;
+    let bob = p.api.user("bob").await;
+    let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    let raw = format!(
+        "From: Bob <bob@example.com>\r\nTo: {to}\r\nSubject: Re: [Convos] Lunch on Friday?\r\n\
+         Message-ID: <broken64@example.com>\r\nIn-Reply-To: {id}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+         !!!! this is not base64 ????\r\n",
+        to = n.reply_to,
+        id = n.message_id,
+    );
+    p.send_smtp("bob@example.com", &n.reply_to, &raw).await;
+    assert_eq!(
+        p.wait_decided(1).await,
+        [("refused".into(), Some("undecodable".into()))]
+    );
+    let told = p.nth_mail(2).await;
+    assert!(told.raw.contains("could not be decoded"), "{}", told.raw);
+}
