@@ -64,6 +64,7 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
             .flat_map(|v| message_ids(v))
             .collect()
     };
+    let (text, undecodable) = text_of(&mail);
     Ok(Parsed {
         message_id: ids("Message-ID").into_iter().next(),
         from: addresses("From").into_iter().next(),
@@ -77,8 +78,8 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
             .iter()
             .map(|h| (h.get_key(), h.get_value()))
             .collect(),
-        text: text_of(&mail),
-        undecodable: text_part(&mail).is_some_and(|part| part.get_body().is_err()),
+        text,
+        undecodable,
     })
 }
 
@@ -149,14 +150,18 @@ fn first_part<'a>(mail: &'a ParsedMail<'a>, mime: &str) -> Option<&'a ParsedMail
     })
 }
 
-/// The part [`text_of`] reads: the first plain text part, else the first HTML one.
-fn text_part<'a>(mail: &'a ParsedMail<'a>) -> Option<&'a ParsedMail<'a>> {
-    first_part(mail, "text/plain").or_else(|| first_part(mail, "text/html"))
-}
-
-fn text_of(mail: &ParsedMail) -> String {
+/// The text of `mail` (see [`Parsed::text`]), and whether its part's transfer encoding could
+/// not be undone (the text is then empty).
+fn text_of(mail: &ParsedMail) -> (String, bool) {
+    let mut undecodable = false;
+    let mut body_of = |part: &ParsedMail| {
+        part.get_body().unwrap_or_else(|_| {
+            undecodable = true;
+            String::new()
+        })
+    };
     let text = if let Some(plain) = first_part(mail, "text/plain") {
-        let body = plain.get_body().unwrap_or_default();
+        let body = body_of(plain);
         let param = |name: &str| {
             plain
                 .ctype
@@ -171,7 +176,7 @@ fn text_of(mail: &ParsedMail) -> String {
             body
         }
     } else if let Some(html) = first_part(mail, "text/html") {
-        crate::html::to_text(&html.get_body().unwrap_or_default())
+        crate::html::to_text(&body_of(html))
     } else {
         String::new()
     };
@@ -182,7 +187,7 @@ fn text_of(mail: &ParsedMail) -> String {
         .replace('\r', "\n")
         .replace('\0', "");
     crate::limits::truncate(&mut text, crate::limits::MAX_TEXT_BYTES);
-    text
+    (text, undecodable)
 }
 
 /// Undoes RFC 3676 `format=flowed`: a line ending in a space continues on the next line of

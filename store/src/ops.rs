@@ -365,17 +365,10 @@ pub async fn list_jobs(
             // each, merged. Read as one, it walked the ledger from its newest end, or read every
             // job in the state and sorted them (20,000 dead jobs for a page of 100).
             None if indexed => {
+                let known = known_filters_sql(filter);
                 let arms: Vec<String> = crate::jobs::all_kinds()
                     .into_iter()
-                    .map(|kind| {
-                        format!(
-                            "({})",
-                            page(&format!(
-                                " and kind = '{kind}'{}",
-                                known_filters_sql(filter)
-                            ))
-                        )
-                    })
+                    .map(|kind| format!("({})", page(&format!(" and kind = '{kind}'{known}"))))
                     .collect();
                 format!(
                     "select * from ({}) page order by id desc limit $7",

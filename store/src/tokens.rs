@@ -314,13 +314,12 @@ pub async fn revoke_own(
     lifetimes: Lifetimes,
     asking: TokenId,
 ) -> Result<TokenId> {
-    let found: Option<(Uuid, bool)> = sqlx::query_as(concat!(
-        "update api_tokens t set revoked_at = case \
-           when t.id = $5 or t.created_at <= (select created_at from api_tokens where id = $5) \
-           then now() end \
+    let revoked: Option<Uuid> = sqlx::query_scalar(concat!(
+        "update api_tokens t set revoked_at = now() \
          where t.id = $1 and t.user_id = $2 and ",
         live!("t", "$3", "$4"),
-        " returning t.id, t.revoked_at is not null"
+        " and (t.id = $5 or t.created_at <= (select created_at from api_tokens where id = $5)) \
+         returning t.id"
     ))
     .bind(id.as_uuid())
     .bind(user.as_uuid())
@@ -329,11 +328,26 @@ pub async fn revoke_own(
     .bind(asking.0)
     .fetch_optional(db)
     .await?;
-    match found {
-        Some((id, true)) => Ok(TokenId(id)),
-        Some((_, false)) => Err(crate::StoreError::NewerSession),
-        None => Err(crate::StoreError::NotFound),
+    if let Some(revoked) = revoked {
+        return Ok(TokenId(revoked));
     }
+    // Ended nothing: a live session of theirs made after `asking`, or none at all.
+    let newer: bool = sqlx::query_scalar(concat!(
+        "select exists (select 1 from api_tokens t where t.id = $1 and t.user_id = $2 and ",
+        live!("t", "$3", "$4"),
+        ")"
+    ))
+    .bind(id.as_uuid())
+    .bind(user.as_uuid())
+    .bind(lifetimes.idle_days)
+    .bind(lifetimes.max_days)
+    .fetch_one(db)
+    .await?;
+    Err(if newer {
+        crate::StoreError::NewerSession
+    } else {
+        crate::StoreError::NotFound
+    })
 }
 
 /// Revokes every session of `user` made before `keep` ("log out everywhere else", asked by
