@@ -2,6 +2,7 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::strict_json::{self, Refusal};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -61,7 +62,8 @@ pub fn body_limit(
 }
 
 /// A JSON request body: 415 for another content type, 413 over the limit, 400 when it is not a
-/// JSON object, 422 naming the field when a value has the wrong type.
+/// JSON object, 422 naming the field when a value has the wrong type, is a list or is given
+/// twice ([`crate::strict_json`]).
 #[derive(Debug)]
 pub struct ApiJson<T> {
     /// The decoded body.
@@ -99,8 +101,26 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 ApiError::MalformedJson(format!("could not read the request body: {rejection}"))
             }
         })?;
-        let value: serde_json::Value = serde_json::from_slice(&raw)
-            .map_err(|e| ApiError::MalformedJson(format!("the body is not valid JSON: {e}")))?;
+        let value = crate::strict_json::parse(&raw).map_err(|e| match e {
+            strict_json::Error::Syntax(e) => {
+                ApiError::MalformedJson(format!("the body is not valid JSON: {e}"))
+            }
+            strict_json::Error::Refused(Refusal::List(path)) if path.is_empty() => {
+                ApiError::MalformedJson("the body must be a JSON object".into())
+            }
+            strict_json::Error::Refused(Refusal::List(path)) => {
+                ApiError::Validation(vec![FieldError::new(
+                    leak_field_name(path),
+                    "must be a JSON object or a single value, not a list",
+                )])
+            }
+            strict_json::Error::Refused(Refusal::Twice(path)) => {
+                ApiError::Validation(vec![FieldError::new(
+                    leak_field_name(path),
+                    "is given twice; send each field once",
+                )])
+            }
+        })?;
         if !value.is_object() {
             return Err(ApiError::MalformedJson(
                 "the body must be a JSON object".into(),
@@ -113,9 +133,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         };
         let value = serde_path_to_error::deserialize(value).map_err(|e| {
             let field = leak_field_name(e.path().to_string());
-            ApiError::Validation(vec![FieldError::new(field, e.into_inner().to_string())])
+            ApiError::Validation(vec![FieldError::new(
+                field,
+                without_type_names(e.into_inner()),
+            )])
         })?;
         Ok(Self { value, canonical })
+    }
+}
+
+/// serde's reason for a wrong type, with the Rust type it expected (`expected struct
+/// PreferencesPatch`) told as the JSON it takes.
+fn without_type_names(e: serde_json::Error) -> String {
+    let reason = e.to_string();
+    match reason.split_once("expected struct ") {
+        Some((before, _)) => format!("{before}expected a JSON object"),
+        None => reason,
     }
 }
 

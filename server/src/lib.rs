@@ -25,6 +25,7 @@ pub mod seed;
 pub mod startup;
 pub mod state;
 pub mod streams;
+pub mod strict_json;
 pub mod wake;
 pub mod write_deadline;
 

@@ -311,3 +311,62 @@ async fn a_kept_alive_connection_gets_the_error_body_for_its_second_request(db: 
         "{rest}"
     );
 }
+
+async fn raw_patch_me(app: &TestServer, token: &str, body: &str) -> Answer {
+    let res = app
+        .http
+        .patch(format!("{}/api/v1/me", app.base))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    Answer::from_response(res).await
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_field_given_twice_is_422_not_the_last_one_wins(db: PgPool) {
+    let app = TestServer::spawn(db).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let res = raw_post(
+        &app,
+        &alice.token,
+        "application/json",
+        br#"{"recipient":"bob","recipient":"carol","subject":"s","body":"b"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{res:?}");
+    assert!(res.field("recipient").contains("twice"), "{res:?}");
+    assert_eq!(app.get("/api/v1/threads", &bob).await.ids().len(), 0);
+
+    let res = raw_patch_me(
+        &app,
+        &alice.token,
+        r#"{"settings":{"digest_hour":9,"digest_hour":23}}"#,
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{res:?}");
+    assert!(
+        res.field("settings.digest_hour").contains("twice"),
+        "{res:?}"
+    );
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_list_where_an_object_belongs_is_422_naming_no_internal_type(db: PgPool) {
+    let app = TestServer::spawn(db).await;
+    let alice = app.user("alice").await;
+    let res = raw_patch_me(&app, &alice.token, r#"{"settings":[false,"off",3,"UTC"]}"#).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{res:?}");
+    let reason = res.field("settings");
+    assert!(reason.contains("object"), "{reason}");
+    assert!(!reason.contains("Patch"), "names a Rust type: {reason}");
+    let res = raw_patch_me(&app, &alice.token, r#"{"settings":"off"}"#).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{res:?}");
+    let reason = res.field("settings");
+    assert!(reason.ends_with("expected a JSON object"), "{reason}");
+    let me = app.get("/api/v1/me", &alice).await;
+    assert_eq!(me.body["settings"]["email_mode"], "each", "{:?}", me.body);
+}
