@@ -632,6 +632,12 @@ const UUID_TEXT: &str =
 /// after `after`, as [`retry`] does: they leave the dead count for good. A discard finishes
 /// the job then: it is kept `keep_days` from the discard, not from when it died (one dead for
 /// over a week was purged within a minute of its discard).
+///
+/// A discarded email job's deliveries end `failed`: those it tried and left `queued` for an
+/// operator's retry (our relay refused them, decision 59's `our_side`) or still holds. Left
+/// queued, the sender saw them pending for ever, and the thread's next email took them along
+/// after the operator had given up on them. Messages written after the job died stay queued
+/// for their own job.
 pub async fn discard(
     db: &PgPool,
     filter: &JobFilter,
@@ -641,10 +647,25 @@ pub async fn discard(
     let sql = format!(
         "with {window}, \
          changed as ( \
-           update jobs set state = 'discarded', updated_at = now(), finished_at = now() \
-           where id = any(array(select id from bulk_window where matched)) \
-             and state = 'dead' \
-           returning 1) \
+           update jobs j set state = 'discarded', updated_at = now(), finished_at = now() \
+           from (select id, coalesce(finished_at, updated_at) as died_at from jobs \
+                 where id = any(array(select id from bulk_window where matched))) dying \
+           where j.id = dying.id and j.state = 'dead' \
+           returning j.id, j.kind, j.payload, dying.died_at), \
+         emails as ( \
+           select id, died_at, (payload->>'thread_id')::uuid as thread_id, \
+                  (payload->>'recipient_id')::uuid as recipient_id \
+           from changed \
+           where kind = 'notify_email' and payload->>'thread_id' ~ $8 \
+             and payload->>'recipient_id' ~ $8), \
+         given_up as ( \
+           update deliveries d set status = 'failed', updated_at = now() \
+           from emails e \
+           where d.thread_id = e.thread_id and d.recipient_id = e.recipient_id \
+             and d.status = 'queued' \
+             and (d.claimed_by = e.id \
+                  or (d.claimed_by is null and d.reason is not null \
+                      and d.created_at <= e.died_at))) \
          {step}",
         window = window_sql(filter, &["dead"], "$7"),
         step = step_sql(),
@@ -652,6 +673,7 @@ pub async fn discard(
     let row = bind_filter(sqlx::query_as(AssertSqlSafe(sql)), filter)
         .bind(id)
         .bind(after.map_or(Uuid::max(), |c| c.id))
+        .bind(UUID_TEXT)
         // Planned for its values each time (see `window_sql`).
         .persistent(false)
         .fetch_one(db)

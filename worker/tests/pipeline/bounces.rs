@@ -268,6 +268,57 @@ async fn a_refusal_about_our_relay_keeps_the_email_queued_until_an_operator_retr
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn discarding_an_email_job_our_relay_refused_fails_its_deliveries_for_good(db: PgPool) {
+    let config = StackConfig::new();
+    let smtp = RefusingSmtp::serve(config.smtp_port);
+    smtp.refuse("bob@example.com", 554, "5.7.1 Relay access denied");
+    let api = start_api(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let admin = api.user("admin").await;
+    sqlx::query("update users set is_admin = true where username = 'admin'")
+        .execute(&db)
+        .await
+        .unwrap();
+
+    let sent = api.send(&alice, &bob, "Hello", "relay?").await;
+    eventually(WAIT, "the job to die", || notifications_finished(&db)).await;
+    assert_eq!(deliveries(&api, &sent, &alice).await["status"], "pending");
+    let dead: uuid::Uuid =
+        sqlx::query_scalar("select id from jobs where kind = 'notify_email' and state = 'dead'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+
+    // The operator gives up on that email: the sender must not see it pending for ever.
+    let discarded = api
+        .act(&format!("/api/v1/admin/jobs/{dead}/discard"), &admin)
+        .await;
+    assert_eq!(discarded.body["affected"], 1, "{discarded:?}");
+    let seen_by_alice = deliveries(&api, &sent, &alice).await;
+    assert_eq!(seen_by_alice["status"], "not_sent", "{seen_by_alice}");
+    let seen_by_bob = deliveries(&api, &sent, &bob).await;
+    assert_eq!(seen_by_bob["detail"]["state"], "failed", "{seen_by_bob}");
+    assert_eq!(seen_by_bob["detail"]["reason"], "rejected", "{seen_by_bob}");
+
+    // Once the relay is fixed, the thread's next message is emailed alone: the discarded one
+    // is not taken along behind the operator's back.
+    smtp.accept("bob@example.com");
+    let next = api
+        .reply(&alice, sent["thread_id"].as_str().unwrap(), "and now?")
+        .await;
+    eventually(WAIT, "the next email", || async {
+        smtp.delivered() == ["bob@example.com"]
+    })
+    .await;
+    eventually(WAIT, "the next job", || notifications_finished(&db)).await;
+    assert_eq!(deliveries(&api, &next, &alice).await["status"], "sent");
+    assert_eq!(deliveries(&api, &sent, &alice).await["status"], "not_sent");
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn a_plain_550_fails_the_email_without_blaming_the_address(db: PgPool) {
     let config = StackConfig::new();
     let smtp = RefusingSmtp::serve(config.smtp_port);

@@ -32,7 +32,7 @@ pub async fn send_verification_emails(db: &PgPool) {
 pub async fn notifications_finished(db: &PgPool) -> bool {
     let open: i64 = sqlx::query_scalar(
         "select count(*) from jobs where kind = 'notify_email' \
-           and state not in ('done', 'skipped', 'dead')",
+           and state not in ('done', 'skipped', 'dead', 'discarded')",
     )
     .fetch_one(db)
     .await
