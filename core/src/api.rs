@@ -175,6 +175,54 @@ impl ChangePasswordRequest {
     }
 }
 
+/// `PUT /api/v1/me/email`.
+#[derive(Clone, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChangeEmailRequest {
+    /// The new address; it is used once its owner follows the link emailed to it.
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = String,
+        min_length = 3, max_length = 254))]
+    pub email: Option<String>,
+    /// The account's password.
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = String))]
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for ChangeEmailRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChangeEmailRequest")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A validated change of address. The password is only compared, never parsed (as
+/// [`PasswordChange::current`]).
+#[derive(Clone, Debug)]
+pub struct EmailChange {
+    /// The address to move to.
+    pub email: EmailAddress,
+    /// The account's password, as typed.
+    pub password: String,
+}
+
+impl ChangeEmailRequest {
+    /// Validates both fields, reporting all refusals at once.
+    pub fn parse(&self) -> Result<EmailChange, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let email = required("email", &self.email, &mut errors)
+            .and_then(|e| collect(EmailAddress::parse(e), &mut errors));
+        let password = required("password", &self.password, &mut errors).map(str::to_owned);
+        match (email, password) {
+            (Some(email), Some(password)) if errors.is_empty() => {
+                Ok(EmailChange { email, password })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
 /// `PATCH /api/v1/me`. A field it does not have (`email`, `is_admin`) is refused, not ignored:
 /// a client must not be told it changed what cannot change here.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

@@ -71,6 +71,63 @@ pub async fn resend(db: &PgPool, user: UserId, link_hours: u64) -> Result<Writte
     Ok(Written::with_jobs(Resend::Queued(state.email)))
 }
 
+/// What became of a request to change an account's address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AddressChange {
+    /// The account has the new address, unconfirmed, and a verification email to it is queued.
+    Changed,
+    /// The account has this address already (in any case).
+    Same,
+    /// Another account has this address verified.
+    TakenByAnother,
+}
+
+/// Moves `user` to `email` (decision 77): the address is the account's at once and
+/// unconfirmed, so nothing is emailed about messages until the link sent to it is followed;
+/// the old address's bounce and complaint are forgotten (another mailbox), and what the emails
+/// already sent to the old address can do is revoked, as `DELETE /api/v1/me/reply-addresses`
+/// does. Refused when another account has the address verified; a claim is checked again when
+/// confirmed, so two accounts racing for one address cannot both have it.
+pub async fn change_address(
+    db: &PgPool,
+    user: UserId,
+    email: &str,
+    link_hours: u64,
+) -> Result<Written<AddressChange>> {
+    let mut tx = db.begin().await?;
+    let found: Option<(bool, bool)> = sqlx::query_as(
+        "select lower(email) = lower($2), \
+                exists (select 1 from users o where lower(o.email) = lower($2) \
+                          and o.email_verified_at is not null and o.id <> $1) \
+         from users where id = $1 for update",
+    )
+    .bind(user.as_uuid())
+    .bind(email)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((same, taken)) = found else {
+        return Err(StoreError::NotFound);
+    };
+    if same {
+        return Ok(Written::new(AddressChange::Same, false));
+    }
+    if taken {
+        return Ok(Written::new(AddressChange::TakenByAnother, false));
+    }
+    sqlx::query(
+        "update users set email = $2, email_verified_at = null, email_bounced_at = null, \
+           email_complained_at = null, reply_addresses_revoked_at = now(), updated_at = now() \
+         where id = $1",
+    )
+    .bind(user.as_uuid())
+    .bind(email)
+    .execute(&mut *tx)
+    .await?;
+    enqueue_email(&mut tx, user, email, link_hours).await?;
+    tx.commit().await?;
+    Ok(Written::with_jobs(AddressChange::Changed))
+}
+
 /// An account's address and where it stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EmailState {

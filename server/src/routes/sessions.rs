@@ -36,7 +36,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 /// Checks `password` for `username` on the hashing pool, with the login limits around it:
 /// the user and the password hash it matched. Unknown users are checked against a dummy hash,
 /// so they take as long to refuse.
-async fn check_password(
+pub(super) async fn check_password(
     state: &AppState,
     addr: ClientAddr,
     username: &str,

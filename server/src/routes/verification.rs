@@ -1,12 +1,13 @@
-//! Email verification: the page behind the emailed link, its confirming POST, and asking for
-//! another email (decision 14).
+//! Email verification: the page behind the emailed link, its confirming POST, asking for
+//! another email (decision 14), and moving the account to another address (decision 77).
 //!
 //! A GET never changes anything, since mail scanners fetch links: it shows a button whose POST
 //! confirms. The link is signed for the account's current address and expires; a link for
 //! another account's verified address is refused with 409.
 
+use crate::client_addr::ClientAddr;
 use crate::error::{ApiError, Result};
-use crate::extract::{ApiPath, AuthUser};
+use crate::extract::{ACCOUNT_BODY_LIMIT, ApiJson, ApiPath, AuthUser, body_limit};
 use crate::rate_limit::Decision;
 use crate::state::AppState;
 use axum::Json;
@@ -15,8 +16,9 @@ use axum::http::StatusCode;
 use axum::response::Html;
 use chrono::Utc;
 use convos_core::ErrorBody;
+use convos_core::api::ChangeEmailRequest;
 use convos_core::verification::Link;
-use convos_store::verification::{self, Confirmed, EmailState, Resend};
+use convos_store::verification::{self, AddressChange, Confirmed, EmailState, Resend};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use std::time::Duration;
@@ -24,9 +26,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
+    let change = OpenApiRouter::new().routes(routes!(change_email));
     OpenApiRouter::new()
         .routes(routes!(verify_page, confirm_email))
         .routes(routes!(resend_verification))
+        .merge(body_limit(change, ACCOUNT_BODY_LIMIT))
 }
 
 /// An HTML answer: a status and a page.
@@ -82,7 +86,7 @@ fn taken() -> Page {
         StatusCode::CONFLICT,
         "This address belongs to another account",
         "<p>Another Convos account confirmed this address first, so it cannot be confirmed for \
-         this one. Use another address in Convos.</p>",
+         this one. Change your account's address in Convos (its settings) to another one.</p>",
     )
 }
 
@@ -244,4 +248,84 @@ pub async fn resend_verification(
     // Only emails sent count against the account.
     state.limiter.forget_one("verify_email", &subject).await;
     Err(refusal)
+}
+
+/// Moves the caller's account to another address (decision 77), confirmed by the password
+/// under the same limits as a login. The new address is the account's at once, unconfirmed: a
+/// verification email goes to it, and nothing about messages does until its link is followed.
+/// What the emails already sent to the old address can do is revoked. Counts against the
+/// hour's verification emails (`verification_emails_per_hour`).
+#[utoipa::path(put, path = "/api/v1/me/email", tag = "accounts",
+    security(("bearer" = [])),
+    request_body = ChangeEmailRequest,
+    responses(
+        (status = 202, description = "Changed; a verification email is on its way to the new \
+            address", body = VerificationSent),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 409, description = "Another account verified this address", body = ErrorBody),
+        (status = 422, description = "`password` is wrong, or `email` is not an address or is \
+            the account's already", body = ErrorBody),
+        (status = 429, description = "Too many verification emails this hour, too many wrong \
+            passwords, or the server is busy checking passwords; see Retry-After",
+            body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until another is allowed")))))]
+pub async fn change_email(
+    State(state): State<AppState>,
+    addr: ClientAddr,
+    caller: AuthUser,
+    body: ApiJson<ChangeEmailRequest>,
+) -> Result<(StatusCode, Json<VerificationSent>)> {
+    let change = body.value.parse().map_err(ApiError::Validation)?;
+    let email = change.email.as_str().to_owned();
+    let user = caller.user.id;
+    let subject = user.to_string();
+    if let Decision::Limited(wait) = state
+        .limiter
+        .hit(
+            "verify_email",
+            &subject,
+            state.settings.verification_emails_per_hour,
+            Duration::from_secs(3600),
+        )
+        .await
+    {
+        return Err(ApiError::RateLimited(wait));
+    }
+    let outcome = change_checked(&state, addr, &caller, change).await;
+    let refusal = match outcome {
+        Ok(AddressChange::Changed) => {
+            tracing::info!(user.id = %user, "email address changed; verification sent");
+            return Ok((StatusCode::ACCEPTED, Json(VerificationSent { email })));
+        }
+        Ok(AddressChange::Same) => ApiError::field("email", "is already your address"),
+        Ok(AddressChange::TakenByAnother) => ApiError::Conflict("email"),
+        Err(e) => e,
+    };
+    // Only emails sent count against the account.
+    state.limiter.forget_one("verify_email", &subject).await;
+    Err(refusal)
+}
+
+/// The change, once the password is right.
+async fn change_checked(
+    state: &AppState,
+    addr: ClientAddr,
+    caller: &AuthUser,
+    change: convos_core::api::EmailChange,
+) -> Result<AddressChange> {
+    let right =
+        super::sessions::check_password(state, addr, &caller.user.username, change.password)
+            .await?
+            .is_some_and(|(id, _)| id == caller.user.id);
+    if !right {
+        return Err(ApiError::field("password", "is not your password"));
+    }
+    let written = verification::change_address(
+        &state.db,
+        caller.user.id,
+        change.email.as_str(),
+        state.settings.verification_link_hours,
+    )
+    .await?;
+    Ok(state.wake.committed(written))
 }

@@ -19,6 +19,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/sessions"),
     ("delete", "/api/v1/sessions/{id}"),
     ("put", "/api/v1/me/password"),
+    ("put", "/api/v1/me/email"),
     ("post", "/api/v1/me/verification"),
     ("get", "/verify/{token}"),
     ("post", "/verify/{token}"),

@@ -394,3 +394,159 @@ async fn accounts_made_by_operators_and_the_demo_seed_are_verified(db: PgPool) {
         "no verification email for them"
     );
 }
+
+/// `PUT /api/v1/me/email` as `user`, whose password is the test kit's.
+async fn change_email(app: &TestServer, user: &TestUser, email: &str) -> convos_testkit::Answer {
+    let password = format!("password-{}", user.username);
+    change_email_with(app, user, json!({"email": email, "password": password})).await
+}
+
+async fn change_email_with(
+    app: &TestServer,
+    user: &TestUser,
+    body: Value,
+) -> convos_testkit::Answer {
+    app.call(
+        Method::PUT,
+        "/api/v1/me/email",
+        Some(&user.token),
+        Some(body),
+    )
+    .await
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn an_account_whose_address_another_confirmed_first_can_move_to_another(db: PgPool) {
+    let app = TestServer::spawn(db).await;
+    let first = app.unverified_user("first").await;
+    let second = app.unverified_user("second").await;
+    sqlx::query("update users set email = 'first@example.com' where username = 'second'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    app.verify_email(&first).await;
+    assert_eq!(
+        app.act("/api/v1/me/verification", &second).await.status,
+        StatusCode::CONFLICT,
+        "the claim has lapsed"
+    );
+
+    let moved = change_email(&app, &second, "Second@Example.com").await;
+    assert_eq!(moved.status, StatusCode::ACCEPTED, "{moved:?}");
+    assert_eq!(moved.body["email"], "Second@Example.com");
+    let now = me(&app, &second).await;
+    assert_eq!(now["email"], "Second@Example.com");
+    assert_eq!(now["email_verified"], false);
+    let (state, payload) = verify_jobs(&app).await.pop().unwrap();
+    assert_eq!(state, "pending");
+    assert_eq!(payload["email"], "Second@Example.com");
+
+    // A link for the address the account left is no longer valid; one for the new address
+    // confirms it.
+    let (status, _) = page(
+        &app,
+        Method::POST,
+        &token_for(&second, "first@example.com", Utc::now(), 48),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, html) = page(
+        &app,
+        Method::POST,
+        &token_for(&second, "second@example.com", Utc::now(), 48),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert_eq!(me(&app, &second).await["email_verified"], true);
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn changing_the_address_takes_the_password_and_an_address_nobody_confirmed(db: PgPool) {
+    let app = TestServer::spawn(db).await;
+    let alice = app.user("alice").await;
+    let bob = app.unverified_user("bob").await;
+    let before = verify_jobs(&app).await.len();
+
+    let wrong = change_email_with(
+        &app,
+        &bob,
+        json!({"email": "new@example.com", "password": "not bob's"}),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY, "{wrong:?}");
+    assert!(wrong.field("password").contains("not your password"));
+    let missing = change_email_with(&app, &bob, json!({"email": "new@example.com"})).await;
+    assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(missing.field("password").contains("required"));
+    let invalid = change_email(&app, &bob, "not an address").await;
+    assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
+    invalid.field("email");
+    let same = change_email(&app, &bob, "BOB@example.com").await;
+    assert_eq!(same.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(same.field("email").contains("already"), "{same:?}");
+    let taken = change_email(&app, &bob, "Alice@Example.com").await;
+    assert_eq!(taken.status, StatusCode::CONFLICT, "{taken:?}");
+    assert!(
+        taken.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("email")
+    );
+
+    assert_eq!(
+        me(&app, &bob).await["email"],
+        "bob@example.com",
+        "nothing changed"
+    );
+    assert_eq!(
+        verify_jobs(&app).await.len(),
+        before,
+        "and nothing was emailed"
+    );
+    assert_eq!(me(&app, &alice).await["email"], "alice@example.com");
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_confirmed_address_left_behind_gets_nothing_more_and_its_emails_lose_their_power(
+    db: PgPool,
+) {
+    let app = TestServer::spawn(db).await;
+    let carol = app.user("carol").await;
+    assert_eq!(me(&app, &carol).await["email_verified"], true);
+
+    let moved = change_email(&app, &carol, "carol@new.example").await;
+    assert_eq!(moved.status, StatusCode::ACCEPTED, "{moved:?}");
+    let now = me(&app, &carol).await;
+    assert_eq!(now["email"], "carol@new.example");
+    assert_eq!(
+        now["email_verified"], false,
+        "no email about messages until the new address is confirmed"
+    );
+    // The emails already in the old mailbox: their reply addresses and links are revoked, as
+    // `DELETE /api/v1/me/reply-addresses` does.
+    let revoked: bool = sqlx::query_scalar(
+        "select reply_addresses_revoked_at is not null from users where username = 'carol'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert!(revoked);
+    // The old address is free for whoever confirms it.
+    let dave = app.unverified_user("dave").await;
+    let claimed = change_email(&app, &dave, "carol@example.com").await;
+    assert_eq!(claimed.status, StatusCode::ACCEPTED, "{claimed:?}");
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn address_changes_count_against_the_hours_verification_emails(db: PgPool) {
+    let app = TestServer::spawn_with(db, |s| s.verification_emails_per_hour = 2).await;
+    let erin = app.user("erin").await;
+    for address in ["erin@one.example", "erin@two.example"] {
+        let res = change_email(&app, &erin, address).await;
+        assert_eq!(res.status, StatusCode::ACCEPTED, "{res:?}");
+    }
+    let limited = change_email(&app, &erin, "erin@three.example").await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers.contains_key("retry-after"));
+    assert_eq!(me(&app, &erin).await["email"], "erin@two.example");
+}
