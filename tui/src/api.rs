@@ -384,6 +384,18 @@ impl Client {
             .map(drop)
     }
 
+    /// Moves the account to another address (`PUT /api/v1/me/email`): the address the
+    /// verification email went to.
+    pub async fn change_email(
+        &self,
+        request: &convos_core::api::ChangeEmailRequest,
+    ) -> Result<String, ApiError> {
+        let body = serde_json::to_value(request).map_err(|e| ApiError::Protocol(e.to_string()))?;
+        self.call::<Value>(Method::PUT, "/api/v1/me/email", Some(body), None)
+            .await
+            .map(|sent| sent["email"].as_str().unwrap_or_default().to_owned())
+    }
+
     /// Revokes the reply addresses of every notification sent so far
     /// (`DELETE /api/v1/me/reply-addresses`).
     pub async fn revoke_reply_addresses(&self) -> Result<(), ApiError> {

@@ -344,6 +344,10 @@ async fn account(client: &Client, call: AccountCall) -> AccountAnswer {
             let request = call.password_request().unwrap_or_default();
             AccountAnswer::PasswordChanged(client.change_password(&request).await)
         }
+        AccountCall::ChangeEmail { .. } => {
+            let request = call.email_request().unwrap_or_default();
+            AccountAnswer::EmailChanged(client.change_email(&request).await)
+        }
         AccountCall::RevokeReplyAddresses => {
             AccountAnswer::ReplyAddressesRevoked(client.revoke_reply_addresses().await)
         }

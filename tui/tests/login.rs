@@ -1,7 +1,8 @@
 //! The real `convos` binary in a real pseudo-terminal (tmux) against a real server, for the
 //! login and settings screens: a first run with no token logs in on the screen and opens the
 //! inbox; a new user creates an account there; an ended token leads back to it; the settings screen switches email to a daily digest (checked through the client's
-//! own API module); and it logs out another session from the list.
+//! own API module); it logs out another session from the list; and it moves the account to
+//! another address.
 
 mod support;
 
@@ -228,4 +229,38 @@ async fn bob_logs_out_another_session_from_the_list(db: PgPool) {
         .me()
         .await
         .expect("this client's own session still works");
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn bob_moves_to_another_address_in_the_settings_screen(db: PgPool) {
+    let server = TestServer::spawn(db).await;
+    let base = server.base.clone();
+    let bob = server.user("bob").await;
+    let tmux = Tmux::start(&format!(
+        "CONVOS_SERVER={base} CONVOS_TOKEN={} XDG_CONFIG_HOME={}",
+        bob.token,
+        config_home().display()
+    ));
+    tmux.wait_for("● live").await;
+
+    tmux.type_text("S");
+    tmux.wait_for("bob@example.com (verified)").await;
+    tmux.wait_for("(this client)").await;
+    // Past the three email rows, this client's session, "log out" and the two password rows.
+    for _ in 0..7 {
+        tmux.keys(&["Down"]);
+    }
+    tmux.type_text("bob@new.example");
+    tmux.keys(&["Down"]);
+    tmux.type_text("password-bob");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("Now bob@new.example: follow the link").await;
+    tmux.wait_for("bob@new.example (not verified yet").await;
+
+    let me = Client::new(&base, Some(bob.token.clone()))
+        .me()
+        .await
+        .expect("bob's account");
+    assert_eq!(me.user.email, "bob@new.example");
+    assert!(!me.user.email_verified);
 }

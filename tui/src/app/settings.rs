@@ -1,6 +1,7 @@
 //! The settings and account screen: how email arrives (each message, a daily digest at an hour
 //! in a time zone, or none), whether it is paused or stopped and why, the live sessions with
-//! their revocation, the password change, and revoking the reply-by-email addresses. It owns
+//! their revocation, the password change, moving to another address, and revoking the
+//! reply-by-email addresses. It owns
 //! the form being edited; the account itself (`Me`) is the root's and is lent for drawing.
 
 use super::{Confirm, Effect, Out};
@@ -10,7 +11,9 @@ use crate::theme::Theme;
 use crate::ui::{ago, centered};
 use chrono::{DateTime, Utc};
 use convos_core::SessionId;
-use convos_core::api::{ChangePasswordRequest, EmailMode, EmailStopped, Me, SessionInfo};
+use convos_core::api::{
+    ChangeEmailRequest, ChangePasswordRequest, EmailMode, EmailStopped, Me, SessionInfo,
+};
 use convos_core::text;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Frame;
@@ -47,6 +50,13 @@ pub enum AccountCall {
         /// The new one.
         new: Secret,
     },
+    /// `PUT /api/v1/me/email`.
+    ChangeEmail {
+        /// The address to move to.
+        email: String,
+        /// The account's password.
+        password: Secret,
+    },
     /// `DELETE /api/v1/me/reply-addresses`.
     RevokeReplyAddresses,
 }
@@ -58,6 +68,17 @@ impl AccountCall {
             AccountCall::ChangePassword { current, new } => Some(ChangePasswordRequest {
                 current: Some(current.expose().to_owned()),
                 new: Some(new.expose().to_owned()),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The body of a change of address, as the wire contract spells it.
+    pub fn email_request(&self) -> Option<ChangeEmailRequest> {
+        match self {
+            AccountCall::ChangeEmail { email, password } => Some(ChangeEmailRequest {
+                email: Some(email.clone()),
+                password: Some(password.expose().to_owned()),
             }),
             _ => None,
         }
@@ -77,6 +98,8 @@ pub enum AccountAnswer {
     RevokedOthers(Result<u64, ApiError>),
     /// The password changed (and the other sessions ended).
     PasswordChanged(Result<(), ApiError>),
+    /// The account moved to this address, which waits to be confirmed.
+    EmailChanged(Result<String, ApiError>),
     /// The reply addresses and email links were revoked.
     ReplyAddressesRevoked(Result<(), ApiError>),
 }
@@ -90,6 +113,7 @@ impl AccountAnswer {
             | AccountAnswer::Revoked(Err(e))
             | AccountAnswer::RevokedOthers(Err(e))
             | AccountAnswer::PasswordChanged(Err(e))
+            | AccountAnswer::EmailChanged(Err(e))
             | AccountAnswer::ReplyAddressesRevoked(Err(e)) => Some(e),
             _ => None,
         }
@@ -113,6 +137,10 @@ pub enum Row {
     CurrentPassword,
     /// The new password (typed, masked).
     NewPassword,
+    /// The address to move to (typed).
+    NewAddress,
+    /// The password that moves it (typed, masked).
+    AddressPassword,
     /// Revoke the reply-by-email addresses.
     ReplyAddresses,
 }
@@ -134,6 +162,8 @@ pub struct Settings {
     pub row: usize,
     current_password: Secret,
     new_password: Secret,
+    new_address: String,
+    address_password: Secret,
     /// Errors per field (API names), from local checks or the server.
     pub errors: BTreeMap<String, String>,
     /// What the last action did, or why not.
@@ -154,6 +184,8 @@ impl Settings {
             row: 0,
             current_password: Secret::default(),
             new_password: Secret::default(),
+            new_address: String::new(),
+            address_password: Secret::default(),
             errors: BTreeMap::new(),
             notice: None,
             confirm: None,
@@ -187,6 +219,8 @@ impl Settings {
             Row::OtherSessions,
             Row::CurrentPassword,
             Row::NewPassword,
+            Row::NewAddress,
+            Row::AddressPassword,
             Row::ReplyAddresses,
         ]);
         rows
@@ -260,6 +294,14 @@ impl Settings {
             Row::NewPassword => {
                 self.errors.remove("new");
                 self.new_password.text_mut()
+            }
+            Row::NewAddress => {
+                self.errors.remove("email");
+                &mut self.new_address
+            }
+            Row::AddressPassword => {
+                self.errors.remove("password");
+                self.address_password.text_mut()
             }
             _ => return,
         };
@@ -345,6 +387,26 @@ impl Settings {
                     new: self.new_password.clone(),
                 }))]
             }
+            Row::NewAddress | Row::AddressPassword => {
+                let request = ChangeEmailRequest {
+                    email: Some(self.new_address.trim().to_owned()).filter(|e| !e.is_empty()),
+                    password: Some(self.address_password.expose().to_owned())
+                        .filter(|p| !p.is_empty()),
+                };
+                self.errors.remove("email");
+                self.errors.remove("password");
+                if let Err(refused) = request.parse() {
+                    for error in refused {
+                        self.errors.insert(error.field.into(), error.reason);
+                    }
+                    return vec![];
+                }
+                self.notice = Some("Changing the address…".into());
+                vec![Out::Run(Effect::Account(AccountCall::ChangeEmail {
+                    email: self.new_address.trim().to_owned(),
+                    password: self.address_password.clone(),
+                }))]
+            }
             Row::ReplyAddresses => {
                 self.ask(
                     "Revoke the reply addresses and links of every email sent so far?".into(),
@@ -387,6 +449,16 @@ impl Settings {
                 self.notice = Some("Password changed; every other session was logged out.".into());
                 vec![reload]
             }
+            AccountAnswer::EmailChanged(Ok(email)) => {
+                self.new_address.clear();
+                self.address_password = Secret::default();
+                self.notice = Some(format!(
+                    "Now {}: follow the link emailed there to confirm it. Nothing else is \
+                     emailed until then.",
+                    text::shown_line(&email)
+                ));
+                vec![Out::Run(Effect::LoadMe)]
+            }
             AccountAnswer::ReplyAddressesRevoked(Ok(())) => {
                 self.notice = Some(
                     "Old emails' reply addresses and links no longer work; new emails get new ones."
@@ -399,6 +471,7 @@ impl Settings {
             | AccountAnswer::Revoked(Err(e))
             | AccountAnswer::RevokedOthers(Err(e))
             | AccountAnswer::PasswordChanged(Err(e))
+            | AccountAnswer::EmailChanged(Err(e))
             | AccountAnswer::ReplyAddressesRevoked(Err(e)) => {
                 self.failed(e);
                 vec![]
@@ -586,6 +659,26 @@ impl Settings {
             row(&mut lines, which, label, value);
             lines.extend(self.error_line(field, theme));
         }
+
+        lines.push(Line::from(""));
+        lines.push(Line::from(vec![
+            Span::styled("Address", bold),
+            Span::styled(" (the new one is used once confirmed from its inbox)", dim),
+        ]));
+        let mut address = vec![Span::raw(text::shown_line(&self.new_address))];
+        if selected == Row::NewAddress {
+            address.push(Span::styled("▏", theme.accent));
+        }
+        row(&mut lines, Row::NewAddress, "New address", address);
+        lines.extend(self.error_line("email", theme));
+        let mut password = vec![Span::raw(
+            "•".repeat(self.address_password.expose().chars().count()),
+        )];
+        if selected == Row::AddressPassword {
+            password.push(Span::styled("▏", theme.accent));
+        }
+        row(&mut lines, Row::AddressPassword, "Password", password);
+        lines.extend(self.error_line("password", theme));
 
         lines.push(Line::from(""));
         lines.push(Line::from(Span::styled("Acting from email", bold)));

@@ -230,6 +230,58 @@ fn the_password_change_is_checked_first_and_its_errors_land_on_their_rows() {
 }
 
 #[test]
+fn moving_to_another_address_takes_the_password_and_shows_where_the_link_went() {
+    let (mut settings, keymap) = screen();
+    go_to(&mut settings, &keymap, Row::NewAddress);
+    for c in "bob@new.example".chars() {
+        settings.key(press(KeyCode::Char(c)), &keymap);
+    }
+    assert!(settings.key(press(KeyCode::Enter), &keymap).is_empty());
+    assert_eq!(settings.errors["password"], "is required");
+
+    settings.key(press(KeyCode::Down), &keymap);
+    for c in "password-bob".chars() {
+        settings.key(press(KeyCode::Char(c)), &keymap);
+    }
+    assert!(
+        !settings.errors.contains_key("password"),
+        "typing clears it"
+    );
+    let outs = settings.key(press(KeyCode::Enter), &keymap);
+    let [Out::Run(Effect::Account(call))] = outs.as_slice() else {
+        panic!("one change: {outs:?}");
+    };
+    let request = call.email_request().unwrap();
+    assert_eq!(request.email.as_deref(), Some("bob@new.example"));
+    assert_eq!(request.password.as_deref(), Some("password-bob"));
+    assert!(!format!("{call:?} {settings:?}").contains("password-bob"));
+
+    let mut body = ErrorBody::new("validation_failed", "the request has invalid fields");
+    body.error.fields = Some([("password".to_owned(), "is not your password".to_owned())].into());
+    settings.answer(AccountAnswer::EmailChanged(Err(ApiError::Server {
+        status: 422,
+        body,
+        retry_after: None,
+    })));
+    assert_eq!(settings.errors["password"], "is not your password");
+
+    let outs = settings.answer(AccountAnswer::EmailChanged(Ok("bob@new.example".into())));
+    assert!(
+        matches!(outs.as_slice(), [Out::Run(Effect::LoadMe)]),
+        "{outs:?}"
+    );
+    assert!(
+        settings
+            .notice
+            .as_deref()
+            .unwrap()
+            .contains("Now bob@new.example")
+    );
+    assert_eq!(settings.new_address, "", "the form is cleared");
+    assert_eq!(settings.address_password.expose(), "");
+}
+
+#[test]
 fn the_reply_addresses_are_revoked_after_a_yes() {
     let (mut settings, keymap) = screen();
     go_to(&mut settings, &keymap, Row::ReplyAddresses);
