@@ -117,9 +117,7 @@ async fn main() -> anyhow::Result<()> {
 /// are not requests: no statement limit.
 async fn migrated(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
     let limits = convos_store::StatementLimits::NONE;
-    let db = convos_store::connect(settings.database_url.expose_secret(), 2, limits)
-        .await
-        .context("could not connect to postgres")?;
+    let db = convos_store::connect(settings.database_url.expose_secret(), 2, limits).await?;
     convos_server::MIGRATOR
         .run(&db)
         .await

@@ -45,9 +45,8 @@ impl Application {
         if settings.migrate_on_start {
             // Migrations may run longer than a request's statement limit: their own connection,
             // without one.
-            let unlimited = convos_store::connect(url, 1, convos_store::StatementLimits::NONE)
-                .await
-                .context("could not connect to postgres")?;
+            let unlimited =
+                convos_store::connect(url, 1, convos_store::StatementLimits::NONE).await?;
             convos_store::MIGRATOR
                 .run(&unlimited)
                 .await
@@ -57,9 +56,7 @@ impl Application {
         let limits = convos_store::StatementLimits::statements(std::time::Duration::from_millis(
             settings.db_statement_timeout_ms,
         ));
-        let db = convos_store::connect(url, settings.db_max_connections, limits)
-            .await
-            .context("could not connect to postgres")?;
+        let db = convos_store::connect(url, settings.db_max_connections, limits).await?;
         Self::with_pool(settings, db).await
     }
 

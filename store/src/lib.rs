@@ -127,7 +127,7 @@ pub async fn connect(
     url: &str,
     max_connections: u32,
     limits: StatementLimits,
-) -> Result<PgPool, sqlx::Error> {
+) -> std::result::Result<PgPool, ConnectError> {
     let mut settings = Vec::new();
     if let Some(t) = limits.statement_timeout {
         settings.push(("statement_timeout", millis(t)));
@@ -135,14 +135,50 @@ pub async fn connect(
     if let Some(t) = limits.lock_timeout {
         settings.push(("lock_timeout", millis(t)));
     }
-    let options = PgConnectOptions::from_str(url)?
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|cause| ConnectError {
+            place: "the configured URL".into(),
+            cause,
+        })?
         .application_name("convos")
         .options(settings);
-    PgPoolOptions::new()
+    let place = format!(
+        "{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or_default()
+    );
+    let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options)
-        .await
+        .connect_with(options.clone())
+        .await;
+    match pool {
+        Ok(pool) => Ok(pool),
+        // The pool retries a refused connection until its timeout, then names only the
+        // timeout: one more attempt, alone, tells why.
+        Err(sqlx::Error::PoolTimedOut) => {
+            use sqlx::Connection;
+            let cause = match sqlx::PgConnection::connect_with(&options).await {
+                Err(cause) => cause,
+                Ok(_) => sqlx::Error::PoolTimedOut,
+            };
+            Err(ConnectError { place, cause })
+        }
+        Err(cause) => Err(ConnectError { place, cause }),
+    }
+}
+
+/// PostgreSQL could not be reached: where (host, port and database; never the password) and
+/// why.
+#[derive(Debug, thiserror::Error)]
+#[error("could not connect to postgres at {place}")]
+pub struct ConnectError {
+    /// `host:port/database`.
+    pub place: String,
+    /// What failed.
+    #[source]
+    pub cause: sqlx::Error,
 }
 
 /// A duration as PostgreSQL's millisecond setting value; at least 1, because 0 means "no limit".

@@ -116,17 +116,15 @@ pub async fn run(
         settings.db_max_connections,
         limits,
     )
-    .await
-    .context("could not connect to postgres")?;
+    .await?;
     // The relay, its housekeeping and the ledger writer's two tasks each have a connection of
     // their own: with every pooled connection busy with job work, a start or an outcome waited
     // for one, and every job (live deliveries too) waited behind it.
     // Its statements are short; a bound means a lock wait or a stuck server shows up as an
     // error on the jobs waiting for it, never as jobs (and their queue) waiting for good.
     let ledger_limits = convos_store::StatementLimits::statements(LEDGER_STATEMENT_LIMIT);
-    let ledger_db = convos_store::connect(settings.database_url.expose_secret(), 4, ledger_limits)
-        .await
-        .context("could not connect to postgres")?;
+    let ledger_db =
+        convos_store::connect(settings.database_url.expose_secret(), 4, ledger_limits).await?;
     sqlx::query("select 1")
         .execute(&db)
         .await

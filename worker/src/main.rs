@@ -73,9 +73,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Queues { json } => {
             let limits = convos_store::StatementLimits::NONE;
-            let db = convos_store::connect(settings.database_url.expose_secret(), 1, limits)
-                .await
-                .context("could not connect to postgres")?;
+            let db =
+                convos_store::connect(settings.database_url.expose_secret(), 1, limits).await?;
             let board = convos_store::ops::board(&db).await?;
             let text = if json {
                 format!("{}\n", serde_json::to_string_pretty(&board)?)

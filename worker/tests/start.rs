@@ -72,6 +72,29 @@ fn the_worker_fails_loudly_when_postgres_is_unreachable() {
 }
 
 #[test]
+fn a_refused_database_connection_names_where_and_why_but_not_the_password() {
+    let port = convos_testkit::free_port();
+    let out = Command::new(env!("CARGO_BIN_EXE_convos-worker"))
+        .arg("queues")
+        .env(
+            "DATABASE_URL",
+            format!("postgres://nobody:hunter2@127.0.0.1:{port}/none"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "could not connect to postgres at 127.0.0.1:{port}/none"
+        )),
+        "{err}"
+    );
+    assert!(err.to_lowercase().contains("refused"), "the cause: {err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[test]
 fn the_worker_refuses_to_run_in_production_with_the_development_secret() {
     let run = |secret: Option<&str>| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_convos-worker"));
