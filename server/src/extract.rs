@@ -114,6 +114,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                     "must be a JSON object or a single value, not a list",
                 )])
             }
+            strict_json::Error::Refused(Refusal::TooMany) => {
+                ApiError::Validation(vec![FieldError::new(
+                    "request",
+                    format!(
+                        "holds more than {} values; no request of this API holds as many",
+                        strict_json::MAX_VALUES
+                    ),
+                )])
+            }
             strict_json::Error::Refused(Refusal::Twice(path)) => {
                 ApiError::Validation(vec![FieldError::new(
                     leak_field_name(path),

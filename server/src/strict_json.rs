@@ -5,11 +5,18 @@
 //! acted on the second queue while a proxy or log showing the first saw another request; and
 //! serde's derived structs accept a list for an object (`"settings": [false, "off", 3, "UTC"]`
 //! changed four settings by position). No request body of this API holds a list.
+//!
+//! A body holds at most [`MAX_VALUES`] values: no request of the API has a tenth as many, and
+//! a mebibyte of keys (`{"k0":0,"k1":0,…}`, 90,000 of them) was read whole, and each key checked
+//! against the others, before any limit of the route applied.
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
+
+/// The most values (objects, strings, numbers, …, nested or not) a body may hold.
+pub const MAX_VALUES: usize = 256;
 
 /// Why a body that is valid JSON was refused.
 #[derive(Debug, PartialEq, Eq)]
@@ -18,6 +25,8 @@ pub enum Refusal {
     Twice(String),
     /// A list at this path (empty: the body itself).
     List(String),
+    /// More than [`MAX_VALUES`] values.
+    TooMany,
 }
 
 /// What reading a body found wrong.
@@ -32,10 +41,12 @@ pub enum Error {
 /// Reads `raw` as one JSON value, refusing repeated keys and lists.
 pub fn parse(raw: &[u8]) -> Result<Value, Error> {
     let refusal = RefCell::new(None);
+    let left = Cell::new(MAX_VALUES);
     let mut reader = serde_json::Deserializer::from_slice(raw);
     let read = Strict {
         path: String::new(),
         refusal: &refusal,
+        left: &left,
     }
     .deserialize(&mut reader)
     .and_then(|value| reader.end().map(|()| value));
@@ -46,10 +57,12 @@ pub fn parse(raw: &[u8]) -> Result<Value, Error> {
     }
 }
 
-/// One value at `path`; the first refusal met is kept in `refusal`.
+/// One value at `path`; the first refusal met is kept in `refusal`, and `left` counts down
+/// the values the body may still hold.
 struct Strict<'a> {
     path: String,
     refusal: &'a RefCell<Option<Refusal>>,
+    left: &'a Cell<usize>,
 }
 
 impl Strict<'_> {
@@ -63,6 +76,10 @@ impl<'de> DeserializeSeed<'de> for Strict<'_> {
     type Value = Value;
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        match self.left.get().checked_sub(1) {
+            Some(left) => self.left.set(left),
+            None => return Err(self.refuse(Refusal::TooMany)),
+        }
         deserializer.deserialize_any(self)
     }
 }
@@ -121,6 +138,7 @@ impl<'de> Visitor<'de> for Strict<'_> {
             let value = map.next_value_seed(Strict {
                 path,
                 refusal: self.refusal,
+                left: self.left,
             })?;
             object.insert(key, value);
         }
@@ -163,6 +181,23 @@ mod tests {
             Refusal::List("settings".into())
         );
         assert_eq!(refusal(r#"{"a": {"b": []}}"#), Refusal::List("a.b".into()));
+    }
+
+    #[test]
+    fn a_body_of_more_values_than_any_request_holds_is_refused_as_it_is_read() {
+        let keys = |n: usize| {
+            let fields: Vec<String> = (0..n).map(|i| format!(r#""k{i}":0"#)).collect();
+            format!("{{{}}}", fields.join(","))
+        };
+        // The body itself is one value.
+        assert!(parse(keys(MAX_VALUES - 1).as_bytes()).is_ok());
+        assert_eq!(refusal(&keys(MAX_VALUES)), Refusal::TooMany);
+        assert_eq!(refusal(&keys(90_000)), Refusal::TooMany);
+        let deep = format!("{}0{}", r#"{"a":"#.repeat(100), "}".repeat(100));
+        assert!(
+            parse(deep.as_bytes()).is_ok(),
+            "nesting alone is bounded by depth"
+        );
     }
 
     #[test]

@@ -370,3 +370,20 @@ async fn a_list_where_an_object_belongs_is_422_naming_no_internal_type(db: PgPoo
     let me = app.get("/api/v1/me", &alice).await;
     assert_eq!(me.body["settings"]["email_mode"], "each", "{:?}", me.body);
 }
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_mebibyte_of_keys_is_refused_as_it_is_read(db: PgPool) {
+    // No request of the API holds a tenth of 256 values; this one holds 90,000, each of which
+    // was read and checked against the others before any limit applied.
+    let app = TestServer::spawn(db).await;
+    let alice = app.user("alice").await;
+    let fields: Vec<String> = (0..90_000).map(|i| format!(r#""k{i}":0"#)).collect();
+    let body = format!(
+        r#"{{"recipient":"bob","subject":"s","body":"b",{}}}"#,
+        fields.join(",")
+    );
+    assert!(body.len() < 1024 * 1024);
+    let res = raw_post(&app, &alice.token, "application/json", body.into_bytes()).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{res:?}");
+    assert!(res.field("request").contains("more than 256 values"), "{res:?}");
+}
