@@ -284,18 +284,31 @@ pub async fn update_profile(
     row.map(UserRow::into_user).ok_or(StoreError::NotFound)
 }
 
-/// Whether PostgreSQL knows the time zone `zone` (an IANA name or an abbreviation).
+/// Whether `zone` is an IANA time zone name or a time zone abbreviation PostgreSQL knows (any
+/// case). What else `AT TIME ZONE` takes is refused: POSIX rules (`UTC+5`, five hours *behind*
+/// UTC; `XYZ+167`, a week), and `localtime`, `posixrules`, `Factory` and the `posix/` and
+/// `right/` copies, whose meaning is the database host's. The names are read once per process
+/// (`pg_timezone_names` takes about 40 ms to list them); a failed read is tried again next
+/// time.
 pub async fn time_zone_known(db: &PgPool, zone: &str) -> Result<bool> {
-    match sqlx::query("select now() at time zone $1")
-        .bind(zone)
-        .execute(db)
-        .await
-    {
-        Ok(_) => Ok(true),
-        // invalid_parameter_value: "time zone ... not recognized".
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("22023") => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    static KNOWN: std::sync::OnceLock<std::collections::HashSet<String>> =
+        std::sync::OnceLock::new();
+    let known = match KNOWN.get() {
+        Some(known) => known,
+        None => {
+            // Requests arriving together may each read them once; the first read is kept.
+            let names: Vec<String> = sqlx::query_scalar(
+                "select lower(name) from pg_timezone_names \
+                 where name !~ '^(posix|right)/' \
+                   and name not in ('localtime', 'posixrules', 'Factory') \
+                 union select lower(abbrev) from pg_timezone_abbrevs",
+            )
+            .fetch_all(db)
+            .await?;
+            KNOWN.get_or_init(|| names.into_iter().collect())
+        }
+    };
+    Ok(known.contains(&zone.to_lowercase()))
 }
 
 /// Resolves a username to the public summary, for addressing a message.

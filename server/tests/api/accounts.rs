@@ -501,6 +501,15 @@ async fn the_email_mode_is_each_daily_or_off_with_a_digest_hour_in_a_time_zone(d
             json!({"time_zone": "Europe/Paris; drop table users"}),
             "time_zone",
         ),
+        // POSIX rules PostgreSQL would take (`UTC+5` is five hours behind UTC, and `XYZ+167`
+        // a week), and names whose meaning is the database host's, are no IANA names.
+        (json!({"time_zone": "UTC+5"}), "time_zone"),
+        (json!({"time_zone": "XYZ+167"}), "time_zone"),
+        (json!({"time_zone": "localtime"}), "time_zone"),
+        (json!({"time_zone": "posixrules"}), "time_zone"),
+        (json!({"time_zone": "posix/Europe/Paris"}), "time_zone"),
+        (json!({"time_zone": "right/UTC"}), "time_zone"),
+        (json!({"time_zone": "Factory"}), "time_zone"),
         (
             json!({"email_mode": "off", "email_notifications": true}),
             "email_mode",
@@ -515,6 +524,11 @@ async fn the_email_mode_is_each_daily_or_off_with_a_digest_hour_in_a_time_zone(d
             "{settings}"
         );
         assert!(!refused.field(field).is_empty(), "{settings}: {refused:?}");
+    }
+    for zone in ["America/New_York", "CET", "Etc/GMT+5", "utc"] {
+        let taken = patch(json!({"time_zone": zone})).await;
+        assert_eq!(taken.status, StatusCode::OK, "{zone}: {taken:?}");
+        assert_eq!(taken.body["settings"]["time_zone"], zone);
     }
 
     let off = patch(json!({"email_mode": "off"})).await;

@@ -385,5 +385,8 @@ async fn a_mebibyte_of_keys_is_refused_as_it_is_read(db: PgPool) {
     assert!(body.len() < 1024 * 1024);
     let res = raw_post(&app, &alice.token, "application/json", body.into_bytes()).await;
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{res:?}");
-    assert!(res.field("request").contains("more than 256 values"), "{res:?}");
+    assert!(
+        res.field("request").contains("more than 256 values"),
+        "{res:?}"
+    );
 }
