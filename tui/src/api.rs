@@ -283,9 +283,11 @@ impl Client {
             .await
     }
 
-    /// Dead jobs, newest first (operators only).
-    pub async fn dead_jobs(&self) -> Result<Page<JobSummary>, ApiError> {
-        let path = with_query("/api/v1/admin/jobs", &[("state", "dead"), ("limit", "100")]);
+    /// A page of dead jobs, newest first, from `cursor` (operators only).
+    pub async fn dead_jobs(&self, cursor: Option<&str>) -> Result<Page<JobSummary>, ApiError> {
+        let mut query = vec![("state", "dead"), ("limit", "100")];
+        query.extend(cursor.map(|c| ("cursor", c)));
+        let path = with_query("/api/v1/admin/jobs", &query);
         self.call(Method::GET, &path, None, None).await
     }
 

@@ -183,8 +183,8 @@ pub enum Msg {
     Reset,
     /// The queue board.
     Board(Result<Board, ApiError>),
-    /// The dead jobs.
-    DeadJobs(Result<Page<JobSummary>, ApiError>),
+    /// A page of dead jobs: the cursor it was asked for (`None`: the newest) and the page.
+    DeadJobs(Option<String>, Result<Page<JobSummary>, ApiError>),
     /// A few seconds passed (sent only while the Ops screen is open).
     Tick,
     /// Search results.
@@ -316,8 +316,8 @@ pub enum Effect {
     Flush(Vec<Outgoing>),
     /// Fetch the queue board.
     LoadBoard,
-    /// Fetch the dead jobs.
-    LoadDeadJobs,
+    /// Fetch a page of dead jobs, from this cursor (`None`: the newest).
+    LoadDeadJobs(Option<String>),
     /// Give the terminal back to the shell until `fg` (Ctrl-Z).
     Suspend,
     /// Draw every cell of the screen again at the next draw (Ctrl-L).
@@ -453,6 +453,14 @@ impl App {
         let mut effects = vec![Effect::LoadMe, self.mailbox.load()];
         effects.extend(self.flush());
         effects
+    }
+
+    /// The Ops screen's board and page of dead jobs, fetched again.
+    fn reload_ops(&self) -> Vec<Effect> {
+        match &self.modal {
+            Modal::Ops(ops) => ops.load(),
+            _ => vec![],
+        }
     }
 
     /// Whether the runtime should send [`Msg::Tick`]s (the queue board is open).
@@ -744,7 +752,7 @@ impl App {
             Msg::Done(what, result) => match result {
                 Ok(()) if self.wants_ticks() => {
                     self.status = what;
-                    Ops::load()
+                    self.reload_ops()
                 }
                 Ok(()) => {
                     self.status = what;
@@ -775,11 +783,8 @@ impl App {
                 (Err(e), _) => self.error(&e),
                 _ => vec![],
             },
-            Msg::DeadJobs(result) => match (result, &mut self.modal) {
-                (Ok(page), Modal::Ops(ops)) => {
-                    ops.dead_jobs(page);
-                    vec![]
-                }
+            Msg::DeadJobs(cursor, result) => match (result, &mut self.modal) {
+                (Ok(page), Modal::Ops(ops)) => ops.dead_jobs(cursor, page),
                 (Err(e), _) => self.error(&e),
                 _ => vec![],
             },
@@ -879,7 +884,7 @@ impl App {
                 vec![]
             }
             Msg::SaveCache(now) => self.save_cache(now).into_iter().collect(),
-            Msg::Tick if self.wants_ticks() => Ops::load(),
+            Msg::Tick if self.wants_ticks() => self.reload_ops(),
             Msg::Tick => vec![],
             Msg::Connection(connection) => {
                 let was = self.connection;
@@ -1169,8 +1174,10 @@ impl App {
                     self.status = "The queue board is for operators".into();
                     return vec![];
                 }
-                self.modal = Modal::Ops(Box::default());
-                Ops::load()
+                let ops = Ops::default();
+                let load = ops.load();
+                self.modal = Modal::Ops(Box::new(ops));
+                load
             }
             Action::Settings => {
                 self.modal = Modal::Settings(Box::new(Settings::new(self.me.as_ref())));

@@ -227,7 +227,10 @@ fn spawn(
             Effect::Login(call) => Some(Msg::Login(login(call).await)),
             Effect::Account(call) => Some(Msg::Account(account(&client, call).await)),
             Effect::LoadBoard => Some(Msg::Board(client.board().await)),
-            Effect::LoadDeadJobs => Some(Msg::DeadJobs(client.dead_jobs().await)),
+            Effect::LoadDeadJobs(cursor) => {
+                let page = client.dead_jobs(cursor.as_deref()).await;
+                Some(Msg::DeadJobs(cursor, page))
+            }
             Effect::Admin {
                 command,
                 done,

@@ -254,3 +254,54 @@ async fn bob_chooses_a_daily_digest_from_the_command_line(db: PgPool) {
     assert_eq!(me.settings.digest_hour, 7);
     assert_eq!(me.settings.time_zone, "Europe/Paris");
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn the_operators_client_pages_through_every_dead_job(db: PgPool) {
+    // The queue board's list stopped at the newest 100 dead jobs.
+    let server = spawn_server(db.clone()).await;
+    let admin = server.user("admin").await;
+    sqlx::query("update users set is_admin = true where username = 'admin'")
+        .execute(&db)
+        .await
+        .unwrap();
+    for n in 0..150 {
+        let mut tx = db.begin().await.unwrap();
+        convos_store::jobs::enqueue(
+            &mut tx,
+            convos_core::jobs::JobKind::PurgeExpired,
+            &format!("dead-{n}"),
+            None,
+            serde_json::json!({}),
+            std::time::Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    sqlx::query(
+        "update jobs set state = 'dead', attempts = 1, finished_at = now() where key like 'dead-%'",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+
+    let client = Client::new(&server.base, Some(admin.token.clone()));
+    let first = client.dead_jobs(None).await.expect("the first page");
+    assert_eq!(first.items.len(), 100);
+    let cursor = first.next_cursor.expect("more to come");
+    let second = client
+        .dead_jobs(Some(&cursor))
+        .await
+        .expect("the second page");
+    assert_eq!(second.items.len(), 50);
+    assert_eq!(second.next_cursor, None);
+    let mut ids: Vec<_> = first
+        .items
+        .iter()
+        .chain(&second.items)
+        .map(|j| j.id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 150, "every dead job, once");
+}

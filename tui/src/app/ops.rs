@@ -1,5 +1,5 @@
-//! The operators' screen: the queue board and the dead jobs, refreshed every few seconds, with
-//! pause/resume, retry and discard behind a yes/no question.
+//! The operators' screen: the queue board and the dead jobs a page at a time, refreshed every
+//! few seconds, with pause/resume, retry and discard behind a yes/no question.
 
 use super::{Effect, Out};
 use crate::keys::{Action, Keymap, Mode};
@@ -24,6 +24,9 @@ pub enum OpsFocus {
     /// The dead jobs.
     Dead,
 }
+
+/// Dead jobs fetched a page at a time (the API's largest page).
+const DEAD_PAGE: usize = 100;
 
 /// The question asked before an operator action.
 pub fn question(command: &OpsCommand) -> String {
@@ -60,8 +63,14 @@ fn done(command: &OpsCommand) -> &'static str {
 pub struct Ops {
     /// The board, once loaded.
     pub board: Option<Board>,
-    /// Dead jobs, newest first.
+    /// A page of dead jobs, newest first.
     pub dead: Vec<JobSummary>,
+    /// The cursor of the page shown (`None`: the newest).
+    cursor: Option<String>,
+    /// The cursors of the newer pages, the newest first, to page back through.
+    newer: Vec<Option<String>>,
+    /// The cursor of the next, older page, if there is one.
+    older: Option<String>,
     /// Which list has the keys.
     pub focus: OpsFocus,
     /// The highlighted queue.
@@ -77,6 +86,9 @@ impl Default for Ops {
         Self {
             board: None,
             dead: Vec::new(),
+            cursor: None,
+            newer: Vec::new(),
+            older: None,
             focus: OpsFocus::Queues,
             queue: 0,
             job: 0,
@@ -86,9 +98,24 @@ impl Default for Ops {
 }
 
 impl Ops {
-    /// Fetches the board and the dead jobs (on opening, on every tick, after an action).
-    pub fn load() -> Vec<Effect> {
-        vec![Effect::LoadBoard, Effect::LoadDeadJobs]
+    /// Fetches the board and the page of dead jobs shown (on opening, on every tick, after an
+    /// action).
+    pub fn load(&self) -> Vec<Effect> {
+        vec![Effect::LoadBoard, Effect::LoadDeadJobs(self.cursor.clone())]
+    }
+
+    /// Moves to the page from `cursor`; the list empties until it arrives.
+    fn turn_to(&mut self, cursor: Option<String>) -> Effect {
+        self.cursor = cursor;
+        self.dead.clear();
+        self.older = None;
+        self.job = 0;
+        Effect::LoadDeadJobs(self.cursor.clone())
+    }
+
+    /// Where the page shown starts among all dead jobs (0 for the newest).
+    fn first_shown(&self) -> usize {
+        self.newer.len() * DEAD_PAGE
     }
 
     /// A key press on the board.
@@ -141,7 +168,18 @@ impl Ops {
             Some(Action::Discard) if self.focus == OpsFocus::Dead => {
                 self.confirm = self.dead.get(self.job).map(|j| OpsCommand::Discard(j.id));
             }
-            Some(Action::Refresh) => return Self::load().into_iter().map(Out::Run).collect(),
+            Some(Action::PageDown) => {
+                if let Some(older) = self.older.take() {
+                    self.newer.push(self.cursor.take());
+                    return vec![Out::Run(self.turn_to(Some(older)))];
+                }
+            }
+            Some(Action::PageUp) => {
+                if let Some(newer) = self.newer.pop() {
+                    return vec![Out::Run(self.turn_to(newer))];
+                }
+            }
+            Some(Action::Refresh) => return self.load().into_iter().map(Out::Run).collect(),
             _ => {}
         }
         vec![]
@@ -153,16 +191,27 @@ impl Ops {
         self.board = Some(board);
     }
 
-    /// The dead jobs, fetched.
-    /// The dead jobs, fetched again: the highlight stays on the job it was on (new dead jobs
-    /// come first and pushed it onto another), or at its place if that job left the list.
-    pub fn dead_jobs(&mut self, page: Page<JobSummary>) {
+    /// A page of dead jobs, fetched from `cursor`; one for another page than the one shown
+    /// (asked for before a page turn) is dropped. The highlight stays on the job it was on (new
+    /// dead jobs come first and pushed it onto another), or at its place if that job left the
+    /// list. A page left empty (its jobs retried or discarded) turns back to the newer one.
+    pub fn dead_jobs(&mut self, cursor: Option<String>, page: Page<JobSummary>) -> Vec<Effect> {
+        if cursor != self.cursor {
+            return vec![];
+        }
+        if page.items.is_empty()
+            && let Some(newer) = self.newer.pop()
+        {
+            return vec![self.turn_to(newer)];
+        }
         let on = self.dead.get(self.job).map(|job| job.id);
         self.dead = page.items;
+        self.older = page.next_cursor;
         self.job = on
             .and_then(|id| self.dead.iter().position(|job| job.id == id))
             .unwrap_or(self.job)
             .min(self.dead.len().saturating_sub(1));
+        vec![]
     }
 
     /// Draws the screen over everything but the status bar.
@@ -264,11 +313,22 @@ impl Ops {
             })
             .collect();
         let empty = items.is_empty();
+        let title = if self.newer.is_empty() && self.older.is_none() {
+            format!("Dead jobs ({})", self.dead.len())
+        } else {
+            let total: i64 = self
+                .board
+                .as_ref()
+                .map_or(0, |b| b.queues.iter().map(|q| q.dead).sum());
+            let first = self.first_shown();
+            format!(
+                "Dead jobs {}–{} of {total}",
+                first + 1,
+                first + self.dead.len()
+            )
+        };
         let list = List::new(items)
-            .block(theme.block(
-                format!("Dead jobs ({})", self.dead.len()),
-                self.focus == OpsFocus::Dead,
-            ))
+            .block(theme.block(title, self.focus == OpsFocus::Dead))
             .highlight_style(theme.selection);
         let mut state = ListState::default()
             .with_selected((!empty && self.focus == OpsFocus::Dead).then_some(self.job));
@@ -308,10 +368,12 @@ impl Ops {
 pub fn footer(keymap: &Keymap) -> String {
     let key = |action| keymap.key(Mode::Ops, action);
     format!(
-        "{} queues/dead · {}/{} move · {} pause/resume queue · {} retry · {} discard · {} refresh · {} close",
+        "{} queues/dead · {}/{} move · {}/{} older/newer · {} pause/resume · {} retry · {} discard · {} refresh · {} close",
         key(Action::NextPane),
         key(Action::Down),
         key(Action::Up),
+        key(Action::PageDown),
+        key(Action::PageUp),
         key(Action::Pause),
         key(Action::Retry),
         key(Action::Discard),

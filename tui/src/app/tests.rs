@@ -482,13 +482,16 @@ fn operators_pause_retry_and_discard_with_a_confirmation() {
     let mut app = admin_app();
     assert_eq!(
         app.update(key(KeyCode::Char('O'))),
-        [Effect::LoadBoard, Effect::LoadDeadJobs]
+        [Effect::LoadBoard, Effect::LoadDeadJobs(None)]
     );
     app.update(Msg::Board(Ok(board())));
-    app.update(Msg::DeadJobs(Ok(Page {
-        items: vec![dead_job()],
-        next_cursor: None,
-    })));
+    app.update(Msg::DeadJobs(
+        None,
+        Ok(Page {
+            items: vec![dead_job()],
+            next_cursor: None,
+        }),
+    ));
     app.update(key(KeyCode::Char('j')));
     assert!(app.update(key(KeyCode::Char('p'))).is_empty(), "asks first");
     let effects = app.update(key(KeyCode::Char('y')));
@@ -517,12 +520,12 @@ fn operators_pause_retry_and_discard_with_a_confirmation() {
     let after = app.update(Msg::Done("Discarded".into(), Ok(())));
     assert_eq!(
         after,
-        [Effect::LoadBoard, Effect::LoadDeadJobs],
+        [Effect::LoadBoard, Effect::LoadDeadJobs(None)],
         "the board reloads, not the mailbox"
     );
     assert_eq!(
         app.update(Msg::Tick),
-        [Effect::LoadBoard, Effect::LoadDeadJobs],
+        [Effect::LoadBoard, Effect::LoadDeadJobs(None)],
         "and refreshes on its own"
     );
     app.update(key(KeyCode::Char('q')));
@@ -1063,10 +1066,10 @@ fn the_highlighted_dead_job_stays_on_its_job_when_new_ones_arrive() {
         items: ids.iter().map(|&n| job(n)).collect(),
         next_cursor: None,
     };
-    app.update(Msg::DeadJobs(Ok(page(&[3, 2, 1]))));
+    app.update(Msg::DeadJobs(None, Ok(page(&[3, 2, 1]))));
     app.update(key(KeyCode::Tab));
     app.update(key(KeyCode::Char('j')));
-    app.update(Msg::DeadJobs(Ok(page(&[5, 4, 3, 2, 1]))));
+    app.update(Msg::DeadJobs(None, Ok(page(&[5, 4, 3, 2, 1]))));
     app.update(key(KeyCode::Char('x')));
     assert_eq!(
         app.update(key(KeyCode::Char('y'))),
@@ -1077,6 +1080,52 @@ fn the_highlighted_dead_job_stays_on_its_job_when_new_ones_arrive() {
         }],
         "still job 2"
     );
+}
+
+#[test]
+fn the_dead_jobs_page_back_and_forth_and_each_page_refreshes_itself() {
+    // The list stopped at the newest 100 dead jobs, with no way to the rest.
+    let mut app = admin_app();
+    app.update(key(KeyCode::Char('O')));
+    app.update(Msg::Board(Ok(board())));
+    let job = |n: u128| convos_core::ops::JobSummary {
+        id: uuid::Uuid::from_u128(n),
+        ..dead_job()
+    };
+    let page = |ids: &[u128], next: Option<&str>| Page {
+        items: ids.iter().map(|&n| job(n)).collect(),
+        next_cursor: next.map(str::to_owned),
+    };
+    app.update(Msg::DeadJobs(None, Ok(page(&[9, 8, 7], Some("c1")))));
+    app.update(key(KeyCode::Tab));
+    assert_eq!(
+        app.update(key(KeyCode::PageDown)),
+        [Effect::LoadDeadJobs(Some("c1".into()))]
+    );
+    // The first page's refresh, answered late, does not land on the second.
+    app.update(Msg::DeadJobs(None, Ok(page(&[10, 9, 8], Some("c1")))));
+    app.update(Msg::DeadJobs(Some("c1".into()), Ok(page(&[6, 5], None))));
+    let Modal::Ops(ops) = &app.modal else {
+        panic!("the board is open")
+    };
+    assert_eq!(
+        ops.dead.iter().map(|j| j.id.as_u128()).collect::<Vec<_>>(),
+        [6, 5]
+    );
+    assert_eq!(
+        app.update(Msg::Tick),
+        [Effect::LoadBoard, Effect::LoadDeadJobs(Some("c1".into()))],
+        "the page shown is the page refreshed"
+    );
+    assert!(
+        app.update(key(KeyCode::PageDown)).is_empty(),
+        "no older page"
+    );
+    assert_eq!(
+        app.update(key(KeyCode::PageUp)),
+        [Effect::LoadDeadJobs(None)]
+    );
+    assert!(app.update(key(KeyCode::PageUp)).is_empty(), "no newer page");
 }
 
 #[test]

@@ -248,18 +248,12 @@ fn a_hostile_subject_is_shown_neutralised() {
 #[test]
 fn the_ops_screen() {
     let mut app = app_with_inbox();
-    let mut ops = crate::app::Ops {
-        board: Some(crate::app::tests::board()),
-        dead: vec![crate::app::tests::dead_job()],
-        focus: crate::app::OpsFocus::Dead,
-        queue: 1,
-        job: 0,
-        confirm: None,
-    };
-    app.modal = Modal::Ops(Box::new(crate::app::Ops {
-        confirm: None,
-        ..ops_clone(&ops)
-    }));
+    let mut ops = crate::app::Ops::default();
+    ops.board = Some(crate::app::tests::board());
+    ops.dead = vec![crate::app::tests::dead_job()];
+    ops.focus = crate::app::OpsFocus::Dead;
+    ops.queue = 1;
+    app.modal = Modal::Ops(Box::new(ops.clone()));
     let board = draw(&app, 100, 24);
     assert!(board.contains("notify_email") && board.contains("paused"));
     insta::assert_snapshot!(board);
@@ -267,17 +261,6 @@ fn the_ops_screen() {
     app.modal = Modal::Ops(Box::new(ops));
     let confirm = draw(&app, 100, 24);
     assert!(confirm.contains("Retry job 00000000-0000-0000-0000-000000000000?  (y/n)"));
-}
-
-fn ops_clone(ops: &crate::app::Ops) -> crate::app::Ops {
-    crate::app::Ops {
-        board: ops.board.clone(),
-        dead: ops.dead.clone(),
-        focus: ops.focus,
-        queue: ops.queue,
-        job: ops.job,
-        confirm: ops.confirm.clone(),
-    }
 }
 
 #[test]
@@ -357,11 +340,10 @@ fn the_read_once_and_ops_hints_follow_the_keys() {
     let thread = draw(&app, 160, 12);
     assert!(thread.contains("press Enter to open it"), "{thread}");
 
-    app.modal = Modal::Ops(Box::new(crate::app::Ops {
-        board: Some(crate::app::tests::board()),
-        confirm: Some(convos_core::ops::OpsCommand::Pause("deliver".into())),
-        ..crate::app::Ops::default()
-    }));
+    let mut asking = crate::app::Ops::default();
+    asking.board = Some(crate::app::tests::board());
+    asking.confirm = Some(convos_core::ops::OpsCommand::Pause("deliver".into()));
+    app.modal = Modal::Ops(Box::new(asking));
     let ops = draw(&app, 120, 24);
     assert!(
         ops.contains("· Esc close") && ops.contains("(Y/n)"),
