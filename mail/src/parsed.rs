@@ -155,7 +155,7 @@ fn first_part<'a>(mail: &'a ParsedMail<'a>, mime: &str) -> Option<&'a ParsedMail
 fn text_of(mail: &ParsedMail) -> (String, bool) {
     let mut undecodable = false;
     let mut body_of = |part: &ParsedMail| {
-        part.get_body().unwrap_or_else(|_| {
+        decoded(part).unwrap_or_else(|_| {
             undecodable = true;
             String::new()
         })
@@ -188,6 +188,22 @@ fn text_of(mail: &ParsedMail) -> (String, bool) {
         .replace('\0', "");
     crate::limits::truncate(&mut text, crate::limits::MAX_TEXT_BYTES);
     (text, undecodable)
+}
+
+/// A text part's text in its declared charset. mailparse lets any byte-order mark override the
+/// label (`FF FE` ahead of UTF-8 text read it all as UTF-16); here only UTF-8's mark does, as
+/// browsers read it (a client that writes one wrote UTF-8, whatever it declared), and a
+/// UTF-16 mark counts only for a UTF-16 label. An unknown label is read as mailparse reads it.
+fn decoded(part: &ParsedMail) -> Result<String, mailparse::MailParseError> {
+    let Some(declared) = charset::Charset::for_label(part.ctype.charset.as_bytes()) else {
+        return part.get_body();
+    };
+    let raw = part.get_body_raw()?;
+    let charset = match charset::Charset::for_bom(&raw) {
+        Some((utf8, _)) if utf8.name() == "UTF-8" => utf8,
+        _ => declared,
+    };
+    Ok(charset.decode_with_bom_removal(&raw).0.into_owned())
 }
 
 /// Undoes RFC 3676 `format=flowed`: a line ending in a space continues on the next line of
@@ -280,6 +296,31 @@ Oui, =C3=A0 midi.\r\n";
             ["a@x.test", "b@x.test", "c@x.test", "d@x.test", "e@x.test"]
         );
         assert!(recipients(b"no headers here").is_empty());
+    }
+
+    #[test]
+    fn the_declared_charset_wins_over_a_byte_order_mark_of_another() {
+        // mailparse sniffs a mark before the label: `FF FE` ahead of UTF-8 text read the whole
+        // reply as UTF-16 (CJK mojibake with U+2028 in it).
+        let head = b"From: a@example.com\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: 8bit\r\n\
+\r\n";
+        let mut raw = head.to_vec();
+        raw.extend_from_slice(b"\xFF\xFEinvalid but readable\r\n");
+        let text = parse(&raw).unwrap().text;
+        assert!(text.ends_with("invalid but readable\n"), "{text:?}");
+        // A mark of the declared charset is not text.
+        let mut marked = head.to_vec();
+        marked.extend_from_slice("\u{FEFF}Noon works.\r\n".as_bytes());
+        assert_eq!(parse(&marked).unwrap().text, "Noon works.\n");
+        // UTF-8's own mark wins over the label, as browsers read it.
+        let latin = String::from_utf8(head.to_vec())
+            .unwrap()
+            .replace("utf-8", "iso-8859-1");
+        let mut utf8 = latin.into_bytes();
+        utf8.extend_from_slice("\u{FEFF}À midi.\r\n".as_bytes());
+        assert_eq!(parse(&utf8).unwrap().text, "À midi.\n");
     }
 
     #[test]
