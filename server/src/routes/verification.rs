@@ -222,18 +222,7 @@ pub async fn resend_verification(
 ) -> Result<(StatusCode, Json<VerificationSent>)> {
     let user = caller.user.id;
     let subject = user.to_string();
-    if let Decision::Limited(wait) = state
-        .limiter
-        .hit(
-            "verify_email",
-            &subject,
-            state.settings.verification_emails_per_hour,
-            Duration::from_secs(3600),
-        )
-        .await
-    {
-        return Err(ApiError::RateLimited(wait));
-    }
+    count_email(&state, &subject).await?;
     let outcome = verification::resend(&state.db, user, state.settings.verification_link_hours)
         .await
         .map(|written| state.wake.committed(written));
@@ -248,6 +237,24 @@ pub async fn resend_verification(
     // Only emails sent count against the account.
     state.limiter.forget_one("verify_email", &subject).await;
     Err(refusal)
+}
+
+/// Counts one verification email against the account's hour (`verification_emails_per_hour`);
+/// a request refused afterwards gives it back with `forget_one`.
+async fn count_email(state: &AppState, subject: &str) -> Result<()> {
+    match state
+        .limiter
+        .hit(
+            "verify_email",
+            subject,
+            state.settings.verification_emails_per_hour,
+            Duration::from_secs(3600),
+        )
+        .await
+    {
+        Decision::Limited(wait) => Err(ApiError::RateLimited(wait)),
+        _ => Ok(()),
+    }
 }
 
 /// Moves the caller's account to another address (decision 77), confirmed by the password
@@ -279,18 +286,7 @@ pub async fn change_email(
     let email = change.email.as_str().to_owned();
     let user = caller.user.id;
     let subject = user.to_string();
-    if let Decision::Limited(wait) = state
-        .limiter
-        .hit(
-            "verify_email",
-            &subject,
-            state.settings.verification_emails_per_hour,
-            Duration::from_secs(3600),
-        )
-        .await
-    {
-        return Err(ApiError::RateLimited(wait));
-    }
+    count_email(&state, &subject).await?;
     let outcome = change_checked(&state, addr, &caller, change).await;
     let refusal = match outcome {
         Ok(AddressChange::Changed) => {

@@ -195,25 +195,57 @@ async fn a_rejected_address_fails_at_once_and_gets_no_email_until_verified_again
     worker.stop().await;
 }
 
-#[sqlx::test(migrator = "convos_store::MIGRATOR")]
-async fn a_refusal_about_our_relay_keeps_the_email_queued_until_an_operator_retries(db: PgPool) {
+/// The stack after alice's first message to bob, whose email our misconfigured relay refused
+/// ("5.7.1 Relay access denied"), so its job is dead; with an admin to act on it.
+struct RelayRefused {
+    smtp: RefusingSmtp,
+    api: convos_testkit::TestServer,
+    worker: InProcessWorker,
+    alice: TestUser,
+    bob: TestUser,
+    admin: TestUser,
+    sent: Value,
+}
+
+async fn relay_refused(db: &PgPool) -> RelayRefused {
     let config = StackConfig::new();
     let smtp = RefusingSmtp::serve(config.smtp_port);
-    // A misconfigured relay refuses every recipient: that is our fault, not the address's, and
-    // must neither mark every user bounced nor lose the email.
     smtp.refuse("bob@example.com", 554, "5.7.1 Relay access denied");
     let api = start_api(db.clone(), &config).await;
-    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(db).await));
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
     let admin = api.user("admin").await;
     sqlx::query("update users set is_admin = true where username = 'admin'")
-        .execute(&db)
+        .execute(db)
         .await
         .unwrap();
-
     let sent = api.send(&alice, &bob, "Hello", "relay?").await;
-    eventually(WAIT, "the job to finish", || notifications_finished(&db)).await;
+    eventually(WAIT, "the job to finish", || notifications_finished(db)).await;
+    RelayRefused {
+        smtp,
+        api,
+        worker,
+        alice,
+        bob,
+        admin,
+        sent,
+    }
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_refusal_about_our_relay_keeps_the_email_queued_until_an_operator_retries(db: PgPool) {
+    // A misconfigured relay refuses every recipient: that is our fault, not the address's, and
+    // must neither mark every user bounced nor lose the email.
+    let RelayRefused {
+        smtp,
+        api,
+        worker,
+        alice,
+        bob,
+        admin,
+        sent,
+    } = relay_refused(&db).await;
     let (state, attempts): (String, i32) =
         sqlx::query_as("select state, attempts from jobs where kind = 'notify_email'")
             .fetch_one(&db)
@@ -269,21 +301,15 @@ async fn a_refusal_about_our_relay_keeps_the_email_queued_until_an_operator_retr
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn discarding_an_email_job_our_relay_refused_fails_its_deliveries_for_good(db: PgPool) {
-    let config = StackConfig::new();
-    let smtp = RefusingSmtp::serve(config.smtp_port);
-    smtp.refuse("bob@example.com", 554, "5.7.1 Relay access denied");
-    let api = start_api(db.clone(), &config).await;
-    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
-    let alice = api.user("alice").await;
-    let bob = api.user("bob").await;
-    let admin = api.user("admin").await;
-    sqlx::query("update users set is_admin = true where username = 'admin'")
-        .execute(&db)
-        .await
-        .unwrap();
-
-    let sent = api.send(&alice, &bob, "Hello", "relay?").await;
-    eventually(WAIT, "the job to die", || notifications_finished(&db)).await;
+    let RelayRefused {
+        smtp,
+        api,
+        worker,
+        alice,
+        bob,
+        admin,
+        sent,
+    } = relay_refused(&db).await;
     assert_eq!(deliveries(&api, &sent, &alice).await["status"], "pending");
     let dead: uuid::Uuid =
         sqlx::query_scalar("select id from jobs where kind = 'notify_email' and state = 'dead'")
