@@ -186,6 +186,10 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %e, "postgres unavailable");
                 ApiError::Unavailable
             }
+            e @ StoreError::Connect { .. } => {
+                tracing::error!(error = %e, "postgres unavailable");
+                ApiError::Unavailable
+            }
             StoreError::Database(e) => ApiError::Internal(e.into()),
         }
     }

@@ -64,6 +64,16 @@ pub enum StoreError {
     /// waited too long for a lock (`lock_timeout`); the request may succeed later.
     #[error("the database statement took too long and was cancelled")]
     TimedOut,
+    /// PostgreSQL could not be reached when connecting: where (host, port and database; never
+    /// the password) and why.
+    #[error("could not connect to postgres at {place}")]
+    Connect {
+        /// `host:port/database`.
+        place: String,
+        /// What failed.
+        #[source]
+        cause: sqlx::Error,
+    },
     /// The database failed.
     #[error(transparent)]
     Database(sqlx::Error),
@@ -122,12 +132,8 @@ impl StatementLimits {
 
 /// Opens a connection pool. `max_connections` bounds what one process asks of PostgreSQL;
 /// `limits` are set on every connection at start-up (a session default that `SET LOCAL` can
-/// tighten for one transaction).
-pub async fn connect(
-    url: &str,
-    max_connections: u32,
-    limits: StatementLimits,
-) -> std::result::Result<PgPool, ConnectError> {
+/// tighten for one transaction). Gives up after [`CONNECT_TIMEOUT`], saying where and why.
+pub async fn connect(url: &str, max_connections: u32, limits: StatementLimits) -> Result<PgPool> {
     let mut settings = Vec::new();
     if let Some(t) = limits.statement_timeout {
         settings.push(("statement_timeout", millis(t)));
@@ -136,7 +142,7 @@ pub async fn connect(
         settings.push(("lock_timeout", millis(t)));
     }
     let options = PgConnectOptions::from_str(url)
-        .map_err(|cause| ConnectError {
+        .map_err(|cause| StoreError::Connect {
             place: "the configured URL".into(),
             cause,
         })?
@@ -150,36 +156,28 @@ pub async fn connect(
     );
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(CONNECT_TIMEOUT)
         .connect_with(options.clone())
         .await;
-    match pool {
-        Ok(pool) => Ok(pool),
+    let cause = match pool {
+        Ok(pool) => return Ok(pool),
         // The pool retries a refused connection until its timeout, then names only the
-        // timeout: one more attempt, alone, tells why.
+        // timeout: one more attempt, alone and as bounded, tells why.
         Err(sqlx::Error::PoolTimedOut) => {
             use sqlx::Connection;
-            let cause = match sqlx::PgConnection::connect_with(&options).await {
-                Err(cause) => cause,
-                Ok(_) => sqlx::Error::PoolTimedOut,
-            };
-            Err(ConnectError { place, cause })
+            let alone = sqlx::PgConnection::connect_with(&options);
+            match tokio::time::timeout(CONNECT_TIMEOUT, alone).await {
+                Ok(Err(cause)) => cause,
+                Ok(Ok(_)) | Err(_) => sqlx::Error::PoolTimedOut,
+            }
         }
-        Err(cause) => Err(ConnectError { place, cause }),
-    }
+        Err(cause) => cause,
+    };
+    Err(StoreError::Connect { place, cause })
 }
 
-/// PostgreSQL could not be reached: where (host, port and database; never the password) and
-/// why.
-#[derive(Debug, thiserror::Error)]
-#[error("could not connect to postgres at {place}")]
-pub struct ConnectError {
-    /// `host:port/database`.
-    pub place: String,
-    /// What failed.
-    #[source]
-    pub cause: sqlx::Error,
-}
+/// How long connecting to PostgreSQL may take before it counts as failed.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A duration as PostgreSQL's millisecond setting value; at least 1, because 0 means "no limit".
 pub(crate) fn millis(d: Duration) -> String {
