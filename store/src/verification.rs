@@ -198,7 +198,9 @@ pub enum Confirmed {
 
 /// Confirms `user`'s claim on `email` made by a link issued at `issued`: sets
 /// `email_verified_at` to now and clears `email_bounced_at`, and skips the account's
-/// verification emails still waiting to be sent (they would only repeat the link).
+/// verification emails to that address still waiting to be sent (they would only repeat the
+/// link). The account's row is held from the first read, so a change of address committed
+/// meanwhile is seen (the link is then superseded), never confirmed over.
 pub async fn confirm(
     db: &PgPool,
     user: UserId,
@@ -206,6 +208,10 @@ pub async fn confirm(
     issued: DateTime<Utc>,
 ) -> Result<Confirmed> {
     let mut tx = db.begin().await?;
+    sqlx::query("select 1 from users where id = $1 for update")
+        .bind(user.as_uuid())
+        .execute(&mut *tx)
+        .await?;
     let Some(state) = state_in(&mut tx, user).await? else {
         return Ok(Confirmed::Superseded);
     };
@@ -232,7 +238,8 @@ pub async fn confirm(
     .execute(&mut *tx)
     .await;
     match updated {
-        Ok(_) => {}
+        Ok(done) if done.rows_affected() == 1 => {}
+        Ok(_) => return Ok(Confirmed::Superseded),
         // Another account confirmed the same address at the same moment: the index decides.
         Err(sqlx::Error::Database(e))
             if e.constraint() == Some("users_verified_email_key") && e.is_unique_violation() =>
@@ -248,6 +255,7 @@ pub async fn confirm(
              updated_at = now(), finished_at = now() \
            where kind = 'verify_email' and state in ('pending', 'retry') \
              and payload->>'recipient_id' = $1::text \
+             and lower(payload->>'email') = lower($2) \
            returning 1) \
          insert into job_outcome_counts as c (kind, minute, counted_by, succeeded) \
          select 'verify_email', date_trunc('minute', now()), 'confirm', count(*) from skipped \
@@ -256,6 +264,7 @@ pub async fn confirm(
            set succeeded = c.succeeded + excluded.succeeded",
     )
     .bind(user.as_uuid())
+    .bind(email)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

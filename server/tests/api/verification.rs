@@ -550,3 +550,70 @@ async fn address_changes_count_against_the_hours_verification_emails(db: PgPool)
     assert!(limited.headers.contains_key("retry-after"));
     assert_eq!(me(&app, &erin).await["email"], "erin@two.example");
 }
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn confirming_the_old_address_while_the_account_moves_keeps_the_new_ones_link(db: PgPool) {
+    // A probe raced an old link's POST against a change of address: the page said "confirmed",
+    // nothing was, and the new address's verification email was skipped as already verified.
+    // Here the move holds the account's row while the confirmation arrives, as it did there.
+    let app = TestServer::spawn(db).await;
+    let user = app.unverified_user("mover").await;
+    let old_link = token_for(&user, "mover@example.com", Utc::now(), 48);
+    let id: UserId = user.id.parse().unwrap();
+    let mut moving = app.db.begin().await.unwrap();
+    sqlx::query("select 1 from users where id = $1 for update")
+        .bind(id.as_uuid())
+        .execute(&mut *moving)
+        .await
+        .unwrap();
+
+    let confirming = {
+        let base = app.base.clone();
+        let http = app.http.clone();
+        tokio::spawn(async move {
+            let res = http
+                .post(format!("{base}/verify/{old_link}"))
+                .send()
+                .await
+                .unwrap();
+            (res.status(), res.text().await.unwrap())
+        })
+    };
+    // Until the confirmation waits for the row.
+    for _ in 0..500 {
+        let waiting: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity where wait_event_type = 'Lock' \
+             and datname = current_database()",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    sqlx::query(
+        "update users set email = 'mover@new.example', email_verified_at = null where id = $1",
+    )
+    .bind(id.as_uuid())
+    .execute(&mut *moving)
+    .await
+    .unwrap();
+    convos_store::verification::enqueue_email(&mut moving, id, "mover@new.example", 48)
+        .await
+        .unwrap();
+    moving.commit().await.unwrap();
+
+    let (status, html) = confirming.await.unwrap();
+    assert!(!html.contains("is confirmed"), "{status}: {html}");
+    assert_eq!(me(&app, &user).await["email_verified"], false);
+    let waiting: i64 = sqlx::query_scalar(
+        "select count(*) from jobs where kind = 'verify_email' and state = 'pending' \
+         and payload->>'email' = 'mover@new.example'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(waiting, 1, "the new address's link is still to be sent");
+}
