@@ -1,6 +1,7 @@
 //! Limits on password checks that cannot be turned into a lock-out of the account's owner.
 //!
-//! Every password check (a login, or the current password of a password change) is counted
+//! Every password check (a login, the current password of a password change, or the password
+//! of a change of address) is counted
 //! against three limits on *failures* before it runs, and given back when it succeeds:
 //!
 //! 1. per client address, over all usernames (`login_failures_per_min_per_addr`): a sprayer

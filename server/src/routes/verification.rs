@@ -293,11 +293,13 @@ pub async fn change_email(
             tracing::info!(user.id = %user, "email address changed; verification sent");
             return Ok((StatusCode::ACCEPTED, Json(VerificationSent { email })));
         }
+        // Counted like an email: it answers whether another account has the address, which
+        // sign-up also counts (its 409s included), or each account could ask it for free.
+        Ok(AddressChange::TakenByAnother) => return Err(ApiError::Conflict("email")),
         Ok(AddressChange::Same) => ApiError::field("email", "is already your address"),
-        Ok(AddressChange::TakenByAnother) => ApiError::Conflict("email"),
         Err(e) => e,
     };
-    // Only emails sent count against the account.
+    // Otherwise only emails sent count against the account.
     state.limiter.forget_one("verify_email", &subject).await;
     Err(refusal)
 }

@@ -552,6 +552,50 @@ async fn address_changes_count_against_the_hours_verification_emails(db: PgPool)
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn asking_whether_addresses_are_taken_counts_as_sign_up_does(db: PgPool) {
+    // A 409 says another account has the address verified: given back, it let each account
+    // test 60 addresses an hour for free, where sign-up counts its 409s.
+    let app = TestServer::spawn_with(db, |s| s.verification_emails_per_hour = 2).await;
+    for name in ["alice", "bob", "carol"] {
+        app.user(name).await;
+    }
+    let frank = app.user("frank").await;
+    for taken in ["alice@example.com", "bob@example.com"] {
+        let res = change_email(&app, &frank, taken).await;
+        assert_eq!(res.status, StatusCode::CONFLICT, "{res:?}");
+    }
+    let limited = change_email(&app, &frank, "carol@example.com").await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "{limited:?}");
+
+    // A wrong password or the account's own address is not such a question, and is not counted
+    // here (the login limits count wrong passwords).
+    let gina = app.user("gina").await;
+    for _ in 0..3 {
+        let wrong = change_email_with(
+            &app,
+            &gina,
+            json!({"email": "gina@new.example", "password": "not hers"}),
+        )
+        .await;
+        assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY, "{wrong:?}");
+        let same = change_email(&app, &gina, "gina@example.com").await;
+        assert_eq!(same.status, StatusCode::UNPROCESSABLE_ENTITY, "{same:?}");
+    }
+    let moved = change_email(&app, &gina, "gina@new.example").await;
+    assert_eq!(moved.status, StatusCode::ACCEPTED, "{moved:?}");
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn an_address_another_account_claimed_but_never_confirmed_can_be_moved_to(db: PgPool) {
+    let app = TestServer::spawn(db).await;
+    let squatter = app.unverified_user("squatter").await;
+    let owner = app.user("owner").await;
+    let moved = change_email(&app, &owner, "squatter@example.com").await;
+    assert_eq!(moved.status, StatusCode::ACCEPTED, "{moved:?}");
+    assert_eq!(me(&app, &squatter).await["email"], "squatter@example.com");
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn confirming_the_old_address_while_the_account_moves_keeps_the_new_ones_link(db: PgPool) {
     // A probe raced an old link's POST against a change of address: the page said "confirmed",
     // nothing was, and the new address's verification email was skipped as already verified.
