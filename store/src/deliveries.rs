@@ -148,7 +148,8 @@ pub async fn pending(
          queued as ( \
            select m.id, s.id as sender_id, s.username as sender_username, \
                   s.display_name as sender_display_name, \
-                  s.email_verified_at is not null as sender_verified, \
+                  (s.email_verified_at is not null or s.email_proven_at is not null) \
+                    as sender_verified, \
                   m.body, m.read_once, m.created_at, \
                   m.in_reply_to, m.recipient_read as read, \
                   (m.recipient_deleted_at is not null or m.consumed_at is not null) as deleted, \

@@ -124,7 +124,8 @@ pub async fn unread_threads(db: &PgPool, user: UserId) -> Result<(Vec<UnreadThre
                 m.read_once, m.expires_at is not null as expiring, \
                 s.display_name as sender_name, s.username as sender_username \
          from (select tp.thread_id, tp.last_activity_at from thread_participants tp \
-               join users peer on peer.id = tp.peer_id and peer.email_verified_at is not null \
+               join users peer on peer.id = tp.peer_id \
+                 and (peer.email_verified_at is not null or peer.email_proven_at is not null) \
                where tp.user_id = $1 and tp.unread_count > 0 and not tp.archived \
                  and not tp.muted \
                order by tp.last_activity_at desc limit $2) tp \
@@ -154,7 +155,8 @@ pub async fn unread_threads(db: &PgPool, user: UserId) -> Result<(Vec<UnreadThre
         // Beyond the listed ones, the per-thread counters say how many more there are.
         sqlx::query_scalar(
             "select count(*) from thread_participants tp \
-             join users peer on peer.id = tp.peer_id and peer.email_verified_at is not null \
+             join users peer on peer.id = tp.peer_id \
+                 and (peer.email_verified_at is not null or peer.email_proven_at is not null) \
              where tp.user_id = $1 and tp.unread_count > 0 and not tp.archived \
                and not tp.muted",
         )

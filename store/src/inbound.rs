@@ -244,6 +244,8 @@ pub struct ReplyTarget {
     pub display_name: String,
     /// Reply addresses issued at or before this no longer work.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When the account last moved to another address: mail sent before went to the old one.
+    pub email_changed_at: Option<DateTime<Utc>>,
 }
 
 /// The facts behind the reply address of message `message`, if it exists.
@@ -251,7 +253,7 @@ pub async fn reply_target(db: &PgPool, message: MessageId) -> Result<Option<Repl
     Ok(sqlx::query_as(
         "select m.id as message_id, m.thread_id, m.created_at, u.id as user_id, u.email, \
                 u.email_verified_at is not null as verified, u.display_name, \
-                u.reply_addresses_revoked_at as revoked_at \
+                u.reply_addresses_revoked_at as revoked_at, u.email_changed_at \
          from messages m join users u on u.id = m.recipient_id where m.id = $1",
     )
     .bind(message.as_uuid())
@@ -271,7 +273,7 @@ pub async fn revoke_reply_addresses(db: &PgPool, user: UserId) -> Result<()> {
 }
 
 /// Soft bounces (refusals that were not for good) of `user`'s email in the last 30 days, since
-/// their address was last confirmed: a sustained run of them means the mailbox no longer
+/// their address was last confirmed or changed: a sustained run of them means the mailbox no longer
 /// takes mail, as a hard bounce does. `being_decided`, a received email that is a soft bounce
 /// not yet recorded as one, counts under the same conditions.
 pub async fn recent_soft_bounces(
@@ -284,7 +286,8 @@ pub async fn recent_soft_bounces(
          where i.user_id = $1 \
            and ((i.status = 'bounce' and i.reason = 'soft_bounce') or i.id = $2) \
            and i.received_at > now() - interval '30 days' \
-           and i.received_at > coalesce(u.email_verified_at, '-infinity')",
+           and i.received_at > \
+             coalesce(greatest(u.email_verified_at, u.email_changed_at), '-infinity')",
     )
     .bind(user.as_uuid())
     .bind(being_decided)

@@ -84,9 +84,10 @@ pub enum AddressChange {
 
 /// Moves `user` to `email` (decision 77): the address is the account's at once and
 /// unconfirmed, so nothing is emailed about messages until the link sent to it is followed;
-/// the old address's bounce and complaint are forgotten (another mailbox), and what the emails
-/// already sent to the old address can do is revoked, as `DELETE /api/v1/me/reply-addresses`
-/// does. Refused when another account has the address verified; a claim is checked again when
+/// the old address's bounce and complaint are forgotten (another mailbox), reports about mail
+/// sent to it are ignored from now on (`email_changed_at`), and what the emails already sent
+/// to it can do is revoked, as `DELETE /api/v1/me/reply-addresses` does. An account that had
+/// its address confirmed keeps counting as a proven sender (`email_proven_at`). Refused when another account has the address verified; a claim is checked again when
 /// confirmed, so two accounts racing for one address cannot both have it.
 pub async fn change_address(
     db: &PgPool,
@@ -115,8 +116,9 @@ pub async fn change_address(
         return Ok(Written::new(AddressChange::TakenByAnother, false));
     }
     sqlx::query(
-        "update users set email = $2, email_verified_at = null, email_bounced_at = null, \
-           email_complained_at = null, reply_addresses_revoked_at = now(), updated_at = now() \
+        "update users set email = $2, email_proven_at = coalesce(email_proven_at, email_verified_at), \
+           email_verified_at = null, email_bounced_at = null, email_complained_at = null, \
+           email_changed_at = now(), reply_addresses_revoked_at = now(), updated_at = now() \
          where id = $1",
     )
     .bind(user.as_uuid())

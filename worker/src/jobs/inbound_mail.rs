@@ -246,11 +246,11 @@ async fn decide(ctx: &Ctx, row: &Inbound) -> Result<Recorded, JobError> {
     };
     let user = UserId::from(target.user_id);
     let thread = ThreadId::from(target.thread_id);
+    // An address of the first form counts as made when its message was written.
+    let made = token.made.unwrap_or(target.created_at);
     match token.purpose {
-        Purpose::Bounce => report(ctx, row, &target, &row.raw, message_id.as_deref()).await,
+        Purpose::Bounce => report(ctx, row, (&target, made), message_id.as_deref()).await,
         Purpose::Reply => {
-            // An address of the first form counts as made when its message was written.
-            let made = token.made.unwrap_or(target.created_at);
             post_reply(
                 ctx,
                 row,
@@ -265,17 +265,26 @@ async fn decide(ctx: &Ctx, row: &Inbound) -> Result<Recorded, JobError> {
     }
 }
 
-/// A report at a bounce address: a hard bounce suppresses the address, a complaint turns the
-/// user's email off; anything else is kept as `ignored`.
+/// A report at a bounce address made at `made`: a hard bounce suppresses the address, a
+/// complaint turns the user's email off; anything else is kept as `ignored`, and so is a report
+/// about mail sent before the account moved to another address (decision 77): it is about the
+/// mailbox left behind, which a late bounce or complaint, or whoever reads it later, must not
+/// turn against the new one.
 async fn report(
     ctx: &Ctx,
     row: &Inbound,
-    target: &inbound::ReplyTarget,
-    raw: &[u8],
+    (target, made): (&inbound::ReplyTarget, DateTime<Utc>),
     message_id: Option<&str>,
 ) -> Result<Recorded, JobError> {
     let user = UserId::from(target.user_id);
-    let (status, reason, detail) = match reports::read(raw) {
+    let old_address = target.email_changed_at.is_some_and(|moved| made <= moved);
+    let read = if old_address {
+        None
+    } else {
+        reports::read(&row.raw)
+    };
+    let (status, reason, detail) = match read {
+        None if old_address => ("ignored", "old_address", String::new()),
         Some(Report::Bounce {
             permanent: true,
             delayed: false,

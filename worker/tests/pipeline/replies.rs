@@ -1429,3 +1429,80 @@ async fn a_reply_whose_text_cannot_be_decoded_is_explained_as_such(db: PgPool) {
     let told = p.nth_mail(2).await;
     assert!(told.raw.contains("could not be decoded"), "{}", told.raw);
 }
+
+/// `PUT /api/v1/me/email` as `user`, whose password is the test kit's.
+async fn move_address(p: &Platform, user: &TestUser, email: &str) {
+    let moved = p
+        .api
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/me/email",
+            Some(&user.token),
+            Some(serde_json::json!({
+                "email": email,
+                "password": format!("password-{}", user.username),
+            })),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::ACCEPTED, "{moved:?}");
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn reports_about_mail_to_an_address_the_account_left_are_ignored(db: PgPool) {
+    // Decision 77: a late bounce or a complaint about the old mailbox marked the new address
+    // bounced or turned email off, and whoever reads the old mailbox later could forge one.
+    let p = Platform::start(db.clone()).await;
+    let alice = p.api.user("alice").await;
+    let bob = p.api.user("bob").await;
+    let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    let bounce_to = n.mail.from.clone();
+    // An earlier soft bounce about the old mailbox is on record.
+    p.send_smtp(
+        "",
+        &bounce_to,
+        dsn(&bounce_to, &n.message_id, "4.2.2", "failed"),
+    )
+    .await;
+    p.wait_decided(1).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    move_address(&p, &bob, "bob@new.example").await;
+    p.api.verify_email(&bob).await;
+
+    p.send_smtp(
+        "",
+        &bounce_to,
+        &dsn(&bounce_to, &n.message_id, "5.1.1", "failed"),
+    )
+    .await;
+    let decided = p.wait_decided(2).await;
+    assert_eq!(decided[1], ("ignored".into(), Some("old_address".into())));
+    assert_eq!(user_row(&db, "bob").await, (false, true, false));
+    let recent: i64 =
+        convos_store::inbound::recent_soft_bounces(&db, bob.id.parse().unwrap(), None)
+            .await
+            .unwrap();
+    assert_eq!(
+        recent, 0,
+        "the old mailbox's soft bounces count for nothing now"
+    );
+
+    // The new mailbox still gets its email.
+    p.api.send(&alice, &bob, "Again", "New address?").await;
+    let mail = p.nth_mail(2).await;
+    assert_eq!(mail.to, ["bob@new.example"]);
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn what_someone_writes_while_moving_address_is_still_emailed_to_others(db: PgPool) {
+    // A moved account's address is unconfirmed until its link is followed, but the account
+    // proved one before: its messages are not held back as an unverified sender's.
+    let p = Platform::start(db.clone()).await;
+    let alice = p.api.user("alice").await;
+    let bob = p.api.user("bob").await;
+    move_address(&p, &bob, "bob@new.example").await;
+    p.api
+        .send(&bob, &alice, "Hello", "Writing from my new address")
+        .await;
+    let mail = p.nth_mail(1).await;
+    assert_eq!(mail.to, ["alice@example.com"]);
+}
