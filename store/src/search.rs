@@ -37,6 +37,15 @@ const EXCERPT_WORDS: usize = 24;
 /// Words an excerpt shows before the first match.
 const EXCERPT_LEAD: usize = 8;
 
+/// The most characters of a hit's body read for its excerpt: a window starting
+/// [`EXCERPT_SOURCE_LEAD`] characters before the first place a search word appears in it (or
+/// the body's start). PostgreSQL cuts it, so a page of 100 hits of 64,000 characters is never
+/// read whole, nor walked word by word on the request's thread.
+pub const EXCERPT_SOURCE: usize = 2_000;
+
+/// Characters of the excerpt's window before the first place a search word appears.
+const EXCERPT_SOURCE_LEAD: usize = 300;
+
 /// Why a query is refused; the message tells the user what to shorten.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
@@ -223,16 +232,28 @@ impl<'a> Iterator for Tokens<'a> {
 ///
 /// One pass over the body at most, stopping once the excerpt is complete.
 pub fn excerpt(body: &str, terms: &[String]) -> String {
+    excerpt_of(body, terms, false, false)
+}
+
+/// [`excerpt`] of a window of a body: `cut_before` and `cut_after` say whether the body goes on
+/// before and after it. A word cut by the window's start is left out.
+fn excerpt_of(body: &str, terms: &[String], cut_before: bool, cut_after: bool) -> String {
+    let body = if cut_before {
+        body.find(|c: char| !c.is_alphanumeric())
+            .map_or("", |at| &body[at..])
+    } else {
+        body
+    };
     let is_term = |word: &str| {
         let lower = word.to_lowercase();
         terms.contains(&lower)
     };
     // (start, end, is a match) of each word kept; a sliding window until the first match.
     let mut window: std::collections::VecDeque<(usize, usize, bool)> = Default::default();
-    let mut dropped = false;
+    let mut dropped = cut_before;
     let mut matched = false;
     let mut at = 0;
-    let mut more = false;
+    let mut more = cut_after;
     for token in Tokens::new(body) {
         let start = at;
         at += match token {
@@ -261,16 +282,16 @@ pub fn excerpt(body: &str, terms: &[String]) -> String {
     }
     if !matched {
         // No match in the body (the subject matched): show its beginning instead.
-        return excerpt_of_start(body);
+        return excerpt_of_start(body, cut_before, cut_after);
     }
     render(body, window.make_contiguous(), dropped, more)
 }
 
 /// The first [`EXCERPT_WORDS`] words of `body`.
-fn excerpt_of_start(body: &str) -> String {
+fn excerpt_of_start(body: &str, cut_before: bool, cut_after: bool) -> String {
     let mut words = Vec::with_capacity(EXCERPT_WORDS);
     let mut at = 0;
-    let mut more = false;
+    let mut more = cut_after;
     for token in Tokens::new(body) {
         let start = at;
         at += match token {
@@ -286,7 +307,7 @@ fn excerpt_of_start(body: &str) -> String {
             words.push((start, at, false));
         }
     }
-    render(body, &words, false, more)
+    render(body, &words, cut_before, more)
 }
 
 /// The text from the first to the last of `words`, matches marked.
@@ -359,6 +380,8 @@ struct HitRow {
     sender_username: String,
     sender_display_name: String,
     body: Option<String>,
+    body_cut_before: bool,
+    body_cut_after: bool,
     created_at: DateTime<Utc>,
     rank: f32,
 }
@@ -408,16 +431,23 @@ macro_rules! matches_as {
 }
 
 /// The search statement. Binds: `$1` the caller, `$2` the query text, `$3` rows to return,
-/// `$4` rows to skip, `$5` candidates to rank ([`CANDIDATES`]).
+/// `$4` rows to skip, `$5` candidates to rank ([`CANDIDATES`]), `$6` the query's words
+/// ([`SearchQuery::terms`]).
 ///
 /// Innermost, the newest matching messages the caller can see (at most `$5`), found among the
 /// caller's own messages only (migrations 0012 and 0014); then their ranks (a subject word
-/// weighs twice a body word) and the page; only then the page's bodies, subjects and senders. The query is written out where it is used, so that
-/// PostgreSQL folds it to a constant and estimates each word's frequency.
+/// weighs twice a body word) and the page; only then the page's subjects, senders and, of each
+/// body, the window its excerpt is made from ([`EXCERPT_SOURCE`] characters from a little before
+/// the first place one of the words appears, found by `strpos` of the lower-cased body). The
+/// query is written out where it is used, so that PostgreSQL folds it to a constant and
+/// estimates each word's frequency.
 pub const SEARCH_SQL: &str = concat!(
     "select m.id, m.thread_id, t.subject, s.id as sender_id, \
                 s.username as sender_username, s.display_name as sender_display_name, \
-                case when m.read_once then null else m.body end as body, \
+                case when m.read_once then null \
+                     else substr(m.body, w.start, 2000) end as body, \
+                w.start > 1 as body_cut_before, \
+                char_length(m.body) >= w.start + 2000 as body_cut_after, \
                 m.created_at, page.rank \
          from ( \
            select c.id, c.created_at, \
@@ -437,6 +467,10 @@ pub const SEARCH_SQL: &str = concat!(
     "  order by rank desc, c.created_at desc, c.id desc limit $3 offset $4 \
          ) page \
          join messages m on m.id = page.id \
+         cross join lateral ( \
+           select greatest(1, coalesce(min(nullif(strpos(lower(m.body), term), 0)), 1) - 300) \
+             as start \
+           from unnest($6::text[]) term where not m.read_once) w \
          join threads t on t.id = m.thread_id \
          join users s on s.id = m.sender_id \
          order by page.rank desc, page.created_at desc, page.id desc"
@@ -473,6 +507,7 @@ pub async fn search(
         .bind(limit + 1)
         .bind(offset)
         .bind(CANDIDATES)
+        .bind(query.terms())
         .fetch_all(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -489,7 +524,9 @@ pub async fn search(
                 username: r.sender_username,
                 display_name: r.sender_display_name,
             },
-            excerpt: r.body.map(|body| excerpt(&body, query.terms())),
+            excerpt: r
+                .body
+                .map(|body| excerpt_of(&body, query.terms(), r.body_cut_before, r.body_cut_after)),
             created_at: r.created_at,
             rank: r.rank,
         })
@@ -550,6 +587,27 @@ mod tests {
 
     fn terms(q: &str) -> Vec<String> {
         SearchQuery::parse(q).expect("query parses").terms
+    }
+
+    #[test]
+    fn the_statement_cuts_the_window_the_constants_describe() {
+        let window = format!("substr(m.body, w.start, {EXCERPT_SOURCE})");
+        let lead = format!(", 0)), 1) - {EXCERPT_SOURCE_LEAD})");
+        assert!(SEARCH_SQL.contains(&window), "{SEARCH_SQL}");
+        assert!(SEARCH_SQL.contains(&lead), "{SEARCH_SQL}");
+    }
+
+    #[test]
+    fn a_window_cut_inside_a_word_leaves_the_word_out_and_says_so() {
+        let ramen = ["ramen".to_owned()];
+        assert_eq!(
+            excerpt_of("dle soup and ramen tonight", &ramen, true, true),
+            "…soup and «ramen» tonight…"
+        );
+        assert_eq!(
+            excerpt_of("dle soup tonight", &ramen, true, false),
+            "…soup tonight"
+        );
     }
 
     #[test]

@@ -366,6 +366,10 @@ async fn search_plan(db: &PgPool, caller: uuid::Uuid, q: &str) -> String {
     .bind(26_i64)
     .bind(0_i64)
     .bind(convos_store::search::CANDIDATES)
+    .bind(
+        convos_store::search::SearchQuery::parse(q)
+            .map_or_else(|_| Vec::new(), |q| q.terms().to_vec()),
+    )
     .fetch_all(&mut *tx)
     .await
     .unwrap();
@@ -437,4 +441,49 @@ async fn lock_out_searches(db: &PgPool) -> sqlx::Transaction<'static, sqlx::Post
         .await
         .unwrap();
     blocker
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_hit_is_excerpted_from_a_window_of_its_body_never_the_whole_body(db: PgPool) {
+    // A page of 100 hits of 64,000 characters each was read whole from PostgreSQL and walked
+    // word by word on the request's thread: one account's searches stalled every request.
+    let app = TestServer::spawn(db).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let body = format!("{}zanzibar is where we meet", "filler ".repeat(9_000));
+    app.send(&alice, &bob, "Plans", &body).await;
+
+    let deep = app.get("/api/v1/search?q=zanzibar", &bob).await;
+    let excerpt = deep.body["items"][0]["excerpt"].as_str().unwrap();
+    assert!(excerpt.starts_with('…'), "{excerpt}");
+    assert!(excerpt.contains("«zanzibar» is where we meet"), "{excerpt}");
+    let by_subject = app.get("/api/v1/search?q=plans", &bob).await;
+    let excerpt = by_subject.body["items"][0]["excerpt"].as_str().unwrap();
+    assert!(excerpt.starts_with("filler filler"), "{excerpt}");
+    assert!(excerpt.ends_with('…'), "{excerpt}");
+
+    // What PostgreSQL hands the server for each hit is a window around the first match.
+    let bob_id: uuid::Uuid = bob.id.parse().unwrap();
+    for q in ["zanzibar", "plans"] {
+        let query = convos_store::search::SearchQuery::parse(q).unwrap();
+        let mut tx = app.db.begin().await.unwrap();
+        let lengths: Vec<Option<i32>> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "select char_length(body) from ({}) hits",
+            convos_store::search::SEARCH_SQL
+        )))
+        .bind(bob_id)
+        .bind(query.as_str())
+        .bind(26_i64)
+        .bind(0_i64)
+        .bind(convos_store::search::CANDIDATES)
+        .bind(query.terms())
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+        assert_eq!(lengths.len(), 1, "{q}");
+        assert!(
+            lengths[0].unwrap() as usize <= convos_store::search::EXCERPT_SOURCE,
+            "{q}: {lengths:?}"
+        );
+    }
 }
