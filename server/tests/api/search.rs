@@ -370,6 +370,8 @@ async fn search_plan(db: &PgPool, caller: uuid::Uuid, q: &str) -> String {
         convos_store::search::SearchQuery::parse(q)
             .map_or_else(|_| Vec::new(), |q| q.terms().to_vec()),
     )
+    .bind(convos_store::search::EXCERPT_SOURCE as i32)
+    .bind(convos_store::search::EXCERPT_SOURCE_LEAD as i32)
     .fetch_all(&mut *tx)
     .await
     .unwrap();
@@ -477,6 +479,8 @@ async fn a_hit_is_excerpted_from_a_window_of_its_body_never_the_whole_body(db: P
         .bind(0_i64)
         .bind(convos_store::search::CANDIDATES)
         .bind(query.terms())
+        .bind(convos_store::search::EXCERPT_SOURCE as i32)
+        .bind(convos_store::search::EXCERPT_SOURCE_LEAD as i32)
         .fetch_all(&mut *tx)
         .await
         .unwrap();
