@@ -397,13 +397,16 @@ pub async fn reply(
     idem: Option<&Idempotency>,
 ) -> Result<Written<Created>> {
     let mut tx = db.begin().await?;
-    let recipient = lock_thread(&mut tx, sender, thread).await?;
     let id = MessageId::generate();
+    // The key first: a retry racing its first attempt waits for it here and answers with its
+    // message, even if the thread was deleted meanwhile (it was a 404 that left the client
+    // unable to tell whether its reply was made).
     if let Some(idem) = idem
         && let Some(original) = claim_key(&mut tx, sender, idem, id).await?
     {
         return Ok(Written::new(Created::Replayed(original), false));
     }
+    let recipient = lock_thread(&mut tx, sender, thread).await?;
     let newest: Option<Uuid> = sqlx::query_scalar(
         "select id from messages where thread_id = $1 order by created_at desc, id desc limit 1",
     )

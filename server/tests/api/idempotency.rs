@@ -91,6 +91,73 @@ async fn keys_belong_to_one_user_and_work_for_replies(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_replayed_reply_answers_with_the_original_even_once_its_thread_is_deleted(db: PgPool) {
+    // A client retried a reply whose answer it lost while its user deleted the thread
+    // elsewhere: the retry that raced the first attempt's commit got 404, and could not tell
+    // whether the reply was made. Here the first attempt's key is committed only once the retry
+    // is under way, as it was in the race.
+    let app = TestServer::spawn(db).await;
+    let alice = app.user("alice").await;
+    let carol = app.user("carol").await;
+    let sent = app.send(&alice, &carol, "s", "b").await;
+    let thread = sent["thread_id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/threads/{thread}/messages");
+    let first = post_with_key(&app, &alice, &path, "reply-9", json!({"body": "re"})).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let deleted = app
+        .delete(&format!("/api/v1/threads/{thread}"), &alice)
+        .await;
+    assert!(deleted.status.is_success(), "{deleted:?}");
+    sqlx::query("update idempotency_keys set key = 'parked' where key = 'reply-9'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let mut committing = app.db.begin().await.unwrap();
+    sqlx::query("update idempotency_keys set key = 'reply-9' where key = 'parked'")
+        .execute(&mut *committing)
+        .await
+        .unwrap();
+
+    let retry = {
+        let (http, token) = (app.http.clone(), alice.token.clone());
+        let url = format!("{}{path}", app.base);
+        tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", "reply-9")
+                .json(&json!({"body": "re"}))
+                .send()
+                .await
+                .unwrap()
+        })
+    };
+    for _ in 0..300 {
+        let waiting: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity where wait_event_type = 'Lock' \
+             and datname = current_database()",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        if waiting > 0 || retry.is_finished() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    committing.commit().await.unwrap();
+    let again = Answer::from_response(retry.await.unwrap()).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{again:?}");
+    assert_eq!(again.body["id"], first.body["id"]);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    let fresh = post_with_key(&app, &alice, &path, "reply-10", json!({"body": "re"})).await;
+    assert_eq!(
+        fresh.status,
+        StatusCode::NOT_FOUND,
+        "a new reply still needs the thread"
+    );
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn concurrent_requests_with_one_key_create_one_message(db: PgPool) {
     let app = TestServer::spawn(db).await;
     let alice = app.user("alice").await;
