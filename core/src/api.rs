@@ -148,8 +148,9 @@ impl fmt::Debug for ChangePasswordRequest {
 }
 
 /// A validated password change. The current password is only compared, never parsed: a
-/// password set before today's rules must still be accepted as the current one.
-#[derive(Clone, Debug)]
+/// password set before today's rules must still be accepted as the current one. Its `Debug`
+/// shows neither password.
+#[derive(Clone)]
 pub struct PasswordChange {
     /// The password in use now, as typed.
     pub current: String,
@@ -198,13 +199,27 @@ impl fmt::Debug for ChangeEmailRequest {
 }
 
 /// A validated change of address. The password is only compared, never parsed (as
-/// [`PasswordChange::current`]).
-#[derive(Clone, Debug)]
+/// [`PasswordChange::current`]). Its `Debug` shows the address, not the password.
+#[derive(Clone)]
 pub struct EmailChange {
     /// The address to move to.
     pub email: EmailAddress,
     /// The account's password, as typed.
     pub password: String,
+}
+
+impl fmt::Debug for PasswordChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordChange").finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for EmailChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmailChange")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ChangeEmailRequest {
@@ -915,6 +930,28 @@ mod tests {
             ..Default::default()
         };
         assert!(!format!("{req:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn validated_changes_hide_their_passwords_too() {
+        let password = ChangePasswordRequest {
+            current: Some("old-hunter2".into()),
+            new: Some("new-hunter2".into()),
+        }
+        .parse()
+        .unwrap();
+        assert!(!format!("{password:?}").contains("hunter2"));
+        let email = ChangeEmailRequest {
+            email: Some("bob@new.example".into()),
+            password: Some("hunter2hunter2".into()),
+        }
+        .parse()
+        .unwrap();
+        let shown = format!("{email:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("bob@new.example"),
+            "{shown}"
+        );
     }
 }
 

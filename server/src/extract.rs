@@ -152,13 +152,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 }
 
 /// serde's reason for a wrong type, with the Rust type it expected (`expected struct
-/// PreferencesPatch`) told as the JSON it takes.
+/// PreferencesPatch`, `expected i64`) told as the JSON it takes.
 fn without_type_names(e: serde_json::Error) -> String {
     let reason = e.to_string();
-    match reason.split_once("expected struct ") {
-        Some((before, _)) => format!("{before}expected a JSON object"),
-        None => reason,
-    }
+    let Some((before, expected)) = reason.split_once("expected ") else {
+        return reason;
+    };
+    let json = match expected {
+        t if t.starts_with("struct ") => "a JSON object",
+        t if t.starts_with("enum ") => "a string",
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "an integer",
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "an integer of at least 0",
+        "f32" | "f64" => "a number",
+        _ => return reason,
+    };
+    format!("{before}expected {json}")
 }
 
 /// The same JSON value with every object's keys in sorted order.

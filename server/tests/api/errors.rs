@@ -367,6 +367,9 @@ async fn a_list_where_an_object_belongs_is_422_naming_no_internal_type(db: PgPoo
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{res:?}");
     let reason = res.field("settings");
     assert!(reason.ends_with("expected a JSON object"), "{reason}");
+    let res = raw_patch_me(&app, &alice.token, r#"{"settings":{"digest_hour":"9"}}"#).await;
+    let reason = res.field("settings.digest_hour");
+    assert!(reason.ends_with("expected an integer"), "{reason}");
     let me = app.get("/api/v1/me", &alice).await;
     assert_eq!(me.body["settings"]["email_mode"], "each", "{:?}", me.body);
 }
