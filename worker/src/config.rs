@@ -97,7 +97,7 @@ pub struct WorkerSettings {
     /// Largest message the SMTP listener accepts, in bytes (`CONVOS_INBOUND_MAX_BYTES`).
     pub inbound_max_bytes: usize,
     /// Connections the SMTP listener serves at once (`CONVOS_INBOUND_MAX_CONNECTIONS`); more
-    /// are told to come back later (421).
+    /// are told to come back later (421). `inbound_relays` have as many places of their own.
     pub inbound_max_connections: usize,
     /// Of those, what one client network (an IPv4 address, an IPv6 /64) may hold
     /// (`CONVOS_INBOUND_MAX_CONNECTIONS_PER_ADDR`), and twice that one IPv6 /48; more are told

@@ -222,7 +222,12 @@ pub async fn serve(
     domain: String,
     cancel: CancellationToken,
 ) {
-    let permits = Arc::new(Semaphore::new(ctx.settings.inbound_max_connections.max(1)));
+    // Strangers share `inbound_max_connections` places; the relays have as many of their own,
+    // so no number of strangers' sessions (four networks' worth filled them all) keeps the MX
+    // and everything it carries out.
+    let places = ctx.settings.inbound_max_connections.max(1);
+    let permits = Arc::new(Semaphore::new(places));
+    let relay_permits = Arc::new(Semaphore::new(places));
     let per_network = PerNetwork::default();
     // Checked when the settings were loaded.
     let relays = Networks::parse(&ctx.settings.inbound_relays).unwrap_or_default();
@@ -239,7 +244,8 @@ pub async fn serve(
                 continue;
             }
         };
-        let held = if relays.contains(peer.ip()) {
+        let relay = relays.contains(peer.ip());
+        let held = if relay {
             None
         } else {
             let held = per_network.take(peer.ip(), ctx.settings.inbound_max_connections_per_addr);
@@ -250,7 +256,8 @@ pub async fn serve(
             }
             held
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        let places = if relay { &relay_permits } else { &permits };
+        let Ok(permit) = places.clone().try_acquire_owned() else {
             turn_away(
                 stream,
                 Reply::new(421, format!("4.3.2 {domain} busy, try again later")),

@@ -823,6 +823,41 @@ async fn one_network_cannot_hold_every_smtp_session(db: PgPool) {
     .await;
 }
 
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn strangers_filling_every_session_do_not_shut_out_the_relay(db: PgPool) {
+    // A probe held all 64 sessions from four addresses (16 each, none of them a relay, no
+    // account needed): the MX relay was told `421 busy` for as long as they kept it up, and
+    // every reply and report waited at the MX. Here 2 sessions in all, 1 per network.
+    let p = Platform::start_with(db, |s| {
+        s.inbound_max_connections = 2;
+        s.inbound_max_connections_per_addr = 1;
+    })
+    .await;
+    let port = p.listener_port;
+    let from = |host: [u8; 4]| async move {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind((host, 0).into()).unwrap();
+        let mut stream = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+        let mut greeting = vec![0; 512];
+        let n = tokio::time::timeout(
+            WAIT,
+            tokio::io::AsyncReadExt::read(&mut stream, &mut greeting),
+        )
+        .await
+        .expect("a greeting")
+        .unwrap();
+        (stream, String::from_utf8_lossy(&greeting[..n]).into_owned())
+    };
+    let (_a, a) = from([127, 0, 0, 6]).await;
+    let (_b, b) = from([127, 0, 0, 7]).await;
+    let (_c, c) = from([127, 0, 0, 8]).await;
+    assert!(a.starts_with("220 ") && b.starts_with("220 "), "{a} {b}");
+    assert!(c.starts_with("421 "), "every stranger's place is taken: {c}");
+    // This machine is the relay: it has places of its own.
+    let (_relay, relay) = from([127, 0, 0, 1]).await;
+    assert!(relay.starts_with("220 "), "the relay is served: {relay}");
+}
+
 /// A delivery status notification as a receiving server sends it to the return path.
 fn dsn(to: &str, original_id: &str, status: &str, action: &str) -> String {
     format!(
