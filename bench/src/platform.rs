@@ -50,6 +50,8 @@ impl Env {
             // Every simulated client connects from loopback: the per-address connection cap
             // would otherwise cut the 1,000-stream and wrk loads short.
             .env("CONVOS_MAX_CONNECTIONS_PER_ADDR", "1000000")
+            // Likewise their requests a second: wrk alone sends thousands from loopback.
+            .env("CONVOS_REQUESTS_PER_SEC_PER_ADDR", "0")
             // A wrk load sends many requests at once as one user (the inbox as one reader):
             // the per-user cap of requests under way is checked, set out of reach.
             .env("CONVOS_MAX_REQUESTS_PER_USER", "1000000")

@@ -7,6 +7,7 @@ pub mod metrics;
 pub mod networks;
 pub mod rate_limit;
 pub mod redis_client;
+pub mod request_rate;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

@@ -81,7 +81,7 @@ impl Cidr {
 
 /// The wider block an IPv6 network belongs to: its /48, a site's usual allocation, which a tunnel
 /// broker hands out for free. None for IPv4, counted by the address alone.
-fn block_of(network: IpAddr) -> Option<IpAddr> {
+pub(crate) fn block_of(network: IpAddr) -> Option<IpAddr> {
     match network {
         IpAddr::V4(_) => None,
         IpAddr::V6(v6) => Some(IpAddr::V6(Ipv6Addr::from(
@@ -91,7 +91,7 @@ fn block_of(network: IpAddr) -> Option<IpAddr> {
 }
 
 /// How many of a network's share one IPv6 /48 holds, whatever number of /64s it uses.
-const BLOCK_SHARES: usize = 2;
+pub(crate) const BLOCK_SHARES: usize = 2;
 
 /// Open connections per client network, and per IPv6 /48 (decision 64).
 #[derive(Clone, Debug, Default)]

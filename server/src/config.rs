@@ -92,6 +92,10 @@ pub struct Settings {
     /// Connections one client network (an IPv4 address, an IPv6 /64) may hold open at once,
     /// and twice that one IPv6 /48; trusted proxies are exempt.
     pub max_connections_per_addr: usize,
+    /// Requests a second one client network (an IPv4 address, an IPv6 /64) may sustain, in
+    /// bursts of two seconds' worth, and twice that one IPv6 /48; one more is `429` before any
+    /// other work (decision 78). 0: no limit.
+    pub requests_per_sec_per_addr: u32,
     /// Seconds a client has to send a request's headers, counted from when the server starts
     /// waiting for them: also how long a kept-alive connection may sit idle between requests.
     pub header_timeout_secs: u64,
@@ -175,6 +179,7 @@ impl Default for Settings {
             long_thread_messages: 10_000,
             max_connections: 4_096,
             max_connections_per_addr: 64,
+            requests_per_sec_per_addr: 200,
             header_timeout_secs: 10,
             write_timeout_secs: 30,
             request_timeout_secs: 30,

@@ -10,6 +10,7 @@ pub mod costly;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod fair_share;
 pub mod hashing;
 pub mod in_flight;
 pub mod listener;

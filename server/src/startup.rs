@@ -91,6 +91,9 @@ impl Application {
             hub,
             streams: crate::streams::Streams::new(settings.max_streams_per_user),
             in_flight: crate::in_flight::InFlight::new(settings.max_requests_per_user),
+            requests: convos_plumbing::request_rate::RequestRate::new(
+                settings.requests_per_sec_per_addr,
+            ),
             searches: crate::costly::Budget::new(settings.max_searches),
             long_thread_actions: crate::costly::Budget::new(settings.max_long_thread_actions),
             metrics: crate::metrics::Metrics::new(),
@@ -201,7 +204,11 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(|req: Request, next: Next| {
             crate::extract::refuse_declared_over(BODY_LIMIT, req, next)
         }))
-        // Outside the refusal above, so its 413s are counted too.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::fair_share::limit,
+        ))
+        // Outside the refusals above, so their 413s and 429s are counted too.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::metrics::track,

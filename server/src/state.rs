@@ -25,6 +25,8 @@ pub struct AppState {
     pub streams: crate::streams::Streams,
     /// The requests under way in this process, capped per user.
     pub in_flight: crate::in_flight::InFlight,
+    /// Each client network's requests a second in this process (`requests_per_sec_per_addr`).
+    pub requests: convos_plumbing::request_rate::RequestRate,
     /// The searches running in this process, all users together (`max_searches`).
     pub searches: crate::costly::Budget,
     /// The actions on whole long threads running in this process, all users together

@@ -555,3 +555,58 @@ async fn a_send_the_database_failed_still_counts_against_the_minute_but_stores_n
         "the send's volume alone"
     );
 }
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn one_network_gets_its_share_of_requests_and_others_theirs(db: PgPool) {
+    // A probe sent 950 requests a second from one address over 64 kept-alive connections,
+    // each with a made-up token (a database lookup, counted against nothing): every other
+    // user's requests went 30 times slower. Here a network may send 5 a second.
+    let app = TestServer::spawn_with(db, |s| s.requests_per_sec_per_addr = 5).await;
+    let from = |host: [u8; 4]| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(host))
+            .build()
+            .unwrap()
+    };
+    let flooding = from([127, 0, 0, 2]);
+    let mut answers = Vec::new();
+    for _ in 0..15 {
+        let res = flooding
+            .get(format!("{}/api/v1/me", app.base))
+            .bearer_auth("cvs_made_up")
+            .send()
+            .await
+            .unwrap();
+        answers.push((res.status(), res.headers().get("retry-after").cloned()));
+    }
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    assert!(
+        (4..=6).contains(&refused.len()),
+        "a burst of two seconds' worth, then the rate: {answers:?}"
+    );
+    assert!(refused.iter().all(|(_, wait)| wait.is_some()));
+    assert_eq!(
+        answers[0].0,
+        StatusCode::UNAUTHORIZED,
+        "the first ones are served"
+    );
+
+    // Another network, a moment later, has its own share.
+    let res = from([127, 0, 0, 3])
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = flooding
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+}

@@ -852,7 +852,10 @@ async fn strangers_filling_every_session_do_not_shut_out_the_relay(db: PgPool) {
     let (_b, b) = from([127, 0, 0, 7]).await;
     let (_c, c) = from([127, 0, 0, 8]).await;
     assert!(a.starts_with("220 ") && b.starts_with("220 "), "{a} {b}");
-    assert!(c.starts_with("421 "), "every stranger's place is taken: {c}");
+    assert!(
+        c.starts_with("421 "),
+        "every stranger's place is taken: {c}"
+    );
     // This machine is the relay: it has places of its own.
     let (_relay, relay) = from([127, 0, 0, 1]).await;
     assert!(relay.starts_with("220 "), "the relay is served: {relay}");
