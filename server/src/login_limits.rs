@@ -21,7 +21,10 @@
 //! An address becomes known for a user when they log in from it, and stays known for as long
 //! as a session could live (`session_max_days`): every time a session records its use (at most
 //! once a minute) the address it is used from is known afresh. So when a session ends and its
-//! owner must log in again, the address they used it from is still known.
+//! owner must log in again, the address they used it from is still known. A user has at most
+//! [`MAX_KNOWN`] known addresses, the most recently used, in one Redis set: a key of its own per
+//! address let one account's sessions, used from ever new IPv6 /64s, write 72,000 keys a day,
+//! each kept 90 days.
 //!
 //! IPv6 clients are counted by their /64, which one subscriber typically holds whole. Like
 //! every limit here, these fail open when Redis is unreachable (decision 6).
@@ -46,23 +49,40 @@ fn known_for(state: &AppState) -> u64 {
     u64::from(days.unsigned_abs()) * DAY_SECS
 }
 
-/// The Redis key marking `addr` (an [`addr_key`]) as known for `username` (lower case).
-fn known_key(state: &AppState, username: &str, addr: &str) -> String {
-    format!(
-        "{}login-known:{username}|{addr}",
-        state.settings.redis_prefix
-    )
+/// The most addresses known for one user: the most recently used are kept.
+pub const MAX_KNOWN: isize = 64;
+
+/// The Redis sorted set of `username`'s (lower case) known addresses ([`addr_key`]s), each
+/// scored with the Unix time in milliseconds it stops being known (milliseconds, so the most
+/// recently used rank last even within a second).
+fn known_key(state: &AppState, username: &str) -> String {
+    format!("{}login-known:{username}", state.settings.redis_prefix)
 }
 
-/// Makes `addr` known for `username` for [`known_for`] from now.
+/// Milliseconds since the Unix epoch.
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Makes `addr` known for `username` for [`known_for`] from now; the set drops the addresses
+/// no longer known, and the oldest past [`MAX_KNOWN`].
 async fn mark_known(state: &AppState, username: &str, addr: &str) {
-    let key = known_key(state, username, addr);
+    let key = known_key(state, username);
+    let now = unix_millis();
+    let lasts = known_for(state);
     if let Ok(mut conn) = state.redis.get().await {
-        let _: redis::RedisResult<()> = redis::cmd("SET")
-            .arg(key)
-            .arg(1)
-            .arg("EX")
-            .arg(known_for(state))
+        let _: redis::RedisResult<()> = redis::pipe()
+            .atomic()
+            .zadd(&key, addr, now + lasts * 1000)
+            .ignore()
+            .zrembyscore(&key, "-inf", now)
+            .ignore()
+            .zremrangebyrank(&key, 0, -(MAX_KNOWN + 1))
+            .ignore()
+            .expire(&key, lasts as i64)
+            .ignore()
             .query_async(&mut conn)
             .await;
     }
@@ -217,11 +237,15 @@ impl Attempt {
         let Ok(mut conn) = state.redis.get().await else {
             return false;
         };
-        let known: redis::RedisResult<bool> = redis::cmd("EXISTS")
-            .arg(known_key(state, &self.username, &self.addr))
+        let until: redis::RedisResult<Option<f64>> = redis::cmd("ZSCORE")
+            .arg(known_key(state, &self.username))
+            .arg(&self.addr)
             .query_async(&mut conn)
             .await;
-        known.unwrap_or(false)
+        until
+            .ok()
+            .flatten()
+            .is_some_and(|until| until > unix_millis() as f64)
     }
 
     /// The password was right: the failure counts are given back, the success is counted for

@@ -340,31 +340,69 @@ async fn one_account_logging_in_in_a_loop_is_stopped_and_keeps_a_bounded_session
     app.user("bob").await;
 }
 
-/// Seconds left on the marker that makes `addr` a known address of `username` (-2: none).
-async fn known_for_secs(app: &TestServer, username: &str, addr: &str) -> i64 {
+async fn redis_conn() -> redis::aio::MultiplexedConnection {
     let redis = redis::Client::open(
         std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
     )
     .unwrap();
-    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
-    redis::cmd("TTL")
-        .arg(format!("{}login-known:{username}|{addr}", app.redis_prefix))
-        .query_async(&mut conn)
+    redis.get_multiplexed_async_connection().await.unwrap()
+}
+
+/// Seconds left until `addr` stops being a known address of `username` (-2: not known).
+async fn known_for_secs(app: &TestServer, username: &str, addr: &str) -> i64 {
+    let until: Option<f64> = redis::cmd("ZSCORE")
+        .arg(format!("{}login-known:{username}", app.redis_prefix))
+        .arg(addr)
+        .query_async(&mut redis_conn().await)
         .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
+        .as_secs() as i64;
+    until.map_or(-2, |until| until as i64 - now)
 }
 
 async fn forget_known(app: &TestServer, username: &str, addr: &str) {
-    let redis = redis::Client::open(
-        std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-    )
-    .unwrap();
-    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
-    let _: i64 = redis::cmd("DEL")
-        .arg(format!("{}login-known:{username}|{addr}", app.redis_prefix))
-        .query_async(&mut conn)
+    let _: i64 = redis::cmd("ZREM")
+        .arg(format!("{}login-known:{username}", app.redis_prefix))
+        .arg(addr)
+        .query_async(&mut redis_conn().await)
         .await
         .unwrap();
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_user_has_a_bounded_set_of_known_addresses_the_most_recent(db: PgPool) {
+    // A probe used one account's sessions from ever new addresses: each became a key of its
+    // own, kept 90 days (72,000 a day per account, with an IPv6 /48 to draw /64s from).
+    let app = TestServer::spawn_with(db, |s| {
+        s.trusted_proxies = vec!["127.0.0.1".into()];
+        s.logins_per_hour_per_user = 1_000;
+        s.max_sessions_per_user = 1_000;
+    })
+    .await;
+    app.user("alice").await;
+    for n in 0..100 {
+        let addr = format!("2001:db8:0:{n:x}::1");
+        let login = login_from(&app, &addr, "alice", "password-alice").await;
+        assert_eq!(login.status, StatusCode::CREATED, "{login:?}");
+    }
+    let known: i64 = redis::cmd("ZCARD")
+        .arg(format!("{}login-known:alice", app.redis_prefix))
+        .query_async(&mut redis_conn().await)
+        .await
+        .unwrap();
+    assert_eq!(known, 64);
+    assert!(
+        known_for_secs(&app, "alice", "2001:db8:0:63::/64").await > 0,
+        "the newest"
+    );
+    assert_eq!(
+        known_for_secs(&app, "alice", "2001:db8:0:0::/64").await,
+        -2,
+        "the oldest left"
+    );
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
