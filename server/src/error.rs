@@ -172,7 +172,8 @@ impl From<StoreError> for ApiError {
             }
             StoreError::UnknownTimeZone => ApiError::field(
                 "time_zone",
-                "is not a time zone this server knows (an IANA name such as Europe/Paris)",
+                "is not a time zone this server knows: use a region's name, such as Europe/Paris \
+                 or America/New_York (abbreviations such as CET have no summer time)",
             ),
             StoreError::IdempotencyMismatch => ApiError::field(
                 "Idempotency-Key",

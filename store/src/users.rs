@@ -250,6 +250,7 @@ pub async fn update_profile(
 ) -> Result<(User, Preferences)> {
     if let Some(zone) = &change.time_zone
         && !time_zone_known(db, zone).await?
+        && !time_zone_is(db, id, zone).await?
     {
         return Err(StoreError::UnknownTimeZone);
     }
@@ -284,12 +285,14 @@ pub async fn update_profile(
     row.map(UserRow::into_user).ok_or(StoreError::NotFound)
 }
 
-/// Whether `zone` is an IANA time zone name or a time zone abbreviation PostgreSQL knows (any
-/// case). What else `AT TIME ZONE` takes is refused: POSIX rules (`UTC+5`, five hours *behind*
-/// UTC; `XYZ+167`, a week), and `localtime`, `posixrules`, `Factory` and the `posix/` and
-/// `right/` copies, whose meaning is the database host's. The names are read once per process
-/// (`pg_timezone_names` takes about 40 ms to list them); a failed read is tried again next
-/// time.
+/// Whether `zone` is an IANA time zone name PostgreSQL knows (any case). What else
+/// `AT TIME ZONE` takes is refused: POSIX rules (`UTC+5`, five hours *behind* UTC; `XYZ+167`, a
+/// week); `localtime`, `posixrules`, `Factory` and the `posix/` and `right/` copies, whose
+/// meaning is the database host's; abbreviations (`IST`, +05:30 or +02 by the server's
+/// `timezone_abbreviations`), and the names PostgreSQL reads as one (`CET`, `EST`: a fixed
+/// offset, so a Paris digest an hour off half the year), but those of UTC. The names are read
+/// once per process (`pg_timezone_names` takes about 40 ms to list them); a failed read is
+/// tried again next time.
 pub async fn time_zone_known(db: &PgPool, zone: &str) -> Result<bool> {
     static KNOWN: std::sync::OnceLock<std::collections::HashSet<String>> =
         std::sync::OnceLock::new();
@@ -301,7 +304,8 @@ pub async fn time_zone_known(db: &PgPool, zone: &str) -> Result<bool> {
                 "select lower(name) from pg_timezone_names \
                  where name !~ '^(posix|right)/' \
                    and name not in ('localtime', 'posixrules', 'Factory') \
-                 union select lower(abbrev) from pg_timezone_abbrevs",
+                 except select lower(abbrev) from pg_timezone_abbrevs \
+                 where utc_offset <> interval '0'",
             )
             .fetch_all(db)
             .await?;
@@ -309,6 +313,18 @@ pub async fn time_zone_known(db: &PgPool, zone: &str) -> Result<bool> {
         }
     };
     Ok(known.contains(&zone.to_lowercase()))
+}
+
+/// Whether `zone` is `user`'s time zone already (any case): one stored before today's rules is
+/// kept when a client sends it back with another change.
+async fn time_zone_is(db: &PgPool, user: UserId, zone: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "select exists (select 1 from users where id = $1 and lower(time_zone) = lower($2))",
+    )
+    .bind(user.as_uuid())
+    .bind(zone)
+    .fetch_one(db)
+    .await?)
 }
 
 /// Resolves a username to the public summary, for addressing a message.

@@ -525,11 +525,30 @@ async fn the_email_mode_is_each_daily_or_off_with_a_digest_hour_in_a_time_zone(d
         );
         assert!(!refused.field(field).is_empty(), "{settings}: {refused:?}");
     }
-    for zone in ["America/New_York", "CET", "Etc/GMT+5", "utc"] {
+    for zone in ["America/New_York", "Etc/GMT+5", "utc", "GMT"] {
         let taken = patch(json!({"time_zone": zone})).await;
         assert_eq!(taken.status, StatusCode::OK, "{zone}: {taken:?}");
         assert_eq!(taken.body["settings"]["time_zone"], zone);
     }
+    // An abbreviation is a fixed offset to PostgreSQL, even one that is also a zone's name:
+    // `CET` would send a Paris digest an hour off half the year.
+    for zone in ["CET", "EST", "IST"] {
+        let refused = patch(json!({"time_zone": zone})).await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{zone}");
+        assert!(
+            refused.field("time_zone").contains("Europe/Paris"),
+            "{refused:?}"
+        );
+    }
+    // A zone stored before these rules is kept as it is when a client sends it back with
+    // another change, as the terminal client does.
+    sqlx::query("update users set time_zone = 'CET' where username = 'alice'")
+        .execute(&db)
+        .await
+        .unwrap();
+    let kept = patch(json!({"digest_hour": 6, "time_zone": "CET"})).await;
+    assert_eq!(kept.status, StatusCode::OK, "{kept:?}");
+    assert_eq!(kept.body["settings"]["digest_hour"], 6);
 
     let off = patch(json!({"email_mode": "off"})).await;
     assert_eq!(off.body["settings"]["email_mode"], "off");
