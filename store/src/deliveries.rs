@@ -307,10 +307,12 @@ pub async fn release(db: &PgPool, job: Uuid, thread: ThreadId, recipient: UserId
     Ok(())
 }
 
-/// Notes a transient failure on queued deliveries without deciding them. Their status did not
-/// change, so neither does `updated_at` (the sender sees nothing of a retry).
+/// Notes a failure of `job` on queued deliveries without deciding them, and that `job` tried
+/// them (`tried_by`, for an operator's discard or retry of it). Their status did not change,
+/// so neither does `updated_at` (the sender sees nothing of a retry).
 pub async fn note_error(
     db: &PgPool,
+    job: Uuid,
     messages: &[MessageId],
     recipient: UserId,
     reason: &str,
@@ -318,13 +320,14 @@ pub async fn note_error(
 ) -> Result<()> {
     let ids: Vec<Uuid> = messages.iter().map(MessageId::as_uuid).collect();
     sqlx::query(
-        "update deliveries set reason = $3, error = $4 \
+        "update deliveries set reason = $3, error = $4, tried_by = $5 \
          where recipient_id = $1 and message_id = any($2) and status = 'queued'",
     )
     .bind(recipient.as_uuid())
     .bind(&ids)
     .bind(reason)
     .bind(error)
+    .bind(job)
     .execute(db)
     .await?;
     Ok(())

@@ -594,18 +594,20 @@ pub async fn retry(
                                  else max_attempts end \
            where id = any(array(select id from bulk_window where matched)) \
              and state in ('dead', 'retry') \
-           returning kind, payload), \
+           returning id, kind, payload), \
          emails as ( \
-           select distinct (payload->>'thread_id')::uuid as thread_id, \
-                  (payload->>'recipient_id')::uuid as recipient_id \
+           select (payload->>'thread_id')::uuid as thread_id, \
+                  (payload->>'recipient_id')::uuid as recipient_id, array_agg(id) as jobs \
            from changed \
            where kind = 'notify_email' and payload->>'thread_id' ~ $7 \
-             and payload->>'recipient_id' ~ $7), \
+             and payload->>'recipient_id' ~ $7 \
+           group by 1, 2), \
          requeued as ( \
            update deliveries d set status = 'queued', updated_at = now() \
            from emails e \
            where d.thread_id = e.thread_id and d.recipient_id = e.recipient_id \
-             and d.status = 'failed') \
+             and d.status = 'failed' \
+             and (d.tried_by is null or d.tried_by = any(e.jobs))) \
          {step}",
         window = window_sql(filter, &["dead", "retry"], "$8"),
         budget = budget_sql(),
@@ -633,11 +635,12 @@ const UUID_TEXT: &str =
 /// the job then: it is kept `keep_days` from the discard, not from when it died (one dead for
 /// over a week was purged within a minute of its discard).
 ///
-/// A discarded email job's deliveries end `failed`: those it tried and left `queued` for an
-/// operator's retry (our relay refused them, decision 59's `our_side`) or still holds. Left
-/// queued, the sender saw them pending for ever, and the thread's next email took them along
-/// after the operator had given up on them. Messages written after the job died stay queued
-/// for their own job.
+/// A discarded email job's deliveries end `failed`: those it still holds, and those it tried
+/// and left `queued` for an operator's retry (our relay refused them, decision 59's
+/// `our_side`) that no other job has tried since (`tried_by`). Left queued, the sender saw them
+/// pending for ever, and the thread's next email took them along after the operator had given
+/// up on them. A retry of another job of the thread queues again only its own job's failed
+/// deliveries, so a discard is for good.
 pub async fn discard(
     db: &PgPool,
     filter: &JobFilter,
@@ -647,25 +650,23 @@ pub async fn discard(
     let sql = format!(
         "with {window}, \
          changed as ( \
-           update jobs j set state = 'discarded', updated_at = now(), finished_at = now() \
-           from (select id, coalesce(finished_at, updated_at) as died_at from jobs \
-                 where id = any(array(select id from bulk_window where matched))) dying \
-           where j.id = dying.id and j.state = 'dead' \
-           returning j.id, j.kind, j.payload, dying.died_at), \
+           update jobs set state = 'discarded', updated_at = now(), finished_at = now() \
+           where id = any(array(select id from bulk_window where matched)) \
+             and state = 'dead' \
+           returning id, kind, payload), \
          emails as ( \
-           select id, died_at, (payload->>'thread_id')::uuid as thread_id, \
+           select id, (payload->>'thread_id')::uuid as thread_id, \
                   (payload->>'recipient_id')::uuid as recipient_id \
            from changed \
            where kind = 'notify_email' and payload->>'thread_id' ~ $8 \
              and payload->>'recipient_id' ~ $8), \
          given_up as ( \
-           update deliveries d set status = 'failed', updated_at = now() \
+           update deliveries d set status = 'failed', updated_at = now(), tried_by = e.id, \
+             reason = coalesce(d.reason, 'discarded') \
            from emails e \
            where d.thread_id = e.thread_id and d.recipient_id = e.recipient_id \
              and d.status = 'queued' \
-             and (d.claimed_by = e.id \
-                  or (d.claimed_by is null and d.reason is not null \
-                      and d.created_at <= e.died_at))) \
+             and (d.claimed_by = e.id or d.tried_by = e.id)) \
          {step}",
         window = window_sql(filter, &["dead"], "$7"),
         step = step_sql(),

@@ -217,7 +217,7 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
             // operator fixes that and retries the dead job, so it stays queued (the sender sees
             // it pending) and lets go of its claim for that retry, or a later job, to take.
             let error = format!("smtp: {text}");
-            deliveries::note_error(&ctx.db, &ids, recipient, "rejected", &error).await?;
+            deliveries::note_error(&ctx.db, job.id, &ids, recipient, "rejected", &error).await?;
             deliveries::release(&ctx.db, job.id, payload.thread_id, recipient).await?;
             return Err(JobError::Permanent(error));
         }
@@ -247,7 +247,14 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
                 )
                 .await?;
             } else {
-                deliveries::note_error(&ctx.db, &ids, recipient, "temporary_failure", &error)
+                deliveries::note_error(
+                    &ctx.db,
+                    job.id,
+                    &ids,
+                    recipient,
+                    "temporary_failure",
+                    &error,
+                )
                     .await?;
                 deliveries::release(&ctx.db, job.id, payload.thread_id, recipient).await?;
             }

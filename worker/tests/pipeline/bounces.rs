@@ -341,6 +341,91 @@ async fn discarding_an_email_job_our_relay_refused_fails_its_deliveries_for_good
     eventually(WAIT, "the next job", || notifications_finished(&db)).await;
     assert_eq!(deliveries(&api, &next, &alice).await["status"], "sent");
     assert_eq!(deliveries(&api, &sent, &alice).await["status"], "not_sent");
+
+    // Retrying another dead email job of the same thread and recipient queues its own failed
+    // deliveries, not the discarded job's: a discard is for good.
+    let other = {
+        let mut tx = db.begin().await.unwrap();
+        convos_store::jobs::enqueue(
+            &mut tx,
+            convos_core::jobs::JobKind::NotifyEmail,
+            "notify_email:another-dead-one",
+            None,
+            serde_json::json!({
+                "thread_id": sent["thread_id"],
+                "recipient_id": bob.id,
+            }),
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let id: uuid::Uuid = sqlx::query_scalar(
+            "update jobs set state = 'dead', attempts = 1, finished_at = now() \
+             where key = 'notify_email:another-dead-one' returning id",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        id
+    };
+    let retried = api
+        .act(&format!("/api/v1/admin/jobs/{other}/retry"), &admin)
+        .await;
+    assert_eq!(retried.body["affected"], 1, "{retried:?}");
+    eventually(WAIT, "the other job", || notifications_finished(&db)).await;
+    assert_eq!(deliveries(&api, &sent, &alice).await["status"], "not_sent");
+    assert_eq!(
+        smtp.delivered(),
+        ["bob@example.com"],
+        "nothing more was emailed"
+    );
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_discard_leaves_the_deliveries_a_live_job_has_taken_on(db: PgPool) {
+    let RelayRefused {
+        smtp,
+        api,
+        worker,
+        alice,
+        bob,
+        admin,
+        sent,
+    } = relay_refused(&db).await;
+    let dead: uuid::Uuid =
+        sqlx::query_scalar("select id from jobs where kind = 'notify_email' and state = 'dead'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    // The relay now refuses for a while only: the thread's next job takes the first message
+    // along, fails for now, and waits to try again.
+    smtp.refuse("bob@example.com", 451, "4.3.0 try again later");
+    let next = api
+        .reply(&alice, sent["thread_id"].as_str().unwrap(), "and now?")
+        .await;
+    eventually(WAIT, "the next job to wait for its retry", || async {
+        let retrying: i64 = sqlx::query_scalar(
+            "select count(*) from jobs where kind = 'notify_email' and state = 'retry'",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        retrying == 1
+    })
+    .await;
+
+    // Discarding the dead job gives up on nothing the live one is trying to send.
+    let discarded = api
+        .act(&format!("/api/v1/admin/jobs/{dead}/discard"), &admin)
+        .await;
+    assert_eq!(discarded.body["affected"], 1, "{discarded:?}");
+    for message in [&sent, &next] {
+        assert_eq!(deliveries(&api, message, &alice).await["status"], "pending");
+        let seen_by_bob = deliveries(&api, message, &bob).await;
+        assert_eq!(seen_by_bob["detail"]["reason"], "temporary_failure");
+    }
     worker.stop().await;
 }
 
