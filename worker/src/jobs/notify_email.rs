@@ -255,7 +255,7 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
                     "temporary_failure",
                     &error,
                 )
-                    .await?;
+                .await?;
                 deliveries::release(&ctx.db, job.id, payload.thread_id, recipient).await?;
             }
             return Err(JobError::Transient(error));
