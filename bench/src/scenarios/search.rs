@@ -8,7 +8,7 @@ use crate::report::{Ratio, Report, Row, Target};
 use crate::scenarios::inbox::measure_get;
 use crate::scenarios::{Tokens, issue_to};
 use crate::{Ctx, platform::Server};
-use convos_store::search::{CANDIDATES, SEARCH_SETTINGS_SQL, SEARCH_SQL};
+use convos_store::search::{self, CANDIDATES, SEARCH_SETTINGS_SQL, SEARCH_SQL, SearchQuery};
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
@@ -46,14 +46,11 @@ async fn explain_search(db: &PgPool, caller: uuid::Uuid, q: &str) -> anyhow::Res
         .bind("60000")
         .execute(&mut *tx)
         .await?;
-    let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "explain (analyze, buffers) {SEARCH_SQL}"
-    )))
-    .bind(caller)
-    .bind(q)
-    .bind(26_i64)
-    .bind(0_i64)
-    .bind(CANDIDATES)
+    let query = SearchQuery::parse(q).map_err(|e| anyhow::anyhow!("{q:?}: {e}"))?;
+    let rows: Vec<(String,)> = sqlx::query_as_with(
+        sqlx::AssertSqlSafe(format!("explain (analyze, buffers) {SEARCH_SQL}")),
+        search::arguments(caller.into(), &query, 26, 0)?,
+    )
     .fetch_all(&mut *tx)
     .await?;
     tx.rollback().await?;

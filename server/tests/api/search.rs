@@ -357,21 +357,11 @@ async fn search_plan(db: &PgPool, caller: uuid::Uuid, q: &str) -> String {
         .execute(&mut *tx)
         .await
         .unwrap();
-    let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "explain {}",
-        convos_store::search::SEARCH_SQL
-    )))
-    .bind(caller)
-    .bind(q)
-    .bind(26_i64)
-    .bind(0_i64)
-    .bind(convos_store::search::CANDIDATES)
-    .bind(
-        convos_store::search::SearchQuery::parse(q)
-            .map_or_else(|_| Vec::new(), |q| q.terms().to_vec()),
+    let query = convos_store::search::SearchQuery::parse(q).unwrap();
+    let rows: Vec<(String,)> = sqlx::query_as_with(
+        sqlx::AssertSqlSafe(format!("explain {}", convos_store::search::SEARCH_SQL)),
+        convos_store::search::arguments(caller.into(), &query, 26, 0).unwrap(),
     )
-    .bind(convos_store::search::EXCERPT_SOURCE as i32)
-    .bind(convos_store::search::EXCERPT_SOURCE_LEAD as i32)
     .fetch_all(&mut *tx)
     .await
     .unwrap();
@@ -469,18 +459,13 @@ async fn a_hit_is_excerpted_from_a_window_of_its_body_never_the_whole_body(db: P
     for q in ["zanzibar", "plans"] {
         let query = convos_store::search::SearchQuery::parse(q).unwrap();
         let mut tx = app.db.begin().await.unwrap();
-        let lengths: Vec<Option<i32>> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "select char_length(body) from ({}) hits",
-            convos_store::search::SEARCH_SQL
-        )))
-        .bind(bob_id)
-        .bind(query.as_str())
-        .bind(26_i64)
-        .bind(0_i64)
-        .bind(convos_store::search::CANDIDATES)
-        .bind(query.terms())
-        .bind(convos_store::search::EXCERPT_SOURCE as i32)
-        .bind(convos_store::search::EXCERPT_SOURCE_LEAD as i32)
+        let lengths: Vec<Option<i32>> = sqlx::query_scalar_with(
+            sqlx::AssertSqlSafe(format!(
+                "select char_length(body) from ({}) hits",
+                convos_store::search::SEARCH_SQL
+            )),
+            convos_store::search::arguments(bob_id.into(), &query, 26, 0).unwrap(),
+        )
         .fetch_all(&mut *tx)
         .await
         .unwrap();
