@@ -182,7 +182,9 @@ pub fn list_sql(folder: Folder, unread_only: bool) -> String {
         thread_select!(),
         predicate(folder),
         if unread_only {
-            "and tp.unread_count > x.unread"
+            // `unread_count > 0` word for word, so the planner can read the unread threads
+            // in order (`thread_participants_unread_by_activity`), not the whole folder.
+            "and tp.unread_count > 0 and tp.unread_count > x.unread"
         } else {
             ""
         },
