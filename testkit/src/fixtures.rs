@@ -114,3 +114,23 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Waits until a statement in `db`'s database waits for a lock (a request under test has
+/// reached a row the test's own transaction holds), or `over()` says the request ended
+/// without, for 5 s at most: how a test stages a race at the moment it happens.
+pub async fn until_a_lock_is_awaited(db: &PgPool, over: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && !over() {
+        let waiting: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity where wait_event_type = 'Lock' \
+             and datname = current_database()",
+        )
+        .fetch_one(db)
+        .await
+        .expect("the waits are read");
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -28,7 +28,9 @@ pub mod worker;
 
 pub use client::{Answer, Client, TestUser, ends_within, id, open_stream};
 pub use env::{OwnRedis, database_url, database_url_of, free_port, fresh_prefix, redis_url};
-pub use fixtures::{all_jobs_finished, eventually, job_states, store_users, write_backlog};
+pub use fixtures::{
+    all_jobs_finished, eventually, job_states, store_users, until_a_lock_is_awaited, write_backlog,
+};
 pub use metrics::parse_metrics;
 pub use server::{TestServer, server_settings};
 pub use smtp::{Mail, SmtpSink};

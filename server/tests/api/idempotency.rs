@@ -131,19 +131,7 @@ async fn a_replayed_reply_answers_with_the_original_even_once_its_thread_is_dele
                 .unwrap()
         })
     };
-    for _ in 0..300 {
-        let waiting: i64 = sqlx::query_scalar(
-            "select count(*) from pg_stat_activity where wait_event_type = 'Lock' \
-             and datname = current_database()",
-        )
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-        if waiting > 0 || retry.is_finished() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    convos_testkit::until_a_lock_is_awaited(&app.db, || retry.is_finished()).await;
     committing.commit().await.unwrap();
     let again = Answer::from_response(retry.await.unwrap()).await;
     assert_eq!(again.status, StatusCode::CREATED, "{again:?}");

@@ -623,20 +623,7 @@ async fn confirming_the_old_address_while_the_account_moves_keeps_the_new_ones_l
             (res.status(), res.text().await.unwrap())
         })
     };
-    // Until the confirmation waits for the row.
-    for _ in 0..500 {
-        let waiting: i64 = sqlx::query_scalar(
-            "select count(*) from pg_stat_activity where wait_event_type = 'Lock' \
-             and datname = current_database()",
-        )
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    convos_testkit::until_a_lock_is_awaited(&app.db, || confirming.is_finished()).await;
     sqlx::query(
         "update users set email = 'mover@new.example', email_verified_at = null where id = $1",
     )

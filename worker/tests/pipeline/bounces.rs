@@ -233,6 +233,14 @@ async fn relay_refused(db: &PgPool) -> RelayRefused {
     }
 }
 
+/// The one dead email job.
+async fn dead_email_job(db: &PgPool) -> uuid::Uuid {
+    sqlx::query_scalar("select id from jobs where kind = 'notify_email' and state = 'dead'")
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn a_refusal_about_our_relay_keeps_the_email_queued_until_an_operator_retries(db: PgPool) {
     // A misconfigured relay refuses every recipient: that is our fault, not the address's, and
@@ -311,11 +319,7 @@ async fn discarding_an_email_job_our_relay_refused_fails_its_deliveries_for_good
         sent,
     } = relay_refused(&db).await;
     assert_eq!(deliveries(&api, &sent, &alice).await["status"], "pending");
-    let dead: uuid::Uuid =
-        sqlx::query_scalar("select id from jobs where kind = 'notify_email' and state = 'dead'")
-            .fetch_one(&db)
-            .await
-            .unwrap();
+    let dead = dead_email_job(&db).await;
 
     // The operator gives up on that email: the sender must not see it pending for ever.
     let discarded = api
@@ -394,11 +398,7 @@ async fn a_discard_leaves_the_deliveries_a_live_job_has_taken_on(db: PgPool) {
         admin,
         sent,
     } = relay_refused(&db).await;
-    let dead: uuid::Uuid =
-        sqlx::query_scalar("select id from jobs where kind = 'notify_email' and state = 'dead'")
-            .fetch_one(&db)
-            .await
-            .unwrap();
+    let dead = dead_email_job(&db).await;
     // The relay now refuses for a while only: the thread's next job takes the first message
     // along, fails for now, and waits to try again.
     smtp.refuse("bob@example.com", 451, "4.3.0 try again later");

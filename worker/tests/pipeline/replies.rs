@@ -766,6 +766,22 @@ async fn mail_nested_thousands_deep_is_refused_and_the_worker_lives_on(db: PgPoo
     alice_writes_to_bob(&p, &alice, &bob, 2).await;
 }
 
+/// An SMTP session opened from `host` to the listener on `port`, and its greeting.
+async fn greeted(host: [u8; 4], port: u16) -> (tokio::net::TcpStream, String) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((host, 0).into()).unwrap();
+    let mut stream = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+    let mut greeting = vec![0; 512];
+    let n = tokio::time::timeout(
+        WAIT,
+        tokio::io::AsyncReadExt::read(&mut stream, &mut greeting),
+    )
+    .await
+    .expect("a greeting")
+    .unwrap();
+    (stream, String::from_utf8_lossy(&greeting[..n]).into_owned())
+}
+
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn one_network_cannot_hold_every_smtp_session(db: PgPool) {
     // The listener may be the reply domain's MX, open to the internet: one host opening the
@@ -773,20 +789,7 @@ async fn one_network_cannot_hold_every_smtp_session(db: PgPool) {
     // kept every other sender's replies out. Here a network may hold two sessions.
     let p = Platform::start_with(db, |s| s.inbound_max_connections_per_addr = 2).await;
     let port = p.listener_port;
-    let from = |host: [u8; 4]| async move {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind((host, 0).into()).unwrap();
-        let mut stream = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
-        let mut greeting = vec![0; 512];
-        let n = tokio::time::timeout(
-            WAIT,
-            tokio::io::AsyncReadExt::read(&mut stream, &mut greeting),
-        )
-        .await
-        .expect("a greeting")
-        .unwrap();
-        (stream, String::from_utf8_lossy(&greeting[..n]).into_owned())
-    };
+    let from = |host: [u8; 4]| greeted(host, port);
     let (_first, one) = from([127, 0, 0, 2]).await;
     let (_second, two) = from([127, 0, 0, 2]).await;
 
@@ -834,20 +837,7 @@ async fn strangers_filling_every_session_do_not_shut_out_the_relay(db: PgPool) {
     })
     .await;
     let port = p.listener_port;
-    let from = |host: [u8; 4]| async move {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind((host, 0).into()).unwrap();
-        let mut stream = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
-        let mut greeting = vec![0; 512];
-        let n = tokio::time::timeout(
-            WAIT,
-            tokio::io::AsyncReadExt::read(&mut stream, &mut greeting),
-        )
-        .await
-        .expect("a greeting")
-        .unwrap();
-        (stream, String::from_utf8_lossy(&greeting[..n]).into_owned())
-    };
+    let from = |host: [u8; 4]| greeted(host, port);
     let (_a, a) = from([127, 0, 0, 6]).await;
     let (_b, b) = from([127, 0, 0, 7]).await;
     let (_c, c) = from([127, 0, 0, 8]).await;
