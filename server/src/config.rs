@@ -80,13 +80,17 @@ pub struct Settings {
     /// Requests one user may have under way at once in one server process (event streams
     /// once started do not count); one more is `429`.
     pub max_requests_per_user: usize,
-    /// Searches running at once in one server process, all users together; one more is `429`.
+    /// Searches running at once in one server process, all users together; one more waits
+    /// (`costly_wait_ms`).
     pub max_searches: usize,
     /// Actions on a whole long thread (marking it read, deleting it) running at once in one
-    /// server process, all users together; one more is `429`.
+    /// server process, all users together; one more waits (`costly_wait_ms`).
     pub max_long_thread_actions: usize,
     /// A thread is long, for `max_long_thread_actions`, when it holds more messages than this.
     pub long_thread_messages: i64,
+    /// Milliseconds a search or long-thread action may wait for a place when all are taken,
+    /// in a queue that serves first the user holding the fewest; then `429` (decision 79).
+    pub costly_wait_ms: u64,
     /// Connections served at once; further ones wait in the kernel's backlog.
     pub max_connections: usize,
     /// Connections one client network (an IPv4 address, an IPv6 /64) may hold open at once,
@@ -177,6 +181,7 @@ impl Default for Settings {
             max_searches: 8,
             max_long_thread_actions: 4,
             long_thread_messages: 10_000,
+            costly_wait_ms: 3_000,
             max_connections: 4_096,
             max_connections_per_addr: 64,
             requests_per_sec_per_addr: 200,

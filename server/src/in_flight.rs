@@ -36,12 +36,6 @@ impl InFlight {
         }
     }
 
-    /// How many users hold a place.
-    #[cfg(test)]
-    pub(crate) fn users(&self) -> usize {
-        self.open.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
     /// A place for one more request of `user`, if they have one left.
     pub fn enter(&self, user: UserId) -> Option<Place> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());

@@ -85,6 +85,7 @@ impl Application {
             settings.redis_prefix.clone(),
             shutdown.clone(),
         );
+        let costly_wait = std::time::Duration::from_millis(settings.costly_wait_ms);
         let state = AppState {
             wake: crate::wake::WorkerWake::start(redis.clone(), &settings.redis_prefix),
             limiter: RateLimiter::new(redis.clone(), settings.redis_prefix.clone()),
@@ -94,8 +95,11 @@ impl Application {
             requests: convos_plumbing::request_rate::RequestRate::new(
                 settings.requests_per_sec_per_addr,
             ),
-            searches: crate::costly::Budget::new(settings.max_searches),
-            long_thread_actions: crate::costly::Budget::new(settings.max_long_thread_actions),
+            searches: crate::costly::Budget::new(settings.max_searches, costly_wait),
+            long_thread_actions: crate::costly::Budget::new(
+                settings.max_long_thread_actions,
+                costly_wait,
+            ),
             metrics: crate::metrics::Metrics::new(),
             hashing: crate::hashing::Hasher::for_this_machine()
                 .context("could not start the password hashing threads")?,

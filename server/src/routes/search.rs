@@ -54,8 +54,9 @@ pub async fn search_messages(
     };
     let timeout = Duration::from_millis(state.settings.search_timeout_ms);
     // Searches are the costliest reads (up to their 2 s limit each): however many accounts ask,
-    // no more than `max_searches` hold pooled connections at once (decision 53).
-    let _running = state.searches.place(caller.user.id)?;
+    // no more than `max_searches` hold pooled connections at once (decision 53), handed out
+    // fairly when all are taken (decision 79).
+    let _running = state.searches.place(caller.user.id).await?;
     Ok(Json(
         search::search(&state.db, caller.user.id, &q, limit, offset, timeout).await?,
     ))

@@ -203,7 +203,7 @@ async fn long_thread_place(
     let long = state.settings.long_thread_messages;
     let size = threads::size_up_to(&state.db, caller.user.id, thread, long + 1).await?;
     if size.is_some_and(|size| size > long) {
-        Ok(Some(state.long_thread_actions.place(caller.user.id)?))
+        Ok(Some(state.long_thread_actions.place(caller.user.id).await?))
     } else {
         Ok(None)
     }

@@ -457,10 +457,12 @@ async fn actions_on_long_threads_beyond_the_servers_share_are_refused_whoever_as
     // Deleting or reading a whole thread walks all of it (seconds for hundreds of thousands of
     // messages), however few of them the caller still holds. Several accounts, each within its
     // own share of requests, could hold most of the pool with them. Here a thread of more than
-    // 2 messages is long, and one action on a long thread may run at once.
+    // 2 messages is long, one action on a long thread may run at once, and another may wait a
+    // fifth of a second for it.
     let app = TestServer::spawn_with(db, |s| {
         s.long_thread_messages = 2;
         s.max_long_thread_actions = 1;
+        s.costly_wait_ms = 200;
     })
     .await;
     let (alice, bob) = (app.user("alice").await, app.user("bob").await);
@@ -554,7 +556,7 @@ async fn one_user_holds_one_place_for_actions_on_long_threads(db: PgPool) {
     assert_eq!(
         her_second.status,
         StatusCode::TOO_MANY_REQUESTS,
-        "{her_second:?}"
+        "at once, not queued: {her_second:?}"
     );
     assert_eq!(carols_first.status, StatusCode::OK, "{carols_first:?}");
     lock.rollback().await.unwrap();

@@ -233,23 +233,15 @@ async fn the_search_bomb_is_refused_and_the_longest_searches_allowed_stay_harmle
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
-async fn searches_beyond_the_servers_share_are_refused_whoever_asks(db: PgPool) {
+async fn searches_beyond_the_servers_share_wait_their_turn_then_are_refused(db: PgPool) {
     // Several accounts, each within its own share of requests, searching at once, could still
-    // hold most of the pool: searches are the costliest reads. Here one search may run at once.
-    let app = TestServer::spawn_with(db.clone(), |s| s.max_searches = 1).await;
-    let alice = app.user("alice").await;
-    let bob = app.user("bob").await;
-    app.send(&alice, &bob, "Ramen", "the ramen place").await;
-    // Every search waits on this lock, as a slow one would.
-    let blocker = lock_out_searches(&db).await;
-    let first = {
-        let (client, bob) = (app.client.clone(), bob.clone());
-        tokio::spawn(async move { client.get("/api/v1/search?q=ramen", &bob).await })
-    };
-    crate::until_statements_wait(&db, 1).await;
+    // hold most of the pool: searches are the costliest reads. Here one search may run at once,
+    // and another may wait a fifth of a second for it.
+    let one_place = one_search_place_taken(&db, 200).await;
+    let OneSearchPlace { app, alice, .. } = &one_place;
 
-    let second = app.get("/api/v1/search?q=ramen", &alice).await;
-    let other = app.get("/api/v1/me", &alice).await;
+    let second = app.get("/api/v1/search?q=ramen", alice).await;
+    let other = app.get("/api/v1/me", alice).await;
 
     assert_eq!(second.status, StatusCode::TOO_MANY_REQUESTS, "{second:?}");
     assert_eq!(second.headers["retry-after"], "1");
@@ -258,10 +250,75 @@ async fn searches_beyond_the_servers_share_are_refused_whoever_asks(db: PgPool) 
         StatusCode::OK,
         "the rest of the API is served"
     );
-    blocker.rollback().await.unwrap();
-    assert_eq!(first.await.unwrap().status, StatusCode::OK);
+    let (app, alice) = one_place.free().await;
     let again = app.get("/api/v1/search?q=ramen", &alice).await;
     assert_eq!(again.status, StatusCode::OK, "{again:?}");
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_search_finding_every_place_taken_waits_and_is_served_when_one_frees(db: PgPool) {
+    // Accounts looping searches kept every place taken: another user's search, refused at once
+    // whenever it came, could not get one. It now waits, and is served before those who hold
+    // places already (decision 79).
+    let one_place = one_search_place_taken(&db, 30_000).await;
+
+    let second = search_in_background(&one_place.app, &one_place.alice, "ramen");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "waiting, not refused");
+    one_place.free().await;
+
+    let second = second.await.unwrap();
+    assert_eq!(second.status, StatusCode::OK, "{second:?}");
+    assert_eq!(second.body["items"][0]["subject"], "Ramen");
+}
+
+/// A server with one search place, which Bob's search of "ramen" holds, waiting on a lock
+/// (as a slow search would), while Alice has a message to find; searches wait `wait_ms`.
+struct OneSearchPlace {
+    app: TestServer,
+    alice: convos_testkit::TestUser,
+    blocker: sqlx::Transaction<'static, sqlx::Postgres>,
+    first: tokio::task::JoinHandle<convos_testkit::Answer>,
+}
+
+async fn one_search_place_taken(db: &PgPool, wait_ms: u64) -> OneSearchPlace {
+    let app = TestServer::spawn_with(db.clone(), |s| {
+        s.max_searches = 1;
+        s.costly_wait_ms = wait_ms;
+    })
+    .await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    app.send(&alice, &bob, "Ramen", "the ramen place").await;
+    let blocker = lock_out_searches(db).await;
+    let first = search_in_background(&app, &bob, "ramen");
+    crate::until_statements_wait(db, 1).await;
+    OneSearchPlace {
+        app,
+        alice,
+        blocker,
+        first,
+    }
+}
+
+impl OneSearchPlace {
+    /// Lets Bob's search finish (it is served), freeing the place.
+    async fn free(self) -> (TestServer, convos_testkit::TestUser) {
+        self.blocker.rollback().await.unwrap();
+        assert_eq!(self.first.await.unwrap().status, StatusCode::OK);
+        (self.app, self.alice)
+    }
+}
+
+/// Searches for `q` as `user`, in a task of its own.
+fn search_in_background(
+    app: &TestServer,
+    user: &convos_testkit::TestUser,
+    q: &str,
+) -> tokio::task::JoinHandle<convos_testkit::Answer> {
+    let (client, user) = (app.client.clone(), user.clone());
+    let path = format!("/api/v1/search?q={}", encoded(q));
+    tokio::spawn(async move { client.get(&path, &user).await })
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
