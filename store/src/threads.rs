@@ -226,9 +226,10 @@ pub fn get_sql() -> &'static str {
     )
 }
 
-/// How many messages `thread` holds, counted up to `limit` (at most that many index entries
-/// read, without waiting on any lock), if the caller is in it: what marking the whole thread
-/// read or deleting it walks, whatever the caller still holds of it.
+/// How many messages `thread` holds that are neither erased nor consumed, counted up to `limit`
+/// (at most that many index entries read, without waiting on any lock), if the caller is in
+/// it: what marking the whole thread read or deleting it walks, whatever the caller still holds
+/// of it.
 pub async fn size_up_to(
     db: &PgPool,
     caller: UserId,
@@ -237,7 +238,7 @@ pub async fn size_up_to(
 ) -> Result<Option<i64>> {
     Ok(sqlx::query_scalar(
         "select (select count(*) from (select from messages m where m.thread_id = $2 \
-                   limit $3) n) \
+                   and m.purged_at is null and m.consumed_at is null limit $3) n) \
          from thread_participants tp where tp.user_id = $1 and tp.thread_id = $2",
     )
     .bind(caller.as_uuid())
@@ -535,7 +536,9 @@ pub async fn set_muted_by_email(
         .ok_or(StoreError::NotFound)
 }
 
-/// Deletes every copy the caller has in the thread; the other participant keeps theirs.
+/// Deletes every copy the caller has in the thread; the other participant keeps theirs. Erased
+/// and consumed messages are no one's copies any more (no view shows them, no count holds
+/// them): they are left as they are, not walked (decision 80).
 pub async fn delete_for_me(db: &PgPool, caller: UserId, thread: ThreadId) -> Result<Written<()>> {
     let mut tx = db.begin().await?;
     lock_thread(&mut tx, caller, thread).await?;
@@ -545,7 +548,7 @@ pub async fn delete_for_me(db: &PgPool, caller: UserId, thread: ThreadId) -> Res
              then coalesce(sender_deleted_at, now()) else sender_deleted_at end, \
            recipient_deleted_at = case when m.recipient_id = $1 \
              then coalesce(recipient_deleted_at, now()) else recipient_deleted_at end \
-         where m.thread_id = $2 \
+         where m.thread_id = $2 and m.purged_at is null and m.consumed_at is null \
            and ((m.sender_id = $1 and m.sender_deleted_at is null) \
              or (m.recipient_id = $1 and m.recipient_deleted_at is null))",
     )
