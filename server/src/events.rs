@@ -1,22 +1,26 @@
 //! Live events: one Redis pub/sub subscription per server process fans events out to the SSE
-//! streams of the users connected here; each user's recent events are replayed from their Redis
-//! stream when a client reconnects with `Last-Event-ID`.
+//! streams of the users connected here, each user's on a channel of their own; each user's
+//! recent events are replayed from their Redis stream when a client reconnects with
+//! `Last-Event-ID`.
 
 use crate::redis_conn::RedisConn;
 use convos_core::UserId;
 use convos_core::events::{Envelope, channel, stream_key};
 use convos_store::tokens::TokenId;
 use futures::StreamExt;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-/// What the hub tells local streams.
+/// Events one user's channel holds for a stream that has not taken them yet; a stream further
+/// behind is told to refetch (a `reset`). Allocated per connected user, so small.
+const USER_CHANNEL: usize = 128;
+
+/// What the hub tells every local stream, whoever its user.
 #[derive(Clone, Debug)]
 pub enum HubMessage {
-    /// A new event for some user.
-    Event(Arc<Envelope>),
     /// The subscription was interrupted: events (and ended sessions) may have been missed.
     Reset,
     /// These sessions were revoked or expired: their streams end.
@@ -27,8 +31,53 @@ pub enum HubMessage {
 #[derive(Clone)]
 pub struct Hub {
     tx: broadcast::Sender<HubMessage>,
+    users: Users,
     redis: RedisConn,
     sessions_channel: String,
+}
+
+/// The channel of each user with a stream open here. An event wakes only its own user's
+/// streams: with one channel for all, every event woke every stream of the process to be
+/// dropped by all but one (streams × events wake-ups; decision 81).
+#[derive(Clone, Default)]
+struct Users(Arc<Mutex<HashMap<UserId, broadcast::Sender<Arc<Envelope>>>>>);
+
+impl Users {
+    fn lock(&self) -> MutexGuard<'_, HashMap<UserId, broadcast::Sender<Arc<Envelope>>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands `envelope` to its user's streams here, if any.
+    fn send(&self, envelope: Envelope) {
+        let channel = self.lock().get(&envelope.user).cloned();
+        if let Some(channel) = channel {
+            let _ = channel.send(Arc::new(envelope));
+        }
+    }
+}
+
+/// One stream's hearing: its user's events, and what the hub tells every stream. Dropping the
+/// last of a user's subscriptions forgets the user's channel.
+pub struct Subscription {
+    /// Events for the stream's user.
+    pub events: broadcast::Receiver<Arc<Envelope>>,
+    /// Interruptions and ended sessions.
+    pub everyone: broadcast::Receiver<HubMessage>,
+    user: UserId,
+    users: Users,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut users = self.users.lock();
+        // This subscription's own receiver is still counted: dropped after this runs.
+        if users
+            .get(&self.user)
+            .is_some_and(|channel| channel.receiver_count() <= 1)
+        {
+            users.remove(&self.user);
+        }
+    }
 }
 
 impl Hub {
@@ -36,8 +85,10 @@ impl Hub {
     pub fn start(redis: RedisConn, prefix: String, cancel: CancellationToken) -> Self {
         let (tx, _) = broadcast::channel(4096);
         let sessions = sessions_channel(&prefix);
+        let users = Users::default();
         let hub = Self {
             tx: tx.clone(),
+            users: users.clone(),
             redis: redis.clone(),
             sessions_channel: sessions.clone(),
         };
@@ -68,9 +119,7 @@ impl Hub {
                                             continue;
                                         }
                                         match serde_json::from_str::<Envelope>(&payload) {
-                                            Ok(envelope) => {
-                                                let _ = tx.send(HubMessage::Event(Arc::new(envelope)));
-                                            }
+                                            Ok(envelope) => users.send(envelope),
                                             Err(e) => tracing::warn!(error = %e, "malformed event"),
                                         }
                                     }
@@ -92,9 +141,26 @@ impl Hub {
         hub
     }
 
-    /// A receiver of everything the hub hears from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<HubMessage> {
-        self.tx.subscribe()
+    /// What a stream of `user` hears from now on: their events, and what every stream is told.
+    pub fn subscribe(&self, user: UserId) -> Subscription {
+        let events = self
+            .users
+            .lock()
+            .entry(user)
+            .or_insert_with(|| broadcast::channel(USER_CHANNEL).0)
+            .subscribe();
+        Subscription {
+            events,
+            everyone: self.tx.subscribe(),
+            user,
+            users: self.users.clone(),
+        }
+    }
+
+    /// Users with a stream subscribed here.
+    #[cfg(test)]
+    fn users_heard(&self) -> usize {
+        self.users.lock().len()
     }
 
     /// Ends the event streams of these sessions in every server process. Call after the
@@ -326,7 +392,70 @@ fn as_text(value: &redis::Value) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::StreamId;
+    use super::*;
+    use convos_core::ThreadId;
+    use convos_core::events::Event;
+
+    #[tokio::test]
+    async fn an_event_reaches_only_its_own_users_streams() {
+        // With one channel for all, every event woke every stream of the process (a free
+        // account flipping read flags woke thousands of other users' streams, each of which
+        // dropped it): an audit found the wake-ups grow as streams times events.
+        let redis = RedisConn::new(&convos_testkit::env::redis_url()).unwrap();
+        let prefix = format!("hub-test-{}:", uuid::Uuid::now_v7());
+        let cancel = CancellationToken::new();
+        let hub = Hub::start(redis.clone(), prefix.clone(), cancel.clone());
+        let (alice, bob) = (UserId::generate(), UserId::generate());
+        let mut hers = [hub.subscribe(alice), hub.subscribe(alice)];
+        let mut his = hub.subscribe(bob);
+        let envelope = Envelope {
+            user: alice,
+            id: "1700000000000-1".into(),
+            event: Event::ThreadUpdated {
+                thread_id: ThreadId::generate(),
+            },
+        };
+        let payload = serde_json::to_string(&envelope).unwrap();
+        // Published until the hub's subscription hears it.
+        let mut conn = redis.get().await.unwrap();
+        loop {
+            let heard: i64 = redis::cmd("PUBLISH")
+                .arg(channel(&prefix))
+                .arg(&payload)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            if heard > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        for stream in &mut hers {
+            let got = tokio::time::timeout(Duration::from_secs(5), stream.events.recv())
+                .await
+                .expect("Alice's stream hears her event")
+                .unwrap();
+            assert_eq!(*got, envelope);
+        }
+        assert!(
+            matches!(
+                his.events.try_recv(),
+                Err(broadcast::error::TryRecvError::Empty)
+            ),
+            "Bob's stream is not woken by Alice's event"
+        );
+        assert_eq!(hub.users_heard(), 2);
+        drop(hers);
+        assert_eq!(
+            hub.users_heard(),
+            1,
+            "Alice's channel goes with her last stream"
+        );
+        drop(his);
+        assert_eq!(hub.users_heard(), 0);
+        cancel.cancel();
+    }
 
     #[test]
     fn stream_ids_order_like_redis() {

@@ -63,7 +63,7 @@ pub async fn stream_events(
         .per_user_minute("stream_open", me, limit)
         .await?;
     // Listen before catching up, so nothing falls between the replay and the live events.
-    let hub = state.hub.subscribe();
+    let hub = state.hub.subscribe(me);
     // And ask once more whether the session lives, now that its end would be heard: one that
     // ended between the token's check and the subscription was announced to nobody here, and
     // its stream lived until its hourly check, receiving the user's events.
@@ -92,7 +92,6 @@ pub async fn stream_events(
     };
     let live = Live {
         hub,
-        me,
         token: caller.token,
         expires: session_deadline(caller.session_expires_at),
         seen,
@@ -128,8 +127,7 @@ fn session_deadline(expires_at: chrono::DateTime<chrono::Utc>) -> tokio::time::I
 /// is found idle past its limit at one of the hourly checks (`sse_session_check_secs`: a
 /// session idling out is no event).
 struct Live {
-    hub: tokio::sync::broadcast::Receiver<HubMessage>,
-    me: convos_core::UserId,
+    hub: crate::events::Subscription,
     token: convos_store::tokens::TokenId,
     /// The session's absolute expiry.
     expires: tokio::time::Instant,
@@ -162,19 +160,22 @@ impl Live {
                     }
                     continue;
                 }
-                message = self.hub.recv() => message,
+                mine = self.hub.events.recv() => match mine {
+                    Ok(envelope) => {
+                        let id = StreamId::parse(&envelope.id);
+                        // Skip what the replay already sent.
+                        if id.is_some() && self.seen.is_some() && id <= self.seen {
+                            continue;
+                        }
+                        self.seen = id.or(self.seen);
+                        return Some(event(&envelope));
+                    }
+                    Err(RecvError::Lagged(_)) => Ok(HubMessage::Reset),
+                    Err(RecvError::Closed) => return None,
+                },
+                message = self.hub.everyone.recv() => message,
             };
             match message {
-                Ok(HubMessage::Event(envelope)) if envelope.user == self.me => {
-                    let id = StreamId::parse(&envelope.id);
-                    // Skip what the replay already sent.
-                    if id.is_some() && self.seen.is_some() && id <= self.seen {
-                        continue;
-                    }
-                    self.seen = id.or(self.seen);
-                    return Some(event(&envelope));
-                }
-                Ok(HubMessage::Event(_)) => {}
                 Ok(HubMessage::SessionsEnded(ended)) => {
                     if ended.contains(&self.token) {
                         return None;
