@@ -180,7 +180,7 @@ impl Default for Settings {
             max_requests_per_user: 8,
             max_searches: 8,
             max_long_thread_actions: 4,
-            long_thread_messages: 10_000,
+            long_thread_messages: convos_store::threads::LONG_THREAD_MESSAGES,
             costly_wait_ms: 3_000,
             max_connections: 4_096,
             max_connections_per_addr: 64,

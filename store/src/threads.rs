@@ -226,6 +226,11 @@ pub fn get_sql() -> &'static str {
     )
 }
 
+/// A thread is long, for the actions that walk all of it, when it holds more messages than
+/// this (the server's default `long_thread_messages`; the worker's reading of a thread a reply
+/// by email answered). Decision 55.
+pub const LONG_THREAD_MESSAGES: i64 = 10_000;
+
 /// How many messages `thread` holds that are neither erased nor consumed, counted up to `limit`
 /// (at most that many index entries read, without waiting on any lock), if the caller is in
 /// it: what marking the whole thread read or deleting it walks, whatever the caller still holds

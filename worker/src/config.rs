@@ -60,6 +60,10 @@ pub struct WorkerSettings {
     /// Upper bound of PostgreSQL connections this process opens (`CONVOS_DB_MAX_CONNECTIONS`),
     /// shared by the relay, the ledger writer and the jobs.
     pub db_max_connections: u32,
+    /// Milliseconds a job's statement may wait for a lock (`CONVOS_JOB_LOCK_TIMEOUT_MS`; 0: no
+    /// limit) before the job fails for now and is retried later: a job waiting behind a user's
+    /// long action on a thread gives its connection back (decision 82).
+    pub job_lock_timeout_ms: u64,
     /// Milliseconds of the first retry delay; later ones double, with jitter
     /// (`CONVOS_RETRY_BASE_MS`).
     pub retry_base_ms: u64,
@@ -148,6 +152,7 @@ impl Default for WorkerSettings {
             jobs_in_flight: 2_000,
             worker_concurrency: 64,
             db_max_connections: 20,
+            job_lock_timeout_ms: 10_000,
             retry_base_ms: 5_000,
             retry_max_secs: 3_600,
             poll_ms: 50,

@@ -61,6 +61,10 @@ pub struct Ctx {
     pub last_heartbeat: std::sync::Mutex<Option<std::time::Instant>>,
     /// Settings in force.
     pub settings: WorkerSettings,
+    /// Places for reading a long thread for the author of a reply by email (one): such a read
+    /// walks the whole thread under its lock, as marking it read in the app does, which takes
+    /// one of the server's few places for such actions (decisions 55 and 82).
+    pub long_thread_reads: tokio::sync::Semaphore,
 }
 
 impl Ctx {
@@ -109,8 +113,14 @@ pub async fn run(
     settings: WorkerSettings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    // No statement limit: purges and vacuums must run to the end (decision 0017).
-    let limits = convos_store::StatementLimits::NONE;
+    // No statement limit: purges must run to the end (decision 17). Lock waits are bounded:
+    // a job queued behind a long action on a thread held a connection for as long as it
+    // lasted, and a burst of them held the pool (decision 82).
+    let limits = convos_store::StatementLimits {
+        statement_timeout: None,
+        lock_timeout: (settings.job_lock_timeout_ms > 0)
+            .then(|| Duration::from_millis(settings.job_lock_timeout_ms)),
+    };
     let db = convos_store::connect(
         settings.database_url.expose_secret(),
         settings.db_max_connections,
@@ -174,6 +184,7 @@ pub async fn run(
         metrics,
         last_heartbeat: std::sync::Mutex::new(None),
         settings,
+        long_thread_reads: tokio::sync::Semaphore::new(1),
     });
     let cancel = CancellationToken::new();
     let queues: HashMap<JobKind, queue::Queue> = JobKind::ALL

@@ -538,8 +538,21 @@ async fn record_posted(
         Err(e) => return Err(e.into()),
     }
     // Answering a thread by email reads it, as answering it in the app does, up to the message
-    // the email was about: one written since has not been seen (decision 74).
+    // the email was about: one written since has not been seen (decision 74). On a long thread
+    // that walks all of it, so one such read runs at a time in this process, waiting without a
+    // connection (decision 82).
     let answered = MessageId::from(target.message_id);
+    let long = threads::LONG_THREAD_MESSAGES;
+    let size = threads::size_up_to(&ctx.db, user, thread, long + 1).await?;
+    let _place = match size {
+        Some(size) if size > long => Some(
+            ctx.long_thread_reads
+                .acquire()
+                .await
+                .map_err(|_| JobError::Transient("shutting down".into()))?,
+        ),
+        _ => None,
+    };
     match threads::mark_read_up_to(&ctx.db, user, thread, answered).await {
         Ok(written) => {
             ctx.committed(written);

@@ -211,13 +211,19 @@ async fn alice_writes_to_bob(p: &Platform, alice: &TestUser, bob: &TestUser, n: 
         .api
         .send(alice, bob, "Lunch on Friday?", "Are you free at noon?")
         .await;
-    let mail = p.nth_mail(n).await;
-    let address = reply_address_of(&mail);
-    Notified {
-        thread: sent["thread_id"].as_str().unwrap().to_owned(),
-        reply_to: address,
-        message_id: mail.header("Message-ID").unwrap(),
-        mail,
+    Notified::of(p, sent, n).await
+}
+
+impl Notified {
+    /// The message `sent` answered with, and the notification about it, the `n`th email.
+    async fn of(p: &Platform, sent: Value, n: usize) -> Self {
+        let mail = p.nth_mail(n).await;
+        Self {
+            thread: sent["thread_id"].as_str().unwrap().to_owned(),
+            reply_to: reply_address_of(&mail),
+            message_id: mail.header("Message-ID").unwrap(),
+            mail,
+        }
     }
 }
 
@@ -291,6 +297,148 @@ async fn a_reply_by_email_lands_in_the_thread_clean_and_its_reader_sees_it_live(
     let decided = p.wait_decided(2).await;
     assert_eq!(decided[1], ("refused".into(), Some("duplicate".into())));
     assert_eq!(p.thread_bodies(&alice, &n.thread).await.len(), 2);
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn replies_by_email_to_long_threads_read_them_one_at_a_time(db: PgPool) {
+    // Answering by email reads the thread up to the message answered: on a long thread a walk
+    // of all of it, seconds at hundreds of thousands of messages. In the app such an action
+    // takes one of a few places (decision 55); by email each reply ran it at once on the
+    // worker's pool, so replies to long threads held a connection each for as long (an audit).
+    let p = Platform::start(db).await;
+    let (alice, bob) = (p.api.user("alice").await, p.api.user("bob").await);
+    let carol = p.api.user("carol").await;
+    let first = alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    let sent = p
+        .api
+        .send(&carol, &bob, "Minutes", "From today's meeting")
+        .await;
+    let second = Notified::of(&p, sent, 2).await;
+    let mut held = p.db.begin().await.unwrap();
+    for thread in [&first.thread, &second.thread] {
+        lengthen(
+            &p.db,
+            thread,
+            convos_store::threads::LONG_THREAD_MESSAGES + 1,
+        )
+        .await;
+        // One of the messages a reply reads is held, as a slow walk would hold it.
+        sqlx::query(
+            "select 1 from messages where thread_id = $1::uuid and recipient_read = false \
+             order by created_at limit 1 for update",
+        )
+        .bind(thread)
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    }
+
+    for (i, n) in [&first, &second].into_iter().enumerate() {
+        let id = format!("CAB-long-{i}@mail.gmail.com");
+        let raw = gmail_reply("bob@example.com", &n.reply_to, &id, &n.message_id, "Noted.");
+        p.send_smtp("bob@example.com", &n.reply_to, &raw).await;
+    }
+    assert_eq!(p.wait_decided(2).await.len(), 2, "both posted");
+    convos_testkit::fixtures::until_a_lock_is_awaited(&p.db, || false).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    assert_eq!(lock_waits(&p.db).await, 1, "one long thread read at a time");
+    held.rollback().await.unwrap();
+    for n in [&first, &second] {
+        eventually(WAIT, "the thread read for Bob", || async {
+            let path = format!("/api/v1/threads/{}", n.thread);
+            p.api.get(&path, &bob).await.body["unread_count"] == 0
+        })
+        .await;
+    }
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_reply_waiting_behind_a_long_action_on_its_thread_gives_its_connection_back(db: PgPool) {
+    // A reply by email is posted under its thread's lock, which a long action in the app (a
+    // mark-read or delete of a long thread) holds for seconds. Each reply waited for it holding
+    // one of the worker's connections, with no limit: a burst of replies held the pool, and
+    // every user's email jobs waited for connections (an audit). A job now waits for a lock so
+    // long, then is retried.
+    let p = Platform::start_with(db, |w| {
+        w.job_lock_timeout_ms = 300;
+        w.retry_base_ms = 100;
+    })
+    .await;
+    let (alice, bob) = (p.api.user("alice").await, p.api.user("bob").await);
+    let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    let mut held = p.db.begin().await.unwrap();
+    sqlx::query("select 1 from threads where id = $1::uuid for update")
+        .bind(&n.thread)
+        .execute(&mut *held)
+        .await
+        .unwrap();
+
+    for i in 0..3 {
+        let id = format!("CAB-wait-{i}@mail.gmail.com");
+        let raw = gmail_reply("bob@example.com", &n.reply_to, &id, &n.message_id, "Noted.");
+        p.send_smtp("bob@example.com", &n.reply_to, &raw).await;
+    }
+    convos_testkit::fixtures::until_a_lock_is_awaited(&p.db, || false).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let longest: f64 = sqlx::query_scalar(
+        "select coalesce(max(extract(epoch from clock_timestamp() - query_start)), 0)::float8 \
+         from pg_stat_activity where wait_event_type = 'Lock' \
+         and datname = current_database()",
+    )
+    .fetch_one(&p.db)
+    .await
+    .unwrap();
+
+    assert!(
+        longest < 1.0,
+        "a reply has waited {longest} s for the thread"
+    );
+    held.rollback().await.unwrap();
+    assert_eq!(
+        p.wait_decided(3).await,
+        vec![("posted".to_owned(), None); 3],
+        "each posted once the action ended"
+    );
+}
+
+/// Statements of the test database waiting for a lock now.
+async fn lock_waits(db: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from pg_stat_activity where wait_event_type = 'Lock' \
+         and datname = current_database()",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+/// Adds `count` messages from Alice to Bob, unread, to `thread`, counted as the store counts.
+async fn lengthen(db: &PgPool, thread: &str, count: i64) {
+    sqlx::query(
+        "insert into messages (id, thread_id, sender_id, recipient_id, body, created_at) \
+         select gen_random_uuid(), m.thread_id, m.sender_id, m.recipient_id, 'more ' || g, \
+                m.created_at - g * interval '1 millisecond' \
+         from (select * from messages where thread_id = $1::uuid limit 1) m, \
+              generate_series(1, $2) g",
+    )
+    .bind(thread)
+    .bind(count)
+    .execute(db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "update thread_participants set \
+           received_count = received_count + case when received_count > 0 then $2 else 0 end, \
+           sent_count = sent_count + case when sent_count > 0 then $2 else 0 end, \
+           unread_count = unread_count + case when received_count > 0 then $2 else 0 end \
+         where thread_id = $1::uuid",
+    )
+    .bind(thread)
+    .bind(count)
+    .execute(db)
+    .await
+    .unwrap();
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
