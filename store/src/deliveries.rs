@@ -52,6 +52,11 @@ pub struct EmailRecipient {
     pub paused: bool,
 }
 
+/// Characters of a message's text read for its email, which shows the first 500 of it once
+/// hidden characters are taken out: a thread's queued messages were read whole (up to 64,000
+/// characters each, thousands of them after a relay outage) to show 500 of each.
+pub const EMAILED_BODY_CHARS: i32 = 2_000;
+
 /// One message waiting for a notification decision.
 #[derive(Clone, Debug)]
 pub struct QueuedMessage {
@@ -61,8 +66,10 @@ pub struct QueuedMessage {
     pub sender: UserSummary,
     /// Its sender has proved their address.
     pub sender_verified: bool,
-    /// Its text (`None` once purged).
+    /// Its text, up to its first [`EMAILED_BODY_CHARS`] characters (`None` once purged).
     pub body: Option<String>,
+    /// The text goes on past `body`.
+    pub body_cut: bool,
     /// Read-once messages never show their body in an email.
     pub read_once: bool,
     /// When it was sent.
@@ -113,6 +120,7 @@ struct QueuedRow {
     sender_display_name: String,
     sender_verified: bool,
     body: Option<String>,
+    body_cut: Option<bool>,
     read_once: bool,
     created_at: DateTime<Utc>,
     in_reply_to: Option<Uuid>,
@@ -150,7 +158,9 @@ pub async fn pending(
                   s.display_name as sender_display_name, \
                   (s.email_verified_at is not null or s.email_proven_at is not null) \
                     as sender_verified, \
-                  m.body, m.read_once, m.created_at, \
+                  left(m.body, $6) as body, \
+                  octet_length(m.body) > octet_length(left(m.body, $6)) as body_cut, \
+                  m.read_once, m.created_at, \
                   m.in_reply_to, m.recipient_read as read, \
                   (m.recipient_deleted_at is not null or m.consumed_at is not null) as deleted, \
                   (m.expires_at is not null and m.expires_at <= now()) as expired, \
@@ -187,6 +197,7 @@ pub async fn pending(
     .bind(job)
     .bind(stale_after)
     .bind(daily_cap)
+    .bind(EMAILED_BODY_CHARS)
     .fetch_all(db)
     .await?;
     let mut rows = rows.into_iter().peekable();
@@ -222,6 +233,7 @@ pub async fn pending(
             },
             sender_verified: r.sender_verified,
             body: r.body,
+            body_cut: r.body_cut.unwrap_or(false),
             read_once: r.read_once,
             created_at: r.created_at,
             in_reply_to: r.in_reply_to.map(Into::into),

@@ -14,6 +14,10 @@ use lettre::message::{Mailbox, MessageBuilder, MultiPart};
 /// Characters of each message shown in an email.
 const EXCERPT: usize = 500;
 
+/// Messages one email shows at most, the newest: after a relay outage or a paused queue a
+/// thread's email took every message queued meanwhile (thousands, megabytes of email).
+const SHOWN_MESSAGES: usize = 20;
+
 /// The header every email Convos sends carries, so one coming back is known as ours (a loop).
 pub const NOTIFICATION_HEADER: &str = "X-Convos-Notification";
 
@@ -228,7 +232,7 @@ fn shown(message: &QueuedMessage) -> String {
     // What the terminal client shows, for the same reasons: a reader's terminal or mail client
     // must not obey escape sequences, reorder the text or hide part of it.
     let body = convos_core::text::shown_body(body);
-    if body.chars().count() > EXCERPT {
+    if message.body_cut || body.chars().count() > EXCERPT {
         format!("{}…", body.chars().take(EXCERPT).collect::<String>())
     } else {
         body
@@ -284,7 +288,10 @@ pub fn render(
     );
     let recipient = pending.recipient.id;
     let stop = link_url(settings, recipient, Target::Thread(pending.thread), now);
-    let reads: Vec<(String, String)> = messages
+    // All of them are counted; the newest are shown, each with its link.
+    let not_shown = messages.len().saturating_sub(SHOWN_MESSAGES);
+    let listed = &messages[not_shown..];
+    let reads: Vec<(String, String)> = listed
         .iter()
         .map(|m| {
             let label = format!(
@@ -315,7 +322,23 @@ pub fn render(
         escape(&intro),
         escape(&subject)
     );
-    for m in messages {
+    if not_shown > 0 {
+        let earlier = format!(
+            "{not_shown} earlier {} not shown here: read {} in Convos.",
+            if not_shown == 1 {
+                "message is"
+            } else {
+                "messages are"
+            },
+            if not_shown == 1 { "it" } else { "them" },
+        );
+        text.push_str(&format!("({earlier})\n\n"));
+        html.push_str(&format!(
+            "<p style=\"color:#555\">({})</p>",
+            escape(&earlier)
+        ));
+    }
+    for m in listed {
         let when = m.created_at.format("%Y-%m-%d %H:%M UTC");
         let name = name_of(&m.sender);
         // Cleaned once for both parts: a body can be 64,000 characters.
@@ -513,6 +536,7 @@ mod tests {
             sender: user(sender),
             sender_verified: true,
             body: Some("hello".into()),
+            body_cut: false,
             read_once: false,
             created_at: Utc::now(),
             in_reply_to: None,
@@ -668,6 +692,53 @@ mod tests {
             header(&decoded, "From"),
             "\"mallory via Convos\" <notify@convos.test>"
         );
+    }
+
+    /// The plain-text part of `email`.
+    fn plain_text(email: &Message) -> String {
+        let raw = email.formatted();
+        let parsed = mailparse::parse_mail(&raw).unwrap();
+        parsed
+            .subparts
+            .iter()
+            .find(|p| p.ctype.mimetype == "text/plain")
+            .unwrap()
+            .get_body()
+            .unwrap()
+    }
+
+    #[test]
+    fn an_email_shows_the_newest_messages_and_counts_them_all() {
+        let messages: Vec<QueuedMessage> = (0..100)
+            .map(|i| QueuedMessage {
+                body: Some(format!("message number {i}")),
+                ..message("Alice")
+            })
+            .collect();
+        let listed: Vec<&QueuedMessage> = messages.iter().collect();
+        let email = render(&settings(), &pending("Hi", "Bob"), &listed, Utc::now()).unwrap();
+        let text = plain_text(&email);
+
+        assert!(text.starts_with("100 new messages on Convos"), "{text}");
+        assert!(
+            text.contains("80 earlier messages are not shown here"),
+            "{text}"
+        );
+        assert_eq!(text.matches(" wrote at ").count(), SHOWN_MESSAGES);
+        assert_eq!(text.matches("Mark as read (").count(), SHOWN_MESSAGES);
+        assert!(text.contains("message number 99") && text.contains("message number 80"));
+        assert!(!text.contains("message number 79"), "{text}");
+    }
+
+    #[test]
+    fn a_text_read_in_part_is_shown_as_cut() {
+        let cut = QueuedMessage {
+            body: Some("the start of a long message".into()),
+            body_cut: true,
+            ..message("Alice")
+        };
+        assert_eq!(shown(&cut), "the start of a long message…");
+        assert_eq!(shown(&message("Alice")), "hello");
     }
 
     #[test]

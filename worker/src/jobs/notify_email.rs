@@ -168,13 +168,22 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
             .with_label_values(&["skipped", reason.as_str()])
             .inc();
     }
-    for (message, reason) in &skipped {
+    // One statement per reason, not per message: a thread may have thousands queued.
+    let mut reasons: Vec<_> = skipped.iter().map(|(_, reason)| reason.as_str()).collect();
+    reasons.sort_unstable();
+    reasons.dedup();
+    for reason in reasons {
+        let messages: Vec<_> = skipped
+            .iter()
+            .filter(|(_, r)| r.as_str() == reason)
+            .map(|(message, _)| *message)
+            .collect();
         deliveries::record(
             &ctx.db,
-            &[*message],
+            &messages,
             pending.recipient.id,
             "skipped",
-            reason.as_str(),
+            reason,
             None,
         )
         .await?;
@@ -217,17 +226,25 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
             // operator fixes that and retries the dead job, so it stays queued (the sender sees
             // it pending) and lets go of its claim for that retry, or a later job, to take.
             let error = format!("smtp: {text}");
-            deliveries::note_error(&ctx.db, job.id, &ids, recipient, "rejected", &error).await?;
-            deliveries::release(&ctx.db, job.id, payload.thread_id, recipient).await?;
+            settled(|| {
+                deliveries::note_error(&ctx.db, job.id, &ids, recipient, "rejected", &error)
+            })
+            .await?;
+            settled(|| deliveries::release(&ctx.db, job.id, payload.thread_id, recipient)).await?;
             return Err(JobError::Permanent(error));
         }
         Err(SendError::Rejected { refusal, text, .. }) => {
             let error = format!("smtp: {text}");
             count_failed(ctx, "rejected", ids.len());
-            deliveries::record(&ctx.db, &ids, recipient, "failed", "rejected", Some(&error))
-                .await?;
+            settled(|| {
+                deliveries::record(&ctx.db, &ids, recipient, "failed", "rejected", Some(&error))
+            })
+            .await?;
             if refusal == Refusal::BadAddress
-                && deliveries::mark_bounced(&ctx.db, recipient, &pending.recipient.email).await?
+                && settled(|| {
+                    deliveries::mark_bounced(&ctx.db, recipient, &pending.recipient.email)
+                })
+                .await?
             {
                 tracing::info!(user.id = %recipient, "address hard-bounced; no email until verified again");
             }
@@ -237,26 +254,31 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
             let error = format!("smtp: {text}");
             if job.is_last_attempt() {
                 count_failed(ctx, "temporary_failure", ids.len());
-                deliveries::record(
-                    &ctx.db,
-                    &ids,
-                    recipient,
-                    "failed",
-                    "temporary_failure",
-                    Some(&error),
-                )
+                settled(|| {
+                    deliveries::record(
+                        &ctx.db,
+                        &ids,
+                        recipient,
+                        "failed",
+                        "temporary_failure",
+                        Some(&error),
+                    )
+                })
                 .await?;
             } else {
-                deliveries::note_error(
-                    &ctx.db,
-                    job.id,
-                    &ids,
-                    recipient,
-                    "temporary_failure",
-                    &error,
-                )
+                settled(|| {
+                    deliveries::note_error(
+                        &ctx.db,
+                        job.id,
+                        &ids,
+                        recipient,
+                        "temporary_failure",
+                        &error,
+                    )
+                })
                 .await?;
-                deliveries::release(&ctx.db, job.id, payload.thread_id, recipient).await?;
+                settled(|| deliveries::release(&ctx.db, job.id, payload.thread_id, recipient))
+                    .await?;
             }
             return Err(JobError::Transient(error));
         }
@@ -266,11 +288,31 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
         .with_label_values(&["sent", ""])
         .inc_by(ids.len() as u64);
     let newest = ids[ids.len() - 1];
-    deliveries::record_sent(&ctx.db, payload.thread_id, recipient, newest, &ids).await?;
+    settled(|| deliveries::record_sent(&ctx.db, payload.thread_id, recipient, newest, &ids))
+        .await?;
     Ok(Outcome::Done(format!(
         "sent: {} message(s) in one email",
         ids.len()
     )))
+}
+
+/// Runs `write` again for as long as it gives up waiting for a lock (the job pool's
+/// `lock_timeout`): once the SMTP server has answered, giving up would send the email again at
+/// the job's retry. The job's time limit and its overrun for irrevocable work bound the waits
+/// (decision 82).
+async fn settled<T, F, Fut>(mut write: F) -> Result<T, convos_store::StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, convos_store::StoreError>>,
+{
+    loop {
+        match write().await {
+            Err(convos_store::StoreError::TimedOut) => {
+                tracing::info!("an email's record waited past the lock limit; waiting again");
+            }
+            done => return done,
+        }
+    }
 }
 
 fn count_failed(ctx: &Ctx, reason: &str, messages: usize) {
