@@ -1,6 +1,7 @@
 //! Daily digests (decision 28): whose digest is due, and what goes in one.
 
 use crate::Result;
+use crate::counters::expired_correction;
 use crate::visibility::visible_to_caller;
 use chrono::{DateTime, Utc};
 use convos_core::jobs::JobKind;
@@ -114,16 +115,18 @@ impl UnreadThread {
 /// and how many such threads there are in all. The candidates are the reader's unread threads
 /// by their counters (`thread_participants_unread`), each joined to its peer: work in
 /// proportion to the reader's unread threads, once a day in the worker, with no statement
-/// limit; the messages read are the newest unread one and the unread count of the
-/// [`MAX_THREADS`] listed.
+/// limit; the messages read are the newest unread one of each of the [`MAX_THREADS`] listed
+/// (their unread counts are their counters, less their expired messages).
 pub async fn unread_threads(db: &PgPool, user: UserId) -> Result<(Vec<UnreadThread>, i64)> {
     let threads: Vec<UnreadThread> = sqlx::query_as(concat!(
-        "select tp.thread_id, t.subject, n.unread, m.id as newest_id, m.created_at as newest_at, \
+        "select tp.thread_id, t.subject, greatest(tp.unread_count - x.unread, 0)::int8 as unread, \
+                m.id as newest_id, m.created_at as newest_at, \
                 case when m.read_once or m.expires_at is not null then null \
                      else left(m.body, 300) end as excerpt, \
                 m.read_once, m.expires_at is not null as expiring, \
                 s.display_name as sender_name, s.username as sender_username \
-         from (select tp.thread_id, tp.last_activity_at from thread_participants tp \
+         from (select tp.thread_id, tp.last_activity_at, tp.unread_count \
+               from thread_participants tp \
                join users peer on peer.id = tp.peer_id \
                  and (peer.email_verified_at is not null or peer.email_proven_at is not null) \
                where tp.user_id = $1 and tp.unread_count > 0 and not tp.archived \
@@ -135,14 +138,12 @@ pub async fn unread_threads(db: &PgPool, user: UserId) -> Result<(Vec<UnreadThre
            where m.thread_id = tp.thread_id and m.recipient_id = $1 and not m.recipient_read \
              and ",
         visible_to_caller!(),
-        " order by m.created_at desc, m.id desc limit 1) m \
-         cross join lateral ( \
-           select count(*) as unread from messages m \
-           where m.thread_id = tp.thread_id and m.recipient_id = $1 and not m.recipient_read \
-             and ",
-        visible_to_caller!(),
-        ") n \
-         join users s on s.id = m.sender_id \
+        " order by m.created_at desc, m.id desc limit 1) m ",
+        // The thread's unread count as its listing shows it: the counter, less its messages
+        // expired and not yet purged (it counted each unread message, 10,000 rows for a thread
+        // of 10,000).
+        expired_correction!(),
+        "join users s on s.id = m.sender_id \
          order by m.created_at desc, m.id desc"
     ))
     .bind(user.as_uuid())

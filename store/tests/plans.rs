@@ -514,6 +514,32 @@ async fn a_threads_erased_messages_are_not_walked_by_its_reader(db: PgPool) {
     );
 }
 
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_digest_counts_a_long_unread_thread_without_reading_it(db: PgPool) {
+    // The daily digest counted each listed thread's unread messages one by one: a thread of
+    // 10,000 unread messages read 10,000 rows, once a day per reader, with no statement limit
+    // in the worker (an audit). The thread's counters hold the count.
+    thread_of(&db, 20_000, false, false).await;
+    for sql in [
+        "update thread_participants set unread_count = received_count",
+        "update users set email_verified_at = now()",
+    ] {
+        sqlx::query(sql).execute(&db).await.unwrap();
+    }
+    let alice = ALICE.parse::<convos_core::UserId>().unwrap();
+    let server = one_connection(&db).await;
+
+    let before = rows_read(&db, &server, "messages").await;
+    let (threads, total) = convos_store::digests::unread_threads(&server, alice)
+        .await
+        .unwrap();
+    let rows = rows_read(&db, &server, "messages").await - before;
+
+    assert_eq!((threads.len(), total), (1, 1));
+    assert_eq!(threads[0].unread, 10_000);
+    assert!(rows < 100, "{rows} rows of messages read for one digest");
+}
+
 /// Alice's thread from Bob: one message she can see, under `erased` newer ones that expired and
 /// were erased by the purge, as it leaves them.
 async fn erased_above_one_message(db: &PgPool, erased: i32) {
