@@ -731,6 +731,31 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_is_cut_at_lines_every_notification_holds() {
+        // `echoes` cuts a reply at these lines: they must be what the email says.
+        let (one, two) = (message("Alice"), message("Alice"));
+        let single = render(&settings(), &pending("Hi", "Bob"), &[&one], Utc::now()).unwrap();
+        let double = render(
+            &settings(),
+            &pending("Hi", "Bob"),
+            &[&one, &two],
+            Utc::now(),
+        );
+        let (single, double) = (plain_text(&single), plain_text(&double.unwrap()));
+        let mut found: Vec<&str> = crate::echoes::NOTIFICATION_LINES
+            .into_iter()
+            .filter(|line| single.contains(line) || double.contains(line))
+            .collect();
+        found.sort_unstable();
+
+        let mut expected = crate::echoes::NOTIFICATION_LINES.to_vec();
+        // Without a reply domain the email says to answer in Convos instead.
+        expected.retain(|line| *line != "Reply to this email to answer");
+        expected.sort_unstable();
+        assert_eq!(found, expected, "{single}\n{double}");
+    }
+
+    #[test]
     fn a_text_read_in_part_is_shown_as_cut() {
         let cut = QueuedMessage {
             body: Some("the start of a long message".into()),

@@ -8,6 +8,7 @@ pub mod board;
 pub mod by_hand;
 pub mod config;
 pub mod digest;
+pub mod echoes;
 pub mod email;
 pub mod jobs;
 pub mod ledger;

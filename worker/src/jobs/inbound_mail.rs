@@ -439,7 +439,10 @@ async fn post_reply(
     {
         return refuse(Refusal::Duplicate).await;
     }
-    let text = convos_mail::quotes::new_text(&parsed.text);
+    // The new text, without the quoted original, nor anything of Convos' own the client left
+    // in it (the notification, its signed links, reply addresses: decision 83).
+    let text =
+        crate::echoes::without_echoes(&convos_mail::quotes::new_text(&parsed.text), &ctx.email);
     if text.trim().is_empty() {
         let why = if parsed.undecodable {
             Refusal::Undecodable

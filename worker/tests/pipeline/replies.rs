@@ -442,6 +442,47 @@ async fn lengthen(db: &PgPool, thread: &str, count: i64) {
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_reply_quoting_the_notification_in_an_unknown_layout_posts_none_of_it(db: PgPool) {
+    // Outlook in Polish quotes without `>`, under a header block whose names the quote stripper
+    // does not know: the whole notification was posted to the other person, with the
+    // replier's address and signed links, and a probe's sender paused the replier's email with
+    // one of them.
+    let p = Platform::start(db).await;
+    let alice = p.api.user("alice").await;
+    let bob = p.api.user("bob").await;
+    let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    let quoted = n.mail.part("text/plain");
+    let body = format!(
+        "Przestań do mnie pisać.\r\n\r\n________________________________\r\n\
+         Od: {}\r\nWysłano: sobota, 6 grudnia 2026 02:45\r\n\
+         Do: Bob <bob@example.com>\r\nTemat: [Convos] Lunch on Friday?\r\n\r\n{}",
+        n.mail.header("From").unwrap(),
+        quoted.replace('\n', "\r\n"),
+    );
+    let raw = format!(
+        "From: Bob <bob@example.com>\r\nTo: {}\r\nSubject: RE: [Convos] Lunch on Friday?\r\n\
+         Message-ID: <outlook-pl-1@example.com>\r\nIn-Reply-To: {}\r\n\
+         Date: Sun, 06 Dec 2026 02:45:00 +0000\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}",
+        n.reply_to, n.message_id,
+    );
+    assert!(
+        quoted.contains("/api/v1/email-links/"),
+        "the notification has signed links"
+    );
+
+    p.send_smtp("bob@example.com", &n.reply_to, &raw).await;
+
+    assert_eq!(p.wait_decided(1).await, [("posted".into(), None)]);
+    let bodies = p.thread_bodies(&alice, &n.thread).await;
+    assert_eq!(
+        bodies[1],
+        ("bob".into(), "Przestań do mnie pisać.".into()),
+        "the answer alone reaches Alice"
+    );
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn a_reply_with_a_stray_nul_is_posted_without_it_not_refused_as_too_long(db: PgPool) {
     let p = Platform::start(db).await;
     let alice = p.api.user("alice").await;

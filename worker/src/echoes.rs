@@ -1,0 +1,231 @@
+//! Convos' own words echoed back in a reply by email, taken out before the reply is posted.
+//!
+//! The quote stripper (`convos_mail::quotes`) knows how mail clients mark a quoted original:
+//! `>` lines, attributions, and Outlook's header block in the languages it lists. A client it
+//! does not know (Outlook in Polish or Russian, which quote without `>`) left the whole
+//! notification in the text posted to the other person: the replier's own address (the block's
+//! `To:` line) and their signed email links, which the other person could then use to pause
+//! their email. Convos wrote the notification, so it can recognise it whatever the client: the
+//! reply is cut at the first line of it (and the header block right above that line, when the
+//! block names Convos' sending address or `[Convos]`); a signed link of Convos' starts the cut
+//! as well, and any reply or bounce address left in the rest is removed.
+
+use crate::email::EmailSettings;
+
+/// Lines of every notification email, in its plain-text and HTML parts (see
+/// `email::render`): the first of them in a reply starts the echo.
+pub const NOTIFICATION_LINES: [&str; 7] = [
+    "sent you a message on Convos.",
+    "new messages on Convos from",
+    "Reply to this email to answer",
+    "Read and reply in Convos:",
+    "You got this email because",
+    "Mute this thread",
+    "Pause or stop email",
+];
+
+/// Paths of Convos' signed links: acting on the replier's mail or address.
+const SIGNED_PATHS: [&str; 3] = ["/api/v1/email-links/", "/unsubscribe/", "/verify/"];
+
+/// What stands in for a removed address.
+const REMOVED_ADDRESS: &str = "[address removed]";
+
+/// `text` (what the quote stripper kept of a reply) without Convos' own words.
+pub fn without_echoes(text: &str, settings: &EmailSettings) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let end = lines
+        .iter()
+        .position(|line| is_ours(line, settings))
+        .map_or(lines.len(), |first| echo_start(&lines, first, settings));
+    let kept: Vec<String> = lines[..end]
+        .iter()
+        .map(|line| scrubbed(line, settings))
+        .collect();
+    kept.join("\n").trim_end().to_owned()
+}
+
+/// A line only a notification holds: one of its fixed lines, or one of its signed links.
+fn is_ours(line: &str, settings: &EmailSettings) -> bool {
+    NOTIFICATION_LINES.iter().any(|fixed| line.contains(fixed))
+        || signed_link_at(line, settings).is_some()
+}
+
+/// Where the echo that reaches line `first` starts: the block of lines just above it (after
+/// blank lines) when that block names Convos' sending address or its subject prefix (a header
+/// block: `Od: … via Convos <notifications@…>`, `Temat: [Convos] …`), with a rule line right
+/// above the block; else `first` itself.
+fn echo_start(lines: &[&str], first: usize, settings: &EmailSettings) -> usize {
+    let mut end = first;
+    while end > 0 && lines[end - 1].trim().is_empty() {
+        end -= 1;
+    }
+    let mut start = end;
+    while start > 0 && !lines[start - 1].trim().is_empty() {
+        start -= 1;
+    }
+    let from = settings.from.email.to_string().to_ascii_lowercase();
+    let names_us = |line: &&str| {
+        let line = line.to_ascii_lowercase();
+        line.contains(&from) || line.contains("[convos]")
+    };
+    if start == end || !lines[start..end].iter().any(names_us) {
+        return first;
+    }
+    if start > 0 && is_rule(lines[start - 1]) {
+        start - 1
+    } else {
+        start
+    }
+}
+
+/// A line drawn to set off a quoted original: underscores, dashes, or Outlook's
+/// `-----Original Message-----` in any language.
+fn is_rule(line: &str) -> bool {
+    let line = line.trim();
+    line.len() >= 5 && (line.starts_with("_____") || line.starts_with("-----"))
+}
+
+/// `line` with Convos' reply and bounce addresses replaced (its signed links end the text
+/// before they are reached: only a notification holds them).
+fn scrubbed(line: &str, settings: &EmailSettings) -> String {
+    let mut out = line.to_owned();
+    if let Some(domain) = settings.reply_domain.as_deref() {
+        while let Some((start, end)) = reply_address_at(&out, domain) {
+            out.replace_range(start..end, REMOVED_ADDRESS);
+        }
+    }
+    out
+}
+
+/// The byte range of the first signed link of Convos' in `line`.
+fn signed_link_at(line: &str, settings: &EmailSettings) -> Option<(usize, usize)> {
+    let base = settings.public_url.trim_end_matches('/');
+    SIGNED_PATHS
+        .iter()
+        .filter_map(|path| {
+            let prefix = format!("{base}{path}");
+            let start = line.find(&prefix)?;
+            Some((start, start + url_length(&line[start..])))
+        })
+        .min()
+}
+
+/// The length of the URL `text` starts with: up to whitespace or a character that ends a URL
+/// in running text (`<`, `>`, `"`, `'`, `)`).
+fn url_length(text: &str) -> usize {
+    text.find(|c: char| c.is_whitespace() || "<>\"')".contains(c))
+        .unwrap_or(text.len())
+}
+
+/// The byte range of the first `reply+…@domain` or `bounce+…@domain` address in `line`.
+fn reply_address_at(line: &str, domain: &str) -> Option<(usize, usize)> {
+    let lower = line.to_ascii_lowercase();
+    ["reply+", "bounce+"]
+        .iter()
+        .filter_map(|local| {
+            let start = lower.find(local)?;
+            let at = lower[start..].find('@')? + start;
+            let after = &lower[at + 1..];
+            if !after.starts_with(&domain.to_ascii_lowercase()) {
+                return None;
+            }
+            Some((start, at + 1 + domain.len()))
+        })
+        .min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::email;
+    use chrono::Utc;
+    use convos_core::email_links::Target;
+    use convos_core::{MessageId, UserId};
+
+    fn settings() -> EmailSettings {
+        EmailSettings {
+            from: "Convos <notifications@convos.test>".parse().unwrap(),
+            domain: "convos.test".into(),
+            public_url: "https://convos.test".into(),
+            secret_key: "a secret of some length for the tests".into(),
+            reply_domain: Some("reply.convos.test".into()),
+        }
+    }
+
+    /// What a notification says, as its plain-text part: the fixed lines and a signed link.
+    fn notification(settings: &EmailSettings) -> String {
+        let link = email::link_url(
+            settings,
+            UserId::generate(),
+            Target::Message(MessageId::generate()),
+            Utc::now(),
+        );
+        format!(
+            "mallory (Mal) sent you a message on Convos.\n\nSubject: hey\n\n\
+             --- mallory (Mal) wrote at 2026-12-06 02:45 UTC:\n\n> hey you\n\n\
+             Reply to this email to answer mallory (Mal): your reply is posted in the thread.\n\n\
+             -- \nYou got this email because mallory (Mal) sent you a message on Convos.\n\
+             Mute this thread<{link}>\nMark as read: {link}\n"
+        )
+    }
+
+    #[test]
+    fn an_outlook_header_block_in_any_language_and_the_notification_below_it_are_cut() {
+        let settings = settings();
+        for (from, sent, to, subject) in [
+            ("Od", "Wysłano", "Do", "Temat"),
+            ("От", "Отправлено", "Кому", "Тема"),
+            ("Lähettäjä", "Lähetetty", "Vastaanottaja", "Aihe"),
+        ] {
+            let reply = format!(
+                "Stop writing to me.\n\n________________________________\n\
+                 {from}: \"mallory (Mal) via Convos\" <notifications@convos.test>\n\
+                 {sent}: sobota, 6 grudnia 2026 02:45\n\
+                 {to}: Vera <vera@victim.example>\n\
+                 {subject}: [Convos] hey\n\n{}",
+                notification(&settings)
+            );
+
+            assert_eq!(
+                without_echoes(&reply, &settings),
+                "Stop writing to me.",
+                "{from}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_notification_quoted_without_a_header_block_is_cut_at_its_first_line() {
+        let settings = settings();
+        let reply = format!("Fine, noon it is.\n\n{}", notification(&settings));
+        assert_eq!(without_echoes(&reply, &settings), "Fine, noon it is.");
+    }
+
+    #[test]
+    fn a_signed_link_ends_the_text_and_reply_addresses_are_removed() {
+        let settings = settings();
+        let link = email::link_url(
+            &settings,
+            UserId::generate(),
+            Target::Message(MessageId::generate()),
+            Utc::now(),
+        );
+        let text = format!(
+            "Write to (Reply+abc.def@REPLY.convos.test) or bounce+x@reply.convos.test\n\
+             Our site is https://convos.test/ and mine is https://example.com/x\n\
+             Mark as read (mallory, 2026-12-06 02:45 UTC)<{link}>\nsecret tail"
+        );
+        assert_eq!(
+            without_echoes(&text, &settings),
+            "Write to ([address removed]) or [address removed]\n\
+             Our site is https://convos.test/ and mine is https://example.com/x"
+        );
+    }
+
+    #[test]
+    fn a_reply_of_ones_own_words_is_left_as_written() {
+        let settings = settings();
+        let text = "Thanks!\n\n-----\nA block of my own\nwith lines\n\nBye";
+        assert_eq!(without_echoes(text, &settings), text);
+    }
+}
