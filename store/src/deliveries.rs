@@ -23,6 +23,10 @@ pub struct Pending {
     /// Emails sent to the recipient in the last 24 hours, counted up to the daily cap: no more
     /// are read than it takes to know whether it is reached.
     pub sent_last_day: i64,
+    /// Of those, emails about the thread's other participant's messages (in any of their
+    /// threads with the recipient), counted up to the per-sender cap among the day's newest
+    /// emails up to the daily cap (past it, no email goes anyway).
+    pub sent_last_day_by_sender: i64,
     /// The queued messages, oldest first.
     pub messages: Vec<QueuedMessage>,
     /// For the `References` header, oldest first: the thread's first message and the nine
@@ -100,6 +104,7 @@ struct Facts {
     subject: String,
     muted: bool,
     sent_last_day: i64,
+    sent_last_day_by_sender: i64,
     earlier: Vec<Uuid>,
 }
 
@@ -133,7 +138,7 @@ struct QueuedRow {
 /// Claims the queued deliveries of `thread` to `recipient` for `job` (unclaimed ones, or ones
 /// whose claim is older than `stale_after` seconds: their job died) and returns them with the
 /// facts to decide on them, among them the emails the recipient got in the last 24 hours up to
-/// `daily_cap`; `None` when there is none for this job (a delivery another live job holds is not
+/// `daily_cap`, and those about the thread's sender up to `daily_cap_per_sender`; `None` when there is none for this job (a delivery another live job holds is not
 /// returned).
 ///
 /// One statement: one round trip and one commit, whatever the thread's length or the
@@ -144,7 +149,7 @@ pub async fn pending(
     recipient: UserId,
     job: Uuid,
     stale_after: f64,
-    daily_cap: i64,
+    (daily_cap, daily_cap_per_sender): (i64, i64),
 ) -> Result<Option<Pending>> {
     let rows: Vec<PendingRow> = sqlx::query_as(
         "with claimed as ( \
@@ -185,6 +190,14 @@ pub async fn pending(
                   (select count(*) from (select from emails e \
                      where e.recipient_id = u.id and e.sent_at > now() - interval '1 day' \
                      limit greatest($5, 0)) day) as sent_last_day, \
+                  (select count(*) from (select from ( \
+                       select e.thread_id from emails e \
+                       where e.recipient_id = u.id and e.sent_at > now() - interval '1 day' \
+                       order by e.sent_at desc limit greatest($5, 0)) e \
+                     join thread_participants ep \
+                       on ep.thread_id = e.thread_id and ep.user_id = u.id \
+                     where ep.peer_id = tp.peer_id \
+                     limit greatest($7, 0)) day) as sent_last_day_by_sender, \
                   (select coalesce(array_agg(id order by created_at, id), '{}') from earlier) \
                     as earlier \
            from users u cross join threads t \
@@ -198,6 +211,7 @@ pub async fn pending(
     .bind(stale_after)
     .bind(daily_cap)
     .bind(EMAILED_BODY_CHARS)
+    .bind(daily_cap_per_sender)
     .fetch_all(db)
     .await?;
     let mut rows = rows.into_iter().peekable();
@@ -220,6 +234,7 @@ pub async fn pending(
         subject: facts.subject.clone(),
         muted: facts.muted,
         sent_last_day: facts.sent_last_day,
+        sent_last_day_by_sender: facts.sent_last_day_by_sender,
         earlier: facts.earlier.iter().copied().map(Into::into).collect(),
         messages: Vec::new(),
     };

@@ -12,6 +12,10 @@ use uuid::Uuid;
 /// Threads one digest lists at most (the newest first); the email says how many more.
 pub const MAX_THREADS: i64 = 25;
 
+/// Of those, threads with any one person: one account starting threads before the digest hour
+/// filled the list, and a friend's thread was only counted among the others (decision 84).
+pub const THREADS_PER_SENDER: i64 = 3;
+
 /// Enqueues the digests that are due (at most `batch`) and places each user's next one; for a
 /// user who left digest mode or turned email off meanwhile, clears it instead. One statement;
 /// users another worker is scheduling are skipped. Returns the digests enqueued.
@@ -112,7 +116,8 @@ impl UnreadThread {
 /// The reader's unread threads for a digest, newest first: visible unread messages they
 /// received, in threads they neither muted nor archived, with someone who has proved their
 /// address (what an account anyone can make writes is not emailed); at most [`MAX_THREADS`],
-/// and how many such threads there are in all. The candidates are the reader's unread threads
+/// [`THREADS_PER_SENDER`] of them with any one person, and how many such threads there are in
+/// all. The candidates are the reader's unread threads
 /// by their counters (`thread_participants_unread`), each joined to its peer: work in
 /// proportion to the reader's unread threads, once a day in the worker, with no statement
 /// limit; the messages read are the newest unread one of each of the [`MAX_THREADS`] listed
@@ -125,13 +130,18 @@ pub async fn unread_threads(db: &PgPool, user: UserId) -> Result<(Vec<UnreadThre
                      else left(m.body, 300) end as excerpt, \
                 m.read_once, m.expires_at is not null as expiring, \
                 s.display_name as sender_name, s.username as sender_username \
-         from (select tp.thread_id, tp.last_activity_at, tp.unread_count \
-               from thread_participants tp \
-               join users peer on peer.id = tp.peer_id \
-                 and (peer.email_verified_at is not null or peer.email_proven_at is not null) \
-               where tp.user_id = $1 and tp.unread_count > 0 and not tp.archived \
-                 and not tp.muted \
-               order by tp.last_activity_at desc limit $2) tp \
+         from (select c.thread_id, c.last_activity_at, c.unread_count \
+               from (select tp.thread_id, tp.last_activity_at, tp.unread_count, \
+                            row_number() over (partition by tp.peer_id \
+                              order by tp.last_activity_at desc, tp.thread_id desc) as nth \
+                     from thread_participants tp \
+                     join users peer on peer.id = tp.peer_id \
+                       and (peer.email_verified_at is not null \
+                            or peer.email_proven_at is not null) \
+                     where tp.user_id = $1 and tp.unread_count > 0 and not tp.archived \
+                       and not tp.muted) c \
+               where c.nth <= $3 \
+               order by c.last_activity_at desc limit $2) tp \
          join threads t on t.id = tp.thread_id \
          cross join lateral ( \
            select m.* from messages m \
@@ -148,22 +158,23 @@ pub async fn unread_threads(db: &PgPool, user: UserId) -> Result<(Vec<UnreadThre
     ))
     .bind(user.as_uuid())
     .bind(MAX_THREADS)
+    .bind(THREADS_PER_SENDER)
     .fetch_all(db)
     .await?;
-    let total = if (threads.len() as i64) < MAX_THREADS {
-        threads.len() as i64
-    } else {
-        // Beyond the listed ones, the per-thread counters say how many more there are.
-        sqlx::query_scalar(
-            "select count(*) from thread_participants tp \
-             join users peer on peer.id = tp.peer_id \
-                 and (peer.email_verified_at is not null or peer.email_proven_at is not null) \
-             where tp.user_id = $1 and tp.unread_count > 0 and not tp.archived \
-               and not tp.muted",
-        )
-        .bind(user.as_uuid())
-        .fetch_one(db)
-        .await?
-    };
+    if threads.is_empty() {
+        return Ok((threads, 0));
+    }
+    // Beyond the listed ones (a sender's threads past their share among them), the per-thread
+    // counters say how many there are.
+    let total = sqlx::query_scalar(
+        "select count(*) from thread_participants tp \
+         join users peer on peer.id = tp.peer_id \
+             and (peer.email_verified_at is not null or peer.email_proven_at is not null) \
+         where tp.user_id = $1 and tp.unread_count > 0 and not tp.archived \
+           and not tp.muted",
+    )
+    .bind(user.as_uuid())
+    .fetch_one(db)
+    .await?;
     Ok((threads, total))
 }

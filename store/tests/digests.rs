@@ -34,3 +34,35 @@ async fn a_digest_lists_and_counts_only_threads_with_verified_people(db: PgPool)
         "the strangers' threads are not counted"
     );
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn one_sender_cannot_fill_a_digest(db: PgPool) {
+    // A digest lists the newest threads: a harasser's 26 new threads, sent before the digest
+    // hour, pushed a friend's thread out of the list, counted among "2 more" (a trust and
+    // safety probe). One sender now has at most a few of the places.
+    let bob = support::user(&db, "bob").await;
+    let (carol, mallory) = (
+        support::user(&db, "carol").await,
+        support::user(&db, "mallory").await,
+    );
+    support::conversation(&db, carol, bob, "Important: landlord called", 1).await;
+    for n in 0..=MAX_THREADS {
+        support::conversation(&db, mallory, bob, &format!("noise {n}"), 1).await;
+    }
+
+    let (listed, total) = digests::unread_threads(&db, bob).await.unwrap();
+
+    let subjects: Vec<&str> = listed.iter().map(|t| t.subject.as_str()).collect();
+    assert!(
+        subjects.contains(&"Important: landlord called"),
+        "{subjects:?}"
+    );
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|t| t.sender_username == "mallory")
+            .count() as i64,
+        digests::THREADS_PER_SENDER
+    );
+    assert_eq!(total, MAX_THREADS + 2, "every thread counted");
+}

@@ -1009,7 +1009,7 @@ async fn an_email_jobs_daily_cap_check_reads_no_more_emails_than_the_cap(db: PgP
             bob,
             uuid::Uuid::now_v7(),
             120.0,
-            cap,
+            (cap, cap),
         )
         .await
         .unwrap()
@@ -1017,8 +1017,13 @@ async fn an_email_jobs_daily_cap_check_reads_no_more_emails_than_the_cap(db: PgP
         let read = rows_read(&db, &worker, "emails").await - before;
 
         assert_eq!(pending.sent_last_day, cap, "counted up to the cap");
+        assert_eq!(
+            pending.sent_last_day_by_sender, cap,
+            "alice's, up to the cap"
+        );
+        // Once for the day's count, once for the sender's among the newest of them.
         assert!(
-            read <= cap + 1,
+            read <= 2 * (cap + 1),
             "cap {cap}: read {read} of the 5,000 emails sent today"
         );
         sqlx::query("update deliveries set claimed_by = null")
@@ -1201,7 +1206,7 @@ async fn an_email_job_lets_go_of_its_claim_reading_only_its_deliveries(db: PgPoo
     }
     let message = last.unwrap();
     let job = uuid::Uuid::now_v7();
-    deliveries::pending(&db, message.thread_id, bob, job, 120.0, 20)
+    deliveries::pending(&db, message.thread_id, bob, job, 120.0, (20, 8))
         .await
         .unwrap()
         .expect("bob's delivery is queued");

@@ -34,6 +34,10 @@ pub struct WorkerSettings {
     pub secret_key: SecretString,
     /// Emails one recipient may get per 24 hours (`CONVOS_EMAIL_DAILY_CAP`).
     pub email_daily_cap: i64,
+    /// Of those, emails about one sender's messages (`CONVOS_EMAIL_DAILY_CAP_PER_SENDER`): one
+    /// account starting thread after thread could use up the recipient's whole day, and
+    /// everyone else's messages went unemailed (decision 84).
+    pub email_daily_cap_per_sender: i64,
     /// Seconds between purges of expired messages (`CONVOS_PURGE_EVERY_SECS`).
     pub purge_every_secs: u64,
     /// Seconds a dispatched or running job may go without an outcome before it is presumed
@@ -145,6 +149,7 @@ impl Default for WorkerSettings {
             public_url: DEV_PUBLIC_URL.into(),
             secret_key: SecretString::from(DEV_SECRET_KEY),
             email_daily_cap: 20,
+            email_daily_cap_per_sender: 8,
             purge_every_secs: 60,
             job_deadline_secs: 120,
             relay_interval_ms: 200,

@@ -43,6 +43,8 @@ pub enum SkipReason {
     Paused,
     /// The recipient already got the day's maximum of emails.
     DailyCap,
+    /// The recipient already got the day's maximum of emails about this sender's messages.
+    SenderDailyCap,
 }
 
 impl SkipReason {
@@ -60,6 +62,7 @@ impl SkipReason {
             SkipReason::Digest => "digest",
             SkipReason::Paused => "paused",
             SkipReason::DailyCap => "daily_cap",
+            SkipReason::SenderDailyCap => "sender_daily_cap",
         }
     }
 }
@@ -89,6 +92,8 @@ pub struct Facts {
     pub paused: bool,
     /// The recipient's daily cap is reached.
     pub cap_reached: bool,
+    /// The recipient's daily cap for this sender is reached.
+    pub sender_cap_reached: bool,
 }
 
 /// Send, or skip with a reason. The first reason that applies wins: the address first (nothing
@@ -117,6 +122,8 @@ pub fn decide(facts: &Facts) -> Result<(), SkipReason> {
         Err(SkipReason::Digest)
     } else if facts.cap_reached {
         Err(SkipReason::DailyCap)
+    } else if facts.sender_cap_reached {
+        Err(SkipReason::SenderDailyCap)
     } else {
         Ok(())
     }
@@ -134,13 +141,18 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
         payload.recipient_id,
         job.id,
         stale_after,
-        ctx.settings.email_daily_cap,
+        (
+            ctx.settings.email_daily_cap,
+            ctx.settings.email_daily_cap_per_sender,
+        ),
     )
     .await?;
     let Some(pending) = pending else {
         return Ok(Outcome::Skipped("nothing queued".into()));
     };
     let cap_reached = pending.sent_last_day >= ctx.settings.email_daily_cap;
+    let sender_cap_reached =
+        pending.sent_last_day_by_sender >= ctx.settings.email_daily_cap_per_sender;
     let mut send: Vec<&QueuedMessage> = Vec::new();
     let mut skipped = Vec::new();
     for message in &pending.messages {
@@ -156,6 +168,7 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
             digest: pending.recipient.digest,
             paused: pending.recipient.paused,
             cap_reached,
+            sender_cap_reached,
         };
         match decide(&facts) {
             Ok(()) => send.push(message),
@@ -478,6 +491,7 @@ mod tests {
             digest: true,
             paused: true,
             cap_reached: true,
+            sender_cap_reached: true,
         };
         assert_eq!(decide(&everything), Err(SkipReason::Unverified));
         let verified_but_bounced = Facts {

@@ -470,14 +470,25 @@ async fn a_subject_or_name_typed_as_an_encoded_word_arrives_as_typed(db: PgPool)
     worker.stop().await;
 }
 
-#[sqlx::test(migrator = "convos_store::MIGRATOR")]
-async fn past_the_daily_cap_a_message_is_skipped_with_its_reason(db: PgPool) {
+/// A platform whose recipients get `daily` emails a day, `per_sender` of them about one
+/// sender's messages.
+async fn with_daily_caps(
+    db: &PgPool,
+    daily: i64,
+    per_sender: i64,
+) -> (SmtpSink, convos_testkit::TestServer, InProcessWorker) {
     let config = StackConfig::new();
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
     let api = start_api(db.clone(), &config).await;
-    let mut settings = config.worker_settings(&database_url(&db).await);
-    settings.email_daily_cap = 2;
-    let worker = InProcessWorker::start(settings);
+    let mut settings = config.worker_settings(&database_url(db).await);
+    settings.email_daily_cap = daily;
+    settings.email_daily_cap_per_sender = per_sender;
+    (smtp, api, InProcessWorker::start(settings))
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn past_the_daily_cap_a_message_is_skipped_with_its_reason(db: PgPool) {
+    let (smtp, api, worker) = with_daily_caps(&db, 2, 2).await;
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
 
@@ -495,6 +506,35 @@ async fn past_the_daily_cap_a_message_is_skipped_with_its_reason(db: PgPool) {
         .body;
     assert_eq!(d["items"][0]["detail"]["state"], "skipped");
     assert_eq!(d["items"][0]["detail"]["reason"], "daily_cap");
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn one_sender_cannot_use_up_a_recipients_daily_emails(db: PgPool) {
+    // The day's cap was one budget for all senders: a harasser starting 20 threads in a
+    // minute got all 20 of the victim's emails, and a friend's message that day was skipped
+    // (a trust and safety probe). One sender now has a share of it.
+    let (smtp, api, worker) = with_daily_caps(&db, 4, 2).await;
+    let (mallory, bob) = (api.user("mallory").await, api.user("bob").await);
+    let carol = api.user("carol").await;
+
+    let mut sent = Vec::new();
+    for (i, subject) in ["One", "Two", "Three"].into_iter().enumerate() {
+        sent.push(api.send(&mallory, &bob, subject, "hello").await);
+        eventually(WAIT, "the email job to finish", || all_jobs_finished(&db)).await;
+        assert_eq!(smtp.mails().len(), (i + 1).min(2), "after {subject}");
+    }
+    api.send(&carol, &bob, "Dinner tonight?", "At eight?").await;
+    eventually(WAIT, "the email job to finish", || all_jobs_finished(&db)).await;
+
+    assert_eq!(smtp.mails().len(), 3, "the friend's message is emailed");
+    let third = sent[2]["id"].as_str().unwrap();
+    let d = api
+        .get(&format!("/api/v1/messages/{third}/deliveries"), &bob)
+        .await
+        .body;
+    assert_eq!(d["items"][0]["detail"]["state"], "skipped");
+    assert_eq!(d["items"][0]["detail"]["reason"], "sender_daily_cap");
     worker.stop().await;
 }
 
