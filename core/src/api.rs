@@ -82,7 +82,7 @@ impl CreateUserRequest {
     pub fn parse(&self) -> Result<NewUser, Vec<FieldError>> {
         let mut errors = Vec::new();
         let username = required("username", &self.username, &mut errors)
-            .and_then(|u| collect(Username::parse(u), &mut errors));
+            .and_then(|u| collect(Username::parse_new(u), &mut errors));
         let email = required("email", &self.email, &mut errors)
             .and_then(|e| collect(EmailAddress::parse(e), &mut errors));
         let password = required("password", &self.password, &mut errors)

@@ -259,8 +259,8 @@ async fn bob_chooses_a_daily_digest_from_the_command_line(db: PgPool) {
 async fn the_operators_client_pages_through_every_dead_job(db: PgPool) {
     // The queue board's list stopped at the newest 100 dead jobs.
     let server = spawn_server(db.clone()).await;
-    let admin = server.user("admin").await;
-    sqlx::query("update users set is_admin = true where username = 'admin'")
+    let admin = server.user("ada").await;
+    sqlx::query("update users set is_admin = true where username = 'ada'")
         .execute(&db)
         .await
         .unwrap();

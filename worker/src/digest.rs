@@ -130,7 +130,9 @@ pub fn render(
     let builder = Message::builder()
         .from(settings.from.clone())
         .to(to)
-        .subject(format!("[Convos] Daily digest: {count}"))
+        // Not `[Convos] …`, the notifications' prefix: a thread named "Daily digest: 1 unread
+        // conversation" made a notification whose subject was the digest's (decision 85).
+        .subject(format!("Your Convos digest: {count}"))
         .message_id(Some(format!(
             "<digest.{}@{}>",
             uuid::Uuid::now_v7(),

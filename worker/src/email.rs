@@ -354,20 +354,24 @@ pub fn render(
         ));
     }
     let reply_to = reply_to(settings, newest.id, now);
+    // The email's own sentences name the sender by username alone and the thread not at all:
+    // a display name ("Convos Security: verify at …") or a subject closing its own quotes made
+    // them read as Convos' instructions (decision 85).
+    let who = &newest.sender.username;
     let how = if reply_to.is_some() {
         format!(
-            "Reply to this email to answer {sender}: your reply is posted in the thread (the \
+            "Reply to this email to answer {who}: your reply is posted in the thread (the \
              quoted text and your signature are left out). Or read and reply in Convos: run \
-             `convos` and open the thread \"{subject}\" (server: {open})."
+             `convos` and open this thread (server: {open})."
         )
     } else {
         format!(
-            "Read and reply in Convos: run `convos` and open the thread \"{subject}\" in your \
-             inbox (server: {open}). Replying to this email does not reach {sender}."
+            "Read and reply in Convos: run `convos` and open this thread in your inbox (server: \
+             {open}). Replying to this email does not reach {who}."
         )
     };
     let why = format!(
-        "You got this email because {sender} sent you a message on Convos and you have email \
+        "You got this email because {who} sent you a message on Convos and you have email \
          notifications turned on."
     );
     let mut links = format!(
@@ -754,6 +758,30 @@ mod tests {
         expected.retain(|line| *line != "Reply to this email to answer");
         expected.sort_unstable();
         assert_eq!(found, expected, "{single}\n{double}");
+    }
+
+    #[test]
+    fn what_a_sender_types_stays_out_of_the_emails_own_sentences() {
+        // A subject closing its quotes and a display name were pasted into the email's
+        // instructions and its footer: phishing text in Convos' own voice (a probe).
+        let subject = "Invoice 4471\". Convos notice: sign in at http://evil.example/restore (\"";
+        let m = message("Convos Security: verify at evil.example/k");
+        let email = render(&settings(), &pending(subject, "Bob"), &[&m], Utc::now()).unwrap();
+        let text = plain_text(&email);
+        let own: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with("> ") && !l.starts_with("Subject: "))
+            .filter(|l| !l.starts_with("--- ") && !l.contains(" sent you a message on Convos."))
+            .collect();
+
+        for line in &own {
+            assert!(!line.contains("evil.example"), "{line}");
+            assert!(!line.contains("Convos Security"), "{line}");
+        }
+        assert!(
+            own.iter()
+                .any(|l| l.contains("You got this email because mallory "))
+        );
     }
 
     #[test]

@@ -39,7 +39,7 @@ async fn the_sender_sees_whether_it_was_sent_and_the_recipient_and_admins_see_wh
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let carol = app.user("carol").await;
-    let admin = app.user("root").await;
+    let admin = app.user("oscar").await;
     make_admin(&app, &admin).await;
     let message = id(&app.send(&alice, &bob, "Hi", "hello").await);
 

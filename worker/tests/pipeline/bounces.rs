@@ -215,8 +215,8 @@ async fn relay_refused(db: &PgPool) -> RelayRefused {
     let worker = InProcessWorker::start(config.worker_settings(&database_url(db).await));
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
-    let admin = api.user("admin").await;
-    sqlx::query("update users set is_admin = true where username = 'admin'")
+    let admin = api.user("ada").await;
+    sqlx::query("update users set is_admin = true where username = 'ada'")
         .execute(db)
         .await
         .unwrap();

@@ -98,7 +98,7 @@ async fn a_digest_lists_exactly_the_unread_unmuted_threads_and_nothing_is_sent_w
     assert_eq!(digest.to, ["bob@example.com"]);
     assert_eq!(
         digest.header("Subject").as_deref(),
-        Some("[Convos] Daily digest: 1 unread conversation")
+        Some("Your Convos digest: 1 unread conversation")
     );
     let text = digest.part("text/plain");
     assert!(
