@@ -60,6 +60,14 @@ pub enum ApiError {
     /// Too many requests; try again after the given time.
     #[error("too many requests; retry in {} seconds", .0.as_millis().div_ceil(1000).max(1))]
     RateLimited(Duration),
+    /// The address has had as many verification emails as its mailbox may get for now,
+    /// whichever accounts asked for them (decision 86).
+    #[error(
+        "this address has had as many verification emails as it may get for now (whoever asked \
+         for them); try again in {} seconds",
+        .0.as_millis().div_ceil(1000).max(1)
+    )]
+    MailboxFull(Duration),
     /// The caller sent today's volume of messages (`send_bytes_per_day`, decision 72).
     #[error(
         "you have sent today's volume of messages; you can send more in {} seconds",
@@ -122,7 +130,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            ApiError::RateLimited(_) | ApiError::SendVolume(_) => {
+            ApiError::RateLimited(_) | ApiError::SendVolume(_) | ApiError::MailboxFull(_) => {
                 (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
             }
             ApiError::InboundOverCap(_) => (StatusCode::SERVICE_UNAVAILABLE, "rate_limited"),
@@ -213,6 +221,7 @@ impl IntoResponse for ApiError {
             }
             ApiError::RateLimited(wait)
             | ApiError::SendVolume(wait)
+            | ApiError::MailboxFull(wait)
             | ApiError::InboundOverCap(wait) => {
                 let secs = wait.as_millis().div_ceil(1000).max(1);
                 if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {

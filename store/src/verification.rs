@@ -133,6 +133,8 @@ pub async fn change_address(
 /// An account's address and where it stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EmailState {
+    /// The account's username.
+    pub username: String,
     /// The account's current address.
     pub email: String,
     /// The name the account shows (for the email's `To:`).
@@ -155,6 +157,7 @@ pub async fn state(db: &PgPool, user: UserId) -> Result<Option<EmailState>> {
 
 #[derive(sqlx::FromRow)]
 struct StateRow {
+    username: String,
     email: String,
     display_name: String,
     email_verified_at: Option<DateTime<Utc>>,
@@ -164,7 +167,7 @@ struct StateRow {
 
 async fn state_in(conn: &mut PgConnection, user: UserId) -> Result<Option<EmailState>> {
     let row: Option<StateRow> = sqlx::query_as(
-        "select u.email, u.display_name, u.email_verified_at, \
+        "select u.username, u.email, u.display_name, u.email_verified_at, \
                 u.email_bounced_at is not null as bounced, \
                 exists (select 1 from users o where lower(o.email) = lower(u.email) \
                           and o.email_verified_at is not null and o.id <> u.id) \
@@ -175,6 +178,7 @@ async fn state_in(conn: &mut PgConnection, user: UserId) -> Result<Option<EmailS
     .fetch_optional(&mut *conn)
     .await?;
     Ok(row.map(|r| EmailState {
+        username: r.username,
         email: r.email,
         display_name: r.display_name,
         verified: r.email_verified_at.is_some(),
@@ -287,6 +291,44 @@ pub struct AddressCaps {
 #[derive(Debug)]
 #[must_use = "a reservation for an email that was not sent must be released"]
 pub struct Reservation(i64);
+
+/// Verification emails one mailbox gets at most, over all accounts: 5 an hour, 10 a day.
+pub const MAILBOX_CAPS: AddressCaps = AddressCaps {
+    per_hour: 5,
+    per_day: 10,
+};
+
+/// How long until `email`'s mailbox may get another verification email under `caps`; `None`
+/// when it may now. Read without reserving (the email job reserves): an owner asking for their
+/// link is told the mailbox is full, where the job would skip it unseen (decision 86).
+pub async fn mailbox_full_for(
+    db: &PgPool,
+    email: &str,
+    caps: AddressCaps,
+) -> Result<Option<std::time::Duration>> {
+    let email = convos_core::domain::mailbox_of(email);
+    let waits: (Option<f64>, Option<f64>) = sqlx::query_as(
+        "with day as (select sent_at from verification_emails \
+           where address = lower($1) and sent_at > now() - interval '1 day') \
+         select \
+           (select extract(epoch from min(sent_at) + interval '1 hour' - now())::float8 \
+              from (select sent_at from day where sent_at > now() - interval '1 hour' \
+                    order by sent_at desc limit $2) h having count(*) >= $2), \
+           (select extract(epoch from min(sent_at) + interval '1 day' - now())::float8 \
+              from (select sent_at from day order by sent_at desc limit $3) d \
+              having count(*) >= $3)",
+    )
+    .bind(&email)
+    .bind(caps.per_hour)
+    .bind(caps.per_day)
+    .fetch_one(db)
+    .await?;
+    let wait = [waits.0, waits.1]
+        .into_iter()
+        .flatten()
+        .fold(0.0_f64, f64::max);
+    Ok((wait > 0.0).then(|| std::time::Duration::from_secs_f64(wait)))
+}
 
 /// Counts one verification email to `email` if its mailbox is under `caps`; `None` when it is
 /// not. Every spelling of one mailbox counts together (`mailbox_of`: `+tags`, case, Gmail's

@@ -20,7 +20,7 @@ use convos_core::api::ChangeEmailRequest;
 use convos_core::verification::Link;
 use convos_store::verification::{self, AddressChange, Confirmed, EmailState, Resend};
 use secrecy::ExposeSecret;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -52,6 +52,23 @@ fn page(status: StatusCode, title: &str, body: &str) -> Page {
              <body><h1>{title}</h1>{body}</body></html>",
             title = escape(title)
         )),
+    )
+}
+
+/// What the confirmation form sends.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct ConfirmForm {
+    /// The username of the account the link was sent for, as its owner types it (any case).
+    username: Option<String>,
+}
+
+fn not_the_account() -> Page {
+    page(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Not confirmed",
+        "<p>That is not the account this link confirms. Check the username you chose, and go \
+         back to try again.</p><p>If you did not make an account with this address, do \
+         nothing: the link is someone else's, and the address stays unconfirmed for them.</p>",
     )
 }
 
@@ -152,6 +169,10 @@ pub async fn verify_page(
         &format!(
             "<p>Use <strong>{}</strong> for your Convos account?</p>\
              <form method=\"post\" action=\"/verify/{}\">\
+             <p><label>Your Convos username \
+             <input name=\"username\" autocomplete=\"username\" required></label></p>\
+             <p>The link confirms only the account it was sent for: if you did not make that \
+             account, it is not yours to confirm, whatever this address.</p>\
              <button type=\"submit\">Confirm my email</button></form>",
             escape(&account.email),
             escape(&token)
@@ -163,9 +184,12 @@ pub async fn verify_page(
 /// forgotten), and its other unconfirmed claims' links stop mattering.
 #[utoipa::path(post, path = "/verify/{token}", tag = "accounts",
     params(("token" = String, Path, description = "The signed token from the email")),
+    request_body(content = ConfirmForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Confirmed (or already was)", content_type = "text/html",
             body = String),
+        (status = 422, description = "The username typed is not the account's (or none was)",
+            content_type = "text/html", body = String),
         (status = 404, description = "Forged, mangled, or for an address the account no longer has",
             content_type = "text/html", body = String),
         (status = 409, description = "Another account verified this address first",
@@ -175,11 +199,20 @@ pub async fn verify_page(
 pub async fn confirm_email(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
+    form: std::result::Result<axum::Form<ConfirmForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Page> {
     let (link, account) = match check(&state, &token).await? {
         Ok(checked) => checked,
         Err(page) => return Ok(page),
     };
+    // Only the account's owner knows to type its username: someone else's link, followed by
+    // the owner of the address, confirms nothing (decision 86). The page names no account
+    // either way.
+    let typed = form.ok().and_then(|axum::Form(form)| form.username);
+    let owner = typed.is_some_and(|typed| typed.trim().eq_ignore_ascii_case(&account.username));
+    if !owner {
+        return Ok(not_the_account());
+    }
     let outcome = verification::confirm(&state.db, link.user, &account.email, link.issued).await?;
     Ok(match outcome {
         Confirmed::Verified => {
@@ -214,13 +247,17 @@ pub struct VerificationSent {
         (status = 409, description = "Another account verified this address first; change it",
             body = ErrorBody),
         (status = 422, description = "The address is already verified", body = ErrorBody),
-        (status = 429, description = "Too many verification emails this hour", body = ErrorBody,
+        (status = 429, description = "Too many verification emails this hour, or the address \
+            has had all the verification emails it may get for now", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until another is allowed")))))]
 pub async fn resend_verification(
     State(state): State<AppState>,
     caller: AuthUser,
 ) -> Result<(StatusCode, Json<VerificationSent>)> {
     let user = caller.user.id;
+    if let Some(account) = verification::state(&state.db, user).await? {
+        refuse_if_mailbox_full(&state, &account.email).await?;
+    }
     let subject = user.to_string();
     count_email(&state, &subject).await?;
     let outcome = verification::resend(&state.db, user, state.settings.verification_link_hours)
@@ -237,6 +274,16 @@ pub async fn resend_verification(
     // Only emails sent count against the account.
     state.limiter.forget_one("verify_email", &subject).await;
     Err(refusal)
+}
+
+/// `429` saying so when `email`'s mailbox has had all the verification emails it may get for
+/// now, whichever accounts asked: the email job would skip the caller's unseen, and claims by
+/// others fill the same budget (decision 86).
+async fn refuse_if_mailbox_full(state: &AppState, email: &str) -> Result<()> {
+    match verification::mailbox_full_for(&state.db, email, verification::MAILBOX_CAPS).await? {
+        Some(wait) => Err(ApiError::MailboxFull(wait)),
+        None => Ok(()),
+    }
 }
 
 /// Counts one verification email against the account's hour (`verification_emails_per_hour`);
@@ -272,8 +319,9 @@ async fn count_email(state: &AppState, subject: &str) -> Result<()> {
         (status = 409, description = "Another account verified this address", body = ErrorBody),
         (status = 422, description = "`password` is wrong, or `email` is not an address or is \
             the account's already", body = ErrorBody),
-        (status = 429, description = "Too many verification emails this hour, too many wrong \
-            passwords, or the server is busy checking passwords; see Retry-After",
+        (status = 429, description = "Too many verification emails this hour, the new address \
+            has had all it may get for now, too many wrong passwords, or the server is busy \
+            checking passwords; see Retry-After",
             body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until another is allowed")))))]
 pub async fn change_email(
@@ -287,6 +335,10 @@ pub async fn change_email(
     let user = caller.user.id;
     let subject = user.to_string();
     count_email(&state, &subject).await?;
+    if let Err(full) = refuse_if_mailbox_full(&state, &email).await {
+        state.limiter.forget_one("verify_email", &subject).await;
+        return Err(full);
+    }
     let outcome = change_checked(&state, addr, &caller, change).await;
     let refusal = match outcome {
         Ok(AddressChange::Changed) => {

@@ -30,18 +30,104 @@ fn token_for(user: &TestUser, email: &str, issued: DateTime<Utc>, hours: i64) ->
     )
 }
 
-/// A page: status and HTML.
+/// A page: status and HTML. A POST types the username of the account the link names, as its
+/// owner does (none for a token that names no account).
 async fn page(app: &TestServer, method: Method, token: &str) -> (StatusCode, String) {
-    let res = app
-        .http
-        .request(method, format!("{}/verify/{token}", app.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .send()
-        .await
+    let username: Option<String> = match convos_core::verification::Link::parse(token) {
+        Some(link) => sqlx::query_scalar("select username from users where id = $1")
+            .bind(link.user.as_uuid())
+            .fetch_optional(&app.db)
+            .await
+            .unwrap(),
+        None => None,
+    };
+    page_typed(app, method, token, username.as_deref().unwrap_or("")).await
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn an_owner_is_told_when_others_claims_filled_their_mailbox(db: PgPool) {
+    // Claims of an address by other accounts use up its mailbox's verification emails (5 an
+    // hour, 10 a day); the owner's request for their link was answered 202 and its email
+    // skipped unseen, for as long as the claims went on (a probe). They are now told.
+    let app = TestServer::spawn(db).await;
+    let owner = app.unverified_user("vera").await;
+    sqlx::query(
+        "insert into verification_emails (address, sent_at) \
+         select 'vera@example.com', now() - g * interval '5 minutes' from generate_series(1, 5) g",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+
+    let resend = app.act("/api/v1/me/verification", &owner).await;
+
+    assert_eq!(resend.status, StatusCode::TOO_MANY_REQUESTS, "{resend:?}");
+    assert_eq!(resend.code(), "rate_limited");
+    let message = resend.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("verification emails"), "{message}");
+    let wait: u64 = resend.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
         .unwrap();
+    assert!(
+        (2_000..=2_100).contains(&wait),
+        "when the hour's oldest, 25 minutes old, leaves it: {wait}"
+    );
+}
+
+/// A page, the POST typing `username`.
+async fn page_typed(
+    app: &TestServer,
+    method: Method,
+    token: &str,
+    username: &str,
+) -> (StatusCode, String) {
+    let mut request = app
+        .http
+        .request(method.clone(), format!("{}/verify/{token}", app.base));
+    if method == Method::POST {
+        request = request
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("username={username}"));
+    }
+    let res = request.send().await.unwrap();
     let status = res.status();
     let html = res.text().await.unwrap();
     (status, html)
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_link_confirms_only_for_the_owner_of_the_account_it_names(db: PgPool) {
+    // Neither the email nor its page named the account: a probe's owner, waiting for their
+    // own link, pressed Confirm on the one an attacker's account had asked for, and the
+    // attacker's account took their address. The page now asks for one's username, and
+    // confirms only the account it was made for (decision 86).
+    let app = TestServer::spawn(db).await;
+    let attacker = app.unverified_user("mallory").await;
+    let token = token_for(&attacker, "mallory@example.com", Utc::now(), 48);
+
+    let (status, html) = page(&app, Method::GET, &token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("name=\"username\""), "{html}");
+    assert!(
+        !html.contains("mallory\""),
+        "the page does not name the account: {html}"
+    );
+    for typed in ["vera", "", "mallory%20x"] {
+        let (status, html) = page_typed(&app, Method::POST, &token, typed).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{typed}: {html}");
+        assert!(
+            !html.contains("mallory"),
+            "{typed}: names no account: {html}"
+        );
+    }
+    assert_eq!(me(&app, &attacker).await["email_verified"], false);
+
+    let (status, html) = page_typed(&app, Method::POST, &token, "%20Mallory").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("Your email is confirmed"), "{html}");
+    assert_eq!(me(&app, &attacker).await["email_verified"], true);
 }
 
 async fn me(app: &TestServer, user: &TestUser) -> Value {
@@ -617,6 +703,8 @@ async fn confirming_the_old_address_while_the_account_moves_keeps_the_new_ones_l
         tokio::spawn(async move {
             let res = http
                 .post(format!("{base}/verify/{old_link}"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("username=mover")
                 .send()
                 .await
                 .unwrap();

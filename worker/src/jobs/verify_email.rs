@@ -24,15 +24,12 @@ use lettre::message::{Mailbox, MultiPart};
 use serde::Deserialize;
 
 /// Verification emails one address receives at most in an hour, over all accounts.
-pub const PER_ADDRESS_PER_HOUR: i64 = 5;
+pub const PER_ADDRESS_PER_HOUR: i64 = verification::MAILBOX_CAPS.per_hour;
 
 /// Verification emails one address receives at most in a day, over all accounts.
-pub const PER_ADDRESS_PER_DAY: i64 = 10;
+pub const PER_ADDRESS_PER_DAY: i64 = verification::MAILBOX_CAPS.per_day;
 
-const CAPS: AddressCaps = AddressCaps {
-    per_hour: PER_ADDRESS_PER_HOUR,
-    per_day: PER_ADDRESS_PER_DAY,
-};
+const CAPS: AddressCaps = verification::MAILBOX_CAPS;
 
 /// The subject of every verification email.
 pub const SUBJECT: &str = "Confirm your email for Convos";
@@ -64,13 +61,15 @@ pub fn render(
 ) -> Result<Message, lettre::error::Error> {
     let text = format!(
         "Someone asked to use this address for a Convos account.\n\n\
-         If it was you, confirm it by opening this link within {hours} hours:\n\n{link}\n\n\
+         If it was you, confirm it by opening this link within {hours} hours; the page asks \
+         for the username of your account, and confirms only that one:\n\n{link}\n\n\
          If it was not you, ignore this email: Convos sends nothing else to an address until \
          its owner confirms it.\n"
     );
     let html = format!(
         "<p>Someone asked to use this address for a Convos account.</p>\
-         <p>If it was you, <a href=\"{link}\">confirm your email</a> within {hours} hours.</p>\
+         <p>If it was you, <a href=\"{link}\">confirm your email</a> within {hours} hours; \
+         the page asks for the username of your account, and confirms only that one.</p>\
          <p style=\"color:#777;font-size:small\">If it was not you, ignore this email: Convos \
          sends nothing else to an address until its owner confirms it.</p>",
         link = link.replace('&', "&amp;").replace('"', "&quot;"),

@@ -83,6 +83,8 @@ async fn sign_up_emails_a_link_whose_page_asks_and_whose_post_verifies(db: PgPoo
     let open = |method: Method| {
         api.http
             .request(method, format!("{}/verify/{token}", api.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("username=bob")
             .send()
     };
     let page = open(Method::GET).await.unwrap();
