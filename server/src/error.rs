@@ -173,7 +173,9 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound => ApiError::NotFound,
-            e @ StoreError::NewerSession => ApiError::Forbidden(e.to_string()),
+            e @ (StoreError::NewerSession | StoreError::Blocked) => {
+                ApiError::Forbidden(e.to_string())
+            }
             StoreError::Conflict(field) => ApiError::Conflict(field),
             e @ (StoreError::UnknownRecipient | StoreError::SelfRecipient) => {
                 ApiError::field("recipient", e.to_string())

@@ -4,6 +4,7 @@
 //! return what that caller may see: visibility rules (delete-for-me, expiry, read-once) are
 //! enforced in SQL, so no caller can forget them.
 
+pub mod blocks;
 mod counters;
 pub mod cursor;
 pub mod deliveries;
@@ -60,6 +61,9 @@ pub enum StoreError {
     /// A new thread's recipient is its sender.
     #[error("you cannot send a message to yourself")]
     SelfRecipient,
+    /// The recipient has blocked the sender (decision 87).
+    #[error("this person does not take messages from you")]
+    Blocked,
     /// PostgreSQL cancelled a statement that ran past its time limit (`statement_timeout`) or
     /// waited too long for a lock (`lock_timeout`); the request may succeed later.
     #[error("the database statement took too long and was cancelled")]

@@ -229,6 +229,7 @@ async fn insert_message(
            select $1, $2, $3, r.id, $5, $6, \
                   clock_timestamp() + make_interval(secs => $7::int), $8 \
            from users r where {to} \
+             and not exists (select 1 from blocks b where b.user_id = r.id and b.blocked_id = $3) \
            returning * \
          ) \
          select m.id, m.thread_id, t.subject, m.body, m.read_once, m.created_at, m.in_reply_to, \
@@ -261,22 +262,23 @@ async fn insert_message(
         .bind(content.read_once)
         .fetch_optional(&mut *tx)
         .await?;
-    match (row, recipient) {
-        (Some(row), _) => Ok(row),
-        (None, Recipient::Id(_)) => Err(StoreError::NotFound),
-        // Nothing was inserted: say why (rare, so a second look costs nothing).
+    // Nothing was inserted: say why (rare, so a second look costs nothing).
+    let found: Option<Uuid> = match (row, recipient) {
+        (Some(row), _) => return Ok(row),
+        (None, Recipient::Id(user)) => Some(user.as_uuid()),
         (None, Recipient::Username(name)) => {
-            let found: Option<Uuid> =
-                sqlx::query_scalar("select id from users where lower(username) = lower($1)")
-                    .bind(name.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            Err(match found {
-                Some(id) if id == sender.as_uuid() => StoreError::SelfRecipient,
-                _ => StoreError::UnknownRecipient,
-            })
+            sqlx::query_scalar("select id from users where lower(username) = lower($1)")
+                .bind(name.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
         }
-    }
+    };
+    Err(match found {
+        Some(id) if id == sender.as_uuid() => StoreError::SelfRecipient,
+        Some(id) if crate::blocks::is_blocked(tx, id, sender).await? => StoreError::Blocked,
+        Some(_) if matches!(recipient, Recipient::Id(_)) => StoreError::NotFound,
+        _ => StoreError::UnknownRecipient,
+    })
 }
 
 /// The jobs a new message causes, in its own transaction: the live event for both

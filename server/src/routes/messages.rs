@@ -91,7 +91,9 @@ pub(crate) async fn created_response(
         description = "Repeat a create safely: the same key within 24 hours returns the original message")),
     responses(
         (status = 201, description = "Sent", body = Message),
-        (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "The recipient has blocked the caller", body = ErrorBody),
+        (status = 422, body = ErrorBody),
         (status = 429, description = "Sending too fast, or today's volume sent; see Retry-After",
             body = ErrorBody)))]
 pub async fn create_message(

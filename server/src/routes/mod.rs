@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod blocks;
 pub mod email_links;
 pub mod events;
 pub mod health;
@@ -27,6 +28,7 @@ pub fn router() -> (Router<AppState>, OpenApiDoc) {
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(accounts::router())
+        .merge(blocks::router())
         .merge(sessions::router())
         .merge(messages::router())
         .merge(threads::router())

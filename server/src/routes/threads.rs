@@ -151,6 +151,8 @@ pub async fn list_thread_messages(
         description = "Repeat a create safely: the same key within 24 hours returns the original message")),
     request_body = CreateReplyRequest,
     responses((status = 201, body = Message), (status = 401, body = ErrorBody),
+        (status = 403, description = "The other participant has blocked the caller",
+            body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 429, description = "Sending too fast, or today's volume sent; see Retry-After",
             body = ErrorBody)))]

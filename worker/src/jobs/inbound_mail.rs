@@ -67,6 +67,8 @@ pub enum Refusal {
     RateLimited,
     /// The thread is gone for the owner (deleted, expired, never theirs).
     ThreadGone,
+    /// The other participant blocked the owner (decision 87).
+    Blocked,
 }
 
 impl Refusal {
@@ -85,6 +87,7 @@ impl Refusal {
             Refusal::TooLong => "too_long",
             Refusal::RateLimited => "rate_limited",
             Refusal::ThreadGone => "thread_gone",
+            Refusal::Blocked => "blocked",
         }
     }
 
@@ -120,6 +123,7 @@ impl Refusal {
             Refusal::ThreadGone => {
                 "That conversation is no longer available to you (it was deleted or has expired)."
             }
+            Refusal::Blocked => "That person does not take messages from you.",
         })
     }
 }
@@ -489,6 +493,7 @@ async fn post_reply(
     }
     let created = match created {
         Err(StoreError::NotFound) => return refuse(Refusal::ThreadGone).await,
+        Err(StoreError::Blocked) => return refuse(Refusal::Blocked).await,
         created => ctx.committed(created?),
     };
     let posted = match created {
@@ -628,6 +633,7 @@ fn refusal_of(reason: &str) -> Option<Refusal> {
         Refusal::TooLong,
         Refusal::RateLimited,
         Refusal::ThreadGone,
+        Refusal::Blocked,
     ]
     .into_iter()
     .find(|r| r.as_str() == reason)
@@ -661,6 +667,7 @@ mod tests {
             Refusal::TooLong,
             Refusal::RateLimited,
             Refusal::ThreadGone,
+            Refusal::Blocked,
         ] {
             assert!(refusal.explanation().is_some());
             assert_eq!(refusal_of(refusal.as_str()), Some(refusal));
