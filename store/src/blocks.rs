@@ -78,14 +78,7 @@ pub async fn list(db: &PgPool, user: UserId) -> Result<Vec<UserSummary>> {
     .bind(MAX_BLOCKS)
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, username, display_name)| UserSummary {
-            id: id.into(),
-            username,
-            display_name,
-        })
-        .collect())
+    Ok(rows.into_iter().map(crate::users::summary).collect())
 }
 
 /// Whether `recipient` has blocked `sender`.
@@ -113,10 +106,5 @@ async fn summary_by_name(
     .bind(username.as_str())
     .fetch_optional(conn)
     .await?;
-    let (id, username, display_name) = row.ok_or(StoreError::NotFound)?;
-    Ok(UserSummary {
-        id: id.into(),
-        username,
-        display_name,
-    })
+    Ok(crate::users::summary(row.ok_or(StoreError::NotFound)?))
 }

@@ -385,14 +385,16 @@ pub async fn directory(
             .await?
         }
     };
-    Ok(rows
-        .into_iter()
-        .map(|(id, username, display_name)| UserSummary {
-            id: id.into(),
-            username,
-            display_name,
-        })
-        .collect())
+    Ok(rows.into_iter().map(summary).collect())
+}
+
+/// A user as others see them, from a row of `id, username, display_name`.
+pub(crate) fn summary((id, username, display_name): (Uuid, String, String)) -> UserSummary {
+    UserSummary {
+        id: id.into(),
+        username,
+        display_name,
+    }
 }
 
 /// The first text after every text starting with `prefix` (ASCII) in byte order: `prefix`
