@@ -1,7 +1,9 @@
 //! The HTTP client for the Convos API. Every call returns the server's error body as
 //! [`ApiError::Server`], so the UI can show a 422's field errors where they belong.
 
-use convos_core::api::{Folder, Me, Message, Page, SearchHit, Session, Thread, ThreadAction};
+use convos_core::api::{
+    Folder, Items, Me, Message, Page, SearchHit, Session, Thread, ThreadAction, UserSummary,
+};
 use convos_core::ops::{Board, JobSummary, OpsCommand};
 use convos_core::{ErrorBody, MessageId, ThreadId};
 use reqwest::{Method, StatusCode};
@@ -253,6 +255,27 @@ impl Client {
             .await
     }
 
+    /// The people the caller has blocked.
+    pub async fn blocks(&self) -> Result<Vec<UserSummary>, ApiError> {
+        self.call::<Items<UserSummary>>(Method::GET, "/api/v1/me/blocks", None, None)
+            .await
+            .map(|page| page.items)
+    }
+
+    /// Blocks a person: they can no longer write to the caller.
+    pub async fn block(&self, username: &str) -> Result<(), ApiError> {
+        self.call::<Value>(Method::PUT, &blocks_path(username), None, None)
+            .await
+            .map(drop)
+    }
+
+    /// Unblocks a person.
+    pub async fn unblock(&self, username: &str) -> Result<(), ApiError> {
+        self.call::<Value>(Method::DELETE, &blocks_path(username), None, None)
+            .await
+            .map(drop)
+    }
+
     /// Deletes the caller's copies in a thread.
     pub async fn delete_thread(&self, thread: ThreadId) -> Result<(), ApiError> {
         self.call::<Value>(
@@ -425,6 +448,11 @@ fn with_query(path: &str, query: &[(&str, &str)]) -> String {
         }
     }
     out
+}
+
+/// The path of a person's block: usernames hold only `a-z 0-9 _ . -`, nothing to escape.
+fn blocks_path(username: &str) -> String {
+    format!("/api/v1/me/blocks/{username}")
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub use thread_view::{OpenThread, ThreadView};
 
 use crate::api::ApiError;
 use crate::keys::{self, Action, Mode};
-use convos_core::api::{Folder, Me, Message, Page, SearchHit, Thread, ThreadAction};
+use convos_core::api::{Folder, Me, Message, Page, SearchHit, Thread, ThreadAction, UserSummary};
 use convos_core::events::Event;
 use convos_core::ops::{Board, JobSummary, OpsCommand};
 use convos_core::{MessageId, ThreadId};
@@ -161,6 +161,8 @@ pub enum Msg {
     Sent(String, Result<Message, ApiError>),
     /// A thread action finished; the text says what it was.
     Done(String, Result<(), ApiError>),
+    /// Whether a person is blocked, looked up to ask whether to block or unblock them.
+    BlockLooked(UserSummary, Result<bool, ApiError>),
     /// A live event.
     Live(Event),
     /// One thread's row, fetched for a live event.
@@ -298,6 +300,10 @@ pub enum Effect {
     MarkUnread(MessageId),
     /// Delete a thread for me.
     DeleteThread(ThreadId),
+    /// Look up whether this person is blocked (answered with [`Msg::BlockLooked`]).
+    LookUpBlock(UserSummary),
+    /// Block (`true`) or unblock this person.
+    SetBlock(UserSummary, bool),
     /// Ring the terminal bell.
     Bell,
     /// Search.
@@ -516,6 +522,36 @@ impl App {
             Pane::Thread => self.thread.thread(),
             _ => self.mailbox.selected_thread(),
         }
+    }
+
+    /// Asks whether to block `person` (or to unblock them, when `blocked`).
+    fn ask_block(&mut self, person: UserSummary, blocked: bool) {
+        let name = person.username.clone();
+        let (title, question, doing, kept) = if blocked {
+            (
+                "Unblock",
+                format!("Unblock {name}? They will be able to write to you again."),
+                format!("Unblocking {name}…"),
+                format!("{name} stays blocked"),
+            )
+        } else {
+            (
+                "Block",
+                format!("Block {name}? They will not be able to write to you."),
+                format!("Blocking {name}…"),
+                format!("{name} is not blocked"),
+            )
+        };
+        self.status.clear();
+        self.modal = Modal::Confirm(Confirm {
+            title: title.into(),
+            question,
+            yes: vec![
+                Out::Status(doing),
+                Out::Run(Effect::SetBlock(person, !blocked)),
+            ],
+            no: vec![Out::Status(kept)],
+        });
     }
 
     fn refresh(&mut self) -> Vec<Effect> {
@@ -748,6 +784,13 @@ impl App {
                     };
                     vec![]
                 }
+            },
+            Msg::BlockLooked(person, result) => match result {
+                Ok(blocked) => {
+                    self.ask_block(person, blocked);
+                    vec![]
+                }
+                Err(e) => self.error(&e),
             },
             Msg::Done(what, result) => match result {
                 Ok(()) if self.wants_ticks() => {
@@ -1152,6 +1195,21 @@ impl App {
                     });
                 }
                 vec![]
+            }
+            Action::Block => {
+                // The other person: until the account is known, nobody can be told apart.
+                let Some(me) = self.me.as_ref().map(|m| m.user.id) else {
+                    return vec![];
+                };
+                let Some(person) = self
+                    .selected_thread()
+                    .and_then(|t| t.participants.iter().find(|p| p.id != me))
+                    .cloned()
+                else {
+                    return vec![];
+                };
+                self.status = format!("Looking up {}…", person.username);
+                vec![Effect::LookUpBlock(person)]
             }
             Action::Refresh => {
                 self.status = "Refreshing…".into();

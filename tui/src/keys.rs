@@ -87,6 +87,8 @@ pub enum Action {
     Archive,
     /// Delete the thread (asks first).
     Delete,
+    /// Block or unblock the other person of the selected thread (asks first).
+    Block,
     /// Mark the thread unread, or read.
     ToggleUnread,
     /// Mute or unmute the thread.
@@ -264,6 +266,13 @@ pub const BINDINGS: &[Binding] = &[
         "delete",
         "delete thread (asks first)",
         &["d"],
+    ),
+    bind(
+        Mode::Mailbox,
+        Action::Block,
+        "block",
+        "block / unblock the other person (asks first)",
+        &["B"],
     ),
     bind(
         Mode::Mailbox,

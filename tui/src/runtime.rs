@@ -174,6 +174,25 @@ fn spawn(
                 "Deleted".into(),
                 client.delete_thread(thread).await,
             )),
+            Effect::LookUpBlock(person) => {
+                let blocked = client
+                    .blocks()
+                    .await
+                    .map(|blocked| blocked.iter().any(|b| b.id == person.id));
+                Some(Msg::BlockLooked(person, blocked))
+            }
+            Effect::SetBlock(person, block) => {
+                let name = &person.username;
+                let (done, result) = if block {
+                    (
+                        format!("Blocked {name}: they can no longer write to you"),
+                        client.block(name).await,
+                    )
+                } else {
+                    (format!("Unblocked {name}"), client.unblock(name).await)
+                };
+                Some(Msg::Done(done, result))
+            }
             Effect::Search(query) => {
                 let result = client.search(&query).await;
                 Some(Msg::SearchResults(query, result))

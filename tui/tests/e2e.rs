@@ -305,3 +305,49 @@ async fn the_operators_client_pages_through_every_dead_job(db: PgPool) {
     ids.dedup();
     assert_eq!(ids.len(), 150, "every dead job, once");
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn bob_blocks_a_harasser_from_his_inbox_and_they_can_write_no_more(db: PgPool) {
+    // Nothing stopped a harasser: muting is per thread, and every send starts a new one.
+    let server = spawn_server(db).await;
+    let base = server.base.clone();
+    let mallory = Client::new(&base, Some(server.user("mallory").await.token));
+    let bob = server.user("bob").await.token;
+    mallory
+        .send("bob", "hey", "answer me", &key())
+        .await
+        .expect("mallory writes once");
+
+    let tmux = Tmux::new("convos-e2e");
+    let config_home =
+        std::env::temp_dir().join(format!("convos-e2e-config-{}", uuid::Uuid::new_v4()));
+    let command = format!(
+        "env CONVOS_SERVER={base} CONVOS_TOKEN={bob} XDG_CONFIG_HOME={} TERM=xterm-256color {}",
+        config_home.display(),
+        env!("CARGO_BIN_EXE_convos")
+    );
+    tmux.session("convos", (100, 30), &command);
+    tmux.wait_for("answer me").await;
+    tmux.keys(&["B"]);
+    tmux.wait_for("Block mallory? They will not be able to write to you.")
+        .await;
+    tmux.keys(&["y"]);
+    tmux.wait_for("Blocked mallory").await;
+
+    let refused = mallory
+        .send("bob", "again", "answer me!", &key())
+        .await
+        .expect_err("blocked");
+    assert!(
+        matches!(
+            refused,
+            convos_tui::api::ApiError::Server { status: 403, .. }
+        ),
+        "{refused:?}"
+    );
+    // Asked again, the client offers to unblock.
+    tmux.keys(&["B"]);
+    tmux.wait_for("Unblock mallory?").await;
+    tmux.keys(&["n"]);
+    tmux.wait_for("mallory stays blocked").await;
+}

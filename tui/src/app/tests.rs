@@ -320,6 +320,31 @@ fn delete_asks_first() {
 }
 
 #[test]
+fn b_blocks_the_other_person_or_unblocks_them_asking_first() {
+    let mut app = admin_app();
+    let t = thread("Spam", 1);
+    let bob = t.participants[0].clone();
+    loaded(&mut app, vec![t]);
+
+    assert_eq!(
+        app.update(key(KeyCode::Char('B'))),
+        [Effect::LookUpBlock(bob.clone())]
+    );
+    app.update(Msg::BlockLooked(bob.clone(), Ok(false)));
+    assert!(matches!(&app.modal, Modal::Confirm(c) if c.question.starts_with("Block bob?")));
+    assert_eq!(
+        app.update(key(KeyCode::Char('y'))),
+        [Effect::SetBlock(bob.clone(), true)]
+    );
+
+    app.update(key(KeyCode::Char('B')));
+    app.update(Msg::BlockLooked(bob.clone(), Ok(true)));
+    assert!(matches!(&app.modal, Modal::Confirm(c) if c.question.starts_with("Unblock bob?")));
+    assert!(app.update(key(KeyCode::Char('n'))).is_empty());
+    assert_eq!(app.status, "bob stays blocked");
+}
+
+#[test]
 fn archive_mute_and_unread_toggle_by_the_threads_state() {
     let mut app = App::new();
     let mut t = thread("T", 0);
