@@ -78,11 +78,25 @@ pub struct NewUser {
 }
 
 impl CreateUserRequest {
-    /// Validates every field, reporting all refusals at once.
+    /// Validates every field of a sign-up, reporting all refusals at once; the username as a
+    /// new account's ([`Username::parse_new`]: no look-alike or reserved names).
     pub fn parse(&self) -> Result<NewUser, Vec<FieldError>> {
+        self.parse_with(Username::parse_new)
+    }
+
+    /// Validates every field of an account an operator creates (`admin create-user`, the demo
+    /// seed): as a sign-up, but the service's own names (`support`, `admin`) are theirs to give.
+    pub fn parse_as_operator(&self) -> Result<NewUser, Vec<FieldError>> {
+        self.parse_with(Username::parse)
+    }
+
+    fn parse_with(
+        &self,
+        parse_username: fn(&str) -> Result<Username, FieldError>,
+    ) -> Result<NewUser, Vec<FieldError>> {
         let mut errors = Vec::new();
         let username = required("username", &self.username, &mut errors)
-            .and_then(|u| collect(Username::parse_new(u), &mut errors));
+            .and_then(|u| collect(parse_username(u), &mut errors));
         let email = required("email", &self.email, &mut errors)
             .and_then(|e| collect(EmailAddress::parse(e), &mut errors));
         let password = required("password", &self.password, &mut errors)

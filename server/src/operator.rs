@@ -1,7 +1,7 @@
 //! Accounts an operator creates from the command line (`admin create-user`, the demo seed).
 //!
-//! They are validated by the same [`CreateUserRequest::parse`] as `POST /api/v1/users`, but
-//! their addresses are taken as verified (an operator vouches for them) and they pay no
+//! They are validated as `POST /api/v1/users` validates a sign-up, but may take the service's
+//! own names (`CreateUserRequest::parse_as_operator`); their addresses are taken as verified (an operator vouches for them) and they pay no
 //! sign-up limits, so they are written by `users::insert`, not the sign-up transaction.
 
 use crate::auth;
@@ -15,7 +15,7 @@ pub async fn create_verified_user(
     request: &CreateUserRequest,
     is_admin: bool,
 ) -> anyhow::Result<User> {
-    let new = request.parse().map_err(|errors| {
+    let new = request.parse_as_operator().map_err(|errors| {
         let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("invalid user: {}", list.join("; "))
     })?;

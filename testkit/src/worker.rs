@@ -72,6 +72,8 @@ impl WorkerProcess {
             .env("CONVOS_JOBS_IN_FLIGHT", "200")
             .env("CONVOS_RELAY_INTERVAL_MS", "50")
             .env("CONVOS_POLL_MS", "50")
+            // As `StackConfig::worker_settings`: one sender's share as the whole day's cap.
+            .env("CONVOS_EMAIL_DAILY_CAP_PER_SENDER", "20")
             .env(
                 "CONVOS_WORKER_METRICS_ADDR",
                 format!("127.0.0.1:{}", crate::free_port()),

@@ -38,6 +38,7 @@ async fn a_20000_message_backlog_drains_once_with_redis_kept_shallow(db: PgPool)
     let mut settings = config.worker_settings(&database_url(&db).await);
     // The daily cap would (rightly) stop most of these emails; lift it for this test.
     settings.email_daily_cap = i64::MAX;
+    settings.email_daily_cap_per_sender = i64::MAX;
     settings.queue_ceiling = 500;
     settings.vacuum_every_secs = 2;
     let ceiling = settings.queue_ceiling;

@@ -73,7 +73,10 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let mut worker = ctx.env.worker(
         &ctx.database_url(DB),
         port,
-        &[("CONVOS_EMAIL_DAILY_CAP", "1000000000".into())],
+        &[
+            ("CONVOS_EMAIL_DAILY_CAP", "1000000000".into()),
+            ("CONVOS_EMAIL_DAILY_CAP_PER_SENDER", "1000000000".into()),
+        ],
     )?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     // What an operator's board costs with the backlog waiting and the queues held (the same

@@ -130,6 +130,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         0,
         &[
             ("CONVOS_EMAIL_DAILY_CAP", "1000000000".into()),
+            ("CONVOS_EMAIL_DAILY_CAP_PER_SENDER", "1000000000".into()),
             ("CONVOS_SMTP_URL", format!("file://{}", mail_dir.display())),
         ],
     )?;

@@ -110,7 +110,7 @@ async fn everyone_but_admins_gets_404_on_every_admin_route(db: PgPool) {
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn the_board_counts_a_scripted_mix_of_jobs(db: PgPool) {
     let app = TestServer::spawn(db).await;
-    let root = admin(&app, "root").await;
+    let root = admin(&app, "rooney").await;
     job(
         &app,
         "notify_email",
@@ -207,7 +207,7 @@ async fn the_board_counts_a_scripted_mix_of_jobs(db: PgPool) {
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn retry_and_discard_touch_exactly_what_they_name_and_are_audited(db: PgPool) {
     let app = TestServer::spawn(db).await;
-    let root = admin(&app, "root").await;
+    let root = admin(&app, "rooney").await;
     let dead_mail: Vec<_> = [
         job(&app, "notify_email", "dead", "attempts = 3").await,
         job(&app, "notify_email", "dead", "attempts = 3").await,
@@ -291,9 +291,9 @@ async fn retry_and_discard_touch_exactly_what_they_name_and_are_audited(db: PgPo
     assert_eq!(
         actions,
         [
-            ("root".to_owned(), "retry".to_owned(), 1),
-            ("root".to_owned(), "discard".to_owned(), 1),
-            ("root".to_owned(), "retry".to_owned(), 1),
+            ("rooney".to_owned(), "retry".to_owned(), 1),
+            ("rooney".to_owned(), "discard".to_owned(), 1),
+            ("rooney".to_owned(), "retry".to_owned(), 1),
         ]
     );
 }
@@ -301,7 +301,7 @@ async fn retry_and_discard_touch_exactly_what_they_name_and_are_audited(db: PgPo
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn pausing_and_resuming_a_queue_shows_on_the_board_and_in_the_audit(db: PgPool) {
     let app = TestServer::spawn(db).await;
-    let root = admin(&app, "root").await;
+    let root = admin(&app, "rooney").await;
     let paused = app
         .act("/api/v1/admin/queues/notify_email/pause", &root)
         .await;
@@ -322,7 +322,7 @@ async fn pausing_and_resuming_a_queue_shows_on_the_board_and_in_the_audit(db: Pg
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn every_job_for_one_message_or_one_recipient_in_one_call(db: PgPool) {
     let app = TestServer::spawn(db).await;
-    let root = admin(&app, "root").await;
+    let root = admin(&app, "rooney").await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let carol = app.user("carol").await;
@@ -361,7 +361,7 @@ async fn metrics_parse_as_prometheus_text_and_the_queue_gauges_match_the_board(d
         s.server_metrics_addr = Some("127.0.0.1:0".parse().unwrap())
     })
     .await;
-    let root = admin(&app, "root").await;
+    let root = admin(&app, "rooney").await;
     job(&app, "notify_email", "dead", "attempts = 3").await;
     job(
         &app,
@@ -407,7 +407,7 @@ async fn metrics_parse_as_prometheus_text_and_the_queue_gauges_match_the_board(d
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_bulk_filter_with_an_unknown_field_is_refused_rather_than_widened(db: PgPool) {
     let app = TestServer::spawn(db).await;
-    let root = admin(&app, "root").await;
+    let root = admin(&app, "rooney").await;
     let dead = job(&app, "notify_email", "dead", "attempts = 3").await;
     let res = app
         .post(
@@ -429,7 +429,7 @@ async fn a_bulk_filter_with_an_unknown_field_is_refused_rather_than_widened(db: 
 async fn the_job_text_filter_matches_percent_and_underscore_literally(db: PgPool) {
     // Arrange: errors that differ only where `%` and `_` would act as wildcards.
     let app = TestServer::spawn(db).await;
-    let root = admin(&app, "root").await;
+    let root = admin(&app, "rooney").await;
     let literal = job(
         &app,
         "notify_email",
@@ -470,7 +470,7 @@ async fn the_job_text_filter_matches_percent_and_underscore_literally(db: PgPool
 async fn a_bulk_action_walks_every_window_and_goes_on_from_a_cursor(db: PgPool) {
     // More dead emails than two windows of a bulk action (decision 67).
     let app = TestServer::spawn(db).await;
-    let root = admin(&app, "root").await;
+    let root = admin(&app, "rooney").await;
     sqlx::query(
         "insert into jobs (id, kind, key, payload, state, max_attempts, attempts, next_run_at) \
          select convos_uuidv7(now() - g * interval '1 ms'), 'notify_email', 'dead:' || g, '{}', \
@@ -531,7 +531,7 @@ async fn a_bulk_action_walks_every_window_and_goes_on_from_a_cursor(db: PgPool) 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn an_unknown_queue_is_refused_naming_every_queue(db: PgPool) {
     let app = TestServer::spawn(db).await;
-    let root = admin(&app, "root").await;
+    let root = admin(&app, "rooney").await;
     let res = app.get("/api/v1/admin/jobs?queue=nope", &root).await;
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
     // A probe found two of the six queues missing from the list.
@@ -543,7 +543,7 @@ async fn an_unknown_queue_is_refused_naming_every_queue(db: PgPool) {
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_job_text_filter_with_nul_or_too_long_is_refused_on_field_q(db: PgPool) {
     let app = TestServer::spawn(db).await;
-    let root = admin(&app, "root").await;
+    let root = admin(&app, "rooney").await;
     job(&app, "notify_email", "dead", "last_error = 'boom'").await;
 
     let nul = app.get("/api/v1/admin/jobs?q=bo%00om", &root).await;

@@ -33,6 +33,7 @@ async fn a_backlog_shares_tickets_and_runs_each_job_once(db: PgPool) {
     let url = database_url(&db).await;
     let mut settings = config.worker_settings(&url);
     settings.email_daily_cap = 1000;
+    settings.email_daily_cap_per_sender = 1000;
     let worker = InProcessWorker::start(settings);
     eventually(WAIT, "every job to finish", || all_jobs_finished(&db)).await;
     worker.stop().await;

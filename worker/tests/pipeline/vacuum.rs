@@ -65,6 +65,7 @@ async fn a_drain_leaves_no_task_data_in_redis_after_a_vacuum(db: PgPool) {
     write_backlog(&db, &users, MESSAGES, 1).await.unwrap();
     let mut settings = config.worker_settings(&database_url(&db).await);
     settings.email_daily_cap = i64::MAX;
+    settings.email_daily_cap_per_sender = i64::MAX;
     settings.vacuum_every_secs = 1;
     let worker = InProcessWorker::start(settings);
     let mut redis = convos_worker::queue::connect(&config.redis_url)

@@ -20,6 +20,7 @@ async fn two_workers_run_each_job_once(db: PgPool) {
     let url = database_url(&db).await;
     let mut settings = config.worker_settings(&url);
     settings.email_daily_cap = 1000;
+    settings.email_daily_cap_per_sender = 1000;
     settings.worker_concurrency = 2;
     let one = InProcessWorker::start(settings.clone());
     let two = InProcessWorker::start(settings);
