@@ -171,7 +171,12 @@ impl Queue {
             .enumerate()
             .min_by_key(|(_, w)| {
                 let held = self.users.get(&w.user).map_or(0, |(held, _)| *held);
-                let served = self.served.get(&w.user).copied();
+                // Served more than `REMEMBERED` ago ranks as never served.
+                let served = self
+                    .served
+                    .get(&w.user)
+                    .copied()
+                    .filter(|at| at.elapsed() < REMEMBERED);
                 (held, served, w.arrival)
             })
             .map(|(i, _)| i);

@@ -70,10 +70,13 @@ pub struct Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         let mut users = self.users.lock();
-        // This subscription's own receiver is still counted: dropped after this runs.
+        // This subscription's receiver goes first, under the lock: two of a user's streams
+        // ending at once then cannot both count the other and leave the channel behind.
+        let (_, detached) = broadcast::channel(1);
+        drop(std::mem::replace(&mut self.events, detached));
         if users
             .get(&self.user)
-            .is_some_and(|channel| channel.receiver_count() <= 1)
+            .is_some_and(|channel| channel.receiver_count() == 0)
         {
             users.remove(&self.user);
         }

@@ -70,6 +70,8 @@ pub struct QueuedMessage {
     pub sender: UserSummary,
     /// Its sender has proved their address.
     pub sender_verified: bool,
+    /// The recipient has blocked its sender since it was sent (decision 87).
+    pub sender_blocked: bool,
     /// Its text, up to its first [`EMAILED_BODY_CHARS`] characters (`None` once purged).
     pub body: Option<String>,
     /// The text goes on past `body`.
@@ -124,6 +126,7 @@ struct QueuedRow {
     sender_username: String,
     sender_display_name: String,
     sender_verified: bool,
+    sender_blocked: bool,
     body: Option<String>,
     body_cut: Option<bool>,
     read_once: bool,
@@ -163,6 +166,8 @@ pub async fn pending(
                   s.display_name as sender_display_name, \
                   (s.email_verified_at is not null or s.email_proven_at is not null) \
                     as sender_verified, \
+                  exists (select 1 from blocks b where b.user_id = $2 and b.blocked_id = s.id) \
+                    as sender_blocked, \
                   left(m.body, $6) as body, \
                   octet_length(m.body) > octet_length(left(m.body, $6)) as body_cut, \
                   m.read_once, m.created_at, \
@@ -247,6 +252,7 @@ pub async fn pending(
                 display_name: r.sender_display_name,
             },
             sender_verified: r.sender_verified,
+            sender_blocked: r.sender_blocked,
             body: r.body,
             body_cut: r.body_cut.unwrap_or(false),
             read_once: r.read_once,

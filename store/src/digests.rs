@@ -116,8 +116,8 @@ impl UnreadThread {
 /// The reader's unread threads for a digest, newest first: visible unread messages they
 /// received, in threads they neither muted nor archived, with someone who has proved their
 /// address (what an account anyone can make writes is not emailed); at most [`MAX_THREADS`],
-/// [`THREADS_PER_SENDER`] of them with any one person, and how many such threads there are in
-/// all. The candidates are the reader's unread threads
+/// [`THREADS_PER_SENDER`] of them with any one person, none with a person they blocked, and
+/// how many such threads there are in all. The candidates are the reader's unread threads
 /// by their counters (`thread_participants_unread`), each joined to its peer: work in
 /// proportion to the reader's unread threads, once a day in the worker, with no statement
 /// limit; the messages read are the newest unread one of each of the [`MAX_THREADS`] listed
@@ -139,7 +139,9 @@ pub async fn unread_threads(db: &PgPool, user: UserId) -> Result<(Vec<UnreadThre
                        and (peer.email_verified_at is not null \
                             or peer.email_proven_at is not null) \
                      where tp.user_id = $1 and tp.unread_count > 0 and not tp.archived \
-                       and not tp.muted) c \
+                       and not tp.muted \
+                       and not exists (select 1 from blocks b \
+                         where b.user_id = $1 and b.blocked_id = tp.peer_id)) c \
                where c.nth <= $3 \
                order by c.last_activity_at desc limit $2) tp \
          join threads t on t.id = tp.thread_id \
@@ -171,7 +173,9 @@ pub async fn unread_threads(db: &PgPool, user: UserId) -> Result<(Vec<UnreadThre
          join users peer on peer.id = tp.peer_id \
              and (peer.email_verified_at is not null or peer.email_proven_at is not null) \
          where tp.user_id = $1 and tp.unread_count > 0 and not tp.archived \
-           and not tp.muted",
+           and not tp.muted \
+           and not exists (select 1 from blocks b \
+             where b.user_id = $1 and b.blocked_id = tp.peer_id)",
     )
     .bind(user.as_uuid())
     .fetch_one(db)

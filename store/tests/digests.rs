@@ -66,3 +66,23 @@ async fn one_sender_cannot_fill_a_digest(db: PgPool) {
     );
     assert_eq!(total, MAX_THREADS + 2, "every thread counted");
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_digest_leaves_out_the_people_its_reader_blocked(db: PgPool) {
+    let bob = support::user(&db, "bob").await;
+    let (carol, mallory) = (
+        support::user(&db, "carol").await,
+        support::user(&db, "mallory").await,
+    );
+    support::conversation(&db, carol, bob, "Lunch", 1).await;
+    support::conversation(&db, mallory, bob, "answer me", 1).await;
+    let mallory_name = convos_core::Username::parse("mallory").unwrap();
+    convos_store::blocks::block(&db, bob, &mallory_name)
+        .await
+        .unwrap();
+
+    let (listed, total) = digests::unread_threads(&db, bob).await.unwrap();
+
+    let subjects: Vec<&str> = listed.iter().map(|t| t.subject.as_str()).collect();
+    assert_eq!((subjects, total), (vec!["Lunch"], 1));
+}

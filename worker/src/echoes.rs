@@ -6,9 +6,10 @@
 //! notification in the text posted to the other person: the replier's own address (the block's
 //! `To:` line) and their signed email links, which the other person could then use to pause
 //! their email. Convos wrote the notification, so it can recognise it whatever the client: the
-//! reply is cut at the first line of it (and the header block right above that line, when the
-//! block names Convos' sending address or `[Convos]`); a signed link of Convos' starts the cut
-//! as well, and any reply or bounce address left in the rest is removed.
+//! reply is cut at the first line of it, or higher, at the first line above it naming Convos'
+//! sending address or `[Convos]` (a client's header block about the notification); a signed
+//! link of Convos' starts the cut as well, and any reply or bounce address left in the rest is
+//! removed, as is the replier's own address.
 
 use crate::email::EmailSettings;
 
@@ -30,8 +31,9 @@ const SIGNED_PATHS: [&str; 3] = ["/api/v1/email-links/", "/unsubscribe/", "/veri
 /// What stands in for a removed address.
 const REMOVED_ADDRESS: &str = "[address removed]";
 
-/// `text` (what the quote stripper kept of a reply) without Convos' own words.
-pub fn without_echoes(text: &str, settings: &EmailSettings) -> String {
+/// `text` (what the quote stripper kept of a reply written from `replier`'s address) without
+/// Convos' own words, and without the replier's address.
+pub fn without_echoes(text: &str, replier: &str, settings: &EmailSettings) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let end = lines
         .iter()
@@ -39,7 +41,7 @@ pub fn without_echoes(text: &str, settings: &EmailSettings) -> String {
         .map_or(lines.len(), |first| echo_start(&lines, first, settings));
     let kept: Vec<String> = lines[..end]
         .iter()
-        .map(|line| scrubbed(line, settings))
+        .map(|line| scrubbed(line, replier, settings))
         .collect();
     kept.join("\n").trim_end().to_owned()
 }
@@ -50,31 +52,25 @@ fn is_ours(line: &str, settings: &EmailSettings) -> bool {
         || signed_link_at(line, settings).is_some()
 }
 
-/// Where the echo that reaches line `first` starts: the block of lines just above it (after
-/// blank lines) when that block names Convos' sending address or its subject prefix (a header
-/// block: `Od: … via Convos <notifications@…>`, `Temat: [Convos] …`), with a rule line right
-/// above the block; else `first` itself.
+/// Where the echo that reaches line `first` starts: the first line above it that names Convos'
+/// sending address or its subject prefix (a client's header block about the notification:
+/// `Od: … via Convos <notifications@…>`, `Subject: [Convos] …`), with a rule line right above
+/// that line; else `first` itself. The header line is looked for anywhere above, not only right
+/// above `first`: a client that wraps the notification's long first line (a long display name)
+/// puts the first line recognised further down, under the wrapped start.
 fn echo_start(lines: &[&str], first: usize, settings: &EmailSettings) -> usize {
-    let mut end = first;
-    while end > 0 && lines[end - 1].trim().is_empty() {
-        end -= 1;
-    }
-    let mut start = end;
-    while start > 0 && !lines[start - 1].trim().is_empty() {
-        start -= 1;
-    }
     let from = settings.from.email.to_string().to_ascii_lowercase();
-    let names_us = |line: &&str| {
+    let names_us = |line: &str| {
         let line = line.to_ascii_lowercase();
         line.contains(&from) || line.contains("[convos]")
     };
-    if start == end || !lines[start..end].iter().any(names_us) {
+    let Some(header) = lines[..first].iter().position(|line| names_us(line)) else {
         return first;
-    }
-    if start > 0 && is_rule(lines[start - 1]) {
-        start - 1
+    };
+    if header > 0 && is_rule(lines[header - 1]) {
+        header - 1
     } else {
-        start
+        header
     }
 }
 
@@ -85,10 +81,17 @@ fn is_rule(line: &str) -> bool {
     line.len() >= 5 && (line.starts_with("_____") || line.starts_with("-----"))
 }
 
-/// `line` with Convos' reply and bounce addresses replaced (its signed links end the text
-/// before they are reached: only a notification holds them).
-fn scrubbed(line: &str, settings: &EmailSettings) -> String {
+/// `line` with Convos' reply and bounce addresses, and the replier's own address, replaced
+/// (its signed links end the text before they are reached: only a notification holds them).
+/// The replier's address goes even where they typed it: the other person never learns it from
+/// Convos (`docs/security.md`), and a client's quoting can put it anywhere.
+fn scrubbed(line: &str, replier: &str, settings: &EmailSettings) -> String {
     let mut out = line.to_owned();
+    if !replier.is_empty() {
+        while let Some(start) = out.to_ascii_lowercase().find(&replier.to_ascii_lowercase()) {
+            out.replace_range(start..start + replier.len(), REMOVED_ADDRESS);
+        }
+    }
     if let Some(domain) = settings.reply_domain.as_deref() {
         while let Some((start, end)) = reply_address_at(&out, domain) {
             out.replace_range(start..end, REMOVED_ADDRESS);
@@ -187,7 +190,7 @@ mod tests {
             );
 
             assert_eq!(
-                without_echoes(&reply, &settings),
+                without_echoes(&reply, "vera@victim.example", &settings),
                 "Stop writing to me.",
                 "{from}"
             );
@@ -198,7 +201,10 @@ mod tests {
     fn a_notification_quoted_without_a_header_block_is_cut_at_its_first_line() {
         let settings = settings();
         let reply = format!("Fine, noon it is.\n\n{}", notification(&settings));
-        assert_eq!(without_echoes(&reply, &settings), "Fine, noon it is.");
+        assert_eq!(
+            without_echoes(&reply, "vera@victim.example", &settings),
+            "Fine, noon it is."
+        );
     }
 
     #[test]
@@ -216,9 +222,38 @@ mod tests {
              Mark as read (mallory, 2026-12-06 02:45 UTC)<{link}>\nsecret tail"
         );
         assert_eq!(
-            without_echoes(&text, &settings),
+            without_echoes(&text, "vera@victim.example", &settings),
             "Write to ([address removed]) or [address removed]\n\
              Our site is https://convos.test/ and mine is https://example.com/x"
+        );
+    }
+
+    #[test]
+    fn a_wrapped_notification_and_a_reply_right_above_the_rule_lose_nothing_of_the_reply() {
+        // No blank line between the answer and the rule; the intro wrapped at 76 columns, so
+        // the first line recognised is further down.
+        let settings = settings();
+        let reply = "Stop writing to me.\n________________________________\n\
+                     Od: \"mallory (Mallory With A Very Long Display Name Indeed) via Convos\" \
+                     <notifications@convos.test>\nDo: Vera <vera@victim.example>\n\
+                     Temat: [Convos] hey\n\n\
+                     mallory (Mallory With A Very Long Display Name Indeed) sent you a\n\
+                     message on Convos.\n\n> hey you\n\n\
+                     Reply to this email to answer mallory: your reply is posted.\n";
+
+        assert_eq!(
+            without_echoes(reply, "vera@victim.example", &settings),
+            "Stop writing to me."
+        );
+    }
+
+    #[test]
+    fn the_repliers_own_address_never_reaches_the_other_person() {
+        let settings = settings();
+        let text = "Write to me at Vera@Victim.example instead.\nOr vera@victim.example.";
+        assert_eq!(
+            without_echoes(text, "vera@victim.example", &settings),
+            "Write to me at [address removed] instead.\nOr [address removed]."
         );
     }
 
@@ -226,6 +261,6 @@ mod tests {
     fn a_reply_of_ones_own_words_is_left_as_written() {
         let settings = settings();
         let text = "Thanks!\n\n-----\nA block of my own\nwith lines\n\nBye";
-        assert_eq!(without_echoes(text, &settings), text);
+        assert_eq!(without_echoes(text, "vera@victim.example", &settings), text);
     }
 }

@@ -539,6 +539,7 @@ mod tests {
             id: MessageId::generate(),
             sender: user(sender),
             sender_verified: true,
+            sender_blocked: false,
             body: Some("hello".into()),
             body_cut: false,
             read_once: false,

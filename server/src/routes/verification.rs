@@ -255,7 +255,10 @@ pub async fn resend_verification(
     caller: AuthUser,
 ) -> Result<(StatusCode, Json<VerificationSent>)> {
     let user = caller.user.id;
-    if let Some(account) = verification::state(&state.db, user).await? {
+    // Only for an address that needs a link: a verified one is told so (422) below.
+    if let Some(account) = verification::state(&state.db, user).await?
+        && (!account.verified || account.bounced)
+    {
         refuse_if_mailbox_full(&state, &account.email).await?;
     }
     let subject = user.to_string();

@@ -445,8 +445,11 @@ async fn post_reply(
     }
     // The new text, without the quoted original, nor anything of Convos' own the client left
     // in it (the notification, its signed links, reply addresses: decision 83).
-    let text =
-        crate::echoes::without_echoes(&convos_mail::quotes::new_text(&parsed.text), &ctx.email);
+    let text = crate::echoes::without_echoes(
+        &convos_mail::quotes::new_text(&parsed.text),
+        &target.email,
+        &ctx.email,
+    );
     if text.trim().is_empty() {
         let why = if parsed.undecodable {
             Refusal::Undecodable
@@ -561,7 +564,9 @@ async fn record_posted(
         ),
         _ => None,
     };
-    match threads::mark_read_up_to(&ctx.db, user, thread, answered).await {
+    // After the reply is recorded posted: a retry would skip the email, so a lock wait given up
+    // would leave the thread unread for good.
+    match super::settled(|| threads::mark_read_up_to(&ctx.db, user, thread, answered)).await {
         Ok(written) => {
             ctx.committed(written);
         }

@@ -455,6 +455,27 @@ where
     }
 }
 
+/// Runs `write` again for as long as it gives up waiting for a lock (the job pool's
+/// `lock_timeout`): for writes after an effect that a retry would not repeat or would repeat
+/// twice (an email sent, a reply posted), giving up is worse than waiting. The job's time
+/// limit (and its overrun for irrevocable work) bounds the waits (decision 82).
+pub(crate) async fn settled<T, F, Fut>(mut write: F) -> Result<T, convos_store::StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, convos_store::StoreError>>,
+{
+    loop {
+        match write().await {
+            Err(convos_store::StoreError::TimedOut) => {
+                tracing::info!(
+                    "a write after the job's effect waited past the lock limit; waiting again"
+                );
+            }
+            done => return done,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

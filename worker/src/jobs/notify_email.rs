@@ -45,6 +45,8 @@ pub enum SkipReason {
     DailyCap,
     /// The recipient already got the day's maximum of emails about this sender's messages.
     SenderDailyCap,
+    /// The recipient blocked the sender after it was sent (decision 87).
+    Blocked,
 }
 
 impl SkipReason {
@@ -63,6 +65,7 @@ impl SkipReason {
             SkipReason::Paused => "paused",
             SkipReason::DailyCap => "daily_cap",
             SkipReason::SenderDailyCap => "sender_daily_cap",
+            SkipReason::Blocked => "blocked",
         }
     }
 }
@@ -76,6 +79,8 @@ pub struct Facts {
     pub bounced: bool,
     /// The sender's address is not verified.
     pub sender_unverified: bool,
+    /// The recipient blocked the sender.
+    pub sender_blocked: bool,
     /// The recipient read it.
     pub read: bool,
     /// The recipient deleted it (or it was consumed).
@@ -106,6 +111,8 @@ pub fn decide(facts: &Facts) -> Result<(), SkipReason> {
         Err(SkipReason::Bounced)
     } else if facts.sender_unverified {
         Err(SkipReason::SenderUnverified)
+    } else if facts.sender_blocked {
+        Err(SkipReason::Blocked)
     } else if facts.deleted {
         Err(SkipReason::Deleted)
     } else if facts.expired {
@@ -160,6 +167,7 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
             unverified: !pending.recipient.verified,
             bounced: pending.recipient.bounced,
             sender_unverified: !message.sender_verified,
+            sender_blocked: message.sender_blocked,
             read: message.read,
             deleted: message.deleted,
             expired: message.expired,
@@ -239,22 +247,23 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
             // operator fixes that and retries the dead job, so it stays queued (the sender sees
             // it pending) and lets go of its claim for that retry, or a later job, to take.
             let error = format!("smtp: {text}");
-            settled(|| {
+            super::settled(|| {
                 deliveries::note_error(&ctx.db, job.id, &ids, recipient, "rejected", &error)
             })
             .await?;
-            settled(|| deliveries::release(&ctx.db, job.id, payload.thread_id, recipient)).await?;
+            super::settled(|| deliveries::release(&ctx.db, job.id, payload.thread_id, recipient))
+                .await?;
             return Err(JobError::Permanent(error));
         }
         Err(SendError::Rejected { refusal, text, .. }) => {
             let error = format!("smtp: {text}");
             count_failed(ctx, "rejected", ids.len());
-            settled(|| {
+            super::settled(|| {
                 deliveries::record(&ctx.db, &ids, recipient, "failed", "rejected", Some(&error))
             })
             .await?;
             if refusal == Refusal::BadAddress
-                && settled(|| {
+                && super::settled(|| {
                     deliveries::mark_bounced(&ctx.db, recipient, &pending.recipient.email)
                 })
                 .await?
@@ -267,7 +276,7 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
             let error = format!("smtp: {text}");
             if job.is_last_attempt() {
                 count_failed(ctx, "temporary_failure", ids.len());
-                settled(|| {
+                super::settled(|| {
                     deliveries::record(
                         &ctx.db,
                         &ids,
@@ -279,7 +288,7 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
                 })
                 .await?;
             } else {
-                settled(|| {
+                super::settled(|| {
                     deliveries::note_error(
                         &ctx.db,
                         job.id,
@@ -290,8 +299,10 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
                     )
                 })
                 .await?;
-                settled(|| deliveries::release(&ctx.db, job.id, payload.thread_id, recipient))
-                    .await?;
+                super::settled(|| {
+                    deliveries::release(&ctx.db, job.id, payload.thread_id, recipient)
+                })
+                .await?;
             }
             return Err(JobError::Transient(error));
         }
@@ -301,31 +312,12 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
         .with_label_values(&["sent", ""])
         .inc_by(ids.len() as u64);
     let newest = ids[ids.len() - 1];
-    settled(|| deliveries::record_sent(&ctx.db, payload.thread_id, recipient, newest, &ids))
+    super::settled(|| deliveries::record_sent(&ctx.db, payload.thread_id, recipient, newest, &ids))
         .await?;
     Ok(Outcome::Done(format!(
         "sent: {} message(s) in one email",
         ids.len()
     )))
-}
-
-/// Runs `write` again for as long as it gives up waiting for a lock (the job pool's
-/// `lock_timeout`): once the SMTP server has answered, giving up would send the email again at
-/// the job's retry. The job's time limit and its overrun for irrevocable work bound the waits
-/// (decision 82).
-async fn settled<T, F, Fut>(mut write: F) -> Result<T, convos_store::StoreError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, convos_store::StoreError>>,
-{
-    loop {
-        match write().await {
-            Err(convos_store::StoreError::TimedOut) => {
-                tracing::info!("an email's record waited past the lock limit; waiting again");
-            }
-            done => return done,
-        }
-    }
 }
 
 fn count_failed(ctx: &Ctx, reason: &str, messages: usize) {
@@ -483,6 +475,7 @@ mod tests {
             unverified: true,
             bounced: true,
             sender_unverified: true,
+            sender_blocked: true,
             read: true,
             deleted: true,
             expired: true,

@@ -470,6 +470,41 @@ async fn a_subject_or_name_typed_as_an_encoded_word_arrives_as_typed(db: PgPool)
     worker.stop().await;
 }
 
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_message_from_someone_blocked_before_its_email_is_not_emailed(db: PgPool) {
+    // Blocking stopped new messages, but the emails of those already waiting out their delay
+    // still went (a review).
+    let config = StackConfig {
+        notify_delay_secs: 2,
+        ..StackConfig::new()
+    };
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = start_api(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let (mallory, bob) = (api.user("mallory").await, api.user("bob").await);
+    let sent = api.send(&mallory, &bob, "hey", "answer me").await;
+
+    let blocked = api
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/me/blocks/mallory",
+            Some(&bob.token),
+            None,
+        )
+        .await;
+    assert_eq!(blocked.status, 200, "{blocked:?}");
+    eventually(WAIT, "the email job to finish", || all_jobs_finished(&db)).await;
+
+    assert_eq!(smtp.mails().len(), 0, "nothing emailed");
+    let id = sent["id"].as_str().unwrap();
+    let d = api
+        .get(&format!("/api/v1/messages/{id}/deliveries"), &bob)
+        .await
+        .body;
+    assert_eq!(d["items"][0]["detail"]["reason"], "blocked");
+    worker.stop().await;
+}
+
 /// A platform whose recipients get `daily` emails a day, `per_sender` of them about one
 /// sender's messages.
 async fn with_daily_caps(

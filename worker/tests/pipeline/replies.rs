@@ -483,6 +483,39 @@ async fn a_reply_quoting_the_notification_in_an_unknown_layout_posts_none_of_it(
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_reply_by_email_to_someone_who_blocked_you_is_refused_on_record(db: PgPool) {
+    let p = Platform::start(db).await;
+    let alice = p.api.user("alice").await;
+    let bob = p.api.user("bob").await;
+    let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    let blocked = p
+        .api
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/me/blocks/bob",
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(blocked.status, StatusCode::OK, "{blocked:?}");
+
+    let raw = gmail_reply(
+        "bob@example.com",
+        &n.reply_to,
+        "CAB-blocked@mail.gmail.com",
+        &n.message_id,
+        "Why won't you answer?",
+    );
+    p.send_smtp("bob@example.com", &n.reply_to, &raw).await;
+
+    assert_eq!(
+        p.wait_decided(1).await,
+        [("refused".into(), Some("blocked".into()))]
+    );
+    assert_eq!(p.thread_bodies(&alice, &n.thread).await.len(), 1);
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn a_reply_with_a_stray_nul_is_posted_without_it_not_refused_as_too_long(db: PgPool) {
     let p = Platform::start(db).await;
     let alice = p.api.user("alice").await;
