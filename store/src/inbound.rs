@@ -242,7 +242,8 @@ pub struct ReplyTarget {
     pub verified: bool,
     /// Their display name, for the explanatory email.
     pub display_name: String,
-    /// Reply addresses issued at or before this no longer work.
+    /// Reply addresses issued at or before this no longer work (revoked by their owner, or
+    /// every one of them while the account is suspended).
     pub revoked_at: Option<DateTime<Utc>>,
     /// When the account last moved to another address: mail sent before went to the old one.
     pub email_changed_at: Option<DateTime<Utc>>,
@@ -253,7 +254,8 @@ pub async fn reply_target(db: &PgPool, message: MessageId) -> Result<Option<Repl
     Ok(sqlx::query_as(
         "select m.id as message_id, m.thread_id, m.created_at, u.id as user_id, u.email, \
                 u.email_verified_at is not null as verified, u.display_name, \
-                u.reply_addresses_revoked_at as revoked_at, u.email_changed_at \
+                greatest(u.reply_addresses_revoked_at, u.suspended_at) as revoked_at, \
+                u.email_changed_at \
          from messages m join users u on u.id = m.recipient_id where m.id = $1",
     )
     .bind(message.as_uuid())

@@ -114,7 +114,8 @@ pub struct Issued {
 pub async fn insert(db: &PgPool, new: NewSession<'_>) -> Result<Option<Issued>> {
     let mut tx = db.begin().await?;
     let current: Option<i32> = sqlx::query_scalar(
-        "select 1 from users where id = $1 and password_hash = $2 for no key update",
+        "select 1 from users where id = $1 and password_hash = $2 and suspended_at is null \
+         for no key update",
     )
     .bind(new.user.as_uuid())
     .bind(new.checked_hash)
@@ -202,7 +203,7 @@ pub async fn authenticate(
          ) \
          select t.id as token_id, t.expires_at, exists (select 1 from touched) as touched, ",
         users::user_columns_of!("u"),
-        " from t join users u on u.id = t.user_id"
+        " from t join users u on u.id = t.user_id and u.suspended_at is null"
     ))
     .bind(hash(token))
     .bind(lifetimes.idle_days)

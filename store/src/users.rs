@@ -424,3 +424,68 @@ mod tests {
         assert_eq!(next_prefix("\u{7f}\u{7f}"), None);
     }
 }
+
+/// What an operator's suspension did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Suspension {
+    /// The account.
+    pub user: UserId,
+    /// The sessions it ended (their event streams are told).
+    pub ended: Vec<crate::tokens::TokenId>,
+}
+
+/// Suspends (`on`) the account named `username`, or lifts its suspension, for the operator
+/// `actor` (decision 88): suspended, it cannot log in, its sessions end and its reply addresses
+/// stop working. Recorded in the audit log. [`StoreError::NotFound`] when nobody has the name.
+pub async fn suspend(
+    db: &PgPool,
+    actor: UserId,
+    username: &Username,
+    on: bool,
+) -> Result<Suspension> {
+    let mut tx = db.begin().await?;
+    let user: Uuid = sqlx::query_scalar(
+        "update users set suspended_at = case when $2 then coalesce(suspended_at, now()) end, \
+           updated_at = now() \
+         where lower(username) = lower($1) returning id",
+    )
+    .bind(username.as_str())
+    .bind(on)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    let ended: Vec<Uuid> = if on {
+        sqlx::query_scalar("delete from api_tokens where user_id = $1 returning id")
+            .bind(user)
+            .fetch_all(&mut *tx)
+            .await?
+    } else {
+        Vec::new()
+    };
+    sqlx::query(
+        "insert into audit_log (id, actor_id, action, target, affected) values ($1, $2, $3, $4, $5)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(actor.as_uuid())
+    .bind(if on { "suspend" } else { "unsuspend" })
+    .bind(username.as_str())
+    .bind(ended.len() as i64)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Suspension {
+        user: user.into(),
+        ended: ended.into_iter().map(crate::tokens::TokenId).collect(),
+    })
+}
+
+/// Whether `user`'s account is suspended.
+pub async fn is_suspended(db: &PgPool, user: UserId) -> Result<bool> {
+    Ok(
+        sqlx::query_scalar("select suspended_at is not null from users where id = $1")
+            .bind(user.as_uuid())
+            .fetch_optional(db)
+            .await?
+            .unwrap_or(false),
+    )
+}

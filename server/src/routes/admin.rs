@@ -30,6 +30,70 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(pause_queue))
         .routes(routes!(resume_queue))
         .routes(routes!(list_audit))
+        .routes(routes!(suspend_user))
+        .routes(routes!(unsuspend_user))
+}
+
+/// What suspending an account, or lifting its suspension, did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SuspensionDone {
+    /// The account.
+    pub username: String,
+    /// Whether it is suspended now.
+    pub suspended: bool,
+    /// Sessions the suspension ended.
+    pub sessions_ended: usize,
+}
+
+/// Suspends an account (decision 88): it cannot log in, its sessions end at once (event
+/// streams included), and its reply addresses stop working; nothing it wrote is removed.
+/// Recorded in the audit log.
+#[utoipa::path(post, path = "/api/v1/admin/users/{username}/suspend", tag = "admin",
+    security(("bearer" = [])), params(("username" = String, Path, description = "Its username")),
+    responses((status = 200, body = SuspensionDone),
+        (status = 404, description = "Not an admin, or nobody has the username", body = ErrorBody),
+        (status = 422, description = "Not a username, or the caller's own", body = ErrorBody)))]
+pub async fn suspend_user(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiPath(username): ApiPath<String>,
+) -> Result<Json<SuspensionDone>> {
+    set_suspended(&state, &admin, &username, true).await
+}
+
+/// Lifts an account's suspension: it can log in again. Recorded in the audit log.
+#[utoipa::path(post, path = "/api/v1/admin/users/{username}/unsuspend", tag = "admin",
+    security(("bearer" = [])), params(("username" = String, Path, description = "Its username")),
+    responses((status = 200, body = SuspensionDone),
+        (status = 404, description = "Not an admin, or nobody has the username", body = ErrorBody),
+        (status = 422, description = "Not a username", body = ErrorBody)))]
+pub async fn unsuspend_user(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiPath(username): ApiPath<String>,
+) -> Result<Json<SuspensionDone>> {
+    set_suspended(&state, &admin, &username, false).await
+}
+
+async fn set_suspended(
+    state: &AppState,
+    admin: &Admin,
+    username: &str,
+    on: bool,
+) -> Result<Json<SuspensionDone>> {
+    let name = convos_core::Username::parse(username)
+        .map_err(|e| ApiError::field("username", e.reason))?;
+    if on && name.as_str() == admin.0.user.username {
+        return Err(ApiError::field("username", "is your own account"));
+    }
+    let done = convos_store::users::suspend(&state.db, admin.0.user.id, &name, on).await?;
+    state.hub.end_sessions(&done.ended).await;
+    tracing::info!(user.id = %done.user, suspended = on, "account suspension changed");
+    Ok(Json(SuspensionDone {
+        username: name.as_str().to_owned(),
+        suspended: on,
+        sessions_ended: done.ended.len(),
+    }))
 }
 
 /// An authenticated admin; anyone else is answered 404.

@@ -73,6 +73,8 @@ pub(super) async fn check_password(
     responses(
         (status = 201, description = "Logged in", body = Session),
         (status = 401, description = "Wrong username or password", body = ErrorBody),
+        (status = 403, description = "The account is suspended (the password was right)",
+            body = ErrorBody),
         (status = 422, description = "A field is missing", body = ErrorBody),
         (status = 429, description = "Too many failed logins from this address or for this \
             username, too many logins of this user or from this address, or the server is busy \
@@ -103,6 +105,12 @@ pub async fn create_session(
     let (user_id, checked_hash) = check_password(&state, addr, &username, password)
         .await?
         .ok_or(ApiError::InvalidCredentials)?;
+    // Told only to whoever knows the password (decision 88).
+    if users::is_suspended(&state.db, user_id).await? {
+        return Err(ApiError::Forbidden(
+            "this account is suspended by the operators of this server; ask them why".into(),
+        ));
+    }
     let token = auth::new_token();
     let client = auth::client_label(headers.get(header::USER_AGENT).map(|v| v.as_bytes()));
     let issued = tokens::insert(

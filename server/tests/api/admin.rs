@@ -567,3 +567,64 @@ async fn a_job_text_filter_with_nul_or_too_long_is_refused_on_field_q(db: PgPool
     let fine = app.get("/api/v1/admin/jobs?q=boom", &root).await;
     assert_eq!(fine.ids().len(), 1, "{fine:?}");
 }
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn an_operator_suspends_an_account_which_then_cannot_log_in_until_lifted(db: PgPool) {
+    // Against an abusive account an operator had nothing short of SQL (a trust and safety
+    // probe): no suspension, no way to end its sessions.
+    let app = TestServer::spawn(db).await;
+    let rooney = admin(&app, "rooney").await;
+    let mallory = app.user("mallory").await;
+    let bob = app.user("bob").await;
+    let login = |password: &'static str| {
+        let client = app.client.clone();
+        async move {
+            client
+                .call(
+                    reqwest::Method::POST,
+                    "/api/v1/sessions",
+                    None,
+                    Some(json!({"username": "mallory", "password": password})),
+                )
+                .await
+        }
+    };
+
+    let refused = app.act("/api/v1/admin/users/mallory/suspend", &bob).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "admins only");
+    let done = app
+        .act("/api/v1/admin/users/Mallory/suspend", &rooney)
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{done:?}");
+    assert_eq!(done.body["sessions_ended"], 1);
+
+    assert_eq!(
+        app.get("/api/v1/me", &mallory).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let right = login("password-mallory").await;
+    assert_eq!(right.status, StatusCode::FORBIDDEN, "{right:?}");
+    assert!(
+        right.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("suspended")
+    );
+    let wrong = login("not her password").await;
+    assert_eq!(
+        wrong.status,
+        StatusCode::UNAUTHORIZED,
+        "nothing told without the password"
+    );
+    let own = app.act("/api/v1/admin/users/rooney/suspend", &rooney).await;
+    assert_eq!(own.status, StatusCode::UNPROCESSABLE_ENTITY, "{own:?}");
+    let audit = app.get("/api/v1/admin/audit", &rooney).await;
+    assert_eq!(audit.body["items"][0]["action"], "suspend");
+    assert_eq!(audit.body["items"][0]["target"], "mallory");
+
+    let lifted = app
+        .act("/api/v1/admin/users/mallory/unsuspend", &rooney)
+        .await;
+    assert_eq!(lifted.status, StatusCode::OK, "{lifted:?}");
+    assert_eq!(login("password-mallory").await.status, StatusCode::CREATED);
+}

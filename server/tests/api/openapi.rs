@@ -61,6 +61,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/admin/jobs/{id}/discard"),
     ("post", "/api/v1/admin/jobs/retry"),
     ("post", "/api/v1/admin/jobs/discard"),
+    ("post", "/api/v1/admin/users/{username}/suspend"),
+    ("post", "/api/v1/admin/users/{username}/unsuspend"),
     ("get", "/api/v1/admin/audit"),
     ("get", "/api/v1/search"),
 ];

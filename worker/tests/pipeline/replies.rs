@@ -413,6 +413,12 @@ async fn lock_waits(db: &PgPool) -> i64 {
     .unwrap()
 }
 
+/// Bob answers notification `n` from Gmail, with message id `id`, saying `text`.
+async fn bob_replies(p: &Platform, n: &Notified, id: &str, text: &str) {
+    let raw = gmail_reply("bob@example.com", &n.reply_to, id, &n.message_id, text);
+    p.send_smtp("bob@example.com", &n.reply_to, &raw).await;
+}
+
 /// Adds `count` messages from Alice to Bob, unread, to `thread`, counted as the store counts.
 async fn lengthen(db: &PgPool, thread: &str, count: i64) {
     sqlx::query(
@@ -499,18 +505,42 @@ async fn a_reply_by_email_to_someone_who_blocked_you_is_refused_on_record(db: Pg
         .await;
     assert_eq!(blocked.status, StatusCode::OK, "{blocked:?}");
 
-    let raw = gmail_reply(
-        "bob@example.com",
-        &n.reply_to,
+    bob_replies(
+        &p,
+        &n,
         "CAB-blocked@mail.gmail.com",
-        &n.message_id,
         "Why won't you answer?",
-    );
-    p.send_smtp("bob@example.com", &n.reply_to, &raw).await;
+    )
+    .await;
 
     assert_eq!(
         p.wait_decided(1).await,
         [("refused".into(), Some("blocked".into()))]
+    );
+    assert_eq!(p.thread_bodies(&alice, &n.thread).await.len(), 1);
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_suspended_accounts_reply_by_email_is_not_posted(db: PgPool) {
+    // A suspension ends an account's sessions; its reply addresses must stop too, or it posts
+    // by email what it can no longer post in the app (decision 88).
+    let p = Platform::start(db).await;
+    let alice = p.api.user("alice").await;
+    let bob = p.api.user("bob").await;
+    let ada = p.api.user("ada").await;
+    sqlx::query("update users set is_admin = true where username = 'ada'")
+        .execute(&p.db)
+        .await
+        .unwrap();
+    let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    let suspended = p.api.act("/api/v1/admin/users/bob/suspend", &ada).await;
+    assert_eq!(suspended.status, StatusCode::OK, "{suspended:?}");
+
+    bob_replies(&p, &n, "CAB-suspended@mail.gmail.com", "You can't stop me.").await;
+
+    assert_eq!(
+        p.wait_decided(1).await,
+        [("refused".into(), Some("revoked".into()))]
     );
     assert_eq!(p.thread_bodies(&alice, &n.thread).await.len(), 1);
 }
