@@ -131,6 +131,10 @@ pub struct Settings {
     pub signups_per_hour_per_addr: u32,
     /// Verification emails one account may ask for an hour.
     pub verification_emails_per_hour: u32,
+    /// Verification emails the accounts of one client network (an IPv4 address, an IPv6 /56)
+    /// may ask for an hour, all together, beyond those of their sign-ups: each mailbox is
+    /// capped, but a network's many accounts could otherwise mail many strangers.
+    pub verification_emails_per_hour_per_addr: u32,
     /// Actions one user's email links may take a minute (they need no login, so no other
     /// per-user cap applies); one more is `429`.
     pub email_link_actions_per_min: u32,
@@ -196,6 +200,7 @@ impl Default for Settings {
             max_sessions_per_user: 50,
             signups_per_hour_per_addr: 5,
             verification_emails_per_hour: 3,
+            verification_emails_per_hour_per_addr: 10,
             email_link_actions_per_min: 30,
             stream_opens_per_min: 60,
             actions_per_min: 300,

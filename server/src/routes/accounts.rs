@@ -91,7 +91,7 @@ pub async fn create_user(
 
 /// The sign-up limiter's key for a client address: IPv4 whole (also when IPv4-mapped), IPv6 by
 /// its /56, the delegation a subscriber commonly holds (logins count by /64; decision 14).
-fn signup_key(addr: ClientAddr) -> String {
+pub(super) fn signup_key(addr: ClientAddr) -> String {
     match addr.0 {
         IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
             let s = v6.segments();

@@ -252,6 +252,7 @@ pub struct VerificationSent {
             headers(("Retry-After" = u64, description = "Seconds until another is allowed")))))]
 pub async fn resend_verification(
     State(state): State<AppState>,
+    addr: ClientAddr,
     caller: AuthUser,
 ) -> Result<(StatusCode, Json<VerificationSent>)> {
     let user = caller.user.id;
@@ -262,7 +263,7 @@ pub async fn resend_verification(
         refuse_if_mailbox_full(&state, &account.email).await?;
     }
     let subject = user.to_string();
-    count_email(&state, &subject).await?;
+    count_email(&state, addr, &subject).await?;
     let outcome = verification::resend(&state.db, user, state.settings.verification_link_hours)
         .await
         .map(|written| state.wake.committed(written));
@@ -289,22 +290,31 @@ async fn refuse_if_mailbox_full(state: &AppState, email: &str) -> Result<()> {
     }
 }
 
-/// Counts one verification email against the account's hour (`verification_emails_per_hour`);
-/// a request refused afterwards gives it back with `forget_one`.
-async fn count_email(state: &AppState, subject: &str) -> Result<()> {
-    match state
+/// Counts one verification email against the account's hour (`verification_emails_per_hour`)
+/// and its client network's (`verification_emails_per_hour_per_addr`); a request refused
+/// afterwards gives the account's back with `forget_one` (the network's stays counted, as a
+/// sign-up's does).
+async fn count_email(state: &AppState, addr: ClientAddr, subject: &str) -> Result<()> {
+    let hour = Duration::from_secs(3600);
+    let per_account = state.settings.verification_emails_per_hour;
+    if let Decision::Limited(wait) = state
         .limiter
-        .hit(
-            "verify_email",
-            subject,
-            state.settings.verification_emails_per_hour,
-            Duration::from_secs(3600),
-        )
+        .hit("verify_email", subject, per_account, hour)
         .await
     {
-        Decision::Limited(wait) => Err(ApiError::RateLimited(wait)),
-        _ => Ok(()),
+        return Err(ApiError::RateLimited(wait));
     }
+    let network = super::accounts::signup_key(addr);
+    let per_network = state.settings.verification_emails_per_hour_per_addr;
+    if let Decision::Limited(wait) = state
+        .limiter
+        .hit("verify_email_addr", &network, per_network, hour)
+        .await
+    {
+        state.limiter.forget_one("verify_email", subject).await;
+        return Err(ApiError::RateLimited(wait));
+    }
+    Ok(())
 }
 
 /// Moves the caller's account to another address (decision 77), confirmed by the password
@@ -337,7 +347,7 @@ pub async fn change_email(
     let email = change.email.as_str().to_owned();
     let user = caller.user.id;
     let subject = user.to_string();
-    count_email(&state, &subject).await?;
+    count_email(&state, addr, &subject).await?;
     if let Err(full) = refuse_if_mailbox_full(&state, &email).await {
         state.limiter.forget_one("verify_email", &subject).await;
         return Err(full);

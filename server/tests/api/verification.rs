@@ -76,6 +76,30 @@ async fn an_owner_is_told_when_others_claims_filled_their_mailbox(db: PgPool) {
     );
 }
 
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn one_networks_accounts_share_an_hours_verification_emails(db: PgPool) {
+    // Each mailbox gets at most 10 a day, but nothing bounded all of them: a network adding 5
+    // accounts an hour, each asking for 3 emails an hour to a stranger's address, mailed
+    // thousands of strangers a day (a probe's estimate). Here a network may ask for 2 an hour.
+    let app = TestServer::spawn_with(db, |s| s.verification_emails_per_hour_per_addr = 2).await;
+    let mut answers = Vec::new();
+    for name in ["ann", "ben", "cat"] {
+        let user = app.unverified_user(name).await;
+        answers.push(app.act("/api/v1/me/verification", &user).await);
+    }
+
+    let statuses: Vec<StatusCode> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::ACCEPTED,
+            StatusCode::ACCEPTED,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    assert!(answers[2].headers.contains_key("retry-after"));
+}
+
 /// A page, the POST typing `username`.
 async fn page_typed(
     app: &TestServer,
