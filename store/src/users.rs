@@ -341,7 +341,17 @@ pub async fn find_by_username(db: &PgPool, username: &Username) -> Result<Option
     }))
 }
 
-/// The directory: users whose username starts with `prefix`, alphabetically, minus the caller.
+/// Who the directory shows the caller (`$1`): accounts not suspended, and not those who
+/// blocked the caller (they take nothing from them; decisions 87 and 88).
+macro_rules! listed_to_caller {
+    () => {
+        "u.suspended_at is null \
+         and not exists (select 1 from blocks b where b.user_id = u.id and b.blocked_id = $1)"
+    };
+}
+
+/// The directory: users whose username starts with `prefix`, alphabetically, minus the caller,
+/// suspended accounts and those who blocked the caller.
 ///
 /// It reads one page, whatever the number of users: the usernames' index (`text_pattern_ops`,
 /// byte order) is walked in its own order (`using ~<~`) from the prefix to the next one, bounds
@@ -362,21 +372,23 @@ pub async fn directory(
     }
     let rows: Vec<(Uuid, String, String)> = match next_prefix(&from) {
         None => {
-            sqlx::query_as(
-                "select id, username, display_name from users where id <> $1 \
-                 order by lower(username) using ~<~ limit $2",
-            )
+            sqlx::query_as(concat!(
+                "select id, username, display_name from users u where id <> $1 and ",
+                listed_to_caller!(),
+                " order by lower(username) using ~<~ limit $2"
+            ))
             .bind(caller.as_uuid())
             .bind(limit)
             .fetch_all(db)
             .await?
         }
         Some(to) => {
-            sqlx::query_as(
-                "select id, username, display_name from users \
-                 where lower(username) ~>=~ $2 and lower(username) ~<~ $3 and id <> $1 \
-                 order by lower(username) using ~<~ limit $4",
-            )
+            sqlx::query_as(concat!(
+                "select id, username, display_name from users u \
+                     where lower(username) ~>=~ $2 and lower(username) ~<~ $3 and id <> $1 and ",
+                listed_to_caller!(),
+                " order by lower(username) using ~<~ limit $4"
+            ))
             .bind(caller.as_uuid())
             .bind(&from)
             .bind(to)

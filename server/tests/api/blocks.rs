@@ -63,6 +63,12 @@ async fn a_blocked_person_can_start_no_thread_and_write_in_none(db: PgPool) {
 
     let list = app.get("/api/v1/me/blocks", &vera).await;
     assert_eq!(list.body["items"][0]["username"], "mallory");
+    let found = app.get("/api/v1/users?q=ve", &mallory).await;
+    assert_eq!(
+        found.body["items"],
+        serde_json::json!([]),
+        "vera is not offered to mallory"
+    );
     let unblocked = app
         .call(
             Method::DELETE,
