@@ -242,8 +242,8 @@ pub struct ReplyTarget {
     pub verified: bool,
     /// Their display name, for the explanatory email.
     pub display_name: String,
-    /// Reply addresses issued at or before this no longer work (revoked by their owner, or
-    /// every one of them while the account is suspended).
+    /// Reply addresses issued at or before this no longer work (revoked by their owner; every
+    /// one of them, made before or after, while the account is suspended).
     pub revoked_at: Option<DateTime<Utc>>,
     /// When the account last moved to another address: mail sent before went to the old one.
     pub email_changed_at: Option<DateTime<Utc>>,
@@ -254,7 +254,9 @@ pub async fn reply_target(db: &PgPool, message: MessageId) -> Result<Option<Repl
     Ok(sqlx::query_as(
         "select m.id as message_id, m.thread_id, m.created_at, u.id as user_id, u.email, \
                 u.email_verified_at is not null as verified, u.display_name, \
-                greatest(u.reply_addresses_revoked_at, u.suspended_at) as revoked_at, \
+                greatest(u.reply_addresses_revoked_at, \
+                         case when u.suspended_at is not null then now() end) \
+                  as revoked_at, \
                 u.email_changed_at \
          from messages m join users u on u.id = m.recipient_id where m.id = $1",
     )

@@ -60,9 +60,11 @@ fn is_ours(line: &str, settings: &EmailSettings) -> bool {
 /// puts the first line recognised further down, under the wrapped start.
 fn echo_start(lines: &[&str], first: usize, settings: &EmailSettings) -> usize {
     let from = settings.from.email.to_string().to_ascii_lowercase();
+    // A header field (`Od: …`, `Subject: …`, `Envoyé : …`) naming us: the person's own words
+    // may mention `[Convos]` too, and were cut with everything below them (a probe).
     let names_us = |line: &str| {
-        let line = line.to_ascii_lowercase();
-        line.contains(&from) || line.contains("[convos]")
+        let lower = line.to_ascii_lowercase();
+        is_header_field(line) && (lower.contains(&from) || lower.contains("[convos]"))
     };
     let Some(header) = lines[..first].iter().position(|line| names_us(line)) else {
         return first;
@@ -72,6 +74,16 @@ fn echo_start(lines: &[&str], first: usize, settings: &EmailSettings) -> usize {
     } else {
         header
     }
+}
+
+/// A line shaped as a mail header field: a name of letters and hyphens (any script, up to 30)
+/// and a colon, with at most a space before it (French puts one there).
+fn is_header_field(line: &str) -> bool {
+    let Some((name, _)) = line.trim_start().split_once(':') else {
+        return false;
+    };
+    let name = name.strip_suffix(' ').unwrap_or(name);
+    (1..=30).contains(&name.chars().count()) && name.chars().all(|c| c.is_alphabetic() || c == '-')
 }
 
 /// A line drawn to set off a quoted original: underscores, dashes, or Outlook's
@@ -254,6 +266,24 @@ mod tests {
         assert_eq!(
             without_echoes(text, "vera@victim.example", &settings),
             "Write to me at [address removed] instead.\nOr [address removed]."
+        );
+    }
+
+    #[test]
+    fn ones_own_words_naming_convos_above_a_quoted_notification_stay() {
+        // The cut moved up to the first line anywhere above that named `[Convos]`, the
+        // person's own among them (a probe).
+        let settings = settings();
+        let reply = format!(
+            "By the way, I had turned off my [Convos] emails.\nStill got this one.\n\n\
+             ________________________________\n\
+             Od: \"mallory via Convos\" <notifications@convos.test>\n\
+             Temat: [Convos] hey\n\n{}",
+            notification(&settings)
+        );
+        assert_eq!(
+            without_echoes(&reply, "vera@victim.example", &settings),
+            "By the way, I had turned off my [Convos] emails.\nStill got this one."
         );
     }
 

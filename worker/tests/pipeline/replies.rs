@@ -532,17 +532,29 @@ async fn a_suspended_accounts_reply_by_email_is_not_posted(db: PgPool) {
         .execute(&p.db)
         .await
         .unwrap();
-    let n = alice_writes_to_bob(&p, &alice, &bob, 1).await;
+    let before = alice_writes_to_bob(&p, &alice, &bob, 1).await;
     let suspended = p.api.act("/api/v1/admin/users/bob/suspend", &ada).await;
     assert_eq!(suspended.status, StatusCode::OK, "{suspended:?}");
+    // A notification sent after the suspension carries a fresh address: it must not work
+    // either (a probe posted through one).
+    let sent = p.api.send(&alice, &bob, "Please stop", "please stop").await;
+    let after = Notified::of(&p, sent, 2).await;
 
-    bob_replies(&p, &n, "CAB-suspended@mail.gmail.com", "You can't stop me.").await;
+    bob_replies(
+        &p,
+        &before,
+        "CAB-suspended@mail.gmail.com",
+        "You can't stop me.",
+    )
+    .await;
+    bob_replies(&p, &after, "CAB-suspended-2@mail.gmail.com", "Nor now.").await;
 
     assert_eq!(
-        p.wait_decided(1).await,
-        [("refused".into(), Some("revoked".into()))]
+        p.wait_decided(2).await,
+        vec![("refused".to_owned(), Some("revoked".to_owned())); 2]
     );
-    assert_eq!(p.thread_bodies(&alice, &n.thread).await.len(), 1);
+    assert_eq!(p.thread_bodies(&alice, &before.thread).await.len(), 1);
+    assert_eq!(p.thread_bodies(&alice, &after.thread).await.len(), 1);
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
