@@ -2,7 +2,8 @@
 
 use crate::stack::{notifications_finished, start_api};
 use convos_testkit::{
-    InProcessWorker, SmtpSink, StackConfig, all_jobs_finished, database_url, eventually,
+    InProcessWorker, SmtpSink, StackConfig, TestServer, TestUser, all_jobs_finished, database_url,
+    eventually,
 };
 use sqlx::PgPool;
 use std::time::Duration;
@@ -496,12 +497,10 @@ async fn a_message_from_someone_blocked_before_its_email_is_not_emailed(db: PgPo
     eventually(WAIT, "the email job to finish", || all_jobs_finished(&db)).await;
 
     assert_eq!(smtp.mails().len(), 0, "nothing emailed");
-    let id = sent["id"].as_str().unwrap();
-    let d = api
-        .get(&format!("/api/v1/messages/{id}/deliveries"), &bob)
-        .await
-        .body;
-    assert_eq!(d["items"][0]["detail"]["reason"], "blocked");
+    assert_eq!(
+        delivery_detail(&api, &sent, &bob).await["reason"],
+        "blocked"
+    );
     worker.stop().await;
 }
 
@@ -511,7 +510,7 @@ async fn with_daily_caps(
     db: &PgPool,
     daily: i64,
     per_sender: i64,
-) -> (SmtpSink, convos_testkit::TestServer, InProcessWorker) {
+) -> (SmtpSink, TestServer, InProcessWorker) {
     let config = StackConfig::new();
     let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
     let api = start_api(db.clone(), &config).await;
@@ -521,26 +520,48 @@ async fn with_daily_caps(
     (smtp, api, InProcessWorker::start(settings))
 }
 
+/// Sends three new threads from `from` to `to`, one at a time, each email job finished before
+/// the next: the first two are emailed, as the tests' caps allow, and the third is not.
+async fn three_threads_two_emailed(
+    db: &PgPool,
+    api: &TestServer,
+    smtp: &SmtpSink,
+    (from, to): (&TestUser, &TestUser),
+) -> Vec<serde_json::Value> {
+    let mut sent = Vec::new();
+    for (i, subject) in ["One", "Two", "Three"].into_iter().enumerate() {
+        sent.push(api.send(from, to, subject, "hello").await);
+        eventually(WAIT, "the email job to finish", || all_jobs_finished(db)).await;
+        assert_eq!(smtp.mails().len(), (i + 1).min(2), "after {subject}");
+    }
+    sent
+}
+
+/// The email decision on message `sent`, as its recipient `reader` sees it.
+async fn delivery_detail(
+    api: &TestServer,
+    sent: &serde_json::Value,
+    reader: &TestUser,
+) -> serde_json::Value {
+    let id = sent["id"].as_str().unwrap();
+    let d = api
+        .get(&format!("/api/v1/messages/{id}/deliveries"), reader)
+        .await
+        .body;
+    d["items"][0]["detail"].clone()
+}
+
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn past_the_daily_cap_a_message_is_skipped_with_its_reason(db: PgPool) {
     let (smtp, api, worker) = with_daily_caps(&db, 2, 2).await;
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
 
-    let mut sent = Vec::new();
-    for (i, subject) in ["One", "Two", "Three"].into_iter().enumerate() {
-        sent.push(api.send(&alice, &bob, subject, "hello").await);
-        eventually(WAIT, "the email job to finish", || all_jobs_finished(&db)).await;
-        assert_eq!(smtp.mails().len(), (i + 1).min(2), "after {subject}");
-    }
+    let sent = three_threads_two_emailed(&db, &api, &smtp, (&alice, &bob)).await;
 
-    let third = sent[2]["id"].as_str().unwrap();
-    let d = api
-        .get(&format!("/api/v1/messages/{third}/deliveries"), &bob)
-        .await
-        .body;
-    assert_eq!(d["items"][0]["detail"]["state"], "skipped");
-    assert_eq!(d["items"][0]["detail"]["reason"], "daily_cap");
+    let third = delivery_detail(&api, &sent[2], &bob).await;
+    assert_eq!(third["state"], "skipped");
+    assert_eq!(third["reason"], "daily_cap");
     worker.stop().await;
 }
 
@@ -553,23 +574,14 @@ async fn one_sender_cannot_use_up_a_recipients_daily_emails(db: PgPool) {
     let (mallory, bob) = (api.user("mallory").await, api.user("bob").await);
     let carol = api.user("carol").await;
 
-    let mut sent = Vec::new();
-    for (i, subject) in ["One", "Two", "Three"].into_iter().enumerate() {
-        sent.push(api.send(&mallory, &bob, subject, "hello").await);
-        eventually(WAIT, "the email job to finish", || all_jobs_finished(&db)).await;
-        assert_eq!(smtp.mails().len(), (i + 1).min(2), "after {subject}");
-    }
+    let sent = three_threads_two_emailed(&db, &api, &smtp, (&mallory, &bob)).await;
     api.send(&carol, &bob, "Dinner tonight?", "At eight?").await;
     eventually(WAIT, "the email job to finish", || all_jobs_finished(&db)).await;
 
     assert_eq!(smtp.mails().len(), 3, "the friend's message is emailed");
-    let third = sent[2]["id"].as_str().unwrap();
-    let d = api
-        .get(&format!("/api/v1/messages/{third}/deliveries"), &bob)
-        .await
-        .body;
-    assert_eq!(d["items"][0]["detail"]["state"], "skipped");
-    assert_eq!(d["items"][0]["detail"]["reason"], "sender_daily_cap");
+    let third = delivery_detail(&api, &sent[2], &bob).await;
+    assert_eq!(third["state"], "skipped");
+    assert_eq!(third["reason"], "sender_daily_cap");
     worker.stop().await;
 }
 
