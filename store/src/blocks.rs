@@ -2,6 +2,7 @@
 
 use crate::{Result, StoreError};
 use convos_core::api::UserSummary;
+use convos_core::domain::mailbox_of;
 use convos_core::{UserId, Username};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -70,7 +71,8 @@ pub async fn unblock(db: &PgPool, user: UserId, username: &Username) -> Result<(
 /// The people `user` has blocked, by username (at most [`MAX_BLOCKS`]).
 pub async fn list(db: &PgPool, user: UserId) -> Result<Vec<UserSummary>> {
     let rows: Vec<(Uuid, String, String)> = sqlx::query_as(
-        "select u.id, u.username, u.display_name from blocks b \
+        // Their username for a name: what they chose is theirs to show others, not the blocker.
+        "select u.id, u.username, u.username from blocks b \
          join users u on u.id = b.blocked_id \
          where b.user_id = $1 order by u.username limit $2",
     )
@@ -94,6 +96,32 @@ pub(crate) async fn is_blocked(
     .bind(sender.as_uuid())
     .fetch_one(conn)
     .await?)
+}
+
+/// Whether `email` reaches the mailbox (any spelling of it, [`mailbox_of`]) of a verified
+/// account that has blocked `user`: a claim there would only mail the blocker (decision 87).
+/// Reads the addresses of `user`'s blockers at the mailbox's domain, by the `blocked_id` index.
+pub async fn mailbox_owner_blocked(db: &PgPool, user: UserId, email: &str) -> Result<bool> {
+    let mailbox = mailbox_of(email);
+    let Some((_, domain)) = mailbox.rsplit_once('@') else {
+        return Ok(false);
+    };
+    // `mailbox_of` spells Gmail's two domains as one.
+    let domains: Vec<&str> = if domain == "gmail.com" {
+        vec!["gmail.com", "googlemail.com"]
+    } else {
+        vec![domain]
+    };
+    let addresses: Vec<String> = sqlx::query_scalar(
+        "select u.email from blocks b join users u on u.id = b.user_id \
+         where b.blocked_id = $1 and u.email_verified_at is not null \
+           and lower(substring(u.email from '@([^@]*)$')) = any($2)",
+    )
+    .bind(user.as_uuid())
+    .bind(&domains)
+    .fetch_all(db)
+    .await?;
+    Ok(addresses.iter().any(|owned| mailbox_of(owned) == mailbox))
 }
 
 async fn summary_by_name(

@@ -13,7 +13,7 @@
 //!   scan. PostgreSQL's `ts_headline` over a whole body grows combinatorially with phrases: a
 //!   12-word phrase over a 2,000-word body took gigabytes.
 
-use crate::visibility::visible_to_caller;
+use crate::visibility::{shown_name, visible_to_caller};
 use crate::{Result, millis};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -444,7 +444,9 @@ macro_rules! matches_as {
 /// estimates each word's frequency.
 pub const SEARCH_SQL: &str = concat!(
     "select m.id, m.thread_id, t.subject, s.id as sender_id, \
-                s.username as sender_username, s.display_name as sender_display_name, \
+                s.username as sender_username, ",
+    shown_name!("$1", "s"),
+    " as sender_display_name, \
                 case when m.read_once then null \
                      else substr(m.body, w.start, $7) end as body, \
                 w.start > 1 as body_cut_before, \

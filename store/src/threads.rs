@@ -3,7 +3,9 @@
 use crate::counters::{self, expired_correction};
 use crate::cursor::{Cursor, split_page};
 use crate::messages::{MessageRow, announce, lock_thread};
-use crate::visibility::{message_select, visible_in_thread_to_caller, visible_to_caller};
+use crate::visibility::{
+    message_select, shown_name, visible_in_thread_to_caller, visible_to_caller,
+};
 use crate::{Result, StoreError, Written};
 use chrono::{DateTime, Utc};
 use convos_core::api::{Folder, LastMessage, Message, Page, Thread, UserSummary};
@@ -44,8 +46,9 @@ macro_rules! thread_select {
                     (tp.received_count + tp.sent_count - x.received - x.sent)::int8 as message_count, \
                     (tp.unread_count - x.unread)::int8 as unread_count, \
                     me.id as me_id, me.username as me_username, me.display_name as me_display_name, \
-                    peer.id as peer_id, peer.username as peer_username, \
-                    peer.display_name as peer_display_name, \
+                    peer.id as peer_id, peer.username as peer_username, ",
+            shown_name!("me.id", "peer"),
+            " as peer_display_name, \
                     lm.id as lm_id, lm.sender_id as lm_sender_id, lm.body as lm_body, lm.body_cut as lm_body_cut, \
                     lm.read_once as lm_read_once, lm.created_at as lm_created_at, \
                     lm.expires_at as lm_expires_at \

@@ -34,20 +34,45 @@ macro_rules! visible_in_thread_to_caller {
 }
 pub(crate) use visible_in_thread_to_caller;
 
+/// The name the user `viewer` sees for the user row `person`: their display name, or their
+/// username once `viewer` has blocked them. Names are read when shown, so a blocked account
+/// could otherwise keep putting words of its choice in front of the blocker on every thread
+/// they shared (decision 87). One probe of the `blocks` key.
+macro_rules! shown_name {
+    ($viewer:literal, $person:literal) => {
+        concat!(
+            "case when exists (select 1 from blocks bn where bn.user_id = ",
+            $viewer,
+            " and bn.blocked_id = ",
+            $person,
+            ".id) then ",
+            $person,
+            ".username else ",
+            $person,
+            ".display_name end"
+        )
+    };
+}
+pub(crate) use shown_name;
+
 /// Columns of a message as the caller `$1` sees it; pairs with [`crate::messages::MessageRow`].
 macro_rules! message_select {
     () => {
-        "select m.id, m.thread_id, t.subject, m.body, m.read_once, m.created_at, m.in_reply_to, \
-                m.expires_at, \
-                case when m.sender_id = $1 then m.sender_read else m.recipient_read end as is_read, \
-                s.id as sender_id, s.username as sender_username, \
-                s.display_name as sender_display_name, \
-                r.id as recipient_id, r.username as recipient_username, \
-                r.display_name as recipient_display_name \
-         from messages m \
-         join threads t on t.id = m.thread_id \
-         join users s on s.id = m.sender_id \
-         join users r on r.id = m.recipient_id "
+        concat!(
+            "select m.id, m.thread_id, t.subject, m.body, m.read_once, m.created_at, \
+                    m.in_reply_to, m.expires_at, \
+                    case when m.sender_id = $1 then m.sender_read else m.recipient_read end \
+                      as is_read, \
+                    s.id as sender_id, s.username as sender_username, ",
+            $crate::visibility::shown_name!("$1", "s"),
+            " as sender_display_name, r.id as recipient_id, r.username as recipient_username, ",
+            $crate::visibility::shown_name!("$1", "r"),
+            " as recipient_display_name \
+             from messages m \
+             join threads t on t.id = m.thread_id \
+             join users s on s.id = m.sender_id \
+             join users r on r.id = m.recipient_id "
+        )
     };
 }
 pub(crate) use message_select;

@@ -116,3 +116,73 @@ async fn blocking_answers_plainly_for_oneself_nobody_and_twice(db: PgPool) {
     );
     assert_eq!(unblock("nobody-here").await.status, StatusCode::NOT_FOUND);
 }
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_blocked_person_is_shown_to_the_blocker_by_username_whatever_name_they_choose(
+    db: PgPool,
+) {
+    // Names are read when shown: after the block, a probe's blocked account renamed itself
+    // "I know where you live", and the blocker read it on every thread they shared.
+    let app = TestServer::spawn(db).await;
+    let (vera, mallory) = (app.user("vera").await, app.user("mallory").await);
+    let carol = app.user("carol").await;
+    let sent = app.send(&mallory, &vera, "hey", "findme words").await;
+    let thread = sent["thread_id"].as_str().unwrap().to_owned();
+    for (who, blocked) in [(&vera, "mallory"), (&carol, "vera")] {
+        let answer = app
+            .call(
+                Method::PUT,
+                &format!("/api/v1/me/blocks/{blocked}"),
+                Some(&who.token),
+                None,
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    }
+    for (who, name) in [(&mallory, "I know where you live"), (&vera, "Vera V.")] {
+        let renamed = app
+            .call(
+                Method::PATCH,
+                "/api/v1/me",
+                Some(&who.token),
+                Some(json!({"display_name": name})),
+            )
+            .await;
+        assert_eq!(renamed.status, StatusCode::OK, "{renamed:?}");
+    }
+
+    let inbox = app.get("/api/v1/threads", &vera).await;
+    let shown = app.get(&format!("/api/v1/threads/{thread}"), &vera).await;
+    let messages = app
+        .get(&format!("/api/v1/threads/{thread}/messages"), &vera)
+        .await;
+    let found = app.get("/api/v1/search?q=findme", &vera).await;
+    let list = app.get("/api/v1/me/blocks", &vera).await;
+    let names = [
+        &inbox.body["items"][0]["participants"],
+        &shown.body["participants"],
+    ]
+    .into_iter()
+    .flat_map(|people| people.as_array().unwrap().iter())
+    .chain([
+        &messages.body["items"][0]["sender"],
+        &found.body["items"][0]["sender"],
+        &list.body["items"][0],
+    ])
+    .filter(|person| person["username"] == "mallory")
+    .map(|person| person["display_name"].as_str().unwrap().to_owned())
+    .collect::<Vec<_>>();
+    assert_eq!(names, ["mallory"; 5], "{inbox:?} {messages:?} {found:?}");
+    // Everyone else sees the names people chose, the blocked account's own included.
+    let for_mallory = app
+        .get(&format!("/api/v1/threads/{thread}"), &mallory)
+        .await;
+    let mut chosen = for_mallory.body["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|person| person["display_name"].as_str().unwrap().to_owned())
+        .collect::<Vec<_>>();
+    chosen.sort();
+    assert_eq!(chosen, ["I know where you live", "Vera V."]);
+}

@@ -4,7 +4,8 @@
 //! a user typed (no display name, no username), so claiming someone's address cannot be used to
 //! send them a message. It is skipped, with the reason recorded, when it has become pointless:
 //! the account is gone, its address changed or is already verified, or another account
-//! verified the address first. One mailbox gets at most [`PER_ADDRESS_PER_HOUR`] of these an
+//! verified the address first, or the mailbox is that of someone who blocked the claimant
+//! (decision 87: the email would be contact they refused). One mailbox gets at most [`PER_ADDRESS_PER_HOUR`] of these an
 //! hour and [`PER_ADDRESS_PER_DAY`] a day, however many accounts claim it: each email is
 //! counted against its address before it is sent (given back if sending fails), under a lock
 //! on the address, so jobs running at once cannot overshoot.
@@ -101,6 +102,13 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
     if state.taken_by_other {
         return Ok(Outcome::Skipped(
             "skipped: verified by another account".into(),
+        ));
+    }
+    if convos_store::blocks::mailbox_owner_blocked(&ctx.db, payload.recipient_id, &state.email)
+        .await?
+    {
+        return Ok(Outcome::Skipped(
+            "skipped: the mailbox's owner blocked this account".into(),
         ));
     }
     let to: lettre::Address = state

@@ -263,3 +263,46 @@ async fn one_address_gets_at_most_ten_verification_emails_a_day(db: PgPool) {
     );
     worker.stop().await;
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn an_account_claiming_the_mailbox_of_someone_who_blocked_it_sends_them_nothing(db: PgPool) {
+    // A probe's blocked account claimed its blocker's address under a `+tag` and the fixed
+    // verification email reached the blocker, up to the mailbox's ten a day.
+    let config = StackConfig::new();
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = start_api(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let alice = api.user("alice").await;
+    let mallory = api.user("mallory").await;
+    let blocked = api
+        .call(
+            Method::PUT,
+            "/api/v1/me/blocks/mallory",
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(blocked.status, 200, "{blocked:?}");
+    let claimed = api
+        .call(
+            Method::PUT,
+            "/api/v1/me/email",
+            Some(&mallory.token),
+            Some(serde_json::json!({"email": "Alice+hi@example.com",
+                                     "password": "password-mallory"})),
+        )
+        .await;
+    assert_eq!(claimed.status, 202, "answered as any claim: {claimed:?}");
+
+    send_verification_emails(&db).await;
+    eventually(WAIT, "every job to finish", || all_jobs_finished(&db)).await;
+    assert!(smtp.mails().is_empty(), "{:?}", smtp.mails());
+    assert_eq!(
+        verify_outcomes(&db).await.last().cloned(),
+        Some((
+            "skipped".to_owned(),
+            Some("skipped: the mailbox's owner blocked this account".to_owned())
+        ))
+    );
+    worker.stop().await;
+}
