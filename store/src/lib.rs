@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod messages;
 pub mod ops;
 pub mod purge;
+pub mod reports;
 pub mod search;
 pub mod threads;
 pub mod tokens;

@@ -54,7 +54,7 @@ impl Default for Keep {
 
 /// Deletes what has served its time: jobs finished (done, skipped, discarded) more than
 /// `keep.days` ago (a live event's, `keep.event_hours`) with their attempt history,
-/// idempotency keys past their 24 hours, the heartbeats of workers gone for a day, the queue
+/// idempotency keys past their 24 hours, reports resolved 90 days ago (decision 89), the heartbeats of workers gone for a day, the queue
 /// board's outcome counts past two days (it shows one), and received email: its raw text
 /// (quotes and all) after `keep.days` once decided, its record after 30 days (or `keep.days`,
 /// if longer), since soft bounces count over 30 days. An email still undecided then is one
@@ -70,6 +70,7 @@ pub async fn old_records(db: &PgPool, keep: Keep) -> Result<u64> {
     sqlx::query("delete from idempotency_keys where created_at < now() - interval '25 hours'")
         .execute(db)
         .await?;
+    crate::reports::forget_resolved(db).await?;
     sqlx::query("delete from worker_heartbeats where last_seen_at < now() - interval '1 day'")
         .execute(db)
         .await?;

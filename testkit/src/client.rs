@@ -154,6 +154,17 @@ impl Client {
         user
     }
 
+    /// [`Client::user`], made an operator (as `convos-server admin create-user --admin` does).
+    pub async fn admin(&self, username: &str) -> TestUser {
+        let user = self.user(username).await;
+        sqlx::query("update users set is_admin = true where username = $1")
+            .bind(username)
+            .execute(&self.db)
+            .await
+            .expect("the user is made an admin");
+        user
+    }
+
     /// Signs up `username` (`<username>@example.com`, password `password-<username>`) and logs
     /// in, leaving the address unverified.
     pub async fn unverified_user(&self, username: &str) -> TestUser {

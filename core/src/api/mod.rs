@@ -6,9 +6,11 @@
 
 mod accounts;
 mod messages;
+mod reports;
 
 pub use accounts::*;
 pub use messages::*;
+pub use reports::*;
 
 use crate::domain::FieldError;
 use serde::{Deserialize, Serialize};

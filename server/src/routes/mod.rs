@@ -9,6 +9,7 @@ pub mod health;
 pub mod inbound;
 pub mod messages;
 pub mod notifications;
+pub mod reports;
 pub mod search;
 pub mod sessions;
 pub mod threads;
@@ -31,6 +32,7 @@ pub fn router() -> (Router<AppState>, OpenApiDoc) {
         .merge(blocks::router())
         .merge(sessions::router())
         .merge(messages::router())
+        .merge(reports::router())
         .merge(threads::router())
         .merge(events::router())
         .merge(notifications::router())

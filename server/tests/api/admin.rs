@@ -1,19 +1,9 @@
 //! Operator routes: admins only, audited, and telling the truth about the ledger.
 
-use convos_testkit::{TestServer, TestUser};
+use convos_testkit::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-
-async fn admin(app: &TestServer, name: &str) -> TestUser {
-    let user = app.user(name).await;
-    sqlx::query("update users set is_admin = true where username = $1")
-        .bind(name)
-        .execute(&app.db)
-        .await
-        .unwrap();
-    user
-}
 
 /// Inserts a job row directly, in a given state.
 async fn job(app: &TestServer, kind: &str, state: &str, sql_extra: &str) -> uuid::Uuid {
@@ -110,7 +100,7 @@ async fn everyone_but_admins_gets_404_on_every_admin_route(db: PgPool) {
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn the_board_counts_a_scripted_mix_of_jobs(db: PgPool) {
     let app = TestServer::spawn(db).await;
-    let root = admin(&app, "rooney").await;
+    let root = app.admin("rooney").await;
     job(
         &app,
         "notify_email",
@@ -207,7 +197,7 @@ async fn the_board_counts_a_scripted_mix_of_jobs(db: PgPool) {
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn retry_and_discard_touch_exactly_what_they_name_and_are_audited(db: PgPool) {
     let app = TestServer::spawn(db).await;
-    let root = admin(&app, "rooney").await;
+    let root = app.admin("rooney").await;
     let dead_mail: Vec<_> = [
         job(&app, "notify_email", "dead", "attempts = 3").await,
         job(&app, "notify_email", "dead", "attempts = 3").await,
@@ -301,7 +291,7 @@ async fn retry_and_discard_touch_exactly_what_they_name_and_are_audited(db: PgPo
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn pausing_and_resuming_a_queue_shows_on_the_board_and_in_the_audit(db: PgPool) {
     let app = TestServer::spawn(db).await;
-    let root = admin(&app, "rooney").await;
+    let root = app.admin("rooney").await;
     let paused = app
         .act("/api/v1/admin/queues/notify_email/pause", &root)
         .await;
@@ -322,7 +312,7 @@ async fn pausing_and_resuming_a_queue_shows_on_the_board_and_in_the_audit(db: Pg
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn every_job_for_one_message_or_one_recipient_in_one_call(db: PgPool) {
     let app = TestServer::spawn(db).await;
-    let root = admin(&app, "rooney").await;
+    let root = app.admin("rooney").await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let carol = app.user("carol").await;
@@ -361,7 +351,7 @@ async fn metrics_parse_as_prometheus_text_and_the_queue_gauges_match_the_board(d
         s.server_metrics_addr = Some("127.0.0.1:0".parse().unwrap())
     })
     .await;
-    let root = admin(&app, "rooney").await;
+    let root = app.admin("rooney").await;
     job(&app, "notify_email", "dead", "attempts = 3").await;
     job(
         &app,
@@ -407,7 +397,7 @@ async fn metrics_parse_as_prometheus_text_and_the_queue_gauges_match_the_board(d
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_bulk_filter_with_an_unknown_field_is_refused_rather_than_widened(db: PgPool) {
     let app = TestServer::spawn(db).await;
-    let root = admin(&app, "rooney").await;
+    let root = app.admin("rooney").await;
     let dead = job(&app, "notify_email", "dead", "attempts = 3").await;
     let res = app
         .post(
@@ -429,7 +419,7 @@ async fn a_bulk_filter_with_an_unknown_field_is_refused_rather_than_widened(db: 
 async fn the_job_text_filter_matches_percent_and_underscore_literally(db: PgPool) {
     // Arrange: errors that differ only where `%` and `_` would act as wildcards.
     let app = TestServer::spawn(db).await;
-    let root = admin(&app, "rooney").await;
+    let root = app.admin("rooney").await;
     let literal = job(
         &app,
         "notify_email",
@@ -470,7 +460,7 @@ async fn the_job_text_filter_matches_percent_and_underscore_literally(db: PgPool
 async fn a_bulk_action_walks_every_window_and_goes_on_from_a_cursor(db: PgPool) {
     // More dead emails than two windows of a bulk action (decision 67).
     let app = TestServer::spawn(db).await;
-    let root = admin(&app, "rooney").await;
+    let root = app.admin("rooney").await;
     sqlx::query(
         "insert into jobs (id, kind, key, payload, state, max_attempts, attempts, next_run_at) \
          select convos_uuidv7(now() - g * interval '1 ms'), 'notify_email', 'dead:' || g, '{}', \
@@ -531,7 +521,7 @@ async fn a_bulk_action_walks_every_window_and_goes_on_from_a_cursor(db: PgPool) 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn an_unknown_queue_is_refused_naming_every_queue(db: PgPool) {
     let app = TestServer::spawn(db).await;
-    let root = admin(&app, "rooney").await;
+    let root = app.admin("rooney").await;
     let res = app.get("/api/v1/admin/jobs?queue=nope", &root).await;
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
     // A probe found two of the six queues missing from the list.
@@ -543,7 +533,7 @@ async fn an_unknown_queue_is_refused_naming_every_queue(db: PgPool) {
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn a_job_text_filter_with_nul_or_too_long_is_refused_on_field_q(db: PgPool) {
     let app = TestServer::spawn(db).await;
-    let root = admin(&app, "rooney").await;
+    let root = app.admin("rooney").await;
     job(&app, "notify_email", "dead", "last_error = 'boom'").await;
 
     let nul = app.get("/api/v1/admin/jobs?q=bo%00om", &root).await;
@@ -573,7 +563,7 @@ async fn an_operator_suspends_an_account_which_then_cannot_log_in_until_lifted(d
     // Against an abusive account an operator had nothing short of SQL (a trust and safety
     // probe): no suspension, no way to end its sessions.
     let app = TestServer::spawn(db).await;
-    let rooney = admin(&app, "rooney").await;
+    let rooney = app.admin("rooney").await;
     let mallory = app.user("mallory").await;
     let bob = app.user("bob").await;
     let login = |password: &'static str| {

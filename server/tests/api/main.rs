@@ -13,6 +13,7 @@ mod logins;
 mod messages;
 mod openapi;
 mod operations;
+mod reports;
 mod resources;
 mod search;
 mod sessions;

@@ -33,6 +33,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/messages/{id}"),
     ("post", "/api/v1/messages/{id}/read"),
     ("post", "/api/v1/messages/{id}/unread"),
+    ("post", "/api/v1/messages/{id}/report"),
     ("get", "/api/v1/threads"),
     ("get", "/api/v1/threads/{id}"),
     ("delete", "/api/v1/threads/{id}"),
@@ -63,6 +64,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/admin/jobs/discard"),
     ("post", "/api/v1/admin/users/{username}/suspend"),
     ("post", "/api/v1/admin/users/{username}/unsuspend"),
+    ("get", "/api/v1/admin/reports"),
+    ("post", "/api/v1/admin/reports/{id}/resolve"),
     ("get", "/api/v1/admin/audit"),
     ("get", "/api/v1/search"),
 ];
