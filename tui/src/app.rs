@@ -24,7 +24,7 @@ mod thread_view;
 
 pub use cache::{CachedFolder, CachedThread, Snapshot};
 pub use composer::{Composer, Field};
-pub use confirm::Confirm;
+pub use confirm::{Choice, Confirm};
 pub use drafts::{Draft, DraftList};
 pub use ephemeral::{SendOptions, seconds_left};
 pub use help::Help;
@@ -37,7 +37,9 @@ pub use thread_view::{OpenThread, ThreadView};
 
 use crate::api::ApiError;
 use crate::keys::{self, Action, Mode};
-use convos_core::api::{Folder, Me, Message, Page, SearchHit, Thread, ThreadAction, UserSummary};
+use convos_core::api::{
+    Folder, Me, Message, Page, ReportReason, SearchHit, Thread, ThreadAction, UserSummary,
+};
 use convos_core::events::Event;
 use convos_core::ops::{Board, JobSummary, OpsCommand};
 use convos_core::{MessageId, ThreadId};
@@ -76,6 +78,8 @@ pub enum Modal {
     Help(Help),
     /// A yes/no question.
     Confirm(Confirm),
+    /// A question with a few answers.
+    Choice(Choice),
     /// Writing a message.
     Compose(Box<Composer>),
     /// The settings and account screen.
@@ -163,6 +167,9 @@ pub enum Msg {
     Done(String, Result<(), ApiError>),
     /// Whether a person is blocked, looked up to ask whether to block or unblock them.
     BlockLooked(UserSummary, Result<bool, ApiError>),
+    /// A person's newest message in a thread (`None`: they wrote nothing there that can be
+    /// seen), looked up to ask whether to report it.
+    ReportLooked(UserSummary, Result<Option<Message>, ApiError>),
     /// A live event.
     Live(Event),
     /// One thread's row, fetched for a live event.
@@ -304,6 +311,10 @@ pub enum Effect {
     LookUpBlock(UserSummary),
     /// Block (`true`) or unblock this person.
     SetBlock(UserSummary, bool),
+    /// Find this person's newest message in this thread (answered with [`Msg::ReportLooked`]).
+    LookUpReport(ThreadId, UserSummary),
+    /// Report a message to the operators.
+    Report(MessageId, ReportReason),
     /// Ring the terminal bell.
     Bell,
     /// Search.
@@ -522,6 +533,40 @@ impl App {
             Pane::Thread => self.thread.thread(),
             _ => self.mailbox.selected_thread(),
         }
+    }
+
+    /// Asks why to report `person`'s `message`, if at all.
+    fn ask_report(&mut self, person: &UserSummary, message: &Message) {
+        let name = &person.username;
+        let what = match &message.body {
+            Some(body) => format!("\u{201c}{}\u{201d}", convos_core::excerpt(body, 40)),
+            None => format!(
+                "\u{201c}{}\u{201d}",
+                convos_core::excerpt(&message.subject, 40)
+            ),
+        };
+        let answers = ReportReason::ALL
+            .into_iter()
+            .map(|reason| {
+                let name = reason.as_str();
+                let key = name.chars().next().unwrap_or('?');
+                let outs = vec![
+                    Out::Status("Reporting…".into()),
+                    Out::Run(Effect::Report(message.id, reason)),
+                ];
+                (key, name.to_owned(), outs)
+            })
+            .collect();
+        self.status.clear();
+        self.modal = Modal::Choice(Choice {
+            title: "Report".into(),
+            question: format!(
+                "Report {name}'s message {what} to the operators? They get a copy; {name} is \
+                 not told. Why?"
+            ),
+            answers,
+            no: vec![Out::Status("Not reported".into())],
+        });
     }
 
     /// Asks whether to block `person` (or to unblock them, when `blocked`).
@@ -788,6 +833,17 @@ impl App {
             Msg::BlockLooked(person, result) => match result {
                 Ok(blocked) => {
                     self.ask_block(person, blocked);
+                    vec![]
+                }
+                Err(e) => self.error(&e),
+            },
+            Msg::ReportLooked(person, result) => match result {
+                Ok(Some(message)) => {
+                    self.ask_report(&person, &message);
+                    vec![]
+                }
+                Ok(None) => {
+                    self.status = format!("{} wrote nothing here to report", person.username);
                     vec![]
                 }
                 Err(e) => self.error(&e),
@@ -1063,6 +1119,7 @@ impl App {
             Modal::Ops(ops) => Some(ops.key(key, &self.keymap)),
             Modal::Help(help) => Some(help.key(key, &self.keymap)),
             Modal::Confirm(confirm) => Some(confirm.key(key, &self.keymap)),
+            Modal::Choice(choice) => Some(choice.key(key)),
             Modal::Settings(settings) => Some(settings.key(key, &self.keymap)),
             Modal::Drafts(list) => Some(list.key(key, &self.keymap)),
             Modal::None => None,
@@ -1210,6 +1267,19 @@ impl App {
                 };
                 self.status = format!("Looking up {}…", person.username);
                 vec![Effect::LookUpBlock(person)]
+            }
+            Action::Report => {
+                let Some(me) = self.me.as_ref().map(|m| m.user.id) else {
+                    return vec![];
+                };
+                let Some((thread, person)) = self.selected_thread().and_then(|t| {
+                    let person = t.participants.iter().find(|p| p.id != me)?;
+                    Some((t.id, person.clone()))
+                }) else {
+                    return vec![];
+                };
+                self.status = format!("Finding {}'s last message…", person.username);
+                vec![Effect::LookUpReport(thread, person)]
             }
             Action::Refresh => {
                 self.status = "Refreshing…".into();

@@ -89,6 +89,9 @@ pub enum Action {
     Delete,
     /// Block or unblock the other person of the selected thread (asks first).
     Block,
+    /// Report the other person's newest message in the selected thread to the operators
+    /// (asks why first).
+    Report,
     /// Mark the thread unread, or read.
     ToggleUnread,
     /// Mute or unmute the thread.
@@ -273,6 +276,13 @@ pub const BINDINGS: &[Binding] = &[
         "block",
         "block / unblock the other person (asks first)",
         &["B"],
+    ),
+    bind(
+        Mode::Mailbox,
+        Action::Report,
+        "report",
+        "report their last message to the operators (asks why)",
+        &["!"],
     ),
     bind(
         Mode::Mailbox,

@@ -193,6 +193,18 @@ fn spawn(
                 };
                 Some(Msg::Done(done, result))
             }
+            Effect::LookUpReport(thread, person) => {
+                let newest = client.newest_messages(thread).await.map(|page| {
+                    page.items
+                        .into_iter()
+                        .find(|message| message.sender.id == person.id)
+                });
+                Some(Msg::ReportLooked(person, newest))
+            }
+            Effect::Report(message, reason) => Some(Msg::Done(
+                format!("Reported to the operators as {}", reason.as_str()),
+                client.report(message, reason).await,
+            )),
             Effect::Search(query) => {
                 let result = client.search(&query).await;
                 Some(Msg::SearchResults(query, result))

@@ -185,6 +185,7 @@ pub fn render(frame: &mut Frame, app: &App, now: DateTime<Utc>) {
         Modal::None => {}
         Modal::Help(help) => help.render(frame, &app.keymap, theme),
         Modal::Confirm(confirm) => confirm.render(frame, &app.keymap, theme),
+        Modal::Choice(choice) => choice.render(frame, theme),
         Modal::Compose(composer) => composer.render(frame, &app.keymap, theme),
         Modal::Ops(ops) => ops.render(frame, &app.keymap, now, theme),
         Modal::Settings(settings) => settings.render(frame, me, &app.keymap, now, theme),

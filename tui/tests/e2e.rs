@@ -306,18 +306,19 @@ async fn the_operators_client_pages_through_every_dead_job(db: PgPool) {
     assert_eq!(ids.len(), 150, "every dead job, once");
 }
 
-#[sqlx::test(migrator = "convos_store::MIGRATOR")]
-async fn bob_blocks_a_harasser_from_his_inbox_and_they_can_write_no_more(db: PgPool) {
-    // Nothing stopped a harasser: muting is per thread, and every send starts a new one.
-    let server = spawn_server(db).await;
+/// Mallory writes `body` to bob, who has it in his inbox in the real client (110×30, in tmux);
+/// returns mallory's client and bob's terminal.
+async fn bob_in_his_client_with_a_message_from_mallory(
+    server: &TestServer,
+    body: &str,
+) -> (Client, Tmux) {
     let base = server.base.clone();
     let mallory = Client::new(&base, Some(server.user("mallory").await.token));
     let bob = server.user("bob").await.token;
     mallory
-        .send("bob", "hey", "answer me", &key())
+        .send("bob", "hey", body, &key())
         .await
         .expect("mallory writes once");
-
     let tmux = Tmux::new("convos-e2e");
     let config_home =
         std::env::temp_dir().join(format!("convos-e2e-config-{}", uuid::Uuid::new_v4()));
@@ -326,8 +327,16 @@ async fn bob_blocks_a_harasser_from_his_inbox_and_they_can_write_no_more(db: PgP
         config_home.display(),
         env!("CARGO_BIN_EXE_convos")
     );
-    tmux.session("convos", (100, 30), &command);
-    tmux.wait_for("answer me").await;
+    tmux.session("convos", (110, 30), &command);
+    tmux.wait_for(body).await;
+    (mallory, tmux)
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn bob_blocks_a_harasser_from_his_inbox_and_they_can_write_no_more(db: PgPool) {
+    // Nothing stopped a harasser: muting is per thread, and every send starts a new one.
+    let server = spawn_server(db).await;
+    let (mallory, tmux) = bob_in_his_client_with_a_message_from_mallory(&server, "answer me").await;
     tmux.keys(&["B"]);
     tmux.wait_for("Block mallory? They will not be able to write to you.")
         .await;
@@ -350,4 +359,31 @@ async fn bob_blocks_a_harasser_from_his_inbox_and_they_can_write_no_more(db: PgP
     tmux.wait_for("Unblock mallory?").await;
     tmux.keys(&["n"]);
     tmux.wait_for("mallory stays blocked").await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn bob_reports_a_harassers_message_to_the_operators_from_his_inbox(db: PgPool) {
+    // Blocking stops one account; the operators, who can stop the person, heard nothing.
+    let server = spawn_server(db).await;
+    let (_, tmux) =
+        bob_in_his_client_with_a_message_from_mallory(&server, "I know where you live").await;
+    tmux.keys(&["!"]);
+    tmux.wait_for("s spam · h harassment · o other").await;
+    tmux.keys(&["h"]);
+    tmux.wait_for("Reported to the operators as harassment")
+        .await;
+
+    let reported: Vec<(String, String, Option<String>)> =
+        sqlx::query_as("select reported_username, reason, body from reports")
+            .fetch_all(&server.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        reported,
+        [(
+            "mallory".to_owned(),
+            "harassment".to_owned(),
+            Some("I know where you live".to_owned())
+        )]
+    );
 }

@@ -345,6 +345,62 @@ fn b_blocks_the_other_person_or_unblocks_them_asking_first() {
 }
 
 #[test]
+fn bang_reports_the_other_persons_last_message_asking_why() {
+    let mut app = admin_app();
+    let t = thread("Spam", 1);
+    let bob = t.participants[0].clone();
+    loaded(&mut app, vec![t.clone()]);
+
+    assert_eq!(
+        app.update(key(KeyCode::Char('!'))),
+        [Effect::LookUpReport(t.id, bob.clone())]
+    );
+    let theirs = Message {
+        id: MessageId::generate(),
+        thread_id: t.id,
+        subject: "Spam".into(),
+        body: Some("buy cheap watches at a site I will not name".into()),
+        sender: bob.clone(),
+        recipient: user("root"),
+        is_read: true,
+        created_at: Utc::now(),
+        in_reply_to: None,
+        expires_at: None,
+        read_once: false,
+    };
+    app.update(Msg::ReportLooked(bob.clone(), Ok(Some(theirs.clone()))));
+    let Modal::Choice(choice) = &app.modal else {
+        panic!("asks why: {:?}", app.modal);
+    };
+    assert!(
+        choice
+            .question
+            .starts_with("Report bob's message \u{201c}buy cheap watches"),
+        "{}",
+        choice.question
+    );
+    assert_eq!(
+        choice.answers_line(),
+        "s spam · h harassment · o other · any other key: no"
+    );
+    assert_eq!(
+        app.update(key(KeyCode::Char('h'))),
+        [Effect::Report(theirs.id, ReportReason::Harassment)]
+    );
+    assert_eq!(app.status, "Reporting…");
+
+    // Any other key reports nothing; nothing of theirs, nothing to ask.
+    app.update(key(KeyCode::Char('!')));
+    app.update(Msg::ReportLooked(bob.clone(), Ok(Some(theirs))));
+    assert!(app.update(key(KeyCode::Char('y'))).is_empty());
+    assert_eq!(app.status, "Not reported");
+    app.update(key(KeyCode::Char('!')));
+    app.update(Msg::ReportLooked(bob, Ok(None)));
+    assert!(matches!(app.modal, Modal::None));
+    assert_eq!(app.status, "bob wrote nothing here to report");
+}
+
+#[test]
 fn archive_mute_and_unread_toggle_by_the_threads_state() {
     let mut app = App::new();
     let mut t = thread("T", 0);

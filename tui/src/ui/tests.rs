@@ -177,7 +177,7 @@ fn compose_with_field_errors() {
 fn help_lists_every_modes_keys_from_the_key_table() {
     let mut app = app_with_inbox();
     app.modal = Modal::Help(crate::app::Help::default());
-    let screen = draw(&app, 160, 50);
+    let screen = draw(&app, 160, 52);
     for (_, heading) in crate::app::help::SECTIONS {
         assert!(screen.contains(heading), "a heading for {heading}");
     }
