@@ -182,17 +182,30 @@ pub async fn sign_up(db: &PgPool, new: SignUp<'_>) -> Result<Written<User>> {
     Ok(Written::with_jobs(user))
 }
 
-/// Which field would make a sign-up fail, if any: `Some("username")` when the username is
-/// taken, `Some("email")` when another account verified the address. Two index lookups, so
-/// sign-up can refuse before paying for the password hash; [`sign_up`]'s unique indexes stay
-/// the final word (two sign-ups may pass this check at once).
+/// What would make a sign-up fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignUpConflict {
+    /// The username is taken (in any case).
+    Username,
+    /// The username looks like a taken one at a glance (`v1ctoria` for `victoria`; decision
+    /// 90): `convos_username_look`, migration 0040.
+    LookalikeUsername,
+    /// Another account verified the address.
+    Email,
+}
+
+/// What would make a sign-up fail, if anything. Three index lookups, so sign-up can refuse
+/// before paying for the password hash; [`sign_up`]'s unique indexes stay the final word for
+/// exact names and addresses (two sign-ups may pass this check at once).
 pub async fn sign_up_conflict(
     db: &PgPool,
     username: &Username,
     email: &EmailAddress,
-) -> Result<Option<&'static str>> {
-    let (username_taken, email_taken): (bool, bool) = sqlx::query_as(
+) -> Result<Option<SignUpConflict>> {
+    let (username_taken, lookalike, email_taken): (bool, bool, bool) = sqlx::query_as(
         "select exists (select 1 from users where lower(username) = lower($1)), \
+                exists (select 1 from users \
+                        where convos_username_look(username) = convos_username_look($1)), \
                 exists (select 1 from users \
                         where lower(email) = lower($2) and email_verified_at is not null)",
     )
@@ -201,9 +214,11 @@ pub async fn sign_up_conflict(
     .fetch_one(db)
     .await?;
     Ok(if username_taken {
-        Some("username")
+        Some(SignUpConflict::Username)
+    } else if lookalike {
+        Some(SignUpConflict::LookalikeUsername)
     } else if email_taken {
-        Some("email")
+        Some(SignUpConflict::Email)
     } else {
         None
     })

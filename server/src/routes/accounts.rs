@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use convos_core::ErrorBody;
 use convos_core::api::{CreateUserRequest, Items, Me, UpdateMeRequest, User, UserSummary};
+use convos_store::users::SignUpConflict;
 use convos_store::{threads, users};
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -60,8 +61,17 @@ pub async fn create_user(
     // From here every attempt stays counted, refusals included: a 409 tells whether a username
     // is taken or an address verified, which must not be free to ask over and over. The cheap
     // lookup comes before the ~50 ms hash, so refusals never occupy the shared hashing pool.
-    if let Some(field) = users::sign_up_conflict(&state.db, &new.username, &new.email).await? {
-        return Err(ApiError::Conflict(field));
+    match users::sign_up_conflict(&state.db, &new.username, &new.email).await? {
+        None => {}
+        Some(SignUpConflict::Username) => return Err(ApiError::Conflict("username")),
+        Some(SignUpConflict::Email) => return Err(ApiError::Conflict("email")),
+        Some(SignUpConflict::LookalikeUsername) => {
+            return Err(ApiError::field(
+                "username",
+                "looks too much like an existing username (0 and o, 1, i and l, rn and m, \
+                 vv and w read as one, and '_', '.' and '-' as nothing); choose another",
+            ));
+        }
     }
     let hash = match state.hashing.hash(new.password.clone()).await {
         Ok(hash) => hash,

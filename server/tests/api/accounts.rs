@@ -74,6 +74,59 @@ async fn usernames_and_emails_are_unique_case_insensitively(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_new_username_cannot_pass_for_anothers_by_lookalike_letters(db: PgPool) {
+    // `v1ctoria` beside `victoria`, or `wi11iam` beside `william`, is someone else at a glance:
+    // an impersonator's first step.
+    let app = TestServer::spawn(db).await;
+    for existing in ["victoria", "william", "mo.ss"] {
+        app.user(existing).await;
+    }
+    let sign_up = |username: &str| {
+        json!({"username": username, "email": format!("{username}@example.com"),
+               "password": "long enough"})
+    };
+    for lookalike in [
+        "v1ctoria",
+        "vlctoria",
+        "wi11iam",
+        "wiiliam",
+        "vvilliam",
+        "rnoss",
+        "m0ss",
+        "victo_ria",
+    ] {
+        let res = app
+            .call(
+                Method::POST,
+                "/api/v1/users",
+                None,
+                Some(sign_up(lookalike)),
+            )
+            .await;
+        assert_eq!(
+            res.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{lookalike}: {res:?}"
+        );
+        assert!(
+            res.field("username").contains("looks too much like"),
+            "{lookalike}: {res:?}"
+        );
+    }
+    for different in ["victor", "williams", "mosses"] {
+        let res = app
+            .call(
+                Method::POST,
+                "/api/v1/users",
+                None,
+                Some(sign_up(different)),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{different}: {res:?}");
+    }
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn addresses_the_mailer_would_refuse_are_refused_at_sign_up(db: PgPool) {
     let app = TestServer::spawn(db).await;
     // The examples (each used to be accepted, then kill its email job) and their kin.
