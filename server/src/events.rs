@@ -293,8 +293,17 @@ pub async fn catch_up(
             field_id(&value, "last-generated-id"),
             first_entry_id(&value),
         ),
-        // No stream: nothing was ever kept for this user, or it expired while idle.
-        Err(_) => (None, None),
+        // No stream (Redis answers `ERR no such key`): nothing was ever kept for this user, or
+        // it expired while idle.
+        Err(e) if e.code() == Some("ERR") => (None, None),
+        // Redis did not answer: where the client stands cannot be known (a probe was told
+        // `too_old` through an outage).
+        Err(_) => {
+            return Catchup::Reset {
+                reason: "unavailable",
+                now: None,
+            };
+        }
     };
     let Some(last) = last else {
         return Catchup::Reset {

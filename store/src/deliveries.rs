@@ -138,6 +138,116 @@ struct QueuedRow {
     expiring: bool,
 }
 
+/// The emails user `$recipient` was sent in the last 24 hours, counted up to `$cap`
+/// (`sent_last_day`), and of the day's newest up to `$cap`, those about threads with user
+/// `$peer`, counted up to `$per_sender` (`sent_last_day_by_sender`): no more rows are read than
+/// it takes to know whether a cap is reached. One copy for the early read ([`pending`]) and the
+/// count that decides ([`reserve`]).
+macro_rules! emails_counted {
+    ($recipient:literal, $peer:literal, $cap:literal, $per_sender:literal) => {
+        concat!(
+            "(select count(*) from (select from emails e where e.recipient_id = ",
+            $recipient,
+            " and e.sent_at > now() - interval '1 day' limit greatest(",
+            $cap,
+            ", 0)) day) as sent_last_day, \
+             (select count(*) from (select from ( \
+                  select e.thread_id from emails e where e.recipient_id = ",
+            $recipient,
+            " and e.sent_at > now() - interval '1 day' \
+                  order by e.sent_at desc limit greatest(",
+            $cap,
+            ", 0)) e \
+                join thread_participants ep \
+                  on ep.thread_id = e.thread_id and ep.user_id = ",
+            $recipient,
+            " where ep.peer_id = ",
+            $peer,
+            " limit greatest(",
+            $per_sender,
+            ", 0)) day) as sent_last_day_by_sender"
+        )
+    };
+}
+
+/// A place in a recipient's day of emails, or which cap left none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reserved {
+    /// The email's row, counted from now: record it sent ([`record_sent`]) or give it back
+    /// ([`unreserve`]).
+    Email(Uuid),
+    /// The recipient's day is full.
+    DailyCap,
+    /// The recipient's day is full of emails about this thread's other participant.
+    SenderDailyCap,
+}
+
+/// The advisory lock class of a recipient's day of emails ("mail").
+const RECIPIENT_LOCK_CLASS: i32 = 0x6d61_696c;
+
+/// Counts one email to `recipient` about `thread` (whose newest message is `newest`) if the
+/// recipient's day has room under `daily_cap` and under `daily_cap_per_sender` for the
+/// thread's other participant, before it is sent. The count and the row happen under a lock on
+/// the recipient, so jobs running at once cannot all see room: counted once sent, a burst of
+/// 28 threads from one sender got all 28 emails past caps of 20 and 8 (a probe). An email
+/// reserved and never sent stays counted unless given back; the caps err towards sending less.
+pub async fn reserve(
+    db: &PgPool,
+    thread: ThreadId,
+    recipient: UserId,
+    newest: MessageId,
+    (daily_cap, daily_cap_per_sender): (i64, i64),
+) -> Result<Reserved> {
+    let mut tx = db.begin().await?;
+    sqlx::query("select pg_advisory_xact_lock($1, hashtext($2::text))")
+        .bind(RECIPIENT_LOCK_CLASS)
+        .bind(recipient.as_uuid())
+        .execute(&mut *tx)
+        .await?;
+    let (day, by_sender): (i64, i64) = sqlx::query_as(concat!(
+        "select ",
+        emails_counted!(
+            "$1",
+            "(select peer_id from thread_participants where thread_id = $2 and user_id = $1)",
+            "$3",
+            "$4"
+        )
+    ))
+    .bind(recipient.as_uuid())
+    .bind(thread.as_uuid())
+    .bind(daily_cap)
+    .bind(daily_cap_per_sender)
+    .fetch_one(&mut *tx)
+    .await?;
+    if day >= daily_cap {
+        return Ok(Reserved::DailyCap);
+    }
+    if by_sender >= daily_cap_per_sender {
+        return Ok(Reserved::SenderDailyCap);
+    }
+    let email = Uuid::now_v7();
+    sqlx::query(
+        "insert into emails (id, recipient_id, thread_id, message_id) values ($1, $2, $3, $4)",
+    )
+    .bind(email)
+    .bind(recipient.as_uuid())
+    .bind(thread.as_uuid())
+    .bind(newest.as_uuid())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Reserved::Email(email))
+}
+
+/// Gives back a reserved email that was not sent: it no longer counts against the caps.
+pub async fn unreserve(db: &PgPool, email: Uuid) -> Result<()> {
+    sqlx::query("delete from emails where id = $1")
+        .bind(email)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 /// Claims the queued deliveries of `thread` to `recipient` for `job` (unclaimed ones, or ones
 /// whose claim is older than `stale_after` seconds: their job died) and returns them with the
 /// facts to decide on them, among them the emails the recipient got in the last 24 hours up to
@@ -154,7 +264,7 @@ pub async fn pending(
     stale_after: f64,
     (daily_cap, daily_cap_per_sender): (i64, i64),
 ) -> Result<Option<Pending>> {
-    let rows: Vec<PendingRow> = sqlx::query_as(
+    let rows: Vec<PendingRow> = sqlx::query_as(concat!(
         "with claimed as ( \
            update deliveries set claimed_by = $3, claimed_at = now() \
            where thread_id = $1 and recipient_id = $2 and status = 'queued' \
@@ -192,24 +302,16 @@ pub async fn pending(
                   u.email_digest as digest, \
                   coalesce(u.email_paused_until > now(), false) as paused, \
                   t.subject, coalesce(tp.muted, false) as muted, \
-                  (select count(*) from (select from emails e \
-                     where e.recipient_id = u.id and e.sent_at > now() - interval '1 day' \
-                     limit greatest($5, 0)) day) as sent_last_day, \
-                  (select count(*) from (select from ( \
-                       select e.thread_id from emails e \
-                       where e.recipient_id = u.id and e.sent_at > now() - interval '1 day' \
-                       order by e.sent_at desc limit greatest($5, 0)) e \
-                     join thread_participants ep \
-                       on ep.thread_id = e.thread_id and ep.user_id = u.id \
-                     where ep.peer_id = tp.peer_id \
-                     limit greatest($7, 0)) day) as sent_last_day_by_sender, \
+                  ",
+        emails_counted!("u.id", "tp.peer_id", "$5", "$7"),
+        ", \
                   (select coalesce(array_agg(id order by created_at, id), '{}') from earlier) \
                     as earlier \
            from users u cross join threads t \
            left join thread_participants tp on tp.thread_id = t.id and tp.user_id = u.id \
            where u.id = $2 and t.id = $1) \
-         select q.*, f.* from queued q cross join facts f order by q.created_at, q.id",
-    )
+         select q.*, f.* from queued q cross join facts f order by q.created_at, q.id"
+    ))
     .bind(thread.as_uuid())
     .bind(recipient.as_uuid())
     .bind(job)
@@ -267,33 +369,25 @@ pub async fn pending(
     Ok(Some(pending))
 }
 
-/// Records that an email about `messages` went to `recipient`; `newest` names it.
+/// Records that `email`, reserved for `recipient` ([`reserve`]), went out about `messages`.
 pub async fn record_sent(
     db: &PgPool,
-    thread: ThreadId,
+    email: Uuid,
     recipient: UserId,
-    newest: MessageId,
     messages: &[MessageId],
-) -> Result<Uuid> {
-    let email = Uuid::now_v7();
+) -> Result<()> {
     let ids: Vec<Uuid> = messages.iter().map(MessageId::as_uuid).collect();
-    // One statement, so one round trip and one commit.
     sqlx::query(
-        "with email as ( \
-           insert into emails (id, recipient_id, thread_id, message_id) \
-           values ($3, $1, $4, $5)) \
-         update deliveries set status = 'sent', reason = null, error = null, email_id = $3, \
+        "update deliveries set status = 'sent', reason = null, error = null, email_id = $3, \
                 updated_at = now() \
          where recipient_id = $1 and message_id = any($2) and status = 'queued'",
     )
     .bind(recipient.as_uuid())
     .bind(&ids)
     .bind(email)
-    .bind(thread.as_uuid())
-    .bind(newest.as_uuid())
     .execute(db)
     .await?;
-    Ok(email)
+    Ok(())
 }
 
 /// Records a final decision other than sending for queued deliveries: `skipped` with a skip

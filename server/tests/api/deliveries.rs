@@ -143,15 +143,21 @@ async fn a_sent_email_is_sent_for_everyone(db: PgPool) {
     let bob = app.user("bob").await;
     let sent = app.send(&alice, &bob, "Hi", "hello").await;
     let message = id(&sent);
-    deliveries::record_sent(
+    let reserved = deliveries::reserve(
         &app.db,
         parse(sent["thread_id"].as_str().unwrap()),
         parse(&bob.id),
         parse(&message),
-        &[parse(&message)],
+        (20, 8),
     )
     .await
     .unwrap();
+    let deliveries::Reserved::Email(email) = reserved else {
+        panic!("bob's day has room: {reserved:?}");
+    };
+    deliveries::record_sent(&app.db, email, parse(&bob.id), &[parse(&message)])
+        .await
+        .unwrap();
     let (_, seen) = deliveries_of(&app, &message, &alice).await;
     assert_eq!(seen["items"][0]["status"], "sent");
     let (_, seen) = deliveries_of(&app, &message, &bob).await;

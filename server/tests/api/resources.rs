@@ -1,7 +1,7 @@
 //! Bounded resources per client: event streams per user, slow or silent connections, the
 //! connection cap, request ids, and where `/metrics` lives.
 
-use convos_testkit::{TestServer, ends_within, open_stream};
+use convos_testkit::{OwnRedis, TestServer, ends_within, open_stream};
 use reqwest::StatusCode;
 use sqlx::PgPool;
 use std::time::Duration;
@@ -789,6 +789,26 @@ async fn a_client_far_behind_is_reset_without_a_replay_of_thousands(db: PgPool) 
         resumed.starts_with("event: reset") && resumed.contains("too_old"),
         "a replay of over a thousand events was sent: {}",
         &resumed[..resumed.len().min(200)]
+    );
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn a_stream_resumed_while_redis_is_down_is_told_so_not_that_it_is_too_old(db: PgPool) {
+    // A failed look-up of the stream read as "no stream": a client resuming during an outage
+    // was told its place was lost for good (a probe).
+    let mut redis = OwnRedis::start();
+    let url = redis.url();
+    let app = TestServer::spawn_with(db, |s| s.redis_url = url.into()).await;
+    let alice = app.user("alice").await;
+    let fresh = first_event_after(&app, &alice, "1796534680928-0").await;
+    assert!(fresh.contains("too_old"), "Redis up, nothing kept: {fresh}");
+
+    redis.stop();
+    let resumed = first_event_after(&app, &alice, "1796534680928-0").await;
+
+    assert!(
+        resumed.starts_with("event: reset") && resumed.contains("unavailable"),
+        "{resumed}"
     );
 }
 

@@ -285,7 +285,7 @@ async fn run_one(ask: Ask, ctx: Arc<Ctx>, slots: &Slots) -> Ran {
     let work = async {
         match job.kind {
             JobKind::Deliver => deliver::run(&ctx, &job).await,
-            JobKind::NotifyEmail => notify_email::run(&ctx, &job, &irrevocable).await,
+            JobKind::NotifyEmail => Box::pin(notify_email::run(&ctx, &job, &irrevocable)).await,
             JobKind::PurgeExpired => Box::pin(purge::run(&ctx, &job)).await,
             JobKind::VerifyEmail => Box::pin(verify_email::run(&ctx, &job)).await,
             JobKind::InboundMail => Box::pin(inbound_mail::run(&ctx, &job)).await,

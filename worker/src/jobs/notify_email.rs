@@ -11,7 +11,7 @@ use crate::Ctx;
 use crate::email;
 use crate::mailer::{Refusal, SendError};
 use convos_core::jobs::NotifyEmailJob;
-use convos_store::deliveries::{self, QueuedMessage};
+use convos_store::deliveries::{self, QueuedMessage, Reserved};
 use convos_store::jobs::{Outcome, Running};
 use serde::Deserialize;
 
@@ -233,9 +233,37 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
             return Err(JobError::Permanent(error));
         }
     };
-    let return_path = email::return_path(&ctx.email, ids[ids.len() - 1], chrono::Utc::now());
+    let newest = ids[ids.len() - 1];
+    // The early read above skips what is plainly past a cap; this count decides, under a lock
+    // on the recipient, with the email counted before it goes.
+    let caps = (
+        ctx.settings.email_daily_cap,
+        ctx.settings.email_daily_cap_per_sender,
+    );
+    let reserved = deliveries::reserve(&ctx.db, payload.thread_id, recipient, newest, caps).await?;
+    let reserved = match reserved {
+        Reserved::Email(reserved) => reserved,
+        Reserved::DailyCap | Reserved::SenderDailyCap => {
+            let reason = if reserved == Reserved::DailyCap {
+                SkipReason::DailyCap
+            } else {
+                SkipReason::SenderDailyCap
+            };
+            ctx.metrics
+                .emails
+                .with_label_values(&["skipped", reason.as_str()])
+                .inc_by(ids.len() as u64);
+            deliveries::record(&ctx.db, &ids, recipient, "skipped", reason.as_str(), None).await?;
+            return Ok(Outcome::Skipped(format!("skipped: {}", reason.as_str())));
+        }
+    };
+    let return_path = email::return_path(&ctx.email, newest, chrono::Utc::now());
     let sent = ctx.mailer.send_with_return_path(message, return_path).await;
     irrevocable.mark();
+    if sent.is_err() {
+        // Nothing went out, so nothing counts against the recipient's day.
+        super::settled(|| deliveries::unreserve(&ctx.db, reserved)).await?;
+    }
     match sent {
         Ok(()) => {}
         Err(SendError::Rejected {
@@ -311,9 +339,7 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
         .emails
         .with_label_values(&["sent", ""])
         .inc_by(ids.len() as u64);
-    let newest = ids[ids.len() - 1];
-    super::settled(|| deliveries::record_sent(&ctx.db, payload.thread_id, recipient, newest, &ids))
-        .await?;
+    super::settled(|| deliveries::record_sent(&ctx.db, reserved, recipient, &ids)).await?;
     Ok(Outcome::Done(format!(
         "sent: {} message(s) in one email",
         ids.len()

@@ -586,6 +586,61 @@ async fn one_sender_cannot_use_up_a_recipients_daily_emails(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn email_jobs_running_at_once_keep_to_the_daily_caps(db: PgPool) {
+    // Each job counted the emails already sent, and an email is counted once sent: jobs
+    // running side by side each saw none. A probe's 28 threads sent in one burst got all 28 of
+    // the recipient's emails past caps of 8 a sender and 20 a day; jobs bunched by a Redis
+    // outage or a backlog overshot too.
+    let config = StackConfig::new();
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::from_millis(300));
+    let api = start_api(db.clone(), &config).await;
+    let mut settings = config.worker_settings(&database_url(&db).await);
+    settings.email_daily_cap = 4;
+    settings.email_daily_cap_per_sender = 2;
+    let worker = InProcessWorker::start(settings);
+    let (mallory, carol) = (api.user("mallory").await, api.user("carol").await);
+    let bob = api.user("bob").await;
+    // The queue waits while the threads are started, then lets them all go at once.
+    sqlx::query("insert into queue_controls (kind, paused) values ('notify_email', true)")
+        .execute(&db)
+        .await
+        .unwrap();
+    for n in 0..10 {
+        api.send(&mallory, &bob, &format!("m{n}"), "hello").await;
+        api.send(&carol, &bob, &format!("c{n}"), "hello").await;
+    }
+    sqlx::query("delete from queue_controls where kind = 'notify_email'")
+        .execute(&db)
+        .await
+        .unwrap();
+    eventually(WAIT, "every email job to finish", || {
+        notifications_finished(&db)
+    })
+    .await;
+
+    let mut subjects: Vec<char> = smtp
+        .mails()
+        .iter()
+        .map(|m| m.header("Subject").unwrap_or_default())
+        .filter_map(|s| s.rsplit(' ').next().and_then(|w| w.chars().next()))
+        .collect();
+    subjects.sort_unstable();
+    assert_eq!(subjects, ['c', 'c', 'm', 'm'], "{:?}", smtp.mails().len());
+    let skipped: Vec<(String, i64)> = sqlx::query_as(
+        "select reason, count(*) from deliveries where status = 'skipped' group by 1 order by 1",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(
+        skipped.iter().map(|(_, n)| n).sum::<i64>(),
+        16,
+        "{skipped:?}"
+    );
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
 async fn a_body_cannot_reach_the_readers_terminal_or_pose_as_the_emails_own_text(db: PgPool) {
     // A body went into the email as typed: escape sequences (a window title, a clipboard
     // write), bidirectional overrides and hidden characters, and a fake footer with a link,

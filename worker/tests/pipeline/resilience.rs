@@ -336,18 +336,35 @@ async fn an_email_whose_record_waits_past_the_jobs_time_limit_is_sent_once(db: P
         job_deadline_secs: 16,
         ..StackConfig::new()
     };
-    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    // The mail server takes two seconds to accept the email: time to hold its record back.
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::from_secs(2));
     let api = start_api(db.clone(), &config).await;
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
-    // Another session holds the emails table: the email goes out, and its record waits.
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let message = api.send(&alice, &bob, "Lunch?", "At noon").await;
+    // Once the job has claimed the delivery, another session holds its row: the email goes
+    // out, and its record waits.
+    macro_rules! delivery {
+        () => {
+            "select 1 from deliveries where message_id = $1::text::uuid and claimed_by is not null"
+        };
+    }
+    eventually(WAIT, "the job's claim", || async {
+        sqlx::query(delivery!())
+            .bind(message["id"].as_str().unwrap())
+            .fetch_optional(&db)
+            .await
+            .unwrap()
+            .is_some()
+    })
+    .await;
     let mut hold = db.begin().await.unwrap();
-    sqlx::query("lock table emails in exclusive mode")
+    sqlx::query(concat!(delivery!(), " for update"))
+        .bind(message["id"].as_str().unwrap())
         .execute(&mut *hold)
         .await
         .unwrap();
-    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
-    let message = api.send(&alice, &bob, "Lunch?", "At noon").await;
     eventually(WAIT, "the email", || async { smtp.mails().len() == 1 }).await;
 
     // Midway between the job's time limit (a fifth of the deadline before its lease ends) and
