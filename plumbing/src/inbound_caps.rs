@@ -4,7 +4,7 @@
 
 use crate::rate_limit::{self, Decision};
 use convos_core::reply_address::{Purpose, Token};
-use redis::aio::ConnectionManager;
+use redis::aio::ConnectionLike;
 use sqlx::PgPool;
 use std::time::Duration;
 
@@ -46,7 +46,7 @@ impl Default for DailyCaps {
 /// name, or a count Redis cannot keep, is logged and let through.
 pub async fn hit(
     db: &PgPool,
-    redis: &mut ConnectionManager,
+    redis: &mut (impl ConnectionLike + Send),
     prefix: &str,
     caps: DailyCaps,
     to: &[Token],

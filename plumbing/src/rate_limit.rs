@@ -2,7 +2,7 @@
 //! hit: the server's request limits and the worker's limit on replies by email count in the
 //! same keys, so one user's sends are one budget however they arrive.
 
-use redis::aio::ConnectionManager;
+use redis::aio::ConnectionLike;
 use std::hash::BuildHasher;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ pub fn key(prefix: &str, kind: &str, subject: &str) -> String {
 /// atomic round trip (an answer Redis left out, as no counter, is allowed: limits fail open,
 /// decision 6).
 pub async fn hit(
-    conn: &mut ConnectionManager,
+    conn: &mut (impl ConnectionLike + Send),
     key: &str,
     limit: u32,
     window: Duration,
@@ -289,7 +289,7 @@ pub enum SendDecision {
 /// checked after, a send too big for the day's rest made one arriving beside it, which fitted,
 /// over too.
 pub async fn send(
-    conn: &mut ConnectionManager,
+    conn: &mut (impl ConnectionLike + Send),
     prefix: &str,
     user: &str,
     limits: SendLimits,
@@ -352,7 +352,7 @@ pub enum Unsent {
 
 /// Takes back what [`send`] counted of a send of `bytes` that then stored nothing.
 pub async fn give_back_send(
-    conn: &mut ConnectionManager,
+    conn: &mut (impl ConnectionLike + Send),
     prefix: &str,
     user: &str,
     bytes: u64,
@@ -365,14 +365,17 @@ pub async fn give_back_send(
 }
 
 /// Takes back one counted attempt (a login that succeeded, a send that was refused).
-pub async fn forget_one(conn: &mut ConnectionManager, key: &str) -> redis::RedisResult<()> {
+pub async fn forget_one(
+    conn: &mut (impl ConnectionLike + Send),
+    key: &str,
+) -> redis::RedisResult<()> {
     forget(conn, key, 1).await
 }
 
 /// Takes back `amount` counted under `key`, if the counter still lives: taken back just after
 /// it expired, a `DECRBY` made a negative counter with no expiry, a credit for the next window.
 pub async fn forget(
-    conn: &mut ConnectionManager,
+    conn: &mut (impl ConnectionLike + Send),
     key: &str,
     amount: u64,
 ) -> redis::RedisResult<()> {

@@ -101,6 +101,26 @@ impl OwnRedis {
         }
     }
 
+    /// Freezes it (`SIGSTOP`): connections stay open and nothing is answered, as a stalled
+    /// Redis does.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets it run again after [`OwnRedis::pause`]: it answers what it was sent meanwhile.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("redis-server runs").id();
+        let sent = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill {signal} {pid}");
+    }
+
     /// Kills it, as an outage would.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -813,6 +813,57 @@ async fn a_stream_resumed_while_redis_is_down_is_told_so_not_that_it_is_too_old(
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn while_redis_does_not_answer_requests_stop_asking_it_until_it_answers_again(db: PgPool) {
+    // With Redis frozen, every send waited the full 5 s for its limit's answer before going
+    // on without it (a probe): one request finding Redis silent now spares the rest, until a
+    // check in the background finds it answering.
+    let redis = OwnRedis::start();
+    let url = redis.url();
+    let app = TestServer::spawn_with(db, |s| s.redis_url = url.into()).await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    app.send(&alice, &bob, "before", "counted").await;
+
+    redis.pause();
+    for n in 0..4 {
+        let sent = app
+            .post(
+                "/api/v1/messages",
+                &alice,
+                serde_json::json!({"recipient": "bob", "subject": format!("stall {n}"),
+                                   "body": "limits fail open"}),
+            )
+            .await;
+        assert_eq!(sent.status, StatusCode::CREATED, "{sent:?}");
+    }
+    redis.resume();
+
+    // Redis runs what it was sent while frozen: the first send's count, not all four.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{}rl:send:{}", app.redis_prefix, alice.id);
+    let counted: i64 = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        counted, 2,
+        "the send before, and the one that found Redis silent"
+    );
+    // Answering again, Redis counts sends again.
+    convos_testkit::eventually(Duration::from_secs(10), "sends counted again", || async {
+        app.send(&alice, &bob, "after", "counted").await;
+        let now: i64 = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut conn.clone())
+            .await
+            .unwrap();
+        now > counted
+    })
+    .await;
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn reconnecting_in_a_loop_is_refused_past_the_per_minute_limit(db: PgPool) {
     let app = TestServer::spawn_with(db, |s| s.stream_opens_per_min = 3).await;
     let (alice, bob) = (app.user("alice").await, app.user("bob").await);
