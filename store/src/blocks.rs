@@ -124,12 +124,13 @@ pub async fn mailbox_owner_blocked(db: &PgPool, user: UserId, email: &str) -> Re
     Ok(addresses.iter().any(|owned| mailbox_of(owned) == mailbox))
 }
 
+/// The person named `username`, as the one who blocks them sees them: by their username.
 async fn summary_by_name(
     conn: &mut sqlx::PgConnection,
     username: &Username,
 ) -> Result<UserSummary> {
     let row: Option<(Uuid, String, String)> = sqlx::query_as(
-        "select id, username, display_name from users where lower(username) = lower($1)",
+        "select id, username, username from users where lower(username) = lower($1)",
     )
     .bind(username.as_str())
     .fetch_optional(conn)

@@ -20,13 +20,6 @@ pub struct Pending {
     pub subject: String,
     /// Whether the recipient muted the thread.
     pub muted: bool,
-    /// Emails sent to the recipient in the last 24 hours, counted up to the daily cap: no more
-    /// are read than it takes to know whether it is reached.
-    pub sent_last_day: i64,
-    /// Of those, emails about the thread's other participant's messages (in any of their
-    /// threads with the recipient), counted up to the per-sender cap among the day's newest
-    /// emails up to the daily cap (past it, no email goes anyway).
-    pub sent_last_day_by_sender: i64,
     /// The queued messages, oldest first.
     pub messages: Vec<QueuedMessage>,
     /// For the `References` header, oldest first: the thread's first message and the nine
@@ -105,8 +98,6 @@ struct Facts {
     paused: bool,
     subject: String,
     muted: bool,
-    sent_last_day: i64,
-    sent_last_day_by_sender: i64,
     earlier: Vec<Uuid>,
 }
 
@@ -138,38 +129,6 @@ struct QueuedRow {
     expiring: bool,
 }
 
-/// The emails user `$recipient` was sent in the last 24 hours, counted up to `$cap`
-/// (`sent_last_day`), and of the day's newest up to `$cap`, those about threads with user
-/// `$peer`, counted up to `$per_sender` (`sent_last_day_by_sender`): no more rows are read than
-/// it takes to know whether a cap is reached. One copy for the early read ([`pending`]) and the
-/// count that decides ([`reserve`]).
-macro_rules! emails_counted {
-    ($recipient:literal, $peer:literal, $cap:literal, $per_sender:literal) => {
-        concat!(
-            "(select count(*) from (select from emails e where e.recipient_id = ",
-            $recipient,
-            " and e.sent_at > now() - interval '1 day' limit greatest(",
-            $cap,
-            ", 0)) day) as sent_last_day, \
-             (select count(*) from (select from ( \
-                  select e.thread_id from emails e where e.recipient_id = ",
-            $recipient,
-            " and e.sent_at > now() - interval '1 day' \
-                  order by e.sent_at desc limit greatest(",
-            $cap,
-            ", 0)) e \
-                join thread_participants ep \
-                  on ep.thread_id = e.thread_id and ep.user_id = ",
-            $recipient,
-            " where ep.peer_id = ",
-            $peer,
-            " limit greatest(",
-            $per_sender,
-            ", 0)) day) as sent_last_day_by_sender"
-        )
-    };
-}
-
 /// A place in a recipient's day of emails, or which cap left none.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reserved {
@@ -185,34 +144,63 @@ pub enum Reserved {
 /// The advisory lock class of a recipient's day of emails ("mail").
 const RECIPIENT_LOCK_CLASS: i32 = 0x6d61_696c;
 
-/// Counts one email to `recipient` about `thread` (whose newest message is `newest`) if the
+/// Counts one email to `recipient` about `messages` of `thread` (the newest last) if the
 /// recipient's day has room under `daily_cap` and under `daily_cap_per_sender` for the
 /// thread's other participant, before it is sent. The count and the row happen under a lock on
 /// the recipient, so jobs running at once cannot all see room: counted once sent, a burst of
-/// 28 threads from one sender got all 28 emails past caps of 20 and 8 (a probe). An email
-/// reserved and never sent stays counted unless given back; the caps err towards sending less.
+/// 28 threads from one sender got all 28 emails past caps of 20 and 8 (a probe).
+///
+/// The row is tied to the deliveries it is for (`email_id`), so a run cut off before the mail
+/// server answered (its time limit, a worker stopping) leaves one place taken, which the next
+/// run of these deliveries takes again, not a new one each time. An email reserved and never
+/// sent stays counted unless given back ([`unreserve`]); the caps err towards sending less.
 pub async fn reserve(
     db: &PgPool,
     thread: ThreadId,
     recipient: UserId,
-    newest: MessageId,
+    messages: &[MessageId],
     (daily_cap, daily_cap_per_sender): (i64, i64),
 ) -> Result<Reserved> {
+    let ids: Vec<Uuid> = messages.iter().map(MessageId::as_uuid).collect();
+    let Some(&newest) = ids.last() else {
+        return Err(StoreError::NotFound);
+    };
     let mut tx = db.begin().await?;
     sqlx::query("select pg_advisory_xact_lock($1, hashtext($2::text))")
         .bind(RECIPIENT_LOCK_CLASS)
         .bind(recipient.as_uuid())
         .execute(&mut *tx)
         .await?;
-    let (day, by_sender): (i64, i64) = sqlx::query_as(concat!(
-        "select ",
-        emails_counted!(
-            "$1",
-            "(select peer_id from thread_participants where thread_id = $2 and user_id = $1)",
-            "$3",
-            "$4"
-        )
-    ))
+    let earlier: Option<Uuid> = sqlx::query_scalar(
+        "select email_id from deliveries \
+         where recipient_id = $1 and message_id = any($2) and status = 'queued' \
+           and email_id is not null limit 1",
+    )
+    .bind(recipient.as_uuid())
+    .bind(&ids)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(email) = earlier {
+        tx.commit().await?;
+        return Ok(Reserved::Email(email));
+    }
+    // The day's emails up to the daily cap; of the day's newest up to it, those about threads
+    // with the thread's other participant, up to theirs: no more rows are read than it takes
+    // to know whether a cap is reached.
+    let (day, by_sender): (i64, i64) = sqlx::query_as(
+        "select \
+           (select count(*) from (select from emails e \
+              where e.recipient_id = $1 and e.sent_at > now() - interval '1 day' \
+              limit greatest($3, 0)) day), \
+           (select count(*) from (select from ( \
+                select e.thread_id from emails e \
+                where e.recipient_id = $1 and e.sent_at > now() - interval '1 day' \
+                order by e.sent_at desc limit greatest($3, 0)) e \
+              join thread_participants ep on ep.thread_id = e.thread_id and ep.user_id = $1 \
+              where ep.peer_id = (select peer_id from thread_participants \
+                                  where thread_id = $2 and user_id = $1) \
+              limit greatest($4, 0)) day)",
+    )
     .bind(recipient.as_uuid())
     .bind(thread.as_uuid())
     .bind(daily_cap)
@@ -227,44 +215,52 @@ pub async fn reserve(
     }
     let email = Uuid::now_v7();
     sqlx::query(
-        "insert into emails (id, recipient_id, thread_id, message_id) values ($1, $2, $3, $4)",
+        "with reserved as ( \
+           insert into emails (id, recipient_id, thread_id, message_id) \
+           values ($1, $2, $3, $4)) \
+         update deliveries set email_id = $1 \
+         where recipient_id = $2 and message_id = any($5) and status = 'queued'",
     )
     .bind(email)
     .bind(recipient.as_uuid())
     .bind(thread.as_uuid())
-    .bind(newest.as_uuid())
+    .bind(newest)
+    .bind(&ids)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(Reserved::Email(email))
 }
 
-/// Gives back a reserved email that was not sent: it no longer counts against the caps.
+/// Gives back a reserved email that was not sent: it no longer counts against the caps, and
+/// its deliveries, still queued, reserve afresh when tried again.
 pub async fn unreserve(db: &PgPool, email: Uuid) -> Result<()> {
-    sqlx::query("delete from emails where id = $1")
-        .bind(email)
-        .execute(db)
-        .await?;
+    sqlx::query(
+        "with freed as ( \
+           update deliveries set email_id = null where email_id = $1 and status = 'queued') \
+         delete from emails where id = $1",
+    )
+    .bind(email)
+    .execute(db)
+    .await?;
     Ok(())
 }
 
 /// Claims the queued deliveries of `thread` to `recipient` for `job` (unclaimed ones, or ones
 /// whose claim is older than `stale_after` seconds: their job died) and returns them with the
-/// facts to decide on them, among them the emails the recipient got in the last 24 hours up to
-/// `daily_cap`, and those about the thread's sender up to `daily_cap_per_sender`; `None` when there is none for this job (a delivery another live job holds is not
-/// returned).
+/// facts to decide on them (the recipient's daily caps are counted apart, when an email is about
+/// to go: [`reserve`]); `None` when there is none for this job (a delivery another live job
+/// holds is not returned).
 ///
-/// One statement: one round trip and one commit, whatever the thread's length or the
-/// recipient's day.
+/// One statement: one round trip and one commit, whatever the thread's length.
 pub async fn pending(
     db: &PgPool,
     thread: ThreadId,
     recipient: UserId,
     job: Uuid,
     stale_after: f64,
-    (daily_cap, daily_cap_per_sender): (i64, i64),
 ) -> Result<Option<Pending>> {
-    let rows: Vec<PendingRow> = sqlx::query_as(concat!(
+    let rows: Vec<PendingRow> = sqlx::query_as(
         "with claimed as ( \
            update deliveries set claimed_by = $3, claimed_at = now() \
            where thread_id = $1 and recipient_id = $2 and status = 'queued' \
@@ -278,8 +274,8 @@ pub async fn pending(
                     as sender_verified, \
                   exists (select 1 from blocks b where b.user_id = $2 and b.blocked_id = s.id) \
                     as sender_blocked, \
-                  left(m.body, $6) as body, \
-                  octet_length(m.body) > octet_length(left(m.body, $6)) as body_cut, \
+                  left(m.body, $5) as body, \
+                  octet_length(m.body) > octet_length(left(m.body, $5)) as body_cut, \
                   m.read_once, m.created_at, \
                   m.in_reply_to, m.recipient_read as read, \
                   (m.recipient_deleted_at is not null or m.consumed_at is not null) as deleted, \
@@ -302,23 +298,18 @@ pub async fn pending(
                   u.email_digest as digest, \
                   coalesce(u.email_paused_until > now(), false) as paused, \
                   t.subject, coalesce(tp.muted, false) as muted, \
-                  ",
-        emails_counted!("u.id", "tp.peer_id", "$5", "$7"),
-        ", \
                   (select coalesce(array_agg(id order by created_at, id), '{}') from earlier) \
                     as earlier \
            from users u cross join threads t \
            left join thread_participants tp on tp.thread_id = t.id and tp.user_id = u.id \
            where u.id = $2 and t.id = $1) \
-         select q.*, f.* from queued q cross join facts f order by q.created_at, q.id"
-    ))
+         select q.*, f.* from queued q cross join facts f order by q.created_at, q.id",
+    )
     .bind(thread.as_uuid())
     .bind(recipient.as_uuid())
     .bind(job)
     .bind(stale_after)
-    .bind(daily_cap)
     .bind(EMAILED_BODY_CHARS)
-    .bind(daily_cap_per_sender)
     .fetch_all(db)
     .await?;
     let mut rows = rows.into_iter().peekable();
@@ -340,8 +331,6 @@ pub async fn pending(
         },
         subject: facts.subject.clone(),
         muted: facts.muted,
-        sent_last_day: facts.sent_last_day,
-        sent_last_day_by_sender: facts.sent_last_day_by_sender,
         earlier: facts.earlier.iter().copied().map(Into::into).collect(),
         messages: Vec::new(),
     };

@@ -7,7 +7,7 @@
 
 use crate::counters::{self, Side, count_new_message, uncount};
 use crate::jobs::{self, NotifySettings};
-use crate::visibility::{message_select, visible_to_caller};
+use crate::visibility::{message_select, shown_name, visible_to_caller};
 use crate::{Result, StoreError, Written};
 use chrono::{DateTime, Utc};
 use convos_core::api::{Message, NewContent, UserSummary};
@@ -237,11 +237,13 @@ async fn insert_message(
                 s.id as sender_id, s.username as sender_username, \
                 s.display_name as sender_display_name, \
                 r.id as recipient_id, r.username as recipient_username, \
-                r.display_name as recipient_display_name \
+                {recipient_name} as recipient_display_name \
          from m \
          join threads t on t.id = m.thread_id \
          join users s on s.id = m.sender_id \
-         join users r on r.id = m.recipient_id"
+         join users r on r.id = m.recipient_id",
+        // The sender may have blocked the recipient: then by their username (decision 87).
+        recipient_name = shown_name!("$3", "r"),
     );
     let query = sqlx::query_as::<_, MessageRow>(AssertSqlSafe(sql))
         .bind(id.as_uuid())

@@ -140,7 +140,9 @@ pub async fn for_operators(
 }
 
 /// Operator `actor` answers report `id`: it leaves the open queue, and the answer is recorded
-/// with it and in the audit log. Answering it again replaces the answer (audited again).
+/// with it and in the audit log. Answering it again replaces the answer (audited again) and
+/// keeps the report's place among the resolved ones (`resolved_at` is the first answer's), so
+/// an operator paging through them meanwhile neither misses nor repeats it.
 pub async fn resolve(
     db: &PgPool,
     actor: UserId,
@@ -150,7 +152,7 @@ pub async fn resolve(
 ) -> Result<ReportDetail> {
     let mut tx = db.begin().await?;
     let updated: Option<Uuid> = sqlx::query_scalar(
-        "update reports set resolved_at = now(), \
+        "update reports set resolved_at = coalesce(resolved_at, now()), \
            resolved_by = (select username from users where id = $2), \
            resolution = $3, resolution_note = $4 \
          where id = $1 returning id",
@@ -198,14 +200,15 @@ pub async fn forget_resolved(db: &PgPool) -> Result<u64> {
 }
 
 /// The columns of [`DetailRow`], from `reports r`; the sender's open reports are counted by
-/// the `reports_reported_open` index.
+/// the `reports_reported_open` index, up to 1,000 (a page of 100 reports about one much-reported
+/// sender would otherwise count all of theirs 100 times).
 macro_rules! detail_select {
     () => {
         "select r.id, r.reporter_username, r.reported_username, \
                 coalesce(s.suspended_at is not null, false) as reported_suspended, \
-                (select count(*) from reports o \
-                  where o.reported_id = r.reported_id and o.resolved_at is null) \
-                  as reported_open_reports, \
+                (select count(*) from (select from reports o \
+                  where o.reported_id = r.reported_id and o.resolved_at is null \
+                  limit 1000) o) as reported_open_reports, \
                 r.message_id, r.thread_id, r.reason, r.note, r.subject, r.body, r.sent_at, \
                 r.created_at, r.resolved_at, r.resolved_by, r.resolution, r.resolution_note \
          from reports r left join users s on s.id = r.reported_id "

@@ -1,5 +1,6 @@
 //! Accounts: sign-up, lookup, profile and the user directory.
 
+use crate::visibility::shown_name;
 use crate::{Result, StoreError, Written, on_unique};
 use chrono::{DateTime, Utc};
 use convos_core::api::{EmailMode, EmailStopped, Preferences, ProfileChange, User, UserSummary};
@@ -388,7 +389,9 @@ pub async fn directory(
     let rows: Vec<(Uuid, String, String)> = match next_prefix(&from) {
         None => {
             sqlx::query_as(concat!(
-                "select id, username, display_name from users u where id <> $1 and ",
+                "select id, username, ",
+                shown_name!("$1", "u"),
+                " from users u where id <> $1 and ",
                 listed_to_caller!(),
                 " order by lower(username) using ~<~ limit $2"
             ))
@@ -399,7 +402,9 @@ pub async fn directory(
         }
         Some(to) => {
             sqlx::query_as(concat!(
-                "select id, username, display_name from users u \
+                "select id, username, ",
+                shown_name!("$1", "u"),
+                " from users u \
                      where lower(username) ~>=~ $2 and lower(username) ~<~ $3 and id <> $1 and ",
                 listed_to_caller!(),
                 " order by lower(username) using ~<~ limit $4"

@@ -1003,33 +1003,33 @@ async fn an_email_jobs_daily_cap_check_reads_no_more_emails_than_the_cap(db: PgP
 
     for cap in [20, 100] {
         let before = rows_read(&db, &worker, "emails").await;
-        let pending = deliveries::pending(
-            &worker,
-            message.thread_id,
-            bob,
-            uuid::Uuid::now_v7(),
-            120.0,
-            (cap, cap),
-        )
-        .await
-        .unwrap()
-        .expect("bob's delivery is queued");
+        let reserved =
+            deliveries::reserve(&worker, message.thread_id, bob, &[message.id], (cap, cap))
+                .await
+                .unwrap();
         let read = rows_read(&db, &worker, "emails").await - before;
 
-        assert_eq!(pending.sent_last_day, cap, "counted up to the cap");
-        assert_eq!(
-            pending.sent_last_day_by_sender, cap,
-            "alice's, up to the cap"
-        );
+        assert_eq!(reserved, deliveries::Reserved::DailyCap);
         // Once for the day's count, once for the sender's among the newest of them.
         assert!(
             read <= 2 * (cap + 1),
             "cap {cap}: read {read} of the 5,000 emails sent today"
         );
-        sqlx::query("update deliveries set claimed_by = null")
-            .execute(&db)
-            .await
-            .unwrap();
+        // Past the day's cap the sender's share is counted all the same, as far as its own.
+        let reserved = deliveries::reserve(
+            &worker,
+            message.thread_id,
+            bob,
+            &[message.id],
+            (1_000_000, cap),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            reserved,
+            deliveries::Reserved::SenderDailyCap,
+            "alice's, up to her cap"
+        );
     }
 }
 
@@ -1206,7 +1206,7 @@ async fn an_email_job_lets_go_of_its_claim_reading_only_its_deliveries(db: PgPoo
     }
     let message = last.unwrap();
     let job = uuid::Uuid::now_v7();
-    deliveries::pending(&db, message.thread_id, bob, job, 120.0, (20, 8))
+    deliveries::pending(&db, message.thread_id, bob, job, 120.0)
         .await
         .unwrap()
         .expect("bob's delivery is queued");

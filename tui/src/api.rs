@@ -2,8 +2,8 @@
 //! [`ApiError::Server`], so the UI can show a 422's field errors where they belong.
 
 use convos_core::api::{
-    Folder, Items, Me, Message, Page, ReportReason, SearchHit, Session, Thread, ThreadAction,
-    UserSummary,
+    Folder, Items, Me, Message, Page, Report, ReportReason, SearchHit, Session, Thread,
+    ThreadAction, UserSummary,
 };
 use convos_core::ops::{Board, JobSummary, OpsCommand};
 use convos_core::{ErrorBody, MessageId, ThreadId};
@@ -277,16 +277,20 @@ impl Client {
             .map(drop)
     }
 
-    /// Reports a message the caller received to the operators.
-    pub async fn report(&self, message: MessageId, reason: ReportReason) -> Result<(), ApiError> {
-        self.call::<Value>(
+    /// Reports a message the caller received to the operators: the report kept (the first,
+    /// if the message was reported before).
+    pub async fn report(
+        &self,
+        message: MessageId,
+        reason: ReportReason,
+    ) -> Result<Report, ApiError> {
+        self.call(
             Method::POST,
             &format!("/api/v1/messages/{message}/report"),
             Some(json!({ "reason": reason.as_str() })),
             None,
         )
         .await
-        .map(drop)
     }
 
     /// Deletes the caller's copies in a thread.

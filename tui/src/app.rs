@@ -17,6 +17,7 @@ mod live;
 mod login;
 mod mailbox;
 mod ops;
+mod report;
 mod search;
 mod settings;
 mod terminal;
@@ -31,6 +32,7 @@ pub use help::Help;
 pub use login::{Login, LoginAnswer, LoginCall, LoginField, Secret};
 pub use mailbox::{Mailbox, folder_label};
 pub use ops::{Ops, OpsFocus};
+pub use report::reported;
 pub use search::Search;
 pub use settings::{AccountAnswer, AccountCall, Row, Settings};
 pub use thread_view::{OpenThread, ThreadView};
@@ -537,36 +539,8 @@ impl App {
 
     /// Asks why to report `person`'s `message`, if at all.
     fn ask_report(&mut self, person: &UserSummary, message: &Message) {
-        let name = &person.username;
-        let what = match &message.body {
-            Some(body) => format!("\u{201c}{}\u{201d}", convos_core::excerpt(body, 40)),
-            None => format!(
-                "\u{201c}{}\u{201d}",
-                convos_core::excerpt(&message.subject, 40)
-            ),
-        };
-        let answers = ReportReason::ALL
-            .into_iter()
-            .map(|reason| {
-                let name = reason.as_str();
-                let key = name.chars().next().unwrap_or('?');
-                let outs = vec![
-                    Out::Status("Reporting…".into()),
-                    Out::Run(Effect::Report(message.id, reason)),
-                ];
-                (key, name.to_owned(), outs)
-            })
-            .collect();
         self.status.clear();
-        self.modal = Modal::Choice(Choice {
-            title: "Report".into(),
-            question: format!(
-                "Report {name}'s message {what} to the operators? They get a copy; {name} is \
-                 not told. Why?"
-            ),
-            answers,
-            no: vec![Out::Status("Not reported".into())],
-        });
+        self.modal = Modal::Choice(report::question(person, message));
     }
 
     /// Asks whether to block `person` (or to unblock them, when `blocked`).

@@ -201,10 +201,10 @@ fn spawn(
                 });
                 Some(Msg::ReportLooked(person, newest))
             }
-            Effect::Report(message, reason) => Some(Msg::Done(
-                format!("Reported to the operators as {}", reason.as_str()),
-                client.report(message, reason).await,
-            )),
+            Effect::Report(message, reason) => Some(match client.report(message, reason).await {
+                Ok(kept) => Msg::Done(crate::app::reported(reason, kept.reason), Ok(())),
+                Err(e) => Msg::Done(String::new(), Err(e)),
+            }),
             Effect::Search(query) => {
                 let result = client.search(&query).await;
                 Some(Msg::SearchResults(query, result))

@@ -567,8 +567,6 @@ mod tests {
             },
             subject: subject.into(),
             muted: false,
-            sent_last_day: 0,
-            sent_last_day_by_sender: 0,
             messages: Vec::new(),
             earlier: Vec::new(),
         }

@@ -197,7 +197,7 @@ pub struct ReportDetail {
     pub reported: String,
     /// Whether the sender's account is suspended now (`false` once it is deleted).
     pub reported_suspended: bool,
-    /// Open reports naming the sender, this one included.
+    /// Open reports naming the sender, this one included, counted up to 1,000.
     pub reported_open_reports: i64,
     /// The message.
     pub message_id: MessageId,
@@ -215,7 +215,7 @@ pub struct ReportDetail {
     pub sent_at: DateTime<Utc>,
     /// When it was reported.
     pub created_at: DateTime<Utc>,
-    /// When an operator answered it; `null` while open.
+    /// When an operator first answered it; `null` while open.
     pub resolved_at: Option<DateTime<Utc>>,
     /// Which operator.
     pub resolved_by: Option<String>,

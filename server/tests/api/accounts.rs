@@ -127,6 +127,37 @@ async fn a_new_username_cannot_pass_for_anothers_by_lookalike_letters(db: PgPool
 }
 
 #[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn the_database_and_the_server_read_a_usernames_look_alike(db: PgPool) {
+    // Existing names are compared in SQL (their index), reserved ones in Rust: one reading.
+    let names = [
+        "victoria",
+        "V1cTor.ia",
+        "wi11iam",
+        "vvilliam",
+        "rnoss",
+        "m0ss",
+        "c0n.vos",
+        "adm1n",
+        "a_b-c.d",
+        "iiii",
+        "rnrn",
+        "vvv",
+        "0o1li",
+        "x",
+        "mailer-daemon",
+        "rnvvrn",
+    ];
+    for name in names {
+        let sql: String = sqlx::query_scalar("select convos_username_look($1)")
+            .bind(name)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        assert_eq!(sql, convos_core::domain::username_look(name), "{name}");
+    }
+}
+
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
 async fn addresses_the_mailer_would_refuse_are_refused_at_sign_up(db: PgPool) {
     let app = TestServer::spawn(db).await;
     // The examples (each used to be accepted, then kill its email job) and their kin.

@@ -158,6 +158,16 @@ async fn a_blocked_person_is_shown_to_the_blocker_by_username_whatever_name_they
         .await;
     let found = app.get("/api/v1/search?q=findme", &vera).await;
     let list = app.get("/api/v1/me/blocks", &vera).await;
+    let directory = app.get("/api/v1/users?q=mal", &vera).await;
+    let again = app
+        .call(
+            Method::PUT,
+            "/api/v1/me/blocks/mallory",
+            Some(&vera.token),
+            None,
+        )
+        .await;
+    let hers = app.send(&vera, &mallory, "stop", "stop writing").await;
     let names = [
         &inbox.body["items"][0]["participants"],
         &shown.body["participants"],
@@ -168,11 +178,17 @@ async fn a_blocked_person_is_shown_to_the_blocker_by_username_whatever_name_they
         &messages.body["items"][0]["sender"],
         &found.body["items"][0]["sender"],
         &list.body["items"][0],
+        &directory.body["items"][0],
+        &again.body,
+        &hers["recipient"],
     ])
     .filter(|person| person["username"] == "mallory")
     .map(|person| person["display_name"].as_str().unwrap().to_owned())
     .collect::<Vec<_>>();
-    assert_eq!(names, ["mallory"; 5], "{inbox:?} {messages:?} {found:?}");
+    assert_eq!(
+        names, ["mallory"; 8],
+        "{inbox:?} {messages:?} {found:?} {directory:?}"
+    );
     // Everyone else sees the names people chose, the blocked account's own included.
     let for_mallory = app
         .get(&format!("/api/v1/threads/{thread}"), &mallory)

@@ -147,7 +147,7 @@ async fn a_sent_email_is_sent_for_everyone(db: PgPool) {
         &app.db,
         parse(sent["thread_id"].as_str().unwrap()),
         parse(&bob.id),
-        parse(&message),
+        &[parse(&message)],
         (20, 8),
     )
     .await

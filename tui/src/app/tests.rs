@@ -356,17 +356,9 @@ fn bang_reports_the_other_persons_last_message_asking_why() {
         [Effect::LookUpReport(t.id, bob.clone())]
     );
     let theirs = Message {
-        id: MessageId::generate(),
-        thread_id: t.id,
-        subject: "Spam".into(),
         body: Some("buy cheap watches at a site I will not name".into()),
         sender: bob.clone(),
-        recipient: user("root"),
-        is_read: true,
-        created_at: Utc::now(),
-        in_reply_to: None,
-        expires_at: None,
-        read_once: false,
+        ..theirs_again()
     };
     app.update(Msg::ReportLooked(bob.clone(), Ok(Some(theirs.clone()))));
     let Modal::Choice(choice) = &app.modal else {
@@ -395,9 +387,51 @@ fn bang_reports_the_other_persons_last_message_asking_why() {
     assert!(app.update(key(KeyCode::Char('y'))).is_empty());
     assert_eq!(app.status, "Not reported");
     app.update(key(KeyCode::Char('!')));
-    app.update(Msg::ReportLooked(bob, Ok(None)));
+    app.update(Msg::ReportLooked(bob.clone(), Ok(None)));
     assert!(matches!(app.modal, Modal::None));
     assert_eq!(app.status, "bob wrote nothing here to report");
+
+    // Their words are shown as anyone's are: no reordering of the question around them.
+    let reversed = Message {
+        body: Some("\u{202e}evil\u{202c} text".into()),
+        ..theirs_again()
+    };
+    app.update(key(KeyCode::Char('!')));
+    app.update(Msg::ReportLooked(bob, Ok(Some(reversed))));
+    let Modal::Choice(choice) = &app.modal else {
+        panic!("asks why");
+    };
+    assert!(!choice.question.contains('\u{202e}'), "{}", choice.question);
+}
+
+/// A message of bob's in a thread like [`thread`]'s.
+fn theirs_again() -> Message {
+    let t = thread("Spam", 1);
+    Message {
+        id: MessageId::generate(),
+        thread_id: t.id,
+        subject: "Spam".into(),
+        body: None,
+        sender: t.participants[0].clone(),
+        recipient: user("root"),
+        is_read: true,
+        created_at: Utc::now(),
+        in_reply_to: None,
+        expires_at: None,
+        read_once: false,
+    }
+}
+
+#[test]
+fn a_report_made_before_is_told_as_the_server_kept_it() {
+    assert_eq!(
+        reported(ReportReason::Spam, ReportReason::Spam),
+        "Reported to the operators as spam"
+    );
+    assert_eq!(
+        reported(ReportReason::Spam, ReportReason::Harassment),
+        "Already reported to the operators, as harassment"
+    );
 }
 
 #[test]

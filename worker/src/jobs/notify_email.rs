@@ -95,10 +95,6 @@ pub struct Facts {
     pub digest: bool,
     /// The recipient paused email, and the pause is not over.
     pub paused: bool,
-    /// The recipient's daily cap is reached.
-    pub cap_reached: bool,
-    /// The recipient's daily cap for this sender is reached.
-    pub sender_cap_reached: bool,
 }
 
 /// Send, or skip with a reason. The first reason that applies wins: the address first (nothing
@@ -127,10 +123,6 @@ pub fn decide(facts: &Facts) -> Result<(), SkipReason> {
         Err(SkipReason::Muted)
     } else if facts.digest {
         Err(SkipReason::Digest)
-    } else if facts.cap_reached {
-        Err(SkipReason::DailyCap)
-    } else if facts.sender_cap_reached {
-        Err(SkipReason::SenderDailyCap)
     } else {
         Ok(())
     }
@@ -148,18 +140,11 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
         payload.recipient_id,
         job.id,
         stale_after,
-        (
-            ctx.settings.email_daily_cap,
-            ctx.settings.email_daily_cap_per_sender,
-        ),
     )
     .await?;
     let Some(pending) = pending else {
         return Ok(Outcome::Skipped("nothing queued".into()));
     };
-    let cap_reached = pending.sent_last_day >= ctx.settings.email_daily_cap;
-    let sender_cap_reached =
-        pending.sent_last_day_by_sender >= ctx.settings.email_daily_cap_per_sender;
     let mut send: Vec<&QueuedMessage> = Vec::new();
     let mut skipped = Vec::new();
     for message in &pending.messages {
@@ -175,8 +160,6 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
             email_off: !pending.recipient.email_notifications,
             digest: pending.recipient.digest,
             paused: pending.recipient.paused,
-            cap_reached,
-            sender_cap_reached,
         };
         match decide(&facts) {
             Ok(()) => send.push(message),
@@ -234,13 +217,14 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
         }
     };
     let newest = ids[ids.len() - 1];
-    // The early read above skips what is plainly past a cap; this count decides, under a lock
-    // on the recipient, with the email counted before it goes.
+    // The daily caps come last, after every other reason (a message read is `already_read`,
+    // not `daily_cap`): counted under a lock on the recipient, the email with them, before it
+    // goes (decision 91).
     let caps = (
         ctx.settings.email_daily_cap,
         ctx.settings.email_daily_cap_per_sender,
     );
-    let reserved = deliveries::reserve(&ctx.db, payload.thread_id, recipient, newest, caps).await?;
+    let reserved = deliveries::reserve(&ctx.db, payload.thread_id, recipient, &ids, caps).await?;
     let reserved = match reserved {
         Reserved::Email(reserved) => reserved,
         Reserved::DailyCap | Reserved::SenderDailyCap => {
@@ -261,8 +245,12 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
     let sent = ctx.mailer.send_with_return_path(message, return_path).await;
     irrevocable.mark();
     if sent.is_err() {
-        // Nothing went out, so nothing counts against the recipient's day.
-        super::settled(|| deliveries::unreserve(&ctx.db, reserved)).await?;
+        // Nothing went out, so nothing counts against the recipient's day. Best effort: what
+        // the mail server answered must still be recorded, and a place not given back errs
+        // towards sending less.
+        if let Err(e) = super::settled(|| deliveries::unreserve(&ctx.db, reserved)).await {
+            tracing::warn!(error = %e, "could not give back an email's place in the day's caps");
+        }
     }
     match sent {
         Ok(()) => {}
@@ -435,13 +423,6 @@ mod tests {
                 },
                 SkipReason::Paused,
             ),
-            (
-                Facts {
-                    cap_reached: true,
-                    ..Facts::default()
-                },
-                SkipReason::DailyCap,
-            ),
         ];
         for (facts, reason) in cases {
             assert_eq!(decide(&facts), Err(reason), "{facts:?}");
@@ -453,7 +434,6 @@ mod tests {
         let facts = Facts {
             read: true,
             muted: true,
-            cap_reached: true,
             ..Facts::default()
         };
         assert_eq!(decide(&facts), Err(SkipReason::AlreadyRead));
@@ -466,11 +446,10 @@ mod tests {
     }
 
     #[test]
-    fn a_pause_skips_after_the_address_checks_and_before_the_thread_and_the_cap() {
+    fn a_pause_skips_after_the_address_checks_and_before_the_thread() {
         let paused = Facts {
             paused: true,
             muted: true,
-            cap_reached: true,
             ..Facts::default()
         };
         assert_eq!(decide(&paused), Err(SkipReason::Paused));
@@ -509,8 +488,6 @@ mod tests {
             email_off: true,
             digest: true,
             paused: true,
-            cap_reached: true,
-            sender_cap_reached: true,
         };
         assert_eq!(decide(&everything), Err(SkipReason::Unverified));
         let verified_but_bounced = Facts {

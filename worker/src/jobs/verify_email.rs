@@ -104,13 +104,6 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
             "skipped: verified by another account".into(),
         ));
     }
-    if convos_store::blocks::mailbox_owner_blocked(&ctx.db, payload.recipient_id, &state.email)
-        .await?
-    {
-        return Ok(Outcome::Skipped(
-            "skipped: the mailbox's owner blocked this account".into(),
-        ));
-    }
     let to: lettre::Address = state
         .email
         .parse()
@@ -127,6 +120,15 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
     let Some(reservation) = verification::reserve_email(&ctx.db, &state.email, CAPS).await? else {
         return Ok(Outcome::Skipped("skipped: address_cap".into()));
     };
+    // Counted against the mailbox as if sent, the reservation kept: were it not, the claimant
+    // would see the mailbox never fill (`429` from others' claims only) and learn the block.
+    if convos_store::blocks::mailbox_owner_blocked(&ctx.db, payload.recipient_id, &state.email)
+        .await?
+    {
+        return Ok(Outcome::Skipped(
+            "skipped: the mailbox's owner blocked this account".into(),
+        ));
+    }
     // Counted per queue by the job metrics; `convos_emails_total` is about notifications.
     let failure = match ctx.mailer.send(message).await {
         Ok(()) => return Ok(Outcome::Done("sent: verification link".into())),

@@ -407,3 +407,33 @@ async fn an_email_whose_record_waits_past_the_jobs_time_limit_is_sent_once(db: P
     let states = job_states(&db).await;
     assert_eq!(states.get("dead"), None);
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn an_email_cut_off_before_the_mail_server_answers_takes_one_place_in_the_day(db: PgPool) {
+    // An email counts against its recipient's day before it goes (decision 91). A run cut off
+    // at its time limit, the mail server still silent, gave nothing back, and each retry took
+    // another place: a slow relay could spend a recipient's whole day on emails never sent.
+    let config = StackConfig::new();
+    let _smtp = SmtpSink::serve(config.smtp_port, Duration::from_secs(60));
+    let api = start_api(db.clone(), &config).await;
+    let (alice, bob) = (api.user("alice").await, api.user("bob").await);
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    api.send(&alice, &bob, "Lunch?", "At noon").await;
+
+    // The third run's start: the first two were cut off, each after reserving.
+    eventually(WAIT, "a third attempt", || async {
+        let attempts: Option<i32> =
+            sqlx::query_scalar("select attempts from jobs where kind = 'notify_email'")
+                .fetch_optional(&db)
+                .await
+                .unwrap();
+        attempts.is_some_and(|a| a >= 3)
+    })
+    .await;
+    let counted: i64 = sqlx::query_scalar("select count(*) from emails")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(counted, 1, "one email, however many runs");
+    worker.stop().await;
+}
