@@ -76,7 +76,7 @@ fn reject_control(field: &'static str, raw: &str) -> Result<(), FieldError> {
 /// variation selector only right after a visible character outside ASCII that it selects the
 /// look of ([`crate::text::selects`]: `❤️`, a keycap, a variant of a Chinese character), never
 /// after a Latin letter or another selector, where it draws nothing and can carry a hidden byte.
-fn reject_invisible(field: &'static str, raw: &str) -> Result<(), FieldError> {
+pub(crate) fn reject_invisible(field: &'static str, raw: &str) -> Result<(), FieldError> {
     use crate::text::{is_invisible, is_joiner, is_variation_selector, selects};
     let chars: Vec<char> = raw.chars().collect();
     let shown = |c: Option<&char>| {
@@ -230,12 +230,13 @@ impl Username {
         }
         // Read as they look (`adm1n`, `c0n.vos`): the service's names, like everyone's
         // (decision 90).
+        // Each part between `_ . -` too: `supp0rt-team` speaks for the service as `support`.
         let look = username_look(text);
-        if RESERVED_USERNAMES
-            .iter()
-            .any(|reserved| username_look(reserved) == look)
-            || look.contains("convos")
-        {
+        let reserved = |part: &str| {
+            let part = username_look(part);
+            RESERVED_USERNAMES.iter().any(|r| username_look(r) == part)
+        };
+        if reserved(text) || text.split(['_', '.', '-']).any(reserved) || look.contains("convos") {
             return Err(FieldError::new(
                 FIELD,
                 "is kept for the service and its operators; choose another",
@@ -246,9 +247,9 @@ impl Username {
 }
 
 /// What a username looks like at a glance (decision 90): lower case, `_ . -` dropped, `0` read
-/// as `o`, `1` and `i` as `l`, then `rn` as `m` and `vv` as `w`. The SQL function
-/// `convos_username_look` (migration 0040) reads names the same way for the index of existing
-/// ones; a store test holds the two to one answer.
+/// as `o`, `1` and `i` as `l`, `5` as `s`, then `rn` as `m`, `vv` as `w` and `cl` as `d`. The SQL
+/// function `convos_username_look` (migrations 0040 and 0041) reads names the same way for the
+/// index of existing ones; an API test holds the two to one answer.
 pub fn username_look(name: &str) -> String {
     let read: String = name
         .chars()
@@ -256,10 +257,13 @@ pub fn username_look(name: &str) -> String {
         .map(|c| match c.to_ascii_lowercase() {
             '0' => 'o',
             '1' | 'i' => 'l',
+            '5' => 's',
             other => other,
         })
         .collect();
-    read.replace("rn", "m").replace("vv", "w")
+    read.replace("rn", "m")
+        .replace("vv", "w")
+        .replace("cl", "d")
 }
 
 /// Names a new account may not take: the service's and its staff's, which its mail and its
@@ -705,10 +709,26 @@ mod tests {
             "adm1n",
             "supp0rt",
             "rnoderator",
+            "aclmin",
+            "c0nvo5",
+            "5upport",
+            "supp0rt-team",
+            "adm1n-desk",
+            "security.team",
+            "n0reply_bot",
         ] {
             assert!(Username::parse_new(kept).is_err(), "{kept}");
         }
-        for fine in ["vic", "v.ic", "vic-2", "a_b.c-d", "admins2", "supporter"] {
+        for fine in [
+            "vic",
+            "v.ic",
+            "vic-2",
+            "a_b.c-d",
+            "admins2",
+            "supporter",
+            "helpdesk",
+            "team-info2",
+        ] {
             assert!(Username::parse_new(fine).is_ok(), "{fine}");
         }
     }

@@ -1,7 +1,7 @@
 //! Email notification bookkeeping: what is queued per thread and recipient, what the worker
 //! decided for each message, and who may see how much of it (decision 18).
 
-use crate::visibility::visible_to_caller;
+use crate::visibility::{shown_name, visible_to_caller};
 use crate::{Result, StoreError};
 use chrono::{DateTime, Utc};
 use convos_core::api::{Delivery, DeliveryDetail, UserSummary};
@@ -517,11 +517,14 @@ pub async fn for_message(
     let Some(view) = view else {
         return Err(StoreError::NotFound);
     };
-    let rows: Vec<DeliveryRow> = sqlx::query_as(
-        "select u.id, u.username, u.display_name, d.status, d.reason, d.error, d.updated_at \
-         from deliveries d join users u on u.id = d.recipient_id where d.message_id = $1",
-    )
+    let rows: Vec<DeliveryRow> = sqlx::query_as(concat!(
+        "select u.id, u.username, ",
+        shown_name!("$2", "u"),
+        ", d.status, d.reason, d.error, d.updated_at \
+         from deliveries d join users u on u.id = d.recipient_id where d.message_id = $1"
+    ))
     .bind(message.as_uuid())
+    .bind(caller.as_uuid())
     .fetch_all(db)
     .await?;
     Ok(rows

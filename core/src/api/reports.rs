@@ -90,20 +90,32 @@ impl ReportRequest {
     }
 }
 
+/// A note: its lines kept (any line break read as `\n`), tabs too, and nothing that hides or
+/// reorders text, since operators read it in their terminals as written.
 fn parse_note(field: &'static str, raw: Option<&str>, errors: &mut Vec<FieldError>) -> String {
-    let note = raw.unwrap_or_default().trim();
+    let note = raw
+        .unwrap_or_default()
+        .replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .trim()
+        .to_owned();
+    let control = |c: char| {
+        (c.is_control() && !matches!(c, '\n' | '\t')) || matches!(c, '\u{2028}' | '\u{2029}')
+    };
     if note.chars().count() > NOTE_MAX {
         errors.push(FieldError::new(
             field,
             format!("must be at most {NOTE_MAX} characters"),
         ));
-    } else if note.chars().any(|c| c.is_control() && c != '\n') {
+    } else if note.chars().any(control) {
         errors.push(FieldError::new(
             field,
-            "must not contain control characters",
+            "must not contain control characters but line breaks and tabs",
         ));
+    } else if let Err(e) = crate::domain::reject_invisible(field, &note) {
+        errors.push(e);
     }
-    note.to_owned()
+    note
 }
 
 /// A report as its reporter sees it.
@@ -266,5 +278,30 @@ mod tests {
             note: Some("\u{7}".into()),
         };
         assert_eq!(bad.parse().unwrap_err().len(), 2);
+    }
+
+    #[test]
+    fn a_note_keeps_its_lines_and_hides_nothing() {
+        let note = |text: &str| {
+            ReportRequest {
+                reason: Some("other".into()),
+                note: Some(text.into()),
+            }
+            .parse()
+        };
+        assert_eq!(
+            note("first\r\nsecond\rthird").unwrap().note,
+            "first\nsecond\nthird"
+        );
+        assert_eq!(note("a\tb").unwrap().note, "a\tb");
+        for hiding in [
+            "evil\u{202e}gpj",
+            "pay\u{200b}pal",
+            "x\u{2066}y",
+            "a\u{2028}b",
+            "\u{feff}x",
+        ] {
+            assert!(note(hiding).is_err(), "{hiding:?}");
+        }
     }
 }

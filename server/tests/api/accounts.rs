@@ -78,7 +78,7 @@ async fn a_new_username_cannot_pass_for_anothers_by_lookalike_letters(db: PgPool
     // `v1ctoria` beside `victoria`, or `wi11iam` beside `william`, is someone else at a glance:
     // an impersonator's first step.
     let app = TestServer::spawn(db).await;
-    for existing in ["victoria", "william", "mo.ss"] {
+    for existing in ["victoria", "william", "mo.ss", "dalia", "sarah"] {
         app.user(existing).await;
     }
     let sign_up = |username: &str| {
@@ -94,6 +94,8 @@ async fn a_new_username_cannot_pass_for_anothers_by_lookalike_letters(db: PgPool
         "rnoss",
         "m0ss",
         "victo_ria",
+        "clalia",
+        "5arah",
     ] {
         let res = app
             .call(
@@ -146,6 +148,11 @@ async fn the_database_and_the_server_read_a_usernames_look_alike(db: PgPool) {
         "x",
         "mailer-daemon",
         "rnvvrn",
+        "clalia",
+        "c0nvo5",
+        "5upport",
+        "ccll",
+        "rncl",
     ];
     for name in names {
         let sql: String = sqlx::query_scalar("select convos_username_look($1)")

@@ -168,6 +168,10 @@ async fn a_blocked_person_is_shown_to_the_blocker_by_username_whatever_name_they
         )
         .await;
     let hers = app.send(&vera, &mallory, "stop", "stop writing").await;
+    let hers_id = hers["id"].as_str().unwrap();
+    let delivered = app
+        .get(&format!("/api/v1/messages/{hers_id}/deliveries"), &vera)
+        .await;
     let names = [
         &inbox.body["items"][0]["participants"],
         &shown.body["participants"],
@@ -181,12 +185,13 @@ async fn a_blocked_person_is_shown_to_the_blocker_by_username_whatever_name_they
         &directory.body["items"][0],
         &again.body,
         &hers["recipient"],
+        &delivered.body["items"][0]["recipient"],
     ])
     .filter(|person| person["username"] == "mallory")
     .map(|person| person["display_name"].as_str().unwrap().to_owned())
     .collect::<Vec<_>>();
     assert_eq!(
-        names, ["mallory"; 8],
+        names, ["mallory"; 9],
         "{inbox:?} {messages:?} {found:?} {directory:?}"
     );
     // Everyone else sees the names people chose, the blocked account's own included.
