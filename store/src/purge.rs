@@ -54,8 +54,9 @@ impl Default for Keep {
 
 /// Deletes what has served its time: jobs finished (done, skipped, discarded) more than
 /// `keep.days` ago (a live event's, `keep.event_hours`) with their attempt history,
-/// idempotency keys past their 24 hours, reports resolved 90 days ago (decision 89), the heartbeats of workers gone for a day, the queue
-/// board's outcome counts past two days (it shows one), and received email: its raw text
+/// idempotency keys past their 24 hours, reports resolved 90 days ago (decision 89), the
+/// heartbeats of workers gone for a day, the queue board's outcome counts past two days (it
+/// shows one), and received email: its raw text
 /// (quotes and all) after `keep.days` once decided, its record after 30 days (or `keep.days`,
 /// if longer), since soft bounces count over 30 days. An email still undecided then is one
 /// whose job died (its retries end within hours) and no operator retried in a month: it goes

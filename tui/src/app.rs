@@ -169,8 +169,8 @@ pub enum Msg {
     Done(String, Result<(), ApiError>),
     /// Whether a person is blocked, looked up to ask whether to block or unblock them.
     BlockLooked(UserSummary, Result<bool, ApiError>),
-    /// A person's newest message in a thread (`None`: they wrote nothing there that can be
-    /// seen), looked up to ask whether to report it.
+    /// A person's newest message among a thread's latest 20 (`None`: none of them is theirs),
+    /// looked up to ask whether to report it.
     ReportLooked(UserSummary, Result<Option<Message>, ApiError>),
     /// A live event.
     Live(Event),
@@ -817,7 +817,10 @@ impl App {
                     vec![]
                 }
                 Ok(None) => {
-                    self.status = format!("{} wrote nothing here to report", person.username);
+                    self.status = format!(
+                        "None of the thread's latest 20 messages is {}'s to report",
+                        person.username
+                    );
                     vec![]
                 }
                 Err(e) => self.error(&e),

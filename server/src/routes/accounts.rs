@@ -68,8 +68,9 @@ pub async fn create_user(
         Some(SignUpConflict::LookalikeUsername) => {
             return Err(ApiError::field(
                 "username",
-                "looks too much like an existing username (0 and o, 1, i and l, rn and m, \
-                 vv and w read as one, and '_', '.' and '-' as nothing); choose another",
+                "looks too much like an existing username (0 and o, 1, i and l, 5 and s, \
+                 rn and m, vv and w, cl and d read as one, and '_', '.' and '-' as nothing); \
+                 choose another",
             ));
         }
     }

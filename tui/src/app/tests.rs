@@ -389,7 +389,10 @@ fn bang_reports_the_other_persons_last_message_asking_why() {
     app.update(key(KeyCode::Char('!')));
     app.update(Msg::ReportLooked(bob.clone(), Ok(None)));
     assert!(matches!(app.modal, Modal::None));
-    assert_eq!(app.status, "bob wrote nothing here to report");
+    assert_eq!(
+        app.status,
+        "None of the thread's latest 20 messages is bob's to report"
+    );
 
     // Their words are shown as anyone's are: no reordering of the question around them.
     let reversed = Message {

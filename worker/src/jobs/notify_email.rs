@@ -166,31 +166,17 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
             Err(reason) => skipped.push((message.id, reason)),
         }
     }
-    for (_, reason) in &skipped {
-        ctx.metrics
-            .emails
-            .with_label_values(&["skipped", reason.as_str()])
-            .inc();
-    }
     // One statement per reason, not per message: a thread may have thousands queued.
-    let mut reasons: Vec<_> = skipped.iter().map(|(_, reason)| reason.as_str()).collect();
-    reasons.sort_unstable();
+    let mut reasons: Vec<SkipReason> = skipped.iter().map(|(_, reason)| *reason).collect();
+    reasons.sort_unstable_by_key(|r| r.as_str());
     reasons.dedup();
     for reason in reasons {
         let messages: Vec<_> = skipped
             .iter()
-            .filter(|(_, r)| r.as_str() == reason)
+            .filter(|(_, r)| *r == reason)
             .map(|(message, _)| *message)
             .collect();
-        deliveries::record(
-            &ctx.db,
-            &messages,
-            pending.recipient.id,
-            "skipped",
-            reason,
-            None,
-        )
-        .await?;
+        skip(ctx, &messages, pending.recipient.id, reason).await?;
     }
     if send.is_empty() {
         let reasons: Vec<&str> = skipped.iter().map(|(_, r)| r.as_str()).collect();
@@ -233,11 +219,7 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
             } else {
                 SkipReason::SenderDailyCap
             };
-            ctx.metrics
-                .emails
-                .with_label_values(&["skipped", reason.as_str()])
-                .inc_by(ids.len() as u64);
-            deliveries::record(&ctx.db, &ids, recipient, "skipped", reason.as_str(), None).await?;
+            skip(ctx, &ids, recipient, reason).await?;
             return Ok(Outcome::Skipped(format!("skipped: {}", reason.as_str())));
         }
     };
@@ -332,6 +314,29 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
         "sent: {} message(s) in one email",
         ids.len()
     )))
+}
+
+/// Records `messages` to `recipient` skipped for `reason`, and counts them.
+async fn skip(
+    ctx: &Ctx,
+    messages: &[convos_core::MessageId],
+    recipient: convos_core::UserId,
+    reason: SkipReason,
+) -> Result<(), JobError> {
+    ctx.metrics
+        .emails
+        .with_label_values(&["skipped", reason.as_str()])
+        .inc_by(messages.len() as u64);
+    deliveries::record(
+        &ctx.db,
+        messages,
+        recipient,
+        "skipped",
+        reason.as_str(),
+        None,
+    )
+    .await?;
+    Ok(())
 }
 
 fn count_failed(ctx: &Ctx, reason: &str, messages: usize) {

@@ -5,10 +5,11 @@
 //! send them a message. It is skipped, with the reason recorded, when it has become pointless:
 //! the account is gone, its address changed or is already verified, or another account
 //! verified the address first, or the mailbox is that of someone who blocked the claimant
-//! (decision 87: the email would be contact they refused). One mailbox gets at most [`PER_ADDRESS_PER_HOUR`] of these an
-//! hour and [`PER_ADDRESS_PER_DAY`] a day, however many accounts claim it: each email is
-//! counted against its address before it is sent (given back if sending fails), under a lock
-//! on the address, so jobs running at once cannot overshoot.
+//! (decision 87: the email would be contact they refused; it still counts). One mailbox gets
+//! at most [`PER_ADDRESS_PER_HOUR`] of these an hour and [`PER_ADDRESS_PER_DAY`] a day, however
+//! many accounts claim it: each email is counted against its address before it is sent (given
+//! back if sending fails), under a lock on the address, so jobs running at once cannot
+//! overshoot.
 
 use super::{JobError, JobResult};
 use crate::Ctx;

@@ -304,5 +304,14 @@ async fn an_account_claiming_the_mailbox_of_someone_who_blocked_it_sends_them_no
             Some("skipped: the mailbox's owner blocked this account".to_owned())
         ))
     );
+    // Yet it counts against the mailbox, as a sent one would: a mailbox that never filled for
+    // one claimant alone would tell them who blocked them.
+    let counted: i64 = sqlx::query_scalar(
+        "select count(*) from verification_emails where address = 'alice@example.com'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(counted, 1);
     worker.stop().await;
 }
