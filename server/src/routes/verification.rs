@@ -275,9 +275,21 @@ pub async fn resend_verification(
         Ok(Resend::TakenByAnother) => ApiError::Conflict("email"),
         Err(e) => e.into(),
     };
-    // Only emails sent count against the account.
-    state.limiter.forget_one("verify_email", &subject).await;
+    // Only emails sent count.
+    give_back_email(&state, addr, &subject).await;
     Err(refusal)
+}
+
+/// Takes back what [`count_email`] counted, the account's and its network's, for a request
+/// that sent nothing: left on the network, a verified account asking again and again used up
+/// its whole network's hour, and nobody behind the same address could get a link (a review).
+async fn give_back_email(state: &AppState, addr: ClientAddr, subject: &str) {
+    state.limiter.forget_one("verify_email", subject).await;
+    let network = super::accounts::signup_key(addr);
+    state
+        .limiter
+        .forget_one("verify_email_addr", &network)
+        .await;
 }
 
 /// `429` saying so when `email`'s mailbox has had all the verification emails it may get for
@@ -291,9 +303,9 @@ async fn refuse_if_mailbox_full(state: &AppState, email: &str) -> Result<()> {
 }
 
 /// Counts one verification email against the account's hour (`verification_emails_per_hour`)
-/// and its client network's (`verification_emails_per_hour_per_addr`); a request refused
-/// afterwards gives the account's back with `forget_one` (the network's stays counted, as a
-/// sign-up's does).
+/// and its client network's (`verification_emails_per_hour_per_addr`); a request that then
+/// sends nothing gives both back ([`give_back_email`]), but for an answer that tells whether
+/// another account has an address, which stays counted as a sign-up's does.
 async fn count_email(state: &AppState, addr: ClientAddr, subject: &str) -> Result<()> {
     let hour = Duration::from_secs(3600);
     let per_account = state.settings.verification_emails_per_hour;
@@ -348,10 +360,6 @@ pub async fn change_email(
     let user = caller.user.id;
     let subject = user.to_string();
     count_email(&state, addr, &subject).await?;
-    if let Err(full) = refuse_if_mailbox_full(&state, &email).await {
-        state.limiter.forget_one("verify_email", &subject).await;
-        return Err(full);
-    }
     let outcome = change_checked(&state, addr, &caller, change).await;
     let refusal = match outcome {
         Ok(AddressChange::Changed) => {
@@ -364,8 +372,8 @@ pub async fn change_email(
         Ok(AddressChange::Same) => ApiError::field("email", "is already your address"),
         Err(e) => e,
     };
-    // Otherwise only emails sent count against the account.
-    state.limiter.forget_one("verify_email", &subject).await;
+    // Otherwise only emails sent count.
+    give_back_email(&state, addr, &subject).await;
     Err(refusal)
 }
 
@@ -383,6 +391,8 @@ async fn change_checked(
     if !right {
         return Err(ApiError::field("password", "is not your password"));
     }
+    // After the password: whether a mailbox is full is the mailbox's owner's to know.
+    refuse_if_mailbox_full(state, change.email.as_str()).await?;
     let written = verification::change_address(
         &state.db,
         caller.user.id,

@@ -100,6 +100,29 @@ async fn one_networks_accounts_share_an_hours_verification_emails(db: PgPool) {
     assert!(answers[2].headers.contains_key("retry-after"));
 }
 
+#[sqlx::test(migrator = "convos_server::MIGRATOR")]
+async fn asking_for_what_is_refused_uses_up_nobodys_share_of_the_network(db: PgPool) {
+    // A refused request gave its account's count back but not its network's: a verified
+    // account asking again and again for a link it does not need used up the network's hour,
+    // and nobody behind the same address could get one (a review).
+    let app = TestServer::spawn_with(db, |s| s.verification_emails_per_hour_per_addr = 2).await;
+    let verified = app.user("vic").await;
+    for _ in 0..5 {
+        let refused = app.act("/api/v1/me/verification", &verified).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{refused:?}"
+        );
+        let same = change_email(&app, &verified, "vic@example.com").await;
+        assert_eq!(same.status, StatusCode::UNPROCESSABLE_ENTITY, "{same:?}");
+    }
+
+    let neighbour = app.unverified_user("ned").await;
+    let asked = app.act("/api/v1/me/verification", &neighbour).await;
+    assert_eq!(asked.status, StatusCode::ACCEPTED, "{asked:?}");
+}
+
 /// A page, the POST typing `username`.
 async fn page_typed(
     app: &TestServer,
