@@ -25,8 +25,9 @@ pub enum Blocked {
 /// and write in none of their threads. [`StoreError::NotFound`] when nobody has the name.
 pub async fn block(db: &PgPool, user: UserId, username: &Username) -> Result<Blocked> {
     let mut tx = db.begin().await?;
-    // The blocker's row, held: two blocks at once cannot both pass the count.
-    sqlx::query("select 1 from users where id = $1 for update")
+    // The blocker's row, held: two blocks at once cannot both pass the count. Not `for update`,
+    // which would hold up every row written meanwhile that names the blocker (their messages).
+    sqlx::query("select 1 from users where id = $1 for no key update")
         .bind(user.as_uuid())
         .execute(&mut *tx)
         .await?;

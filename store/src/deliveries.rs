@@ -65,6 +65,8 @@ pub struct QueuedMessage {
     pub sender_verified: bool,
     /// The recipient has blocked its sender since it was sent (decision 87).
     pub sender_blocked: bool,
+    /// Operators have suspended its sender since it was sent (decision 88).
+    pub sender_suspended: bool,
     /// Its text, up to its first [`EMAILED_BODY_CHARS`] characters (`None` once purged).
     pub body: Option<String>,
     /// The text goes on past `body`.
@@ -118,6 +120,7 @@ struct QueuedRow {
     sender_display_name: String,
     sender_verified: bool,
     sender_blocked: bool,
+    sender_suspended: bool,
     body: Option<String>,
     body_cut: Option<bool>,
     read_once: bool,
@@ -274,6 +277,7 @@ pub async fn pending(
                     as sender_verified, \
                   exists (select 1 from blocks b where b.user_id = $2 and b.blocked_id = s.id) \
                     as sender_blocked, \
+                  s.suspended_at is not null as sender_suspended, \
                   left(m.body, $5) as body, \
                   octet_length(m.body) > octet_length(left(m.body, $5)) as body_cut, \
                   m.read_once, m.created_at, \
@@ -344,6 +348,7 @@ pub async fn pending(
             },
             sender_verified: r.sender_verified,
             sender_blocked: r.sender_blocked,
+            sender_suspended: r.sender_suspended,
             body: r.body,
             body_cut: r.body_cut.unwrap_or(false),
             read_once: r.read_once,

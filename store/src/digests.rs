@@ -138,6 +138,7 @@ pub async fn unread_threads(db: &PgPool, user: UserId) -> Result<(Vec<UnreadThre
                      join users peer on peer.id = tp.peer_id \
                        and (peer.email_verified_at is not null \
                             or peer.email_proven_at is not null) \
+                       and peer.suspended_at is null \
                      where tp.user_id = $1 and tp.unread_count > 0 and not tp.archived \
                        and not tp.muted \
                        and not exists (select 1 from blocks b \
@@ -172,6 +173,7 @@ pub async fn unread_threads(db: &PgPool, user: UserId) -> Result<(Vec<UnreadThre
         "select count(*) from thread_participants tp \
          join users peer on peer.id = tp.peer_id \
              and (peer.email_verified_at is not null or peer.email_proven_at is not null) \
+             and peer.suspended_at is null \
          where tp.user_id = $1 and tp.unread_count > 0 and not tp.archived \
            and not tp.muted \
            and not exists (select 1 from blocks b \

@@ -86,3 +86,26 @@ async fn a_digest_leaves_out_the_people_its_reader_blocked(db: PgPool) {
     let subjects: Vec<&str> = listed.iter().map(|t| t.subject.as_str()).collect();
     assert_eq!((subjects, total), (vec!["Lunch"], 1));
 }
+
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_digest_leaves_out_the_people_operators_suspended(db: PgPool) {
+    // A spammer suspended mid-burst still had their threads listed in the next day's digests
+    // (a review).
+    let bob = support::user(&db, "bob").await;
+    let (carol, spammer) = (
+        support::user(&db, "carol").await,
+        support::user(&db, "spammer").await,
+    );
+    let operator = support::user(&db, "opal").await;
+    support::conversation(&db, carol, bob, "Lunch", 1).await;
+    support::conversation(&db, spammer, bob, "cheap watches", 1).await;
+    let spammer_name = convos_core::Username::parse("spammer").unwrap();
+    convos_store::users::suspend(&db, operator, &spammer_name, true)
+        .await
+        .unwrap();
+
+    let (listed, total) = digests::unread_threads(&db, bob).await.unwrap();
+
+    let subjects: Vec<&str> = listed.iter().map(|t| t.subject.as_str()).collect();
+    assert_eq!((subjects, total), (vec!["Lunch"], 1));
+}

@@ -540,6 +540,7 @@ mod tests {
             sender: user(sender),
             sender_verified: true,
             sender_blocked: false,
+            sender_suspended: false,
             body: Some("hello".into()),
             body_cut: false,
             read_once: false,

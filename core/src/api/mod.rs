@@ -57,7 +57,7 @@ pub struct Items<T> {
 pub struct Health {
     /// `ok` or `unavailable`.
     pub status: String,
-    /// Per dependency: `ok` or what failed.
+    /// Per dependency: `ok`, `timeout` or `error` (what failed goes to the server's log).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub checks: std::collections::BTreeMap<String, String>,
 }

@@ -47,6 +47,8 @@ pub enum SkipReason {
     SenderDailyCap,
     /// The recipient blocked the sender after it was sent (decision 87).
     Blocked,
+    /// Operators suspended the sender after it was sent (decision 88).
+    SenderSuspended,
 }
 
 impl SkipReason {
@@ -66,6 +68,7 @@ impl SkipReason {
             SkipReason::DailyCap => "daily_cap",
             SkipReason::SenderDailyCap => "sender_daily_cap",
             SkipReason::Blocked => "blocked",
+            SkipReason::SenderSuspended => "sender_suspended",
         }
     }
 }
@@ -81,6 +84,8 @@ pub struct Facts {
     pub sender_unverified: bool,
     /// The recipient blocked the sender.
     pub sender_blocked: bool,
+    /// Operators suspended the sender.
+    pub sender_suspended: bool,
     /// The recipient read it.
     pub read: bool,
     /// The recipient deleted it (or it was consumed).
@@ -107,6 +112,8 @@ pub fn decide(facts: &Facts) -> Result<(), SkipReason> {
         Err(SkipReason::Bounced)
     } else if facts.sender_unverified {
         Err(SkipReason::SenderUnverified)
+    } else if facts.sender_suspended {
+        Err(SkipReason::SenderSuspended)
     } else if facts.sender_blocked {
         Err(SkipReason::Blocked)
     } else if facts.deleted {
@@ -153,6 +160,7 @@ pub async fn run(ctx: &Ctx, job: &Running, irrevocable: &Irrevocable) -> JobResu
             bounced: pending.recipient.bounced,
             sender_unverified: !message.sender_verified,
             sender_blocked: message.sender_blocked,
+            sender_suspended: message.sender_suspended,
             read: message.read,
             deleted: message.deleted,
             expired: message.expired,
@@ -486,6 +494,7 @@ mod tests {
             bounced: true,
             sender_unverified: true,
             sender_blocked: true,
+            sender_suspended: true,
             read: true,
             deleted: true,
             expired: true,

@@ -504,6 +504,35 @@ async fn a_message_from_someone_blocked_before_its_email_is_not_emailed(db: PgPo
     worker.stop().await;
 }
 
+#[sqlx::test(migrator = "convos_store::MIGRATOR")]
+async fn a_message_from_someone_suspended_before_its_email_is_not_emailed(db: PgPool) {
+    // Suspending a spammer stopped their new messages, but the emails of those already
+    // waiting out their delay still went (a review).
+    let config = StackConfig {
+        notify_delay_secs: 2,
+        ..StackConfig::new()
+    };
+    let smtp = SmtpSink::serve(config.smtp_port, Duration::ZERO);
+    let api = start_api(db.clone(), &config).await;
+    let worker = InProcessWorker::start(config.worker_settings(&database_url(&db).await));
+    let (spammer, bob) = (api.user("spammer").await, api.user("bob").await);
+    let operator = api.admin("opal").await;
+    let sent = api.send(&spammer, &bob, "hey", "cheap watches").await;
+
+    let suspended = api
+        .act("/api/v1/admin/users/spammer/suspend", &operator)
+        .await;
+    assert_eq!(suspended.status, 200, "{suspended:?}");
+    eventually(WAIT, "the email job to finish", || all_jobs_finished(&db)).await;
+
+    assert_eq!(smtp.mails().len(), 0, "nothing emailed");
+    assert_eq!(
+        delivery_detail(&api, &sent, &bob).await["reason"],
+        "sender_suspended"
+    );
+    worker.stop().await;
+}
+
 /// A platform whose recipients get `daily` emails a day, `per_sender` of them about one
 /// sender's messages.
 async fn with_daily_caps(
