@@ -52,19 +52,24 @@ fn is_ours(line: &str, settings: &EmailSettings) -> bool {
         || signed_link_at(line, settings).is_some()
 }
 
-/// Where the echo that reaches line `first` starts: the first line above it that names Convos'
-/// sending address or its subject prefix (a client's header block about the notification:
-/// `Od: … via Convos <notifications@…>`, `Subject: [Convos] …`), with a rule line right above
-/// that line; else `first` itself. The header line is looked for anywhere above, not only right
+/// Where the echo that reaches line `first` starts: the first line above it that is a header
+/// field naming Convos' sending address in angle brackets or starting its value with the
+/// subject prefix (a client's header block about the notification: `Od: … via Convos
+/// <notifications@…>`, `Subject: RE: [Convos] …`), with a rule line right above that line; else
+/// `first` itself. The header line is looked for anywhere above, not only right
 /// above `first`: a client that wraps the notification's long first line (a long display name)
 /// puts the first line recognised further down, under the wrapped start.
 fn echo_start(lines: &[&str], first: usize, settings: &EmailSettings) -> usize {
-    let from = settings.from.email.to_string().to_ascii_lowercase();
-    // A header field (`Od: …`, `Subject: …`, `Envoyé : …`) naming us: the person's own words
-    // may mention `[Convos]` too, and were cut with everything below them (a probe).
+    let from = format!("<{}>", settings.from.email.to_string().to_ascii_lowercase());
+    // A header field (`Od: …`, `Subject: …`, `Envoyé : …`) naming us as a header does: the
+    // person's own words may mention `[Convos]` or the address too, even after a `PS:`, and
+    // were cut with everything below them (a probe, then a review).
     let names_us = |line: &str| {
-        let lower = line.to_ascii_lowercase();
-        is_header_field(line) && (lower.contains(&from) || lower.contains("[convos]"))
+        let Some(value) = header_value(line) else {
+            return false;
+        };
+        let value = value.to_ascii_lowercase();
+        value.contains(&from) || without_reply_prefixes(&value).starts_with("[convos]")
     };
     let Some(header) = lines[..first].iter().position(|line| names_us(line)) else {
         return first;
@@ -76,14 +81,31 @@ fn echo_start(lines: &[&str], first: usize, settings: &EmailSettings) -> usize {
     }
 }
 
-/// A line shaped as a mail header field: a name of letters and hyphens (any script, up to 30)
-/// and a colon, with at most a space before it (French puts one there).
-fn is_header_field(line: &str) -> bool {
-    let Some((name, _)) = line.trim_start().split_once(':') else {
-        return false;
-    };
+/// The value of a line shaped as a mail header field: a name of letters and hyphens (any
+/// script, up to 30) and a colon, with at most a space before it (French puts one there).
+fn header_value(line: &str) -> Option<&str> {
+    let (name, value) = line.trim_start().split_once(':')?;
     let name = name.strip_suffix(' ').unwrap_or(name);
-    (1..=30).contains(&name.chars().count()) && name.chars().all(|c| c.is_alphabetic() || c == '-')
+    let shaped = (1..=30).contains(&name.chars().count())
+        && name.chars().all(|c| c.is_alphabetic() || c == '-');
+    shaped.then_some(value)
+}
+
+/// A subject without the prefixes mail clients put before one they answer or forward (`RE:`,
+/// `AW:`, `Odp:`, `Fwd:`, in any language: a short word and a colon).
+fn without_reply_prefixes(mut subject: &str) -> &str {
+    loop {
+        subject = subject.trim_start();
+        match subject.split_once(':') {
+            Some((prefix, rest))
+                if (1..=4).contains(&prefix.chars().count())
+                    && prefix.chars().all(char::is_alphabetic) =>
+            {
+                subject = rest;
+            }
+            _ => return subject,
+        }
+    }
 }
 
 /// A line drawn to set off a quoted original: underscores, dashes, or Outlook's
@@ -330,15 +352,17 @@ mod tests {
         // person's own among them (a probe).
         let settings = settings();
         let reply = format!(
-            "By the way, I had turned off my [Convos] emails.\nStill got this one.\n\n\
+            "By the way, I had turned off my [Convos] emails.\nStill got this one.\n\
+             PS: my [Convos] emails went to spam; write to notifications@convos.test?\n\n\
              ________________________________\n\
              Od: \"mallory via Convos\" <notifications@convos.test>\n\
-             Temat: [Convos] hey\n\n{}",
+             Temat: Odp: [Convos] hey\n\n{}",
             notification(&settings)
         );
         assert_eq!(
             without_echoes(&reply, "vera@victim.example", &settings),
-            "By the way, I had turned off my [Convos] emails.\nStill got this one."
+            "By the way, I had turned off my [Convos] emails.\nStill got this one.\n\
+             PS: my [Convos] emails went to spam; write to notifications@convos.test?"
         );
     }
 
