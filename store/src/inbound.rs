@@ -247,6 +247,8 @@ pub struct ReplyTarget {
     pub revoked_at: Option<DateTime<Utc>>,
     /// When the account last moved to another address: mail sent before went to the old one.
     pub email_changed_at: Option<DateTime<Utc>>,
+    /// Operators suspended the account (decision 88): it is refused as such, not as revoked.
+    pub suspended: bool,
 }
 
 /// The facts behind the reply address of message `message`, if it exists.
@@ -257,7 +259,7 @@ pub async fn reply_target(db: &PgPool, message: MessageId) -> Result<Option<Repl
                 greatest(u.reply_addresses_revoked_at, \
                          case when u.suspended_at is not null then now() end) \
                   as revoked_at, \
-                u.email_changed_at \
+                u.email_changed_at, u.suspended_at is not null as suspended \
          from messages m join users u on u.id = m.recipient_id where m.id = $1",
     )
     .bind(message.as_uuid())

@@ -682,9 +682,9 @@ pub async fn discard(
     Ok(step_of(row))
 }
 
-/// Records an operator action.
-pub async fn audit(
-    db: &PgPool,
+/// Records an operator action (on the pool, or in the action's own transaction).
+pub async fn audit<'c>(
+    db: impl sqlx::PgExecutor<'c>,
     actor: Uuid,
     action: &str,
     target: &str,

@@ -166,15 +166,14 @@ pub async fn resolve(
     if updated.is_none() {
         return Err(StoreError::NotFound);
     }
-    sqlx::query(
-        "insert into audit_log (id, actor_id, action, target, affected, details) \
-         values ($1, $2, 'resolve_report', $3, 1, jsonb_build_object('resolution', $4::text))",
+    // The answer itself is the report's (`resolution`); the log says who gave it, and when.
+    crate::ops::audit(
+        &mut *tx,
+        actor.as_uuid(),
+        "resolve_report",
+        &id.to_string(),
+        1,
     )
-    .bind(Uuid::now_v7())
-    .bind(actor.as_uuid())
-    .bind(id.to_string())
-    .bind(resolution.as_str())
-    .execute(&mut *tx)
     .await?;
     let row: DetailRow = sqlx::query_as(concat!(detail_select!(), "where r.id = $1"))
         .bind(id)

@@ -494,15 +494,13 @@ pub async fn suspend(
     } else {
         Vec::new()
     };
-    sqlx::query(
-        "insert into audit_log (id, actor_id, action, target, affected) values ($1, $2, $3, $4, $5)",
+    crate::ops::audit(
+        &mut *tx,
+        actor.as_uuid(),
+        if on { "suspend" } else { "unsuspend" },
+        username.as_str(),
+        ended.len() as u64,
     )
-    .bind(Uuid::now_v7())
-    .bind(actor.as_uuid())
-    .bind(if on { "suspend" } else { "unsuspend" })
-    .bind(username.as_str())
-    .bind(ended.len() as i64)
-    .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(Suspension {

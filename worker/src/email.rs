@@ -746,18 +746,27 @@ mod tests {
             &[&one, &two],
             Utc::now(),
         );
+        // With a reply domain, the email asks for an answer by email instead of in Convos.
+        let answerable = EmailSettings {
+            reply_domain: Some("reply.convos.test".into()),
+            ..settings()
+        };
+        let by_email = render(&answerable, &pending("Hi", "Bob"), &[&one], Utc::now()).unwrap();
         let (single, double) = (plain_text(&single), plain_text(&double.unwrap()));
+        let by_email = plain_text(&by_email);
         let mut found: Vec<&str> = crate::echoes::NOTIFICATION_LINES
             .into_iter()
-            .filter(|line| single.contains(line) || double.contains(line))
+            .filter(|line| {
+                [&single, &double, &by_email]
+                    .iter()
+                    .any(|t| t.contains(line))
+            })
             .collect();
         found.sort_unstable();
 
         let mut expected = crate::echoes::NOTIFICATION_LINES.to_vec();
-        // Without a reply domain the email says to answer in Convos instead.
-        expected.retain(|line| *line != "Reply to this email to answer");
         expected.sort_unstable();
-        assert_eq!(found, expected, "{single}\n{double}");
+        assert_eq!(found, expected, "{single}\n{double}\n{by_email}");
     }
 
     #[test]

@@ -157,8 +157,10 @@ async fn a_link_confirms_only_for_the_owner_of_the_account_it_names(db: PgPool) 
     let (status, html) = page(&app, Method::GET, &token).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("name=\"username\""), "{html}");
+    // The page names the address it confirms, which here holds the username: past it, nothing
+    // may.
     assert!(
-        !html.contains("mallory\""),
+        !html.replace("mallory@example.com", "").contains("mallory"),
         "the page does not name the account: {html}"
     );
     for typed in ["vera", "", "mallory%20x"] {

@@ -69,6 +69,8 @@ pub enum Refusal {
     ThreadGone,
     /// The other participant blocked the owner (decision 87).
     Blocked,
+    /// Operators suspended the owner's account (decision 88).
+    Suspended,
 }
 
 impl Refusal {
@@ -88,6 +90,7 @@ impl Refusal {
             Refusal::RateLimited => "rate_limited",
             Refusal::ThreadGone => "thread_gone",
             Refusal::Blocked => "blocked",
+            Refusal::Suspended => "suspended",
         }
     }
 
@@ -108,6 +111,7 @@ impl Refusal {
                 "The reply address of that email was revoked. Reply in Convos, or to a newer \
                  notification."
             }
+            Refusal::Suspended => "Your Convos account is suspended, so nothing was posted.",
             Refusal::Empty => {
                 "Once the quoted message and signature were removed, nothing was left to post."
             }
@@ -434,6 +438,11 @@ async fn post_reply(
         return record_posted(ctx, row, message_id, (user, thread), posted, target).await;
     }
     // Checked after the sender, so that only the address's owner hears it was revoked.
+    // A suspended owner is told so: every address of theirs is revoked while it lasts, but
+    // "reply to a newer notification" would send them after one that cannot work either.
+    if target.suspended {
+        return refuse(Refusal::Suspended).await;
+    }
     // Revoked when the owner revoked their addresses after this one was made (decision 68).
     if target.revoked_at.is_some_and(|at| at >= made) {
         return refuse(Refusal::Revoked).await;
@@ -639,6 +648,7 @@ fn refusal_of(reason: &str) -> Option<Refusal> {
         Refusal::RateLimited,
         Refusal::ThreadGone,
         Refusal::Blocked,
+        Refusal::Suspended,
     ]
     .into_iter()
     .find(|r| r.as_str() == reason)
@@ -673,6 +683,7 @@ mod tests {
             Refusal::RateLimited,
             Refusal::ThreadGone,
             Refusal::Blocked,
+            Refusal::Suspended,
         ] {
             assert!(refusal.explanation().is_some());
             assert_eq!(refusal_of(refusal.as_str()), Some(refusal));
