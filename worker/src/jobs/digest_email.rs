@@ -48,8 +48,13 @@ pub async fn run(ctx: &Ctx, job: &Running) -> JobResult {
             // The receiving server says the address does not work: no email to it until its
             // owner verifies it again, as for a per-message email (decision 18); a digest
             // refused so was tried again every day.
+            // Written after the mail server answered: waits out a lock rather than give up, as
+            // the per-message email's writes do (decision 82).
             if refusal == Refusal::BadAddress
-                && deliveries::mark_bounced(&ctx.db, payload.recipient_id, &reader.email).await?
+                && super::settled(|| {
+                    deliveries::mark_bounced(&ctx.db, payload.recipient_id, &reader.email)
+                })
+                .await?
             {
                 tracing::info!(user.id = %payload.recipient_id, "address hard-bounced (digest); no email until verified again");
             }
